@@ -1,0 +1,125 @@
+//! CPU budget of one collection tick against the floor of reading the same files.
+//!
+//! `floor_ns_per_tick`: pread of the same files into the same buffer and nothing else.
+//! `tick_ns`: the full collection (read + parse + samples into the ring).
+//! `ratio` = tick / floor; `allocs_per_tick` from a counting allocator.
+//! Rounds alternate floor and tick so that machine noise hits both; medians are printed.
+//! `BENCH_PROCFS` / `BENCH_SYSFS` point it at a capture instead of the live system.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use belabox_metrics::alloc_count::{CountingAlloc, count_allocs};
+use belabox_metrics::collect::{Collectors, READ_BUF_SIZE, SourceFile};
+use belabox_metrics::config::Config;
+use belabox_metrics::ring::SampleRing;
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+const ROUNDS: usize = 31;
+const TICKS_PER_ROUND: u32 = 200;
+
+fn main() {
+    let mut config = Config::default();
+    if let Some(p) = std::env::var_os("BENCH_PROCFS") {
+        config.paths.procfs = PathBuf::from(p);
+    }
+    if let Some(p) = std::env::var_os("BENCH_SYSFS") {
+        config.paths.sysfs = PathBuf::from(p);
+    }
+    let mut files: Vec<SourceFile> = ["stat", "meminfo", "diskstats", "net/dev", "loadavg", "uptime"]
+        .iter()
+        .map(|f| SourceFile::open(&config.paths.procfs.join(f)).expect("open /proc file"))
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(config.paths.sysfs.join("class/thermal")) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with("thermal_zone") {
+                if let Ok(f) = SourceFile::open(&e.path().join("temp")) {
+                    files.push(f);
+                }
+            }
+        }
+    }
+    let mut buf = vec![0u8; READ_BUF_SIZE];
+    let mut collectors = Collectors::open(&config).expect("collectors open");
+    let mut ring = SampleRing::<4096>::boxed();
+    let mut ts = 1_700_000_000_000i64;
+    for _ in 0..10 {
+        ts += 1000;
+        collectors.collect_all(ts, &mut *ring);
+        ring.consume(ring.len());
+    }
+
+    let mut floor = Vec::with_capacity(ROUNDS);
+    let mut tick = Vec::with_capacity(ROUNDS);
+    let mut allocs = 0u64;
+    let mut samples = 0u64;
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        let mut bytes = 0usize;
+        for _ in 0..TICKS_PER_ROUND {
+            for f in &files {
+                bytes += f.read(&mut buf).map(<[u8]>::len).unwrap_or(0);
+            }
+        }
+        std::hint::black_box(bytes);
+        floor.push(t.elapsed().as_nanos() as f64 / f64::from(TICKS_PER_ROUND));
+
+        let t = Instant::now();
+        let (n, a) = count_allocs(|| {
+            let mut n = 0u64;
+            for _ in 0..TICKS_PER_ROUND {
+                ts += 1000;
+                n += u64::from(collectors.collect_all(ts, &mut *ring));
+                ring.consume(ring.len());
+            }
+            n
+        });
+        tick.push(t.elapsed().as_nanos() as f64 / f64::from(TICKS_PER_ROUND));
+        allocs += a;
+        samples += n;
+    }
+    parse_costs(&config);
+    let floor = median(&mut floor);
+    let tick = median(&mut tick);
+    let ticks = (ROUNDS as u64) * u64::from(TICKS_PER_ROUND);
+    println!("procfs {}", config.paths.procfs.display());
+    println!("files_per_tick {}", files.len());
+    println!("samples_per_tick {:.1}", samples as f64 / ticks as f64);
+    println!("floor_ns_per_tick {floor:.0}");
+    println!("tick_ns {tick:.0}");
+    println!("ratio {:.3}", tick / floor);
+    println!("allocs_per_tick {:.3}", allocs as f64 / ticks as f64);
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Parse-only cost of each file (already in memory), to show where a tick's CPU goes.
+fn parse_costs(config: &Config) {
+    use belabox_proc::{diskstats, loadavg, meminfo, netdev, stat, uptime};
+    const N: u32 = 20_000;
+    let read = |f: &str| std::fs::read(config.paths.procfs.join(f)).unwrap_or_default();
+    let cases: [(&str, Vec<u8>, fn(&[u8]) -> usize); 6] = [
+        ("stat", read("stat"), |b| stat::cpu_lines(b).filter(|l| l.is_ok()).count()),
+        ("meminfo", read("meminfo"), |b| usize::from(meminfo::parse(b).is_ok())),
+        ("diskstats", read("diskstats"), |b| diskstats::lines(b).filter(|l| l.is_ok()).count()),
+        ("net_dev", read("net/dev"), |b| netdev::interfaces(b).filter(|l| l.is_ok()).count()),
+        ("loadavg", read("loadavg"), |b| usize::from(loadavg::parse(b).is_ok())),
+        ("uptime", read("uptime"), |b| usize::from(uptime::parse(b).is_ok())),
+    ];
+    for (name, data, parse) in cases {
+        let t = Instant::now();
+        let mut n = 0usize;
+        for _ in 0..N {
+            n += parse(std::hint::black_box(&data));
+        }
+        std::hint::black_box(n);
+        println!("parse_ns_{name} {:.0}", t.elapsed().as_nanos() as f64 / f64::from(N));
+    }
+}

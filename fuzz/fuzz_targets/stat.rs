@@ -1,0 +1,34 @@
+#![no_main]
+
+mod common;
+
+use std::hint::black_box;
+
+use belabox_proc::stat::{self, CpuId, CpuLine, CpuTimes};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    common::drain(stat::cpu_lines(data), data, |CpuLine { cpu, times }| {
+        let core = match cpu {
+            CpuId::All => None,
+            CpuId::Core(n) => Some(n),
+        };
+        let CpuTimes {
+            user,
+            nice,
+            system,
+            idle,
+            iowait,
+            irq,
+            softirq,
+            steal,
+            guest,
+            guest_nice,
+        } = times;
+        assert!(times.busy() <= times.total());
+        assert!(times.idle_all() >= idle.max(iowait));
+        black_box((
+            core, user, nice, system, idle, iowait, irq, softirq, steal, guest, guest_nice,
+        ));
+    });
+});

@@ -1,0 +1,161 @@
+//! Command-line parsing (hand-rolled: the agent has few flags and no room for a parser crate).
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub const USAGE: &str = "\
+belabox-metrics — system metrics agent for low-RAM boards
+
+Usage:
+  belabox-metrics run          [--config FILE] [--procfs DIR] [--sysfs DIR]
+  belabox-metrics once         [--config FILE] [--procfs DIR] [--sysfs DIR] [--delay MS]
+  belabox-metrics check-config [--config FILE]
+  belabox-metrics --version
+  belabox-metrics <command> --help
+
+Commands:
+  run           collect → store (→ upload when [remote] is configured) until SIGTERM/SIGINT
+  once          read twice --delay ms apart (default 1000) and print the VictoriaMetrics JSONL
+                lines of the second read to stdout
+  check-config  validate the configuration and print the effective values
+
+Options:
+  --config FILE  TOML configuration (default: built-in defaults)
+  --procfs DIR   procfs root (default /proc, or paths.procfs)
+  --sysfs DIR    sysfs root (default /sys, or paths.sysfs)
+";
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Common {
+    pub config: Option<PathBuf>,
+    pub procfs: Option<PathBuf>,
+    pub sysfs: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Run(Common),
+    Once { common: Common, delay_ms: u64 },
+    CheckConfig(Common),
+    Help(&'static str),
+    Version,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}\n\nRun `belabox-metrics --help` for usage.", self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn help_for(cmd: &str) -> &'static str {
+    match cmd {
+        "run" => "Usage: belabox-metrics run [--config FILE] [--procfs DIR] [--sysfs DIR]\n\nCollect into the local store (and upload when [remote] is configured) until SIGTERM or SIGINT, then flush and exit 0.\n",
+        "once" => "Usage: belabox-metrics once [--config FILE] [--procfs DIR] [--sysfs DIR] [--delay MS]\n\nRead every source twice, MS milliseconds apart (default 1000), and print to stdout the VictoriaMetrics JSONL lines of the second read, one line per series.\n",
+        "check-config" => "Usage: belabox-metrics check-config [--config FILE]\n\nValidate the configuration (exit 2 on error, naming the key) and print the effective configuration.\n",
+        _ => USAGE,
+    }
+}
+
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageError> {
+    let mut args = args.into_iter().skip(1);
+    let Some(cmd) = args.next() else {
+        return Ok(Command::Help(USAGE));
+    };
+    let cmd = cmd
+        .into_string()
+        .map_err(|c| UsageError(format!("unknown command {c:?}")))?;
+    match cmd.as_str() {
+        "--version" | "-V" | "version" => return Ok(Command::Version),
+        "--help" | "-h" | "help" => return Ok(Command::Help(USAGE)),
+        "run" | "once" | "check-config" => {}
+        other => return Err(UsageError(format!("unknown command `{other}`"))),
+    }
+    let mut common = Common::default();
+    let mut delay_ms = 1000u64;
+    while let Some(flag) = args.next() {
+        let flag = flag
+            .into_string()
+            .map_err(|f| UsageError(format!("unknown option {f:?}")))?;
+        if flag == "--help" || flag == "-h" {
+            return Ok(Command::Help(help_for(&cmd)));
+        }
+        // Both `--flag value` and `--flag=value`.
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n.to_string(), Some(OsString::from(v))),
+            None => (flag.clone(), None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| UsageError(format!("{name} needs a value")))
+        };
+        match (cmd.as_str(), name.as_str()) {
+            (_, "--config") => common.config = Some(PathBuf::from(value()?)),
+            ("run" | "once", "--procfs") => common.procfs = Some(PathBuf::from(value()?)),
+            ("run" | "once", "--sysfs") => common.sysfs = Some(PathBuf::from(value()?)),
+            ("once", "--delay") => {
+                let v = value()?;
+                delay_ms = v
+                    .to_str()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .filter(|&ms| ms <= 3_600_000)
+                    .ok_or_else(|| {
+                        UsageError(format!(
+                            "--delay: expected milliseconds (0 to 3600000), got {v:?}"
+                        ))
+                    })?;
+            }
+            _ => return Err(UsageError(format!("`{cmd}` has no option `{name}`"))),
+        }
+    }
+    Ok(match cmd.as_str() {
+        "run" => Command::Run(common),
+        "once" => Command::Once { common, delay_ms },
+        _ => Command::CheckConfig(common),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Command, UsageError> {
+        parse(std::iter::once("belabox-metrics").chain(args.iter().copied()).map(OsString::from))
+    }
+
+    #[test]
+    fn parses_commands_and_flags() {
+        assert_eq!(p(&["--version"]), Ok(Command::Version));
+        assert_eq!(p(&[]), Ok(Command::Help(USAGE)));
+        assert_eq!(
+            p(&["once", "--procfs", "/x/proc", "--sysfs=/x/sys", "--delay", "5"]),
+            Ok(Command::Once {
+                common: Common {
+                    config: None,
+                    procfs: Some("/x/proc".into()),
+                    sysfs: Some("/x/sys".into())
+                },
+                delay_ms: 5
+            })
+        );
+        assert!(matches!(p(&["run", "--help"]), Ok(Command::Help(h)) if h.contains("SIGTERM")));
+    }
+
+    #[test]
+    fn rejects_bad_input_clearly() {
+        assert!(p(&["frobnicate"]).unwrap_err().0.contains("frobnicate"));
+        assert!(p(&["once", "--delay", "soon"]).unwrap_err().0.contains("--delay"));
+        assert!(p(&["once", "--delay"]).unwrap_err().0.contains("needs a value"));
+        assert!(p(&["check-config", "--procfs", "/p"]).unwrap_err().0.contains("--procfs"));
+        assert!(p(&["once", "--bogus"]).unwrap_err().0.contains("--bogus"));
+    }
+}

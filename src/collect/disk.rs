@@ -1,0 +1,59 @@
+//! disk_* counters per whole device from /proc/diskstats.
+
+use belabox_proc::diskstats;
+
+use super::filter::NameFilter;
+use super::{CollectError, Outcome, Source, labelled};
+use crate::ring::SampleSink;
+use crate::sample::{LabelKey, Metric};
+
+/// The kernel counts diskstats sectors in 512-byte units whatever the device's block size.
+const SECTOR_BYTES: u64 = 512;
+
+#[derive(Debug)]
+pub struct DiskCollector {
+    source: Source,
+    filter: NameFilter,
+}
+
+impl DiskCollector {
+    pub fn new(source: Source, filter: NameFilter) -> DiskCollector {
+        DiskCollector { source, filter }
+    }
+
+    pub fn collect(
+        &mut self,
+        ts_ms: i64,
+        buf: &mut [u8],
+        out: &mut dyn SampleSink,
+    ) -> Result<Outcome, CollectError> {
+        let data = self.source.read(buf)?;
+        let mut outcome = Outcome::default();
+        // Counters of devices the filter rejects are not parsed (nor validated).
+        for line in diskstats::lines_where(data, |name| self.filter.allows(name)) {
+            let d = match line {
+                Ok(d) => d,
+                Err(e) => {
+                    outcome.skip(self.source.parse_error(e));
+                    continue;
+                }
+            };
+            let values = [
+                (Metric::DiskReadOpsTotal, d.reads_completed as f64),
+                (Metric::DiskWriteOpsTotal, d.writes_completed as f64),
+                (Metric::DiskReadBytesTotal, bytes(d.sectors_read)),
+                (Metric::DiskWriteBytesTotal, bytes(d.sectors_written)),
+                (Metric::DiskReadTimeSecondsTotal, d.read_time_ms as f64 / 1000.0),
+                (Metric::DiskWriteTimeSecondsTotal, d.write_time_ms as f64 / 1000.0),
+                (Metric::DiskIoTimeWeightedSecondsTotal, d.weighted_io_time_ms as f64 / 1000.0),
+            ];
+            labelled(&mut outcome, out, ts_ms, LabelKey::Device, d.name, &values);
+        }
+        Ok(outcome)
+    }
+}
+
+/// Bytes as f64: exact up to 2^53 bytes (8 PiB), beyond that rounded, never wrapped.
+fn bytes(sectors: u64) -> f64 {
+    sectors as f64 * SECTOR_BYTES as f64
+}

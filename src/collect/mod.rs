@@ -1,0 +1,393 @@
+//! Collectors: read /proc and /sys through kept-open files and push samples into a sink.
+//!
+//! Invariant: after the first tick (warm-up), a tick performs no heap allocation — files stay open,
+//! one scratch buffer is reused for every file, samples are fixed-size, and errors carry `Arc<Path>`.
+//! A failing collector fails alone: it is counted and logged on the ok→failed transition, and the
+//! others go on.
+
+pub mod cpu;
+pub mod disk;
+pub mod filter;
+pub mod load;
+pub mod memory;
+pub mod network;
+pub mod source;
+pub mod thermal;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use belabox_proc::ParseError;
+
+use crate::config::{CollectorKind, Config};
+use crate::ring::SampleSink;
+use crate::sample::{Label, LabelKey, LabelValue, Metric, Sample};
+pub use source::{READ_BUF_SIZE, SourceError, SourceFile};
+
+/// A file opened on first use and re-opened after a read error (a zone or device that came back).
+#[derive(Debug)]
+pub struct Source {
+    path: Arc<Path>,
+    file: Option<SourceFile>,
+}
+
+impl Source {
+    pub fn new(path: PathBuf) -> Source {
+        Source {
+            path: Arc::from(path),
+            file: None,
+        }
+    }
+
+    /// Opens now, so that a bad path is reported at start.
+    pub fn open(path: PathBuf) -> Result<Source, SourceError> {
+        let file = SourceFile::open(&path)?;
+        Ok(Source {
+            path: file.path().clone(),
+            file: Some(file),
+        })
+    }
+
+    pub fn read<'b>(&mut self, buf: &'b mut [u8]) -> Result<&'b [u8], CollectError> {
+        if self.file.is_none() {
+            self.file = Some(SourceFile::open(&self.path)?);
+        }
+        let Some(file) = self.file.as_ref() else {
+            return Err(CollectError::Missing {
+                path: self.path.clone(),
+                what: "file",
+            });
+        };
+        match file.read(buf) {
+            Ok(data) => Ok(data),
+            Err(e) => {
+                self.file = None;
+                Err(e.into())
+            }
+        }
+    }
+
+    pub fn parse_error(&self, error: ParseError) -> CollectError {
+        CollectError::Parse {
+            path: self.path.clone(),
+            error,
+        }
+    }
+
+    pub fn missing(&self, what: &'static str) -> CollectError {
+        CollectError::Missing {
+            path: self.path.clone(),
+            what,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum CollectError {
+    Source(Arc<SourceError>),
+    Parse { path: Arc<Path>, error: ParseError },
+    Missing { path: Arc<Path>, what: &'static str },
+    AllFailed { what: &'static str },
+}
+
+impl From<SourceError> for CollectError {
+    fn from(e: SourceError) -> Self {
+        CollectError::Source(Arc::new(e))
+    }
+}
+
+impl fmt::Display for CollectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CollectError::Source(e) => e.fmt(f),
+            CollectError::Parse { path, error } => write!(f, "{}: {error}", path.display()),
+            CollectError::Missing { path, what } => write!(f, "{}: no {what}", path.display()),
+            CollectError::AllFailed { what } => write!(f, "every one of the {what} failed"),
+        }
+    }
+}
+
+impl std::error::Error for CollectError {}
+
+impl CollectError {
+    /// A short machine-readable class for logs and health.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CollectError::Source(e) => match **e {
+                SourceError::Open { .. } => "open",
+                SourceError::Read { .. } => "read",
+                SourceError::TooLarge { .. } => "too_large",
+            },
+            CollectError::Parse { .. } => "parse",
+            CollectError::Missing { .. } => "missing",
+            CollectError::AllFailed { .. } => "all_failed",
+        }
+    }
+}
+
+/// What one collector did in one tick.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub emitted: u32,
+    /// Lines, zones or values skipped (malformed, unreadable, label too long).
+    pub skipped: u32,
+    pub last_skip: Option<CollectError>,
+}
+
+impl Outcome {
+    pub fn skip(&mut self, e: CollectError) {
+        self.skipped += 1;
+        self.last_skip = Some(e);
+    }
+}
+
+/// Pushes one sample per (metric, value) with a single label; a label value that does not fit is a
+/// counted skip of the whole device.
+fn labelled(
+    outcome: &mut Outcome,
+    out: &mut dyn SampleSink,
+    ts_ms: i64,
+    key: LabelKey,
+    value: &str,
+    values: &[(Metric, f64)],
+) {
+    let mut label = LabelValue::new();
+    if label.push_str(value).is_err() {
+        outcome.skipped += 1;
+        return;
+    }
+    for &(metric, v) in values {
+        let mut s = Sample::new(metric, ts_ms, v);
+        let _ = s.labels.push(Label {
+            key,
+            value: label.clone(),
+        });
+        out.push(s);
+        outcome.emitted += 1;
+    }
+}
+
+/// The collector that produces `metric` (for per-collector accounting of stored samples).
+pub fn collector_of(metric: Metric) -> CollectorKind {
+    use Metric::*;
+    match metric {
+        CpuUsagePercent => CollectorKind::Cpu,
+        MemoryTotalBytes | MemoryAvailableBytes | MemoryUsedBytes | MemorySwapTotalBytes
+        | MemorySwapUsedBytes => CollectorKind::Memory,
+        DiskReadOpsTotal | DiskWriteOpsTotal | DiskReadBytesTotal | DiskWriteBytesTotal
+        | DiskReadTimeSecondsTotal | DiskWriteTimeSecondsTotal | DiskIoTimeWeightedSecondsTotal => {
+            CollectorKind::Disk
+        }
+        NetworkReceiveBytesTotal | NetworkTransmitBytesTotal | NetworkReceivePacketsTotal
+        | NetworkTransmitPacketsTotal | NetworkReceiveErrorsTotal | NetworkTransmitErrorsTotal
+        | NetworkReceiveDropsTotal | NetworkTransmitDropsTotal | NetworkInterfacesDroppedTotal => {
+            CollectorKind::Network
+        }
+        ThermalTemperatureCelsius => CollectorKind::Thermal,
+        SystemLoad1 | SystemLoad5 | SystemLoad15 => CollectorKind::Load,
+        SystemUptimeSeconds => CollectorKind::Uptime,
+    }
+}
+
+/// Per-collector counters, shared with health and self-metrics (atomics: read from other tasks).
+#[derive(Debug, Default)]
+pub struct CollectorStats {
+    /// Samples produced by collections (in the ring, not yet durable).
+    pub samples_total: AtomicU64,
+    /// Samples of this collector committed to the store: a collection counts only once stored.
+    pub stored_total: AtomicU64,
+    pub collections_total: AtomicU64,
+    pub failures_total: AtomicU64,
+    pub skipped_total: AtomicU64,
+    pub failing: AtomicBool,
+}
+
+#[derive(Debug)]
+enum AnyCollector {
+    Cpu(cpu::CpuCollector),
+    Memory(memory::MemoryCollector),
+    Disk(disk::DiskCollector),
+    Network(network::NetworkCollector),
+    Thermal(thermal::ThermalCollector),
+    Load(load::LoadCollector),
+    Uptime(load::UptimeCollector),
+}
+
+impl AnyCollector {
+    fn collect(
+        &mut self,
+        ts_ms: i64,
+        buf: &mut [u8],
+        out: &mut dyn SampleSink,
+    ) -> Result<Outcome, CollectError> {
+        match self {
+            AnyCollector::Cpu(c) => c.collect(ts_ms, buf, out),
+            AnyCollector::Memory(c) => c.collect(ts_ms, buf, out),
+            AnyCollector::Disk(c) => c.collect(ts_ms, buf, out),
+            AnyCollector::Network(c) => c.collect(ts_ms, buf, out),
+            AnyCollector::Thermal(c) => c.collect(ts_ms, buf, out),
+            AnyCollector::Load(c) => c.collect(ts_ms, buf, out),
+            AnyCollector::Uptime(c) => c.collect(ts_ms, buf, out),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    kind: CollectorKind,
+    interval_ms: i64,
+    next_due_ms: i64,
+    collector: AnyCollector,
+    stats: Arc<CollectorStats>,
+}
+
+/// Every collector, with its schedule and scratch buffer.
+#[derive(Debug)]
+pub struct Collectors {
+    entries: Vec<Entry>,
+    buf: Box<[u8]>,
+}
+
+/// A collector that could not start (bad procfs path, invalid filter).
+#[derive(Debug)]
+pub struct SetupError {
+    pub collector: &'static str,
+    pub message: String,
+}
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "collector {}: {}", self.collector, self.message)
+    }
+}
+
+impl std::error::Error for SetupError {}
+
+impl Collectors {
+    /// Opens every source under `config.paths`. A missing /proc file is a setup error (the procfs
+    /// root is wrong); missing thermal zones are not.
+    pub fn open(config: &Config) -> Result<Collectors, SetupError> {
+        let procfs = &config.paths.procfs;
+        let open = |kind: CollectorKind, rel: &str| {
+            Source::open(procfs.join(rel)).map_err(|e| SetupError {
+                collector: kind.name(),
+                message: e.to_string(),
+            })
+        };
+        let filter = |kind: CollectorKind, inc: &[String], exc: &[String]| {
+            filter::NameFilter::new(inc, exc).map_err(|e| SetupError {
+                collector: kind.name(),
+                message: e.to_string(),
+            })
+        };
+        let mut entries = Vec::new();
+        for kind in CollectorKind::ALL {
+            let collector = match kind {
+                CollectorKind::Cpu => AnyCollector::Cpu(cpu::CpuCollector::new(open(kind, "stat")?)),
+                CollectorKind::Memory => {
+                    AnyCollector::Memory(memory::MemoryCollector::new(open(kind, "meminfo")?))
+                }
+                CollectorKind::Disk => AnyCollector::Disk(disk::DiskCollector::new(
+                    open(kind, "diskstats")?,
+                    filter(kind, std::slice::from_ref(&config.disk.allowed_devices), &[])?,
+                )),
+                CollectorKind::Network => AnyCollector::Network(network::NetworkCollector::new(
+                    open(kind, "net/dev")?,
+                    filter(kind, &config.network.include, &config.network.exclude)?,
+                    config.network.max_interfaces,
+                )),
+                CollectorKind::Thermal => {
+                    AnyCollector::Thermal(thermal::ThermalCollector::discover(&config.paths.sysfs))
+                }
+                CollectorKind::Load => AnyCollector::Load(load::LoadCollector::new(open(kind, "loadavg")?)),
+                CollectorKind::Uptime => {
+                    AnyCollector::Uptime(load::UptimeCollector::new(open(kind, "uptime")?))
+                }
+            };
+            let interval_ms = i64::try_from(config.collect.interval_for(kind).as_millis())
+                .unwrap_or(i64::MAX)
+                .max(1);
+            entries.push(Entry {
+                kind,
+                interval_ms,
+                next_due_ms: i64::MIN,
+                collector,
+                stats: Arc::new(CollectorStats::default()),
+            });
+        }
+        Ok(Collectors {
+            entries,
+            buf: vec![0u8; READ_BUF_SIZE].into_boxed_slice(),
+        })
+    }
+
+    pub fn stats(&self) -> impl Iterator<Item = (CollectorKind, &Arc<CollectorStats>)> {
+        self.entries.iter().map(|e| (e.kind, &e.stats))
+    }
+
+    /// Runs every collector whose time has come; returns the samples pushed.
+    ///
+    /// Scheduling uses `mono_ms` (a monotonic clock: boards without an RTC jump by decades when NTP
+    /// syncs); samples are stamped with the wall-clock `ts_ms`. A collector that fell behind (a
+    /// stalled board) is rescheduled from now rather than run in a burst.
+    pub fn tick(&mut self, mono_ms: i64, ts_ms: i64, out: &mut dyn SampleSink) -> u32 {
+        self.run(Some(mono_ms), ts_ms, out)
+    }
+
+    /// Runs every collector regardless of schedule (`once`, benches).
+    pub fn collect_all(&mut self, ts_ms: i64, out: &mut dyn SampleSink) -> u32 {
+        self.run(None, ts_ms, out)
+    }
+
+    /// Milliseconds (monotonic) until the next collector is due; 0 if one is due now.
+    pub fn next_due_in(&self, mono_ms: i64) -> i64 {
+        self.entries
+            .iter()
+            .map(|e| e.next_due_ms.saturating_sub(mono_ms).max(0))
+            .min()
+            .unwrap_or(1000)
+    }
+
+    fn run(&mut self, mono_ms: Option<i64>, ts_ms: i64, out: &mut dyn SampleSink) -> u32 {
+        let mut pushed = 0;
+        for e in self.entries.iter_mut() {
+            if let Some(now) = mono_ms {
+                if e.next_due_ms > now {
+                    continue;
+                }
+                let next = e.next_due_ms.saturating_add(e.interval_ms);
+                e.next_due_ms = if e.next_due_ms == i64::MIN || next <= now {
+                    now.saturating_add(e.interval_ms)
+                } else {
+                    next
+                };
+            }
+            e.stats.collections_total.fetch_add(1, Ordering::Relaxed);
+            match e.collector.collect(ts_ms, &mut self.buf, out) {
+                Ok(o) => {
+                    pushed += o.emitted;
+                    e.stats.samples_total.fetch_add(u64::from(o.emitted), Ordering::Relaxed);
+                    if o.skipped > 0 {
+                        e.stats.skipped_total.fetch_add(u64::from(o.skipped), Ordering::Relaxed);
+                    }
+                    if e.stats.failing.swap(false, Ordering::Relaxed) {
+                        log::info!("collector {} recovered", e.kind.name());
+                    }
+                }
+                Err(err) => {
+                    e.stats.failures_total.fetch_add(1, Ordering::Relaxed);
+                    if !e.stats.failing.swap(true, Ordering::Relaxed) {
+                        log::warn!(
+                            "collector {} failed ({}): {err}",
+                            e.kind.name(),
+                            err.kind()
+                        );
+                    }
+                }
+            }
+        }
+        pushed
+    }
+}

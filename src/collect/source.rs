@@ -1,0 +1,138 @@
+//! Kept-open /proc and /sys files, re-read with pread at offset 0 every tick.
+//!
+//! Opening happens once (it allocates the path); reading never allocates. A file larger than the
+//! caller's buffer is an error (`TooLarge`), never a silent partial read.
+
+use std::fmt;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+
+/// Scratch buffer size shared by all files of a tick. /proc/stat on a 64-core board with its long
+/// `intr` line is ≈ 20 KiB; diskstats and net/dev with a few hundred devices stay under 64 KiB.
+pub const READ_BUF_SIZE: usize = 128 * 1024;
+
+#[derive(Debug)]
+pub struct SourceFile {
+    fd: OwnedFd,
+    path: Arc<Path>,
+}
+
+#[derive(Debug)]
+pub enum SourceError {
+    Open { path: Arc<Path>, errno: Errno },
+    Read { path: Arc<Path>, errno: Errno },
+    /// The file did not fit into the buffer of `capacity` bytes.
+    TooLarge { path: Arc<Path>, capacity: usize },
+}
+
+impl fmt::Display for SourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceError::Open { path, errno } => write!(f, "open {}: {errno}", path.display()),
+            SourceError::Read { path, errno } => write!(f, "read {}: {errno}", path.display()),
+            SourceError::TooLarge { path, capacity } => {
+                write!(f, "{} is larger than the {capacity}-byte read buffer", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for SourceError {}
+
+impl SourceFile {
+    pub fn open(path: &Path) -> Result<SourceFile, SourceError> {
+        let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).map_err(
+            |errno| SourceError::Open {
+                path: Arc::from(path),
+                errno,
+            },
+        )?;
+        Ok(SourceFile {
+            fd,
+            path: Arc::from(path),
+        })
+    }
+
+    pub fn path(&self) -> &Arc<Path> {
+        &self.path
+    }
+
+    /// Reads the whole file into `buf` and returns the filled part.
+    ///
+    /// seq_file-backed /proc files return about one page per read, so this loops with pread at the
+    /// running offset until EOF. A file that does not fit is `TooLarge`.
+    pub fn read<'b>(&self, buf: &'b mut [u8]) -> Result<&'b [u8], SourceError> {
+        let mut len = 0usize;
+        while let Some(rest) = buf.get_mut(len..) {
+            if rest.is_empty() {
+                // Full: a one-byte probe tells "ends exactly here" from "did not fit".
+                let mut probe = [0u8; 1];
+                return match rustix::io::pread(&self.fd, &mut probe[..], len as u64) {
+                    Ok(0) => break,
+                    Ok(_) => Err(SourceError::TooLarge {
+                        path: self.path.clone(),
+                        capacity: buf.len(),
+                    }),
+                    Err(errno) => Err(SourceError::Read {
+                        path: self.path.clone(),
+                        errno,
+                    }),
+                };
+            }
+            match rustix::io::pread(&self.fd, rest, len as u64) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(Errno::INTR) => continue,
+                Err(errno) => {
+                    return Err(SourceError::Read {
+                        path: self.path.clone(),
+                        errno,
+                    });
+                }
+            }
+        }
+        Ok(buf.get(..len).unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_whole_file_and_rereads_from_start() {
+        let dir = std::env::temp_dir().join(format!("bbm-source-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("f");
+        std::fs::write(&p, b"hello world\n").unwrap();
+        let f = SourceFile::open(&p).unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(f.read(&mut buf).unwrap(), b"hello world\n");
+        // In-place rewrite: the kept-open fd sees the new content.
+        std::fs::write(&p, b"bye\n").unwrap();
+        assert_eq!(f.read(&mut buf).unwrap(), b"bye\n");
+        let mut exact = [0u8; 4];
+        assert_eq!(f.read(&mut exact).unwrap(), b"bye\n");
+        let mut small = [0u8; 3];
+        assert!(matches!(f.read(&mut small), Err(SourceError::TooLarge { capacity: 3, .. })));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn live_proc_stat_fits() {
+        let f = SourceFile::open(Path::new("/proc/stat")).unwrap();
+        let mut buf = vec![0u8; READ_BUF_SIZE];
+        let data = f.read(&mut buf).unwrap();
+        assert!(data.starts_with(b"cpu "));
+    }
+
+    #[test]
+    fn missing_file_names_path() {
+        let e = SourceFile::open(Path::new("/nonexistent/bbm")).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/bbm"), "{e}");
+    }
+}

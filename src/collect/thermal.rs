@@ -1,0 +1,121 @@
+//! thermal_temperature_celsius{zone=<type>, sensor="thermal_zoneN"} from /sys/class/thermal.
+//!
+//! Zones are discovered once at start (their `type` does not change); each tick re-reads every
+//! zone's `temp`. A zone that cannot be read or parsed is skipped and counted; the others are still
+//! reported. No zones at all (x86 VMs, containers) is not a failure.
+
+use std::path::Path;
+
+use belabox_proc::thermal;
+
+use super::{CollectError, Outcome, Source};
+use crate::ring::SampleSink;
+use crate::sample::{Label, LabelKey, LabelValue, Metric, Sample};
+
+/// More zones than this are ignored (a counted skip at discovery). RK3588 has 7, Jetsons 6–10.
+pub const MAX_ZONES: usize = 64;
+
+#[derive(Debug)]
+struct Zone {
+    sensor: LabelValue,
+    zone_type: LabelValue,
+    temp: Source,
+}
+
+#[derive(Debug)]
+pub struct ThermalCollector {
+    zones: heapless::Vec<Zone, MAX_ZONES>,
+    /// Zones found but not tracked (too many, unreadable or oversized type).
+    ignored: u32,
+}
+
+impl ThermalCollector {
+    /// Scans `<sysfs>/class/thermal/thermal_zone*`, in numeric order.
+    pub fn discover(sysfs: &Path) -> ThermalCollector {
+        let dir = sysfs.join("class/thermal");
+        let mut found: Vec<(u32, String)> = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if let Some(n) = name.strip_prefix("thermal_zone").and_then(|n| n.parse::<u32>().ok()) {
+                    found.push((n, name.to_string()));
+                }
+            }
+        }
+        found.sort_unstable();
+        let mut c = ThermalCollector {
+            zones: heapless::Vec::new(),
+            ignored: 0,
+        };
+        for (_, name) in found {
+            let zdir = dir.join(&name);
+            let type_bytes = std::fs::read(zdir.join("type")).unwrap_or_default();
+            let zone_type = thermal::parse_type(&type_bytes).unwrap_or("unknown");
+            let (Some(sensor), Some(zone_type)) = (label(&name), label(zone_type)) else {
+                c.ignored += 1;
+                continue;
+            };
+            let zone = Zone {
+                sensor,
+                zone_type,
+                temp: Source::new(zdir.join("temp")),
+            };
+            if c.zones.push(zone).is_err() {
+                c.ignored += 1;
+            }
+        }
+        c
+    }
+
+    pub fn zone_count(&self) -> usize {
+        self.zones.len()
+    }
+
+    pub fn collect(
+        &mut self,
+        ts_ms: i64,
+        buf: &mut [u8],
+        out: &mut dyn SampleSink,
+    ) -> Result<Outcome, CollectError> {
+        let mut outcome = Outcome {
+            emitted: 0,
+            skipped: self.ignored,
+            last_skip: None,
+        };
+        for z in self.zones.iter_mut() {
+            let milli = match z.temp.read(buf) {
+                Ok(data) => thermal::parse_temp(data).map_err(|e| z.temp.parse_error(e)),
+                Err(e) => Err(e),
+            };
+            match milli {
+                Ok(m) => {
+                    let mut s = Sample::new(Metric::ThermalTemperatureCelsius, ts_ms, m as f64 / 1000.0);
+                    let _ = s.labels.push(Label {
+                        key: LabelKey::Zone,
+                        value: z.zone_type.clone(),
+                    });
+                    let _ = s.labels.push(Label {
+                        key: LabelKey::Sensor,
+                        value: z.sensor.clone(),
+                    });
+                    out.push(s);
+                    outcome.emitted += 1;
+                }
+                Err(e) => outcome.skip(e),
+            }
+        }
+        if !self.zones.is_empty() && outcome.emitted == 0 {
+            return Err(CollectError::AllFailed {
+                what: "thermal zones",
+            });
+        }
+        Ok(outcome)
+    }
+}
+
+fn label(s: &str) -> Option<LabelValue> {
+    let mut v = LabelValue::new();
+    v.push_str(s).ok()?;
+    Some(v)
+}

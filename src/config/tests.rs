@@ -1,0 +1,662 @@
+//! Tests of loading, validation messages and the `to_toml` round trip.
+
+use super::*;
+
+fn parse(text: &str) -> Config {
+    match Config::from_toml_str(text) {
+        Ok(c) => c,
+        Err(e) => panic!("config should parse: {e}\n---\n{text}"),
+    }
+}
+
+fn error(text: &str) -> String {
+    match Config::from_toml_str(text) {
+        Ok(c) => panic!("config should be rejected: {c:?}\n---\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+#[test]
+fn defaults() {
+    let c = Config::default();
+    assert!(!c.device.id.is_empty());
+    assert_eq!(c.device.id, hostname());
+    assert_eq!(c.collect.interval, secs(10));
+    assert_eq!(c.collect.intervals, CollectorIntervals::default());
+    assert_eq!(c.paths.procfs, Path::new("/proc"));
+    assert_eq!(c.paths.sysfs, Path::new("/sys"));
+    assert_eq!(c.network.include, Vec::<String>::new());
+    assert_eq!(c.network.exclude.len(), 1);
+    assert_eq!(c.network.max_interfaces, 32);
+    assert_eq!(
+        c.storage.path,
+        Path::new("/var/lib/belabox-metrics/metrics.redb")
+    );
+    assert_eq!(c.storage.flush_interval, secs(10));
+    assert_eq!(c.storage.durability, DurabilityMode::Immediate);
+    assert_eq!(c.storage.retention, secs(86_400));
+    assert_eq!(c.storage.max_size, 64 << 20);
+    assert_eq!(c.storage.compaction_interval, secs(3600));
+    assert_eq!(c.storage.compaction_threshold, 48 << 20);
+    assert_eq!(c.remote, None);
+    assert!(c.health.enabled);
+    assert_eq!(c.health.address.to_string(), "127.0.0.1:9100");
+    assert_eq!(c.monitoring.clock_skew_url, None);
+    assert_eq!(c.monitoring.clock_skew_interval, secs(300));
+    assert_eq!(c.monitoring.clock_skew_warn_ms, 2000);
+    assert_eq!(c.monitoring.self_metrics_interval, secs(60));
+    assert_eq!(c.logging.level, log::LevelFilter::Info);
+    assert_eq!(c.logging.format, LogFormat::Console);
+
+    let r = RemoteConfig::default();
+    assert_eq!(r.url, "http://127.0.0.1:8428/api/v1/import");
+    assert_eq!(r.token_file, None);
+    assert_eq!(r.upload_interval, secs(30));
+    assert_eq!((r.batch_size, r.chunk_size), (2500, 50));
+    assert_eq!(r.max_chunk_bytes, 256 * 1024);
+    assert_eq!(r.timeout, secs(30));
+    assert_eq!(r.max_sample_age, secs(30 * 86_400));
+    assert_eq!(
+        r.retry,
+        RetryConfig {
+            enabled: true,
+            max_attempts: 3,
+            initial_backoff: secs(1),
+            max_backoff: secs(30),
+            multiplier: 2.0,
+            jitter: 0.2,
+        }
+    );
+
+    // The default regexes compile and do what their comments say.
+    let disk = regex_lite::Regex::new(&c.disk.allowed_devices).unwrap();
+    for dev in ["sda", "nvme0n1", "mmcblk0", "vdb", "xvda"] {
+        assert!(disk.is_match(dev), "{dev}");
+    }
+    for dev in [
+        "sda1",
+        "nvme0n1p1",
+        "mmcblk0p2",
+        "mmcblk0boot0",
+        "loop0",
+        "zram0",
+        "dm-0",
+    ] {
+        assert!(!disk.is_match(dev), "{dev}");
+    }
+    let exclude = regex_lite::Regex::new(&c.network.exclude[0]).unwrap();
+    for nic in [
+        "lo", "docker0", "veth12ab", "br-3f2", "wlan0mon", "virbr0", "wwan0", "usb0",
+    ] {
+        assert!(exclude.is_match(nic), "{nic}");
+    }
+    for nic in ["eth0", "enP4p65s0", "wlan0", "end0", "rmnet_data0"] {
+        assert!(!exclude.is_match(nic), "{nic}");
+    }
+}
+
+#[test]
+fn empty_document_is_the_default() {
+    assert_eq!(parse(""), Config::default());
+    assert_eq!(
+        parse("[device]\nid = \"\"\n[collect.intervals]\n"),
+        Config::default()
+    );
+}
+
+#[test]
+fn shipped_config_is_the_default_except_storage_path() {
+    let shipped = parse(include_str!("../../configs/config.toml"));
+    let mut expected = Config::default();
+    expected.storage.path = PathBuf::from("./data/metrics.redb");
+    assert_eq!(shipped, expected);
+}
+
+#[test]
+fn shipped_config_remote_section_uncommented_is_the_remote_default() {
+    // The commented-out [remote] block must be valid and match the defaults when enabled.
+    let text = include_str!("../../configs/config.toml");
+    let mut in_remote = false;
+    let mut uncommented = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("# [remote") {
+            in_remote = true;
+        } else if trimmed.starts_with('[') {
+            in_remote = false;
+        }
+        if in_remote {
+            // Setting lines look like `# key = value`; prose comments look like `#   text`.
+            let setting = trimmed
+                .strip_prefix("# ")
+                .filter(|rest| rest.starts_with('[') || rest.contains(" = "));
+            if let Some(rest) = setting {
+                uncommented.push_str(rest);
+                uncommented.push('\n');
+                continue;
+            }
+        }
+        uncommented.push_str(line);
+        uncommented.push('\n');
+    }
+    let c = parse(&uncommented);
+    assert_eq!(c.remote, Some(RemoteConfig::default()));
+    assert_eq!(
+        c.monitoring.clock_skew_url.as_deref(),
+        Some("http://127.0.0.1:8428/health")
+    );
+}
+
+#[test]
+fn collector_keys_match_kinds() {
+    let names: Vec<&str> = CollectorKind::ALL.iter().map(|k| k.name()).collect();
+    assert_eq!(names, COLLECTOR_KEYS);
+}
+
+#[test]
+fn interval_for_uses_override_else_default() {
+    let c =
+        parse("[collect]\ninterval = \"5s\"\n[collect.intervals]\ncpu = \"1s\"\nuptime = \"1m\"\n");
+    assert_eq!(c.collect.interval_for(CollectorKind::Cpu), secs(1));
+    assert_eq!(c.collect.interval_for(CollectorKind::Uptime), secs(60));
+    assert_eq!(c.collect.interval_for(CollectorKind::Memory), secs(5));
+    assert_eq!(c.collect.interval_for(CollectorKind::Thermal), secs(5));
+}
+
+#[test]
+fn every_option_is_read() {
+    let c = parse(
+        r#"
+        [device]
+        id = "belabox-07"
+        [collect]
+        interval = "1s"
+        [collect.intervals]
+        cpu = "250ms"
+        memory = "2s"
+        disk = "3s"
+        network = "4s"
+        thermal = "5s"
+        load = "6s"
+        uptime = "7s"
+        [paths]
+        procfs = "/tmp/proc"
+        sysfs = "/tmp/sys"
+        [disk]
+        allowed_devices = '^sd[a-z]$'
+        [network]
+        include = ['^eth\d+$', '^wlan0$']
+        exclude = []
+        max_interfaces = 4096
+        [storage]
+        path = "/data/m.redb"
+        flush_interval = "2s"
+        durability = "eventual"
+        retention = "7d"
+        max_size = "1GiB"
+        compaction_interval = "30m"
+        compaction_threshold = 1048576
+        [remote]
+        url = "https://vm.example.com:8443/insert/0/prometheus/api/v1/import"
+        token_file = "/etc/belabox-metrics/token"
+        upload_interval = "1m"
+        batch_size = 100
+        chunk_size = 100
+        max_chunk_bytes = "1KiB"
+        timeout = "10s"
+        max_sample_age = "7d"
+        [remote.retry]
+        enabled = false
+        max_attempts = 1
+        initial_backoff = "500ms"
+        max_backoff = "500ms"
+        multiplier = 1
+        jitter = 0
+        [health]
+        enabled = false
+        address = "[::]:9200"
+        [monitoring]
+        clock_skew_interval = "1h"
+        clock_skew_warn_ms = 0
+        self_metrics_interval = "10s"
+        [logging]
+        level = "trace"
+        format = "json"
+        "#,
+    );
+    assert_eq!(c.device.id, "belabox-07");
+    assert_eq!(c.collect.interval, secs(1));
+    assert_eq!(c.collect.intervals.cpu, Some(Duration::from_millis(250)));
+    assert_eq!(c.collect.intervals.uptime, Some(secs(7)));
+    assert_eq!(c.paths.sysfs, Path::new("/tmp/sys"));
+    assert_eq!(c.disk.allowed_devices, "^sd[a-z]$");
+    assert_eq!(c.network.include, [r"^eth\d+$", "^wlan0$"]);
+    assert!(c.network.exclude.is_empty());
+    assert_eq!(c.network.max_interfaces, 4096);
+    assert_eq!(c.storage.durability, DurabilityMode::Eventual);
+    assert_eq!(c.storage.retention, secs(7 * 86_400));
+    assert_eq!(c.storage.max_size, 1 << 30);
+    assert_eq!(c.storage.compaction_threshold, 1 << 20);
+    let r = c.remote.as_ref().unwrap();
+    assert_eq!(
+        r.token_file.as_deref(),
+        Some(Path::new("/etc/belabox-metrics/token"))
+    );
+    assert_eq!(
+        (r.batch_size, r.chunk_size, r.max_chunk_bytes),
+        (100, 100, 1024)
+    );
+    assert!(!r.retry.enabled);
+    assert_eq!(r.retry.multiplier, 1.0);
+    assert_eq!(r.retry.jitter, 0.0);
+    assert_eq!(c.health.address.to_string(), "[::]:9200");
+    assert_eq!(
+        c.monitoring.clock_skew_url.as_deref(),
+        Some("https://vm.example.com:8443/health")
+    );
+    assert_eq!(c.monitoring.clock_skew_warn_ms, 0);
+    assert_eq!(c.logging.level, log::LevelFilter::Trace);
+    assert_eq!(c.logging.format, LogFormat::Json);
+}
+
+#[test]
+fn remote_section_presence_enables_uploads() {
+    let c = parse("[remote]\n");
+    assert_eq!(c.remote, Some(RemoteConfig::default()));
+    assert_eq!(
+        c.monitoring.clock_skew_url.as_deref(),
+        Some("http://127.0.0.1:8428/health")
+    );
+    // A [remote.retry] table alone implies [remote].
+    assert!(parse("[remote.retry]\nmax_attempts = 5\n").remote.is_some());
+}
+
+#[test]
+fn clock_skew_url_resolution() {
+    let with = |remote: &str, url: &str| {
+        parse(&format!(
+            "{remote}\n[monitoring]\nclock_skew_url = {url:?}\n"
+        ))
+        .monitoring
+        .clock_skew_url
+    };
+    assert_eq!(with("", ""), None);
+    assert_eq!(with("", "off"), None);
+    assert_eq!(
+        with("", "http://time.local/"),
+        Some("http://time.local/".to_owned())
+    );
+    let remote = "[remote]\nurl = \"HTTPS://user:pw@vm:8428/api/v1/import?extra_label=a\"";
+    assert_eq!(
+        with(remote, ""),
+        Some("HTTPS://user:pw@vm:8428/health".to_owned())
+    );
+    assert_eq!(with(remote, "off"), None);
+    assert_eq!(
+        with(remote, "http://other:80/health"),
+        Some("http://other:80/health".to_owned())
+    );
+    assert_eq!(
+        health_url_of("http://vm?x=1"),
+        "http://vm/health",
+        "query after the host"
+    );
+}
+
+#[test]
+fn unknown_keys_are_rejected_at_every_depth() {
+    let cases = [
+        (
+            "bogus = 1",
+            "bogus: unknown key (expected one of: device, collect, ",
+        ),
+        ("[bogus]", "bogus: unknown key"),
+        (
+            "[storage]\nbogus = 1",
+            "storage.bogus: unknown key (expected one of: path, ",
+        ),
+        (
+            "[collect.intervals]\nfoo = \"1s\"",
+            "collect.intervals.foo: unknown key (expected one of: cpu, memory, disk, network, \
+             thermal, load, uptime)",
+        ),
+        ("[remote]\nurls = \"http://x\"", "remote.urls: unknown key"),
+        (
+            "[remote.retry]\nbogus = true",
+            "remote.retry.bogus: unknown key",
+        ),
+        ("[remote.retry.deeper]", "remote.retry.deeper: unknown key"),
+        (
+            "[logging]\n\"my key\" = 1",
+            "logging.\"my key\": unknown key",
+        ),
+        (
+            "[device]\nname = \"x\"",
+            "device.name: unknown key (expected one of: id)",
+        ),
+    ];
+    for (text, want) in cases {
+        let got = error(text);
+        assert!(got.starts_with(want), "{text:?}\n got: {got}\nwant: {want}");
+    }
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    let cases = [
+        // Types.
+        ("storage = 5", "storage: expected a table, got 5"),
+        ("[device]\nid = 7", "device.id: expected a string, got 7"),
+        (
+            "[collect]\ninterval = 10",
+            "collect.interval: expected a duration like \"30s\", got 10",
+        ),
+        (
+            "[network]\ninclude = \"eth0\"",
+            "network.include: expected an array of strings, got \"eth0\"",
+        ),
+        (
+            "[network]\nexclude = ['a', 3]",
+            "network.exclude[1]: expected a string, got 3",
+        ),
+        (
+            "[health]\nenabled = \"yes\"",
+            "health.enabled: expected true or false, got \"yes\"",
+        ),
+        (
+            "[remote]\nbatch_size = \"2500\"",
+            "remote.batch_size: expected an integer of at least 1, got \"2500\"",
+        ),
+        (
+            "[remote.retry]\njitter = \"0.2\"",
+            "remote.retry.jitter: expected a finite number, got \"0.2\"",
+        ),
+        (
+            "[remote.retry]\nmultiplier = nan",
+            "remote.retry.multiplier: expected a finite number, got NaN",
+        ),
+        // Units.
+        (
+            "[storage]\nmax_size = \"lots\"",
+            "storage.max_size: expected a size like \"64MiB\", got \"lots\"",
+        ),
+        (
+            "[storage]\nmax_size = -1",
+            "storage.max_size: expected a size like \"64MiB\", got -1",
+        ),
+        (
+            "[storage]\nflush_interval = \"10\"",
+            "storage.flush_interval: expected a duration like \"30s\", got \"10\"",
+        ),
+        (
+            "[storage]\nretention = \"99999999999999999999d\"",
+            "storage.retention: duration \"99999999999999999999d\" is too large",
+        ),
+        (
+            "[storage]\nmax_size = \"99999999999999999999GiB\"",
+            "storage.max_size: size \"99999999999999999999GiB\" is too large",
+        ),
+        // Ranges.
+        (
+            "[collect]\ninterval = \"5ms\"",
+            "collect.interval: expected a duration of at least 10ms, got \"5ms\"",
+        ),
+        (
+            "[collect.intervals]\ndisk = \"0s\"",
+            "collect.intervals.disk: expected a duration of at least 10ms, got \"0s\"",
+        ),
+        (
+            "[storage]\nflush_interval = \"0s\"",
+            "storage.flush_interval: expected a duration greater than 0, got \"0s\"",
+        ),
+        (
+            "[monitoring]\nclock_skew_interval = \"0ms\"",
+            "monitoring.clock_skew_interval: expected a duration greater than 0",
+        ),
+        (
+            "[storage]\nmax_size = \"512KiB\"",
+            "storage.max_size: expected a size of at least 1MiB, got \"512KiB\"",
+        ),
+        (
+            "[storage]\ncompaction_threshold = \"65MiB\"",
+            "storage.compaction_threshold: expected a size no larger than storage.max_size (64MiB)",
+        ),
+        (
+            "[storage]\ncompaction_threshold = 0",
+            "storage.compaction_threshold: expected a size of at least 1B",
+        ),
+        (
+            "[storage]\ndurability = \"sometimes\"",
+            "storage.durability: expected one of immediate, eventual, got \"sometimes\"",
+        ),
+        (
+            "[network]\nmax_interfaces = 0",
+            "network.max_interfaces: expected an integer between 1 and 4096, got 0",
+        ),
+        (
+            "[network]\nmax_interfaces = 4097",
+            "network.max_interfaces: expected an integer between 1 and 4096, got 4097",
+        ),
+        (
+            "[remote]\nchunk_size = 0",
+            "remote.chunk_size: expected an integer of at least 1, got 0",
+        ),
+        (
+            "[remote]\nchunk_size = -3",
+            "remote.chunk_size: expected an integer of at least 1, got -3",
+        ),
+        (
+            "[remote]\nbatch_size = 10",
+            "remote.batch_size: expected an integer of at least remote.chunk_size (50), got 10",
+        ),
+        (
+            "[remote]\nmax_chunk_bytes = 1023",
+            "remote.max_chunk_bytes: expected a size of at least 1KiB, got \"1023B\"",
+        ),
+        (
+            "[remote]\ntimeout = \"0s\"",
+            "remote.timeout: expected a duration greater than 0",
+        ),
+        (
+            "[remote.retry]\nmax_attempts = 0",
+            "remote.retry.max_attempts: expected an integer between 1 and 4294967295, got 0",
+        ),
+        (
+            "[remote.retry]\nmax_attempts = 4294967296",
+            "remote.retry.max_attempts: expected an integer between 1 and 4294967295",
+        ),
+        (
+            "[remote.retry]\ninitial_backoff = \"1m\"",
+            "remote.retry.initial_backoff: expected a duration no longer than remote.retry.max_backoff (30s), got \"1m\"",
+        ),
+        (
+            "[remote.retry]\nmultiplier = 0.5",
+            "remote.retry.multiplier: expected a number of at least 1, got 0.5",
+        ),
+        (
+            "[remote.retry]\njitter = 1.0",
+            "remote.retry.jitter: expected a number between 0 and 1",
+        ),
+        (
+            "[remote.retry]\njitter = -0.1",
+            "remote.retry.jitter: expected a number between 0 and 1",
+        ),
+        // Formats.
+        (
+            "[disk]\nallowed_devices = '^(sd'",
+            "disk.allowed_devices: invalid regex: ",
+        ),
+        (
+            "[network]\nexclude = ['^lo$', '(']",
+            "network.exclude[1]: invalid regex: ",
+        ),
+        (
+            "[network]\ninclude = ['[z-a]']",
+            "network.include[0]: invalid regex: ",
+        ),
+        (
+            "[remote]\nurl = \"127.0.0.1:8428\"",
+            "remote.url: expected an http:// or https:// URL with a host, got \"127.0.0.1:8428\"",
+        ),
+        (
+            "[remote]\nurl = \"ftp://x/\"",
+            "remote.url: expected an http:// or https:// URL",
+        ),
+        (
+            "[remote]\nurl = \"http:///api\"",
+            "remote.url: expected an http:// or https:// URL",
+        ),
+        (
+            "[remote]\nurl = \"http://a b/\"",
+            "remote.url: expected an http:// or https:// URL",
+        ),
+        (
+            "[monitoring]\nclock_skew_url = \"time.local\"",
+            "monitoring.clock_skew_url: expected an http:// or https:// URL",
+        ),
+        (
+            "[health]\naddress = \"localhost:9100\"",
+            "health.address: expected an IP socket address like \"127.0.0.1:9100\"",
+        ),
+        (
+            "[health]\naddress = \"127.0.0.1\"",
+            "health.address: expected an IP socket address",
+        ),
+        (
+            "[logging]\nlevel = \"INFO\"",
+            "logging.level: expected one of off, error, warn, info, debug, trace, got \"INFO\"",
+        ),
+        (
+            "[logging]\nformat = \"text\"",
+            "logging.format: expected one of json, console, got \"text\"",
+        ),
+        (
+            "[paths]\nprocfs = \"\"",
+            "paths.procfs: expected a non-empty string",
+        ),
+        (
+            "[storage]\npath = \"\"",
+            "storage.path: expected a non-empty string",
+        ),
+        (
+            "[device]\nid = \" x\"",
+            "device.id: expected at most 128 bytes without control characters",
+        ),
+        (
+            "[device]\nid = \"a\\nb\"",
+            "device.id: expected at most 128 bytes",
+        ),
+    ];
+    for (text, want) in cases {
+        let got = error(text);
+        assert!(got.starts_with(want), "{text:?}\n got: {got}\nwant: {want}");
+    }
+}
+
+#[test]
+fn syntax_errors_report_line_and_column() {
+    let err = Config::from_toml_str("[storage]\nmax_size = 64MiB\n").unwrap_err();
+    match &err {
+        ConfigError::Syntax { line, column, .. } => assert_eq!((*line, *column), (2, 12)),
+        other => panic!("expected a syntax error, got {other:?}"),
+    }
+    assert!(
+        err.to_string()
+            .starts_with("TOML syntax error at line 2, column 12: string values must be quoted"),
+        "{err}"
+    );
+
+    let err = Config::from_toml_str("[a]\nx = 1\nx = 2\n").unwrap_err();
+    assert!(
+        matches!(err, ConfigError::Syntax { line: 3, .. }),
+        "{err:?}"
+    );
+    let err = Config::from_toml_str("[collect\n").unwrap_err();
+    assert!(
+        matches!(err, ConfigError::Syntax { line: 1, .. }),
+        "{err:?}"
+    );
+    let err = Config::from_toml_str("x = \"é\" é").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConfigError::Syntax {
+                line: 1,
+                column: 9,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn load_names_the_path() {
+    let path = Path::new("/nonexistent/belabox-metrics/config.toml");
+    let err = Config::load(path).unwrap_err();
+    assert!(matches!(&err, ConfigError::Read { path: p, .. } if p == path));
+    assert!(
+        err.to_string()
+            .contains("/nonexistent/belabox-metrics/config.toml"),
+        "{err}"
+    );
+    assert!(std::error::Error::source(&err).is_some());
+}
+
+#[test]
+fn to_toml_round_trips() {
+    let mut full = parse(
+        r#"
+        [collect.intervals]
+        cpu = "1s500ms"
+        thermal = "1m"
+        [network]
+        include = ['^eth\d+$', "it's \"quoted\""]
+        [storage]
+        max_size = "48MB"
+        compaction_threshold = 1000001
+        retention = "36h"
+        [remote]
+        url = "https://vm:8443/api/v1/import"
+        token_file = "/etc/token"
+        [remote.retry]
+        multiplier = 1.5
+        jitter = 0.1
+        [health]
+        address = "[::1]:9100"
+        [logging]
+        level = "off"
+        "#,
+    );
+    full.device.id = "dev \u{e9}\\\"'".to_owned();
+    let skew_off = parse("[remote]\n[monitoring]\nclock_skew_url = \"off\"\n");
+    let skew_explicit = parse("[monitoring]\nclock_skew_url = \"http://t/health\"\n");
+    for c in [Config::default(), full, skew_off, skew_explicit] {
+        let text = c.to_toml();
+        assert_eq!(parse(&text), c, "{text}");
+        // Every option of every present section is spelled out.
+        for key in ROOT_KEYS.iter().filter(|k| **k != "remote") {
+            assert!(text.contains(&format!("[{key}]")), "{key}\n{text}");
+        }
+        for key in STORAGE_KEYS
+            .iter()
+            .chain(MONITORING_KEYS)
+            .chain(NETWORK_KEYS)
+        {
+            assert!(text.contains(&format!("\n{key} = ")), "{key}\n{text}");
+        }
+        if c.remote.is_some() {
+            for key in REMOTE_KEYS
+                .iter()
+                .chain(RETRY_KEYS)
+                .filter(|k| **k != "retry")
+            {
+                assert!(text.contains(&format!("\n{key} = ")), "{key}\n{text}");
+            }
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! A tiny blocking client for the health endpoint (the `status` command): std `TcpStream`, one
+//! request, `Connection: close`, read to end with an overall deadline.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// Largest response read (the `/metrics` page is a few KiB).
+pub const MAX_RESPONSE: usize = 1 << 20;
+
+#[derive(Debug)]
+pub enum FetchError {
+    /// The path is not an origin-form path (`/…`, visible ASCII).
+    InvalidPath,
+    Connect {
+        addr: SocketAddr,
+        source: io::Error,
+    },
+    /// Writing the request or reading the response failed (including the deadline).
+    Io {
+        addr: SocketAddr,
+        source: io::Error,
+    },
+    /// The answer is not an HTTP/1.x response.
+    Malformed {
+        addr: SocketAddr,
+        what: &'static str,
+    },
+    TooLarge {
+        addr: SocketAddr,
+    },
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FetchError::InvalidPath => f.write_str("invalid path (expected /…)"),
+            FetchError::Connect { addr, source } => {
+                write!(f, "health endpoint {addr}: cannot connect: {source}")?;
+                if source.kind() == io::ErrorKind::ConnectionRefused {
+                    f.write_str(" (is the agent running with [health] enabled?)")?;
+                }
+                Ok(())
+            }
+            FetchError::Io { addr, source } => write!(f, "health endpoint {addr}: {source}"),
+            FetchError::Malformed { addr, what } => {
+                write!(f, "health endpoint {addr}: malformed response: {what}")
+            }
+            FetchError::TooLarge { addr } => {
+                write!(
+                    f,
+                    "health endpoint {addr}: response larger than {MAX_RESPONSE} bytes"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for FetchError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            FetchError::Connect { source, .. } | FetchError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// The address to connect to for a listen address: an unspecified IP (`0.0.0.0`, `::`) becomes
+/// the loopback address of the same family.
+pub fn connect_addr(listen: SocketAddr) -> SocketAddr {
+    match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), listen.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), listen.port())
+        }
+        _ => listen,
+    }
+}
+
+/// `GET path` from the health endpoint at `addr` (a listen address is fine, see [`connect_addr`]);
+/// returns the status code and the body. `timeout` bounds the whole exchange.
+pub fn fetch_health(
+    addr: SocketAddr,
+    path: &str,
+    timeout: Duration,
+) -> Result<(u16, String), FetchError> {
+    if !path.starts_with('/') || !path.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err(FetchError::InvalidPath);
+    }
+    let addr = connect_addr(addr);
+    let deadline = Instant::now() + timeout;
+    let io_err = |source| FetchError::Io { addr, source };
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|source| FetchError::Connect { addr, source })?;
+    stream.set_write_timeout(Some(timeout)).map_err(io_err)?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: belabox-metrics\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(io_err)?;
+    let mut raw = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io_err(io::Error::new(io::ErrorKind::TimedOut, "timed out")));
+        }
+        stream.set_read_timeout(Some(left)).map_err(io_err)?;
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                if raw.len() + n > MAX_RESPONSE {
+                    return Err(FetchError::TooLarge { addr });
+                }
+                raw.extend_from_slice(chunk.get(..n).unwrap_or_default());
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_err(e)),
+        }
+    }
+    parse_response(&raw).map_err(|what| FetchError::Malformed { addr, what })
+}
+
+fn parse_response(raw: &[u8]) -> Result<(u16, String), &'static str> {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no end of headers")?;
+    let head = std::str::from_utf8(raw.get(..end).unwrap_or_default())
+        .map_err(|_| "headers are not UTF-8")?;
+    let body = raw.get(end + 4..).unwrap_or_default();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let mut parts = status_line.splitn(3, ' ');
+    let version = parts.next().unwrap_or_default();
+    if !version.starts_with("HTTP/1.") {
+        return Err("not an HTTP/1.x status line");
+    }
+    let code = parts
+        .next()
+        .filter(|c| c.len() == 3)
+        .and_then(|c| c.parse::<u16>().ok())
+        .ok_or("invalid status code")?;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        if name.trim().eq_ignore_ascii_case("content-length") {
+            let len: usize = value.trim().parse().map_err(|_| "invalid Content-Length")?;
+            if body.len() < len {
+                return Err("body shorter than Content-Length");
+            }
+        }
+    }
+    let body = String::from_utf8(body.to_vec()).map_err(|_| "body is not UTF-8")?;
+    Ok((code, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_responses() {
+        let ok =
+            parse_response(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 3\r\n\r\nabc");
+        assert_eq!(ok, Ok((503, "abc".to_owned())));
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc").is_err());
+        assert!(parse_response(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\n").is_err());
+    }
+
+    #[test]
+    fn unspecified_becomes_loopback() {
+        let a: SocketAddr = "0.0.0.0:9100".parse().unwrap();
+        assert_eq!(connect_addr(a).to_string(), "127.0.0.1:9100");
+        let a: SocketAddr = "[::]:9100".parse().unwrap();
+        assert_eq!(connect_addr(a).to_string(), "[::1]:9100");
+        let a: SocketAddr = "10.0.0.2:9100".parse().unwrap();
+        assert_eq!(connect_addr(a), a);
+    }
+}

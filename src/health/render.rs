@@ -1,0 +1,516 @@
+//! Response bodies: the `/health` JSON, and the self-metrics as rows or Prometheus text.
+//!
+//! Everything is written into a caller's reused `Vec<u8>`; after the buffer has grown to its
+//! high-water mark nothing here allocates. `/metrics` and [`self_metric_rows`] are both driven by
+//! [`visit_self_metrics`], so the scraped metrics and the stored ones cannot diverge.
+
+use core::fmt::{self, Write as _};
+use std::io::Write as _;
+use std::sync::atomic::Ordering;
+
+use super::status::{ComponentStatus, HealthRules, Report, Snapshot, evaluate};
+use crate::jsonl::write_str;
+use crate::state::{AgentState, Histogram};
+use crate::time::rfc3339;
+
+/// Prometheus text exposition content type.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Appends `Display` output JSON-escaped (no quotes) to a byte buffer.
+struct JsonEscaped<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for JsonEscaped<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &b in s.as_bytes() {
+            match b {
+                b'"' => self.0.extend_from_slice(b"\\\""),
+                b'\\' => self.0.extend_from_slice(b"\\\\"),
+                b'\n' => self.0.extend_from_slice(b"\\n"),
+                b'\r' => self.0.extend_from_slice(b"\\r"),
+                b'\t' => self.0.extend_from_slice(b"\\t"),
+                0..=0x1f | 0x7f => {
+                    let _ = write!(self.0, "\\u{b:04x}");
+                }
+                _ => self.0.push(b),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `"…"` with `Display` output inside.
+fn json_display(out: &mut Vec<u8>, d: &dyn fmt::Display) {
+    out.push(b'"');
+    let _ = write!(JsonEscaped(out), "{d}");
+    out.push(b'"');
+}
+
+/// ms as seconds with ms precision (`12.345`), a JSON number.
+fn json_secs(out: &mut Vec<u8>, ms: i64) {
+    let sign = if ms < 0 { "-" } else { "" };
+    let a = ms.unsigned_abs();
+    let _ = write!(out, "{sign}{}.{:03}", a / 1000, a % 1000);
+}
+
+fn json_time_or_null(out: &mut Vec<u8>, ms: i64) {
+    if ms > 0 {
+        out.push(b'"');
+        out.extend_from_slice(rfc3339(ms).as_bytes());
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(b"null");
+    }
+}
+
+/// Starts one component object: `"name":{"status":…,"message":…,"timestamp":…,"details":{`.
+fn component_head(
+    out: &mut Vec<u8>,
+    name: &dyn fmt::Display,
+    status: ComponentStatus,
+    msg: &dyn fmt::Display,
+    ts: &str,
+) {
+    json_display(out, name);
+    out.extend_from_slice(b":{\"status\":\"");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"message\":");
+    json_display(out, msg);
+    out.extend_from_slice(b",\"timestamp\":\"");
+    out.extend_from_slice(ts.as_bytes());
+    out.extend_from_slice(b"\",\"details\":{");
+}
+
+struct CollectorName(&'static str);
+
+impl fmt::Display for CollectorName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "collector.{}", self.0)
+    }
+}
+
+/// The `/health` document for `report` (see docs/health-monitoring.md for the shape).
+pub fn write_health_json(report: &Report, out: &mut Vec<u8>) {
+    let snap = &report.snapshot;
+    let ts = rfc3339(snap.now_ms);
+    let ts = ts.as_str();
+    out.extend_from_slice(b"{\"status\":\"");
+    out.extend_from_slice(report.status.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"message\":");
+    json_display(out, report);
+    out.extend_from_slice(b",\"timestamp\":\"");
+    out.extend_from_slice(ts.as_bytes());
+    out.extend_from_slice(b"\",\"uptime_seconds\":");
+    json_secs(out, snap.uptime_ms());
+    out.extend_from_slice(b",\"components\":{");
+    for c in &snap.collectors {
+        component_head(out, &CollectorName(c.kind.name()), c.status(), c, ts);
+        let _ = write!(out, "\"metrics_collected\":{}}}}},", c.samples_total);
+    }
+
+    let u = &report.uploader;
+    component_head(out, &"uploader", u.status, u, ts);
+    out.extend_from_slice(b"\"last_upload_time\":");
+    json_time_or_null(out, snap.upload.last_success_ms);
+    let _ = write!(
+        out,
+        ",\"pending_count\":{},\"time_since_upload_seconds\":",
+        u.pending
+    );
+    if u.status == ComponentStatus::Disabled {
+        out.extend_from_slice(b"null");
+    } else {
+        json_secs(out, u.since_upload_ms);
+    }
+    out.extend_from_slice(b"}},");
+
+    let s = &report.storage;
+    component_head(out, &"storage", s.status, s, ts);
+    let _ = write!(
+        out,
+        "\"database_size_bytes\":{},\"max_size_bytes\":{},\"pending_count\":{}}}}},",
+        s.size_bytes, s.max_size_bytes, s.pending
+    );
+
+    let t = &report.time;
+    component_head(out, &"time", t.status, t, ts);
+    out.extend_from_slice(b"\"skew_ms\":");
+    match t.skew_ms {
+        Some(v) => {
+            let _ = write!(out, "{v}");
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"last_check_time\":");
+    json_time_or_null(out, snap.time.last_check_ms);
+    out.extend_from_slice(b"}}}}\n");
+}
+
+/// `{"status":"ready"}` or `{"status":"not_ready","current_status":"…"}`; true when ready.
+pub fn write_ready_json(report: &Report, out: &mut Vec<u8>) -> bool {
+    let ready = report.status == super::status::Level::Ok;
+    if ready {
+        out.extend_from_slice(b"{\"status\":\"ready\"}\n");
+    } else {
+        out.extend_from_slice(b"{\"status\":\"not_ready\",\"current_status\":");
+        write_str(out, report.status.as_str());
+        out.extend_from_slice(b"}\n");
+    }
+    ready
+}
+
+// ---------------------------------------------------------------------------------------------
+// Self-metrics
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    /// Quantile rows (label `quantile`) plus `<name>_sum` and `<name>_count`.
+    Summary,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Summary => "summary",
+        }
+    }
+}
+
+/// Receives the self-metrics: a `family` call before the rows of each metric family.
+/// Every row has at most one label.
+pub trait MetricVisitor {
+    fn family(&mut self, name: &str, help: &str, kind: Kind);
+    fn row(&mut self, name: &str, labels: &[(&str, &str)], value: f64);
+}
+
+const QUANTILES: [(f64, &str); 3] = [(0.5, "0.5"), (0.95, "0.95"), (0.99, "0.99")];
+
+fn summary(
+    v: &mut dyn MetricVisitor,
+    name: &str,
+    sum: &str,
+    count: &str,
+    help: &str,
+    h: &Histogram,
+) {
+    v.family(name, help, Kind::Summary);
+    // No quantile rows before the first observation: 0 would be a lie, NaN is dropped by VictoriaMetrics.
+    if h.count() > 0 {
+        for (q, label) in QUANTILES {
+            v.row(name, &[("quantile", label)], h.quantile(q));
+        }
+    }
+    v.row(sum, &[], h.sum_seconds());
+    v.row(count, &[], h.count() as f64);
+}
+
+fn ms_to_secs(ms: i64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+/// Visits every self-metric of `state`, and the health statuses evaluated at `now_ms`.
+pub fn visit_self_metrics(
+    state: &AgentState,
+    rules: &HealthRules,
+    now_ms: i64,
+    v: &mut dyn MetricVisitor,
+) {
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
+
+    type CollectorField = fn(&crate::collect::CollectorStats) -> &std::sync::atomic::AtomicU64;
+    let per_collector: [(&str, &str, Kind, CollectorField); 4] = [
+        (
+            "collector_metrics_collected_total",
+            "Samples produced, per collector.",
+            Kind::Counter,
+            |s| &s.samples_total,
+        ),
+        (
+            "collector_metrics_failed_total",
+            "Collections that failed, per collector.",
+            Kind::Counter,
+            |s| &s.failures_total,
+        ),
+        (
+            "collector_collections_total",
+            "Collections run, per collector.",
+            Kind::Counter,
+            |s| &s.collections_total,
+        ),
+        (
+            "collector_samples_skipped_total",
+            "Lines, devices or zones skipped (malformed, unreadable, label too long), per collector.",
+            Kind::Counter,
+            |s| &s.skipped_total,
+        ),
+    ];
+    for (name, help, kind, field) in per_collector {
+        v.family(name, help, kind);
+        for (k, stats) in &state.collectors {
+            v.row(name, &[("collector", k.name())], load(field(stats)));
+        }
+    }
+    summary(
+        v,
+        "collector_collection_duration_seconds",
+        "collector_collection_duration_seconds_sum",
+        "collector_collection_duration_seconds_count",
+        "Duration of one collection tick; quantiles are bucket upper bounds.",
+        &state.collect_duration,
+    );
+
+    let u = &state.upload;
+    let counters: [(&str, &str, &std::sync::atomic::AtomicU64); 4] = [
+        (
+            "uploader_metrics_uploaded_total",
+            "Samples accepted by the remote.",
+            &u.uploaded_total,
+        ),
+        (
+            "uploader_upload_failures_total",
+            "Upload requests that did not get a 2xx answer.",
+            &u.failures_total,
+        ),
+        (
+            "uploader_samples_quarantined_total",
+            "Samples the remote refused (400) and that were set aside.",
+            &u.quarantined_total,
+        ),
+        (
+            "uploader_bytes_sent_total",
+            "Request body bytes sent (gzip).",
+            &u.bytes_sent_total,
+        ),
+    ];
+    for (name, help, a) in counters {
+        v.family(name, help, Kind::Counter);
+        v.row(name, &[], load(a));
+    }
+    let name = "uploader_samples_rejected_total";
+    v.family(
+        name,
+        "Samples never sent because VictoriaMetrics would drop them, by reason.",
+        Kind::Counter,
+    );
+    v.row(
+        name,
+        &[("reason", "non_finite")],
+        load(&u.rejected_non_finite_total),
+    );
+    v.row(
+        name,
+        &[("reason", "too_old")],
+        load(&u.rejected_too_old_total),
+    );
+    v.row(
+        name,
+        &[("reason", "future")],
+        load(&u.rejected_future_total),
+    );
+    summary(
+        v,
+        "uploader_upload_duration_seconds",
+        "uploader_upload_duration_seconds_sum",
+        "uploader_upload_duration_seconds_count",
+        "Duration of one upload request; quantiles are bucket upper bounds.",
+        &u.duration,
+    );
+    let name = "uploader_last_success_timestamp_seconds";
+    v.family(
+        name,
+        "Time of the last successful upload (0 = never).",
+        Kind::Gauge,
+    );
+    v.row(
+        name,
+        &[],
+        ms_to_secs(u.last_success_ms.load(Ordering::Relaxed).max(0)),
+    );
+
+    let s = &state.storage;
+    let gauges: [(&str, &str, f64); 3] = [
+        (
+            "storage_database_size_bytes",
+            "Size of the store file.",
+            load(&s.size_bytes),
+        ),
+        (
+            "storage_database_max_size_bytes",
+            "Configured size cap of the store.",
+            s.max_size_bytes as f64,
+        ),
+        (
+            "storage_metrics_pending_upload",
+            "Samples stored and not yet uploaded.",
+            load(&s.pending),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        v.family(name, help, Kind::Gauge);
+        v.row(name, &[], value);
+    }
+    let counters: [(&str, &str, &std::sync::atomic::AtomicU64); 5] = [
+        (
+            "storage_samples_dropped_total",
+            "Pending samples dropped by the size cap.",
+            &s.dropped_total,
+        ),
+        (
+            "storage_ring_samples_dropped_total",
+            "Samples dropped because the ring was full before a flush.",
+            &s.ring_dropped_total,
+        ),
+        (
+            "storage_duplicates_total",
+            "Samples already stored (same dedup key).",
+            &s.duplicates_total,
+        ),
+        (
+            "storage_flushes_total",
+            "Ring-to-store flushes.",
+            &s.flushes_total,
+        ),
+        (
+            "storage_flush_failures_total",
+            "Flushes that failed.",
+            &s.flush_failures_total,
+        ),
+    ];
+    for (name, help, a) in counters {
+        v.family(name, help, Kind::Counter);
+        v.row(name, &[], load(a));
+    }
+
+    let t = &state.time;
+    let name = "time_skew_seconds";
+    v.family(
+        name,
+        "Server clock minus local clock (±0.5 s Date resolution); absent until measured.",
+        Kind::Gauge,
+    );
+    if t.measured.load(Ordering::Relaxed) {
+        v.row(name, &[], ms_to_secs(t.skew_ms.load(Ordering::Relaxed)));
+    }
+
+    let name = "agent_uptime_seconds";
+    v.family(name, "Seconds since the agent started.", Kind::Gauge);
+    v.row(
+        name,
+        &[],
+        ms_to_secs(now_ms.saturating_sub(state.started_at_ms).max(0)),
+    );
+    let name = "agent_loop_iterations_total";
+    v.family(name, "Iterations of the collection loop.", Kind::Counter);
+    v.row(name, &[], load(&state.loop_heartbeat));
+
+    let report = evaluate(rules, &Snapshot::capture(state, now_ms));
+    visit_health_status(&report, v);
+}
+
+/// `health_status{component}`: 0 ok, 1 degraded, 2 error; disabled components have no row.
+fn visit_health_status(report: &Report, v: &mut dyn MetricVisitor) {
+    let name = "health_status";
+    v.family(
+        name,
+        "Health status: 0 ok, 1 degraded, 2 error (component \"agent\" is the overall status).",
+        Kind::Gauge,
+    );
+    v.row(
+        name,
+        &[("component", "agent")],
+        f64::from(report.status.code()),
+    );
+    let mut label = heapless::String::<32>::new();
+    for c in &report.snapshot.collectors {
+        label.clear();
+        let _ = write!(label, "collector.{}", c.kind.name());
+        if let Some(l) = c.status().level() {
+            v.row(name, &[("component", label.as_str())], f64::from(l.code()));
+        }
+    }
+    for (component, status) in [
+        ("uploader", report.uploader.status),
+        ("storage", report.storage.status),
+        ("time", report.time.status),
+    ] {
+        if let Some(l) = status.level() {
+            v.row(name, &[("component", component)], f64::from(l.code()));
+        }
+    }
+}
+
+/// Every self-metric as (name, labels, value) rows — what the run loop stores every
+/// `monitoring.self_metrics_interval`. Values are finite; each row has at most one label.
+pub fn self_metric_rows(
+    state: &AgentState,
+    rules: &HealthRules,
+    now_ms: i64,
+    f: impl FnMut(&str, &[(&str, &str)], f64),
+) {
+    struct Rows<F>(F);
+    impl<F: FnMut(&str, &[(&str, &str)], f64)> MetricVisitor for Rows<F> {
+        fn family(&mut self, _: &str, _: &str, _: Kind) {}
+        fn row(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+            (self.0)(name, labels, value);
+        }
+    }
+    visit_self_metrics(state, rules, now_ms, &mut Rows(f));
+}
+
+/// Prometheus text format 0.0.4.
+struct PromText<'a>(&'a mut Vec<u8>);
+
+impl PromText<'_> {
+    fn label_value(&mut self, v: &str) {
+        for &b in v.as_bytes() {
+            match b {
+                b'\\' => self.0.extend_from_slice(b"\\\\"),
+                b'"' => self.0.extend_from_slice(b"\\\""),
+                b'\n' => self.0.extend_from_slice(b"\\n"),
+                _ => self.0.push(b),
+            }
+        }
+    }
+}
+
+impl MetricVisitor for PromText<'_> {
+    fn family(&mut self, name: &str, help: &str, kind: Kind) {
+        let _ = writeln!(self.0, "# HELP {name} {help}");
+        let _ = writeln!(self.0, "# TYPE {name} {}", kind.as_str());
+    }
+
+    fn row(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.0.extend_from_slice(name.as_bytes());
+        if !labels.is_empty() {
+            self.0.push(b'{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.0.push(b',');
+                }
+                self.0.extend_from_slice(k.as_bytes());
+                self.0.extend_from_slice(b"=\"");
+                self.label_value(v);
+                self.0.push(b'"');
+            }
+            self.0.push(b'}');
+        }
+        self.0.push(b' ');
+        if value.is_nan() {
+            self.0.extend_from_slice(b"NaN");
+        } else if value.is_infinite() {
+            self.0
+                .extend_from_slice(if value > 0.0 { b"+Inf" } else { b"-Inf" });
+        } else {
+            let _ = write!(self.0, "{value}");
+        }
+        self.0.push(b'\n');
+    }
+}
+
+/// The `/metrics` body.
+pub fn write_metrics_text(state: &AgentState, rules: &HealthRules, now_ms: i64, out: &mut Vec<u8>) {
+    visit_self_metrics(state, rules, now_ms, &mut PromText(out));
+}

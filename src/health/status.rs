@@ -1,0 +1,617 @@
+//! The health rules: a pure function from a plain [`Snapshot`] to a [`Report`].
+//!
+//! Nothing here reads a clock or shared state, so tests can build any situation (sub-second upload
+//! intervals, a store at 95 %, a stall of 11 minutes) as a struct literal. [`Snapshot::capture`] is
+//! the only bridge from [`AgentState`].
+//!
+//! Rules (thresholds from [`HealthRules`]; the upload interval is floored at 1 s):
+//! - a failing collector makes its own component `error` and the agent `degraded`; all of them
+//!   failing makes the agent `error`;
+//! - uploader: `degraded` when nothing was uploaded for more than 2× the interval, or when at least
+//!   [`PENDING_DEGRADED`] samples are pending; `error` when nothing was uploaded for more than
+//!   [`STALL_ERROR_MS`] (fixed, whatever the interval) *and* more than [`PENDING_ERROR`] samples are
+//!   pending; `disabled` (no effect on the agent) without `[remote]`. Before the first upload the
+//!   age counts from agent start;
+//! - storage: `error` while store I/O fails; `degraded` above [`STORE_FULL_PERCENT`] % of the cap;
+//! - time: `degraded` when |skew| ≥ the warn threshold or the last check failed; never `error`;
+//!   `disabled` without a clock-skew URL.
+//!
+//! The agent status is the worst of its components, with the collector rule above.
+
+use core::fmt;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::config::{CollectorKind, Config, RemoteConfig};
+use crate::state::AgentState;
+
+/// At least this many pending samples: the uploader is `degraded`.
+pub const PENDING_DEGRADED: u64 = 5_000;
+/// More than this many pending samples (with a stall): the uploader is `error`.
+pub const PENDING_ERROR: u64 = 10_000;
+/// No upload for more than this (ms), with more than [`PENDING_ERROR`] pending: `error`.
+pub const STALL_ERROR_MS: i64 = 10 * 60 * 1000;
+/// Store size above this percentage of `storage.max_size`: `degraded`.
+pub const STORE_FULL_PERCENT: u64 = 90;
+/// Floor applied to `remote.upload_interval` before deriving thresholds.
+pub const MIN_UPLOAD_INTERVAL_MS: i64 = 1000;
+/// Collectors listed individually in a snapshot; counts cover every collector regardless.
+pub const MAX_LISTED_COLLECTORS: usize = 16;
+
+/// The configuration the rules depend on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthRules {
+    /// `remote.upload_interval` (unused when uploads are disabled).
+    pub upload_interval: Duration,
+    /// `monitoring.clock_skew_warn_ms`.
+    pub skew_warn_ms: u64,
+}
+
+impl HealthRules {
+    pub fn from_config(config: &Config) -> HealthRules {
+        HealthRules {
+            upload_interval: config.remote.as_ref().map_or_else(
+                || RemoteConfig::default().upload_interval,
+                |r| r.upload_interval,
+            ),
+            skew_warn_ms: config.monitoring.clock_skew_warn_ms,
+        }
+    }
+
+    /// The upload interval in ms, floored at [`MIN_UPLOAD_INTERVAL_MS`].
+    pub fn interval_ms(&self) -> i64 {
+        i64::try_from(self.upload_interval.as_millis())
+            .unwrap_or(i64::MAX)
+            .max(MIN_UPLOAD_INTERVAL_MS)
+    }
+
+    /// No upload for longer than this (ms): `degraded`.
+    pub fn stale_after_ms(&self) -> i64 {
+        self.interval_ms().saturating_mul(2)
+    }
+}
+
+/// Overall level, ordered from best to worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Ok,
+    Degraded,
+    Error,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Ok => "ok",
+            Level::Degraded => "degraded",
+            Level::Error => "error",
+        }
+    }
+
+    /// 0 ok, 1 degraded, 2 error (the `health_status` gauge).
+    pub fn code(self) -> u8 {
+        match self {
+            Level::Ok => 0,
+            Level::Degraded => 1,
+            Level::Error => 2,
+        }
+    }
+}
+
+/// A component's status: a [`Level`], or `Disabled` (not configured; never lowers the agent status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ComponentStatus {
+    Ok,
+    Degraded,
+    Error,
+    Disabled,
+}
+
+impl ComponentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComponentStatus::Ok => "ok",
+            ComponentStatus::Degraded => "degraded",
+            ComponentStatus::Error => "error",
+            ComponentStatus::Disabled => "disabled",
+        }
+    }
+
+    /// `None` for `Disabled`.
+    pub fn level(self) -> Option<Level> {
+        match self {
+            ComponentStatus::Ok => Some(Level::Ok),
+            ComponentStatus::Degraded => Some(Level::Degraded),
+            ComponentStatus::Error => Some(Level::Error),
+            ComponentStatus::Disabled => None,
+        }
+    }
+}
+
+impl From<Level> for ComponentStatus {
+    fn from(l: Level) -> Self {
+        match l {
+            Level::Ok => ComponentStatus::Ok,
+            Level::Degraded => ComponentStatus::Degraded,
+            Level::Error => ComponentStatus::Error,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshot: plain values, copied out of the shared atomics.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Wall clock of the evaluation, ms since the epoch.
+    pub now_ms: i64,
+    pub started_at_ms: i64,
+    /// The first [`MAX_LISTED_COLLECTORS`] collectors, in state order.
+    pub collectors: heapless::Vec<CollectorSnapshot, MAX_LISTED_COLLECTORS>,
+    /// Every collector, including any beyond the list.
+    pub collectors_total: usize,
+    pub collectors_failing: usize,
+    pub upload: UploadSnapshot,
+    pub storage: StorageSnapshot,
+    pub time: TimeSnapshot,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CollectorSnapshot {
+    pub kind: CollectorKind,
+    pub failing: bool,
+    pub samples_total: u64,
+    pub collections_total: u64,
+    pub failures_total: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadSnapshot {
+    pub enabled: bool,
+    /// 0 = never.
+    pub last_success_ms: i64,
+    /// 0 = no answer (or no attempt).
+    pub last_http_status: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageSnapshot {
+    pub pending: u64,
+    pub size_bytes: u64,
+    /// 0 = no cap known (the size rule is off).
+    pub max_size_bytes: u64,
+    pub io_failing: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeSnapshot {
+    pub enabled: bool,
+    /// At least one check succeeded (`skew_ms` is meaningful).
+    pub measured: bool,
+    pub last_check_failed: bool,
+    /// Server − local, ms.
+    pub skew_ms: i64,
+    /// 0 = never.
+    pub last_check_ms: i64,
+}
+
+impl Snapshot {
+    /// Copies the current values out of `state` (Relaxed loads; no allocation).
+    pub fn capture(state: &AgentState, now_ms: i64) -> Snapshot {
+        let mut collectors = heapless::Vec::new();
+        let mut failing = 0;
+        for (kind, stats) in &state.collectors {
+            let c = CollectorSnapshot {
+                kind: *kind,
+                failing: stats.failing.load(Ordering::Relaxed),
+                samples_total: stats.samples_total.load(Ordering::Relaxed),
+                collections_total: stats.collections_total.load(Ordering::Relaxed),
+                failures_total: stats.failures_total.load(Ordering::Relaxed),
+            };
+            failing += usize::from(c.failing);
+            // Beyond the list capacity a collector still counts in the totals.
+            let _ = collectors.push(c);
+        }
+        let u = &state.upload;
+        let s = &state.storage;
+        let t = &state.time;
+        Snapshot {
+            now_ms,
+            started_at_ms: state.started_at_ms,
+            collectors,
+            collectors_total: state.collectors.len(),
+            collectors_failing: failing,
+            upload: UploadSnapshot {
+                enabled: u.enabled,
+                last_success_ms: u.last_success_ms.load(Ordering::Relaxed),
+                last_http_status: u.last_http_status.load(Ordering::Relaxed),
+            },
+            storage: StorageSnapshot {
+                pending: s.pending.load(Ordering::Relaxed),
+                size_bytes: s.size_bytes.load(Ordering::Relaxed),
+                max_size_bytes: s.max_size_bytes,
+                io_failing: s.io_failing.load(Ordering::Relaxed),
+            },
+            time: TimeSnapshot {
+                enabled: t.enabled,
+                measured: t.measured.load(Ordering::Relaxed),
+                last_check_failed: t.last_check_failed.load(Ordering::Relaxed),
+                skew_ms: t.skew_ms.load(Ordering::Relaxed),
+                last_check_ms: t.last_check_ms.load(Ordering::Relaxed),
+            },
+        }
+    }
+
+    /// Agent uptime in ms (0 if the clock stepped back before the start time).
+    pub fn uptime_ms(&self) -> i64 {
+        self.now_ms.saturating_sub(self.started_at_ms).max(0)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report: the evaluated statuses, with the numbers their messages need.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub status: Level,
+    pub snapshot: Snapshot,
+    pub uploader: UploaderHealth,
+    pub storage: StorageHealth,
+    pub time: TimeHealth,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploaderHealth {
+    pub status: ComponentStatus,
+    /// Since the last upload, or since agent start before the first one; ≥ 0.
+    pub since_upload_ms: i64,
+    pub uploaded_ever: bool,
+    /// 2 × the (floored) interval.
+    pub stale_after_ms: i64,
+    pub pending: u64,
+    pub last_http_status: u32,
+    /// No upload for more than `stale_after_ms`.
+    pub stale: bool,
+    /// At least [`PENDING_DEGRADED`] pending.
+    pub backlog: bool,
+    /// The error rule: no upload for more than [`STALL_ERROR_MS`] and more than [`PENDING_ERROR`] pending.
+    pub stalled: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageHealth {
+    pub status: ComponentStatus,
+    pub io_failing: bool,
+    /// Above [`STORE_FULL_PERCENT`] % of the cap.
+    pub nearly_full: bool,
+    pub size_bytes: u64,
+    pub max_size_bytes: u64,
+    pub pending: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeHealth {
+    pub status: ComponentStatus,
+    /// `Some` once a check succeeded.
+    pub skew_ms: Option<i64>,
+    pub warn_ms: u64,
+    pub check_failed: bool,
+    /// |skew| ≥ warn threshold.
+    pub skew_high: bool,
+}
+
+/// Evaluates the rules. Pure: same snapshot, same report.
+pub fn evaluate(rules: &HealthRules, snap: &Snapshot) -> Report {
+    let uploader = uploader_health(rules, snap);
+    let storage = storage_health(&snap.storage);
+    let time = time_health(rules, &snap.time);
+
+    let collectors = match (snap.collectors_failing, snap.collectors_total) {
+        (0, _) => Level::Ok,
+        (f, t) if f >= t => Level::Error,
+        _ => Level::Degraded,
+    };
+    let status = [uploader.status, storage.status, time.status]
+        .iter()
+        .filter_map(|s| s.level())
+        .fold(collectors, Level::max);
+    Report {
+        status,
+        snapshot: snap.clone(),
+        uploader,
+        storage,
+        time,
+    }
+}
+
+fn uploader_health(rules: &HealthRules, snap: &Snapshot) -> UploaderHealth {
+    let u = &snap.upload;
+    let uploaded_ever = u.last_success_ms > 0;
+    let since = if uploaded_ever {
+        u.last_success_ms
+    } else {
+        snap.started_at_ms
+    };
+    let since_upload_ms = snap.now_ms.saturating_sub(since).max(0);
+    let stale_after_ms = rules.stale_after_ms();
+    let pending = snap.storage.pending;
+    let stale = since_upload_ms > stale_after_ms;
+    let backlog = pending >= PENDING_DEGRADED;
+    let stalled = since_upload_ms > STALL_ERROR_MS && pending > PENDING_ERROR;
+    let status = if !u.enabled {
+        ComponentStatus::Disabled
+    } else if stalled {
+        ComponentStatus::Error
+    } else if stale || backlog {
+        ComponentStatus::Degraded
+    } else {
+        ComponentStatus::Ok
+    };
+    UploaderHealth {
+        status,
+        since_upload_ms,
+        uploaded_ever,
+        stale_after_ms,
+        pending,
+        last_http_status: u.last_http_status,
+        stale,
+        backlog,
+        stalled,
+    }
+}
+
+fn storage_health(s: &StorageSnapshot) -> StorageHealth {
+    // size > cap × 90 %, in integers (u128: no overflow for any u64 pair).
+    let nearly_full = s.max_size_bytes > 0
+        && u128::from(s.size_bytes) * 100
+            > u128::from(s.max_size_bytes) * u128::from(STORE_FULL_PERCENT);
+    let status = if s.io_failing {
+        ComponentStatus::Error
+    } else if nearly_full {
+        ComponentStatus::Degraded
+    } else {
+        ComponentStatus::Ok
+    };
+    StorageHealth {
+        status,
+        io_failing: s.io_failing,
+        nearly_full,
+        size_bytes: s.size_bytes,
+        max_size_bytes: s.max_size_bytes,
+        pending: s.pending,
+    }
+}
+
+fn time_health(rules: &HealthRules, t: &TimeSnapshot) -> TimeHealth {
+    let skew_ms = t.measured.then_some(t.skew_ms);
+    let skew_high = skew_ms.is_some_and(|s| s.unsigned_abs() >= rules.skew_warn_ms);
+    let check_failed = t.last_check_failed;
+    let status = if !t.enabled {
+        ComponentStatus::Disabled
+    } else if check_failed || skew_high {
+        ComponentStatus::Degraded
+    } else {
+        ComponentStatus::Ok
+    };
+    TimeHealth {
+        status,
+        skew_ms,
+        warn_ms: rules.skew_warn_ms,
+        check_failed,
+        skew_high,
+    }
+}
+
+impl CollectorSnapshot {
+    /// A failing collector is an `error` for its own component (it produces nothing).
+    pub fn status(&self) -> ComponentStatus {
+        if self.failing {
+            ComponentStatus::Error
+        } else {
+            ComponentStatus::Ok
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages: human reasons, written through `Display` (no allocation).
+
+/// A duration in ms as seconds: whole seconds from 10 s up, one decimal below ("2.5 s", "95 s").
+#[derive(Debug, Clone, Copy)]
+pub struct Secs(pub i64);
+
+impl fmt::Display for Secs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0;
+        if ms.unsigned_abs() >= 10_000 || ms % 1000 == 0 {
+            write!(f, "{} s", ms / 1000)
+        } else {
+            let tenths = ms / 100;
+            write!(f, "{}.{} s", tenths / 10, (tenths % 10).unsigned_abs())
+        }
+    }
+}
+
+/// Bytes in MiB with one decimal.
+#[derive(Debug, Clone, Copy)]
+struct Mib(u64);
+
+impl fmt::Display for Mib {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tenths = self.0.saturating_mul(10) / (1 << 20);
+        write!(f, "{}.{} MiB", tenths / 10, tenths % 10)
+    }
+}
+
+impl fmt::Display for CollectorSnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.failing {
+            write!(
+                f,
+                "failing; {} of {} collections failed since start",
+                self.failures_total, self.collections_total
+            )
+        } else {
+            write!(
+                f,
+                "ok; {} samples from {} collections",
+                self.samples_total, self.collections_total
+            )
+        }
+    }
+}
+
+impl fmt::Display for UploaderHealth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.status == ComponentStatus::Disabled {
+            return f.write_str("uploads disabled (no [remote] configured)");
+        }
+        let since = Secs(self.since_upload_ms);
+        if self.stalled {
+            write!(
+                f,
+                "no upload for {since} (error after {}) and {} samples pending (error above {PENDING_ERROR})",
+                Secs(STALL_ERROR_MS),
+                self.pending
+            )?;
+        } else {
+            let mut sep = "";
+            if self.stale {
+                if self.uploaded_ever {
+                    write!(f, "no upload for {since}")?;
+                } else {
+                    write!(f, "no upload since start {since} ago")?;
+                }
+                write!(f, " (threshold {})", Secs(self.stale_after_ms))?;
+                sep = "; ";
+            }
+            if self.backlog {
+                write!(
+                    f,
+                    "{sep}{} samples pending (threshold {PENDING_DEGRADED})",
+                    self.pending
+                )?;
+            }
+            if !self.stale && !self.backlog {
+                if self.uploaded_ever {
+                    write!(f, "last upload {since} ago")?;
+                } else {
+                    write!(f, "no upload yet (started {since} ago)")?;
+                }
+                write!(f, "; {} samples pending", self.pending)?;
+            }
+        }
+        if self.status != ComponentStatus::Ok && self.last_http_status != 0 {
+            write!(f, "; last answer HTTP {}", self.last_http_status)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for StorageHealth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.io_failing {
+            f.write_str("store I/O failing; ")?;
+        }
+        write!(f, "database {}", Mib(self.size_bytes))?;
+        if self.max_size_bytes > 0 {
+            let pct = u128::from(self.size_bytes) * 100 / u128::from(self.max_size_bytes);
+            write!(f, " of {} ({pct} %)", Mib(self.max_size_bytes))?;
+            if self.nearly_full {
+                write!(f, ", above {STORE_FULL_PERCENT} %")?;
+            }
+        }
+        write!(f, "; {} samples pending", self.pending)
+    }
+}
+
+impl fmt::Display for TimeHealth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.status == ComponentStatus::Disabled {
+            return f.write_str("clock-skew check disabled");
+        }
+        if self.check_failed {
+            f.write_str("last clock-skew check failed")?;
+            if let Some(s) = self.skew_ms {
+                write!(f, "; last measured skew {s:+} ms")?;
+            }
+            return Ok(());
+        }
+        match self.skew_ms {
+            None => f.write_str("clock skew not measured yet"),
+            Some(s) => write!(f, "clock skew {s:+} ms (threshold {} ms)", self.warn_ms),
+        }
+    }
+}
+
+/// The summary of a report: "all components ok", or the reasons of every component that is not.
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let snap = &self.snapshot;
+        let mut sep = "";
+        if snap.collectors_failing > 0 {
+            write!(
+                f,
+                "{} of {} collectors failing",
+                snap.collectors_failing, snap.collectors_total
+            )?;
+            let mut first = true;
+            for c in snap.collectors.iter().filter(|c| c.failing) {
+                f.write_str(if first { ": " } else { ", " })?;
+                f.write_str(c.kind.name())?;
+                first = false;
+            }
+            sep = "; ";
+        }
+        let not_ok =
+            |s: ComponentStatus| matches!(s, ComponentStatus::Degraded | ComponentStatus::Error);
+        if not_ok(self.uploader.status) {
+            write!(f, "{sep}uploader: {}", self.uploader)?;
+            sep = "; ";
+        }
+        if not_ok(self.storage.status) {
+            write!(f, "{sep}storage: {}", self.storage)?;
+            sep = "; ";
+        }
+        if not_ok(self.time.status) {
+            write!(f, "{sep}time: {}", self.time)?;
+            sep = "; ";
+        }
+        if sep.is_empty() {
+            f.write_str("all components ok")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secs_formatting() {
+        assert_eq!(Secs(95_000).to_string(), "95 s");
+        assert_eq!(Secs(95_999).to_string(), "95 s");
+        assert_eq!(Secs(2_000).to_string(), "2 s");
+        assert_eq!(Secs(2_500).to_string(), "2.5 s");
+        assert_eq!(Secs(400).to_string(), "0.4 s");
+        assert_eq!(Secs(600_000).to_string(), "600 s");
+        assert_eq!(Mib(64 << 20).to_string(), "64.0 MiB");
+        assert_eq!(Mib(3 << 19).to_string(), "1.5 MiB");
+    }
+
+    #[test]
+    fn interval_floor() {
+        let r = HealthRules {
+            upload_interval: Duration::from_millis(250),
+            skew_warn_ms: 2000,
+        };
+        assert_eq!(r.interval_ms(), 1000);
+        assert_eq!(r.stale_after_ms(), 2000);
+        let r = HealthRules {
+            upload_interval: Duration::MAX,
+            skew_warn_ms: 2000,
+        };
+        assert_eq!(r.stale_after_ms(), i64::MAX);
+    }
+}

@@ -1,0 +1,144 @@
+//! VictoriaMetrics JSON-lines import format (`/api/v1/import`), written into a reused buffer.
+//!
+//! One line per series: `{"metric":{"__name__":"…","device_id":"…",…},"values":[…],"timestamps":[…]}`.
+//! Values must be finite (VictoriaMetrics answers 204 and silently drops a bare NaN); the writer
+//! refuses non-finite values instead of emitting them.
+
+use std::io::Write;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonlError {
+    /// A value was NaN or infinite.
+    NonFinite,
+    /// `values` and `timestamps` differ in length, or are empty.
+    Shape,
+}
+
+impl std::fmt::Display for JsonlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JsonlError::NonFinite => f.write_str("non-finite value"),
+            JsonlError::Shape => f.write_str("values and timestamps must be non-empty and of equal length"),
+        }
+    }
+}
+
+impl std::error::Error for JsonlError {}
+
+/// Appends one series line (with its trailing `\n`) to `out`. On error `out` is left unchanged.
+pub fn write_series<K: AsRef<str>, V: AsRef<str>>(
+    out: &mut Vec<u8>,
+    name: &str,
+    device_id: &str,
+    labels: impl IntoIterator<Item = (K, V)>,
+    values: &[f64],
+    timestamps: &[i64],
+) -> Result<(), JsonlError> {
+    if values.is_empty() || values.len() != timestamps.len() {
+        return Err(JsonlError::Shape);
+    }
+    if values.iter().any(|v| !v.is_finite()) {
+        return Err(JsonlError::NonFinite);
+    }
+    out.extend_from_slice(b"{\"metric\":{\"__name__\":");
+    write_str(out, name);
+    out.extend_from_slice(b",\"device_id\":");
+    write_str(out, device_id);
+    for (k, v) in labels {
+        out.push(b',');
+        write_str(out, k.as_ref());
+        out.push(b':');
+        write_str(out, v.as_ref());
+    }
+    out.extend_from_slice(b"},\"values\":[");
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_f64(out, *v);
+    }
+    out.extend_from_slice(b"],\"timestamps\":[");
+    for (i, t) in timestamps.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        // Writing to a Vec cannot fail.
+        let _ = write!(out, "{t}");
+    }
+    out.extend_from_slice(b"]}\n");
+    Ok(())
+}
+
+/// Rust's `Display` for f64 is the shortest string that round-trips, without exponent: valid JSON.
+pub fn write_f64(out: &mut Vec<u8>, v: f64) {
+    // -0.0 prints as "-0", which JSON accepts.
+    let _ = write!(out, "{v}");
+}
+
+/// A JSON string literal with the escapes RFC 8259 requires.
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    for &b in s.as_bytes() {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0..=0x1f | 0x7f => {
+                let _ = write!(out, "\\u{b:04x}");
+            }
+            _ => out.push(b),
+        }
+    }
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_per_series() {
+        let mut out = Vec::new();
+        write_series(
+            &mut out,
+            "cpu_usage_percent",
+            "rock\"5b",
+            [("core", "all")],
+            &[12.5, 100.0],
+            &[1_700_000_000_000, 1_700_000_001_000],
+        )
+        .unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            "{\"metric\":{\"__name__\":\"cpu_usage_percent\",\"device_id\":\"rock\\\"5b\",\"core\":\"all\"},\
+             \"values\":[12.5,100],\"timestamps\":[1700000000000,1700000001000]}\n"
+        );
+    }
+
+    #[test]
+    fn refuses_non_finite_and_bad_shape() {
+        let mut out = b"keep".to_vec();
+        let e = write_series(&mut out, "m", "d", [("k", "v")], &[f64::NAN], &[1]);
+        assert_eq!(e, Err(JsonlError::NonFinite));
+        let e = write_series(&mut out, "m", "d", [("k", "v")], &[f64::INFINITY], &[1]);
+        assert_eq!(e, Err(JsonlError::NonFinite));
+        assert_eq!(write_series(&mut out, "m", "d", [("k", "v")], &[1.0], &[]), Err(JsonlError::Shape));
+        assert_eq!(write_series(&mut out, "m", "d", [("k", "v")], &[], &[]), Err(JsonlError::Shape));
+        assert_eq!(out, b"keep");
+    }
+
+    #[test]
+    fn escapes_control_bytes_and_formats_extremes() {
+        let mut out = Vec::new();
+        write_str(&mut out, "a\u{1}b\\\t");
+        assert_eq!(out, b"\"a\\u0001b\\\\\\t\"");
+        let mut out = Vec::new();
+        write_f64(&mut out, 1e21);
+        assert_eq!(out, b"1000000000000000000000");
+        let mut out = Vec::new();
+        write_f64(&mut out, 0.1 + 0.2);
+        assert_eq!(out, b"0.30000000000000004");
+    }
+}

@@ -1,0 +1,22 @@
+//! belabox-metrics: a system-metrics agent for low-RAM ARM boards.
+//!
+//! Pipeline: /proc and /sys → [`collect`] (zero-copy parsers from `belabox-proc`, no allocation per
+//! tick) → [`ring`] (fixed capacity) → the redb store (`belabox-store`) → VictoriaMetrics.
+//! See docs/architecture.md.
+
+pub mod alloc_count;
+pub mod cli;
+pub mod collect;
+pub mod config;
+pub mod health;
+pub mod jsonl;
+pub mod logging;
+pub mod notify;
+pub mod once;
+pub mod ring;
+// pub mod run; (enabled once the store API lands)
+pub mod sample;
+pub mod skew;
+pub mod state;
+pub mod time;
+pub mod upload;

@@ -1,0 +1,219 @@
+//! The process logger: `log` facade → stderr, as JSON lines or console lines.
+//!
+//! JSON: one object per line, `{"ts":"…","level":"INFO","msg":"…",<key-values>}`; key-values come
+//! from `log`'s structured form (`log::info!(batch_id = id, attempt = 2; "upload failed")`), numbers
+//! and booleans stay JSON numbers and booleans. Console: `ts LEVEL target: msg key=value …`.
+//! Lines are assembled in one reused buffer and written with a single write(2), so concurrent
+//! lines never interleave.
+
+use std::io::Write;
+use std::sync::Mutex;
+
+use log::kv::{Key, Value, VisitSource};
+use log::{LevelFilter, Log, Metadata, Record};
+
+use crate::jsonl::write_str;
+use crate::time::{now_ms, rfc3339};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Console,
+}
+
+#[derive(Debug)]
+pub struct Logger {
+    format: Format,
+    level: LevelFilter,
+    buf: Mutex<Vec<u8>>,
+    sink: Sink,
+}
+
+#[derive(Debug)]
+enum Sink {
+    Stderr,
+    /// Tests capture lines here.
+    #[cfg(test)]
+    Memory(Mutex<Vec<u8>>),
+}
+
+impl Logger {
+    pub fn new(format: Format, level: LevelFilter) -> Logger {
+        Logger {
+            format,
+            level,
+            buf: Mutex::new(Vec::with_capacity(1024)),
+            sink: Sink::Stderr,
+        }
+    }
+
+    /// Installs the logger for the process; a second call is ignored.
+    pub fn install(self) {
+        let level = self.level;
+        if log::set_boxed_logger(Box::new(self)).is_ok() {
+            log::set_max_level(level);
+        }
+    }
+
+    /// Formats one record into `out` (with its trailing newline).
+    pub fn format_record(&self, record: &Record<'_>, out: &mut Vec<u8>) {
+        let ts = rfc3339(now_ms());
+        match self.format {
+            Format::Json => {
+                out.extend_from_slice(b"{\"ts\":\"");
+                out.extend_from_slice(ts.as_bytes());
+                out.extend_from_slice(b"\",\"level\":\"");
+                out.extend_from_slice(record.level().as_str().as_bytes());
+                out.extend_from_slice(b"\",\"target\":");
+                write_str(out, record.target());
+                out.extend_from_slice(b",\"msg\":");
+                let msg = record.args().as_str().map(str::to_owned);
+                match msg {
+                    Some(m) => write_str(out, &m),
+                    None => write_str(out, &record.args().to_string()),
+                }
+                let _ = record.key_values().visit(&mut JsonKv(out));
+                out.extend_from_slice(b"}\n");
+            }
+            Format::Console => {
+                let _ = write!(
+                    out,
+                    "{ts} {:<5} {}: {}",
+                    record.level(),
+                    record.target(),
+                    record.args()
+                );
+                let _ = record.key_values().visit(&mut ConsoleKv(out));
+                out.push(b'\n');
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn in_memory(format: Format, level: LevelFilter) -> Logger {
+        Logger {
+            sink: Sink::Memory(Mutex::new(Vec::new())),
+            ..Logger::new(format, level)
+        }
+    }
+}
+
+struct JsonKv<'a>(&'a mut Vec<u8>);
+
+impl<'kvs> VisitSource<'kvs> for JsonKv<'_> {
+    fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), log::kv::Error> {
+        let out = &mut *self.0;
+        out.push(b',');
+        write_str(out, key.as_str());
+        out.push(b':');
+        if let Some(b) = value.to_bool() {
+            out.extend_from_slice(if b { b"true" } else { b"false" });
+        } else if let Some(n) = value.to_i64() {
+            let _ = write!(out, "{n}");
+        } else if let Some(n) = value.to_u64() {
+            let _ = write!(out, "{n}");
+        } else if let Some(f) = value.to_f64().filter(|f| f.is_finite()) {
+            let _ = write!(out, "{f}");
+        } else {
+            write_str(out, &value.to_string());
+        }
+        Ok(())
+    }
+}
+
+struct ConsoleKv<'a>(&'a mut Vec<u8>);
+
+impl<'kvs> VisitSource<'kvs> for ConsoleKv<'_> {
+    fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), log::kv::Error> {
+        let _ = write!(self.0, " {key}={value}");
+        Ok(())
+    }
+}
+
+impl Log for Logger {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        metadata.level() <= self.level
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let Ok(mut buf) = self.buf.lock() else { return };
+        buf.clear();
+        self.format_record(record, &mut buf);
+        match &self.sink {
+            // A failed stderr write has nowhere to be reported.
+            Sink::Stderr => {
+                let _ = std::io::stderr().lock().write_all(&buf);
+            }
+            #[cfg(test)]
+            Sink::Memory(m) => {
+                if let Ok(mut m) = m.lock() {
+                    m.extend_from_slice(&buf);
+                }
+            }
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn captured(logger: &Logger) -> String {
+        match &logger.sink {
+            Sink::Memory(m) => String::from_utf8(m.lock().unwrap().clone()).unwrap(),
+            Sink::Stderr => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn json_lines_carry_context_fields() {
+        let logger = Logger::in_memory(Format::Json, LevelFilter::Info);
+        let kvs: [(&str, Value<'_>); 4] = [
+            ("batch_id", Value::from("6f1c")),
+            ("attempt", Value::from(2u32)),
+            ("duration_ms", Value::from(12.5f64)),
+            ("ok", Value::from(false)),
+        ];
+        let args = format_args!("upload \"failed\"");
+        let record = Record::builder()
+            .level(log::Level::Warn)
+            .target("upload")
+            .args(args)
+            .key_values(&kvs)
+            .build();
+        logger.log(&record);
+        let dbg = Record::builder().level(log::Level::Debug).args(format_args!("hidden")).build();
+        logger.log(&dbg);
+        let out = captured(&logger);
+        assert_eq!(out.lines().count(), 1, "{out}");
+        let line = out.lines().next().unwrap();
+        assert!(line.starts_with("{\"ts\":\""), "{line}");
+        assert!(line.contains("\"level\":\"WARN\""), "{line}");
+        assert!(line.contains("\"msg\":\"upload \\\"failed\\\"\""), "{line}");
+        assert!(line.contains("\"batch_id\":\"6f1c\""), "{line}");
+        assert!(line.contains("\"attempt\":2"), "{line}");
+        assert!(line.contains("\"duration_ms\":12.5"), "{line}");
+        assert!(line.contains("\"ok\":false"), "{line}");
+        assert!(line.ends_with('}'), "{line}");
+    }
+
+    #[test]
+    fn console_lines_are_readable() {
+        let logger = Logger::in_memory(Format::Console, LevelFilter::Debug);
+        let kvs: [(&str, Value<'_>); 1] = [("collector", Value::from("cpu"))];
+        let record = Record::builder()
+            .level(log::Level::Info)
+            .target("collect")
+            .args(format_args!("collected"))
+            .key_values(&kvs)
+            .build();
+        logger.log(&record);
+        let out = captured(&logger);
+        assert!(out.contains(" INFO  collect: collected collector=cpu\n"), "{out}");
+    }
+}

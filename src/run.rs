@@ -1,0 +1,360 @@
+//! `belabox-metrics run`: collectors → ring → store every flush interval, with the async tasks
+//! (uploader, health responder, clock-skew check) on one smol executor thread.
+//!
+//! Threads: the collection loop runs on the main thread (it is synchronous and never allocates per
+//! tick); the store flush runs on the same thread between ticks (one write transaction per flush);
+//! one executor thread runs every async task, whose blocking store calls go through
+//! `smol::unblock`. SIGTERM/SIGINT wake the loop through a self-pipe: final flush, stop the tasks,
+//! close the store, exit 0.
+
+use std::fmt;
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use belabox_store::{
+    NewSample, OpenError, SeriesKey, SessionRecord, Store, StoreOptions, Value,
+};
+
+use crate::collect::{Collectors, SetupError, collector_of};
+use crate::config::{CollectorKind, Config, DurabilityMode};
+use crate::notify::Notifier;
+use crate::ring::{RING_CAPACITY, SampleRing};
+use crate::state::AgentState;
+use crate::time::now_ms;
+
+#[derive(Debug)]
+pub enum RunError {
+    Store(OpenError),
+    Collectors(SetupError),
+    Signals(std::io::Error),
+    Runtime(String),
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Store(e) => write!(f, "store: {e}"),
+            RunError::Collectors(e) => e.fmt(f),
+            RunError::Signals(e) => write!(f, "installing signal handlers: {e}"),
+            RunError::Runtime(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// How often the store's retention and size cap are enforced.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
+/// A file over `storage.compaction_threshold` is compacted at most this often (compaction cannot
+/// always shrink it below the threshold: live data may be that large).
+const MIN_COMPACTION_GAP: Duration = Duration::from_secs(300);
+
+pub fn store_options(config: &Config) -> StoreOptions {
+    StoreOptions {
+        durability: match config.storage.durability {
+            DurabilityMode::Immediate => belabox_store::Durability::Immediate,
+            DurabilityMode::Eventual => belabox_store::Durability::Eventual,
+        },
+        max_size_bytes: config.storage.max_size,
+        retention_ms: u64::try_from(config.storage.retention.as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+/// Reads a one-line /proc or /sys text file, trimmed; None when missing or empty.
+fn read_line(path: &Path) -> Option<String> {
+    let s = std::fs::read_to_string(path).ok()?;
+    let s = s.trim();
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+pub fn run(config: Config) -> Result<(), RunError> {
+    // Signals first: a SIGTERM during start-up must still end in a clean close.
+    let (wake_rx, wake_tx) = UnixStream::pair().map_err(RunError::Signals)?;
+    wake_rx.set_nonblocking(true).map_err(RunError::Signals)?;
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        let tx = wake_tx.try_clone().map_err(RunError::Signals)?;
+        signal_hook::low_level::pipe::register(sig, tx).map_err(RunError::Signals)?;
+    }
+
+    if let Some(dir) = config.storage.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            RunError::Runtime(format!("creating storage directory {}: {e}", dir.display()))
+        })?;
+    }
+    let store = Arc::new(
+        Store::open(&config.storage.path, store_options(&config)).map_err(RunError::Store)?,
+    );
+    let mut collectors = Collectors::open(&config).map_err(RunError::Collectors)?;
+
+    let session_id = uuid::Uuid::new_v4();
+    let started_at_ms = now_ms();
+    let procfs = &config.paths.procfs;
+    let session = SessionRecord {
+        session_id,
+        boot_id: read_line(&procfs.join("sys/kernel/random/boot_id")).unwrap_or_default(),
+        started_at_ms,
+        version: crate::cli::VERSION.to_string(),
+    };
+    store
+        .record_session(&session)
+        .map_err(|e| RunError::Runtime(format!("store: recording the session: {e}")))?;
+    if let Some(release) = read_line(&procfs.join("sys/kernel/osrelease")) {
+        let text = [NewSample {
+            series: SeriesKey {
+                name: "system_kernel_release",
+                device_id: &config.device.id,
+                labels: &[],
+            },
+            ts_ms: started_at_ms,
+            value: Value::Text(&release),
+        }];
+        if let Err(e) = store.insert(&text) {
+            log::warn!(error = e.to_string().as_str(); "could not store the kernel release");
+        }
+    }
+
+    let state = Arc::new(AgentState::new(
+        started_at_ms,
+        session_id.to_string(),
+        config.device.id.clone(),
+        collectors.stats().map(|(k, s)| (k, s.clone())).collect(),
+        config.remote.is_some(),
+        config.monitoring.clock_skew_url.is_some(),
+        config.storage.max_size,
+    ));
+    refresh_storage_state(&store, &config.storage.path, &state);
+
+    let mut notifier = Notifier::from_env();
+    notifier.ready();
+    log::info!(
+        session_id = state.session_id.as_str(),
+        device_id = config.device.id.as_str(),
+        store = config.storage.path.display().to_string().as_str(),
+        uploads = config.remote.is_some();
+        "belabox-metrics {} started", crate::cli::VERSION
+    );
+
+    let mut ring = SampleRing::<RING_CAPACITY>::boxed();
+    let start = Instant::now();
+    let mono = |now: Instant| i64::try_from(now.duration_since(start).as_millis()).unwrap_or(i64::MAX);
+    let flush_every = config.storage.flush_interval;
+    let mut next_flush = start + flush_every;
+    let mut next_maintenance = start + MAINTENANCE_EVERY;
+    let mut next_compaction = start + config.storage.compaction_interval;
+    let mut last_compaction = start;
+    let stall_after = test_stall_after();
+    let mut iterations = 0u64;
+
+    loop {
+        if drain_wake(&wake_rx) {
+            log::info!("signal received; flushing and stopping");
+            break;
+        }
+        let now = Instant::now();
+        let ts = now_ms();
+        let t0 = Instant::now();
+        let pushed = collectors.tick(mono(now), ts, &mut *ring);
+        if pushed > 0 {
+            state.collect_duration.observe(t0.elapsed().as_secs_f64());
+        }
+        state.loop_heartbeat.fetch_add(1, Ordering::Relaxed);
+        state.storage.ring_dropped_total.store(ring.dropped(), Ordering::Relaxed);
+        notifier.loop_progressed(now);
+
+        if now >= next_flush || ring.len() >= RING_CAPACITY / 2 {
+            flush(&store, &mut ring, &config.device.id, &state);
+            refresh_storage_state(&store, &config.storage.path, &state);
+            next_flush = now + flush_every;
+        }
+        if now >= next_maintenance {
+            maintain(&store, &state);
+            next_maintenance = now + MAINTENANCE_EVERY;
+        }
+        let over_threshold =
+            state.storage.size_bytes.load(Ordering::Relaxed) > config.storage.compaction_threshold;
+        if now >= next_compaction
+            || (over_threshold && now.duration_since(last_compaction) >= MIN_COMPACTION_GAP)
+        {
+            last_compaction = now;
+            compact(&store, &state);
+            refresh_storage_state(&store, &config.storage.path, &state);
+            next_compaction = now + config.storage.compaction_interval;
+        }
+
+        iterations += 1;
+        if stall_after.is_some_and(|n| iterations >= n) {
+            // Test hook (see `test_stall_after`): the loop hangs, so watchdog pings must stop.
+            log::warn!("BELABOX_METRICS_TEST_STALL_AFTER reached: the collection loop stalls");
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+
+        let now = Instant::now();
+        let mut wait = Duration::from_millis(
+            u64::try_from(collectors.next_due_in(mono(now))).unwrap_or(1000),
+        );
+        wait = wait.min(next_flush.saturating_duration_since(now));
+        if let Some(ping) = notifier.next_ping_in(now) {
+            wait = wait.min(ping);
+        }
+        wait_for_wake(&wake_rx, wait);
+    }
+
+    notifier.stopping();
+    flush(&store, &mut ring, &config.device.id, &state);
+    if !ring.is_empty() {
+        log::error!(lost = ring.len(); "final flush failed; samples in memory are lost");
+    }
+    drop(store);
+    log::info!("stopped");
+    Ok(())
+}
+
+/// Test hook: `BELABOX_METRICS_TEST_STALL_AFTER=N` makes the collection loop hang after N
+/// iterations, so a test can prove that watchdog pings stop with it. Unset in production.
+fn test_stall_after() -> Option<u64> {
+    std::env::var("BELABOX_METRICS_TEST_STALL_AFTER").ok()?.parse().ok()
+}
+
+/// True when a signal arrived (the pipe has bytes).
+fn drain_wake(rx: &UnixStream) -> bool {
+    let mut buf = [0u8; 16];
+    let mut woke = false;
+    while let Ok(n) = rustix::io::read(rx.as_fd(), &mut buf) {
+        if n == 0 {
+            break;
+        }
+        woke = true;
+    }
+    woke
+}
+
+fn wait_for_wake(rx: &UnixStream, wait: Duration) {
+    if wait.is_zero() {
+        return;
+    }
+    let ts = rustix::time::Timespec {
+        tv_sec: i64::try_from(wait.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: i64::from(wait.subsec_nanos()),
+    };
+    let mut fds = [rustix::event::PollFd::new(rx, rustix::event::PollFlags::IN)];
+    // EINTR or an error simply ends the wait early; the loop re-plans.
+    let _ = rustix::event::poll(&mut fds, Some(&ts));
+}
+
+/// Moves the ring into the store in one write transaction. On failure the samples stay in the
+/// ring (retried next flush; the ring's own cap bounds memory) and the store is marked failing.
+fn flush(store: &Store, ring: &mut SampleRing<RING_CAPACITY>, device_id: &str, state: &AgentState) {
+    if ring.is_empty() {
+        return;
+    }
+    let labels: Vec<heapless::Vec<(&str, &str), { crate::sample::MAX_LABELS }>> =
+        ring.iter().map(|s| s.label_pairs().collect()).collect();
+    let batch: Vec<NewSample<'_>> = ring
+        .iter()
+        .zip(&labels)
+        .map(|(s, l)| NewSample {
+            series: SeriesKey {
+                name: s.metric.name(),
+                device_id,
+                labels: l,
+            },
+            ts_ms: s.ts_ms,
+            value: Value::Number(s.value),
+        })
+        .collect();
+    let t0 = Instant::now();
+    match store.insert(&batch) {
+        Ok(stats) => {
+            let mut per = [0u64; CollectorKind::ALL.len()];
+            for s in ring.iter() {
+                let k = collector_of(s.metric);
+                if let Some(i) = CollectorKind::ALL.iter().position(|&c| c == k) {
+                    per[i] += 1;
+                }
+            }
+            for (kind, st) in &state.collectors {
+                if let Some(i) = CollectorKind::ALL.iter().position(|c| c == kind) {
+                    st.stored_total.fetch_add(per[i], Ordering::Relaxed);
+                }
+            }
+            let n = batch.len();
+            drop(batch);
+            drop(labels);
+            ring.consume(n);
+            state.storage.flushes_total.fetch_add(1, Ordering::Relaxed);
+            state
+                .storage
+                .duplicates_total
+                .fetch_add(stats.duplicates as u64, Ordering::Relaxed);
+            state.storage.io_failing.store(false, Ordering::Relaxed);
+            log::debug!(
+                count = stats.inserted,
+                duplicates = stats.duplicates,
+                duration_ms = t0.elapsed().as_millis() as u64;
+                "flushed"
+            );
+        }
+        Err(e) => {
+            state.storage.flush_failures_total.fetch_add(1, Ordering::Relaxed);
+            if !state.storage.io_failing.swap(true, Ordering::Relaxed) {
+                log::error!(
+                    error = e.to_string().as_str(),
+                    error_type = "store_insert",
+                    kept_in_ring = ring.len();
+                    "flush to the store failed; samples stay in memory"
+                );
+            }
+        }
+    }
+}
+
+fn refresh_storage_state(store: &Store, path: &Path, state: &AgentState) {
+    match store.pending_count() {
+        Ok(n) => state.storage.pending.store(n, Ordering::Relaxed),
+        Err(e) => {
+            state.storage.io_failing.store(true, Ordering::Relaxed);
+            log::warn!(error = e.to_string().as_str(); "reading the pending count failed");
+        }
+    }
+    if let Ok(m) = std::fs::metadata(path) {
+        state.storage.size_bytes.store(m.len(), Ordering::Relaxed);
+    }
+}
+
+fn maintain(store: &Store, state: &AgentState) {
+    match store.enforce_retention(now_ms()) {
+        Ok(r) => {
+            if r.dropped_pending > 0 {
+                log::warn!(
+                    dropped = r.dropped_pending;
+                    "store over its size cap: oldest pending samples dropped"
+                );
+            }
+            if r.expired > 0 {
+                log::debug!(expired = r.expired; "retention removed uploaded samples");
+            }
+        }
+        Err(e) => log::warn!(error = e.to_string().as_str(); "retention failed"),
+    }
+    if let Ok(s) = store.stats() {
+        state.storage.dropped_total.store(s.dropped_total, Ordering::Relaxed);
+    }
+}
+
+fn compact(store: &Store, _state: &AgentState) {
+    match store.compact() {
+        Ok(c) => log::info!(
+            size_before = c.size_before,
+            size_after = c.size_after,
+            duration_ms = c.duration.as_millis() as u64;
+            "store compacted"
+        ),
+        Err(e) => log::warn!(error = e.to_string().as_str(); "compaction failed"),
+    }
+}

@@ -1,0 +1,451 @@
+//! Clock skew: the server's `Date` header against the local clock.
+//!
+//! At start and every `monitoring.clock_skew_interval` the agent sends `GET monitoring.clock_skew_url`
+//! and computes `skew = server time − midpoint(local send, local receive)`, in ms (positive: the
+//! local clock is behind). "Send" is when the request left, after DNS, TCP and TLS set-up (curl's
+//! timings), so a slow handshake does not bias the midpoint. The result goes to [`TimeState`] (shown in `/health` as `time.skew_ms`
+//! and in `/metrics` as `time_skew_seconds`).
+//!
+//! Resolution: `Date` has one-second resolution and servers write the current second truncated,
+//! so the true server time lies in `[Date, Date + 1 s)`. The agent adds [`DATE_CENTER_MS`] (500 ms)
+//! to center that interval: the quantisation error is then ±500 ms instead of 0…+1000 ms, plus at
+//! most half the round-trip time. Thresholds under ~1000 ms therefore flap.
+//!
+//! A failed check (connection error, timeout, HTTP status ≥ 400, no or invalid `Date`) marks the
+//! time component degraded and keeps the last measured skew. |skew| > `clock_skew_warn_ms` logs a
+//! warning at most once an hour.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use isahc::config::{Configurable, RedirectPolicy};
+use isahc::{HttpClient, ResponseExt};
+use smol::Timer;
+use smol::future::or;
+
+use crate::config::Config;
+use crate::state::{AgentState, TimeState};
+use crate::time::{days_from_civil, now_ms};
+
+/// Added to the `Date` value to center its one-second truncation.
+pub const DATE_CENTER_MS: i64 = 500;
+/// Whole-request timeout of one check.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// At most one skew warning per this period.
+pub const WARN_EVERY: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkewConfig {
+    /// Probed URL (http or https).
+    pub url: String,
+    pub interval: Duration,
+    /// Warn when |skew| exceeds this.
+    pub warn_ms: u64,
+    /// Whole-request timeout.
+    pub timeout: Duration,
+}
+
+impl SkewConfig {
+    /// `None` when the check is disabled (no `[remote]` and no explicit URL, or `"off"`).
+    pub fn from_config(config: &Config) -> Option<SkewConfig> {
+        let m = &config.monitoring;
+        m.clock_skew_url.as_ref().map(|url| SkewConfig {
+            url: url.clone(),
+            interval: m.clock_skew_interval,
+            warn_ms: m.clock_skew_warn_ms,
+            timeout: DEFAULT_TIMEOUT,
+        })
+    }
+}
+
+/// Why a check produced no skew.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkewError {
+    /// The HTTP client could not be created.
+    Client(String),
+    /// Connection, DNS, TLS or protocol failure.
+    Request(String),
+    Timeout,
+    /// The server answered with this status (≥ 400).
+    Status(u16),
+    NoDate,
+    /// The `Date` header is not an HTTP-date (IMF-fixdate, RFC 850 or asctime).
+    BadDate,
+    /// The local clock went backwards between send and receive.
+    ClockStepped,
+}
+
+impl fmt::Display for SkewError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SkewError::Client(e) => write!(f, "cannot create the HTTP client: {e}"),
+            SkewError::Request(e) => write!(f, "request failed: {e}"),
+            SkewError::Timeout => f.write_str("request timed out"),
+            SkewError::Status(s) => write!(f, "server answered HTTP {s}"),
+            SkewError::NoDate => f.write_str("response has no Date header"),
+            SkewError::BadDate => f.write_str("Date header is not an HTTP-date"),
+            SkewError::ClockStepped => f.write_str("local clock stepped back during the request"),
+        }
+    }
+}
+
+impl std::error::Error for SkewError {}
+
+/// One successful check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Measurement {
+    /// Server − local, ms.
+    pub skew_ms: i64,
+    /// Request sent → response head received, ms (connection set-up excluded when known).
+    pub rtt_ms: i64,
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+const LONG_DAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+
+fn digits(s: &str, min: usize, max: usize) -> Option<u32> {
+    if s.len() < min || s.len() > max || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn month(s: &str) -> Option<u32> {
+    MONTHS
+        .iter()
+        .position(|&m| m == s)
+        .and_then(|i| u32::try_from(i + 1).ok())
+}
+
+/// `hh:mm:ss` → seconds of day (a leap second `60` is accepted).
+fn time_of_day(s: &str) -> Option<i64> {
+    let mut it = s.split(':');
+    let (h, m, sec) = (it.next()?, it.next()?, it.next()?);
+    if it.next().is_some() {
+        return None;
+    }
+    let (h, m, sec) = (digits(h, 2, 2)?, digits(m, 2, 2)?, digits(sec, 2, 2)?);
+    if h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    Some(i64::from(h) * 3600 + i64::from(m) * 60 + i64::from(sec))
+}
+
+fn is_leap(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+fn epoch_secs(y: i64, m: u32, d: u32, tod: i64) -> Option<i64> {
+    let dim = match m {
+        2 if is_leap(y) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return None,
+    };
+    if d == 0 || d > dim {
+        return None;
+    }
+    Some(days_from_civil(y, m, d) * 86_400 + tod)
+}
+
+/// Parses an HTTP-date (RFC 9110 §5.6.7) into seconds since the Unix epoch:
+/// IMF-fixdate `Sun, 06 Nov 1994 08:49:37 GMT`, RFC 850 `Sunday, 06-Nov-94 08:49:37 GMT` (two-digit
+/// years 70–99 are 19xx, 00–69 are 20xx) and asctime `Sun Nov  6 08:49:37 1994`. The weekday name
+/// must be valid but is not checked against the date.
+pub fn parse_http_date(value: &[u8]) -> Result<i64, SkewError> {
+    parse_date_str(value).ok_or(SkewError::BadDate)
+}
+
+fn parse_date_str(value: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(value).ok()?.trim();
+    if let Some((day, rest)) = s.split_once(", ") {
+        let mut f = rest.split_ascii_whitespace();
+        if DAYS.contains(&day) {
+            // IMF-fixdate
+            let (d, m, y, t, z) = (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
+            if f.next().is_some() || z != "GMT" {
+                return None;
+            }
+            let y = i64::from(digits(y, 4, 4)?);
+            return epoch_secs(y, month(m)?, digits(d, 2, 2)?, time_of_day(t)?);
+        }
+        if LONG_DAYS.contains(&day) {
+            // RFC 850
+            let (date, t, z) = (f.next()?, f.next()?, f.next()?);
+            if f.next().is_some() || z != "GMT" {
+                return None;
+            }
+            let mut p = date.split('-');
+            let (d, m, y) = (p.next()?, p.next()?, p.next()?);
+            if p.next().is_some() {
+                return None;
+            }
+            let yy = i64::from(digits(y, 2, 2)?);
+            let y = if yy < 70 { 2000 + yy } else { 1900 + yy };
+            return epoch_secs(y, month(m)?, digits(d, 2, 2)?, time_of_day(t)?);
+        }
+        return None;
+    }
+    // asctime
+    let mut f = s.split_ascii_whitespace();
+    let (day, m, d, t, y) = (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
+    if f.next().is_some() || !DAYS.contains(&day) {
+        return None;
+    }
+    let y = i64::from(digits(y, 4, 4)?);
+    epoch_secs(y, month(m)?, digits(d, 1, 2)?, time_of_day(t)?)
+}
+
+/// `server − midpoint(send, recv)` in ms, with the `Date` value centered by [`DATE_CENTER_MS`].
+/// `send_ms`/`recv_ms` are local wall-clock ms when the request was sent and when the response
+/// head arrived.
+pub fn compute_skew_ms(send_ms: i64, recv_ms: i64, date_header: &[u8]) -> Result<i64, SkewError> {
+    if recv_ms < send_ms {
+        return Err(SkewError::ClockStepped);
+    }
+    let server_ms = parse_http_date(date_header)?
+        .saturating_mul(1000)
+        .saturating_add(DATE_CENTER_MS);
+    let mid = send_ms + (recv_ms - send_ms) / 2;
+    Ok(server_ms.saturating_sub(mid))
+}
+
+/// A client for the checks: whole-request timeout, no redirects (a redirect's `Date` is as good),
+/// per-request timing metrics on (to exclude DNS, TCP and TLS set-up from the round trip).
+pub fn client(timeout: Duration) -> Result<HttpClient, SkewError> {
+    HttpClient::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect_policy(RedirectPolicy::None)
+        .metrics(true)
+        .build()
+        .map_err(|e| SkewError::Client(e.to_string()))
+}
+
+/// One check: `GET url`, then the skew from its `Date` header.
+pub async fn measure(client: &HttpClient, url: &str) -> Result<Measurement, SkewError> {
+    let send_ms = now_ms();
+    let response = client.get_async(url).await.map_err(|e| {
+        if e.is_timeout() {
+            SkewError::Timeout
+        } else {
+            SkewError::Request(e.to_string())
+        }
+    })?;
+    let recv_ms = now_ms();
+    // The request left after name lookup, TCP connect and TLS handshake (a fresh connection over
+    // LTE can spend most of the round trip there); start the midpoint from then. Clamped, so odd
+    // or missing timings fall back to the whole exchange.
+    let setup_ms = response.metrics().map_or(0, |m| {
+        let setup = m.name_lookup_time() + m.connect_time() + m.secure_connect_time();
+        i64::try_from(setup.as_millis()).unwrap_or(0)
+    });
+    let send_ms = send_ms.saturating_add(setup_ms.clamp(0, (recv_ms - send_ms).max(0)));
+    let status = response.status().as_u16();
+    if status >= 400 {
+        return Err(SkewError::Status(status));
+    }
+    let date = response.headers().get("date").ok_or(SkewError::NoDate)?;
+    let skew_ms = compute_skew_ms(send_ms, recv_ms, date.as_bytes())?;
+    Ok(Measurement {
+        skew_ms,
+        rtt_ms: recv_ms - send_ms,
+    })
+}
+
+/// Stores one check's outcome; a failure keeps the last measured skew.
+pub fn record(time: &TimeState, now_ms: i64, result: &Result<Measurement, SkewError>) {
+    match result {
+        Ok(m) => {
+            time.skew_ms.store(m.skew_ms, Ordering::Relaxed);
+            time.measured.store(true, Ordering::Relaxed);
+            time.last_check_failed.store(false, Ordering::Relaxed);
+        }
+        Err(_) => time.last_check_failed.store(true, Ordering::Relaxed),
+    }
+    time.last_check_ms.store(now_ms, Ordering::Relaxed);
+}
+
+/// Lets one warning through per period (the first one at once).
+#[derive(Debug)]
+pub struct WarnLimiter {
+    every: Duration,
+    last: Option<Instant>,
+}
+
+impl WarnLimiter {
+    pub fn new(every: Duration) -> WarnLimiter {
+        WarnLimiter { every, last: None }
+    }
+
+    pub fn allow(&mut self, now: Instant) -> bool {
+        match self.last {
+            Some(t) if now.saturating_duration_since(t) < self.every => false,
+            _ => {
+                self.last = Some(now);
+                true
+            }
+        }
+    }
+}
+
+/// Checks at start and every `cfg.interval` until `stop` completes (its output is ignored), or
+/// until the future is dropped.
+pub async fn skew_task(cfg: SkewConfig, state: Arc<AgentState>, stop: impl Future) {
+    or(checks(cfg, state), async {
+        stop.await;
+    })
+    .await;
+}
+
+async fn checks(cfg: SkewConfig, state: Arc<AgentState>) {
+    let url = cfg.url.as_str();
+    let client = match client(cfg.timeout) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!(url = url, error:% = e; "clock-skew check disabled");
+            record(&state.time, now_ms(), &Err(e));
+            return;
+        }
+    };
+    let mut warn = WarnLimiter::new(WARN_EVERY);
+    let mut failing = false;
+    let mut measured = false;
+    loop {
+        let result = measure(&client, url).await;
+        record(&state.time, now_ms(), &result);
+        match &result {
+            Ok(m) => {
+                let high = m.skew_ms.unsigned_abs() > cfg.warn_ms;
+                if high && warn.allow(Instant::now()) {
+                    log::warn!(
+                        skew_ms = m.skew_ms, threshold_ms = cfg.warn_ms, rtt_ms = m.rtt_ms, url = url;
+                        "local clock differs from the server's (positive: local clock behind)"
+                    );
+                } else if failing {
+                    log::info!(skew_ms = m.skew_ms, rtt_ms = m.rtt_ms, url = url; "clock-skew check recovered");
+                } else if !measured {
+                    log::info!(skew_ms = m.skew_ms, rtt_ms = m.rtt_ms, url = url; "clock skew measured");
+                } else {
+                    log::debug!(skew_ms = m.skew_ms, rtt_ms = m.rtt_ms, url = url; "clock skew measured");
+                }
+                failing = false;
+                measured = true;
+            }
+            Err(e) => {
+                if failing {
+                    log::debug!(url = url, error:% = e; "clock-skew check failed");
+                } else {
+                    log::warn!(url = url, error:% = e; "clock-skew check failed");
+                }
+                failing = true;
+            }
+        }
+        Timer::after(cfg.interval).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOV_6_1994: i64 = 784_111_777; // 1994-11-06T08:49:37Z
+
+    #[test]
+    fn three_date_forms() {
+        assert_eq!(
+            parse_http_date(b"Sun, 06 Nov 1994 08:49:37 GMT"),
+            Ok(NOV_6_1994)
+        );
+        assert_eq!(
+            parse_http_date(b"Sunday, 06-Nov-94 08:49:37 GMT"),
+            Ok(NOV_6_1994)
+        );
+        assert_eq!(parse_http_date(b"Sun Nov  6 08:49:37 1994"), Ok(NOV_6_1994));
+        assert_eq!(parse_http_date(b" Thu, 01 Jan 1970 00:00:00 GMT "), Ok(0));
+        assert_eq!(
+            parse_http_date(b"Tue, 29 Feb 2028 23:59:59 GMT"),
+            Ok(1_835_481_599)
+        );
+        assert_eq!(parse_http_date(b"Thursday, 01-Jan-70 00:00:00 GMT"), Ok(0));
+        assert_eq!(
+            parse_http_date(b"Saturday, 01-Jan-00 00:00:00 GMT"),
+            Ok(946_684_800)
+        );
+    }
+
+    #[test]
+    fn bad_dates() {
+        for bad in [
+            &b""[..],
+            b"yesterday",
+            b"Sun, 06 Nov 1994 08:49:37 CET",
+            b"Sun, 6 Nov 1994 08:49:37 GMT",
+            b"Sun, 06 Nov 94 08:49:37 GMT",
+            b"Sun, 06 Foo 1994 08:49:37 GMT",
+            b"Sun, 31 Nov 1994 08:49:37 GMT",
+            b"Sun, 29 Feb 1900 08:49:37 GMT",
+            b"Sun, 06 Nov 1994 24:00:00 GMT",
+            b"Sun, 06 Nov 1994 08:60:00 GMT",
+            b"Sun, 06 Nov 1994 8:49:37 GMT",
+            b"Sun, 06 Nov 1994 08:49:37 GMT extra",
+            b"Xyz, 06 Nov 1994 08:49:37 GMT",
+            b"Sun Nov  6 08:49:37 94",
+            b"Sun, 06 Nov +994 08:49:37 GMT",
+            b"\xff\xfe",
+        ] {
+            assert_eq!(
+                parse_http_date(bad),
+                Err(SkewError::BadDate),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn skew_arithmetic() {
+        let date = b"Sun, 06 Nov 1994 08:49:37 GMT";
+        let server = NOV_6_1994 * 1000 + DATE_CENTER_MS;
+        // Equal clocks, 200 ms round trip centered on the server time.
+        assert_eq!(compute_skew_ms(server - 100, server + 100, date), Ok(0));
+        // Local clock 3 s ahead of the server: negative skew.
+        assert_eq!(
+            compute_skew_ms(server + 2900, server + 3100, date),
+            Ok(-3000)
+        );
+        // Local clock 1 h behind: positive skew; odd round trip truncates toward the sender.
+        assert_eq!(
+            compute_skew_ms(server - 3_600_000, server - 3_599_999, date),
+            Ok(3_600_000)
+        );
+        assert_eq!(compute_skew_ms(10, 9, date), Err(SkewError::ClockStepped));
+        assert_eq!(compute_skew_ms(0, 0, b"nope"), Err(SkewError::BadDate));
+    }
+
+    #[test]
+    fn warnings_at_most_once_per_period() {
+        let mut w = WarnLimiter::new(Duration::from_secs(3600));
+        let t0 = Instant::now();
+        assert!(w.allow(t0));
+        assert!(!w.allow(t0 + Duration::from_secs(1)));
+        assert!(!w.allow(t0 + Duration::from_secs(3599)));
+        assert!(w.allow(t0 + Duration::from_secs(3600)));
+        assert!(!w.allow(t0 + Duration::from_secs(3601)));
+    }
+}

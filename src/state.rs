@@ -1,0 +1,230 @@
+//! Shared agent state: counters and flags written by the collection loop, the store flush, the
+//! uploader and the clock-skew check; read by /health, /metrics and the self-metrics writer.
+//!
+//! Everything is an atomic (Relaxed: each value stands alone; no cross-field invariant is read
+//! atomically). Times are ms since the Unix epoch; 0 means "never".
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+
+use crate::collect::CollectorStats;
+use crate::config::CollectorKind;
+
+/// A fixed-bucket histogram of durations in seconds; quantiles are estimated from bucket bounds.
+/// No allocation: the bucket array is inline.
+#[derive(Debug)]
+pub struct Histogram {
+    /// Upper bounds in seconds, ascending; one extra overflow bucket follows.
+    bounds: &'static [f64],
+    counts: [AtomicU64; HISTOGRAM_MAX_BUCKETS],
+    count: AtomicU64,
+    /// Sum in microseconds (integer, so it can be an atomic).
+    sum_us: AtomicU64,
+}
+
+pub const HISTOGRAM_MAX_BUCKETS: usize = 24;
+
+/// 50 µs … 60 s, roughly ×2.5 per step: covers a /proc tick (≈ 50 µs) and a slow LTE upload.
+pub const DURATION_BOUNDS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+impl Histogram {
+    pub fn new(bounds: &'static [f64]) -> Histogram {
+        debug_assert!(bounds.len() < HISTOGRAM_MAX_BUCKETS);
+        Histogram {
+            bounds,
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            count: AtomicU64::new(0),
+            sum_us: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, seconds: f64) {
+        let idx = self
+            .bounds
+            .iter()
+            .position(|&b| seconds <= b)
+            .unwrap_or(self.bounds.len());
+        if let Some(c) = self.counts.get(idx) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let us = (seconds.max(0.0) * 1e6) as u64;
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub fn sum_seconds(&self) -> f64 {
+        self.sum_us.load(Ordering::Relaxed) as f64 / 1e6
+    }
+
+    /// The upper bound of the bucket holding quantile `q` (0..=1); 0 with no observations; the
+    /// last finite bound when it falls in the overflow bucket.
+    pub fn quantile(&self, q: f64) -> f64 {
+        let total = self.count();
+        if total == 0 {
+            return 0.0;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0u64;
+        for (i, c) in self.counts.iter().enumerate().take(self.bounds.len() + 1) {
+            seen += c.load(Ordering::Relaxed);
+            if seen >= rank {
+                return self
+                    .bounds
+                    .get(i)
+                    .or(self.bounds.last())
+                    .copied()
+                    .unwrap_or(0.0);
+            }
+        }
+        self.bounds.last().copied().unwrap_or(0.0)
+    }
+}
+
+#[derive(Debug)]
+pub struct UploadState {
+    /// False when no [remote] is configured: health reports the uploader as "disabled".
+    pub enabled: bool,
+    pub last_success_ms: AtomicI64,
+    pub last_attempt_ms: AtomicI64,
+    /// HTTP status of the last answer; 0 = none (connection error, timeout).
+    pub last_http_status: AtomicU32,
+    pub uploaded_total: AtomicU64,
+    /// Failed requests (every attempt that did not get a 2xx).
+    pub failures_total: AtomicU64,
+    pub rejected_non_finite_total: AtomicU64,
+    pub rejected_too_old_total: AtomicU64,
+    pub rejected_future_total: AtomicU64,
+    pub quarantined_total: AtomicU64,
+    pub bytes_sent_total: AtomicU64,
+    /// 401/403 on the last attempt.
+    pub auth_failing: AtomicBool,
+    pub duration: Histogram,
+}
+
+#[derive(Debug)]
+pub struct StorageState {
+    pub max_size_bytes: u64,
+    pub pending: AtomicU64,
+    pub size_bytes: AtomicU64,
+    /// Pending samples dropped by the size cap (persisted in the store; mirrored here).
+    pub dropped_total: AtomicU64,
+    pub duplicates_total: AtomicU64,
+    /// Samples dropped because the ring was full before a flush.
+    pub ring_dropped_total: AtomicU64,
+    pub flushes_total: AtomicU64,
+    pub flush_failures_total: AtomicU64,
+    /// The last store operation failed (I/O, corruption).
+    pub io_failing: AtomicBool,
+}
+
+#[derive(Debug)]
+pub struct TimeState {
+    /// Server time − local time, ms (positive: the local clock is behind).
+    pub skew_ms: AtomicI64,
+    /// At least one check succeeded.
+    pub measured: AtomicBool,
+    /// The last check failed (HTTP error, timeout, no Date header).
+    pub last_check_failed: AtomicBool,
+    pub last_check_ms: AtomicI64,
+    /// False when no clock-skew URL is configured.
+    pub enabled: bool,
+}
+
+#[derive(Debug)]
+pub struct AgentState {
+    pub started_at_ms: i64,
+    pub session_id: String,
+    pub device_id: String,
+    pub collectors: Vec<(CollectorKind, Arc<CollectorStats>)>,
+    pub collect_duration: Histogram,
+    pub upload: UploadState,
+    pub storage: StorageState,
+    pub time: TimeState,
+    /// Incremented by every iteration of the collection loop; the watchdog pings only while it moves.
+    pub loop_heartbeat: AtomicU64,
+}
+
+impl AgentState {
+    pub fn new(
+        started_at_ms: i64,
+        session_id: String,
+        device_id: String,
+        collectors: Vec<(CollectorKind, Arc<CollectorStats>)>,
+        upload_enabled: bool,
+        skew_enabled: bool,
+        max_size_bytes: u64,
+    ) -> AgentState {
+        AgentState {
+            started_at_ms,
+            session_id,
+            device_id,
+            collectors,
+            collect_duration: Histogram::new(DURATION_BOUNDS),
+            upload: UploadState {
+                enabled: upload_enabled,
+                last_success_ms: AtomicI64::new(0),
+                last_attempt_ms: AtomicI64::new(0),
+                last_http_status: AtomicU32::new(0),
+                uploaded_total: AtomicU64::new(0),
+                failures_total: AtomicU64::new(0),
+                rejected_non_finite_total: AtomicU64::new(0),
+                rejected_too_old_total: AtomicU64::new(0),
+                rejected_future_total: AtomicU64::new(0),
+                quarantined_total: AtomicU64::new(0),
+                bytes_sent_total: AtomicU64::new(0),
+                auth_failing: AtomicBool::new(false),
+                duration: Histogram::new(DURATION_BOUNDS),
+            },
+            storage: StorageState {
+                max_size_bytes,
+                pending: AtomicU64::new(0),
+                size_bytes: AtomicU64::new(0),
+                dropped_total: AtomicU64::new(0),
+                duplicates_total: AtomicU64::new(0),
+                ring_dropped_total: AtomicU64::new(0),
+                flushes_total: AtomicU64::new(0),
+                flush_failures_total: AtomicU64::new(0),
+                io_failing: AtomicBool::new(false),
+            },
+            time: TimeState {
+                skew_ms: AtomicI64::new(0),
+                measured: AtomicBool::new(false),
+                last_check_failed: AtomicBool::new(false),
+                last_check_ms: AtomicI64::new(0),
+                enabled: skew_enabled,
+            },
+            loop_heartbeat: AtomicU64::new(0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_quantiles_from_buckets() {
+        let h = Histogram::new(DURATION_BOUNDS);
+        assert_eq!(h.quantile(0.5), 0.0);
+        for _ in 0..90 {
+            h.observe(0.000_04);
+        }
+        for _ in 0..9 {
+            h.observe(0.02);
+        }
+        h.observe(1000.0);
+        assert_eq!(h.count(), 100);
+        assert_eq!(h.quantile(0.5), 0.000_05);
+        assert_eq!(h.quantile(0.95), 0.025);
+        assert_eq!(h.quantile(0.99), 0.025);
+        assert_eq!(h.quantile(1.0), 60.0);
+        assert!((h.sum_seconds() - (90.0 * 0.000_04 + 9.0 * 0.02 + 1000.0)).abs() < 1e-3);
+    }
+}

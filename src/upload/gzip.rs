@@ -1,0 +1,219 @@
+//! gzip framing (RFC 1952) around miniz_oxide's raw deflate, into a reused buffer.
+//!
+//! Member layout: 10-byte header (`1f 8b 08`, no flags, mtime 0, XFL 4 = fastest, OS 255 =
+//! unknown), the raw deflate stream, then CRC-32 (IEEE, reflected, poly 0xEDB88320) and ISIZE
+//! (input length mod 2^32), both little-endian. The compressor state (~300 KiB in miniz_oxide)
+//! is allocated once and reset per member.
+
+use miniz_oxide::deflate::core::{
+    CompressorOxide, TDEFLFlush, TDEFLStatus, compress_to_output, create_comp_flags_from_zip_params,
+};
+
+/// Compression level: 1 = fastest. JSONL of metrics is repetitive enough that level 1 already
+/// gets most of the gain, and the board's CPU belongs to the video encoder.
+pub const GZIP_LEVEL: u8 = 1;
+
+const HEADER: [u8; 10] = [0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0x04, 0xff];
+/// Header plus CRC-32 and ISIZE.
+pub const FRAMING_BYTES: usize = HEADER.len() + 8;
+
+const CRC_TABLE: [u32; 256] = crc_table();
+
+const fn crc_table() -> [u32; 256] {
+    let mut table = [0u32; 256];
+    let mut n = 0;
+    while n < 256 {
+        let mut c = n as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            k += 1;
+        }
+        table[n] = c;
+        n += 1;
+    }
+    table
+}
+
+/// CRC-32 as used by gzip, zlib's `crc32()` and PNG.
+pub fn crc32(data: &[u8]) -> u32 {
+    crc32_update(0, data)
+}
+
+/// Continues a CRC-32: `crc32_update(crc32(a), b) == crc32(a ++ b)`.
+pub fn crc32_update(crc: u32, data: &[u8]) -> u32 {
+    let mut c = !crc;
+    for &b in data {
+        c = CRC_TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
+    }
+    !c
+}
+
+/// A reusable gzip encoder.
+pub struct Gzip {
+    compressor: Box<CompressorOxide>,
+}
+
+impl std::fmt::Debug for Gzip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gzip").field("level", &GZIP_LEVEL).finish()
+    }
+}
+
+impl Default for Gzip {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Gzip {
+    pub fn new() -> Gzip {
+        // window_bits 0: raw deflate, no zlib wrapper; strategy 0: default.
+        let flags = create_comp_flags_from_zip_params(i32::from(GZIP_LEVEL), 0, 0);
+        Gzip {
+            compressor: Box::new(CompressorOxide::new(flags)),
+        }
+    }
+
+    /// Replaces the contents of `out` with one complete gzip member holding `input`.
+    /// `out` keeps its capacity between calls, so a steady-state call does not allocate.
+    pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(&HEADER);
+        self.compressor.reset();
+        let (status, consumed) =
+            compress_to_output(&mut self.compressor, input, TDEFLFlush::Finish, |bytes| {
+                out.extend_from_slice(bytes);
+                true
+            });
+        // With Finish, a callback that always accepts, and a freshly reset compressor, miniz
+        // consumes everything and returns Done; anything else is a bug in it, caught in tests.
+        debug_assert_eq!((status, consumed), (TDEFLStatus::Done, input.len()));
+        out.extend_from_slice(&crc32(input).to_le_bytes());
+        // ISIZE is the length modulo 2^32 by definition.
+        out.extend_from_slice(&(input.len() as u32).to_le_bytes());
+    }
+}
+
+/// Why [`gunzip`] refused its input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GunzipError {
+    /// Shorter than header + trailer, wrong magic, or a header flag this decoder does not
+    /// support (FEXTRA/FNAME/FCOMMENT/FHCRC: the encoder above never sets them).
+    Header,
+    /// The deflate stream is malformed.
+    Inflate,
+    /// CRC-32 or ISIZE do not match the inflated data.
+    Trailer,
+}
+
+impl std::fmt::Display for GunzipError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GunzipError::Header => "not a plain gzip member",
+            GunzipError::Inflate => "corrupt deflate stream",
+            GunzipError::Trailer => "gzip CRC-32 or length mismatch",
+        })
+    }
+}
+
+impl std::error::Error for GunzipError {}
+
+/// Decodes one gzip member as written by [`Gzip::compress`] and checks its trailer. For tests,
+/// the fault proxy and the bench; the agent itself never inflates.
+pub fn gunzip(data: &[u8]) -> Result<Vec<u8>, GunzipError> {
+    if data.len() < FRAMING_BYTES || data.get(..3) != Some(&HEADER[..3]) {
+        return Err(GunzipError::Header);
+    }
+    if data.get(3).copied().unwrap_or(0xff) != 0 {
+        return Err(GunzipError::Header);
+    }
+    let body = data
+        .get(HEADER.len()..data.len() - 8)
+        .ok_or(GunzipError::Header)?;
+    let trailer = data.get(data.len() - 8..).ok_or(GunzipError::Header)?;
+    let plain =
+        miniz_oxide::inflate::decompress_to_vec(body).map_err(|_| GunzipError::Inflate)?;
+    let mut crc = [0u8; 4];
+    let mut isize = [0u8; 4];
+    crc.copy_from_slice(trailer.get(..4).ok_or(GunzipError::Header)?);
+    isize.copy_from_slice(trailer.get(4..).ok_or(GunzipError::Header)?);
+    if u32::from_le_bytes(crc) != crc32(&plain) || u32::from_le_bytes(isize) != plain.len() as u32
+    {
+        return Err(GunzipError::Trailer);
+    }
+    Ok(plain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32_known_values() {
+        // The standard check value of CRC-32/ISO-HDLC.
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(crc32(b""), 0);
+        assert_eq!(crc32(b"a"), 0xE8B7_BE43);
+        assert_eq!(
+            crc32(b"The quick brown fox jumps over the lazy dog"),
+            0x414F_A339
+        );
+        let data = b"split anywhere and continue";
+        for i in 0..data.len() {
+            assert_eq!(crc32_update(crc32(&data[..i]), &data[i..]), crc32(data));
+        }
+    }
+
+    #[test]
+    fn round_trips_through_inflate_with_checked_trailer() {
+        let mut gz = Gzip::new();
+        let mut out = Vec::new();
+        let mut line = Vec::new();
+        for i in 0..500 {
+            line.extend_from_slice(
+                format!("{{\"metric\":{{\"__name__\":\"cpu_usage_percent\",\"core\":\"{}\"}},\"values\":[{}],\"timestamps\":[{}]}}\n", i % 8, i as f64 * 0.37, 1_700_000_000_000i64 + i * 1000)
+                    .as_bytes(),
+            );
+        }
+        // Empty input, tiny input, repetitive input, incompressible input; the same encoder
+        // and buffer each time.
+        let noise: Vec<u8> = (0..20_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        for input in [&b""[..], b"x", &line, &noise, &line] {
+            gz.compress(input, &mut out);
+            assert_eq!(&out[..10], &HEADER);
+            let body = &out[10..out.len() - 8];
+            assert_eq!(
+                miniz_oxide::inflate::decompress_to_vec(body).unwrap(),
+                input
+            );
+            let crc = u32::from_le_bytes(out[out.len() - 8..out.len() - 4].try_into().unwrap());
+            let isize = u32::from_le_bytes(out[out.len() - 4..].try_into().unwrap());
+            assert_eq!(crc, crc32(input));
+            assert_eq!(isize as usize, input.len());
+            assert_eq!(gunzip(&out).unwrap(), input);
+        }
+        gz.compress(&line, &mut out);
+        assert!(out.len() * 5 < line.len(), "{} vs {}", out.len(), line.len());
+    }
+
+    #[test]
+    fn gunzip_rejects_damage() {
+        let mut gz = Gzip::new();
+        let mut out = Vec::new();
+        gz.compress(b"hello hello hello", &mut out);
+        let mut bad = out.clone();
+        let n = bad.len();
+        bad[n - 5] ^= 1;
+        assert_eq!(gunzip(&bad), Err(GunzipError::Trailer));
+        let mut bad = out.clone();
+        bad[0] = 0;
+        assert_eq!(gunzip(&bad), Err(GunzipError::Header));
+        assert_eq!(gunzip(&out[..12]), Err(GunzipError::Header));
+        let mut bad = out.clone();
+        bad[3] = 0x08; // FNAME
+        assert_eq!(gunzip(&bad), Err(GunzipError::Header));
+    }
+}

@@ -1,0 +1,167 @@
+//! The uploader: pending samples in the store → VictoriaMetrics `/api/v1/import`.
+//!
+//! One smol task ([`Uploader::run`]). Each cycle reads up to `remote.batch_size` of the oldest
+//! pending samples, filters out what VictoriaMetrics would silently drop, cuts the rest (sorted by
+//! timestamp) into chunks of `remote.chunk_size`, and POSTs each chunk as gzipped JSONL. A 2xx
+//! marks exactly that chunk's samples uploaded, with its checkpoint, in one store transaction.
+//! While a backlog exists, cycles follow each other without a pause; once caught up (or after a
+//! chunk failed all its attempts) the task waits `remote.upload_interval`, or until woken.
+//!
+//! Guarantees:
+//! - Nothing is dropped for a transient failure (429, 5xx, other 4xx except those below,
+//!   timeouts, connection errors): the chunk stays pending and is retried.
+//! - A sample is marked uploaded only after a 2xx for a request that contained it. A response
+//!   lost after VictoriaMetrics stored the chunk makes the chunk go again; VictoriaMetrics
+//!   deduplicates identical samples (`-dedup.minScrapeInterval`), so the result is one copy.
+//! - Samples VictoriaMetrics would accept with a 204 and then discard are never sent:
+//!   non-finite values and timestamps older than `remote.max_sample_age` are quarantined
+//!   (kept in the store, out of the queue, counted as rejected{reason}); timestamps more than
+//!   two days ahead stay pending until they become valid (counted once each).
+//! - 400 (and 422): the chunk is bisected until the refused samples are alone; each is
+//!   quarantined and counted, so one poison sample never blocks the queue.
+//! - 401/403: reported in the log and in `AgentState.upload.auth_failing`, retried at the
+//!   maximum backoff.
+//!
+//! Store calls that touch the disk go through `smol::unblock`. The bearer token is read once by
+//! [`Uploader::new`] and only ever placed in a sensitive header value; it is never logged.
+//! See docs/upload.md.
+
+mod backoff;
+mod chunk;
+mod gzip;
+mod retry_after;
+mod task;
+
+pub use backoff::Backoff;
+pub use chunk::{
+    AsPoint, EncodeError, JsonlEncoder, MAX_FUTURE, Point, SeriesMeta, Verdict, Window,
+    chunk_ranges, halves,
+};
+pub use gzip::{FRAMING_BYTES, GZIP_LEVEL, Gzip, GunzipError, crc32, crc32_update, gunzip};
+pub use retry_after::{parse_imf_fixdate, parse_retry_after};
+pub use task::{Cycle, Uploader};
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use isahc::HttpClient;
+use isahc::config::Configurable;
+
+/// Idle connections the HTTP client keeps for reuse.
+pub const MAX_IDLE_CONNECTIONS: usize = 10;
+
+/// Longest `Retry-After` honoured; a longer one is cut to this (a misconfigured proxy must not
+/// park the uploader for days).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// Why the uploader could not be set up.
+#[derive(Debug)]
+pub enum UploadError {
+    /// `remote.token_file` could not be read.
+    TokenRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The token is empty or holds bytes not allowed in an HTTP header value. The token itself
+    /// is deliberately not part of the message.
+    TokenInvalid { path: PathBuf },
+    /// `remote.url` is not a valid URI for the HTTP client.
+    Url { url: String, message: String },
+    /// The HTTP client could not be created.
+    Client(isahc::Error),
+}
+
+impl fmt::Display for UploadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UploadError::TokenRead { path, source } => {
+                write!(f, "cannot read remote.token_file {}: {source}", path.display())
+            }
+            UploadError::TokenInvalid { path } => write!(
+                f,
+                "remote.token_file {}: the token is empty or contains characters not allowed \
+                 in an HTTP header",
+                path.display()
+            ),
+            UploadError::Url { url, message } => write!(f, "remote.url {url:?}: {message}"),
+            UploadError::Client(e) => write!(f, "creating the HTTP client: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for UploadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            UploadError::TokenRead { source, .. } => Some(source),
+            UploadError::Client(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// The process's HTTP client: connection reuse with at most [`MAX_IDLE_CONNECTIONS`] idle
+/// connections, no `Expect: 100-continue` round trip (an extra RTT on LTE), no redirects.
+/// Timeouts are set per request, so other tasks (the clock-skew probe) can share the client.
+pub fn http_client() -> Result<HttpClient, UploadError> {
+    HttpClient::builder()
+        .connection_cache_size(MAX_IDLE_CONNECTIONS)
+        .expect_continue(false)
+        .build()
+        .map_err(UploadError::Client)
+}
+
+/// How the run loop wakes and stops the uploader. Cheap to clone; dropping every copy does not
+/// stop the task (only [`UploadControl::stop`] does).
+#[derive(Debug, Clone)]
+pub struct UploadControl {
+    wake: smol::channel::Sender<()>,
+    stop: smol::channel::Sender<()>,
+}
+
+/// The uploader's end of [`UploadControl`].
+#[derive(Debug)]
+pub(crate) struct ControlRx {
+    wake: smol::channel::Receiver<()>,
+    /// Nothing is ever sent on it: `recv` completes only when it is closed (stop).
+    stop: smol::channel::Receiver<()>,
+    /// Keeps the channels open while no `UploadControl` is alive.
+    _tx: UploadControl,
+}
+
+pub(crate) fn control_pair() -> (UploadControl, ControlRx) {
+    let (wake_tx, wake_rx) = smol::channel::bounded(1);
+    let (stop_tx, stop_rx) = smol::channel::bounded(1);
+    let tx = UploadControl {
+        wake: wake_tx,
+        stop: stop_tx,
+    };
+    (
+        tx.clone(),
+        ControlRx {
+            wake: wake_rx,
+            stop: stop_rx,
+            _tx: tx,
+        },
+    )
+}
+
+impl UploadControl {
+    /// Ends the wait between cycles now (e.g. after a store flush, or when the link came back).
+    /// Does not shorten a backoff or a `Retry-After`. Wakes coalesce: many calls while the
+    /// uploader is busy cause one extra cycle.
+    pub fn wake(&self) {
+        let _ = self.wake.try_send(());
+    }
+
+    /// Stops the uploader: a wait is abandoned at once, no new chunk is started, and a request
+    /// in flight is dropped (its samples stay pending). [`Uploader::run`] then returns.
+    /// Idempotent.
+    pub fn stop(&self) {
+        self.stop.close();
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stop.is_closed()
+    }
+}

@@ -1,0 +1,799 @@
+//! The upload task: cycles, chunks, attempts. The pure pieces live in the sibling modules.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use belabox_store::{Checkpoint, PendingSample, SampleKey, Store, Uuid};
+use isahc::config::Configurable;
+use isahc::http::{HeaderValue, Request, StatusCode, Uri, header};
+use isahc::HttpClient;
+use smol::Timer;
+use smol::future::FutureExt as _;
+use smol::io::AsyncReadExt as _;
+
+use super::backoff::Backoff;
+use super::chunk::{AsPoint, JsonlEncoder, Point, SeriesMeta, Verdict, Window, chunk_ranges, halves};
+use super::gzip::Gzip;
+use super::retry_after::parse_retry_after;
+use super::{ControlRx, MAX_RETRY_AFTER, UploadControl, UploadError, control_pair};
+use crate::config::RemoteConfig;
+use crate::state::AgentState;
+use crate::time::now_ms;
+
+impl AsPoint for PendingSample {
+    fn point(&self) -> Point {
+        Point {
+            series_id: self.series_id,
+            ts_ms: self.ts_ms,
+            value: self.value,
+        }
+    }
+}
+
+/// Most response-body bytes kept for the log and the quarantine reason (the rest is read and
+/// counted, not stored).
+const SNIPPET_BYTES: usize = 256;
+/// Bound on the "future sample already counted" set; cleared (and possibly recounted) beyond.
+const MAX_FUTURE_SEEN: usize = 100_000;
+/// Bound on the series-metadata cache; cleared (and refilled from the store) beyond.
+const MAX_SERIES_CACHED: usize = 10_000;
+
+/// What one [`Uploader::cycle`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cycle {
+    /// Nothing pending, or nothing sendable yet (only future-dated samples).
+    Idle,
+    /// Every sendable sample of the batch was uploaded (or quarantined). `more`: the batch was
+    /// full, so more may be pending: the next cycle should start at once.
+    Progress { uploaded: usize, more: bool },
+    /// A chunk failed all its attempts, or the store failed; what was not marked stays pending.
+    Failed,
+    /// [`UploadControl::stop`] was called.
+    Stopped,
+}
+
+/// The result of sending one body, with its retries.
+enum Sent {
+    Accepted,
+    /// 400/422: the body holds something VictoriaMetrics refuses.
+    Rejected { status: u16, snippet: String },
+    /// 413: too large for a proxy or the server.
+    TooLarge,
+    /// Attempts exhausted on transient failures.
+    GaveUp,
+    Stopped,
+}
+
+enum Abort {
+    Failed,
+    Stopped,
+}
+
+/// One HTTP answer.
+struct Answer {
+    status: u16,
+    retry_after: Option<Duration>,
+    bytes_rcvd: u64,
+    snippet: String,
+}
+
+enum Outcome {
+    Answer(Answer),
+    Error(isahc::Error),
+    Stopped,
+}
+
+/// The uploader task. Build it with [`Uploader::new`], take an [`UploadControl`] with
+/// [`Uploader::control`], then run [`Uploader::run`] on the executor.
+pub struct Uploader {
+    uri: Uri,
+    remote: RemoteConfig,
+    backoff: Backoff,
+    /// `Bearer <token>`, marked sensitive.
+    auth: Option<HeaderValue>,
+    client: HttpClient,
+    store: Arc<Store>,
+    state: Arc<AgentState>,
+    rng: oorandom::Rand64,
+    rx: ControlRx,
+    /// Earliest instant of the next request (a `Retry-After`, or the maximum backoff after an
+    /// auth failure); survives across cycles.
+    not_before: Option<Instant>,
+    /// The last attempt ended in a give-up; the next success is logged at info.
+    failing: bool,
+    series: HashMap<u32, SeriesMeta>,
+    future_seen: HashSet<SampleKey>,
+    unknown_seen: HashSet<SampleKey>,
+    // Buffers reused across chunks and cycles.
+    send: Vec<PendingSample>,
+    keys: Vec<SampleKey>,
+    work: Vec<Range<usize>>,
+    encoder: JsonlEncoder,
+    gzip: Gzip,
+    jsonl: Vec<u8>,
+    gz: Vec<u8>,
+}
+
+impl std::fmt::Debug for Uploader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // No `auth`: the token must never reach a log line.
+        f.debug_struct("Uploader")
+            .field("uri", &redacted(&self.uri))
+            .field("has_token", &self.auth.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// scheme://host[:port]/path, without userinfo or query.
+fn redacted(uri: &Uri) -> String {
+    format!(
+        "{}://{}{}{}",
+        uri.scheme_str().unwrap_or("http"),
+        uri.host().unwrap_or(""),
+        uri.port_u16().map(|p| format!(":{p}")).unwrap_or_default(),
+        uri.path()
+    )
+}
+
+/// Reads the bearer token once: trimmed, non-empty, valid as a header value.
+fn read_token(path: &std::path::Path) -> Result<HeaderValue, UploadError> {
+    let raw = std::fs::read(path).map_err(|source| UploadError::TokenRead {
+        path: path.to_owned(),
+        source,
+    })?;
+    let token = raw.trim_ascii();
+    let invalid = || UploadError::TokenInvalid {
+        path: path.to_owned(),
+    };
+    if token.is_empty() {
+        return Err(invalid());
+    }
+    let mut value = Vec::with_capacity(7 + token.len());
+    value.extend_from_slice(b"Bearer ");
+    value.extend_from_slice(token);
+    let mut header = HeaderValue::from_bytes(&value).map_err(|_| invalid())?;
+    header.set_sensitive(true);
+    Ok(header)
+}
+
+impl Uploader {
+    /// Reads `remote.token_file` (once) and parses `remote.url`. `client` is the process's
+    /// HTTP client ([`super::http_client`]).
+    pub fn new(
+        remote: &RemoteConfig,
+        store: Arc<Store>,
+        state: Arc<AgentState>,
+        client: HttpClient,
+    ) -> Result<Uploader, UploadError> {
+        let uri = Uri::try_from(remote.url.as_str()).map_err(|e| UploadError::Url {
+            url: remote.url.clone(),
+            message: e.to_string(),
+        })?;
+        let auth = remote.token_file.as_deref().map(read_token).transpose()?;
+        let (_, rx) = control_pair();
+        Ok(Uploader {
+            uri,
+            remote: remote.clone(),
+            backoff: Backoff::from_config(&remote.retry),
+            auth,
+            client,
+            store,
+            state,
+            rng: oorandom::Rand64::new(Uuid::new_v4().as_u128()),
+            rx,
+            not_before: None,
+            failing: false,
+            series: HashMap::new(),
+            future_seen: HashSet::new(),
+            unknown_seen: HashSet::new(),
+            send: Vec::with_capacity(remote.batch_size.min(1 << 16)),
+            keys: Vec::with_capacity(remote.chunk_size.min(1 << 16)),
+            work: Vec::new(),
+            encoder: JsonlEncoder::new(),
+            gzip: Gzip::new(),
+            jsonl: Vec::new(),
+            gz: Vec::new(),
+        })
+    }
+
+    /// A handle to wake or stop this uploader.
+    pub fn control(&self) -> UploadControl {
+        self.rx._tx.clone()
+    }
+
+    /// Runs cycles until stopped: back to back while a backlog exists, otherwise one per
+    /// `remote.upload_interval` (or per [`UploadControl::wake`]).
+    pub async fn run(mut self) {
+        log::info!(
+            url = redacted(&self.uri).as_str(),
+            batch_size = self.remote.batch_size,
+            chunk_size = self.remote.chunk_size,
+            authenticated = self.auth.is_some();
+            "uploader started"
+        );
+        let mut streak: Option<(Instant, usize)> = None;
+        loop {
+            let cycle = self.cycle().await;
+            match cycle {
+                Cycle::Stopped => break,
+                Cycle::Progress { uploaded, more: true } => {
+                    let s = streak.get_or_insert((Instant::now(), 0));
+                    s.1 += uploaded;
+                    // Let the other tasks on the executor run between batches.
+                    smol::future::yield_now().await;
+                    continue;
+                }
+                Cycle::Progress { uploaded, more: false } => {
+                    if let Some((since, n)) = streak.take() {
+                        log::info!(
+                            samples = n + uploaded,
+                            duration_ms = since.elapsed().as_millis() as u64;
+                            "upload backlog drained"
+                        );
+                    }
+                }
+                Cycle::Idle | Cycle::Failed => {}
+            }
+            if !self.idle(self.remote.upload_interval).await {
+                break;
+            }
+        }
+        log::info!("uploader stopped");
+    }
+
+    /// One batch: read up to `batch_size` pending samples, filter, chunk, upload. Public so
+    /// benches and tests can drive the uploader without its timers.
+    pub async fn cycle(&mut self) -> Cycle {
+        if self.rx.is_stopped() {
+            return Cycle::Stopped;
+        }
+        let limit = self.remote.batch_size.max(1);
+        let store = self.store.clone();
+        let batch = match smol::unblock(move || store.pending(limit)).await {
+            Ok(b) => b,
+            Err(e) => {
+                log::error!(error:% = e; "uploader: reading the pending queue failed");
+                return Cycle::Failed;
+            }
+        };
+        if batch.is_empty() {
+            self.future_seen.clear();
+            self.state.storage.pending.store(0, Relaxed);
+            return Cycle::Idle;
+        }
+        let full = batch.len() >= limit;
+        let Some(moved) = self.filter(batch).await else {
+            return Cycle::Failed;
+        };
+        if self.send.is_empty() {
+            return if moved > 0 {
+                Cycle::Progress {
+                    uploaded: 0,
+                    more: full,
+                }
+            } else {
+                Cycle::Idle
+            };
+        }
+        // Pending is already in (ts, series) order; sorting again costs little and makes the
+        // chunk order independent of the store's.
+        self.send.sort_unstable_by_key(|s| (s.ts_ms, s.series_id));
+        let batch_id = Uuid::new_v4();
+        let mut next_index = 0u32;
+        let mut uploaded = 0;
+        for r in chunk_ranges(self.send.len(), self.remote.chunk_size) {
+            match self.upload_chunk(r, batch_id, &mut next_index).await {
+                Ok(n) => uploaded += n,
+                Err(Abort::Stopped) => return Cycle::Stopped,
+                Err(Abort::Failed) => return Cycle::Failed,
+            }
+        }
+        log::debug!(batch_id:% = batch_id, samples = uploaded, chunks = next_index; "batch uploaded");
+        Cycle::Progress {
+            uploaded,
+            more: full,
+        }
+    }
+
+    /// The server's clock as best known: local time corrected by the measured skew.
+    fn server_now_ms(&self) -> i64 {
+        let t = &self.state.time;
+        let skew = if t.measured.load(Relaxed) {
+            t.skew_ms.load(Relaxed)
+        } else {
+            0
+        };
+        now_ms().saturating_add(skew)
+    }
+
+    /// Splits `batch` into `self.send` (sendable) and the rest: non-finite and too-old samples
+    /// are quarantined, future ones stay pending, samples of a series not (yet) known are
+    /// skipped once and quarantined when seen again a cycle later. Returns how many samples
+    /// left the queue, or `None` when the store failed.
+    async fn filter(&mut self, batch: Vec<PendingSample>) -> Option<usize> {
+        let window = Window::new(self.server_now_ms(), self.remote.max_sample_age);
+        self.send.clear();
+        if self.series.len() > MAX_SERIES_CACHED {
+            self.series.clear();
+        }
+        let mut non_finite = Vec::new();
+        let mut too_old = Vec::new();
+        let mut unknown = Vec::new();
+        let mut unknown_now = HashSet::new();
+        let mut future_new = 0u64;
+        let mut any_future = false;
+        for s in batch {
+            match window.classify(s.ts_ms, s.value) {
+                Verdict::Send => {}
+                Verdict::NonFinite => {
+                    non_finite.push(s.key);
+                    continue;
+                }
+                Verdict::TooOld => {
+                    too_old.push(s.key);
+                    continue;
+                }
+                Verdict::Future => {
+                    any_future = true;
+                    if self.future_seen.len() >= MAX_FUTURE_SEEN {
+                        self.future_seen.clear();
+                    }
+                    if self.future_seen.insert(s.key) {
+                        future_new += 1;
+                    }
+                    continue;
+                }
+            }
+            if !self.series.contains_key(&s.series_id) {
+                // In memory in the store; no I/O.
+                match self.store.series_arc(s.series_id) {
+                    Ok(info) => {
+                        self.series.insert(
+                            s.series_id,
+                            SeriesMeta {
+                                name: info.name.clone(),
+                                device_id: info.device_id.clone(),
+                                labels: info.labels.clone(),
+                            },
+                        );
+                    }
+                    Err(_) => {
+                        // A flush publishes its new series just after its commit: a sample
+                        // can be visible for an instant before its series.
+                        if self.unknown_seen.contains(&s.key) {
+                            unknown.push(s.key);
+                        } else {
+                            unknown_now.insert(s.key);
+                        }
+                        continue;
+                    }
+                }
+            }
+            self.send.push(s);
+        }
+        self.unknown_seen = unknown_now;
+        if !any_future {
+            self.future_seen.clear();
+        }
+        let up = &self.state.upload;
+        up.rejected_future_total.fetch_add(future_new, Relaxed);
+        if future_new > 0 {
+            log::warn!(
+                samples = future_new,
+                reason = Verdict::Future.reason();
+                "samples dated more than 2 days ahead stay pending until they are valid"
+            );
+        }
+        if non_finite.is_empty() && too_old.is_empty() && unknown.is_empty() {
+            return Some(0);
+        }
+        let store = self.store.clone();
+        let now = now_ms();
+        let result = smol::unblock(move || {
+            let mut counts = [0usize; 3];
+            for (i, (keys, reason)) in [
+                (&non_finite, Verdict::NonFinite.reason()),
+                (&too_old, Verdict::TooOld.reason()),
+                (&unknown, "unknown_series"),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                if !keys.is_empty() {
+                    counts[i] = store.quarantine(keys, reason, now)?;
+                }
+            }
+            Ok::<_, belabox_store::MarkError>((counts, store.pending_count().unwrap_or(0)))
+        })
+        .await;
+        match result {
+            Ok(([nf, old, unk], pending)) => {
+                up.rejected_non_finite_total.fetch_add(nf as u64, Relaxed);
+                up.rejected_too_old_total.fetch_add(old as u64, Relaxed);
+                up.quarantined_total.fetch_add(unk as u64, Relaxed);
+                self.state.storage.pending.store(pending, Relaxed);
+                log::warn!(
+                    non_finite = nf,
+                    too_old = old,
+                    unknown_series = unk;
+                    "samples VictoriaMetrics would drop were quarantined"
+                );
+                Some(nf + old + unk)
+            }
+            Err(e) => {
+                log::error!(error:% = e; "uploader: quarantining unsendable samples failed");
+                None
+            }
+        }
+    }
+
+    /// Uploads `self.send[range]`, bisecting for size and on 400. Returns how many samples
+    /// were marked uploaded.
+    async fn upload_chunk(
+        &mut self,
+        range: Range<usize>,
+        batch_id: Uuid,
+        next_index: &mut u32,
+    ) -> Result<usize, Abort> {
+        self.work.clear();
+        self.work.push(range);
+        let mut uploaded = 0;
+        while let Some(r) = self.work.pop() {
+            if self.rx.is_stopped() {
+                return Err(Abort::Stopped);
+            }
+            if r.is_empty() {
+                continue;
+            }
+            let series = &self.series;
+            if let Err(e) = self
+                .encoder
+                .encode(&self.send[r.clone()], |id| series.get(&id), &mut self.jsonl)
+            {
+                // Unreachable: `filter` resolved every series and refused non-finite values.
+                log::error!(error:% = e; "uploader: cannot encode a chunk");
+                return Err(Abort::Failed);
+            }
+            self.gzip.compress(&self.jsonl, &mut self.gz);
+            if self.gz.len() as u64 > self.remote.max_chunk_bytes && r.len() > 1 {
+                self.push_halves(&r);
+                continue;
+            }
+            let index = *next_index;
+            *next_index = next_index.saturating_add(1);
+            match self.send_with_retries(r.len(), batch_id, index).await {
+                Sent::Accepted => uploaded += self.mark(&r, batch_id, index).await?,
+                Sent::Rejected { .. } | Sent::TooLarge if r.len() > 1 => self.push_halves(&r),
+                Sent::Rejected { status, snippet } => self.quarantine_one(&r, status, &snippet).await?,
+                Sent::TooLarge | Sent::GaveUp => return Err(Abort::Failed),
+                Sent::Stopped => return Err(Abort::Stopped),
+            }
+        }
+        Ok(uploaded)
+    }
+
+    /// Left half is processed first, keeping uploads in timestamp order.
+    fn push_halves(&mut self, r: &Range<usize>) {
+        let (left, right) = halves(r);
+        self.work.push(right);
+        self.work.push(left);
+    }
+
+    async fn mark(&mut self, r: &Range<usize>, batch_id: Uuid, index: u32) -> Result<usize, Abort> {
+        let part = &self.send[r.clone()];
+        let mut keys = std::mem::take(&mut self.keys);
+        keys.clear();
+        keys.extend(part.iter().map(|s| s.key));
+        let checkpoint = Checkpoint {
+            batch_id,
+            chunk_index: index,
+            sample_count: u32::try_from(part.len()).unwrap_or(u32::MAX),
+            first_ts_ms: part.iter().map(|s| s.ts_ms).min().unwrap_or(0),
+            last_ts_ms: part.iter().map(|s| s.ts_ms).max().unwrap_or(0),
+            uploaded_at_ms: now_ms(),
+        };
+        let store = self.store.clone();
+        let (keys, result) = smol::unblock(move || {
+            let r = store
+                .mark_uploaded(&keys, &checkpoint)
+                .map(|n| (n, store.pending_count().unwrap_or(0)));
+            (keys, r)
+        })
+        .await;
+        self.keys = keys;
+        match result {
+            Ok((n, pending)) => {
+                self.state.upload.uploaded_total.fetch_add(n as u64, Relaxed);
+                self.state.storage.pending.store(pending, Relaxed);
+                Ok(n)
+            }
+            Err(e) => {
+                // VictoriaMetrics has the chunk; it will be sent again and deduplicated.
+                log::error!(batch_id:% = batch_id, chunk_index = index, error:% = e;
+                    "uploader: marking an uploaded chunk failed");
+                Err(Abort::Failed)
+            }
+        }
+    }
+
+    async fn quarantine_one(&mut self, r: &Range<usize>, status: u16, snippet: &str) -> Result<(), Abort> {
+        let keys: Vec<SampleKey> = self.send[r.clone()].iter().map(|s| s.key).collect();
+        let reason = format!("rejected by server: http {status}: {snippet}");
+        let store = self.store.clone();
+        let now = now_ms();
+        let result = smol::unblock(move || {
+            store
+                .quarantine(&keys, &reason, now)
+                .map(|n| (n, store.pending_count().unwrap_or(0)))
+        })
+        .await;
+        match result {
+            Ok((n, pending)) => {
+                self.state.upload.quarantined_total.fetch_add(n as u64, Relaxed);
+                self.state.storage.pending.store(pending, Relaxed);
+                log::warn!(http_status = status, samples = n; "a sample VictoriaMetrics refuses was quarantined");
+                Ok(())
+            }
+            Err(e) => {
+                log::error!(error:% = e; "uploader: quarantining a refused sample failed");
+                Err(Abort::Failed)
+            }
+        }
+    }
+
+    /// Sends `self.gz` with up to `max_attempts` attempts.
+    async fn send_with_retries(&mut self, samples: usize, batch_id: Uuid, index: u32) -> Sent {
+        let retry = &self.remote.retry;
+        let attempts = if retry.enabled {
+            retry.max_attempts.max(1)
+        } else {
+            1
+        };
+        let mut attempt = 1u32;
+        loop {
+            if let Some(at) = self.not_before.take() {
+                if !self.sleep_until(at).await {
+                    return Sent::Stopped;
+                }
+            }
+            let up = &self.state.upload;
+            up.last_attempt_ms.store(now_ms(), Relaxed);
+            let bytes_sent = self.gz.len() as u64;
+            let started = Instant::now();
+            let outcome = async {
+                let _ = self.rx.stop.recv().await;
+                Outcome::Stopped
+            }
+            .or(async {
+                match self.post().await {
+                    Ok(a) => Outcome::Answer(a),
+                    Err(e) => Outcome::Error(e),
+                }
+            })
+            .await;
+            let elapsed = started.elapsed();
+            let duration_ms = elapsed.as_millis() as u64;
+            let (status, bytes_rcvd, retry_after, detail) = match outcome {
+                Outcome::Stopped => return Sent::Stopped,
+                Outcome::Answer(a) => (a.status, a.bytes_rcvd, a.retry_after, a.snippet),
+                Outcome::Error(e) => (0, 0, None, e.to_string()),
+            };
+            let up = &self.state.upload;
+            up.bytes_sent_total.fetch_add(bytes_sent, Relaxed);
+            up.duration.observe(elapsed.as_secs_f64());
+            up.last_http_status.store(u32::from(status), Relaxed);
+            if status != 0 {
+                up.auth_failing.store(status == 401 || status == 403, Relaxed);
+            }
+            if (200..300).contains(&status) {
+                up.last_success_ms.store(now_ms(), Relaxed);
+                let recovered = std::mem::replace(&mut self.failing, false);
+                let kv_line = |lvl| {
+                    log::log!(lvl,
+                        batch_id:% = batch_id, chunk_index = index, attempt = attempt,
+                        backoff_ms = 0u64, http_status = status, samples = samples,
+                        bytes_sent = bytes_sent, bytes_rcvd = bytes_rcvd,
+                        duration_ms = duration_ms;
+                        "chunk uploaded")
+                };
+                kv_line(if recovered { log::Level::Info } else { log::Level::Debug });
+                return Sent::Accepted;
+            }
+            up.failures_total.fetch_add(1, Relaxed);
+            if let Some(ra) = retry_after {
+                self.not_before = Some(Instant::now() + ra.min(MAX_RETRY_AFTER));
+            }
+            let auth = status == 401 || status == 403;
+            let rejected = status == 400 || status == 422;
+            let too_large = status == StatusCode::PAYLOAD_TOO_LARGE.as_u16();
+            if rejected || too_large {
+                log::warn!(
+                    batch_id:% = batch_id, chunk_index = index, attempt = attempt,
+                    backoff_ms = 0u64, http_status = status, samples = samples,
+                    bytes_sent = bytes_sent, bytes_rcvd = bytes_rcvd,
+                    duration_ms = duration_ms, response = detail.as_str();
+                    "chunk refused; bisecting"
+                );
+                return if rejected {
+                    Sent::Rejected {
+                        status,
+                        snippet: detail,
+                    }
+                } else {
+                    Sent::TooLarge
+                };
+            }
+            let u = self.rng.rand_float();
+            let backoff = if auth {
+                self.backoff.max_with_jitter(u)
+            } else {
+                self.backoff.with_jitter(attempt, u)
+            };
+            let last = attempt >= attempts;
+            if auth && last {
+                // Keep the maximum backoff across cycles too.
+                let at = Instant::now() + backoff;
+                self.not_before = Some(self.not_before.map_or(at, |nb| nb.max(at)));
+            }
+            let wait = if last {
+                self.not_before
+                    .map(|nb| nb.saturating_duration_since(Instant::now()))
+                    .unwrap_or_default()
+                    .max(self.remote.upload_interval)
+            } else {
+                self.not_before
+                    .map(|nb| nb.saturating_duration_since(Instant::now()))
+                    .unwrap_or_default()
+                    .max(backoff)
+            };
+            let msg = match (auth, last) {
+                (true, _) => "upload refused: authentication failed (check remote.token_file)",
+                (false, false) => "chunk upload failed; retrying",
+                (false, true) => "chunk upload failed; it stays pending until the next cycle",
+            };
+            let lvl = if auth { log::Level::Error } else { log::Level::Warn };
+            log::log!(lvl,
+                batch_id:% = batch_id, chunk_index = index, attempt = attempt,
+                backoff_ms = wait.as_millis() as u64, http_status = status, samples = samples,
+                bytes_sent = bytes_sent, bytes_rcvd = bytes_rcvd, duration_ms = duration_ms,
+                error = detail.as_str();
+                "{msg}"
+            );
+            if last {
+                self.failing = true;
+                return Sent::GaveUp;
+            }
+            self.not_before = None;
+            if !self.sleep(wait).await {
+                return Sent::Stopped;
+            }
+            attempt += 1;
+        }
+    }
+
+    /// One POST of `self.gz`; reads (and counts) the whole response body.
+    async fn post(&self) -> Result<Answer, isahc::Error> {
+        let mut request = Request::post(self.uri.clone())
+            .timeout(self.remote.timeout)
+            .header(header::CONTENT_TYPE, "application/stream+json")
+            .header(header::CONTENT_ENCODING, "gzip");
+        if let Some(auth) = &self.auth {
+            request = request.header(header::AUTHORIZATION, auth.clone());
+        }
+        // isahc takes ownership of the body: one copy of the (small) gzip buffer per attempt.
+        let request = request.body(self.gz.clone())?;
+        let mut response = self.client.send_async(request).await?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| parse_retry_after(v.as_bytes(), now_ms()));
+        let mut snippet = Vec::new();
+        let mut buf = [0u8; 1024];
+        let mut bytes_rcvd = 0u64;
+        loop {
+            let n = response.body_mut().read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            bytes_rcvd += n as u64;
+            let room = SNIPPET_BYTES.saturating_sub(snippet.len());
+            snippet.extend_from_slice(&buf[..n.min(room)]);
+        }
+        Ok(Answer {
+            status,
+            retry_after,
+            bytes_rcvd,
+            snippet: String::from_utf8_lossy(&snippet).trim().to_owned(),
+        })
+    }
+
+    /// Sleeps `d` unless stopped first. Returns false when stopped.
+    async fn sleep(&self, d: Duration) -> bool {
+        if self.rx.is_stopped() {
+            return false;
+        }
+        async {
+            let _ = self.rx.stop.recv().await;
+            false
+        }
+        .or(async {
+            Timer::after(d).await;
+            true
+        })
+        .await
+    }
+
+    async fn sleep_until(&self, at: Instant) -> bool {
+        self.sleep(at.saturating_duration_since(Instant::now())).await
+    }
+
+    /// The wait between cycles: `d`, cut short by a wake, but never before `not_before`.
+    /// Returns false when stopped.
+    async fn idle(&mut self, d: Duration) -> bool {
+        if self.rx.is_stopped() {
+            return false;
+        }
+        let go = async {
+            let _ = self.rx.stop.recv().await;
+            false
+        }
+        .or(async {
+            // The wake channel never closes (the uploader holds a sender).
+            let _ = self.rx.wake.recv().await;
+            true
+        })
+        .or(async {
+            Timer::after(d).await;
+            true
+        })
+        .await;
+        if !go {
+            return false;
+        }
+        match self.not_before.take() {
+            Some(at) => self.sleep_until(at).await,
+            None => true,
+        }
+    }
+}
+
+impl ControlRx {
+    fn is_stopped(&self) -> bool {
+        self.stop.is_closed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_is_logged_without_credentials() {
+        let uri = Uri::try_from("https://user:secret@vm.example:8443/api/v1/import?x=token").unwrap();
+        assert_eq!(redacted(&uri), "https://vm.example:8443/api/v1/import");
+    }
+
+    #[test]
+    fn token_is_read_trimmed_and_sensitive() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "  s3cr3t-token\n\n").unwrap();
+        let h = read_token(&path).unwrap();
+        assert_eq!(h.as_bytes(), b"Bearer s3cr3t-token");
+        assert!(h.is_sensitive());
+        assert!(!format!("{h:?}").contains("s3cr3t"));
+
+        std::fs::write(&path, " \n").unwrap();
+        let e = read_token(&path).unwrap_err().to_string();
+        assert!(e.contains("empty"), "{e}");
+        std::fs::write(&path, "abc\ndef").unwrap();
+        let e = read_token(&path).unwrap_err().to_string();
+        assert!(!e.contains("abc"), "{e}");
+        let e = read_token(&dir.path().join("missing")).unwrap_err();
+        assert!(matches!(e, UploadError::TokenRead { .. }));
+    }
+}

@@ -1,0 +1,335 @@
+//! One small error enum per operation (redb `src/error.rs` style). Every variant that comes
+//! from the file names its path.
+
+use crate::codec::InvalidSample;
+use std::fmt;
+use std::path::PathBuf;
+
+/// Internal failure inside a transaction, before the operation adds its path.
+#[derive(Debug)]
+pub(crate) enum Fault {
+    Db(redb::Error),
+    /// Bytes on disk that do not decode; the string says what and where.
+    Corrupt(String),
+    Invalid {
+        index: usize,
+        reason: InvalidSample,
+    },
+    UnknownSeries(u32),
+}
+
+macro_rules! fault_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Fault {
+            fn from(e: $t) -> Self {
+                Fault::Db(e.into())
+            }
+        }
+    )*};
+}
+fault_from!(
+    redb::Error,
+    redb::StorageError,
+    redb::TableError,
+    redb::TransactionError,
+    redb::CommitError,
+    redb::DatabaseError,
+    redb::SetDurabilityError,
+    redb::CompactionError
+);
+
+pub(crate) fn corrupt(what: impl fmt::Display) -> Fault {
+    Fault::Corrupt(what.to_string())
+}
+
+/// Failure of [`Store::open`](crate::Store::open).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// Creating or reading the store file, its directory or its lock file.
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Another process (or another `Store` in this one) holds the lock.
+    Locked { pid: Option<u32>, path: PathBuf },
+    /// The file was written by a newer (or unknown) schema. The file is left untouched.
+    UnknownSchemaVersion {
+        found: u64,
+        supported: u32,
+        path: PathBuf,
+    },
+    /// Not a store, or damaged. The file is left untouched.
+    Corrupt { path: PathBuf, detail: String },
+    /// Any other redb failure.
+    Storage { path: PathBuf, source: redb::Error },
+}
+
+/// Failure of [`Store::insert`](crate::Store::insert) and
+/// [`Store::record_session`](crate::Store::record_session). Nothing of the batch was written.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum InsertError {
+    /// Sample `index` of the batch is malformed.
+    InvalidSample {
+        index: usize,
+        reason: InvalidSample,
+    },
+    Corrupt {
+        path: PathBuf,
+        detail: String,
+    },
+    Storage {
+        path: PathBuf,
+        source: redb::Error,
+    },
+}
+
+/// Failure of a read-only query.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ReadError {
+    UnknownSeries { id: u32 },
+    Corrupt { path: PathBuf, detail: String },
+    Storage { path: PathBuf, source: redb::Error },
+}
+
+/// Failure of [`Store::mark_uploaded`](crate::Store::mark_uploaded) or
+/// [`Store::quarantine`](crate::Store::quarantine). Nothing was changed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MarkError {
+    Corrupt { path: PathBuf, detail: String },
+    Storage { path: PathBuf, source: redb::Error },
+}
+
+/// Failure of retention, the size cap, compaction or [`Store::sync`](crate::Store::sync).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MaintenanceError {
+    Corrupt {
+        path: PathBuf,
+        detail: String,
+    },
+    Storage {
+        path: PathBuf,
+        source: redb::Error,
+    },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Fault {
+    pub(crate) fn into_open(self, path: &std::path::Path) -> OpenError {
+        let path = path.to_owned();
+        match self {
+            Fault::Db(source) => OpenError::Storage { path, source },
+            Fault::Corrupt(detail) => OpenError::Corrupt { path, detail },
+            Fault::Invalid { index, reason } => OpenError::Corrupt {
+                path,
+                detail: format!("stored sample {index}: {reason}"),
+            },
+            Fault::UnknownSeries(id) => OpenError::Corrupt {
+                path,
+                detail: format!("sample refers to unknown series {id}"),
+            },
+        }
+    }
+
+    pub(crate) fn into_insert(self, path: &std::path::Path) -> InsertError {
+        let path = path.to_owned();
+        match self {
+            Fault::Db(source) => InsertError::Storage { path, source },
+            Fault::Corrupt(detail) => InsertError::Corrupt { path, detail },
+            Fault::Invalid { index, reason } => InsertError::InvalidSample { index, reason },
+            Fault::UnknownSeries(id) => InsertError::Corrupt {
+                path,
+                detail: format!("unknown series {id}"),
+            },
+        }
+    }
+
+    pub(crate) fn into_read(self, path: &std::path::Path) -> ReadError {
+        let path = path.to_owned();
+        match self {
+            Fault::Db(source) => ReadError::Storage { path, source },
+            Fault::Corrupt(detail) => ReadError::Corrupt { path, detail },
+            Fault::UnknownSeries(id) => ReadError::UnknownSeries { id },
+            Fault::Invalid { index, reason } => ReadError::Corrupt {
+                path,
+                detail: format!("sample {index}: {reason}"),
+            },
+        }
+    }
+
+    pub(crate) fn into_mark(self, path: &std::path::Path) -> MarkError {
+        let path = path.to_owned();
+        match self {
+            Fault::Db(source) => MarkError::Storage { path, source },
+            Fault::Corrupt(detail) => MarkError::Corrupt { path, detail },
+            Fault::UnknownSeries(id) => MarkError::Corrupt {
+                path,
+                detail: format!("unknown series {id}"),
+            },
+            Fault::Invalid { index, reason } => MarkError::Corrupt {
+                path,
+                detail: format!("sample {index}: {reason}"),
+            },
+        }
+    }
+
+    pub(crate) fn into_maintenance(self, path: &std::path::Path) -> MaintenanceError {
+        let path = path.to_owned();
+        match self {
+            Fault::Db(source) => MaintenanceError::Storage { path, source },
+            Fault::Corrupt(detail) => MaintenanceError::Corrupt { path, detail },
+            Fault::UnknownSeries(id) => MaintenanceError::Corrupt {
+                path,
+                detail: format!("unknown series {id}"),
+            },
+            Fault::Invalid { index, reason } => MaintenanceError::Corrupt {
+                path,
+                detail: format!("sample {index}: {reason}"),
+            },
+        }
+    }
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            OpenError::Locked {
+                pid: Some(pid),
+                path,
+            } => write!(
+                f,
+                "{}: store is in use by another belabox-metrics process (pid {pid})",
+                path.display()
+            ),
+            OpenError::Locked { pid: None, path } => write!(
+                f,
+                "{}: store is in use by another belabox-metrics process (pid unknown)",
+                path.display()
+            ),
+            OpenError::UnknownSchemaVersion {
+                found,
+                supported,
+                path,
+            } => write!(
+                f,
+                "{}: schema version {found} is not supported (this build reads up to {supported}); \
+                 the file was left untouched",
+                path.display()
+            ),
+            OpenError::Corrupt { path, detail } => write!(
+                f,
+                "{}: not a readable store ({detail}); the file was left untouched",
+                path.display()
+            ),
+            OpenError::Storage { path, source } => write!(f, "{}: {source}", path.display()),
+        }
+    }
+}
+
+impl fmt::Display for InsertError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InsertError::InvalidSample { index, reason } => {
+                write!(f, "sample {index} of the batch is invalid: {reason}")
+            }
+            InsertError::Corrupt { path, detail } => {
+                write!(f, "{}: corrupt store: {detail}", path.display())
+            }
+            InsertError::Storage { path, source } => write!(f, "{}: {source}", path.display()),
+        }
+    }
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::UnknownSeries { id } => write!(f, "no series with id {id}"),
+            ReadError::Corrupt { path, detail } => {
+                write!(f, "{}: corrupt store: {detail}", path.display())
+            }
+            ReadError::Storage { path, source } => write!(f, "{}: {source}", path.display()),
+        }
+    }
+}
+
+impl fmt::Display for MarkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MarkError::Corrupt { path, detail } => {
+                write!(f, "{}: corrupt store: {detail}", path.display())
+            }
+            MarkError::Storage { path, source } => write!(f, "{}: {source}", path.display()),
+        }
+    }
+}
+
+impl fmt::Display for MaintenanceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MaintenanceError::Corrupt { path, detail } => {
+                write!(f, "{}: corrupt store: {detail}", path.display())
+            }
+            MaintenanceError::Storage { path, source } => {
+                write!(f, "{}: {source}", path.display())
+            }
+            MaintenanceError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            OpenError::Io { source, .. } => Some(source),
+            OpenError::Storage { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl std::error::Error for InsertError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            InsertError::Storage { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl std::error::Error for ReadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ReadError::Storage { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl std::error::Error for MarkError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            MarkError::Storage { source, .. } => Some(source),
+            MarkError::Corrupt { .. } => None,
+        }
+    }
+}
+
+impl std::error::Error for MaintenanceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            MaintenanceError::Storage { source, .. } => Some(source),
+            MaintenanceError::Io { source, .. } => Some(source),
+            MaintenanceError::Corrupt { .. } => None,
+        }
+    }
+}
+
+impl std::error::Error for InvalidSample {}

@@ -1,0 +1,1098 @@
+//! Durable sample store of `belabox-metrics`: one redb file that keeps every sample on the
+//! board until VictoriaMetrics has it, and for `retention` after that.
+//!
+//! - Identity: a sample is `(name, device_id, labels, ts_ms, value type)`; its dedup key is
+//!   SHA-256 of the canonical encoding ([`NewSample::dedup_key`]). On disk the identity is
+//!   `(ts_ms, series_id)`, `series_id` interning the exact canonical series bytes, so equal
+//!   rows ⇔ equal canonical encodings ⇔ equal dedup keys. Inserting a sample twice keeps one
+//!   row and counts a duplicate.
+//! - The agent flushes its ring with [`Store::insert`] (one write transaction); the uploader
+//!   reads [`Store::pending`] oldest first and acknowledges with [`Store::mark_uploaded`]
+//!   (one transaction with the checkpoint).
+//! - [`Store::enforce_retention`] expires uploaded samples and keeps the file under
+//!   `max_size_bytes`, dropping (and counting) the oldest pending samples only as a last
+//!   resort.
+//!
+//! `ENCODING.md` describes the file byte by byte, the durability modes and their loss windows.
+
+#![forbid(unsafe_code)]
+// Tests unwrap values they built themselves or fixtures they wrote a line earlier.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod codec;
+mod error;
+mod lock;
+mod pending;
+mod schema;
+#[cfg(test)]
+mod tests;
+
+pub use codec::{InvalidSample, MAX_LABELS, MAX_STRING_LEN};
+pub use error::{InsertError, MaintenanceError, MarkError, OpenError, ReadError};
+pub use schema::SCHEMA_VERSION;
+pub use uuid::Uuid;
+
+use codec::{KeyBytes, VT_NUMBER, VT_TEXT};
+use error::{Fault, corrupt};
+use pending::{bytes, ord};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use schema::{
+    CHECKPOINTS, META, META_DROPPED, META_DUPLICATES, META_QUARANTINED, META_SCHEMA, PENDING_RUNS,
+    QUARANTINE, SAMPLES, SERIES, SESSIONS, TEXT, meta_add, meta_get,
+};
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+/// How many session records are kept (oldest go first).
+pub const MAX_SESSIONS: u64 = 256;
+
+/// When a commit reaches the disk. See `ENCODING.md` § Durability for the loss windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every commit is fsynced before it returns: nothing that returned `Ok` is lost, even
+    /// on power loss.
+    #[default]
+    Immediate,
+    /// Samples, sessions, quarantine and maintenance are fsynced; upload marks
+    /// ([`Store::mark_uploaded`]) commit to memory and reach the disk with the next fsynced
+    /// commit (normally the next insert flush), or as the `max_unsynced`-th mark in a row.
+    /// A crash never loses a sample; it can make up to that many marks undone, so those
+    /// chunks are uploaded again (VictoriaMetrics deduplicates identical samples).
+    DeferredMarks { max_unsynced: u32 },
+    /// Every commit goes to memory and every `max_unsynced + 1`-th is fsynced (with all
+    /// before it). A crash of the process or the board loses at most the last
+    /// `max_unsynced` commits.
+    Periodic { max_unsynced: u32 },
+}
+
+/// Options of [`Store::open`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    pub durability: Durability,
+    /// Hard cap on the file size. Live data is kept under 7/16 of it (`ENCODING.md` § Size
+    /// cap explains why).
+    pub max_size_bytes: u64,
+    /// How long uploaded samples stay for local inspection, by sample timestamp.
+    pub retention_ms: u64,
+    /// redb page cache (bytes of RAM).
+    pub cache_size_bytes: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            durability: Durability::Immediate,
+            max_size_bytes: 64 << 20,
+            retention_ms: 24 * 3600 * 1000,
+            cache_size_bytes: 4 << 20,
+        }
+    }
+}
+
+/// The series part of a sample's identity. Labels in any order; keys must be unique.
+#[derive(Debug, Clone, Copy)]
+pub struct SeriesKey<'a> {
+    pub name: &'a str,
+    pub device_id: &'a str,
+    pub labels: &'a [(&'a str, &'a str)],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value<'a> {
+    Number(f64),
+    /// Kept locally, never pending, never uploaded.
+    Text(&'a str),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct NewSample<'a> {
+    pub series: SeriesKey<'a>,
+    pub ts_ms: i64,
+    pub value: Value<'a>,
+}
+
+impl NewSample<'_> {
+    /// SHA-256 of the canonical encoding (`ENCODING.md` § Identity). The store does not need
+    /// it (it compares the encoding itself); it is the documented identity for other tools.
+    pub fn dedup_key(&self) -> Result<[u8; 32], InvalidSample> {
+        let vt = value_type(&self.value);
+        let mut scratch = Vec::new();
+        let mut canon = Vec::new();
+        codec::series_bytes(
+            self.series.name,
+            self.series.device_id,
+            self.series.labels,
+            vt,
+            &mut scratch,
+            &mut canon,
+        )?;
+        Ok(codec::dedup_key_of(&canon, self.ts_ms))
+    }
+}
+
+fn value_type(v: &Value<'_>) -> u8 {
+    match v {
+        Value::Number(_) => VT_NUMBER,
+        Value::Text(_) => VT_TEXT,
+    }
+}
+
+/// The identity of a stored sample: `(ts_ms, series_id)`, ordered by time then series.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct SampleKey {
+    ts_ms: i64,
+    series_id: u32,
+}
+
+impl SampleKey {
+    pub fn new(ts_ms: i64, series_id: u32) -> Self {
+        SampleKey { ts_ms, series_id }
+    }
+    pub fn ts_ms(&self) -> i64 {
+        self.ts_ms
+    }
+    pub fn series_id(&self) -> u32 {
+        self.series_id
+    }
+    fn ord(self) -> u128 {
+        codec::key_ordinal(self.ts_ms, self.series_id)
+    }
+    fn from_ord(o: u128) -> Self {
+        let (ts_ms, series_id) = codec::key_from_ordinal(o);
+        SampleKey { ts_ms, series_id }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PendingSample {
+    pub key: SampleKey,
+    pub series_id: u32,
+    pub ts_ms: i64,
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SeriesInfo {
+    pub name: String,
+    pub device_id: String,
+    /// Sorted by key.
+    pub labels: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub batch_id: uuid::Uuid,
+    pub chunk_index: u32,
+    pub sample_count: u32,
+    pub first_ts_ms: i64,
+    pub last_ts_ms: i64,
+    pub uploaded_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub session_id: uuid::Uuid,
+    pub boot_id: String,
+    pub started_at_ms: i64,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InsertStats {
+    pub inserted: usize,
+    pub duplicates: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreStats {
+    pub file_size_bytes: u64,
+    pub pending: u64,
+    /// Numeric samples (pending and uploaded).
+    pub samples: u64,
+    pub text_samples: u64,
+    pub dropped_total: u64,
+    pub quarantined_total: u64,
+    pub duplicates_total: u64,
+    pub last_checkpoint: Option<Checkpoint>,
+    /// Oldest first.
+    pub sessions: Vec<SessionRecord>,
+    pub schema_version: u32,
+    /// Bytes of B-tree pages holding data, as measured by the last
+    /// [`Store::enforce_retention`] that needed to (0 before).
+    pub data_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompactStats {
+    pub size_before: u64,
+    pub size_after: u64,
+    pub duration: Duration,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionStats {
+    /// Uploaded (and text) samples older than the retention.
+    pub expired: u64,
+    /// Uploaded (and text) samples removed early by the size cap.
+    pub evicted: u64,
+    /// Pending samples removed by the size cap (also added to `dropped_total`).
+    pub dropped_pending: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantineRecord {
+    pub key: SampleKey,
+    pub reason: String,
+    pub quarantined_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum OwnedValue {
+    Number(f64),
+    Text(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportedSample {
+    pub key: SampleKey,
+    pub series: Arc<SeriesInfo>,
+    pub ts_ms: i64,
+    pub value: OwnedValue,
+    pub pending: bool,
+}
+
+/// Interned series, loaded at open; authoritative because this process holds the lock and
+/// every write goes through the writer mutex.
+#[derive(Debug, Default)]
+struct SeriesCache {
+    ids: HashMap<Box<[u8]>, u32>,
+    info: HashMap<u32, Arc<SeriesInfo>>,
+    value_type: HashMap<u32, u8>,
+    next_id: u32,
+}
+
+impl SeriesCache {
+    fn add(&mut self, id: u32, canon: &[u8]) -> Result<(), Fault> {
+        let d = codec::decode_series(canon)
+            .ok_or_else(|| corrupt(format_args!("undecodable series {id}")))?;
+        let info = SeriesInfo {
+            name: d.name.to_owned(),
+            device_id: d.device_id.to_owned(),
+            labels: d
+                .labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        };
+        self.ids.insert(canon.into(), id);
+        self.value_type.insert(id, d.value_type);
+        self.info.insert(id, Arc::new(info));
+        self.next_id = self.next_id.max(id.saturating_add(1));
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Data,
+    Mark,
+}
+
+#[derive(Debug, Default)]
+struct Writer {
+    /// Commits made with redb `Durability::None` since the last fsynced one.
+    unsynced: u32,
+}
+
+/// The store. `Send + Sync`; writes are serialised inside.
+pub struct Store {
+    // Field order is drop order: the database closes before the lock is released.
+    db: Database,
+    path: PathBuf,
+    opts: StoreOptions,
+    writer: Mutex<Writer>,
+    series: RwLock<SeriesCache>,
+    pending: AtomicU64,
+    data_bytes: AtomicU64,
+    _lock: lock::ProcessLock,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("opts", &self.opts)
+            .field("pending", &self.pending.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A poisoned lock only means another thread panicked; the guarded state (counters, the
+/// committed series cache) is still consistent because it is updated after commits.
+fn relock<T>(r: Result<T, std::sync::PoisonError<T>>) -> T {
+    r.unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Store {
+    /// Take the process lock, open (or create) the file and migrate it to
+    /// [`SCHEMA_VERSION`]. Unknown versions and files that are not stores are refused
+    /// without modifying them.
+    pub fn open(path: &Path, opts: StoreOptions) -> Result<Store, OpenError> {
+        let lock = lock::ProcessLock::acquire(path)?;
+        let io = |source| OpenError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let existed = match std::fs::metadata(path) {
+            Ok(m) => m.len() > 0,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(io(e)),
+        };
+        if existed {
+            schema::precheck(path, opts.cache_size_bytes)?;
+        }
+        let db = redb::Builder::new()
+            .set_cache_size(opts.cache_size_bytes)
+            .create(path)
+            .map_err(|e| schema::map_open_db_error(path, e))?;
+        if !existed {
+            // Make the new directory entry durable too, not only the file's contents.
+            let dir = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|source| OpenError::Io {
+                    path: dir.to_owned(),
+                    source,
+                })?;
+        }
+        let from = schema::migrate(&db, path)?;
+        let (cache, pending) = Self::load(&db).map_err(|e| e.into_open(path))?;
+        log::debug!(
+            "{}: opened (schema {from} → {SCHEMA_VERSION}, {} series, {pending} pending)",
+            path.display(),
+            cache.info.len()
+        );
+        Ok(Store {
+            db,
+            path: path.to_owned(),
+            opts,
+            writer: Mutex::new(Writer::default()),
+            series: RwLock::new(cache),
+            pending: AtomicU64::new(pending),
+            data_bytes: AtomicU64::new(0),
+            _lock: lock,
+        })
+    }
+
+    fn load(db: &Database) -> Result<(SeriesCache, u64), Fault> {
+        let txn = db.begin_read()?;
+        let mut cache = SeriesCache {
+            next_id: 1,
+            ..SeriesCache::default()
+        };
+        for r in txn.open_table(SERIES)?.iter()? {
+            let (id, canon) = r?;
+            cache.add(id.value(), canon.value())?;
+        }
+        let mut pending = 0u64;
+        for r in txn.open_table(PENDING_RUNS)?.iter()? {
+            let (a, b) = r?;
+            pending += pending::decode_run(a.value(), b.value())?.count;
+        }
+        Ok((cache, pending))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn options(&self) -> &StoreOptions {
+        &self.opts
+    }
+
+    /// Run `f` in one write transaction and commit it with the durability `kind` gets.
+    fn write<T>(
+        &self,
+        w: &mut MutexGuard<'_, Writer>,
+        kind: Kind,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<T, Fault>,
+    ) -> Result<T, Fault> {
+        let deferrable = match self.opts.durability {
+            Durability::Immediate => None,
+            Durability::DeferredMarks { max_unsynced } => {
+                (kind == Kind::Mark).then_some(max_unsynced)
+            }
+            Durability::Periodic { max_unsynced } => Some(max_unsynced),
+        };
+        let defer = deferrable.is_some_and(|max| w.unsynced < max);
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(if defer {
+            redb::Durability::None
+        } else {
+            redb::Durability::Immediate
+        })?;
+        let out = f(&txn)?;
+        #[cfg(test)]
+        if tests::FAIL_BEFORE_COMMIT.with(|c| c.replace(false)) {
+            // Dropping the transaction aborts it, as any error above would.
+            return Err(corrupt("injected failure"));
+        }
+        txn.commit()?;
+        w.unsynced = if defer { w.unsynced + 1 } else { 0 };
+        Ok(out)
+    }
+
+    /// Store a flush of samples in one write transaction. A sample already stored (same
+    /// identity) is counted as a duplicate, not an error, whatever its value. An invalid
+    /// sample fails the whole batch before anything is written.
+    pub fn insert(&self, batch: &[NewSample<'_>]) -> Result<InsertStats, InsertError> {
+        if batch.is_empty() {
+            return Ok(InsertStats::default());
+        }
+        let mut w = relock(self.writer.lock());
+        // Resolve series ids first (no transaction yet); new series get ids here and are
+        // published to the cache only once the commit succeeded.
+        let mut numbers: Vec<(u128, f64)> = Vec::with_capacity(batch.len());
+        let mut texts: Vec<(u128, &str)> = Vec::new();
+        let mut new_series: Vec<(u32, Box<[u8]>)> = Vec::new();
+        {
+            let cache = relock(self.series.read());
+            let mut fresh: HashMap<Box<[u8]>, u32> = HashMap::new();
+            let mut next_id = cache.next_id;
+            let mut scratch = Vec::new();
+            let mut canon = Vec::with_capacity(128);
+            for (index, s) in batch.iter().enumerate() {
+                let invalid = |reason| Fault::Invalid { index, reason };
+                let vt = value_type(&s.value);
+                codec::series_bytes(
+                    s.series.name,
+                    s.series.device_id,
+                    s.series.labels,
+                    vt,
+                    &mut scratch,
+                    &mut canon,
+                )
+                .map_err(invalid)
+                .map_err(|e| e.into_insert(&self.path))?;
+                let id = match cache
+                    .ids
+                    .get(canon.as_slice())
+                    .or(fresh.get(canon.as_slice()))
+                {
+                    Some(&id) => id,
+                    None => {
+                        let id = next_id;
+                        next_id = next_id.checked_add(1).ok_or_else(|| {
+                            corrupt("series id space exhausted").into_insert(&self.path)
+                        })?;
+                        let boxed: Box<[u8]> = canon.as_slice().into();
+                        fresh.insert(boxed.clone(), id);
+                        new_series.push((id, boxed));
+                        id
+                    }
+                };
+                let k = codec::key_ordinal(s.ts_ms, id);
+                match s.value {
+                    Value::Number(x) => numbers.push((k, x)),
+                    Value::Text(t) => {
+                        if t.len() > MAX_STRING_LEN {
+                            return Err(invalid(InvalidSample::TooLong).into_insert(&self.path));
+                        }
+                        texts.push((k, t));
+                    }
+                }
+            }
+        }
+        // Stable: within a batch the first occurrence of an identity wins.
+        numbers.sort_by_key(|&(k, _)| k);
+        texts.sort_by_key(|&(k, _)| k);
+        let (stats, numeric_inserted) = self
+            .write(&mut w, Kind::Data, |txn| {
+                let mut stats = InsertStats::default();
+                let mut numeric = 0u64;
+                let mut series = txn.open_table(SERIES)?;
+                for (id, canon) in &new_series {
+                    if series.insert(*id, &**canon)?.is_some() {
+                        return Err(corrupt(format_args!("series id {id} already in use")));
+                    }
+                }
+                let mut samples = txn.open_table(SAMPLES)?;
+                let mut runs = txn.open_table(PENDING_RUNS)?;
+                let mut last = None;
+                for &(k, x) in &numbers {
+                    let kb = bytes(k);
+                    if last == Some(k) || samples.get(&kb)?.is_some() {
+                        stats.duplicates += 1;
+                    } else {
+                        samples.insert(&kb, &codec::number_bytes(x))?;
+                        pending::add(&mut runs, &samples, k)?;
+                        stats.inserted += 1;
+                        numeric += 1;
+                    }
+                    last = Some(k);
+                }
+                let mut text = txn.open_table(TEXT)?;
+                let mut last = None;
+                for &(k, t) in &texts {
+                    let kb = bytes(k);
+                    if last == Some(k) || text.get(&kb)?.is_some() {
+                        stats.duplicates += 1;
+                    } else {
+                        text.insert(&kb, codec::text_bytes(t).as_slice())?;
+                        stats.inserted += 1;
+                    }
+                    last = Some(k);
+                }
+                if stats.duplicates > 0 {
+                    let mut meta = txn.open_table(META)?;
+                    meta_add(&mut meta, META_DUPLICATES, stats.duplicates as u64)?;
+                }
+                Ok((stats, numeric))
+            })
+            .map_err(|e| e.into_insert(&self.path))?;
+        if !new_series.is_empty() {
+            let mut cache = relock(self.series.write());
+            for (id, canon) in &new_series {
+                cache
+                    .add(*id, canon)
+                    .map_err(|e| e.into_insert(&self.path))?;
+            }
+        }
+        self.pending.fetch_add(numeric_inserted, Ordering::Relaxed);
+        Ok(stats)
+    }
+
+    /// Up to `limit` pending numeric samples, oldest first (by timestamp, then series id).
+    pub fn pending(&self, limit: usize) -> Result<Vec<PendingSample>, ReadError> {
+        self.pending_inner(limit)
+            .map_err(|e| e.into_read(&self.path))
+    }
+
+    fn pending_inner(&self, limit: usize) -> Result<Vec<PendingSample>, Fault> {
+        let txn = self.db.begin_read()?;
+        let runs = txn.open_table(PENDING_RUNS)?;
+        let samples = txn.open_table(SAMPLES)?;
+        let mut out = Vec::with_capacity(limit.min(self.pending.load(Ordering::Relaxed) as usize));
+        for r in runs.iter()? {
+            if out.len() >= limit {
+                break;
+            }
+            let (a, b) = r?;
+            let run = pending::decode_run(a.value(), b.value())?;
+            let (lo, hi) = (bytes(run.start), bytes(run.end));
+            for s in samples.range::<&KeyBytes>(&lo..=&hi)? {
+                if out.len() >= limit {
+                    break;
+                }
+                let (k, v) = s?;
+                let key = SampleKey::from_ord(ord(k.value()));
+                out.push(PendingSample {
+                    key,
+                    series_id: key.series_id,
+                    ts_ms: key.ts_ms,
+                    value: codec::number_from_bytes(v.value()),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The series behind an id (from memory).
+    pub fn series(&self, id: u32) -> Result<SeriesInfo, ReadError> {
+        self.series_arc(id).map(|s| (*s).clone())
+    }
+
+    /// Like [`Store::series`] without the copy.
+    pub fn series_arc(&self, id: u32) -> Result<Arc<SeriesInfo>, ReadError> {
+        relock(self.series.read())
+            .info
+            .get(&id)
+            .cloned()
+            .ok_or(ReadError::UnknownSeries { id })
+    }
+
+    /// Acknowledge an upload: take `keys` out of the pending queue and record `checkpoint`,
+    /// in one transaction. Keys that are not pending (already marked, unknown, text) are
+    /// ignored, so a retry is harmless. Returns how many were pending.
+    pub fn mark_uploaded(
+        &self,
+        keys: &[SampleKey],
+        checkpoint: &Checkpoint,
+    ) -> Result<usize, MarkError> {
+        let mut sorted: Vec<u128> = keys.iter().map(|k| k.ord()).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut w = relock(self.writer.lock());
+        let n = self
+            .write(&mut w, Kind::Mark, |txn| {
+                let n = Self::unpend(txn, &sorted, |_| Ok(()))?;
+                let mut cps = txn.open_table(CHECKPOINTS)?;
+                let seq = match cps.last()? {
+                    Some((k, _)) => k.value().saturating_add(1),
+                    None => 0,
+                };
+                cps.insert(seq, &codec::checkpoint_bytes(checkpoint))?;
+                Ok(n)
+            })
+            .map_err(|e| e.into_mark(&self.path))?;
+        self.pending.fetch_sub(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    /// Take the pending ones among `sorted` out of the queue, calling `each` for them.
+    fn unpend(
+        txn: &redb::WriteTransaction,
+        sorted: &[u128],
+        mut each: impl FnMut(u128) -> Result<(), Fault>,
+    ) -> Result<usize, Fault> {
+        let samples = txn.open_table(SAMPLES)?;
+        let mut runs = txn.open_table(PENDING_RUNS)?;
+        let mut n = 0;
+        for &k in sorted {
+            if samples.get(&bytes(k))?.is_some() && pending::remove(&mut runs, &samples, k)? {
+                each(k)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Take samples VictoriaMetrics refused even alone out of the queue and record why.
+    /// They stay in the store (not pending) until retention. Returns how many were pending.
+    pub fn quarantine(
+        &self,
+        keys: &[SampleKey],
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<usize, MarkError> {
+        let mut sorted: Vec<u128> = keys.iter().map(|k| k.ord()).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let record = codec::quarantine_bytes(reason, now_ms);
+        let mut w = relock(self.writer.lock());
+        let n = self
+            .write(&mut w, Kind::Data, |txn| {
+                let mut q = txn.open_table(QUARANTINE)?;
+                let n = Self::unpend(txn, &sorted, |k| {
+                    q.insert(&bytes(k), record.as_slice())?;
+                    Ok(())
+                })?;
+                let mut meta = txn.open_table(META)?;
+                meta_add(&mut meta, META_QUARANTINED, n as u64)?;
+                Ok(n)
+            })
+            .map_err(|e| e.into_mark(&self.path))?;
+        if n > 0 {
+            log::warn!("{}: quarantined {n} samples: {reason}", self.path.display());
+        }
+        self.pending.fetch_sub(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    /// The upload checkpoints still kept (see retention), oldest first.
+    pub fn checkpoints(&self) -> Result<Vec<Checkpoint>, ReadError> {
+        (|| -> Result<Vec<Checkpoint>, Fault> {
+            let txn = self.db.begin_read()?;
+            let mut out = Vec::new();
+            for r in txn.open_table(CHECKPOINTS)?.iter()? {
+                let (k, v) = r?;
+                out.push(
+                    codec::decode_checkpoint(v.value())
+                        .ok_or_else(|| corrupt(format_args!("checkpoint {}", k.value())))?,
+                );
+            }
+            Ok(out)
+        })()
+        .map_err(|e| e.into_read(&self.path))
+    }
+
+    /// The quarantine records, oldest sample first.
+    pub fn quarantined(&self) -> Result<Vec<QuarantineRecord>, ReadError> {
+        (|| -> Result<Vec<QuarantineRecord>, Fault> {
+            let txn = self.db.begin_read()?;
+            let mut out = Vec::new();
+            for r in txn.open_table(QUARANTINE)?.iter()? {
+                let (k, v) = r?;
+                let key = SampleKey::from_ord(ord(k.value()));
+                let (at, reason) = codec::decode_quarantine(v.value())
+                    .ok_or_else(|| corrupt(format_args!("quarantine record {key:?}")))?;
+                out.push(QuarantineRecord {
+                    key,
+                    reason: reason.to_owned(),
+                    quarantined_at_ms: at,
+                });
+            }
+            Ok(out)
+        })()
+        .map_err(|e| e.into_read(&self.path))
+    }
+
+    /// Numeric samples waiting for upload. O(1): kept in memory, recounted at open.
+    pub fn pending_count(&self) -> Result<u64, ReadError> {
+        Ok(self.pending.load(Ordering::Relaxed))
+    }
+
+    /// Numeric samples present (pending + uploaded), for soak checks. O(1).
+    pub fn history_count(&self) -> Result<u64, ReadError> {
+        (|| -> Result<u64, Fault> {
+            let txn = self.db.begin_read()?;
+            Ok(txn.open_table(SAMPLES)?.len()?)
+        })()
+        .map_err(|e| e.into_read(&self.path))
+    }
+
+    /// Record an agent session (kept: the newest [`MAX_SESSIONS`]).
+    pub fn record_session(&self, s: &SessionRecord) -> Result<(), InsertError> {
+        let mut w = relock(self.writer.lock());
+        self.write(&mut w, Kind::Data, |txn| {
+            let mut t = txn.open_table(SESSIONS)?;
+            t.insert(&codec::session_key(s), codec::session_bytes(s).as_slice())?;
+            while t.len()? > MAX_SESSIONS {
+                if t.pop_first()?.is_none() {
+                    break;
+                }
+            }
+            Ok(())
+        })
+        .map_err(|e| e.into_insert(&self.path))
+    }
+
+    /// Expire uploaded samples older than the retention, then hold the size cap: evict the
+    /// oldest uploaded samples, then drop (and count) the oldest pending ones.
+    pub fn enforce_retention(&self, now_ms: i64) -> Result<RetentionStats, MaintenanceError> {
+        let mut w = relock(self.writer.lock());
+        let mut stats = self
+            .write(&mut w, Kind::Data, |txn| self.expire(txn, now_ms))
+            .map_err(|e| e.into_maintenance(&self.path))?;
+        // Live data budget: under half the cap, because redb grows its file by doubling.
+        let budget = self.opts.max_size_bytes / 16 * 7;
+        for _ in 0..4 {
+            let file = self.file_size().map_err(|source| MaintenanceError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+            if file <= budget {
+                // The file bounds the data: nothing to measure.
+                break;
+            }
+            let (evicted, dropped, over) = self
+                .write(&mut w, Kind::Data, |txn| self.hold_cap(txn, budget))
+                .map_err(|e| e.into_maintenance(&self.path))?;
+            stats.evicted += evicted;
+            stats.dropped_pending += dropped;
+            if dropped > 0 {
+                self.pending.fetch_sub(dropped, Ordering::Relaxed);
+                log::warn!(
+                    "{}: size cap reached: dropped {dropped} pending samples",
+                    self.path.display()
+                );
+            }
+            if !over {
+                break;
+            }
+        }
+        Ok(stats)
+    }
+
+    fn expire(&self, txn: &redb::WriteTransaction, now_ms: i64) -> Result<RetentionStats, Fault> {
+        let retention = i64::try_from(self.opts.retention_ms).unwrap_or(i64::MAX);
+        let cutoff = now_ms.saturating_sub(retention);
+        let limit = codec::key_ordinal(cutoff, 0);
+        let mut stats = RetentionStats::default();
+        let runs = txn.open_table(PENDING_RUNS)?;
+        let mut samples = txn.open_table(SAMPLES)?;
+        for (lo, hi) in pending::gaps_below(&runs, limit)? {
+            let (l, h) = (bytes(lo), bytes(hi));
+            for r in samples.extract_from_if::<&KeyBytes, _>(&l..=&h, |_, _| true)? {
+                r?;
+                stats.expired += 1;
+            }
+        }
+        let top = bytes(limit);
+        let mut text = txn.open_table(TEXT)?;
+        for r in text.extract_from_if::<&KeyBytes, _>(..&top, |_, _| true)? {
+            r?;
+            stats.expired += 1;
+        }
+        let mut q = txn.open_table(QUARANTINE)?;
+        q.retain_in::<&KeyBytes, _>(..&top, |_, _| false)?;
+        // Checkpoints by upload time; the newest one always stays.
+        let mut cps = txn.open_table(CHECKPOINTS)?;
+        let newest = cps.last()?.map(|(k, _)| k.value());
+        let mut old = Vec::new();
+        for r in cps.iter()? {
+            let (k, v) = r?;
+            let c = codec::decode_checkpoint(v.value())
+                .ok_or_else(|| corrupt(format_args!("checkpoint {}", k.value())))?;
+            if c.uploaded_at_ms >= cutoff || Some(k.value()) == newest {
+                break;
+            }
+            old.push(k.value());
+        }
+        for k in old {
+            cps.remove(k)?;
+        }
+        Ok(stats)
+    }
+
+    /// One size-cap pass. Returns (evicted, dropped, still over budget).
+    fn hold_cap(
+        &self,
+        txn: &redb::WriteTransaction,
+        budget: u64,
+    ) -> Result<(u64, u64, bool), Fault> {
+        let st = txn.stats()?;
+        let live = (st.leaf_pages() + st.branch_pages()) * st.page_size() as u64;
+        self.data_bytes.store(live, Ordering::Relaxed);
+        if live <= budget {
+            return Ok((0, 0, false));
+        }
+        // Free down to 7/8 of the budget so that the cap is not hit again on the next flush.
+        let target = budget / 8 * 7;
+        let mut samples = txn.open_table(SAMPLES)?;
+        let mut text = txn.open_table(TEXT)?;
+        let mut runs = txn.open_table(PENDING_RUNS)?;
+        let rows = samples.len()? + text.len()?;
+        let per_row = (live / rows.max(1)).max(1);
+        let want = (live - target).div_ceil(per_row);
+        // Oldest non-pending rows first, numeric and text merged by key.
+        let want_usize = usize::try_from(want).unwrap_or(usize::MAX);
+        let mut candidates: Vec<(u128, bool)> = Vec::new();
+        for (lo, hi) in pending::gaps_below(&runs, codec::MAX_ORDINAL)? {
+            if candidates.len() >= want_usize {
+                break;
+            }
+            let (l, h) = (bytes(lo), bytes(hi));
+            for r in samples
+                .range::<&KeyBytes>(&l..=&h)?
+                .take(want_usize - candidates.len())
+            {
+                candidates.push((ord(r?.0.value()), true));
+            }
+        }
+        for r in text.iter()?.take(want_usize) {
+            candidates.push((ord(r?.0.value()), false));
+        }
+        candidates.sort_unstable();
+        candidates.truncate(want_usize);
+        for (k, numeric) in &candidates {
+            if *numeric {
+                samples.remove(&bytes(*k))?;
+            } else {
+                text.remove(&bytes(*k))?;
+            }
+        }
+        let evicted = candidates.len() as u64;
+        let dropped = pending::drop_oldest(&mut runs, &mut samples, want - evicted)?;
+        if dropped > 0 {
+            let mut meta = txn.open_table(META)?;
+            meta_add(&mut meta, META_DROPPED, dropped)?;
+        }
+        Ok((evicted, dropped, true))
+    }
+
+    /// Compact the file (redb `compact`), returning sizes and duration for the caller's log.
+    pub fn compact(&mut self) -> Result<CompactStats, MaintenanceError> {
+        let io = |source| MaintenanceError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let size_before = self.file_size().map_err(io)?;
+        let start = Instant::now();
+        self.db
+            .compact()
+            .map_err(|e| Fault::from(e).into_maintenance(&self.path))?;
+        relock(self.writer.lock()).unsynced = 0;
+        let duration = start.elapsed();
+        let size_after = self.file_size().map_err(|source| MaintenanceError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        Ok(CompactStats {
+            size_before,
+            size_after,
+            duration,
+        })
+    }
+
+    /// Make every commit so far durable (one fsync if any was deferred).
+    pub fn sync(&self) -> Result<(), MaintenanceError> {
+        let mut w = relock(self.writer.lock());
+        if w.unsynced == 0 {
+            return Ok(());
+        }
+        let result = (|| -> Result<(), Fault> {
+            let mut txn = self.db.begin_write()?;
+            txn.set_durability(redb::Durability::Immediate)?;
+            txn.commit()?;
+            Ok(())
+        })();
+        result.map_err(|e| e.into_maintenance(&self.path))?;
+        w.unsynced = 0;
+        Ok(())
+    }
+
+    fn file_size(&self) -> std::io::Result<u64> {
+        Ok(std::fs::metadata(&self.path)?.len())
+    }
+
+    pub fn stats(&self) -> Result<StoreStats, ReadError> {
+        (|| -> Result<StoreStats, Fault> {
+            let txn = self.db.begin_read()?;
+            let meta = txn.open_table(META)?;
+            let mut pending = 0;
+            for r in txn.open_table(PENDING_RUNS)?.iter()? {
+                let (a, b) = r?;
+                pending += pending::decode_run(a.value(), b.value())?.count;
+            }
+            let last_checkpoint = match txn.open_table(CHECKPOINTS)?.last()? {
+                Some((k, v)) => Some(
+                    codec::decode_checkpoint(v.value())
+                        .ok_or_else(|| corrupt(format_args!("checkpoint {}", k.value())))?,
+                ),
+                None => None,
+            };
+            let mut sessions = Vec::new();
+            for r in txn.open_table(SESSIONS)?.iter()? {
+                let (k, v) = r?;
+                sessions.push(
+                    codec::decode_session(k.value(), v.value())
+                        .ok_or_else(|| corrupt("undecodable session record"))?,
+                );
+            }
+            let version = meta_get(&meta, META_SCHEMA)?;
+            Ok(StoreStats {
+                file_size_bytes: self.file_size().unwrap_or(0),
+                pending,
+                samples: txn.open_table(SAMPLES)?.len()?,
+                text_samples: txn.open_table(TEXT)?.len()?,
+                dropped_total: meta_get(&meta, META_DROPPED)?,
+                quarantined_total: meta_get(&meta, META_QUARANTINED)?,
+                duplicates_total: meta_get(&meta, META_DUPLICATES)?,
+                last_checkpoint,
+                sessions,
+                schema_version: u32::try_from(version).unwrap_or(u32::MAX),
+                data_bytes: self.data_bytes.load(Ordering::Relaxed),
+            })
+        })()
+        .map_err(|e| e.into_read(&self.path))
+    }
+
+    /// Every sample (numeric and text) with `ts_ms >= since_ms`, in key order (time, then
+    /// series), from one consistent snapshot. Returns how many were passed to `f`.
+    pub fn export(
+        &self,
+        since_ms: i64,
+        mut f: impl FnMut(&ExportedSample),
+    ) -> Result<u64, ReadError> {
+        (|| -> Result<u64, Fault> {
+            let txn = self.db.begin_read()?;
+            let samples = txn.open_table(SAMPLES)?;
+            let text = txn.open_table(TEXT)?;
+            let runs = txn.open_table(PENDING_RUNS)?;
+            let from = bytes(codec::key_ordinal(since_ms, 0));
+            let mut nums = samples.range::<&KeyBytes>(&from..)?.peekable();
+            let mut txts = text.range::<&KeyBytes>(&from..)?.peekable();
+            let mut run_iter = runs.range::<&KeyBytes>(..)?;
+            let mut run = pending::run_at_or_before(&runs, ord(&from))?;
+            if let Some(r) = run {
+                let rb = bytes(r.start);
+                run_iter = runs.range::<&KeyBytes>((Bound::Excluded(&rb), Bound::Unbounded))?;
+            } else if let Some(first) = run_iter.next() {
+                let (a, b) = first?;
+                run = Some(pending::decode_run(a.value(), b.value())?);
+            }
+            let cache = relock(self.series.read());
+            let lookup = |id: u32| cache.info.get(&id).cloned().ok_or(Fault::UnknownSeries(id));
+            let mut n = 0u64;
+            loop {
+                let take_num = match (nums.peek(), txts.peek()) {
+                    (None, None) => break,
+                    (Some(_), None) => true,
+                    (None, Some(_)) => false,
+                    (Some(Ok((a, _))), Some(Ok((b, _)))) => a.value() <= b.value(),
+                    (Some(Err(_)), _) | (_, Some(Err(_))) => true,
+                };
+                let out = if take_num {
+                    let Some(r) = nums.next() else { break };
+                    let (k, v) = r?;
+                    let o = ord(k.value());
+                    while run.is_some_and(|r| r.end < o) {
+                        run = match run_iter.next() {
+                            Some(x) => {
+                                let (a, b) = x?;
+                                Some(pending::decode_run(a.value(), b.value())?)
+                            }
+                            None => None,
+                        };
+                    }
+                    let key = SampleKey::from_ord(o);
+                    ExportedSample {
+                        key,
+                        series: lookup(key.series_id)?,
+                        ts_ms: key.ts_ms,
+                        value: OwnedValue::Number(codec::number_from_bytes(v.value())),
+                        pending: run.is_some_and(|r| r.start <= o && o <= r.end),
+                    }
+                } else {
+                    let Some(r) = txts.next() else { break };
+                    let (k, v) = r?;
+                    let key = SampleKey::from_ord(ord(k.value()));
+                    let t = codec::decode_text(v.value())
+                        .ok_or_else(|| corrupt(format_args!("text sample {key:?}")))?;
+                    ExportedSample {
+                        key,
+                        series: lookup(key.series_id)?,
+                        ts_ms: key.ts_ms,
+                        value: OwnedValue::Text(t.to_owned()),
+                        pending: false,
+                    }
+                };
+                f(&out);
+                n += 1;
+            }
+            Ok(n)
+        })()
+        .map_err(|e| e.into_read(&self.path))
+    }
+
+    /// Check the on-disk invariants (pending runs against samples, the in-memory pending
+    /// count, series references). For tests, the fuzz target and `--check` tooling; reads
+    /// the whole store.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let txn = self.db.begin_read().map_err(|e| e.to_string())?;
+        let total = pending::check(&txn)?;
+        let counter = self.pending.load(Ordering::Relaxed);
+        if total != counter {
+            return Err(format!("pending runs hold {total}, counter says {counter}"));
+        }
+        let cache = relock(self.series.read());
+        let check = |k: &KeyBytes, want: u8| {
+            let key = SampleKey::from_ord(ord(k));
+            match cache.value_type.get(&key.series_id) {
+                Some(&vt) if vt == want => Ok(()),
+                Some(_) => Err(format!("sample {key:?} is in the wrong table")),
+                None => Err(format!("sample {key:?} refers to an unknown series")),
+            }
+        };
+        let samples = txn.open_table(SAMPLES).map_err(|e| e.to_string())?;
+        for r in samples.iter().map_err(|e| e.to_string())? {
+            let (k, _) = r.map_err(|e| e.to_string())?;
+            check(k.value(), VT_NUMBER)?;
+        }
+        let text = txn.open_table(TEXT).map_err(|e| e.to_string())?;
+        for r in text.iter().map_err(|e| e.to_string())? {
+            let (k, _) = r.map_err(|e| e.to_string())?;
+            check(k.value(), VT_TEXT)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,373 @@
+// Stateful model check of the store against a BTreeMap, shared by `tests/model.rs` (driven
+// by a PRNG) and `fuzz/fuzz_targets/store_model.rs` (driven by fuzzer bytes, via
+// `include!`, hence no inner attributes or `//!` here).
+//
+// Ops: insert (fresh and duplicate batches, numbers and text, label orders), pending,
+// mark_uploaded, quarantine, enforce_retention, reopen. After every op the store must agree
+// with the model; after every few ops with the whole export and its own invariants.
+
+use belabox_store::{
+    Checkpoint, Durability, NewSample, OwnedValue, SampleKey, SeriesKey, Store, StoreOptions, Uuid,
+    Value,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// Where the model gets its choices; `None` ends the run (fuzz input exhausted).
+pub trait Choices {
+    fn next(&mut self) -> Option<u32>;
+}
+
+type Labels = &'static [(&'static str, &'static str)];
+
+/// Series pool: (name, device, label variants that canonicalise to the same series).
+const POOL: &[(&str, &str, &[Labels])] = &[
+    (
+        "cpu",
+        "d1",
+        &[
+            &[("cpu", "0"), ("mode", "user")],
+            &[("mode", "user"), ("cpu", "0")],
+        ],
+    ),
+    ("cpu", "d1", &[&[("cpu", "1"), ("mode", "user")]]),
+    ("mem", "d1", &[&[]]),
+    (
+        "net",
+        "d1",
+        &[
+            &[("if", "eth0"), ("dir", "rx")],
+            &[("dir", "rx"), ("if", "eth0")],
+        ],
+    ),
+    ("net", "d2", &[&[("if", "eth0"), ("dir", "rx")]]),
+    ("oper", "d1", &[&[("if", "wwan0")]]),
+];
+
+const TS_SPAN: u32 = 40;
+const RETENTION_MS: u64 = 10;
+
+/// A sample's identity in the model: (ts, pool index, is text).
+type Id = (i64, usize, bool);
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum MValue {
+    Num(u64), // f64 bits: NaN payloads must survive too
+    Text(u32),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Row {
+    value: MValue,
+    pending: bool,
+}
+
+const TEXTS: [&str; 4] = ["up", "down", "6.1.0", ""];
+
+fn text_of(i: u32) -> &'static str {
+    TEXTS[i as usize % TEXTS.len()]
+}
+
+struct Model {
+    rows: BTreeMap<Id, Row>,
+    /// Store series id ↔ (pool index, is text), learned from what the store returns.
+    by_sid: HashMap<u32, (usize, bool)>,
+    sid_of: HashMap<(usize, bool), u32>,
+    batches: Vec<Vec<(Id, MValue, usize)>>,
+    checkpoints: u32,
+}
+
+fn sample(id: Id, v: MValue, variant: usize) -> NewSample<'static> {
+    let (name, device_id, variants) = POOL[id.1];
+    NewSample {
+        series: SeriesKey {
+            name,
+            device_id,
+            labels: variants[variant % variants.len()],
+        },
+        ts_ms: id.0,
+        value: match v {
+            MValue::Num(bits) => Value::Number(f64::from_bits(bits)),
+            MValue::Text(i) => Value::Text(text_of(i)),
+        },
+    }
+}
+
+fn pool_index(store: &Store, sid: u32) -> usize {
+    let info = store.series(sid).unwrap();
+    POOL.iter()
+        .position(|(name, dev, variants)| {
+            let mut labels: Vec<(String, String)> = variants[0]
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            labels.sort();
+            *name == info.name && *dev == info.device_id && labels == info.labels
+        })
+        .unwrap_or_else(|| panic!("series {sid} is not in the pool: {info:?}"))
+}
+
+impl Model {
+    fn learn(&mut self, store: &Store, sid: u32, text: bool) -> usize {
+        match self.by_sid.get(&sid) {
+            Some(&(idx, t)) => {
+                assert_eq!(t, text, "series {sid} holds both numbers and text");
+                idx
+            }
+            None => {
+                let idx = pool_index(store, sid);
+                self.by_sid.insert(sid, (idx, text));
+                let old = self.sid_of.insert((idx, text), sid);
+                assert!(old.is_none(), "two series ids for one series");
+                idx
+            }
+        }
+    }
+
+    fn pending_ids(&self) -> Vec<Id> {
+        self.rows
+            .iter()
+            .filter(|(_, r)| r.pending)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Compare the whole pending queue (and learn series ids from it).
+    fn check_pending(&mut self, store: &Store) -> Vec<SampleKey> {
+        let full = store.pending(usize::MAX).unwrap();
+        assert!(
+            full.windows(2).all(|w| w[0].key < w[1].key),
+            "pending out of order"
+        );
+        let mut got = Vec::new();
+        for p in &full {
+            assert_eq!((p.key.ts_ms(), p.key.series_id()), (p.ts_ms, p.series_id));
+            let idx = self.learn(store, p.series_id, false);
+            let id = (p.ts_ms, idx, false);
+            let row = self
+                .rows
+                .get(&id)
+                .unwrap_or_else(|| panic!("{id:?} pending, not in model"));
+            assert_eq!(row.value, MValue::Num(p.value.to_bits()), "{id:?}");
+            got.push(id);
+        }
+        let mut want = self.pending_ids();
+        want.sort_unstable();
+        got.sort_unstable();
+        assert_eq!(got, want, "pending set");
+        assert_eq!(
+            store.pending_count().unwrap(),
+            full.len() as u64,
+            "pending_count"
+        );
+        full.iter().map(|p| p.key).collect()
+    }
+
+    fn check_all(&mut self, store: &Store) {
+        store.check_invariants().unwrap();
+        let mut seen = Vec::new();
+        store.export(i64::MIN, |s| seen.push(s.clone())).unwrap();
+        assert!(
+            seen.windows(2).all(|w| w[0].key < w[1].key),
+            "export out of order"
+        );
+        let mut got = BTreeMap::new();
+        for s in &seen {
+            let text = matches!(s.value, OwnedValue::Text(_));
+            let idx = self.learn(store, s.key.series_id(), text);
+            let value = match &s.value {
+                OwnedValue::Number(x) => MValue::Num(x.to_bits()),
+                OwnedValue::Text(t) => {
+                    let i = TEXTS.iter().position(|x| x == t).unwrap_or(usize::MAX);
+                    MValue::Text(i as u32)
+                }
+            };
+            got.insert((s.ts_ms, idx, text), (value, s.pending));
+        }
+        let want: BTreeMap<Id, (MValue, bool)> = self
+            .rows
+            .iter()
+            .map(|(id, r)| (*id, (r.value, r.pending)))
+            .collect();
+        assert_eq!(got, want, "export differs from the model");
+        let numeric = self.rows.keys().filter(|id| !id.2).count() as u64;
+        assert_eq!(store.history_count().unwrap(), numeric);
+    }
+}
+
+fn options(durability: Durability) -> StoreOptions {
+    StoreOptions {
+        durability,
+        retention_ms: RETENTION_MS,
+        // Far above anything a run writes: the cap is not modelled here.
+        max_size_bytes: 1 << 40,
+        ..StoreOptions::default()
+    }
+}
+
+/// Run up to `max_ops` operations against a store at `dir/model.redb`.
+pub fn run_model(dir: &Path, c: &mut dyn Choices, durability: Durability, max_ops: usize) {
+    let path = dir.join("model.redb");
+    let mut store = Some(Store::open(&path, options(durability)).unwrap());
+    let mut m = Model {
+        rows: BTreeMap::new(),
+        by_sid: HashMap::new(),
+        sid_of: HashMap::new(),
+        batches: Vec::new(),
+        checkpoints: 0,
+    };
+    let mut now = 0i64;
+    for op in 0..max_ops {
+        let Some(choice) = c.next() else { break };
+        let s = store.as_ref().unwrap();
+        match choice % 16 {
+            // Fresh batch.
+            0..=5 => {
+                let n = c.next().unwrap_or(0) % 24;
+                let mut batch = Vec::new();
+                for _ in 0..n {
+                    let r = c.next().unwrap_or(0);
+                    let idx = (r % POOL.len() as u32) as usize;
+                    let text = (r >> 8) % 5 == 0;
+                    let ts = now + i64::from((r >> 12) % TS_SPAN) - i64::from(TS_SPAN / 2);
+                    let v = if text {
+                        MValue::Text((r >> 20) % TEXTS.len() as u32)
+                    } else if (r >> 20) % 17 == 0 {
+                        MValue::Num(f64::NAN.to_bits() | u64::from(r >> 24))
+                    } else {
+                        MValue::Num(f64::from((r >> 16) as u16).to_bits())
+                    };
+                    batch.push(((ts, idx, text), v, (r >> 28) as usize));
+                }
+                insert(&mut m, s, &batch);
+                m.batches.push(batch);
+            }
+            // Duplicate of an earlier batch.
+            6 => {
+                if !m.batches.is_empty() {
+                    let i = c.next().unwrap_or(0) as usize % m.batches.len();
+                    let batch = m.batches[i].clone();
+                    insert(&mut m, s, &batch);
+                }
+            }
+            7 | 8 => {
+                let full = m.check_pending(s);
+                let limit = c.next().unwrap_or(0) as usize % (full.len() + 2);
+                let part = s.pending(limit).unwrap();
+                let keys: Vec<_> = part.iter().map(|p| p.key).collect();
+                assert_eq!(keys, full[..limit.min(full.len())], "pending({limit})");
+            }
+            // Mark uploaded: a prefix of pending (the uploader's way) or a random subset,
+            // plus keys that are not pending.
+            9..=11 => {
+                let full = m.check_pending(s);
+                let r = c.next().unwrap_or(0);
+                let mut keys: Vec<SampleKey> = if r % 2 == 0 {
+                    full.iter().take((r >> 1) as usize % 60).copied().collect()
+                } else {
+                    full.iter()
+                        .filter(|_| c.next().unwrap_or(0) % 3 == 0)
+                        .copied()
+                        .collect()
+                };
+                if r % 7 == 0 {
+                    keys.push(SampleKey::new(now, (r >> 3) % 40));
+                    keys.extend(keys.first().copied());
+                }
+                let expected = mark(&mut m, &keys);
+                m.checkpoints += 1;
+                let cp = Checkpoint {
+                    batch_id: Uuid::from_u128(u128::from(m.checkpoints)),
+                    chunk_index: m.checkpoints,
+                    sample_count: keys.len() as u32,
+                    first_ts_ms: 0,
+                    last_ts_ms: 0,
+                    uploaded_at_ms: now,
+                };
+                assert_eq!(
+                    s.mark_uploaded(&keys, &cp).unwrap(),
+                    expected,
+                    "mark_uploaded"
+                );
+                assert_eq!(s.stats().unwrap().last_checkpoint, Some(cp));
+            }
+            12 => {
+                let full = m.check_pending(s);
+                let keys: Vec<_> = full
+                    .iter()
+                    .filter(|_| c.next().unwrap_or(0) % 5 == 0)
+                    .copied()
+                    .collect();
+                let expected = mark(&mut m, &keys);
+                assert_eq!(
+                    s.quarantine(&keys, "400", now).unwrap(),
+                    expected,
+                    "quarantine"
+                );
+            }
+            13 => {
+                now += i64::from(c.next().unwrap_or(0) % 8);
+                let cutoff = now - RETENTION_MS as i64;
+                let before = m.rows.len();
+                m.rows.retain(|id, r| r.pending || id.0 >= cutoff);
+                let st = s.enforce_retention(now).unwrap();
+                assert_eq!(st.expired, (before - m.rows.len()) as u64, "expired");
+                assert_eq!((st.evicted, st.dropped_pending), (0, 0));
+            }
+            14 => {
+                drop(store.take());
+                store = Some(Store::open(&path, options(durability)).unwrap());
+                m.check_all(store.as_ref().unwrap());
+            }
+            _ => now += 1,
+        }
+        if op % 16 == 15 {
+            m.check_all(store.as_ref().unwrap());
+        }
+    }
+    m.check_all(store.as_ref().unwrap());
+}
+
+fn insert(m: &mut Model, s: &Store, batch: &[(Id, MValue, usize)]) {
+    let samples: Vec<_> = batch
+        .iter()
+        .map(|&(id, v, var)| sample(id, v, var))
+        .collect();
+    let mut inserted = 0;
+    for &(id, v, _) in batch {
+        if let std::collections::btree_map::Entry::Vacant(e) = m.rows.entry(id) {
+            e.insert(Row {
+                value: v,
+                pending: !id.2,
+            });
+            inserted += 1;
+        }
+    }
+    let st = s.insert(&samples).unwrap();
+    assert_eq!(
+        (st.inserted, st.duplicates),
+        (inserted, batch.len() - inserted),
+        "insert"
+    );
+}
+
+/// Model side of mark_uploaded/quarantine: how many of `keys` were pending.
+fn mark(m: &mut Model, keys: &[SampleKey]) -> usize {
+    let mut n = 0;
+    let mut seen = std::collections::HashSet::new();
+    for k in keys {
+        if !seen.insert(*k) {
+            continue;
+        }
+        let Some(&(idx, false)) = m.by_sid.get(&k.series_id()) else {
+            continue;
+        };
+        if let Some(r) = m.rows.get_mut(&(k.ts_ms(), idx, false)) {
+            if r.pending {
+                r.pending = false;
+                n += 1;
+            }
+        }
+    }
+    n
+}

@@ -1,0 +1,44 @@
+//! The store against a `BTreeMap` model (`common/model.rs`), driven by a seeded PRNG: a few
+//! thousand inserts, duplicate inserts, pending reads, marks, quarantines, retention passes
+//! and reopens, in every durability mode. The fuzz target `store_model` runs the same model
+//! on fuzzer input.
+
+// Tests unwrap what they just built; a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use belabox_store::Durability;
+use common::model::{Choices, run_model};
+
+/// splitmix64.
+struct Prng(u64);
+
+impl Choices for Prng {
+    fn next(&mut self) -> Option<u32> {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        Some((z ^ (z >> 31)) as u32)
+    }
+}
+
+#[test]
+fn store_matches_the_model() {
+    let seed: u64 = std::env::var("MODEL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0xbe1a_b0c5);
+    let modes = [
+        Durability::Immediate,
+        Durability::DeferredMarks { max_unsynced: 3 },
+        Durability::Periodic { max_unsynced: 1000 },
+    ];
+    for (i, mode) in modes.into_iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let run_seed = seed.wrapping_add(i as u64);
+        eprintln!("MODEL_SEED={seed} run {i}: {mode:?}");
+        run_model(dir.path(), &mut Prng(run_seed), mode, 1500);
+    }
+}

@@ -1,0 +1,278 @@
+//! `once` on the RK3588 and Jetson Nano captures: every series it prints is checked against values
+//! worked out by hand from the fixture files, and nothing else is printed.
+//!
+//! The CPU series need two different /proc/stat readings: the test waits for the agent's
+//! "first read done" log line, then rewrites stat in place (the agent keeps the file open) with
+//! known per-core deltas.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+type Key = (String, Vec<(String, String)>);
+
+fn key(name: &str, labels: &[(&str, &str)]) -> Key {
+    let mut l: Vec<(String, String)> =
+        labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    l.push(("device_id".into(), "test-board".into()));
+    l.sort();
+    (name.to_string(), l)
+}
+
+/// Adds `user += 10·(n+1)`, `idle += 100 − 10·(n+1)` to core n, and the sums to the `cpu` line,
+/// so core n reads 10·(n+1) % and "all" reads the mean.
+fn bump_stat(stat: &str, cores: u64) -> String {
+    let mut out = String::new();
+    for line in stat.lines() {
+        let mut f: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+        let busy_add = match f.first().map(String::as_str) {
+            Some("cpu") => Some((1..=cores).map(|n| 10 * n).sum::<u64>()),
+            Some(c) if c.starts_with("cpu") => Some(10 * (c[3..].parse::<u64>().unwrap() + 1)),
+            _ => None,
+        };
+        if let Some(b) = busy_add {
+            let n = if f[0] == "cpu" { cores } else { 1 };
+            let user: u64 = f[1].parse().unwrap();
+            let idle: u64 = f[4].parse().unwrap();
+            f[1] = (user + b).to_string();
+            f[4] = (idle + 100 * n - b).to_string();
+            out.push_str(&f.join(" "));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Runs `once` on a writable copy of `board` and returns series → (value, timestamp).
+fn run_once(board: &str, cores: u64) -> BTreeMap<Key, (f64, i64)> {
+    let dir = tempfile::tempdir().unwrap();
+    support::copy_tree(&support::fixture(board), dir.path());
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "[device]\nid = \"test-board\"\n").unwrap();
+    let before = now_ms();
+    let mut child = Command::new(support::bin())
+        .arg("once")
+        .arg("--config")
+        .arg(&config)
+        .arg("--procfs")
+        .arg(dir.path().join("proc"))
+        .arg("--sysfs")
+        .arg(dir.path().join("sys"))
+        .args(["--delay", "1500"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "agent exited before its first read");
+        if line.contains("first read done") {
+            break;
+        }
+    }
+    let stat_path = dir.path().join("proc/stat");
+    let stat = std::fs::read_to_string(&stat_path).unwrap();
+    // In place (same inode): the agent re-reads its open fd.
+    std::fs::write(&stat_path, bump_stat(&stat, cores)).unwrap();
+    let mut stdout = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "once failed: {rest}");
+    let after = now_ms();
+
+    let mut got = BTreeMap::new();
+    for l in stdout.lines() {
+        let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON {l:?}: {e}"));
+        let metric = v["metric"].as_object().unwrap();
+        let name = metric["__name__"].as_str().unwrap().to_string();
+        let mut labels: Vec<(String, String)> = metric
+            .iter()
+            .filter(|(k, _)| *k != "__name__")
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect();
+        labels.sort();
+        let values = v["values"].as_array().unwrap();
+        let ts = v["timestamps"].as_array().unwrap();
+        assert_eq!((values.len(), ts.len()), (1, 1), "{l}");
+        let ts = ts[0].as_i64().unwrap();
+        assert!(ts >= before && ts <= after, "timestamp {ts} outside the run");
+        let prev = got.insert((name, labels), (values[0].as_f64().unwrap(), ts));
+        assert!(prev.is_none(), "series printed twice: {l}");
+    }
+    got
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn check(got: &BTreeMap<Key, (f64, i64)>, want: &[(Key, f64)]) {
+    let want_map: BTreeMap<&Key, f64> = want.iter().map(|(k, v)| (k, *v)).collect();
+    for (k, v) in want {
+        let (g, _) = got.get(k).unwrap_or_else(|| panic!("missing series {k:?}"));
+        let tol = 1e-9 * v.abs().max(1.0);
+        assert!((g - v).abs() <= tol, "{k:?}: got {g}, want {v}");
+    }
+    for k in got.keys() {
+        assert!(want_map.contains_key(k), "unexpected series {k:?}");
+    }
+    assert_eq!(got.len(), want.len());
+}
+
+#[allow(clippy::too_many_arguments)]
+fn disk(dev: &str, r: f64, rs: f64, rt: f64, w: f64, ws: f64, wt: f64, weighted: f64) -> Vec<(Key, f64)> {
+    let l = [("device", dev)];
+    vec![
+        (key("disk_read_ops_total", &l), r),
+        (key("disk_read_bytes_total", &l), rs * 512.0),
+        (key("disk_read_time_seconds_total", &l), rt),
+        (key("disk_write_ops_total", &l), w),
+        (key("disk_write_bytes_total", &l), ws * 512.0),
+        (key("disk_write_time_seconds_total", &l), wt),
+        (key("disk_io_time_weighted_seconds_total", &l), weighted),
+    ]
+}
+
+#[allow(clippy::too_many_arguments)]
+fn net(i: &str, rb: f64, rp: f64, re: f64, rd: f64, tb: f64, tp: f64, te: f64, td: f64) -> Vec<(Key, f64)> {
+    let l = [("interface", i)];
+    vec![
+        (key("network_receive_bytes_total", &l), rb),
+        (key("network_receive_packets_total", &l), rp),
+        (key("network_receive_errors_total", &l), re),
+        (key("network_receive_drops_total", &l), rd),
+        (key("network_transmit_bytes_total", &l), tb),
+        (key("network_transmit_packets_total", &l), tp),
+        (key("network_transmit_errors_total", &l), te),
+        (key("network_transmit_drops_total", &l), td),
+    ]
+}
+
+fn cpu(cores: u64) -> Vec<(Key, f64)> {
+    // Core n: 10·(n+1) busy ticks of 100; all: the sum over all cores' 100 ticks each.
+    let mut v: Vec<(Key, f64)> = (0..cores)
+        .map(|n| (key("cpu_usage_percent", &[("core", &n.to_string())]), 10.0 * (n + 1) as f64))
+        .collect();
+    let all = (1..=cores).map(|n| 10 * n).sum::<u64>() as f64 / (100 * cores) as f64 * 100.0;
+    v.push((key("cpu_usage_percent", &[("core", "all")]), all));
+    v
+}
+
+fn thermal(zones: &[(&str, &str, f64)]) -> Vec<(Key, f64)> {
+    zones
+        .iter()
+        .map(|(sensor, zone, c)| (key("thermal_temperature_celsius", &[("zone", zone), ("sensor", sensor)]), *c))
+        .collect()
+}
+
+fn memory(total_kb: f64, avail_kb: f64, swap_total_kb: f64, swap_free_kb: f64) -> Vec<(Key, f64)> {
+    vec![
+        (key("memory_total_bytes", &[]), total_kb * 1024.0),
+        (key("memory_available_bytes", &[]), avail_kb * 1024.0),
+        (key("memory_used_bytes", &[]), (total_kb - avail_kb) * 1024.0),
+        (key("memory_swap_total_bytes", &[]), swap_total_kb * 1024.0),
+        (key("memory_swap_used_bytes", &[]), (swap_total_kb - swap_free_kb) * 1024.0),
+    ]
+}
+
+fn system(l1: f64, l5: f64, l15: f64, up: f64) -> Vec<(Key, f64)> {
+    vec![
+        (key("system_load1", &[]), l1),
+        (key("system_load5", &[]), l5),
+        (key("system_load15", &[]), l15),
+        (key("system_uptime_seconds", &[]), up),
+        (key("network_interfaces_dropped_total", &[]), 0.0),
+    ]
+}
+
+#[test]
+fn rk3588_every_series_matches_hand_worked_values() {
+    let got = run_once("rk3588-rock5b", 8);
+    let mut want = cpu(8);
+    want.extend(memory(8_033_420.0, 5_234_112.0, 4_016_708.0, 3_987_652.0));
+    // Whole devices only: mmcblk0 and nvme0n1 (not partitions, boot areas, loop, ram, zram).
+    want.extend(disk("mmcblk0", 123_456.0, 9_876_543.0, 345.678, 234_567.0, 12_345_678.0, 987.654, 1333.332));
+    want.extend(disk("nvme0n1", 543_210.0, 87_654_321.0, 234.567, 765_432.0, 98_765_432.0, 876.543, 1111.110));
+    // Default exclude drops lo, usb0, wwan0, docker0, veth*, br-*.
+    want.extend(net("eth0", 9_876_543_210.0, 7_654_321.0, 0.0, 12.0, 8_765_432_109.0, 6_543_210.0, 0.0, 0.0));
+    want.extend(net("wlan0", 123_456_789.0, 234_567.0, 3.0, 45.0, 98_765_432.0, 123_456.0, 0.0, 2.0));
+    want.extend(net("eth1", 1_122_334_455.0, 998_877.0, 0.0, 0.0, 5_544_332_211.0, 776_655.0, 0.0, 0.0));
+    want.extend(thermal(&[
+        ("thermal_zone0", "soc-thermal", 45.230),
+        ("thermal_zone1", "bigcore0-thermal", 46.153),
+        ("thermal_zone2", "bigcore1-thermal", 46.153),
+        ("thermal_zone3", "littlecore-thermal", 45.230),
+        ("thermal_zone4", "center-thermal", 44.307),
+        ("thermal_zone5", "gpu-thermal", 44.307),
+        ("thermal_zone6", "npu-thermal", 44.307),
+    ]));
+    want.extend(system(0.52, 0.61, 0.58, 86_412.37));
+    check(&got, &want);
+}
+
+#[test]
+fn jetson_nano_every_series_matches_hand_worked_values() {
+    let got = run_once("jetson-nano-l4t32", 4);
+    let mut want = cpu(4);
+    want.extend(memory(4_059_272.0, 2_345_678.0, 2_029_632.0, 2_029_632.0));
+    // Kernel 4.9: 14-field lines. mmcblk0 and sda are whole devices.
+    want.extend(disk("mmcblk0", 234_567.0, 12_345_678.0, 456.789, 345_678.0, 23_456_789.0, 1234.567, 1691.356));
+    want.extend(disk("sda", 3456.0, 456_789.0, 2.345, 6789.0, 567_890.0, 12.345, 14.690));
+    want.extend(net("dummy0", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0));
+    want.extend(net("l4tbr0", 12_345.0, 123.0, 0.0, 0.0, 23_456.0, 234.0, 0.0, 0.0));
+    want.extend(net("rndis0", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0));
+    want.extend(net("eth0", 5_678_901_234.0, 4_567_890.0, 0.0, 3.0, 6_789_012_345.0, 5_678_901.0, 0.0, 0.0));
+    want.extend(net("wlan0", 2_345_678.0, 12_345.0, 0.0, 0.0, 345_678.0, 3456.0, 0.0, 0.0));
+    want.extend(thermal(&[
+        ("thermal_zone0", "AO-therm", 38.5),
+        ("thermal_zone1", "CPU-therm", 41.0),
+        ("thermal_zone2", "GPU-therm", 39.5),
+        ("thermal_zone3", "PLL-therm", 38.25),
+        ("thermal_zone4", "PMIC-Die", 100.0),
+        ("thermal_zone5", "thermal-fan-est", 40.25),
+    ]));
+    want.extend(system(1.23, 0.98, 0.87, 12_345.67));
+    check(&got, &want);
+}
+
+#[test]
+fn bad_procfs_is_a_clear_error() {
+    let out = Command::new(support::bin())
+        .args(["once", "--procfs", "/nonexistent/proc", "--delay", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/proc"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn bad_config_exits_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[storage]\nmax_size = \"lots\"\n").unwrap();
+    let out = Command::new(support::bin())
+        .args(["once", "--delay", "0", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("storage.max_size"), "{err}");
+}

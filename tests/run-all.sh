@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every test of the project on a fresh machine: installs what the tests need (the Debian
+# package victoria-metrics for the integration tests), then formatting, lints and the whole
+# workspace's tests. Usage: tests/run-all.sh   (from anywhere; needs root or sudo for apt-get)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+need_apt=()
+command -v victoria-metrics >/dev/null 2>&1 || need_apt+=(victoria-metrics)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "==> installing ${need_apt[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+command -v victoria-metrics >/dev/null || { echo "victoria-metrics is missing after install" >&2; exit 1; }
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "==> cargo test"
+cargo test --workspace
