@@ -11,8 +11,9 @@
 //! - `vm_samples_chunkN`: what VM reports holding afterwards (must equal the backlog).
 //!
 //! VM runs on the same machine, so the drain rate is bounded by both processes sharing its
-//! cores. `BENCH_SAMPLES` / `BENCH_SERIES` / `BENCH_CHUNKS` (comma-separated) override the
-//! defaults.
+//! cores. The store uses `Durability::Immediate` (every mark is an fsync), like the agent's
+//! default; `BENCH_DURABILITY=deferred` uses `DeferredMarks { max_unsynced: 64 }` instead.
+//! `BENCH_SAMPLES` / `BENCH_SERIES` / `BENCH_CHUNKS` (comma-separated) override the defaults.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../tests/support/vm.rs"]
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant};
 use belabox_metrics::config::RemoteConfig;
 use belabox_metrics::time::now_ms;
 use belabox_metrics::upload::{Cycle, Uploader, http_client};
-use belabox_store::{NewSample, SeriesKey, Store, StoreOptions, Value};
+use belabox_store::{Durability, NewSample, SeriesKey, Store, StoreOptions, Value};
 use rustix::time::{ClockId, clock_gettime};
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -85,19 +86,26 @@ fn main() {
     let samples = env_usize("BENCH_SAMPLES", 200_000);
     let series = env_usize("BENCH_SERIES", 100);
     let chunks: Vec<usize> = std::env::var("BENCH_CHUNKS")
-        .unwrap_or_else(|_| "50,500,2500".to_owned())
+        .unwrap_or_else(|_| "50,500,1000,2500".to_owned())
         .split(',')
         .filter_map(|c| c.trim().parse().ok())
         .collect();
+    let durability = match std::env::var("BENCH_DURABILITY").as_deref() {
+        Ok("deferred") => Durability::DeferredMarks { max_unsynced: 64 },
+        _ => Durability::Immediate,
+    };
     let vm = vm::Vm::start();
+    println!("store_durability {durability:?}");
     println!("backlog_samples {}", samples / series * series);
     println!("backlog_series {series}");
 
     for chunk in chunks {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(
-            Store::open(&dir.path().join("bench.redb"), StoreOptions::default()).unwrap(),
-        );
+        let opts = StoreOptions {
+            durability,
+            ..StoreOptions::default()
+        };
+        let store = Arc::new(Store::open(&dir.path().join("bench.redb"), opts).unwrap());
         let device = format!("bench-chunk{chunk}");
         let t = Instant::now();
         fill(&store, &device, series, samples);
@@ -111,8 +119,13 @@ fn main() {
             ..RemoteConfig::default()
         };
         let state = vm::test_state();
-        let mut uploader =
-            Uploader::new(&remote, store.clone(), state.clone(), http_client().unwrap()).unwrap();
+        let mut uploader = Uploader::new(
+            &remote,
+            store.clone(),
+            state.clone(),
+            http_client().unwrap(),
+        )
+        .unwrap();
         let vm_pid = vm.pid().unwrap();
         let (cpu0, vm_cpu0) = (cpu_now(), proc_cpu(vm_pid));
         let t = Instant::now();
@@ -147,9 +160,15 @@ fn main() {
             .parse()
             .unwrap_or(0.0);
 
-        println!("drain_samples_per_s_chunk{chunk} {:.0}", uploaded as f64 / wall.as_secs_f64());
+        println!(
+            "drain_samples_per_s_chunk{chunk} {:.0}",
+            uploaded as f64 / wall.as_secs_f64()
+        );
         println!("drain_seconds_chunk{chunk} {:.2}", wall.as_secs_f64());
-        println!("requests_per_s_chunk{chunk} {:.0}", requests as f64 / wall.as_secs_f64());
+        println!(
+            "requests_per_s_chunk{chunk} {:.0}",
+            requests as f64 / wall.as_secs_f64()
+        );
         println!(
             "request_ms_mean_chunk{chunk} {:.2}",
             up.duration.sum_seconds() * 1000.0 / requests as f64
@@ -158,8 +177,14 @@ fn main() {
             "compressed_bytes_per_sample_chunk{chunk} {:.2}",
             bytes as f64 / uploaded as f64
         );
-        println!("agent_cpu_ms_per_10k_samples_chunk{chunk} {:.1}", per_10k(cpu));
-        println!("vm_cpu_ms_per_10k_samples_chunk{chunk} {:.1}", per_10k(vm_cpu));
+        println!(
+            "agent_cpu_ms_per_10k_samples_chunk{chunk} {:.1}",
+            per_10k(cpu)
+        );
+        println!(
+            "vm_cpu_ms_per_10k_samples_chunk{chunk} {:.1}",
+            per_10k(vm_cpu)
+        );
         println!("vm_samples_chunk{chunk} {in_vm:.0}");
     }
     vm.assert_nothing_dropped();

@@ -13,6 +13,9 @@ Usage:
   belabox-metrics run          [--config FILE] [--procfs DIR] [--sysfs DIR]
   belabox-metrics once         [--config FILE] [--procfs DIR] [--sysfs DIR] [--delay MS]
   belabox-metrics check-config [--config FILE]
+  belabox-metrics status       [--config FILE] [--address HOST:PORT]
+  belabox-metrics store stats  [--config FILE]
+  belabox-metrics store export [--config FILE] [--since WHEN]
   belabox-metrics --version
   belabox-metrics <command> --help
 
@@ -21,6 +24,9 @@ Commands:
   once          read twice --delay ms apart (default 1000) and print the VictoriaMetrics JSONL
                 lines of the second read to stdout
   check-config  validate the configuration and print the effective values
+  status        ask the running agent's /health and print a readable summary
+  store stats   file size, pending, dropped, quarantined, last checkpoint, sessions
+  store export  every stored sample as JSONL (numeric and text), oldest first
 
 Options:
   --config FILE  TOML configuration (default: built-in defaults)
@@ -40,6 +46,10 @@ pub enum Command {
     Run(Common),
     Once { common: Common, delay_ms: u64 },
     CheckConfig(Common),
+    Status { common: Common, address: Option<String> },
+    StoreStats(Common),
+    /// `since`: as given (a duration like "1h" back from now, RFC 3339, or epoch ms).
+    StoreExport { common: Common, since: Option<String> },
     Help(&'static str),
     Version,
 }
@@ -60,6 +70,8 @@ fn help_for(cmd: &str) -> &'static str {
         "run" => "Usage: belabox-metrics run [--config FILE] [--procfs DIR] [--sysfs DIR]\n\nCollect into the local store (and upload when [remote] is configured) until SIGTERM or SIGINT, then flush and exit 0.\n",
         "once" => "Usage: belabox-metrics once [--config FILE] [--procfs DIR] [--sysfs DIR] [--delay MS]\n\nRead every source twice, MS milliseconds apart (default 1000), and print to stdout the VictoriaMetrics JSONL lines of the second read, one line per series.\n",
         "check-config" => "Usage: belabox-metrics check-config [--config FILE]\n\nValidate the configuration (exit 2 on error, naming the key) and print the effective configuration.\n",
+        "status" => "Usage: belabox-metrics status [--config FILE] [--address HOST:PORT]\n\nAsk the running agent's /health (health.address, or --address) and print a readable summary. Exit 0 when ok, 1 when degraded or error, 3 when the agent does not answer.\n",
+        "store" => "Usage: belabox-metrics store stats [--config FILE]\n       belabox-metrics store export [--config FILE] [--since WHEN]\n\nLook at the store offline (the agent must be stopped: the store is locked while it runs).\nstats: file size, pending, dropped, quarantined, last checkpoint, sessions.\nexport: every stored sample as JSONL, oldest first; WHEN is a duration back from now (\"1h\"), an RFC 3339 time or epoch milliseconds.\n",
         _ => USAGE,
     }
 }
@@ -75,17 +87,33 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
     match cmd.as_str() {
         "--version" | "-V" | "version" => return Ok(Command::Version),
         "--help" | "-h" | "help" => return Ok(Command::Help(USAGE)),
-        "run" | "once" | "check-config" => {}
+        "run" | "once" | "check-config" | "status" => {}
+        "store" => {}
         other => return Err(UsageError(format!("unknown command `{other}`"))),
     }
+    // `store` takes a sub-command.
+    let cmd = if cmd == "store" {
+        match args.next().and_then(|a| a.into_string().ok()).as_deref() {
+            Some("stats") => "store stats".to_string(),
+            Some("export") => "store export".to_string(),
+            Some("--help" | "-h") | None => return Ok(Command::Help(help_for("store"))),
+            Some(other) => {
+                return Err(UsageError(format!("unknown store command `{other}` (stats, export)")));
+            }
+        }
+    } else {
+        cmd
+    };
     let mut common = Common::default();
     let mut delay_ms = 1000u64;
+    let mut address = None;
+    let mut since = None;
     while let Some(flag) = args.next() {
         let flag = flag
             .into_string()
             .map_err(|f| UsageError(format!("unknown option {f:?}")))?;
         if flag == "--help" || flag == "-h" {
-            return Ok(Command::Help(help_for(&cmd)));
+            return Ok(Command::Help(help_for(cmd.split(' ').next().unwrap_or(""))));
         }
         // Both `--flag value` and `--flag=value`.
         let (name, inline) = match flag.split_once('=') {
@@ -102,6 +130,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             (_, "--config") => common.config = Some(PathBuf::from(value()?)),
             ("run" | "once", "--procfs") => common.procfs = Some(PathBuf::from(value()?)),
             ("run" | "once", "--sysfs") => common.sysfs = Some(PathBuf::from(value()?)),
+            ("status", "--address") => address = Some(string(value()?, &name)?),
+            ("store export", "--since") => since = Some(string(value()?, &name)?),
             ("once", "--delay") => {
                 let v = value()?;
                 delay_ms = v
@@ -120,8 +150,16 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
     Ok(match cmd.as_str() {
         "run" => Command::Run(common),
         "once" => Command::Once { common, delay_ms },
+        "status" => Command::Status { common, address },
+        "store stats" => Command::StoreStats(common),
+        "store export" => Command::StoreExport { common, since },
         _ => Command::CheckConfig(common),
     })
+}
+
+fn string(v: OsString, name: &str) -> Result<String, UsageError> {
+    v.into_string()
+        .map_err(|v| UsageError(format!("{name}: not valid UTF-8: {v:?}")))
 }
 
 #[cfg(test)]
@@ -148,6 +186,29 @@ mod tests {
             })
         );
         assert!(matches!(p(&["run", "--help"]), Ok(Command::Help(h)) if h.contains("SIGTERM")));
+    }
+
+    #[test]
+    fn store_and_status_commands() {
+        assert_eq!(p(&["store", "stats"]), Ok(Command::StoreStats(Common::default())));
+        assert_eq!(
+            p(&["store", "export", "--since", "1h"]),
+            Ok(Command::StoreExport {
+                common: Common::default(),
+                since: Some("1h".into())
+            })
+        );
+        assert_eq!(
+            p(&["status", "--address", "127.0.0.1:9100"]),
+            Ok(Command::Status {
+                common: Common::default(),
+                address: Some("127.0.0.1:9100".into())
+            })
+        );
+        assert!(p(&["store", "frob"]).unwrap_err().0.contains("frob"));
+        assert!(matches!(p(&["store"]), Ok(Command::Help(h)) if h.contains("export")));
+        assert!(matches!(p(&["store", "export", "--help"]), Ok(Command::Help(h)) if h.contains("--since")));
+        assert!(p(&["store", "stats", "--since", "1h"]).is_err());
     }
 
     #[test]

@@ -9,12 +9,13 @@ pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod health;
+pub mod inspect;
 pub mod jsonl;
 pub mod logging;
 pub mod notify;
 pub mod once;
 pub mod ring;
-// pub mod run; (enabled once the store API lands)
+pub mod run;
 pub mod sample;
 pub mod skew;
 pub mod state;

@@ -1,11 +1,12 @@
 use std::process::ExitCode;
 
-use belabox_metrics::cli::{self, Command};
-use belabox_metrics::config::{Config, LogFormat};
+use belabox_metrics::cli::{self, Command, Common};
+use belabox_metrics::config::{Config, ConfigError, LogFormat};
 use belabox_metrics::logging::{Format, Logger};
-use belabox_metrics::once;
+use belabox_metrics::{inspect, once, run};
 
-/// Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
+/// Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error (`status`: 1 degraded or
+/// error, 3 unreachable).
 fn main() -> ExitCode {
     let command = match cli::parse(std::env::args_os()) {
         Ok(c) => c,
@@ -23,59 +24,65 @@ fn main() -> ExitCode {
             print!("{text}");
             ExitCode::SUCCESS
         }
-        Command::CheckConfig(common) => match once::load_config(&common) {
-            Ok(config) => {
-                print!("{}", config.to_toml());
-                ExitCode::SUCCESS
-            }
-            Err(e) => config_error(&e),
-        },
+        Command::CheckConfig(common) => with_config(&common, false, |config| {
+            print!("{}", config.to_toml());
+            Ok(ExitCode::SUCCESS)
+        }),
         Command::Once { common, delay_ms } => {
-            let config = match once::load_config(&common) {
-                Ok(c) => c,
-                Err(e) => return config_error(&e),
-            };
-            install_logger(&config);
-            match once::run(&config, delay_ms) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(msg) => {
-                    eprintln!("belabox-metrics: {msg}");
-                    ExitCode::FAILURE
-                }
-            }
+            with_config(&common, true, |config| once::run(&config, delay_ms).map(|()| ExitCode::SUCCESS))
         }
-        Command::Run(common) => {
-            let config = match once::load_config(&common) {
-                Ok(c) => c,
-                Err(e) => return config_error(&e),
-            };
-            install_logger(&config);
-            match run_agent(config) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    log::error!(error = e.to_string().as_str(); "agent stopped");
-                    eprintln!("belabox-metrics: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+        Command::Run(common) => with_config(&common, true, |config| {
+            run::run(config).map_err(|e| {
+                log::error!(error = e.to_string().as_str(), error_type = "fatal"; "agent stopped");
+                e.to_string()
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Status { common, address } => with_config(&common, false, |config| {
+            inspect::status(&config, address.as_deref()).map(ExitCode::from)
+        }),
+        Command::StoreStats(common) => with_config(&common, false, |config| {
+            inspect::store_stats(&config).map(|()| ExitCode::SUCCESS)
+        }),
+        Command::StoreExport { common, since } => with_config(&common, false, |config| {
+            inspect::store_export(&config, since.as_deref()).map(|()| ExitCode::SUCCESS)
+        }),
+    }
+}
+
+/// Loads the configuration (exit 2 on error, before any file is opened or written), optionally
+/// installs the logger, runs `f`; an `Err` message goes to stderr with exit 1.
+fn with_config(
+    common: &Common,
+    logger: bool,
+    f: impl FnOnce(Config) -> Result<ExitCode, String>,
+) -> ExitCode {
+    let config = match once::load_config(common) {
+        Ok(c) => c,
+        Err(e) => return config_error(common, &e),
+    };
+    if logger {
+        let format = match config.logging.format {
+            LogFormat::Json => Format::Json,
+            LogFormat::Console => Format::Console,
+        };
+        Logger::new(format, config.logging.level).install();
+    }
+    match f(config) {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("belabox-metrics: {msg}");
+            ExitCode::FAILURE
         }
     }
 }
 
-fn config_error(e: &dyn std::error::Error) -> ExitCode {
-    eprintln!("belabox-metrics: configuration error: {e}");
+fn config_error(common: &Common, e: &ConfigError) -> ExitCode {
+    match (&common.config, e) {
+        (Some(path), ConfigError::Syntax { .. } | ConfigError::UnknownKey { .. } | ConfigError::Invalid { .. }) => {
+            eprintln!("belabox-metrics: configuration error in {}: {e}", path.display());
+        }
+        _ => eprintln!("belabox-metrics: configuration error: {e}"),
+    }
     ExitCode::from(2)
-}
-
-fn install_logger(config: &Config) {
-    let format = match config.logging.format {
-        LogFormat::Json => Format::Json,
-        LogFormat::Console => Format::Console,
-    };
-    Logger::new(format, config.logging.level).install();
-}
-
-// Until the store lands the run loop is not built.
-fn run_agent(_config: Config) -> Result<(), String> {
-    Err("`run` is not available in this build yet".to_string())
 }

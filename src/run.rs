@@ -20,6 +20,9 @@ use belabox_store::{
 };
 
 use crate::collect::{Collectors, SetupError, collector_of};
+use crate::health::{self, HealthRules};
+use crate::skew::{self, SkewConfig};
+use crate::upload::{self, UploadControl, Uploader};
 use crate::config::{CollectorKind, Config, DurabilityMode};
 use crate::notify::Notifier;
 use crate::ring::{RING_CAPACITY, SampleRing};
@@ -47,6 +50,12 @@ impl fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
+/// redb page cache. Appends touch the right edge of each B-tree only, so a small cache keeps the
+/// agent's RSS low without slowing flushes.
+const STORE_CACHE_BYTES: usize = 512 * 1024;
+/// With `durability = "eventual"`: upload marks committed without fsync before one is forced.
+const EVENTUAL_MAX_UNSYNCED_MARKS: u32 = 256;
+
 /// How often the store's retention and size cap are enforced.
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
 /// A file over `storage.compaction_threshold` is compacted at most this often (compaction cannot
@@ -57,10 +66,16 @@ pub fn store_options(config: &Config) -> StoreOptions {
     StoreOptions {
         durability: match config.storage.durability {
             DurabilityMode::Immediate => belabox_store::Durability::Immediate,
-            DurabilityMode::Eventual => belabox_store::Durability::Eventual,
+            // Samples are still fsynced at every flush; only upload marks wait for the next
+            // fsync (≈7× less flash wear). A crash can undo marks, and VictoriaMetrics' dedup
+            // absorbs the re-sent chunks.
+            DurabilityMode::Eventual => belabox_store::Durability::DeferredMarks {
+                max_unsynced: EVENTUAL_MAX_UNSYNCED_MARKS,
+            },
         },
         max_size_bytes: config.storage.max_size,
         retention_ms: u64::try_from(config.storage.retention.as_millis()).unwrap_or(u64::MAX),
+        cache_size_bytes: STORE_CACHE_BYTES,
     }
 }
 
@@ -128,6 +143,9 @@ pub fn run(config: Config) -> Result<(), RunError> {
     ));
     refresh_storage_state(&store, &config.storage.path, &state);
 
+    let rules = HealthRules::from_config(&config);
+    let tasks = start_async_tasks(&config, &store, &state, rules.clone())?;
+
     let mut notifier = Notifier::from_env();
     notifier.ready();
     log::info!(
@@ -146,6 +164,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let mut next_maintenance = start + MAINTENANCE_EVERY;
     let mut next_compaction = start + config.storage.compaction_interval;
     let mut last_compaction = start;
+    let mut next_self_metrics = start + config.monitoring.self_metrics_interval;
     let stall_after = test_stall_after();
     let mut iterations = 0u64;
 
@@ -170,6 +189,10 @@ pub fn run(config: Config) -> Result<(), RunError> {
             refresh_storage_state(&store, &config.storage.path, &state);
             next_flush = now + flush_every;
         }
+        if now >= next_self_metrics {
+            store_self_metrics(&store, &state, &rules, &config.device.id);
+            next_self_metrics = now + config.monitoring.self_metrics_interval;
+        }
         if now >= next_maintenance {
             maintain(&store, &state);
             next_maintenance = now + MAINTENANCE_EVERY;
@@ -180,7 +203,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
             || (over_threshold && now.duration_since(last_compaction) >= MIN_COMPACTION_GAP)
         {
             last_compaction = now;
-            compact(&store, &state);
+            compact(&store);
             refresh_storage_state(&store, &config.storage.path, &state);
             next_compaction = now + config.storage.compaction_interval;
         }
@@ -206,13 +229,135 @@ pub fn run(config: Config) -> Result<(), RunError> {
     }
 
     notifier.stopping();
+    tasks.stop();
     flush(&store, &mut ring, &config.device.id, &state);
     if !ring.is_empty() {
         log::error!(lost = ring.len(); "final flush failed; samples in memory are lost");
     }
+    if let Err(e) = store.sync() {
+        log::warn!(error = e.to_string().as_str(); "final sync failed");
+    }
     drop(store);
     log::info!("stopped");
     Ok(())
+}
+
+/// The executor thread and how to stop it.
+struct AsyncTasks {
+    thread: Option<std::thread::JoinHandle<()>>,
+    stop: Option<smol::channel::Sender<()>>,
+    upload: Option<UploadControl>,
+}
+
+impl AsyncTasks {
+    /// Stops every task (uploads in flight are abandoned: their samples stay pending) and joins
+    /// the thread.
+    fn stop(mut self) {
+        if let Some(u) = &self.upload {
+            u.stop();
+        }
+        // Closing the channel completes every task's `stop` future.
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                log::error!("the async task thread panicked");
+            }
+        }
+    }
+}
+
+/// Binds the health listener (a bind error is fatal and clear), builds the uploader, and starts
+/// one executor thread for the health responder, the clock-skew check and the uploader.
+fn start_async_tasks(
+    config: &Config,
+    store: &Arc<Store>,
+    state: &Arc<AgentState>,
+    rules: HealthRules,
+) -> Result<AsyncTasks, RunError> {
+    let listener = if config.health.enabled {
+        Some(health::bind(config.health.address).map_err(|e| RunError::Runtime(e.to_string()))?)
+    } else {
+        None
+    };
+    let uploader = match &config.remote {
+        Some(remote) => {
+            let client = upload::http_client().map_err(|e| RunError::Runtime(e.to_string()))?;
+            Some(
+                Uploader::new(remote, store.clone(), state.clone(), client)
+                    .map_err(|e| RunError::Runtime(format!("uploader: {e}")))?,
+            )
+        }
+        None => None,
+    };
+    let upload = uploader.as_ref().map(Uploader::control);
+    let skew = SkewConfig::from_config(config);
+    let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+    let stopped = move || {
+        let rx = stop_rx.clone();
+        async move {
+            let _ = rx.recv().await;
+        }
+    };
+    let state = state.clone();
+    let thread = std::thread::Builder::new()
+        .name("bbm-async".into())
+        .spawn(move || {
+            let ex = smol::Executor::new();
+            let mut tasks = Vec::new();
+            if let Some(l) = listener {
+                tasks.push(ex.spawn(health::serve(l, state.clone(), rules, stopped())));
+            }
+            if let Some(sc) = skew {
+                tasks.push(ex.spawn(skew::skew_task(sc, state.clone(), stopped())));
+            }
+            if let Some(u) = uploader {
+                tasks.push(ex.spawn(u.run()));
+            }
+            smol::block_on(ex.run(async {
+                for t in tasks {
+                    t.await;
+                }
+            }));
+        })
+        .map_err(|e| RunError::Runtime(format!("starting the async thread: {e}")))?;
+    Ok(AsyncTasks {
+        thread: Some(thread),
+        stop: Some(stop_tx),
+        upload,
+    })
+}
+
+/// Writes the self-metrics (the same rows /metrics shows) into the store, so they reach
+/// VictoriaMetrics like any other series.
+fn store_self_metrics(store: &Store, state: &AgentState, rules: &HealthRules, device_id: &str) {
+    let now = now_ms();
+    let mut rows: Vec<(String, Vec<(String, String)>, f64)> = Vec::with_capacity(64);
+    health::self_metric_rows(state, rules, now, |name, labels, v| {
+        if v.is_finite() {
+            let labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            rows.push((name.to_string(), labels, v));
+        }
+    });
+    let label_refs: Vec<Vec<(&str, &str)>> = rows
+        .iter()
+        .map(|(_, l, _)| l.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect())
+        .collect();
+    let batch: Vec<NewSample<'_>> = rows
+        .iter()
+        .zip(&label_refs)
+        .map(|((name, _, v), labels)| NewSample {
+            series: SeriesKey {
+                name,
+                device_id,
+                labels,
+            },
+            ts_ms: now,
+            value: Value::Number(*v),
+        })
+        .collect();
+    if let Err(e) = store.insert(&batch) {
+        log::warn!(error = e.to_string().as_str(); "storing self-metrics failed");
+    }
 }
 
 /// Test hook: `BELABOX_METRICS_TEST_STALL_AFTER=N` makes the collection loop hang after N
@@ -347,7 +492,7 @@ fn maintain(store: &Store, state: &AgentState) {
     }
 }
 
-fn compact(store: &Store, _state: &AgentState) {
+fn compact(store: &Store) {
     match store.compact() {
         Ok(c) => log::info!(
             size_before = c.size_before,

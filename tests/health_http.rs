@@ -76,7 +76,7 @@ fn state(upload: bool, skew: bool) -> Arc<AgentState> {
         64 << 20,
     );
     for (i, (_, c)) in s.collectors.iter().enumerate() {
-        c.samples_total.store(100 + i as u64, Ordering::Relaxed);
+        c.stored_total.store(100 + i as u64, Ordering::Relaxed);
         c.collections_total.store(10, Ordering::Relaxed);
     }
     s.upload
@@ -884,7 +884,12 @@ fn start_is_logged_with_structured_fields() {
 fn tasks_are_send_for_a_multi_threaded_executor() {
     fn assert_send<T: Send + 'static>(_: &T) {}
     let listener = health::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let serve = health::serve(listener, state(true, true), rules(), std::future::pending::<()>());
+    let serve = health::serve(
+        listener,
+        state(true, true),
+        rules(),
+        std::future::pending::<()>(),
+    );
     assert_send(&serve);
     let cfg = belabox_metrics::skew::SkewConfig {
         url: "http://127.0.0.1:9/health".to_owned(),

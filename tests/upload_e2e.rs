@@ -12,7 +12,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use belabox_metrics::time::now_ms;
-use support::vm::{KnownData, RunningUploader, Vm, fast_remote, temp_store, test_state, wait_drained};
+use support::vm::{
+    KnownData, RunningUploader, Vm, fast_remote, temp_store, test_state, wait_drained,
+};
 
 #[test]
 fn store_drains_into_victoriametrics_exactly() {

@@ -23,7 +23,9 @@ use belabox_metrics::time::now_ms;
 use belabox_metrics::upload::parse_imf_fixdate;
 use belabox_store::{NewSample, SeriesKey, Value};
 use support::proxy::{Action, Proxy, Record, http_date};
-use support::vm::{KnownData, RunningUploader, Vm, fast_remote, temp_store, test_state, wait_drained};
+use support::vm::{
+    KnownData, RunningUploader, Vm, fast_remote, temp_store, test_state, wait_drained,
+};
 
 static LINES: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 
@@ -53,7 +55,10 @@ fn gap(from: Instant, to: Instant) -> Duration {
 }
 
 fn assert_within(what: &str, got: Duration, lo: Duration, hi: Duration) {
-    assert!(got >= lo && got <= hi, "{what}: {got:?} not in {lo:?}..={hi:?}");
+    assert!(
+        got >= lo && got <= hi,
+        "{what}: {got:?} not in {lo:?}..={hi:?}"
+    );
 }
 
 #[test]
@@ -68,8 +73,11 @@ fn http_date_helper_formats_imf_fixdate() {
 
 #[test]
 fn faults_are_retried_on_schedule_and_poison_is_quarantined() {
-    log::set_boxed_logger(Box::new(Capture(Logger::new(Format::Json, log::LevelFilter::Debug))))
-        .unwrap();
+    log::set_boxed_logger(Box::new(Capture(Logger::new(
+        Format::Json,
+        log::LevelFilter::Debug,
+    ))))
+    .unwrap();
     log::set_max_level(log::LevelFilter::Debug);
 
     let vm = Vm::start();
@@ -176,10 +184,20 @@ fn faults_are_retried_on_schedule_and_poison_is_quarantined() {
     };
     // 503 on attempt 1 → backoff(1).
     let (lo, hi) = b(1);
-    assert_within("after 503", gap(r[0].finished, r[1].received), lo, hi + SLACK);
+    assert_within(
+        "after 503",
+        gap(r[0].finished, r[1].received),
+        lo,
+        hi + SLACK,
+    );
     // 429 Retry-After: 1 on attempt 2 → max(backoff(2), 1 s).
     assert!(r[2].received_wall_ms >= r[1].retry_after_until_ms.unwrap());
-    assert_within("after 429 delta", gap(r[1].finished, r[2].received), ms(1000), ms(1000) + SLACK);
+    assert_within(
+        "after 429 delta",
+        gap(r[1].finished, r[2].received),
+        ms(1000),
+        ms(1000) + SLACK,
+    );
     // 429 Retry-After: <date> on the last attempt → next cycle, not before the date.
     let until = r[2].retry_after_until_ms.unwrap();
     assert!(
@@ -196,7 +214,12 @@ fn faults_are_retried_on_schedule_and_poison_is_quarantined() {
     );
     // Reset on attempt 1 of the new cycle → backoff(1).
     let (lo, hi) = b(1);
-    assert_within("after reset", gap(r[3].finished, r[4].received), lo, hi + SLACK);
+    assert_within(
+        "after reset",
+        gap(r[3].finished, r[4].received),
+        lo,
+        hi + SLACK,
+    );
     // Stall: the client gives up after its 1 s timeout, then backoff(2).
     let (lo, hi) = b(2);
     assert_within(
@@ -208,12 +231,20 @@ fn faults_are_retried_on_schedule_and_poison_is_quarantined() {
     assert_eq!(r[5].status, Some(204));
     // 401 → the maximum backoff (1 s) − 20 %.
     assert_eq!(r[6].status, Some(401));
-    assert_within("after 401", gap(r[6].finished, r[7].received), ms(800), ms(1000) + SLACK);
+    assert_within(
+        "after 401",
+        gap(r[6].finished, r[7].received),
+        ms(800),
+        ms(1000) + SLACK,
+    );
     assert_eq!(r[7].status, Some(204));
 
     // --- Token sent, never logged; structured fields present.
     for x in &records {
-        assert_eq!(x.authorization.as_deref(), Some(format!("Bearer {TOKEN}").as_str()));
+        assert_eq!(
+            x.authorization.as_deref(),
+            Some(format!("Bearer {TOKEN}").as_str())
+        );
     }
     let logs = String::from_utf8(LINES.lock().unwrap().clone()).unwrap();
     assert!(!logs.contains(TOKEN), "the token leaked into the log");
@@ -222,8 +253,10 @@ fn faults_are_retried_on_schedule_and_poison_is_quarantined() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let attempts: Vec<&serde_json::Value> =
-        lines.iter().filter(|l| l.get("attempt").is_some()).collect();
+    let attempts: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l.get("attempt").is_some())
+        .collect();
     for l in &attempts {
         for k in [
             "batch_id",
@@ -241,7 +274,11 @@ fn faults_are_retried_on_schedule_and_poison_is_quarantined() {
     let status_of = |s: u64| attempts.iter().filter(move |l| l["http_status"] == s);
     assert_eq!(status_of(503).count(), 1);
     assert_eq!(status_of(429).count(), 2);
-    assert_eq!(status_of(0).count(), 2, "reset and timeout log http_status 0");
+    assert_eq!(
+        status_of(0).count(),
+        2,
+        "reset and timeout log http_status 0"
+    );
     let auth: Vec<_> = status_of(401).collect();
     assert_eq!(auth.len(), 1);
     assert_eq!(auth[0]["level"], "ERROR");

@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use belabox_metrics::time::now_ms;
 use support::proxy::{Action, Proxy};
-use support::vm::{KnownData, RunningUploader, Vm, fast_remote, temp_store, test_state, wait_drained};
+use support::vm::{
+    KnownData, RunningUploader, Vm, fast_remote, temp_store, test_state, wait_drained,
+};
 
 #[test]
 fn lost_responses_cause_no_duplicates_and_marked_chunks_are_never_resent() {
@@ -51,20 +53,33 @@ fn lost_responses_cause_no_duplicates_and_marked_chunks_are_never_resent() {
     for r in &records {
         eprintln!(
             "#{} conn {} reused {} {:?} -> client {:?}, vm {:?}, {} samples",
-            r.seq, r.conn, r.reused, r.action, r.status, r.upstream_status, r.samples.len()
+            r.seq,
+            r.conn,
+            r.reused,
+            r.action,
+            r.status,
+            r.upstream_status,
+            r.samples.len()
         );
     }
     assert_eq!(proxy.script_left(), 0);
     for r in &records {
         assert!(r.gzip_ok, "request {} is not a valid gzip member", r.seq);
         assert_eq!(r.content_encoding.as_deref(), Some("gzip"));
-        assert!(!r.samples.is_empty() && r.samples.len() <= 50, "{}", r.samples.len());
+        assert!(
+            !r.samples.is_empty() && r.samples.len() <= 50,
+            "{}",
+            r.samples.len()
+        );
         assert!(r.authorization.is_none());
     }
 
     // The scenario happened: samples VM stored twice (forwarded, 2xx from VM, twice).
     let mut stored: HashMap<(String, i64), usize> = HashMap::new();
-    for r in records.iter().filter(|r| r.upstream_status.is_some_and(|s| s / 100 == 2)) {
+    for r in records
+        .iter()
+        .filter(|r| r.upstream_status.is_some_and(|s| s / 100 == 2))
+    {
         for s in &r.samples {
             *stored.entry(s.key()).or_default() += 1;
         }
@@ -78,14 +93,24 @@ fn lost_responses_cause_no_duplicates_and_marked_chunks_are_never_resent() {
     for r in records.iter().filter(|r| r.ok()) {
         for s in &r.samples {
             let prev = acked_at.insert(s.key(), r.seq);
-            assert!(prev.is_none(), "{:?} answered 2xx in requests {prev:?} and {}", s.key(), r.seq);
+            assert!(
+                prev.is_none(),
+                "{:?} answered 2xx in requests {prev:?} and {}",
+                s.key(),
+                r.seq
+            );
         }
     }
     assert_eq!(acked_at.len(), n);
     for r in &records {
         for s in &r.samples {
             let acked = acked_at[&s.key()];
-            assert!(r.seq <= acked, "{:?} sent in request {} after its 2xx in {acked}", s.key(), r.seq);
+            assert!(
+                r.seq <= acked,
+                "{:?} sent in request {} after its 2xx in {acked}",
+                s.key(),
+                r.seq
+            );
         }
     }
 

@@ -16,7 +16,10 @@ use std::time::{Duration, Instant};
 
 use belabox_metrics::time::now_ms;
 use support::proxy::Proxy;
-use support::vm::{KnownData, KnownSeries, RunningUploader, Vm, dec3, fast_remote, temp_store, test_state, wait_drained};
+use support::vm::{
+    KnownData, KnownSeries, RunningUploader, Vm, dec3, fast_remote, temp_store, test_state,
+    wait_drained,
+};
 
 #[test]
 fn backlog_from_an_outage_drains_completely_and_in_order() {
@@ -45,7 +48,8 @@ fn backlog_from_an_outage_drains_completely_and_in_order() {
             let mut ts = now_ms() - 60_000;
             let mut i = 0u64;
             while producing.load(Ordering::SeqCst) {
-                let labels: Vec<[(&str, &str); 1]> = names.iter().map(|n| [("core", n.as_str())]).collect();
+                let labels: Vec<[(&str, &str); 1]> =
+                    names.iter().map(|n| [("core", n.as_str())]).collect();
                 let batch: Vec<belabox_store::NewSample<'_>> = (0..names.len())
                     .map(|s| belabox_store::NewSample {
                         series: belabox_store::SeriesKey {
@@ -54,7 +58,9 @@ fn backlog_from_an_outage_drains_completely_and_in_order() {
                             labels: &labels[s],
                         },
                         ts_ms: ts,
-                        value: belabox_store::Value::Number(dec3((i % 1000) as f64 / 10.0 + s as f64)),
+                        value: belabox_store::Value::Number(dec3(
+                            (i % 1000) as f64 / 10.0 + s as f64,
+                        )),
                     })
                     .collect();
                 store.insert(&batch).unwrap();
@@ -93,7 +99,10 @@ fn backlog_from_an_outage_drains_completely_and_in_order() {
     assert!(backlog > 1000, "backlog {backlog}");
     assert!(state.upload.failures_total.load(Relaxed) >= 2);
     // At most the chunk in flight when VM died.
-    assert!(marked_during <= 50, "{marked_during} marked while VM was down");
+    assert!(
+        marked_during <= 50,
+        "{marked_during} marked while VM was down"
+    );
 
     // Back.
     vm.start_again();
@@ -126,7 +135,10 @@ fn backlog_from_an_outage_drains_completely_and_in_order() {
             })
             .collect(),
     };
-    assert_eq!(data.sample_count() as u64, state.upload.uploaded_total.load(Relaxed));
+    assert_eq!(
+        data.sample_count() as u64,
+        state.upload.uploaded_total.load(Relaxed)
+    );
     vm.force_flush();
     data.assert_in_vm(&vm);
     vm.assert_nothing_dropped();
@@ -140,6 +152,11 @@ fn backlog_from_an_outage_drains_completely_and_in_order() {
         .collect();
     assert!(stored.len() > 20);
     for w in stored.windows(2) {
-        assert!(w[1] >= w[0], "chunk with max ts {} stored after one with {}", w[1], w[0]);
+        assert!(
+            w[1] >= w[0],
+            "chunk with max ts {} stored after one with {}",
+            w[1],
+            w[0]
+        );
     }
 }

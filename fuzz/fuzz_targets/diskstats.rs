@@ -1,6 +1,9 @@
 #![no_main]
 
 mod common;
+// The str-based parsers the byte-level ones replaced: results must be identical.
+#[path = "../../proc/tests/reference/mod.rs"]
+mod reference;
 
 use std::hint::black_box;
 
@@ -8,6 +11,31 @@ use belabox_proc::diskstats::{self, DiscardStats, DiskStats, FlushStats};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    let all: Vec<_> = diskstats::lines(data).collect();
+    assert_eq!(
+        all,
+        reference::disk_lines(data),
+        "differs from the reference"
+    );
+    // The accept-all filter changes nothing.
+    let where_all: Vec<_> = diskstats::lines_where(data, |_| true).collect();
+    assert_eq!(where_all, all, "lines_where(|_| true) != lines()");
+    // A selective filter: only the lines it accepts (or whose head is malformed) are
+    // parsed, each exactly as `lines()` parses it; it is asked once per named line.
+    let mut asked = 0usize;
+    let filter = |name: &str| name.len() % 2 == 0;
+    let some: Vec<_> = diskstats::lines_where(data, |name| {
+        asked += 1;
+        filter(name)
+    })
+    .collect();
+    assert!(asked <= common::newlines(data));
+    assert_eq!(some, reference::disk_lines_where(data, filter));
+    assert!(some.iter().flatten().all(|d| filter(d.name)));
+    assert!(
+        diskstats::lines_where(data, |_| false).all(|d| d.is_err()),
+        "a rejected line yielded Ok"
+    );
     common::drain(diskstats::lines(data), data, |d| {
         let DiskStats {
             major,

@@ -1,6 +1,9 @@
 #![no_main]
 
 mod common;
+// The str-based parsers the byte-level ones replaced: results must be identical.
+#[path = "../../proc/tests/reference/mod.rs"]
+mod reference;
 
 use std::hint::black_box;
 
@@ -8,6 +11,12 @@ use belabox_proc::stat::{self, CpuId, CpuLine, CpuTimes};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    let all: Vec<_> = stat::cpu_lines(data).collect();
+    assert_eq!(
+        all,
+        reference::cpu_lines(data),
+        "differs from the reference"
+    );
     common::drain(stat::cpu_lines(data), data, |CpuLine { cpu, times }| {
         let core = match cpu {
             CpuId::All => None,

@@ -110,7 +110,7 @@ impl<'a> DiskStats<'a> {
         fields: &mut Fields<'a>,
         line: usize,
     ) -> Result<Self, ParseError> {
-        let (v, filled) = fields::counters(fields, &COUNTERS, line)?;
+        let (v, filled) = fields::counters::<_, false>(fields, &COUNTERS, line)?;
         let [
             reads_completed,
             reads_merged,
@@ -448,6 +448,57 @@ mod tests {
                 assert_eq!(got[complete], Err(ParseError::Incomplete), "cut at {cut}");
             }
         }
+    }
+
+    #[test]
+    fn lines_where_parses_only_accepted_devices() {
+        let whole = |n: &str| !n.starts_with("mmcblk0p") && !n.starts_with("nvme0n1p");
+        let got: Vec<_> = lines_where(RK3588, whole).map(Result::unwrap).collect();
+        let want: Vec<_> = ok(RK3588).into_iter().filter(|d| whole(d.name)).collect();
+        assert_eq!(got, want);
+        assert_eq!(got.len(), 7);
+        // Accept-all is `lines()`.
+        let all: Vec<_> = lines_where(JETSON, |_| true).collect();
+        assert_eq!(all, self::all(JETSON));
+        assert_eq!(lines_where(JETSON, |_| false).count(), 0);
+        // The filter sees each well-formed head once, in file order.
+        let mut seen = Vec::new();
+        lines_where(JETSON, |n| {
+            seen.push(n.to_owned());
+            false
+        })
+        .for_each(drop);
+        let names: Vec<_> = ok(JETSON).iter().map(|d| d.name.to_owned()).collect();
+        assert_eq!(seen, names);
+    }
+
+    #[test]
+    fn lines_where_skips_without_validating() {
+        let buf = b"8 0 sda 1 2 3 4 5 6 7 8 9 10 11\n\
+8 1 sda1 x y \xff\n\
+8 2 sda2\n\
+x 3 sda3 1 2 3 4 5 6 7 8 9 10 11\n\
+8 4 sd\xff 1 2 3 4 5 6 7 8 9 10 11\n\
+8 5 sdb 1 2 3\n\
+8 6 sdc1 1 2 3 4 5 6 7 8 9 10 11\n\
+8 7 sdc1 1 2";
+        let whole = |n: &str| !n.ends_with(|c: char| c.is_ascii_digit());
+        let got: Vec<_> = lines_where(buf, whole).collect();
+        let m = |line, what| Err(malformed(line, what));
+        // Lines 2, 3 and 7 are partitions: skipped, their counters unread. A malformed
+        // head is reported whatever the filter; line numbers count skipped lines.
+        assert_eq!(got.len(), 5);
+        assert_eq!(got[0].unwrap().name, "sda");
+        assert_eq!(got[1], m(4, "major"));
+        assert_eq!(got[2], m(5, "UTF-8"));
+        assert_eq!(got[3], m(6, "field count"));
+        // A cut last line is Incomplete even though its name would be rejected.
+        assert_eq!(got[4], Err(ParseError::Incomplete));
+        // With every name accepted the skipped lines are errors again.
+        let all: Vec<_> = lines_where(buf, |_| true).collect();
+        assert_eq!(all, self::all(buf));
+        assert_eq!(all[1], m(2, "UTF-8"));
+        assert_eq!(all[2], m(3, "field count"));
     }
 
     #[test]

@@ -171,6 +171,14 @@ impl<'a> Fields<'a> {
         self.rest.is_empty()
     }
 
+    /// The next field as an f64 ([`parse_f64`] rules), or Malformed `what`.
+    #[inline]
+    pub(crate) fn f64_field(&mut self, line: usize, what: &'static str) -> Result<f64, ParseError> {
+        self.token()
+            .and_then(parse_f64)
+            .ok_or(malformed(line, what))
+    }
+
     /// The next field as a u32, or Malformed `what`.
     #[inline]
     pub(crate) fn u32_field(&mut self, line: usize, what: &'static str) -> Result<u32, ParseError> {
@@ -198,6 +206,15 @@ impl<'a> Fields<'a> {
 #[inline(always)]
 fn number_at(bytes: &[u8], at: &mut usize) -> Option<Result<u64, BadToken>> {
     let mut i = *at;
+    // Right-aligned columns (meminfo values, diskstats major/minor) start with a run of
+    // spaces.
+    loop {
+        let spaces = spaces_at(bytes, i);
+        i = i.wrapping_add(spaces);
+        if spaces < 8 {
+            break;
+        }
+    }
     let mut b = loop {
         match bytes.get(i) {
             None => {
@@ -234,6 +251,27 @@ fn number_at(bytes: &[u8], at: &mut usize) -> Option<Result<u64, BadToken>> {
     Some(Ok(acc))
 }
 
+/// How many of the 8 bytes at `bytes[at..]` are leading b' ' (0 if fewer than 8
+/// bytes are left: the caller then goes on byte by byte).
+#[inline(always)]
+fn spaces_at(bytes: &[u8], at: usize) -> usize {
+    const SPACES: u64 = u64::from_ne_bytes([b' '; 8]);
+    const LOW7: u64 = u64::from_ne_bytes([0x7F; 8]);
+    const HI: u64 = u64::from_ne_bytes([0x80; 8]);
+    let Some(Ok(word)) = bytes
+        .get(at..at.wrapping_add(8))
+        .map(<[u8; 8]>::try_from)
+    else {
+        return 0;
+    };
+    // x has a zero byte exactly where the input has a space; `(x & 0x7F) + 0x7F`
+    // cannot carry into the next byte and sets bit 7 of every non-zero byte.
+    let x = u64::from_le_bytes(word) ^ SPACES;
+    let other = ((x & LOW7).wrapping_add(LOW7) | x) & HI;
+    // Little-endian: the lowest flagged byte is the first non-space; 64 / 8 = 8 if none.
+    (other.trailing_zeros() / 8) as usize
+}
+
 /// A field of more than 19 digits (rare: leading zeros or an overflow), checked.
 #[cold]
 fn parse_long(field: &[u8]) -> Result<u64, BadToken> {
@@ -253,8 +291,9 @@ pub(crate) fn utf8_first(bytes: &[u8], line: usize, err: ParseError) -> ParseErr
     }
 }
 
-/// The single `'\n'`-terminated line that makes up the whole buffer.
-pub(crate) fn single_line(buf: &[u8]) -> Result<&str, ParseError> {
+/// The single `'\n'`-terminated line that makes up the whole buffer (not yet checked
+/// as UTF-8: callers map their errors through [`utf8_first`]).
+pub(crate) fn single_line(buf: &[u8]) -> Result<&[u8], ParseError> {
     let mut lines = Lines::new(buf);
     let line = match lines.next() {
         Some(Line::Complete { bytes, .. }) => bytes,
@@ -263,7 +302,7 @@ pub(crate) fn single_line(buf: &[u8]) -> Result<&str, ParseError> {
     if lines.next().is_some() {
         return Err(malformed(2, "trailing data"));
     }
-    text(line, 1)
+    Ok(line)
 }
 
 /// Validates a line as UTF-8 so it can be split and its names returned as `&str`.
@@ -273,16 +312,17 @@ pub(crate) fn text(bytes: &[u8], line: usize) -> Result<&str, ParseError> {
 
 /// A device or interface name: non-empty, no whitespace, no control characters.
 pub(crate) fn is_name(s: &str) -> bool {
-    if s.is_ascii() {
-        // ASCII whitespace and controls are all outside '!'..='~'.
-        return !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic());
-    }
-    !s.chars().any(|c| c.is_control() || c.is_whitespace())
+    !s.is_empty() && !s.chars().any(|c| c.is_control() || c.is_whitespace())
 }
 
 /// `bytes` as a name ([`is_name`]), or None if it is not UTF-8 or not a name.
 #[inline]
 pub(crate) fn name(bytes: &[u8]) -> Option<&str> {
+    // The usual name is printable ASCII ('!'..='~' holds no whitespace or control
+    // character): one cheap pass, then `from_utf8` only to get the `&str`.
+    if !bytes.is_empty() && bytes.iter().all(u8::is_ascii_graphic) {
+        return core::str::from_utf8(bytes).ok();
+    }
     core::str::from_utf8(bytes).ok().filter(|s| is_name(s))
 }
 
@@ -357,70 +397,101 @@ const POW10: [f64; 23] = [
 /// With at most 15 significant digits the value is `m / 10^k` with `m < 2^53` and
 /// `10^k` exact, so one IEEE division is correctly rounded and equals what
 /// `str::parse` returns (Clinger's fast path); longer inputs go to `str::parse`.
-pub(crate) fn parse_f64(s: &str) -> Option<f64> {
-    let (int, frac) = match s.split_once('.') {
-        Some((int, frac)) => (int, Some(frac)),
+pub(crate) fn parse_f64(s: &[u8]) -> Option<f64> {
+    let (int, frac) = match find_byte::<b'.'>(s).and_then(|i| s.split_at_checked(i)) {
+        // `frac` starts with the '.'.
+        Some((int, frac)) => (int, Some(frac.get(1..).unwrap_or_default())),
         None => (s, None),
     };
-    let all_digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    let all_digits = |p: &[u8]| !p.is_empty() && p.iter().all(u8::is_ascii_digit);
     if !all_digits(int) || !frac.is_none_or(all_digits) {
         return None;
     }
     let frac = frac.unwrap_or_default();
     if int.len().saturating_add(frac.len()) <= 15 {
-        let m = int
-            .bytes()
-            .chain(frac.bytes())
-            .fold(0u64, |m, b| {
-                m.wrapping_mul(10)
-                    .wrapping_add(u64::from(b.wrapping_sub(b'0')))
-            });
+        let m = int.iter().chain(frac).fold(0u64, |m, &b| {
+            m.wrapping_mul(10)
+                .wrapping_add(u64::from(b.wrapping_sub(b'0')))
+        });
         let scale = POW10.get(frac.len())?;
         // m < 10^15 < 2^53: exact as an f64.
         return Some(m as f64 / scale);
     }
-    s.parse::<f64>().ok().filter(|v| v.is_finite())
-}
-
-pub(crate) fn u32_field(
-    tok: Option<&str>,
-    line: usize,
-    what: &'static str,
-) -> Result<u32, ParseError> {
-    tok.and_then(|t| parse_u32(t.as_bytes()))
-        .ok_or(malformed(line, what))
-}
-
-pub(crate) fn f64_field(
-    tok: Option<&str>,
-    line: usize,
-    what: &'static str,
-) -> Result<f64, ParseError> {
-    tok.and_then(parse_f64).ok_or(malformed(line, what))
+    // All ASCII digits and one '.': always UTF-8.
+    let text = core::str::from_utf8(s).ok()?;
+    text.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
 /// Parses up to `N` counters from `fields` into an array, naming each in errors.
 /// Returns the array (unfilled slots 0) and how many slots were filled; fields past
-/// `N` are left in `fields`.
+/// `N` are left in `fields`, unread. `PADDED`: the file aligns its columns with runs
+/// of spaces, worth skipping a word at a time.
+///
+/// One pass over the bytes, each either a digit (accumulated), a separator (ends a
+/// field) or anything else (the current field is malformed): the same rules as
+/// [`parse_u64`] on each whitespace-separated field.
 #[inline]
-pub(crate) fn counters<const N: usize>(
+pub(crate) fn counters<const N: usize, const PADDED: bool>(
     fields: &mut Fields<'_>,
     names: &[&'static str; N],
     line: usize,
 ) -> Result<([u64; N], usize), ParseError> {
     let bytes = fields.rest;
-    let mut at = 0usize;
     let mut values = [0u64; N];
     let mut filled = 0usize;
-    for (slot, what) in values.iter_mut().zip(names) {
-        match number_at(bytes, &mut at) {
-            None => break,
-            Some(Ok(v)) => *slot = v,
-            Some(Err(BadToken)) => return Err(malformed(line, what)),
+    // The field being read: its value so far (may wrap past 19 digits, see `store`)
+    // and its length; 0 digits = between fields.
+    let mut acc = 0u64;
+    let mut digits = 0usize;
+    let mut i = 0usize;
+    let what = |filled: usize| names.get(filled).copied().unwrap_or("counter");
+    // Stores the field that ends at `end`; false once all N slots are filled.
+    let mut store = |acc: u64, digits: usize, end: usize, filled: &mut usize| {
+        let value = if digits > SAFE_DIGITS {
+            let field = bytes.get(end.wrapping_sub(digits)..end).unwrap_or_default();
+            parse_long(field).map_err(|BadToken| malformed(line, what(*filled)))?
+        } else {
+            acc
+        };
+        if let Some(slot) = values.get_mut(*filled) {
+            *slot = value;
         }
-        filled = filled.saturating_add(1);
+        // At most N.
+        *filled += 1;
+        Ok::<bool, ParseError>(*filled < N)
+    };
+    if N == 0 {
+        return Ok((values, 0));
     }
-    fields.rest = bytes.get(at..).unwrap_or_default();
+    while let Some(&b) = bytes.get(i) {
+        let digit = b.wrapping_sub(b'0');
+        if digit <= 9 {
+            acc = acc.wrapping_mul(10).wrapping_add(u64::from(digit));
+            // `digits` and `i` stay below `bytes.len()`: they cannot overflow.
+            digits += 1;
+        } else if is_space(b) {
+            if digits > 0 {
+                let more = store(acc, digits, i, &mut filled)?;
+                acc = 0;
+                digits = 0;
+                if !more {
+                    break;
+                }
+            }
+            // Columns padded with runs of spaces (net/dev): skip them 8 at a time.
+            if PADDED && bytes.get(i.wrapping_add(1)) == Some(&b' ') {
+                i = i.wrapping_add(1).wrapping_add(spaces_at(bytes, i.wrapping_add(1)));
+                continue;
+            }
+        } else {
+            return Err(malformed(line, what(filled)));
+        }
+        i += 1;
+    }
+    if digits > 0 {
+        store(acc, digits, i, &mut filled)?;
+    }
+    fields.rest = bytes.get(i..).unwrap_or_default();
     Ok((values, filled))
 }
 
@@ -471,17 +542,58 @@ mod tests {
 
     #[test]
     fn f64_strict() {
-        assert_eq!(parse_f64("0.52"), Some(0.52));
-        assert_eq!(parse_f64("86412.37"), Some(86412.37));
-        assert_eq!(parse_f64("3"), Some(3.0));
+        assert_eq!(parse_f64(b"0.52"), Some(0.52));
+        assert_eq!(parse_f64(b"86412.37"), Some(86412.37));
+        assert_eq!(parse_f64(b"3"), Some(3.0));
         for bad in [
             "", ".", "1.", ".5", "-0.5", "+0.5", "1e3", "inf", "NaN", "infinity", "1.2.3", "1,5",
-            " 1",
+            " 1", "1\u{663}",
         ] {
-            assert_eq!(parse_f64(bad), None, "{bad:?}");
+            assert_eq!(parse_f64(bad.as_bytes()), None, "{bad:?}");
         }
+        assert_eq!(parse_f64(b"1\xff"), None);
         let huge = "9".repeat(400);
-        assert_eq!(parse_f64(&huge), None, "overflows to infinity");
+        assert_eq!(parse_f64(huge.as_bytes()), None, "overflows to infinity");
+    }
+
+    #[test]
+    fn f64_fast_path_is_exact() {
+        // Every split of 15- and 16-digit mantissas (fast path and fallback), and the
+        // worst cases for rounding: values halfway between two f64s.
+        let mut cases = vec![
+            "9007199254740993".to_string(),
+            "999999999999999".to_string(),
+            "0.000000000000001".to_string(),
+            "0.1".to_string(),
+            "0.3".to_string(),
+            "123456789012345".to_string(),
+            "1.00000000000000".to_string(),
+            "0000000000000000000000.5".to_string(),
+        ];
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = 1 + (x % 17) as usize;
+            let digits: String = (0..len)
+                .map(|i| char::from(b'0' + ((x >> (i * 3)) % 10) as u8))
+                .collect();
+            let dot = (x >> 60) as usize % (len + 1);
+            cases.push(if dot == 0 || dot == len {
+                digits
+            } else {
+                format!("{}.{}", &digits[..dot], &digits[dot..])
+            });
+        }
+        for case in cases {
+            let want = case.parse::<f64>().unwrap();
+            assert_eq!(
+                parse_f64(case.as_bytes()).map(f64::to_bits),
+                Some(want.to_bits()),
+                "{case}"
+            );
+        }
     }
 
     #[test]
@@ -517,12 +629,13 @@ mod tests {
 
     #[test]
     fn single_line_rules() {
-        assert_eq!(single_line(b"x y\n"), Ok("x y"));
+        assert_eq!(single_line(b"x y\n"), Ok(&b"x y"[..]));
         assert_eq!(single_line(b""), Err(ParseError::Incomplete));
         assert_eq!(single_line(b"x y"), Err(ParseError::Incomplete));
         assert_eq!(single_line(b"x\ny"), Err(malformed(2, "trailing data")));
         assert_eq!(single_line(b"x\n\n"), Err(malformed(2, "trailing data")));
-        assert_eq!(single_line(b"\xff\n"), Err(malformed(1, "UTF-8")));
+        // The encoding is the caller's to check (`utf8_first`).
+        assert_eq!(single_line(b"\xff\n"), Ok(&b"\xff"[..]));
     }
 
     #[test]
@@ -536,14 +649,106 @@ mod tests {
     }
 
     #[test]
+    fn find_byte_every_position() {
+        for len in 0..40 {
+            let mut buf = vec![b'a'; len];
+            assert_eq!(find_byte::<b'\n'>(&buf), None, "{len}");
+            for at in 0..len {
+                buf.fill(b'a');
+                buf[at] = b'\n';
+                // A second match later, and bytes that differ from '\n' in one bit.
+                if at + 3 < len {
+                    buf[at + 3] = b'\n';
+                }
+                if at > 0 {
+                    buf[at - 1] = b'\n' ^ 0x80;
+                }
+                assert_eq!(find_byte::<b'\n'>(&buf), Some(at), "{len} {at}");
+            }
+        }
+        assert_eq!(find_byte::<b':'>(b"\xff\xff\xff\xff\xff\xff\xff:\x00"), Some(7));
+        assert_eq!(find_byte::<b':'>(b"\x00\x01;9::"), Some(4));
+    }
+
+    #[test]
+    fn spaces_at_counts_leading_spaces_of_eight() {
+        assert_eq!(spaces_at(b"        x", 0), 8);
+        assert_eq!(spaces_at(b"   1    ", 0), 3);
+        assert_eq!(spaces_at(b"x       ", 0), 0);
+        assert_eq!(spaces_at(b"  \t     ", 0), 2);
+        assert_eq!(spaces_at(b"       \xa0", 0), 7);
+        assert_eq!(spaces_at(b" \x00      ", 0), 1);
+        // Fewer than 8 bytes left: the caller goes on byte by byte.
+        assert_eq!(spaces_at(b"       ", 0), 0);
+        assert_eq!(spaces_at(b"          ", 2), 8);
+        assert_eq!(spaces_at(b"x        x", 2), 7);
+        assert_eq!(spaces_at(b"  ", 5), 0);
+    }
+
+    #[test]
+    fn next_u64_fields() {
+        let mut f = Fields::new(b"  12\t0007 \r18446744073709551615 x 18446744073709551616");
+        assert_eq!(f.next_u64(), Some(Ok(12)));
+        assert_eq!(f.next_u64(), Some(Ok(7)));
+        assert_eq!(f.next_u64(), Some(Ok(u64::MAX)));
+        assert_eq!(f.next_u64(), Some(Err(BadToken)));
+        let mut f = Fields::new(b"18446744073709551616");
+        assert_eq!(f.next_u64(), Some(Err(BadToken)));
+        let mut f = Fields::new(b"000000000000000000000000000042 \x0c ");
+        assert_eq!(f.next_u64(), Some(Ok(42)));
+        assert_eq!(f.next_u64(), None);
+        assert!(f.at_end());
+        for bad in [&b"1x"[..], b"-1", b"+1", b"1.0", b"\xff", b"1\x0b"] {
+            assert_eq!(Fields::new(bad).next_u64(), Some(Err(BadToken)), "{bad:?}");
+        }
+        let mut padded = Fields::new(b"                     5                  ");
+        assert_eq!(padded.next_u64(), Some(Ok(5)));
+        assert_eq!(padded.next_u64(), None);
+    }
+
+    #[test]
+    fn counters_long_fields_and_padding() {
+        let names = ["a", "b", "c"];
+        let mut f = Fields::new(b"00000000000000000000001 18446744073709551615 3 junk");
+        assert_eq!(
+            counters::<3, false>(&mut f, &names, 1),
+            Ok(([1, u64::MAX, 3], 3))
+        );
+        assert_eq!(f.rest(), b" junk");
+        let mut f = Fields::new(b"1 18446744073709551616 3");
+        assert_eq!(
+            counters::<3, false>(&mut f, &names, 1),
+            Err(malformed(1, "b"))
+        );
+        let mut f = Fields::new(b"1 2 3x");
+        assert_eq!(
+            counters::<3, false>(&mut f, &names, 1),
+            Err(malformed(1, "c"))
+        );
+        let line = b"   1          2\t \r                           3              ";
+        for padded in [false, true] {
+            let mut f = Fields::new(line);
+            let got = if padded {
+                counters::<3, true>(&mut f, &names, 1)
+            } else {
+                counters::<3, false>(&mut f, &names, 1)
+            };
+            assert_eq!(got, Ok(([1, 2, 3], 3)));
+            assert!(f.at_end());
+        }
+        let mut f = Fields::new(b"");
+        assert_eq!(counters::<3, true>(&mut f, &names, 1), Ok(([0; 3], 0)));
+    }
+
+    #[test]
     fn counters_fill_and_leave_the_rest() {
         let mut f = Fields::new(b"1 2 3 4");
-        let (v, n) = counters(&mut f, &["a", "b"], 7).unwrap();
+        let (v, n) = counters::<2, false>(&mut f, &["a", "b"], 7).unwrap();
         assert_eq!((v, n), ([1, 2], 2));
         assert_eq!(f.token(), Some(&b"3"[..]));
         let mut f = Fields::new(b"1");
-        assert_eq!(counters(&mut f, &["a", "b"], 7), Ok(([1, 0], 1)));
+        assert_eq!(counters::<2, false>(&mut f, &["a", "b"], 7), Ok(([1, 0], 1)));
         let mut f = Fields::new(b"1 x");
-        assert_eq!(counters(&mut f, &["a", "b"], 7), Err(malformed(7, "b")));
+        assert_eq!(counters::<2, false>(&mut f, &["a", "b"], 7), Err(malformed(7, "b")));
     }
 }

@@ -4,7 +4,7 @@
 //! threads; the most recently assigned pid.
 
 use crate::ParseError;
-use crate::fields::{self, malformed};
+use crate::fields::{self, Fields, malformed};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LoadAvg {
@@ -20,20 +20,29 @@ pub struct LoadAvg {
 /// Parses the one `'\n'`-terminated line; anything after it is Malformed. Values must
 /// be plain decimals (no sign, exponent, `inf` or `nan`), so they are finite and `>= 0`.
 pub fn parse(buf: &[u8]) -> Result<LoadAvg, ParseError> {
-    const LINE: usize = 1;
-    let text = fields::single_line(buf)?;
-    let mut toks = text.split_ascii_whitespace();
-    let load1 = fields::f64_field(toks.next(), LINE, "load1")?;
-    let load5 = fields::f64_field(toks.next(), LINE, "load5")?;
-    let load15 = fields::f64_field(toks.next(), LINE, "load15")?;
-    let (running, total) = toks
-        .next()
-        .and_then(|t| t.split_once('/'))
+    let line = fields::single_line(buf)?;
+    parse_line(line).map_err(|e| fields::utf8_first(line, LINE, e))
+}
+
+const LINE: usize = 1;
+
+fn parse_line(bytes: &[u8]) -> Result<LoadAvg, ParseError> {
+    let mut fields = Fields::new(bytes);
+    let load1 = fields.f64_field(LINE, "load1")?;
+    let load5 = fields.f64_field(LINE, "load5")?;
+    let load15 = fields.f64_field(LINE, "load15")?;
+    let (running, total) = fields
+        .token()
+        .and_then(|t| fields::find_byte::<b'/'>(t).and_then(|i| t.split_at_checked(i)))
         .ok_or(malformed(LINE, "running/total"))?;
-    let running = fields::u32_field(Some(running), LINE, "running")?;
-    let total = fields::u32_field(Some(total), LINE, "total")?;
-    let last_pid = fields::u32_field(toks.next(), LINE, "last_pid")?;
-    if toks.next().is_some() {
+    let running = fields::parse_u32(running).ok_or(malformed(LINE, "running"))?;
+    // `total` starts with the '/'.
+    let total = total
+        .get(1..)
+        .and_then(fields::parse_u32)
+        .ok_or(malformed(LINE, "total"))?;
+    let last_pid = fields.u32_field(LINE, "last_pid")?;
+    if !fields.at_end() {
         return Err(malformed(LINE, "field count"));
     }
     Ok(LoadAvg {

@@ -221,6 +221,47 @@ mod tests {
     }
 
     #[test]
+    fn stops_after_the_seventh_key() {
+        let head = b"MemTotal: 1 kB\nMemFree: 2 kB\nMemAvailable: 3 kB\nBuffers: 4 kB\n\
+Cached: 5 kB\nSwapCached: 0 kB\nSwapTotal: 6 kB\nSwapFree: 7 kB\n";
+        let want = MemInfo {
+            mem_total: Some(K),
+            mem_free: Some(2 * K),
+            mem_available: Some(3 * K),
+            buffers: Some(4 * K),
+            cached: Some(5 * K),
+            swap_total: Some(6 * K),
+            swap_free: Some(7 * K),
+        };
+        assert_eq!(parse(head), Ok(want));
+        // Lines after the seventh key are not read: a duplicate, a bad value or a line
+        // without ':' there goes unreported.
+        for tail in [
+            &b"MemTotal: 9 kB\n"[..],
+            b"Cached: x kB\n",
+            b"garbage\n",
+            b"\xff\n",
+        ] {
+            let buf = [&head[..], tail].concat();
+            assert_eq!(parse(&buf), Ok(want), "{tail:?}");
+        }
+        // ... but a cut buffer is still Incomplete, wherever the cut.
+        for tail in [&b"Zswap: 0"[..], b"garbage", b"M"] {
+            let buf = [&head[..], tail].concat();
+            assert_eq!(parse(&buf), Err(ParseError::Incomplete), "{tail:?}");
+        }
+        // Before the seventh key everything is still checked.
+        let six = &head[..head.len() - b"SwapFree: 7 kB\n".len()];
+        for tail in [&b"MemTotal: 9 kB\n"[..], b"garbage\n"] {
+            let buf = [six, tail].concat();
+            assert!(
+                matches!(parse(&buf), Err(ParseError::Malformed { line: 8, .. })),
+                "{tail:?}"
+            );
+        }
+    }
+
+    #[test]
     fn very_long_line() {
         let buf = [
             b"Foo: ".to_vec(),

@@ -78,7 +78,7 @@ impl<'a> NetDev<'a> {
     #[inline]
     fn counters(name: &'a str, bytes: &'a [u8], line: usize) -> Result<Self, ParseError> {
         let mut fields = Fields::new(bytes);
-        let (v, filled) = fields::counters(&mut fields, &COUNTERS, line)?;
+        let (v, filled) = fields::counters::<_, true>(&mut fields, &COUNTERS, line)?;
         // The format has been frozen for decades: exactly 16 counters.
         if filled != COUNTERS.len() || !fields.at_end() {
             return Err(malformed(line, "field count"));
@@ -431,6 +431,46 @@ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packet
                 );
             }
         }
+    }
+
+    #[test]
+    fn interfaces_where_parses_only_accepted_interfaces() {
+        let real = |n: &str| !n.starts_with("veth") && !n.starts_with("docker") && n != "lo";
+        let got: Vec<_> = interfaces_where(RK3588, real).map(Result::unwrap).collect();
+        let want: Vec<_> = ok(RK3588).into_iter().filter(|i| real(i.name)).collect();
+        assert_eq!(got, want);
+        assert_eq!(got.len(), 6);
+        let all: Vec<_> = interfaces_where(JETSON, |_| true).collect();
+        assert_eq!(all, self::all(JETSON));
+        assert_eq!(interfaces_where(JETSON, |_| false).count(), 0);
+        // The header rules do not depend on the filter.
+        assert_eq!(
+            interfaces_where(b"Inter-|\n face", |_| false).collect::<Vec<_>>(),
+            [Err(ParseError::Incomplete)]
+        );
+    }
+
+    #[test]
+    fn interfaces_where_skips_without_validating() {
+        let buf = with_header(
+            "    lo: x y \u{ff}\n\
+             \x20 eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n\
+             \x20 eth1 1 2\n\
+             \x20 veth0: 1 2 3\n\
+             \x20 eth2: 1 2 3\n\
+             \x20   lo: 1 2",
+        );
+        let not_lo = |n: &str| n != "lo" && !n.starts_with("veth");
+        let got: Vec<_> = interfaces_where(&buf, not_lo).collect();
+        let m = |line, what| Err(malformed(line, what));
+        assert_eq!(got.len(), 4);
+        assert_eq!(got[0].unwrap().name, "eth0");
+        assert_eq!(got[1], m(5, "name"));
+        assert_eq!(got[2], m(7, "field count"));
+        assert_eq!(got[3], Err(ParseError::Incomplete));
+        let all: Vec<_> = interfaces_where(&buf, |_| true).collect();
+        assert_eq!(all, self::all(&buf));
+        assert_eq!(all[0], m(3, "rx_bytes"));
     }
 
     #[test]

@@ -107,7 +107,7 @@ impl CpuLine {
             Some(n) => CpuId::Core(fields::parse_u16(n).ok_or(malformed(line, "cpu id"))?),
             None => return Err(malformed(line, "cpu id")),
         };
-        let (v, filled) = fields::counters(&mut fields, &COUNTERS, line)?;
+        let (v, filled) = fields::counters::<_, false>(&mut fields, &COUNTERS, line)?;
         if filled < MIN_COUNTERS {
             return Err(malformed(line, "counter count"));
         }

@@ -4,7 +4,7 @@
 //! uptime on a multi-core board).
 
 use crate::ParseError;
-use crate::fields::{self, malformed};
+use crate::fields::{self, Fields, malformed};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Uptime {
@@ -16,12 +16,17 @@ pub struct Uptime {
 /// Parses the one `'\n'`-terminated line; anything after it is Malformed. Values must
 /// be plain decimals (no sign, exponent, `inf` or `nan`), so they are finite and `>= 0`.
 pub fn parse(buf: &[u8]) -> Result<Uptime, ParseError> {
-    const LINE: usize = 1;
-    let text = fields::single_line(buf)?;
-    let mut toks = text.split_ascii_whitespace();
-    let uptime_seconds = fields::f64_field(toks.next(), LINE, "uptime")?;
-    let idle_seconds = fields::f64_field(toks.next(), LINE, "idle")?;
-    if toks.next().is_some() {
+    let line = fields::single_line(buf)?;
+    parse_line(line).map_err(|e| fields::utf8_first(line, LINE, e))
+}
+
+const LINE: usize = 1;
+
+fn parse_line(bytes: &[u8]) -> Result<Uptime, ParseError> {
+    let mut fields = Fields::new(bytes);
+    let uptime_seconds = fields.f64_field(LINE, "uptime")?;
+    let idle_seconds = fields.f64_field(LINE, "idle")?;
+    if !fields.at_end() {
         return Err(malformed(LINE, "field count"));
     }
     Ok(Uptime {

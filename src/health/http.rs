@@ -1,11 +1,12 @@
 //! A bounded HTTP/1.1 request-head parser: a view over the bytes read so far.
 //!
-//! [`parse_head`] is called on the whole buffer after every read. It returns `Partial` while the
-//! head is incomplete and everything seen so far could still be a valid head, `Complete` with the
-//! head length once the empty line arrives, and an error as soon as a byte proves the head malformed
-//! (so garbage is rejected on its first line, not after the 8 KiB limit). The caller owns the limit:
-//! a buffer that fills up while `Partial` is a 431. Nothing is allocated; only the request line and
-//! the `Host` count are kept.
+//! [`HeadParser::advance`] is called with the whole buffer after every read and resumes where it
+//! stopped (each byte is examined once). It returns `Partial` while the head is incomplete and
+//! everything seen so far could still be a valid head, `Complete` once the empty line arrives, and
+//! an error as soon as a byte proves the head malformed (so garbage is rejected on its first bad
+//! byte, not after the 8 KiB limit). The caller owns the limit: a buffer that fills up while
+//! `Partial` is a 431. Nothing is allocated; only offsets of the request line and the `Host` count
+//! are kept.
 
 use core::fmt;
 
@@ -92,97 +93,219 @@ fn is_field_byte(b: u8) -> bool {
     b == b' ' || b == b'\t' || is_vchar(b) || b >= 0x80
 }
 
-/// Parses the head at the start of `buf`. See the module docs for the three outcomes.
+/// Parses the head at the start of `buf` in one go (see [`HeadParser`] for reads that arrive in
+/// pieces).
 pub fn parse_head(buf: &[u8]) -> Result<Parsed<'_>, HeadError> {
-    // RFC 9112 §2.2: ignore empty lines before the request line.
-    let mut pos = 0;
-    while let Some(&b) = buf.get(pos) {
-        match b {
-            b'\n' => pos += 1,
-            b'\r' if buf.get(pos + 1).is_none_or(|&n| n == b'\n') => pos += 1,
-            _ => break,
-        }
-    }
-    let Some((line, next)) = next_line(buf, pos)? else {
-        check_request_line_prefix(buf.get(pos..).unwrap_or_default())?;
-        return Ok(Parsed::Partial);
-    };
-    let (method, path, version) = request_line(line)?;
-    pos = next;
-    let mut hosts = 0u32;
-    loop {
-        let Some((line, next)) = next_line(buf, pos)? else {
-            check_field_prefix(buf.get(pos..).unwrap_or_default())?;
-            return Ok(Parsed::Partial);
-        };
-        pos = next;
-        if line.is_empty() {
-            break;
-        }
-        if field_line(line)? {
-            hosts += 1;
-        }
-    }
-    // RFC 9112 §3.2: an HTTP/1.1 request needs exactly one Host (any count is fine for 1.0).
-    if version == Version::Http11 && hosts != 1 {
-        return Err(HeadError::Malformed(if hosts == 0 {
-            "no Host header"
-        } else {
-            "more than one Host header"
-        }));
-    }
-    Ok(Parsed::Complete(Request {
-        method,
-        path,
-        version,
-        head_len: pos,
-    }))
+    HeadParser::new().advance(buf)
 }
 
-/// The line starting at `start` without its CRLF/LF, and the offset after it; `None` if no LF yet.
-/// A CR anywhere but right before the LF is malformed.
-fn next_line(buf: &[u8], start: usize) -> Result<Option<(&[u8], usize)>, HeadError> {
-    let rest = buf.get(start..).unwrap_or_default();
-    let Some(lf) = rest.iter().position(|&b| b == b'\n') else {
-        // A CR is only allowed as the very last byte (its LF may follow).
-        let body = rest.strip_suffix(b"\r").unwrap_or(rest);
-        if body.contains(&b'\r') {
-            return Err(HeadError::Malformed("bare CR"));
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Empty lines before the request line (RFC 9112 §2.2).
+    Lead,
+    LeadCr,
+    Method,
+    Target,
+    Version,
+    RequestCr,
+    LineStart,
+    Name,
+    Value,
+    ValueCr,
+    EndCr,
+    Done,
+}
+
+/// An incremental head parser: a byte-level state machine fed with the growing buffer, so a head
+/// arriving one byte per read costs O(length), not O(length²). Every byte is looked at once; the
+/// bytes before the previous call's length must not change. No allocation: the parser keeps
+/// offsets into the caller's buffer.
+#[derive(Debug, Clone)]
+pub struct HeadParser {
+    state: State,
+    /// Bytes consumed so far.
+    pos: usize,
+    method: (usize, usize),
+    target: (usize, usize),
+    version_start: usize,
+    version: Version,
+    name_start: usize,
+    hosts: u32,
+    /// Set once the head is complete (its length) or refused.
+    result: Option<Result<usize, HeadError>>,
+}
+
+impl Default for HeadParser {
+    fn default() -> Self {
+        HeadParser::new()
+    }
+}
+
+impl HeadParser {
+    pub const fn new() -> HeadParser {
+        HeadParser {
+            state: State::Lead,
+            pos: 0,
+            method: (0, 0),
+            target: (0, 0),
+            version_start: 0,
+            version: Version::Http11,
+            name_start: 0,
+            hosts: 0,
+            result: None,
         }
-        return Ok(None);
-    };
-    let line = rest.get(..lf).unwrap_or_default();
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if line.contains(&b'\r') {
-        return Err(HeadError::Malformed("bare CR"));
     }
-    Ok(Some((line, start + lf + 1)))
-}
 
-fn request_line(line: &[u8]) -> Result<(Method, &[u8], Version), HeadError> {
-    let mut parts = line.split(|&b| b == b' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(HeadError::Malformed(
-            "request line is not METHOD SP TARGET SP VERSION",
-        ));
-    };
-    let method = parse_method(method)?;
-    let path = parse_target(target)?;
-    let version = parse_version(version)?;
-    Ok((method, path, version))
-}
-
-fn parse_method(m: &[u8]) -> Result<Method, HeadError> {
-    if m.is_empty() || !m.iter().all(|&b| is_tchar(b)) {
-        return Err(HeadError::Malformed("invalid method"));
+    /// Feeds the buffer read so far (a prefix-extension of the previous one). Returns `Partial`
+    /// until the empty line, then the request; an error as soon as a byte proves the head invalid.
+    /// Once complete or refused, further calls return the same outcome.
+    pub fn advance<'b>(&mut self, buf: &'b [u8]) -> Result<Parsed<'b>, HeadError> {
+        if self.result.is_none() {
+            let from = self.pos.min(buf.len());
+            for (i, &b) in buf.iter().enumerate().skip(from) {
+                if let Some(outcome) = self.step(buf, i, b) {
+                    self.result = Some(outcome);
+                    break;
+                }
+            }
+            self.pos = buf.len();
+        }
+        match self.result {
+            None => Ok(Parsed::Partial),
+            Some(Err(e)) => Err(e),
+            Some(Ok(head_len)) => {
+                let target = buf.get(self.target.0..self.target.1).unwrap_or_default();
+                let method = buf.get(self.method.0..self.method.1).unwrap_or_default();
+                Ok(Parsed::Complete(Request {
+                    method: match method {
+                        b"GET" => Method::Get,
+                        b"HEAD" => Method::Head,
+                        _ => Method::Other,
+                    },
+                    path: parse_target(target)?,
+                    version: self.version,
+                    head_len,
+                }))
+            }
+        }
     }
-    Ok(match m {
-        b"GET" => Method::Get,
-        b"HEAD" => Method::Head,
-        _ => Method::Other,
-    })
+
+    /// One byte at offset `i`; `Some` ends the parse (head length or error).
+    fn step(&mut self, buf: &[u8], i: usize, b: u8) -> Option<Result<usize, HeadError>> {
+        let bad = |why| Some(Err(HeadError::Malformed(why)));
+        match self.state {
+            State::Lead => match b {
+                b'\n' => {}
+                b'\r' => self.state = State::LeadCr,
+                _ if is_tchar(b) => {
+                    self.method.0 = i;
+                    self.state = State::Method;
+                }
+                _ => return bad("invalid method"),
+            },
+            State::LeadCr | State::RequestCr | State::ValueCr | State::EndCr if b != b'\n' => {
+                return bad("bare CR");
+            }
+            State::LeadCr => self.state = State::Lead,
+            State::Method => match b {
+                b' ' => {
+                    self.method.1 = i;
+                    self.target.0 = i + 1;
+                    self.state = State::Target;
+                }
+                b'\r' | b'\n' => return bad("request line is not METHOD SP TARGET SP VERSION"),
+                _ if is_tchar(b) => {}
+                _ => return bad("invalid method"),
+            },
+            State::Target => match b {
+                b' ' => {
+                    self.target.1 = i;
+                    let target = buf.get(self.target.0..i).unwrap_or_default();
+                    if let Err(e) = parse_target(target) {
+                        return Some(Err(e));
+                    }
+                    self.version_start = i + 1;
+                    self.state = State::Version;
+                }
+                b'\r' | b'\n' => return bad("request line is not METHOD SP TARGET SP VERSION"),
+                _ if is_vchar(b) => {}
+                _ => return bad("invalid request target"),
+            },
+            State::Version => match b {
+                b'\r' | b'\n' => {
+                    let v = buf.get(self.version_start..i).unwrap_or_default();
+                    match parse_version(v) {
+                        Ok(v) => self.version = v,
+                        Err(e) => return Some(Err(e)),
+                    }
+                    self.state = if b == b'\r' {
+                        State::RequestCr
+                    } else {
+                        State::LineStart
+                    };
+                }
+                _ => {
+                    // Still a prefix of `HTTP/d.d`?
+                    let k = i - self.version_start;
+                    let ok = b"HTTP/d.d".get(k).is_some_and(|&s| {
+                        if s == b'd' {
+                            b.is_ascii_digit()
+                        } else {
+                            b == s
+                        }
+                    });
+                    if !ok {
+                        return bad("invalid HTTP version");
+                    }
+                }
+            },
+            State::RequestCr | State::ValueCr => self.state = State::LineStart,
+            State::LineStart => match b {
+                b'\r' => self.state = State::EndCr,
+                b'\n' => return self.finish(i + 1),
+                b' ' | b'\t' => return bad("obsolete line folding"),
+                _ if is_tchar(b) => {
+                    self.name_start = i;
+                    self.state = State::Name;
+                }
+                _ => return bad("invalid header name"),
+            },
+            State::Name => match b {
+                b':' => {
+                    let name = buf.get(self.name_start..i).unwrap_or_default();
+                    if name.eq_ignore_ascii_case(b"host") {
+                        self.hosts += 1;
+                    }
+                    self.state = State::Value;
+                }
+                b'\r' | b'\n' => return bad("header line without a colon"),
+                _ if is_tchar(b) => {}
+                _ => return bad("invalid header name"),
+            },
+            State::Value => match b {
+                b'\r' => self.state = State::ValueCr,
+                b'\n' => self.state = State::LineStart,
+                _ if is_field_byte(b) => {}
+                _ => return bad("invalid header value"),
+            },
+            State::EndCr => return self.finish(i + 1),
+            State::Done => {}
+        }
+        None
+    }
+
+    fn finish(&mut self, head_len: usize) -> Option<Result<usize, HeadError>> {
+        self.state = State::Done;
+        // RFC 9112 §3.2: an HTTP/1.1 request needs exactly one Host (any count is fine for 1.0).
+        if self.version == Version::Http11 && self.hosts != 1 {
+            return Some(Err(HeadError::Malformed(if self.hosts == 0 {
+                "no Host header"
+            } else {
+                "more than one Host header"
+            })));
+        }
+        Some(Ok(head_len))
+    }
 }
 
 /// Origin form (`/path?query`), absolute form (`http://host/path`) or `*`; returns the path.
@@ -196,12 +319,10 @@ fn parse_target(t: &[u8]) -> Result<&[u8], HeadError> {
     let path = if t.first() == Some(&b'/') {
         t
     } else {
-        let lower_starts = |p: &[u8]| {
-            t.len() >= p.len() && t.get(..p.len()).is_some_and(|s| s.eq_ignore_ascii_case(p))
-        };
-        let rest = if lower_starts(b"http://") {
+        let starts = |p: &[u8]| t.get(..p.len()).is_some_and(|s| s.eq_ignore_ascii_case(p));
+        let rest = if starts(b"http://") {
             t.get(7..)
-        } else if lower_starts(b"https://") {
+        } else if starts(b"https://") {
             t.get(8..)
         } else {
             None
@@ -232,84 +353,6 @@ fn parse_version(v: &[u8]) -> Result<Version, HeadError> {
             Err(HeadError::Version)
         }
         _ => Err(HeadError::Malformed("invalid HTTP version")),
-    }
-}
-
-/// Validates one field line; returns whether it is a `Host` field.
-fn field_line(line: &[u8]) -> Result<bool, HeadError> {
-    if matches!(line.first(), Some(b' ' | b'\t')) {
-        return Err(HeadError::Malformed("obsolete line folding"));
-    }
-    let Some(colon) = line.iter().position(|&b| b == b':') else {
-        return Err(HeadError::Malformed("header line without a colon"));
-    };
-    let name = line.get(..colon).unwrap_or_default();
-    let value = line.get(colon + 1..).unwrap_or_default();
-    if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
-        return Err(HeadError::Malformed("invalid header name"));
-    }
-    if !value.iter().all(|&b| is_field_byte(b)) {
-        return Err(HeadError::Malformed("invalid header value"));
-    }
-    Ok(name.eq_ignore_ascii_case(b"host"))
-}
-
-/// Rejects an incomplete request line as soon as what arrived cannot start a valid one.
-fn check_request_line_prefix(p: &[u8]) -> Result<(), HeadError> {
-    let p = p.strip_suffix(b"\r").unwrap_or(p);
-    let mut parts = p.split(|&b| b == b' ');
-    let method = parts.next().unwrap_or_default();
-    if !method.iter().all(|&b| is_tchar(b)) {
-        return Err(HeadError::Malformed("invalid method"));
-    }
-    if let Some(target) = parts.next() {
-        if method.is_empty() {
-            return Err(HeadError::Malformed("invalid method"));
-        }
-        if !target.iter().all(|&b| is_vchar(b)) {
-            return Err(HeadError::Malformed("invalid request target"));
-        }
-        if let Some(version) = parts.next() {
-            if target.is_empty() {
-                return Err(HeadError::Malformed("invalid request target"));
-            }
-            let shape = b"HTTP/d.d";
-            let ok = version.len() <= shape.len()
-                && version.iter().zip(shape).all(|(&b, &s)| {
-                    if s == b'd' {
-                        b.is_ascii_digit()
-                    } else {
-                        b == s
-                    }
-                });
-            if !ok || parts.next().is_some() {
-                return Err(HeadError::Malformed("invalid HTTP version"));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Rejects an incomplete field line as soon as what arrived cannot start a valid one.
-fn check_field_prefix(p: &[u8]) -> Result<(), HeadError> {
-    let p = p.strip_suffix(b"\r").unwrap_or(p);
-    if matches!(p.first(), Some(b' ' | b'\t')) {
-        return Err(HeadError::Malformed("obsolete line folding"));
-    }
-    match p.iter().position(|&b| b == b':') {
-        None if !p.iter().all(|&b| is_tchar(b)) => Err(HeadError::Malformed("invalid header name")),
-        None => Ok(()),
-        Some(colon) => {
-            let name = p.get(..colon).unwrap_or_default();
-            let value = p.get(colon + 1..).unwrap_or_default();
-            if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
-                Err(HeadError::Malformed("invalid header name"))
-            } else if !value.iter().all(|&b| is_field_byte(b)) {
-                Err(HeadError::Malformed("invalid header value"))
-            } else {
-                Ok(())
-            }
-        }
     }
 }
 
@@ -394,8 +437,12 @@ mod tests {
             Some(HeadError::Malformed("more than one Host header"))
         );
         assert_eq!(
-            err(b"GET / HTTP/1.1\r\nHost a\r\n\r\n"),
+            err(b"GET / HTTP/1.1\r\nHost\r\n\r\n"),
             Some(HeadError::Malformed("header line without a colon"))
+        );
+        assert_eq!(
+            err(b"GET / HTTP/1.1\r\nHost a\r\n\r\n"),
+            Some(HeadError::Malformed("invalid header name"))
         );
         assert_eq!(
             err(b"GET relative HTTP/1.1\r\nHost: a\r\n\r\n"),
@@ -405,5 +452,50 @@ mod tests {
             err(b"GET / HTTP/1.1 extra\r\n\r\n").map(HeadError::status),
             Some(400)
         );
+    }
+
+    #[test]
+    fn incremental_matches_one_shot() {
+        let heads: [&[u8]; 5] = [
+            b"GET /health HTTP/1.1\r\nHost: 127.0.0.1:9100\r\nAccept: */*\r\n\r\nrest",
+            b"\nHEAD /metrics?x HTTP/1.0\nX-A: b\n\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nX: \x01\r\n\r\n",
+            b"GET / HTTP/1.1\r\n\r\n",
+        ];
+        for head in heads {
+            let whole = parse_head(head);
+            // One byte at a time, and in uneven chunks.
+            for step in [1, 3, 7] {
+                let mut p = HeadParser::new();
+                let mut last = Ok(Parsed::Partial);
+                let mut n = 0;
+                while n < head.len() {
+                    n = (n + step).min(head.len());
+                    last = p.advance(&head[..n]);
+                    if last != Ok(Parsed::Partial) {
+                        break;
+                    }
+                }
+                assert_eq!(
+                    last,
+                    whole,
+                    "{:?} step {step}",
+                    String::from_utf8_lossy(head)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn long_head_fed_bytewise_is_linear() {
+        // 8 KiB one byte per read: each byte examined once (this took ~125 ms when re-scanning).
+        let mut head = b"GET /health HTTP/1.1\r\nHost: t\r\nX: ".to_vec();
+        head.resize(MAX_HEAD, b'a');
+        let mut p = HeadParser::new();
+        for n in 1..=head.len() {
+            assert_eq!(p.advance(&head[..n]), Ok(Parsed::Partial));
+        }
+        assert_eq!(p.pos, MAX_HEAD);
     }
 }

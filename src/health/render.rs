@@ -224,9 +224,9 @@ pub fn visit_self_metrics(
     let per_collector: [(&str, &str, Kind, CollectorField); 4] = [
         (
             "collector_metrics_collected_total",
-            "Samples produced, per collector.",
+            "Samples committed to the store, per collector (a collection counts once stored).",
             Kind::Counter,
-            |s| &s.samples_total,
+            |s| &s.stored_total,
         ),
         (
             "collector_metrics_failed_total",

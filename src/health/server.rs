@@ -24,7 +24,7 @@ use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::{Shutdown, TcpListener, TcpStream};
 use smol::{Executor, Timer};
 
-use super::http::{HeadError, MAX_HEAD, Parsed, parse_head};
+use super::http::{HeadError, HeadParser, MAX_HEAD, Parsed};
 use super::respond::{BUSY_RESPONSE, ResponseBuf, respond};
 use super::status::HealthRules;
 use crate::state::AgentState;
@@ -297,6 +297,7 @@ async fn worker(
 /// Reads one head, answers it, and closes gracefully.
 async fn connection(stream: &mut TcpStream, slot: &mut Slot, shared: &Shared, meta: &SlotMeta) {
     let Slot { head, resp } = slot;
+    let mut parser = HeadParser::new();
     let mut n = 0usize;
     let status = loop {
         let Some(free) = head.get_mut(n..).filter(|f| !f.is_empty()) else {
@@ -322,7 +323,7 @@ async fn connection(stream: &mut TcpStream, slot: &mut Slot, shared: &Shared, me
         }
         n += read;
         let seen = head.get(..n).unwrap_or_default();
-        match parse_head(seen) {
+        match parser.advance(seen) {
             Ok(Parsed::Partial) => {}
             Ok(Parsed::Complete(req)) => {
                 meta.waiting_since.store(0, Ordering::Relaxed);

@@ -204,7 +204,7 @@ impl Snapshot {
             let c = CollectorSnapshot {
                 kind: *kind,
                 failing: stats.failing.load(Ordering::Relaxed),
-                samples_total: stats.samples_total.load(Ordering::Relaxed),
+                samples_total: stats.stored_total.load(Ordering::Relaxed),
                 collections_total: stats.collections_total.load(Ordering::Relaxed),
                 failures_total: stats.failures_total.load(Ordering::Relaxed),
             };

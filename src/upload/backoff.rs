@@ -83,7 +83,9 @@ mod tests {
         let got: Vec<Duration> = (1..=8).map(|n| b.base(n)).collect();
         assert_eq!(
             got,
-            [1, 2, 4, 8, 16, 30, 30, 30].map(Duration::from_secs).to_vec()
+            [1, 2, 4, 8, 16, 30, 30, 30]
+                .map(Duration::from_secs)
+                .to_vec()
         );
         assert_eq!(b.base(0), b.base(1));
         assert_eq!(b.base(u32::MAX), Duration::from_secs(30));
@@ -108,7 +110,10 @@ mod tests {
             let mut seen_hi = 0f64;
             for _ in 0..2000 {
                 let w = b.with_jitter(attempt, rng.rand_float());
-                assert!(w >= lo && w <= hi, "{attempt}: {w:?} not in {lo:?}..={hi:?}");
+                assert!(
+                    w >= lo && w <= hi,
+                    "{attempt}: {w:?} not in {lo:?}..={hi:?}"
+                );
                 seen_lo = seen_lo.min(w.as_secs_f64());
                 seen_hi = seen_hi.max(w.as_secs_f64());
             }

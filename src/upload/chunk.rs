@@ -293,7 +293,10 @@ mod tests {
         assert_eq!(std::str::from_utf8(&out).unwrap(), expected);
 
         // An empty chunk is an empty body.
-        assert_eq!(enc.encode::<Point>(&[], |id| series.get(&id), &mut out), Ok(0));
+        assert_eq!(
+            enc.encode::<Point>(&[], |id| series.get(&id), &mut out),
+            Ok(0)
+        );
         assert!(out.is_empty());
     }
 
@@ -303,7 +306,11 @@ mod tests {
         let mut enc = JsonlEncoder::new();
         let mut out = Vec::new();
         assert_eq!(
-            enc.encode(&[p(1, 1, 1.0), p(9, 1, 1.0)], |id| series.get(&id), &mut out),
+            enc.encode(
+                &[p(1, 1, 1.0), p(9, 1, 1.0)],
+                |id| series.get(&id),
+                &mut out
+            ),
             Err(EncodeError::UnknownSeries(9))
         );
         assert!(out.is_empty());

@@ -26,7 +26,11 @@ const fn crc_table() -> [u32; 256] {
         let mut c = n as u32;
         let mut k = 0;
         while k < 8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
             k += 1;
         }
         table[n] = c;
@@ -132,14 +136,12 @@ pub fn gunzip(data: &[u8]) -> Result<Vec<u8>, GunzipError> {
         .get(HEADER.len()..data.len() - 8)
         .ok_or(GunzipError::Header)?;
     let trailer = data.get(data.len() - 8..).ok_or(GunzipError::Header)?;
-    let plain =
-        miniz_oxide::inflate::decompress_to_vec(body).map_err(|_| GunzipError::Inflate)?;
+    let plain = miniz_oxide::inflate::decompress_to_vec(body).map_err(|_| GunzipError::Inflate)?;
     let mut crc = [0u8; 4];
     let mut isize = [0u8; 4];
     crc.copy_from_slice(trailer.get(..4).ok_or(GunzipError::Header)?);
     isize.copy_from_slice(trailer.get(4..).ok_or(GunzipError::Header)?);
-    if u32::from_le_bytes(crc) != crc32(&plain) || u32::from_le_bytes(isize) != plain.len() as u32
-    {
+    if u32::from_le_bytes(crc) != crc32(&plain) || u32::from_le_bytes(isize) != plain.len() as u32 {
         return Err(GunzipError::Trailer);
     }
     Ok(plain)
@@ -196,7 +198,12 @@ mod tests {
             assert_eq!(gunzip(&out).unwrap(), input);
         }
         gz.compress(&line, &mut out);
-        assert!(out.len() * 5 < line.len(), "{} vs {}", out.len(), line.len());
+        assert!(
+            out.len() * 5 < line.len(),
+            "{} vs {}",
+            out.len(),
+            line.len()
+        );
     }
 
     #[test]

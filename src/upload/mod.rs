@@ -37,7 +37,7 @@ pub use chunk::{
     AsPoint, EncodeError, JsonlEncoder, MAX_FUTURE, Point, SeriesMeta, Verdict, Window,
     chunk_ranges, halves,
 };
-pub use gzip::{FRAMING_BYTES, GZIP_LEVEL, Gzip, GunzipError, crc32, crc32_update, gunzip};
+pub use gzip::{FRAMING_BYTES, GZIP_LEVEL, GunzipError, Gzip, crc32, crc32_update, gunzip};
 pub use retry_after::{parse_imf_fixdate, parse_retry_after};
 pub use task::{Cycle, Uploader};
 
@@ -76,7 +76,11 @@ impl fmt::Display for UploadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             UploadError::TokenRead { path, source } => {
-                write!(f, "cannot read remote.token_file {}: {source}", path.display())
+                write!(
+                    f,
+                    "cannot read remote.token_file {}: {source}",
+                    path.display()
+                )
             }
             UploadError::TokenInvalid { path } => write!(
                 f,

@@ -117,8 +117,14 @@ mod tests {
         );
         // A date agrees with the time module's formatter.
         let ms = 1_795_824_323_000;
-        assert_eq!(crate::time::rfc3339(ms).as_str(), "2026-11-28T00:05:23.000Z");
-        assert_eq!(parse_imf_fixdate(b"Sat, 28 Nov 2026 00:05:23 GMT"), Some(ms));
+        assert_eq!(
+            crate::time::rfc3339(ms).as_str(),
+            "2026-11-28T00:05:23.000Z"
+        );
+        assert_eq!(
+            parse_imf_fixdate(b"Sat, 28 Nov 2026 00:05:23 GMT"),
+            Some(ms)
+        );
     }
 
     #[test]
@@ -161,7 +167,12 @@ mod tests {
             b"Xyz, 06 Nov 1994 08:49:37 GMT",
             "Sun, 06 Nov 1994 08:49:3\u{e9} GMT".as_bytes(),
         ] {
-            assert_eq!(parse_retry_after(bad, 0), None, "{:?}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                parse_retry_after(bad, 0),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

@@ -7,15 +7,17 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use belabox_store::{Checkpoint, PendingSample, SampleKey, Store, Uuid};
+use isahc::HttpClient;
 use isahc::config::Configurable;
 use isahc::http::{HeaderValue, Request, StatusCode, Uri, header};
-use isahc::HttpClient;
 use smol::Timer;
 use smol::future::FutureExt as _;
 use smol::io::AsyncReadExt as _;
 
 use super::backoff::Backoff;
-use super::chunk::{AsPoint, JsonlEncoder, Point, SeriesMeta, Verdict, Window, chunk_ranges, halves};
+use super::chunk::{
+    AsPoint, JsonlEncoder, Point, SeriesMeta, Verdict, Window, chunk_ranges, halves,
+};
 use super::gzip::Gzip;
 use super::retry_after::parse_retry_after;
 use super::{ControlRx, MAX_RETRY_AFTER, UploadControl, UploadError, control_pair};
@@ -59,7 +61,10 @@ pub enum Cycle {
 enum Sent {
     Accepted,
     /// 400/422: the body holds something VictoriaMetrics refuses.
-    Rejected { status: u16, snippet: String },
+    Rejected {
+        status: u16,
+        snippet: String,
+    },
     /// 413: too large for a proxy or the server.
     TooLarge,
     /// Attempts exhausted on transient failures.
@@ -107,8 +112,13 @@ pub struct Uploader {
     series: HashMap<u32, SeriesMeta>,
     future_seen: HashSet<SampleKey>,
     unknown_seen: HashSet<SampleKey>,
+    /// The mark of the last accepted chunk, committing while the next chunk is sent (it
+    /// overlaps the store's fsync with the network round trip). At most one; settled before
+    /// the next mark, any quarantine, and the end of every cycle.
+    inflight_mark: Option<MarkTask>,
     // Buffers reused across chunks and cycles.
     send: Vec<PendingSample>,
+    /// Key buffer for the next mark (the other one travels with `inflight_mark`).
     keys: Vec<SampleKey>,
     work: Vec<Range<usize>>,
     encoder: JsonlEncoder,
@@ -116,6 +126,11 @@ pub struct Uploader {
     jsonl: Vec<u8>,
     gz: Vec<u8>,
 }
+
+type MarkResult = Result<(usize, u64), belabox_store::MarkError>;
+/// A store mark running on the blocking pool: gives back its key buffer, the samples it took
+/// out of the queue and the queue length after it.
+type MarkTask = smol::Task<(Vec<SampleKey>, Uuid, u32, MarkResult)>;
 
 impl std::fmt::Debug for Uploader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -189,6 +204,7 @@ impl Uploader {
             series: HashMap::new(),
             future_seen: HashSet::new(),
             unknown_seen: HashSet::new(),
+            inflight_mark: None,
             send: Vec::with_capacity(remote.batch_size.min(1 << 16)),
             keys: Vec::with_capacity(remote.chunk_size.min(1 << 16)),
             work: Vec::new(),
@@ -219,14 +235,20 @@ impl Uploader {
             let cycle = self.cycle().await;
             match cycle {
                 Cycle::Stopped => break,
-                Cycle::Progress { uploaded, more: true } => {
+                Cycle::Progress {
+                    uploaded,
+                    more: true,
+                } => {
                     let s = streak.get_or_insert((Instant::now(), 0));
                     s.1 += uploaded;
                     // Let the other tasks on the executor run between batches.
                     smol::future::yield_now().await;
                     continue;
                 }
-                Cycle::Progress { uploaded, more: false } => {
+                Cycle::Progress {
+                    uploaded,
+                    more: false,
+                } => {
                     if let Some((since, n)) = streak.take() {
                         log::info!(
                             samples = n + uploaded,
@@ -245,8 +267,21 @@ impl Uploader {
     }
 
     /// One batch: read up to `batch_size` pending samples, filter, chunk, upload. Public so
-    /// benches and tests can drive the uploader without its timers.
+    /// benches and tests can drive the uploader without its timers. Every mark it started has
+    /// committed (or failed) when it returns.
     pub async fn cycle(&mut self) -> Cycle {
+        let cycle = self.cycle_inner().await;
+        match (self.settle_mark().await, cycle) {
+            (Ok(n), Cycle::Progress { uploaded, more }) => Cycle::Progress {
+                uploaded: uploaded + n,
+                more,
+            },
+            (Err(Abort::Failed), Cycle::Progress { .. }) => Cycle::Failed,
+            (_, other) => other,
+        }
+    }
+
+    async fn cycle_inner(&mut self) -> Cycle {
         if self.rx.is_stopped() {
             return Cycle::Stopped;
         }
@@ -449,9 +484,9 @@ impl Uploader {
                 continue;
             }
             let series = &self.series;
-            if let Err(e) = self
-                .encoder
-                .encode(&self.send[r.clone()], |id| series.get(&id), &mut self.jsonl)
+            if let Err(e) =
+                self.encoder
+                    .encode(&self.send[r.clone()], |id| series.get(&id), &mut self.jsonl)
             {
                 // Unreachable: `filter` resolved every series and refused non-finite values.
                 log::error!(error:% = e; "uploader: cannot encode a chunk");
@@ -465,9 +500,15 @@ impl Uploader {
             let index = *next_index;
             *next_index = next_index.saturating_add(1);
             match self.send_with_retries(r.len(), batch_id, index).await {
-                Sent::Accepted => uploaded += self.mark(&r, batch_id, index).await?,
+                Sent::Accepted => {
+                    uploaded += self.settle_mark().await?;
+                    self.start_mark(&r, batch_id, index);
+                }
                 Sent::Rejected { .. } | Sent::TooLarge if r.len() > 1 => self.push_halves(&r),
-                Sent::Rejected { status, snippet } => self.quarantine_one(&r, status, &snippet).await?,
+                Sent::Rejected { status, snippet } => {
+                    uploaded += self.settle_mark().await?;
+                    self.quarantine_one(&r, status, &snippet).await?;
+                }
                 Sent::TooLarge | Sent::GaveUp => return Err(Abort::Failed),
                 Sent::Stopped => return Err(Abort::Stopped),
             }
@@ -482,7 +523,10 @@ impl Uploader {
         self.work.push(left);
     }
 
-    async fn mark(&mut self, r: &Range<usize>, batch_id: Uuid, index: u32) -> Result<usize, Abort> {
+    /// Starts marking `self.send[r]` uploaded with its checkpoint (one store transaction).
+    /// The previous mark must have been settled.
+    fn start_mark(&mut self, r: &Range<usize>, batch_id: Uuid, index: u32) {
+        debug_assert!(self.inflight_mark.is_none());
         let part = &self.send[r.clone()];
         let mut keys = std::mem::take(&mut self.keys);
         keys.clear();
@@ -496,17 +540,27 @@ impl Uploader {
             uploaded_at_ms: now_ms(),
         };
         let store = self.store.clone();
-        let (keys, result) = smol::unblock(move || {
+        self.inflight_mark = Some(smol::unblock(move || {
             let r = store
                 .mark_uploaded(&keys, &checkpoint)
                 .map(|n| (n, store.pending_count().unwrap_or(0)));
-            (keys, r)
-        })
-        .await;
+            (keys, batch_id, index, r)
+        }));
+    }
+
+    /// Waits for the mark in flight, if any. Returns how many samples it took out of the queue.
+    async fn settle_mark(&mut self) -> Result<usize, Abort> {
+        let Some(task) = self.inflight_mark.take() else {
+            return Ok(0);
+        };
+        let (keys, batch_id, index, result) = task.await;
         self.keys = keys;
         match result {
             Ok((n, pending)) => {
-                self.state.upload.uploaded_total.fetch_add(n as u64, Relaxed);
+                self.state
+                    .upload
+                    .uploaded_total
+                    .fetch_add(n as u64, Relaxed);
                 self.state.storage.pending.store(pending, Relaxed);
                 Ok(n)
             }
@@ -519,7 +573,12 @@ impl Uploader {
         }
     }
 
-    async fn quarantine_one(&mut self, r: &Range<usize>, status: u16, snippet: &str) -> Result<(), Abort> {
+    async fn quarantine_one(
+        &mut self,
+        r: &Range<usize>,
+        status: u16,
+        snippet: &str,
+    ) -> Result<(), Abort> {
         let keys: Vec<SampleKey> = self.send[r.clone()].iter().map(|s| s.key).collect();
         let reason = format!("rejected by server: http {status}: {snippet}");
         let store = self.store.clone();
@@ -532,7 +591,10 @@ impl Uploader {
         .await;
         match result {
             Ok((n, pending)) => {
-                self.state.upload.quarantined_total.fetch_add(n as u64, Relaxed);
+                self.state
+                    .upload
+                    .quarantined_total
+                    .fetch_add(n as u64, Relaxed);
                 self.state.storage.pending.store(pending, Relaxed);
                 log::warn!(http_status = status, samples = n; "a sample VictoriaMetrics refuses was quarantined");
                 Ok(())
@@ -586,7 +648,8 @@ impl Uploader {
             up.duration.observe(elapsed.as_secs_f64());
             up.last_http_status.store(u32::from(status), Relaxed);
             if status != 0 {
-                up.auth_failing.store(status == 401 || status == 403, Relaxed);
+                up.auth_failing
+                    .store(status == 401 || status == 403, Relaxed);
             }
             if (200..300).contains(&status) {
                 up.last_success_ms.store(now_ms(), Relaxed);
@@ -599,7 +662,11 @@ impl Uploader {
                         duration_ms = duration_ms;
                         "chunk uploaded")
                 };
-                kv_line(if recovered { log::Level::Info } else { log::Level::Debug });
+                kv_line(if recovered {
+                    log::Level::Info
+                } else {
+                    log::Level::Debug
+                });
                 return Sent::Accepted;
             }
             up.failures_total.fetch_add(1, Relaxed);
@@ -654,7 +721,11 @@ impl Uploader {
                 (false, false) => "chunk upload failed; retrying",
                 (false, true) => "chunk upload failed; it stays pending until the next cycle",
             };
-            let lvl = if auth { log::Level::Error } else { log::Level::Warn };
+            let lvl = if auth {
+                log::Level::Error
+            } else {
+                log::Level::Warn
+            };
             log::log!(lvl,
                 batch_id:% = batch_id, chunk_index = index, attempt = attempt,
                 backoff_ms = wait.as_millis() as u64, http_status = status, samples = samples,
@@ -728,7 +799,8 @@ impl Uploader {
     }
 
     async fn sleep_until(&self, at: Instant) -> bool {
-        self.sleep(at.saturating_duration_since(Instant::now())).await
+        self.sleep(at.saturating_duration_since(Instant::now()))
+            .await
     }
 
     /// The wait between cycles: `d`, cut short by a wake, but never before `not_before`.
@@ -771,9 +843,18 @@ impl ControlRx {
 mod tests {
     use super::*;
 
+    /// The run loop may put the task on any executor, including multi-threaded ones.
+    #[allow(dead_code)]
+    fn run_future_is_send(u: Uploader) {
+        fn assert_send<T: Send>(_: &T) {}
+        let f = u.run();
+        assert_send(&f);
+    }
+
     #[test]
     fn uri_is_logged_without_credentials() {
-        let uri = Uri::try_from("https://user:secret@vm.example:8443/api/v1/import?x=token").unwrap();
+        let uri =
+            Uri::try_from("https://user:secret@vm.example:8443/api/v1/import?x=token").unwrap();
         assert_eq!(redacted(&uri), "https://vm.example:8443/api/v1/import");
     }
 

@@ -49,6 +49,9 @@ use std::time::{Duration, Instant};
 
 /// How many session records are kept (oldest go first).
 pub const MAX_SESSIONS: u64 = 256;
+/// How many upload checkpoints are kept at most (≈ 34 min of chunks at 2 a second; 56 B
+/// each), besides the retention; the newest always stays.
+pub const MAX_CHECKPOINTS: u64 = 4096;
 
 /// When a commit reaches the disk. See `ENCODING.md` § Durability for the loss windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -300,6 +303,9 @@ impl SeriesCache {
 enum Kind {
     Data,
     Mark,
+    /// Retention and the size cap: always fsynced, which also makes the pages that earlier
+    /// deferred commits freed reusable before the cap is measured.
+    Maintenance,
 }
 
 #[derive(Debug, Default)]
@@ -311,7 +317,9 @@ struct Writer {
 /// The store. `Send + Sync`; writes are serialised inside.
 pub struct Store {
     // Field order is drop order: the database closes before the lock is released.
-    db: Database,
+    // The RwLock only serves `compact`, which needs the database alone; every transaction
+    // begins under a read guard (redb transactions do not borrow the database).
+    db: RwLock<Database>,
     path: PathBuf,
     opts: StoreOptions,
     writer: Mutex<Writer>,
@@ -380,7 +388,7 @@ impl Store {
             cache.info.len()
         );
         Ok(Store {
-            db,
+            db: RwLock::new(db),
             path: path.to_owned(),
             opts,
             writer: Mutex::new(Writer::default()),
@@ -424,7 +432,19 @@ impl Store {
         kind: Kind,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<T, Fault>,
     ) -> Result<T, Fault> {
+        self.write_if(w, kind, |txn| f(txn).map(|out| (out, true)))
+    }
+
+    /// Like `write`, but `f` also says whether it changed anything; if not, the
+    /// transaction is aborted, which writes nothing (a commit always writes a few pages).
+    fn write_if<T>(
+        &self,
+        w: &mut MutexGuard<'_, Writer>,
+        kind: Kind,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<(T, bool), Fault>,
+    ) -> Result<T, Fault> {
         let deferrable = match self.opts.durability {
+            _ if kind == Kind::Maintenance => None,
             Durability::Immediate => None,
             Durability::DeferredMarks { max_unsynced } => {
                 (kind == Kind::Mark).then_some(max_unsynced)
@@ -432,17 +452,21 @@ impl Store {
             Durability::Periodic { max_unsynced } => Some(max_unsynced),
         };
         let defer = deferrable.is_some_and(|max| w.unsynced < max);
-        let mut txn = self.db.begin_write()?;
+        let mut txn = relock(self.db.read()).begin_write()?;
         txn.set_durability(if defer {
             redb::Durability::None
         } else {
             redb::Durability::Immediate
         })?;
-        let out = f(&txn)?;
+        let (out, changed) = f(&txn)?;
         #[cfg(test)]
         if tests::FAIL_BEFORE_COMMIT.with(|c| c.replace(false)) {
             // Dropping the transaction aborts it, as any error above would.
             return Err(corrupt("injected failure"));
+        }
+        if !changed {
+            txn.abort()?;
+            return Ok(out);
         }
         txn.commit()?;
         w.unsynced = if defer { w.unsynced + 1 } else { 0 };
@@ -557,6 +581,7 @@ impl Store {
                 Ok((stats, numeric))
             })
             .map_err(|e| e.into_insert(&self.path))?;
+        self.pending.fetch_add(numeric_inserted, Ordering::Relaxed);
         if !new_series.is_empty() {
             let mut cache = relock(self.series.write());
             for (id, canon) in &new_series {
@@ -565,7 +590,6 @@ impl Store {
                     .map_err(|e| e.into_insert(&self.path))?;
             }
         }
-        self.pending.fetch_add(numeric_inserted, Ordering::Relaxed);
         Ok(stats)
     }
 
@@ -576,7 +600,7 @@ impl Store {
     }
 
     fn pending_inner(&self, limit: usize) -> Result<Vec<PendingSample>, Fault> {
-        let txn = self.db.begin_read()?;
+        let txn = relock(self.db.read()).begin_read()?;
         let runs = txn.open_table(PENDING_RUNS)?;
         let samples = txn.open_table(SAMPLES)?;
         let mut out = Vec::with_capacity(limit.min(self.pending.load(Ordering::Relaxed) as usize));
@@ -699,7 +723,7 @@ impl Store {
     /// The upload checkpoints still kept (see retention), oldest first.
     pub fn checkpoints(&self) -> Result<Vec<Checkpoint>, ReadError> {
         (|| -> Result<Vec<Checkpoint>, Fault> {
-            let txn = self.db.begin_read()?;
+            let txn = relock(self.db.read()).begin_read()?;
             let mut out = Vec::new();
             for r in txn.open_table(CHECKPOINTS)?.iter()? {
                 let (k, v) = r?;
@@ -716,7 +740,7 @@ impl Store {
     /// The quarantine records, oldest sample first.
     pub fn quarantined(&self) -> Result<Vec<QuarantineRecord>, ReadError> {
         (|| -> Result<Vec<QuarantineRecord>, Fault> {
-            let txn = self.db.begin_read()?;
+            let txn = relock(self.db.read()).begin_read()?;
             let mut out = Vec::new();
             for r in txn.open_table(QUARANTINE)?.iter()? {
                 let (k, v) = r?;
@@ -742,7 +766,7 @@ impl Store {
     /// Numeric samples present (pending + uploaded), for soak checks. O(1).
     pub fn history_count(&self) -> Result<u64, ReadError> {
         (|| -> Result<u64, Fault> {
-            let txn = self.db.begin_read()?;
+            let txn = relock(self.db.read()).begin_read()?;
             Ok(txn.open_table(SAMPLES)?.len()?)
         })()
         .map_err(|e| e.into_read(&self.path))
@@ -768,8 +792,12 @@ impl Store {
     /// oldest uploaded samples, then drop (and count) the oldest pending ones.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<RetentionStats, MaintenanceError> {
         let mut w = relock(self.writer.lock());
+        // Pages that deferred commits replaced stay allocated until a durable commit; make
+        // them reusable before measuring.
+        self.sync_locked(&mut w)
+            .map_err(|e| e.into_maintenance(&self.path))?;
         let mut stats = self
-            .write(&mut w, Kind::Data, |txn| self.expire(txn, now_ms))
+            .write_if(&mut w, Kind::Maintenance, |txn| self.expire(txn, now_ms))
             .map_err(|e| e.into_maintenance(&self.path))?;
         // Live data budget: under half the cap, because redb grows its file by doubling.
         let budget = self.opts.max_size_bytes / 16 * 7;
@@ -783,7 +811,10 @@ impl Store {
                 break;
             }
             let (evicted, dropped, over) = self
-                .write(&mut w, Kind::Data, |txn| self.hold_cap(txn, budget))
+                .write_if(&mut w, Kind::Maintenance, |txn| {
+                    let out = self.hold_cap(txn, budget)?;
+                    Ok((out, out.2))
+                })
                 .map_err(|e| e.into_maintenance(&self.path))?;
             stats.evicted += evicted;
             stats.dropped_pending += dropped;
@@ -801,7 +832,12 @@ impl Store {
         Ok(stats)
     }
 
-    fn expire(&self, txn: &redb::WriteTransaction, now_ms: i64) -> Result<RetentionStats, Fault> {
+    /// Retention pass. Returns the stats and whether anything was removed.
+    fn expire(
+        &self,
+        txn: &redb::WriteTransaction,
+        now_ms: i64,
+    ) -> Result<(RetentionStats, bool), Fault> {
         let retention = i64::try_from(self.opts.retention_ms).unwrap_or(i64::MAX);
         let cutoff = now_ms.saturating_sub(retention);
         let limit = codec::key_ordinal(cutoff, 0);
@@ -821,35 +857,44 @@ impl Store {
             r?;
             stats.expired += 1;
         }
+        let mut changed = stats.expired > 0;
         let mut q = txn.open_table(QUARANTINE)?;
-        q.retain_in::<&KeyBytes, _>(..&top, |_, _| false)?;
-        // Checkpoints by upload time; the newest one always stays.
+        for r in q.extract_from_if::<&KeyBytes, _>(..&top, |_, _| true)? {
+            r?;
+            changed = true;
+        }
+        // Checkpoints: by upload time and at most MAX_CHECKPOINTS; the newest always stays.
         let mut cps = txn.open_table(CHECKPOINTS)?;
+        let mut excess = cps.len()?.saturating_sub(MAX_CHECKPOINTS);
         let newest = cps.last()?.map(|(k, _)| k.value());
         let mut old = Vec::new();
         for r in cps.iter()? {
             let (k, v) = r?;
             let c = codec::decode_checkpoint(v.value())
                 .ok_or_else(|| corrupt(format_args!("checkpoint {}", k.value())))?;
-            if c.uploaded_at_ms >= cutoff || Some(k.value()) == newest {
+            if (c.uploaded_at_ms >= cutoff && excess == 0) || Some(k.value()) == newest {
                 break;
             }
+            excess = excess.saturating_sub(1);
             old.push(k.value());
         }
+        changed |= !old.is_empty();
         for k in old {
             cps.remove(k)?;
         }
-        Ok(stats)
+        Ok((stats, changed))
     }
 
-    /// One size-cap pass. Returns (evicted, dropped, still over budget).
+    /// One size-cap pass. Returns (evicted, dropped, whether it removed anything).
     fn hold_cap(
         &self,
         txn: &redb::WriteTransaction,
         budget: u64,
     ) -> Result<(u64, u64, bool), Fault> {
+        // Allocated pages: every table's B-tree pages, redb's own, and freed pages not yet
+        // reusable. That, not the file size, is what redb's next growth doubles.
         let st = txn.stats()?;
-        let live = (st.leaf_pages() + st.branch_pages()) * st.page_size() as u64;
+        let live = st.allocated_pages() * st.page_size() as u64;
         self.data_bytes.store(live, Ordering::Relaxed);
         if live <= budget {
             return Ok((0, 0, false));
@@ -895,21 +940,26 @@ impl Store {
             let mut meta = txn.open_table(META)?;
             meta_add(&mut meta, META_DROPPED, dropped)?;
         }
-        Ok((evicted, dropped, true))
+        // Over budget with nothing left to remove (only metadata): stop trying.
+        Ok((evicted, dropped, evicted + dropped > 0))
     }
 
     /// Compact the file (redb `compact`), returning sizes and duration for the caller's log.
-    pub fn compact(&mut self) -> Result<CompactStats, MaintenanceError> {
+    /// Waits for the writer and for every transaction to begin; other callers wait meanwhile.
+    pub fn compact(&self) -> Result<CompactStats, MaintenanceError> {
         let io = |source| MaintenanceError::Io {
             path: self.path.clone(),
             source,
         };
         let size_before = self.file_size().map_err(io)?;
         let start = Instant::now();
-        self.db
+        // Lock order everywhere: writer, then database.
+        let mut writer = relock(self.writer.lock());
+        relock(self.db.write())
             .compact()
             .map_err(|e| Fault::from(e).into_maintenance(&self.path))?;
-        relock(self.writer.lock()).unsynced = 0;
+        writer.unsynced = 0;
+        drop(writer);
         let duration = start.elapsed();
         let size_after = self.file_size().map_err(|source| MaintenanceError::Io {
             path: self.path.clone(),
@@ -925,16 +975,17 @@ impl Store {
     /// Make every commit so far durable (one fsync if any was deferred).
     pub fn sync(&self) -> Result<(), MaintenanceError> {
         let mut w = relock(self.writer.lock());
+        self.sync_locked(&mut w)
+            .map_err(|e| e.into_maintenance(&self.path))
+    }
+
+    fn sync_locked(&self, w: &mut MutexGuard<'_, Writer>) -> Result<(), Fault> {
         if w.unsynced == 0 {
             return Ok(());
         }
-        let result = (|| -> Result<(), Fault> {
-            let mut txn = self.db.begin_write()?;
-            txn.set_durability(redb::Durability::Immediate)?;
-            txn.commit()?;
-            Ok(())
-        })();
-        result.map_err(|e| e.into_maintenance(&self.path))?;
+        let mut txn = relock(self.db.read()).begin_write()?;
+        txn.set_durability(redb::Durability::Immediate)?;
+        txn.commit()?;
         w.unsynced = 0;
         Ok(())
     }
@@ -945,7 +996,7 @@ impl Store {
 
     pub fn stats(&self) -> Result<StoreStats, ReadError> {
         (|| -> Result<StoreStats, Fault> {
-            let txn = self.db.begin_read()?;
+            let txn = relock(self.db.read()).begin_read()?;
             let meta = txn.open_table(META)?;
             let mut pending = 0;
             for r in txn.open_table(PENDING_RUNS)?.iter()? {
@@ -993,7 +1044,7 @@ impl Store {
         mut f: impl FnMut(&ExportedSample),
     ) -> Result<u64, ReadError> {
         (|| -> Result<u64, Fault> {
-            let txn = self.db.begin_read()?;
+            let txn = relock(self.db.read()).begin_read()?;
             let samples = txn.open_table(SAMPLES)?;
             let text = txn.open_table(TEXT)?;
             let runs = txn.open_table(PENDING_RUNS)?;
@@ -1009,8 +1060,14 @@ impl Store {
                 let (a, b) = first?;
                 run = Some(pending::decode_run(a.value(), b.value())?);
             }
-            let cache = relock(self.series.read());
-            let lookup = |id: u32| cache.info.get(&id).cloned().ok_or(Fault::UnknownSeries(id));
+            // Lock per lookup, not across `f`, which may call back into the store.
+            let lookup = |id: u32| {
+                relock(self.series.read())
+                    .info
+                    .get(&id)
+                    .cloned()
+                    .ok_or(Fault::UnknownSeries(id))
+            };
             let mut n = 0u64;
             loop {
                 let take_num = match (nums.peek(), txts.peek()) {
@@ -1068,7 +1125,7 @@ impl Store {
     /// the whole store.
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), String> {
-        let txn = self.db.begin_read().map_err(|e| e.to_string())?;
+        let txn = relock(self.db.read()).begin_read().map_err(|e| e.to_string())?;
         let total = pending::check(&txn)?;
         let counter = self.pending.load(Ordering::Relaxed);
         if total != counter {

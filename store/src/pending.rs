@@ -191,6 +191,9 @@ pub(crate) fn remove(
     let right = remaining
         .checked_sub(left)
         .ok_or_else(|| corrupt("pending run holds fewer samples than its count"))?;
+    if (left > 0 && k == run.start) || (right > 0 && k == run.end) {
+        return Err(corrupt("pending run holds fewer samples than its count"));
+    }
     if left > 0 {
         put(
             runs,

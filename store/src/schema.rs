@@ -214,25 +214,27 @@ pub(crate) fn migrate(db: &Database, path: &Path) -> Result<u64, OpenError> {
     }
     let mut version = from;
     while version < u64::from(SCHEMA_VERSION) {
-        let step = || -> Result<(), Fault> {
+        let step = || -> Result<u64, Fault> {
             let mut txn = db.begin_write()?;
             txn.set_durability(redb::Durability::Immediate)?;
-            match version {
-                0 => create_v2(&txn)?,
-                1 => migrate_v1_to_v2(&txn)?,
+            let to = match version {
+                // A new file starts at the current layout.
+                0 => {
+                    create_v2(&txn)?;
+                    2
+                }
+                1 => {
+                    migrate_v1_to_v2(&txn)?;
+                    2
+                }
                 _ => return Err(corrupt(format_args!("no migration from {version}"))),
-            }
+            };
             txn.commit()?;
-            Ok(())
+            Ok(to)
         };
-        step().map_err(|e| e.into_open(path))?;
-        log::info!(
-            "{}: store schema {} → {}",
-            path.display(),
-            version,
-            SCHEMA_VERSION
-        );
-        version = u64::from(SCHEMA_VERSION);
+        let to = step().map_err(|e| e.into_open(path))?;
+        log::info!("{}: store schema {version} → {to}", path.display());
+        version = to;
     }
     Ok(from)
 }

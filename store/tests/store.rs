@@ -357,19 +357,36 @@ fn retention_removes_uploaded_old_samples_but_never_pending_ones() {
     s2.check_invariants().unwrap();
 }
 
+/// Cap for the size-cap tests: large against one flush (as 64 MiB is against a few minutes
+/// of flushes in production), small enough to fill quickly.
+const CAP: u64 = 512 << 10;
+
 #[test]
 fn size_cap_drops_the_oldest_pending_and_counts_them() {
+    // Deferred commits leave replaced pages allocated until a durable commit: both kinds
+    // must hold the cap.
+    for durability in [
+        Durability::Immediate,
+        Durability::Periodic { max_unsynced: 1000 },
+    ] {
+        size_cap_drops(durability);
+    }
+}
+
+fn size_cap_drops(durability: Durability) {
     let (_d, path) = tmp();
     let opts = StoreOptions {
-        max_size_bytes: 1 << 20,
+        max_size_bytes: CAP,
+        durability,
         ..StoreOptions::default()
     };
     let store = Store::open(&path, opts).unwrap();
-    // A dead uplink: only inserts, far past the cap; the agent enforces after each flush.
-    let names: Vec<String> = (0..100).map(|i| format!("s{i}")).collect();
+    // A dead uplink: only inserts, far past the cap. Enforced after each flush: at this cap
+    // one flush weighs what a few minutes of flushes weigh against 64 MiB.
+    let names: Vec<String> = (0..50).map(|i| format!("s{i}")).collect();
     let mut ts = 0;
     let mut st = RetentionStats::default();
-    for _ in 0..100 {
+    for _ in 0..40 {
         let mut b = Vec::new();
         for _ in 0..10 {
             for n in &names {
@@ -389,16 +406,16 @@ fn size_cap_drops_the_oldest_pending_and_counts_them() {
         let r = store.enforce_retention(0).unwrap();
         st.dropped_pending += r.dropped_pending;
         st.evicted += r.evicted;
-        assert!(std::fs::metadata(&path).unwrap().len() <= 1 << 20);
+        assert!(std::fs::metadata(&path).unwrap().len() <= CAP);
     }
     assert!(st.dropped_pending > 0, "{st:?}");
     assert_eq!(st.evicted, 0);
     let stats = store.stats().unwrap();
     assert_eq!(stats.dropped_total, st.dropped_pending);
-    assert_eq!(stats.pending, 100_000 - st.dropped_pending);
+    assert_eq!(stats.pending, 20_000 - st.dropped_pending);
     assert_eq!(store.history_count().unwrap(), stats.pending);
     assert_eq!(store.pending_count().unwrap(), stats.pending);
-    assert!(stats.data_bytes <= (1 << 20) / 16 * 7, "{stats:?}");
+    assert!(stats.data_bytes <= CAP / 16 * 7, "{stats:?}");
     // The oldest went: what is left is a suffix of the timeline.
     let oldest_left = store.pending(1).unwrap()[0].ts_ms;
     let mut all_ts = Vec::new();
@@ -408,7 +425,7 @@ fn size_cap_drops_the_oldest_pending_and_counts_them() {
     assert_eq!(all_ts.len() as u64, stats.pending);
     store.check_invariants().unwrap();
     drop(store);
-    assert!(std::fs::metadata(&path).unwrap().len() <= 1 << 20);
+    assert!(std::fs::metadata(&path).unwrap().len() <= CAP);
     let store = Store::open(&path, opts).unwrap();
     assert_eq!(store.stats().unwrap().dropped_total, st.dropped_pending);
 }
@@ -416,12 +433,14 @@ fn size_cap_drops_the_oldest_pending_and_counts_them() {
 #[test]
 fn size_cap_evicts_uploaded_samples_before_pending_ones() {
     let (_d, path) = tmp();
+    // Durability does not matter here; skipping fsyncs keeps the test fast.
     let opts = StoreOptions {
-        max_size_bytes: 1 << 20,
+        max_size_bytes: CAP,
+        durability: Durability::Periodic { max_unsynced: 1000 },
         ..StoreOptions::default()
     };
     let store = Store::open(&path, opts).unwrap();
-    let names: Vec<String> = (0..100).map(|i| format!("s{i}")).collect();
+    let names: Vec<String> = (0..50).map(|i| format!("s{i}")).collect();
     let flush = |first_ts: i64| -> Vec<NewSample<'_>> {
         let mut b = Vec::new();
         for t in 0..10 {
@@ -439,8 +458,8 @@ fn size_cap_evicts_uploaded_samples_before_pending_ones() {
         }
         b
     };
-    // 30 000 uploaded, then 10 000 pending: enough to exceed the data budget only together.
-    for f in 0..30 {
+    // 7 000 uploaded, then 3 000 pending: over the data budget only together.
+    for f in 0..14 {
         store.insert(&flush(f * 10)).unwrap();
     }
     let keys: Vec<_> = store
@@ -450,13 +469,13 @@ fn size_cap_evicts_uploaded_samples_before_pending_ones() {
         .map(|s| s.key)
         .collect();
     store.mark_uploaded(&keys, &cp(0, 0)).unwrap();
-    for f in 30..40 {
+    for f in 14..20 {
         store.insert(&flush(f * 10)).unwrap();
     }
     let st = store.enforce_retention(0).unwrap();
     assert!(st.evicted > 0, "{st:?}");
     assert_eq!(st.dropped_pending, 0, "{st:?}");
-    assert_eq!(store.pending_count().unwrap(), 10_000);
+    assert_eq!(store.pending_count().unwrap(), 3_000);
     store.check_invariants().unwrap();
 }
 
@@ -712,4 +731,70 @@ fn the_lock_refuses_a_second_process_naming_its_pid() {
     assert!(child.wait().unwrap().success());
     // The lock died with its owner.
     drop(open(&path));
+}
+
+#[test]
+fn store_is_send_and_sync() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Store>();
+}
+
+#[test]
+fn concurrent_inserts_and_uploads_from_threads() {
+    let (_d, path) = tmp();
+    let store = open(&path);
+    std::thread::scope(|s| {
+        for t in 0..4i64 {
+            let store = &store;
+            s.spawn(move || {
+                for f in 0..10 {
+                    store.insert(&batch((t * 10 + f) * 100_000, 5)).unwrap();
+                }
+            });
+        }
+        s.spawn(|| {
+            for _ in 0..40 {
+                let keys: Vec<_> = store.pending(7).unwrap().iter().map(|p| p.key).collect();
+                store.mark_uploaded(&keys, &cp(0, 0)).unwrap();
+            }
+        });
+    });
+    assert_eq!(store.history_count().unwrap(), 4 * 10 * 15);
+    store.check_invariants().unwrap();
+}
+
+#[test]
+fn a_damaged_pending_run_is_reported_not_a_panic() {
+    let (_d, path) = tmp();
+    let store = open(&path);
+    store.insert(&[num("m", &[], 5, 1.0)]).unwrap();
+    let key = store.pending(1).unwrap()[0].key;
+    drop(store);
+    {
+        // Claim five samples in a run that holds one.
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let def: redb::TableDefinition<&[u8; 12], &[u8; 20]> =
+                redb::TableDefinition::new("pending_runs");
+            let mut runs = txn.open_table(def).unwrap();
+            let (k, mut v) = {
+                let (k, v) = redb::ReadableTable::first(&runs).unwrap().unwrap();
+                (*k.value(), *v.value())
+            };
+            v[12..].copy_from_slice(&5u64.to_le_bytes());
+            runs.insert(&k, &v).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let store = open(&path);
+    assert!(store.check_invariants().is_err());
+    match store.mark_uploaded(&[key], &cp(0, 0)) {
+        Err(belabox_store::MarkError::Corrupt { detail, .. }) => {
+            assert!(detail.contains("pending run"), "{detail}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    // Nothing was half-applied.
+    assert_eq!(store.pending(10).unwrap().len(), 1);
 }

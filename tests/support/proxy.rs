@@ -313,18 +313,33 @@ fn serve(conn: usize, mut stream: TcpStream, s: &Shared) {
                 };
                 let ok = respond(&mut stream, code, &[], body, true);
                 finish(ok.then_some(code), None, None);
+                close_after_answer(stream);
                 return;
             }
             Action::RetryAfterSecs(n) => {
                 let until = received_wall_ms + n as i64 * 1000;
-                let ok = respond(&mut stream, 429, &[("Retry-After", n.to_string())], b"", true);
+                let ok = respond(
+                    &mut stream,
+                    429,
+                    &[("Retry-After", n.to_string())],
+                    b"",
+                    true,
+                );
                 finish(ok.then_some(429), None, Some(until));
+                close_after_answer(stream);
                 return;
             }
             Action::RetryAfterDate(d) => {
                 let secs = (now_ms() + d.as_millis() as i64 + 999) / 1000;
-                let ok = respond(&mut stream, 429, &[("Retry-After", http_date(secs))], b"", true);
+                let ok = respond(
+                    &mut stream,
+                    429,
+                    &[("Retry-After", http_date(secs))],
+                    b"",
+                    true,
+                );
                 finish(ok.then_some(429), None, Some(secs * 1000));
+                close_after_answer(stream);
                 return;
             }
             Action::Reset => {
@@ -420,7 +435,12 @@ fn forward(s: &Shared, req: &Request) -> Option<(u16, Vec<u8>)> {
     up.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
     let mut out = Vec::with_capacity(req.body.len() + 512);
     let method = req.head.split(' ').next().unwrap_or("POST");
-    write!(out, "{method} {} HTTP/1.1\r\nHost: {upstream}\r\n", req.path).ok()?;
+    write!(
+        out,
+        "{method} {} HTTP/1.1\r\nHost: {upstream}\r\n",
+        req.path
+    )
+    .ok()?;
     for (k, v) in &req.headers {
         if ["host", "connection", "content-length", "expect"]
             .iter()
@@ -430,7 +450,12 @@ fn forward(s: &Shared, req: &Request) -> Option<(u16, Vec<u8>)> {
         }
         write!(out, "{k}: {v}\r\n").ok()?;
     }
-    write!(out, "Content-Length: {}\r\nConnection: close\r\n\r\n", req.body.len()).ok()?;
+    write!(
+        out,
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        req.body.len()
+    )
+    .ok()?;
     out.extend_from_slice(&req.body);
     up.write_all(&out).ok()?;
     let mut raw = Vec::new();
@@ -439,11 +464,16 @@ fn forward(s: &Shared, req: &Request) -> Option<(u16, Vec<u8>)> {
     let chunked = headers
         .iter()
         .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    let body = if chunked { dechunk(body)? } else { body.to_vec() };
+    let body = if chunked {
+        dechunk(body)?
+    } else {
+        body.to_vec()
+    };
     Some((status, body))
 }
 
-/// Writes a response; false if the client is gone.
+/// Writes a response; false if the client is gone. With `close`, announces
+/// `Connection: close`; the caller then calls [`close_after_answer`].
 fn respond(
     stream: &mut TcpStream,
     status: u16,
@@ -466,19 +496,20 @@ fn respond(
     if status != 204 {
         out.extend_from_slice(body);
     }
-    let ok = stream.write_all(&out).is_ok() && stream.flush().is_ok();
-    if close {
-        let _ = stream.shutdown(Shutdown::Write);
-        // Let the client read the answer before the socket goes.
-        let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-        let mut sink = [0u8; 256];
-        while let Ok(n) = stream.read(&mut sink) {
-            if n == 0 {
-                break;
-            }
+    stream.write_all(&out).is_ok() && stream.flush().is_ok()
+}
+
+/// Half-closes and waits (briefly) for the client to close, so the answer is read before the
+/// socket goes (no reset racing the data).
+fn close_after_answer(mut stream: TcpStream) {
+    let _ = stream.shutdown(Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut sink = [0u8; 256];
+    while let Ok(n) = stream.read(&mut sink) {
+        if n == 0 {
+            break;
         }
     }
-    ok
 }
 
 fn reason(status: u16) -> &'static str {
@@ -536,7 +567,10 @@ pub fn parse_samples(plain: &[u8]) -> Vec<SentSample> {
             .filter(|(k, _)| k.as_str() != "__name__")
             .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or("")))
             .collect();
-        let name = metric.get("__name__").and_then(|n| n.as_str()).unwrap_or("");
+        let name = metric
+            .get("__name__")
+            .and_then(|n| n.as_str())
+            .unwrap_or("");
         let series = format!(
             "{name}{{{}}}",
             labels

@@ -114,9 +114,13 @@ impl Vm {
                 (0..=2, Some(p)) => p,
                 _ => free_port(),
             };
-            let log = std::fs::File::create(self.data.path().join(format!("vm-{port}.log"))).unwrap();
+            let log =
+                std::fs::File::create(self.data.path().join(format!("vm-{port}.log"))).unwrap();
             let child = Command::new(VM_BIN)
-                .arg(format!("-storageDataPath={}", self.data.path().join("data").display()))
+                .arg(format!(
+                    "-storageDataPath={}",
+                    self.data.path().join("data").display()
+                ))
                 .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
                 .arg("-retentionPeriod=100y")
                 .arg("-search.latencyOffset=0")
@@ -172,8 +176,7 @@ impl Vm {
     }
 
     pub fn get(&self, path_and_query: &str) -> (u16, Vec<u8>) {
-        http_get(self.addr, path_and_query)
-            .unwrap_or_else(|e| panic!("GET {path_and_query}: {e}"))
+        http_get(self.addr, path_and_query).unwrap_or_else(|e| panic!("GET {path_and_query}: {e}"))
     }
 
     /// Makes everything ingested so far searchable (and un-caches empty answers).
@@ -289,7 +292,8 @@ pub fn urlencode(s: &str) -> String {
 /// A minimal blocking HTTP/1.1 GET (`Connection: close`), handling both Content-Length and
 /// chunked bodies. Returns (status, body).
 pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, Vec<u8>), String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+    let mut s =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(
         s,
@@ -310,8 +314,10 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, Vec<u8>), String> 
     Ok((status, body))
 }
 
+pub type Headers = Vec<(String, String)>;
+
 /// Splits a raw HTTP response into status, headers and the (raw) body.
-pub fn parse_response(raw: &[u8]) -> Option<(u16, Vec<(String, String)>, &[u8])> {
+pub fn parse_response(raw: &[u8]) -> Option<(u16, Headers, &[u8])> {
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&raw[..end]).ok()?;
     let mut lines = head.split("\r\n");
@@ -365,37 +371,54 @@ impl KnownData {
     /// memory_available_bytes, network_receive_bytes_total{interface=eth0},
     /// thermal_temperature_celsius{zone,sensor}, system_load1. Counters increase; gauges wiggle
     /// with fractional values; every value has at most 3 decimals ([`dec3`]).
-    pub fn agent_like(device_id: &str, last_ts_ms: i64, step_ms: i64, points_per_series: usize) -> KnownData {
+    pub fn agent_like(
+        device_id: &str,
+        last_ts_ms: i64,
+        step_ms: i64,
+        points_per_series: usize,
+    ) -> KnownData {
         let mut series = Vec::new();
-        let mut add = |name: &'static str, labels: Vec<(&'static str, String)>, f: &dyn Fn(usize) -> f64| {
-            let n = points_per_series;
-            let points = (0..n)
-                .map(|i| (last_ts_ms - step_ms * (n - 1 - i) as i64, dec3(f(i))))
-                .collect();
-            series.push(KnownSeries {
-                name,
-                labels,
-                points,
-            });
-        };
+        let mut add =
+            |name: &'static str, labels: Vec<(&'static str, String)>, f: &dyn Fn(usize) -> f64| {
+                let n = points_per_series;
+                let points = (0..n)
+                    .map(|i| (last_ts_ms - step_ms * (n - 1 - i) as i64, dec3(f(i))))
+                    .collect();
+                series.push(KnownSeries {
+                    name,
+                    labels,
+                    points,
+                });
+            };
         for core in ["all", "0", "1", "2", "3"] {
             let c = core.len() as f64;
-            add("cpu_usage_percent", vec![("core", core.to_owned())], &move |i| {
-                (i as f64 * 7.3 + c * 11.0) % 100.0
-            });
+            add(
+                "cpu_usage_percent",
+                vec![("core", core.to_owned())],
+                &move |i| (i as f64 * 7.3 + c * 11.0) % 100.0,
+            );
         }
         for (k, dev) in ["mmcblk0", "nvme0n1"].iter().enumerate() {
-            add("disk_read_bytes_total", vec![("device", (*dev).to_owned())], &move |i| {
-                (i as f64) * 4096.0 * (k as f64 + 1.0) + 1e9
-            });
+            add(
+                "disk_read_bytes_total",
+                vec![("device", (*dev).to_owned())],
+                &move |i| (i as f64) * 4096.0 * (k as f64 + 1.0) + 1e9,
+            );
         }
-        add("memory_available_bytes", vec![], &|i| 3.5e9 - (i % 17) as f64 * 1e6);
-        add("network_receive_bytes_total", vec![("interface", "eth0".to_owned())], &|i| {
-            (i * i) as f64 * 1500.0
+        add("memory_available_bytes", vec![], &|i| {
+            3.5e9 - (i % 17) as f64 * 1e6
         });
         add(
+            "network_receive_bytes_total",
+            vec![("interface", "eth0".to_owned())],
+            &|i| (i * i) as f64 * 1500.0,
+        );
+        add(
             "thermal_temperature_celsius",
-            vec![("zone", "0".to_owned()), ("sensor", "soc-thermal".to_owned())],
+            vec![
+                ("zone", "0".to_owned()),
+                ("sensor", "soc-thermal".to_owned()),
+            ],
             &|i| 45.0 + (i % 10) as f64 * 0.125,
         );
         add("system_load1", vec![], &|i| (i % 5) as f64 * 0.01 + 0.3);
@@ -481,7 +504,14 @@ impl KnownData {
             assert_eq!(got.len(), points.len(), "sample count of {m:?}");
             for (g, w) in got.iter().zip(points) {
                 assert_eq!(g.0, w.0, "timestamp in {m:?}");
-                assert_eq!(g.1.to_bits(), w.1.to_bits(), "value at {} in {m:?}: {} vs {}", w.0, g.1, w.1);
+                assert_eq!(
+                    g.1.to_bits(),
+                    w.1.to_bits(),
+                    "value at {} in {m:?}: {} vs {}",
+                    w.0,
+                    g.1,
+                    w.1
+                );
             }
         }
     }
@@ -520,7 +550,11 @@ pub struct RunningUploader {
 }
 
 impl RunningUploader {
-    pub fn spawn(remote: &RemoteConfig, store: Arc<Store>, state: Arc<AgentState>) -> RunningUploader {
+    pub fn spawn(
+        remote: &RemoteConfig,
+        store: Arc<Store>,
+        state: Arc<AgentState>,
+    ) -> RunningUploader {
         let uploader = Uploader::new(remote, store, state, http_client().unwrap()).unwrap();
         let control = uploader.control();
         let thread = std::thread::Builder::new()
@@ -539,7 +573,10 @@ impl RunningUploader {
         self.control.stop();
         let handle = self.thread.take().unwrap();
         while !handle.is_finished() {
-            assert!(t.elapsed() < limit, "uploader did not stop within {limit:?}");
+            assert!(
+                t.elapsed() < limit,
+                "uploader did not stop within {limit:?}"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
         handle.join().unwrap();

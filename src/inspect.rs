@@ -1,0 +1,309 @@
+//! Commands for looking at a board: `status` (the running agent's /health) and `store stats` /
+//! `store export` (the store, offline).
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use belabox_store::{OwnedValue, Store};
+
+use crate::config::{Config, parse_duration};
+use crate::health::fetch_health;
+use crate::jsonl;
+use crate::time::{now_ms, rfc3339};
+
+/// Exit code of `status` when the agent does not answer.
+pub const STATUS_UNREACHABLE: u8 = 3;
+
+/// Prints a readable summary of /health. Returns the exit code: 0 ok, 1 degraded or error,
+/// 3 unreachable.
+pub fn status(config: &Config, address: Option<&str>) -> Result<u8, String> {
+    let addr: SocketAddr = match address {
+        Some(a) => a
+            .parse()
+            .map_err(|_| format!("--address: expected HOST:PORT like 127.0.0.1:9100, got {a:?}"))?,
+        None => config.health.address,
+    };
+    let (code, body) = match fetch_health(addr, "/health", Duration::from_secs(5)) {
+        Ok(r) => r,
+        Err(e) => {
+            println!("agent at {addr}: not answering ({e})");
+            return Ok(STATUS_UNREACHABLE);
+        }
+    };
+    let mut unescape = vec![0u8; body.len()];
+    let doc = parse_health(&body, &mut unescape)
+        .map_err(|e| format!("{addr}/health answered {code} with a document we cannot read: {e}"))?;
+    print!("{}", summarize(&doc));
+    Ok(if doc.status == "ok" { 0 } else { 1 })
+}
+
+/// The parts of a /health document the summary shows (unknown fields are ignored).
+#[derive(Debug, serde::Deserialize)]
+pub struct HealthDoc<'a> {
+    pub status: &'a str,
+    pub timestamp: &'a str,
+    pub uptime_seconds: f64,
+    #[serde(default, borrow)]
+    pub message: Option<&'a str>,
+    #[serde(borrow)]
+    pub components: Components<'a>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct Components<'a> {
+    #[serde(rename = "collector.cpu", default, borrow)]
+    pub cpu: Option<Component<'a>>,
+    #[serde(rename = "collector.memory", default, borrow)]
+    pub memory: Option<Component<'a>>,
+    #[serde(rename = "collector.disk", default, borrow)]
+    pub disk: Option<Component<'a>>,
+    #[serde(rename = "collector.network", default, borrow)]
+    pub network: Option<Component<'a>>,
+    #[serde(rename = "collector.thermal", default, borrow)]
+    pub thermal: Option<Component<'a>>,
+    #[serde(rename = "collector.load", default, borrow)]
+    pub load: Option<Component<'a>>,
+    #[serde(rename = "collector.uptime", default, borrow)]
+    pub uptime: Option<Component<'a>>,
+    #[serde(default, borrow)]
+    pub uploader: Option<Component<'a>>,
+    #[serde(default, borrow)]
+    pub storage: Option<Component<'a>>,
+    #[serde(default, borrow)]
+    pub time: Option<Component<'a>>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct Component<'a> {
+    pub status: &'a str,
+    #[serde(default)]
+    pub message: &'a str,
+}
+
+pub fn parse_health<'a>(body: &'a str, unescape: &'a mut [u8]) -> Result<HealthDoc<'a>, String> {
+    serde_json_core::from_str_escaped::<HealthDoc<'a>>(body, unescape)
+        .map(|(doc, _)| doc)
+        .map_err(|e| e.to_string())
+}
+
+/// The human summary of a /health document.
+pub fn summarize(doc: &HealthDoc<'_>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "status: {}   uptime: {:.0} s   at {}",
+        doc.status, doc.uptime_seconds, doc.timestamp
+    );
+    if let Some(m) = doc.message.filter(|m| !m.is_empty()) {
+        let _ = writeln!(out, "  {m}");
+    }
+    let c = &doc.components;
+    let rows = [
+        ("collector.cpu", &c.cpu),
+        ("collector.memory", &c.memory),
+        ("collector.disk", &c.disk),
+        ("collector.network", &c.network),
+        ("collector.thermal", &c.thermal),
+        ("collector.load", &c.load),
+        ("collector.uptime", &c.uptime),
+        ("uploader", &c.uploader),
+        ("storage", &c.storage),
+        ("time", &c.time),
+    ];
+    for (name, comp) in rows {
+        if let Some(comp) = comp {
+            let _ = writeln!(out, "{:<20} {:<9} {}", name, comp.status, comp.message);
+        }
+    }
+    out
+}
+
+fn open_store(config: &Config) -> Result<Store, String> {
+    Store::open(&config.storage.path, crate::run::store_options(config))
+        .map_err(|e| format!("opening {}: {e}", config.storage.path.display()))
+}
+
+pub fn store_stats(config: &Config) -> Result<(), String> {
+    let store = open_store(config)?;
+    let s = store.stats().map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    let _ = writeln!(out, "store:            {}", config.storage.path.display());
+    let _ = writeln!(out, "schema version:   {}", s.schema_version);
+    let _ = writeln!(out, "file size:        {} bytes", s.file_size_bytes);
+    let _ = writeln!(out, "samples:          {} numeric, {} text", s.samples, s.text_samples);
+    let _ = writeln!(out, "pending upload:   {}", s.pending);
+    let _ = writeln!(out, "dropped (cap):    {}", s.dropped_total);
+    let _ = writeln!(out, "quarantined:      {}", s.quarantined_total);
+    let _ = writeln!(out, "duplicates:       {}", s.duplicates_total);
+    match &s.last_checkpoint {
+        Some(c) => {
+            let _ = writeln!(
+                out,
+                "last checkpoint:  batch {} chunk {} ({} samples, {} .. {}) at {}",
+                c.batch_id,
+                c.chunk_index,
+                c.sample_count,
+                rfc3339(c.first_ts_ms),
+                rfc3339(c.last_ts_ms),
+                rfc3339(c.uploaded_at_ms)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "last checkpoint:  none (nothing uploaded yet)");
+        }
+    }
+    let _ = writeln!(out, "sessions:         {}", s.sessions.len());
+    for sess in s.sessions.iter().rev().take(10) {
+        let _ = writeln!(
+            out,
+            "  {}  started {}  version {}  boot {}",
+            sess.session_id,
+            rfc3339(sess.started_at_ms),
+            sess.version,
+            if sess.boot_id.is_empty() { "?" } else { &sess.boot_id }
+        );
+    }
+    print!("{out}");
+    Ok(())
+}
+
+/// `--since`: a duration back from now ("1h"), an RFC 3339 time, or epoch milliseconds.
+pub fn parse_since(s: &str, now: i64) -> Result<i64, String> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    if let Ok(d) = parse_duration(s) {
+        return Ok(now.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
+    }
+    if let Some(ms) = parse_rfc3339(s) {
+        return Ok(ms);
+    }
+    Err(format!(
+        "--since: expected a duration like \"1h\", an RFC 3339 time like 2026-11-28T00:00:00Z or epoch milliseconds, got {s:?}"
+    ))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fff]Z` (UTC only).
+fn parse_rfc3339(s: &str) -> Option<i64> {
+    let s = s.strip_suffix('Z').or_else(|| s.strip_suffix('z'))?;
+    let (date, time) = s.split_once(['T', 't', ' '])?;
+    let mut d = date.splitn(3, '-');
+    let y: i64 = d.next()?.parse().ok()?;
+    let mo: u32 = d.next()?.parse().ok()?;
+    let day: u32 = d.next()?.parse().ok()?;
+    let (hms, frac) = match time.split_once('.') {
+        Some((a, b)) => (a, Some(b)),
+        None => (time, None),
+    };
+    let mut t = hms.splitn(3, ':');
+    let h: i64 = t.next()?.parse().ok()?;
+    let mi: i64 = t.next()?.parse().ok()?;
+    let sec: i64 = t.next()?.parse().ok()?;
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&day) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let ms = match frac {
+        Some(f) if !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()) => {
+            let f3: String = f.chars().chain("000".chars()).take(3).collect();
+            f3.parse::<i64>().ok()?
+        }
+        Some(_) => return None,
+        None => 0,
+    };
+    let days = crate::time::days_from_civil(y, mo, day);
+    Some(((days * 86_400 + h * 3600 + mi * 60 + sec) * 1000) + ms)
+}
+
+/// Every sample since `since`, as JSONL: numeric samples in VictoriaMetrics import form (plus
+/// `"pending"`), text samples with `"text"` instead of `"values"`.
+pub fn store_export(config: &Config, since: Option<&str>) -> Result<(), String> {
+    let since_ms = match since {
+        Some(s) => parse_since(s, now_ms())?,
+        None => i64::MIN,
+    };
+    let store = open_store(config)?;
+    let stdout = std::io::stdout();
+    let mut w = std::io::BufWriter::new(stdout.lock());
+    let mut line = Vec::with_capacity(512);
+    let mut io_err = None;
+    store
+        .export(since_ms, |s| {
+            line.clear();
+            let labels = s.series.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+            match &s.value {
+                OwnedValue::Number(v) => {
+                    if jsonl::write_series(&mut line, &s.series.name, &s.series.device_id, labels, &[*v], &[s.ts_ms])
+                        .is_err()
+                    {
+                        // Non-finite: JSON has no NaN; export it as a string.
+                        line.clear();
+                        write_text_line(&mut line, s, &v.to_string());
+                    } else if let Some(b'\n') = line.pop() {
+                        // Re-open the object to add the pending flag.
+                        line.pop();
+                        line.extend_from_slice(if s.pending { b",\"pending\":true}\n" } else { b",\"pending\":false}\n" });
+                    }
+                }
+                OwnedValue::Text(t) => write_text_line(&mut line, s, t),
+            }
+            if io_err.is_none() {
+                if let Err(e) = w.write_all(&line) {
+                    io_err = Some(e);
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    if let Some(e) = io_err {
+        return Err(format!("writing to stdout: {e}"));
+    }
+    w.flush().map_err(|e| format!("writing to stdout: {e}"))
+}
+
+fn write_text_line(out: &mut Vec<u8>, s: &belabox_store::ExportedSample, text: &str) {
+    out.extend_from_slice(b"{\"metric\":{\"__name__\":");
+    jsonl::write_str(out, &s.series.name);
+    out.extend_from_slice(b",\"device_id\":");
+    jsonl::write_str(out, &s.series.device_id);
+    for (k, v) in &s.series.labels {
+        out.push(b',');
+        jsonl::write_str(out, k);
+        out.push(b':');
+        jsonl::write_str(out, v);
+    }
+    out.extend_from_slice(b"},\"text\":");
+    jsonl::write_str(out, text);
+    let _ = write!(out, ",\"timestamps\":[{}]}}\n", s.ts_ms);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_forms() {
+        let now = 1_795_824_323_000;
+        assert_eq!(parse_since("1h", now), Ok(now - 3_600_000));
+        assert_eq!(parse_since("1700000000000", now), Ok(1_700_000_000_000));
+        assert_eq!(parse_since("2026-11-28T00:05:23Z", now), Ok(1_795_824_323_000));
+        assert_eq!(parse_since("2026-11-28T00:05:23.5Z", now), Ok(1_795_824_323_500));
+        assert!(parse_since("yesterday", now).unwrap_err().contains("--since"));
+        assert!(parse_since("2026-13-01T00:00:00Z", now).is_err());
+    }
+
+    #[test]
+    fn summary_lists_components() {
+        let body = r#"{"status":"degraded","timestamp":"t","uptime_seconds":12.0,"message":"disk \"x\" failing",
+               "components":{"collector.disk":{"status":"error","message":"open failed","timestamp":"t","details":{"metrics_collected":3,"x":[1,2]}},
+               "uploader":{"status":"disabled","message":"","details":{"last_upload_time":null}}}}"#;
+        let mut buf = vec![0u8; body.len()];
+        let doc = parse_health(body, &mut buf).unwrap();
+        let s = summarize(&doc);
+        assert!(s.contains("uploader") && s.contains("disabled"), "{s}");
+        assert!(s.contains("disk \"x\" failing"), "{s}");
+        assert!(s.contains("status: degraded"), "{s}");
+        assert!(s.contains("disk failing"), "{s}");
+        assert!(s.contains("collector.disk") && s.contains("open failed"), "{s}");
+    }
+}
