@@ -1,0 +1,195 @@
+//! The `run` loop as a process: SIGTERM flushes the ring into the store and exits 0; a second
+//! agent on the same store is refused with the running PID in the message; and the systemd
+//! notification protocol — READY=1 once the store is open, WATCHDOG=1 only while the collection
+//! loop makes progress (a stalled loop stops the pings), STOPPING=1 on shutdown — checked by
+//! playing systemd with our own NOTIFY_SOCKET.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let board = support::fixture("rk3588-rock5b");
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[device]\nid = \"run-test\"\n[collect]\ninterval = \"100ms\"\n[paths]\nprocfs = \"{}\"\nsysfs = \"{}\"\n\
+             [storage]\npath = \"{}\"\nflush_interval = \"1h\"\n[health]\nenabled = false\n{extra}",
+            board.join("proc").display(),
+            board.join("sys").display(),
+            dir.join("store/metrics.redb").display(),
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn sigterm(child: &Child) {
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+}
+
+fn wait_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let t = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if t.elapsed() > limit {
+            let _ = child.kill();
+            panic!("agent did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn exported_lines(cfg: &Path) -> Vec<String> {
+    let out = Command::new(support::bin())
+        .args(["store", "export", "--config"])
+        .arg(cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
+}
+
+#[test]
+fn sigterm_flushes_the_ring_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    let mut child = Command::new(support::bin())
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // ≈ 10 ticks at 100 ms; the flush interval (1 h) never passes: only the final flush stores.
+    std::thread::sleep(Duration::from_millis(1200));
+    sigterm(&child);
+    let status = wait_timeout(&mut child, Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    let lines = exported_lines(&cfg);
+    let mem = lines.iter().filter(|l| l.contains("\"memory_total_bytes\"")).count();
+    assert!(mem >= 3, "only {mem} memory_total_bytes samples stored:\n{}", lines.join("\n"));
+    assert!(lines.iter().all(|l| l.contains("\"device_id\":\"run-test\"")));
+}
+
+#[test]
+fn a_second_agent_on_the_same_store_is_refused_with_the_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    let mut first = Command::new(support::bin())
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = dir.path().join("store/metrics.redb.lock");
+    let t = Instant::now();
+    while !lock.exists() && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let second = Command::new(support::bin())
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    sigterm(&first);
+    wait_timeout(&mut first, Duration::from_secs(10));
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains(&first.id().to_string()), "no PID {} in: {err}", first.id());
+}
+
+struct FakeSystemd {
+    sock: UnixDatagram,
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+}
+
+impl FakeSystemd {
+    fn new() -> FakeSystemd {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify.sock");
+        let sock = UnixDatagram::bind(&path).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        FakeSystemd {
+            sock,
+            _dir: dir,
+            path,
+        }
+    }
+
+    /// Messages received until `until` elapses, with their arrival times.
+    fn collect(&self, until: Duration) -> Vec<(Instant, String)> {
+        let end = Instant::now() + until;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        while Instant::now() < end {
+            if let Ok(n) = self.sock.recv(&mut buf) {
+                got.push((Instant::now(), String::from_utf8_lossy(&buf[..n]).into_owned()));
+            }
+        }
+        got
+    }
+}
+
+fn spawn_notified(cfg: &Path, sd: &FakeSystemd, stall_after: Option<u64>) -> Child {
+    let mut cmd = Command::new(support::bin());
+    cmd.args(["run", "--config"])
+        .arg(cfg)
+        .env("NOTIFY_SOCKET", &sd.path)
+        // Half of 400 ms: a ping every 200 ms.
+        .env("WATCHDOG_USEC", "400000")
+        .env_remove("WATCHDOG_PID")
+        .stderr(Stdio::null());
+    if let Some(n) = stall_after {
+        cmd.env("BELABOX_METRICS_TEST_STALL_AFTER", n.to_string());
+    }
+    cmd.spawn().unwrap()
+}
+
+#[test]
+fn notifies_ready_watchdog_and_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    let sd = FakeSystemd::new();
+    let mut child = spawn_notified(&cfg, &sd, None);
+    let msgs = sd.collect(Duration::from_millis(1500));
+    sigterm(&child);
+    let tail = sd.collect(Duration::from_millis(1000));
+    assert!(wait_timeout(&mut child, Duration::from_secs(10)).success());
+
+    assert!(msgs.first().is_some_and(|(_, m)| m.contains("READY=1")), "{msgs:?}");
+    let pings: Vec<Instant> = msgs.iter().filter(|(_, m)| m.contains("WATCHDOG=1")).map(|(t, _)| *t).collect();
+    // 1.5 s at one ping per 200 ms: about 7; allow for a slow start on a loaded machine.
+    assert!(pings.len() >= 4, "only {} pings: {msgs:?}", pings.len());
+    assert!(tail.iter().any(|(_, m)| m.contains("STOPPING=1")), "{tail:?}");
+}
+
+#[test]
+fn watchdog_pings_stop_when_the_collection_loop_stalls() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "");
+    let sd = FakeSystemd::new();
+    // At 100 ms per tick the loop hangs after ≈ 0.5 s.
+    let mut child = spawn_notified(&cfg, &sd, Some(5));
+    let early = sd.collect(Duration::from_millis(1000));
+    let late = sd.collect(Duration::from_millis(1500));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(early.iter().any(|(_, m)| m.contains("READY=1")), "{early:?}");
+    assert!(early.iter().any(|(_, m)| m.contains("WATCHDOG=1")), "no ping before the stall: {early:?}");
+    let late_pings = late.iter().filter(|(_, m)| m.contains("WATCHDOG=1")).count();
+    assert_eq!(late_pings, 0, "pings went on while the loop was stalled: {late:?}");
+}
