@@ -30,10 +30,17 @@ fn main() {
     if let Some(p) = std::env::var_os("BENCH_SYSFS") {
         config.paths.sysfs = PathBuf::from(p);
     }
-    let mut files: Vec<SourceFile> = ["stat", "meminfo", "diskstats", "net/dev", "loadavg", "uptime"]
-        .iter()
-        .map(|f| SourceFile::open(&config.paths.procfs.join(f)).expect("open /proc file"))
-        .collect();
+    let mut files: Vec<SourceFile> = [
+        "stat",
+        "meminfo",
+        "diskstats",
+        "net/dev",
+        "loadavg",
+        "uptime",
+    ]
+    .iter()
+    .map(|f| SourceFile::open(&config.paths.procfs.join(f)).expect("open /proc file"))
+    .collect();
     if let Ok(entries) = std::fs::read_dir(config.paths.sysfs.join("class/thermal")) {
         for e in entries.flatten() {
             if e.file_name().to_string_lossy().starts_with("thermal_zone") {
@@ -105,13 +112,26 @@ fn parse_costs(config: &Config) {
     use belabox_proc::{diskstats, loadavg, meminfo, netdev, stat, uptime};
     const N: u32 = 20_000;
     let read = |f: &str| std::fs::read(config.paths.procfs.join(f)).unwrap_or_default();
-    let cases: [(&str, Vec<u8>, fn(&[u8]) -> usize); 6] = [
-        ("stat", read("stat"), |b| stat::cpu_lines(b).filter(|l| l.is_ok()).count()),
-        ("meminfo", read("meminfo"), |b| usize::from(meminfo::parse(b).is_ok())),
-        ("diskstats", read("diskstats"), |b| diskstats::lines(b).filter(|l| l.is_ok()).count()),
-        ("net_dev", read("net/dev"), |b| netdev::interfaces(b).filter(|l| l.is_ok()).count()),
-        ("loadavg", read("loadavg"), |b| usize::from(loadavg::parse(b).is_ok())),
-        ("uptime", read("uptime"), |b| usize::from(uptime::parse(b).is_ok())),
+    type Parse = fn(&[u8]) -> usize;
+    let cases: [(&str, Vec<u8>, Parse); 6] = [
+        ("stat", read("stat"), |b| {
+            stat::cpu_lines(b).filter(|l| l.is_ok()).count()
+        }),
+        ("meminfo", read("meminfo"), |b| {
+            usize::from(meminfo::parse(b).is_ok())
+        }),
+        ("diskstats", read("diskstats"), |b| {
+            diskstats::lines(b).filter(|l| l.is_ok()).count()
+        }),
+        ("net_dev", read("net/dev"), |b| {
+            netdev::interfaces(b).filter(|l| l.is_ok()).count()
+        }),
+        ("loadavg", read("loadavg"), |b| {
+            usize::from(loadavg::parse(b).is_ok())
+        }),
+        ("uptime", read("uptime"), |b| {
+            usize::from(uptime::parse(b).is_ok())
+        }),
     ];
     for (name, data, parse) in cases {
         let t = Instant::now();
@@ -120,6 +140,9 @@ fn parse_costs(config: &Config) {
             n += parse(std::hint::black_box(&data));
         }
         std::hint::black_box(n);
-        println!("parse_ns_{name} {:.0}", t.elapsed().as_nanos() as f64 / f64::from(N));
+        println!(
+            "parse_ns_{name} {:.0}",
+            t.elapsed().as_nanos() as f64 / f64::from(N)
+        );
     }
 }

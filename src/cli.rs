@@ -44,12 +44,21 @@ pub struct Common {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Run(Common),
-    Once { common: Common, delay_ms: u64 },
+    Once {
+        common: Common,
+        delay_ms: u64,
+    },
     CheckConfig(Common),
-    Status { common: Common, address: Option<String> },
+    Status {
+        common: Common,
+        address: Option<String>,
+    },
     StoreStats(Common),
     /// `since`: as given (a duration like "1h" back from now, RFC 3339, or epoch ms).
-    StoreExport { common: Common, since: Option<String> },
+    StoreExport {
+        common: Common,
+        since: Option<String>,
+    },
     Help(&'static str),
     Version,
 }
@@ -67,11 +76,21 @@ impl std::error::Error for UsageError {}
 
 fn help_for(cmd: &str) -> &'static str {
     match cmd {
-        "run" => "Usage: belabox-metrics run [--config FILE] [--procfs DIR] [--sysfs DIR]\n\nCollect into the local store (and upload when [remote] is configured) until SIGTERM or SIGINT, then flush and exit 0.\n",
-        "once" => "Usage: belabox-metrics once [--config FILE] [--procfs DIR] [--sysfs DIR] [--delay MS]\n\nRead every source twice, MS milliseconds apart (default 1000), and print to stdout the VictoriaMetrics JSONL lines of the second read, one line per series.\n",
-        "check-config" => "Usage: belabox-metrics check-config [--config FILE]\n\nValidate the configuration (exit 2 on error, naming the key) and print the effective configuration.\n",
-        "status" => "Usage: belabox-metrics status [--config FILE] [--address HOST:PORT]\n\nAsk the running agent's /health (health.address, or --address) and print a readable summary. Exit 0 when ok, 1 when degraded or error, 3 when the agent does not answer.\n",
-        "store" => "Usage: belabox-metrics store stats [--config FILE]\n       belabox-metrics store export [--config FILE] [--since WHEN]\n\nLook at the store offline (the agent must be stopped: the store is locked while it runs).\nstats: file size, pending, dropped, quarantined, last checkpoint, sessions.\nexport: every stored sample as JSONL, oldest first; WHEN is a duration back from now (\"1h\"), an RFC 3339 time or epoch milliseconds.\n",
+        "run" => {
+            "Usage: belabox-metrics run [--config FILE] [--procfs DIR] [--sysfs DIR]\n\nCollect into the local store (and upload when [remote] is configured) until SIGTERM or SIGINT, then flush and exit 0.\n"
+        }
+        "once" => {
+            "Usage: belabox-metrics once [--config FILE] [--procfs DIR] [--sysfs DIR] [--delay MS]\n\nRead every source twice, MS milliseconds apart (default 1000), and print to stdout the VictoriaMetrics JSONL lines of the second read, one line per series.\n"
+        }
+        "check-config" => {
+            "Usage: belabox-metrics check-config [--config FILE]\n\nValidate the configuration (exit 2 on error, naming the key) and print the effective configuration.\n"
+        }
+        "status" => {
+            "Usage: belabox-metrics status [--config FILE] [--address HOST:PORT]\n\nAsk the running agent's /health (health.address, or --address) and print a readable summary. Exit 0 when ok, 1 when degraded or error, 3 when the agent does not answer.\n"
+        }
+        "store" => {
+            "Usage: belabox-metrics store stats [--config FILE]\n       belabox-metrics store export [--config FILE] [--since WHEN]\n\nLook at the store offline (the agent must be stopped: the store is locked while it runs).\nstats: file size, pending, dropped, quarantined, last checkpoint, sessions.\nexport: every stored sample as JSONL, oldest first; WHEN is a duration back from now (\"1h\"), an RFC 3339 time or epoch milliseconds.\n"
+        }
         _ => USAGE,
     }
 }
@@ -98,7 +117,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             Some("export") => "store export".to_string(),
             Some("--help" | "-h") | None => return Ok(Command::Help(help_for("store"))),
             Some(other) => {
-                return Err(UsageError(format!("unknown store command `{other}` (stats, export)")));
+                return Err(UsageError(format!(
+                    "unknown store command `{other}` (stats, export)"
+                )));
             }
         }
     } else {
@@ -167,7 +188,11 @@ mod tests {
     use super::*;
 
     fn p(args: &[&str]) -> Result<Command, UsageError> {
-        parse(std::iter::once("belabox-metrics").chain(args.iter().copied()).map(OsString::from))
+        parse(
+            std::iter::once("belabox-metrics")
+                .chain(args.iter().copied())
+                .map(OsString::from),
+        )
     }
 
     #[test]
@@ -175,7 +200,14 @@ mod tests {
         assert_eq!(p(&["--version"]), Ok(Command::Version));
         assert_eq!(p(&[]), Ok(Command::Help(USAGE)));
         assert_eq!(
-            p(&["once", "--procfs", "/x/proc", "--sysfs=/x/sys", "--delay", "5"]),
+            p(&[
+                "once",
+                "--procfs",
+                "/x/proc",
+                "--sysfs=/x/sys",
+                "--delay",
+                "5"
+            ]),
             Ok(Command::Once {
                 common: Common {
                     config: None,
@@ -190,7 +222,10 @@ mod tests {
 
     #[test]
     fn store_and_status_commands() {
-        assert_eq!(p(&["store", "stats"]), Ok(Command::StoreStats(Common::default())));
+        assert_eq!(
+            p(&["store", "stats"]),
+            Ok(Command::StoreStats(Common::default()))
+        );
         assert_eq!(
             p(&["store", "export", "--since", "1h"]),
             Ok(Command::StoreExport {
@@ -207,16 +242,33 @@ mod tests {
         );
         assert!(p(&["store", "frob"]).unwrap_err().0.contains("frob"));
         assert!(matches!(p(&["store"]), Ok(Command::Help(h)) if h.contains("export")));
-        assert!(matches!(p(&["store", "export", "--help"]), Ok(Command::Help(h)) if h.contains("--since")));
+        assert!(
+            matches!(p(&["store", "export", "--help"]), Ok(Command::Help(h)) if h.contains("--since"))
+        );
         assert!(p(&["store", "stats", "--since", "1h"]).is_err());
     }
 
     #[test]
     fn rejects_bad_input_clearly() {
         assert!(p(&["frobnicate"]).unwrap_err().0.contains("frobnicate"));
-        assert!(p(&["once", "--delay", "soon"]).unwrap_err().0.contains("--delay"));
-        assert!(p(&["once", "--delay"]).unwrap_err().0.contains("needs a value"));
-        assert!(p(&["check-config", "--procfs", "/p"]).unwrap_err().0.contains("--procfs"));
+        assert!(
+            p(&["once", "--delay", "soon"])
+                .unwrap_err()
+                .0
+                .contains("--delay")
+        );
+        assert!(
+            p(&["once", "--delay"])
+                .unwrap_err()
+                .0
+                .contains("needs a value")
+        );
+        assert!(
+            p(&["check-config", "--procfs", "/p"])
+                .unwrap_err()
+                .0
+                .contains("--procfs")
+        );
         assert!(p(&["once", "--bogus"]).unwrap_err().0.contains("--bogus"));
     }
 }

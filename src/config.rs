@@ -332,7 +332,7 @@ impl Default for RemoteConfig {
             token_file: None,
             upload_interval: Duration::from_secs(30),
             batch_size: 2500,
-            chunk_size: 50,
+            chunk_size: 500,
             max_chunk_bytes: 256 * KIB,
             timeout: Duration::from_secs(30),
             max_sample_age: Duration::from_secs(30 * 86_400),

@@ -33,8 +33,9 @@ pub fn status(config: &Config, address: Option<&str>) -> Result<u8, String> {
         }
     };
     let mut unescape = vec![0u8; body.len()];
-    let doc = parse_health(&body, &mut unescape)
-        .map_err(|e| format!("{addr}/health answered {code} with a document we cannot read: {e}"))?;
+    let doc = parse_health(&body, &mut unescape).map_err(|e| {
+        format!("{addr}/health answered {code} with a document we cannot read: {e}")
+    })?;
     print!("{}", summarize(&doc));
     Ok(if doc.status == "ok" { 0 } else { 1 })
 }
@@ -132,7 +133,11 @@ pub fn store_stats(config: &Config) -> Result<(), String> {
     let _ = writeln!(out, "store:            {}", config.storage.path.display());
     let _ = writeln!(out, "schema version:   {}", s.schema_version);
     let _ = writeln!(out, "file size:        {} bytes", s.file_size_bytes);
-    let _ = writeln!(out, "samples:          {} numeric, {} text", s.samples, s.text_samples);
+    let _ = writeln!(
+        out,
+        "samples:          {} numeric, {} text",
+        s.samples, s.text_samples
+    );
     let _ = writeln!(out, "pending upload:   {}", s.pending);
     let _ = writeln!(out, "dropped (cap):    {}", s.dropped_total);
     let _ = writeln!(out, "quarantined:      {}", s.quarantined_total);
@@ -162,7 +167,11 @@ pub fn store_stats(config: &Config) -> Result<(), String> {
             sess.session_id,
             rfc3339(sess.started_at_ms),
             sess.version,
-            if sess.boot_id.is_empty() { "?" } else { &sess.boot_id }
+            if sess.boot_id.is_empty() {
+                "?"
+            } else {
+                &sess.boot_id
+            }
         );
     }
     print!("{out}");
@@ -231,11 +240,22 @@ pub fn store_export(config: &Config, since: Option<&str>) -> Result<(), String> 
     store
         .export(since_ms, |s| {
             line.clear();
-            let labels = s.series.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+            let labels = s
+                .series
+                .labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()));
             match &s.value {
                 OwnedValue::Number(v) => {
-                    if jsonl::write_series(&mut line, &s.series.name, &s.series.device_id, labels, &[*v], &[s.ts_ms])
-                        .is_err()
+                    if jsonl::write_series(
+                        &mut line,
+                        &s.series.name,
+                        &s.series.device_id,
+                        labels,
+                        &[*v],
+                        &[s.ts_ms],
+                    )
+                    .is_err()
                     {
                         // Non-finite: JSON has no NaN; export it as a string.
                         line.clear();
@@ -243,7 +263,11 @@ pub fn store_export(config: &Config, since: Option<&str>) -> Result<(), String> 
                     } else if let Some(b'\n') = line.pop() {
                         // Re-open the object to add the pending flag.
                         line.pop();
-                        line.extend_from_slice(if s.pending { b",\"pending\":true}\n" } else { b",\"pending\":false}\n" });
+                        line.extend_from_slice(if s.pending {
+                            b",\"pending\":true}\n"
+                        } else {
+                            b",\"pending\":false}\n"
+                        });
                     }
                 }
                 OwnedValue::Text(t) => write_text_line(&mut line, s, t),
@@ -274,7 +298,7 @@ fn write_text_line(out: &mut Vec<u8>, s: &belabox_store::ExportedSample, text: &
     }
     out.extend_from_slice(b"},\"text\":");
     jsonl::write_str(out, text);
-    let _ = write!(out, ",\"timestamps\":[{}]}}\n", s.ts_ms);
+    let _ = writeln!(out, ",\"timestamps\":[{}]}}", s.ts_ms);
 }
 
 #[cfg(test)]
@@ -286,9 +310,19 @@ mod tests {
         let now = 1_795_824_323_000;
         assert_eq!(parse_since("1h", now), Ok(now - 3_600_000));
         assert_eq!(parse_since("1700000000000", now), Ok(1_700_000_000_000));
-        assert_eq!(parse_since("2026-11-28T00:05:23Z", now), Ok(1_795_824_323_000));
-        assert_eq!(parse_since("2026-11-28T00:05:23.5Z", now), Ok(1_795_824_323_500));
-        assert!(parse_since("yesterday", now).unwrap_err().contains("--since"));
+        assert_eq!(
+            parse_since("2026-11-28T00:05:23Z", now),
+            Ok(1_795_824_323_000)
+        );
+        assert_eq!(
+            parse_since("2026-11-28T00:05:23.5Z", now),
+            Ok(1_795_824_323_500)
+        );
+        assert!(
+            parse_since("yesterday", now)
+                .unwrap_err()
+                .contains("--since")
+        );
         assert!(parse_since("2026-13-01T00:00:00Z", now).is_err());
     }
 
@@ -304,6 +338,9 @@ mod tests {
         assert!(s.contains("disk \"x\" failing"), "{s}");
         assert!(s.contains("status: degraded"), "{s}");
         assert!(s.contains("disk failing"), "{s}");
-        assert!(s.contains("collector.disk") && s.contains("open failed"), "{s}");
+        assert!(
+            s.contains("collector.disk") && s.contains("open failed"),
+            "{s}"
+        );
     }
 }

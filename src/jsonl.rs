@@ -18,7 +18,9 @@ impl std::fmt::Display for JsonlError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             JsonlError::NonFinite => f.write_str("non-finite value"),
-            JsonlError::Shape => f.write_str("values and timestamps must be non-empty and of equal length"),
+            JsonlError::Shape => {
+                f.write_str("values and timestamps must be non-empty and of equal length")
+            }
         }
     }
 }
@@ -124,8 +126,14 @@ mod tests {
         assert_eq!(e, Err(JsonlError::NonFinite));
         let e = write_series(&mut out, "m", "d", [("k", "v")], &[f64::INFINITY], &[1]);
         assert_eq!(e, Err(JsonlError::NonFinite));
-        assert_eq!(write_series(&mut out, "m", "d", [("k", "v")], &[1.0], &[]), Err(JsonlError::Shape));
-        assert_eq!(write_series(&mut out, "m", "d", [("k", "v")], &[], &[]), Err(JsonlError::Shape));
+        assert_eq!(
+            write_series(&mut out, "m", "d", [("k", "v")], &[1.0], &[]),
+            Err(JsonlError::Shape)
+        );
+        assert_eq!(
+            write_series(&mut out, "m", "d", [("k", "v")], &[], &[]),
+            Err(JsonlError::Shape)
+        );
         assert_eq!(out, b"keep");
     }
 

@@ -187,7 +187,10 @@ mod tests {
             .key_values(&kvs)
             .build();
         logger.log(&record);
-        let dbg = Record::builder().level(log::Level::Debug).args(format_args!("hidden")).build();
+        let dbg = Record::builder()
+            .level(log::Level::Debug)
+            .args(format_args!("hidden"))
+            .build();
         logger.log(&dbg);
         let out = captured(&logger);
         assert_eq!(out.lines().count(), 1, "{out}");
@@ -214,6 +217,9 @@ mod tests {
             .build();
         logger.log(&record);
         let out = captured(&logger);
-        assert!(out.contains(" INFO  collect: collected collector=cpu\n"), "{out}");
+        assert!(
+            out.contains(" INFO  collect: collected collector=cpu\n"),
+            "{out}"
+        );
     }
 }

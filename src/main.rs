@@ -28,9 +28,9 @@ fn main() -> ExitCode {
             print!("{}", config.to_toml());
             Ok(ExitCode::SUCCESS)
         }),
-        Command::Once { common, delay_ms } => {
-            with_config(&common, true, |config| once::run(&config, delay_ms).map(|()| ExitCode::SUCCESS))
-        }
+        Command::Once { common, delay_ms } => with_config(&common, true, |config| {
+            once::run(&config, delay_ms).map(|()| ExitCode::SUCCESS)
+        }),
         Command::Run(common) => with_config(&common, true, |config| {
             run::run(config).map_err(|e| {
                 log::error!(error = e.to_string().as_str(), error_type = "fatal"; "agent stopped");
@@ -79,8 +79,16 @@ fn with_config(
 
 fn config_error(common: &Common, e: &ConfigError) -> ExitCode {
     match (&common.config, e) {
-        (Some(path), ConfigError::Syntax { .. } | ConfigError::UnknownKey { .. } | ConfigError::Invalid { .. }) => {
-            eprintln!("belabox-metrics: configuration error in {}: {e}", path.display());
+        (
+            Some(path),
+            ConfigError::Syntax { .. }
+            | ConfigError::UnknownKey { .. }
+            | ConfigError::Invalid { .. },
+        ) => {
+            eprintln!(
+                "belabox-metrics: configuration error in {}: {e}",
+                path.display()
+            );
         }
         _ => eprintln!("belabox-metrics: configuration error: {e}"),
     }

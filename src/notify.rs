@@ -79,8 +79,13 @@ impl Notifier {
     /// Called by the collection loop on each iteration: pings when half the watchdog period has
     /// passed since the last ping.
     pub fn loop_progressed(&mut self, now: Instant) {
-        let Some(every) = self.watchdog_every else { return };
-        if self.last_ping.is_none_or(|t| now.duration_since(t) >= every) {
+        let Some(every) = self.watchdog_every else {
+            return;
+        };
+        if self
+            .last_ping
+            .is_none_or(|t| now.duration_since(t) >= every)
+        {
             self.send("WATCHDOG=1\n");
             self.last_ping = Some(now);
         }

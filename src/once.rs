@@ -56,7 +56,10 @@ pub fn run(config: &Config, delay_ms: u64) -> Result<(), String> {
     collectors.collect_all(now_ms(), &mut samples);
     for (kind, stats) in collectors.stats() {
         if stats.failing.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(format!("collector {} failed (see the log above)", kind.name()));
+            return Err(format!(
+                "collector {} failed (see the log above)",
+                kind.name()
+            ));
         }
     }
     let mut out = Vec::with_capacity(samples.len() * 160);

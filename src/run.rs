@@ -15,19 +15,17 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use belabox_store::{
-    NewSample, OpenError, SeriesKey, SessionRecord, Store, StoreOptions, Value,
-};
+use belabox_store::{NewSample, OpenError, SeriesKey, SessionRecord, Store, StoreOptions, Value};
 
 use crate::collect::{Collectors, SetupError, collector_of};
-use crate::health::{self, HealthRules};
-use crate::skew::{self, SkewConfig};
-use crate::upload::{self, UploadControl, Uploader};
 use crate::config::{CollectorKind, Config, DurabilityMode};
+use crate::health::{self, HealthRules};
 use crate::notify::Notifier;
 use crate::ring::{RING_CAPACITY, SampleRing};
+use crate::skew::{self, SkewConfig};
 use crate::state::AgentState;
 use crate::time::now_ms;
+use crate::upload::{self, UploadControl, Uploader};
 
 #[derive(Debug)]
 pub enum RunError {
@@ -95,7 +93,12 @@ pub fn run(config: Config) -> Result<(), RunError> {
         signal_hook::low_level::pipe::register(sig, tx).map_err(RunError::Signals)?;
     }
 
-    if let Some(dir) = config.storage.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+    if let Some(dir) = config
+        .storage
+        .path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(dir).map_err(|e| {
             RunError::Runtime(format!("creating storage directory {}: {e}", dir.display()))
         })?;
@@ -144,7 +147,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     refresh_storage_state(&store, &config.storage.path, &state);
 
     let rules = HealthRules::from_config(&config);
-    let tasks = start_async_tasks(&config, &store, &state, rules.clone())?;
+    let tasks = start_async_tasks(&config, &store, &state, rules)?;
 
     let mut notifier = Notifier::from_env();
     notifier.ready();
@@ -158,7 +161,8 @@ pub fn run(config: Config) -> Result<(), RunError> {
 
     let mut ring = SampleRing::<RING_CAPACITY>::boxed();
     let start = Instant::now();
-    let mono = |now: Instant| i64::try_from(now.duration_since(start).as_millis()).unwrap_or(i64::MAX);
+    let mono =
+        |now: Instant| i64::try_from(now.duration_since(start).as_millis()).unwrap_or(i64::MAX);
     let flush_every = config.storage.flush_interval;
     let mut next_flush = start + flush_every;
     let mut next_maintenance = start + MAINTENANCE_EVERY;
@@ -181,7 +185,10 @@ pub fn run(config: Config) -> Result<(), RunError> {
             state.collect_duration.observe(t0.elapsed().as_secs_f64());
         }
         state.loop_heartbeat.fetch_add(1, Ordering::Relaxed);
-        state.storage.ring_dropped_total.store(ring.dropped(), Ordering::Relaxed);
+        state
+            .storage
+            .ring_dropped_total
+            .store(ring.dropped(), Ordering::Relaxed);
         notifier.loop_progressed(now);
 
         if now >= next_flush || ring.len() >= RING_CAPACITY / 2 {
@@ -218,9 +225,8 @@ pub fn run(config: Config) -> Result<(), RunError> {
         }
 
         let now = Instant::now();
-        let mut wait = Duration::from_millis(
-            u64::try_from(collectors.next_due_in(mono(now))).unwrap_or(1000),
-        );
+        let mut wait =
+            Duration::from_millis(u64::try_from(collectors.next_due_in(mono(now))).unwrap_or(1000));
         wait = wait.min(next_flush.saturating_duration_since(now));
         if let Some(ping) = notifier.next_ping_in(now) {
             wait = wait.min(ping);
@@ -327,14 +333,20 @@ fn start_async_tasks(
     })
 }
 
+/// (name, labels, value) of one self-metric, owned.
+type SelfMetricRow = (String, Vec<(String, String)>, f64);
+
 /// Writes the self-metrics (the same rows /metrics shows) into the store, so they reach
 /// VictoriaMetrics like any other series.
 fn store_self_metrics(store: &Store, state: &AgentState, rules: &HealthRules, device_id: &str) {
     let now = now_ms();
-    let mut rows: Vec<(String, Vec<(String, String)>, f64)> = Vec::with_capacity(64);
+    let mut rows: Vec<SelfMetricRow> = Vec::with_capacity(64);
     health::self_metric_rows(state, rules, now, |name, labels, v| {
         if v.is_finite() {
-            let labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let labels = labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
             rows.push((name.to_string(), labels, v));
         }
     });
@@ -363,7 +375,10 @@ fn store_self_metrics(store: &Store, state: &AgentState, rules: &HealthRules, de
 /// Test hook: `BELABOX_METRICS_TEST_STALL_AFTER=N` makes the collection loop hang after N
 /// iterations, so a test can prove that watchdog pings stop with it. Unset in production.
 fn test_stall_after() -> Option<u64> {
-    std::env::var("BELABOX_METRICS_TEST_STALL_AFTER").ok()?.parse().ok()
+    std::env::var("BELABOX_METRICS_TEST_STALL_AFTER")
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// True when a signal arrived (the pipe has bytes).
@@ -446,7 +461,10 @@ fn flush(store: &Store, ring: &mut SampleRing<RING_CAPACITY>, device_id: &str, s
             );
         }
         Err(e) => {
-            state.storage.flush_failures_total.fetch_add(1, Ordering::Relaxed);
+            state
+                .storage
+                .flush_failures_total
+                .fetch_add(1, Ordering::Relaxed);
             if !state.storage.io_failing.swap(true, Ordering::Relaxed) {
                 log::error!(
                     error = e.to_string().as_str(),
@@ -488,7 +506,10 @@ fn maintain(store: &Store, state: &AgentState) {
         Err(e) => log::warn!(error = e.to_string().as_str(); "retention failed"),
     }
     if let Ok(s) = store.stats() {
-        state.storage.dropped_total.store(s.dropped_total, Ordering::Relaxed);
+        state
+            .storage
+            .dropped_total
+            .store(s.dropped_total, Ordering::Relaxed);
     }
 }
 

@@ -171,10 +171,17 @@ mod tests {
     fn names_are_unique_and_prometheus_shaped() {
         let mut names: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
         for n in &names {
-            assert!(n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+            assert!(
+                n.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            );
         }
         for m in Metric::ALL {
-            assert_eq!(m.name().ends_with("_total"), m.kind() == MetricKind::Counter, "{m:?}");
+            assert_eq!(
+                m.name().ends_with("_total"),
+                m.kind() == MetricKind::Counter,
+                "{m:?}"
+            );
         }
         names.sort_unstable();
         names.dedup();
@@ -197,7 +204,10 @@ mod tests {
             LabelError::TooMany
         );
         let pairs: Vec<_> = s.label_pairs().collect();
-        assert_eq!(pairs, vec![("zone", exact.as_str()), ("sensor", "thermal_zone0")]);
+        assert_eq!(
+            pairs,
+            vec![("zone", exact.as_str()), ("sensor", "thermal_zone0")]
+        );
     }
 
     #[test]

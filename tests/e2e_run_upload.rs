@@ -53,7 +53,11 @@ fn run_uploads_every_stored_sample_exactly_once() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let out = agent.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // The store's view: numeric samples and whether each is still pending.
     let export = Command::new(support::bin())
@@ -61,7 +65,11 @@ fn run_uploads_every_stored_sample_exactly_once() {
         .arg(&cfg)
         .output()
         .unwrap();
-    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
     let mut uploaded: BTreeMap<(SeriesId, i64), f64> = BTreeMap::new();
     let mut pending = 0usize;
     for line in String::from_utf8(export.stdout).unwrap().lines() {
@@ -85,7 +93,11 @@ fn run_uploads_every_stored_sample_exactly_once() {
         assert!(prev.is_none(), "store exported a sample twice: {line}");
     }
     // ≈ 25 ticks × 41 samples; the last flush (at SIGTERM) may still be pending.
-    assert!(uploaded.len() >= 400, "only {} samples uploaded ({pending} pending)", uploaded.len());
+    assert!(
+        uploaded.len() >= 400,
+        "only {} samples uploaded ({pending} pending)",
+        uploaded.len()
+    );
 
     vm.force_flush();
     let mut in_vm: BTreeMap<(SeriesId, i64), f64> = BTreeMap::new();
@@ -93,21 +105,41 @@ fn run_uploads_every_stored_sample_exactly_once() {
         let id: SeriesId = s.metric.into_iter().collect();
         for (v, ts) in s.values.into_iter().zip(s.timestamps) {
             let prev = in_vm.insert((id.clone(), ts), v);
-            assert!(prev.is_none(), "VictoriaMetrics holds a sample twice: {id:?} @ {ts}");
+            assert!(
+                prev.is_none(),
+                "VictoriaMetrics holds a sample twice: {id:?} @ {ts}"
+            );
         }
     }
     for (key, v) in &uploaded {
-        let got = in_vm.get(key).unwrap_or_else(|| panic!("uploaded sample missing in VM: {key:?}"));
-        assert!((got - v).abs() <= 1e-9 * v.abs().max(1.0), "{key:?}: VM has {got}, store {v}");
+        let got = in_vm
+            .get(key)
+            .unwrap_or_else(|| panic!("uploaded sample missing in VM: {key:?}"));
+        assert!(
+            (got - v).abs() <= 1e-9 * v.abs().max(1.0),
+            "{key:?}: VM has {got}, store {v}"
+        );
     }
     for key in in_vm.keys() {
-        assert!(uploaded.contains_key(key), "VM has a sample the store did not mark uploaded: {key:?}");
+        assert!(
+            uploaded.contains_key(key),
+            "VM has a sample the store did not mark uploaded: {key:?}"
+        );
     }
     vm.assert_nothing_dropped();
 
-    let q = vm.query("rate(disk_read_bytes_total{device_id=\"e2e-board\"}[1m])", None);
+    let q = vm.query(
+        "rate(disk_read_bytes_total{device_id=\"e2e-board\"}[1m])",
+        None,
+    );
     assert_eq!(q["status"], "success", "{q}");
     let result = q["data"]["result"].as_array().unwrap();
-    let devices: Vec<&str> = result.iter().map(|r| r["metric"]["device"].as_str().unwrap()).collect();
-    assert!(devices.contains(&"mmcblk0") && devices.contains(&"nvme0n1"), "{q}");
+    let devices: Vec<&str> = result
+        .iter()
+        .map(|r| r["metric"]["device"].as_str().unwrap())
+        .collect();
+    assert!(
+        devices.contains(&"mmcblk0") && devices.contains(&"nvme0n1"),
+        "{q}"
+    );
 }

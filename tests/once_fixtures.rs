@@ -18,8 +18,10 @@ use serde_json::Value;
 type Key = (String, Vec<(String, String)>);
 
 fn key(name: &str, labels: &[(&str, &str)]) -> Key {
-    let mut l: Vec<(String, String)> =
-        labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut l: Vec<(String, String)> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     l.push(("device_id".into(), "test-board".into()));
     l.sort();
     (name.to_string(), l)
@@ -75,7 +77,10 @@ fn run_once(board: &str, cores: u64) -> BTreeMap<Key, (f64, i64)> {
     let mut line = String::new();
     loop {
         line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "agent exited before its first read");
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "agent exited before its first read"
+        );
         if line.contains("first read done") {
             break;
         }
@@ -85,7 +90,12 @@ fn run_once(board: &str, cores: u64) -> BTreeMap<Key, (f64, i64)> {
     // In place (same inode): the agent re-reads its open fd.
     std::fs::write(&stat_path, bump_stat(&stat, cores)).unwrap();
     let mut stdout = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
     let mut rest = String::new();
     stderr.read_to_string(&mut rest).unwrap();
     let status = child.wait().unwrap();
@@ -107,7 +117,10 @@ fn run_once(board: &str, cores: u64) -> BTreeMap<Key, (f64, i64)> {
         let ts = v["timestamps"].as_array().unwrap();
         assert_eq!((values.len(), ts.len()), (1, 1), "{l}");
         let ts = ts[0].as_i64().unwrap();
-        assert!(ts >= before && ts <= after, "timestamp {ts} outside the run");
+        assert!(
+            ts >= before && ts <= after,
+            "timestamp {ts} outside the run"
+        );
         let prev = got.insert((name, labels), (values[0].as_f64().unwrap(), ts));
         assert!(prev.is_none(), "series printed twice: {l}");
     }
@@ -135,7 +148,16 @@ fn check(got: &BTreeMap<Key, (f64, i64)>, want: &[(Key, f64)]) {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn disk(dev: &str, r: f64, rs: f64, rt: f64, w: f64, ws: f64, wt: f64, weighted: f64) -> Vec<(Key, f64)> {
+fn disk(
+    dev: &str,
+    r: f64,
+    rs: f64,
+    rt: f64,
+    w: f64,
+    ws: f64,
+    wt: f64,
+    weighted: f64,
+) -> Vec<(Key, f64)> {
     let l = [("device", dev)];
     vec![
         (key("disk_read_ops_total", &l), r),
@@ -149,7 +171,17 @@ fn disk(dev: &str, r: f64, rs: f64, rt: f64, w: f64, ws: f64, wt: f64, weighted:
 }
 
 #[allow(clippy::too_many_arguments)]
-fn net(i: &str, rb: f64, rp: f64, re: f64, rd: f64, tb: f64, tp: f64, te: f64, td: f64) -> Vec<(Key, f64)> {
+fn net(
+    i: &str,
+    rb: f64,
+    rp: f64,
+    re: f64,
+    rd: f64,
+    tb: f64,
+    tp: f64,
+    te: f64,
+    td: f64,
+) -> Vec<(Key, f64)> {
     let l = [("interface", i)];
     vec![
         (key("network_receive_bytes_total", &l), rb),
@@ -166,7 +198,12 @@ fn net(i: &str, rb: f64, rp: f64, re: f64, rd: f64, tb: f64, tp: f64, te: f64, t
 fn cpu(cores: u64) -> Vec<(Key, f64)> {
     // Core n: 10·(n+1) busy ticks of 100; all: the sum over all cores' 100 ticks each.
     let mut v: Vec<(Key, f64)> = (0..cores)
-        .map(|n| (key("cpu_usage_percent", &[("core", &n.to_string())]), 10.0 * (n + 1) as f64))
+        .map(|n| {
+            (
+                key("cpu_usage_percent", &[("core", &n.to_string())]),
+                10.0 * (n + 1) as f64,
+            )
+        })
         .collect();
     let all = (1..=cores).map(|n| 10 * n).sum::<u64>() as f64 / (100 * cores) as f64 * 100.0;
     v.push((key("cpu_usage_percent", &[("core", "all")]), all));
@@ -176,7 +213,15 @@ fn cpu(cores: u64) -> Vec<(Key, f64)> {
 fn thermal(zones: &[(&str, &str, f64)]) -> Vec<(Key, f64)> {
     zones
         .iter()
-        .map(|(sensor, zone, c)| (key("thermal_temperature_celsius", &[("zone", zone), ("sensor", sensor)]), *c))
+        .map(|(sensor, zone, c)| {
+            (
+                key(
+                    "thermal_temperature_celsius",
+                    &[("zone", zone), ("sensor", sensor)],
+                ),
+                *c,
+            )
+        })
         .collect()
 }
 
@@ -184,9 +229,15 @@ fn memory(total_kb: f64, avail_kb: f64, swap_total_kb: f64, swap_free_kb: f64) -
     vec![
         (key("memory_total_bytes", &[]), total_kb * 1024.0),
         (key("memory_available_bytes", &[]), avail_kb * 1024.0),
-        (key("memory_used_bytes", &[]), (total_kb - avail_kb) * 1024.0),
+        (
+            key("memory_used_bytes", &[]),
+            (total_kb - avail_kb) * 1024.0,
+        ),
         (key("memory_swap_total_bytes", &[]), swap_total_kb * 1024.0),
-        (key("memory_swap_used_bytes", &[]), (swap_total_kb - swap_free_kb) * 1024.0),
+        (
+            key("memory_swap_used_bytes", &[]),
+            (swap_total_kb - swap_free_kb) * 1024.0,
+        ),
     ]
 }
 
@@ -206,12 +257,60 @@ fn rk3588_every_series_matches_hand_worked_values() {
     let mut want = cpu(8);
     want.extend(memory(8_033_420.0, 5_234_112.0, 4_016_708.0, 3_987_652.0));
     // Whole devices only: mmcblk0 and nvme0n1 (not partitions, boot areas, loop, ram, zram).
-    want.extend(disk("mmcblk0", 123_456.0, 9_876_543.0, 345.678, 234_567.0, 12_345_678.0, 987.654, 1333.332));
-    want.extend(disk("nvme0n1", 543_210.0, 87_654_321.0, 234.567, 765_432.0, 98_765_432.0, 876.543, 1111.110));
+    want.extend(disk(
+        "mmcblk0",
+        123_456.0,
+        9_876_543.0,
+        345.678,
+        234_567.0,
+        12_345_678.0,
+        987.654,
+        1333.332,
+    ));
+    want.extend(disk(
+        "nvme0n1",
+        543_210.0,
+        87_654_321.0,
+        234.567,
+        765_432.0,
+        98_765_432.0,
+        876.543,
+        1111.110,
+    ));
     // Default exclude drops lo, usb0, wwan0, docker0, veth*, br-*.
-    want.extend(net("eth0", 9_876_543_210.0, 7_654_321.0, 0.0, 12.0, 8_765_432_109.0, 6_543_210.0, 0.0, 0.0));
-    want.extend(net("wlan0", 123_456_789.0, 234_567.0, 3.0, 45.0, 98_765_432.0, 123_456.0, 0.0, 2.0));
-    want.extend(net("eth1", 1_122_334_455.0, 998_877.0, 0.0, 0.0, 5_544_332_211.0, 776_655.0, 0.0, 0.0));
+    want.extend(net(
+        "eth0",
+        9_876_543_210.0,
+        7_654_321.0,
+        0.0,
+        12.0,
+        8_765_432_109.0,
+        6_543_210.0,
+        0.0,
+        0.0,
+    ));
+    want.extend(net(
+        "wlan0",
+        123_456_789.0,
+        234_567.0,
+        3.0,
+        45.0,
+        98_765_432.0,
+        123_456.0,
+        0.0,
+        2.0,
+    ));
+    want.extend(net(
+        "eth1",
+        1_122_334_455.0,
+        998_877.0,
+        0.0,
+        0.0,
+        5_544_332_211.0,
+        776_655.0,
+        0.0,
+        0.0,
+    ));
     want.extend(thermal(&[
         ("thermal_zone0", "soc-thermal", 45.230),
         ("thermal_zone1", "bigcore0-thermal", 46.153),
@@ -231,13 +330,46 @@ fn jetson_nano_every_series_matches_hand_worked_values() {
     let mut want = cpu(4);
     want.extend(memory(4_059_272.0, 2_345_678.0, 2_029_632.0, 2_029_632.0));
     // Kernel 4.9: 14-field lines. mmcblk0 and sda are whole devices.
-    want.extend(disk("mmcblk0", 234_567.0, 12_345_678.0, 456.789, 345_678.0, 23_456_789.0, 1234.567, 1691.356));
-    want.extend(disk("sda", 3456.0, 456_789.0, 2.345, 6789.0, 567_890.0, 12.345, 14.690));
+    want.extend(disk(
+        "mmcblk0",
+        234_567.0,
+        12_345_678.0,
+        456.789,
+        345_678.0,
+        23_456_789.0,
+        1234.567,
+        1691.356,
+    ));
+    want.extend(disk(
+        "sda", 3456.0, 456_789.0, 2.345, 6789.0, 567_890.0, 12.345, 14.690,
+    ));
     want.extend(net("dummy0", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0));
-    want.extend(net("l4tbr0", 12_345.0, 123.0, 0.0, 0.0, 23_456.0, 234.0, 0.0, 0.0));
+    want.extend(net(
+        "l4tbr0", 12_345.0, 123.0, 0.0, 0.0, 23_456.0, 234.0, 0.0, 0.0,
+    ));
     want.extend(net("rndis0", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0));
-    want.extend(net("eth0", 5_678_901_234.0, 4_567_890.0, 0.0, 3.0, 6_789_012_345.0, 5_678_901.0, 0.0, 0.0));
-    want.extend(net("wlan0", 2_345_678.0, 12_345.0, 0.0, 0.0, 345_678.0, 3456.0, 0.0, 0.0));
+    want.extend(net(
+        "eth0",
+        5_678_901_234.0,
+        4_567_890.0,
+        0.0,
+        3.0,
+        6_789_012_345.0,
+        5_678_901.0,
+        0.0,
+        0.0,
+    ));
+    want.extend(net(
+        "wlan0",
+        2_345_678.0,
+        12_345.0,
+        0.0,
+        0.0,
+        345_678.0,
+        3456.0,
+        0.0,
+        0.0,
+    ));
     want.extend(thermal(&[
         ("thermal_zone0", "AO-therm", 38.5),
         ("thermal_zone1", "CPU-therm", 41.0),

@@ -58,8 +58,16 @@ fn exported_lines(cfg: &Path) -> Vec<String> {
         .arg(cfg)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
@@ -78,9 +86,20 @@ fn sigterm_flushes_the_ring_and_exits_0() {
     let status = wait_timeout(&mut child, Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
     let lines = exported_lines(&cfg);
-    let mem = lines.iter().filter(|l| l.contains("\"memory_total_bytes\"")).count();
-    assert!(mem >= 3, "only {mem} memory_total_bytes samples stored:\n{}", lines.join("\n"));
-    assert!(lines.iter().all(|l| l.contains("\"device_id\":\"run-test\"")));
+    let mem = lines
+        .iter()
+        .filter(|l| l.contains("\"memory_total_bytes\""))
+        .count();
+    assert!(
+        mem >= 3,
+        "only {mem} memory_total_bytes samples stored:\n{}",
+        lines.join("\n")
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("\"device_id\":\"run-test\""))
+    );
 }
 
 #[test]
@@ -108,7 +127,11 @@ fn a_second_agent_on_the_same_store_is_refused_with_the_pid() {
     wait_timeout(&mut first, Duration::from_secs(10));
     assert!(!second.status.success());
     let err = String::from_utf8_lossy(&second.stderr);
-    assert!(err.contains(&first.id().to_string()), "no PID {} in: {err}", first.id());
+    assert!(
+        err.contains(&first.id().to_string()),
+        "no PID {} in: {err}",
+        first.id()
+    );
 }
 
 struct FakeSystemd {
@@ -122,7 +145,8 @@ impl FakeSystemd {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("notify.sock");
         let sock = UnixDatagram::bind(&path).unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
         FakeSystemd {
             sock,
             _dir: dir,
@@ -137,7 +161,10 @@ impl FakeSystemd {
         let mut buf = [0u8; 512];
         while Instant::now() < end {
             if let Ok(n) = self.sock.recv(&mut buf) {
-                got.push((Instant::now(), String::from_utf8_lossy(&buf[..n]).into_owned()));
+                got.push((
+                    Instant::now(),
+                    String::from_utf8_lossy(&buf[..n]).into_owned(),
+                ));
             }
         }
         got
@@ -170,11 +197,21 @@ fn notifies_ready_watchdog_and_stopping() {
     let tail = sd.collect(Duration::from_millis(1000));
     assert!(wait_timeout(&mut child, Duration::from_secs(10)).success());
 
-    assert!(msgs.first().is_some_and(|(_, m)| m.contains("READY=1")), "{msgs:?}");
-    let pings: Vec<Instant> = msgs.iter().filter(|(_, m)| m.contains("WATCHDOG=1")).map(|(t, _)| *t).collect();
+    assert!(
+        msgs.first().is_some_and(|(_, m)| m.contains("READY=1")),
+        "{msgs:?}"
+    );
+    let pings: Vec<Instant> = msgs
+        .iter()
+        .filter(|(_, m)| m.contains("WATCHDOG=1"))
+        .map(|(t, _)| *t)
+        .collect();
     // 1.5 s at one ping per 200 ms: about 7; allow for a slow start on a loaded machine.
     assert!(pings.len() >= 4, "only {} pings: {msgs:?}", pings.len());
-    assert!(tail.iter().any(|(_, m)| m.contains("STOPPING=1")), "{tail:?}");
+    assert!(
+        tail.iter().any(|(_, m)| m.contains("STOPPING=1")),
+        "{tail:?}"
+    );
 }
 
 #[test]
@@ -188,8 +225,20 @@ fn watchdog_pings_stop_when_the_collection_loop_stalls() {
     let late = sd.collect(Duration::from_millis(1500));
     let _ = child.kill();
     let _ = child.wait();
-    assert!(early.iter().any(|(_, m)| m.contains("READY=1")), "{early:?}");
-    assert!(early.iter().any(|(_, m)| m.contains("WATCHDOG=1")), "no ping before the stall: {early:?}");
-    let late_pings = late.iter().filter(|(_, m)| m.contains("WATCHDOG=1")).count();
-    assert_eq!(late_pings, 0, "pings went on while the loop was stalled: {late:?}");
+    assert!(
+        early.iter().any(|(_, m)| m.contains("READY=1")),
+        "{early:?}"
+    );
+    assert!(
+        early.iter().any(|(_, m)| m.contains("WATCHDOG=1")),
+        "no ping before the stall: {early:?}"
+    );
+    let late_pings = late
+        .iter()
+        .filter(|(_, m)| m.contains("WATCHDOG=1"))
+        .count();
+    assert_eq!(
+        late_pings, 0,
+        "pings went on while the loop was stalled: {late:?}"
+    );
 }

@@ -185,8 +185,7 @@ impl<'a> DiskStats<'a> {
             return None;
         }
         Some(
-            Self::counters(head, &mut fields, line)
-                .map_err(|e| fields::utf8_first(bytes, line, e)),
+            Self::counters(head, &mut fields, line).map_err(|e| fields::utf8_first(bytes, line, e)),
         )
     }
 }

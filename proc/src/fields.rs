@@ -6,9 +6,11 @@
 //! Lines are split into fields on the bytes [`is_space`] accepts (the set
 //! `split_ascii_whitespace` uses), without first validating the line as UTF-8: only
 //! the bytes a parser returns as `&str` (names) and the bytes it skips unread are
-//! checked. Every other byte of an accepted line is an ASCII digit or separator, so a
-//! line is accepted exactly when its UTF-8-validated form would be. On the error path
-//! parsers call [`utf8_first`], so an invalid line still reports `UTF-8` first.
+//! checked. Every other byte of an accepted line is an ASCII digit, separator or fixed
+//! syntax (`:`, `.`, `/`, `kB`), so a line is accepted exactly when its UTF-8-validated
+//! form would be, with the same values. On the error path parsers call [`utf8_first`],
+//! so an invalid line still reports `UTF-8` first, as before. `tests/differential.rs`
+//! checks all of this against the str-based parsers these replaced.
 
 use crate::ParseError;
 
@@ -258,10 +260,7 @@ fn spaces_at(bytes: &[u8], at: usize) -> usize {
     const SPACES: u64 = u64::from_ne_bytes([b' '; 8]);
     const LOW7: u64 = u64::from_ne_bytes([0x7F; 8]);
     const HI: u64 = u64::from_ne_bytes([0x80; 8]);
-    let Some(Ok(word)) = bytes
-        .get(at..at.wrapping_add(8))
-        .map(<[u8; 8]>::try_from)
-    else {
+    let Some(Ok(word)) = bytes.get(at..at.wrapping_add(8)).map(<[u8; 8]>::try_from) else {
         return 0;
     };
     // x has a zero byte exactly where the input has a space; `(x & 0x7F) + 0x7F`
@@ -347,7 +346,7 @@ pub(crate) fn parse_u64(s: &[u8]) -> Option<u64> {
             return None;
         }
         acc = if i < SAFE_DIGITS {
-            // See `Fields::next_u64`.
+            // At most 19 digits so far: < 10^19 < 2^64, cannot wrap.
             acc.wrapping_mul(10).wrapping_add(u64::from(digit))
         } else {
             acc.checked_mul(10)?.checked_add(u64::from(digit))?
@@ -398,22 +397,31 @@ const POW10: [f64; 23] = [
 /// `10^k` exact, so one IEEE division is correctly rounded and equals what
 /// `str::parse` returns (Clinger's fast path); longer inputs go to `str::parse`.
 pub(crate) fn parse_f64(s: &[u8]) -> Option<f64> {
-    let (int, frac) = match find_byte::<b'.'>(s).and_then(|i| s.split_at_checked(i)) {
-        // `frac` starts with the '.'.
-        Some((int, frac)) => (int, Some(frac.get(1..).unwrap_or_default())),
-        None => (s, None),
-    };
-    let all_digits = |p: &[u8]| !p.is_empty() && p.iter().all(u8::is_ascii_digit);
-    if !all_digits(int) || !frac.is_none_or(all_digits) {
-        return None;
+    // One pass: the digits as one integer `m`, and how many follow the '.'.
+    let mut m = 0u64;
+    let mut digits = 0usize;
+    let mut int_digits = None;
+    for &b in s {
+        let digit = b.wrapping_sub(b'0');
+        if digit <= 9 {
+            // Wraps past 19 digits, but then `digits > 15` and `m` is not used.
+            m = m.wrapping_mul(10).wrapping_add(u64::from(digit));
+            digits = digits.saturating_add(1);
+        } else if b == b'.' && int_digits.is_none() {
+            int_digits = Some(digits);
+        } else {
+            return None;
+        }
     }
-    let frac = frac.unwrap_or_default();
-    if int.len().saturating_add(frac.len()) <= 15 {
-        let m = int.iter().chain(frac).fold(0u64, |m, &b| {
-            m.wrapping_mul(10)
-                .wrapping_add(u64::from(b.wrapping_sub(b'0')))
-        });
-        let scale = POW10.get(frac.len())?;
+    let frac_digits = match int_digits {
+        // `digits.digits`: both parts non-empty.
+        Some(int) if int > 0 && digits > int => digits.wrapping_sub(int),
+        Some(_) => return None,
+        None if digits > 0 => 0,
+        None => return None,
+    };
+    if digits <= 15 {
+        let scale = POW10.get(frac_digits)?;
         // m < 10^15 < 2^53: exact as an f64.
         return Some(m as f64 / scale);
     }
@@ -480,7 +488,9 @@ pub(crate) fn counters<const N: usize, const PADDED: bool>(
             }
             // Columns padded with runs of spaces (net/dev): skip them 8 at a time.
             if PADDED && bytes.get(i.wrapping_add(1)) == Some(&b' ') {
-                i = i.wrapping_add(1).wrapping_add(spaces_at(bytes, i.wrapping_add(1)));
+                i = i
+                    .wrapping_add(1)
+                    .wrapping_add(spaces_at(bytes, i.wrapping_add(1)));
                 continue;
             }
         } else {
@@ -666,7 +676,10 @@ mod tests {
                 assert_eq!(find_byte::<b'\n'>(&buf), Some(at), "{len} {at}");
             }
         }
-        assert_eq!(find_byte::<b':'>(b"\xff\xff\xff\xff\xff\xff\xff:\x00"), Some(7));
+        assert_eq!(
+            find_byte::<b':'>(b"\xff\xff\xff\xff\xff\xff\xff:\x00"),
+            Some(7)
+        );
         assert_eq!(find_byte::<b':'>(b"\x00\x01;9::"), Some(4));
     }
 
@@ -747,8 +760,14 @@ mod tests {
         assert_eq!((v, n), ([1, 2], 2));
         assert_eq!(f.token(), Some(&b"3"[..]));
         let mut f = Fields::new(b"1");
-        assert_eq!(counters::<2, false>(&mut f, &["a", "b"], 7), Ok(([1, 0], 1)));
+        assert_eq!(
+            counters::<2, false>(&mut f, &["a", "b"], 7),
+            Ok(([1, 0], 1))
+        );
         let mut f = Fields::new(b"1 x");
-        assert_eq!(counters::<2, false>(&mut f, &["a", "b"], 7), Err(malformed(7, "b")));
+        assert_eq!(
+            counters::<2, false>(&mut f, &["a", "b"], 7),
+            Err(malformed(7, "b"))
+        );
     }
 }

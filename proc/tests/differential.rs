@@ -39,25 +39,55 @@ fn check(file: &str, buf: &[u8]) {
     match file {
         "stat" => {
             let got: Vec<_> = stat::cpu_lines(buf).collect();
-            assert_eq!(got, reference::cpu_lines(buf), "{:?}", String::from_utf8_lossy(buf));
+            assert_eq!(
+                got,
+                reference::cpu_lines(buf),
+                "{:?}",
+                String::from_utf8_lossy(buf)
+            );
         }
         "meminfo" => {
-            assert_eq!(meminfo::parse(buf), reference::meminfo(buf), "{:?}", String::from_utf8_lossy(buf));
+            assert_eq!(
+                meminfo::parse(buf),
+                reference::meminfo(buf),
+                "{:?}",
+                String::from_utf8_lossy(buf)
+            );
         }
         "diskstats" => {
             let got: Vec<_> = diskstats::lines(buf).collect();
-            assert_eq!(got, reference::disk_lines(buf), "{:?}", String::from_utf8_lossy(buf));
+            assert_eq!(
+                got,
+                reference::disk_lines(buf),
+                "{:?}",
+                String::from_utf8_lossy(buf)
+            );
             for filter in filters() {
                 let got: Vec<_> = diskstats::lines_where(buf, filter).collect();
-                assert_eq!(got, reference::disk_lines_where(buf, filter), "{:?}", String::from_utf8_lossy(buf));
+                assert_eq!(
+                    got,
+                    reference::disk_lines_where(buf, filter),
+                    "{:?}",
+                    String::from_utf8_lossy(buf)
+                );
             }
         }
         "net/dev" => {
             let got: Vec<_> = netdev::interfaces(buf).collect();
-            assert_eq!(got, reference::interfaces(buf), "{:?}", String::from_utf8_lossy(buf));
+            assert_eq!(
+                got,
+                reference::interfaces(buf),
+                "{:?}",
+                String::from_utf8_lossy(buf)
+            );
             for filter in filters() {
                 let got: Vec<_> = netdev::interfaces_where(buf, filter).collect();
-                assert_eq!(got, reference::interfaces_where(buf, filter), "{:?}", String::from_utf8_lossy(buf));
+                assert_eq!(
+                    got,
+                    reference::interfaces_where(buf, filter),
+                    "{:?}",
+                    String::from_utf8_lossy(buf)
+                );
             }
         }
         "loadavg" => assert_eq!(loadavg::parse(buf), reference::loadavg(buf)),
@@ -66,7 +96,14 @@ fn check(file: &str, buf: &[u8]) {
     }
 }
 
-const FILES: [&str; 6] = ["stat", "meminfo", "diskstats", "net/dev", "loadavg", "uptime"];
+const FILES: [&str; 6] = [
+    "stat",
+    "meminfo",
+    "diskstats",
+    "net/dev",
+    "loadavg",
+    "uptime",
+];
 
 #[test]
 fn fixtures_and_every_cut() {
@@ -181,8 +218,14 @@ fn mutate(rng: &mut Rng, buf: &mut Vec<u8>) {
             }
             5 => {
                 // Duplicate the line that holds `at`.
-                let start = buf[..at].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-                let end = buf[at..].iter().position(|&b| b == b'\n').map_or(buf.len(), |i| at + i + 1);
+                let start = buf[..at]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1);
+                let end = buf[at..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(buf.len(), |i| at + i + 1);
                 let line = buf[start..end].to_vec();
                 buf.splice(end..end, line);
             }

@@ -57,7 +57,9 @@ impl CpuCollector {
             lines += 1;
             let (idx, label): (usize, LabelValue) = match line.cpu {
                 CpuId::All => (0, label_all()),
-                CpuId::Core(n) if usize::from(n) < MAX_CPUS => (usize::from(n) + 1, int_label(n.into())),
+                CpuId::Core(n) if usize::from(n) < MAX_CPUS => {
+                    (usize::from(n) + 1, int_label(n.into()))
+                }
                 CpuId::Core(_) => {
                     outcome.skipped += 1;
                     continue;

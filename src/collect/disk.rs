@@ -43,9 +43,18 @@ impl DiskCollector {
                 (Metric::DiskWriteOpsTotal, d.writes_completed as f64),
                 (Metric::DiskReadBytesTotal, bytes(d.sectors_read)),
                 (Metric::DiskWriteBytesTotal, bytes(d.sectors_written)),
-                (Metric::DiskReadTimeSecondsTotal, d.read_time_ms as f64 / 1000.0),
-                (Metric::DiskWriteTimeSecondsTotal, d.write_time_ms as f64 / 1000.0),
-                (Metric::DiskIoTimeWeightedSecondsTotal, d.weighted_io_time_ms as f64 / 1000.0),
+                (
+                    Metric::DiskReadTimeSecondsTotal,
+                    d.read_time_ms as f64 / 1000.0,
+                ),
+                (
+                    Metric::DiskWriteTimeSecondsTotal,
+                    d.write_time_ms as f64 / 1000.0,
+                ),
+                (
+                    Metric::DiskIoTimeWeightedSecondsTotal,
+                    d.weighted_io_time_ms as f64 / 1000.0,
+                ),
             ];
             labelled(&mut outcome, out, ts_ms, LabelKey::Device, d.name, &values);
         }

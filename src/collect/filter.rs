@@ -19,7 +19,11 @@ pub struct NameFilter {
 impl NameFilter {
     /// Patterns are validated by the config loader; an invalid one here is reported with its index.
     pub fn new(include: &[String], exclude: &[String]) -> Result<NameFilter, regex_lite::Error> {
-        let compile = |ps: &[String]| ps.iter().map(|p| Regex::new(p)).collect::<Result<Vec<_>, _>>();
+        let compile = |ps: &[String]| {
+            ps.iter()
+                .map(|p| Regex::new(p))
+                .collect::<Result<Vec<_>, _>>()
+        };
         Ok(NameFilter {
             include: compile(include)?,
             exclude: compile(exclude)?,

@@ -52,7 +52,11 @@ impl UptimeCollector {
     ) -> Result<Outcome, CollectError> {
         let data = self.source.read(buf)?;
         let u = uptime::parse(data).map_err(|e| self.source.parse_error(e))?;
-        out.push(Sample::new(Metric::SystemUptimeSeconds, ts_ms, u.uptime_seconds));
+        out.push(Sample::new(
+            Metric::SystemUptimeSeconds,
+            ts_ms,
+            u.uptime_seconds,
+        ));
         Ok(Outcome {
             emitted: 1,
             ..Outcome::default()

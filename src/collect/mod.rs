@@ -176,15 +176,22 @@ pub fn collector_of(metric: Metric) -> CollectorKind {
         CpuUsagePercent => CollectorKind::Cpu,
         MemoryTotalBytes | MemoryAvailableBytes | MemoryUsedBytes | MemorySwapTotalBytes
         | MemorySwapUsedBytes => CollectorKind::Memory,
-        DiskReadOpsTotal | DiskWriteOpsTotal | DiskReadBytesTotal | DiskWriteBytesTotal
-        | DiskReadTimeSecondsTotal | DiskWriteTimeSecondsTotal | DiskIoTimeWeightedSecondsTotal => {
-            CollectorKind::Disk
-        }
-        NetworkReceiveBytesTotal | NetworkTransmitBytesTotal | NetworkReceivePacketsTotal
-        | NetworkTransmitPacketsTotal | NetworkReceiveErrorsTotal | NetworkTransmitErrorsTotal
-        | NetworkReceiveDropsTotal | NetworkTransmitDropsTotal | NetworkInterfacesDroppedTotal => {
-            CollectorKind::Network
-        }
+        DiskReadOpsTotal
+        | DiskWriteOpsTotal
+        | DiskReadBytesTotal
+        | DiskWriteBytesTotal
+        | DiskReadTimeSecondsTotal
+        | DiskWriteTimeSecondsTotal
+        | DiskIoTimeWeightedSecondsTotal => CollectorKind::Disk,
+        NetworkReceiveBytesTotal
+        | NetworkTransmitBytesTotal
+        | NetworkReceivePacketsTotal
+        | NetworkTransmitPacketsTotal
+        | NetworkReceiveErrorsTotal
+        | NetworkTransmitErrorsTotal
+        | NetworkReceiveDropsTotal
+        | NetworkTransmitDropsTotal
+        | NetworkInterfacesDroppedTotal => CollectorKind::Network,
         ThermalTemperatureCelsius => CollectorKind::Thermal,
         SystemLoad1 | SystemLoad5 | SystemLoad15 => CollectorKind::Load,
         SystemUptimeSeconds => CollectorKind::Uptime,
@@ -285,13 +292,19 @@ impl Collectors {
         let mut entries = Vec::new();
         for kind in CollectorKind::ALL {
             let collector = match kind {
-                CollectorKind::Cpu => AnyCollector::Cpu(cpu::CpuCollector::new(open(kind, "stat")?)),
+                CollectorKind::Cpu => {
+                    AnyCollector::Cpu(cpu::CpuCollector::new(open(kind, "stat")?))
+                }
                 CollectorKind::Memory => {
                     AnyCollector::Memory(memory::MemoryCollector::new(open(kind, "meminfo")?))
                 }
                 CollectorKind::Disk => AnyCollector::Disk(disk::DiskCollector::new(
                     open(kind, "diskstats")?,
-                    filter(kind, std::slice::from_ref(&config.disk.allowed_devices), &[])?,
+                    filter(
+                        kind,
+                        std::slice::from_ref(&config.disk.allowed_devices),
+                        &[],
+                    )?,
                 )),
                 CollectorKind::Network => AnyCollector::Network(network::NetworkCollector::new(
                     open(kind, "net/dev")?,
@@ -301,7 +314,9 @@ impl Collectors {
                 CollectorKind::Thermal => {
                     AnyCollector::Thermal(thermal::ThermalCollector::discover(&config.paths.sysfs))
                 }
-                CollectorKind::Load => AnyCollector::Load(load::LoadCollector::new(open(kind, "loadavg")?)),
+                CollectorKind::Load => {
+                    AnyCollector::Load(load::LoadCollector::new(open(kind, "loadavg")?))
+                }
                 CollectorKind::Uptime => {
                     AnyCollector::Uptime(load::UptimeCollector::new(open(kind, "uptime")?))
                 }
@@ -368,9 +383,13 @@ impl Collectors {
             match e.collector.collect(ts_ms, &mut self.buf, out) {
                 Ok(o) => {
                     pushed += o.emitted;
-                    e.stats.samples_total.fetch_add(u64::from(o.emitted), Ordering::Relaxed);
+                    e.stats
+                        .samples_total
+                        .fetch_add(u64::from(o.emitted), Ordering::Relaxed);
                     if o.skipped > 0 {
-                        e.stats.skipped_total.fetch_add(u64::from(o.skipped), Ordering::Relaxed);
+                        e.stats
+                            .skipped_total
+                            .fetch_add(u64::from(o.skipped), Ordering::Relaxed);
                     }
                     if e.stats.failing.swap(false, Ordering::Relaxed) {
                         log::info!("collector {} recovered", e.kind.name());
@@ -379,11 +398,7 @@ impl Collectors {
                 Err(err) => {
                     e.stats.failures_total.fetch_add(1, Ordering::Relaxed);
                     if !e.stats.failing.swap(true, Ordering::Relaxed) {
-                        log::warn!(
-                            "collector {} failed ({}): {err}",
-                            e.kind.name(),
-                            err.kind()
-                        );
+                        log::warn!("collector {} failed ({}): {err}", e.kind.name(), err.kind());
                     }
                 }
             }

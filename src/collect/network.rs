@@ -62,7 +62,14 @@ impl NetworkCollector {
                 (Metric::NetworkReceiveDropsTotal, n.rx_drop as f64),
                 (Metric::NetworkTransmitDropsTotal, n.tx_drop as f64),
             ];
-            labelled(&mut outcome, out, ts_ms, LabelKey::Interface, n.name, &values);
+            labelled(
+                &mut outcome,
+                out,
+                ts_ms,
+                LabelKey::Interface,
+                n.name,
+                &values,
+            );
         }
         out.push(Sample::new(
             Metric::NetworkInterfacesDroppedTotal,

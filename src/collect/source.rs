@@ -23,10 +23,19 @@ pub struct SourceFile {
 
 #[derive(Debug)]
 pub enum SourceError {
-    Open { path: Arc<Path>, errno: Errno },
-    Read { path: Arc<Path>, errno: Errno },
+    Open {
+        path: Arc<Path>,
+        errno: Errno,
+    },
+    Read {
+        path: Arc<Path>,
+        errno: Errno,
+    },
     /// The file did not fit into the buffer of `capacity` bytes.
-    TooLarge { path: Arc<Path>, capacity: usize },
+    TooLarge {
+        path: Arc<Path>,
+        capacity: usize,
+    },
 }
 
 impl fmt::Display for SourceError {
@@ -35,7 +44,11 @@ impl fmt::Display for SourceError {
             SourceError::Open { path, errno } => write!(f, "open {}: {errno}", path.display()),
             SourceError::Read { path, errno } => write!(f, "read {}: {errno}", path.display()),
             SourceError::TooLarge { path, capacity } => {
-                write!(f, "{} is larger than the {capacity}-byte read buffer", path.display())
+                write!(
+                    f,
+                    "{} is larger than the {capacity}-byte read buffer",
+                    path.display()
+                )
             }
         }
     }
@@ -118,7 +131,10 @@ mod tests {
         let mut exact = [0u8; 4];
         assert_eq!(f.read(&mut exact).unwrap(), b"bye\n");
         let mut small = [0u8; 3];
-        assert!(matches!(f.read(&mut small), Err(SourceError::TooLarge { capacity: 3, .. })));
+        assert!(matches!(
+            f.read(&mut small),
+            Err(SourceError::TooLarge { capacity: 3, .. })
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

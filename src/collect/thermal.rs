@@ -38,7 +38,10 @@ impl ThermalCollector {
             for e in entries.flatten() {
                 let name = e.file_name();
                 let Some(name) = name.to_str() else { continue };
-                if let Some(n) = name.strip_prefix("thermal_zone").and_then(|n| n.parse::<u32>().ok()) {
+                if let Some(n) = name
+                    .strip_prefix("thermal_zone")
+                    .and_then(|n| n.parse::<u32>().ok())
+                {
                     found.push((n, name.to_string()));
                 }
             }
@@ -90,7 +93,8 @@ impl ThermalCollector {
             };
             match milli {
                 Ok(m) => {
-                    let mut s = Sample::new(Metric::ThermalTemperatureCelsius, ts_ms, m as f64 / 1000.0);
+                    let mut s =
+                        Sample::new(Metric::ThermalTemperatureCelsius, ts_ms, m as f64 / 1000.0);
                     let _ = s.labels.push(Label {
                         key: LabelKey::Zone,
                         value: z.zone_type.clone(),

@@ -56,7 +56,7 @@ fn defaults() {
     assert_eq!(r.url, "http://127.0.0.1:8428/api/v1/import");
     assert_eq!(r.token_file, None);
     assert_eq!(r.upload_interval, secs(30));
-    assert_eq!((r.batch_size, r.chunk_size), (2500, 50));
+    assert_eq!((r.batch_size, r.chunk_size), (2500, 500));
     assert_eq!(r.max_chunk_bytes, 256 * 1024);
     assert_eq!(r.timeout, secs(30));
     assert_eq!(r.max_sample_age, secs(30 * 86_400));

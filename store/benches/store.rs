@@ -254,7 +254,7 @@ fn main() {
     }
 
     // 4. File size per sample: everything above, compacted.
-    let mut store = Store::open(&path, opts(Durability::Immediate)).unwrap();
+    let store = Store::open(&path, opts(Durability::Immediate)).unwrap();
     let samples = store.history_count().unwrap();
     let w0 = write_bytes();
     let c = store.compact().unwrap();

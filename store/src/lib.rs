@@ -1125,7 +1125,9 @@ impl Store {
     /// the whole store.
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), String> {
-        let txn = relock(self.db.read()).begin_read().map_err(|e| e.to_string())?;
+        let txn = relock(self.db.read())
+            .begin_read()
+            .map_err(|e| e.to_string())?;
         let total = pending::check(&txn)?;
         let counter = self.pending.load(Ordering::Relaxed);
         if total != counter {

@@ -553,7 +553,7 @@ fn compact_keeps_contents_and_reports_sizes() {
         retention_ms: 0,
         ..StoreOptions::default()
     };
-    let mut store = Store::open(&path, opts).unwrap();
+    let store = Store::open(&path, opts).unwrap();
     for f in 0..20 {
         store.insert(&batch(f * 100_000, 100)).unwrap();
     }

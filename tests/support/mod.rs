@@ -11,7 +11,9 @@ pub fn bin() -> PathBuf {
 }
 
 pub fn fixture(board: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(board)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(board)
 }
 
 /// Copies a directory tree, making every file writable (the fixtures are read-only).

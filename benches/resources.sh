@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Resource use of belabox-metrics next to prometheus-node-exporter, side by side in ONE run.
+#
+#   benches/resources.sh [--seconds N] [--no-build] [--detail] [--keep] [--no-gzip] [--warmup S]
+#
+# Installs the Debian packages victoria-metrics and prometheus-node-exporter when missing, builds
+# the agent (cargo build --release; waits for the target/ lock), then benches/resources.py runs,
+# all at once on 127.0.0.1 with free ports and a temp dir:
+#   - VictoriaMetrics (upload target);
+#   - the agent at a 1 s interval uploading to it every 30 s;
+#   - a second agent instance, 1 s interval, store only (no [remote]), its own store dir;
+#   - node_exporter with the same collector families, scraped every 1 s (scraper not measured);
+# and prints one figure per line (peak/steady RSS, CPU seconds per second, ratios) and a Markdown
+# table. Every process is stopped at the end (and on any signal); the run is bounded in time.
+# CPU is CPU-seconds from /proc/PID/stat over wall seconds, so other load on the machine moves
+# every process alike instead of inflating timings. Results: docs/benchmarks.md.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+seconds=60
+build=1
+pass=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --seconds) seconds="$2"; pass+=(--seconds "$2"); shift 2 ;;
+        --seconds=*) seconds="${1#*=}"; pass+=("$1"); shift ;;
+        --no-build) build=0; shift ;;
+        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) pass+=("$1"); shift ;;
+    esac
+done
+case "$seconds" in ''|*[!0-9]*) echo "resources.sh: --seconds takes a whole number" >&2; exit 2 ;; esac
+
+need=()
+command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics)
+command -v prometheus-node-exporter >/dev/null 2>&1 || need+=(prometheus-node-exporter)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "resources.sh: installing ${need[*]}" >&2
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq >&2
+    # --no-install-recommends; the packages' services are not needed (and not started in containers).
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+fi
+
+if [ "$build" -eq 1 ]; then
+    echo "resources.sh: cargo build --release (may wait for the target/ lock)" >&2
+    cargo build --release --bin belabox-metrics >&2
+fi
+
+# The harness stops its children itself (SIGTERM, then SIGKILL after 10 s; they also get SIGTERM
+# if it dies). The trap covers the harness; `timeout` bounds the whole run.
+py_pid=""
+cleanup() {
+    if [ -n "$py_pid" ] && kill -0 "$py_pid" 2>/dev/null; then
+        kill -TERM "$py_pid" 2>/dev/null || true
+        for _ in $(seq 1 150); do kill -0 "$py_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$py_pid" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+limit=$((seconds + 180))
+timeout --signal=TERM --kill-after=20 "$limit" \
+    python3 benches/resources.py "${pass[@]}" &
+py_pid=$!
+wait "$py_pid"
