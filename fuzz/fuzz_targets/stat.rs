@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
         reference::cpu_lines(data),
         "differs from the reference"
     );
-    common::drain(stat::cpu_lines(data), data, |CpuLine { cpu, times }| {
+    common::drain(all.into_iter(), data, |CpuLine { cpu, times }| {
         let core = match cpu {
             CpuId::All => None,
             CpuId::Core(n) => Some(n),

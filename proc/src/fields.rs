@@ -217,6 +217,7 @@ fn number_at(bytes: &[u8], at: &mut usize) -> Option<Result<u64, BadToken>> {
             break;
         }
     }
+    // `i += 1` only follows a successful `bytes.get(i)`: it cannot overflow.
     let mut b = loop {
         match bytes.get(i) {
             None => {

@@ -8,6 +8,9 @@
 //! Errors distinguish a buffer that was cut short ([`ParseError::Incomplete`]: the
 //! last line has no `'\n'`) from bytes that are wrong ([`ParseError::Malformed`]).
 //! Iterators report a malformed line and carry on with the next one.
+//! [`diskstats::lines_where`] and [`netdev::interfaces_where`] parse a line's counters
+//! only if a filter accepts its name, and [`meminfo::parse`] stops at the last key it
+//! needs: what they skip is not validated.
 //!
 //! | module | file | units |
 //! | --- | --- | --- |
