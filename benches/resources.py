@@ -359,8 +359,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="bbm-resources-")
     try:
         return run(args, tmp)
-    except BaseException:
-        args.keep = True  # the logs say why
+    except Exception:
+        args.keep = True  # a failed run: the logs say why
         raise
     finally:
         stop_all()

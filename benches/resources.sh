@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Resource use of belabox-metrics next to prometheus-node-exporter, side by side in ONE run.
 #
-#   benches/resources.sh [--seconds N] [--no-build] [--detail] [--keep] [--no-gzip] [--warmup S]
+#   benches/resources.sh [--seconds N] [--profile P] [--no-build] [--detail] [--keep] [--no-gzip]
+#                        [--warmup S] [--agent BIN]
 #
 # Installs the Debian packages victoria-metrics and prometheus-node-exporter when missing, builds
-# the agent (cargo build --release; waits for the target/ lock), then benches/resources.py runs,
+# the agent (cargo build --profile P, default release; waits for the target/ lock; --agent BIN
+# with --no-build measures another binary), then benches/resources.py runs,
 # all at once on 127.0.0.1 with free ports and a temp dir:
 #   - VictoriaMetrics (upload target);
 #   - the agent at a 1 s interval uploading to it every 30 s;
@@ -16,21 +18,25 @@
 # every process alike instead of inflating timings. Results: docs/benchmarks.md.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-
 seconds=60
 build=1
+profile=release
+agent=""
 pass=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --seconds) seconds="$2"; pass+=(--seconds "$2"); shift 2 ;;
         --seconds=*) seconds="${1#*=}"; pass+=("$1"); shift ;;
+        --profile) profile="$2"; shift 2 ;;
+        --agent) agent="$2"; shift 2 ;;
         --no-build) build=0; shift ;;
-        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) pass+=("$1"); shift ;;
     esac
 done
 case "$seconds" in ''|*[!0-9]*) echo "resources.sh: --seconds takes a whole number" >&2; exit 2 ;; esac
+[ -z "$agent" ] || agent="$(realpath "$agent")"
+cd "$(dirname "$0")/.."
 
 need=()
 command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics)
@@ -44,9 +50,15 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 if [ "$build" -eq 1 ]; then
-    echo "resources.sh: cargo build --release (may wait for the target/ lock)" >&2
-    cargo build --release --bin belabox-metrics >&2
+    echo "resources.sh: cargo build --profile $profile (may wait for the target/ lock)" >&2
+    cargo build --profile "$profile" --bin belabox-metrics >&2
 fi
+if [ -z "$agent" ]; then
+    case "$profile" in dev|test) dir=debug ;; bench) dir=release ;; *) dir="$profile" ;; esac
+    agent="${CARGO_TARGET_DIR:-target}/$dir/belabox-metrics"
+fi
+[ -x "$agent" ] || { echo "resources.sh: no agent binary at $agent" >&2; exit 2; }
+pass+=(--agent "$agent")
 
 # The harness stops its children itself (SIGTERM, then SIGKILL after 10 s; they also get SIGTERM
 # if it dies). The trap covers the harness; `timeout` bounds the whole run.

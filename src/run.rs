@@ -109,6 +109,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let mut collectors = Collectors::open(&config).map_err(RunError::Collectors)?;
 
     let session_id = uuid::Uuid::new_v4();
+    collectors.set_session_id(&session_id.to_string());
     let started_at_ms = now_ms();
     let procfs = &config.paths.procfs;
     let session = SessionRecord {

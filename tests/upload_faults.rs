@@ -117,6 +117,11 @@ fn faults_are_retried_on_schedule_and_poison_is_quarantined() {
     let n = data.sample_count();
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, format!("  {TOKEN}\n")).unwrap();
+    std::fs::set_permissions(
+        &token_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
 
     let state = test_state();
     let mut remote = fast_remote(&proxy.import_url());

@@ -255,6 +255,8 @@ struct Entry {
 pub struct Collectors {
     entries: Vec<Entry>,
     buf: Box<[u8]>,
+    /// For the per-collection debug log line (a UUID is 36 bytes).
+    session_id: heapless::String<36>,
 }
 
 /// A collector that could not start (bad procfs path, invalid filter).
@@ -335,7 +337,14 @@ impl Collectors {
         Ok(Collectors {
             entries,
             buf: vec![0u8; READ_BUF_SIZE].into_boxed_slice(),
+            session_id: heapless::String::new(),
         })
+    }
+
+    /// Names the session in the per-collection debug log lines.
+    pub fn set_session_id(&mut self, id: &str) {
+        self.session_id.clear();
+        let _ = self.session_id.push_str(id);
     }
 
     pub fn stats(&self) -> impl Iterator<Item = (CollectorKind, &Arc<CollectorStats>)> {
@@ -380,8 +389,18 @@ impl Collectors {
                 };
             }
             e.stats.collections_total.fetch_add(1, Ordering::Relaxed);
+            let t0 = std::time::Instant::now();
             match e.collector.collect(ts_ms, &mut self.buf, out) {
                 Ok(o) => {
+                    // Formatted only when debug is enabled: the tick stays allocation-free.
+                    log::debug!(
+                        collector = e.kind.name(),
+                        count = o.emitted,
+                        skipped = o.skipped,
+                        duration_ms = t0.elapsed().as_secs_f64() * 1000.0,
+                        session_id = self.session_id.as_str();
+                        "collected"
+                    );
                     pushed += o.emitted;
                     e.stats
                         .samples_total
@@ -398,7 +417,13 @@ impl Collectors {
                 Err(err) => {
                     e.stats.failures_total.fetch_add(1, Ordering::Relaxed);
                     if !e.stats.failing.swap(true, Ordering::Relaxed) {
-                        log::warn!("collector {} failed ({}): {err}", e.kind.name(), err.kind());
+                        log::warn!(
+                            collector = e.kind.name(),
+                            error = err.to_string().as_str(),
+                            error_type = err.kind(),
+                            session_id = self.session_id.as_str();
+                            "collector failed"
+                        );
                     }
                 }
             }

@@ -66,6 +66,8 @@ pub enum UploadError {
     /// The token is empty or holds bytes not allowed in an HTTP header value. The token itself
     /// is deliberately not part of the message.
     TokenInvalid { path: PathBuf },
+    /// The token file is readable by its group or by others (`mode` holds the permission bits).
+    TokenPermissions { path: PathBuf, mode: u32 },
     /// `remote.url` is not a valid URI for the HTTP client.
     Url { url: String, message: String },
     /// The HTTP client could not be created.
@@ -86,6 +88,14 @@ impl fmt::Display for UploadError {
                 f,
                 "remote.token_file {}: the token is empty or contains characters not allowed \
                  in an HTTP header",
+                path.display()
+            ),
+            UploadError::TokenPermissions { path, mode } => write!(
+                f,
+                "remote.token_file {} is readable by group or others (mode {:04o}); \
+                 run: chmod 600 {}",
+                path.display(),
+                mode & 0o7777,
                 path.display()
             ),
             UploadError::Url { url, message } => write!(f, "remote.url {url:?}: {message}"),

@@ -155,6 +155,18 @@ fn redacted(uri: &Uri) -> String {
 
 /// Reads the bearer token once: trimmed, non-empty, valid as a header value.
 fn read_token(path: &std::path::Path) -> Result<HeaderValue, UploadError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|source| UploadError::TokenRead {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(UploadError::TokenPermissions {
+            path: path.to_owned(),
+            mode,
+        });
+    }
     let raw = std::fs::read(path).map_err(|source| UploadError::TokenRead {
         path: path.to_owned(),
         source,
@@ -843,6 +855,24 @@ impl ControlRx {
 mod tests {
     use super::*;
 
+    #[test]
+    fn token_file_must_not_be_readable_by_others() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "s3cret-token\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read_token(&path).unwrap_err().to_string();
+        assert!(e.contains("chmod 600") && e.contains("0644"), "{e}");
+        assert!(!e.contains("s3cret"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(read_token(&path).is_err());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let h = read_token(&path).unwrap();
+        assert_eq!(h.as_bytes(), b"Bearer s3cret-token");
+        assert!(h.is_sensitive());
+    }
+
     /// The run loop may put the task on any executor, including multi-threaded ones.
     #[allow(dead_code)]
     fn run_future_is_send(u: Uploader) {
@@ -863,6 +893,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");
         std::fs::write(&path, "  s3cr3t-token\n\n").unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
         let h = read_token(&path).unwrap();
         assert_eq!(h.as_bytes(), b"Bearer s3cr3t-token");
         assert!(h.is_sensitive());

@@ -609,10 +609,12 @@ pub fn wait_drained(store: &Store, limit: Duration) -> Duration {
     }
 }
 
-/// Short waits for tests: backoff 200 ms ×2 up to 1 s, ±20 %, 3 attempts; 1 s timeout.
+/// Short waits for tests: backoff 200 ms ×2 up to 1 s, ±20 %, 3 attempts; 1 s timeout; chunks
+/// of 50 so that the test data spans many chunks (bisection, ordering, marks per chunk).
 pub fn fast_remote(url: &str) -> RemoteConfig {
     let mut r = RemoteConfig {
         url: url.to_owned(),
+        chunk_size: 50,
         upload_interval: Duration::from_millis(300),
         timeout: Duration::from_secs(1),
         ..RemoteConfig::default()
