@@ -50,7 +50,7 @@ impl std::error::Error for RunError {}
 
 /// redb page cache. Appends touch the right edge of each B-tree only, so a small cache keeps the
 /// agent's RSS low without slowing flushes.
-const STORE_CACHE_BYTES: usize = 512 * 1024;
+const STORE_CACHE_BYTES: usize = 256 * 1024;
 /// With `durability = "eventual"`: upload marks committed without fsync before one is forced.
 const EVENTUAL_MAX_UNSYNCED_MARKS: u32 = 256;
 
