@@ -6,7 +6,8 @@
 # Usage: systemd/install.sh [--dry-run] [--binary PATH] [--token-file PATH] [--remote-url URL]
 #                           [--force-config]
 #   --binary PATH      agent binary to install (default: target/release/belabox-metrics; for a
-#                      board: target/cross/aarch64-unknown-linux-gnu/release/belabox-metrics)
+#                      board: target/cross/aarch64-unknown-linux-gnu/release-small/belabox-metrics
+#                      from tests/cross-aarch64.sh)
 #   --token-file PATH  bearer token to install as /etc/belabox-metrics/token (0600, owner
 #                      belabox-metrics); replaces an existing token
 #   --remote-url URL   VictoriaMetrics import URL: a new config.toml gets a [remote] section with
@@ -159,6 +160,32 @@ fi
 say "unit $UNIT_DST and docs $DOC_DST"
 if ! { [ -f "$UNIT_DST" ] && cmp -s "$REPO/systemd/$NAME.service" "$UNIT_DST"; }; then changed=1; fi
 run install -m 0644 -o root -g root "$REPO/systemd/$NAME.service" "$UNIT_DST"
+
+# systemd < 239 (Ubuntu 18.04 / Jetson L4T 32 has 237) has no @system-service group: it would
+# ignore it and leave an allow-list of @default alone, and the agent could not even open a socket.
+# There, a drop-in replaces the allow-list by a deny-list of the groups the agent never needs.
+# BELABOX_SYSTEMD_VERSION overrides the detected version (tests).
+COMPAT_DIR="/etc/systemd/system/$NAME.service.d"
+COMPAT="$COMPAT_DIR/10-systemd-before-239.conf"
+sd_version="${BELABOX_SYSTEMD_VERSION:-$(systemctl --version 2>/dev/null | awk 'NR == 1 { print $2 }')}"
+if [ -n "$sd_version" ] && [ "${sd_version%%[!0-9]*}" -lt 239 ] 2>/dev/null; then
+  echo "    systemd $sd_version < 239: drop-in $COMPAT (system call deny-list)"
+  cat >"$tmp/compat.conf" <<'CONF'
+# Written by belabox-metrics' systemd/install.sh: this systemd (< 239) has no @system-service
+# system call group, so the unit's allow-list is replaced by a deny-list.
+[Service]
+SystemCallFilter=
+SystemCallFilter=~@clock @cpu-emulation @debug @keyring @module @mount @obsolete @raw-io @reboot @swap @privileged @resources
+CONF
+  if ! { [ -f "$COMPAT" ] && cmp -s "$tmp/compat.conf" "$COMPAT"; }; then changed=1; fi
+  run install -d -m 0755 "$COMPAT_DIR"
+  run install -m 0644 -o root -g root "$tmp/compat.conf" "$COMPAT"
+elif [ -f "$COMPAT" ]; then
+  echo "    systemd ${sd_version:-?} >= 239: the old-systemd drop-in is no longer needed"
+  run rm -f "$COMPAT"
+  changed=1
+fi
+
 run install -d -m 0755 "$DOC_DST"
 for doc in install.md systemd.md troubleshooting.md; do
   if [ -f "$REPO/docs/$doc" ]; then run install -m 0644 "$REPO/docs/$doc" "$DOC_DST/$doc"; fi

@@ -12,8 +12,15 @@
 # The board binary is built with the `release-small` profile (Cargo.toml: release at opt-level
 # "z"; at opt-level 3 the binary is ~45 % larger, see docs/building.md).
 #
+# glibc: gcc-aarch64-linux-gnu links against the build machine's cross glibc (Debian 12: the
+# binary then needs glibc >= 2.34, i.e. Ubuntu 22.04+ on the board). CROSS_GLIBC=2.27 builds the
+# binary with cargo-zigbuild against glibc 2.27 instead (Jetson L4T 32 / Ubuntu 18.04), installing
+# ziglang + cargo-zigbuild from PyPI into a venv under the target dir; the unit tests still use gcc.
+# The script prints the glibc the binary needs, and fails if it is newer than CROSS_GLIBC.
+#
 # Usage: tests/cross-aarch64.sh            env: CARGO_TARGET_DIR (default target/cross)
 #                                               CROSS_PROFILE (default release-small)
+#                                               CROSS_GLIBC (default: none = gcc's glibc)
 #                                               MAX_BINARY_BYTES (default 4194304 = 4 MiB)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +29,9 @@ TARGET=aarch64-unknown-linux-gnu
 SYSROOT=/usr/aarch64-linux-gnu
 MAX_BINARY_BYTES="${MAX_BINARY_BYTES:-4194304}"
 PROFILE="${CROSS_PROFILE:-release-small}"
+CROSS_GLIBC="${CROSS_GLIBC:-}"
+ZIGLANG_VERSION=0.17.1
+CARGO_ZIGBUILD_VERSION=0.24.1
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/cross}"
 FIXTURE=tests/fixtures/rk3588-rock5b
 start=$(date +%s)
@@ -57,14 +67,40 @@ export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64-static -L $SY
 export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
 export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
 
-step "cargo build --profile $PROFILE --target $TARGET (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
-cargo build --profile "$PROFILE" --target "$TARGET" --bin belabox-metrics
-BIN="$CARGO_TARGET_DIR/$TARGET/$PROFILE/belabox-metrics"
+if [ -z "$CROSS_GLIBC" ]; then
+  step "cargo build --profile $PROFILE --target $TARGET (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+  cargo build --profile "$PROFILE" --target "$TARGET" --bin belabox-metrics
+  BIN="$CARGO_TARGET_DIR/$TARGET/$PROFILE/belabox-metrics"
+else
+  # Own target dir: zig's CC/linker would otherwise invalidate the gcc build's C objects.
+  zig_dir="$CARGO_TARGET_DIR/zig-glibc$CROSS_GLIBC"
+  venv="$CARGO_TARGET_DIR/zig-venv"
+  step "cargo zigbuild --profile $PROFILE --target $TARGET.$CROSS_GLIBC (CARGO_TARGET_DIR=$zig_dir)"
+  if [ ! -x "$venv/bin/cargo-zigbuild" ]; then
+    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+      as_root apt-get update -qq
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv python3-pip
+    fi
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q "ziglang==$ZIGLANG_VERSION" "cargo-zigbuild==$CARGO_ZIGBUILD_VERSION"
+  fi
+  env -u CC_aarch64_unknown_linux_gnu -u AR_aarch64_unknown_linux_gnu \
+    -u CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER PATH="$PWD/$venv/bin:$PATH" \
+    CARGO_TARGET_DIR="$zig_dir" \
+    cargo-zigbuild zigbuild --profile "$PROFILE" --target "$TARGET.$CROSS_GLIBC" --bin belabox-metrics
+  BIN="$zig_dir/$TARGET/$PROFILE/belabox-metrics"
+fi
 [ -x "$BIN" ] || fail "$BIN was not built"
 machine=$(aarch64-linux-gnu-readelf -h "$BIN" | awk -F: '/Machine:/ {gsub(/^ +/, "", $2); print $2}')
 [ "$machine" = "AArch64" ] || fail "$BIN is not an AArch64 ELF (Machine: $machine)"
 if aarch64-linux-gnu-readelf -S "$BIN" | grep -q '\.symtab'; then
   fail "$BIN still has a .symtab: the profile's strip = \"symbols\" was not applied"
+fi
+
+glibc=$(aarch64-linux-gnu-objdump -T "$BIN" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)
+echo "    needs glibc >= $glibc on the board (Ubuntu 18.04 / Jetson L4T 32: 2.27, 20.04: 2.31, 22.04: 2.35)"
+if [ -n "$CROSS_GLIBC" ] && [ "$(printf '%s\n%s\n' "$glibc" "$CROSS_GLIBC" | sort -V | tail -1)" != "$CROSS_GLIBC" ]; then
+  fail "$BIN needs glibc $glibc, newer than CROSS_GLIBC=$CROSS_GLIBC"
 fi
 
 step "unit tests of belabox-proc and belabox-store under qemu-aarch64"

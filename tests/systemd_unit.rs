@@ -12,13 +12,21 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Mutex;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Serialises the checker runs: on a machine without systemd-analyze each run would apt-get
+/// install it, and two concurrent apt-gets fail on the dpkg lock.
+static CHECK: Mutex<()> = Mutex::new(());
+
 /// Runs the checker with ExecStart pointed at the binary cargo built for this test run.
 fn run_check(unit: Option<&Path>) -> (Output, String) {
+    let _serial = CHECK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut cmd = Command::new(root().join("tests/systemd-check.sh"));
     cmd.env("BELABOX_METRICS_BIN", env!("CARGO_BIN_EXE_belabox-metrics"));
     if let Some(u) = unit {

@@ -451,7 +451,7 @@ fn bad_values_name_their_key() {
         ),
         (
             "[remote]\nbatch_size = 10",
-            "remote.batch_size: expected an integer of at least remote.chunk_size (50), got 10",
+            "remote.batch_size: expected an integer of at least remote.chunk_size (500), got 10",
         ),
         (
             "[remote]\nmax_chunk_bytes = 1023",
