@@ -60,19 +60,9 @@ fn run_uploads_every_stored_sample_exactly_once() {
     );
 
     // The store's view: numeric samples and whether each is still pending.
-    let export = Command::new(support::bin())
-        .args(["store", "export", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        export.status.success(),
-        "{}",
-        String::from_utf8_lossy(&export.stderr)
-    );
     let mut uploaded: BTreeMap<(SeriesId, i64), f64> = BTreeMap::new();
     let mut pending = 0usize;
-    for line in String::from_utf8(export.stdout).unwrap().lines() {
+    for line in &support::store_export_lines(&cfg) {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         if v.get("values").is_none() {
             continue; // text sample: kept local by design

@@ -53,21 +53,7 @@ fn wait_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus 
 }
 
 fn exported_lines(cfg: &Path) -> Vec<String> {
-    let out = Command::new(support::bin())
-        .args(["store", "export", "--config"])
-        .arg(cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
+    support::store_export_lines(cfg)
 }
 
 #[test]

@@ -161,18 +161,8 @@ fn write_config(path: &Path, device: &str, store: &Path, url: &str, interval: &s
 
 /// The store's numeric samples: (series, ts) → (value, pending).
 fn store_samples(cfg: &Path) -> BTreeMap<(SeriesId, i64), (f64, bool)> {
-    let out = Command::new(support::bin())
-        .args(["store", "export", "--config"])
-        .arg(cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let mut samples = BTreeMap::new();
-    for line in String::from_utf8(out.stdout).unwrap().lines() {
+    for line in &support::store_export_lines(cfg) {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         if v.get("values").is_none() {
             continue; // text sample: kept local by design

@@ -33,3 +33,23 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// `belabox-metrics store export --config CFG`: the store's JSONL lines (panics with the agent's
+/// stderr when the command fails).
+pub fn store_export_lines(cfg: &Path) -> Vec<String> {
+    let out = std::process::Command::new(bin())
+        .args(["store", "export", "--config"])
+        .arg(cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "store export failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
