@@ -19,5 +19,6 @@ pub mod run;
 pub mod sample;
 pub mod skew;
 pub mod state;
+pub mod store_worker;
 pub mod time;
 pub mod upload;

@@ -59,12 +59,25 @@ impl<const N: usize> SampleRing<N> {
     }
 
     /// Removes the oldest `n` samples (after they were stored).
+    ///
+    /// An emptied ring rewinds to slot 0: the flush normally empties it, so only the first
+    /// (samples per flush interval) slots are ever written and become resident, not all `N`
+    /// (a circular buffer would touch every slot within `N` / samples-per-tick ticks).
     pub fn consume(&mut self, n: usize) {
         for _ in 0..n {
             if self.buf.pop_front().is_none() {
                 break;
             }
         }
+        if self.buf.is_empty() {
+            self.buf.clear();
+        }
+    }
+
+    /// The two contiguous runs of the buffer, oldest first (tests look at the slot layout).
+    #[cfg(test)]
+    fn slices(&self) -> (&[Sample], &[Sample]) {
+        self.buf.as_slices()
     }
 }
 
@@ -98,5 +111,24 @@ mod tests {
         assert_eq!(ring.iter().map(|s| s.ts_ms).collect::<Vec<_>>(), vec![9]);
         ring.consume(5);
         assert!(ring.is_empty());
+    }
+
+    #[test]
+    fn emptied_ring_rewinds_to_the_first_slot() {
+        let mut ring = SampleRing::<4>::boxed();
+        for i in 0..3 {
+            ring.push(Sample::new(Metric::SystemLoad1, i, 0.0));
+        }
+        ring.consume(3);
+        ring.push(Sample::new(Metric::SystemLoad1, 3, 0.0));
+        ring.push(Sample::new(Metric::SystemLoad1, 4, 0.0));
+        // Without the rewind, slots 3 and 0 would hold them (two runs).
+        let (a, b) = ring.slices();
+        assert_eq!(a.iter().map(|s| s.ts_ms).collect::<Vec<_>>(), vec![3, 4]);
+        assert!(b.is_empty());
+        // A partial consume keeps the order (no rewind while samples remain).
+        ring.consume(1);
+        ring.push(Sample::new(Metric::SystemLoad1, 5, 0.0));
+        assert_eq!(ring.iter().map(|s| s.ts_ms).collect::<Vec<_>>(), vec![4, 5]);
     }
 }

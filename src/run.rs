@@ -3,8 +3,8 @@
 //!
 //! Threads: the collection loop runs on the main thread (it is synchronous and never allocates per
 //! tick); the store flush runs on the same thread between ticks (one write transaction per flush);
-//! one executor thread runs every async task, whose blocking store calls go through
-//! `smol::unblock`. SIGTERM/SIGINT wake the loop through a self-pipe: final flush, stop the tasks,
+//! one executor thread runs every async task; the uploader's blocking store calls run on its
+//! store worker thread (`bbm-store`, see `store_worker`). SIGTERM/SIGINT wake the loop through a self-pipe: final flush, stop the tasks,
 //! close the store, exit 0.
 
 use std::fmt;

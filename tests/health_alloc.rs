@@ -1,8 +1,8 @@
 //! Proves request handling allocates nothing after warm-up: parsing a head and rendering any
 //! response (`/health` in every status, `/health/ready`, `/health/live`, `/metrics`, HEAD, 404, 405,
-//! 400, 431, 505) into a slot's reused buffer makes 0 heap allocations, counted by a global
+//! 400, 431, 505) into a pooled, reused buffer makes 0 heap allocations, counted by a global
 //! allocator. (Accepting a connection does allocate inside smol — the reactor registration — and is
-//! not covered; the server reuses its slots' buffers across connections.)
+//! not covered; the server lends pooled buffers to connections and takes them back.)
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -1,8 +1,10 @@
 //! The listener task: a fixed pool of connection slots served by long-lived worker tasks.
 //!
 //! Invariants:
-//! - at most [`MAX_CONNECTIONS`] connections are read or answered at once; each slot owns an
-//!   8 KiB head buffer and a response buffer, allocated once and reused for every connection;
+//! - at most [`MAX_CONNECTIONS`] connections are read or answered at once; a connection borrows
+//!   an 8 KiB head buffer and a response buffer from a LIFO pool and gives them back: the pool
+//!   only grows to the most connections ever served at once (one, for a prober that asks one
+//!   request at a time), and after that nothing is allocated for a request;
 //! - a connection gets [`CONNECTION_TIMEOUT`] in total (head, response, lingering close), then it
 //!   is closed without an answer if its head never completed;
 //! - when every slot is busy, a new connection evicts the slot that has been waiting for its head
@@ -13,8 +15,8 @@
 //! handling itself ([`super::respond`]) does not.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rustix::net::SendFlags;
@@ -60,6 +62,31 @@ struct Shared {
     rules: HealthRules,
     origin: Instant,
     slots: [SlotMeta; MAX_CONNECTIONS],
+    /// Buffers not lent to a connection. LIFO, so sequential requests reuse the same (warm)
+    /// buffer; capacity reserved up front, so giving one back never allocates.
+    buffers: Mutex<Vec<Buffers>>,
+}
+
+impl Shared {
+    /// A buffer set for one connection: the last one given back, or a new one.
+    fn take_buffers(&self) -> Buffers {
+        self.buffers
+            .lock()
+            .ok()
+            .and_then(|mut pool| pool.pop())
+            .unwrap_or_else(|| Buffers {
+                head: vec![0u8; MAX_HEAD].into_boxed_slice(),
+                resp: ResponseBuf::new(),
+            })
+    }
+
+    fn give_back(&self, b: Buffers) {
+        if let Ok(mut pool) = self.buffers.lock() {
+            if pool.len() < MAX_CONNECTIONS {
+                pool.push(b);
+            }
+        }
+    }
 }
 
 impl Shared {
@@ -104,6 +131,7 @@ pub async fn serve(
             waiting_since: AtomicU64::new(0),
             generation: AtomicU64::new(0),
         }),
+        buffers: Mutex::new(Vec::with_capacity(MAX_CONNECTIONS)),
     });
     if let Ok(addr) = listener.local_addr() {
         log::info!(address:% = addr, max_connections = MAX_CONNECTIONS; "health endpoint listening");
@@ -239,8 +267,9 @@ async fn wait_for_slot(
     }
 }
 
+/// What one connection reads into and answers from.
 #[derive(Debug)]
-struct Slot {
+struct Buffers {
     head: Box<[u8]>,
     resp: ResponseBuf,
 }
@@ -254,10 +283,6 @@ async fn worker(
 ) {
     let Some(meta) = shared.slots.get(idx) else {
         return;
-    };
-    let mut slot = Slot {
-        head: vec![0u8; MAX_HEAD].into_boxed_slice(),
-        resp: ResponseBuf::new(),
     };
     loop {
         if free.send(idx).await.is_err() {
@@ -284,19 +309,29 @@ async fn worker(
         let timeout = async {
             Timer::after(CONNECTION_TIMEOUT).await;
         };
+        let mut buffers = shared.take_buffers();
         or(
-            or(connection(&mut stream, &mut slot, &shared, meta), timeout),
+            or(
+                connection(&mut stream, &mut buffers, &shared, meta),
+                timeout,
+            ),
             evicted,
         )
         .await;
+        shared.give_back(buffers);
         meta.waiting_since.store(0, Ordering::Relaxed);
         // Dropping the stream closes it.
     }
 }
 
 /// Reads one head, answers it, and closes gracefully.
-async fn connection(stream: &mut TcpStream, slot: &mut Slot, shared: &Shared, meta: &SlotMeta) {
-    let Slot { head, resp } = slot;
+async fn connection(
+    stream: &mut TcpStream,
+    buffers: &mut Buffers,
+    shared: &Shared,
+    meta: &SlotMeta,
+) {
+    let Buffers { head, resp } = buffers;
     let mut parser = HeadParser::new();
     let mut n = 0usize;
     let status = loop {

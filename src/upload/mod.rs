@@ -22,7 +22,7 @@
 //! - 401/403: reported in the log and in `AgentState.upload.auth_failing`, retried at the
 //!   maximum backoff.
 //!
-//! Store calls that touch the disk go through `smol::unblock`. The bearer token is read once by
+//! Store calls that touch the disk run on one store worker thread ([`crate::store_worker`]). The bearer token is read once by
 //! [`Uploader::new`] and only ever placed in a sensitive header value; it is never logged.
 //! See docs/upload.md.
 
@@ -72,6 +72,8 @@ pub enum UploadError {
     Url { url: String, message: String },
     /// The HTTP client could not be created.
     Client(isahc::Error),
+    /// The store worker thread could not be started.
+    Worker(std::io::Error),
 }
 
 impl fmt::Display for UploadError {
@@ -100,6 +102,7 @@ impl fmt::Display for UploadError {
             ),
             UploadError::Url { url, message } => write!(f, "remote.url {url:?}: {message}"),
             UploadError::Client(e) => write!(f, "creating the HTTP client: {e}"),
+            UploadError::Worker(e) => write!(f, "starting the store worker thread: {e}"),
         }
     }
 }
@@ -109,6 +112,7 @@ impl std::error::Error for UploadError {
         match self {
             UploadError::TokenRead { source, .. } => Some(source),
             UploadError::Client(e) => Some(e),
+            UploadError::Worker(e) => Some(e),
             _ => None,
         }
     }

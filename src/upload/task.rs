@@ -23,6 +23,7 @@ use super::retry_after::parse_retry_after;
 use super::{ControlRx, MAX_RETRY_AFTER, UploadControl, UploadError, control_pair};
 use crate::config::RemoteConfig;
 use crate::state::AgentState;
+use crate::store_worker::{Pending, StoreWorker, WorkerGone};
 use crate::time::now_ms;
 
 impl AsPoint for PendingSample {
@@ -101,6 +102,8 @@ pub struct Uploader {
     auth: Option<HeaderValue>,
     client: HttpClient,
     store: Arc<Store>,
+    /// Runs the blocking store calls (pending reads, marks, quarantines) off the executor.
+    worker: StoreWorker,
     state: Arc<AgentState>,
     rng: oorandom::Rand64,
     rx: ControlRx,
@@ -128,9 +131,9 @@ pub struct Uploader {
 }
 
 type MarkResult = Result<(usize, u64), belabox_store::MarkError>;
-/// A store mark running on the blocking pool: gives back its key buffer, the samples it took
+/// A store mark running on the store worker: gives back its key buffer, the samples it took
 /// out of the queue and the queue length after it.
-type MarkTask = smol::Task<(Vec<SampleKey>, Uuid, u32, MarkResult)>;
+type MarkTask = Pending<(Vec<SampleKey>, Uuid, u32, MarkResult)>;
 
 impl std::fmt::Debug for Uploader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -201,6 +204,7 @@ impl Uploader {
         })?;
         let auth = remote.token_file.as_deref().map(read_token).transpose()?;
         let (_, rx) = control_pair();
+        let worker = StoreWorker::spawn("bbm-store").map_err(UploadError::Worker)?;
         Ok(Uploader {
             uri,
             remote: remote.clone(),
@@ -208,6 +212,7 @@ impl Uploader {
             auth,
             client,
             store,
+            worker,
             state,
             rng: oorandom::Rand64::new(Uuid::new_v4().as_u128()),
             rx,
@@ -299,9 +304,13 @@ impl Uploader {
         }
         let limit = self.remote.batch_size.max(1);
         let store = self.store.clone();
-        let batch = match smol::unblock(move || store.pending(limit)).await {
-            Ok(b) => b,
+        let batch = match self.worker.run(move || store.pending(limit)).wait().await {
+            Ok(Ok(b)) => b,
             Err(e) => {
+                log::error!(error:% = e; "uploader: reading the pending queue failed");
+                return Cycle::Failed;
+            }
+            Ok(Err(e)) => {
                 log::error!(error:% = e; "uploader: reading the pending queue failed");
                 return Cycle::Failed;
             }
@@ -439,25 +448,28 @@ impl Uploader {
         }
         let store = self.store.clone();
         let now = now_ms();
-        let result = smol::unblock(move || {
-            let mut counts = [0usize; 3];
-            for (i, (keys, reason)) in [
-                (&non_finite, Verdict::NonFinite.reason()),
-                (&too_old, Verdict::TooOld.reason()),
-                (&unknown, "unknown_series"),
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                if !keys.is_empty() {
-                    counts[i] = store.quarantine(keys, reason, now)?;
+        let result = self
+            .worker
+            .run(move || {
+                let mut counts = [0usize; 3];
+                for (i, (keys, reason)) in [
+                    (&non_finite, Verdict::NonFinite.reason()),
+                    (&too_old, Verdict::TooOld.reason()),
+                    (&unknown, "unknown_series"),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    if !keys.is_empty() {
+                        counts[i] = store.quarantine(keys, reason, now)?;
+                    }
                 }
-            }
-            Ok::<_, belabox_store::MarkError>((counts, store.pending_count().unwrap_or(0)))
-        })
-        .await;
+                Ok::<_, belabox_store::MarkError>((counts, store.pending_count().unwrap_or(0)))
+            })
+            .wait()
+            .await;
         match result {
-            Ok(([nf, old, unk], pending)) => {
+            Ok(Ok(([nf, old, unk], pending))) => {
                 up.rejected_non_finite_total.fetch_add(nf as u64, Relaxed);
                 up.rejected_too_old_total.fetch_add(old as u64, Relaxed);
                 up.quarantined_total.fetch_add(unk as u64, Relaxed);
@@ -469,6 +481,10 @@ impl Uploader {
                     "samples VictoriaMetrics would drop were quarantined"
                 );
                 Some(nf + old + unk)
+            }
+            Ok(Err(e)) => {
+                log::error!(error:% = e; "uploader: quarantining unsendable samples failed");
+                None
             }
             Err(e) => {
                 log::error!(error:% = e; "uploader: quarantining unsendable samples failed");
@@ -552,7 +568,7 @@ impl Uploader {
             uploaded_at_ms: now_ms(),
         };
         let store = self.store.clone();
-        self.inflight_mark = Some(smol::unblock(move || {
+        self.inflight_mark = Some(self.worker.run(move || {
             let r = store
                 .mark_uploaded(&keys, &checkpoint)
                 .map(|n| (n, store.pending_count().unwrap_or(0)));
@@ -565,7 +581,11 @@ impl Uploader {
         let Some(task) = self.inflight_mark.take() else {
             return Ok(0);
         };
-        let (keys, batch_id, index, result) = task.await;
+        let Ok((keys, batch_id, index, result)) = task.wait().await else {
+            // The chunk stays pending: VictoriaMetrics deduplicates it when it goes again.
+            log::error!(error:% = WorkerGone; "uploader: marking an uploaded chunk failed");
+            return Err(Abort::Failed);
+        };
         self.keys = keys;
         match result {
             Ok((n, pending)) => {
@@ -595,14 +615,21 @@ impl Uploader {
         let reason = format!("rejected by server: http {status}: {snippet}");
         let store = self.store.clone();
         let now = now_ms();
-        let result = smol::unblock(move || {
-            store
-                .quarantine(&keys, &reason, now)
-                .map(|n| (n, store.pending_count().unwrap_or(0)))
-        })
-        .await;
+        let result = self
+            .worker
+            .run(move || {
+                store
+                    .quarantine(&keys, &reason, now)
+                    .map(|n| (n, store.pending_count().unwrap_or(0)))
+            })
+            .wait()
+            .await;
         match result {
-            Ok((n, pending)) => {
+            Err(e) => {
+                log::error!(error:% = e; "uploader: quarantining a refused sample failed");
+                Err(Abort::Failed)
+            }
+            Ok(Ok((n, pending))) => {
                 self.state
                     .upload
                     .quarantined_total
@@ -611,7 +638,7 @@ impl Uploader {
                 log::warn!(http_status = status, samples = n; "a sample VictoriaMetrics refuses was quarantined");
                 Ok(())
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 log::error!(error:% = e; "uploader: quarantining a refused sample failed");
                 Err(Abort::Failed)
             }

@@ -1,0 +1,156 @@
+//! One long-lived thread for the async tasks' blocking store calls (reads of the pending queue,
+//! marks, quarantines).
+//!
+//! Why not `smol::unblock`: the `blocking` pool keeps idle threads that wake every 500 ms, each
+//! with its own stack and malloc arena, and it grows under bursts. This thread sleeps in a
+//! channel receive until a job arrives, so an idle agent has no wake-ups from it.
+//!
+//! Invariants: jobs run one at a time in submission order; dropping the [`StoreWorker`] lets the
+//! jobs already queued finish, then joins the thread (no store write outlives its owner).
+
+use std::fmt;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The worker thread and its job queue.
+pub struct StoreWorker {
+    tx: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for StoreWorker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreWorker")
+            .field("running", &self.thread.is_some())
+            .finish()
+    }
+}
+
+/// The worker thread ended before it answered (it panicked, or could not be started).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerGone;
+
+impl fmt::Display for WorkerGone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the store worker thread is gone")
+    }
+}
+
+impl std::error::Error for WorkerGone {}
+
+/// The answer of one job, awaited on the executor.
+#[derive(Debug)]
+pub struct Pending<R>(smol::channel::Receiver<R>);
+
+impl<R> Pending<R> {
+    pub async fn wait(self) -> Result<R, WorkerGone> {
+        self.0.recv().await.map_err(|_| WorkerGone)
+    }
+}
+
+impl StoreWorker {
+    /// Starts the thread (named `name`).
+    pub fn spawn(name: &str) -> std::io::Result<StoreWorker> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                // Ends when every sender is gone and the queue is empty.
+                while let Ok(job) = rx.recv() {
+                    job();
+                }
+            })?;
+        Ok(StoreWorker {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues `f`; await [`Pending::wait`] for its result. Allocates (the boxed job and its
+    /// answer channel): these calls are per upload chunk, not per collection tick.
+    pub fn run<R, F>(&self, f: F) -> Pending<R>
+    where
+        R: Send + 'static,
+        F: FnOnce() -> R + Send + 'static,
+    {
+        let (answer_tx, answer_rx) = smol::channel::bounded(1);
+        let job: Job = Box::new(move || {
+            // The receiver may be gone (the task was dropped): the result is discarded.
+            let _ = answer_tx.try_send(f());
+        });
+        if let Some(tx) = &self.tx {
+            // A send error drops the job and with it `answer_tx`: `wait` then reports WorkerGone.
+            let _ = tx.send(job);
+        }
+        Pending(answer_rx)
+    }
+}
+
+impl Drop for StoreWorker {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                log::error!("the store worker thread panicked");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn jobs_run_in_order_on_one_thread() {
+        let w = StoreWorker::spawn("test-store").unwrap();
+        let main = std::thread::current().id();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let pendings: Vec<_> = (0..20)
+            .map(|i| {
+                let seen = seen.clone();
+                w.run(move || {
+                    seen.lock().unwrap().push(i);
+                    (i * 2, std::thread::current().id())
+                })
+            })
+            .collect();
+        let mut threads = Vec::new();
+        for (i, p) in pendings.into_iter().enumerate() {
+            let (v, t) = smol::block_on(p.wait()).unwrap();
+            assert_eq!(v, i * 2);
+            threads.push(t);
+        }
+        assert!(threads.iter().all(|t| *t == threads[0] && *t != main));
+        assert_eq!(*seen.lock().unwrap(), (0..20).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn drop_finishes_queued_jobs_then_joins() {
+        let done = Arc::new(AtomicUsize::new(0));
+        let w = StoreWorker::spawn("test-store").unwrap();
+        for _ in 0..5 {
+            let done = done.clone();
+            drop(w.run(move || {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                done.fetch_add(1, Ordering::SeqCst);
+            }));
+        }
+        drop(w);
+        assert_eq!(done.load(Ordering::SeqCst), 5);
+    }
+
+    #[test]
+    fn a_panicking_job_reports_worker_gone() {
+        let w = StoreWorker::spawn("test-store").unwrap();
+        let p = w.run(|| -> u32 { panic!("job failed") });
+        assert_eq!(smol::block_on(p.wait()), Err(WorkerGone));
+        // The thread is gone: later jobs report it too instead of hanging.
+        let p = w.run(|| 1u32);
+        assert_eq!(smol::block_on(p.wait()), Err(WorkerGone));
+    }
+}
