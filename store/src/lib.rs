@@ -656,7 +656,7 @@ impl Store {
         let mut w = relock(self.writer.lock());
         let n = self
             .write(&mut w, Kind::Mark, |txn| {
-                let n = Self::unpend(txn, &sorted, |_| Ok(()))?;
+                let n = Self::unpend_chunk(txn, &sorted)?;
                 let mut cps = txn.open_table(CHECKPOINTS)?;
                 let seq = match cps.last()? {
                     Some((k, _)) => k.value().saturating_add(1),
@@ -667,6 +667,37 @@ impl Store {
             })
             .map_err(|e| e.into_mark(&self.path))?;
         self.pending.fetch_sub(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    /// Take the pending ones among `sorted` out of the queue, as [`Self::unpend`] does, a run at
+    /// a time: a chunk that is a prefix of its run (the usual, oldest-first case) costs one
+    /// range scan; any other group falls back to one key at a time.
+    fn unpend_chunk(txn: &redb::WriteTransaction, sorted: &[u128]) -> Result<usize, Fault> {
+        let samples = txn.open_table(SAMPLES)?;
+        let mut runs = txn.open_table(PENDING_RUNS)?;
+        let mut n = 0usize;
+        let mut rest = sorted;
+        while let Some((&k, tail)) = rest.split_first() {
+            let Some(run) = pending::covering_run(&runs, k)? else {
+                rest = tail;
+                continue;
+            };
+            let (group, after) = rest.split_at(rest.partition_point(|&x| x <= run.end));
+            match pending::remove_prefix(&mut runs, &samples, run, group)? {
+                Some(m) => n += usize::try_from(m).unwrap_or(usize::MAX),
+                None => {
+                    for &k in group {
+                        if samples.get(&bytes(k))?.is_some()
+                            && pending::remove(&mut runs, &samples, k)?
+                        {
+                            n += 1;
+                        }
+                    }
+                }
+            }
+            rest = after;
+        }
         Ok(n)
     }
 

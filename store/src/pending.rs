@@ -217,6 +217,61 @@ pub(crate) fn remove(
     Ok(true)
 }
 
+/// Take `group` (sorted keys, all inside `run`) out of the queue when its samples are exactly
+/// the samples from `run.start` up to the group's last key: the uploader's usual chunk (oldest
+/// first). One range scan and one run rewrite, instead of several B-tree lookups per sample.
+/// Keys of `group` that are not samples are ignored, as in [`remove`]. Returns how many samples
+/// left the queue, or `None` (and nothing changed) when the group is not such a prefix.
+pub(crate) fn remove_prefix(
+    runs: &mut RunsTable<'_>,
+    samples: &SamplesTable<'_>,
+    run: Run,
+    group: &[u128],
+) -> Result<Option<u64>, Fault> {
+    let Some(&last) = group.last() else {
+        return Ok(Some(0));
+    };
+    if group.first().is_some_and(|&f| f < run.start) || last > run.end {
+        return Ok(None);
+    }
+    let (lo, hi) = (bytes(run.start), bytes(last));
+    let mut rest = group;
+    let mut matched = 0u64;
+    for r in samples.range::<&KeyBytes>(&lo..=&hi)? {
+        let o = ord(r?.0.value());
+        // Group keys below this sample are not samples: skipped.
+        let skip = rest.partition_point(|&g| g < o);
+        rest = rest.get(skip..).unwrap_or_default();
+        match rest.split_first() {
+            Some((&g, tail)) if g == o => {
+                matched += 1;
+                rest = tail;
+            }
+            // A pending sample in the prefix that the group leaves: not a prefix.
+            _ => return Ok(None),
+        }
+    }
+    let remaining = run
+        .count
+        .checked_sub(matched)
+        .ok_or_else(|| corrupt("pending run holds fewer samples than its count"))?;
+    if remaining > 0 && last == run.end {
+        return Err(corrupt("pending run holds fewer samples than its count"));
+    }
+    runs.remove(&bytes(run.start))?;
+    if remaining > 0 {
+        put(
+            runs,
+            Run {
+                start: last + 1,
+                end: run.end,
+                count: remaining,
+            },
+        )?;
+    }
+    Ok(Some(matched))
+}
+
 /// Delete up to `n` of the oldest pending samples (from `samples` too). Returns how many.
 pub(crate) fn drop_oldest(
     runs: &mut RunsTable<'_>,
