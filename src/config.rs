@@ -728,8 +728,9 @@ fn parse_storage(s: &Section<'_>) -> Result<StorageConfig, ConfigError> {
     })
 }
 
-/// `Ok` if `url` is `http(s)://` followed by a non-empty authority and has no whitespace or
-/// control characters.
+/// `Ok` if `url` is `http(s)://` followed by a non-empty authority, has no whitespace or
+/// control characters, parses as an [`crate::http::Url`], and (https) this build has the `tls`
+/// feature.
 fn check_http_url(url: &str) -> Result<(), &'static str> {
     let bad = "expected an http:// or https:// URL with a host";
     let rest = strip_scheme(url).ok_or(bad)?;
@@ -737,6 +738,10 @@ fn check_http_url(url: &str) -> Result<(), &'static str> {
     if authority.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(bad);
     }
+    let parsed = crate::http::Url::parse(url).map_err(crate::http::UrlError::message)?;
+    crate::http::check_supported(&parsed).map_err(|_| {
+        "https:// needs a build with the `tls` feature (cargo build --features tls); or use http://"
+    })?;
     Ok(())
 }
 

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod health;
+pub mod http;
 pub mod inspect;
 pub mod jsonl;
 pub mod logging;

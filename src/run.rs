@@ -20,12 +20,13 @@ use belabox_store::{NewSample, OpenError, SeriesKey, SessionRecord, Store, Store
 use crate::collect::{Collectors, SetupError, collector_of};
 use crate::config::{CollectorKind, Config, DurabilityMode};
 use crate::health::{self, HealthRules};
+use crate::http;
 use crate::notify::Notifier;
 use crate::ring::{RING_CAPACITY, SampleRing};
 use crate::skew::{self, SkewConfig};
 use crate::state::AgentState;
 use crate::time::now_ms;
-use crate::upload::{self, UploadControl, Uploader};
+use crate::upload::{UploadControl, Uploader};
 
 #[derive(Debug)]
 pub enum RunError {
@@ -286,14 +287,14 @@ fn start_async_tasks(
     } else {
         None
     };
+    // One client for the uploader and the clock-skew check: one idle connection, and curl (its
+    // agent thread) only once an https request is made.
+    let client = http::Client::new();
     let uploader = match &config.remote {
-        Some(remote) => {
-            let client = upload::http_client().map_err(|e| RunError::Runtime(e.to_string()))?;
-            Some(
-                Uploader::new(remote, store.clone(), state.clone(), client)
-                    .map_err(|e| RunError::Runtime(format!("uploader: {e}")))?,
-            )
-        }
+        Some(remote) => Some(
+            Uploader::new(remote, store.clone(), state.clone(), client.clone())
+                .map_err(|e| RunError::Runtime(format!("uploader: {e}")))?,
+        ),
         None => None,
     };
     let upload = uploader.as_ref().map(Uploader::control);
@@ -315,7 +316,12 @@ fn start_async_tasks(
                 tasks.push(ex.spawn(health::serve(l, state.clone(), rules, stopped())));
             }
             if let Some(sc) = skew {
-                tasks.push(ex.spawn(skew::skew_task(sc, state.clone(), stopped())));
+                tasks.push(ex.spawn(skew::skew_task(
+                    sc,
+                    client.clone(),
+                    state.clone(),
+                    stopped(),
+                )));
             }
             if let Some(u) = uploader {
                 tasks.push(ex.spawn(u.run()));

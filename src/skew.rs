@@ -2,8 +2,9 @@
 //!
 //! At start and every `monitoring.clock_skew_interval` the agent sends `GET monitoring.clock_skew_url`
 //! and computes `skew = server time − midpoint(local send, local receive)`, in ms (positive: the
-//! local clock is behind). "Send" is when the request left, after DNS, TCP and TLS set-up (curl's
-//! timings), so a slow handshake does not bias the midpoint. The result goes to [`TimeState`] (shown in `/health` as `time.skew_ms`
+//! local clock is behind). "Send" is when the request's last byte was written, after DNS, TCP and
+//! TLS set-up ([`crate::http::Response::sent_at`]), and "receive" when the response head was
+//! complete, so a slow handshake does not bias the midpoint. The result goes to [`TimeState`] (shown in `/health` as `time.skew_ms`
 //! and in `/metrics` as `time_skew_seconds`).
 //!
 //! Resolution: `Date` has one-second resolution and servers write the current second truncated,
@@ -21,12 +22,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use isahc::config::{Configurable, RedirectPolicy};
-use isahc::{HttpClient, ResponseExt};
 use smol::Timer;
 use smol::future::or;
 
 use crate::config::Config;
+use crate::http::{self, Client, Method, Request, Url};
 use crate::state::{AgentState, TimeState};
 use crate::time::{days_from_civil, now_ms};
 
@@ -64,8 +64,8 @@ impl SkewConfig {
 /// Why a check produced no skew.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SkewError {
-    /// The HTTP client could not be created.
-    Client(String),
+    /// `monitoring.clock_skew_url` is not a usable URL (or https without the `tls` feature).
+    Url(String),
     /// Connection, DNS, TLS or protocol failure.
     Request(String),
     Timeout,
@@ -81,7 +81,7 @@ pub enum SkewError {
 impl fmt::Display for SkewError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SkewError::Client(e) => write!(f, "cannot create the HTTP client: {e}"),
+            SkewError::Url(e) => write!(f, "invalid URL: {e}"),
             SkewError::Request(e) => write!(f, "request failed: {e}"),
             SkewError::Timeout => f.write_str("request timed out"),
             SkewError::Status(s) => write!(f, "server answered HTTP {s}"),
@@ -225,42 +225,39 @@ pub fn compute_skew_ms(send_ms: i64, recv_ms: i64, date_header: &[u8]) -> Result
     Ok(server_ms.saturating_sub(mid))
 }
 
-/// A client for the checks: whole-request timeout, no redirects (a redirect's `Date` is as good),
-/// per-request timing metrics on (to exclude DNS, TCP and TLS set-up from the round trip).
-pub fn client(timeout: Duration) -> Result<HttpClient, SkewError> {
-    HttpClient::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .redirect_policy(RedirectPolicy::None)
-        .metrics(true)
-        .build()
-        .map_err(|e| SkewError::Client(e.to_string()))
-}
-
-/// One check: `GET url`, then the skew from its `Date` header.
-pub async fn measure(client: &HttpClient, url: &str) -> Result<Measurement, SkewError> {
-    let send_ms = now_ms();
-    let response = client.get_async(url).await.map_err(|e| {
+/// One check: `GET url` (no redirect followed: a redirect's `Date` is as good), then the skew
+/// from its `Date` header. `timeout` bounds the whole request.
+pub async fn measure(
+    client: &Client,
+    url: &Url,
+    timeout: Duration,
+) -> Result<Measurement, SkewError> {
+    // The wall clock once, then monotonic offsets from it: the midpoint cannot be bent by a
+    // clock step during the request.
+    let (t0, wall0) = (Instant::now(), now_ms());
+    let request = Request {
+        method: Method::Get,
+        url,
+        headers: &[],
+        body: &[],
+        timeout,
+    };
+    let response = client.send(&request).await.map_err(|e| {
         if e.is_timeout() {
             SkewError::Timeout
         } else {
             SkewError::Request(e.to_string())
         }
     })?;
-    let recv_ms = now_ms();
-    // The request left after name lookup, TCP connect and TLS handshake (a fresh connection over
-    // LTE can spend most of the round trip there); start the midpoint from then. Clamped, so odd
-    // or missing timings fall back to the whole exchange.
-    let setup_ms = response.metrics().map_or(0, |m| {
-        let setup = m.name_lookup_time() + m.connect_time() + m.secure_connect_time();
-        i64::try_from(setup.as_millis()).unwrap_or(0)
-    });
-    let send_ms = send_ms.saturating_add(setup_ms.clamp(0, (recv_ms - send_ms).max(0)));
-    let status = response.status().as_u16();
-    if status >= 400 {
-        return Err(SkewError::Status(status));
+    let wall = |at: Instant| {
+        let since = i64::try_from(at.saturating_duration_since(t0).as_millis()).unwrap_or(0);
+        wall0.saturating_add(since)
+    };
+    let (send_ms, recv_ms) = (wall(response.sent_at), wall(response.head_at));
+    if response.status >= 400 {
+        return Err(SkewError::Status(response.status));
     }
-    let date = response.headers().get("date").ok_or(SkewError::NoDate)?;
+    let date = response.date.as_deref().ok_or(SkewError::NoDate)?;
     let skew_ms = compute_skew_ms(send_ms, recv_ms, date.as_bytes())?;
     Ok(Measurement {
         skew_ms,
@@ -305,29 +302,39 @@ impl WarnLimiter {
 }
 
 /// Checks at start and every `cfg.interval` until `stop` completes (its output is ignored), or
-/// until the future is dropped.
-pub async fn skew_task(cfg: SkewConfig, state: Arc<AgentState>, stop: impl Future) {
-    or(checks(cfg, state), async {
+/// until the future is dropped. `client` is the process's HTTP client (shared with the
+/// uploader).
+pub async fn skew_task(cfg: SkewConfig, client: Client, state: Arc<AgentState>, stop: impl Future) {
+    or(checks(cfg, client, state), async {
         stop.await;
     })
     .await;
 }
 
-async fn checks(cfg: SkewConfig, state: Arc<AgentState>) {
+async fn checks(cfg: SkewConfig, client: Client, state: Arc<AgentState>) {
     let url = cfg.url.as_str();
-    let client = match client(cfg.timeout) {
-        Ok(c) => c,
+    let parsed = Url::parse(url).map_err(|e| e.to_string()).and_then(|u| {
+        http::check_supported(&u)
+            .map(|()| u)
+            .map_err(|e| e.to_string())
+    });
+    let target = match parsed {
+        Ok(u) => u,
         Err(e) => {
+            let e = SkewError::Url(e);
             log::error!(url = url, error:% = e; "clock-skew check disabled");
             record(&state.time, now_ms(), &Err(e));
             return;
         }
     };
+    // Logged without userinfo or query.
+    let redacted = target.redacted();
+    let url = redacted.as_str();
     let mut warn = WarnLimiter::new(WARN_EVERY);
     let mut failing = false;
     let mut measured = false;
     loop {
-        let result = measure(&client, url).await;
+        let result = measure(&client, &target, cfg.timeout).await;
         record(&state.time, now_ms(), &result);
         match &result {
             Ok(m) => {

@@ -897,6 +897,11 @@ fn tasks_are_send_for_a_multi_threaded_executor() {
         warn_ms: 2000,
         timeout: Duration::from_secs(1),
     };
-    let skew = belabox_metrics::skew::skew_task(cfg, state(true, true), smol::Timer::never());
+    let skew = belabox_metrics::skew::skew_task(
+        cfg,
+        belabox_metrics::http::Client::new(),
+        state(true, true),
+        smol::Timer::never(),
+    );
     assert_send(&skew);
 }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use belabox_metrics::collect::CollectorStats;
 use belabox_metrics::config::CollectorKind;
 use belabox_metrics::health::status::{ComponentStatus, HealthRules, Level, Snapshot, evaluate};
+use belabox_metrics::http;
 use belabox_metrics::skew::{self, SkewConfig, SkewError};
 use belabox_metrics::state::AgentState;
 use belabox_metrics::time::{civil_from_days, now_ms};
@@ -179,8 +180,9 @@ fn answer(mut s: TcpStream, mode: Mode, hits: &AtomicUsize) {
 }
 
 fn measure(url: &str, timeout: Duration) -> Result<skew::Measurement, SkewError> {
-    let client = skew::client(timeout).unwrap();
-    smol::block_on(skew::measure(&client, url))
+    let client = http::Client::new();
+    let url = http::Url::parse(url).unwrap();
+    smol::block_on(skew::measure(&client, &url, timeout))
 }
 
 /// The measured skew is the true offset within ±500 ms (Date quantisation) + half the round trip.
@@ -295,6 +297,7 @@ fn task_records_skew_and_warns_once() {
     };
     smol::block_on(skew::skew_task(
         cfg,
+        http::Client::new(),
         state.clone(),
         smol::Timer::after(Duration::from_millis(1100)),
     ));
@@ -351,6 +354,7 @@ fn task_failure_degrades_time_and_logs_once_at_warn() {
     };
     smol::block_on(skew::skew_task(
         cfg,
+        http::Client::new(),
         state.clone(),
         smol::Timer::after(Duration::from_millis(700)),
     ));

@@ -168,6 +168,7 @@ fn interval_for_uses_override_else_default() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "tls"), ignore = "uses https:// URLs")]
 fn every_option_is_read() {
     let c = parse(
         r#"
@@ -276,6 +277,7 @@ fn remote_section_presence_enables_uploads() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "tls"), ignore = "uses https:// URLs")]
 fn clock_skew_url_resolution() {
     let with = |remote: &str, url: &str| {
         parse(&format!(
@@ -608,6 +610,7 @@ fn load_names_the_path() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "tls"), ignore = "uses https:// URLs")]
 fn to_toml_round_trips() {
     let mut full = parse(
         r#"
@@ -658,5 +661,20 @@ fn to_toml_round_trips() {
                 assert!(text.contains(&format!("\n{key} = ")), "{key}\n{text}");
             }
         }
+    }
+}
+
+#[test]
+fn remote_url_must_be_sendable() {
+    let e = error("[remote]\nurl = \"http://vm:0/api/v1/import\"");
+    assert!(e.starts_with("remote.url: URL port is not a number"), "{e}");
+    let e = error("[remote]\nurl = \"http://vm/é\"");
+    assert!(e.starts_with("remote.url: "), "{e}");
+    let https = "[remote]\nurl = \"https://vm/api/v1/import\"";
+    if cfg!(feature = "tls") {
+        parse(https);
+    } else {
+        let e = error(https);
+        assert!(e.contains("--features tls"), "{e}");
     }
 }

@@ -22,8 +22,11 @@
 //! - 401/403: reported in the log and in `AgentState.upload.auth_failing`, retried at the
 //!   maximum backoff.
 //!
-//! Store calls that touch the disk run on one store worker thread ([`crate::store_worker`]). The bearer token is read once by
-//! [`Uploader::new`] and only ever placed in a sensitive header value; it is never logged.
+//! Store calls that touch the disk run on one store worker thread ([`crate::store_worker`]).
+//! Requests go through the process's
+//! [`crate::http::Client`] (plain HTTP/1.1 for http://, isahc for https://). The bearer token is
+//! read once by [`Uploader::new`] and only ever placed in the `Authorization` header; it is never
+//! logged or shown by `Debug`.
 //! See docs/upload.md.
 
 mod backoff;
@@ -45,12 +48,6 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use isahc::HttpClient;
-use isahc::config::Configurable;
-
-/// Idle connections the HTTP client keeps for reuse.
-pub const MAX_IDLE_CONNECTIONS: usize = 10;
-
 /// Longest `Retry-After` honoured; a longer one is cut to this (a misconfigured proxy must not
 /// park the uploader for days).
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
@@ -68,10 +65,9 @@ pub enum UploadError {
     TokenInvalid { path: PathBuf },
     /// The token file is readable by its group or by others (`mode` holds the permission bits).
     TokenPermissions { path: PathBuf, mode: u32 },
-    /// `remote.url` is not a valid URI for the HTTP client.
+    /// `remote.url` is not a valid http(s) URL, or is https in a build without the `tls`
+    /// feature.
     Url { url: String, message: String },
-    /// The HTTP client could not be created.
-    Client(isahc::Error),
     /// The store worker thread could not be started.
     Worker(std::io::Error),
 }
@@ -101,7 +97,6 @@ impl fmt::Display for UploadError {
                 path.display()
             ),
             UploadError::Url { url, message } => write!(f, "remote.url {url:?}: {message}"),
-            UploadError::Client(e) => write!(f, "creating the HTTP client: {e}"),
             UploadError::Worker(e) => write!(f, "starting the store worker thread: {e}"),
         }
     }
@@ -111,22 +106,10 @@ impl std::error::Error for UploadError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             UploadError::TokenRead { source, .. } => Some(source),
-            UploadError::Client(e) => Some(e),
             UploadError::Worker(e) => Some(e),
             _ => None,
         }
     }
-}
-
-/// The process's HTTP client: connection reuse with at most [`MAX_IDLE_CONNECTIONS`] idle
-/// connections, no `Expect: 100-continue` round trip (an extra RTT on LTE), no redirects.
-/// Timeouts are set per request, so other tasks (the clock-skew probe) can share the client.
-pub fn http_client() -> Result<HttpClient, UploadError> {
-    HttpClient::builder()
-        .connection_cache_size(MAX_IDLE_CONNECTIONS)
-        .expect_continue(false)
-        .build()
-        .map_err(UploadError::Client)
 }
 
 /// How the run loop wakes and stops the uploader. Cheap to clone; dropping every copy does not

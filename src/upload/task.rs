@@ -7,12 +7,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use belabox_store::{Checkpoint, PendingSample, SampleKey, Store, Uuid};
-use isahc::HttpClient;
-use isahc::config::Configurable;
-use isahc::http::{HeaderValue, Request, StatusCode, Uri, header};
 use smol::Timer;
 use smol::future::FutureExt as _;
-use smol::io::AsyncReadExt as _;
 
 use super::backoff::Backoff;
 use super::chunk::{
@@ -22,6 +18,7 @@ use super::gzip::Gzip;
 use super::retry_after::parse_retry_after;
 use super::{ControlRx, MAX_RETRY_AFTER, UploadControl, UploadError, control_pair};
 use crate::config::RemoteConfig;
+use crate::http::{self, Client, HttpError, Method, Request, Url};
 use crate::state::AgentState;
 use crate::store_worker::{Pending, StoreWorker, WorkerGone};
 use crate::time::now_ms;
@@ -36,9 +33,6 @@ impl AsPoint for PendingSample {
     }
 }
 
-/// Most response-body bytes kept for the log and the quarantine reason (the rest is read and
-/// counted, not stored).
-const SNIPPET_BYTES: usize = 256;
 /// Bound on the "future sample already counted" set; cleared (and possibly recounted) beyond.
 const MAX_FUTURE_SEEN: usize = 100_000;
 /// Bound on the series-metadata cache; cleared (and refilled from the store) beyond.
@@ -88,19 +82,19 @@ struct Answer {
 
 enum Outcome {
     Answer(Answer),
-    Error(isahc::Error),
+    Error(HttpError),
     Stopped,
 }
 
 /// The uploader task. Build it with [`Uploader::new`], take an [`UploadControl`] with
 /// [`Uploader::control`], then run [`Uploader::run`] on the executor.
 pub struct Uploader {
-    uri: Uri,
+    url: Url,
     remote: RemoteConfig,
     backoff: Backoff,
-    /// `Bearer <token>`, marked sensitive.
-    auth: Option<HeaderValue>,
-    client: HttpClient,
+    /// `Bearer <token>`: only ever written into the `Authorization` header.
+    auth: Option<Vec<u8>>,
+    client: Client,
     store: Arc<Store>,
     /// Runs the blocking store calls (pending reads, marks, quarantines) off the executor.
     worker: StoreWorker,
@@ -139,25 +133,15 @@ impl std::fmt::Debug for Uploader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // No `auth`: the token must never reach a log line.
         f.debug_struct("Uploader")
-            .field("uri", &redacted(&self.uri))
+            .field("url", &self.url.redacted())
             .field("has_token", &self.auth.is_some())
             .finish_non_exhaustive()
     }
 }
 
-/// scheme://host[:port]/path, without userinfo or query.
-fn redacted(uri: &Uri) -> String {
-    format!(
-        "{}://{}{}{}",
-        uri.scheme_str().unwrap_or("http"),
-        uri.host().unwrap_or(""),
-        uri.port_u16().map(|p| format!(":{p}")).unwrap_or_default(),
-        uri.path()
-    )
-}
-
-/// Reads the bearer token once: trimmed, non-empty, valid as a header value.
-fn read_token(path: &std::path::Path) -> Result<HeaderValue, UploadError> {
+/// Reads the bearer token once: trimmed, non-empty, valid as a header value. Returns the
+/// `Authorization` value `Bearer <token>`.
+fn read_token(path: &std::path::Path) -> Result<Vec<u8>, UploadError> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path).map_err(|source| UploadError::TokenRead {
         path: path.to_owned(),
@@ -178,35 +162,36 @@ fn read_token(path: &std::path::Path) -> Result<HeaderValue, UploadError> {
     let invalid = || UploadError::TokenInvalid {
         path: path.to_owned(),
     };
-    if token.is_empty() {
+    if token.is_empty() || !http::valid_header_value(token) {
         return Err(invalid());
     }
     let mut value = Vec::with_capacity(7 + token.len());
     value.extend_from_slice(b"Bearer ");
     value.extend_from_slice(token);
-    let mut header = HeaderValue::from_bytes(&value).map_err(|_| invalid())?;
-    header.set_sensitive(true);
-    Ok(header)
+    Ok(value)
 }
 
 impl Uploader {
-    /// Reads `remote.token_file` (once) and parses `remote.url`. `client` is the process's
-    /// HTTP client ([`super::http_client`]).
+    /// Reads `remote.token_file` (once) and parses `remote.url` (an https URL in a build
+    /// without the `tls` feature is refused here). `client` is the process's HTTP client, shared
+    /// with the clock-skew check.
     pub fn new(
         remote: &RemoteConfig,
         store: Arc<Store>,
         state: Arc<AgentState>,
-        client: HttpClient,
+        client: Client,
     ) -> Result<Uploader, UploadError> {
-        let uri = Uri::try_from(remote.url.as_str()).map_err(|e| UploadError::Url {
+        let url_error = |message: String| UploadError::Url {
             url: remote.url.clone(),
-            message: e.to_string(),
-        })?;
+            message,
+        };
+        let url = Url::parse(&remote.url).map_err(|e| url_error(e.to_string()))?;
+        http::check_supported(&url).map_err(|e| url_error(e.to_string()))?;
         let auth = remote.token_file.as_deref().map(read_token).transpose()?;
         let (_, rx) = control_pair();
         let worker = StoreWorker::spawn("bbm-store").map_err(UploadError::Worker)?;
         Ok(Uploader {
-            uri,
+            url,
             remote: remote.clone(),
             backoff: Backoff::from_config(&remote.retry),
             auth,
@@ -241,7 +226,7 @@ impl Uploader {
     /// `remote.upload_interval` (or per [`UploadControl::wake`]).
     pub async fn run(mut self) {
         log::info!(
-            url = redacted(&self.uri).as_str(),
+            url = self.url.redacted().as_str(),
             batch_size = self.remote.batch_size,
             chunk_size = self.remote.chunk_size,
             authenticated = self.auth.is_some();
@@ -714,7 +699,7 @@ impl Uploader {
             }
             let auth = status == 401 || status == 403;
             let rejected = status == 400 || status == 422;
-            let too_large = status == StatusCode::PAYLOAD_TOO_LARGE.as_u16();
+            let too_large = status == 413;
             if rejected || too_large {
                 log::warn!(
                     batch_id:% = batch_id, chunk_index = index, attempt = attempt,
@@ -784,40 +769,38 @@ impl Uploader {
         }
     }
 
-    /// One POST of `self.gz`; reads (and counts) the whole response body.
-    async fn post(&self) -> Result<Answer, isahc::Error> {
-        let mut request = Request::post(self.uri.clone())
-            .timeout(self.remote.timeout)
-            .header(header::CONTENT_TYPE, "application/stream+json")
-            .header(header::CONTENT_ENCODING, "gzip");
-        if let Some(auth) = &self.auth {
-            request = request.header(header::AUTHORIZATION, auth.clone());
-        }
-        // isahc takes ownership of the body: one copy of the (small) gzip buffer per attempt.
-        let request = request.body(self.gz.clone())?;
-        let mut response = self.client.send_async(request).await?;
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(header::RETRY_AFTER)
-            .and_then(|v| parse_retry_after(v.as_bytes(), now_ms()));
-        let mut snippet = Vec::new();
-        let mut buf = [0u8; 1024];
-        let mut bytes_rcvd = 0u64;
-        loop {
-            let n = response.body_mut().read(&mut buf).await?;
-            if n == 0 {
-                break;
+    /// One POST of `self.gz`; the client reads (and counts) the whole response body.
+    async fn post(&self) -> Result<Answer, HttpError> {
+        let mut headers: [(&str, &[u8]); 3] = [
+            ("Content-Type", b"application/stream+json"),
+            ("Content-Encoding", b"gzip"),
+            ("Authorization", b""),
+        ];
+        let n = match &self.auth {
+            Some(auth) => {
+                headers[2].1 = auth;
+                3
             }
-            bytes_rcvd += n as u64;
-            let room = SNIPPET_BYTES.saturating_sub(snippet.len());
-            snippet.extend_from_slice(&buf[..n.min(room)]);
-        }
+            None => 2,
+        };
+        let request = Request {
+            method: Method::Post,
+            url: &self.url,
+            headers: headers.get(..n).unwrap_or_default(),
+            body: &self.gz,
+            timeout: self.remote.timeout,
+        };
+        let response = self.client.send(&request).await?;
         Ok(Answer {
-            status,
-            retry_after,
-            bytes_rcvd,
-            snippet: String::from_utf8_lossy(&snippet).trim().to_owned(),
+            status: response.status,
+            retry_after: response
+                .retry_after
+                .as_deref()
+                .and_then(|v| parse_retry_after(v, now_ms())),
+            bytes_rcvd: response.body_bytes,
+            snippet: String::from_utf8_lossy(&response.body_snippet)
+                .trim()
+                .to_owned(),
         })
     }
 
@@ -896,8 +879,7 @@ mod tests {
         assert!(read_token(&path).is_err());
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let h = read_token(&path).unwrap();
-        assert_eq!(h.as_bytes(), b"Bearer s3cret-token");
-        assert!(h.is_sensitive());
+        assert_eq!(h, b"Bearer s3cret-token");
     }
 
     /// The run loop may put the task on any executor, including multi-threaded ones.
@@ -910,9 +892,58 @@ mod tests {
 
     #[test]
     fn uri_is_logged_without_credentials() {
-        let uri =
-            Uri::try_from("https://user:secret@vm.example:8443/api/v1/import?x=token").unwrap();
-        assert_eq!(redacted(&uri), "https://vm.example:8443/api/v1/import");
+        let url = Url::parse("https://user:secret@vm.example:8443/api/v1/import?x=token").unwrap();
+        assert_eq!(url.redacted(), "https://vm.example:8443/api/v1/import");
+    }
+
+    fn remote(url: &str) -> RemoteConfig {
+        RemoteConfig {
+            url: url.to_owned(),
+            ..RemoteConfig::default()
+        }
+    }
+
+    #[test]
+    fn url_is_checked_and_token_never_debug_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            Store::open(
+                &dir.path().join("m.redb"),
+                belabox_store::StoreOptions::default(),
+            )
+            .unwrap(),
+        );
+        let state = Arc::new(AgentState::new(
+            now_ms(),
+            "s".into(),
+            "d".into(),
+            Vec::new(),
+            true,
+            false,
+            64 << 20,
+        ));
+        let new = |r: &RemoteConfig| Uploader::new(r, store.clone(), state.clone(), Client::new());
+        let e = new(&remote("ftp://vm/")).unwrap_err();
+        assert!(matches!(e, UploadError::Url { .. }), "{e}");
+        let e = new(&remote("https://vm/api/v1/import"));
+        if cfg!(feature = "tls") {
+            assert!(e.is_ok());
+        } else {
+            let e = e.unwrap_err().to_string();
+            assert!(e.contains("--features tls"), "{e}");
+        }
+        let token = dir.path().join("token");
+        std::fs::write(&token, "s3cr3t-token\n").unwrap();
+        std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let mut r = remote("http://u:pw@127.0.0.1:8428/api/v1/import?k=v");
+        r.token_file = Some(token);
+        let u = new(&r).unwrap();
+        let dbg = format!("{u:?}");
+        assert!(dbg.contains("http://127.0.0.1:8428/api/v1/import"), "{dbg}");
+        for secret in ["s3cr3t", "pw", "k=v"] {
+            assert!(!dbg.contains(secret), "{secret} in {dbg}");
+        }
     }
 
     #[test]
@@ -923,9 +954,7 @@ mod tests {
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .unwrap();
         let h = read_token(&path).unwrap();
-        assert_eq!(h.as_bytes(), b"Bearer s3cr3t-token");
-        assert!(h.is_sensitive());
-        assert!(!format!("{h:?}").contains("s3cr3t"));
+        assert_eq!(h, b"Bearer s3cr3t-token");
 
         std::fs::write(&path, " \n").unwrap();
         let e = read_token(&path).unwrap_err().to_string();

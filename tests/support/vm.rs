@@ -16,8 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use belabox_metrics::config::RemoteConfig;
+use belabox_metrics::http;
 use belabox_metrics::state::AgentState;
-use belabox_metrics::upload::{UploadControl, Uploader, http_client};
+use belabox_metrics::upload::{UploadControl, Uploader};
 use belabox_store::{NewSample, SeriesKey, Store, StoreOptions, Value};
 
 pub const VM_BIN: &str = "/usr/bin/victoria-metrics";
@@ -555,7 +556,17 @@ impl RunningUploader {
         store: Arc<Store>,
         state: Arc<AgentState>,
     ) -> RunningUploader {
-        let uploader = Uploader::new(remote, store, state, http_client().unwrap()).unwrap();
+        RunningUploader::spawn_with(remote, store, state, http::Client::new())
+    }
+
+    /// [`RunningUploader::spawn`] with a given HTTP client (e.g. the isahc backend).
+    pub fn spawn_with(
+        remote: &RemoteConfig,
+        store: Arc<Store>,
+        state: Arc<AgentState>,
+        client: http::Client,
+    ) -> RunningUploader {
+        let uploader = Uploader::new(remote, store, state, client).unwrap();
         let control = uploader.control();
         let thread = std::thread::Builder::new()
             .name("uploader".into())

@@ -1,0 +1,204 @@
+//! The client: one per process, cloned into the uploader and the clock-skew task.
+//!
+//! `http://` goes through the hand-rolled HTTP/1.1 client in [`super::plain`] (no extra thread,
+//! at most one idle connection). `https://` goes through isahc (curl + rustls) when the `tls`
+//! feature is on; its client, and with it curl's agent thread, is created on the first https
+//! request only.
+
+use std::fmt;
+use std::sync::Arc;
+#[cfg(feature = "tls")]
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use smol::Timer;
+use smol::future::FutureExt as _;
+
+use super::error::HttpError;
+use super::plain::Pool;
+use super::url::Url;
+
+/// Most response-body bytes kept in [`Response::body_snippet`]; the rest is read and counted.
+pub const SNIPPET_BYTES: usize = 256;
+/// Idle connections kept for reuse (the plain pool, and curl's cache for https). The uploader
+/// and the clock-skew check normally talk to the same host:port.
+pub const MAX_IDLE_CONNECTIONS: usize = 1;
+/// An idle connection older than this is closed instead of reused (servers close theirs after
+/// some idle time too; VictoriaMetrics after about a minute).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The `User-Agent` of every request.
+pub const USER_AGENT: &str = concat!("belabox-metrics/", env!("CARGO_PKG_VERSION"));
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        }
+    }
+}
+
+/// One request. `headers` must not hold `Host`, `Content-Length`, `Transfer-Encoding` or
+/// `Connection` (the client writes those); an `Authorization` here replaces the URL's userinfo.
+/// `timeout` bounds the whole exchange: name lookup, connect, send, the whole response.
+#[derive(Clone, Copy)]
+pub struct Request<'a> {
+    pub method: Method,
+    pub url: &'a Url,
+    pub headers: &'a [(&'a str, &'a [u8])],
+    pub body: &'a [u8],
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for Request<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Header names only: values may be credentials.
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| *n).collect();
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("url", self.url)
+            .field("headers", &names)
+            .field("body_len", &self.body.len())
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// A complete response (its body read to the end).
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    /// The `Date` header's value.
+    pub date: Option<String>,
+    /// The raw `Retry-After` header value.
+    pub retry_after: Option<Vec<u8>>,
+    /// The first [`SNIPPET_BYTES`] bytes of the body.
+    pub body_snippet: Vec<u8>,
+    /// Body bytes received (after de-chunking).
+    pub body_bytes: u64,
+    /// When the request's last byte was written: after name lookup, connect (and TLS).
+    pub sent_at: Instant,
+    /// When the status line and headers were complete.
+    pub head_at: Instant,
+}
+
+/// Keeps the first [`SNIPPET_BYTES`] of a body and counts the rest.
+#[derive(Debug, Default)]
+pub(super) struct BodySink {
+    pub snippet: Vec<u8>,
+    pub bytes: u64,
+}
+
+impl BodySink {
+    pub fn push(&mut self, data: &[u8]) {
+        self.bytes += data.len() as u64;
+        let room = SNIPPET_BYTES.saturating_sub(self.snippet.len());
+        self.snippet
+            .extend_from_slice(data.get(..room.min(data.len())).unwrap_or_default());
+    }
+}
+
+/// `Ok` when this build can send to `url` (an https URL needs the `tls` feature).
+pub fn check_supported(url: &Url) -> Result<(), HttpError> {
+    if url.is_https() && !cfg!(feature = "tls") {
+        return Err(HttpError::TlsUnavailable);
+    }
+    Ok(())
+}
+
+/// A header value may hold visible ASCII, spaces, tabs and obs-text, never CR, LF or NUL.
+pub fn valid_header_value(v: &[u8]) -> bool {
+    v.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+}
+
+fn valid_header_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// The HTTP client. Cheap to clone (an `Arc`); clones share the idle connection.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: Pool,
+    /// The isahc client, built on the first request that needs it.
+    #[cfg(feature = "tls")]
+    curl: OnceLock<Result<isahc::HttpClient, String>>,
+    /// Send http:// through isahc too (tests of the isahc path).
+    #[cfg(feature = "tls")]
+    curl_for_http: bool,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Client::new()
+    }
+}
+
+impl Client {
+    pub fn new() -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                pool: Pool::default(),
+                #[cfg(feature = "tls")]
+                curl: OnceLock::new(),
+                #[cfg(feature = "tls")]
+                curl_for_http: false,
+            }),
+        }
+    }
+
+    /// A client that sends http:// through isahc as well, so that tests can exercise the
+    /// https code path against a plain-http server.
+    #[cfg(feature = "tls")]
+    #[doc(hidden)]
+    pub fn with_curl_for_http() -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                pool: Pool::default(),
+                curl: OnceLock::new(),
+                curl_for_http: true,
+            }),
+        }
+    }
+
+    /// Sends `req` and reads the whole response, within `req.timeout`.
+    pub async fn send(&self, req: &Request<'_>) -> Result<Response, HttpError> {
+        let timeout = async {
+            Timer::after(req.timeout).await;
+            Err(HttpError::Timeout)
+        };
+        self.dispatch(req).or(timeout).await
+    }
+
+    async fn dispatch(&self, req: &Request<'_>) -> Result<Response, HttpError> {
+        for (name, value) in req.headers {
+            if !valid_header_name(name) || !valid_header_value(value) {
+                return Err(HttpError::Malformed("invalid request header"));
+            }
+        }
+        check_supported(req.url)?;
+        #[cfg(feature = "tls")]
+        if req.url.is_https() || self.inner.curl_for_http {
+            let curl = self
+                .inner
+                .curl
+                .get_or_init(super::tls::build)
+                .as_ref()
+                .map_err(|e| HttpError::Tls(e.clone()))?;
+            return super::tls::send(curl, req).await;
+        }
+        super::plain::send(&self.inner.pool, req).await
+    }
+}

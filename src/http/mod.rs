@@ -1,0 +1,29 @@
+//! HTTP for the uploader and the clock-skew check: one shared [`Client`].
+//!
+//! - `http://`: a small hand-rolled async HTTP/1.1 client on `smol::net::TcpStream` — no thread
+//!   of its own, at most one idle keep-alive connection, whole-exchange timeout. Host names are
+//!   resolved on a short-lived thread ([`resolve`]).
+//! - `https://`: isahc (libcurl + rustls) behind the default-on cargo feature `tls`; its client
+//!   (and curl's agent thread) exists only once an https request was made. Without the feature
+//!   an https URL is refused ([`HttpError::TlsUnavailable`]).
+//!
+//! Pure pieces (no I/O, fuzzed): [`url`], [`response`] (head parser), [`chunked`] (body
+//! decoder). See docs/architecture.md.
+
+mod base64;
+pub mod chunked;
+mod client;
+mod error;
+mod plain;
+mod resolve;
+pub mod response;
+#[cfg(feature = "tls")]
+mod tls;
+pub mod url;
+
+pub use client::{
+    Client, IDLE_TIMEOUT, MAX_IDLE_CONNECTIONS, Method, Request, Response, SNIPPET_BYTES,
+    USER_AGENT, check_supported, valid_header_value,
+};
+pub use error::HttpError;
+pub use url::{Url, UrlError};

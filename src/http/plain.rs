@@ -1,0 +1,341 @@
+//! HTTP/1.1 over a plain `smol::net::TcpStream`: write the request, read the response with the
+//! pure parsers ([`super::response`], [`super::chunked`]), keep the connection for the next
+//! request when the response allows it.
+//!
+//! Keep-alive: at most one idle connection (keyed by host and port), closed after
+//! [`IDLE_TIMEOUT`], and not kept after `Connection: close`, an HTTP/1.0 answer without
+//! keep-alive, a body delimited by close, extra bytes after the body, or a failed exchange. A
+//! request on a reused connection that fails before any response byte arrived (the server closed
+//! the idle connection meanwhile) is retried once on a new connection; the import endpoint is
+//! idempotent (VictoriaMetrics deduplicates).
+//!
+//! Memory: one read buffer per exchange (4 KiB, growing to at most `MAX_HEAD` + 4 KiB while the
+//! head arrives); the request head is one buffer, with the body appended when small.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
+
+use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use smol::net::TcpStream;
+
+use super::chunked::ChunkedDecoder;
+use super::client::{BodySink, IDLE_TIMEOUT, Method, Request, Response, USER_AGENT};
+use super::error::HttpError;
+use super::resolve::resolve;
+use super::response::{Framing, Head, Parsed, parse_head};
+use super::url::Url;
+
+/// Bytes asked for per read.
+const READ_BUF: usize = 4096;
+/// A body up to this size goes in the same write as the head (one segment on the wire).
+const INLINE_BODY: usize = 16 * 1024;
+
+/// The idle connection kept for the next request.
+#[derive(Debug, Default)]
+pub(super) struct Pool {
+    /// Never locked across an `.await`.
+    idle: Mutex<Option<Idle>>,
+}
+
+#[derive(Debug)]
+struct Idle {
+    host: String,
+    port: u16,
+    stream: TcpStream,
+    since: Instant,
+}
+
+impl Pool {
+    /// The idle connection to `url`'s host and port, if one is fresh enough. An idle
+    /// connection to another host stays (the next request may be for it).
+    fn take(&self, url: &Url) -> Option<TcpStream> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.as_ref()?.since.elapsed() >= IDLE_TIMEOUT {
+            *idle = None;
+            return None;
+        }
+        match idle.take() {
+            Some(i) if i.host == url.host() && i.port == url.port() => Some(i.stream),
+            other => {
+                *idle = other;
+                None
+            }
+        }
+    }
+
+    /// Keeps `stream` for the next request, replacing (closing) any other idle connection.
+    fn put(&self, url: &Url, stream: TcpStream) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        *idle = Some(Idle {
+            host: url.host().to_owned(),
+            port: url.port(),
+            stream,
+            since: Instant::now(),
+        });
+    }
+}
+
+/// A failed exchange, and whether it failed before any byte of the response arrived.
+struct Failed {
+    error: HttpError,
+    before_response: bool,
+}
+
+/// Sends `req` over the idle connection (retrying once on a new one if that connection turns
+/// out dead) or a new one. No timeout here: the caller bounds the whole future.
+pub(super) async fn send(pool: &Pool, req: &Request<'_>) -> Result<Response, HttpError> {
+    let out = request_bytes(req);
+    if let Some(mut stream) = pool.take(req.url) {
+        match exchange(&mut stream, req, &out).await {
+            Ok((response, reusable)) => {
+                if reusable {
+                    pool.put(req.url, stream);
+                }
+                return Ok(response);
+            }
+            Err(f) if f.before_response => {
+                log::debug!(error:% = f.error; "http: reused connection failed before answering; retrying on a new one");
+            }
+            Err(f) => return Err(f.error),
+        }
+    }
+    let mut stream = connect(req.url).await?;
+    let (response, reusable) = exchange(&mut stream, req, &out)
+        .await
+        .map_err(|f| f.error)?;
+    if reusable {
+        pool.put(req.url, stream);
+    }
+    Ok(response)
+}
+
+/// The request head, with the body appended when it is at most [`INLINE_BODY`] bytes.
+fn request_bytes(req: &Request<'_>) -> Vec<u8> {
+    let url = req.url;
+    let inline = req.body.len() <= INLINE_BODY;
+    let extra: usize = req.headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+    let mut out = Vec::with_capacity(
+        128 + url.path_and_query().len() + extra + if inline { req.body.len() } else { 0 },
+    );
+    let line = |out: &mut Vec<u8>, name: &[u8], value: &[u8]| {
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    };
+    out.extend_from_slice(req.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(url.path_and_query().as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    line(&mut out, b"Host", url.authority().as_bytes());
+    line(&mut out, b"User-Agent", USER_AGENT.as_bytes());
+    let mut has_auth = false;
+    for (name, value) in req.headers {
+        has_auth |= name.eq_ignore_ascii_case("authorization");
+        line(&mut out, name.as_bytes(), value);
+    }
+    if let Some(basic) = url.basic_auth().filter(|_| !has_auth) {
+        line(&mut out, b"Authorization", basic);
+    }
+    if req.method == Method::Post || !req.body.is_empty() {
+        line(
+            &mut out,
+            b"Content-Length",
+            req.body.len().to_string().as_bytes(),
+        );
+    }
+    out.extend_from_slice(b"\r\n");
+    if inline {
+        out.extend_from_slice(req.body);
+    }
+    out
+}
+
+/// A new connection: the IP literal, or each resolved address in turn.
+async fn connect(url: &Url) -> Result<TcpStream, HttpError> {
+    let addrs = match url.ip() {
+        Some(ip) => vec![SocketAddr::new(ip, url.port())],
+        None => resolve(url.host(), url.port()).await?,
+    };
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(stream) => {
+                // Head and body are written whole; no need to wait for more.
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Err(source) => last = Some((addr, source)),
+        }
+    }
+    Err(match last {
+        Some((addr, source)) => HttpError::Connect { addr, source },
+        None => HttpError::Resolve {
+            host: url.host().to_owned(),
+            source: io::Error::new(io::ErrorKind::NotFound, "no address"),
+        },
+    })
+}
+
+/// Reads more bytes onto the end of `buf` (at most [`READ_BUF`]). Returns how many; 0 at EOF.
+async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let old = buf.len();
+    buf.resize(old + READ_BUF, 0);
+    let r = stream.read(buf.get_mut(old..).unwrap_or_default()).await;
+    buf.truncate(old + *r.as_ref().unwrap_or(&0));
+    r
+}
+
+fn eof() -> HttpError {
+    HttpError::Io(io::Error::from(io::ErrorKind::UnexpectedEof))
+}
+
+/// One request and its response on `stream`. Returns the response and whether the connection
+/// can carry another request.
+async fn exchange(
+    stream: &mut TcpStream,
+    req: &Request<'_>,
+    out: &[u8],
+) -> Result<(Response, bool), Failed> {
+    let early = |error: HttpError| Failed {
+        error,
+        before_response: true,
+    };
+    let late = |error: HttpError| Failed {
+        error,
+        before_response: false,
+    };
+    stream.write_all(out).await.map_err(|e| early(e.into()))?;
+    if req.body.len() > INLINE_BODY {
+        stream
+            .write_all(req.body)
+            .await
+            .map_err(|e| early(e.into()))?;
+    }
+    stream.flush().await.map_err(|e| early(e.into()))?;
+    let sent_at = Instant::now();
+
+    let mut buf = Vec::with_capacity(READ_BUF);
+    let mut got_any = false;
+    let head: Head = loop {
+        match parse_head(&buf, false) {
+            Ok(Parsed::Complete(h)) if h.status == 101 => {
+                return Err(late(HttpError::Malformed(
+                    "unexpected 101 Switching Protocols",
+                )));
+            }
+            // 100 Continue and other interim responses: skip, the final one follows.
+            Ok(Parsed::Complete(h)) if h.status < 200 => {
+                buf.drain(..h.head_len.min(buf.len()));
+            }
+            Ok(Parsed::Complete(h)) => break h,
+            Ok(Parsed::Partial) => match read_more(stream, &mut buf).await {
+                Ok(0) if got_any => return Err(late(eof())),
+                Ok(0) => return Err(early(eof())),
+                Ok(_) => got_any = true,
+                Err(e) if got_any => return Err(late(e.into())),
+                Err(e) => return Err(early(e.into())),
+            },
+            Err(e) => return Err(late(e.into())),
+        }
+    };
+    let head_at = Instant::now();
+    let text = |r: &Option<std::ops::Range<usize>>| r.clone().and_then(|r| buf.get(r));
+    let date = text(&head.date).map(|v| String::from_utf8_lossy(v).into_owned());
+    let retry_after = text(&head.retry_after).map(<[u8]>::to_vec);
+
+    let mut body = BodySink::default();
+    let rest = buf.get(head.head_len..).unwrap_or_default();
+    // Bytes beyond the body mean the server is out of step: do not reuse the connection.
+    let clean = read_body(stream, head.framing, rest, &mut body)
+        .await
+        .map_err(late)?;
+    Ok((
+        Response {
+            status: head.status,
+            date,
+            retry_after,
+            body_snippet: body.snippet,
+            body_bytes: body.bytes,
+            sent_at,
+            head_at,
+        },
+        head.keep_alive && clean,
+    ))
+}
+
+/// Reads the body after the head (`rest`: bytes already read past the head) into `sink`.
+/// Returns false when bytes beyond the body arrived.
+async fn read_body(
+    stream: &mut TcpStream,
+    framing: Framing,
+    rest: &[u8],
+    sink: &mut BodySink,
+) -> Result<bool, HttpError> {
+    let mut buf = vec![0u8; READ_BUF];
+    match framing {
+        Framing::Empty => Ok(rest.is_empty()),
+        Framing::Length(n) => {
+            let mut left = n;
+            let mut clean = true;
+            let mut take = |data: &[u8], left: &mut u64| {
+                let k = usize::try_from(*left).map_or(data.len(), |l| l.min(data.len()));
+                sink.push(data.get(..k).unwrap_or_default());
+                *left -= k as u64;
+                clean &= k == data.len();
+            };
+            take(rest, &mut left);
+            while left > 0 {
+                let n = stream.read(&mut buf).await?;
+                if n == 0 {
+                    return Err(eof());
+                }
+                take(buf.get(..n).unwrap_or_default(), &mut left);
+            }
+            Ok(clean)
+        }
+        Framing::Chunked => {
+            let mut decoder = ChunkedDecoder::new();
+            let mut leftover = feed_chunked(&mut decoder, rest, sink)?;
+            while !decoder.is_done() {
+                let n = stream.read(&mut buf).await?;
+                if n == 0 {
+                    return Err(eof());
+                }
+                leftover = feed_chunked(&mut decoder, buf.get(..n).unwrap_or_default(), sink)?;
+            }
+            Ok(leftover == 0)
+        }
+        Framing::UntilClose => {
+            sink.push(rest);
+            loop {
+                let n = stream.read(&mut buf).await?;
+                if n == 0 {
+                    return Ok(false);
+                }
+                sink.push(buf.get(..n).unwrap_or_default());
+            }
+        }
+    }
+}
+
+/// Feeds `data` to `decoder`, body bytes to `sink`. Returns how many bytes were left over after
+/// the end of the body.
+fn feed_chunked(
+    decoder: &mut ChunkedDecoder,
+    mut data: &[u8],
+    sink: &mut BodySink,
+) -> Result<usize, HttpError> {
+    while !data.is_empty() && !decoder.is_done() {
+        let (used, run) = decoder.feed(data)?;
+        sink.push(data.get(run).unwrap_or_default());
+        data = data.get(used..).unwrap_or_default();
+        if used == 0 {
+            // Not reachable (the decoder always progresses); never spin.
+            return Err(HttpError::Malformed("chunked decoder made no progress"));
+        }
+    }
+    Ok(data.len())
+}
