@@ -64,10 +64,11 @@ def _die_with_parent():
         pass
 
 
-def start(name, argv, logdir):
+def start(name, argv, logdir, env=None):
     out = open(os.path.join(logdir, f"{name}.log"), "wb")
+    full_env = dict(os.environ, **env) if env else None
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                         preexec_fn=_die_with_parent, close_fds=True)
+                         preexec_fn=_die_with_parent, close_fds=True, env=full_env)
     out.close()
     CHILDREN.append((name, p))
     log(f"started {name} pid {p.pid}: {' '.join(argv)}")
@@ -391,8 +392,10 @@ def run(args, tmp):
     cfg_r, cfg_l = f"{tmp}/agent-remote.toml", f"{tmp}/agent-local.toml"
     agent_config(cfg_r, f"{tmp}/agent-remote/metrics.redb", h_remote, vm_port)
     agent_config(cfg_l, f"{tmp}/agent-local/metrics.redb", h_local, None)
-    ar = start("agent-remote", [args.agent, "run", "--config", cfg_r], logdir)
-    al = start("agent-local", [args.agent, "run", "--config", cfg_l], logdir)
+    # As systemd/belabox-metrics.service runs it: one glibc malloc arena (no effect on musl).
+    agent_env = {"MALLOC_ARENA_MAX": "1"}
+    ar = start("agent-remote", [args.agent, "run", "--config", cfg_r], logdir, agent_env)
+    al = start("agent-local", [args.agent, "run", "--config", cfg_l], logdir, agent_env)
 
     wait_http(ne_port, "/metrics", ne, "node_exporter")
     wait_http(h_remote, "/health/live", ar, "agent-remote")

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Resource use of belabox-metrics next to prometheus-node-exporter, side by side in ONE run.
 #
-#   benches/resources.sh [--seconds N] [--profile P] [--no-build] [--detail] [--keep] [--no-gzip]
-#                        [--warmup S] [--agent BIN]
+#   benches/resources.sh [--seconds N] [--profile P] [--board] [--no-build] [--detail] [--keep]
+#                        [--no-gzip] [--warmup S] [--agent BIN]
+#
+# --board measures the board build instead: static musl, no TLS (`--no-default-features`),
+# profile `board`, for this machine's architecture (the same build as tests/cross-aarch64.sh
+# makes for aarch64).
 #
 # Installs the Debian packages victoria-metrics and prometheus-node-exporter when missing, builds
 # the agent (cargo build --profile P, default release; waits for the target/ lock; --agent BIN
@@ -21,6 +25,7 @@ set -euo pipefail
 seconds=60
 build=1
 profile=release
+board=0
 agent=""
 pass=()
 while [ $# -gt 0 ]; do
@@ -28,9 +33,10 @@ while [ $# -gt 0 ]; do
         --seconds) seconds="$2"; pass+=(--seconds "$2"); shift 2 ;;
         --seconds=*) seconds="${1#*=}"; pass+=("$1"); shift ;;
         --profile) profile="$2"; shift 2 ;;
+        --board) board=1; profile=board; shift ;;
         --agent) agent="$2"; shift 2 ;;
         --no-build) build=0; shift ;;
-        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) pass+=("$1"); shift ;;
     esac
 done
@@ -49,13 +55,21 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
 fi
 
+build_args=(--profile "$profile" --bin belabox-metrics)
+sub=""
+if [ "$board" -eq 1 ]; then
+    triple="$(uname -m)-unknown-linux-musl"
+    rustup target list --installed | grep -qx "$triple" || rustup target add "$triple" >&2
+    build_args+=(--target "$triple" --no-default-features)
+    sub="$triple/"
+fi
 if [ "$build" -eq 1 ]; then
-    echo "resources.sh: cargo build --profile $profile (may wait for the target/ lock)" >&2
-    cargo build --profile "$profile" --bin belabox-metrics >&2
+    echo "resources.sh: cargo build ${build_args[*]} (may wait for the target/ lock)" >&2
+    cargo build "${build_args[@]}" >&2
 fi
 if [ -z "$agent" ]; then
     case "$profile" in dev|test) dir=debug ;; bench) dir=release ;; *) dir="$profile" ;; esac
-    agent="${CARGO_TARGET_DIR:-target}/$dir/belabox-metrics"
+    agent="${CARGO_TARGET_DIR:-target}/$sub$dir/belabox-metrics"
 fi
 [ -x "$agent" ] || { echo "resources.sh: no agent binary at $agent" >&2; exit 2; }
 pass+=(--agent "$agent")

@@ -1,33 +1,40 @@
 #!/usr/bin/env bash
-# Cross-builds the agent for aarch64-unknown-linux-gnu (RK3588 / Jetson boards) and proves the
-# result runs: the proc and store unit tests under qemu-user, then `belabox-metrics once` on the
-# captured RK3588 fixture under qemu, then the stripped binary's size against a budget.
+# Cross-builds the agent for aarch64 (RK3588 / Jetson boards) and proves the results run under
+# qemu-user. Two builds:
+#
+# 1. The board build: aarch64-unknown-linux-musl, `--no-default-features` (no TLS, so no C code
+#    at all), profile `board` (opt-level "s"), linked by rust-lld: one static binary that runs on any
+#    aarch64 Linux whatever its glibc (Jetson L4T 32 has 2.27), with the smallest RSS (no shared
+#    libraries mapped; see docs/benchmarks.md). Checked: proc and store unit tests under qemu,
+#    `once` on the RK3588 fixture, size budget (MAX_BOARD_BYTES).
+# 2. The TLS build: aarch64-unknown-linux-gnu with the default features (isahc/curl + rustls for
+#    https:// URLs), built with Debian's cross gcc. Checked: `once` under qemu, size budget
+#    (MAX_BINARY_BYTES), the glibc it needs.
 #
 # Installs what it needs on a fresh Debian/Ubuntu machine (apt: gcc-aarch64-linux-gnu,
-# libc6-dev-arm64-cross, qemu-user-static; rustup: the aarch64 std). Needs root or sudo for apt.
-# Host builds are not touched: the linker/runner are set through target-specific env variables
-# only, and the build uses its own target dir (default target/cross) so it never waits on, or
-# invalidates, the host build's target/ lock.
+# libc6-dev-arm64-cross, qemu-user-static; rustup: both aarch64 std libraries). Needs root or
+# sudo for apt. Host builds are not touched: linker/runner are set through target-specific env
+# variables only, and the builds use their own target dir (default target/cross).
 #
-# The board binary is built with the `release-small` profile (Cargo.toml: release at opt-level
-# "z"; at opt-level 3 the binary is ~45 % larger, see docs/building.md).
-#
-# glibc: gcc-aarch64-linux-gnu links against the build machine's cross glibc (Debian 12: the
-# binary then needs glibc >= 2.34, i.e. Ubuntu 22.04+ on the board). CROSS_GLIBC=2.27 builds the
-# binary with cargo-zigbuild against glibc 2.27 instead (Jetson L4T 32 / Ubuntu 18.04), installing
-# ziglang + cargo-zigbuild from PyPI into a venv under the target dir; the unit tests still use gcc.
-# The script prints the glibc the binary needs, and fails if it is newer than CROSS_GLIBC.
+# glibc (TLS build only): Debian 12's cross gcc links against glibc 2.36 symbols (the binary then
+# needs glibc >= 2.34). CROSS_GLIBC=2.27 builds it with cargo-zigbuild against glibc 2.27 instead,
+# installing ziglang + cargo-zigbuild from PyPI into a venv under the target dir.
 #
 # Usage: tests/cross-aarch64.sh            env: CARGO_TARGET_DIR (default target/cross)
-#                                               CROSS_PROFILE (default release-small)
+#                                               CROSS_PROFILE (default release-small, TLS build)
+#                                               BOARD_PROFILE (default board)
 #                                               CROSS_GLIBC (default: none = gcc's glibc)
+#                                               MAX_BOARD_BYTES (default 3145728 = 3 MiB)
 #                                               MAX_BINARY_BYTES (default 4194304 = 4 MiB)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TARGET=aarch64-unknown-linux-gnu
+BOARD_TARGET=aarch64-unknown-linux-musl
 SYSROOT=/usr/aarch64-linux-gnu
 MAX_BINARY_BYTES="${MAX_BINARY_BYTES:-4194304}"
+MAX_BOARD_BYTES="${MAX_BOARD_BYTES:-3145728}"
+BOARD_PROFILE="${BOARD_PROFILE:-board}"
 PROFILE="${CROSS_PROFILE:-release-small}"
 CROSS_GLIBC="${CROSS_GLIBC:-}"
 ZIGLANG_VERSION=0.17.1
@@ -56,9 +63,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
-if ! rustup target list --installed | grep -qx "$TARGET"; then
-  rustup target add "$TARGET"
-fi
+for t in "$TARGET" "$BOARD_TARGET"; do
+  if ! rustup target list --installed | grep -qx "$t"; then
+    rustup target add "$t"
+  fi
+done
 
 # Target-specific only: CC/AR for build scripts that compile C (curl-sys, aws-lc-sys via its cc
 # builder — no cmake or clang needed for this target), the final linker, and the test runner.
@@ -67,6 +76,52 @@ export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64-static -L $SY
 export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
 export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
 
+# `once` on the RK3588 capture under qemu: every line VictoriaMetrics JSONL, MemTotal right.
+# Usage: check_once BIN [qemu options]
+check_once() {
+  local bin="$1"; shift
+  local out; out=$(mktemp)
+  qemu-aarch64-static "$@" "$bin" once \
+    --procfs "$FIXTURE/proc" --sysfs "$FIXTURE/sys" --delay 100 >"$out"
+  local lines; lines=$(wc -l <"$out")
+  echo "    $lines JSONL lines"
+  [ "$lines" -ge 40 ] || fail "expected at least 40 JSONL lines, got $lines"
+  local jsonl='^{"metric":{"__name__":"[a-zA-Z_:][a-zA-Z0-9_:]*"[^}]*},"values":\[[^]]*\],"timestamps":\[[0-9]*\]}$'
+  local bad; bad=$(grep -cv "$jsonl" "$out" || true)
+  if [ "$bad" -ne 0 ]; then
+    grep -v "$jsonl" "$out" | head -3 >&2 || true
+    fail "$bad lines are not VictoriaMetrics JSONL"
+  fi
+  grep -q '"__name__":"memory_total_bytes".*"values":\[8226222080\]' "$out" \
+    || fail "no memory_total_bytes line with value 8226222080 (the fixture's MemTotal)"
+  rm -f "$out"
+}
+
+# The board build: static, no TLS, no C compiler involved (rust-lld links musl's self-contained
+# CRT and libc); the tests run under qemu without a sysroot.
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUNNER=qemu-aarch64-static
+step "board build: cargo build --profile $BOARD_PROFILE --target $BOARD_TARGET --no-default-features"
+cargo build --profile "$BOARD_PROFILE" --target "$BOARD_TARGET" --no-default-features --bin belabox-metrics
+BOARD_BIN="$CARGO_TARGET_DIR/$BOARD_TARGET/$BOARD_PROFILE/belabox-metrics"
+[ -x "$BOARD_BIN" ] || fail "$BOARD_BIN was not built"
+if aarch64-linux-gnu-readelf -l "$BOARD_BIN" | grep -q INTERP; then
+  fail "$BOARD_BIN asks for a dynamic loader: it is not static"
+fi
+if aarch64-linux-gnu-readelf -d "$BOARD_BIN" 2>/dev/null | grep -q NEEDED; then
+  fail "$BOARD_BIN needs shared libraries"
+fi
+
+step "board build: unit tests of belabox-proc and belabox-store under qemu-aarch64"
+cargo test --target "$BOARD_TARGET" -p belabox-proc -p belabox-store --lib
+
+step "board build: belabox-metrics once on the RK3588 fixture under qemu-aarch64"
+check_once "$BOARD_BIN"
+size=$(stat -c %s "$BOARD_BIN")
+echo "    aarch64 static board binary ($BOARD_PROFILE, no TLS): $size bytes ($(( (size + 1023) / 1024 )) KiB), budget $MAX_BOARD_BYTES"
+[ "$size" -le "$MAX_BOARD_BYTES" ] || fail "board binary is $size bytes, over the budget of $MAX_BOARD_BYTES"
+
+# The TLS build (default features) for glibc boards.
 if [ -z "$CROSS_GLIBC" ]; then
   step "cargo build --profile $PROFILE --target $TARGET (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
   cargo build --profile "$PROFILE" --target "$TARGET" --bin belabox-metrics
@@ -103,30 +158,13 @@ if [ -n "$CROSS_GLIBC" ] && [ "$(printf '%s\n%s\n' "$glibc" "$CROSS_GLIBC" | sor
   fail "$BIN needs glibc $glibc, newer than CROSS_GLIBC=$CROSS_GLIBC"
 fi
 
-step "unit tests of belabox-proc and belabox-store under qemu-aarch64"
-cargo test --target "$TARGET" -p belabox-proc -p belabox-store --lib
-
 step "belabox-metrics once on the RK3588 fixture under qemu-aarch64"
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-qemu-aarch64-static -L "$SYSROOT" "$BIN" once \
-  --procfs "$FIXTURE/proc" --sysfs "$FIXTURE/sys" --delay 100 >"$out"
-lines=$(wc -l <"$out")
-echo "    $lines JSONL lines"
-[ "$lines" -ge 40 ] || fail "expected at least 40 JSONL lines, got $lines"
-jsonl='^{"metric":{"__name__":"[a-zA-Z_:][a-zA-Z0-9_:]*"[^}]*},"values":\[[^]]*\],"timestamps":\[[0-9]*\]}$'
-bad=$(grep -cv "$jsonl" "$out" || true)
-if [ "$bad" -ne 0 ]; then
-  grep -v "$jsonl" "$out" | head -3 >&2 || true
-  fail "$bad lines are not VictoriaMetrics JSONL"
-fi
-grep -q '"__name__":"memory_total_bytes".*"values":\[8226222080\]' "$out" \
-  || fail "no memory_total_bytes line with value 8226222080 (the fixture's MemTotal)"
+check_once "$BIN" -L "$SYSROOT"
 
-step "binary size"
+step "TLS build: binary size"
 size=$(stat -c %s "$BIN")
-echo "    aarch64 stripped $PROFILE binary: $size bytes ($(( (size + 1023) / 1024 )) KiB), budget $MAX_BINARY_BYTES"
+echo "    aarch64 stripped $PROFILE binary with TLS: $size bytes ($(( (size + 1023) / 1024 )) KiB), budget $MAX_BINARY_BYTES"
 [ "$size" -le "$MAX_BINARY_BYTES" ] || fail "binary is $size bytes, over the budget of $MAX_BINARY_BYTES"
 
 step "done"
-echo "cross-aarch64: OK in $(( $(date +%s) - start )) s: $BIN"
+echo "cross-aarch64: OK in $(( $(date +%s) - start )) s: $BOARD_BIN (board, static) and $BIN (TLS)"
