@@ -21,5 +21,9 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+echo "==> cargo clippy --no-default-features (the board build: no TLS)"
+cargo clippy --workspace --all-targets --no-default-features -- -D warnings
 echo "==> cargo test"
 cargo test --workspace
+echo "==> cargo test --no-default-features: the HTTP client and config without TLS"
+cargo test --no-default-features --lib --test http_client
