@@ -50,6 +50,16 @@ impl<R> Pending<R> {
     }
 }
 
+impl<T, E: std::error::Error + Send + Sync + 'static> Pending<Result<T, E>> {
+    /// The job's own result, with a gone worker as one more error.
+    pub async fn wait_result(self) -> Result<T, Box<dyn std::error::Error + Send + Sync>> {
+        match self.wait().await {
+            Ok(r) => r.map_err(Into::into),
+            Err(gone) => Err(Box::new(gone)),
+        }
+    }
+}
+
 impl StoreWorker {
     /// Starts the thread (named `name`).
     pub fn spawn(name: &str) -> std::io::Result<StoreWorker> {

@@ -289,13 +289,14 @@ impl Uploader {
         }
         let limit = self.remote.batch_size.max(1);
         let store = self.store.clone();
-        let batch = match self.worker.run(move || store.pending(limit)).wait().await {
-            Ok(Ok(b)) => b,
+        let batch = match self
+            .worker
+            .run(move || store.pending(limit))
+            .wait_result()
+            .await
+        {
+            Ok(b) => b,
             Err(e) => {
-                log::error!(error:% = e; "uploader: reading the pending queue failed");
-                return Cycle::Failed;
-            }
-            Ok(Err(e)) => {
                 log::error!(error:% = e; "uploader: reading the pending queue failed");
                 return Cycle::Failed;
             }
@@ -451,10 +452,10 @@ impl Uploader {
                 }
                 Ok::<_, belabox_store::MarkError>((counts, store.pending_count().unwrap_or(0)))
             })
-            .wait()
+            .wait_result()
             .await;
         match result {
-            Ok(Ok(([nf, old, unk], pending))) => {
+            Ok(([nf, old, unk], pending)) => {
                 up.rejected_non_finite_total.fetch_add(nf as u64, Relaxed);
                 up.rejected_too_old_total.fetch_add(old as u64, Relaxed);
                 up.quarantined_total.fetch_add(unk as u64, Relaxed);
@@ -466,10 +467,6 @@ impl Uploader {
                     "samples VictoriaMetrics would drop were quarantined"
                 );
                 Some(nf + old + unk)
-            }
-            Ok(Err(e)) => {
-                log::error!(error:% = e; "uploader: quarantining unsendable samples failed");
-                None
             }
             Err(e) => {
                 log::error!(error:% = e; "uploader: quarantining unsendable samples failed");
@@ -607,14 +604,10 @@ impl Uploader {
                     .quarantine(&keys, &reason, now)
                     .map(|n| (n, store.pending_count().unwrap_or(0)))
             })
-            .wait()
+            .wait_result()
             .await;
         match result {
-            Err(e) => {
-                log::error!(error:% = e; "uploader: quarantining a refused sample failed");
-                Err(Abort::Failed)
-            }
-            Ok(Ok((n, pending))) => {
+            Ok((n, pending)) => {
                 self.state
                     .upload
                     .quarantined_total
@@ -623,7 +616,7 @@ impl Uploader {
                 log::warn!(http_status = status, samples = n; "a sample VictoriaMetrics refuses was quarantined");
                 Ok(())
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 log::error!(error:% = e; "uploader: quarantining a refused sample failed");
                 Err(Abort::Failed)
             }
