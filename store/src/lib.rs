@@ -549,8 +549,15 @@ impl Store {
                 }
                 let mut samples = txn.open_table(SAMPLES)?;
                 let mut runs = txn.open_table(PENDING_RUNS)?;
+                // Keys above the newest stored sample and the newest pending run cannot be
+                // duplicates and extend the queue at its end (in steady state: the whole
+                // flush); the rest are checked and queued one by one.
+                let newest = samples.last()?.map(|(k, _)| ord(k.value()));
+                let bound = newest.max(pending::tail_end(&runs)?);
+                let split = bound.map_or(0, |b| numbers.partition_point(|&(k, _)| k <= b));
+                let (older, newer) = numbers.split_at(split);
                 let mut last = None;
-                for &(k, x) in &numbers {
+                for &(k, x) in older {
                     let kb = bytes(k);
                     if last == Some(k) || samples.get(&kb)?.is_some() {
                         stats.duplicates += 1;
@@ -561,6 +568,21 @@ impl Store {
                         numeric += 1;
                     }
                     last = Some(k);
+                }
+                let mut appended = 0u64;
+                for &(k, x) in newer {
+                    if last == Some(k) {
+                        stats.duplicates += 1;
+                    } else {
+                        samples.insert(&bytes(k), &codec::number_bytes(x))?;
+                        appended += 1;
+                        stats.inserted += 1;
+                        numeric += 1;
+                    }
+                    last = Some(k);
+                }
+                if let (Some(&(first, _)), Some(&(end, _))) = (newer.first(), newer.last()) {
+                    pending::append_tail(&mut runs, &samples, first, end, appended)?;
                 }
                 let mut text = txn.open_table(TEXT)?;
                 let mut last = None;

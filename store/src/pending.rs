@@ -165,6 +165,46 @@ pub(crate) fn add(
     put(runs, run)
 }
 
+/// Make the sorted, distinct keys `first..=last` (`n` of them) pending, all greater than every
+/// stored sample and above every run ([`tail_end`]), already inserted into `samples`: the
+/// agent's usual flush. One run rewrite instead of three lookups and a rewrite per sample.
+pub(crate) fn append_tail(
+    runs: &mut RunsTable<'_>,
+    samples: &SamplesTable<'_>,
+    first: u128,
+    last: u128,
+    n: u64,
+) -> Result<(), Fault> {
+    let tail = match runs.last()? {
+        Some((a, b)) => Some(decode_run(a.value(), b.value())?),
+        None => None,
+    };
+    let run = match tail {
+        Some(t) if t.end >= first => return Err(corrupt("append below the newest pending run")),
+        // Extend the newest run only over key space holding no (non-pending) sample.
+        Some(t) if !any_sample_in(samples, t.end + 1, first - 1)? => Run {
+            start: t.start,
+            end: last,
+            count: t.count + n,
+        },
+        _ => Run {
+            start: first,
+            end: last,
+            count: n,
+        },
+    };
+    put(runs, run)
+}
+
+/// The end of the newest run: keys above it and above the newest sample can be appended
+/// with [`append_tail`].
+pub(crate) fn tail_end(runs: &RunsTable<'_>) -> Result<Option<u128>, Fault> {
+    match runs.last()? {
+        Some((a, b)) => Ok(Some(decode_run(a.value(), b.value())?.end)),
+        None => Ok(None),
+    }
+}
+
 /// Take `k` out of the pending set. Returns whether it was pending. `k` is assumed to be in
 /// `samples` or not at all; callers check presence first.
 pub(crate) fn remove(
