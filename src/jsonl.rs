@@ -71,10 +71,39 @@ pub fn write_series<K: AsRef<str>, V: AsRef<str>>(
     Ok(())
 }
 
+/// Integers below this print exactly: every integer up to 2^53 is an f64 of its own, so its
+/// shortest round-trip form is its own digits.
+const EXACT_INT_LIMIT: f64 = 9_007_199_254_740_992.0; // 2^53
+
 /// Rust's `Display` for f64 is the shortest string that round-trips, without exponent: valid JSON.
+/// Integral values (counters, bytes: most samples) take a digit loop with the same output,
+/// without the float formatter.
 pub fn write_f64(out: &mut Vec<u8>, v: f64) {
+    if v.fract() == 0.0 && v.abs() < EXACT_INT_LIMIT && !(v == 0.0 && v.is_sign_negative()) {
+        // Exact: |v| < 2^53 fits in i64 and has no fraction.
+        write_i64(out, v as i64);
+        return;
+    }
     // -0.0 prints as "-0", which JSON accepts.
     let _ = write!(out, "{v}");
+}
+
+fn write_i64(out: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        out.push(b'-');
+    }
+    let mut n = v.unsigned_abs();
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// A JSON string literal with the escapes RFC 8259 requires.
@@ -99,6 +128,45 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_f64_matches_display() {
+        let mut values = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.5,
+            -2.25,
+            1e15,
+            123_456_789_012_345.0,
+            EXACT_INT_LIMIT - 1.0,
+            -(EXACT_INT_LIMIT - 1.0),
+            EXACT_INT_LIMIT,
+            EXACT_INT_LIMIT * 4.0,
+            1e300,
+            -1e-300,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            f64::MIN,
+            i64::MAX as f64,
+            i64::MIN as f64,
+        ];
+        // Integers of every magnitude, and their neighbours with a fraction.
+        let mut x = 1.0f64;
+        while x < 1e20 {
+            for v in [x, x + 1.0, x - 1.0, x * 3.0 + 7.0, x + 0.5] {
+                values.push(v);
+                values.push(-v);
+            }
+            x *= 10.0;
+        }
+        for v in values {
+            let mut out = Vec::new();
+            write_f64(&mut out, v);
+            assert_eq!(String::from_utf8(out).unwrap(), format!("{v}"), "{v:e}");
+        }
+    }
 
     #[test]
     fn one_line_per_series() {

@@ -13,6 +13,7 @@ pub mod http;
 pub mod inspect;
 pub mod jsonl;
 pub mod logging;
+pub mod mem;
 pub mod notify;
 pub mod once;
 pub mod ring;

@@ -162,6 +162,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     );
 
     let mut ring = SampleRing::<RING_CAPACITY>::boxed();
+    let mut scratch = FlushScratch::default();
     let start = Instant::now();
     let mono =
         |now: Instant| i64::try_from(now.duration_since(start).as_millis()).unwrap_or(i64::MAX);
@@ -194,7 +195,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
         notifier.loop_progressed(now);
 
         if now >= next_flush || ring.len() >= RING_CAPACITY / 2 {
-            flush(&store, &mut ring, &config.device.id, &state);
+            flush(&store, &mut ring, &mut scratch, &config.device.id, &state);
             refresh_storage_state(&store, &config.storage.path, &state);
             next_flush = now + flush_every;
         }
@@ -238,7 +239,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
 
     notifier.stopping();
     tasks.stop();
-    flush(&store, &mut ring, &config.device.id, &state);
+    flush(&store, &mut ring, &mut scratch, &config.device.id, &state);
     if !ring.is_empty() {
         log::error!(lost = ring.len(); "final flush failed; samples in memory are lost");
     }
@@ -414,29 +415,57 @@ fn wait_for_wake(rx: &UnixStream, wait: Duration) {
     let _ = rustix::event::poll(&mut fds, Some(&ts));
 }
 
+type LabelPairs<'a> = heapless::Vec<(&'static str, &'a str), { crate::sample::MAX_LABELS }>;
+
+/// The flush's two vectors, kept empty between flushes so that each flush reuses their
+/// allocation instead of having the allocator map and unmap ≈ 70 KiB again (musl returns
+/// large freed blocks to the kernel at once).
+#[derive(Debug, Default)]
+struct FlushScratch {
+    labels: Vec<LabelPairs<'static>>,
+    batch: Vec<NewSample<'static>>,
+}
+
+/// An empty vector in `v`'s allocation, for an element type that differs from `T` only in its
+/// lifetimes (same layout, so the in-place `collect` keeps the buffer; a test checks it does).
+fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().filter_map(|_| None).collect()
+}
+
 /// Moves the ring into the store in one write transaction. On failure the samples stay in the
 /// ring (retried next flush; the ring's own cap bounds memory) and the store is marked failing.
-fn flush(store: &Store, ring: &mut SampleRing<RING_CAPACITY>, device_id: &str, state: &AgentState) {
+fn flush(
+    store: &Store,
+    ring: &mut SampleRing<RING_CAPACITY>,
+    scratch: &mut FlushScratch,
+    device_id: &str,
+    state: &AgentState,
+) {
     if ring.is_empty() {
         return;
     }
-    let labels: Vec<heapless::Vec<(&str, &str), { crate::sample::MAX_LABELS }>> =
-        ring.iter().map(|s| s.label_pairs().collect()).collect();
-    let batch: Vec<NewSample<'_>> = ring
-        .iter()
-        .zip(&labels)
-        .map(|(s, l)| NewSample {
-            series: SeriesKey {
-                name: s.metric.name(),
-                device_id,
-                labels: l,
-            },
-            ts_ms: s.ts_ms,
-            value: Value::Number(s.value),
-        })
-        .collect();
+    let mut labels: Vec<LabelPairs<'_>> = recycle(std::mem::take(&mut scratch.labels));
+    labels.extend(
+        ring.iter()
+            .map(|s| s.label_pairs().collect::<LabelPairs<'_>>()),
+    );
+    let mut batch: Vec<NewSample<'_>> = recycle(std::mem::take(&mut scratch.batch));
+    batch.extend(ring.iter().zip(&labels).map(|(s, l)| NewSample {
+        series: SeriesKey {
+            name: s.metric.name(),
+            device_id,
+            labels: l,
+        },
+        ts_ms: s.ts_ms,
+        value: Value::Number(s.value),
+    }));
     let t0 = Instant::now();
-    match store.insert(&batch) {
+    let result = store.insert(&batch);
+    let n = batch.len();
+    scratch.batch = recycle(batch);
+    scratch.labels = recycle(labels);
+    match result {
         Ok(stats) => {
             let mut per = [0u64; CollectorKind::ALL.len()];
             for s in ring.iter() {
@@ -450,9 +479,6 @@ fn flush(store: &Store, ring: &mut SampleRing<RING_CAPACITY>, device_id: &str, s
                     st.stored_total.fetch_add(per[i], Ordering::Relaxed);
                 }
             }
-            let n = batch.len();
-            drop(batch);
-            drop(labels);
             ring.consume(n);
             state.storage.flushes_total.fetch_add(1, Ordering::Relaxed);
             state
@@ -529,5 +555,28 @@ fn compact(store: &Store) {
             "store compacted"
         ),
         Err(e) => log::warn!(error = e.to_string().as_str(); "compaction failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recycle_keeps_the_allocation() {
+        let owned: Vec<String> = (0..300).map(|i| i.to_string()).collect();
+        let mut v: Vec<LabelPairs<'_>> = Vec::new();
+        v.extend(owned.iter().map(|s| {
+            let mut l = LabelPairs::new();
+            let _ = l.push(("device", s.as_str()));
+            l
+        }));
+        let (ptr, cap) = (v.as_ptr() as usize, v.capacity());
+        let kept: Vec<LabelPairs<'static>> = recycle(v);
+        assert!(kept.is_empty());
+        assert_eq!(kept.capacity(), cap);
+        assert_eq!(kept.as_ptr() as usize, ptr);
+        let again: Vec<LabelPairs<'_>> = recycle(kept);
+        assert_eq!((again.as_ptr() as usize, again.capacity()), (ptr, cap));
     }
 }

@@ -24,6 +24,7 @@ mod error;
 mod lock;
 mod pending;
 mod schema;
+mod series_hash;
 #[cfg(test)]
 mod tests;
 
@@ -272,7 +273,7 @@ pub struct ExportedSample {
 /// every write goes through the writer mutex.
 #[derive(Debug, Default)]
 struct SeriesCache {
-    ids: HashMap<Box<[u8]>, u32>,
+    ids: HashMap<Box<[u8]>, u32, series_hash::BuildSeriesHasher>,
     info: HashMap<u32, Arc<SeriesInfo>>,
     value_type: HashMap<u32, u8>,
     next_id: u32,
@@ -312,6 +313,8 @@ enum Kind {
 struct Writer {
     /// Commits made with redb `Durability::None` since the last fsynced one.
     unsynced: u32,
+    /// `insert`'s (key, value) list, kept empty between calls to reuse its allocation.
+    numbers: Vec<(u128, f64)>,
 }
 
 /// The store. `Send + Sync`; writes are serialised inside.
@@ -483,12 +486,15 @@ impl Store {
         let mut w = relock(self.writer.lock());
         // Resolve series ids first (no transaction yet); new series get ids here and are
         // published to the cache only once the commit succeeded.
-        let mut numbers: Vec<(u128, f64)> = Vec::with_capacity(batch.len());
+        let mut numbers = std::mem::take(&mut w.numbers);
+        numbers.clear();
+        numbers.reserve(batch.len());
         let mut texts: Vec<(u128, &str)> = Vec::new();
         let mut new_series: Vec<(u32, Box<[u8]>)> = Vec::new();
         {
             let cache = relock(self.series.read());
-            let mut fresh: HashMap<Box<[u8]>, u32> = HashMap::new();
+            let mut fresh: HashMap<Box<[u8]>, u32, series_hash::BuildSeriesHasher> =
+                HashMap::default();
             let mut next_id = cache.next_id;
             let mut scratch = Vec::new();
             let mut canon = Vec::with_capacity(128);
@@ -603,6 +609,7 @@ impl Store {
                 Ok((stats, numeric))
             })
             .map_err(|e| e.into_insert(&self.path))?;
+        w.numbers = numbers;
         self.pending.fetch_add(numeric_inserted, Ordering::Relaxed);
         if !new_series.is_empty() {
             let mut cache = relock(self.series.write());

@@ -1,0 +1,225 @@
+//! `memmove` and `memcmp` for the static musl build (the board binary).
+//!
+//! musl's own are byte loops where the store spends its time: its x86_64 `memmove` copies an
+//! overlapping region to a higher address with `std; rep movsb` (one byte per iteration, and
+//! it takes that path even when source and destination are the same), its generic C
+//! `memmove` (aarch64) falls back to bytes when the distance is not a multiple of 8, and its
+//! `memcmp` compares byte by byte. redb shifts the rest of a B-tree leaf on every insert
+//! (`copy_within` by 12 bytes, the sample key) and compares keys with `memcmp` while it
+//! searches, so with musl these two were ≈ 20 % of the agent's CPU (perf, docs/benchmarks.md).
+//!
+//! In the musl build (`target_env = "musl"`) this module defines the C symbols, which the
+//! static link then takes instead of libc.a's. Other builds only compile the Rust functions,
+//! which the tests check against the reference semantics on every size, offset and overlap.
+//!
+//! The loops copy and compare 8 bytes at a time with unaligned loads. `compiler_fence` in
+//! each loop keeps LLVM from recognising the loop as a `memmove`/`memcmp` idiom and turning it
+//! into a call to the very symbol being defined (infinite recursion); it emits no instruction.
+
+use core::sync::atomic::{Ordering, compiler_fence};
+
+/// Copies `n` bytes from `src` to `dst`; the regions may overlap.
+///
+/// # Safety
+/// `src` must be valid for reads and `dst` for writes of `n` bytes.
+pub unsafe fn move_bytes(dst: *mut u8, src: *const u8, n: usize) {
+    if n == 0 || core::ptr::eq(dst.cast_const(), src) {
+        return;
+    }
+    let (d, s) = (dst as usize, src as usize);
+    // SAFETY (all blocks): every access stays inside the `n` bytes the caller vouches for.
+    if d.wrapping_sub(s) >= n {
+        // dst below src, or no overlap: ascending order never reads a byte already written.
+        let mut i = 0;
+        while i + 8 <= n {
+            unsafe {
+                let w = src.add(i).cast::<u64>().read_unaligned();
+                dst.add(i).cast::<u64>().write_unaligned(w);
+            }
+            i += 8;
+            compiler_fence(Ordering::SeqCst);
+        }
+        while i < n {
+            unsafe { dst.add(i).write(src.add(i).read()) };
+            i += 1;
+            compiler_fence(Ordering::SeqCst);
+        }
+    } else {
+        // dst above src and overlapping: descending order. Each word is read whole before it
+        // is written, and later reads lie below `src + i`, which is below the written `dst + i`.
+        let mut i = n;
+        while i >= 8 {
+            i -= 8;
+            unsafe {
+                let w = src.add(i).cast::<u64>().read_unaligned();
+                dst.add(i).cast::<u64>().write_unaligned(w);
+            }
+            compiler_fence(Ordering::SeqCst);
+        }
+        while i > 0 {
+            i -= 1;
+            unsafe { dst.add(i).write(src.add(i).read()) };
+            compiler_fence(Ordering::SeqCst);
+        }
+    }
+}
+
+/// Compares `n` bytes as unsigned bytes, lexicographically: negative, 0 or positive.
+///
+/// # Safety
+/// `a` and `b` must be valid for reads of `n` bytes.
+pub unsafe fn compare_bytes(a: *const u8, b: *const u8, n: usize) -> i32 {
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n.
+        let (x, y) = unsafe {
+            (
+                a.add(i).cast::<u64>().read_unaligned(),
+                b.add(i).cast::<u64>().read_unaligned(),
+            )
+        };
+        if x != y {
+            // Big-endian order of the words is the order of their bytes.
+            return if u64::from_be(x) < u64::from_be(y) {
+                -1
+            } else {
+                1
+            };
+        }
+        i += 8;
+        compiler_fence(Ordering::SeqCst);
+    }
+    while i < n {
+        // SAFETY: i < n.
+        let (x, y) = unsafe { (a.add(i).read(), b.add(i).read()) };
+        if x != y {
+            return i32::from(x) - i32::from(y);
+        }
+        i += 1;
+        compiler_fence(Ordering::SeqCst);
+    }
+    0
+}
+
+/// The C symbols, in the musl build only.
+#[cfg(target_env = "musl")]
+mod symbols {
+    /// # Safety
+    /// As C `memmove`.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+        // SAFETY: the C contract is the Rust one.
+        unsafe { super::move_bytes(dst, src, n) };
+        dst
+    }
+
+    /// # Safety
+    /// As C `memcmp`.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+        // SAFETY: the C contract is the Rust one.
+        unsafe { super::compare_bytes(a, b, n) }
+    }
+
+    /// `bcmp` is `memcmp` where only zero / non-zero matters; LLVM emits it for `==` on slices.
+    ///
+    /// # Safety
+    /// As C `bcmp`.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+        // SAFETY: the C contract is the Rust one.
+        unsafe { super::compare_bytes(a, b, n) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 + 3) as u8).collect()
+    }
+
+    #[test]
+    fn move_matches_copy_within_for_every_size_offset_and_overlap() {
+        const LEN: usize = 80;
+        for n in 0..=40 {
+            for src in 0..=LEN - n {
+                for dst in 0..=LEN - n {
+                    let mut want = pattern(LEN);
+                    want.copy_within(src..src + n, dst);
+                    let mut got = pattern(LEN);
+                    let p = got.as_mut_ptr();
+                    // SAFETY: both ranges lie inside `got`.
+                    unsafe { move_bytes(p.add(dst), p.add(src), n) };
+                    assert_eq!(got, want, "n {n} src {src} dst {dst}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn move_between_buffers_and_long_runs() {
+        for n in [0, 1, 7, 8, 9, 4095, 4096, 10_000] {
+            let a = pattern(n);
+            let mut b = vec![0u8; n];
+            // SAFETY: both buffers hold n bytes.
+            unsafe { move_bytes(b.as_mut_ptr(), a.as_ptr(), n) };
+            assert_eq!(a, b);
+        }
+        // A leaf-sized shift by one sample key, both ways.
+        let mut want = pattern(4096);
+        want.copy_within(0..4000, 12);
+        let mut got = pattern(4096);
+        let p = got.as_mut_ptr();
+        // SAFETY: inside `got`.
+        unsafe { move_bytes(p.add(12), p, 4000) };
+        assert_eq!(got, want);
+        want.copy_within(12..4012, 0);
+        // SAFETY: inside `got`.
+        unsafe { move_bytes(p, p.add(12), 4000) };
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn compare_has_the_sign_of_slice_ord() {
+        let sign = |o: core::cmp::Ordering| o as i32;
+        for n in 0..=20 {
+            let base = pattern(n);
+            // Equal, then a difference at every position, both directions, including bytes
+            // with the high bit set (compared unsigned).
+            // SAFETY: both hold n bytes.
+            assert_eq!(unsafe { compare_bytes(base.as_ptr(), base.as_ptr(), n) }, 0);
+            for at in 0..n {
+                for delta in [1u8, 0x80, 0xff] {
+                    let mut other = base.clone();
+                    other[at] = other[at].wrapping_add(delta);
+                    // Later bytes differ the other way: only the first difference counts.
+                    for later in other.iter_mut().skip(at + 1) {
+                        *later = later.wrapping_sub(1);
+                    }
+                    let want = sign(base.as_slice().cmp(other.as_slice()));
+                    // SAFETY: both hold n bytes.
+                    let got = unsafe { compare_bytes(base.as_ptr(), other.as_ptr(), n) };
+                    assert_eq!(got.signum(), want, "n {n} at {at} delta {delta}");
+                    // SAFETY: both hold n bytes.
+                    let back = unsafe { compare_bytes(other.as_ptr(), base.as_ptr(), n) };
+                    assert_eq!(back.signum(), -want, "n {n} at {at} delta {delta}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn compare_unaligned_starts() {
+        let a = pattern(64);
+        let mut b = a.clone();
+        b[40] ^= 0x10;
+        for off in 0..8 {
+            let n = 64 - off;
+            // SAFETY: both hold n bytes from off.
+            let got = unsafe { compare_bytes(a.as_ptr().add(off), b.as_ptr().add(off), n) };
+            assert_eq!(got.signum(), a[off..].cmp(&b[off..]) as i32, "offset {off}");
+        }
+    }
+}
