@@ -147,7 +147,7 @@ pub struct RemoteConfig {
     pub upload_interval: Duration,
     /// Most samples read from the pending queue per upload round; >= `chunk_size`.
     pub batch_size: usize,
-    /// Samples per POST; >= 1.
+    /// Samples per POST; >= 1. Default 2500, or `batch_size` when that is smaller.
     pub chunk_size: usize,
     /// A gzipped chunk larger than this (bytes) is bisected; at least 1 KiB.
     pub max_chunk_bytes: u64,
@@ -332,7 +332,9 @@ impl Default for RemoteConfig {
             token_file: None,
             upload_interval: Duration::from_secs(30),
             batch_size: 2500,
-            chunk_size: 500,
+            // One request (and one store mark) per upload round in the steady state; gzip
+            // makes 2500 samples ≈ 7 KB (docs/configuration.md, "Chunk size").
+            chunk_size: 2500,
             max_chunk_bytes: 256 * KIB,
             timeout: Duration::from_secs(30),
             max_sample_age: Duration::from_secs(30 * 86_400),
@@ -770,8 +772,11 @@ fn parse_remote(s: &Section<'_>) -> Result<RemoteConfig, ConfigError> {
     let url = s.string("url", &d.url)?;
     check_http_url(&url).map_err(|m| s.invalid("url", format!("{m}, got {url:?}")))?;
     let token_file = s.string("token_file", "")?;
-    let chunk_size = s.uint("chunk_size", d.chunk_size as u64, 1, u64::MAX)?;
     let batch_size = s.uint("batch_size", d.batch_size as u64, 1, u64::MAX)?;
+    // Unset, the chunk is the default or the whole batch, whichever is smaller, so that a
+    // smaller batch_size alone stays valid.
+    let chunk_default = (d.chunk_size as u64).min(batch_size);
+    let chunk_size = s.uint("chunk_size", chunk_default, 1, u64::MAX)?;
     if batch_size < chunk_size {
         return Err(s.invalid(
             "batch_size",

@@ -56,7 +56,7 @@ fn defaults() {
     assert_eq!(r.url, "http://127.0.0.1:8428/api/v1/import");
     assert_eq!(r.token_file, None);
     assert_eq!(r.upload_interval, secs(30));
-    assert_eq!((r.batch_size, r.chunk_size), (2500, 500));
+    assert_eq!((r.batch_size, r.chunk_size), (2500, 2500));
     assert_eq!(r.max_chunk_bytes, 256 * 1024);
     assert_eq!(r.timeout, secs(30));
     assert_eq!(r.max_sample_age, secs(30 * 86_400));
@@ -265,6 +265,21 @@ fn every_option_is_read() {
 }
 
 #[test]
+fn chunk_size_unset_follows_a_smaller_batch_size() {
+    let chunks = |text: &str| {
+        let r = parse(text).remote.unwrap();
+        (r.batch_size, r.chunk_size)
+    };
+    assert_eq!(chunks("[remote]\nbatch_size = 1000"), (1000, 1000));
+    assert_eq!(chunks("[remote]\nbatch_size = 10000"), (10000, 2500));
+    assert_eq!(chunks("[remote]\nchunk_size = 300"), (2500, 300));
+    assert_eq!(
+        chunks("[remote]\nbatch_size = 1000\nchunk_size = 200"),
+        (1000, 200)
+    );
+}
+
+#[test]
 fn remote_section_presence_enables_uploads() {
     let c = parse("[remote]\n");
     assert_eq!(c.remote, Some(RemoteConfig::default()));
@@ -452,7 +467,7 @@ fn bad_values_name_their_key() {
             "remote.chunk_size: expected an integer of at least 1, got -3",
         ),
         (
-            "[remote]\nbatch_size = 10",
+            "[remote]\nchunk_size = 500\nbatch_size = 10",
             "remote.batch_size: expected an integer of at least remote.chunk_size (500), got 10",
         ),
         (

@@ -23,9 +23,12 @@ pub const SNIPPET_BYTES: usize = 256;
 /// Idle connections kept for reuse (the plain pool, and curl's cache for https). The uploader
 /// and the clock-skew check normally talk to the same host:port.
 pub const MAX_IDLE_CONNECTIONS: usize = 1;
-/// An idle connection older than this is closed instead of reused (servers close theirs after
-/// some idle time too; VictoriaMetrics after about a minute).
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// An idle connection older than this is closed instead of reused. Longer than the default
+/// `remote.upload_interval` (30 s), so that each upload round reuses the previous round's
+/// connection (no new TCP handshake over the modem); shorter than the idle timeouts of
+/// VictoriaMetrics (`-http.idleConnTimeout`, 1 min) and nginx (75 s). A connection the server
+/// closed meanwhile is retried once on a new one (see `plain`).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 /// The `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("belabox-metrics/", env!("CARGO_PKG_VERSION"));
 
