@@ -14,7 +14,7 @@ use std::time::Instant;
 use belabox_metrics::alloc_count::{CountingAlloc, count_allocs};
 use belabox_metrics::collect::{Collectors, READ_BUF_SIZE, SourceFile};
 use belabox_metrics::config::Config;
-use belabox_metrics::ring::SampleRing;
+use belabox_metrics::model::ring::SampleRing;
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;

@@ -25,8 +25,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use belabox_metrics::config::RemoteConfig;
-use belabox_metrics::http;
-use belabox_metrics::time::now_ms;
+use belabox_metrics::model::time::now_ms;
+use belabox_metrics::net;
 use belabox_metrics::upload::{Cycle, Uploader};
 use belabox_store::{Durability, NewSample, SeriesKey, Store, StoreOptions, Value};
 use rustix::time::{ClockId, clock_gettime};
@@ -121,7 +121,7 @@ fn main() {
         };
         let state = vm::test_state();
         let mut uploader =
-            Uploader::new(&remote, store.clone(), state.clone(), http::Client::new()).unwrap();
+            Uploader::new(&remote, store.clone(), state.clone(), net::Client::new()).unwrap();
         let vm_pid = vm.pid().unwrap();
         let (cpu0, vm_cpu0) = (cpu_now(), proc_cpu(vm_pid));
         let t = Instant::now();

@@ -12,8 +12,8 @@ use std::sync::Mutex;
 use log::kv::{Key, Value, VisitSource};
 use log::{LevelFilter, Log, Metadata, Record};
 
-use crate::jsonl::write_str;
-use crate::time::{now_ms, rfc3339};
+use crate::model::time::{now_ms, rfc3339};
+use crate::upload::jsonl::write_str;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {

@@ -1,9 +1,10 @@
 use std::process::ExitCode;
 
+use belabox_metrics::agent;
 use belabox_metrics::cli::{self, Command, Common};
+use belabox_metrics::commands::{once, status, store};
 use belabox_metrics::config::{Config, ConfigError, LogFormat};
 use belabox_metrics::logging::{Format, Logger};
-use belabox_metrics::{inspect, once, run};
 
 /// Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error (`status`: 1 degraded or
 /// error, 3 unreachable).
@@ -32,20 +33,20 @@ fn main() -> ExitCode {
             once::run(&config, delay_ms).map(|()| ExitCode::SUCCESS)
         }),
         Command::Run(common) => with_config(&common, true, |config| {
-            run::run(config).map_err(|e| {
+            agent::run(config).map_err(|e| {
                 log::error!(error = e.to_string().as_str(), error_type = "fatal"; "agent stopped");
                 e.to_string()
             })?;
             Ok(ExitCode::SUCCESS)
         }),
         Command::Status { common, address } => with_config(&common, false, |config| {
-            inspect::status(&config, address.as_deref()).map(ExitCode::from)
+            status::status(&config, address.as_deref()).map(ExitCode::from)
         }),
         Command::StoreStats(common) => with_config(&common, false, |config| {
-            inspect::store_stats(&config).map(|()| ExitCode::SUCCESS)
+            store::store_stats(&config).map(|()| ExitCode::SUCCESS)
         }),
         Command::StoreExport { common, since } => with_config(&common, false, |config| {
-            inspect::store_export(&config, since.as_deref()).map(|()| ExitCode::SUCCESS)
+            store::store_export(&config, since.as_deref()).map(|()| ExitCode::SUCCESS)
         }),
     }
 }
@@ -57,7 +58,7 @@ fn with_config(
     logger: bool,
     f: impl FnOnce(Config) -> Result<ExitCode, String>,
 ) -> ExitCode {
-    let config = match once::load_config(common) {
+    let config = match belabox_metrics::config::load_config(common) {
         Ok(c) => c,
         Err(e) => return config_error(common, &e),
     };

@@ -9,7 +9,7 @@ mod support;
 use belabox_metrics::alloc_count::{CountingAlloc, count_allocs};
 use belabox_metrics::collect::Collectors;
 use belabox_metrics::config::Config;
-use belabox_metrics::ring::SampleRing;
+use belabox_metrics::model::ring::SampleRing;
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;

@@ -14,7 +14,7 @@ use belabox_metrics::config::CollectorKind;
 use belabox_metrics::health::HealthRules;
 use belabox_metrics::health::http::HeadError;
 use belabox_metrics::health::respond::{ResponseBuf, respond, respond_to_head};
-use belabox_metrics::state::AgentState;
+use belabox_metrics::model::state::AgentState;
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;

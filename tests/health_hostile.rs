@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use belabox_metrics::collect::CollectorStats;
 use belabox_metrics::config::CollectorKind;
 use belabox_metrics::health::{self, HealthRules};
-use belabox_metrics::state::AgentState;
-use belabox_metrics::time::now_ms;
+use belabox_metrics::model::state::AgentState;
+use belabox_metrics::model::time::now_ms;
 
 const CONNECTIONS: usize = 1000;
 const THREADS: usize = 48;
@@ -162,7 +162,8 @@ fn survives_1000_hostile_connections() {
             let _ = stop_rx.recv().await;
         }));
     });
-    let probe = |timeout| health::fetch_health(addr, "/health/live", timeout);
+    let probe =
+        |timeout| belabox_metrics::commands::status::fetch_health(addr, "/health/live", timeout);
     assert_eq!(probe(Duration::from_secs(5)).unwrap().0, 200);
     let rss_before = vm_rss_kib();
     let started = Instant::now();
@@ -233,7 +234,9 @@ fn survives_1000_hostile_connections() {
         rss_after.saturating_sub(rss_before) < RSS_GROWTH_LIMIT_KIB,
         "VmRSS grew from {rss_before} to {rss_after} KiB"
     );
-    let (status, body) = health::fetch_health(addr, "/health", Duration::from_secs(5)).unwrap();
+    let (status, body) =
+        belabox_metrics::commands::status::fetch_health(addr, "/health", Duration::from_secs(5))
+            .unwrap();
     assert_eq!(status, 200);
     assert!(body.contains("\"status\":\"ok\""), "{body}");
     assert!(

@@ -16,8 +16,8 @@ use belabox_metrics::collect::CollectorStats;
 use belabox_metrics::config::CollectorKind;
 use belabox_metrics::health::respond::{ResponseBuf, respond_to_head};
 use belabox_metrics::health::{self, HealthRules, self_metric_rows};
-use belabox_metrics::state::AgentState;
-use belabox_metrics::time::now_ms;
+use belabox_metrics::model::state::AgentState;
+use belabox_metrics::model::time::now_ms;
 use serde_json::Value;
 
 struct Server {
@@ -792,18 +792,32 @@ fn metrics_without_observations_or_measurement() {
 #[test]
 fn blocking_client() {
     let srv = Server::start(state(true, true), rules());
-    let (status, body) =
-        health::fetch_health(srv.addr, "/health/ready", Duration::from_secs(5)).unwrap();
+    let (status, body) = belabox_metrics::commands::status::fetch_health(
+        srv.addr,
+        "/health/ready",
+        Duration::from_secs(5),
+    )
+    .unwrap();
     assert_eq!((status, body.as_str()), (200, "{\"status\":\"ready\"}\n"));
-    let (status, _) = health::fetch_health(srv.addr, "/nope", Duration::from_secs(5)).unwrap();
+    let (status, _) =
+        belabox_metrics::commands::status::fetch_health(srv.addr, "/nope", Duration::from_secs(5))
+            .unwrap();
     assert_eq!(status, 404);
     let unspecified: SocketAddr = format!("0.0.0.0:{}", srv.addr.port()).parse().unwrap();
-    let (status, _) =
-        health::fetch_health(unspecified, "/health/live", Duration::from_secs(5)).unwrap();
+    let (status, _) = belabox_metrics::commands::status::fetch_health(
+        unspecified,
+        "/health/live",
+        Duration::from_secs(5),
+    )
+    .unwrap();
     assert_eq!(status, 200);
     assert!(matches!(
-        health::fetch_health(srv.addr, "no-slash", Duration::from_secs(5)),
-        Err(health::FetchError::InvalidPath)
+        belabox_metrics::commands::status::fetch_health(
+            srv.addr,
+            "no-slash",
+            Duration::from_secs(5)
+        ),
+        Err(belabox_metrics::commands::status::FetchError::InvalidPath)
     ));
     drop(srv);
     // Nothing listens any more.
@@ -811,7 +825,9 @@ fn blocking_client() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let e = health::fetch_health(closed, "/health", Duration::from_secs(2)).unwrap_err();
+    let e =
+        belabox_metrics::commands::status::fetch_health(closed, "/health", Duration::from_secs(2))
+            .unwrap_err();
     assert!(e.to_string().contains("cannot connect"), "{e}");
     assert!(e.to_string().contains("is the agent running"), "{e}");
 }
@@ -891,15 +907,15 @@ fn tasks_are_send_for_a_multi_threaded_executor() {
         std::future::pending::<()>(),
     );
     assert_send(&serve);
-    let cfg = belabox_metrics::skew::SkewConfig {
+    let cfg = belabox_metrics::monitor::skew::SkewConfig {
         url: "http://127.0.0.1:9/health".to_owned(),
         interval: Duration::from_secs(300),
         warn_ms: 2000,
         timeout: Duration::from_secs(1),
     };
-    let skew = belabox_metrics::skew::skew_task(
+    let skew = belabox_metrics::monitor::skew::skew_task(
         cfg,
-        belabox_metrics::http::Client::new(),
+        belabox_metrics::net::Client::new(),
         state(true, true),
         smol::Timer::never(),
     );

@@ -1,4 +1,4 @@
-//! The HTTP client (`belabox_metrics::http`) against loopback servers started in the test:
+//! The HTTP client (`belabox_metrics::net`) against loopback servers started in the test:
 //! keep-alive reuse, a stale idle connection, `Connection: close`, chunked bodies, 100 Continue,
 //! a body cut into many small writes, a server that never answers (timeout), garbage and an
 //! oversized head, `localhost` resolution, URL userinfo → Basic, Date/Retry-After, a body cut
@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use belabox_metrics::http::{Client, HttpError, Method, Request, Response, Url};
+use belabox_metrics::net::{Client, HttpError, Method, Request, Response, Url};
 
 /// What a connection handler gets: the connection's index (0, 1, …) and the stream.
 type Handler = dyn Fn(usize, TcpStream, &Seen) + Send + Sync;

@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use belabox_metrics::collect::CollectorStats;
 use belabox_metrics::config::CollectorKind;
 use belabox_metrics::health::status::{ComponentStatus, HealthRules, Level, Snapshot, evaluate};
-use belabox_metrics::http;
-use belabox_metrics::skew::{self, SkewConfig, SkewError};
-use belabox_metrics::state::AgentState;
-use belabox_metrics::time::{civil_from_days, now_ms};
+use belabox_metrics::model::state::AgentState;
+use belabox_metrics::model::time::{civil_from_days, now_ms};
+use belabox_metrics::monitor::skew::{self, SkewConfig, SkewError};
+use belabox_metrics::net;
 use log::kv::{Key, Value, VisitSource};
 
 // ---------------------------------------------------------------------------------------------
@@ -180,8 +180,8 @@ fn answer(mut s: TcpStream, mode: Mode, hits: &AtomicUsize) {
 }
 
 fn measure(url: &str, timeout: Duration) -> Result<skew::Measurement, SkewError> {
-    let client = http::Client::new();
-    let url = http::Url::parse(url).unwrap();
+    let client = net::Client::new();
+    let url = net::Url::parse(url).unwrap();
     smol::block_on(skew::measure(&client, &url, timeout))
 }
 
@@ -297,7 +297,7 @@ fn task_records_skew_and_warns_once() {
     };
     smol::block_on(skew::skew_task(
         cfg,
-        http::Client::new(),
+        net::Client::new(),
         state.clone(),
         smol::Timer::after(Duration::from_millis(1100)),
     ));
@@ -354,7 +354,7 @@ fn task_failure_degrades_time_and_logs_once_at_warn() {
     };
     smol::block_on(skew::skew_task(
         cfg,
-        http::Client::new(),
+        net::Client::new(),
         state.clone(),
         smol::Timer::after(Duration::from_millis(700)),
     ));

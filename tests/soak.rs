@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use belabox_metrics::time::now_ms;
+use belabox_metrics::model::time::now_ms;
 use support::proxy::{Action, Proxy};
 use support::vm::Vm;
 

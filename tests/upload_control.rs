@@ -9,7 +9,7 @@ mod support;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use belabox_metrics::time::now_ms;
+use belabox_metrics::model::time::now_ms;
 use support::proxy::{Action, Proxy};
 use support::vm::{
     KnownData, RunningUploader, Vm, fast_remote, temp_store, test_state, wait_drained,

@@ -1,5 +1,5 @@
 //! The isahc (curl) backend of the HTTP client, which carries https:// uploads, kept tested over
-//! plain http: a store drains through `http::Client::with_curl_for_http()` into a real
+//! plain http: a store drains through `net::Client::with_curl_for_http()` into a real
 //! VictoriaMetrics, which then exports every sample exactly once.
 #![cfg(feature = "tls")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -9,8 +9,8 @@ mod support;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use belabox_metrics::http;
-use belabox_metrics::time::now_ms;
+use belabox_metrics::model::time::now_ms;
+use belabox_metrics::net;
 use support::vm::{
     KnownData, RunningUploader, Vm, fast_remote, temp_store, test_state, wait_drained,
 };
@@ -29,7 +29,7 @@ fn store_drains_into_victoriametrics_through_curl() {
         &remote,
         store.clone(),
         state.clone(),
-        http::Client::with_curl_for_http(),
+        net::Client::with_curl_for_http(),
     );
     wait_drained(&store, Duration::from_secs(30));
     up.stop(Duration::from_secs(2));

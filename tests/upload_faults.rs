@@ -19,7 +19,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use belabox_metrics::logging::{Format, Logger};
-use belabox_metrics::time::now_ms;
+use belabox_metrics::model::time::now_ms;
 use belabox_metrics::upload::parse_imf_fixdate;
 use belabox_store::{NewSample, SeriesKey, Value};
 use support::proxy::{Action, Proxy, Record, http_date};

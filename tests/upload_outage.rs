@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use belabox_metrics::time::now_ms;
+use belabox_metrics::model::time::now_ms;
 use support::proxy::Proxy;
 use support::vm::{
     KnownData, KnownSeries, RunningUploader, Vm, dec3, fast_remote, temp_store, test_state,

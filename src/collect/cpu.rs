@@ -3,8 +3,8 @@
 use belabox_proc::stat::{self, CpuId};
 
 use super::{CollectError, Outcome, Source};
-use crate::ring::SampleSink;
-use crate::sample::{Label, LabelKey, LabelValue, Metric, Sample, int_label};
+use crate::model::ring::SampleSink;
+use crate::model::sample::{Label, LabelKey, LabelValue, Metric, Sample, int_label};
 
 /// Cores tracked; a core numbered at or above this is skipped and counted.
 pub const MAX_CPUS: usize = 1024;

@@ -4,8 +4,8 @@ use belabox_proc::diskstats;
 
 use super::filter::NameFilter;
 use super::{CollectError, Outcome, Source, labelled};
-use crate::ring::SampleSink;
-use crate::sample::{LabelKey, Metric};
+use crate::model::ring::SampleSink;
+use crate::model::sample::{LabelKey, Metric};
 
 /// The kernel counts diskstats sectors in 512-byte units whatever the device's block size.
 const SECTOR_BYTES: u64 = 512;

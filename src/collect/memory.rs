@@ -3,8 +3,8 @@
 use belabox_proc::meminfo;
 
 use super::{CollectError, Outcome, Source};
-use crate::ring::SampleSink;
-use crate::sample::{Metric, Sample};
+use crate::model::ring::SampleSink;
+use crate::model::sample::{Metric, Sample};
 
 #[derive(Debug)]
 pub struct MemoryCollector {

@@ -13,6 +13,7 @@ pub mod memory;
 pub mod network;
 pub mod source;
 pub mod thermal;
+pub mod uptime;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -22,8 +23,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use belabox_proc::ParseError;
 
 use crate::config::{CollectorKind, Config};
-use crate::ring::SampleSink;
-use crate::sample::{Label, LabelKey, LabelValue, Metric, Sample};
+use crate::model::ring::SampleSink;
+use crate::model::sample::{Label, LabelKey, LabelValue, Metric, Sample};
 pub use source::{READ_BUF_SIZE, SourceError, SourceFile};
 
 /// A file opened on first use and re-opened after a read error (a zone or device that came back).
@@ -219,7 +220,7 @@ enum AnyCollector {
     Network(network::NetworkCollector),
     Thermal(thermal::ThermalCollector),
     Load(load::LoadCollector),
-    Uptime(load::UptimeCollector),
+    Uptime(uptime::UptimeCollector),
 }
 
 impl AnyCollector {
@@ -320,7 +321,7 @@ impl Collectors {
                     AnyCollector::Load(load::LoadCollector::new(open(kind, "loadavg")?))
                 }
                 CollectorKind::Uptime => {
-                    AnyCollector::Uptime(load::UptimeCollector::new(open(kind, "uptime")?))
+                    AnyCollector::Uptime(uptime::UptimeCollector::new(open(kind, "uptime")?))
                 }
             };
             let interval_ms = i64::try_from(config.collect.interval_for(kind).as_millis())

@@ -4,8 +4,8 @@ use belabox_proc::netdev;
 
 use super::filter::NameFilter;
 use super::{CollectError, Outcome, Source, labelled};
-use crate::ring::SampleSink;
-use crate::sample::{LabelKey, Metric, Sample};
+use crate::model::ring::SampleSink;
+use crate::model::sample::{LabelKey, Metric, Sample};
 
 #[derive(Debug)]
 pub struct NetworkCollector {

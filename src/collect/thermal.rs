@@ -9,8 +9,8 @@ use std::path::Path;
 use belabox_proc::thermal;
 
 use super::{CollectError, Outcome, Source};
-use crate::ring::SampleSink;
-use crate::sample::{Label, LabelKey, LabelValue, Metric, Sample};
+use crate::model::ring::SampleSink;
+use crate::model::sample::{Label, LabelKey, LabelValue, Metric, Sample};
 
 /// More zones than this are ignored (a counted skip at discovery). RK3588 has 7, Jetsons 6–10.
 pub const MAX_ZONES: usize = 64;

@@ -5,12 +5,10 @@
 //! - [`render`]: the `/health` JSON, the `/metrics` text and the self-metric rows (one source);
 //! - [`http`]: the bounded request-head parser;
 //! - [`respond`]: request → response into a reused buffer (no allocation after warm-up);
-//! - [`server`]: the listener, a fixed pool of 16 connection slots, timeouts and eviction;
-//! - [`client`]: a blocking fetch for the `status` command.
+//! - [`server`]: the listener, a fixed pool of 16 connection slots, timeouts and eviction.
 //!
 //! GET and HEAD only; every response closes the connection.
 
-pub mod client;
 pub mod http;
 pub mod render;
 pub mod respond;
@@ -20,7 +18,6 @@ pub mod status;
 use std::io;
 use std::net::SocketAddr;
 
-pub use client::{FetchError, connect_addr, fetch_health};
 pub use render::self_metric_rows;
 pub use server::{MAX_CONNECTIONS, serve};
 pub use status::{HealthRules, Level, Report, Snapshot, evaluate};

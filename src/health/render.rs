@@ -9,9 +9,9 @@ use std::io::Write as _;
 use std::sync::atomic::Ordering;
 
 use super::status::{ComponentStatus, HealthRules, Report, Snapshot, evaluate};
-use crate::jsonl::write_str;
-use crate::state::{AgentState, Histogram};
-use crate::time::rfc3339;
+use crate::model::state::{AgentState, Histogram};
+use crate::model::time::rfc3339;
+use crate::upload::jsonl::write_str;
 
 /// Prometheus text exposition content type.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

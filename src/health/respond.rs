@@ -8,7 +8,7 @@ use super::render::{
     METRICS_CONTENT_TYPE, write_health_json, write_metrics_text, write_ready_json,
 };
 use super::status::{HealthRules, Level, Snapshot, evaluate};
-use crate::state::AgentState;
+use crate::model::state::AgentState;
 
 /// Bytes reserved in front of the body for the status line and headers (the longest is < 200).
 const HEAD_ROOM: usize = 256;

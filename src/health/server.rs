@@ -29,8 +29,8 @@ use smol::{Executor, Timer};
 use super::http::{HeadError, HeadParser, MAX_HEAD, Parsed};
 use super::respond::{BUSY_RESPONSE, ResponseBuf, respond};
 use super::status::HealthRules;
-use crate::state::AgentState;
-use crate::time::now_ms;
+use crate::model::state::AgentState;
+use crate::model::time::now_ms;
 
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 16;

@@ -23,7 +23,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::config::{CollectorKind, Config, RemoteConfig};
-use crate::state::AgentState;
+use crate::model::state::AgentState;
 
 /// At least this many pending samples: the uploader is `degraded`.
 pub const PENDING_DEGRADED: u64 = 5_000;

@@ -6,7 +6,7 @@
 use std::ops::Range;
 use std::time::Duration;
 
-use crate::jsonl::{JsonlError, write_series};
+use crate::upload::jsonl::{JsonlError, write_series};
 
 /// VictoriaMetrics drops (with a 204) samples more than two days ahead of its clock.
 pub const MAX_FUTURE: Duration = Duration::from_secs(2 * 86_400);

@@ -22,9 +22,9 @@
 //! - 401/403: reported in the log and in `AgentState.upload.auth_failing`, retried at the
 //!   maximum backoff.
 //!
-//! Store calls that touch the disk run on one store worker thread ([`crate::store_worker`]).
+//! Store calls that touch the disk run on one store worker thread ([`crate::upload::store_worker`]).
 //! Requests go through the process's
-//! [`crate::http::Client`] (plain HTTP/1.1 for http://, isahc for https://). The bearer token is
+//! [`crate::net::Client`] (plain HTTP/1.1 for http://, isahc for https://). The bearer token is
 //! read once by [`Uploader::new`] and only ever placed in the `Authorization` header; it is never
 //! logged or shown by `Debug`.
 //! See docs/upload.md.
@@ -32,7 +32,9 @@
 mod backoff;
 mod chunk;
 mod gzip;
+pub mod jsonl;
 mod retry_after;
+pub mod store_worker;
 mod task;
 
 pub use backoff::Backoff;

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::time::days_from_civil;
+use crate::model::time::days_from_civil;
 
 const DAY_NAMES: [&[u8]; 7] = [b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"];
 const MONTHS: [&[u8]; 12] = [
@@ -118,7 +118,7 @@ mod tests {
         // A date agrees with the time module's formatter.
         let ms = 1_795_824_323_000;
         assert_eq!(
-            crate::time::rfc3339(ms).as_str(),
+            crate::model::time::rfc3339(ms).as_str(),
             "2026-11-28T00:05:23.000Z"
         );
         assert_eq!(

@@ -18,10 +18,10 @@ use super::gzip::Gzip;
 use super::retry_after::parse_retry_after;
 use super::{ControlRx, MAX_RETRY_AFTER, UploadControl, UploadError, control_pair};
 use crate::config::RemoteConfig;
-use crate::http::{self, Client, HttpError, Method, Request, Url};
-use crate::state::AgentState;
-use crate::store_worker::{Pending, StoreWorker, WorkerGone};
-use crate::time::now_ms;
+use crate::model::state::AgentState;
+use crate::model::time::now_ms;
+use crate::net::{self, Client, HttpError, Method, Request, Url};
+use crate::upload::store_worker::{Pending, StoreWorker, WorkerGone};
 
 impl AsPoint for PendingSample {
     fn point(&self) -> Point {
@@ -162,7 +162,7 @@ fn read_token(path: &std::path::Path) -> Result<Vec<u8>, UploadError> {
     let invalid = || UploadError::TokenInvalid {
         path: path.to_owned(),
     };
-    if token.is_empty() || !http::valid_header_value(token) {
+    if token.is_empty() || !net::valid_header_value(token) {
         return Err(invalid());
     }
     let mut value = Vec::with_capacity(7 + token.len());
@@ -186,7 +186,7 @@ impl Uploader {
             message,
         };
         let url = Url::parse(&remote.url).map_err(|e| url_error(e.to_string()))?;
-        http::check_supported(&url).map_err(|e| url_error(e.to_string()))?;
+        net::check_supported(&url).map_err(|e| url_error(e.to_string()))?;
         let auth = remote.token_file.as_deref().map(read_token).transpose()?;
         let (_, rx) = control_pair();
         let worker = StoreWorker::spawn("bbm-store").map_err(UploadError::Worker)?;

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use belabox_metrics::time::{civil_from_days, now_ms};
+use belabox_metrics::model::time::{civil_from_days, now_ms};
 use belabox_metrics::upload::gunzip;
 
 use super::vm::{dechunk, parse_response};

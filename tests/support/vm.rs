@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use belabox_metrics::config::RemoteConfig;
-use belabox_metrics::http;
-use belabox_metrics::state::AgentState;
+use belabox_metrics::model::state::AgentState;
+use belabox_metrics::net;
 use belabox_metrics::upload::{UploadControl, Uploader};
 use belabox_store::{NewSample, SeriesKey, Store, StoreOptions, Value};
 
@@ -534,7 +534,7 @@ pub fn temp_store() -> (tempfile::TempDir, Arc<Store>) {
 
 pub fn test_state() -> Arc<AgentState> {
     Arc::new(AgentState::new(
-        belabox_metrics::time::now_ms(),
+        belabox_metrics::model::time::now_ms(),
         "test-session".to_owned(),
         "test-board".to_owned(),
         Vec::new(),
@@ -556,7 +556,7 @@ impl RunningUploader {
         store: Arc<Store>,
         state: Arc<AgentState>,
     ) -> RunningUploader {
-        RunningUploader::spawn_with(remote, store, state, http::Client::new())
+        RunningUploader::spawn_with(remote, store, state, net::Client::new())
     }
 
     /// [`RunningUploader::spawn`] with a given HTTP client (e.g. the isahc backend).
@@ -564,7 +564,7 @@ impl RunningUploader {
         remote: &RemoteConfig,
         store: Arc<Store>,
         state: Arc<AgentState>,
-        client: http::Client,
+        client: net::Client,
     ) -> RunningUploader {
         let uploader = Uploader::new(remote, store, state, client).unwrap();
         let control = uploader.control();

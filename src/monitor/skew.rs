@@ -3,7 +3,7 @@
 //! At start and every `monitoring.clock_skew_interval` the agent sends `GET monitoring.clock_skew_url`
 //! and computes `skew = server time − midpoint(local send, local receive)`, in ms (positive: the
 //! local clock is behind). "Send" is when the request's last byte was written, after DNS, TCP and
-//! TLS set-up ([`crate::http::Response::sent_at`]), and "receive" when the response head was
+//! TLS set-up ([`crate::net::Response::sent_at`]), and "receive" when the response head was
 //! complete, so a slow handshake does not bias the midpoint. The result goes to [`TimeState`] (shown in `/health` as `time.skew_ms`
 //! and in `/metrics` as `time_skew_seconds`).
 //!
@@ -26,9 +26,9 @@ use smol::Timer;
 use smol::future::or;
 
 use crate::config::Config;
-use crate::http::{self, Client, Method, Request, Url};
-use crate::state::{AgentState, TimeState};
-use crate::time::{days_from_civil, now_ms};
+use crate::model::state::{AgentState, TimeState};
+use crate::model::time::{days_from_civil, now_ms};
+use crate::net::{self, Client, Method, Request, Url};
 
 /// Added to the `Date` value to center its one-second truncation.
 pub const DATE_CENTER_MS: i64 = 500;
@@ -314,7 +314,7 @@ pub async fn skew_task(cfg: SkewConfig, client: Client, state: Arc<AgentState>, 
 async fn checks(cfg: SkewConfig, client: Client, state: Arc<AgentState>) {
     let url = cfg.url.as_str();
     let parsed = Url::parse(url).map_err(|e| e.to_string()).and_then(|u| {
-        http::check_supported(&u)
+        net::check_supported(&u)
             .map(|()| u)
             .map_err(|e| e.to_string())
     });

@@ -3,27 +3,11 @@
 use std::io::Write;
 use std::time::Duration;
 
-use crate::cli::Common;
 use crate::collect::Collectors;
-use crate::config::{Config, ConfigError};
-use crate::jsonl;
-use crate::sample::Sample;
-use crate::time::now_ms;
-
-/// Loads `--config` (or the defaults) and applies the command-line overrides.
-pub fn load_config(common: &Common) -> Result<Config, ConfigError> {
-    let mut config = match &common.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
-    if let Some(p) = &common.procfs {
-        config.paths.procfs = p.clone();
-    }
-    if let Some(p) = &common.sysfs {
-        config.paths.sysfs = p.clone();
-    }
-    Ok(config)
-}
+use crate::config::Config;
+use crate::model::sample::Sample;
+use crate::model::time::now_ms;
+use crate::upload::jsonl;
 
 /// Writes one JSONL line per sample (each sample of one tick is its own series). Non-finite values
 /// are skipped (VictoriaMetrics would silently drop them); returns the lines written.

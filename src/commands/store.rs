@@ -1,128 +1,16 @@
-//! Commands for looking at a board: `status` (the running agent's /health) and `store stats` /
-//! `store export` (the store, offline).
+//! `store stats` and `store export`: the store, offline.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::net::SocketAddr;
-use std::time::Duration;
 
 use belabox_store::{OwnedValue, Store};
 
 use crate::config::{Config, parse_duration};
-use crate::health::fetch_health;
-use crate::jsonl;
-use crate::time::{now_ms, rfc3339};
-
-/// Exit code of `status` when the agent does not answer.
-pub const STATUS_UNREACHABLE: u8 = 3;
-
-/// Prints a readable summary of /health. Returns the exit code: 0 ok, 1 degraded or error,
-/// 3 unreachable.
-pub fn status(config: &Config, address: Option<&str>) -> Result<u8, String> {
-    let addr: SocketAddr = match address {
-        Some(a) => a
-            .parse()
-            .map_err(|_| format!("--address: expected HOST:PORT like 127.0.0.1:9100, got {a:?}"))?,
-        None => config.health.address,
-    };
-    let (code, body) = match fetch_health(addr, "/health", Duration::from_secs(5)) {
-        Ok(r) => r,
-        Err(e) => {
-            println!("agent at {addr}: not answering ({e})");
-            return Ok(STATUS_UNREACHABLE);
-        }
-    };
-    let mut unescape = vec![0u8; body.len()];
-    let doc = parse_health(&body, &mut unescape).map_err(|e| {
-        format!("{addr}/health answered {code} with a document we cannot read: {e}")
-    })?;
-    print!("{}", summarize(&doc));
-    Ok(if doc.status == "ok" { 0 } else { 1 })
-}
-
-/// The parts of a /health document the summary shows (unknown fields are ignored).
-#[derive(Debug, serde::Deserialize)]
-pub struct HealthDoc<'a> {
-    pub status: &'a str,
-    pub timestamp: &'a str,
-    pub uptime_seconds: f64,
-    #[serde(default, borrow)]
-    pub message: Option<&'a str>,
-    #[serde(borrow)]
-    pub components: Components<'a>,
-}
-
-#[derive(Debug, serde::Deserialize)]
-pub struct Components<'a> {
-    #[serde(rename = "collector.cpu", default, borrow)]
-    pub cpu: Option<Component<'a>>,
-    #[serde(rename = "collector.memory", default, borrow)]
-    pub memory: Option<Component<'a>>,
-    #[serde(rename = "collector.disk", default, borrow)]
-    pub disk: Option<Component<'a>>,
-    #[serde(rename = "collector.network", default, borrow)]
-    pub network: Option<Component<'a>>,
-    #[serde(rename = "collector.thermal", default, borrow)]
-    pub thermal: Option<Component<'a>>,
-    #[serde(rename = "collector.load", default, borrow)]
-    pub load: Option<Component<'a>>,
-    #[serde(rename = "collector.uptime", default, borrow)]
-    pub uptime: Option<Component<'a>>,
-    #[serde(default, borrow)]
-    pub uploader: Option<Component<'a>>,
-    #[serde(default, borrow)]
-    pub storage: Option<Component<'a>>,
-    #[serde(default, borrow)]
-    pub time: Option<Component<'a>>,
-}
-
-#[derive(Debug, serde::Deserialize)]
-pub struct Component<'a> {
-    pub status: &'a str,
-    #[serde(default)]
-    pub message: &'a str,
-}
-
-pub fn parse_health<'a>(body: &'a str, unescape: &'a mut [u8]) -> Result<HealthDoc<'a>, String> {
-    serde_json_core::from_str_escaped::<HealthDoc<'a>>(body, unescape)
-        .map(|(doc, _)| doc)
-        .map_err(|e| e.to_string())
-}
-
-/// The human summary of a /health document.
-pub fn summarize(doc: &HealthDoc<'_>) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "status: {}   uptime: {:.0} s   at {}",
-        doc.status, doc.uptime_seconds, doc.timestamp
-    );
-    if let Some(m) = doc.message.filter(|m| !m.is_empty()) {
-        let _ = writeln!(out, "  {m}");
-    }
-    let c = &doc.components;
-    let rows = [
-        ("collector.cpu", &c.cpu),
-        ("collector.memory", &c.memory),
-        ("collector.disk", &c.disk),
-        ("collector.network", &c.network),
-        ("collector.thermal", &c.thermal),
-        ("collector.load", &c.load),
-        ("collector.uptime", &c.uptime),
-        ("uploader", &c.uploader),
-        ("storage", &c.storage),
-        ("time", &c.time),
-    ];
-    for (name, comp) in rows {
-        if let Some(comp) = comp {
-            let _ = writeln!(out, "{:<20} {:<9} {}", name, comp.status, comp.message);
-        }
-    }
-    out
-}
+use crate::model::time::{now_ms, rfc3339};
+use crate::upload::jsonl;
 
 fn open_store(config: &Config) -> Result<Store, String> {
-    Store::open(&config.storage.path, crate::run::store_options(config))
+    Store::open(&config.storage.path, crate::agent::store_options(config))
         .map_err(|e| format!("opening {}: {e}", config.storage.path.display()))
 }
 
@@ -221,7 +109,7 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
         Some(_) => return None,
         None => 0,
     };
-    let days = crate::time::days_from_civil(y, mo, day);
+    let days = crate::model::time::days_from_civil(y, mo, day);
     Some(((days * 86_400 + h * 3600 + mi * 60 + sec) * 1000) + ms)
 }
 
@@ -324,22 +212,5 @@ mod tests {
                 .contains("--since")
         );
         assert!(parse_since("2026-13-01T00:00:00Z", now).is_err());
-    }
-
-    #[test]
-    fn summary_lists_components() {
-        let body = r#"{"status":"degraded","timestamp":"t","uptime_seconds":12.0,"message":"disk x failing",
-               "components":{"collector.disk":{"status":"error","message":"open failed","timestamp":"t","details":{"metrics_collected":3,"x":{"y":1.5}}},
-               "uploader":{"status":"disabled","message":"","details":{"last_upload_time":null}}}}"#;
-        let mut buf = vec![0u8; body.len()];
-        let doc = parse_health(body, &mut buf).unwrap();
-        let s = summarize(&doc);
-        assert!(s.contains("uploader") && s.contains("disabled"), "{s}");
-        assert!(s.contains("disk x failing"), "{s}");
-        assert!(s.contains("status: degraded"), "{s}");
-        assert!(
-            s.contains("collector.disk") && s.contains("open failed"),
-            "{s}"
-        );
     }
 }

@@ -7,6 +7,8 @@
 //! store worker thread (`bbm-store`, see `store_worker`). SIGTERM/SIGINT wake the loop through a self-pipe: final flush, stop the tasks,
 //! close the store, exit 0.
 
+pub mod notify;
+
 use std::fmt;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
@@ -20,13 +22,13 @@ use belabox_store::{NewSample, OpenError, SeriesKey, SessionRecord, Store, Store
 use crate::collect::{Collectors, SetupError, collector_of};
 use crate::config::{CollectorKind, Config, DurabilityMode};
 use crate::health::{self, HealthRules};
-use crate::http;
-use crate::notify::Notifier;
-use crate::ring::{RING_CAPACITY, SampleRing};
-use crate::skew::{self, SkewConfig};
-use crate::state::AgentState;
-use crate::time::now_ms;
+use crate::model::ring::{RING_CAPACITY, SampleRing};
+use crate::model::state::AgentState;
+use crate::model::time::now_ms;
+use crate::monitor::skew::{self, SkewConfig};
+use crate::net;
 use crate::upload::{UploadControl, Uploader};
+use notify::Notifier;
 
 #[derive(Debug)]
 pub enum RunError {
@@ -290,7 +292,7 @@ fn start_async_tasks(
     };
     // One client for the uploader and the clock-skew check: one idle connection, and curl (its
     // agent thread) only once an https request is made.
-    let client = http::Client::new();
+    let client = net::Client::new();
     let uploader = match &config.remote {
         Some(remote) => Some(
             Uploader::new(remote, store.clone(), state.clone(), client.clone())
@@ -415,7 +417,7 @@ fn wait_for_wake(rx: &UnixStream, wait: Duration) {
     let _ = rustix::event::poll(&mut fds, Some(&ts));
 }
 
-type LabelPairs<'a> = heapless::Vec<(&'static str, &'a str), { crate::sample::MAX_LABELS }>;
+type LabelPairs<'a> = heapless::Vec<(&'static str, &'a str), { crate::model::sample::MAX_LABELS }>;
 
 /// The flush's two vectors, kept empty between flushes so that each flush reuses their
 /// allocation instead of having the allocator map and unmap ≈ 70 KiB again (musl returns

@@ -7,6 +7,7 @@
 //! A loaded `Config` is fully validated: the rest of the agent may rely on the invariants stated
 //! on each field without checking again.
 
+mod load;
 mod reader;
 #[cfg(test)]
 mod tests;
@@ -17,6 +18,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use load::load_config;
 use reader::Section;
 pub use units::{
     MAX_DURATION, UnitError, format_duration, format_size, parse_duration, parse_size,
@@ -731,7 +733,7 @@ fn parse_storage(s: &Section<'_>) -> Result<StorageConfig, ConfigError> {
 }
 
 /// `Ok` if `url` is `http(s)://` followed by a non-empty authority, has no whitespace or
-/// control characters, parses as an [`crate::http::Url`], and (https) this build has the `tls`
+/// control characters, parses as an [`crate::net::Url`], and (https) this build has the `tls`
 /// feature.
 fn check_http_url(url: &str) -> Result<(), &'static str> {
     let bad = "expected an http:// or https:// URL with a host";
@@ -740,8 +742,8 @@ fn check_http_url(url: &str) -> Result<(), &'static str> {
     if authority.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(bad);
     }
-    let parsed = crate::http::Url::parse(url).map_err(crate::http::UrlError::message)?;
-    crate::http::check_supported(&parsed).map_err(|_| {
+    let parsed = crate::net::Url::parse(url).map_err(crate::net::UrlError::message)?;
+    crate::net::check_supported(&parsed).map_err(|_| {
         "https:// needs a build with the `tls` feature (cargo build --features tls); or use http://"
     })?;
     Ok(())

@@ -3,7 +3,7 @@
 //! Invariant: the ring never allocates after construction. When full, the oldest sample is dropped
 //! and counted in `dropped` — the newest data is the most useful to an operator.
 
-use crate::sample::Sample;
+use crate::model::sample::Sample;
 
 /// Capacity in samples (88 B each → 352 KiB). A 1 s interval on an 8-core board with a handful
 /// of disks and interfaces makes ≈100 samples a tick, so this holds 40 s; the run loop
@@ -95,7 +95,7 @@ impl<const N: usize> SampleSink for SampleRing<N> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sample::Metric;
+    use crate::model::sample::Metric;
 
     #[test]
     fn full_ring_drops_oldest_and_counts() {
