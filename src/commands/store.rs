@@ -14,7 +14,8 @@ use crate::upload::jsonl;
 #[derive(Debug)]
 pub struct OpenStoreError {
     pub path: PathBuf,
-    pub source: OpenError,
+    /// Boxed: `OpenError` is large and this travels in every `Result` of the command.
+    pub source: Box<OpenError>,
 }
 
 impl fmt::Display for OpenStoreError {
@@ -25,7 +26,7 @@ impl fmt::Display for OpenStoreError {
 
 impl std::error::Error for OpenStoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
+        Some(&*self.source)
     }
 }
 
@@ -109,7 +110,7 @@ fn open_store(config: &Config) -> Result<Store, OpenStoreError> {
     Store::open(&config.storage.path, crate::agent::store_options(config)).map_err(|source| {
         OpenStoreError {
             path: config.storage.path.clone(),
-            source,
+            source: Box::new(source),
         }
     })
 }
