@@ -1,3 +1,5 @@
+use std::convert::Infallible;
+use std::error::Error;
 use std::process::ExitCode;
 
 use belabox_metrics::agent;
@@ -27,17 +29,17 @@ fn main() -> ExitCode {
         }
         Command::CheckConfig(common) => with_config(&common, false, |config| {
             print!("{}", config.to_toml());
-            Ok(ExitCode::SUCCESS)
+            Ok::<_, Infallible>(ExitCode::SUCCESS)
         }),
         Command::Once { common, delay_ms } => with_config(&common, true, |config| {
             once::run(&config, delay_ms).map(|()| ExitCode::SUCCESS)
         }),
         Command::Run(common) => with_config(&common, true, |config| {
-            agent::run(config).map_err(|e| {
-                log::error!(error = e.to_string().as_str(), error_type = "fatal"; "agent stopped");
-                e.to_string()
+            agent::run(config).inspect_err(|e| {
+                let chain = error_chain(e);
+                log::error!(error = chain.as_str(), error_type = "fatal"; "agent stopped");
             })?;
-            Ok(ExitCode::SUCCESS)
+            Ok::<_, agent::RunError>(ExitCode::SUCCESS)
         }),
         Command::Status { common, address } => with_config(&common, false, |config| {
             status::status(&config, address.as_deref()).map(ExitCode::from)
@@ -52,11 +54,11 @@ fn main() -> ExitCode {
 }
 
 /// Loads the configuration (exit 2 on error, before any file is opened or written), optionally
-/// installs the logger, runs `f`; an `Err` message goes to stderr with exit 1.
-fn with_config(
+/// installs the logger, runs `f`; an `Err` goes to stderr (with its source chain) with exit 1.
+fn with_config<E: Error>(
     common: &Common,
     logger: bool,
-    f: impl FnOnce(Config) -> Result<ExitCode, String>,
+    f: impl FnOnce(Config) -> Result<ExitCode, E>,
 ) -> ExitCode {
     let config = match belabox_metrics::config::load_config(common) {
         Ok(c) => c,
@@ -71,11 +73,28 @@ fn with_config(
     }
     match f(config) {
         Ok(code) => code,
-        Err(msg) => {
-            eprintln!("belabox-metrics: {msg}");
+        Err(e) => {
+            eprintln!("belabox-metrics: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// `e: source: source of source …`. A cause whose text the message already holds is skipped:
+/// some errors (the store's, `io::Error::new` wrappers) repeat their source in their own
+/// `Display`, and the line must not say it twice.
+fn error_chain(e: &dyn Error) -> String {
+    let mut msg = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        cause = c.source();
+    }
+    msg
 }
 
 fn config_error(common: &Common, e: &ConfigError) -> ExitCode {

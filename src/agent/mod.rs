@@ -4,64 +4,104 @@
 //! Threads: the collection loop runs on the main thread (it is synchronous and never allocates per
 //! tick); the store flush runs on the same thread between ticks (one write transaction per flush);
 //! one executor thread runs every async task; the uploader's blocking store calls run on its
-//! store worker thread (`bbm-store`, see `store_worker`). SIGTERM/SIGINT wake the loop through a self-pipe: final flush, stop the tasks,
-//! close the store, exit 0.
+//! store worker thread (`bbm-store`, see `store_worker`). SIGTERM/SIGINT wake the loop through a
+//! self-pipe: final flush, stop the tasks, close the store, exit 0.
+//!
+//! Files by concern: this one starts up and runs the loop; [`flush`] moves the ring into the
+//! store; [`maintain`] keeps the store within its retention and size; [`signals`] is the
+//! self-pipe; [`tasks`] the executor thread; [`notify`] the systemd protocol. The self-metrics
+//! written into the store are [`crate::monitor::self_metrics`].
 
+mod flush;
+mod maintain;
 pub mod notify;
+mod signals;
+mod tasks;
 
 use std::fmt;
-use std::os::fd::AsFd;
-use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use belabox_store::{NewSample, OpenError, SeriesKey, SessionRecord, Store, StoreOptions, Value};
+use belabox_store::{
+    InsertError, NewSample, OpenError, SeriesKey, SessionRecord, Store, StoreOptions, Value,
+};
 
-use crate::collect::{Collectors, SetupError, collector_of};
-use crate::config::{CollectorKind, Config, DurabilityMode};
-use crate::health::{self, HealthRules};
+use crate::collect::{Collectors, SetupError};
+use crate::config::{Config, DurabilityMode};
+use crate::health::HealthRules;
 use crate::model::ring::{RING_CAPACITY, SampleRing};
 use crate::model::state::AgentState;
 use crate::model::time::now_ms;
-use crate::monitor::skew::{self, SkewConfig};
-use crate::net;
-use crate::upload::{UploadControl, Uploader};
+use crate::monitor::self_metrics::store_self_metrics;
+use crate::upload::UploadError;
+use flush::{FlushScratch, flush};
+use maintain::{Maintenance, refresh_storage_state};
 use notify::Notifier;
+use signals::WakePipe;
 
+/// Why `run` could not start. Each variant keeps its cause as [`std::error::Error::source`];
+/// `Display` gives the context only (print the chain, as main.rs does), except the transparent
+/// variants, whose cause already says everything.
 #[derive(Debug)]
 pub enum RunError {
+    /// Creating the self-pipe or registering SIGTERM/SIGINT.
+    Signals(io::Error),
+    /// Creating the parent directory of `storage.path`.
+    StorageDir {
+        path: PathBuf,
+        source: io::Error,
+    },
     Store(OpenError),
+    /// Transparent.
     Collectors(SetupError),
-    Signals(std::io::Error),
-    Runtime(String),
+    /// Writing this run's session record.
+    RecordSession(InsertError),
+    /// Transparent: the message names `health.address` (see [`crate::health::bind`]).
+    HealthBind(io::Error),
+    Uploader(UploadError),
+    /// Spawning the executor thread.
+    AsyncThread(io::Error),
 }
 
 impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RunError::Store(e) => write!(f, "store: {e}"),
+            RunError::Signals(_) => f.write_str("installing signal handlers"),
+            RunError::StorageDir { path, .. } => {
+                write!(f, "creating storage directory {}", path.display())
+            }
+            RunError::Store(_) => f.write_str("store"),
             RunError::Collectors(e) => e.fmt(f),
-            RunError::Signals(e) => write!(f, "installing signal handlers: {e}"),
-            RunError::Runtime(m) => f.write_str(m),
+            RunError::RecordSession(_) => f.write_str("store: recording the session"),
+            RunError::HealthBind(e) => e.fmt(f),
+            RunError::Uploader(_) => f.write_str("uploader"),
+            RunError::AsyncThread(_) => f.write_str("starting the async thread"),
         }
     }
 }
 
-impl std::error::Error for RunError {}
+impl std::error::Error for RunError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RunError::Signals(e) | RunError::AsyncThread(e) => Some(e),
+            RunError::StorageDir { source, .. } => Some(source),
+            RunError::Store(e) => Some(e),
+            RunError::Collectors(e) => e.source(),
+            RunError::RecordSession(e) => Some(e),
+            RunError::HealthBind(e) => e.source(),
+            RunError::Uploader(e) => Some(e),
+        }
+    }
+}
 
 /// redb page cache. Appends touch the right edge of each B-tree only, so a small cache keeps the
 /// agent's RSS low without slowing flushes.
 const STORE_CACHE_BYTES: usize = 256 * 1024;
 /// With `durability = "eventual"`: upload marks committed without fsync before one is forced.
 const EVENTUAL_MAX_UNSYNCED_MARKS: u32 = 256;
-
-/// How often the store's retention and size cap are enforced.
-const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
-/// A file over `storage.compaction_threshold` is compacted at most this often (compaction cannot
-/// always shrink it below the threshold: live data may be that large).
-const MIN_COMPACTION_GAP: Duration = Duration::from_secs(300);
 
 pub fn store_options(config: &Config) -> StoreOptions {
     StoreOptions {
@@ -89,31 +129,86 @@ fn read_line(path: &Path) -> Option<String> {
 
 pub fn run(config: Config) -> Result<(), RunError> {
     // Signals first: a SIGTERM during start-up must still end in a clean close.
-    let (wake_rx, wake_tx) = UnixStream::pair().map_err(RunError::Signals)?;
-    wake_rx.set_nonblocking(true).map_err(RunError::Signals)?;
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        let tx = wake_tx.try_clone().map_err(RunError::Signals)?;
-        signal_hook::low_level::pipe::register(sig, tx).map_err(RunError::Signals)?;
-    }
+    let wake = WakePipe::install().map_err(RunError::Signals)?;
+    let store = open_store(&config)?;
+    let mut collectors = Collectors::open(&config).map_err(RunError::Collectors)?;
+    let session_id = uuid::Uuid::new_v4();
+    collectors.set_session_id(&session_id.to_string());
+    let started_at_ms = now_ms();
+    record_start(&store, &config, session_id, started_at_ms)?;
 
+    let state = Arc::new(AgentState::new(
+        started_at_ms,
+        session_id.to_string(),
+        config.device.id.clone(),
+        collectors.stats().map(|(k, s)| (k, s.clone())).collect(),
+        config.remote.is_some(),
+        config.monitoring.clock_skew_url.is_some(),
+        config.storage.max_size,
+    ));
+    refresh_storage_state(&store, &config.storage.path, &state);
+    let rules = HealthRules::from_config(&config);
+    let tasks = tasks::start_async_tasks(&config, &store, &state, rules)?;
+
+    let mut notifier = Notifier::from_env();
+    notifier.ready();
+    log::info!(
+        session_id = state.session_id.as_str(),
+        device_id = config.device.id.as_str(),
+        store = config.storage.path.display().to_string().as_str(),
+        uploads = config.remote.is_some();
+        "belabox-metrics {} started", crate::cli::VERSION
+    );
+
+    let mut lp = CollectionLoop::new(&config, &store, &state, rules, collectors);
+    let stall_after = test_stall_after();
+    let mut iterations = 0u64;
+    while !wake.drain() {
+        let now = lp.collect();
+        notifier.loop_progressed(now);
+        lp.housekeeping(now);
+        iterations += 1;
+        if stall_after.is_some_and(|n| iterations >= n) {
+            stall();
+        }
+        wake.wait(lp.next_wait(&notifier));
+    }
+    log::info!("signal received; flushing and stopping");
+
+    notifier.stopping();
+    tasks.stop();
+    lp.shutdown();
+    drop(store);
+    log::info!("stopped");
+    Ok(())
+}
+
+/// Creates the parent directory of `storage.path` if needed, then opens the store.
+fn open_store(config: &Config) -> Result<Arc<Store>, RunError> {
     if let Some(dir) = config
         .storage
         .path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
     {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            RunError::Runtime(format!("creating storage directory {}: {e}", dir.display()))
+        std::fs::create_dir_all(dir).map_err(|source| RunError::StorageDir {
+            path: dir.to_owned(),
+            source,
         })?;
     }
-    let store = Arc::new(
-        Store::open(&config.storage.path, store_options(&config)).map_err(RunError::Store)?,
-    );
-    let mut collectors = Collectors::open(&config).map_err(RunError::Collectors)?;
+    let store =
+        Store::open(&config.storage.path, store_options(config)).map_err(RunError::Store)?;
+    Ok(Arc::new(store))
+}
 
-    let session_id = uuid::Uuid::new_v4();
-    collectors.set_session_id(&session_id.to_string());
-    let started_at_ms = now_ms();
+/// The session record (fatal when it cannot be written: the store is unusable) and the kernel
+/// release as a text sample (only logged when it fails).
+fn record_start(
+    store: &Store,
+    config: &Config,
+    session_id: uuid::Uuid,
+    started_at_ms: i64,
+) -> Result<(), RunError> {
     let procfs = &config.paths.procfs;
     let session = SessionRecord {
         session_id,
@@ -123,7 +218,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     };
     store
         .record_session(&session)
-        .map_err(|e| RunError::Runtime(format!("store: recording the session: {e}")))?;
+        .map_err(RunError::RecordSession)?;
     if let Some(release) = read_line(&procfs.join("sys/kernel/osrelease")) {
         let text = [NewSample {
             series: SeriesKey {
@@ -138,247 +233,121 @@ pub fn run(config: Config) -> Result<(), RunError> {
             log::warn!(error = e.to_string().as_str(); "could not store the kernel release");
         }
     }
-
-    let state = Arc::new(AgentState::new(
-        started_at_ms,
-        session_id.to_string(),
-        config.device.id.clone(),
-        collectors.stats().map(|(k, s)| (k, s.clone())).collect(),
-        config.remote.is_some(),
-        config.monitoring.clock_skew_url.is_some(),
-        config.storage.max_size,
-    ));
-    refresh_storage_state(&store, &config.storage.path, &state);
-
-    let rules = HealthRules::from_config(&config);
-    let tasks = start_async_tasks(&config, &store, &state, rules)?;
-
-    let mut notifier = Notifier::from_env();
-    notifier.ready();
-    log::info!(
-        session_id = state.session_id.as_str(),
-        device_id = config.device.id.as_str(),
-        store = config.storage.path.display().to_string().as_str(),
-        uploads = config.remote.is_some();
-        "belabox-metrics {} started", crate::cli::VERSION
-    );
-
-    let mut ring = SampleRing::<RING_CAPACITY>::boxed();
-    let mut scratch = FlushScratch::default();
-    let start = Instant::now();
-    let mono =
-        |now: Instant| i64::try_from(now.duration_since(start).as_millis()).unwrap_or(i64::MAX);
-    let flush_every = config.storage.flush_interval;
-    let mut next_flush = start + flush_every;
-    let mut next_maintenance = start + MAINTENANCE_EVERY;
-    let mut next_compaction = start + config.storage.compaction_interval;
-    let mut last_compaction = start;
-    let mut next_self_metrics = start + config.monitoring.self_metrics_interval;
-    let stall_after = test_stall_after();
-    let mut iterations = 0u64;
-
-    loop {
-        if drain_wake(&wake_rx) {
-            log::info!("signal received; flushing and stopping");
-            break;
-        }
-        let now = Instant::now();
-        let ts = now_ms();
-        let t0 = Instant::now();
-        let pushed = collectors.tick(mono(now), ts, &mut *ring);
-        if pushed > 0 {
-            state.collect_duration.observe(t0.elapsed().as_secs_f64());
-        }
-        state.loop_heartbeat.fetch_add(1, Ordering::Relaxed);
-        state
-            .storage
-            .ring_dropped_total
-            .store(ring.dropped(), Ordering::Relaxed);
-        notifier.loop_progressed(now);
-
-        if now >= next_flush || ring.len() >= RING_CAPACITY / 2 {
-            flush(&store, &mut ring, &mut scratch, &config.device.id, &state);
-            refresh_storage_state(&store, &config.storage.path, &state);
-            next_flush = now + flush_every;
-        }
-        if now >= next_self_metrics {
-            store_self_metrics(&store, &state, &rules, &config.device.id);
-            next_self_metrics = now + config.monitoring.self_metrics_interval;
-        }
-        if now >= next_maintenance {
-            maintain(&store, &state);
-            next_maintenance = now + MAINTENANCE_EVERY;
-        }
-        let over_threshold =
-            state.storage.size_bytes.load(Ordering::Relaxed) > config.storage.compaction_threshold;
-        if now >= next_compaction
-            || (over_threshold && now.duration_since(last_compaction) >= MIN_COMPACTION_GAP)
-        {
-            last_compaction = now;
-            compact(&store);
-            refresh_storage_state(&store, &config.storage.path, &state);
-            next_compaction = now + config.storage.compaction_interval;
-        }
-
-        iterations += 1;
-        if stall_after.is_some_and(|n| iterations >= n) {
-            // Test hook (see `test_stall_after`): the loop hangs, so watchdog pings must stop.
-            log::warn!("BELABOX_METRICS_TEST_STALL_AFTER reached: the collection loop stalls");
-            loop {
-                std::thread::sleep(Duration::from_secs(3600));
-            }
-        }
-
-        let now = Instant::now();
-        let mut wait =
-            Duration::from_millis(u64::try_from(collectors.next_due_in(mono(now))).unwrap_or(1000));
-        wait = wait.min(next_flush.saturating_duration_since(now));
-        if let Some(ping) = notifier.next_ping_in(now) {
-            wait = wait.min(ping);
-        }
-        wait_for_wake(&wake_rx, wait);
-    }
-
-    notifier.stopping();
-    tasks.stop();
-    flush(&store, &mut ring, &mut scratch, &config.device.id, &state);
-    if !ring.is_empty() {
-        log::error!(lost = ring.len(); "final flush failed; samples in memory are lost");
-    }
-    if let Err(e) = store.sync() {
-        log::warn!(error = e.to_string().as_str(); "final sync failed");
-    }
-    drop(store);
-    log::info!("stopped");
     Ok(())
 }
 
-/// The executor thread and how to stop it.
-struct AsyncTasks {
-    thread: Option<std::thread::JoinHandle<()>>,
-    stop: Option<smol::channel::Sender<()>>,
-    upload: Option<UploadControl>,
+/// What the collection loop carries from one iteration to the next.
+struct CollectionLoop<'a> {
+    config: &'a Config,
+    store: &'a Store,
+    state: &'a AgentState,
+    rules: HealthRules,
+    collectors: Collectors,
+    ring: Box<SampleRing<RING_CAPACITY>>,
+    scratch: FlushScratch,
+    /// Origin of the collectors' monotonic milliseconds.
+    start: Instant,
+    next_flush: Instant,
+    next_self_metrics: Instant,
+    maintenance: Maintenance,
 }
 
-impl AsyncTasks {
-    /// Stops every task (uploads in flight are abandoned: their samples stay pending) and joins
-    /// the thread.
-    fn stop(mut self) {
-        if let Some(u) = &self.upload {
-            u.stop();
-        }
-        // Closing the channel completes every task's `stop` future.
-        drop(self.stop.take());
-        if let Some(t) = self.thread.take() {
-            if t.join().is_err() {
-                log::error!("the async task thread panicked");
-            }
+impl<'a> CollectionLoop<'a> {
+    fn new(
+        config: &'a Config,
+        store: &'a Store,
+        state: &'a AgentState,
+        rules: HealthRules,
+        collectors: Collectors,
+    ) -> Self {
+        let start = Instant::now();
+        CollectionLoop {
+            config,
+            store,
+            state,
+            rules,
+            collectors,
+            ring: SampleRing::<RING_CAPACITY>::boxed(),
+            scratch: FlushScratch::default(),
+            start,
+            next_flush: start + config.storage.flush_interval,
+            next_self_metrics: start + config.monitoring.self_metrics_interval,
+            maintenance: Maintenance::new(start, &config.storage),
         }
     }
-}
 
-/// Binds the health listener (a bind error is fatal and clear), builds the uploader, and starts
-/// one executor thread for the health responder, the clock-skew check and the uploader.
-fn start_async_tasks(
-    config: &Config,
-    store: &Arc<Store>,
-    state: &Arc<AgentState>,
-    rules: HealthRules,
-) -> Result<AsyncTasks, RunError> {
-    let listener = if config.health.enabled {
-        Some(health::bind(config.health.address).map_err(|e| RunError::Runtime(e.to_string()))?)
-    } else {
-        None
-    };
-    // One client for the uploader and the clock-skew check: one idle connection, and curl (its
-    // agent thread) only once an https request is made.
-    let client = net::Client::new();
-    let uploader = match &config.remote {
-        Some(remote) => Some(
-            Uploader::new(remote, store.clone(), state.clone(), client.clone())
-                .map_err(|e| RunError::Runtime(format!("uploader: {e}")))?,
-        ),
-        None => None,
-    };
-    let upload = uploader.as_ref().map(Uploader::control);
-    let skew = SkewConfig::from_config(config);
-    let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
-    let stopped = move || {
-        let rx = stop_rx.clone();
-        async move {
-            let _ = rx.recv().await;
+    /// Milliseconds since `start`.
+    fn mono(&self, now: Instant) -> i64 {
+        i64::try_from(now.duration_since(self.start).as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Runs the collectors that are due into the ring; returns the instant of this tick.
+    fn collect(&mut self) -> Instant {
+        let now = Instant::now();
+        let ts = now_ms();
+        let t0 = Instant::now();
+        let pushed = self.collectors.tick(self.mono(now), ts, &mut *self.ring);
+        if pushed > 0 {
+            self.state
+                .collect_duration
+                .observe(t0.elapsed().as_secs_f64());
         }
-    };
-    let state = state.clone();
-    let thread = std::thread::Builder::new()
-        .name("bbm-async".into())
-        .spawn(move || {
-            let ex = smol::Executor::new();
-            let mut tasks = Vec::new();
-            if let Some(l) = listener {
-                tasks.push(ex.spawn(health::serve(l, state.clone(), rules, stopped())));
-            }
-            if let Some(sc) = skew {
-                tasks.push(ex.spawn(skew::skew_task(
-                    sc,
-                    client.clone(),
-                    state.clone(),
-                    stopped(),
-                )));
-            }
-            if let Some(u) = uploader {
-                tasks.push(ex.spawn(u.run()));
-            }
-            smol::block_on(ex.run(async {
-                for t in tasks {
-                    t.await;
-                }
-            }));
-        })
-        .map_err(|e| RunError::Runtime(format!("starting the async thread: {e}")))?;
-    Ok(AsyncTasks {
-        thread: Some(thread),
-        stop: Some(stop_tx),
-        upload,
-    })
-}
+        self.state.loop_heartbeat.fetch_add(1, Ordering::Relaxed);
+        self.state
+            .storage
+            .ring_dropped_total
+            .store(self.ring.dropped(), Ordering::Relaxed);
+        now
+    }
 
-/// (name, labels, value) of one self-metric, owned.
-type SelfMetricRow = (String, Vec<(String, String)>, f64);
-
-/// Writes the self-metrics (the same rows /metrics shows) into the store, so they reach
-/// VictoriaMetrics like any other series.
-fn store_self_metrics(store: &Store, state: &AgentState, rules: &HealthRules, device_id: &str) {
-    let now = now_ms();
-    let mut rows: Vec<SelfMetricRow> = Vec::with_capacity(64);
-    health::self_metric_rows(state, rules, now, |name, labels, v| {
-        if v.is_finite() {
-            let labels = labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            rows.push((name.to_string(), labels, v));
+    /// Flush (on time, or early when the ring is half full), self-metrics, store upkeep.
+    fn housekeeping(&mut self, now: Instant) {
+        let c = self.config;
+        if now >= self.next_flush || self.ring.len() >= RING_CAPACITY / 2 {
+            self.flush();
+            refresh_storage_state(self.store, &c.storage.path, self.state);
+            self.next_flush = now + c.storage.flush_interval;
         }
-    });
-    let label_refs: Vec<Vec<(&str, &str)>> = rows
-        .iter()
-        .map(|(_, l, _)| l.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect())
-        .collect();
-    let batch: Vec<NewSample<'_>> = rows
-        .iter()
-        .zip(&label_refs)
-        .map(|((name, _, v), labels)| NewSample {
-            series: SeriesKey {
-                name,
-                device_id,
-                labels,
-            },
-            ts_ms: now,
-            value: Value::Number(*v),
-        })
-        .collect();
-    if let Err(e) = store.insert(&batch) {
-        log::warn!(error = e.to_string().as_str(); "storing self-metrics failed");
+        if now >= self.next_self_metrics {
+            store_self_metrics(self.store, self.state, &self.rules, &c.device.id);
+            self.next_self_metrics = now + c.monitoring.self_metrics_interval;
+        }
+        self.maintenance
+            .run_due(now, self.store, &c.storage.path, self.state);
+    }
+
+    fn flush(&mut self) {
+        let device_id = &self.config.device.id;
+        flush(
+            self.store,
+            &mut self.ring,
+            &mut self.scratch,
+            device_id,
+            self.state,
+        );
+    }
+
+    /// Until the next collector is due, the next flush, or the next watchdog ping.
+    fn next_wait(&self, notifier: &Notifier) -> Duration {
+        let now = Instant::now();
+        let due_in = self.collectors.next_due_in(self.mono(now));
+        let mut wait = Duration::from_millis(u64::try_from(due_in).unwrap_or(1000));
+        wait = wait.min(self.next_flush.saturating_duration_since(now));
+        if let Some(ping) = notifier.next_ping_in(now) {
+            wait = wait.min(ping);
+        }
+        wait
+    }
+
+    /// The final flush and sync.
+    fn shutdown(mut self) {
+        self.flush();
+        if !self.ring.is_empty() {
+            log::error!(lost = self.ring.len(); "final flush failed; samples in memory are lost");
+        }
+        if let Err(e) = self.store.sync() {
+            log::warn!(error = e.to_string().as_str(); "final sync failed");
+        }
     }
 }
 
@@ -391,194 +360,10 @@ fn test_stall_after() -> Option<u64> {
         .ok()
 }
 
-/// True when a signal arrived (the pipe has bytes).
-fn drain_wake(rx: &UnixStream) -> bool {
-    let mut buf = [0u8; 16];
-    let mut woke = false;
-    while let Ok(n) = rustix::io::read(rx.as_fd(), &mut buf) {
-        if n == 0 {
-            break;
-        }
-        woke = true;
-    }
-    woke
-}
-
-fn wait_for_wake(rx: &UnixStream, wait: Duration) {
-    if wait.is_zero() {
-        return;
-    }
-    let ts = rustix::time::Timespec {
-        tv_sec: i64::try_from(wait.as_secs()).unwrap_or(i64::MAX),
-        tv_nsec: i64::from(wait.subsec_nanos()),
-    };
-    let mut fds = [rustix::event::PollFd::new(rx, rustix::event::PollFlags::IN)];
-    // EINTR or an error simply ends the wait early; the loop re-plans.
-    let _ = rustix::event::poll(&mut fds, Some(&ts));
-}
-
-type LabelPairs<'a> = heapless::Vec<(&'static str, &'a str), { crate::model::sample::MAX_LABELS }>;
-
-/// The flush's two vectors, kept empty between flushes so that each flush reuses their
-/// allocation instead of having the allocator map and unmap ≈ 70 KiB again (musl returns
-/// large freed blocks to the kernel at once).
-#[derive(Debug, Default)]
-struct FlushScratch {
-    labels: Vec<LabelPairs<'static>>,
-    batch: Vec<NewSample<'static>>,
-}
-
-/// An empty vector in `v`'s allocation, for an element type that differs from `T` only in its
-/// lifetimes (same layout, so the in-place `collect` keeps the buffer; a test checks it does).
-fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
-    v.clear();
-    v.into_iter().filter_map(|_| None).collect()
-}
-
-/// Moves the ring into the store in one write transaction. On failure the samples stay in the
-/// ring (retried next flush; the ring's own cap bounds memory) and the store is marked failing.
-fn flush(
-    store: &Store,
-    ring: &mut SampleRing<RING_CAPACITY>,
-    scratch: &mut FlushScratch,
-    device_id: &str,
-    state: &AgentState,
-) {
-    if ring.is_empty() {
-        return;
-    }
-    let mut labels: Vec<LabelPairs<'_>> = recycle(std::mem::take(&mut scratch.labels));
-    labels.extend(
-        ring.iter()
-            .map(|s| s.label_pairs().collect::<LabelPairs<'_>>()),
-    );
-    let mut batch: Vec<NewSample<'_>> = recycle(std::mem::take(&mut scratch.batch));
-    batch.extend(ring.iter().zip(&labels).map(|(s, l)| NewSample {
-        series: SeriesKey {
-            name: s.metric.name(),
-            device_id,
-            labels: l,
-        },
-        ts_ms: s.ts_ms,
-        value: Value::Number(s.value),
-    }));
-    let t0 = Instant::now();
-    let result = store.insert(&batch);
-    let n = batch.len();
-    scratch.batch = recycle(batch);
-    scratch.labels = recycle(labels);
-    match result {
-        Ok(stats) => {
-            let mut per = [0u64; CollectorKind::ALL.len()];
-            for s in ring.iter() {
-                let k = collector_of(s.metric);
-                if let Some(i) = CollectorKind::ALL.iter().position(|&c| c == k) {
-                    per[i] += 1;
-                }
-            }
-            for (kind, st) in &state.collectors {
-                if let Some(i) = CollectorKind::ALL.iter().position(|c| c == kind) {
-                    st.stored_total.fetch_add(per[i], Ordering::Relaxed);
-                }
-            }
-            ring.consume(n);
-            state.storage.flushes_total.fetch_add(1, Ordering::Relaxed);
-            state
-                .storage
-                .duplicates_total
-                .fetch_add(stats.duplicates as u64, Ordering::Relaxed);
-            state.storage.io_failing.store(false, Ordering::Relaxed);
-            log::debug!(
-                count = stats.inserted,
-                duplicates = stats.duplicates,
-                duration_ms = t0.elapsed().as_millis() as u64;
-                "flushed"
-            );
-        }
-        Err(e) => {
-            state
-                .storage
-                .flush_failures_total
-                .fetch_add(1, Ordering::Relaxed);
-            if !state.storage.io_failing.swap(true, Ordering::Relaxed) {
-                log::error!(
-                    error = e.to_string().as_str(),
-                    error_type = "store_insert",
-                    kept_in_ring = ring.len();
-                    "flush to the store failed; samples stay in memory"
-                );
-            }
-        }
-    }
-}
-
-fn refresh_storage_state(store: &Store, path: &Path, state: &AgentState) {
-    match store.pending_count() {
-        Ok(n) => state.storage.pending.store(n, Ordering::Relaxed),
-        Err(e) => {
-            state.storage.io_failing.store(true, Ordering::Relaxed);
-            log::warn!(error = e.to_string().as_str(); "reading the pending count failed");
-        }
-    }
-    if let Ok(m) = std::fs::metadata(path) {
-        state.storage.size_bytes.store(m.len(), Ordering::Relaxed);
-    }
-}
-
-fn maintain(store: &Store, state: &AgentState) {
-    match store.enforce_retention(now_ms()) {
-        Ok(r) => {
-            if r.dropped_pending > 0 {
-                log::warn!(
-                    dropped = r.dropped_pending;
-                    "store over its size cap: oldest pending samples dropped"
-                );
-            }
-            if r.expired > 0 {
-                log::debug!(expired = r.expired; "retention removed uploaded samples");
-            }
-        }
-        Err(e) => log::warn!(error = e.to_string().as_str(); "retention failed"),
-    }
-    if let Ok(s) = store.stats() {
-        state
-            .storage
-            .dropped_total
-            .store(s.dropped_total, Ordering::Relaxed);
-    }
-}
-
-fn compact(store: &Store) {
-    match store.compact() {
-        Ok(c) => log::info!(
-            size_before = c.size_before,
-            size_after = c.size_after,
-            duration_ms = c.duration.as_millis() as u64;
-            "store compacted"
-        ),
-        Err(e) => log::warn!(error = e.to_string().as_str(); "compaction failed"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recycle_keeps_the_allocation() {
-        let owned: Vec<String> = (0..300).map(|i| i.to_string()).collect();
-        let mut v: Vec<LabelPairs<'_>> = Vec::new();
-        v.extend(owned.iter().map(|s| {
-            let mut l = LabelPairs::new();
-            let _ = l.push(("device", s.as_str()));
-            l
-        }));
-        let (ptr, cap) = (v.as_ptr() as usize, v.capacity());
-        let kept: Vec<LabelPairs<'static>> = recycle(v);
-        assert!(kept.is_empty());
-        assert_eq!(kept.capacity(), cap);
-        assert_eq!(kept.as_ptr() as usize, ptr);
-        let again: Vec<LabelPairs<'_>> = recycle(kept);
-        assert_eq!((again.as_ptr() as usize, again.capacity()), (ptr, cap));
+/// The loop hangs (see [`test_stall_after`]), so watchdog pings must stop.
+fn stall() -> ! {
+    log::warn!("BELABOX_METRICS_TEST_STALL_AFTER reached: the collection loop stalls");
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
     }
 }

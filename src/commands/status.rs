@@ -11,13 +11,58 @@ use crate::config::Config;
 /// Exit code of `status` when the agent does not answer.
 pub const STATUS_UNREACHABLE: u8 = 3;
 
+/// Why `status` could not give a verdict (an agent that does not answer is a verdict: exit 3).
+#[derive(Debug)]
+pub enum StatusError {
+    /// `--address` is not `HOST:PORT`.
+    Address {
+        given: String,
+        source: std::net::AddrParseError,
+    },
+    /// The agent answered with something that is not a /health document.
+    Unreadable {
+        addr: SocketAddr,
+        code: u16,
+        message: String,
+    },
+}
+
+impl fmt::Display for StatusError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StatusError::Address { given, .. } => write!(
+                f,
+                "--address: expected HOST:PORT like 127.0.0.1:9100, got {given:?}"
+            ),
+            StatusError::Unreadable {
+                addr,
+                code,
+                message,
+            } => write!(
+                f,
+                "{addr}/health answered {code} with a document we cannot read: {message}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StatusError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StatusError::Address { source, .. } => Some(source),
+            StatusError::Unreadable { .. } => None,
+        }
+    }
+}
+
 /// Prints a readable summary of /health. Returns the exit code: 0 ok, 1 degraded or error,
 /// 3 unreachable.
-pub fn status(config: &Config, address: Option<&str>) -> Result<u8, String> {
+pub fn status(config: &Config, address: Option<&str>) -> Result<u8, StatusError> {
     let addr: SocketAddr = match address {
-        Some(a) => a
-            .parse()
-            .map_err(|_| format!("--address: expected HOST:PORT like 127.0.0.1:9100, got {a:?}"))?,
+        Some(a) => a.parse().map_err(|source| StatusError::Address {
+            given: a.to_owned(),
+            source,
+        })?,
         None => config.health.address,
     };
     let (code, body) = match fetch_health(addr, "/health", Duration::from_secs(5)) {
@@ -28,8 +73,10 @@ pub fn status(config: &Config, address: Option<&str>) -> Result<u8, String> {
         }
     };
     let mut unescape = vec![0u8; body.len()];
-    let doc = parse_health(&body, &mut unescape).map_err(|e| {
-        format!("{addr}/health answered {code} with a document we cannot read: {e}")
+    let doc = parse_health(&body, &mut unescape).map_err(|message| StatusError::Unreadable {
+        addr,
+        code,
+        message,
     })?;
     print!("{}", summarize(&doc));
     Ok(if doc.status == "ok" { 0 } else { 1 })

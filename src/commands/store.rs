@@ -1,22 +1,123 @@
 //! `store stats` and `store export`: the store, offline.
 
-use std::fmt::Write as _;
-use std::io::Write as _;
+use std::fmt::{self, Write as _};
+use std::io::{self, Write as _};
+use std::path::PathBuf;
 
-use belabox_store::{OwnedValue, Store};
+use belabox_store::{OpenError, OwnedValue, ReadError, Store};
 
 use crate::config::{Config, parse_duration};
 use crate::model::time::{now_ms, rfc3339};
 use crate::upload::jsonl;
 
-fn open_store(config: &Config) -> Result<Store, String> {
-    Store::open(&config.storage.path, crate::agent::store_options(config))
-        .map_err(|e| format!("opening {}: {e}", config.storage.path.display()))
+/// The store file could not be opened (`store stats`, `store export`).
+#[derive(Debug)]
+pub struct OpenStoreError {
+    pub path: PathBuf,
+    /// Boxed: `OpenError` is large and this travels in every `Result` of the command.
+    pub source: Box<OpenError>,
 }
 
-pub fn store_stats(config: &Config) -> Result<(), String> {
-    let store = open_store(config)?;
-    let s = store.stats().map_err(|e| e.to_string())?;
+impl fmt::Display for OpenStoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "opening {}", self.path.display())
+    }
+}
+
+impl std::error::Error for OpenStoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+/// Why `store stats` failed.
+#[derive(Debug)]
+pub enum StatsError {
+    Open(OpenStoreError),
+    /// Transparent: reading the figures failed.
+    Read(ReadError),
+}
+
+impl fmt::Display for StatsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StatsError::Open(e) => e.fmt(f),
+            StatsError::Read(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for StatsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StatsError::Open(e) => e.source(),
+            StatsError::Read(e) => e.source(),
+        }
+    }
+}
+
+/// Why `store export` failed.
+#[derive(Debug)]
+pub enum ExportError {
+    Since(SinceError),
+    Open(OpenStoreError),
+    /// Transparent: reading the samples failed (part of the output may have been written).
+    Read(ReadError),
+    Stdout(io::Error),
+}
+
+impl fmt::Display for ExportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExportError::Since(e) => e.fmt(f),
+            ExportError::Open(e) => e.fmt(f),
+            ExportError::Read(e) => e.fmt(f),
+            ExportError::Stdout(_) => f.write_str("writing to stdout"),
+        }
+    }
+}
+
+impl std::error::Error for ExportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ExportError::Since(_) => None,
+            ExportError::Open(e) => e.source(),
+            ExportError::Read(e) => e.source(),
+            ExportError::Stdout(e) => Some(e),
+        }
+    }
+}
+
+/// `--since` is neither a duration, an RFC 3339 time nor epoch milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinceError {
+    pub given: String,
+}
+
+impl fmt::Display for SinceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "--since: expected a duration like \"1h\", an RFC 3339 time like 2026-11-28T00:00:00Z or epoch milliseconds, got {:?}",
+            self.given
+        )
+    }
+}
+
+impl std::error::Error for SinceError {}
+
+fn open_store(config: &Config) -> Result<Store, OpenStoreError> {
+    Store::open(&config.storage.path, crate::agent::store_options(config)).map_err(|source| {
+        OpenStoreError {
+            path: config.storage.path.clone(),
+            source: Box::new(source),
+        }
+    })
+}
+
+pub fn store_stats(config: &Config) -> Result<(), StatsError> {
+    let store = open_store(config).map_err(StatsError::Open)?;
+    let s = store.stats().map_err(StatsError::Read)?;
     let mut out = String::new();
     let _ = writeln!(out, "store:            {}", config.storage.path.display());
     let _ = writeln!(out, "schema version:   {}", s.schema_version);
@@ -67,7 +168,7 @@ pub fn store_stats(config: &Config) -> Result<(), String> {
 }
 
 /// `--since`: a duration back from now ("1h"), an RFC 3339 time, or epoch milliseconds.
-pub fn parse_since(s: &str, now: i64) -> Result<i64, String> {
+pub fn parse_since(s: &str, now: i64) -> Result<i64, SinceError> {
     if let Ok(ms) = s.parse::<i64>() {
         return Ok(ms);
     }
@@ -77,9 +178,9 @@ pub fn parse_since(s: &str, now: i64) -> Result<i64, String> {
     if let Some(ms) = parse_rfc3339(s) {
         return Ok(ms);
     }
-    Err(format!(
-        "--since: expected a duration like \"1h\", an RFC 3339 time like 2026-11-28T00:00:00Z or epoch milliseconds, got {s:?}"
-    ))
+    Err(SinceError {
+        given: s.to_owned(),
+    })
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.fff]Z` (UTC only).
@@ -115,12 +216,12 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
 
 /// Every sample since `since`, as JSONL: numeric samples in VictoriaMetrics import form (plus
 /// `"pending"`), text samples with `"text"` instead of `"values"`.
-pub fn store_export(config: &Config, since: Option<&str>) -> Result<(), String> {
+pub fn store_export(config: &Config, since: Option<&str>) -> Result<(), ExportError> {
     let since_ms = match since {
-        Some(s) => parse_since(s, now_ms())?,
+        Some(s) => parse_since(s, now_ms()).map_err(ExportError::Since)?,
         None => i64::MIN,
     };
-    let store = open_store(config)?;
+    let store = open_store(config).map_err(ExportError::Open)?;
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::new(stdout.lock());
     let mut line = Vec::with_capacity(512);
@@ -166,11 +267,11 @@ pub fn store_export(config: &Config, since: Option<&str>) -> Result<(), String> 
                 }
             }
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(ExportError::Read)?;
     if let Some(e) = io_err {
-        return Err(format!("writing to stdout: {e}"));
+        return Err(ExportError::Stdout(e));
     }
-    w.flush().map_err(|e| format!("writing to stdout: {e}"))
+    w.flush().map_err(ExportError::Stdout)
 }
 
 fn write_text_line(out: &mut Vec<u8>, s: &belabox_store::ExportedSample, text: &str) {
@@ -206,11 +307,9 @@ mod tests {
             parse_since("2026-11-28T00:05:23.5Z", now),
             Ok(1_795_824_323_500)
         );
-        assert!(
-            parse_since("yesterday", now)
-                .unwrap_err()
-                .contains("--since")
-        );
+        let e = parse_since("yesterday", now).unwrap_err();
+        assert_eq!(e.given, "yesterday");
+        assert!(e.to_string().contains("--since"), "{e}");
         assert!(parse_since("2026-13-01T00:00:00Z", now).is_err());
     }
 }

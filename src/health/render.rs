@@ -6,10 +6,11 @@
 
 use core::fmt::{self, Write as _};
 use std::io::Write as _;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::status::{ComponentStatus, HealthRules, Report, Snapshot, evaluate};
-use crate::model::state::{AgentState, Histogram};
+use crate::collect::CollectorStats;
+use crate::model::state::{AgentState, Histogram, StorageState, TimeState, UploadState};
 use crate::model::time::rfc3339;
 use crate::upload::jsonl::write_str;
 
@@ -211,44 +212,63 @@ fn ms_to_secs(ms: i64) -> f64 {
     ms as f64 / 1000.0
 }
 
-/// Visits every self-metric of `state`, and the health statuses evaluated at `now_ms`.
+/// Visits every self-metric of `state`, and the health statuses evaluated at `now_ms`. The
+/// order of families is part of the `/metrics` output: collectors, uploader, storage, time,
+/// agent, health.
 pub fn visit_self_metrics(
     state: &AgentState,
     rules: &HealthRules,
     now_ms: i64,
     v: &mut dyn MetricVisitor,
 ) {
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
+    visit_collectors(state, v);
+    visit_uploader(&state.upload, v);
+    visit_storage(&state.storage, v);
+    visit_time(&state.time, v);
+    visit_agent(state, now_ms, v);
+    let report = evaluate(rules, &Snapshot::capture(state, now_ms));
+    visit_health_status(&report, v);
+}
 
-    type CollectorField = fn(&crate::collect::CollectorStats) -> &std::sync::atomic::AtomicU64;
-    let per_collector: [(&str, &str, Kind, CollectorField); 4] = [
+fn load(a: &AtomicU64) -> f64 {
+    a.load(Ordering::Relaxed) as f64
+}
+
+/// One family of one unlabelled counter row per entry.
+fn counters(v: &mut dyn MetricVisitor, rows: &[(&str, &str, &AtomicU64)]) {
+    for &(name, help, a) in rows {
+        v.family(name, help, Kind::Counter);
+        v.row(name, &[], load(a));
+    }
+}
+
+/// `collector_*`: one row per collector and counter, then the tick duration.
+fn visit_collectors(state: &AgentState, v: &mut dyn MetricVisitor) {
+    type CollectorField = fn(&CollectorStats) -> &AtomicU64;
+    let per_collector: [(&str, &str, CollectorField); 4] = [
         (
             "collector_metrics_collected_total",
             "Samples committed to the store, per collector (a collection counts once stored).",
-            Kind::Counter,
             |s| &s.stored_total,
         ),
         (
             "collector_metrics_failed_total",
             "Collections that failed, per collector.",
-            Kind::Counter,
             |s| &s.failures_total,
         ),
         (
             "collector_collections_total",
             "Collections run, per collector.",
-            Kind::Counter,
             |s| &s.collections_total,
         ),
         (
             "collector_samples_skipped_total",
             "Lines, devices or zones skipped (malformed, unreadable, label too long), per collector.",
-            Kind::Counter,
             |s| &s.skipped_total,
         ),
     ];
-    for (name, help, kind, field) in per_collector {
-        v.family(name, help, kind);
+    for (name, help, field) in per_collector {
+        v.family(name, help, Kind::Counter);
         for (k, stats) in &state.collectors {
             v.row(name, &[("collector", k.name())], load(field(stats)));
         }
@@ -261,55 +281,48 @@ pub fn visit_self_metrics(
         "Duration of one collection tick; quantiles are bucket upper bounds.",
         &state.collect_duration,
     );
+}
 
-    let u = &state.upload;
-    let counters: [(&str, &str, &std::sync::atomic::AtomicU64); 4] = [
-        (
-            "uploader_metrics_uploaded_total",
-            "Samples accepted by the remote.",
-            &u.uploaded_total,
-        ),
-        (
-            "uploader_upload_failures_total",
-            "Upload requests that did not get a 2xx answer.",
-            &u.failures_total,
-        ),
-        (
-            "uploader_samples_quarantined_total",
-            "Samples the remote refused (400) and that were set aside.",
-            &u.quarantined_total,
-        ),
-        (
-            "uploader_bytes_sent_total",
-            "Request body bytes sent (gzip).",
-            &u.bytes_sent_total,
-        ),
-    ];
-    for (name, help, a) in counters {
-        v.family(name, help, Kind::Counter);
-        v.row(name, &[], load(a));
-    }
+/// `uploader_*`.
+fn visit_uploader(u: &UploadState, v: &mut dyn MetricVisitor) {
+    counters(
+        v,
+        &[
+            (
+                "uploader_metrics_uploaded_total",
+                "Samples accepted by the remote.",
+                &u.uploaded_total,
+            ),
+            (
+                "uploader_upload_failures_total",
+                "Upload requests that did not get a 2xx answer.",
+                &u.failures_total,
+            ),
+            (
+                "uploader_samples_quarantined_total",
+                "Samples the remote refused (400) and that were set aside.",
+                &u.quarantined_total,
+            ),
+            (
+                "uploader_bytes_sent_total",
+                "Request body bytes sent (gzip).",
+                &u.bytes_sent_total,
+            ),
+        ],
+    );
     let name = "uploader_samples_rejected_total";
     v.family(
         name,
         "Samples never sent because VictoriaMetrics would drop them, by reason.",
         Kind::Counter,
     );
-    v.row(
-        name,
-        &[("reason", "non_finite")],
-        load(&u.rejected_non_finite_total),
-    );
-    v.row(
-        name,
-        &[("reason", "too_old")],
-        load(&u.rejected_too_old_total),
-    );
-    v.row(
-        name,
-        &[("reason", "future")],
-        load(&u.rejected_future_total),
-    );
+    for (reason, a) in [
+        ("non_finite", &u.rejected_non_finite_total),
+        ("too_old", &u.rejected_too_old_total),
+        ("future", &u.rejected_future_total),
+    ] {
+        v.row(name, &[("reason", reason)], load(a));
+    }
     summary(
         v,
         "uploader_upload_duration_seconds",
@@ -329,8 +342,10 @@ pub fn visit_self_metrics(
         &[],
         ms_to_secs(u.last_success_ms.load(Ordering::Relaxed).max(0)),
     );
+}
 
-    let s = &state.storage;
+/// `storage_*`: gauges, then counters.
+fn visit_storage(s: &StorageState, v: &mut dyn MetricVisitor) {
     let gauges: [(&str, &str, f64); 3] = [
         (
             "storage_database_size_bytes",
@@ -352,39 +367,40 @@ pub fn visit_self_metrics(
         v.family(name, help, Kind::Gauge);
         v.row(name, &[], value);
     }
-    let counters: [(&str, &str, &std::sync::atomic::AtomicU64); 5] = [
-        (
-            "storage_samples_dropped_total",
-            "Pending samples dropped by the size cap.",
-            &s.dropped_total,
-        ),
-        (
-            "storage_ring_samples_dropped_total",
-            "Samples dropped because the ring was full before a flush.",
-            &s.ring_dropped_total,
-        ),
-        (
-            "storage_duplicates_total",
-            "Samples already stored (same dedup key).",
-            &s.duplicates_total,
-        ),
-        (
-            "storage_flushes_total",
-            "Ring-to-store flushes.",
-            &s.flushes_total,
-        ),
-        (
-            "storage_flush_failures_total",
-            "Flushes that failed.",
-            &s.flush_failures_total,
-        ),
-    ];
-    for (name, help, a) in counters {
-        v.family(name, help, Kind::Counter);
-        v.row(name, &[], load(a));
-    }
+    counters(
+        v,
+        &[
+            (
+                "storage_samples_dropped_total",
+                "Pending samples dropped by the size cap.",
+                &s.dropped_total,
+            ),
+            (
+                "storage_ring_samples_dropped_total",
+                "Samples dropped because the ring was full before a flush.",
+                &s.ring_dropped_total,
+            ),
+            (
+                "storage_duplicates_total",
+                "Samples already stored (same dedup key).",
+                &s.duplicates_total,
+            ),
+            (
+                "storage_flushes_total",
+                "Ring-to-store flushes.",
+                &s.flushes_total,
+            ),
+            (
+                "storage_flush_failures_total",
+                "Flushes that failed.",
+                &s.flush_failures_total,
+            ),
+        ],
+    );
+}
 
-    let t = &state.time;
+/// `time_skew_seconds`: the family always, the row once measured.
+fn visit_time(t: &TimeState, v: &mut dyn MetricVisitor) {
     let name = "time_skew_seconds";
     v.family(
         name,
@@ -394,7 +410,10 @@ pub fn visit_self_metrics(
     if t.measured.load(Ordering::Relaxed) {
         v.row(name, &[], ms_to_secs(t.skew_ms.load(Ordering::Relaxed)));
     }
+}
 
+/// `agent_*`: uptime at `now_ms` and loop iterations.
+fn visit_agent(state: &AgentState, now_ms: i64, v: &mut dyn MetricVisitor) {
     let name = "agent_uptime_seconds";
     v.family(name, "Seconds since the agent started.", Kind::Gauge);
     v.row(
@@ -405,9 +424,6 @@ pub fn visit_self_metrics(
     let name = "agent_loop_iterations_total";
     v.family(name, "Iterations of the collection loop.", Kind::Counter);
     v.row(name, &[], load(&state.loop_heartbeat));
-
-    let report = evaluate(rules, &Snapshot::capture(state, now_ms));
-    visit_health_status(&report, v);
 }
 
 /// `health_status{component}`: 0 ok, 1 degraded, 2 error; disabled components have no row.

@@ -33,6 +33,7 @@ mod backoff;
 mod chunk;
 mod gzip;
 pub mod jsonl;
+pub mod policy;
 mod retry_after;
 pub mod store_worker;
 mod task;

@@ -50,13 +50,44 @@ impl<R> Pending<R> {
     }
 }
 
-impl<T, E: std::error::Error + Send + Sync + 'static> Pending<Result<T, E>> {
-    /// The job's own result, with a gone worker as one more error.
-    pub async fn wait_result(self) -> Result<T, Box<dyn std::error::Error + Send + Sync>> {
-        match self.wait().await {
-            Ok(r) => r.map_err(Into::into),
-            Err(gone) => Err(Box::new(gone)),
+/// A job that returns a `Result`, awaited: the worker may be gone, or the job may have failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkerError<E> {
+    /// The worker thread ended before it answered ([`WorkerGone`]).
+    Gone,
+    /// The job ran and returned this error.
+    Failed(E),
+}
+
+impl<E> From<WorkerGone> for WorkerError<E> {
+    fn from(_: WorkerGone) -> Self {
+        WorkerError::Gone
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for WorkerError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WorkerError::Gone => WorkerGone.fmt(f),
+            // Transparent: the job's error is the message.
+            WorkerError::Failed(e) => e.fmt(f),
         }
+    }
+}
+
+impl<E: std::error::Error> std::error::Error for WorkerError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            WorkerError::Gone => None,
+            WorkerError::Failed(e) => e.source(),
+        }
+    }
+}
+
+impl<T, E> Pending<Result<T, E>> {
+    /// The job's own result, with a gone worker as one more error.
+    pub async fn wait_result(self) -> Result<T, WorkerError<E>> {
+        self.wait().await?.map_err(WorkerError::Failed)
     }
 }
 
@@ -162,5 +193,18 @@ mod tests {
         // The thread is gone: later jobs report it too instead of hanging.
         let p = w.run(|| 1u32);
         assert_eq!(smol::block_on(p.wait()), Err(WorkerGone));
+        let p = w.run(|| Ok::<u32, std::fmt::Error>(1));
+        assert_eq!(smol::block_on(p.wait_result()), Err(WorkerError::Gone));
+    }
+
+    #[test]
+    fn wait_result_keeps_the_job_error() {
+        let w = StoreWorker::spawn("test-store").unwrap();
+        let p = w.run(|| Err::<u32, _>(std::io::Error::other("disk on fire")));
+        let e = smol::block_on(p.wait_result()).unwrap_err();
+        assert!(matches!(&e, WorkerError::Failed(io) if io.to_string() == "disk on fire"));
+        assert_eq!(e.to_string(), "disk on fire");
+        let p = w.run(|| Ok::<u32, std::io::Error>(7));
+        assert_eq!(smol::block_on(p.wait_result()).unwrap(), 7);
     }
 }

@@ -10,13 +10,13 @@ use belabox_store::{Checkpoint, PendingSample, SampleKey, Store, Uuid};
 use smol::Timer;
 use smol::future::FutureExt as _;
 
-use super::backoff::Backoff;
 use super::chunk::{
     AsPoint, JsonlEncoder, Point, SeriesMeta, Verdict, Window, chunk_ranges, halves,
 };
 use super::gzip::Gzip;
+use super::policy::{Attempt, Decision, Failure, Reply, RetryPolicy};
 use super::retry_after::parse_retry_after;
-use super::{ControlRx, MAX_RETRY_AFTER, UploadControl, UploadError, control_pair};
+use super::{ControlRx, UploadControl, UploadError, control_pair};
 use crate::config::RemoteConfig;
 use crate::model::state::AgentState;
 use crate::model::time::now_ms;
@@ -55,15 +55,15 @@ pub enum Cycle {
 /// The result of sending one body, with its retries.
 enum Sent {
     Accepted,
-    /// 400/422: the body holds something VictoriaMetrics refuses.
-    Rejected {
+    /// Refused as a whole (400/422/413) with more than one sample: send the halves.
+    Bisect,
+    /// 400/422 on one sample: quarantine it.
+    Quarantine {
         status: u16,
         snippet: String,
     },
-    /// 413: too large for a proxy or the server.
-    TooLarge,
-    /// Attempts exhausted on transient failures.
-    GaveUp,
+    /// Attempts exhausted on transient failures, or one sample still too large.
+    Failed,
     Stopped,
 }
 
@@ -86,12 +86,88 @@ enum Outcome {
     Stopped,
 }
 
+/// One attempt that got to an end (an answer or a network error).
+struct Done {
+    reply: Reply,
+    bytes_sent: u64,
+    bytes_rcvd: u64,
+    elapsed: Duration,
+    /// The response snippet, or the network error.
+    detail: String,
+}
+
+/// The log lines of one attempt (all with the same keys, so that they can be grepped alike).
+struct AttemptLog<'a> {
+    batch_id: Uuid,
+    index: u32,
+    attempt: u32,
+    samples: usize,
+    done: &'a Done,
+}
+
+impl AttemptLog<'_> {
+    fn duration_ms(&self) -> u64 {
+        self.done.elapsed.as_millis() as u64
+    }
+
+    /// Info after a failure (the uploader recovered), debug otherwise.
+    fn uploaded(&self, recovered: bool) {
+        let lvl = if recovered {
+            log::Level::Info
+        } else {
+            log::Level::Debug
+        };
+        let d = self.done;
+        log::log!(lvl,
+            batch_id:% = self.batch_id, chunk_index = self.index, attempt = self.attempt,
+            backoff_ms = 0u64, http_status = d.reply.status(), samples = self.samples,
+            bytes_sent = d.bytes_sent, bytes_rcvd = d.bytes_rcvd,
+            duration_ms = self.duration_ms();
+            "chunk uploaded"
+        );
+    }
+
+    fn refused(&self) {
+        let d = self.done;
+        log::warn!(
+            batch_id:% = self.batch_id, chunk_index = self.index, attempt = self.attempt,
+            backoff_ms = 0u64, http_status = d.reply.status(), samples = self.samples,
+            bytes_sent = d.bytes_sent, bytes_rcvd = d.bytes_rcvd,
+            duration_ms = self.duration_ms(), response = d.detail.as_str();
+            "chunk refused; bisecting"
+        );
+    }
+
+    /// `wait`: before the retry, or (`last`) before the next cycle.
+    fn failed(&self, failure: Failure, last: bool, wait: Duration) {
+        let (lvl, msg) = match (failure, last) {
+            (Failure::Auth, _) => (
+                log::Level::Error,
+                "upload refused: authentication failed (check remote.token_file)",
+            ),
+            (Failure::Transient, false) => (log::Level::Warn, "chunk upload failed; retrying"),
+            (Failure::Transient, true) => (
+                log::Level::Warn,
+                "chunk upload failed; it stays pending until the next cycle",
+            ),
+        };
+        let d = self.done;
+        log::log!(lvl,
+            batch_id:% = self.batch_id, chunk_index = self.index, attempt = self.attempt,
+            backoff_ms = wait.as_millis() as u64, http_status = d.reply.status(),
+            samples = self.samples, bytes_sent = d.bytes_sent, bytes_rcvd = d.bytes_rcvd,
+            duration_ms = self.duration_ms(), error = d.detail.as_str();
+            "{msg}"
+        );
+    }
+}
+
 /// The uploader task. Build it with [`Uploader::new`], take an [`UploadControl`] with
 /// [`Uploader::control`], then run [`Uploader::run`] on the executor.
 pub struct Uploader {
     url: Url,
     remote: RemoteConfig,
-    backoff: Backoff,
+    policy: RetryPolicy,
     /// `Bearer <token>`: only ever written into the `Authorization` header.
     auth: Option<Vec<u8>>,
     client: Client,
@@ -193,7 +269,7 @@ impl Uploader {
         Ok(Uploader {
             url,
             remote: remote.clone(),
-            backoff: Backoff::from_config(&remote.retry),
+            policy: RetryPolicy::from_config(remote),
             auth,
             client,
             store,
@@ -515,12 +591,12 @@ impl Uploader {
                     uploaded += self.settle_mark().await?;
                     self.start_mark(&r, batch_id, index);
                 }
-                Sent::Rejected { .. } | Sent::TooLarge if r.len() > 1 => self.push_halves(&r),
-                Sent::Rejected { status, snippet } => {
+                Sent::Bisect => self.push_halves(&r),
+                Sent::Quarantine { status, snippet } => {
                     uploaded += self.settle_mark().await?;
                     self.quarantine_one(&r, status, &snippet).await?;
                 }
-                Sent::TooLarge | Sent::GaveUp => return Err(Abort::Failed),
+                Sent::Failed => return Err(Abort::Failed),
                 Sent::Stopped => return Err(Abort::Stopped),
             }
         }
@@ -624,14 +700,8 @@ impl Uploader {
         }
     }
 
-    /// Sends `self.gz` with up to `max_attempts` attempts.
+    /// Sends `self.gz` (a chunk of `samples` samples) until [`RetryPolicy::decide`] settles it.
     async fn send_with_retries(&mut self, samples: usize, batch_id: Uuid, index: u32) -> Sent {
-        let retry = &self.remote.retry;
-        let attempts = if retry.enabled {
-            retry.max_attempts.max(1)
-        } else {
-            1
-        };
         let mut attempt = 1u32;
         loop {
             if let Some(at) = self.not_before.take() {
@@ -639,127 +709,126 @@ impl Uploader {
                     return Sent::Stopped;
                 }
             }
-            let up = &self.state.upload;
-            up.last_attempt_ms.store(now_ms(), Relaxed);
-            let bytes_sent = self.gz.len() as u64;
-            let started = Instant::now();
-            let outcome = async {
-                let _ = self.rx.stop.recv().await;
-                Outcome::Stopped
-            }
-            .or(async {
-                match self.post().await {
-                    Ok(a) => Outcome::Answer(a),
-                    Err(e) => Outcome::Error(e),
-                }
-            })
-            .await;
-            let elapsed = started.elapsed();
-            let duration_ms = elapsed.as_millis() as u64;
-            let (status, bytes_rcvd, retry_after, detail) = match outcome {
-                Outcome::Stopped => return Sent::Stopped,
-                Outcome::Answer(a) => (a.status, a.bytes_rcvd, a.retry_after, a.snippet),
-                Outcome::Error(e) => (0, 0, None, e.to_string()),
-            };
-            let up = &self.state.upload;
-            up.bytes_sent_total.fetch_add(bytes_sent, Relaxed);
-            up.duration.observe(elapsed.as_secs_f64());
-            up.last_http_status.store(u32::from(status), Relaxed);
-            if status != 0 {
-                up.auth_failing
-                    .store(status == 401 || status == 403, Relaxed);
-            }
-            if (200..300).contains(&status) {
-                up.last_success_ms.store(now_ms(), Relaxed);
-                let recovered = std::mem::replace(&mut self.failing, false);
-                let kv_line = |lvl| {
-                    log::log!(lvl,
-                        batch_id:% = batch_id, chunk_index = index, attempt = attempt,
-                        backoff_ms = 0u64, http_status = status, samples = samples,
-                        bytes_sent = bytes_sent, bytes_rcvd = bytes_rcvd,
-                        duration_ms = duration_ms;
-                        "chunk uploaded")
-                };
-                kv_line(if recovered {
-                    log::Level::Info
-                } else {
-                    log::Level::Debug
-                });
-                return Sent::Accepted;
-            }
-            up.failures_total.fetch_add(1, Relaxed);
-            if let Some(ra) = retry_after {
-                self.not_before = Some(Instant::now() + ra.min(MAX_RETRY_AFTER));
-            }
-            let auth = status == 401 || status == 403;
-            let rejected = status == 400 || status == 422;
-            let too_large = status == 413;
-            if rejected || too_large {
-                log::warn!(
-                    batch_id:% = batch_id, chunk_index = index, attempt = attempt,
-                    backoff_ms = 0u64, http_status = status, samples = samples,
-                    bytes_sent = bytes_sent, bytes_rcvd = bytes_rcvd,
-                    duration_ms = duration_ms, response = detail.as_str();
-                    "chunk refused; bisecting"
-                );
-                return if rejected {
-                    Sent::Rejected {
-                        status,
-                        snippet: detail,
-                    }
-                } else {
-                    Sent::TooLarge
-                };
-            }
-            let u = self.rng.rand_float();
-            let backoff = if auth {
-                self.backoff.max_with_jitter(u)
-            } else {
-                self.backoff.with_jitter(attempt, u)
-            };
-            let last = attempt >= attempts;
-            if auth && last {
-                // Keep the maximum backoff across cycles too.
-                let at = Instant::now() + backoff;
-                self.not_before = Some(self.not_before.map_or(at, |nb| nb.max(at)));
-            }
-            let wait = if last {
-                self.not_before
-                    .map(|nb| nb.saturating_duration_since(Instant::now()))
-                    .unwrap_or_default()
-                    .max(self.remote.upload_interval)
-            } else {
-                self.not_before
-                    .map(|nb| nb.saturating_duration_since(Instant::now()))
-                    .unwrap_or_default()
-                    .max(backoff)
-            };
-            let msg = match (auth, last) {
-                (true, _) => "upload refused: authentication failed (check remote.token_file)",
-                (false, false) => "chunk upload failed; retrying",
-                (false, true) => "chunk upload failed; it stays pending until the next cycle",
-            };
-            let lvl = if auth {
-                log::Level::Error
-            } else {
-                log::Level::Warn
-            };
-            log::log!(lvl,
-                batch_id:% = batch_id, chunk_index = index, attempt = attempt,
-                backoff_ms = wait.as_millis() as u64, http_status = status, samples = samples,
-                bytes_sent = bytes_sent, bytes_rcvd = bytes_rcvd, duration_ms = duration_ms,
-                error = detail.as_str();
-                "{msg}"
-            );
-            if last {
-                self.failing = true;
-                return Sent::GaveUp;
-            }
-            self.not_before = None;
-            if !self.sleep(wait).await {
+            let Some(done) = self.attempt().await else {
                 return Sent::Stopped;
+            };
+            let plan = self.policy.decide(&Attempt {
+                reply: done.reply,
+                attempt,
+                samples,
+                jitter: self.rng.rand_float(),
+            });
+            self.count(&done, &plan.decision);
+            self.not_before = plan.not_before.map(|d| Instant::now() + d);
+            let log = AttemptLog {
+                batch_id,
+                index,
+                attempt,
+                samples,
+                done: &done,
+            };
+            match plan.decision {
+                Decision::Accept => {
+                    let recovered = std::mem::replace(&mut self.failing, false);
+                    log.uploaded(recovered);
+                    return Sent::Accepted;
+                }
+                Decision::Bisect(_) => {
+                    log.refused();
+                    return Sent::Bisect;
+                }
+                Decision::Quarantine => {
+                    log.refused();
+                    return Sent::Quarantine {
+                        status: done.reply.status(),
+                        snippet: done.detail,
+                    };
+                }
+                Decision::Unsendable => {
+                    log.refused();
+                    return Sent::Failed;
+                }
+                Decision::Retry { after, failure } => {
+                    log.failed(failure, false, after);
+                    if !self.sleep(after).await {
+                        return Sent::Stopped;
+                    }
+                    attempt += 1;
+                }
+                Decision::GiveUp {
+                    failure,
+                    next_cycle_in,
+                } => {
+                    log.failed(failure, true, next_cycle_in);
+                    self.failing = true;
+                    return Sent::Failed;
+                }
             }
-            attempt += 1;
+        }
+    }
+
+    /// One POST of `self.gz`, abandoned when the uploader is stopped (then `None`).
+    async fn attempt(&mut self) -> Option<Done> {
+        self.state.upload.last_attempt_ms.store(now_ms(), Relaxed);
+        let bytes_sent = self.gz.len() as u64;
+        let started = Instant::now();
+        let outcome = async {
+            let _ = self.rx.stop.recv().await;
+            Outcome::Stopped
+        }
+        .or(async {
+            match self.post().await {
+                Ok(a) => Outcome::Answer(a),
+                Err(e) => Outcome::Error(e),
+            }
+        })
+        .await;
+        let elapsed = started.elapsed();
+        let (reply, bytes_rcvd, detail) = match outcome {
+            Outcome::Stopped => return None,
+            Outcome::Answer(a) => (
+                Reply::Http {
+                    status: a.status,
+                    retry_after: a.retry_after,
+                },
+                a.bytes_rcvd,
+                a.snippet,
+            ),
+            Outcome::Error(e) => (Reply::Network, 0, e.to_string()),
+        };
+        Some(Done {
+            reply,
+            bytes_sent,
+            bytes_rcvd,
+            elapsed,
+            detail,
+        })
+    }
+
+    /// The upload counters of one attempt.
+    fn count(&self, done: &Done, decision: &Decision) {
+        let up = &self.state.upload;
+        up.bytes_sent_total.fetch_add(done.bytes_sent, Relaxed);
+        up.duration.observe(done.elapsed.as_secs_f64());
+        up.last_http_status
+            .store(u32::from(done.reply.status()), Relaxed);
+        if let Reply::Http { .. } = done.reply {
+            let auth = matches!(
+                decision,
+                Decision::Retry {
+                    failure: Failure::Auth,
+                    ..
+                } | Decision::GiveUp {
+                    failure: Failure::Auth,
+                    ..
+                }
+            );
+            up.auth_failing.store(auth, Relaxed);
+        }
+        if let Decision::Accept = decision {
+            up.last_success_ms.store(now_ms(), Relaxed);
+        } else {
+            up.failures_total.fetch_add(1, Relaxed);
         }
     }
 

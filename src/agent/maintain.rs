@@ -1,0 +1,110 @@
+//! Store upkeep on the collection thread: retention and the size cap every minute, compaction
+//! every `storage.compaction_interval` (sooner when the file is over
+//! `storage.compaction_threshold`), and the storage figures of [`AgentState`].
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use belabox_store::Store;
+
+use crate::config::StorageConfig;
+use crate::model::state::AgentState;
+use crate::model::time::now_ms;
+
+/// How often the store's retention and size cap are enforced.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
+/// A file over `storage.compaction_threshold` is compacted at most this often (compaction cannot
+/// always shrink it below the threshold: live data may be that large).
+const MIN_COMPACTION_GAP: Duration = Duration::from_secs(300);
+
+/// When retention and compaction are next due.
+#[derive(Debug)]
+pub(super) struct Maintenance {
+    compaction_interval: Duration,
+    /// Bytes.
+    compaction_threshold: u64,
+    next_retention: Instant,
+    next_compaction: Instant,
+    last_compaction: Instant,
+}
+
+impl Maintenance {
+    pub(super) fn new(start: Instant, storage: &StorageConfig) -> Maintenance {
+        Maintenance {
+            compaction_interval: storage.compaction_interval,
+            compaction_threshold: storage.compaction_threshold,
+            next_retention: start + MAINTENANCE_EVERY,
+            next_compaction: start + storage.compaction_interval,
+            last_compaction: start,
+        }
+    }
+
+    /// Runs whatever is due at `now`.
+    pub(super) fn run_due(&mut self, now: Instant, store: &Store, path: &Path, state: &AgentState) {
+        if now >= self.next_retention {
+            maintain(store, state);
+            self.next_retention = now + MAINTENANCE_EVERY;
+        }
+        let over_threshold =
+            state.storage.size_bytes.load(Ordering::Relaxed) > self.compaction_threshold;
+        if now >= self.next_compaction
+            || (over_threshold && now.duration_since(self.last_compaction) >= MIN_COMPACTION_GAP)
+        {
+            self.last_compaction = now;
+            compact(store);
+            refresh_storage_state(store, path, state);
+            self.next_compaction = now + self.compaction_interval;
+        }
+    }
+}
+
+/// The pending count and the file size, into `state.storage`.
+pub(super) fn refresh_storage_state(store: &Store, path: &Path, state: &AgentState) {
+    match store.pending_count() {
+        Ok(n) => state.storage.pending.store(n, Ordering::Relaxed),
+        Err(e) => {
+            state.storage.io_failing.store(true, Ordering::Relaxed);
+            log::warn!(error = e.to_string().as_str(); "reading the pending count failed");
+        }
+    }
+    if let Ok(m) = std::fs::metadata(path) {
+        state.storage.size_bytes.store(m.len(), Ordering::Relaxed);
+    }
+}
+
+/// Retention and the size cap.
+fn maintain(store: &Store, state: &AgentState) {
+    match store.enforce_retention(now_ms()) {
+        Ok(r) => {
+            if r.dropped_pending > 0 {
+                log::warn!(
+                    dropped = r.dropped_pending;
+                    "store over its size cap: oldest pending samples dropped"
+                );
+            }
+            if r.expired > 0 {
+                log::debug!(expired = r.expired; "retention removed uploaded samples");
+            }
+        }
+        Err(e) => log::warn!(error = e.to_string().as_str(); "retention failed"),
+    }
+    if let Ok(s) = store.stats() {
+        state
+            .storage
+            .dropped_total
+            .store(s.dropped_total, Ordering::Relaxed);
+    }
+}
+
+fn compact(store: &Store) {
+    match store.compact() {
+        Ok(c) => log::info!(
+            size_before = c.size_before,
+            size_after = c.size_after,
+            duration_ms = c.duration.as_millis() as u64;
+            "store compacted"
+        ),
+        Err(e) => log::warn!(error = e.to_string().as_str(); "compaction failed"),
+    }
+}

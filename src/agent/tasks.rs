@@ -1,0 +1,104 @@
+//! The executor thread: health responder, clock-skew check and uploader on one smol executor.
+
+use std::sync::Arc;
+
+use belabox_store::Store;
+
+use super::RunError;
+use crate::config::Config;
+use crate::health::{self, HealthRules};
+use crate::model::state::AgentState;
+use crate::monitor::skew::{self, SkewConfig};
+use crate::net;
+use crate::upload::{UploadControl, Uploader};
+
+/// The executor thread and how to stop it.
+#[derive(Debug)]
+pub(super) struct AsyncTasks {
+    thread: Option<std::thread::JoinHandle<()>>,
+    stop: Option<smol::channel::Sender<()>>,
+    upload: Option<UploadControl>,
+}
+
+impl AsyncTasks {
+    /// Stops every task (uploads in flight are abandoned: their samples stay pending) and joins
+    /// the thread.
+    pub(super) fn stop(mut self) {
+        if let Some(u) = &self.upload {
+            u.stop();
+        }
+        // Closing the channel completes every task's `stop` future.
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                log::error!("the async task thread panicked");
+            }
+        }
+    }
+}
+
+/// Binds the health listener (a bind error is fatal and clear), builds the uploader, and starts
+/// one executor thread for the health responder, the clock-skew check and the uploader.
+pub(super) fn start_async_tasks(
+    config: &Config,
+    store: &Arc<Store>,
+    state: &Arc<AgentState>,
+    rules: HealthRules,
+) -> Result<AsyncTasks, RunError> {
+    let listener = if config.health.enabled {
+        Some(health::bind(config.health.address).map_err(RunError::HealthBind)?)
+    } else {
+        None
+    };
+    // One client for the uploader and the clock-skew check: one idle connection, and curl (its
+    // agent thread) only once an https request is made.
+    let client = net::Client::new();
+    let uploader = match &config.remote {
+        Some(remote) => Some(
+            Uploader::new(remote, store.clone(), state.clone(), client.clone())
+                .map_err(RunError::Uploader)?,
+        ),
+        None => None,
+    };
+    let upload = uploader.as_ref().map(Uploader::control);
+    let skew = SkewConfig::from_config(config);
+    let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+    let stopped = move || {
+        let rx = stop_rx.clone();
+        async move {
+            let _ = rx.recv().await;
+        }
+    };
+    let state = state.clone();
+    let thread = std::thread::Builder::new()
+        .name("bbm-async".into())
+        .spawn(move || {
+            let ex = smol::Executor::new();
+            let mut tasks = Vec::new();
+            if let Some(l) = listener {
+                tasks.push(ex.spawn(health::serve(l, state.clone(), rules, stopped())));
+            }
+            if let Some(sc) = skew {
+                tasks.push(ex.spawn(skew::skew_task(
+                    sc,
+                    client.clone(),
+                    state.clone(),
+                    stopped(),
+                )));
+            }
+            if let Some(u) = uploader {
+                tasks.push(ex.spawn(u.run()));
+            }
+            smol::block_on(ex.run(async {
+                for t in tasks {
+                    t.await;
+                }
+            }));
+        })
+        .map_err(RunError::AsyncThread)?;
+    Ok(AsyncTasks {
+        thread: Some(thread),
+        stop: Some(stop_tx),
+        upload,
+    })
+}

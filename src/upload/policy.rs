@@ -1,0 +1,414 @@
+//! The retry policy of one chunk: what to do after one attempt. Pure: no I/O, no clock, no
+//! random generator (the jitter draw is an input), so every rule is a table-driven unit test.
+//!
+//! The task ([`super::task`]) does the I/O around it: it sends, feeds the reply here, then
+//! counts, logs, sleeps, marks or bisects as the [`Plan`] says. Durations in a plan are relative
+//! to the instant the reply was received.
+//!
+//! Rules (docs/upload.md):
+//! - 2xx: accepted.
+//! - 400/422 (the body holds something the server refuses) and 413 (too large): bisect while the
+//!   chunk has more than one sample; a single refused sample is quarantined, a single sample that
+//!   is still too large fails the round (it stays pending).
+//! - 401/403: retried at the maximum backoff (jittered); after the last attempt that backoff is
+//!   also kept as the earliest next request, so the next cycle does not hammer the server.
+//! - Anything else (429, 5xx, other 4xx, network errors): exponential backoff with jitter, up to
+//!   `max_attempts`; then the chunk stays pending until the next cycle.
+//! - A `Retry-After` (capped at [`MAX_RETRY_AFTER`]) on any failure delays the next request by at
+//!   least that much, whatever comes next (retry, bisected half, or next cycle).
+
+use std::time::Duration;
+
+use super::MAX_RETRY_AFTER;
+use super::backoff::Backoff;
+use crate::config::RemoteConfig;
+
+/// What one attempt got back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// An HTTP answer; `retry_after` already parsed (see `parse_retry_after`).
+    Http {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    /// No HTTP answer: connect, TLS, timeout or I/O error.
+    Network,
+}
+
+impl Reply {
+    /// The status code, 0 for a network error (the `last_http_status` convention).
+    pub fn status(self) -> u16 {
+        match self {
+            Reply::Http { status, .. } => status,
+            Reply::Network => 0,
+        }
+    }
+
+    fn retry_after(self) -> Option<Duration> {
+        match self {
+            Reply::Http { retry_after, .. } => retry_after.map(|ra| ra.min(MAX_RETRY_AFTER)),
+            Reply::Network => None,
+        }
+    }
+}
+
+/// One attempt, as the policy sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Attempt {
+    pub reply: Reply,
+    /// 1-based.
+    pub attempt: u32,
+    /// Samples in the chunk (>= 1).
+    pub samples: usize,
+    /// The random draw for the jitter, in [0, 1).
+    pub jitter: f64,
+}
+
+/// Why a failed attempt failed, as far as the policy cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// 401/403: the token is missing, wrong or lacks rights.
+    Auth,
+    /// Anything worth trying again: 429, 5xx, other 4xx, network errors.
+    Transient,
+}
+
+/// Why the server refused the chunk as such (retrying it unchanged cannot help).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// 400/422: something in the body is refused.
+    Rejected,
+    /// 413: the body is too large for a proxy or the server.
+    TooLarge,
+}
+
+/// The next step for the chunk. New cases (e.g. telling a server that refuses everything from
+/// one poison sample) are new variants; the task's `match` then names every case.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Decision {
+    /// 2xx: mark the chunk uploaded.
+    Accept,
+    /// Refused, more than one sample: send each half on its own, left first.
+    Bisect(Refusal),
+    /// 400/422 on a single sample: set it aside so that it no longer blocks the queue.
+    Quarantine,
+    /// 413 on a single sample: nothing smaller can be sent; the round fails, the sample stays
+    /// pending.
+    Unsendable,
+    /// Try the same body again after `after`.
+    Retry { after: Duration, failure: Failure },
+    /// Attempts exhausted: the chunk stays pending. `next_cycle_in` is the earliest the next
+    /// cycle can send (the upload interval, or longer when `not_before` says so); it is what the
+    /// log reports as the backoff.
+    GiveUp {
+        failure: Failure,
+        next_cycle_in: Duration,
+    },
+}
+
+/// A decision and the earliest next request it leaves behind.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Plan {
+    pub decision: Decision,
+    /// No request before this much time has passed (a `Retry-After`, or the maximum backoff
+    /// after an auth failure gave up). Kept across chunks and cycles by the task. Always `None`
+    /// for [`Decision::Retry`]: its `after` already includes it.
+    pub not_before: Option<Duration>,
+}
+
+/// The retry settings of one uploader.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    pub backoff: Backoff,
+    /// Attempts per chunk per cycle, including the first; >= 1 (1 when retries are disabled).
+    pub max_attempts: u32,
+    /// The wait between cycles (`remote.upload_interval`): the least a give-up waits.
+    pub upload_interval: Duration,
+}
+
+impl RetryPolicy {
+    pub fn from_config(remote: &RemoteConfig) -> RetryPolicy {
+        let retry = &remote.retry;
+        RetryPolicy {
+            backoff: Backoff::from_config(retry),
+            max_attempts: if retry.enabled {
+                retry.max_attempts.max(1)
+            } else {
+                1
+            },
+            upload_interval: remote.upload_interval,
+        }
+    }
+
+    pub fn decide(&self, a: &Attempt) -> Plan {
+        let status = a.reply.status();
+        let retry_after = a.reply.retry_after();
+        if (200..300).contains(&status) {
+            return Plan {
+                decision: Decision::Accept,
+                not_before: None,
+            };
+        }
+        let refusal = match status {
+            400 | 422 => Some(Refusal::Rejected),
+            413 => Some(Refusal::TooLarge),
+            _ => None,
+        };
+        if let Some(refusal) = refusal {
+            let decision = match refusal {
+                _ if a.samples > 1 => Decision::Bisect(refusal),
+                Refusal::Rejected => Decision::Quarantine,
+                Refusal::TooLarge => Decision::Unsendable,
+            };
+            return Plan {
+                decision,
+                not_before: retry_after,
+            };
+        }
+        let failure = if status == 401 || status == 403 {
+            Failure::Auth
+        } else {
+            Failure::Transient
+        };
+        let backoff = match failure {
+            Failure::Auth => self.backoff.max_with_jitter(a.jitter),
+            Failure::Transient => self.backoff.with_jitter(a.attempt, a.jitter),
+        };
+        let waited = retry_after.unwrap_or_default();
+        if a.attempt < self.max_attempts {
+            return Plan {
+                decision: Decision::Retry {
+                    after: waited.max(backoff),
+                    failure,
+                },
+                not_before: None,
+            };
+        }
+        let not_before = match failure {
+            // Keep the maximum backoff across cycles too.
+            Failure::Auth => Some(retry_after.map_or(backoff, |ra| ra.max(backoff))),
+            Failure::Transient => retry_after,
+        };
+        Plan {
+            decision: Decision::GiveUp {
+                failure,
+                next_cycle_in: not_before.unwrap_or_default().max(self.upload_interval),
+            },
+            not_before,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    /// Default backoff (1 s doubling to 30 s), zero jitter so waits are exact, 3 attempts,
+    /// 30 s between cycles.
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            backoff: Backoff {
+                initial: s(1),
+                max: s(30),
+                multiplier: 2.0,
+                jitter: 0.0,
+            },
+            max_attempts: 3,
+            upload_interval: s(30),
+        }
+    }
+
+    fn http(status: u16, retry_after: Option<u64>) -> Reply {
+        Reply::Http {
+            status,
+            retry_after: retry_after.map(s),
+        }
+    }
+
+    fn plan(decision: Decision, not_before: Option<u64>) -> Plan {
+        Plan {
+            decision,
+            not_before: not_before.map(s),
+        }
+    }
+
+    use Decision::*;
+    use Failure::*;
+
+    #[test]
+    fn decisions_table() {
+        let retry = |after, failure| Retry {
+            after: s(after),
+            failure,
+        };
+        let give_up = |failure, next| GiveUp {
+            failure,
+            next_cycle_in: s(next),
+        };
+        // (reply, attempt, samples) → plan
+        let table: &[(Reply, u32, usize, Plan)] = &[
+            (http(200, None), 1, 10, plan(Accept, None)),
+            (http(204, Some(60)), 3, 1, plan(Accept, None)),
+            (http(299, None), 1, 1, plan(Accept, None)),
+            // Refusals bisect down to one sample, whatever the attempt.
+            (
+                http(400, None),
+                1,
+                10,
+                plan(Bisect(Refusal::Rejected), None),
+            ),
+            (http(422, None), 3, 2, plan(Bisect(Refusal::Rejected), None)),
+            (http(413, None), 1, 2, plan(Bisect(Refusal::TooLarge), None)),
+            (http(400, None), 1, 1, plan(Quarantine, None)),
+            (http(422, None), 1, 1, plan(Quarantine, None)),
+            (http(413, None), 1, 1, plan(Unsendable, None)),
+            // A Retry-After on a refusal still delays the next request.
+            (
+                http(400, Some(5)),
+                1,
+                4,
+                plan(Bisect(Refusal::Rejected), Some(5)),
+            ),
+            (http(413, Some(7)), 1, 1, plan(Unsendable, Some(7))),
+            // Transient: exponential backoff, then give up until the next cycle.
+            (http(500, None), 1, 10, plan(retry(1, Transient), None)),
+            (http(503, None), 2, 10, plan(retry(2, Transient), None)),
+            (http(429, None), 3, 10, plan(give_up(Transient, 30), None)),
+            (Reply::Network, 1, 1, plan(retry(1, Transient), None)),
+            (Reply::Network, 3, 1, plan(give_up(Transient, 30), None)),
+            (http(404, None), 1, 1, plan(retry(1, Transient), None)),
+            (http(302, None), 1, 1, plan(retry(1, Transient), None)),
+            (http(100, None), 1, 1, plan(retry(1, Transient), None)),
+            // Retry-After: the longer of it and the backoff; on give-up it outlives the cycle.
+            (http(429, Some(10)), 1, 1, plan(retry(10, Transient), None)),
+            (http(503, Some(0)), 2, 1, plan(retry(2, Transient), None)),
+            (
+                http(429, Some(90)),
+                3,
+                1,
+                plan(give_up(Transient, 90), Some(90)),
+            ),
+            (
+                http(429, Some(10)),
+                3,
+                1,
+                plan(give_up(Transient, 30), Some(10)),
+            ),
+            // Retry-After is capped at an hour.
+            (
+                http(503, Some(86_400)),
+                1,
+                1,
+                plan(retry(3600, Transient), None),
+            ),
+            (
+                http(503, Some(86_400)),
+                3,
+                1,
+                plan(give_up(Transient, 3600), Some(3600)),
+            ),
+            // Auth: maximum backoff from the first attempt, kept after the last.
+            (http(401, None), 1, 1, plan(retry(30, Auth), None)),
+            (http(403, None), 2, 5, plan(retry(30, Auth), None)),
+            (http(401, None), 3, 5, plan(give_up(Auth, 30), Some(30))),
+            (
+                http(403, Some(120)),
+                3,
+                5,
+                plan(give_up(Auth, 120), Some(120)),
+            ),
+            (http(401, Some(5)), 3, 5, plan(give_up(Auth, 30), Some(30))),
+            (http(401, Some(50)), 1, 5, plan(retry(50, Auth), None)),
+        ];
+        let p = policy();
+        for (i, &(reply, attempt, samples, want)) in table.iter().enumerate() {
+            let got = p.decide(&Attempt {
+                reply,
+                attempt,
+                samples,
+                jitter: 0.5,
+            });
+            assert_eq!(
+                got, want,
+                "row {i}: {reply:?} attempt {attempt} samples {samples}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_attempt_when_retries_are_disabled() {
+        let mut remote = RemoteConfig::default();
+        remote.retry.enabled = false;
+        remote.retry.max_attempts = 5;
+        let p = RetryPolicy::from_config(&remote);
+        assert_eq!(p.max_attempts, 1);
+        let got = p.decide(&Attempt {
+            reply: Reply::Network,
+            attempt: 1,
+            samples: 3,
+            jitter: 0.5,
+        });
+        assert!(
+            matches!(
+                got.decision,
+                GiveUp {
+                    failure: Transient,
+                    ..
+                }
+            ),
+            "{got:?}"
+        );
+        remote.retry.enabled = true;
+        remote.retry.max_attempts = 0;
+        assert_eq!(RetryPolicy::from_config(&remote).max_attempts, 1);
+    }
+
+    #[test]
+    fn jitter_draw_scales_the_backoff() {
+        let mut p = policy();
+        p.backoff.jitter = 0.2;
+        let at = |reply, attempt, jitter| {
+            p.decide(&Attempt {
+                reply,
+                attempt,
+                samples: 1,
+                jitter,
+            })
+            .decision
+        };
+        let ms = Duration::from_millis;
+        assert_eq!(
+            at(http(500, None), 1, 0.0),
+            Retry {
+                after: ms(800),
+                failure: Transient
+            }
+        );
+        assert_eq!(
+            at(http(500, None), 2, 1.0),
+            Retry {
+                after: ms(2400),
+                failure: Transient
+            }
+        );
+        // The auth backoff stays within [max × 0.8, max].
+        assert_eq!(
+            at(http(401, None), 1, 0.0),
+            Retry {
+                after: s(24),
+                failure: Auth
+            }
+        );
+        assert_eq!(
+            at(http(401, None), 1, 1.0),
+            Retry {
+                after: s(30),
+                failure: Auth
+            }
+        );
+    }
+}
