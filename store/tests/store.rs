@@ -768,7 +768,6 @@ fn a_damaged_pending_run_is_reported_not_a_panic() {
     let (_d, path) = tmp();
     let store = open(&path);
     store.insert(&[num("m", &[], 5, 1.0)]).unwrap();
-    let key = store.pending(1).unwrap()[0].key;
     drop(store);
     {
         // Claim five samples in a run that holds one.
@@ -787,14 +786,19 @@ fn a_damaged_pending_run_is_reported_not_a_panic() {
         }
         txn.commit().unwrap();
     }
-    let store = open(&path);
-    assert!(store.check_invariants().is_err());
-    match store.mark_uploaded(&[key], &cp(0, 0)) {
-        Err(belabox_store::MarkError::Corrupt { detail, .. }) => {
-            assert!(detail.contains("pending run"), "{detail}");
-        }
+    // Refused at open, before redb has written anything, rather than failing every mark later.
+    let before = file_bytes(&path);
+    let report = Store::check(&path).unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("says 5 samples, holds 1")),
+        "{report:?}"
+    );
+    match Store::open(&path, StoreOptions::default()) {
+        Err(OpenError::Corrupt { detail, .. }) => assert!(detail.contains("run"), "{detail}"),
         other => panic!("expected Corrupt, got {other:?}"),
     }
-    // Nothing was half-applied.
-    assert_eq!(store.pending(10).unwrap().len(), 1);
+    assert_eq!(file_bytes(&path), before);
 }
