@@ -22,6 +22,7 @@
 mod check;
 mod codec;
 mod error;
+mod file;
 mod lock;
 mod overlay;
 mod pending;
@@ -436,7 +437,14 @@ impl Store {
         let db = if read_only {
             builder.create_with_backend(overlay::Overlay::open(path).map_err(io)?)
         } else {
-            builder.create(path)
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(io)?;
+            builder.create_with_backend(file::AllocatedFile::new(f))
         }
         .map_err(|e| schema::map_open_db_error(path, e))?;
         if !existed && !read_only {
