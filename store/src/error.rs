@@ -145,6 +145,49 @@ pub enum MarkError {
     },
 }
 
+/// Failure of [`Store::requeue_quarantined`](crate::Store::requeue_quarantined). Nothing was
+/// changed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum RequeueError {
+    ReadOnly { path: PathBuf },
+    Corrupt { path: PathBuf, detail: String },
+    Storage { path: PathBuf, source: redb::Error },
+}
+
+impl Fault {
+    pub(crate) fn into_requeue(self, path: &std::path::Path) -> RequeueError {
+        match self.into_mark(path) {
+            MarkError::ReadOnly { path } => RequeueError::ReadOnly { path },
+            MarkError::Corrupt { path, detail } => RequeueError::Corrupt { path, detail },
+            MarkError::Storage { path, source } => RequeueError::Storage { path, source },
+        }
+    }
+}
+
+impl fmt::Display for RequeueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequeueError::ReadOnly { path } => {
+                write!(f, "{}: store opened read-only", path.display())
+            }
+            RequeueError::Corrupt { path, detail } => {
+                write!(f, "{}: corrupt store: {detail}", path.display())
+            }
+            RequeueError::Storage { path, source } => write!(f, "{}: {source}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for RequeueError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RequeueError::Storage { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
 /// Failure of retention, the size cap, compaction or [`Store::sync`](crate::Store::sync).
 #[derive(Debug)]
 #[non_exhaustive]
@@ -470,4 +513,10 @@ macro_rules! classify {
         }
     )*};
 }
-classify!(InsertError, MarkError, MaintenanceError, ReadError);
+classify!(
+    InsertError,
+    MarkError,
+    MaintenanceError,
+    ReadError,
+    RequeueError
+);

@@ -33,7 +33,9 @@ mod tests;
 
 pub use check::CheckReport;
 pub use codec::{InvalidSample, MAX_LABELS, MAX_STRING_LEN};
-pub use error::{CheckError, InsertError, MaintenanceError, MarkError, OpenError, ReadError};
+pub use error::{
+    CheckError, InsertError, MaintenanceError, MarkError, OpenError, ReadError, RequeueError,
+};
 pub use schema::SCHEMA_VERSION;
 pub use uuid::Uuid;
 
@@ -271,6 +273,9 @@ pub struct ExportedSample {
     pub ts_ms: i64,
     pub value: OwnedValue,
     pub pending: bool,
+    /// Why VictoriaMetrics refused it, when it is quarantined (then `pending` is false and it
+    /// was not uploaded).
+    pub quarantined: Option<String>,
 }
 
 /// Interned series, loaded at open; authoritative because this process holds the lock and
@@ -916,6 +921,79 @@ impl Store {
         Ok(n)
     }
 
+    /// Put quarantined samples back in the pending queue (`store requeue`): those whose
+    /// reason is `reason` (all when `None`) and that were quarantined at or after `since_ms`
+    /// (all when `None`). Their quarantine records are removed; `quarantined_total` keeps
+    /// counting. A record whose sample retention or the size cap already removed is dropped
+    /// too, not counted. Returns how many samples became pending again. One transaction.
+    pub fn requeue_quarantined(
+        &self,
+        reason: Option<&str>,
+        since_ms: Option<i64>,
+    ) -> Result<u64, RequeueError> {
+        let mut w = relock(self.writer.lock());
+        let n = self
+            .write_if(&mut w, Kind::Data, |txn| {
+                let mut q = txn.open_table(QUARANTINE)?;
+                let mut chosen: Vec<KeyBytes> = Vec::new();
+                for r in q.iter()? {
+                    let (k, v) = r?;
+                    let (at, why) = codec::decode_quarantine(v.value()).ok_or_else(|| {
+                        corrupt(format_args!(
+                            "quarantine record {:?}",
+                            SampleKey::from_ord(ord(k.value()))
+                        ))
+                    })?;
+                    if reason.is_none_or(|r| r == why) && since_ms.is_none_or(|s| at >= s) {
+                        chosen.push(*k.value());
+                    }
+                }
+                let samples = txn.open_table(SAMPLES)?;
+                let mut runs = txn.open_table(PENDING_RUNS)?;
+                let mut n = 0u64;
+                for k in &chosen {
+                    q.remove(k)?;
+                    let o = ord(k);
+                    if samples.get(k)?.is_some() && pending::covering_run(&runs, o)?.is_none() {
+                        pending::add(&mut runs, &samples, o)?;
+                        n += 1;
+                    }
+                }
+                Ok((n, !chosen.is_empty()))
+            })
+            .map_err(|e| e.into_requeue(&self.path))?;
+        self.pending.fetch_add(n, Ordering::Relaxed);
+        if n > 0 {
+            log::info!("{}: requeued {n} quarantined samples", self.path.display());
+        }
+        Ok(n)
+    }
+
+    /// Quarantine records kept, by reason (sorted by reason).
+    pub fn quarantine_counts(&self) -> Result<Vec<(String, u64)>, ReadError> {
+        (|| -> Result<Vec<(String, u64)>, Fault> {
+            let txn = self.read_txn()?;
+            let mut by: std::collections::BTreeMap<String, u64> = Default::default();
+            for r in txn.open_table(QUARANTINE)?.iter()? {
+                let (k, v) = r?;
+                let (_, why) = codec::decode_quarantine(v.value()).ok_or_else(|| {
+                    corrupt(format_args!(
+                        "quarantine record {:?}",
+                        SampleKey::from_ord(ord(k.value()))
+                    ))
+                })?;
+                match by.get_mut(why) {
+                    Some(n) => *n += 1,
+                    None => {
+                        by.insert(why.to_owned(), 1);
+                    }
+                }
+            }
+            Ok(by.into_iter().collect())
+        })()
+        .map_err(|e| e.into_read(&self.path))
+    }
+
     /// The upload checkpoints still kept (see retention), oldest first.
     pub fn checkpoints(&self) -> Result<Vec<Checkpoint>, ReadError> {
         (|| -> Result<Vec<Checkpoint>, Fault> {
@@ -1253,6 +1331,7 @@ impl Store {
             let samples = txn.open_table(SAMPLES)?;
             let text = txn.open_table(TEXT)?;
             let runs = txn.open_table(PENDING_RUNS)?;
+            let quarantine = txn.open_table(QUARANTINE)?;
             let from = bytes(codec::key_ordinal(since_ms, 0));
             let mut nums = samples.range::<&KeyBytes>(&from..)?.peekable();
             let mut txts = text.range::<&KeyBytes>(&from..)?.peekable();
@@ -1296,12 +1375,28 @@ impl Store {
                         };
                     }
                     let key = SampleKey::from_ord(o);
+                    let pending = run.is_some_and(|r| r.start <= o && o <= r.end);
+                    let quarantined = match (pending, quarantine.is_empty()?) {
+                        (false, false) => match quarantine.get(k.value())? {
+                            Some(q) => Some(
+                                codec::decode_quarantine(q.value())
+                                    .ok_or_else(|| {
+                                        corrupt(format_args!("quarantine record {key:?}"))
+                                    })?
+                                    .1
+                                    .to_owned(),
+                            ),
+                            None => None,
+                        },
+                        _ => None,
+                    };
                     ExportedSample {
                         key,
                         series: lookup(key.series_id)?,
                         ts_ms: key.ts_ms,
                         value: OwnedValue::Number(codec::number_from_bytes(v.value())),
-                        pending: run.is_some_and(|r| r.start <= o && o <= r.end),
+                        pending,
+                        quarantined,
                     }
                 } else {
                     let Some(r) = txts.next() else { break };
@@ -1315,6 +1410,7 @@ impl Store {
                         ts_ms: key.ts_ms,
                         value: OwnedValue::Text(t.to_owned()),
                         pending: false,
+                        quarantined: None,
                     }
                 };
                 f(&out);
