@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use belabox_store::{NewSample, OpenError, SeriesKey, SessionRecord, Store, StoreOptions, Value};
 
-use crate::collect::{Collectors, SetupError, collector_of};
+use crate::collect::{Collectors, SetupError};
 use crate::config::{CollectorKind, Config, DurabilityMode};
 use crate::health::{self, HealthRules};
 use crate::model::ring::{RING_CAPACITY, SampleRing};
@@ -471,7 +471,7 @@ fn flush(
         Ok(stats) => {
             let mut per = [0u64; CollectorKind::ALL.len()];
             for s in ring.iter() {
-                let k = collector_of(s.metric);
+                let k = s.metric.collector();
                 if let Some(i) = CollectorKind::ALL.iter().position(|&c| c == k) {
                     per[i] += 1;
                 }
