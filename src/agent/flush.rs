@@ -5,8 +5,7 @@ use std::time::Instant;
 
 use belabox_store::{NewSample, SeriesKey, Store, Value};
 
-use crate::collect::collector_of;
-use crate::config::CollectorKind;
+use crate::collect::CollectorKind;
 use crate::model::ring::{RING_CAPACITY, SampleRing};
 use crate::model::state::AgentState;
 
@@ -96,17 +95,12 @@ pub(super) fn flush(
 
 /// Adds the ring's samples, now committed, to each collector's `stored_total`.
 fn count_stored(ring: &SampleRing<RING_CAPACITY>, state: &AgentState) {
-    let mut per = [0u64; CollectorKind::ALL.len()];
+    let mut per = [0u64; CollectorKind::COUNT];
     for s in ring.iter() {
-        let k = collector_of(s.metric);
-        if let Some(i) = CollectorKind::ALL.iter().position(|&c| c == k) {
-            per[i] += 1;
-        }
+        per[s.metric.collector().index()] += 1;
     }
     for (kind, st) in &state.collectors {
-        if let Some(i) = CollectorKind::ALL.iter().position(|c| c == kind) {
-            st.stored_total.fetch_add(per[i], Ordering::Relaxed);
-        }
+        st.stored_total.fetch_add(per[kind.index()], Ordering::Relaxed);
     }
 }
 

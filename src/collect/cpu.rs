@@ -2,7 +2,8 @@
 
 use belabox_proc::stat::{self, CpuId};
 
-use super::{CollectError, Outcome, Source};
+use super::{CollectError, Collector, OpenError, Outcome, Source, proc_source};
+use crate::config::Config;
 use crate::model::ring::SampleSink;
 use crate::model::sample::{Label, LabelKey, LabelValue, Metric, Sample, int_label};
 
@@ -33,10 +34,16 @@ impl CpuCollector {
             tick: 0,
         }
     }
+}
+
+impl Collector for CpuCollector {
+    fn open(config: &Config) -> Result<CpuCollector, OpenError> {
+        Ok(CpuCollector::new(proc_source(config, "stat")?))
+    }
 
     /// Emits nothing on the first tick, for a core absent last tick (hotplug), for a core whose busy
     /// or idle counter went backwards, and when no time passed (zero total delta).
-    pub fn collect(
+    fn collect(
         &mut self,
         ts_ms: i64,
         buf: &mut [u8],

@@ -3,7 +3,8 @@
 use belabox_proc::diskstats;
 
 use super::filter::NameFilter;
-use super::{CollectError, Outcome, Source, labelled};
+use super::{CollectError, Collector, OpenError, Outcome, Source, labelled, proc_source};
+use crate::config::Config;
 use crate::model::ring::SampleSink;
 use crate::model::sample::{LabelKey, Metric};
 
@@ -20,8 +21,17 @@ impl DiskCollector {
     pub fn new(source: Source, filter: NameFilter) -> DiskCollector {
         DiskCollector { source, filter }
     }
+}
 
-    pub fn collect(
+impl Collector for DiskCollector {
+    fn open(config: &Config) -> Result<DiskCollector, OpenError> {
+        Ok(DiskCollector::new(
+            proc_source(config, "diskstats")?,
+            NameFilter::new(std::slice::from_ref(&config.disk.allowed_devices), &[])?,
+        ))
+    }
+
+    fn collect(
         &mut self,
         ts_ms: i64,
         buf: &mut [u8],

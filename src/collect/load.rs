@@ -2,7 +2,8 @@
 
 use belabox_proc::loadavg;
 
-use super::{CollectError, Outcome, Source};
+use super::{CollectError, Collector, OpenError, Outcome, Source, proc_source};
+use crate::config::Config;
 use crate::model::ring::SampleSink;
 use crate::model::sample::{Metric, Sample};
 
@@ -15,8 +16,14 @@ impl LoadCollector {
     pub fn new(source: Source) -> LoadCollector {
         LoadCollector { source }
     }
+}
 
-    pub fn collect(
+impl Collector for LoadCollector {
+    fn open(config: &Config) -> Result<LoadCollector, OpenError> {
+        Ok(LoadCollector::new(proc_source(config, "loadavg")?))
+    }
+
+    fn collect(
         &mut self,
         ts_ms: i64,
         buf: &mut [u8],

@@ -2,7 +2,8 @@
 
 use belabox_proc::meminfo;
 
-use super::{CollectError, Outcome, Source};
+use super::{CollectError, Collector, OpenError, Outcome, Source, proc_source};
+use crate::config::Config;
 use crate::model::ring::SampleSink;
 use crate::model::sample::{Metric, Sample};
 
@@ -15,10 +16,16 @@ impl MemoryCollector {
     pub fn new(source: Source) -> MemoryCollector {
         MemoryCollector { source }
     }
+}
+
+impl Collector for MemoryCollector {
+    fn open(config: &Config) -> Result<MemoryCollector, OpenError> {
+        Ok(MemoryCollector::new(proc_source(config, "meminfo")?))
+    }
 
     /// used = MemTotal − MemAvailable; kernels before 3.14 lack MemAvailable, then
     /// available = MemFree + Buffers + Cached. A missing MemTotal fails the collector.
-    pub fn collect(
+    fn collect(
         &mut self,
         ts_ms: i64,
         buf: &mut [u8],

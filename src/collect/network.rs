@@ -3,7 +3,8 @@
 use belabox_proc::netdev;
 
 use super::filter::NameFilter;
-use super::{CollectError, Outcome, Source, labelled};
+use super::{CollectError, Collector, OpenError, Outcome, Source, labelled, proc_source};
+use crate::config::Config;
 use crate::model::ring::SampleSink;
 use crate::model::sample::{LabelKey, Metric, Sample};
 
@@ -25,10 +26,20 @@ impl NetworkCollector {
             dropped_total: 0,
         }
     }
+}
+
+impl Collector for NetworkCollector {
+    fn open(config: &Config) -> Result<NetworkCollector, OpenError> {
+        Ok(NetworkCollector::new(
+            proc_source(config, "net/dev")?,
+            NameFilter::new(&config.network.include, &config.network.exclude)?,
+            config.network.max_interfaces,
+        ))
+    }
 
     /// The first `max_interfaces` admitted interfaces in file order are reported; the rest are
     /// counted in network_interfaces_dropped_total, which is emitted every tick.
-    pub fn collect(
+    fn collect(
         &mut self,
         ts_ms: i64,
         buf: &mut [u8],

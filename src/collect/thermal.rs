@@ -8,7 +8,8 @@ use std::path::Path;
 
 use belabox_proc::thermal;
 
-use super::{CollectError, Outcome, Source};
+use super::{CollectError, Collector, OpenError, Outcome, Source};
+use crate::config::Config;
 use crate::model::ring::SampleSink;
 use crate::model::sample::{Label, LabelKey, LabelValue, Metric, Sample};
 
@@ -74,8 +75,14 @@ impl ThermalCollector {
     pub fn zone_count(&self) -> usize {
         self.zones.len()
     }
+}
 
-    pub fn collect(
+impl Collector for ThermalCollector {
+    fn open(config: &Config) -> Result<ThermalCollector, OpenError> {
+        Ok(ThermalCollector::discover(&config.paths.sysfs))
+    }
+
+    fn collect(
         &mut self,
         ts_ms: i64,
         buf: &mut [u8],

@@ -2,7 +2,8 @@
 
 use belabox_proc::uptime;
 
-use super::{CollectError, Outcome, Source};
+use super::{CollectError, Collector, OpenError, Outcome, Source, proc_source};
+use crate::config::Config;
 use crate::model::ring::SampleSink;
 use crate::model::sample::{Metric, Sample};
 
@@ -15,8 +16,14 @@ impl UptimeCollector {
     pub fn new(source: Source) -> UptimeCollector {
         UptimeCollector { source }
     }
+}
 
-    pub fn collect(
+impl Collector for UptimeCollector {
+    fn open(config: &Config) -> Result<UptimeCollector, OpenError> {
+        Ok(UptimeCollector::new(proc_source(config, "uptime")?))
+    }
+
+    fn collect(
         &mut self,
         ts_ms: i64,
         buf: &mut [u8],

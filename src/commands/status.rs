@@ -6,6 +6,7 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use crate::collect::CollectorKind;
 use crate::config::Config;
 
 /// Exit code of `status` when the agent does not answer.
@@ -94,28 +95,61 @@ pub struct HealthDoc<'a> {
     pub components: Components<'a>,
 }
 
-#[derive(Debug, serde::Deserialize)]
-pub struct Components<'a> {
-    #[serde(rename = "collector.cpu", default, borrow)]
-    pub cpu: Option<Component<'a>>,
-    #[serde(rename = "collector.memory", default, borrow)]
-    pub memory: Option<Component<'a>>,
-    #[serde(rename = "collector.disk", default, borrow)]
-    pub disk: Option<Component<'a>>,
-    #[serde(rename = "collector.network", default, borrow)]
-    pub network: Option<Component<'a>>,
-    #[serde(rename = "collector.thermal", default, borrow)]
-    pub thermal: Option<Component<'a>>,
-    #[serde(rename = "collector.load", default, borrow)]
-    pub load: Option<Component<'a>>,
-    #[serde(rename = "collector.uptime", default, borrow)]
-    pub uptime: Option<Component<'a>>,
-    #[serde(default, borrow)]
-    pub uploader: Option<Component<'a>>,
-    #[serde(default, borrow)]
-    pub storage: Option<Component<'a>>,
-    #[serde(default, borrow)]
-    pub time: Option<Component<'a>>,
+/// Components the summary shows after the collectors, in this order.
+const OTHER_COMPONENTS: [&str; 3] = ["uploader", "storage", "time"];
+
+/// The known components of the `components` object (`collector.<name>` for every
+/// [`CollectorKind`], then [`OTHER_COMPONENTS`]), in document order; unknown ones are skipped
+/// unread, as unknown fields are.
+#[derive(Debug, Default)]
+pub struct Components<'a>(pub Vec<(&'a str, Component<'a>)>);
+
+impl<'a> Components<'a> {
+    pub fn get(&self, name: &str) -> Option<&Component<'a>> {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, c)| c)
+    }
+
+    fn known(name: &str) -> bool {
+        match name.strip_prefix("collector.") {
+            Some(kind) => CollectorKind::from_name(kind).is_some(),
+            None => OTHER_COMPONENTS.contains(&name),
+        }
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Components<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Components<'a>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of components")
+            }
+
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut out = Components::default();
+                while let Some(name) = map.next_key::<&'de str>()? {
+                    if !Components::known(name) {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                        continue;
+                    }
+                    if out.get(name).is_some() {
+                        return Err(serde::de::Error::custom("duplicate component"));
+                    }
+                    let c = map.next_value::<Component<'de>>()?;
+                    out.0.push((name, c));
+                }
+                Ok(out)
+            }
+        }
+
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -143,22 +177,15 @@ pub fn summarize(doc: &HealthDoc<'_>) -> String {
         let _ = writeln!(out, "  {m}");
     }
     let c = &doc.components;
-    let rows = [
-        ("collector.cpu", &c.cpu),
-        ("collector.memory", &c.memory),
-        ("collector.disk", &c.disk),
-        ("collector.network", &c.network),
-        ("collector.thermal", &c.thermal),
-        ("collector.load", &c.load),
-        ("collector.uptime", &c.uptime),
-        ("uploader", &c.uploader),
-        ("storage", &c.storage),
-        ("time", &c.time),
-    ];
-    for (name, comp) in rows {
-        if let Some(comp) = comp {
-            let _ = writeln!(out, "{:<20} {:<9} {}", name, comp.status, comp.message);
-        }
+    let collectors = CollectorKind::ALL.iter().filter_map(|k| {
+        c.0.iter()
+            .find(|(n, _)| n.strip_prefix("collector.") == Some(k.name()))
+    });
+    let others = OTHER_COMPONENTS
+        .iter()
+        .filter_map(|o| c.0.iter().find(|(n, _)| n == o));
+    for (name, comp) in collectors.chain(others) {
+        let _ = writeln!(out, "{:<20} {:<9} {}", name, comp.status, comp.message);
     }
     out
 }
@@ -355,5 +382,39 @@ mod tests {
             s.contains("collector.disk") && s.contains("open failed"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn summary_lists_every_collector_in_table_order() {
+        // Document order reversed, one unknown component of another shape, one unknown collector.
+        let mut body = String::from(
+            r#"{"status":"ok","timestamp":"t","uptime_seconds":1.0,"components":{"time":{"status":"ok"},"future":[1,{"a":2}],"collector.gpu":{"status":"ok"}"#,
+        );
+        for k in CollectorKind::ALL.iter().rev() {
+            body.push_str(&format!(
+                r#","collector.{}":{{"status":"ok","message":"m-{}"}}"#,
+                k.name(),
+                k.name()
+            ));
+        }
+        body.push_str("}}");
+        let mut buf = vec![0u8; body.len()];
+        let doc = parse_health(&body, &mut buf).unwrap();
+        let s = summarize(&doc);
+        let lines: Vec<&str> = s.lines().skip(1).collect();
+        assert_eq!(lines.len(), CollectorKind::COUNT + 1, "{s}");
+        for (line, k) in lines.iter().zip(CollectorKind::ALL) {
+            assert!(line.starts_with(&format!("collector.{} ", k.name())), "{s}");
+            assert!(line.ends_with(&format!("m-{}", k.name())), "{s}");
+        }
+        assert!(lines[CollectorKind::COUNT].starts_with("time "), "{s}");
+        assert!(!s.contains("gpu") && !s.contains("future"), "{s}");
+    }
+
+    #[test]
+    fn duplicate_component_is_an_error() {
+        let body = r#"{"status":"ok","timestamp":"t","uptime_seconds":1.0,"components":{"uploader":{"status":"ok"},"uploader":{"status":"error"}}}"#;
+        let mut buf = vec![0u8; body.len()];
+        assert!(parse_health(body, &mut buf).is_err());
     }
 }

@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::collect::CollectorKind;
 pub use load::load_config;
 use reader::Section;
 pub use units::{
@@ -71,18 +72,6 @@ pub struct CollectorIntervals {
     pub thermal: Option<Duration>,
     pub load: Option<Duration>,
     pub uptime: Option<Duration>,
-}
-
-/// The periodic collectors that `[collect.intervals]` can tune.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CollectorKind {
-    Cpu,
-    Memory,
-    Disk,
-    Network,
-    Thermal,
-    Load,
-    Uptime,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -419,31 +408,6 @@ fn hostname() -> String {
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers on the public types
-
-impl CollectorKind {
-    pub const ALL: [CollectorKind; 7] = [
-        CollectorKind::Cpu,
-        CollectorKind::Memory,
-        CollectorKind::Disk,
-        CollectorKind::Network,
-        CollectorKind::Thermal,
-        CollectorKind::Load,
-        CollectorKind::Uptime,
-    ];
-
-    /// The key in `[collect.intervals]`, also usable as a label value.
-    pub fn name(self) -> &'static str {
-        match self {
-            CollectorKind::Cpu => "cpu",
-            CollectorKind::Memory => "memory",
-            CollectorKind::Disk => "disk",
-            CollectorKind::Network => "network",
-            CollectorKind::Thermal => "thermal",
-            CollectorKind::Load => "load",
-            CollectorKind::Uptime => "uptime",
-        }
-    }
-}
 
 impl CollectorIntervals {
     /// The override for `kind`, if any.

@@ -4,8 +4,12 @@
 //! inline strings of at most [`LABEL_VALUE_CAP`] bytes, a timestamp in ms since the Unix epoch and an
 //! f64 value. `device_id` is not stored per sample: it is the same for every sample of a process and is
 //! added when a sample leaves the ring (store, JSONL).
+//!
+//! The metric table below names, per metric, its name, its kind and the collector that emits it.
 
 use core::fmt;
+
+use crate::collect::CollectorKind;
 
 /// Most labels any series carries (thermal: zone + sensor).
 pub const MAX_LABELS: usize = 2;
@@ -14,7 +18,7 @@ pub const MAX_LABELS: usize = 2;
 pub const LABEL_VALUE_CAP: usize = 32;
 
 macro_rules! metrics {
-    ($($variant:ident => $name:literal, $kind:ident;)*) => {
+    ($($variant:ident => $name:literal, $kind:ident, $collector:ident;)*) => {
         /// Every series the agent emits. Names follow Prometheus conventions: base units, `_total`
         /// for counters.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -30,38 +34,43 @@ macro_rules! metrics {
             pub const fn kind(self) -> MetricKind {
                 match self { $(Metric::$variant => MetricKind::$kind),* }
             }
+
+            /// The collector that emits it (per-collector accounting of stored samples).
+            pub const fn collector(self) -> CollectorKind {
+                match self { $(Metric::$variant => CollectorKind::$collector),* }
+            }
         }
     };
 }
 
 metrics! {
-    CpuUsagePercent => "cpu_usage_percent", Gauge;
-    MemoryTotalBytes => "memory_total_bytes", Gauge;
-    MemoryAvailableBytes => "memory_available_bytes", Gauge;
-    MemoryUsedBytes => "memory_used_bytes", Gauge;
-    MemorySwapTotalBytes => "memory_swap_total_bytes", Gauge;
-    MemorySwapUsedBytes => "memory_swap_used_bytes", Gauge;
-    DiskReadOpsTotal => "disk_read_ops_total", Counter;
-    DiskWriteOpsTotal => "disk_write_ops_total", Counter;
-    DiskReadBytesTotal => "disk_read_bytes_total", Counter;
-    DiskWriteBytesTotal => "disk_write_bytes_total", Counter;
-    DiskReadTimeSecondsTotal => "disk_read_time_seconds_total", Counter;
-    DiskWriteTimeSecondsTotal => "disk_write_time_seconds_total", Counter;
-    DiskIoTimeWeightedSecondsTotal => "disk_io_time_weighted_seconds_total", Counter;
-    NetworkReceiveBytesTotal => "network_receive_bytes_total", Counter;
-    NetworkTransmitBytesTotal => "network_transmit_bytes_total", Counter;
-    NetworkReceivePacketsTotal => "network_receive_packets_total", Counter;
-    NetworkTransmitPacketsTotal => "network_transmit_packets_total", Counter;
-    NetworkReceiveErrorsTotal => "network_receive_errors_total", Counter;
-    NetworkTransmitErrorsTotal => "network_transmit_errors_total", Counter;
-    NetworkReceiveDropsTotal => "network_receive_drops_total", Counter;
-    NetworkTransmitDropsTotal => "network_transmit_drops_total", Counter;
-    NetworkInterfacesDroppedTotal => "network_interfaces_dropped_total", Counter;
-    ThermalTemperatureCelsius => "thermal_temperature_celsius", Gauge;
-    SystemLoad1 => "system_load1", Gauge;
-    SystemLoad5 => "system_load5", Gauge;
-    SystemLoad15 => "system_load15", Gauge;
-    SystemUptimeSeconds => "system_uptime_seconds", Gauge;
+    CpuUsagePercent => "cpu_usage_percent", Gauge, Cpu;
+    MemoryTotalBytes => "memory_total_bytes", Gauge, Memory;
+    MemoryAvailableBytes => "memory_available_bytes", Gauge, Memory;
+    MemoryUsedBytes => "memory_used_bytes", Gauge, Memory;
+    MemorySwapTotalBytes => "memory_swap_total_bytes", Gauge, Memory;
+    MemorySwapUsedBytes => "memory_swap_used_bytes", Gauge, Memory;
+    DiskReadOpsTotal => "disk_read_ops_total", Counter, Disk;
+    DiskWriteOpsTotal => "disk_write_ops_total", Counter, Disk;
+    DiskReadBytesTotal => "disk_read_bytes_total", Counter, Disk;
+    DiskWriteBytesTotal => "disk_write_bytes_total", Counter, Disk;
+    DiskReadTimeSecondsTotal => "disk_read_time_seconds_total", Counter, Disk;
+    DiskWriteTimeSecondsTotal => "disk_write_time_seconds_total", Counter, Disk;
+    DiskIoTimeWeightedSecondsTotal => "disk_io_time_weighted_seconds_total", Counter, Disk;
+    NetworkReceiveBytesTotal => "network_receive_bytes_total", Counter, Network;
+    NetworkTransmitBytesTotal => "network_transmit_bytes_total", Counter, Network;
+    NetworkReceivePacketsTotal => "network_receive_packets_total", Counter, Network;
+    NetworkTransmitPacketsTotal => "network_transmit_packets_total", Counter, Network;
+    NetworkReceiveErrorsTotal => "network_receive_errors_total", Counter, Network;
+    NetworkTransmitErrorsTotal => "network_transmit_errors_total", Counter, Network;
+    NetworkReceiveDropsTotal => "network_receive_drops_total", Counter, Network;
+    NetworkTransmitDropsTotal => "network_transmit_drops_total", Counter, Network;
+    NetworkInterfacesDroppedTotal => "network_interfaces_dropped_total", Counter, Network;
+    ThermalTemperatureCelsius => "thermal_temperature_celsius", Gauge, Thermal;
+    SystemLoad1 => "system_load1", Gauge, Load;
+    SystemLoad5 => "system_load5", Gauge, Load;
+    SystemLoad15 => "system_load15", Gauge, Load;
+    SystemUptimeSeconds => "system_uptime_seconds", Gauge, Uptime;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,6 +195,13 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), Metric::ALL.len());
+    }
+
+    #[test]
+    fn every_collector_emits_a_metric() {
+        for k in CollectorKind::ALL {
+            assert!(Metric::ALL.iter().any(|m| m.collector() == k), "{k:?}");
+        }
     }
 
     #[test]

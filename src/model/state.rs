@@ -7,8 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 
-use crate::collect::CollectorStats;
-use crate::config::CollectorKind;
+use crate::collect::{CollectorKind, CollectorStats};
 
 /// A fixed-bucket histogram of durations in seconds; quantiles are estimated from bucket bounds.
 /// No allocation: the bucket array is inline.
