@@ -50,17 +50,23 @@ pub struct Config {
     pub logging: LoggingConfig,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct DeviceConfig {
     /// Never empty: defaults to the hostname. No control characters, no surrounding whitespace,
     /// at most 128 bytes.
+    #[serde(deserialize_with = "raw::device_id")]
     pub id: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct CollectConfig {
     /// Default interval of every collector; at least [`MIN_COLLECT_INTERVAL`].
-    #[serde(serialize_with = "ser_duration")]
+    #[serde(
+        serialize_with = "ser_duration",
+        deserialize_with = "raw::collect_interval"
+    )]
     pub interval: Duration,
     pub intervals: CollectorIntervals,
 }
@@ -83,30 +89,37 @@ pub enum CollectorKind {
     Uptime,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct PathsConfig {
     /// Root of procfs (never empty); tests point it at a fixture tree.
-    #[serde(serialize_with = "ser_path")]
+    #[serde(serialize_with = "ser_path", deserialize_with = "raw::non_empty_path")]
     pub procfs: PathBuf,
     /// Root of sysfs (never empty).
-    #[serde(serialize_with = "ser_path")]
+    #[serde(serialize_with = "ser_path", deserialize_with = "raw::non_empty_path")]
     pub sysfs: PathBuf,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct DiskConfig {
     /// regex-lite pattern over /proc/diskstats device names; guaranteed to compile.
+    #[serde(deserialize_with = "raw::regex")]
     pub allowed_devices: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct NetworkConfig {
     /// regex-lite patterns (each guaranteed to compile); an interface is kept if it matches any
     /// of them, or if the list is empty.
+    #[serde(deserialize_with = "raw::regexes")]
     pub include: Vec<String>,
     /// regex-lite patterns (each guaranteed to compile); applied after `include`.
+    #[serde(deserialize_with = "raw::regexes")]
     pub exclude: Vec<String>,
     /// Most interfaces tracked at once, 1..=4096; further interfaces are skipped (and counted).
+    #[serde(deserialize_with = "raw::max_interfaces")]
     pub max_interfaces: usize,
 }
 
@@ -190,9 +203,11 @@ pub struct RetryConfig {
     pub jitter: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct HealthConfig {
     pub enabled: bool,
+    #[serde(deserialize_with = "raw::socket_address")]
     pub address: SocketAddr,
 }
 
@@ -211,9 +226,10 @@ pub struct MonitoringConfig {
     pub self_metrics_interval: Duration,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct LoggingConfig {
-    #[serde(serialize_with = "ser_level")]
+    #[serde(serialize_with = "ser_level", deserialize_with = "raw::level")]
     pub level: log::LevelFilter,
     pub format: LogFormat,
 }
@@ -537,7 +553,7 @@ impl Config {
     /// `Syntax` for invalid TOML, `UnknownKey` / `Invalid` (naming the dotted key) otherwise.
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
         let table: toml::Table = text.parse().map_err(|e| syntax_error(text, &e))?;
-        reader::from_table::<raw::RawConfig>(&table)?.validate()
+        reader::from_value::<raw::RawConfig>(&toml::Value::Table(table))?.validate()
     }
 
     /// Reads and parses the file at `path`.

@@ -1,9 +1,12 @@
-//! The file as written: one struct per table, every key optional (`None` = not in the file),
-//! unknown keys rejected. Each value type checks its own option (range, unit, regex, URL), so those
-//! errors carry the key from `serde_path_to_error`; [`RawConfig::validate`] then applies the rules
-//! across options and the defaults.
+//! The file as written. Each value type or `deserialize_with` helper checks its own option (range,
+//! unit, regex, URL), so those errors carry the key from `serde_path_to_error`. A section whose
+//! invariants each concern one option deserializes straight into its `Config` struct (defaults
+//! from its `Default`); the sections with rules across options or defaults that depend on other
+//! options (storage, remote, remote.retry, monitoring) are read into a `Raw*` struct, every key
+//! optional (`None` = not in the file), and [`RawConfig::validate`] applies those rules.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -22,65 +25,24 @@ const ANY: u64 = u64::MAX;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawConfig {
-    device: RawDevice,
-    collect: RawCollect,
-    paths: RawPaths,
-    disk: RawDisk,
-    network: RawNetwork,
+    device: DeviceConfig,
+    collect: CollectConfig,
+    paths: PathsConfig,
+    disk: DiskConfig,
+    network: NetworkConfig,
     storage: RawStorage,
     /// Present (even empty, or only `[remote.retry]`) = uploads enabled.
     remote: Option<RawRemote>,
-    health: RawHealth,
+    health: HealthConfig,
     monitoring: RawMonitoring,
-    logging: RawLogging,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawDevice {
-    /// `None` also for `""`: the hostname.
-    #[serde(deserialize_with = "device_id")]
-    id: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawCollect {
-    interval: Option<Dur<MIN_COLLECT_NS>>,
-    intervals: CollectorIntervals,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawPaths {
-    #[serde(deserialize_with = "non_empty")]
-    procfs: Option<String>,
-    #[serde(deserialize_with = "non_empty")]
-    sysfs: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawDisk {
-    #[serde(deserialize_with = "regex")]
-    allowed_devices: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawNetwork {
-    #[serde(deserialize_with = "regexes")]
-    include: Option<Vec<String>>,
-    #[serde(deserialize_with = "regexes")]
-    exclude: Option<Vec<String>>,
-    max_interfaces: Option<Int<1, 4096>>,
+    logging: LoggingConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawStorage {
-    #[serde(deserialize_with = "non_empty")]
-    path: Option<String>,
+    #[serde(deserialize_with = "opt_non_empty_path")]
+    path: Option<PathBuf>,
     flush_interval: Option<Positive>,
     durability: Option<DurabilityMode>,
     retention: Option<Positive>,
@@ -120,14 +82,6 @@ struct RawRetry {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct RawHealth {
-    enabled: Option<bool>,
-    #[serde(deserialize_with = "socket_address")]
-    address: Option<SocketAddr>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
 struct RawMonitoring {
     /// `None` also for `""`: derived from `remote.url`.
     #[serde(deserialize_with = "clock_skew_url")]
@@ -135,14 +89,6 @@ struct RawMonitoring {
     clock_skew_interval: Option<Positive>,
     clock_skew_warn_ms: Option<Int<0, ANY>>,
     self_metrics_interval: Option<Positive>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawLogging {
-    #[serde(deserialize_with = "level")]
-    level: Option<log::LevelFilter>,
-    format: Option<LogFormat>,
 }
 
 /// The value in the file, else the default.
@@ -167,60 +113,28 @@ impl RawConfig {
     /// The rules across options, and the defaults.
     pub(super) fn validate(self) -> Result<Config, ConfigError> {
         let remote = self.remote.map(RawRemote::validate).transpose()?;
-        let (p, dp) = (self.paths, PathsConfig::default());
-        let (n, dn) = (self.network, NetworkConfig::default());
-        let (m, dm) = (self.monitoring, MonitoringConfig::default());
-        let (h, dh) = (self.health, HealthConfig::default());
-        let (l, dl) = (self.logging, LoggingConfig::default());
+        let (m, d) = (self.monitoring, MonitoringConfig::default());
         let clock_skew_url = match m.clock_skew_url {
             None => remote.as_ref().map(|r| health_url_of(&r.url)),
             Some(url) if url == CLOCK_SKEW_OFF => None,
             Some(url) => Some(url),
         };
         Ok(Config {
-            device: self
-                .device
-                .id
-                .map_or_else(DeviceConfig::default, |id| DeviceConfig { id }),
-            collect: CollectConfig {
-                interval: pick(self.collect.interval, CollectConfig::default().interval),
-                intervals: self.collect.intervals,
-            },
-            paths: PathsConfig {
-                procfs: p.procfs.map_or(dp.procfs, Into::into),
-                sysfs: p.sysfs.map_or(dp.sysfs, Into::into),
-            },
-            disk: DiskConfig {
-                allowed_devices: pick(
-                    self.disk.allowed_devices,
-                    DiskConfig::default().allowed_devices,
-                ),
-            },
-            network: NetworkConfig {
-                include: pick(n.include, dn.include),
-                exclude: pick(n.exclude, dn.exclude),
-                // In 1..=4096: fits any usize.
-                max_interfaces: n
-                    .max_interfaces
-                    .and_then(|v| usize::try_from(v.0).ok())
-                    .unwrap_or(dn.max_interfaces),
-            },
+            device: self.device,
+            collect: self.collect,
+            paths: self.paths,
+            disk: self.disk,
+            network: self.network,
             storage: self.storage.validate()?,
             remote,
-            health: HealthConfig {
-                enabled: pick(h.enabled, dh.enabled),
-                address: pick(h.address, dh.address),
-            },
+            health: self.health,
             monitoring: MonitoringConfig {
                 clock_skew_url,
-                clock_skew_interval: pick(m.clock_skew_interval, dm.clock_skew_interval),
-                clock_skew_warn_ms: pick(m.clock_skew_warn_ms, dm.clock_skew_warn_ms),
-                self_metrics_interval: pick(m.self_metrics_interval, dm.self_metrics_interval),
+                clock_skew_interval: pick(m.clock_skew_interval, d.clock_skew_interval),
+                clock_skew_warn_ms: pick(m.clock_skew_warn_ms, d.clock_skew_warn_ms),
+                self_metrics_interval: pick(m.self_metrics_interval, d.self_metrics_interval),
             },
-            logging: LoggingConfig {
-                level: pick(l.level, dl.level),
-                format: pick(l.format, dl.format),
-            },
+            logging: self.logging,
         })
     }
 }
@@ -241,7 +155,7 @@ impl RawStorage {
             ));
         }
         Ok(StorageConfig {
-            path: self.path.map_or(d.path, Into::into),
+            path: pick(self.path, d.path),
             flush_interval: pick(self.flush_interval, d.flush_interval),
             durability: pick(self.durability, d.durability),
             retention: pick(self.retention, d.retention),
@@ -314,8 +228,8 @@ impl RawRetry {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Values checked on their own (`deserialize_with`); `None` is never returned for a present key
-// except where the field says so.
+// Values checked on their own (`deserialize_with`, also on the sections deserialized straight
+// into their `Config` struct)
 
 /// `T` from the file, passed through `check`; its `Err` text follows the key in the message.
 fn checked<'de, D, T, U>(d: D, check: impl FnOnce(T) -> Result<U, String>) -> Result<U, D::Error>
@@ -326,27 +240,36 @@ where
     check(T::deserialize(d)?).map_err(de::Error::custom)
 }
 
-fn device_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+/// `""` = the hostname.
+pub(super) fn device_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     checked(d, |id: String| {
         if id.is_empty() {
-            Ok(None)
+            Ok(DeviceConfig::default().id)
         } else if id.trim() != id || id.chars().any(char::is_control) || id.len() > 128 {
             Err(format!(
                 "expected at most 128 bytes without control characters or surrounding \
                  whitespace (empty = the hostname), got {id:?}"
             ))
         } else {
-            Ok(Some(id))
+            Ok(id)
         }
     })
 }
 
-fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub(super) fn collect_interval<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    Dur::<MIN_COLLECT_NS>::deserialize(d).map(Duration::from)
+}
+
+fn opt_non_empty_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    non_empty_path(d).map(Some)
+}
+
+pub(super) fn non_empty_path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
     checked(d, |s: String| {
         if s.is_empty() {
             Err("expected a non-empty string".to_owned())
         } else {
-            Ok(Some(s))
+            Ok(s.into())
         }
     })
 }
@@ -366,11 +289,11 @@ impl<'de> Deserialize<'de> for Regex {
     }
 }
 
-fn regex<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Regex::deserialize(d).map(|r| Some(r.0))
+pub(super) fn regex<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Regex::deserialize(d).map(|r| r.0)
 }
 
-fn regexes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+pub(super) fn regexes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     struct V;
     impl<'de> Visitor<'de> for V {
         type Value = Vec<String>;
@@ -385,7 +308,13 @@ fn regexes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Er
             Ok(out)
         }
     }
-    d.deserialize_seq(V).map(Some)
+    d.deserialize_seq(V)
+}
+
+pub(super) fn max_interfaces<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    // In 1..=4096: fits any usize.
+    let n = Int::<1, 4096>::deserialize(d)?.0;
+    usize::try_from(n).map_err(|_| de::Error::custom("value does not fit in memory addresses"))
 }
 
 fn remote_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -429,9 +358,9 @@ fn jitter<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     Ok(Some(j))
 }
 
-fn socket_address<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+pub(super) fn socket_address<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
     checked(d, |address: String| {
-        address.parse().map(Some).map_err(|_| {
+        address.parse().map_err(|_| {
             format!(
                 "expected an IP socket address like \"127.0.0.1:9100\" or \"[::1]:9100\", got \
                  {address:?}"
@@ -440,11 +369,10 @@ fn socket_address<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>,
     })
 }
 
-fn level<'de, D: Deserializer<'de>>(d: D) -> Result<Option<log::LevelFilter>, D::Error> {
+pub(super) fn level<'de, D: Deserializer<'de>>(d: D) -> Result<log::LevelFilter, D::Error> {
     let name = String::deserialize(d)?;
     log::LevelFilter::iter()
         .find(|&l| level_name(l) == name)
-        .map(Some)
         .ok_or_else(|| de::Error::unknown_variant(&name, LOG_LEVELS))
 }
 

@@ -15,9 +15,8 @@ use toml::Value;
 use super::ConfigError;
 
 /// Deserializes `T` from a parsed document; errors name the dotted key at fault.
-pub(super) fn from_table<T: de::DeserializeOwned>(table: &toml::Table) -> Result<T, ConfigError> {
-    let root = ValueDe(TomlRef::Table(table));
-    serde_path_to_error::deserialize(root).map_err(|e| {
+pub(super) fn from_value<T: de::DeserializeOwned>(document: &Value) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(ValueDe(document)).map_err(|e| {
         let key = dotted(e.path());
         match e.into_inner() {
             DeError::UnknownKey(expected) => ConfigError::UnknownKey { key, expected },
@@ -120,15 +119,8 @@ impl de::Error for DeError {
     }
 }
 
-/// A borrowed TOML value; the root document is a `Table`, not a `Value`.
 #[derive(Debug, Clone, Copy)]
-enum TomlRef<'a> {
-    Value(&'a Value),
-    Table(&'a toml::Table),
-}
-
-#[derive(Debug, Clone, Copy)]
-struct ValueDe<'a>(TomlRef<'a>);
+struct ValueDe<'a>(&'a Value);
 
 impl<'de> IntoDeserializer<'de, DeError> for ValueDe<'_> {
     type Deserializer = Self;
@@ -141,11 +133,7 @@ impl<'de> Deserializer<'de> for ValueDe<'_> {
     type Error = DeError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        let value = match self.0 {
-            TomlRef::Table(t) => return visit_table(t, visitor),
-            TomlRef::Value(v) => v,
-        };
-        match value {
+        match self.0 {
             Value::String(s) => visitor.visit_str(s),
             Value::Integer(n) => visitor.visit_i64(*n),
             Value::Float(f) => visitor.visit_f64(*f),
@@ -156,12 +144,15 @@ impl<'de> Deserializer<'de> for ValueDe<'_> {
                 &visitor,
             )),
             Value::Array(items) => {
-                let mut seq =
-                    SeqDeserializer::new(items.iter().map(|v| ValueDe(TomlRef::Value(v))));
+                let mut seq = SeqDeserializer::new(items.iter().map(ValueDe));
                 let out = visitor.visit_seq(&mut seq)?;
                 seq.end().map(|()| out)
             }
-            Value::Table(t) => visit_table(t, visitor),
+            Value::Table(t) => {
+                let mut map = MapDeserializer::new(t.iter().map(|(k, v)| (k.as_str(), ValueDe(v))));
+                let out = visitor.visit_map(&mut map)?;
+                map.end().map(|()| out)
+            }
         }
     }
 
@@ -177,7 +168,7 @@ impl<'de> Deserializer<'de> for ValueDe<'_> {
         visitor: V,
     ) -> Result<V::Value, DeError> {
         match self.0 {
-            TomlRef::Value(Value::String(s)) => visitor.visit_enum(s.as_str().into_deserializer()),
+            Value::String(s) => visitor.visit_enum(s.as_str().into_deserializer()),
             _ => match self.deserialize_any(ExpectString)? {},
         }
     }
@@ -186,15 +177,6 @@ impl<'de> Deserializer<'de> for ValueDe<'_> {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
         unit unit_struct newtype_struct seq tuple tuple_struct map struct identifier ignored_any
     }
-}
-
-fn visit_table<'de, V: Visitor<'de>>(t: &toml::Table, visitor: V) -> Result<V::Value, DeError> {
-    let mut map = MapDeserializer::new(
-        t.iter()
-            .map(|(k, v)| (k.as_str(), ValueDe(TomlRef::Value(v)))),
-    );
-    let out = visitor.visit_map(&mut map)?;
-    map.end().map(|()| out)
 }
 
 /// Accepts nothing: turns any value into "expected a string, got ..." (for enums).
