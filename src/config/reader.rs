@@ -57,7 +57,7 @@ fn quote_key(key: &str) -> String {
     }
 }
 
-/// What went wrong at one key; `from_table` adds the key.
+/// What went wrong at one key; `from_value` adds the key.
 #[derive(Debug)]
 pub(super) enum DeError {
     /// The key is not one of these.
