@@ -100,7 +100,8 @@ fn count_stored(ring: &SampleRing<RING_CAPACITY>, state: &AgentState) {
         per[s.metric.collector().index()] += 1;
     }
     for (kind, st) in &state.collectors {
-        st.stored_total.fetch_add(per[kind.index()], Ordering::Relaxed);
+        st.stored_total
+            .fetch_add(per[kind.index()], Ordering::Relaxed);
     }
 }
 

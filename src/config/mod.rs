@@ -1,13 +1,16 @@
 //! Agent configuration: the TOML file, its defaults, and its validation.
 //!
 //! Every option is optional; `Config::default()` is the embedded default (uploads disabled,
-//! everything kept locally). The file is parsed into a `toml::Table` and walked by hand
-//! (`reader::Section`) rather than through serde derive, so that every error names the dotted key
-//! it is about and what was expected, and unknown keys are rejected at every depth.
+//! everything kept locally). The file is parsed into a `toml::Table`, deserialized (serde derive,
+//! unknown keys rejected at every depth) into the file-shaped structs of `raw`, whose value types
+//! check each option on its own, then `raw` checks the rules across options and resolves the
+//! defaults into a `Config`. `reader` words every error for the file and names the dotted key.
 //! A loaded `Config` is fully validated: the rest of the agent may rely on the invariants stated
-//! on each field without checking again.
+//! on each field without checking again. `Serialize` on the section structs writes the effective
+//! configuration ([`Config::to_toml`]).
 
 mod load;
+mod raw;
 mod reader;
 #[cfg(test)]
 mod tests;
@@ -18,17 +21,17 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize, Serializer};
+
 pub use crate::collect::CollectorKind;
 pub use load::load_config;
-use reader::Section;
 pub use units::{
     MAX_DURATION, UnitError, format_duration, format_size, parse_duration, parse_size,
 };
+use units::{ser_duration, ser_size};
 
 /// Shortest accepted collection interval (global and per collector).
 pub const MIN_COLLECT_INTERVAL: Duration = Duration::from_millis(10);
-/// "Greater than zero" for duration options.
-const POSITIVE: Duration = Duration::from_nanos(1);
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
 
@@ -48,76 +51,93 @@ pub struct Config {
     pub logging: LoggingConfig,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct DeviceConfig {
     /// Never empty: defaults to the hostname. No control characters, no surrounding whitespace,
     /// at most 128 bytes.
+    #[serde(deserialize_with = "raw::device_id")]
     pub id: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct CollectConfig {
     /// Default interval of every collector; at least [`MIN_COLLECT_INTERVAL`].
+    #[serde(
+        serialize_with = "ser_duration",
+        deserialize_with = "raw::collect_interval"
+    )]
     pub interval: Duration,
     pub intervals: CollectorIntervals,
 }
 
 /// Per-collector overrides of [`CollectConfig::interval`]; each at least [`MIN_COLLECT_INTERVAL`].
+/// Indexed like [`CollectorKind::ALL`]; `[collect.intervals]` takes the keys
+/// [`CollectorKind::name`] (read in `raw`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CollectorIntervals {
-    pub cpu: Option<Duration>,
-    pub memory: Option<Duration>,
-    pub disk: Option<Duration>,
-    pub network: Option<Duration>,
-    pub thermal: Option<Duration>,
-    pub load: Option<Duration>,
-    pub uptime: Option<Duration>,
-}
+pub struct CollectorIntervals([Option<Duration>; CollectorKind::ALL.len()]);
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct PathsConfig {
     /// Root of procfs (never empty); tests point it at a fixture tree.
+    #[serde(serialize_with = "ser_path", deserialize_with = "raw::non_empty_path")]
     pub procfs: PathBuf,
     /// Root of sysfs (never empty).
+    #[serde(serialize_with = "ser_path", deserialize_with = "raw::non_empty_path")]
     pub sysfs: PathBuf,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct DiskConfig {
     /// regex-lite pattern over /proc/diskstats device names; guaranteed to compile.
+    #[serde(deserialize_with = "raw::regex")]
     pub allowed_devices: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct NetworkConfig {
     /// regex-lite patterns (each guaranteed to compile); an interface is kept if it matches any
     /// of them, or if the list is empty.
+    #[serde(deserialize_with = "raw::regexes")]
     pub include: Vec<String>,
     /// regex-lite patterns (each guaranteed to compile); applied after `include`.
+    #[serde(deserialize_with = "raw::regexes")]
     pub exclude: Vec<String>,
     /// Most interfaces tracked at once, 1..=4096; further interfaces are skipped (and counted).
+    #[serde(deserialize_with = "raw::max_interfaces")]
     pub max_interfaces: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StorageConfig {
     /// The redb file (never empty).
+    #[serde(serialize_with = "ser_path")]
     pub path: PathBuf,
     /// Ring → store commit period; > 0.
+    #[serde(serialize_with = "ser_duration")]
     pub flush_interval: Duration,
     pub durability: DurabilityMode,
     /// Samples older than this are deleted, uploaded or not; > 0.
+    #[serde(serialize_with = "ser_duration")]
     pub retention: Duration,
     /// Bytes; at least 1 MiB.
+    #[serde(serialize_with = "ser_size")]
     pub max_size: u64,
     /// > 0.
+    #[serde(serialize_with = "ser_duration")]
     pub compaction_interval: Duration,
     /// Bytes; 1..=`max_size`.
+    #[serde(serialize_with = "ser_size")]
     pub compaction_threshold: u64,
 }
 
 /// How a flush commits to redb.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DurabilityMode {
     /// Every flush fsyncs (`redb::Durability::Immediate`): a power cut loses at most the samples
     /// of one flush interval (those still in the ring).
@@ -127,37 +147,44 @@ pub enum DurabilityMode {
     Eventual,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RemoteConfig {
     /// VictoriaMetrics `/api/v1/import` endpoint; starts with `http://` or `https://` and has a
     /// non-empty host.
     pub url: String,
     /// File holding a bearer token (read by the uploader); `None` = no Authorization header.
+    #[serde(serialize_with = "ser_token_file")]
     pub token_file: Option<PathBuf>,
     /// > 0.
+    #[serde(serialize_with = "ser_duration")]
     pub upload_interval: Duration,
     /// Most samples read from the pending queue per upload round; >= `chunk_size`.
     pub batch_size: usize,
     /// Samples per POST; >= 1. Default 2500, or `batch_size` when that is smaller.
     pub chunk_size: usize,
     /// A gzipped chunk larger than this (bytes) is bisected; at least 1 KiB.
+    #[serde(serialize_with = "ser_size")]
     pub max_chunk_bytes: u64,
     /// Per-request timeout; > 0.
+    #[serde(serialize_with = "ser_duration")]
     pub timeout: Duration,
     /// Samples older than this are never sent (VictoriaMetrics silently drops samples older
     /// than its retention); > 0.
+    #[serde(serialize_with = "ser_duration")]
     pub max_sample_age: Duration,
     pub retry: RetryConfig,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RetryConfig {
     pub enabled: bool,
     /// Attempts per chunk per upload round, including the first; >= 1.
     pub max_attempts: u32,
     /// > 0 and <= `max_backoff`.
+    #[serde(serialize_with = "ser_duration")]
     pub initial_backoff: Duration,
     /// > 0.
+    #[serde(serialize_with = "ser_duration")]
     pub max_backoff: Duration,
     /// Finite, >= 1.
     pub multiplier: f64,
@@ -165,31 +192,39 @@ pub struct RetryConfig {
     pub jitter: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct HealthConfig {
     pub enabled: bool,
+    #[serde(deserialize_with = "raw::socket_address")]
     pub address: SocketAddr,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MonitoringConfig {
     /// Resolved URL probed for the server's `Date` header; `None` = clock-skew check disabled.
     /// When set it starts with `http://` or `https://`.
+    #[serde(serialize_with = "ser_clock_skew_url")]
     pub clock_skew_url: Option<String>,
     /// > 0.
+    #[serde(serialize_with = "ser_duration")]
     pub clock_skew_interval: Duration,
     pub clock_skew_warn_ms: u64,
     /// > 0.
+    #[serde(serialize_with = "ser_duration")]
     pub self_metrics_interval: Duration,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct LoggingConfig {
+    #[serde(serialize_with = "ser_level", deserialize_with = "raw::level")]
     pub level: log::LevelFilter,
     pub format: LogFormat,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Json,
     Console,
@@ -412,27 +447,33 @@ fn hostname() -> String {
 impl CollectorIntervals {
     /// The override for `kind`, if any.
     pub fn get(&self, kind: CollectorKind) -> Option<Duration> {
-        match kind {
-            CollectorKind::Cpu => self.cpu,
-            CollectorKind::Memory => self.memory,
-            CollectorKind::Disk => self.disk,
-            CollectorKind::Network => self.network,
-            CollectorKind::Thermal => self.thermal,
-            CollectorKind::Load => self.load,
-            CollectorKind::Uptime => self.uptime,
-        }
+        self.0.get(kind_index(kind)).copied().flatten()
     }
 
-    fn slot(&mut self, kind: CollectorKind) -> &mut Option<Duration> {
-        match kind {
-            CollectorKind::Cpu => &mut self.cpu,
-            CollectorKind::Memory => &mut self.memory,
-            CollectorKind::Disk => &mut self.disk,
-            CollectorKind::Network => &mut self.network,
-            CollectorKind::Thermal => &mut self.thermal,
-            CollectorKind::Load => &mut self.load,
-            CollectorKind::Uptime => &mut self.uptime,
+    /// Sets the override for `kind`.
+    pub fn set(&mut self, kind: CollectorKind, interval: Option<Duration>) {
+        if let Some(slot) = self.0.get_mut(kind_index(kind)) {
+            *slot = interval;
         }
+    }
+}
+
+/// Position of `kind` in [`CollectorKind::ALL`] (which lists every kind).
+fn kind_index(kind: CollectorKind) -> usize {
+    CollectorKind::ALL
+        .iter()
+        .position(|&k| k == kind)
+        .unwrap_or(usize::MAX)
+}
+
+/// The overrides that are set, as `name = "duration"`.
+impl Serialize for CollectorIntervals {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(
+            CollectorKind::ALL
+                .iter()
+                .filter_map(|&kind| Some((kind.name(), format_duration(self.get(kind)?)))),
+        )
     }
 }
 
@@ -464,64 +505,7 @@ impl LogFormat {
 // ---------------------------------------------------------------------------------------------
 // Loading
 
-const ROOT_KEYS: &[&str] = &[
-    "device",
-    "collect",
-    "paths",
-    "disk",
-    "network",
-    "storage",
-    "remote",
-    "health",
-    "monitoring",
-    "logging",
-];
-const DEVICE_KEYS: &[&str] = &["id"];
-const COLLECT_KEYS: &[&str] = &["interval", "intervals"];
-/// Must list `CollectorKind::ALL` names in order (checked by a test).
-const COLLECTOR_KEYS: &[&str] = &[
-    "cpu", "memory", "disk", "network", "thermal", "load", "uptime",
-];
-const PATHS_KEYS: &[&str] = &["procfs", "sysfs"];
-const DISK_KEYS: &[&str] = &["allowed_devices"];
-const NETWORK_KEYS: &[&str] = &["include", "exclude", "max_interfaces"];
-const STORAGE_KEYS: &[&str] = &[
-    "path",
-    "flush_interval",
-    "durability",
-    "retention",
-    "max_size",
-    "compaction_interval",
-    "compaction_threshold",
-];
-const REMOTE_KEYS: &[&str] = &[
-    "url",
-    "token_file",
-    "upload_interval",
-    "batch_size",
-    "chunk_size",
-    "max_chunk_bytes",
-    "timeout",
-    "max_sample_age",
-    "retry",
-];
-const RETRY_KEYS: &[&str] = &[
-    "enabled",
-    "max_attempts",
-    "initial_backoff",
-    "max_backoff",
-    "multiplier",
-    "jitter",
-];
-const HEALTH_KEYS: &[&str] = &["enabled", "address"];
-const MONITORING_KEYS: &[&str] = &[
-    "clock_skew_url",
-    "clock_skew_interval",
-    "clock_skew_warn_ms",
-    "self_metrics_interval",
-];
-const LOGGING_KEYS: &[&str] = &["level", "format"];
-
+/// Accepted `logging.level` values, as [`level_name`] writes them.
 const LOG_LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
 /// `monitoring.clock_skew_url` value that disables the check even when uploading.
 const CLOCK_SKEW_OFF: &str = "off";
@@ -533,27 +517,7 @@ impl Config {
     /// `Syntax` for invalid TOML, `UnknownKey` / `Invalid` (naming the dotted key) otherwise.
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
         let table: toml::Table = text.parse().map_err(|e| syntax_error(text, &e))?;
-        let root = Section::root(&table, ROOT_KEYS)?;
-        let remote = if root.has("remote") {
-            Some(parse_remote(&root.section("remote", REMOTE_KEYS)?)?)
-        } else {
-            None
-        };
-        Ok(Config {
-            device: parse_device(&root.section("device", DEVICE_KEYS)?)?,
-            collect: parse_collect(&root.section("collect", COLLECT_KEYS)?)?,
-            paths: parse_paths(&root.section("paths", PATHS_KEYS)?)?,
-            disk: parse_disk(&root.section("disk", DISK_KEYS)?)?,
-            network: parse_network(&root.section("network", NETWORK_KEYS)?)?,
-            storage: parse_storage(&root.section("storage", STORAGE_KEYS)?)?,
-            health: parse_health(&root.section("health", HEALTH_KEYS)?)?,
-            monitoring: parse_monitoring(
-                &root.section("monitoring", MONITORING_KEYS)?,
-                remote.as_ref(),
-            )?,
-            logging: parse_logging(&root.section("logging", LOGGING_KEYS)?)?,
-            remote,
-        })
+        reader::from_value::<raw::RawConfig>(&toml::Value::Table(table))?.validate()
     }
 
     /// Reads and parses the file at `path`.
@@ -581,119 +545,6 @@ fn syntax_error(text: &str, e: &toml::de::Error) -> ConfigError {
         column,
         message: e.message().trim().to_owned(),
     }
-}
-
-fn parse_device(s: &Section<'_>) -> Result<DeviceConfig, ConfigError> {
-    let id = s.string("id", "")?;
-    if id.is_empty() {
-        return Ok(DeviceConfig::default());
-    }
-    if id.trim() != id || id.chars().any(char::is_control) || id.len() > 128 {
-        return Err(s.invalid(
-            "id",
-            format!(
-                "expected at most 128 bytes without control characters or surrounding \
-                 whitespace (empty = the hostname), got {id:?}"
-            ),
-        ));
-    }
-    Ok(DeviceConfig { id })
-}
-
-fn parse_collect(s: &Section<'_>) -> Result<CollectConfig, ConfigError> {
-    let d = CollectConfig::default();
-    let interval = s.duration("interval", d.interval, MIN_COLLECT_INTERVAL)?;
-    let overrides = s.section("intervals", COLLECTOR_KEYS)?;
-    let mut intervals = CollectorIntervals::default();
-    for kind in CollectorKind::ALL {
-        *intervals.slot(kind) = overrides.opt_duration(kind.name(), MIN_COLLECT_INTERVAL)?;
-    }
-    Ok(CollectConfig {
-        interval,
-        intervals,
-    })
-}
-
-fn parse_paths(s: &Section<'_>) -> Result<PathsConfig, ConfigError> {
-    let d = PathsConfig::default();
-    Ok(PathsConfig {
-        procfs: s
-            .non_empty_string("procfs", &d.procfs.to_string_lossy())?
-            .into(),
-        sysfs: s
-            .non_empty_string("sysfs", &d.sysfs.to_string_lossy())?
-            .into(),
-    })
-}
-
-fn check_regex(key: String, pattern: &str) -> Result<(), ConfigError> {
-    regex_lite::Regex::new(pattern)
-        .map(drop)
-        .map_err(|e| ConfigError::Invalid {
-            key,
-            message: format!("invalid regex: {e}"),
-        })
-}
-
-fn parse_disk(s: &Section<'_>) -> Result<DiskConfig, ConfigError> {
-    let allowed_devices = s.string("allowed_devices", &DiskConfig::default().allowed_devices)?;
-    check_regex(s.key("allowed_devices"), &allowed_devices)?;
-    Ok(DiskConfig { allowed_devices })
-}
-
-fn parse_network(s: &Section<'_>) -> Result<NetworkConfig, ConfigError> {
-    let d = NetworkConfig::default();
-    let include = s.string_list("include", &d.include)?;
-    let exclude = s.string_list("exclude", &d.exclude)?;
-    for (key, patterns) in [("include", &include), ("exclude", &exclude)] {
-        for (i, pattern) in patterns.iter().enumerate() {
-            check_regex(format!("{}[{i}]", s.key(key)), pattern)?;
-        }
-    }
-    let max_interfaces = s.uint("max_interfaces", d.max_interfaces as u64, 1, 4096)?;
-    Ok(NetworkConfig {
-        include,
-        exclude,
-        // In 1..=4096 (checked above): fits any usize.
-        max_interfaces: usize::try_from(max_interfaces).unwrap_or(d.max_interfaces),
-    })
-}
-
-fn parse_storage(s: &Section<'_>) -> Result<StorageConfig, ConfigError> {
-    let d = StorageConfig::default();
-    let path = s.non_empty_string("path", &d.path.to_string_lossy())?;
-    let durability = match s
-        .choice(
-            "durability",
-            d.durability.name(),
-            &["immediate", "eventual"],
-        )?
-        .as_str()
-    {
-        "eventual" => DurabilityMode::Eventual,
-        _ => DurabilityMode::Immediate,
-    };
-    let max_size = s.size("max_size", d.max_size, MIB)?;
-    let compaction_threshold = s.size("compaction_threshold", d.compaction_threshold, 1)?;
-    if compaction_threshold > max_size {
-        return Err(s.invalid(
-            "compaction_threshold",
-            format!(
-                "expected a size no larger than storage.max_size ({}), got \"{}\"",
-                format_size(max_size),
-                format_size(compaction_threshold)
-            ),
-        ));
-    }
-    Ok(StorageConfig {
-        path: path.into(),
-        flush_interval: s.duration("flush_interval", d.flush_interval, POSITIVE)?,
-        durability,
-        retention: s.duration("retention", d.retention, POSITIVE)?,
-        max_size,
-        compaction_interval: s.duration("compaction_interval", d.compaction_interval, POSITIVE)?,
-        compaction_threshold,
-    })
 }
 
 /// `Ok` if `url` is `http(s)://` followed by a non-empty authority, has no whitespace or
@@ -733,131 +584,6 @@ fn health_url_of(url: &str) -> String {
     )
 }
 
-fn parse_remote(s: &Section<'_>) -> Result<RemoteConfig, ConfigError> {
-    let d = RemoteConfig::default();
-    let url = s.string("url", &d.url)?;
-    check_http_url(&url).map_err(|m| s.invalid("url", format!("{m}, got {url:?}")))?;
-    let token_file = s.string("token_file", "")?;
-    let batch_size = s.uint("batch_size", d.batch_size as u64, 1, u64::MAX)?;
-    // Unset, the chunk is the default or the whole batch, whichever is smaller, so that a
-    // smaller batch_size alone stays valid.
-    let chunk_default = (d.chunk_size as u64).min(batch_size);
-    let chunk_size = s.uint("chunk_size", chunk_default, 1, u64::MAX)?;
-    if batch_size < chunk_size {
-        return Err(s.invalid(
-            "batch_size",
-            format!(
-                "expected an integer of at least remote.chunk_size ({chunk_size}), got {batch_size}"
-            ),
-        ));
-    }
-    let too_big = |key: &str| s.invalid(key, "value does not fit in memory addresses");
-    Ok(RemoteConfig {
-        url,
-        token_file: (!token_file.is_empty()).then(|| PathBuf::from(token_file)),
-        upload_interval: s.duration("upload_interval", d.upload_interval, POSITIVE)?,
-        batch_size: usize::try_from(batch_size).map_err(|_| too_big("batch_size"))?,
-        chunk_size: usize::try_from(chunk_size).map_err(|_| too_big("chunk_size"))?,
-        max_chunk_bytes: s.size("max_chunk_bytes", d.max_chunk_bytes, KIB)?,
-        timeout: s.duration("timeout", d.timeout, POSITIVE)?,
-        max_sample_age: s.duration("max_sample_age", d.max_sample_age, POSITIVE)?,
-        retry: parse_retry(&s.section("retry", RETRY_KEYS)?)?,
-    })
-}
-
-fn parse_retry(s: &Section<'_>) -> Result<RetryConfig, ConfigError> {
-    let d = RetryConfig::default();
-    let max_attempts = s.uint(
-        "max_attempts",
-        u64::from(d.max_attempts),
-        1,
-        u64::from(u32::MAX),
-    )?;
-    let initial_backoff = s.duration("initial_backoff", d.initial_backoff, POSITIVE)?;
-    let max_backoff = s.duration("max_backoff", d.max_backoff, POSITIVE)?;
-    if initial_backoff > max_backoff {
-        return Err(s.invalid(
-            "initial_backoff",
-            format!(
-                "expected a duration no longer than remote.retry.max_backoff ({}), got \"{}\"",
-                format_duration(max_backoff),
-                format_duration(initial_backoff)
-            ),
-        ));
-    }
-    let multiplier = s.float("multiplier", d.multiplier)?;
-    if multiplier < 1.0 {
-        return Err(s.invalid(
-            "multiplier",
-            format!("expected a number of at least 1, got {multiplier}"),
-        ));
-    }
-    let jitter = s.float("jitter", d.jitter)?;
-    if !(0.0..1.0).contains(&jitter) {
-        return Err(s.invalid(
-            "jitter",
-            format!("expected a number between 0 and 1 (0 <= jitter < 1), got {jitter}"),
-        ));
-    }
-    Ok(RetryConfig {
-        enabled: s.bool("enabled", d.enabled)?,
-        max_attempts: u32::try_from(max_attempts).unwrap_or(d.max_attempts),
-        initial_backoff,
-        max_backoff,
-        multiplier,
-        jitter,
-    })
-}
-
-fn parse_health(s: &Section<'_>) -> Result<HealthConfig, ConfigError> {
-    let d = HealthConfig::default();
-    let address = s.string("address", &d.address.to_string())?;
-    let address = address.parse().map_err(|_| {
-        s.invalid(
-            "address",
-            format!(
-                "expected an IP socket address like \"127.0.0.1:9100\" or \"[::1]:9100\", \
-                 got {address:?}"
-            ),
-        )
-    })?;
-    Ok(HealthConfig {
-        enabled: s.bool("enabled", d.enabled)?,
-        address,
-    })
-}
-
-fn parse_monitoring(
-    s: &Section<'_>,
-    remote: Option<&RemoteConfig>,
-) -> Result<MonitoringConfig, ConfigError> {
-    let d = MonitoringConfig::default();
-    let url = s.string("clock_skew_url", "")?;
-    let clock_skew_url = match url.as_str() {
-        "" => remote.map(|r| health_url_of(&r.url)),
-        CLOCK_SKEW_OFF => None,
-        _ => {
-            check_http_url(&url).map_err(|m| {
-                s.invalid(
-                    "clock_skew_url",
-                    format!("{m} (or \"\" to derive it, \"off\" to disable), got {url:?}"),
-                )
-            })?;
-            Some(url)
-        }
-    };
-    Ok(MonitoringConfig {
-        clock_skew_url,
-        clock_skew_interval: s.duration("clock_skew_interval", d.clock_skew_interval, POSITIVE)?,
-        clock_skew_warn_ms: s.uint("clock_skew_warn_ms", d.clock_skew_warn_ms, 0, u64::MAX)?,
-        self_metrics_interval: s.duration(
-            "self_metrics_interval",
-            d.self_metrics_interval,
-            POSITIVE,
-        )?,
-    })
-}
-
 fn level_name(level: log::LevelFilter) -> &'static str {
     match level {
         log::LevelFilter::Off => "off",
@@ -869,54 +595,38 @@ fn level_name(level: log::LevelFilter) -> &'static str {
     }
 }
 
-fn parse_logging(s: &Section<'_>) -> Result<LoggingConfig, ConfigError> {
-    let d = LoggingConfig::default();
-    let level = match s.choice("level", level_name(d.level), LOG_LEVELS)?.as_str() {
-        "off" => log::LevelFilter::Off,
-        "error" => log::LevelFilter::Error,
-        "warn" => log::LevelFilter::Warn,
-        "debug" => log::LevelFilter::Debug,
-        "trace" => log::LevelFilter::Trace,
-        _ => log::LevelFilter::Info,
-    };
-    let format = match s
-        .choice("format", d.format.name(), &["json", "console"])?
-        .as_str()
-    {
-        "json" => LogFormat::Json,
-        _ => LogFormat::Console,
-    };
-    Ok(LoggingConfig { level, format })
-}
-
 // ---------------------------------------------------------------------------------------------
 // Writing the effective configuration
 
-/// A TOML basic or literal string holding `s` exactly.
-fn toml_str(s: &str) -> String {
-    toml::Value::String(s.to_owned()).to_string()
+fn ser_path<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&p.to_string_lossy())
 }
 
-fn path_str(p: &Path) -> String {
-    toml_str(&p.to_string_lossy())
+/// `""` = no token file, as in the file.
+fn ser_token_file<S: Serializer>(p: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
+    ser_path(p.as_deref().unwrap_or(Path::new("")), s)
 }
 
-fn dur(d: Duration) -> String {
-    toml_str(&format_duration(d))
+/// `None` (disabled) is written `"off"`: `""` would mean "derive it from remote.url".
+fn ser_clock_skew_url<S: Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(url.as_deref().unwrap_or(CLOCK_SKEW_OFF))
 }
 
-fn size(n: u64) -> String {
-    toml_str(&format_size(n))
+fn ser_level<S: Serializer>(level: &log::LevelFilter, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(level_name(*level))
 }
 
-fn str_list(items: &[String]) -> String {
-    let items: Vec<String> = items.iter().map(|s| toml_str(s)).collect();
-    format!("[{}]", items.join(", "))
-}
-
-/// `{:?}` of a finite f64 always has a `.` or exponent, so it re-parses as a TOML float, exactly.
-fn float(f: f64) -> String {
-    format!("{f:?}")
+/// Appends `[name]` (and its sub-tables) holding `value`, and a blank line.
+fn write_section<T: Serialize>(out: &mut String, name: &str, value: &T) {
+    match toml::to_string(&std::collections::BTreeMap::from([(name, value)])) {
+        Ok(text) => out.push_str(&text),
+        // Not reachable for the section types (strings, integers below 2^63, finite floats);
+        // kept visible rather than silently dropping a section.
+        Err(e) => {
+            let _ = writeln!(out, "# [{name}] cannot be written as TOML: {e}");
+        }
+    }
+    out.push('\n');
 }
 
 impl Config {
@@ -924,132 +634,39 @@ impl Config {
     /// [`Config::from_toml_str`] turns it back into an equal `Config`.
     pub fn to_toml(&self) -> String {
         let mut out = String::new();
-        // Writing to a String cannot fail; the results are ignored for that reason.
-        let w = &mut out;
-        let _ = writeln!(w, "[device]\nid = {}\n", toml_str(&self.device.id));
-
-        let _ = writeln!(w, "[collect]\ninterval = {}\n", dur(self.collect.interval));
-        let _ = writeln!(w, "[collect.intervals]");
+        write_section(&mut out, "device", &self.device);
+        write_section(&mut out, "collect", &self.collect);
+        // The unset overrides, as comments at the end of [collect.intervals].
+        out.pop();
         for kind in CollectorKind::ALL {
-            match self.collect.intervals.get(kind) {
-                Some(d) => {
-                    let _ = writeln!(w, "{} = {}", kind.name(), dur(d));
-                }
-                None => {
-                    let _ = writeln!(
-                        w,
-                        "# {} = {}  (not set: collect.interval)",
-                        kind.name(),
-                        dur(self.collect.interval)
-                    );
-                }
+            if self.collect.intervals.get(kind).is_none() {
+                let _ = writeln!(
+                    out,
+                    "# {} = \"{}\"  (not set: collect.interval)",
+                    kind.name(),
+                    format_duration(self.collect.interval)
+                );
             }
         }
-
-        let p = &self.paths;
-        let _ = writeln!(
-            w,
-            "\n[paths]\nprocfs = {}\nsysfs = {}\n",
-            path_str(&p.procfs),
-            path_str(&p.sysfs)
-        );
-
-        let _ = writeln!(
-            w,
-            "[disk]\nallowed_devices = {}\n",
-            toml_str(&self.disk.allowed_devices)
-        );
-
-        let n = &self.network;
-        let _ = writeln!(
-            w,
-            "[network]\ninclude = {}\nexclude = {}\nmax_interfaces = {}\n",
-            str_list(&n.include),
-            str_list(&n.exclude),
-            n.max_interfaces
-        );
-
-        let s = &self.storage;
-        let _ = writeln!(
-            w,
-            "[storage]\npath = {}\nflush_interval = {}\ndurability = {}\nretention = {}\n\
-             max_size = {}\ncompaction_interval = {}\ncompaction_threshold = {}\n",
-            path_str(&s.path),
-            dur(s.flush_interval),
-            toml_str(s.durability.name()),
-            dur(s.retention),
-            size(s.max_size),
-            dur(s.compaction_interval),
-            size(s.compaction_threshold)
-        );
-
+        out.push('\n');
+        write_section(&mut out, "paths", &self.paths);
+        write_section(&mut out, "disk", &self.disk);
+        write_section(&mut out, "network", &self.network);
+        write_section(&mut out, "storage", &self.storage);
         match &self.remote {
-            Some(r) => {
-                let token = r
-                    .token_file
-                    .as_deref()
-                    .map_or_else(|| toml_str(""), path_str);
-                let _ = writeln!(
-                    w,
-                    "[remote]\nurl = {}\ntoken_file = {token}\nupload_interval = {}\n\
-                     batch_size = {}\nchunk_size = {}\nmax_chunk_bytes = {}\ntimeout = {}\n\
-                     max_sample_age = {}\n",
-                    toml_str(&r.url),
-                    dur(r.upload_interval),
-                    r.batch_size,
-                    r.chunk_size,
-                    size(r.max_chunk_bytes),
-                    dur(r.timeout),
-                    dur(r.max_sample_age)
-                );
-                let t = &r.retry;
-                let _ = writeln!(
-                    w,
-                    "[remote.retry]\nenabled = {}\nmax_attempts = {}\ninitial_backoff = {}\n\
-                     max_backoff = {}\nmultiplier = {}\njitter = {}\n",
-                    t.enabled,
-                    t.max_attempts,
-                    dur(t.initial_backoff),
-                    dur(t.max_backoff),
-                    float(t.multiplier),
-                    float(t.jitter)
-                );
-            }
-            None => {
-                let _ = writeln!(w, "# [remote] absent: uploads disabled\n");
-            }
+            Some(remote) => write_section(&mut out, "remote", remote),
+            None => out.push_str("# [remote] absent: uploads disabled\n\n"),
         }
-
-        let h = &self.health;
-        let _ = writeln!(
-            w,
-            "[health]\nenabled = {}\naddress = {}\n",
-            h.enabled,
-            toml_str(&h.address.to_string())
-        );
-
-        let m = &self.monitoring;
-        let skew_url = match (&m.clock_skew_url, &self.remote) {
-            (Some(url), _) => url.as_str(),
-            (None, Some(_)) => CLOCK_SKEW_OFF,
-            (None, None) => "",
-        };
-        let _ = writeln!(
-            w,
-            "[monitoring]\nclock_skew_url = {}\nclock_skew_interval = {}\n\
-             clock_skew_warn_ms = {}\nself_metrics_interval = {}\n",
-            toml_str(skew_url),
-            dur(m.clock_skew_interval),
-            m.clock_skew_warn_ms,
-            dur(m.self_metrics_interval)
-        );
-
-        let _ = write!(
-            w,
-            "[logging]\nlevel = {}\nformat = {}\n",
-            toml_str(level_name(self.logging.level)),
-            toml_str(self.logging.format.name())
-        );
+        write_section(&mut out, "health", &self.health);
+        let mut monitoring = self.monitoring.clone();
+        if self.remote.is_none() && monitoring.clock_skew_url.is_none() {
+            // Without [remote], "" resolves to None too, and keeps meaning "derive" if a
+            // [remote] section is added to the printed file.
+            monitoring.clock_skew_url = Some(String::new());
+        }
+        write_section(&mut out, "monitoring", &monitoring);
+        write_section(&mut out, "logging", &self.logging);
+        out.pop();
         out
     }
 }

@@ -1,275 +1,47 @@
-//! A small typed accessor layer over a parsed `toml::Table`.
+//! The serde side of loading: a `Deserializer` over a parsed `toml::Value` with the config's own
+//! error type, so that every message is worded for the config file (`expected true or false, got
+//! "yes"`, `unknown key (expected one of: ...)`) rather than in serde's Rust terms, and
+//! `serde_path_to_error` supplies the dotted key it is about.
 //!
-//! Every accessor knows the dotted path of the table it reads, so each error names the exact key
-//! (`remote.retry.jitter`, `network.exclude[1]`). A [`Section`] is built with the list of keys it
-//! accepts and rejects any other key up front: unknown keys are errors at every depth.
+//! `toml`'s own deserializer cannot be used for this: its error type words serde's messages itself
+//! (`invalid type: integer `7`, expected a string`) and loses the list of accepted keys.
 
-use std::time::Duration;
+use std::fmt;
 
-use toml::{Table, Value};
+use serde::de::value::{MapDeserializer, SeqDeserializer};
+use serde::de::{self, Deserializer, Expected, IntoDeserializer, Unexpected, Visitor};
+use toml::Value;
 
 use super::ConfigError;
-use super::units::{format_duration, format_size, parse_duration, parse_size};
 
-/// One TOML table (possibly absent: then every accessor returns its default).
-#[derive(Debug)]
-pub(super) struct Section<'a> {
-    table: Option<&'a Table>,
-    /// Dotted path of this table; empty for the document root.
-    path: String,
+/// Deserializes `T` from a parsed document; errors name the dotted key at fault.
+pub(super) fn from_value<T: de::DeserializeOwned>(document: &Value) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(ValueDe(document)).map_err(|e| {
+        let key = dotted(e.path());
+        match e.into_inner() {
+            DeError::UnknownKey(expected) => ConfigError::UnknownKey { key, expected },
+            DeError::Invalid(message) => ConfigError::Invalid { key, message },
+        }
+    })
 }
 
-impl<'a> Section<'a> {
-    /// The document root, accepting only `allowed` top-level keys.
-    pub(super) fn root(
-        table: &'a Table,
-        allowed: &'static [&'static str],
-    ) -> Result<Self, ConfigError> {
-        let section = Section {
-            table: Some(table),
-            path: String::new(),
-        };
-        section.reject_unknown(allowed)?;
-        Ok(section)
-    }
-
-    /// Dotted path of `key` in this table.
-    pub(super) fn key(&self, key: &str) -> String {
-        let key = quote_key(key);
-        if self.path.is_empty() {
-            key
-        } else {
-            format!("{}.{key}", self.path)
-        }
-    }
-
-    /// Whether `key` is present in this table.
-    pub(super) fn has(&self, key: &str) -> bool {
-        self.get(key).is_some()
-    }
-
-    fn get(&self, key: &str) -> Option<&'a Value> {
-        self.table.and_then(|t| t.get(key))
-    }
-
-    /// An error about `key` of this table.
-    pub(super) fn invalid(&self, key: &str, message: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            key: self.key(key),
-            message: message.into(),
-        }
-    }
-
-    fn expected(&self, key: &str, what: &str, got: &Value) -> ConfigError {
-        self.invalid(key, format!("expected {what}, got {}", describe(got)))
-    }
-
-    /// The sub-table `key`, accepting only `allowed` keys; an absent table reads as empty.
-    pub(super) fn section(
-        &self,
-        key: &str,
-        allowed: &'static [&'static str],
-    ) -> Result<Section<'a>, ConfigError> {
-        let table = match self.get(key) {
-            None => None,
-            Some(Value::Table(t)) => Some(t),
-            Some(other) => return Err(self.expected(key, "a table", other)),
-        };
-        let section = Section {
-            table,
-            path: self.key(key),
-        };
-        section.reject_unknown(allowed)?;
-        Ok(section)
-    }
-
-    fn reject_unknown(&self, allowed: &'static [&'static str]) -> Result<(), ConfigError> {
-        let Some(table) = self.table else {
-            return Ok(());
-        };
-        match table.keys().find(|k| !allowed.contains(&k.as_str())) {
-            Some(unknown) => Err(ConfigError::UnknownKey {
-                key: self.key(unknown),
-                expected: allowed,
-            }),
-            None => Ok(()),
-        }
-    }
-
-    pub(super) fn string(&self, key: &str, default: &str) -> Result<String, ConfigError> {
-        match self.get(key) {
-            None => Ok(default.to_owned()),
-            Some(Value::String(s)) => Ok(s.clone()),
-            Some(other) => Err(self.expected(key, "a string", other)),
-        }
-    }
-
-    /// A string that must not be empty.
-    pub(super) fn non_empty_string(&self, key: &str, default: &str) -> Result<String, ConfigError> {
-        let s = self.string(key, default)?;
-        if s.is_empty() {
-            return Err(self.invalid(key, "expected a non-empty string"));
-        }
-        Ok(s)
-    }
-
-    /// One of `choices` (exact, lowercase).
-    pub(super) fn choice(
-        &self,
-        key: &str,
-        default: &str,
-        choices: &[&str],
-    ) -> Result<String, ConfigError> {
-        let s = self.string(key, default)?;
-        if choices.contains(&s.as_str()) {
-            Ok(s)
-        } else {
-            Err(self.invalid(
-                key,
-                format!("expected one of {}, got {s:?}", choices.join(", ")),
-            ))
-        }
-    }
-
-    pub(super) fn string_list(
-        &self,
-        key: &str,
-        default: &[String],
-    ) -> Result<Vec<String>, ConfigError> {
-        let items = match self.get(key) {
-            None => return Ok(default.to_vec()),
-            Some(Value::Array(items)) => items,
-            Some(other) => return Err(self.expected(key, "an array of strings", other)),
-        };
-        items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| match item {
-                Value::String(s) => Ok(s.clone()),
-                other => Err(ConfigError::Invalid {
-                    key: format!("{}[{i}]", self.key(key)),
-                    message: format!("expected a string, got {}", describe(other)),
-                }),
-            })
-            .collect()
-    }
-
-    pub(super) fn bool(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(Value::Boolean(b)) => Ok(*b),
-            Some(other) => Err(self.expected(key, "true or false", other)),
-        }
-    }
-
-    /// An integer in `min..=max`.
-    pub(super) fn uint(
-        &self,
-        key: &str,
-        default: u64,
-        min: u64,
-        max: u64,
-    ) -> Result<u64, ConfigError> {
-        let range = if max == u64::MAX {
-            format!("an integer of at least {min}")
-        } else {
-            format!("an integer between {min} and {max}")
-        };
-        match self.get(key) {
-            None => Ok(default),
-            Some(v @ Value::Integer(n)) => u64::try_from(*n)
-                .ok()
-                .filter(|n| (min..=max).contains(n))
-                .ok_or_else(|| self.expected(key, &range, v)),
-            Some(other) => Err(self.expected(key, &range, other)),
-        }
-    }
-
-    /// A finite number; TOML integers are accepted (`multiplier = 2`).
-    pub(super) fn float(&self, key: &str, default: f64) -> Result<f64, ConfigError> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(Value::Float(f)) if f.is_finite() => Ok(*f),
-            #[allow(clippy::cast_precision_loss)] // config-sized integers are exact in f64
-            Some(Value::Integer(n)) => Ok(*n as f64),
-            Some(other) => Err(self.expected(key, "a finite number", other)),
-        }
-    }
-
-    /// A duration string of at least `min` (use [`Duration::from_nanos(1)`] for "> 0").
-    pub(super) fn duration(
-        &self,
-        key: &str,
-        default: Duration,
-        min: Duration,
-    ) -> Result<Duration, ConfigError> {
-        Ok(self.opt_duration(key, min)?.unwrap_or(default))
-    }
-
-    /// An optional duration string of at least `min`.
-    pub(super) fn opt_duration(
-        &self,
-        key: &str,
-        min: Duration,
-    ) -> Result<Option<Duration>, ConfigError> {
-        let d = match self.get(key) {
-            None => return Ok(None),
-            Some(Value::String(s)) => {
-                parse_duration(s).map_err(|e| self.invalid(key, e.to_string()))?
+/// `remote.retry.jitter`, `network.exclude[1]`, `logging."my key"`.
+fn dotted(path: &serde_path_to_error::Path) -> String {
+    let mut out = String::new();
+    for segment in path {
+        match segment {
+            serde_path_to_error::Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            serde_path_to_error::Segment::Map { key }
+            | serde_path_to_error::Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(&quote_key(key));
             }
-            Some(other) => return Err(self.expected(key, "a duration like \"30s\"", other)),
-        };
-        if d < min {
-            let what = if min <= Duration::from_nanos(1) {
-                "a duration greater than 0".to_owned()
-            } else {
-                format!("a duration of at least {}", format_duration(min))
-            };
-            return Err(self.invalid(
-                key,
-                format!("expected {what}, got \"{}\"", format_duration(d)),
-            ));
+            serde_path_to_error::Segment::Unknown => out.push('?'),
         }
-        Ok(Some(d))
     }
-
-    /// A size string (`"64MiB"`) or an integer number of bytes, of at least `min` bytes.
-    pub(super) fn size(&self, key: &str, default: u64, min: u64) -> Result<u64, ConfigError> {
-        let n = match self.get(key) {
-            None => return Ok(default),
-            Some(Value::String(s)) => {
-                parse_size(s).map_err(|e| self.invalid(key, e.to_string()))?
-            }
-            Some(v @ Value::Integer(n)) => {
-                u64::try_from(*n).map_err(|_| self.expected(key, "a size like \"64MiB\"", v))?
-            }
-            Some(other) => return Err(self.expected(key, "a size like \"64MiB\"", other)),
-        };
-        if n < min {
-            return Err(self.invalid(
-                key,
-                format!(
-                    "expected a size of at least {}, got \"{}\"",
-                    format_size(min),
-                    format_size(n)
-                ),
-            ));
-        }
-        Ok(n)
-    }
-}
-
-/// A short description of a value for "got ..." in messages.
-fn describe(v: &Value) -> String {
-    match v {
-        Value::String(s) => format!("{s:?}"),
-        Value::Integer(n) => n.to_string(),
-        Value::Float(f) => f.to_string(),
-        Value::Boolean(b) => b.to_string(),
-        Value::Datetime(d) => format!("a datetime ({d})"),
-        Value::Array(_) => "an array".to_owned(),
-        Value::Table(_) => "a table".to_owned(),
-    }
+    out
 }
 
 /// Renders a key as TOML would need it in a dotted path: bare if possible, else quoted.
@@ -283,4 +55,189 @@ fn quote_key(key: &str) -> String {
     } else {
         format!("{key:?}")
     }
+}
+
+/// What went wrong at one key; `from_value` adds the key.
+#[derive(Debug)]
+pub(super) enum DeError {
+    /// The key is not one of these.
+    UnknownKey(&'static [&'static str]),
+    /// Says what was expected and what was found.
+    Invalid(String),
+}
+
+impl fmt::Display for DeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownKey(expected) => {
+                write!(f, "unknown key (expected one of: {})", expected.join(", "))
+            }
+            Self::Invalid(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for DeError {}
+
+impl de::Error for DeError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        Self::Invalid(msg.to_string())
+    }
+
+    fn invalid_type(unexp: Unexpected<'_>, exp: &dyn Expected) -> Self {
+        // serde's own visitors name Rust types; say it in the words of the config docs.
+        let exp = match exp.to_string() {
+            e if e.starts_with("struct ") => "a table".to_owned(),
+            e if e == "a boolean" => "true or false".to_owned(),
+            e => e,
+        };
+        let got = match unexp {
+            Unexpected::Str(s) => format!("{s:?}"),
+            Unexpected::Signed(n) => n.to_string(),
+            Unexpected::Float(f) => f.to_string(),
+            Unexpected::Bool(b) => b.to_string(),
+            Unexpected::Seq => "an array".to_owned(),
+            Unexpected::Map => "a table".to_owned(),
+            other => other.to_string(),
+        };
+        Self::Invalid(format!("expected {exp}, got {got}"))
+    }
+
+    fn invalid_value(unexp: Unexpected<'_>, exp: &dyn Expected) -> Self {
+        Self::invalid_type(unexp, exp)
+    }
+
+    fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
+        Self::Invalid(format!(
+            "expected one of {}, got {variant:?}",
+            expected.join(", ")
+        ))
+    }
+
+    fn unknown_field(_field: &str, expected: &'static [&'static str]) -> Self {
+        Self::UnknownKey(expected)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ValueDe<'a>(&'a Value);
+
+impl<'de> IntoDeserializer<'de, DeError> for ValueDe<'_> {
+    type Deserializer = Self;
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
+
+impl<'de> Deserializer<'de> for ValueDe<'_> {
+    type Error = DeError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        match self.0 {
+            Value::String(s) => visitor.visit_str(s),
+            Value::Integer(n) => visitor.visit_i64(*n),
+            Value::Float(f) => visitor.visit_f64(*f),
+            Value::Boolean(b) => visitor.visit_bool(*b),
+            // No option takes a datetime.
+            Value::Datetime(d) => Err(de::Error::invalid_type(
+                Unexpected::Other(&format!("a datetime ({d})")),
+                &visitor,
+            )),
+            Value::Array(items) => {
+                let mut seq = SeqDeserializer::new(items.iter().map(ValueDe));
+                let out = visitor.visit_seq(&mut seq)?;
+                seq.end().map(|()| out)
+            }
+            Value::Table(t) => {
+                let mut map = MapDeserializer::new(t.iter().map(|(k, v)| (k.as_str(), ValueDe(v))));
+                let out = visitor.visit_map(&mut map)?;
+                map.end().map(|()| out)
+            }
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_some(self)
+    }
+
+    /// Unit variants only: a string naming the variant.
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        match self.0 {
+            Value::String(s) => visitor.visit_enum(s.as_str().into_deserializer()),
+            _ => match self.deserialize_any(ExpectString)? {},
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        unit unit_struct newtype_struct seq tuple tuple_struct map struct identifier ignored_any
+    }
+}
+
+/// Accepts nothing: turns any value into "expected a string, got ..." (for enums).
+struct ExpectString;
+
+impl<'de> Visitor<'de> for ExpectString {
+    type Value = std::convert::Infallible;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+}
+
+/// An integer option in `MIN..=MAX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Int<const MIN: u64, const MAX: u64>(pub u64);
+
+impl<'de, const MIN: u64, const MAX: u64> de::Deserialize<'de> for Int<MIN, MAX> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_u64(IntVisitor::<MIN, MAX>)
+    }
+}
+
+struct IntVisitor<const MIN: u64, const MAX: u64>;
+
+impl<'de, const MIN: u64, const MAX: u64> Visitor<'de> for IntVisitor<MIN, MAX> {
+    type Value = Int<MIN, MAX>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if MAX == u64::MAX {
+            write!(f, "an integer of at least {MIN}")
+        } else {
+            write!(f, "an integer between {MIN} and {MAX}")
+        }
+    }
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
+        u64::try_from(n)
+            .ok()
+            .filter(|n| (MIN..=MAX).contains(n))
+            .map(Int)
+            .ok_or_else(|| E::invalid_value(Unexpected::Signed(n), &self))
+    }
+}
+
+/// A finite number; TOML integers are accepted (`multiplier = 2`).
+pub(super) fn finite<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    struct Finite;
+    impl Visitor<'_> for Finite {
+        type Value = f64;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a finite number")
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
+            if v.is_finite() {
+                Ok(v)
+            } else {
+                Err(E::invalid_value(Unexpected::Float(v), &self))
+            }
+        }
+        #[allow(clippy::cast_precision_loss)] // config-sized integers are exact in f64
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+    }
+    d.deserialize_f64(Finite)
 }

@@ -7,6 +7,9 @@
 use std::fmt;
 use std::time::Duration;
 
+use serde::Serializer;
+use serde::de::{self, Deserialize, Deserializer, Unexpected, Visitor};
+
 /// Largest accepted duration: 100 years (36500d). Keeps `Instant + d` and millisecond arithmetic
 /// in the rest of the agent far from overflow.
 pub const MAX_DURATION: Duration = Duration::from_secs(36_500 * 86_400);
@@ -204,6 +207,101 @@ pub fn format_size(n: u64) -> String {
             || format!("{n}B"),
             |&(name, factor)| format!("{}{name}", n / factor),
         )
+}
+
+/// A duration option of at least `MIN_NS` nanoseconds, written as a string (`"30s"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Dur<const MIN_NS: u64>(pub Duration);
+
+/// A duration option that must be greater than 0.
+pub(super) type Positive = Dur<1>;
+
+impl<const MIN_NS: u64> From<Dur<MIN_NS>> for Duration {
+    fn from(d: Dur<MIN_NS>) -> Duration {
+        d.0
+    }
+}
+
+impl<'de, const MIN_NS: u64> Deserialize<'de> for Dur<MIN_NS> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<const MIN_NS: u64>;
+        impl<const MIN_NS: u64> Visitor<'_> for V<MIN_NS> {
+            type Value = Dur<MIN_NS>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration like \"30s\"")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                let d = parse_duration(s).map_err(E::custom)?;
+                let min = Duration::from_nanos(MIN_NS);
+                if d >= min {
+                    return Ok(Dur(d));
+                }
+                let what = if MIN_NS <= 1 {
+                    "a duration greater than 0".to_owned()
+                } else {
+                    format!("a duration of at least {}", format_duration(min))
+                };
+                Err(E::custom(format_args!(
+                    "expected {what}, got \"{}\"",
+                    format_duration(d)
+                )))
+            }
+        }
+        d.deserialize_str(V::<MIN_NS>)
+    }
+}
+
+/// A size option of at least `MIN` bytes: a string (`"64MiB"`) or an integer number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Size<const MIN: u64>(pub u64);
+
+impl<const MIN: u64> From<Size<MIN>> for u64 {
+    fn from(s: Size<MIN>) -> u64 {
+        s.0
+    }
+}
+
+impl<'de, const MIN: u64> Deserialize<'de> for Size<MIN> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<const MIN: u64>;
+        impl<const MIN: u64> V<MIN> {
+            fn check<E: de::Error>(n: u64) -> Result<Size<MIN>, E> {
+                if n >= MIN {
+                    return Ok(Size(n));
+                }
+                Err(E::custom(format_args!(
+                    "expected a size of at least {}, got \"{}\"",
+                    format_size(MIN),
+                    format_size(n)
+                )))
+            }
+        }
+        impl<const MIN: u64> Visitor<'_> for V<MIN> {
+            type Value = Size<MIN>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size like \"64MiB\"")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Self::check(parse_size(s).map_err(E::custom)?)
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
+                let n =
+                    u64::try_from(n).map_err(|_| E::invalid_value(Unexpected::Signed(n), &self))?;
+                Self::check(n)
+            }
+        }
+        d.deserialize_any(V::<MIN>)
+    }
+}
+
+/// `serialize_with` for a duration option: the string [`parse_duration`] reads back.
+pub(super) fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_duration(*d))
+}
+
+/// `serialize_with` for a size option: the string [`parse_size`] reads back.
+pub(super) fn ser_size<S: Serializer>(n: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_size(*n))
 }
 
 /// ASCII digits to a number; `None` on overflow (the caller has checked the digits are ASCII).

@@ -1,0 +1,417 @@
+//! The file as written. Each value type or `deserialize_with` helper checks its own option (range,
+//! unit, regex, URL), so those errors carry the key from `serde_path_to_error`. A section whose
+//! invariants each concern one option deserializes straight into its `Config` struct (defaults
+//! from its `Default`); the sections with rules across options or defaults that depend on other
+//! options (storage, remote, remote.retry, monitoring) are read into a `Raw*` struct, every key
+//! optional (`None` = not in the file), and [`RawConfig::validate`] applies those rules.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+
+use super::reader::{Int, finite};
+use super::units::{Dur, Positive, Size};
+use super::*;
+
+/// [`MIN_COLLECT_INTERVAL`] in nanoseconds, for [`Dur`].
+const MIN_COLLECT_NS: u64 = 10_000_000;
+const _: () = assert!(MIN_COLLECT_INTERVAL.as_nanos() == MIN_COLLECT_NS as u128);
+
+const ANY: u64 = u64::MAX;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawConfig {
+    device: DeviceConfig,
+    collect: CollectConfig,
+    paths: PathsConfig,
+    disk: DiskConfig,
+    network: NetworkConfig,
+    storage: RawStorage,
+    /// Present (even empty, or only `[remote.retry]`) = uploads enabled.
+    remote: Option<RawRemote>,
+    health: HealthConfig,
+    monitoring: RawMonitoring,
+    logging: LoggingConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawStorage {
+    #[serde(deserialize_with = "opt_non_empty_path")]
+    path: Option<PathBuf>,
+    flush_interval: Option<Positive>,
+    durability: Option<DurabilityMode>,
+    retention: Option<Positive>,
+    max_size: Option<Size<MIB>>,
+    compaction_interval: Option<Positive>,
+    compaction_threshold: Option<Size<1>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRemote {
+    #[serde(deserialize_with = "remote_url")]
+    url: Option<String>,
+    /// `""` = none.
+    token_file: Option<String>,
+    upload_interval: Option<Positive>,
+    batch_size: Option<Int<1, ANY>>,
+    chunk_size: Option<Int<1, ANY>>,
+    max_chunk_bytes: Option<Size<KIB>>,
+    timeout: Option<Positive>,
+    max_sample_age: Option<Positive>,
+    retry: RawRetry,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRetry {
+    enabled: Option<bool>,
+    max_attempts: Option<Int<1, { u32::MAX as u64 }>>,
+    initial_backoff: Option<Positive>,
+    max_backoff: Option<Positive>,
+    #[serde(deserialize_with = "multiplier")]
+    multiplier: Option<f64>,
+    #[serde(deserialize_with = "jitter")]
+    jitter: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawMonitoring {
+    /// `None` also for `""`: derived from `remote.url`.
+    #[serde(deserialize_with = "clock_skew_url")]
+    clock_skew_url: Option<String>,
+    clock_skew_interval: Option<Positive>,
+    clock_skew_warn_ms: Option<Int<0, ANY>>,
+    self_metrics_interval: Option<Positive>,
+}
+
+/// The value in the file, else the default.
+fn pick<T: Into<U>, U>(value: Option<T>, default: U) -> U {
+    value.map_or(default, Into::into)
+}
+
+impl<const MIN: u64, const MAX: u64> From<Int<MIN, MAX>> for u64 {
+    fn from(n: Int<MIN, MAX>) -> u64 {
+        n.0
+    }
+}
+
+fn invalid(key: &str, message: String) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        message,
+    }
+}
+
+impl RawConfig {
+    /// The rules across options, and the defaults.
+    pub(super) fn validate(self) -> Result<Config, ConfigError> {
+        let remote = self.remote.map(RawRemote::validate).transpose()?;
+        let (m, d) = (self.monitoring, MonitoringConfig::default());
+        let clock_skew_url = match m.clock_skew_url {
+            None => remote.as_ref().map(|r| health_url_of(&r.url)),
+            Some(url) if url == CLOCK_SKEW_OFF => None,
+            Some(url) => Some(url),
+        };
+        Ok(Config {
+            device: self.device,
+            collect: self.collect,
+            paths: self.paths,
+            disk: self.disk,
+            network: self.network,
+            storage: self.storage.validate()?,
+            remote,
+            health: self.health,
+            monitoring: MonitoringConfig {
+                clock_skew_url,
+                clock_skew_interval: pick(m.clock_skew_interval, d.clock_skew_interval),
+                clock_skew_warn_ms: pick(m.clock_skew_warn_ms, d.clock_skew_warn_ms),
+                self_metrics_interval: pick(m.self_metrics_interval, d.self_metrics_interval),
+            },
+            logging: self.logging,
+        })
+    }
+}
+
+impl RawStorage {
+    fn validate(self) -> Result<StorageConfig, ConfigError> {
+        let d = StorageConfig::default();
+        let max_size = pick(self.max_size, d.max_size);
+        let compaction_threshold = pick(self.compaction_threshold, d.compaction_threshold);
+        if compaction_threshold > max_size {
+            return Err(invalid(
+                "storage.compaction_threshold",
+                format!(
+                    "expected a size no larger than storage.max_size ({}), got \"{}\"",
+                    format_size(max_size),
+                    format_size(compaction_threshold)
+                ),
+            ));
+        }
+        Ok(StorageConfig {
+            path: pick(self.path, d.path),
+            flush_interval: pick(self.flush_interval, d.flush_interval),
+            durability: pick(self.durability, d.durability),
+            retention: pick(self.retention, d.retention),
+            max_size,
+            compaction_interval: pick(self.compaction_interval, d.compaction_interval),
+            compaction_threshold,
+        })
+    }
+}
+
+impl RawRemote {
+    fn validate(self) -> Result<RemoteConfig, ConfigError> {
+        let d = RemoteConfig::default();
+        let batch_size = pick(self.batch_size, d.batch_size as u64);
+        // Unset, the chunk is the default or the whole batch, whichever is smaller, so that a
+        // smaller batch_size alone stays valid.
+        let chunk_size = pick(self.chunk_size, (d.chunk_size as u64).min(batch_size));
+        if batch_size < chunk_size {
+            return Err(invalid(
+                "remote.batch_size",
+                format!(
+                    "expected an integer of at least remote.chunk_size ({chunk_size}), got \
+                     {batch_size}"
+                ),
+            ));
+        }
+        let too_big = |key: &str| invalid(key, "value does not fit in memory addresses".into());
+        Ok(RemoteConfig {
+            url: pick(self.url, d.url),
+            token_file: self.token_file.filter(|t| !t.is_empty()).map(Into::into),
+            upload_interval: pick(self.upload_interval, d.upload_interval),
+            batch_size: usize::try_from(batch_size).map_err(|_| too_big("remote.batch_size"))?,
+            chunk_size: usize::try_from(chunk_size).map_err(|_| too_big("remote.chunk_size"))?,
+            max_chunk_bytes: pick(self.max_chunk_bytes, d.max_chunk_bytes),
+            timeout: pick(self.timeout, d.timeout),
+            max_sample_age: pick(self.max_sample_age, d.max_sample_age),
+            retry: self.retry.validate()?,
+        })
+    }
+}
+
+impl RawRetry {
+    fn validate(self) -> Result<RetryConfig, ConfigError> {
+        let d = RetryConfig::default();
+        let initial_backoff = pick(self.initial_backoff, d.initial_backoff);
+        let max_backoff = pick(self.max_backoff, d.max_backoff);
+        if initial_backoff > max_backoff {
+            return Err(invalid(
+                "remote.retry.initial_backoff",
+                format!(
+                    "expected a duration no longer than remote.retry.max_backoff ({}), got \"{}\"",
+                    format_duration(max_backoff),
+                    format_duration(initial_backoff)
+                ),
+            ));
+        }
+        Ok(RetryConfig {
+            enabled: pick(self.enabled, d.enabled),
+            // In 1..=u32::MAX.
+            max_attempts: self
+                .max_attempts
+                .and_then(|v| u32::try_from(v.0).ok())
+                .unwrap_or(d.max_attempts),
+            initial_backoff,
+            max_backoff,
+            multiplier: pick(self.multiplier, d.multiplier),
+            jitter: pick(self.jitter, d.jitter),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Values checked on their own (`deserialize_with`, also on the sections deserialized straight
+// into their `Config` struct)
+
+/// `T` from the file, passed through `check`; its `Err` text follows the key in the message.
+fn checked<'de, D, T, U>(d: D, check: impl FnOnce(T) -> Result<U, String>) -> Result<U, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    check(T::deserialize(d)?).map_err(de::Error::custom)
+}
+
+/// `""` = the hostname.
+pub(super) fn device_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    checked(d, |id: String| {
+        if id.is_empty() {
+            Ok(DeviceConfig::default().id)
+        } else if id.trim() != id || id.chars().any(char::is_control) || id.len() > 128 {
+            Err(format!(
+                "expected at most 128 bytes without control characters or surrounding \
+                 whitespace (empty = the hostname), got {id:?}"
+            ))
+        } else {
+            Ok(id)
+        }
+    })
+}
+
+pub(super) fn collect_interval<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    Dur::<MIN_COLLECT_NS>::deserialize(d).map(Duration::from)
+}
+
+fn opt_non_empty_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    non_empty_path(d).map(Some)
+}
+
+pub(super) fn non_empty_path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+    checked(d, |s: String| {
+        if s.is_empty() {
+            Err("expected a non-empty string".to_owned())
+        } else {
+            Ok(s.into())
+        }
+    })
+}
+
+/// A regex-lite pattern that compiles.
+#[derive(Debug)]
+struct Regex(String);
+
+impl<'de> Deserialize<'de> for Regex {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked(d, |pattern: String| {
+            match regex_lite::Regex::new(&pattern) {
+                Ok(_) => Ok(Regex(pattern)),
+                Err(e) => Err(format!("invalid regex: {e}")),
+            }
+        })
+    }
+}
+
+pub(super) fn regex<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Regex::deserialize(d).map(|r| r.0)
+}
+
+pub(super) fn regexes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an array of strings")
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(Regex(pattern)) = seq.next_element()? {
+                out.push(pattern);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(V)
+}
+
+pub(super) fn max_interfaces<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    // In 1..=4096: fits any usize.
+    let n = Int::<1, 4096>::deserialize(d)?.0;
+    usize::try_from(n).map_err(|_| de::Error::custom("value does not fit in memory addresses"))
+}
+
+fn remote_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    checked(d, |url: String| match check_http_url(&url) {
+        Ok(()) => Ok(Some(url)),
+        Err(m) => Err(format!("{m}, got {url:?}")),
+    })
+}
+
+fn clock_skew_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    checked(d, |url: String| {
+        if url.is_empty() {
+            return Ok(None);
+        }
+        match check_http_url(&url) {
+            Err(m) if url != CLOCK_SKEW_OFF => Err(format!(
+                "{m} (or \"\" to derive it, \"off\" to disable), got {url:?}"
+            )),
+            _ => Ok(Some(url)),
+        }
+    })
+}
+
+fn multiplier<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let m = finite(d)?;
+    if m < 1.0 {
+        return Err(de::Error::custom(format_args!(
+            "expected a number of at least 1, got {m}"
+        )));
+    }
+    Ok(Some(m))
+}
+
+fn jitter<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let j = finite(d)?;
+    if !(0.0..1.0).contains(&j) {
+        return Err(de::Error::custom(format_args!(
+            "expected a number between 0 and 1 (0 <= jitter < 1), got {j}"
+        )));
+    }
+    Ok(Some(j))
+}
+
+pub(super) fn socket_address<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    checked(d, |address: String| {
+        address.parse().map_err(|_| {
+            format!(
+                "expected an IP socket address like \"127.0.0.1:9100\" or \"[::1]:9100\", got \
+                 {address:?}"
+            )
+        })
+    })
+}
+
+pub(super) fn level<'de, D: Deserializer<'de>>(d: D) -> Result<log::LevelFilter, D::Error> {
+    let name = String::deserialize(d)?;
+    log::LevelFilter::iter()
+        .find(|&l| level_name(l) == name)
+        .ok_or_else(|| de::Error::unknown_variant(&name, LOG_LEVELS))
+}
+
+// ---------------------------------------------------------------------------------------------
+// [collect.intervals]: a table from collector name to duration
+
+/// A key of `[collect.intervals]`: the [`CollectorKind::name`] of some kind.
+struct KindKey(CollectorKind);
+
+impl<'de> Deserialize<'de> for KindKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        static NAMES: LazyLock<Vec<&'static str>> =
+            LazyLock::new(|| CollectorKind::ALL.iter().map(|k| k.name()).collect());
+        let name = String::deserialize(d)?;
+        CollectorKind::ALL
+            .into_iter()
+            .find(|k| k.name() == name)
+            .map(KindKey)
+            .ok_or_else(|| de::Error::unknown_field(&name, &NAMES))
+    }
+}
+
+impl<'de> Deserialize<'de> for CollectorIntervals {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CollectorIntervals;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = CollectorIntervals::default();
+                while let Some(KindKey(kind)) = map.next_key()? {
+                    let interval: Dur<MIN_COLLECT_NS> = map.next_value()?;
+                    out.set(kind, Some(Duration::from(interval)));
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
