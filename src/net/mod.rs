@@ -13,6 +13,7 @@
 mod base64;
 pub mod chunked;
 mod client;
+pub mod date;
 mod error;
 mod plain;
 mod resolve;
@@ -25,5 +26,6 @@ pub use client::{
     Client, IDLE_TIMEOUT, MAX_IDLE_CONNECTIONS, Method, Request, Response, SNIPPET_BYTES,
     USER_AGENT, check_supported, valid_header_value,
 };
+pub use date::parse_http_date;
 pub use error::HttpError;
 pub use url::{Url, UrlError};
