@@ -121,7 +121,7 @@ struct Inner {
     pool: Pool,
     /// The isahc client, built on the first request that needs it.
     #[cfg(feature = "tls")]
-    curl: OnceLock<Result<isahc::HttpClient, String>>,
+    curl: OnceLock<Result<isahc::HttpClient, isahc::Error>>,
     /// Send http:// through isahc too (tests of the isahc path).
     #[cfg(feature = "tls")]
     curl_for_http: bool,

@@ -29,6 +29,6 @@ pub use client::{
     USER_AGENT, check_supported, valid_header_value,
 };
 pub use date::parse_http_date;
-pub use error::HttpError;
+pub use error::{FailureKind, HttpError};
 pub use head::Method;
 pub use url::{Url, UrlError};

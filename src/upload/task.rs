@@ -656,6 +656,10 @@ impl Uploader {
             .await;
             let elapsed = started.elapsed();
             let duration_ms = elapsed.as_millis() as u64;
+            let error_kind = match &outcome {
+                Outcome::Error(e) => e.kind().as_str(),
+                _ => "none",
+            };
             let (status, bytes_rcvd, retry_after, detail) = match outcome {
                 Outcome::Stopped => return Sent::Stopped,
                 Outcome::Answer(a) => (a.status, a.bytes_rcvd, a.retry_after, a.snippet),
@@ -748,7 +752,7 @@ impl Uploader {
                 batch_id:% = batch_id, chunk_index = index, attempt = attempt,
                 backoff_ms = wait.as_millis() as u64, http_status = status, samples = samples,
                 bytes_sent = bytes_sent, bytes_rcvd = bytes_rcvd, duration_ms = duration_ms,
-                error = detail.as_str();
+                error = detail.as_str(), error_kind = error_kind;
                 "{msg}"
             );
             if last {
