@@ -269,7 +269,8 @@ fn parse_response(raw: &[u8]) -> Result<(u16, String), &'static str> {
             body
         }
     };
-    String::from_utf8(body).map_err(|_| "body is not UTF-8")
+    String::from_utf8(body)
+        .map_err(|_| "body is not UTF-8")
         .map(|body| (head.status, body))
 }
 
@@ -292,7 +293,10 @@ mod tests {
             parse_response(b"HTTP/1.0 200 OK\r\n\r\nuntil close"),
             Ok((200, "until close".to_owned()))
         );
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab").is_err());
+        assert!(
+            parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab")
+                .is_err()
+        );
     }
 
     #[test]

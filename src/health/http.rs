@@ -16,8 +16,8 @@
 
 use core::fmt;
 
-pub use crate::net::head::{MAX_FIELDS, Method};
 use crate::net::head::{self, is_tchar};
+pub use crate::net::head::{MAX_FIELDS, Method};
 
 /// Largest request head accepted (request line + headers + empty line), bytes.
 pub const MAX_HEAD: usize = head::MAX_REQUEST_HEAD;
@@ -270,7 +270,9 @@ fn version_error(buf: &[u8]) -> Result<Parsed<'_>, HeadError> {
         .unwrap_or(0);
     let rest = buf.get(start..).unwrap_or_default();
     let line_end = rest.iter().position(|&b| b == b'\r' || b == b'\n');
-    let line = rest.get(..line_end.unwrap_or(rest.len())).unwrap_or_default();
+    let line = rest
+        .get(..line_end.unwrap_or(rest.len()))
+        .unwrap_or_default();
     let mut parts = line.splitn(3, |&b| b == b' ');
     let version = parts.nth(2).unwrap_or_default();
     let fits = |v: &[u8]| {
@@ -519,7 +521,12 @@ mod tests {
                     n = (n + step).min(head.len());
                     last = p.advance(&head[..n]);
                 }
-                assert_eq!(last, whole, "{:?} step {step}", String::from_utf8_lossy(head));
+                assert_eq!(
+                    last,
+                    whole,
+                    "{:?} step {step}",
+                    String::from_utf8_lossy(head)
+                );
             }
         }
         assert!(parse_head(heads[6]).is_ok());

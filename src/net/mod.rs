@@ -25,8 +25,8 @@ mod tls;
 pub mod url;
 
 pub use client::{
-    Client, IDLE_TIMEOUT, MAX_IDLE_CONNECTIONS, Request, Response, SNIPPET_BYTES,
-    USER_AGENT, check_supported, valid_header_value,
+    Client, IDLE_TIMEOUT, MAX_IDLE_CONNECTIONS, Request, Response, SNIPPET_BYTES, USER_AGENT,
+    check_supported, valid_header_value,
 };
 pub use date::parse_http_date;
 pub use error::{FailureKind, HttpError};

@@ -118,8 +118,7 @@ pub fn parse_head(buf: &[u8], head_request: bool) -> Result<Parsed, HeadError> {
         !seen.close
     };
     // Both framings at once is a smuggling pattern: use the chunked one, then close.
-    if framing == Framing::UntilClose || (seen.transfer_encoding && seen.content_length.is_some())
-    {
+    if framing == Framing::UntilClose || (seen.transfer_encoding && seen.content_length.is_some()) {
         keep_alive = false;
     }
     Ok(Parsed::Complete(Head {

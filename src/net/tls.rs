@@ -60,10 +60,7 @@ pub(super) async fn send(client: &HttpClient, req: &Request<'_>) -> Result<Respo
         .body(req.body.to_vec())
         .map_err(|e| HttpError::from(isahc::Error::from(e)))?;
     let start = Instant::now();
-    let mut response = client
-        .send_async(request)
-        .await
-        .map_err(HttpError::from)?;
+    let mut response = client.send_async(request).await.map_err(HttpError::from)?;
     let head_at = Instant::now();
     let setup = response.metrics().map_or(Duration::ZERO, |m| {
         m.name_lookup_time() + m.connect_time() + m.secure_connect_time()

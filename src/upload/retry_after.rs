@@ -61,7 +61,10 @@ mod tests {
             Some(951_868_799_000)
         );
         // The obsolete forms too (RFC 9110: a recipient must accept all three).
-        for old in [&b"Sunday, 06-Nov-94 08:49:37 GMT"[..], b"Sun Nov  6 08:49:37 1994"] {
+        for old in [
+            &b"Sunday, 06-Nov-94 08:49:37 GMT"[..],
+            b"Sun Nov  6 08:49:37 1994",
+        ] {
             assert_eq!(parse_retry_after(old, RFC_EXAMPLE_MS), Some(Duration::ZERO));
         }
         let now = RFC_EXAMPLE_MS - 2_500;
