@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::collect::CollectorKind;
 use crate::config::Config;
+use crate::net::chunked::ChunkedDecoder;
+use crate::net::response::{Framing, HeadError, Parsed, parse_head};
 
 /// Exit code of `status` when the agent does not answer.
 pub const STATUS_UNREACHABLE: u8 = 3;
@@ -308,39 +310,42 @@ pub fn fetch_health(
     parse_response(&raw).map_err(|what| FetchError::Malformed { addr, what })
 }
 
+/// The status and body of a whole response (read to EOF), through the client's response parser
+/// ([`crate::net::response`]: httparse and the same framing rules).
 fn parse_response(raw: &[u8]) -> Result<(u16, String), &'static str> {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("no end of headers")?;
-    let head = std::str::from_utf8(raw.get(..end).unwrap_or_default())
-        .map_err(|_| "headers are not UTF-8")?;
-    let body = raw.get(end + 4..).unwrap_or_default();
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or_default();
-    if !version.starts_with("HTTP/1.") {
-        return Err("not an HTTP/1.x status line");
-    }
-    let code = parts
-        .next()
-        .filter(|c| c.len() == 3)
-        .and_then(|c| c.parse::<u16>().ok())
-        .ok_or("invalid status code")?;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        if name.trim().eq_ignore_ascii_case("content-length") {
-            let len: usize = value.trim().parse().map_err(|_| "invalid Content-Length")?;
-            if body.len() < len {
-                return Err("body shorter than Content-Length");
+    let head = match parse_head(raw, false) {
+        Ok(Parsed::Complete(h)) => h,
+        Ok(Parsed::Partial) => return Err("no end of headers"),
+        Err(HeadError::TooLarge) => return Err("response head too large"),
+        Err(HeadError::Malformed(what)) => return Err(what),
+    };
+    let rest = raw.get(head.head_len..).unwrap_or_default();
+    let body = match head.framing {
+        Framing::Empty => Vec::new(),
+        Framing::Length(n) => usize::try_from(n)
+            .ok()
+            .and_then(|n| rest.get(..n))
+            .ok_or("body shorter than Content-Length")?
+            .to_vec(),
+        Framing::UntilClose => rest.to_vec(),
+        Framing::Chunked => {
+            let mut decoder = ChunkedDecoder::new();
+            let mut body = Vec::new();
+            let mut data = rest;
+            while !decoder.is_done() {
+                let (used, run) = decoder.feed(data).map_err(|e| e.0)?;
+                body.extend_from_slice(data.get(run).unwrap_or_default());
+                if used == 0 {
+                    return Err("chunked body cut short");
+                }
+                data = data.get(used..).unwrap_or_default();
             }
+            body
         }
-    }
-    let body = String::from_utf8(body.to_vec()).map_err(|_| "body is not UTF-8")?;
-    Ok((code, body))
+    };
+    String::from_utf8(body)
+        .map_err(|_| "body is not UTF-8")
+        .map(|body| (head.status, body))
 }
 
 #[cfg(test)]
@@ -355,6 +360,17 @@ mod tests {
         assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc").is_err());
         assert!(parse_response(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
         assert!(parse_response(b"HTTP/1.1 200 OK\r\n").is_err());
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+        assert_eq!(parse_response(chunked), Ok((200, "abc".to_owned())));
+        assert!(parse_response(&chunked[..chunked.len() - 7]).is_err());
+        assert_eq!(
+            parse_response(b"HTTP/1.0 200 OK\r\n\r\nuntil close"),
+            Ok((200, "until close".to_owned()))
+        );
+        assert!(
+            parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab")
+                .is_err()
+        );
     }
 
     #[test]

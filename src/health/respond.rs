@@ -122,7 +122,7 @@ pub fn respond(
             return status;
         }
     };
-    let send_body = req.method != Method::Head;
+    let send_body = req.method != Some(Method::Head);
     let known = matches!(
         req.path,
         b"/health" | b"/health/live" | b"/health/ready" | b"/metrics"
@@ -131,7 +131,7 @@ pub fn respond(
         out.text(404, &"not found", "", send_body);
         return 404;
     }
-    if req.method == Method::Other {
+    if !matches!(req.method, Some(Method::Get | Method::Head)) {
         out.text(405, &"method not allowed", "Allow: GET, HEAD\r\n", true);
         return 405;
     }

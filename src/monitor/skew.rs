@@ -27,7 +27,7 @@ use smol::future::or;
 
 use crate::config::Config;
 use crate::model::state::{AgentState, TimeState};
-use crate::model::time::{days_from_civil, now_ms};
+use crate::model::time::now_ms;
 use crate::net::{self, Client, Method, Request, Url};
 
 /// Added to the `Date` value to center its one-second truncation.
@@ -103,112 +103,10 @@ pub struct Measurement {
     pub rtt_ms: i64,
 }
 
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-const LONG_DAYS: [&str; 7] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-];
-
-fn digits(s: &str, min: usize, max: usize) -> Option<u32> {
-    if s.len() < min || s.len() > max || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
-}
-
-fn month(s: &str) -> Option<u32> {
-    MONTHS
-        .iter()
-        .position(|&m| m == s)
-        .and_then(|i| u32::try_from(i + 1).ok())
-}
-
-/// `hh:mm:ss` → seconds of day (a leap second `60` is accepted).
-fn time_of_day(s: &str) -> Option<i64> {
-    let mut it = s.split(':');
-    let (h, m, sec) = (it.next()?, it.next()?, it.next()?);
-    if it.next().is_some() {
-        return None;
-    }
-    let (h, m, sec) = (digits(h, 2, 2)?, digits(m, 2, 2)?, digits(sec, 2, 2)?);
-    if h > 23 || m > 59 || sec > 60 {
-        return None;
-    }
-    Some(i64::from(h) * 3600 + i64::from(m) * 60 + i64::from(sec))
-}
-
-fn is_leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
-
-fn epoch_secs(y: i64, m: u32, d: u32, tod: i64) -> Option<i64> {
-    let dim = match m {
-        2 if is_leap(y) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        1..=12 => 31,
-        _ => return None,
-    };
-    if d == 0 || d > dim {
-        return None;
-    }
-    Some(days_from_civil(y, m, d) * 86_400 + tod)
-}
-
-/// Parses an HTTP-date (RFC 9110 §5.6.7) into seconds since the Unix epoch:
-/// IMF-fixdate `Sun, 06 Nov 1994 08:49:37 GMT`, RFC 850 `Sunday, 06-Nov-94 08:49:37 GMT` (two-digit
-/// years 70–99 are 19xx, 00–69 are 20xx) and asctime `Sun Nov  6 08:49:37 1994`. The weekday name
-/// must be valid but is not checked against the date.
+/// Parses an HTTP-date into seconds since the Unix epoch, through the agent's one HTTP-date
+/// parser ([`net::parse_http_date`]: IMF-fixdate, RFC 850, asctime; weekday checked).
 pub fn parse_http_date(value: &[u8]) -> Result<i64, SkewError> {
-    parse_date_str(value).ok_or(SkewError::BadDate)
-}
-
-fn parse_date_str(value: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(value).ok()?.trim();
-    if let Some((day, rest)) = s.split_once(", ") {
-        let mut f = rest.split_ascii_whitespace();
-        if DAYS.contains(&day) {
-            // IMF-fixdate
-            let (d, m, y, t, z) = (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
-            if f.next().is_some() || z != "GMT" {
-                return None;
-            }
-            let y = i64::from(digits(y, 4, 4)?);
-            return epoch_secs(y, month(m)?, digits(d, 2, 2)?, time_of_day(t)?);
-        }
-        if LONG_DAYS.contains(&day) {
-            // RFC 850
-            let (date, t, z) = (f.next()?, f.next()?, f.next()?);
-            if f.next().is_some() || z != "GMT" {
-                return None;
-            }
-            let mut p = date.split('-');
-            let (d, m, y) = (p.next()?, p.next()?, p.next()?);
-            if p.next().is_some() {
-                return None;
-            }
-            let yy = i64::from(digits(y, 2, 2)?);
-            let y = if yy < 70 { 2000 + yy } else { 1900 + yy };
-            return epoch_secs(y, month(m)?, digits(d, 2, 2)?, time_of_day(t)?);
-        }
-        return None;
-    }
-    // asctime
-    let mut f = s.split_ascii_whitespace();
-    let (day, m, d, t, y) = (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
-    if f.next().is_some() || !DAYS.contains(&day) {
-        return None;
-    }
-    let y = i64::from(digits(y, 4, 4)?);
-    epoch_secs(y, month(m)?, digits(d, 1, 2)?, time_of_day(t)?)
+    net::parse_http_date(value).ok_or(SkewError::BadDate)
 }
 
 /// `server − midpoint(send, recv)` in ms, with the `Date` value centered by [`DATE_CENTER_MS`].

@@ -15,6 +15,7 @@ use smol::Timer;
 use smol::future::FutureExt as _;
 
 use super::error::HttpError;
+use super::head::{Method, is_tchar};
 use super::plain::Pool;
 use super::url::Url;
 
@@ -31,21 +32,6 @@ pub const MAX_IDLE_CONNECTIONS: usize = 1;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 /// The `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("belabox-metrics/", env!("CARGO_PKG_VERSION"));
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Get,
-    Post,
-}
-
-impl Method {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Post => "POST",
-        }
-    }
-}
 
 /// One request. `headers` must not hold `Host`, `Content-Length`, `Transfer-Encoding` or
 /// `Connection` (the client writes those); an `Authorization` here replaces the URL's userinfo.
@@ -121,9 +107,7 @@ pub fn valid_header_value(v: &[u8]) -> bool {
 }
 
 fn valid_header_name(n: &str) -> bool {
-    !n.is_empty()
-        && n.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !n.is_empty() && n.bytes().all(is_tchar)
 }
 
 /// The HTTP client. Cheap to clone (an `Arc`); clones share the idle connection.
@@ -137,7 +121,7 @@ struct Inner {
     pool: Pool,
     /// The isahc client, built on the first request that needs it.
     #[cfg(feature = "tls")]
-    curl: OnceLock<Result<isahc::HttpClient, String>>,
+    curl: OnceLock<Result<isahc::HttpClient, isahc::Error>>,
     /// Send http:// through isahc too (tests of the isahc path).
     #[cfg(feature = "tls")]
     curl_for_http: bool,

@@ -24,15 +24,76 @@ pub enum HttpError {
     TooLarge,
     /// An `https://` URL in a build without the `tls` feature.
     TlsUnavailable,
-    /// The https client (isahc/curl) failed; its message.
-    Tls(String),
+    /// The https client (isahc/curl) failed: its error, kept whole ([`isahc::Error::kind`] says
+    /// which stage; [`HttpError::kind`] folds it into the same classes as the plain client's).
+    #[cfg(feature = "tls")]
+    Tls(isahc::Error),
+}
+
+/// What failed, in one stable word for logs (`error_kind=`): the same classes whichever client
+/// (plain or isahc) made the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Name lookup.
+    Resolve,
+    /// TCP connect.
+    Connect,
+    /// Reading or writing an established connection (reset, closed early).
+    Io,
+    Timeout,
+    /// The answer is not valid HTTP/1.x, or too large.
+    Protocol,
+    /// TLS handshake or certificate.
+    Tls,
+    /// https in a build without TLS.
+    Unsupported,
+    /// The request could not be built or sent (bad header, client set-up).
+    Client,
+    Other,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Resolve => "resolve",
+            FailureKind::Connect => "connect",
+            FailureKind::Io => "io",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Protocol => "protocol",
+            FailureKind::Tls => "tls",
+            FailureKind::Unsupported => "unsupported",
+            FailureKind::Client => "client",
+            FailureKind::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl HttpError {
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            HttpError::Resolve { .. } => FailureKind::Resolve,
+            HttpError::Connect { .. } => FailureKind::Connect,
+            HttpError::Io(_) => FailureKind::Io,
+            HttpError::Timeout => FailureKind::Timeout,
+            HttpError::Malformed(_) | HttpError::TooLarge => FailureKind::Protocol,
+            HttpError::TlsUnavailable => FailureKind::Unsupported,
+            #[cfg(feature = "tls")]
+            HttpError::Tls(e) => isahc_kind(e.kind()),
+        }
+    }
+
     pub fn is_timeout(&self) -> bool {
         match self {
             HttpError::Timeout => true,
             HttpError::Io(e) => e.kind() == io::ErrorKind::TimedOut,
+            #[cfg(feature = "tls")]
+            HttpError::Tls(e) => e.is_timeout(),
             _ => false,
         }
     }
@@ -58,7 +119,8 @@ impl fmt::Display for HttpError {
                 "https:// needs a build with the `tls` feature (cargo build --features tls); \
                  or use an http:// URL",
             ),
-            HttpError::Tls(e) => write!(f, "https request failed: {e}"),
+            #[cfg(feature = "tls")]
+            HttpError::Tls(e) => write!(f, "https request failed ({}): {e}", self.kind()),
         }
     }
 }
@@ -68,7 +130,43 @@ impl std::error::Error for HttpError {
         match self {
             HttpError::Resolve { source, .. } | HttpError::Connect { source, .. } => Some(source),
             HttpError::Io(e) => Some(e),
+            #[cfg(feature = "tls")]
+            HttpError::Tls(e) => Some(e),
             _ => None,
+        }
+    }
+}
+
+#[cfg(feature = "tls")]
+fn isahc_kind(kind: &isahc::error::ErrorKind) -> FailureKind {
+    use isahc::error::ErrorKind as K;
+    match kind {
+        K::NameResolution => FailureKind::Resolve,
+        K::ConnectionFailed => FailureKind::Connect,
+        K::Io => FailureKind::Io,
+        K::Timeout => FailureKind::Timeout,
+        K::ProtocolViolation | K::InvalidContentEncoding | K::TooManyRedirects => {
+            FailureKind::Protocol
+        }
+        K::BadServerCertificate
+        | K::BadClientCertificate
+        | K::TlsEngine
+        | K::InvalidTlsConfiguration => FailureKind::Tls,
+        K::ClientInitialization | K::InvalidRequest | K::RequestBodyNotRewindable => {
+            FailureKind::Client
+        }
+        _ => FailureKind::Other,
+    }
+}
+
+#[cfg(feature = "tls")]
+impl From<isahc::Error> for HttpError {
+    /// A timeout is [`HttpError::Timeout`] whichever client timed out.
+    fn from(e: isahc::Error) -> HttpError {
+        if e.is_timeout() {
+            HttpError::Timeout
+        } else {
+            HttpError::Tls(e)
         }
     }
 }
@@ -91,5 +189,42 @@ impl From<HeadError> for HttpError {
 impl From<ChunkedError> for HttpError {
     fn from(e: ChunkedError) -> HttpError {
         HttpError::Malformed(e.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_and_messages() {
+        let e = HttpError::Io(io::Error::from(io::ErrorKind::UnexpectedEof));
+        assert_eq!(e.kind(), FailureKind::Io);
+        assert_eq!(
+            e.to_string(),
+            "connection closed before the response was complete"
+        );
+        assert_eq!(HttpError::TooLarge.kind().as_str(), "protocol");
+        assert_eq!(HttpError::TlsUnavailable.kind(), FailureKind::Unsupported);
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn isahc_errors_keep_their_source() {
+        use isahc::error::ErrorKind as K;
+        let e = HttpError::from(isahc::Error::from(K::BadServerCertificate));
+        assert!(matches!(&e, HttpError::Tls(inner) if *inner.kind() == K::BadServerCertificate));
+        assert_eq!(e.kind(), FailureKind::Tls);
+        let text = e.to_string();
+        assert!(text.starts_with("https request failed (tls): "), "{text}");
+        assert!(std::error::Error::source(&e).is_some());
+        assert_eq!(
+            HttpError::from(isahc::Error::from(K::NameResolution)).kind(),
+            FailureKind::Resolve
+        );
+        assert!(matches!(
+            HttpError::from(isahc::Error::from(K::Timeout)),
+            HttpError::Timeout
+        ));
     }
 }

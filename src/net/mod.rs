@@ -7,13 +7,16 @@
 //!   (and curl's agent thread) exists only once an https request was made. Without the feature
 //!   an https URL is refused ([`HttpError::TlsUnavailable`]).
 //!
-//! Pure pieces (no I/O, fuzzed): [`url`], [`response`] (head parser), [`chunked`] (body
-//! decoder). See docs/architecture.md.
+//! Pure pieces (no I/O, fuzzed): [`url`], [`head`] (the one HTTP/1.x head parser, httparse, and
+//! its limits), [`response`] (response heads and framing), [`chunked`] (body decoder), [`date`]
+//! (HTTP-date). See docs/architecture.md.
 
 mod base64;
 pub mod chunked;
 mod client;
+pub mod date;
 mod error;
+pub mod head;
 mod plain;
 mod resolve;
 pub mod response;
@@ -22,8 +25,10 @@ mod tls;
 pub mod url;
 
 pub use client::{
-    Client, IDLE_TIMEOUT, MAX_IDLE_CONNECTIONS, Method, Request, Response, SNIPPET_BYTES,
-    USER_AGENT, check_supported, valid_header_value,
+    Client, IDLE_TIMEOUT, MAX_IDLE_CONNECTIONS, Request, Response, SNIPPET_BYTES, USER_AGENT,
+    check_supported, valid_header_value,
 };
-pub use error::HttpError;
+pub use date::parse_http_date;
+pub use error::{FailureKind, HttpError};
+pub use head::Method;
 pub use url::{Url, UrlError};

@@ -21,8 +21,9 @@ use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use smol::net::TcpStream;
 
 use super::chunked::ChunkedDecoder;
-use super::client::{BodySink, IDLE_TIMEOUT, Method, Request, Response, USER_AGENT};
+use super::client::{BodySink, IDLE_TIMEOUT, Request, Response, USER_AGENT};
 use super::error::HttpError;
+use super::head::Method;
 use super::resolve::resolve;
 use super::response::{Framing, Head, Parsed, parse_head};
 use super::url::Url;
@@ -220,7 +221,7 @@ async fn exchange(
     let mut buf = Vec::with_capacity(READ_BUF);
     let mut got_any = false;
     let head: Head = loop {
-        match parse_head(&buf, false) {
+        match parse_head(&buf, req.method == Method::Head) {
             Ok(Parsed::Complete(h)) if h.status == 101 => {
                 return Err(late(HttpError::Malformed(
                     "unexpected 101 Switching Protocols",

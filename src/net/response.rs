@@ -1,23 +1,26 @@
 //! The head of an HTTP/1.x response (status line + header fields), parsed from a byte buffer
 //! with no I/O and no allocation: the client calls [`parse_head`] on what it has read so far and
-//! gets [`Parsed::Partial`] until the empty line has arrived.
+//! gets [`Parsed::Partial`] until the empty line has arrived. The syntax is httparse's (through
+//! [`super::head`]); this file adds the status range and the framing.
 //!
 //! Invariants: a prefix of a response either gives `Partial` or the same result as the whole
 //! response (so the result never depends on how the bytes were cut into reads); the head is at
-//! most [`MAX_HEAD`] bytes; nothing panics on any input (fuzzed: fuzz/fuzz_targets/http_response.rs).
-//! Self-contained (no `crate::` paths) so the fuzz crate can include the file.
+//! most [`MAX_HEAD`] bytes and [`MAX_FIELDS`] fields; nothing panics on any input (fuzzed:
+//! fuzz/fuzz_targets/http_response.rs). No `crate::` paths, so the fuzz crate can include the file.
 //!
 //! Framing follows RFC 9112 §6.3: no body for a HEAD request or 1xx/204/304; then
 //! `Transfer-Encoding` (chunked last ⇒ chunked, otherwise until close) over `Content-Length`;
-//! otherwise until close. Refused: a malformed status line, obs-fold, a field without a name,
-//! control characters, a `Content-Length` that is not digits, overflows `u64`, or disagrees with
-//! another one.
+//! otherwise until close. Refused: a malformed status line (HTTP/1.0 and 1.1 only, status
+//! 100–999), obs-fold, a field without a name, control characters, a `Content-Length` that is not
+//! digits, overflows `u64`, or disagrees with another one.
 
 use std::fmt;
 use std::ops::Range;
 
+use super::head::{self, MAX_FIELDS};
+
 /// Largest response head accepted, status line to the empty line included.
-pub const MAX_HEAD: usize = 16 * 1024;
+pub const MAX_HEAD: usize = head::MAX_RESPONSE_HEAD;
 
 /// How the body after the head is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +39,7 @@ pub enum Framing {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Head {
     pub status: u16,
-    /// The minor version: 0 for HTTP/1.0, 1 for HTTP/1.1 (a later 1.x counts as 1.1).
+    /// The minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub version: u8,
     /// Bytes of the head, its final empty line included; the body starts there.
     pub head_len: usize,
@@ -49,16 +52,11 @@ pub struct Head {
     pub retry_after: Option<Range<usize>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Parsed {
-    /// The head is not complete yet: read more.
-    Partial,
-    Complete(Head),
-}
+pub type Parsed = head::Parsed<Head>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeadError {
-    /// The head is longer than [`MAX_HEAD`].
+    /// The head is longer than [`MAX_HEAD`] bytes or has more than [`MAX_FIELDS`] fields.
     TooLarge,
     /// Not an HTTP/1.x response head; what is wrong.
     Malformed(&'static str),
@@ -67,7 +65,10 @@ pub enum HeadError {
 impl fmt::Display for HeadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            HeadError::TooLarge => write!(f, "response head larger than {MAX_HEAD} bytes"),
+            HeadError::TooLarge => write!(
+                f,
+                "response head larger than {MAX_HEAD} bytes or {MAX_FIELDS} fields"
+            ),
             HeadError::Malformed(what) => write!(f, "malformed response: {what}"),
         }
     }
@@ -75,61 +76,49 @@ impl fmt::Display for HeadError {
 
 impl std::error::Error for HeadError {}
 
-const PREFIX: &[u8] = b"HTTP/1.";
-
 /// Parses the head at the start of `buf`. `head_request`: the request was `HEAD` (no body
 /// follows whatever the fields say).
 pub fn parse_head(buf: &[u8], head_request: bool) -> Result<Parsed, HeadError> {
-    // Reject a non-HTTP answer at once instead of waiting for an empty line that never comes.
-    let n = buf.len().min(PREFIX.len());
-    if buf.get(..n) != PREFIX.get(..n) {
-        return Err(HeadError::Malformed("not an HTTP/1.x response"));
+    let mut fields = head::fields();
+    let mut resp = httparse::Response::new(&mut fields);
+    let head_len = match resp.parse(head::window(buf, MAX_HEAD)) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => return Err(HeadError::TooLarge),
+        Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+        Err(e) => return Err(HeadError::Malformed(head::describe(e))),
+    };
+    let (Some(version), Some(status)) = (resp.version, resp.code) else {
+        return Err(HeadError::Malformed("invalid status line"));
+    };
+    if status < 100 {
+        return Err(HeadError::Malformed("invalid status line"));
     }
-    let mut lines = Lines { buf, pos: 0 };
-    let Some(status_line) = lines.next() else {
-        return partial(buf);
-    };
-    let (version, status) = status_line_parts(slice(buf, &status_line))?;
-    let Some(head_len) = head_end(buf, lines.pos) else {
-        return partial(buf);
-    };
-    if head_len > MAX_HEAD {
-        return Err(HeadError::TooLarge);
-    }
-    let lines = Lines {
-        buf: buf.get(..head_len).unwrap_or_default(),
-        pos: lines.pos,
-    };
-    let mut fields = Fields::default();
-    for line in lines {
-        if line.is_empty() {
-            break;
-        }
-        fields.add(buf, line)?;
+    let mut seen = Fields::default();
+    for field in resp.headers.iter() {
+        seen.add(buf, field)?;
     }
     let no_body = head_request || (100..200).contains(&status) || status == 204 || status == 304;
     let framing = if no_body {
         Framing::Empty
-    } else if fields.transfer_encoding {
-        if fields.chunked_last {
+    } else if seen.transfer_encoding {
+        if seen.chunked_last {
             Framing::Chunked
         } else {
             Framing::UntilClose
         }
-    } else if let Some(n) = fields.content_length {
+    } else if let Some(n) = seen.content_length {
         Framing::Length(n)
     } else {
         Framing::UntilClose
     };
     let mut keep_alive = if version == 0 {
-        fields.keep_alive_token && !fields.close
+        seen.keep_alive_token && !seen.close
     } else {
-        !fields.close
+        !seen.close
     };
     // Both framings at once is a smuggling pattern: use the chunked one, then close.
-    if framing == Framing::UntilClose
-        || (fields.transfer_encoding && fields.content_length.is_some())
-    {
+    if framing == Framing::UntilClose || (seen.transfer_encoding && seen.content_length.is_some()) {
         keep_alive = false;
     }
     Ok(Parsed::Complete(Head {
@@ -138,97 +127,9 @@ pub fn parse_head(buf: &[u8], head_request: bool) -> Result<Parsed, HeadError> {
         head_len,
         framing,
         keep_alive,
-        date: fields.date,
-        retry_after: fields.retry_after,
+        date: seen.date,
+        retry_after: seen.retry_after,
     }))
-}
-
-fn partial(buf: &[u8]) -> Result<Parsed, HeadError> {
-    if buf.len() > MAX_HEAD {
-        Err(HeadError::TooLarge)
-    } else {
-        Ok(Parsed::Partial)
-    }
-}
-
-fn slice<'a>(buf: &'a [u8], r: &Range<usize>) -> &'a [u8] {
-    buf.get(r.clone()).unwrap_or_default()
-}
-
-/// Complete lines of `buf` from `pos`, as ranges without their `\n` or `\r\n`.
-struct Lines<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl Iterator for Lines<'_> {
-    type Item = Range<usize>;
-    fn next(&mut self) -> Option<Range<usize>> {
-        let rest = self.buf.get(self.pos..)?;
-        let nl = rest.iter().position(|&b| b == b'\n')?;
-        let start = self.pos;
-        let mut end = start + nl;
-        self.pos = end + 1;
-        if end > start && self.buf.get(end - 1) == Some(&b'\r') {
-            end -= 1;
-        }
-        Some(start..end)
-    }
-}
-
-/// The length of the head (through its empty line) when the field lines start at `from`.
-fn head_end(buf: &[u8], from: usize) -> Option<usize> {
-    let mut lines = Lines { buf, pos: from };
-    while let Some(line) = lines.next() {
-        if line.is_empty() {
-            return Some(lines.pos);
-        }
-    }
-    None
-}
-
-/// `HTTP/1.x SP 3DIGIT [SP reason-phrase]` → (minor version, status).
-fn status_line_parts(line: &[u8]) -> Result<(u8, u16), HeadError> {
-    let bad = HeadError::Malformed("invalid status line");
-    let rest = line.strip_prefix(PREFIX).ok_or(bad)?;
-    let (&minor, rest) = rest.split_first().ok_or(bad)?;
-    if !minor.is_ascii_digit() {
-        return Err(bad);
-    }
-    let rest = rest.strip_prefix(b" ").ok_or(bad)?;
-    let (code, reason) = rest.split_at_checked(3).ok_or(bad)?;
-    if !code.iter().all(u8::is_ascii_digit) || code.first() == Some(&b'0') {
-        return Err(bad);
-    }
-    if !reason.is_empty() && !reason.starts_with(b" ") {
-        return Err(bad);
-    }
-    if reason.iter().any(|&b| is_ctl(b) && b != b'\t') {
-        return Err(bad);
-    }
-    let status = code
-        .iter()
-        .fold(0u16, |acc, &d| acc * 10 + u16::from(d - b'0'));
-    Ok((if minor == b'0' { 0 } else { 1 }, status))
-}
-
-fn is_ctl(b: u8) -> bool {
-    b < 0x20 || b == 0x7f
-}
-
-/// RFC 9110 `tchar`.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-fn trim_ows(buf: &[u8], mut r: Range<usize>) -> Range<usize> {
-    while r.start < r.end && matches!(buf.get(r.start), Some(b' ' | b'\t')) {
-        r.start += 1;
-    }
-    while r.end > r.start && matches!(buf.get(r.end - 1), Some(b' ' | b'\t')) {
-        r.end -= 1;
-    }
-    r
 }
 
 /// The comma-separated elements of a list field value, trimmed (empty ones included).
@@ -260,24 +161,9 @@ struct Fields {
 }
 
 impl Fields {
-    fn add(&mut self, buf: &[u8], line: Range<usize>) -> Result<(), HeadError> {
-        let text = slice(buf, &line);
-        if matches!(text.first(), Some(b' ' | b'\t')) {
-            return Err(HeadError::Malformed("obsolete line folding"));
-        }
-        let colon = text
-            .iter()
-            .position(|&b| b == b':')
-            .ok_or(HeadError::Malformed("header line without a colon"))?;
-        let name = text.get(..colon).unwrap_or_default();
-        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
-            return Err(HeadError::Malformed("invalid header name"));
-        }
-        let value_range = trim_ows(buf, line.start + colon + 1..line.end);
-        let value = slice(buf, &value_range);
-        if value.iter().any(|&b| is_ctl(b) && b != b'\t') {
-            return Err(HeadError::Malformed("control character in a header value"));
-        }
+    fn add(&mut self, buf: &[u8], field: &httparse::Header<'_>) -> Result<(), HeadError> {
+        let name = field.name.as_bytes();
+        let value = field.value.trim_ascii();
         if name.eq_ignore_ascii_case(b"content-length") {
             for item in list(value) {
                 let n = decimal(item)
@@ -301,9 +187,9 @@ impl Fields {
                 self.keep_alive_token |= option.eq_ignore_ascii_case(b"keep-alive");
             }
         } else if name.eq_ignore_ascii_case(b"date") {
-            self.date = Some(value_range);
+            self.date = head::range_in(buf, field.value);
         } else if name.eq_ignore_ascii_case(b"retry-after") {
-            self.retry_after = Some(value_range);
+            self.retry_after = head::range_in(buf, field.value);
         }
         Ok(())
     }
@@ -399,8 +285,11 @@ mod tests {
             b"HTTP/1.0 200 OK\r\nConnection: foo, keep-alive\r\nContent-Length: 0\r\n\r\n",
         );
         assert!(h.keep_alive);
-        let h = complete(b"HTTP/1.9 200 OK\r\nContent-Length: 0\r\n\r\n");
-        assert_eq!((h.version, h.keep_alive), (1, true));
+        // Only 1.0 and 1.1 exist.
+        assert!(matches!(
+            err(b"HTTP/1.9 200 OK\r\nContent-Length: 0\r\n\r\n"),
+            HeadError::Malformed(_)
+        ));
     }
 
     #[test]
@@ -455,8 +344,10 @@ mod tests {
     #[test]
     fn head_size_limit() {
         let mut raw = b"HTTP/1.1 200 OK\r\n".to_vec();
-        while raw.len() + 80 < MAX_HEAD {
-            raw.extend_from_slice(b"X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+        while raw.len() + 1100 < MAX_HEAD {
+            raw.extend_from_slice(b"X-Pad: ");
+            raw.resize(raw.len() + 1000, b'a');
+            raw.extend_from_slice(b"\r\n");
         }
         // One more field so that the head, empty line included, is exactly MAX_HEAD bytes.
         let fill = MAX_HEAD - raw.len() - b"X: \r\n\r\n".len();
@@ -473,10 +364,29 @@ mod tests {
         let mut endless_head = b"HTTP/1.1 200 OK\r\nX: ".to_vec();
         endless_head.extend_from_slice(&endless);
         assert_eq!(
-            parse_head(&endless_head[..MAX_HEAD], false),
+            parse_head(&endless_head[..MAX_HEAD - 1], false),
             Ok(Parsed::Partial)
         );
+        // MAX_HEAD bytes without the end: it cannot end within the limit any more.
+        assert_eq!(
+            parse_head(&endless_head[..MAX_HEAD], false),
+            Err(HeadError::TooLarge)
+        );
         assert_eq!(parse_head(&endless_head, false), Err(HeadError::TooLarge));
+    }
+
+    #[test]
+    fn field_count_limit() {
+        let mut raw = b"HTTP/1.1 204 No Content\r\n".to_vec();
+        for _ in 0..MAX_FIELDS {
+            raw.extend_from_slice(b"X: y\r\n");
+        }
+        let complete_len = raw.len() + 2;
+        let mut at_limit = raw.clone();
+        at_limit.extend_from_slice(b"\r\n");
+        assert_eq!(complete(&at_limit).head_len, complete_len);
+        raw.extend_from_slice(b"X: y\r\n\r\n");
+        assert_eq!(every_cut(&raw, false), Err(HeadError::TooLarge));
     }
 
     #[test]

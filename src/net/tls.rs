@@ -17,14 +17,13 @@ use super::error::HttpError;
 
 /// The isahc client: connection reuse, no `Expect: 100-continue` (an extra round trip on LTE),
 /// no redirects, timing metrics on. Timeouts are per request.
-pub(super) fn build() -> Result<HttpClient, String> {
+pub(super) fn build() -> Result<HttpClient, isahc::Error> {
     HttpClient::builder()
         .connection_cache_size(MAX_IDLE_CONNECTIONS)
         .expect_continue(false)
         .redirect_policy(RedirectPolicy::None)
         .metrics(true)
         .build()
-        .map_err(|e| e.to_string())
 }
 
 fn header_value(value: &[u8], sensitive: bool) -> Result<HeaderValue, HttpError> {
@@ -32,14 +31,6 @@ fn header_value(value: &[u8], sensitive: bool) -> Result<HeaderValue, HttpError>
         .map_err(|_| HttpError::Malformed("invalid request header"))?;
     v.set_sensitive(sensitive);
     Ok(v)
-}
-
-fn map_error(e: &isahc::Error) -> HttpError {
-    if e.is_timeout() {
-        HttpError::Timeout
-    } else {
-        HttpError::Tls(e.to_string())
-    }
 }
 
 pub(super) async fn send(client: &HttpClient, req: &Request<'_>) -> Result<Response, HttpError> {
@@ -67,12 +58,9 @@ pub(super) async fn send(client: &HttpClient, req: &Request<'_>) -> Result<Respo
     // isahc takes ownership of the body: one copy per request.
     let request = builder
         .body(req.body.to_vec())
-        .map_err(|e| HttpError::Tls(e.to_string()))?;
+        .map_err(|e| HttpError::from(isahc::Error::from(e)))?;
     let start = Instant::now();
-    let mut response = client
-        .send_async(request)
-        .await
-        .map_err(|e| map_error(&e))?;
+    let mut response = client.send_async(request).await.map_err(HttpError::from)?;
     let head_at = Instant::now();
     let setup = response.metrics().map_or(Duration::ZERO, |m| {
         m.name_lookup_time() + m.connect_time() + m.secure_connect_time()

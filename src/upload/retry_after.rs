@@ -1,17 +1,10 @@
-//! `Retry-After` (RFC 9110 §10.2.3): `delay-seconds` or an IMF-fixdate HTTP-date.
+//! `Retry-After` (RFC 9110 §10.2.3): `delay-seconds` or an HTTP-date.
 //!
-//! Only the IMF-fixdate form of HTTP-date is accepted (`Sun, 06 Nov 1994 08:49:37 GMT`), the
-//! one every current server sends; the obsolete RFC 850 and asctime forms count as garbage and
-//! the caller falls back to its own backoff. A date in the past means "now" (zero wait).
+//! The date goes through the agent's one HTTP-date parser ([`crate::net::parse_http_date`]: all
+//! three forms, weekday checked); anything else counts as garbage and the caller falls back to
+//! its own backoff. A date in the past means "now" (zero wait).
 
 use std::time::Duration;
-
-use crate::model::time::days_from_civil;
-
-const DAY_NAMES: [&[u8]; 7] = [b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"];
-const MONTHS: [&[u8]; 12] = [
-    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
-];
 
 /// The wait a `Retry-After` value asks for, measured from `now_ms` (ms since the epoch).
 /// `None` for anything that is neither form. Surrounding whitespace is ignored. A huge
@@ -32,53 +25,10 @@ pub fn parse_retry_after(value: &[u8], now_ms: i64) -> Option<Duration> {
     Some(Duration::from_millis(u64::try_from(wait).unwrap_or(0)))
 }
 
-/// `Sun, 06 Nov 1994 08:49:37 GMT` → ms since the epoch. Exactly 29 bytes, case-sensitive
-/// names (as RFC 9110 specifies), fields range-checked (second 60 allowed for a leap second).
-/// The day name is checked to be a day name but not against the date.
+/// An HTTP-date → ms since the epoch (the shared parser, in ms). The name predates the other two
+/// forms and is kept for the `upload` re-export.
 pub fn parse_imf_fixdate(s: &[u8]) -> Option<i64> {
-    if s.len() != 29 {
-        return None;
-    }
-    let day_name = s.get(0..3)?;
-    if !DAY_NAMES.contains(&day_name) || s.get(3..5)? != b", " {
-        return None;
-    }
-    let day = digits(s.get(5..7)?)?;
-    let month = MONTHS.iter().position(|m| Some(*m) == s.get(8..11))? as u32 + 1;
-    let year = digits(s.get(12..16)?)?;
-    let hour = digits(s.get(17..19)?)?;
-    let minute = digits(s.get(20..22)?)?;
-    let second = digits(s.get(23..25)?)?;
-    if s.get(7) != Some(&b' ')
-        || s.get(11) != Some(&b' ')
-        || s.get(16) != Some(&b' ')
-        || s.get(19) != Some(&b':')
-        || s.get(22) != Some(&b':')
-        || s.get(25..29)? != b" GMT"
-    {
-        return None;
-    }
-    if day == 0 || day > days_in_month(year, month) || hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let days = days_from_civil(i64::from(year), month, day);
-    let secs = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second);
-    Some(secs * 1000)
-}
-
-fn digits(b: &[u8]) -> Option<u32> {
-    b.iter().try_fold(0u32, |acc, &c| {
-        c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
-    })
-}
-
-fn days_in_month(year: u32, month: u32) -> u32 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        _ => 28,
-    }
+    crate::net::parse_http_date(s)?.checked_mul(1000)
 }
 
 #[cfg(test)]
@@ -107,9 +57,16 @@ mod tests {
         );
         assert_eq!(parse_imf_fixdate(b"Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
         assert_eq!(
-            parse_imf_fixdate(b"Tue, 29 Feb 2000 23:59:60 GMT"),
-            Some(951_868_800_000)
+            parse_imf_fixdate(b"Tue, 29 Feb 2000 23:59:59 GMT"),
+            Some(951_868_799_000)
         );
+        // The obsolete forms too (RFC 9110: a recipient must accept all three).
+        for old in [
+            &b"Sunday, 06-Nov-94 08:49:37 GMT"[..],
+            b"Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(parse_retry_after(old, RFC_EXAMPLE_MS), Some(Duration::ZERO));
+        }
         let now = RFC_EXAMPLE_MS - 2_500;
         assert_eq!(
             parse_retry_after(b"Sun, 06 Nov 1994 08:49:37 GMT", now),
@@ -149,9 +106,9 @@ mod tests {
             b"1.5",
             b"5s",
             b"soon",
-            b"Sunday, 06-Nov-94 08:49:37 GMT",
-            b"Sun Nov  6 08:49:37 1994",
             b"Sun, 06 Nov 1994 08:49:37 UTC",
+            b"Mon, 06 Nov 1994 08:49:37 GMT",
+            b"Tue, 29 Feb 2000 23:59:60 GMT",
             b"sun, 06 Nov 1994 08:49:37 GMT",
             b"Sun, 06 nov 1994 08:49:37 GMT",
             b"Sun, 6 Nov 1994 08:49:37 GMT",

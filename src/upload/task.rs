@@ -94,6 +94,8 @@ struct Done {
     elapsed: Duration,
     /// The response snippet, or the network error.
     detail: String,
+    /// The network error's class (`net::FailureKind`), "none" for an answer.
+    error_kind: &'static str,
 }
 
 /// The log lines of one attempt (all with the same keys, so that they can be grepped alike).
@@ -156,7 +158,8 @@ impl AttemptLog<'_> {
             batch_id:% = self.batch_id, chunk_index = self.index, attempt = self.attempt,
             backoff_ms = wait.as_millis() as u64, http_status = d.reply.status(),
             samples = self.samples, bytes_sent = d.bytes_sent, bytes_rcvd = d.bytes_rcvd,
-            duration_ms = self.duration_ms(), error = d.detail.as_str();
+            duration_ms = self.duration_ms(), error = d.detail.as_str(),
+            error_kind = d.error_kind;
             "{msg}"
         );
     }
@@ -784,7 +787,7 @@ impl Uploader {
         })
         .await;
         let elapsed = started.elapsed();
-        let (reply, bytes_rcvd, detail) = match outcome {
+        let (reply, bytes_rcvd, detail, error_kind) = match outcome {
             Outcome::Stopped => return None,
             Outcome::Answer(a) => (
                 Reply::Http {
@@ -793,8 +796,9 @@ impl Uploader {
                 },
                 a.bytes_rcvd,
                 a.snippet,
+                "none",
             ),
-            Outcome::Error(e) => (Reply::Network, 0, e.to_string()),
+            Outcome::Error(e) => (Reply::Network, 0, e.to_string(), e.kind().as_str()),
         };
         Some(Done {
             reply,
@@ -802,6 +806,7 @@ impl Uploader {
             bytes_rcvd,
             elapsed,
             detail,
+            error_kind,
         })
     }
 
