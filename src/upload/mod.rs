@@ -42,7 +42,7 @@ pub use chunk::{
     AsPoint, EncodeError, JsonlEncoder, MAX_FUTURE, Point, SeriesMeta, Verdict, Window,
     chunk_ranges, halves,
 };
-pub use gzip::{FRAMING_BYTES, GZIP_LEVEL, GunzipError, Gzip, crc32, crc32_update, gunzip};
+pub use gzip::{GZIP_LEVEL, Gzip, crc32, crc32_update};
 pub use retry_after::{parse_imf_fixdate, parse_retry_after};
 pub use task::{Cycle, Uploader};
 
