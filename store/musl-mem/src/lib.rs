@@ -36,6 +36,9 @@ use core::sync::atomic::{Ordering, compiler_fence};
 ///
 /// # Safety
 /// `src` must be valid for reads and `dst` for writes of `n` bytes.
+// Inlined into the C symbols: otherwise each `memmove`/`memcmp` is a stub that calls this
+// function through the GOT (seen in the x86_64 board build).
+#[inline(always)]
 pub unsafe fn move_bytes(dst: *mut u8, src: *const u8, n: usize) {
     if n == 0 || core::ptr::eq(dst.cast_const(), src) {
         return;
@@ -82,6 +85,7 @@ pub unsafe fn move_bytes(dst: *mut u8, src: *const u8, n: usize) {
 ///
 /// # Safety
 /// `a` and `b` must be valid for reads of `n` bytes.
+#[inline(always)]
 pub unsafe fn compare_bytes(a: *const u8, b: *const u8, n: usize) -> i32 {
     let mut i = 0;
     while i + 8 <= n {
