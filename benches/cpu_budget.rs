@@ -11,10 +11,10 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use belabox_metrics::alloc_count::{CountingAlloc, count_allocs};
 use belabox_metrics::collect::{Collectors, READ_BUF_SIZE, SourceFile};
 use belabox_metrics::config::Config;
 use belabox_metrics::model::ring::SampleRing;
+use belabox_testkit::alloc_count::{CountingAlloc, count_allocs};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;

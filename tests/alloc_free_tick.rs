@@ -6,10 +6,10 @@
 
 mod support;
 
-use belabox_metrics::alloc_count::{CountingAlloc, count_allocs};
 use belabox_metrics::collect::Collectors;
 use belabox_metrics::config::Config;
 use belabox_metrics::model::ring::SampleRing;
+use belabox_testkit::alloc_count::{CountingAlloc, count_allocs};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;

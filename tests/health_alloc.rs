@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use belabox_metrics::alloc_count::{CountingAlloc, count_allocs};
 use belabox_metrics::collect::CollectorStats;
 use belabox_metrics::config::CollectorKind;
 use belabox_metrics::health::HealthRules;
 use belabox_metrics::health::http::HeadError;
 use belabox_metrics::health::respond::{ResponseBuf, respond, respond_to_head};
 use belabox_metrics::model::state::AgentState;
+use belabox_testkit::alloc_count::{CountingAlloc, count_allocs};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;

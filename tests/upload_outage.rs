@@ -77,8 +77,8 @@ fn backlog_from_an_outage_drains_completely_and_in_order() {
     };
 
     let up = RunningUploader::spawn(&remote, store.clone(), state.clone());
-    // Up for a while: the collector's samples flow (each wake starts a cycle, as the run
-    // loop's flush would).
+    // Up for a while: the collector's samples flow (each wake starts a cycle; the agent's run
+    // loop never wakes the uploader, it has upload_interval).
     let t = Instant::now();
     while t.elapsed() < Duration::from_millis(700) {
         up.control.wake();

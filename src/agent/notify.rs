@@ -56,10 +56,6 @@ impl Notifier {
         }
     }
 
-    pub fn enabled(&self) -> bool {
-        self.socket.is_some()
-    }
-
     pub fn send(&self, msg: &str) {
         if let Some((fd, addr)) = &self.socket {
             if let Err(e) = rustix::net::sendto(fd, msg.as_bytes(), SendFlags::empty(), addr) {

@@ -71,10 +71,6 @@ impl ThermalCollector {
         }
         c
     }
-
-    pub fn zone_count(&self) -> usize {
-        self.zones.len()
-    }
 }
 
 impl Collector for ThermalCollector {

@@ -14,8 +14,6 @@ use miniz_oxide::deflate::core::{
 pub const GZIP_LEVEL: u8 = 1;
 
 const HEADER: [u8; 10] = [0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0x04, 0xff];
-/// Header plus CRC-32 and ISIZE.
-pub const FRAMING_BYTES: usize = HEADER.len() + 8;
 
 const CRC_TABLE: [u32; 256] = crc_table();
 
@@ -99,57 +97,10 @@ impl Gzip {
     }
 }
 
-/// Why [`gunzip`] refused its input.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GunzipError {
-    /// Shorter than header + trailer, wrong magic, or a header flag this decoder does not
-    /// support (FEXTRA/FNAME/FCOMMENT/FHCRC: the encoder above never sets them).
-    Header,
-    /// The deflate stream is malformed.
-    Inflate,
-    /// CRC-32 or ISIZE do not match the inflated data.
-    Trailer,
-}
-
-impl std::fmt::Display for GunzipError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            GunzipError::Header => "not a plain gzip member",
-            GunzipError::Inflate => "corrupt deflate stream",
-            GunzipError::Trailer => "gzip CRC-32 or length mismatch",
-        })
-    }
-}
-
-impl std::error::Error for GunzipError {}
-
-/// Decodes one gzip member as written by [`Gzip::compress`] and checks its trailer. For tests,
-/// the fault proxy and the bench; the agent itself never inflates.
-pub fn gunzip(data: &[u8]) -> Result<Vec<u8>, GunzipError> {
-    if data.len() < FRAMING_BYTES || data.get(..3) != Some(&HEADER[..3]) {
-        return Err(GunzipError::Header);
-    }
-    if data.get(3).copied().unwrap_or(0xff) != 0 {
-        return Err(GunzipError::Header);
-    }
-    let body = data
-        .get(HEADER.len()..data.len() - 8)
-        .ok_or(GunzipError::Header)?;
-    let trailer = data.get(data.len() - 8..).ok_or(GunzipError::Header)?;
-    let plain = miniz_oxide::inflate::decompress_to_vec(body).map_err(|_| GunzipError::Inflate)?;
-    let mut crc = [0u8; 4];
-    let mut isize = [0u8; 4];
-    crc.copy_from_slice(trailer.get(..4).ok_or(GunzipError::Header)?);
-    isize.copy_from_slice(trailer.get(4..).ok_or(GunzipError::Header)?);
-    if u32::from_le_bytes(crc) != crc32(&plain) || u32::from_le_bytes(isize) != plain.len() as u32 {
-        return Err(GunzipError::Trailer);
-    }
-    Ok(plain)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use belabox_testkit::gunzip;
 
     #[test]
     fn crc32_known_values() {
@@ -204,23 +155,5 @@ mod tests {
             out.len(),
             line.len()
         );
-    }
-
-    #[test]
-    fn gunzip_rejects_damage() {
-        let mut gz = Gzip::new();
-        let mut out = Vec::new();
-        gz.compress(b"hello hello hello", &mut out);
-        let mut bad = out.clone();
-        let n = bad.len();
-        bad[n - 5] ^= 1;
-        assert_eq!(gunzip(&bad), Err(GunzipError::Trailer));
-        let mut bad = out.clone();
-        bad[0] = 0;
-        assert_eq!(gunzip(&bad), Err(GunzipError::Header));
-        assert_eq!(gunzip(&out[..12]), Err(GunzipError::Header));
-        let mut bad = out.clone();
-        bad[3] = 0x08; // FNAME
-        assert_eq!(gunzip(&bad), Err(GunzipError::Header));
     }
 }

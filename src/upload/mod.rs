@@ -5,7 +5,8 @@
 //! timestamp) into chunks of `remote.chunk_size`, and POSTs each chunk as gzipped JSONL. A 2xx
 //! marks exactly that chunk's samples uploaded, with its checkpoint, in one store transaction.
 //! While a backlog exists, cycles follow each other without a pause; once caught up (or after a
-//! chunk failed all its attempts) the task waits `remote.upload_interval`, or until woken.
+//! chunk failed all its attempts) the task waits `remote.upload_interval` (the agent's run loop
+//! never cuts that wait short; tests do, with [`UploadControl::wake`]).
 //!
 //! Guarantees:
 //! - Nothing is dropped for a transient failure (429, 5xx, other 4xx except those below,
@@ -39,12 +40,7 @@ pub mod store_worker;
 mod task;
 
 pub use backoff::Backoff;
-pub use chunk::{
-    AsPoint, EncodeError, JsonlEncoder, MAX_FUTURE, Point, SeriesMeta, Verdict, Window,
-    chunk_ranges, halves,
-};
-pub use gzip::{FRAMING_BYTES, GZIP_LEVEL, GunzipError, Gzip, crc32, crc32_update, gunzip};
-pub use retry_after::{parse_imf_fixdate, parse_retry_after};
+pub use retry_after::parse_imf_fixdate;
 pub use task::{Cycle, Uploader};
 
 use std::fmt;
@@ -115,8 +111,8 @@ impl std::error::Error for UploadError {
     }
 }
 
-/// How the run loop wakes and stops the uploader. Cheap to clone; dropping every copy does not
-/// stop the task (only [`UploadControl::stop`] does).
+/// How the run loop stops the uploader (and tests wake it). Cheap to clone; dropping every copy
+/// does not stop the task (only [`UploadControl::stop`] does).
 #[derive(Debug, Clone)]
 pub struct UploadControl {
     wake: smol::channel::Sender<()>,
@@ -151,9 +147,10 @@ pub(crate) fn control_pair() -> (UploadControl, ControlRx) {
 }
 
 impl UploadControl {
-    /// Ends the wait between cycles now (e.g. after a store flush, or when the link came back).
-    /// Does not shorten a backoff or a `Retry-After`. Wakes coalesce: many calls while the
-    /// uploader is busy cause one extra cycle.
+    /// Ends the wait between cycles now. Does not shorten a backoff or a `Retry-After`. Wakes
+    /// coalesce: many calls while the uploader is busy cause one extra cycle. The agent's run
+    /// loop never calls it (uploads follow `remote.upload_interval`); tests use it to start a
+    /// cycle without waiting for the interval.
     pub fn wake(&self) {
         let _ = self.wake.try_send(());
     }
@@ -163,9 +160,5 @@ impl UploadControl {
     /// Idempotent.
     pub fn stop(&self) {
         self.stop.close();
-    }
-
-    pub fn is_stopped(&self) -> bool {
-        self.stop.is_closed()
     }
 }

@@ -19,7 +19,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use belabox_metrics::model::time::{civil_from_days, now_ms};
-use belabox_metrics::upload::gunzip;
+use belabox_testkit::gunzip;
 
 use super::vm::{dechunk, parse_response};
 

@@ -4,6 +4,9 @@
 //! Install it in a test or bench binary with
 //! `#[global_allocator] static A: CountingAlloc = CountingAlloc;`.
 
+// `GlobalAlloc` is an unsafe trait; the impl only forwards to `System`.
+#![allow(unsafe_code)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};

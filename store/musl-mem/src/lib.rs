@@ -1,4 +1,5 @@
-//! `memmove` and `memcmp` for the static musl build (the board binary).
+//! `memmove`, `memcmp` and `bcmp` for the static musl build of belabox-metrics (the board
+//! binary).
 //!
 //! musl's own are byte loops where the store spends its time: its x86_64 `memmove` copies an
 //! overlapping region to a higher address with `std; rep movsb` (one byte per iteration, and
@@ -8,13 +9,26 @@
 //! (`copy_within` by 12 bytes, the sample key) and compares keys with `memcmp` while it
 //! searches, so with musl these two were ≈ 20 % of the agent's CPU (perf, docs/benchmarks.md).
 //!
-//! In the musl build (`target_env = "musl"`) this module defines the C symbols, which the
-//! static link then takes instead of libc.a's. Other builds only compile the Rust functions,
+//! Only the musl build depends on this crate (`[target.'cfg(target_env = "musl")'.dependencies]`
+//! in the root Cargo.toml, and `extern crate belabox_musl_mem as _` in the agent's lib.rs so the
+//! otherwise unreferenced crate is linked). There (`target_env = "musl"`) it defines the C
+//! symbols, which the static link then takes instead of libc.a's. On other targets
+//! (`cargo test -p belabox-musl-mem` on a glibc machine) only the Rust functions are compiled,
 //! which the tests check against the reference semantics on every size, offset and overlap.
 //!
-//! The loops copy and compare 8 bytes at a time with unaligned loads. `compiler_fence` in
-//! each loop keeps LLVM from recognising the loop as a `memmove`/`memcmp` idiom and turning it
-//! into a call to the very symbol being defined (infinite recursion); it emits no instruction.
+//! The loops copy and compare 8 bytes at a time with unaligned loads. Two guards keep LLVM from
+//! recognising a loop as a `memmove`/`memcmp` idiom and turning it into a call to the very
+//! symbol being defined (infinite recursion): `#![no_builtins]` for the whole crate, and a
+//! `compiler_fence` in each loop (it emits no instruction).
+//!
+//! This is the agent's one place with `unsafe` (raw-pointer loops and `#[no_mangle]` symbols);
+//! every other crate of the workspace denies or forbids it.
+
+#![no_std]
+#![no_builtins]
+// The tests need `Vec` for their buffers.
+#[cfg(test)]
+extern crate std;
 
 use core::sync::atomic::{Ordering, compiler_fence};
 
@@ -22,6 +36,9 @@ use core::sync::atomic::{Ordering, compiler_fence};
 ///
 /// # Safety
 /// `src` must be valid for reads and `dst` for writes of `n` bytes.
+// Inlined into the C symbols: otherwise each `memmove`/`memcmp` is a stub that calls this
+// function through the GOT (seen in the x86_64 board build).
+#[inline(always)]
 pub unsafe fn move_bytes(dst: *mut u8, src: *const u8, n: usize) {
     if n == 0 || core::ptr::eq(dst.cast_const(), src) {
         return;
@@ -68,6 +85,7 @@ pub unsafe fn move_bytes(dst: *mut u8, src: *const u8, n: usize) {
 ///
 /// # Safety
 /// `a` and `b` must be valid for reads of `n` bytes.
+#[inline(always)]
 pub unsafe fn compare_bytes(a: *const u8, b: *const u8, n: usize) -> i32 {
     let mut i = 0;
     while i + 8 <= n {
@@ -136,6 +154,8 @@ mod symbols {
 mod tests {
     use super::*;
     use std::hint::black_box;
+    use std::vec;
+    use std::vec::Vec;
 
     // The references are byte loops with `black_box` on every byte, so LLVM cannot turn them into
     // `memmove`/`memcmp` calls: in the musl build (tests/cross-aarch64.sh runs these under
