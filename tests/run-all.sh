@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs what the tests need (the Debian
-# package victoria-metrics for the integration tests), then formatting, lints and the whole
+# packages victoria-metrics for the integration tests, systemd for the unit check, faketime for the
+# clock tests), then formatting, lints and the whole
 # workspace's tests. Usage: tests/run-all.sh   (from anywhere; needs root or sudo for apt-get)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,8 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 need_apt=()
 command -v victoria-metrics >/dev/null 2>&1 || need_apt+=(victoria-metrics)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+# libfaketime: the untrusted-clock test runs the agent under a 1970 clock.
+command -v faketime >/dev/null 2>&1 || need_apt+=(faketime)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]}"
   as_root apt-get update -qq
