@@ -60,7 +60,6 @@ pub(crate) fn key_bytes(ts_ms: i64, series_id: u32) -> KeyBytes {
     out
 }
 
-#[cfg(test)]
 pub(crate) fn key_from_bytes(b: &KeyBytes) -> (i64, u32) {
     let mut ts = [0u8; 8];
     ts.copy_from_slice(&b[..8]);

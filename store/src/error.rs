@@ -16,6 +16,8 @@ pub(crate) enum Fault {
         reason: InvalidSample,
     },
     UnknownSeries(u32),
+    /// A write on a store opened with [`Store::open_read_only`](crate::Store::open_read_only).
+    ReadOnly,
 }
 
 macro_rules! fault_from {
@@ -65,11 +67,41 @@ pub enum OpenError {
     Storage { path: PathBuf, source: redb::Error },
 }
 
+/// Failure of [`Store::check`](crate::Store::check): the file could not be checked at all.
+/// A file that was checked and found damaged is `Ok` with
+/// [`CheckReport::problems`](crate::CheckReport::problems) set.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CheckError {
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The agent (or another `Store`) has the file open.
+    Locked {
+        pid: Option<u32>,
+        path: PathBuf,
+    },
+    UnknownSchemaVersion {
+        found: u64,
+        supported: u32,
+        path: PathBuf,
+    },
+    Storage {
+        path: PathBuf,
+        source: redb::Error,
+    },
+}
+
 /// Failure of [`Store::insert`](crate::Store::insert) and
 /// [`Store::record_session`](crate::Store::record_session). Nothing of the batch was written.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum InsertError {
+    /// The store was opened with [`Store::open_read_only`](crate::Store::open_read_only).
+    ReadOnly {
+        path: PathBuf,
+    },
     /// Sample `index` of the batch is malformed.
     InvalidSample {
         index: usize,
@@ -99,14 +131,71 @@ pub enum ReadError {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum MarkError {
+    /// The store was opened with [`Store::open_read_only`](crate::Store::open_read_only).
+    ReadOnly {
+        path: PathBuf,
+    },
+    Corrupt {
+        path: PathBuf,
+        detail: String,
+    },
+    Storage {
+        path: PathBuf,
+        source: redb::Error,
+    },
+}
+
+/// Failure of [`Store::requeue_quarantined`](crate::Store::requeue_quarantined). Nothing was
+/// changed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum RequeueError {
+    ReadOnly { path: PathBuf },
     Corrupt { path: PathBuf, detail: String },
     Storage { path: PathBuf, source: redb::Error },
+}
+
+impl Fault {
+    pub(crate) fn into_requeue(self, path: &std::path::Path) -> RequeueError {
+        match self.into_mark(path) {
+            MarkError::ReadOnly { path } => RequeueError::ReadOnly { path },
+            MarkError::Corrupt { path, detail } => RequeueError::Corrupt { path, detail },
+            MarkError::Storage { path, source } => RequeueError::Storage { path, source },
+        }
+    }
+}
+
+impl fmt::Display for RequeueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequeueError::ReadOnly { path } => {
+                write!(f, "{}: store opened read-only", path.display())
+            }
+            RequeueError::Corrupt { path, detail } => {
+                write!(f, "{}: corrupt store: {detail}", path.display())
+            }
+            RequeueError::Storage { path, source } => write!(f, "{}: {source}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for RequeueError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RequeueError::Storage { source, .. } => Some(source),
+            _ => None,
+        }
+    }
 }
 
 /// Failure of retention, the size cap, compaction or [`Store::sync`](crate::Store::sync).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum MaintenanceError {
+    /// The store was opened with [`Store::open_read_only`](crate::Store::open_read_only).
+    ReadOnly {
+        path: PathBuf,
+    },
     Corrupt {
         path: PathBuf,
         detail: String,
@@ -135,6 +224,13 @@ impl Fault {
                 path,
                 detail: format!("sample refers to unknown series {id}"),
             },
+            Fault::ReadOnly => OpenError::Storage {
+                path,
+                source: redb::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::ReadOnlyFilesystem,
+                    "store opened read-only",
+                )),
+            },
         }
     }
 
@@ -144,6 +240,7 @@ impl Fault {
             Fault::Db(source) => InsertError::Storage { path, source },
             Fault::Corrupt(detail) => InsertError::Corrupt { path, detail },
             Fault::Invalid { index, reason } => InsertError::InvalidSample { index, reason },
+            Fault::ReadOnly => InsertError::ReadOnly { path },
             Fault::UnknownSeries(id) => InsertError::Corrupt {
                 path,
                 detail: format!("unknown series {id}"),
@@ -157,6 +254,13 @@ impl Fault {
             Fault::Db(source) => ReadError::Storage { path, source },
             Fault::Corrupt(detail) => ReadError::Corrupt { path, detail },
             Fault::UnknownSeries(id) => ReadError::UnknownSeries { id },
+            Fault::ReadOnly => ReadError::Storage {
+                path,
+                source: redb::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::ReadOnlyFilesystem,
+                    "store opened read-only",
+                )),
+            },
             Fault::Invalid { index, reason } => ReadError::Corrupt {
                 path,
                 detail: format!("sample {index}: {reason}"),
@@ -177,6 +281,7 @@ impl Fault {
                 path,
                 detail: format!("sample {index}: {reason}"),
             },
+            Fault::ReadOnly => MarkError::ReadOnly { path },
         }
     }
 
@@ -193,6 +298,7 @@ impl Fault {
                 path,
                 detail: format!("sample {index}: {reason}"),
             },
+            Fault::ReadOnly => MaintenanceError::ReadOnly { path },
         }
     }
 }
@@ -237,6 +343,9 @@ impl fmt::Display for OpenError {
 impl fmt::Display for InsertError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            InsertError::ReadOnly { path } => {
+                write!(f, "{}: store opened read-only", path.display())
+            }
             InsertError::InvalidSample { index, reason } => {
                 write!(f, "sample {index} of the batch is invalid: {reason}")
             }
@@ -263,6 +372,9 @@ impl fmt::Display for ReadError {
 impl fmt::Display for MarkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            MarkError::ReadOnly { path } => {
+                write!(f, "{}: store opened read-only", path.display())
+            }
             MarkError::Corrupt { path, detail } => {
                 write!(f, "{}: corrupt store: {detail}", path.display())
             }
@@ -274,6 +386,9 @@ impl fmt::Display for MarkError {
 impl fmt::Display for MaintenanceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            MaintenanceError::ReadOnly { path } => {
+                write!(f, "{}: store opened read-only", path.display())
+            }
             MaintenanceError::Corrupt { path, detail } => {
                 write!(f, "{}: corrupt store: {detail}", path.display())
             }
@@ -281,6 +396,38 @@ impl fmt::Display for MaintenanceError {
                 write!(f, "{}: {source}", path.display())
             }
             MaintenanceError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+        }
+    }
+}
+
+impl fmt::Display for CheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            CheckError::Locked { pid, path } => match pid {
+                Some(pid) => write!(f, "{}: store is in use (pid {pid})", path.display()),
+                None => write!(f, "{}: store is in use", path.display()),
+            },
+            CheckError::UnknownSchemaVersion {
+                found,
+                supported,
+                path,
+            } => write!(
+                f,
+                "{}: schema version {found} is not supported (this build reads up to {supported})",
+                path.display()
+            ),
+            CheckError::Storage { path, source } => write!(f, "{}: {source}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for CheckError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CheckError::Io { source, .. } => Some(source),
+            CheckError::Storage { source, .. } => Some(source),
+            _ => None,
         }
     }
 }
@@ -317,7 +464,7 @@ impl std::error::Error for MarkError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             MarkError::Storage { source, .. } => Some(source),
-            MarkError::Corrupt { .. } => None,
+            MarkError::Corrupt { .. } | MarkError::ReadOnly { .. } => None,
         }
     }
 }
@@ -327,9 +474,49 @@ impl std::error::Error for MaintenanceError {
         match self {
             MaintenanceError::Storage { source, .. } => Some(source),
             MaintenanceError::Io { source, .. } => Some(source),
-            MaintenanceError::Corrupt { .. } => None,
+            MaintenanceError::Corrupt { .. } | MaintenanceError::ReadOnly { .. } => None,
         }
     }
 }
 
 impl std::error::Error for InvalidSample {}
+
+/// How a write failed, for the caller's recovery: see [`Store::reopen`](crate::Store::reopen).
+fn classify_redb(e: &redb::Error) -> (bool, bool) {
+    fn no_space(e: &std::io::Error) -> bool {
+        e.kind() == std::io::ErrorKind::StorageFull
+            || e.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error())
+            || e.raw_os_error() == Some(rustix::io::Errno::DQUOT.raw_os_error())
+    }
+    match e {
+        redb::Error::Io(io) => (no_space(io), true),
+        redb::Error::PreviousIo => (false, true),
+        _ => (false, false),
+    }
+}
+
+macro_rules! classify {
+    ($($t:ident),*) => {$(
+        impl $t {
+            /// The disk (or quota) is full. The write was not applied; the handle is now
+            /// poisoned too ([`Self::is_io_poisoned`]).
+            pub fn is_no_space(&self) -> bool {
+                matches!(self, $t::Storage { source, .. } if classify_redb(source).0)
+            }
+            /// An I/O error happened in this write or an earlier one: redb refuses every
+            /// further transaction on this handle ("Previous I/O error occurred") until the
+            /// store is reopened ([`Store::reopen`](crate::Store::reopen)). Committed data is
+            /// not affected.
+            pub fn is_io_poisoned(&self) -> bool {
+                matches!(self, $t::Storage { source, .. } if classify_redb(source).1)
+            }
+        }
+    )*};
+}
+classify!(
+    InsertError,
+    MarkError,
+    MaintenanceError,
+    ReadError,
+    RequeueError
+);

@@ -19,17 +19,23 @@
 // Tests unwrap values they built themselves or fixtures they wrote a line earlier.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod check;
 mod codec;
 mod error;
+mod file;
 mod lock;
+mod overlay;
 mod pending;
 mod schema;
 mod series_hash;
 #[cfg(test)]
 mod tests;
 
+pub use check::CheckReport;
 pub use codec::{InvalidSample, MAX_LABELS, MAX_STRING_LEN};
-pub use error::{InsertError, MaintenanceError, MarkError, OpenError, ReadError};
+pub use error::{
+    CheckError, InsertError, MaintenanceError, MarkError, OpenError, ReadError, RequeueError,
+};
 pub use schema::SCHEMA_VERSION;
 pub use uuid::Uuid;
 
@@ -267,6 +273,9 @@ pub struct ExportedSample {
     pub ts_ms: i64,
     pub value: OwnedValue,
     pub pending: bool,
+    /// Why VictoriaMetrics refused it, when it is quarantined (then `pending` is false and it
+    /// was not uploaded).
+    pub quarantined: Option<String>,
 }
 
 /// Interned series, loaded at open; authoritative because this process holds the lock and
@@ -329,6 +338,11 @@ pub struct Store {
     series: RwLock<SeriesCache>,
     pending: AtomicU64,
     data_bytes: AtomicU64,
+    /// Opened with [`Store::open_read_only`]: every write is refused.
+    read_only: bool,
+    /// A [`Store::reopen`] failed: `db` is an empty stand-in and every call fails as
+    /// I/O-poisoned until a reopen succeeds.
+    closed: std::sync::atomic::AtomicBool,
     _lock: lock::ProcessLock,
 }
 
@@ -349,28 +363,96 @@ fn relock<T>(r: Result<T, std::sync::PoisonError<T>>) -> T {
 }
 
 impl Store {
-    /// Take the process lock, open (or create) the file and migrate it to
-    /// [`SCHEMA_VERSION`]. Unknown versions and files that are not stores are refused
-    /// without modifying them.
+    /// Take the process lock, verify the file ([`Store::check`]; refused untouched if
+    /// damaged), open (or create) it and migrate it to [`SCHEMA_VERSION`]. Unknown versions
+    /// and files that are not stores are refused without modifying them.
+    ///
+    /// Works on a full disk as long as the file exists: redb's open rewrites only the header
+    /// in place, so reading, uploading and marking go on (marks free no space but need little:
+    /// copy-on-write pages come from the file's free pages).
     pub fn open(path: &Path, opts: StoreOptions) -> Result<Store, OpenError> {
+        Self::open_mode(path, opts, false)
+    }
+
+    /// Open for inspection (stats, export, pending, checks): the file is verified and then
+    /// opened through an in-memory overlay, so that nothing — not redb's crash recovery, not
+    /// the header's open flag, not a migration of an older schema — is written to it. Every
+    /// write operation fails with its `ReadOnly` error. The file must exist.
+    pub fn open_read_only(path: &Path, opts: StoreOptions) -> Result<Store, OpenError> {
+        Self::open_mode(path, opts, true)
+    }
+
+    fn open_mode(path: &Path, opts: StoreOptions, read_only: bool) -> Result<Store, OpenError> {
         let lock = lock::ProcessLock::acquire(path)?;
+        let (db, cache, pending) = Self::open_db(path, &opts, read_only)?;
+        Ok(Store {
+            db: RwLock::new(db),
+            path: path.to_owned(),
+            opts,
+            writer: Mutex::new(Writer::default()),
+            series: RwLock::new(cache),
+            pending: AtomicU64::new(pending),
+            data_bytes: AtomicU64::new(0),
+            read_only,
+            closed: std::sync::atomic::AtomicBool::new(false),
+            _lock: lock,
+        })
+    }
+
+    fn open_db(
+        path: &Path,
+        opts: &StoreOptions,
+        read_only: bool,
+    ) -> Result<(Database, SeriesCache, u64), OpenError> {
         let io = |source| OpenError::Io {
             path: path.to_owned(),
             source,
         };
         let existed = match std::fs::metadata(path) {
             Ok(m) => m.len() > 0,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !read_only => false,
             Err(e) => return Err(io(e)),
         };
         if existed {
-            schema::precheck(path, opts.cache_size_bytes)?;
+            // Verified before redb's writable open, which repairs an uncleanly closed file in
+            // place and always rewrites the header: a damaged file is refused untouched.
+            let report = check::verify(path, opts.cache_size_bytes).map_err(|e| match e {
+                CheckError::Io { path, source } => OpenError::Io { path, source },
+                CheckError::Locked { pid, path } => OpenError::Locked { pid, path },
+                CheckError::UnknownSchemaVersion {
+                    found,
+                    supported,
+                    path,
+                } => OpenError::UnknownSchemaVersion {
+                    found,
+                    supported,
+                    path,
+                },
+                CheckError::Storage { path, source } => OpenError::Storage { path, source },
+            })?;
+            if !report.is_healthy() {
+                return Err(OpenError::Corrupt {
+                    path: path.to_owned(),
+                    detail: report.problems.join("; "),
+                });
+            }
         }
-        let db = redb::Builder::new()
-            .set_cache_size(opts.cache_size_bytes)
-            .create(path)
-            .map_err(|e| schema::map_open_db_error(path, e))?;
-        if !existed {
+        let mut builder = redb::Builder::new();
+        builder.set_cache_size(opts.cache_size_bytes);
+        let db = if read_only {
+            builder.create_with_backend(overlay::Overlay::open(path).map_err(io)?)
+        } else {
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(io)?;
+            builder.create_with_backend(file::AllocatedFile::new(f))
+        }
+        .map_err(|e| schema::map_open_db_error(path, e))?;
+        if !existed && !read_only {
             // Make the new directory entry durable too, not only the file's contents.
             let dir = match path.parent() {
                 Some(p) if !p.as_os_str().is_empty() => p,
@@ -386,20 +468,79 @@ impl Store {
         let from = schema::migrate(&db, path)?;
         let (cache, pending) = Self::load(&db).map_err(|e| e.into_open(path))?;
         log::debug!(
-            "{}: opened (schema {from} → {SCHEMA_VERSION}, {} series, {pending} pending)",
+            "{}: opened{} (schema {from} → {SCHEMA_VERSION}, {} series, {pending} pending)",
             path.display(),
+            if read_only { " read-only" } else { "" },
             cache.info.len()
         );
-        Ok(Store {
-            db: RwLock::new(db),
-            path: path.to_owned(),
-            opts,
-            writer: Mutex::new(Writer::default()),
-            series: RwLock::new(cache),
-            pending: AtomicU64::new(pending),
-            data_bytes: AtomicU64::new(0),
-            _lock: lock,
-        })
+        Ok((db, cache, pending))
+    }
+
+    /// Close the database and open the file again, keeping the process lock: the way out of
+    /// an I/O-poisoned handle ([`InsertError::is_io_poisoned`] and the like: after the first
+    /// I/O error, ENOSPC included, redb refuses every transaction until reopened). Every
+    /// commit that returned `Ok` with an fsync is kept; deferred commits not yet fsynced
+    /// (`DeferredMarks`, `Periodic`) are lost as in a crash. The file is verified first, as
+    /// at [`Store::open`]. Call it with a backoff: on a still-full disk it may fail again
+    /// (then every call fails as I/O-poisoned until a reopen succeeds).
+    pub fn reopen(&mut self) -> Result<(), OpenError> {
+        let placeholder = redb::Builder::new()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(|e| schema::map_open_db_error(&self.path, e))?;
+        self.closed.store(true, Ordering::Relaxed);
+        // The old handle must be gone first: redb locks the file per handle.
+        let old = std::mem::replace(relock(self.db.get_mut()), placeholder);
+        if let Err(e) = old.close() {
+            log::debug!("{}: close before reopen: {e}", self.path.display());
+        }
+        let (db, cache, pending) = Self::open_db(&self.path, &self.opts, self.read_only)?;
+        *relock(self.db.get_mut()) = db;
+        *relock(self.series.get_mut()) = cache;
+        *self.pending.get_mut() = pending;
+        relock(self.writer.get_mut()).unsynced = 0;
+        self.closed.store(false, Ordering::Relaxed);
+        log::info!(
+            "{}: store reopened ({pending} pending)",
+            self.path.display()
+        );
+        Ok(())
+    }
+
+    fn guard_closed(&self) -> Result<(), Fault> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(Fault::Db(redb::Error::PreviousIo));
+        }
+        Ok(())
+    }
+
+    fn read_txn(&self) -> Result<redb::ReadTransaction, Fault> {
+        self.guard_closed()?;
+        Ok(relock(self.db.read()).begin_read()?)
+    }
+
+    fn write_txn(&self) -> Result<redb::WriteTransaction, Fault> {
+        self.guard_closed()?;
+        if self.read_only {
+            return Err(Fault::ReadOnly);
+        }
+        Ok(relock(self.db.read()).begin_write()?)
+    }
+
+    /// Verify the file at `path` without writing to it: redb's integrity check (every page's
+    /// checksum; crash recovery, if the file needs it, runs in memory only) and the store's
+    /// invariants (pending runs against the samples they cover, series references, record
+    /// encodings, meta counters, schema version). Reads the whole file. Takes the process
+    /// lock, so it fails with [`CheckError::Locked`] while the agent runs.
+    pub fn check(path: &Path) -> Result<CheckReport, CheckError> {
+        let _lock = lock::ProcessLock::acquire(path).map_err(|e| match e {
+            OpenError::Locked { pid, path } => CheckError::Locked { pid, path },
+            OpenError::Io { path, source } => CheckError::Io { path, source },
+            other => CheckError::Io {
+                path: path.to_owned(),
+                source: std::io::Error::other(other.to_string()),
+            },
+        })?;
+        check::verify(path, StoreOptions::default().cache_size_bytes)
     }
 
     fn load(db: &Database) -> Result<(SeriesCache, u64), Fault> {
@@ -455,7 +596,7 @@ impl Store {
             Durability::Periodic { max_unsynced } => Some(max_unsynced),
         };
         let defer = deferrable.is_some_and(|max| w.unsynced < max);
-        let mut txn = relock(self.db.read()).begin_write()?;
+        let mut txn = self.write_txn()?;
         txn.set_durability(if defer {
             redb::Durability::None
         } else {
@@ -629,7 +770,7 @@ impl Store {
     }
 
     fn pending_inner(&self, limit: usize) -> Result<Vec<PendingSample>, Fault> {
-        let txn = relock(self.db.read()).begin_read()?;
+        let txn = self.read_txn()?;
         let runs = txn.open_table(PENDING_RUNS)?;
         let samples = txn.open_table(SAMPLES)?;
         let mut out = Vec::with_capacity(limit.min(self.pending.load(Ordering::Relaxed) as usize));
@@ -780,10 +921,83 @@ impl Store {
         Ok(n)
     }
 
+    /// Put quarantined samples back in the pending queue (`store requeue`): those whose
+    /// reason is `reason` (all when `None`) and that were quarantined at or after `since_ms`
+    /// (all when `None`). Their quarantine records are removed; `quarantined_total` keeps
+    /// counting. A record whose sample retention or the size cap already removed is dropped
+    /// too, not counted. Returns how many samples became pending again. One transaction.
+    pub fn requeue_quarantined(
+        &self,
+        reason: Option<&str>,
+        since_ms: Option<i64>,
+    ) -> Result<u64, RequeueError> {
+        let mut w = relock(self.writer.lock());
+        let n = self
+            .write_if(&mut w, Kind::Data, |txn| {
+                let mut q = txn.open_table(QUARANTINE)?;
+                let mut chosen: Vec<KeyBytes> = Vec::new();
+                for r in q.iter()? {
+                    let (k, v) = r?;
+                    let (at, why) = codec::decode_quarantine(v.value()).ok_or_else(|| {
+                        corrupt(format_args!(
+                            "quarantine record {:?}",
+                            SampleKey::from_ord(ord(k.value()))
+                        ))
+                    })?;
+                    if reason.is_none_or(|r| r == why) && since_ms.is_none_or(|s| at >= s) {
+                        chosen.push(*k.value());
+                    }
+                }
+                let samples = txn.open_table(SAMPLES)?;
+                let mut runs = txn.open_table(PENDING_RUNS)?;
+                let mut n = 0u64;
+                for k in &chosen {
+                    q.remove(k)?;
+                    let o = ord(k);
+                    if samples.get(k)?.is_some() && pending::covering_run(&runs, o)?.is_none() {
+                        pending::add(&mut runs, &samples, o)?;
+                        n += 1;
+                    }
+                }
+                Ok((n, !chosen.is_empty()))
+            })
+            .map_err(|e| e.into_requeue(&self.path))?;
+        self.pending.fetch_add(n, Ordering::Relaxed);
+        if n > 0 {
+            log::info!("{}: requeued {n} quarantined samples", self.path.display());
+        }
+        Ok(n)
+    }
+
+    /// Quarantine records kept, by reason (sorted by reason).
+    pub fn quarantine_counts(&self) -> Result<Vec<(String, u64)>, ReadError> {
+        (|| -> Result<Vec<(String, u64)>, Fault> {
+            let txn = self.read_txn()?;
+            let mut by: std::collections::BTreeMap<String, u64> = Default::default();
+            for r in txn.open_table(QUARANTINE)?.iter()? {
+                let (k, v) = r?;
+                let (_, why) = codec::decode_quarantine(v.value()).ok_or_else(|| {
+                    corrupt(format_args!(
+                        "quarantine record {:?}",
+                        SampleKey::from_ord(ord(k.value()))
+                    ))
+                })?;
+                match by.get_mut(why) {
+                    Some(n) => *n += 1,
+                    None => {
+                        by.insert(why.to_owned(), 1);
+                    }
+                }
+            }
+            Ok(by.into_iter().collect())
+        })()
+        .map_err(|e| e.into_read(&self.path))
+    }
+
     /// The upload checkpoints still kept (see retention), oldest first.
     pub fn checkpoints(&self) -> Result<Vec<Checkpoint>, ReadError> {
         (|| -> Result<Vec<Checkpoint>, Fault> {
-            let txn = relock(self.db.read()).begin_read()?;
+            let txn = self.read_txn()?;
             let mut out = Vec::new();
             for r in txn.open_table(CHECKPOINTS)?.iter()? {
                 let (k, v) = r?;
@@ -800,7 +1014,7 @@ impl Store {
     /// The quarantine records, oldest sample first.
     pub fn quarantined(&self) -> Result<Vec<QuarantineRecord>, ReadError> {
         (|| -> Result<Vec<QuarantineRecord>, Fault> {
-            let txn = relock(self.db.read()).begin_read()?;
+            let txn = self.read_txn()?;
             let mut out = Vec::new();
             for r in txn.open_table(QUARANTINE)?.iter()? {
                 let (k, v) = r?;
@@ -826,7 +1040,7 @@ impl Store {
     /// Numeric samples present (pending + uploaded), for soak checks. O(1).
     pub fn history_count(&self) -> Result<u64, ReadError> {
         (|| -> Result<u64, Fault> {
-            let txn = relock(self.db.read()).begin_read()?;
+            let txn = self.read_txn()?;
             Ok(txn.open_table(SAMPLES)?.len()?)
         })()
         .map_err(|e| e.into_read(&self.path))
@@ -1015,6 +1229,15 @@ impl Store {
         let start = Instant::now();
         // Lock order everywhere: writer, then database.
         let mut writer = relock(self.writer.lock());
+        self.guard_closed()
+            .and_then(|()| {
+                if self.read_only {
+                    Err(Fault::ReadOnly)
+                } else {
+                    Ok(())
+                }
+            })
+            .map_err(|e| e.into_maintenance(&self.path))?;
         relock(self.db.write())
             .compact()
             .map_err(|e| Fault::from(e).into_maintenance(&self.path))?;
@@ -1043,7 +1266,7 @@ impl Store {
         if w.unsynced == 0 {
             return Ok(());
         }
-        let mut txn = relock(self.db.read()).begin_write()?;
+        let mut txn = self.write_txn()?;
         txn.set_durability(redb::Durability::Immediate)?;
         txn.commit()?;
         w.unsynced = 0;
@@ -1056,7 +1279,7 @@ impl Store {
 
     pub fn stats(&self) -> Result<StoreStats, ReadError> {
         (|| -> Result<StoreStats, Fault> {
-            let txn = relock(self.db.read()).begin_read()?;
+            let txn = self.read_txn()?;
             let meta = txn.open_table(META)?;
             let mut pending = 0;
             for r in txn.open_table(PENDING_RUNS)?.iter()? {
@@ -1104,10 +1327,11 @@ impl Store {
         mut f: impl FnMut(&ExportedSample),
     ) -> Result<u64, ReadError> {
         (|| -> Result<u64, Fault> {
-            let txn = relock(self.db.read()).begin_read()?;
+            let txn = self.read_txn()?;
             let samples = txn.open_table(SAMPLES)?;
             let text = txn.open_table(TEXT)?;
             let runs = txn.open_table(PENDING_RUNS)?;
+            let quarantine = txn.open_table(QUARANTINE)?;
             let from = bytes(codec::key_ordinal(since_ms, 0));
             let mut nums = samples.range::<&KeyBytes>(&from..)?.peekable();
             let mut txts = text.range::<&KeyBytes>(&from..)?.peekable();
@@ -1151,12 +1375,28 @@ impl Store {
                         };
                     }
                     let key = SampleKey::from_ord(o);
+                    let pending = run.is_some_and(|r| r.start <= o && o <= r.end);
+                    let quarantined = match (pending, quarantine.is_empty()?) {
+                        (false, false) => match quarantine.get(k.value())? {
+                            Some(q) => Some(
+                                codec::decode_quarantine(q.value())
+                                    .ok_or_else(|| {
+                                        corrupt(format_args!("quarantine record {key:?}"))
+                                    })?
+                                    .1
+                                    .to_owned(),
+                            ),
+                            None => None,
+                        },
+                        _ => None,
+                    };
                     ExportedSample {
                         key,
                         series: lookup(key.series_id)?,
                         ts_ms: key.ts_ms,
                         value: OwnedValue::Number(codec::number_from_bytes(v.value())),
-                        pending: run.is_some_and(|r| r.start <= o && o <= r.end),
+                        pending,
+                        quarantined,
                     }
                 } else {
                     let Some(r) = txts.next() else { break };
@@ -1170,6 +1410,7 @@ impl Store {
                         ts_ms: key.ts_ms,
                         value: OwnedValue::Text(t.to_owned()),
                         pending: false,
+                        quarantined: None,
                     }
                 };
                 f(&out);
@@ -1214,4 +1455,34 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Rename a store the agent cannot use (`OpenError::Corrupt`) to
+/// `<path>.corrupt-<unix seconds>` (`-<n>` appended if that exists), so that the next
+/// [`Store::open`] starts a fresh file while the damaged one stays for inspection. The
+/// directory is fsynced. Returns the new path.
+pub fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let base = {
+        let mut os = path.as_os_str().to_owned();
+        os.push(format!(".corrupt-{secs}"));
+        PathBuf::from(os)
+    };
+    let mut to = base.clone();
+    let mut n = 1u32;
+    while to.try_exists()? {
+        let mut os = base.as_os_str().to_owned();
+        os.push(format!("-{n}"));
+        to = PathBuf::from(os);
+        n += 1;
+    }
+    std::fs::rename(path, &to)?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(to)
 }

@@ -50,9 +50,15 @@ impl ProcessLock {
             Err(e) => return Err(io(e.into())),
         }
         let pid = rustix::process::getpid().as_raw_nonzero().get();
-        file.set_len(0).map_err(io)?;
-        file.seek(SeekFrom::Start(0)).map_err(io)?;
-        file.write_all(format!("{pid}\n").as_bytes()).map_err(io)?;
+        // The PID is only for the message a second opener prints: on a full disk, writing it
+        // fails (the truncated file needs a new block), and the store must still open.
+        let written = file
+            .set_len(0)
+            .and_then(|()| file.seek(SeekFrom::Start(0)))
+            .and_then(|_| file.write_all(format!("{pid}\n").as_bytes()));
+        if let Err(e) = written {
+            log::warn!("{}: cannot record the PID: {e}", path.display());
+        }
         Ok(ProcessLock { _file: file })
     }
 }

@@ -112,12 +112,12 @@ fn table_err(e: TableError) -> Fault {
 }
 
 /// What the file says about itself, read without modifying it.
-enum Found {
+pub(crate) enum Found {
     Empty,
     Version(u64),
 }
 
-fn read_version(txn: &redb::ReadTransaction) -> Result<Found, Fault> {
+pub(crate) fn read_version(txn: &redb::ReadTransaction) -> Result<Found, Fault> {
     if txn.list_tables()?.next().is_none() {
         return Ok(Found::Empty);
     }
@@ -128,46 +128,12 @@ fn read_version(txn: &redb::ReadTransaction) -> Result<Found, Fault> {
     }
 }
 
-/// Open the file read-only (redb writes nothing then) and refuse unknown versions and
-/// files that are not stores, so that such a file stays byte-identical.
-///
-/// A file that needs crash recovery cannot be opened read-only; it is let through to the
-/// writable open, which repairs it, and the version is checked again there.
-pub(crate) fn precheck(path: &Path, cache_size: usize) -> Result<(), OpenError> {
-    let db = match redb::Builder::new()
-        .set_cache_size(cache_size)
-        .open_read_only(path)
-    {
-        Ok(db) => db,
-        Err(DatabaseError::RepairAborted) => return Ok(()),
-        Err(e) => return Err(open_err(path)(e)),
-    };
-    let result = (|| -> Result<Option<u64>, Fault> {
-        let txn = db.begin_read()?;
-        match read_version(&txn)? {
-            Found::Empty => Ok(None),
-            Found::Version(v) if !known(v) => Ok(Some(v)),
-            Found::Version(v) => check_tables(&txn, v).map(|()| None),
-        }
-    })();
-    let closed = db.close();
-    match result {
-        Ok(Some(found)) => Err(OpenError::UnknownSchemaVersion {
-            found,
-            supported: SCHEMA_VERSION,
-            path: path.to_owned(),
-        }),
-        Ok(None) => closed.map_err(open_err(path)),
-        Err(e) => Err(e.into_open(path)),
-    }
-}
-
-fn known(v: u64) -> bool {
+pub(crate) fn known(v: u64) -> bool {
     (1..=u64::from(SCHEMA_VERSION)).contains(&v)
 }
 
 /// Every table of version `v` that exists has the expected key/value types.
-fn check_tables(txn: &redb::ReadTransaction, v: u64) -> Result<(), Fault> {
+pub(crate) fn check_tables(txn: &redb::ReadTransaction, v: u64) -> Result<(), Fault> {
     fn probe<K: redb::Key + 'static, V: redb::Value + 'static>(
         txn: &redb::ReadTransaction,
         def: TableDefinition<K, V>,

@@ -768,7 +768,6 @@ fn a_damaged_pending_run_is_reported_not_a_panic() {
     let (_d, path) = tmp();
     let store = open(&path);
     store.insert(&[num("m", &[], 5, 1.0)]).unwrap();
-    let key = store.pending(1).unwrap()[0].key;
     drop(store);
     {
         // Claim five samples in a run that holds one.
@@ -787,14 +786,78 @@ fn a_damaged_pending_run_is_reported_not_a_panic() {
         }
         txn.commit().unwrap();
     }
-    let store = open(&path);
-    assert!(store.check_invariants().is_err());
-    match store.mark_uploaded(&[key], &cp(0, 0)) {
-        Err(belabox_store::MarkError::Corrupt { detail, .. }) => {
-            assert!(detail.contains("pending run"), "{detail}");
-        }
+    // Refused at open, before redb has written anything, rather than failing every mark later.
+    let before = file_bytes(&path);
+    let report = Store::check(&path).unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("says 5 samples, holds 1")),
+        "{report:?}"
+    );
+    match Store::open(&path, StoreOptions::default()) {
+        Err(OpenError::Corrupt { detail, .. }) => assert!(detail.contains("run"), "{detail}"),
         other => panic!("expected Corrupt, got {other:?}"),
     }
-    // Nothing was half-applied.
-    assert_eq!(store.pending(10).unwrap().len(), 1);
+    assert_eq!(file_bytes(&path), before);
+}
+
+#[test]
+fn quarantined_samples_are_exported_as_such_counted_by_reason_and_requeued() {
+    let (_d, path) = tmp();
+    let store = open(&path);
+    store.insert(&batch(1_000, 10)).unwrap();
+    let p = store.pending(30).unwrap();
+    let keys: Vec<SampleKey> = p.iter().map(|s| s.key).collect();
+    store.mark_uploaded(&keys[..5], &cp(0, 1)).unwrap();
+    assert_eq!(
+        store.quarantine(&keys[5..8], "out of range", 100).unwrap(),
+        3
+    );
+    assert_eq!(store.quarantine(&keys[8..10], "bad label", 200).unwrap(), 2);
+    assert_eq!(
+        store.quarantine_counts().unwrap(),
+        vec![("bad label".to_owned(), 2), ("out of range".to_owned(), 3)]
+    );
+    let mut seen = std::collections::HashMap::new();
+    store
+        .export(i64::MIN, |s| {
+            seen.insert(s.key, (s.pending, s.quarantined.clone()));
+        })
+        .unwrap();
+    assert_eq!(seen[&keys[0]], (false, None)); // uploaded
+    assert_eq!(seen[&keys[6]], (false, Some("out of range".to_owned())));
+    assert_eq!(seen[&keys[9]], (false, Some("bad label".to_owned())));
+    assert_eq!(seen[&keys[20]], (true, None));
+
+    // By reason, then by time; a second requeue finds nothing.
+    assert_eq!(store.requeue_quarantined(Some("nope"), None).unwrap(), 0);
+    assert_eq!(
+        store
+            .requeue_quarantined(Some("bad label"), Some(201))
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store.requeue_quarantined(Some("bad label"), None).unwrap(),
+        2
+    );
+    assert_eq!(store.pending_count().unwrap(), 30 - 5 - 3);
+    store.check_invariants().unwrap();
+    assert_eq!(store.requeue_quarantined(None, Some(100)).unwrap(), 3);
+    assert_eq!(store.requeue_quarantined(None, None).unwrap(), 0);
+    assert!(store.quarantine_counts().unwrap().is_empty());
+    assert_eq!(store.pending_count().unwrap(), 25);
+    // Back in the queue, in timestamp order, after the uploaded ones.
+    let again: Vec<SampleKey> = store.pending(5).unwrap().iter().map(|s| s.key).collect();
+    assert_eq!(again, keys[5..10]);
+    assert_eq!(store.stats().unwrap().quarantined_total, 5);
+    store.check_invariants().unwrap();
+    drop(store);
+    let store = open(&path);
+    assert_eq!(store.pending_count().unwrap(), 25);
+    assert!(Store::check(&path).is_err()); // locked by `store`
+    drop(store);
+    assert!(Store::check(&path).unwrap().is_healthy());
 }
