@@ -163,9 +163,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             ("run" | "once", "--procfs") => common.procfs = Some(PathBuf::from(value()?)),
             ("run" | "once", "--sysfs") => common.sysfs = Some(PathBuf::from(value()?)),
             ("status", "--address") => address = Some(string(value()?, &name)?),
-            ("store export" | "store requeue", "--since") => {
-                since = Some(string(value()?, &name)?)
-            }
+            ("store export" | "store requeue", "--since") => since = Some(string(value()?, &name)?),
             ("store requeue", "--reason") => reason = Some(string(value()?, &name)?),
             ("once", "--delay") => {
                 let v = value()?;

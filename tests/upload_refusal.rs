@@ -8,7 +8,8 @@
 //! - once the route is right (the proxy forwards to `/api/v1/import`), every sample arrives in
 //!   VictoriaMetrics exactly once, nothing is quarantined, and the `error` clears;
 //! - a poison sample among 330 good ones in one chunk is still isolated alone, in O(log n)
-//!   requests, and everything else arrives;
+//!   requests, and everything else arrives; offline, `store stats` counts it as `refused`,
+//!   `store export` marks it quarantined, `store requeue --reason refused` puts it back;
 //! - a lone poison sample (nothing to compare it with) is not quarantined; it is, as soon as
 //!   good samples travel with it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -76,7 +77,11 @@ fn drain(u: &mut Uploader, store: &Store, max: usize) {
         }
         smol::block_on(u.cycle());
     }
-    assert_eq!(store.pending_count().unwrap(), 0, "still pending after {max} cycles");
+    assert_eq!(
+        store.pending_count().unwrap(),
+        0,
+        "still pending after {max} cycles"
+    );
 }
 
 fn health(state: &AgentState) -> (ComponentStatus, String, String) {
@@ -157,7 +162,10 @@ fn a_server_refusing_everything_quarantines_nothing_then_everything_arrives() {
     assert!(!refused.body().is_empty(), "VM's answer kept: {refused:?}");
     let (_, msg, json) = health(&state);
     assert!(msg.contains("/api/v1/write"), "{msg}");
-    assert!(!msg.contains("s3cretpw") && !json.contains("s3cretpw"), "{json}");
+    assert!(
+        !msg.contains("s3cretpw") && !json.contains("s3cretpw"),
+        "{json}"
+    );
 
     // 2. A stub that answers every request with one status.
     for status in [400, 404, 405, 415] {
@@ -202,7 +210,7 @@ fn a_poison_sample_is_still_isolated_in_log_n_requests() {
     let vm = Vm::start();
     let proxy = Proxy::start(vm.addr());
     proxy.set_poison("POISON");
-    let (_dir, store) = temp_store();
+    let (dir, store) = temp_store();
     let last = now_ms() - 1_000;
     let data = KnownData::agent_like("poison-board", last, 1_000, 30);
     data.insert_into(&store, 64);
@@ -230,7 +238,11 @@ fn a_poison_sample_is_still_isolated_in_log_n_requests() {
     // The whole chunk, one probe, then two requests per halving: 2 + 2 × ⌈log₂ n⌉.
     let log2 = usize::BITS - (n - 1).leading_zeros();
     let bound = 2 + 2 * log2 as usize;
-    assert!(reqs.len() <= bound, "{} requests for {n} samples", reqs.len());
+    assert!(
+        reqs.len() <= bound,
+        "{} requests for {n} samples",
+        reqs.len()
+    );
     let poisoned: Vec<usize> = reqs
         .iter()
         .filter(|r| r.poisoned)
@@ -246,10 +258,57 @@ fn a_poison_sample_is_still_isolated_in_log_n_requests() {
     let q = store.quarantined().unwrap();
     assert_eq!(q.len(), 1);
     assert_eq!(q[0].key.ts_ms(), poison_ts);
-    assert!(q[0].reason.starts_with("refused: http 400"), "{}", q[0].reason);
+    assert!(
+        q[0].reason.starts_with("refused: http 400"),
+        "{}",
+        q[0].reason
+    );
     assert_eq!(state.upload.uploaded_total.load(Relaxed), n as u64 - 1);
     assert!(state.upload.refused().is_none());
     assert_ne!(health(&state).0, ComponentStatus::Error);
+
+    // Offline, the agent stopped: stats count it by kind, export marks it, requeue puts it
+    // back in the queue.
+    drop(up);
+    drop(store);
+    let path = dir.path().join("metrics.redb");
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!("[storage]\npath = {:?}\n", path.display().to_string()),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(support::bin())
+            .args(args)
+            .arg("--config")
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let stats = run(&["store", "stats"]);
+    assert!(stats.contains("kept:           1"), "{stats}");
+    assert!(stats.contains("refused         1"), "{stats}");
+    let marked: Vec<String> = support::store_export_lines(&cfg)
+        .into_iter()
+        .filter(|l| l.contains("\"quarantined\""))
+        .collect();
+    assert_eq!(marked.len(), 1, "{marked:?}");
+    assert!(marked[0].contains("POISON") && marked[0].contains("\"pending\":false"));
+    let out = run(&["store", "requeue", "--reason", "too_old"]);
+    assert!(out.starts_with("requeued 0 "), "{out}");
+    let out = run(&["store", "requeue", "--reason", "refused", "--since", "1h"]);
+    assert!(out.starts_with("requeued 1 "), "{out}");
+    let store = Store::open(&path, belabox_store::StoreOptions::default()).unwrap();
+    assert_eq!(store.pending_count().unwrap(), 1);
+    assert!(store.quarantined().unwrap().is_empty());
 }
 
 #[test]

@@ -5,8 +5,8 @@
 //! atomically), except the one fixed-size [`Refused`] note behind a mutex. Times are ms since the
 //! Unix epoch; 0 means "never".
 
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::collect::CollectorStats;
 use crate::config::CollectorKind;
@@ -156,12 +156,18 @@ impl Refused {
 
     /// The start of the server's answer (may be empty).
     pub fn body(&self) -> &str {
-        let b = self.body.get(..usize::from(self.body_len)).unwrap_or_default();
+        let b = self
+            .body
+            .get(..usize::from(self.body_len))
+            .unwrap_or_default();
         std::str::from_utf8(b).unwrap_or_default()
     }
 
     pub fn url(&self) -> &str {
-        let b = self.url.get(..usize::from(self.url_len)).unwrap_or_default();
+        let b = self
+            .url
+            .get(..usize::from(self.url_len))
+            .unwrap_or_default();
         std::str::from_utf8(b).unwrap_or_default()
     }
 }
@@ -198,7 +204,10 @@ fn sanitise_into(s: &str, out: &mut [u8]) -> u8 {
         }
         let mut buf = [0u8; 4];
         let enc = c.encode_utf8(&mut buf).as_bytes();
-        let Some(dst) = out.get_mut(n..n + enc.len()).filter(|_| n + enc.len() <= cap) else {
+        let Some(dst) = out
+            .get_mut(n..n + enc.len())
+            .filter(|_| n + enc.len() <= cap)
+        else {
             break;
         };
         dst.copy_from_slice(enc);
@@ -315,7 +324,11 @@ mod tests {
 
     #[test]
     fn refused_note_is_sanitised_and_bounded() {
-        let r = Refused::new(400, "  bad\r\n\tformat\x1b[31m  here\n", "http://vm:8428/api/v1/write");
+        let r = Refused::new(
+            400,
+            "  bad\r\n\tformat\x1b[31m  here\n",
+            "http://vm:8428/api/v1/write",
+        );
         assert_eq!(r.http_status, 400);
         assert_eq!(r.body(), "bad format [31m here");
         assert_eq!(r.url(), "http://vm:8428/api/v1/write");

@@ -477,10 +477,23 @@ mod tests {
     #[test]
     fn refusals_depend_on_evidence() {
         use Evidence::*;
-        let server_refuses = |next, nb| plan(ServerRefuses { next_cycle_in: s(next) }, Some(nb));
+        let server_refuses = |next, nb| {
+            plan(
+                ServerRefuses {
+                    next_cycle_in: s(next),
+                },
+                Some(nb),
+            )
+        };
         // (status, retry_after, samples, evidence) → plan
         let table: &[(u16, Option<u64>, usize, Evidence, Plan)] = &[
-            (400, None, 50, Accepted, plan(Bisect(Refusal::Rejected), None)),
+            (
+                400,
+                None,
+                50,
+                Accepted,
+                plan(Bisect(Refusal::Rejected), None),
+            ),
             (400, None, 1, Accepted, plan(Quarantine, None)),
             // Nothing accepted yet: probe, whatever the size, for every refusal status.
             (400, None, 50, CanProbe, plan(Probe, None)),
@@ -500,7 +513,13 @@ mod tests {
             (400, Some(5), 1, Exhausted, server_refuses(30, 30)),
             (400, Some(120), 1, Exhausted, server_refuses(120, 120)),
             // Size refusals and everything else ignore the evidence.
-            (413, None, 4, CanProbe, plan(Bisect(Refusal::TooLarge), None)),
+            (
+                413,
+                None,
+                4,
+                CanProbe,
+                plan(Bisect(Refusal::TooLarge), None),
+            ),
             (413, None, 1, Exhausted, plan(Unsendable, None)),
             (204, None, 1, Exhausted, plan(Accept, None)),
             (
@@ -508,14 +527,26 @@ mod tests {
                 None,
                 1,
                 Exhausted,
-                plan(Retry { after: s(30), failure: Auth }, None),
+                plan(
+                    Retry {
+                        after: s(30),
+                        failure: Auth,
+                    },
+                    None,
+                ),
             ),
             (
                 503,
                 None,
                 1,
                 CanProbe,
-                plan(Retry { after: s(1), failure: Transient }, None),
+                plan(
+                    Retry {
+                        after: s(1),
+                        failure: Transient,
+                    },
+                    None,
+                ),
             ),
         ];
         let p = policy();
@@ -527,7 +558,10 @@ mod tests {
                 jitter: 0.5,
                 evidence,
             });
-            assert_eq!(got, want, "row {i}: {status} samples {samples} {evidence:?}");
+            assert_eq!(
+                got, want,
+                "row {i}: {status} samples {samples} {evidence:?}"
+            );
         }
         // The server-wide backoff is jittered within [max × (1 − jitter), max], never below
         // the upload interval for the next cycle.

@@ -617,7 +617,8 @@ impl Uploader {
             *next_index = next_index.saturating_add(1);
             let evidence = if accepted {
                 Evidence::Accepted
-            } else if probes < MAX_PROBES && (r.len() > 1 || self.work.iter().any(|w| !w.is_empty()))
+            } else if probes < MAX_PROBES
+                && (r.len() > 1 || self.work.iter().any(|w| !w.is_empty()))
             {
                 Evidence::CanProbe
             } else {
