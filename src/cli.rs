@@ -16,6 +16,7 @@ Usage:
   belabox-metrics status       [--config FILE] [--address HOST:PORT]
   belabox-metrics store stats  [--config FILE]
   belabox-metrics store export [--config FILE] [--since WHEN]
+  belabox-metrics store requeue [--config FILE] [--reason R] [--since WHEN]
   belabox-metrics --version
   belabox-metrics <command> --help
 
@@ -27,6 +28,7 @@ Commands:
   status        ask the running agent's /health and print a readable summary
   store stats   file size, pending, dropped, quarantined, last checkpoint, sessions
   store export  every stored sample as JSONL (numeric and text), oldest first
+  store requeue put quarantined samples back in the upload queue
 
 Options:
   --config FILE  TOML configuration (default: built-in defaults)
@@ -59,6 +61,13 @@ pub enum Command {
         common: Common,
         since: Option<String>,
     },
+    /// `reason`: a quarantine reason, or its first word (`refused`, `too_old`, ...); `since`:
+    /// quarantined at or after this (same forms as `store export --since`).
+    StoreRequeue {
+        common: Common,
+        reason: Option<String>,
+        since: Option<String>,
+    },
     Help(&'static str),
     Version,
 }
@@ -89,7 +98,7 @@ fn help_for(cmd: &str) -> &'static str {
             "Usage: belabox-metrics status [--config FILE] [--address HOST:PORT]\n\nAsk the running agent's /health (health.address, or --address) and print a readable summary. Exit 0 when ok, 1 when degraded or error, 3 when the agent does not answer.\n"
         }
         "store" => {
-            "Usage: belabox-metrics store stats [--config FILE]\n       belabox-metrics store export [--config FILE] [--since WHEN]\n\nLook at the store offline (the agent must be stopped: the store is locked while it runs).\nstats: file size, pending, dropped, quarantined, last checkpoint, sessions.\nexport: every stored sample as JSONL, oldest first; WHEN is a duration back from now (\"1h\"), an RFC 3339 time or epoch milliseconds.\n"
+            "Usage: belabox-metrics store stats [--config FILE]\n       belabox-metrics store export [--config FILE] [--since WHEN]\n       belabox-metrics store requeue [--config FILE] [--reason R] [--since WHEN]\n\nLook at the store offline (the agent must be stopped: the store is locked while it runs).\nstats: file size, pending, dropped, quarantined, last checkpoint, sessions.\nexport: every stored sample as JSONL, oldest first (quarantined samples marked); WHEN is a duration back from now (\"1h\"), an RFC 3339 time or epoch milliseconds.\nrequeue: put quarantined samples back in the upload queue: those whose reason is R or starts with \"R:\" (e.g. refused, too_old, non_finite; all without --reason), quarantined since WHEN (all without --since). The running agent uploads them once it runs again.\n"
         }
         _ => USAGE,
     }
@@ -115,10 +124,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
         match args.next().and_then(|a| a.into_string().ok()).as_deref() {
             Some("stats") => "store stats".to_string(),
             Some("export") => "store export".to_string(),
+            Some("requeue") => "store requeue".to_string(),
             Some("--help" | "-h") | None => return Ok(Command::Help(help_for("store"))),
             Some(other) => {
                 return Err(UsageError(format!(
-                    "unknown store command `{other}` (stats, export)"
+                    "unknown store command `{other}` (stats, export, requeue)"
                 )));
             }
         }
@@ -129,6 +139,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
     let mut delay_ms = 1000u64;
     let mut address = None;
     let mut since = None;
+    let mut reason = None;
     while let Some(flag) = args.next() {
         let flag = flag
             .into_string()
@@ -152,7 +163,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             ("run" | "once", "--procfs") => common.procfs = Some(PathBuf::from(value()?)),
             ("run" | "once", "--sysfs") => common.sysfs = Some(PathBuf::from(value()?)),
             ("status", "--address") => address = Some(string(value()?, &name)?),
-            ("store export", "--since") => since = Some(string(value()?, &name)?),
+            ("store export" | "store requeue", "--since") => since = Some(string(value()?, &name)?),
+            ("store requeue", "--reason") => reason = Some(string(value()?, &name)?),
             ("once", "--delay") => {
                 let v = value()?;
                 delay_ms = v
@@ -174,6 +186,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
         "status" => Command::Status { common, address },
         "store stats" => Command::StoreStats(common),
         "store export" => Command::StoreExport { common, since },
+        "store requeue" => Command::StoreRequeue {
+            common,
+            reason,
+            since,
+        },
         _ => Command::CheckConfig(common),
     })
 }
@@ -246,6 +263,26 @@ mod tests {
             matches!(p(&["store", "export", "--help"]), Ok(Command::Help(h)) if h.contains("--since"))
         );
         assert!(p(&["store", "stats", "--since", "1h"]).is_err());
+        assert_eq!(
+            p(&["store", "requeue", "--reason=refused", "--since", "2h"]),
+            Ok(Command::StoreRequeue {
+                common: Common::default(),
+                reason: Some("refused".into()),
+                since: Some("2h".into())
+            })
+        );
+        assert_eq!(
+            p(&["store", "requeue"]),
+            Ok(Command::StoreRequeue {
+                common: Common::default(),
+                reason: None,
+                since: None
+            })
+        );
+        assert!(p(&["store", "export", "--reason", "x"]).is_err());
+        assert!(
+            matches!(p(&["store", "requeue", "--help"]), Ok(Command::Help(h)) if h.contains("--reason"))
+        );
     }
 
     #[test]

@@ -52,6 +52,14 @@ fn main() -> ExitCode {
         Command::StoreExport { common, since } => with_config(&common, false, |config| {
             store::store_export(&config, since.as_deref()).map(|()| ExitCode::SUCCESS)
         }),
+        Command::StoreRequeue {
+            common,
+            reason,
+            since,
+        } => with_config(&common, false, |config| {
+            store::store_requeue(&config, reason.as_deref(), since.as_deref())
+                .map(|()| ExitCode::SUCCESS)
+        }),
     }
 }
 

@@ -50,6 +50,7 @@ fn healthy() -> Snapshot {
             enabled: true,
             last_success_ms: NOW - SEC,
             last_http_status: 204,
+            refused: None,
         },
         storage: StorageSnapshot {
             pending: 100,
@@ -305,6 +306,7 @@ fn before_the_first_upload_age_counts_from_start() {
         enabled: true,
         last_success_ms: 0,
         last_http_status: 0,
+        refused: None,
     };
     s.started_at_ms = NOW - 10 * SEC;
     let rep = eval(&r, &s);
@@ -339,6 +341,7 @@ fn no_remote_means_disabled_uploader_that_never_lowers_status() {
         enabled: false,
         last_success_ms: 0,
         last_http_status: 0,
+        refused: None,
     };
     s.started_at_ms = NOW - 86_400 * SEC;
     let rep = eval(&rules30(), &s);

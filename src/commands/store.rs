@@ -1,10 +1,10 @@
-//! `store stats` and `store export`: the store, offline.
+//! `store stats`, `store export` and `store requeue`: the store, offline.
 
 use std::fmt::{self, Write as _};
 use std::io::{self, Write as _};
 use std::path::PathBuf;
 
-use belabox_store::{OpenError, OwnedValue, ReadError, Store};
+use belabox_store::{OpenError, OwnedValue, ReadError, RequeueError, Store};
 
 use crate::config::{Config, parse_duration};
 use crate::model::time::{now_ms, rfc3339};
@@ -88,6 +88,45 @@ impl std::error::Error for ExportError {
     }
 }
 
+/// Why `store requeue` failed. Nothing was requeued, except for [`RequeueCmdError::Requeue`]
+/// after an earlier reason of the same `--reason` went back already (`requeued` says how many).
+#[derive(Debug)]
+pub enum RequeueCmdError {
+    Since(SinceError),
+    Open(OpenStoreError),
+    /// Transparent: reading the quarantine reasons failed.
+    Read(ReadError),
+    Requeue {
+        requeued: u64,
+        source: RequeueError,
+    },
+}
+
+impl fmt::Display for RequeueCmdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequeueCmdError::Since(e) => e.fmt(f),
+            RequeueCmdError::Open(e) => e.fmt(f),
+            RequeueCmdError::Read(e) => e.fmt(f),
+            RequeueCmdError::Requeue { requeued, .. } => write!(
+                f,
+                "requeueing quarantined samples (after {requeued} went back to the queue)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RequeueCmdError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RequeueCmdError::Since(_) => None,
+            RequeueCmdError::Open(e) => e.source(),
+            RequeueCmdError::Read(e) => e.source(),
+            RequeueCmdError::Requeue { source, .. } => Some(source),
+        }
+    }
+}
+
 /// `--since` is neither a duration, an RFC 3339 time nor epoch milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SinceError {
@@ -129,7 +168,16 @@ pub fn store_stats(config: &Config) -> Result<(), StatsError> {
     );
     let _ = writeln!(out, "pending upload:   {}", s.pending);
     let _ = writeln!(out, "dropped (cap):    {}", s.dropped_total);
-    let _ = writeln!(out, "quarantined:      {}", s.quarantined_total);
+    let _ = writeln!(out, "quarantined:      {} ever", s.quarantined_total);
+    let counts = store.quarantine_counts().map_err(StatsError::Read)?;
+    let kept: u64 = counts.iter().map(|(_, n)| n).sum();
+    let _ = writeln!(
+        out,
+        "  kept:           {kept} (not uploaded; `store requeue --reason KIND` puts them back)"
+    );
+    for (kind, n, example) in by_kind(&counts) {
+        let _ = writeln!(out, "  {kind:<15} {n}  e.g. {:?}", clip(example, 120));
+    }
     let _ = writeln!(out, "duplicates:       {}", s.duplicates_total);
     match &s.last_checkpoint {
         Some(c) => {
@@ -164,6 +212,78 @@ pub fn store_stats(config: &Config) -> Result<(), StatsError> {
         );
     }
     print!("{out}");
+    Ok(())
+}
+
+/// The first word of a quarantine reason: `refused: http 400: ...` → `refused`. Reasons written
+/// before the refusal rules (`rejected by server: ...`) count as `refused`.
+pub fn reason_kind(reason: &str) -> &str {
+    if reason.starts_with("rejected by server") {
+        return "refused";
+    }
+    reason.split(':').next().unwrap_or(reason).trim()
+}
+
+/// Counts by [`reason_kind`] (sorted by kind), each with one full reason as an example.
+fn by_kind(counts: &[(String, u64)]) -> Vec<(&str, u64, &str)> {
+    let mut out: Vec<(&str, u64, &str)> = Vec::new();
+    for (reason, n) in counts {
+        let kind = reason_kind(reason);
+        match out.iter_mut().find(|(k, _, _)| *k == kind) {
+            Some(e) => e.1 += n,
+            None => out.push((kind, *n, reason)),
+        }
+    }
+    out.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    out
+}
+
+fn clip(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// Whether `--reason wanted` selects `reason`: the whole reason, or its kind.
+pub fn reason_matches(wanted: &str, reason: &str) -> bool {
+    reason == wanted || reason_kind(reason) == wanted
+}
+
+/// `store requeue`: quarantined samples whose reason matches `reason` (all without it) and that
+/// were quarantined at or after `since` go back to the pending queue.
+pub fn store_requeue(
+    config: &Config,
+    reason: Option<&str>,
+    since: Option<&str>,
+) -> Result<(), RequeueCmdError> {
+    let since_ms = since
+        .map(|s| parse_since(s, now_ms()))
+        .transpose()
+        .map_err(RequeueCmdError::Since)?;
+    let store = open_store(config).map_err(RequeueCmdError::Open)?;
+    let mut requeued = 0u64;
+    match reason {
+        None => {
+            requeued = store
+                .requeue_quarantined(None, since_ms)
+                .map_err(|source| RequeueCmdError::Requeue { requeued, source })?;
+        }
+        Some(wanted) => {
+            let counts = store.quarantine_counts().map_err(RequeueCmdError::Read)?;
+            for (r, _) in counts.iter().filter(|(r, _)| reason_matches(wanted, r)) {
+                requeued += store
+                    .requeue_quarantined(Some(r), since_ms)
+                    .map_err(|source| RequeueCmdError::Requeue { requeued, source })?;
+            }
+        }
+    }
+    let pending = store.pending_count().map_err(RequeueCmdError::Read)?;
+    println!(
+        "requeued {requeued} quarantined samples ({}, {}); {pending} pending upload",
+        reason.map_or_else(|| "any reason".to_owned(), |r| format!("reason {r:?}")),
+        since.map_or_else(|| "any time".to_owned(), |s| format!("since {s}")),
+    );
     Ok(())
 }
 
@@ -253,10 +373,12 @@ pub fn store_export(config: &Config, since: Option<&str>) -> Result<(), ExportEr
                         // Re-open the object to add the pending flag.
                         line.pop();
                         line.extend_from_slice(if s.pending {
-                            b",\"pending\":true}\n"
+                            b",\"pending\":true"
                         } else {
-                            b",\"pending\":false}\n"
+                            b",\"pending\":false"
                         });
+                        write_quarantined(&mut line, s);
+                        line.extend_from_slice(b"}\n");
                     }
                 }
                 OwnedValue::Text(t) => write_text_line(&mut line, s, t),
@@ -287,7 +409,17 @@ fn write_text_line(out: &mut Vec<u8>, s: &belabox_store::ExportedSample, text: &
     }
     out.extend_from_slice(b"},\"text\":");
     jsonl::write_str(out, text);
-    let _ = writeln!(out, ",\"timestamps\":[{}]}}", s.ts_ms);
+    let _ = write!(out, ",\"timestamps\":[{}]", s.ts_ms);
+    write_quarantined(out, s);
+    out.extend_from_slice(b"}\n");
+}
+
+/// `,"quarantined":"<reason>"` for a quarantined sample (neither pending nor uploaded).
+fn write_quarantined(out: &mut Vec<u8>, s: &belabox_store::ExportedSample) {
+    if let Some(reason) = &s.quarantined {
+        out.extend_from_slice(b",\"quarantined\":");
+        jsonl::write_str(out, reason);
+    }
 }
 
 #[cfg(test)]
@@ -311,5 +443,31 @@ mod tests {
         assert_eq!(e.given, "yesterday");
         assert!(e.to_string().contains("--since"), "{e}");
         assert!(parse_since("2026-13-01T00:00:00Z", now).is_err());
+    }
+
+    #[test]
+    fn requeue_reasons_match_whole_or_by_kind() {
+        let r = "refused: http 400: cannot parse";
+        assert_eq!(reason_kind(r), "refused");
+        assert!(reason_matches("refused", r));
+        assert!(reason_matches(r, r));
+        assert!(!reason_matches("refuse", r));
+        assert!(!reason_matches("too_old", r));
+        assert!(reason_matches("too_old", "too_old"));
+        // Reasons of stores written before the refusal rules.
+        assert!(reason_matches("refused", "rejected by server: http 400: x"));
+        let counts = vec![
+            ("refused: http 400: a".to_owned(), 2),
+            ("refused: http 404: b".to_owned(), 3),
+            ("too_old".to_owned(), 1),
+        ];
+        assert_eq!(
+            by_kind(&counts),
+            vec![
+                ("refused", 5, "refused: http 400: a"),
+                ("too_old", 1, "too_old")
+            ]
+        );
+        assert_eq!(clip("ééé", 2), "éé");
     }
 }

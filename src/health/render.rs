@@ -122,6 +122,18 @@ pub fn write_health_json(report: &Report, out: &mut Vec<u8>) {
     } else {
         json_secs(out, u.since_upload_ms);
     }
+    // Only while the server refuses everything, so the usual document keeps its keys.
+    if let Some(r) = &u.refused {
+        let _ = write!(
+            out,
+            ",\"refused_by_server\":{{\"http_status\":{},\"response\":",
+            r.http_status
+        );
+        json_display(out, &r.body());
+        out.extend_from_slice(b",\"url\":");
+        json_display(out, &r.url());
+        out.push(b'}');
+    }
     out.extend_from_slice(b"}},");
 
     let s = &report.storage;

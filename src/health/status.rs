@@ -10,8 +10,9 @@
 //! - uploader: `degraded` when nothing was uploaded for more than 2× the interval, or when at least
 //!   [`PENDING_DEGRADED`] samples are pending; `error` when nothing was uploaded for more than
 //!   [`STALL_ERROR_MS`] (fixed, whatever the interval) *and* more than [`PENDING_ERROR`] samples are
-//!   pending; `disabled` (no effect on the agent) without `[remote]`. Before the first upload the
-//!   age counts from agent start;
+//!   pending, or at once while the server refuses every request (its answer and the redacted URL
+//!   are in the message); `disabled` (no effect on the agent) without `[remote]`. Before the first
+//!   upload the age counts from agent start;
 //! - storage: `error` while store I/O fails; `degraded` above [`STORE_FULL_PERCENT`] % of the cap;
 //! - time: `degraded` when |skew| ≥ the warn threshold or the last check failed; never `error`;
 //!   `disabled` without a clock-skew URL.
@@ -23,7 +24,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::config::{CollectorKind, Config, RemoteConfig};
-use crate::model::state::AgentState;
+use crate::model::state::{AgentState, Refused};
 
 /// At least this many pending samples: the uploader is `degraded`.
 pub const PENDING_DEGRADED: u64 = 5_000;
@@ -172,6 +173,10 @@ pub struct UploadSnapshot {
     pub last_success_ms: i64,
     /// 0 = no answer (or no attempt).
     pub last_http_status: u32,
+    /// `Some` while the server refuses every request ([`UploadState::refused`]).
+    ///
+    /// [`UploadState::refused`]: crate::model::state::UploadState::refused
+    pub refused: Option<Refused>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,6 +230,7 @@ impl Snapshot {
                 enabled: u.enabled,
                 last_success_ms: u.last_success_ms.load(Ordering::Relaxed),
                 last_http_status: u.last_http_status.load(Ordering::Relaxed),
+                refused: u.refused(),
             },
             storage: StorageSnapshot {
                 pending: s.pending.load(Ordering::Relaxed),
@@ -276,6 +282,9 @@ pub struct UploaderHealth {
     pub backlog: bool,
     /// The error rule: no upload for more than [`STALL_ERROR_MS`] and more than [`PENDING_ERROR`] pending.
     pub stalled: bool,
+    /// The server refuses every request: `error` at once (no sample is quarantined, but none
+    /// goes out until the URL, proxy or token is fixed).
+    pub refused: Option<Refused>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -340,7 +349,7 @@ fn uploader_health(rules: &HealthRules, snap: &Snapshot) -> UploaderHealth {
     let stalled = since_upload_ms > STALL_ERROR_MS && pending > PENDING_ERROR;
     let status = if !u.enabled {
         ComponentStatus::Disabled
-    } else if stalled {
+    } else if stalled || u.refused.is_some() {
         ComponentStatus::Error
     } else if stale || backlog {
         ComponentStatus::Degraded
@@ -357,6 +366,7 @@ fn uploader_health(rules: &HealthRules, snap: &Snapshot) -> UploaderHealth {
         stale,
         backlog,
         stalled,
+        refused: u.refused,
     }
 }
 
@@ -467,6 +477,24 @@ impl fmt::Display for UploaderHealth {
             return f.write_str("uploads disabled (no [remote] configured)");
         }
         let since = Secs(self.since_upload_ms);
+        if let Some(r) = &self.refused {
+            write!(
+                f,
+                "the server refuses every upload: HTTP {} from {}",
+                r.http_status,
+                r.url()
+            )?;
+            if !r.body().is_empty() {
+                write!(f, " ({:?})", r.body())?;
+            }
+            write!(
+                f,
+                "; nothing is quarantined, {} samples wait; check remote.url (VictoriaMetrics \
+                 imports at /api/v1/import), an auth proxy in front of it, remote.token_file",
+                self.pending
+            )?;
+            return Ok(());
+        }
         if self.stalled {
             write!(
                 f,

@@ -2,10 +2,11 @@
 //! uploader and the clock-skew check; read by /health, /metrics and the self-metrics writer.
 //!
 //! Everything is an atomic (Relaxed: each value stands alone; no cross-field invariant is read
-//! atomically). Times are ms since the Unix epoch; 0 means "never".
+//! atomically), except the one fixed-size [`Refused`] note behind a mutex. Times are ms since the
+//! Unix epoch; 0 means "never".
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::collect::{CollectorKind, CollectorStats};
 
@@ -104,7 +105,118 @@ pub struct UploadState {
     pub bytes_sent_total: AtomicU64,
     /// 401/403 on the last attempt.
     pub auth_failing: AtomicBool,
+    /// `Some` while the server refuses every request (set when the probes were refused too,
+    /// cleared by the next 2xx). Fixed size: reading it for /health allocates nothing.
+    pub refused: Mutex<Option<Refused>>,
     pub duration: Histogram,
+}
+
+impl UploadState {
+    pub fn refused(&self) -> Option<Refused> {
+        *self.refused.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_refused(&self, r: Option<Refused>) {
+        *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = r;
+    }
+}
+
+/// Bytes of the server's answer kept in a [`Refused`] note.
+pub const REFUSED_BODY_MAX: usize = 200;
+/// Bytes of the (redacted) URL kept in a [`Refused`] note.
+pub const REFUSED_URL_MAX: usize = 160;
+
+/// What a server that refuses every request answered, for /health: the status, the start of
+/// the body and the URL, each sanitised (control characters become spaces, whitespace runs
+/// collapse, cut at a character boundary). The URL must already be redacted (no userinfo,
+/// no query: [`crate::net::Url::redacted`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    pub http_status: u16,
+    body: [u8; REFUSED_BODY_MAX],
+    body_len: u8,
+    url: [u8; REFUSED_URL_MAX],
+    url_len: u8,
+}
+
+impl Refused {
+    pub fn new(http_status: u16, body: &str, redacted_url: &str) -> Refused {
+        let mut r = Refused {
+            http_status,
+            body: [0; REFUSED_BODY_MAX],
+            body_len: 0,
+            url: [0; REFUSED_URL_MAX],
+            url_len: 0,
+        };
+        r.body_len = sanitise_into(body, &mut r.body);
+        r.url_len = sanitise_into(redacted_url, &mut r.url);
+        r
+    }
+
+    /// The start of the server's answer (may be empty).
+    pub fn body(&self) -> &str {
+        let b = self
+            .body
+            .get(..usize::from(self.body_len))
+            .unwrap_or_default();
+        std::str::from_utf8(b).unwrap_or_default()
+    }
+
+    pub fn url(&self) -> &str {
+        let b = self
+            .url
+            .get(..usize::from(self.url_len))
+            .unwrap_or_default();
+        std::str::from_utf8(b).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Refused")
+            .field("http_status", &self.http_status)
+            .field("body", &self.body())
+            .field("url", &self.url())
+            .finish()
+    }
+}
+
+/// Copies `s` into `out` sanitised (see [`Refused`]); returns the length (≤ 255 and `out.len()`).
+/// What is copied is whole UTF-8 characters, so the prefix stays valid UTF-8.
+fn sanitise_into(s: &str, out: &mut [u8]) -> u8 {
+    let cap = out.len().min(255);
+    let mut n = 0;
+    let mut space = true; // drops leading whitespace
+    for c in s.chars() {
+        let c = if c.is_control() || c.is_whitespace() {
+            ' '
+        } else {
+            c
+        };
+        if c == ' ' {
+            if space {
+                continue;
+            }
+            space = true;
+        } else {
+            space = false;
+        }
+        let mut buf = [0u8; 4];
+        let enc = c.encode_utf8(&mut buf).as_bytes();
+        let Some(dst) = out
+            .get_mut(n..n + enc.len())
+            .filter(|_| n + enc.len() <= cap)
+        else {
+            break;
+        };
+        dst.copy_from_slice(enc);
+        n += enc.len();
+    }
+    // No trailing space.
+    while n > 0 && out.get(n - 1) == Some(&b' ') {
+        n -= 1;
+    }
+    u8::try_from(n).unwrap_or(u8::MAX)
 }
 
 #[derive(Debug)]
@@ -179,6 +291,7 @@ impl AgentState {
                 quarantined_total: AtomicU64::new(0),
                 bytes_sent_total: AtomicU64::new(0),
                 auth_failing: AtomicBool::new(false),
+                refused: Mutex::new(None),
                 duration: Histogram::new(DURATION_BOUNDS),
             },
             storage: StorageState {
@@ -207,6 +320,26 @@ impl AgentState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refused_note_is_sanitised_and_bounded() {
+        let r = Refused::new(
+            400,
+            "  bad\r\n\tformat\x1b[31m  here\n",
+            "http://vm:8428/api/v1/write",
+        );
+        assert_eq!(r.http_status, 400);
+        assert_eq!(r.body(), "bad format [31m here");
+        assert_eq!(r.url(), "http://vm:8428/api/v1/write");
+        // Cut at a character boundary: 'é' is 2 bytes, 150 of them do not fit in 200.
+        let long = "é".repeat(150);
+        let r = Refused::new(404, &long, &"u".repeat(500));
+        assert_eq!(r.body().len(), 200);
+        assert!(r.body().chars().all(|c| c == 'é'));
+        assert_eq!(r.url().len(), REFUSED_URL_MAX);
+        let r = Refused::new(415, "", "");
+        assert_eq!((r.body(), r.url()), ("", ""));
+    }
 
     #[test]
     fn histogram_quantiles_from_buckets() {

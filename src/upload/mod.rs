@@ -18,8 +18,17 @@
 //!   non-finite values and timestamps older than `remote.max_sample_age` are quarantined
 //!   (kept in the store, out of the queue, counted as rejected{reason}); timestamps more than
 //!   two days ahead stay pending until they become valid (counted once each).
-//! - 400 (and 422): the chunk is bisected until the refused samples are alone; each is
-//!   quarantined and counted, so one poison sample never blocks the queue.
+//! - A refusal (400, 404, 405, 415, 422) is specific only when the server accepts other samples
+//!   of the same chunk: a refused chunk first sends one random sample alone (a probe, at most
+//!   two per chunk). Once something was accepted, the chunk is bisected until the refused
+//!   samples are alone; each is quarantined (reason `refused: http <status>: <answer>`) and
+//!   counted, so one poison sample never blocks the queue and is isolated in O(log n)
+//!   requests. When the probes are refused too, the server refuses everything (wrong URL path,
+//!   an auth proxy answering 400, misrouting): nothing is quarantined, the chunk stays pending,
+//!   the next request waits `retry.max_backoff` (at most 3 requests per cycle), the log says
+//!   what to check and /health shows the uploader as `error` with the answer and the redacted
+//!   URL (`AgentState.upload.refused`) until the next 2xx. `store requeue` puts quarantined
+//!   samples back in the queue.
 //! - 401/403: reported in the log and in `AgentState.upload.auth_failing`, retried at the
 //!   maximum backoff.
 //!

@@ -7,9 +7,21 @@
 //!
 //! Rules (docs/upload.md):
 //! - 2xx: accepted.
-//! - 400/422 (the body holds something the server refuses) and 413 (too large): bisect while the
-//!   chunk has more than one sample; a single refused sample is quarantined, a single sample that
-//!   is still too large fails the round (it stays pending).
+//! - 400/404/405/415/422 (a refusal: either the body holds something the server refuses, or the
+//!   server refuses everything: a wrong URL path, an auth proxy answering 400, a misrouted load
+//!   balancer). Which one it is depends on [`Evidence`], what the server did with the rest of the
+//!   chunk since its first refusal:
+//!   - it accepted other samples: the refusal is specific; bisect while the chunk has more than
+//!     one sample, quarantine a single refused sample;
+//!   - nothing accepted yet: send one sample alone ([`Decision::Probe`]), at most
+//!     [`MAX_PROBES`] per chunk;
+//!   - nothing accepted and the probes refused too: the server refuses everything
+//!     ([`Decision::ServerRefuses`]); nothing is quarantined, the chunk stays pending, and the
+//!     next request waits the maximum backoff. So a server-wide refusal costs at most
+//!     1 + [`MAX_PROBES`] requests per cycle, and a poison sample is still isolated in
+//!     O(log n) requests.
+//! - 413 (too large): bisect while the chunk has more than one sample; a single sample that is
+//!   still too large fails the round (it stays pending).
 //! - 401/403: retried at the maximum backoff (jittered); after the last attempt that backoff is
 //!   also kept as the earliest next request, so the next cycle does not hammer the server.
 //! - Anything else (429, 5xx, other 4xx, network errors): exponential backoff with jitter, up to
@@ -62,6 +74,7 @@ pub struct Attempt {
     pub samples: usize,
     /// The random draw for the jitter, in [0, 1).
     pub jitter: f64,
+    pub evidence: Evidence,
 }
 
 /// Why a failed attempt failed, as far as the policy cares.
@@ -73,25 +86,50 @@ pub enum Failure {
     Transient,
 }
 
+/// Single-sample probes per chunk before a refusal counts as server-wide.
+pub const MAX_PROBES: u32 = 2;
+
+/// What the server did with the rest of the chunk since the chunk was first refused; decides
+/// whether a refusal is specific to the refused body. Ignored for any reply but a refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Evidence {
+    /// It accepted other samples of this chunk: the refusal is specific to what it refused.
+    Accepted,
+    /// Nothing accepted yet, and another sample can still be probed alone.
+    CanProbe,
+    /// Nothing accepted, and no probe is left (the probes were refused too, or there is no
+    /// other sample to probe with).
+    Exhausted,
+}
+
 /// Why the server refused the chunk as such (retrying it unchanged cannot help).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// 400/422: something in the body is refused.
+    /// 400/404/405/415/422: something in the body, or everything, is refused.
     Rejected,
     /// 413: the body is too large for a proxy or the server.
     TooLarge,
 }
 
-/// The next step for the chunk. New cases (e.g. telling a server that refuses everything from
-/// one poison sample) are new variants; the task's `match` then names every case.
+/// The next step for the chunk. New cases are new variants; the task's `match` then names
+/// every case.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Decision {
     /// 2xx: mark the chunk uploaded.
     Accept,
-    /// Refused, more than one sample: send each half on its own, left first.
+    /// Refused, more than one sample, and the refusal is specific ([`Evidence::Accepted`]) or
+    /// for size (413): send each half on its own, left first.
     Bisect(Refusal),
-    /// 400/422 on a single sample: set it aside so that it no longer blocks the queue.
+    /// Refused before anything of the chunk was accepted: send one other sample alone to tell
+    /// a poison sample from a server that refuses everything.
+    Probe,
+    /// Refused on a single sample while the server accepted others of the chunk: set it aside
+    /// so that it no longer blocks the queue.
     Quarantine,
+    /// Everything refused, the probes included: the server refuses every request (wrong URL
+    /// path, auth proxy, misrouting). Nothing is quarantined, the chunk stays pending; the
+    /// next request waits `next_cycle_in` (the maximum backoff, or a longer `Retry-After`).
+    ServerRefuses { next_cycle_in: Duration },
     /// 413 on a single sample: nothing smaller can be sent; the round fails, the sample stays
     /// pending.
     Unsendable,
@@ -150,15 +188,30 @@ impl RetryPolicy {
             };
         }
         let refusal = match status {
-            400 | 422 => Some(Refusal::Rejected),
+            400 | 404 | 405 | 415 | 422 => Some(Refusal::Rejected),
             413 => Some(Refusal::TooLarge),
             _ => None,
         };
         if let Some(refusal) = refusal {
-            let decision = match refusal {
-                _ if a.samples > 1 => Decision::Bisect(refusal),
-                Refusal::Rejected => Decision::Quarantine,
-                Refusal::TooLarge => Decision::Unsendable,
+            let decision = match (refusal, a.evidence) {
+                (Refusal::TooLarge, _) if a.samples > 1 => Decision::Bisect(refusal),
+                (Refusal::TooLarge, _) => Decision::Unsendable,
+                (Refusal::Rejected, Evidence::Accepted) if a.samples > 1 => {
+                    Decision::Bisect(refusal)
+                }
+                (Refusal::Rejected, Evidence::Accepted) => Decision::Quarantine,
+                (Refusal::Rejected, Evidence::CanProbe) => Decision::Probe,
+                (Refusal::Rejected, Evidence::Exhausted) => {
+                    // Like an auth failure: the maximum backoff, kept across cycles.
+                    let backoff = self.backoff.max_with_jitter(a.jitter);
+                    let not_before = retry_after.map_or(backoff, |ra| ra.max(backoff));
+                    return Plan {
+                        decision: Decision::ServerRefuses {
+                            next_cycle_in: not_before.max(self.upload_interval),
+                        },
+                        not_before: Some(not_before),
+                    };
+                }
             };
             return Plan {
                 decision,
@@ -280,7 +333,10 @@ mod tests {
             (http(429, None), 3, 10, plan(give_up(Transient, 30), None)),
             (Reply::Network, 1, 1, plan(retry(1, Transient), None)),
             (Reply::Network, 3, 1, plan(give_up(Transient, 30), None)),
-            (http(404, None), 1, 1, plan(retry(1, Transient), None)),
+            (http(404, None), 1, 1, plan(Quarantine, None)),
+            (http(405, None), 1, 3, plan(Bisect(Refusal::Rejected), None)),
+            (http(415, None), 1, 1, plan(Quarantine, None)),
+            (http(410, None), 1, 1, plan(retry(1, Transient), None)),
             (http(302, None), 1, 1, plan(retry(1, Transient), None)),
             (http(100, None), 1, 1, plan(retry(1, Transient), None)),
             // Retry-After: the longer of it and the backoff; on give-up it outlives the cycle.
@@ -326,11 +382,13 @@ mod tests {
         ];
         let p = policy();
         for (i, &(reply, attempt, samples, want)) in table.iter().enumerate() {
+            // Refusals here come after the server accepted part of the chunk (specific).
             let got = p.decide(&Attempt {
                 reply,
                 attempt,
                 samples,
                 jitter: 0.5,
+                evidence: Evidence::Accepted,
             });
             assert_eq!(
                 got, want,
@@ -351,6 +409,7 @@ mod tests {
             attempt: 1,
             samples: 3,
             jitter: 0.5,
+            evidence: Evidence::CanProbe,
         });
         assert!(
             matches!(
@@ -377,6 +436,7 @@ mod tests {
                 attempt,
                 samples: 1,
                 jitter,
+                evidence: Evidence::CanProbe,
             })
             .decision
         };
@@ -410,5 +470,111 @@ mod tests {
                 failure: Auth
             }
         );
+    }
+
+    /// A refusal is specific only once the server accepted other samples of the chunk; before
+    /// that the task probes, and after the probes the server refuses everything.
+    #[test]
+    fn refusals_depend_on_evidence() {
+        use Evidence::*;
+        let server_refuses = |next, nb| {
+            plan(
+                ServerRefuses {
+                    next_cycle_in: s(next),
+                },
+                Some(nb),
+            )
+        };
+        // (status, retry_after, samples, evidence) → plan
+        let table: &[(u16, Option<u64>, usize, Evidence, Plan)] = &[
+            (
+                400,
+                None,
+                50,
+                Accepted,
+                plan(Bisect(Refusal::Rejected), None),
+            ),
+            (400, None, 1, Accepted, plan(Quarantine, None)),
+            // Nothing accepted yet: probe, whatever the size, for every refusal status.
+            (400, None, 50, CanProbe, plan(Probe, None)),
+            (400, None, 1, CanProbe, plan(Probe, None)),
+            (404, None, 50, CanProbe, plan(Probe, None)),
+            (405, None, 1, CanProbe, plan(Probe, None)),
+            (415, None, 2, CanProbe, plan(Probe, None)),
+            (422, None, 2, CanProbe, plan(Probe, None)),
+            (400, Some(3), 9, CanProbe, plan(Probe, Some(3))),
+            // Probes exhausted: never a quarantine; the maximum backoff (30 s) before the next
+            // request, or a longer Retry-After.
+            (400, None, 1, Exhausted, server_refuses(30, 30)),
+            (404, None, 50, Exhausted, server_refuses(30, 30)),
+            (405, None, 1, Exhausted, server_refuses(30, 30)),
+            (415, None, 1, Exhausted, server_refuses(30, 30)),
+            (422, None, 1, Exhausted, server_refuses(30, 30)),
+            (400, Some(5), 1, Exhausted, server_refuses(30, 30)),
+            (400, Some(120), 1, Exhausted, server_refuses(120, 120)),
+            // Size refusals and everything else ignore the evidence.
+            (
+                413,
+                None,
+                4,
+                CanProbe,
+                plan(Bisect(Refusal::TooLarge), None),
+            ),
+            (413, None, 1, Exhausted, plan(Unsendable, None)),
+            (204, None, 1, Exhausted, plan(Accept, None)),
+            (
+                401,
+                None,
+                1,
+                Exhausted,
+                plan(
+                    Retry {
+                        after: s(30),
+                        failure: Auth,
+                    },
+                    None,
+                ),
+            ),
+            (
+                503,
+                None,
+                1,
+                CanProbe,
+                plan(
+                    Retry {
+                        after: s(1),
+                        failure: Transient,
+                    },
+                    None,
+                ),
+            ),
+        ];
+        let p = policy();
+        for (i, &(status, ra, samples, evidence, want)) in table.iter().enumerate() {
+            let got = p.decide(&Attempt {
+                reply: http(status, ra),
+                attempt: 1,
+                samples,
+                jitter: 0.5,
+                evidence,
+            });
+            assert_eq!(
+                got, want,
+                "row {i}: {status} samples {samples} {evidence:?}"
+            );
+        }
+        // The server-wide backoff is jittered within [max × (1 − jitter), max], never below
+        // the upload interval for the next cycle.
+        let mut p = policy();
+        p.backoff.jitter = 0.2;
+        p.upload_interval = s(60);
+        let got = p.decide(&Attempt {
+            reply: http(400, None),
+            attempt: 1,
+            samples: 1,
+            jitter: 0.0,
+            evidence: Exhausted,
+        });
+        assert_eq!(got, server_refuses(60, 24));
     }
 }

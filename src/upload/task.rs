@@ -14,11 +14,11 @@ use super::chunk::{
     AsPoint, JsonlEncoder, Point, SeriesMeta, Verdict, Window, chunk_ranges, halves,
 };
 use super::gzip::Gzip;
-use super::policy::{Attempt, Decision, Failure, Reply, RetryPolicy};
+use super::policy::{Attempt, Decision, Evidence, Failure, MAX_PROBES, Reply, RetryPolicy};
 use super::retry_after::parse_retry_after;
 use super::{ControlRx, UploadControl, UploadError, control_pair};
 use crate::config::RemoteConfig;
-use crate::model::state::AgentState;
+use crate::model::state::{AgentState, Refused};
 use crate::model::time::now_ms;
 use crate::net::{self, Client, HttpError, Method, Request, Url};
 use crate::upload::store_worker::{Pending, StoreWorker, WorkerGone};
@@ -55,13 +55,21 @@ pub enum Cycle {
 /// The result of sending one body, with its retries.
 enum Sent {
     Accepted,
-    /// Refused as a whole (400/422/413) with more than one sample: send the halves.
+    /// Refused as a whole (a specific refusal, or 413) with more than one sample: send the
+    /// halves.
     Bisect,
-    /// 400/422 on one sample: quarantine it.
+    /// Refused before anything of the chunk was accepted: send one sample alone.
+    Probe {
+        status: u16,
+        snippet: String,
+    },
+    /// Refused on one sample while others of the chunk were accepted: quarantine it.
     Quarantine {
         status: u16,
         snippet: String,
     },
+    /// Everything refused, the probes included: the chunk stays pending.
+    Refused,
     /// Attempts exhausted on transient failures, or one sample still too large.
     Failed,
     Stopped,
@@ -129,14 +137,29 @@ impl AttemptLog<'_> {
         );
     }
 
-    fn refused(&self) {
+    fn refused(&self, next: &str) {
         let d = self.done;
         log::warn!(
             batch_id:% = self.batch_id, chunk_index = self.index, attempt = self.attempt,
             backoff_ms = 0u64, http_status = d.reply.status(), samples = self.samples,
             bytes_sent = d.bytes_sent, bytes_rcvd = d.bytes_rcvd,
             duration_ms = self.duration_ms(), response = d.detail.as_str();
-            "chunk refused; bisecting"
+            "chunk refused; {next}"
+        );
+    }
+
+    /// Everything refused, single-sample probes included: says what to check.
+    fn server_refuses(&self, url: &str, wait: Duration) {
+        let d = self.done;
+        log::error!(
+            batch_id:% = self.batch_id, chunk_index = self.index, attempt = self.attempt,
+            backoff_ms = wait.as_millis() as u64, http_status = d.reply.status(),
+            samples = self.samples, bytes_sent = d.bytes_sent, bytes_rcvd = d.bytes_rcvd,
+            duration_ms = self.duration_ms(), error_type = "server_refuses_all", url = url,
+            response = d.detail.as_str();
+            "the server refuses every upload, so nothing is quarantined and the samples stay \
+             pending; check remote.url (VictoriaMetrics imports at /api/v1/import), an auth \
+             proxy in front of it (some answer 400 to a bad token), and remote.token_file"
         );
     }
 
@@ -566,6 +589,12 @@ impl Uploader {
         self.work.clear();
         self.work.push(range);
         let mut uploaded = 0;
+        // The server accepted part of this chunk: from now on a refusal is specific.
+        let mut accepted = false;
+        let mut probes = 0u32;
+        // A probe refused before anything was accepted: quarantined once something is, left
+        // pending if nothing is. At most one, as a second refused probe ends the chunk.
+        let mut suspect: Option<(Range<usize>, u16, String)> = None;
         while let Some(r) = self.work.pop() {
             if self.rx.is_stopped() {
                 return Err(Abort::Stopped);
@@ -589,12 +618,43 @@ impl Uploader {
             }
             let index = *next_index;
             *next_index = next_index.saturating_add(1);
-            match self.send_with_retries(r.len(), batch_id, index).await {
+            let evidence = if accepted {
+                Evidence::Accepted
+            } else if probes < MAX_PROBES
+                && (r.len() > 1 || self.work.iter().any(|w| !w.is_empty()))
+            {
+                Evidence::CanProbe
+            } else {
+                Evidence::Exhausted
+            };
+            match self
+                .send_with_retries(r.len(), batch_id, index, evidence)
+                .await
+            {
                 Sent::Accepted => {
                     uploaded += self.settle_mark().await?;
+                    accepted = true;
+                    if let Some((s, status, snippet)) = suspect.take() {
+                        self.quarantine_one(&s, status, &snippet).await?;
+                    }
                     self.start_mark(&r, batch_id, index);
                 }
                 Sent::Bisect => self.push_halves(&r),
+                Sent::Probe { status, snippet } => {
+                    probes += 1;
+                    if r.len() > 1 {
+                        self.push_probe(&r, true);
+                    } else {
+                        suspect = Some((r, status, snippet));
+                        // `evidence` was CanProbe: another sample of the chunk is waiting.
+                        let next = std::iter::from_fn(|| self.work.pop()).find(|w| !w.is_empty());
+                        let Some(next) = next else {
+                            return Err(Abort::Failed);
+                        };
+                        self.push_probe(&next, false);
+                    }
+                }
+                Sent::Refused => return Err(Abort::Failed),
                 Sent::Quarantine { status, snippet } => {
                     uploaded += self.settle_mark().await?;
                     self.quarantine_one(&r, status, &snippet).await?;
@@ -611,6 +671,23 @@ impl Uploader {
         let (left, right) = halves(r);
         self.work.push(right);
         self.work.push(left);
+    }
+
+    /// Queues one sample of `r` (drawn at random, so that a poison sample cannot be picked
+    /// every cycle) alone, then the rest of `r`: moved to `r.start`, it keeps both contiguous.
+    /// `refused`: `r` as a whole was refused, so the rest goes as halves (sending it whole
+    /// would only be refused again if the refusal is specific).
+    fn push_probe(&mut self, r: &Range<usize>, refused: bool) {
+        let len = r.len() as u64;
+        let pick = r.start + self.rng.rand_range(0..len.max(1)) as usize;
+        self.send.swap(r.start, pick);
+        let rest = r.start + 1..r.end;
+        if refused {
+            self.push_halves(&rest);
+        } else {
+            self.work.push(rest);
+        }
+        self.work.push(r.start..r.start + 1);
     }
 
     /// Starts marking `self.send[r]` uploaded with its checkpoint (one store transaction).
@@ -674,7 +751,8 @@ impl Uploader {
         snippet: &str,
     ) -> Result<(), Abort> {
         let keys: Vec<SampleKey> = self.send[r.clone()].iter().map(|s| s.key).collect();
-        let reason = format!("rejected by server: http {status}: {snippet}");
+        // `refused` first: `store requeue --reason refused` selects these.
+        let reason = format!("refused: http {status}: {snippet}");
         let store = self.store.clone();
         let now = now_ms();
         let result = self
@@ -704,7 +782,13 @@ impl Uploader {
     }
 
     /// Sends `self.gz` (a chunk of `samples` samples) until [`RetryPolicy::decide`] settles it.
-    async fn send_with_retries(&mut self, samples: usize, batch_id: Uuid, index: u32) -> Sent {
+    async fn send_with_retries(
+        &mut self,
+        samples: usize,
+        batch_id: Uuid,
+        index: u32,
+        evidence: Evidence,
+    ) -> Sent {
         let mut attempt = 1u32;
         loop {
             if let Some(at) = self.not_before.take() {
@@ -720,6 +804,7 @@ impl Uploader {
                 attempt,
                 samples,
                 jitter: self.rng.rand_float(),
+                evidence,
             });
             self.count(&done, &plan.decision);
             self.not_before = plan.not_before.map(|d| Instant::now() + d);
@@ -734,21 +819,40 @@ impl Uploader {
                 Decision::Accept => {
                     let recovered = std::mem::replace(&mut self.failing, false);
                     log.uploaded(recovered);
+                    self.state.upload.set_refused(None);
                     return Sent::Accepted;
                 }
                 Decision::Bisect(_) => {
-                    log.refused();
+                    log.refused("bisecting");
                     return Sent::Bisect;
                 }
+                Decision::Probe => {
+                    log.refused("probing with one sample alone");
+                    return Sent::Probe {
+                        status: done.reply.status(),
+                        snippet: done.detail,
+                    };
+                }
                 Decision::Quarantine => {
-                    log.refused();
+                    log.refused("the server accepted the others; quarantining this sample");
                     return Sent::Quarantine {
                         status: done.reply.status(),
                         snippet: done.detail,
                     };
                 }
+                Decision::ServerRefuses { next_cycle_in } => {
+                    let url = self.url.redacted();
+                    log.server_refuses(&url, next_cycle_in);
+                    self.state.upload.set_refused(Some(Refused::new(
+                        done.reply.status(),
+                        &done.detail,
+                        &url,
+                    )));
+                    self.failing = true;
+                    return Sent::Refused;
+                }
                 Decision::Unsendable => {
-                    log.refused();
+                    log.refused("one sample is still too large; it stays pending");
                     return Sent::Failed;
                 }
                 Decision::Retry { after, failure } => {

@@ -108,6 +108,8 @@ struct Shared {
     script: Mutex<VecDeque<Action>>,
     default: Mutex<Action>,
     poison: Mutex<Option<Vec<u8>>>,
+    /// Overrides the forwarded request path.
+    path: Mutex<Option<String>>,
     records: Mutex<Vec<Record>>,
     shutdown: AtomicBool,
     next_conn: AtomicUsize,
@@ -129,6 +131,7 @@ impl Proxy {
             script: Mutex::new(VecDeque::new()),
             default: Mutex::new(Action::Forward),
             poison: Mutex::new(None),
+            path: Mutex::new(None),
             records: Mutex::new(Vec::new()),
             shutdown: AtomicBool::new(false),
             next_conn: AtomicUsize::new(0),
@@ -185,6 +188,12 @@ impl Proxy {
     /// Requests whose decompressed body contains `marker` get a 400.
     pub fn set_poison(&self, marker: &str) {
         *self.shared.poison.lock().unwrap() = Some(marker.as_bytes().to_vec());
+    }
+
+    /// Forwards every request to this path instead of its own (`None`: its own path), like a
+    /// load balancer whose routing was fixed.
+    pub fn set_path(&self, path: Option<&str>) {
+        *self.shared.path.lock().unwrap() = path.map(str::to_owned);
     }
 
     pub fn set_upstream(&self, addr: SocketAddr) {
@@ -435,10 +444,11 @@ fn forward(s: &Shared, req: &Request) -> Option<(u16, Vec<u8>)> {
     up.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
     let mut out = Vec::with_capacity(req.body.len() + 512);
     let method = req.head.split(' ').next().unwrap_or("POST");
+    let path = s.path.lock().unwrap().clone();
     write!(
         out,
         "{method} {} HTTP/1.1\r\nHost: {upstream}\r\n",
-        req.path
+        path.as_deref().unwrap_or(&req.path)
     )
     .ok()?;
     for (k, v) in &req.headers {
