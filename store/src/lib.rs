@@ -711,8 +711,7 @@ impl Store {
     ) -> Result<Vec<(u32, Box<[u8]>)>, InsertError> {
         let mut new_series: Vec<(u32, Box<[u8]>)> = Vec::new();
         let cache = relock(self.series.read());
-        let mut fresh: HashMap<Box<[u8]>, u32, series_hash::BuildSeriesHasher> =
-            HashMap::default();
+        let mut fresh: HashMap<Box<[u8]>, u32, series_hash::BuildSeriesHasher> = HashMap::default();
         let mut next_id = cache.next_id;
         let mut scratch = Vec::new();
         let mut canon = Vec::with_capacity(128);
@@ -883,7 +882,9 @@ impl Store {
                 for k in &taken {
                     t.remove(k)?;
                 }
-                let remaining = t.range::<&[u8; codec::UNSTAMPED_KEY_LEN]>(&lo..=&hi)?.count() as u64;
+                let remaining = t
+                    .range::<&[u8; codec::UNSTAMPED_KEY_LEN]>(&lo..=&hi)?
+                    .count() as u64;
                 if remaining == 0 {
                     txn.open_table(BOOTS)?.remove(seq)?;
                 }
@@ -939,7 +940,9 @@ impl Store {
                 let seq = seq.value();
                 let lo = codec::unstamped_key(seq, 0);
                 let hi = codec::unstamped_key(seq, codec::MAX_ORDINAL);
-                let n = t.range::<&[u8; codec::UNSTAMPED_KEY_LEN]>(&lo..=&hi)?.count() as u64;
+                let n = t
+                    .range::<&[u8; codec::UNSTAMPED_KEY_LEN]>(&lo..=&hi)?
+                    .count() as u64;
                 out.push((Uuid::from_bytes(*id.value()), n));
             }
             Ok(out)
@@ -1756,9 +1759,9 @@ fn put_numbers(
             let k2 = codec::key_ordinal(t, id);
             let kb = bytes(k2);
             let held = samples
-            .get(&kb)?
-            .map(|v| codec::number_from_bytes(v.value()).to_bits());
-        match held {
+                .get(&kb)?
+                .map(|v| codec::number_from_bytes(v.value()).to_bits());
+            match held {
                 Some(bits) if bits == x.to_bits() => break,
                 Some(_) => continue,
                 None => {

@@ -38,7 +38,11 @@ fn unstamped_samples_wait_then_restamp_in_order() {
     let st = store
         .insert_unstamped(
             &BOOT_A,
-            &[num("b", 7_000, 7.0), num("a", 5_000, 5.0), num("a", 6_000, 6.0)],
+            &[
+                num("b", 7_000, 7.0),
+                num("a", 5_000, 5.0),
+                num("a", 6_000, 6.0),
+            ],
         )
         .unwrap();
     assert_eq!((st.inserted, st.duplicates), (3, 0));
@@ -74,7 +78,10 @@ fn unstamped_samples_wait_then_restamp_in_order() {
 
     // Pending oldest first at their real times, the normal sample in between.
     let pend = store.pending(100).unwrap();
-    let got: Vec<(i64, f64)> = pend.iter().map(|p| (p.ts_ms - WALL_2026, p.value)).collect();
+    let got: Vec<(i64, f64)> = pend
+        .iter()
+        .map(|p| (p.ts_ms - WALL_2026, p.value))
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -120,7 +127,9 @@ fn retention_never_expires_unstamped_samples() {
     let store = Store::open(&dir.path().join("m.redb"), opts).unwrap();
     // Boot-clock values (small numbers, "1970" if read as wall time) of a boot that never
     // got a trusted time.
-    let batch: Vec<_> = (0..100).map(|i| num("a", 1_000 + i * 1_000, i as f64)).collect();
+    let batch: Vec<_> = (0..100)
+        .map(|i| num("a", 1_000 + i * 1_000, i as f64))
+        .collect();
     store.insert_unstamped(&BOOT_A, &batch).unwrap();
     let r = store.enforce_retention(WALL_2026).unwrap();
     assert_eq!((r.expired, r.dropped_pending), (0, 0));
@@ -181,7 +190,9 @@ fn a_clock_step_neither_overwrites_nor_drops() {
 /// unstamped tables, `schema_version = 2`.
 fn write_v2(path: &std::path::Path) {
     let store = open(path);
-    store.insert(&[num("a", WALL_2026, 1.0), num("a", WALL_2026 + 1, 2.0)]).unwrap();
+    store
+        .insert(&[num("a", WALL_2026, 1.0), num("a", WALL_2026 + 1, 2.0)])
+        .unwrap();
     drop(store);
     let db = redb::Database::open(path).unwrap();
     let txn = db.begin_write().unwrap();
@@ -220,13 +231,21 @@ fn v2_file_migrates_to_v3() {
     let st = store.stats().unwrap();
     assert_eq!((st.schema_version, st.pending, st.unstamped), (3, 2, 0));
     store.check_invariants().unwrap();
-    store.insert_unstamped(&BOOT_A, &[num("a", 5, 5.0)]).unwrap();
+    store
+        .insert_unstamped(&BOOT_A, &[num("a", 5, 5.0)])
+        .unwrap();
     drop(store);
     {
         let db = redb::Database::open(&path).unwrap();
         let txn = db.begin_read().unwrap();
         let meta: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");
-        let v = txn.open_table(meta).unwrap().get("schema_version").unwrap().unwrap().value();
+        let v = txn
+            .open_table(meta)
+            .unwrap()
+            .get("schema_version")
+            .unwrap()
+            .unwrap()
+            .value();
         assert_eq!(v, 3);
     }
     // Reopening a current file migrates nothing and keeps everything.
