@@ -202,7 +202,7 @@ fn assert_all_in_vm(vm: &Vm, cfg: &Path, from_ms: i64, to_ms: i64, log: &str) ->
             "{id:?}@{ts} = {v} missing or different in VM: {got:?}\n{log}"
         );
     }
-    for ((id, ts), _) in &in_vm {
+    for (id, ts) in in_vm.keys() {
         assert!(*ts > Y2020_MS, "VM holds a sample before 2020: {id:?}@{ts}");
         assert!(
             stored.contains_key(&(id.clone(), *ts)),

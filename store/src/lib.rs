@@ -708,8 +708,8 @@ impl Store {
         batch: &[NewSample<'b>],
         numbers: &mut Vec<(u128, f64)>,
         mut texts: Option<&mut Vec<(u128, &'b str)>>,
-    ) -> Result<Vec<(u32, Box<[u8]>)>, InsertError> {
-        let mut new_series: Vec<(u32, Box<[u8]>)> = Vec::new();
+    ) -> Result<NewSeries, InsertError> {
+        let mut new_series: NewSeries = Vec::new();
         let cache = relock(self.series.read());
         let mut fresh: HashMap<Box<[u8]>, u32, series_hash::BuildSeriesHasher> = HashMap::default();
         let mut next_id = cache.next_id;
@@ -1666,6 +1666,9 @@ impl Store {
         Ok(())
     }
 }
+
+/// Series a batch introduces: (id, canonical encoding), written in its transaction.
+type NewSeries = Vec<(u32, Box<[u8]>)>;
 
 /// What [`put_numbers`] did.
 #[derive(Debug, Default)]
