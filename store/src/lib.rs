@@ -5,7 +5,9 @@
 //!   SHA-256 of the canonical encoding ([`NewSample::dedup_key`]). On disk the identity is
 //!   `(ts_ms, series_id)`, `series_id` interning the exact canonical series bytes, so equal
 //!   rows ⇔ equal canonical encodings ⇔ equal dedup keys. Inserting a sample twice keeps one
-//!   row and counts a duplicate.
+//!   row and counts a duplicate; another value at a taken key moves 1 ms later (a clock step).
+//! - Samples taken while the agent's wall clock is untrusted wait on the boot clock
+//!   ([`Store::insert_unstamped`]) until [`Store::restamp`] gives them wall time.
 //! - The agent flushes its ring with [`Store::insert`] (one write transaction); the uploader
 //!   reads [`Store::pending`] oldest first and acknowledges with [`Store::mark_uploaded`]
 //!   (one transaction with the checkpoint).
