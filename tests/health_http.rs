@@ -268,7 +268,19 @@ fn check_health_shape(v: &Value) {
                 assert!(d.values().all(Value::is_u64));
             }
             "time" => {
-                assert_eq!(dk, ["last_check_time", "skew_ms"]);
+                assert_eq!(
+                    dk,
+                    [
+                        "corrected",
+                        "last_check_time",
+                        "skew_ms",
+                        "source",
+                        "trusted",
+                        "unstamped_samples"
+                    ]
+                );
+                assert!(d["trusted"].is_boolean() && d["corrected"].is_boolean());
+                assert!(d["source"].is_string() && d["unstamped_samples"].is_u64());
                 assert!(d["skew_ms"].is_null() || d["skew_ms"].is_i64());
                 assert!(d["last_check_time"].is_null() || d["last_check_time"].is_string());
             }

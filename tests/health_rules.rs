@@ -64,6 +64,7 @@ fn healthy() -> Snapshot {
             last_check_failed: false,
             skew_ms: 40,
             last_check_ms: NOW - 10 * SEC,
+            trust: Default::default(),
         },
     }
 }
@@ -424,6 +425,7 @@ fn clock_skew_and_failed_checks_degrade_never_error() {
         last_check_failed: false,
         skew_ms: 0,
         last_check_ms: 0,
+        trust: Default::default(),
     };
     let rep = eval(&r, &s);
     assert_eq!((rep.status, rep.time.skew_ms), (Level::Ok, None));

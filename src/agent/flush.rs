@@ -29,12 +29,16 @@ fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
 
 /// Moves the ring into the store in one write transaction. On failure the samples stay in the
 /// ring (retried next flush; the ring's own cap bounds memory) and the store is marked failing.
+/// With `unstamped = Some(boot id)` the ring holds boot-clock timestamps (the wall clock was
+/// untrusted when they were taken, [`crate::monitor::clock`]) and goes to the store's
+/// unstamped table instead of the pending queue.
 pub(super) fn flush(
     store: &Store,
     ring: &mut SampleRing<RING_CAPACITY>,
     scratch: &mut FlushScratch,
     device_id: &str,
     state: &AgentState,
+    unstamped: Option<&uuid::Uuid>,
 ) {
     if ring.is_empty() {
         return;
@@ -55,7 +59,10 @@ pub(super) fn flush(
         value: Value::Number(s.value),
     }));
     let t0 = Instant::now();
-    let result = store.insert(&batch);
+    let result = match unstamped {
+        Some(boot) => store.insert_unstamped(boot, &batch),
+        None => store.insert(&batch),
+    };
     let n = batch.len();
     scratch.batch = recycle(batch);
     scratch.labels = recycle(labels);
@@ -72,6 +79,8 @@ pub(super) fn flush(
             log::debug!(
                 count = stats.inserted,
                 duplicates = stats.duplicates,
+                moved = stats.moved,
+                unstamped = unstamped.is_some(),
                 duration_ms = t0.elapsed().as_millis() as u64;
                 "flushed"
             );

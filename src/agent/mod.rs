@@ -35,6 +35,7 @@ use crate::health::HealthRules;
 use crate::model::ring::{RING_CAPACITY, SampleRing};
 use crate::model::state::AgentState;
 use crate::model::time::now_ms;
+use crate::monitor::clock::{self, Policy, Stamp, SystemClock, Verdict};
 use crate::monitor::self_metrics::store_self_metrics;
 use crate::upload::UploadError;
 use flush::{FlushScratch, flush};
@@ -250,7 +251,24 @@ struct CollectionLoop<'a> {
     next_flush: Instant,
     next_self_metrics: Instant,
     maintenance: Maintenance,
+    time: TimeTrust,
 }
+
+/// Clock trust in the loop ([`crate::monitor::clock`]): this tick's verdict, the boot whose
+/// clock unstamped samples use, and whether the ring holds boot-clock timestamps.
+struct TimeTrust {
+    clock: SystemClock,
+    policy: Policy,
+    boot_id: uuid::Uuid,
+    verdict: Verdict,
+    /// The ring's samples carry the boot clock (it is flushed whenever this changes).
+    ring_unstamped: bool,
+    /// This boot may have unstamped samples in the store (from this run or an earlier one).
+    restamp_due: bool,
+}
+
+/// Unstamped samples re-stamped per loop iteration (one transaction each; bounds its size).
+const RESTAMP_PER_ITERATION: usize = 50_000;
 
 impl<'a> CollectionLoop<'a> {
     fn new(
@@ -273,6 +291,7 @@ impl<'a> CollectionLoop<'a> {
             next_flush: start + config.storage.flush_interval,
             next_self_metrics: start + config.monitoring.self_metrics_interval,
             maintenance: Maintenance::new(start, &config.storage),
+            time: TimeTrust::new(config, store),
         }
     }
 
@@ -284,7 +303,7 @@ impl<'a> CollectionLoop<'a> {
     /// Runs the collectors that are due into the ring; returns the instant of this tick.
     fn collect(&mut self) -> Instant {
         let now = Instant::now();
-        let ts = now_ms();
+        let ts = self.judge_time();
         let t0 = Instant::now();
         let pushed = self.collectors.tick(self.mono(now), ts, &mut *self.ring);
         if pushed > 0 {
@@ -308,8 +327,16 @@ impl<'a> CollectionLoop<'a> {
             refresh_storage_state(self.store, &c.storage.path, self.state);
             self.next_flush = now + c.storage.flush_interval;
         }
+        self.restamp();
         if now >= self.next_self_metrics {
-            store_self_metrics(self.store, self.state, &self.rules, &c.device.id);
+            store_self_metrics(
+                self.store,
+                self.state,
+                &self.rules,
+                &c.device.id,
+                self.time.verdict.stamp,
+                &self.time.boot_id,
+            );
             self.next_self_metrics = now + c.monitoring.self_metrics_interval;
         }
         self.maintenance
@@ -318,13 +345,87 @@ impl<'a> CollectionLoop<'a> {
 
     fn flush(&mut self) {
         let device_id = &self.config.device.id;
+        let unstamped = self.time.ring_unstamped.then_some(&self.time.boot_id);
         flush(
             self.store,
             &mut self.ring,
             &mut self.scratch,
             device_id,
             self.state,
+            unstamped,
         );
+    }
+
+    /// This tick's timestamp ([`clock::judge`]); flushes the ring first when the stamping mode
+    /// changes, so that a flush is all boot clock or all wall time.
+    fn judge_time(&mut self) -> i64 {
+        let t = &self.state.time;
+        let server = t
+            .measured
+            .load(Ordering::Relaxed)
+            .then(|| t.server_offset_ms.load(Ordering::Relaxed));
+        let v = clock::judge(&self.time.clock, self.time.policy, server);
+        let was = self.time.verdict;
+        self.time.verdict = v;
+        if v.trusted() != was.trusted() || v.source != was.source {
+            let why = if v.trusted() {
+                "samples carry a trusted time"
+            } else {
+                "wall clock not trusted; samples are kept on the boot clock until a trusted time is known"
+            };
+            log::info!(
+                trusted = v.trusted(),
+                source = v.source.as_str(),
+                corrected = matches!(v.stamp, Stamp::Corrected(_));
+                "{why}"
+            );
+        }
+        t.trusted.store(v.trusted(), Ordering::Relaxed);
+        t.corrected
+            .store(matches!(v.stamp, Stamp::Corrected(_)), Ordering::Relaxed);
+        t.source.store(v.source as u8, Ordering::Relaxed);
+        let unstamped = v.stamp.is_unstamped();
+        if unstamped != self.time.ring_unstamped && !self.ring.is_empty() {
+            self.flush();
+        }
+        self.time.ring_unstamped = unstamped;
+        self.time.restamp_due |= unstamped;
+        v.stamp.ts_ms()
+    }
+
+    /// Once a trusted time is known, gives this boot's unstamped samples wall time (after the
+    /// ring's boot-clock samples reached the store), a bounded piece per iteration.
+    fn restamp(&mut self) {
+        let tt = &mut self.time;
+        let t = &self.state.time;
+        if let (true, Some(offset), false) =
+            (tt.restamp_due, tt.verdict.offset_ms, tt.ring_unstamped)
+        {
+            match self
+                .store
+                .restamp(&tt.boot_id, offset, RESTAMP_PER_ITERATION)
+            {
+                Ok(r) => {
+                    tt.restamp_due = r.remaining > 0;
+                    t.restamped_total.fetch_add(r.restamped, Ordering::Relaxed);
+                    if r.restamped > 0 {
+                        log::info!(
+                            restamped = r.restamped,
+                            moved = r.moved,
+                            remaining = r.remaining,
+                            offset_ms = offset,
+                            source = tt.verdict.source.as_str();
+                            "unstamped samples given wall time"
+                        );
+                    }
+                }
+                Err(e) => {
+                    log::warn!(error = e.to_string().as_str(); "re-stamping unstamped samples failed");
+                }
+            }
+        }
+        t.unstamped
+            .store(self.store.unstamped_count(), Ordering::Relaxed);
     }
 
     /// Until the next collector is due, the next flush, or the next watchdog ping.
@@ -347,6 +448,32 @@ impl<'a> CollectionLoop<'a> {
         }
         if let Err(e) = self.store.sync() {
             log::warn!(error = e.to_string().as_str(); "final sync failed");
+        }
+    }
+}
+
+impl TimeTrust {
+    fn new(config: &Config, store: &Store) -> TimeTrust {
+        let boot_id = clock::read_boot_id(&config.paths.procfs).unwrap_or_else(|| {
+            log::warn!("no boot id readable; unstamped samples re-stamp only within this run");
+            uuid::Uuid::new_v4()
+        });
+        // An earlier run in this boot may have left unstamped samples.
+        let restamp_due = store.unstamped_count() > 0;
+        TimeTrust {
+            clock: SystemClock::default(),
+            policy: Policy {
+                floor_ms: clock::build_floor_ms(),
+                warn_ms: config.monitoring.clock_skew_warn_ms,
+            },
+            boot_id,
+            verdict: Verdict {
+                stamp: Stamp::Wall(0),
+                source: clock::Source::None,
+                offset_ms: None,
+            },
+            ring_unstamped: false,
+            restamp_due,
         }
     }
 }

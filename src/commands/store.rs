@@ -167,6 +167,11 @@ pub fn store_stats(config: &Config) -> Result<(), StatsError> {
         s.samples, s.text_samples
     );
     let _ = writeln!(out, "pending upload:   {}", s.pending);
+    let _ = writeln!(
+        out,
+        "unstamped:        {} (boot clock, waiting for a trusted time)",
+        s.unstamped
+    );
     let _ = writeln!(out, "dropped (cap):    {}", s.dropped_total);
     let _ = writeln!(out, "quarantined:      {} ever", s.quarantined_total);
     let counts = store.quarantine_counts().map_err(StatsError::Read)?;

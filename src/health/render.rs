@@ -155,6 +155,15 @@ pub fn write_health_json(report: &Report, out: &mut Vec<u8>) {
     }
     out.extend_from_slice(b",\"last_check_time\":");
     json_time_or_null(out, snap.time.last_check_ms);
+    let tr = &t.trust;
+    let _ = write!(
+        out,
+        ",\"trusted\":{},\"corrected\":{},\"source\":\"{}\",\"unstamped_samples\":{}",
+        tr.trusted,
+        tr.corrected,
+        tr.source.as_str(),
+        tr.unstamped
+    );
     out.extend_from_slice(b"}}}}\n");
 }
 
@@ -422,6 +431,24 @@ fn visit_time(t: &TimeState, v: &mut dyn MetricVisitor) {
     if t.measured.load(Ordering::Relaxed) {
         v.row(name, &[], ms_to_secs(t.skew_ms.load(Ordering::Relaxed)));
     }
+    let name = "time_trusted";
+    v.family(
+        name,
+        "1 while samples carry a trusted time, 0 while they wait on the boot clock.",
+        Kind::Gauge,
+    );
+    v.row(
+        name,
+        &[],
+        f64::from(u8::from(t.trusted.load(Ordering::Relaxed))),
+    );
+    let name = "time_unstamped_samples";
+    v.family(
+        name,
+        "Samples on the boot clock in the store (every boot), waiting for a trusted time.",
+        Kind::Gauge,
+    );
+    v.row(name, &[], t.unstamped.load(Ordering::Relaxed) as f64);
 }
 
 /// `agent_*`: uptime at `now_ms` and loop iterations.

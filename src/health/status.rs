@@ -14,8 +14,11 @@
 //!   are in the message); `disabled` (no effect on the agent) without `[remote]`. Before the first
 //!   upload the age counts from agent start;
 //! - storage: `error` while store I/O fails; `degraded` above [`STORE_FULL_PERCENT`] % of the cap;
-//! - time: `degraded` when |skew| ≥ the warn threshold or the last check failed; never `error`;
-//!   `disabled` without a clock-skew URL.
+//! - time: `degraded` when the wall clock is not trusted (samples wait on the boot clock), when
+//!   |skew| ≥ the warn threshold or the last check failed; never `error`; `disabled` without a
+//!   clock-skew URL while the clock is trusted. Unstamped samples (any boot) are shown, not
+//!   rated: a board that never got a trusted time keeps them, counted.
+
 //!
 //! The agent status is the worst of its components, with the collector rule above.
 
@@ -198,6 +201,31 @@ pub struct TimeSnapshot {
     pub skew_ms: i64,
     /// 0 = never.
     pub last_check_ms: i64,
+    pub trust: TrustSnapshot,
+}
+
+/// Clock trust as the collection loop last judged it ([`crate::monitor::clock`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrustSnapshot {
+    /// Samples carry a trusted time (wall, or corrected by the server's).
+    pub trusted: bool,
+    /// The wall clock is off and samples carry the server's time.
+    pub corrected: bool,
+    pub source: crate::monitor::clock::Source,
+    /// Samples on the boot clock in the store, every boot.
+    pub unstamped: u64,
+}
+
+impl Default for TrustSnapshot {
+    /// Trusted by the build-time floor, nothing unstamped: the state before the loop judged.
+    fn default() -> Self {
+        TrustSnapshot {
+            trusted: true,
+            corrected: false,
+            source: crate::monitor::clock::Source::BuildFloor,
+            unstamped: 0,
+        }
+    }
 }
 
 impl Snapshot {
@@ -244,6 +272,14 @@ impl Snapshot {
                 last_check_failed: t.last_check_failed.load(Ordering::Relaxed),
                 skew_ms: t.skew_ms.load(Ordering::Relaxed),
                 last_check_ms: t.last_check_ms.load(Ordering::Relaxed),
+                trust: TrustSnapshot {
+                    trusted: t.trusted.load(Ordering::Relaxed),
+                    corrected: t.corrected.load(Ordering::Relaxed),
+                    source: crate::monitor::clock::Source::from_u8(
+                        t.source.load(Ordering::Relaxed),
+                    ),
+                    unstamped: t.unstamped.load(Ordering::Relaxed),
+                },
             },
         }
     }
@@ -307,6 +343,7 @@ pub struct TimeHealth {
     pub check_failed: bool,
     /// |skew| ≥ warn threshold.
     pub skew_high: bool,
+    pub trust: TrustSnapshot,
 }
 
 /// Evaluates the rules. Pure: same snapshot, same report.
@@ -396,7 +433,9 @@ fn time_health(rules: &HealthRules, t: &TimeSnapshot) -> TimeHealth {
     let skew_ms = t.measured.then_some(t.skew_ms);
     let skew_high = skew_ms.is_some_and(|s| s.unsigned_abs() >= rules.skew_warn_ms);
     let check_failed = t.last_check_failed;
-    let status = if !t.enabled {
+    let status = if !t.trust.trusted {
+        ComponentStatus::Degraded
+    } else if !t.enabled {
         ComponentStatus::Disabled
     } else if check_failed || skew_high {
         ComponentStatus::Degraded
@@ -409,6 +448,7 @@ fn time_health(rules: &HealthRules, t: &TimeSnapshot) -> TimeHealth {
         warn_ms: rules.skew_warn_ms,
         check_failed,
         skew_high,
+        trust: t.trust,
     }
 }
 
@@ -555,6 +595,25 @@ impl fmt::Display for StorageHealth {
 
 impl fmt::Display for TimeHealth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tr = &self.trust;
+        if !tr.trusted {
+            write!(
+                f,
+                "wall clock not trusted (before the build time or NTP not synchronised, no server time yet); {} samples wait on the boot clock",
+                tr.unstamped
+            )?;
+            return Ok(());
+        }
+        if tr.unstamped > 0 {
+            write!(
+                f,
+                "{} samples of a boot without trusted time kept unstamped; ",
+                tr.unstamped
+            )?;
+        }
+        if tr.corrected {
+            f.write_str("wall clock off, samples carry the server's time; ")?;
+        }
         if self.status == ComponentStatus::Disabled {
             return f.write_str("clock-skew check disabled");
         }

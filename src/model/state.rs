@@ -5,7 +5,7 @@
 //! atomically), except the one fixed-size [`Refused`] note behind a mutex. Times are ms since the
 //! Unix epoch; 0 means "never".
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::collect::{CollectorKind, CollectorStats};
@@ -246,6 +246,20 @@ pub struct TimeState {
     pub last_check_ms: AtomicI64,
     /// False when no clock-skew URL is configured.
     pub enabled: bool,
+    /// Server time − boot clock (`CLOCK_BOOTTIME` ms) at the last successful check: the
+    /// server's time independent of later wall-clock steps. Valid when `measured`.
+    pub server_offset_ms: AtomicI64,
+    /// The collection loop's last verdict ([`crate::monitor::clock::judge`]): samples carry a
+    /// trusted time (wall or server-corrected), not the boot clock.
+    pub trusted: AtomicBool,
+    /// The wall clock disagrees with the server and samples carry the server's time.
+    pub corrected: AtomicBool,
+    /// [`crate::monitor::clock::Source`] as u8.
+    pub source: AtomicU8,
+    /// Samples on the boot clock in the store (every boot), waiting for a trusted time.
+    pub unstamped: AtomicU64,
+    /// Unstamped samples given wall time since start.
+    pub restamped_total: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -311,6 +325,12 @@ impl AgentState {
                 last_check_failed: AtomicBool::new(false),
                 last_check_ms: AtomicI64::new(0),
                 enabled: skew_enabled,
+                server_offset_ms: AtomicI64::new(0),
+                trusted: AtomicBool::new(true),
+                corrected: AtomicBool::new(false),
+                source: AtomicU8::new(1),
+                unstamped: AtomicU64::new(0),
+                restamped_total: AtomicU64::new(0),
             },
             loop_heartbeat: AtomicU64::new(0),
         }

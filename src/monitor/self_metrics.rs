@@ -7,13 +7,22 @@ use belabox_store::{NewSample, SeriesKey, Store, Value};
 use crate::health::{self, HealthRules};
 use crate::model::state::AgentState;
 use crate::model::time::now_ms;
+use crate::monitor::clock::Stamp;
 
 /// (name, labels, value) of one self-metric, owned.
 type SelfMetricRow = (String, Vec<(String, String)>, f64);
 
-/// Stores one row per finite self-metric, all stamped now. A store error is logged (the next
-/// interval tries again).
-pub fn store_self_metrics(store: &Store, state: &AgentState, rules: &HealthRules, device_id: &str) {
+/// Stores one row per finite self-metric, all stamped with `stamp` (the collection loop's
+/// verdict: a trusted time, or the boot clock of `boot_id` into the unstamped table). A store
+/// error is logged (the next interval tries again).
+pub fn store_self_metrics(
+    store: &Store,
+    state: &AgentState,
+    rules: &HealthRules,
+    device_id: &str,
+    stamp: Stamp,
+    boot_id: &uuid::Uuid,
+) {
     let now = now_ms();
     let mut rows: Vec<SelfMetricRow> = Vec::with_capacity(64);
     health::self_metric_rows(state, rules, now, |name, labels, v| {
@@ -38,11 +47,16 @@ pub fn store_self_metrics(store: &Store, state: &AgentState, rules: &HealthRules
                 device_id,
                 labels,
             },
-            ts_ms: now,
+            ts_ms: stamp.ts_ms(),
             value: Value::Number(*v),
         })
         .collect();
-    if let Err(e) = store.insert(&batch) {
+    let result = if stamp.is_unstamped() {
+        store.insert_unstamped(boot_id, &batch)
+    } else {
+        store.insert(&batch)
+    };
+    if let Err(e) = result {
         log::warn!(error = e.to_string().as_str(); "storing self-metrics failed");
     }
 }

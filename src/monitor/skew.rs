@@ -12,6 +12,11 @@
 //! to center that interval: the quantisation error is then ±500 ms instead of 0…+1000 ms, plus at
 //! most half the round-trip time. Thresholds under ~1000 ms therefore flap.
 //!
+//! Each success also records the server's time as an offset from the boot clock
+//! ([`Measurement::boot_offset_ms`]): the "trusted time known" input of
+//! [`crate::monitor::clock::judge`], which re-stamps samples taken while the wall clock was
+//! untrusted and corrects a wall clock that is off.
+//!
 //! A failed check (connection error, timeout, HTTP status ≥ 400, no or invalid `Date`) marks the
 //! time component degraded and keeps the last measured skew. |skew| > `clock_skew_warn_ms` logs a
 //! warning at most once an hour.
@@ -28,6 +33,7 @@ use smol::future::or;
 use crate::config::Config;
 use crate::model::state::{AgentState, TimeState};
 use crate::model::time::now_ms;
+use crate::monitor::clock;
 use crate::net::{self, Client, Method, Request, Url};
 
 /// Added to the `Date` value to center its one-second truncation.
@@ -101,6 +107,9 @@ pub struct Measurement {
     pub skew_ms: i64,
     /// Request sent → response head received, ms (connection set-up excluded when known).
     pub rtt_ms: i64,
+    /// Server time − boot clock (`CLOCK_BOOTTIME`), ms: the server's time as an offset that no
+    /// later wall-clock step changes ([`crate::monitor::clock`]).
+    pub boot_offset_ms: i64,
 }
 
 /// Parses an HTTP-date into seconds since the Unix epoch, through the agent's one HTTP-date
@@ -132,7 +141,7 @@ pub async fn measure(
 ) -> Result<Measurement, SkewError> {
     // The wall clock once, then monotonic offsets from it: the midpoint cannot be bent by a
     // clock step during the request.
-    let (t0, wall0) = (Instant::now(), now_ms());
+    let (t0, wall0, boot0) = (Instant::now(), now_ms(), clock::boot_ms());
     let request = Request {
         method: Method::Get,
         url,
@@ -157,9 +166,12 @@ pub async fn measure(
     }
     let date = response.date.as_deref().ok_or(SkewError::NoDate)?;
     let skew_ms = compute_skew_ms(send_ms, recv_ms, date.as_bytes())?;
+    // Wall and boot readings advance by the same monotonic offsets from t0, so
+    // server − boot = skew + (wall0 − boot0).
     Ok(Measurement {
         skew_ms,
         rtt_ms: recv_ms - send_ms,
+        boot_offset_ms: skew_ms.saturating_add(wall0.saturating_sub(boot0)),
     })
 }
 
@@ -168,6 +180,8 @@ pub fn record(time: &TimeState, now_ms: i64, result: &Result<Measurement, SkewEr
     match result {
         Ok(m) => {
             time.skew_ms.store(m.skew_ms, Ordering::Relaxed);
+            time.server_offset_ms
+                .store(m.boot_offset_ms, Ordering::Relaxed);
             time.measured.store(true, Ordering::Relaxed);
             time.last_check_failed.store(false, Ordering::Relaxed);
         }

@@ -443,15 +443,16 @@ impl Uploader {
         }
     }
 
-    /// The server's clock as best known: local time corrected by the measured skew.
+    /// The server's clock as best known: the boot clock plus the last measured server − boot
+    /// offset (a wall-clock step since that check, e.g. NTP's first sync, does not bend it);
+    /// the local clock before any measurement.
     fn server_now_ms(&self) -> i64 {
         let t = &self.state.time;
-        let skew = if t.measured.load(Relaxed) {
-            t.skew_ms.load(Relaxed)
+        if t.measured.load(Relaxed) {
+            crate::monitor::clock::boot_ms().saturating_add(t.server_offset_ms.load(Relaxed))
         } else {
-            0
-        };
-        now_ms().saturating_add(skew)
+            now_ms()
+        }
     }
 
     /// Splits `batch` into `self.send` (sendable) and the rest: non-finite and too-old samples

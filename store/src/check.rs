@@ -15,6 +15,7 @@ use crate::schema::{
     self, CHECKPOINTS, META, META_DROPPED, META_DUPLICATES, META_QUARANTINED, PENDING_RUNS,
     QUARANTINE, SAMPLES, SERIES, SESSIONS, TEXT,
 };
+use crate::schema::{BOOTS, UNSTAMPED};
 use redb::{DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata, StorageError};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -35,6 +36,8 @@ pub struct CheckReport {
     pub quarantined: u64,
     pub checkpoints: u64,
     pub sessions: u64,
+    /// Samples on the boot clock waiting for a trusted time.
+    pub unstamped: u64,
     /// Every violated invariant (or redb's corruption report), one line each; the checks stop
     /// at the first problem of a table.
     pub problems: Vec<String>,
@@ -159,6 +162,7 @@ fn invariants(txn: &redb::ReadTransaction, report: &mut CheckReport) {
     note(quarantine(txn, &mut counts));
     note(meta(txn, &counts));
     note(records(txn, &mut counts));
+    note(unstamped(txn, &value_types, &mut counts));
     report.series = counts.series;
     report.samples = counts.samples;
     report.text_samples = counts.text;
@@ -167,6 +171,7 @@ fn invariants(txn: &redb::ReadTransaction, report: &mut CheckReport) {
     report.quarantined = counts.quarantined;
     report.checkpoints = counts.checkpoints;
     report.sessions = counts.sessions;
+    report.unstamped = counts.unstamped;
 }
 
 fn report_problem(problems: &mut Vec<String>, p: String) {
@@ -183,6 +188,7 @@ struct Counts {
     quarantined: u64,
     checkpoints: u64,
     sessions: u64,
+    unstamped: u64,
 }
 
 fn s<E: std::fmt::Display>(e: E) -> String {
@@ -311,6 +317,40 @@ fn records(txn: &redb::ReadTransaction, counts: &mut Counts) -> Result<(), Strin
             return Err("session record undecodable".into());
         }
         counts.sessions += 1;
+    }
+    Ok(())
+}
+
+/// Every unstamped sample belongs to a known boot and a numeric series; boot ids are unique.
+fn unstamped(
+    txn: &redb::ReadTransaction,
+    value_types: &HashMap<u32, u8>,
+    counts: &mut Counts,
+) -> Result<(), String> {
+    let mut seqs = HashSet::new();
+    let mut ids = HashSet::new();
+    for r in txn.open_table(BOOTS).map_err(s)?.iter().map_err(s)? {
+        let (seq, id) = r.map_err(s)?;
+        if !ids.insert(*id.value()) {
+            return Err(format!("boot {} is recorded twice", seq.value()));
+        }
+        seqs.insert(seq.value());
+    }
+    for r in txn.open_table(UNSTAMPED).map_err(s)?.iter().map_err(s)? {
+        let (k, _) = r.map_err(s)?;
+        let (seq, o) = codec::unstamped_from_key(k.value());
+        let (ms, id) = codec::key_from_ordinal(o);
+        if !seqs.contains(&seq) {
+            return Err(format!(
+                "unstamped sample (boot {seq}, {ms} ms, series {id}) has no boot record"
+            ));
+        }
+        if value_types.get(&id) != Some(&VT_NUMBER) {
+            return Err(format!(
+                "unstamped sample (boot {seq}, {ms} ms, series {id}) refers to no numeric series"
+            ));
+        }
+        counts.unstamped += 1;
     }
     Ok(())
 }

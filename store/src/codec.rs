@@ -68,6 +68,29 @@ pub(crate) fn key_from_bytes(b: &KeyBytes) -> (i64, u32) {
     (ts_from_ord(u64::from_be_bytes(ts)), u32::from_be_bytes(sid))
 }
 
+/// Unstamped sample key: boot sequence (u32 BE, [`crate::Store::insert_unstamped`] assigns
+/// one per boot id, in the order boots are first seen) then a sample key whose timestamp is
+/// the boot clock (`CLOCK_BOOTTIME` ms). Sorted by boot, then boot time, then series.
+pub(crate) const UNSTAMPED_KEY_LEN: usize = 4 + SAMPLE_KEY_LEN;
+
+pub(crate) fn unstamped_key(seq: u32, key: u128) -> [u8; UNSTAMPED_KEY_LEN] {
+    let mut out = [0u8; UNSTAMPED_KEY_LEN];
+    out[..4].copy_from_slice(&seq.to_be_bytes());
+    let (ts, id) = key_from_ordinal(key);
+    out[4..].copy_from_slice(&key_bytes(ts, id));
+    out
+}
+
+/// (boot sequence, sample key ordinal over (boot ms, series id)).
+pub(crate) fn unstamped_from_key(b: &[u8; UNSTAMPED_KEY_LEN]) -> (u32, u128) {
+    let mut seq = [0u8; 4];
+    seq.copy_from_slice(&b[..4]);
+    let mut k = [0u8; SAMPLE_KEY_LEN];
+    k.copy_from_slice(&b[4..]);
+    let (ts, id) = key_from_bytes(&k);
+    (u32::from_be_bytes(seq), key_ordinal(ts, id))
+}
+
 /// Numeric sample value: the f64 bits, little-endian. NaN payloads survive bit-exact.
 pub(crate) fn number_bytes(v: f64) -> [u8; 8] {
     v.to_bits().to_le_bytes()
@@ -105,6 +128,8 @@ pub enum InvalidSample {
     TooManyLabels,
     /// Two labels with the same key.
     DuplicateLabel,
+    /// A text value where only numbers are accepted ([`crate::Store::insert_unstamped`]).
+    Text,
 }
 
 impl core::fmt::Display for InvalidSample {
@@ -114,6 +139,7 @@ impl core::fmt::Display for InvalidSample {
             InvalidSample::TooLong => "a string is longer than 4096 bytes",
             InvalidSample::TooManyLabels => "more than 64 labels",
             InvalidSample::DuplicateLabel => "two labels with the same key",
+            InvalidSample::Text => "a text value where only numbers are accepted",
         })
     }
 }

@@ -5,7 +5,9 @@
 //!   SHA-256 of the canonical encoding ([`NewSample::dedup_key`]). On disk the identity is
 //!   `(ts_ms, series_id)`, `series_id` interning the exact canonical series bytes, so equal
 //!   rows ⇔ equal canonical encodings ⇔ equal dedup keys. Inserting a sample twice keeps one
-//!   row and counts a duplicate.
+//!   row and counts a duplicate; another value at a taken key moves 1 ms later (a clock step).
+//! - Samples taken while the agent's wall clock is untrusted wait on the boot clock
+//!   ([`Store::insert_unstamped`]) until [`Store::restamp`] gives them wall time.
 //! - The agent flushes its ring with [`Store::insert`] (one write transaction); the uploader
 //!   reads [`Store::pending`] oldest first and acknowledges with [`Store::mark_uploaded`]
 //!   (one transaction with the checkpoint).
@@ -44,8 +46,8 @@ use error::{Fault, corrupt};
 use pending::{bytes, ord};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use schema::{
-    CHECKPOINTS, META, META_DROPPED, META_DUPLICATES, META_QUARANTINED, META_SCHEMA, PENDING_RUNS,
-    QUARANTINE, SAMPLES, SERIES, SESSIONS, TEXT, meta_add, meta_get,
+    BOOTS, CHECKPOINTS, META, META_DROPPED, META_DUPLICATES, META_QUARANTINED, META_SCHEMA,
+    PENDING_RUNS, QUARANTINE, SAMPLES, SERIES, SESSIONS, TEXT, UNSTAMPED, meta_add, meta_get,
 };
 use std::collections::HashMap;
 use std::ops::Bound;
@@ -214,7 +216,25 @@ pub struct SessionRecord {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct InsertStats {
     pub inserted: usize,
+    /// Same identity and same value as a stored sample: not stored again.
     pub duplicates: usize,
+    /// Stored 1 ms or more later than stamped, because their key held a different value
+    /// (counted in `inserted` too).
+    pub moved: usize,
+}
+
+/// What one [`Store::restamp`] call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RestampStats {
+    /// Taken out of the unstamped table.
+    pub restamped: u64,
+    /// Of those, now pending (the rest were duplicates).
+    pub inserted: u64,
+    pub duplicates: u64,
+    /// Stored 1 ms or more later (their key held a different value).
+    pub moved: u64,
+    /// Unstamped samples of that boot still waiting.
+    pub remaining: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -224,6 +244,9 @@ pub struct StoreStats {
     /// Numeric samples (pending and uploaded).
     pub samples: u64,
     pub text_samples: u64,
+    /// Samples on the boot clock waiting for a trusted time ([`Store::insert_unstamped`]),
+    /// every boot: not pending, not uploaded, not expired.
+    pub unstamped: u64,
     pub dropped_total: u64,
     pub quarantined_total: u64,
     pub duplicates_total: u64,
@@ -337,6 +360,7 @@ pub struct Store {
     writer: Mutex<Writer>,
     series: RwLock<SeriesCache>,
     pending: AtomicU64,
+    unstamped: AtomicU64,
     data_bytes: AtomicU64,
     /// Opened with [`Store::open_read_only`]: every write is refused.
     read_only: bool,
@@ -384,7 +408,7 @@ impl Store {
 
     fn open_mode(path: &Path, opts: StoreOptions, read_only: bool) -> Result<Store, OpenError> {
         let lock = lock::ProcessLock::acquire(path)?;
-        let (db, cache, pending) = Self::open_db(path, &opts, read_only)?;
+        let (db, cache, (pending, unstamped)) = Self::open_db(path, &opts, read_only)?;
         Ok(Store {
             db: RwLock::new(db),
             path: path.to_owned(),
@@ -392,6 +416,7 @@ impl Store {
             writer: Mutex::new(Writer::default()),
             series: RwLock::new(cache),
             pending: AtomicU64::new(pending),
+            unstamped: AtomicU64::new(unstamped),
             data_bytes: AtomicU64::new(0),
             read_only,
             closed: std::sync::atomic::AtomicBool::new(false),
@@ -403,7 +428,7 @@ impl Store {
         path: &Path,
         opts: &StoreOptions,
         read_only: bool,
-    ) -> Result<(Database, SeriesCache, u64), OpenError> {
+    ) -> Result<(Database, SeriesCache, (u64, u64)), OpenError> {
         let io = |source| OpenError::Io {
             path: path.to_owned(),
             source,
@@ -466,14 +491,14 @@ impl Store {
                 })?;
         }
         let from = schema::migrate(&db, path)?;
-        let (cache, pending) = Self::load(&db).map_err(|e| e.into_open(path))?;
+        let (cache, pending, unstamped) = Self::load(&db).map_err(|e| e.into_open(path))?;
         log::debug!(
             "{}: opened{} (schema {from} → {SCHEMA_VERSION}, {} series, {pending} pending)",
             path.display(),
             if read_only { " read-only" } else { "" },
             cache.info.len()
         );
-        Ok((db, cache, pending))
+        Ok((db, cache, (pending, unstamped)))
     }
 
     /// Close the database and open the file again, keeping the process lock: the way out of
@@ -493,10 +518,12 @@ impl Store {
         if let Err(e) = old.close() {
             log::debug!("{}: close before reopen: {e}", self.path.display());
         }
-        let (db, cache, pending) = Self::open_db(&self.path, &self.opts, self.read_only)?;
+        let (db, cache, (pending, unstamped)) =
+            Self::open_db(&self.path, &self.opts, self.read_only)?;
         *relock(self.db.get_mut()) = db;
         *relock(self.series.get_mut()) = cache;
         *self.pending.get_mut() = pending;
+        *self.unstamped.get_mut() = unstamped;
         relock(self.writer.get_mut()).unsynced = 0;
         self.closed.store(false, Ordering::Relaxed);
         log::info!(
@@ -543,7 +570,7 @@ impl Store {
         check::verify(path, StoreOptions::default().cache_size_bytes)
     }
 
-    fn load(db: &Database) -> Result<(SeriesCache, u64), Fault> {
+    fn load(db: &Database) -> Result<(SeriesCache, u64, u64), Fault> {
         let txn = db.begin_read()?;
         let mut cache = SeriesCache {
             next_id: 1,
@@ -558,7 +585,8 @@ impl Store {
             let (a, b) = r?;
             pending += pending::decode_run(a.value(), b.value())?.count;
         }
-        Ok((cache, pending))
+        let unstamped = txn.open_table(UNSTAMPED)?.len()?;
+        Ok((cache, pending, unstamped))
     }
 
     pub fn path(&self) -> &Path {
@@ -617,120 +645,36 @@ impl Store {
         Ok(out)
     }
 
-    /// Store a flush of samples in one write transaction. A sample already stored (same
-    /// identity) is counted as a duplicate, not an error, whatever its value. An invalid
-    /// sample fails the whole batch before anything is written.
+    /// Store a flush of samples in one write transaction. A sample whose identity is already
+    /// stored with the same value (bit for bit) is counted as a duplicate, not an error; one
+    /// whose key holds a *different* value (a clock step made two samples of a series share
+    /// a timestamp) is stored 1 ms later, until a free key is found (`InsertStats::moved`,
+    /// `ENCODING.md` § 1). An invalid sample fails the whole batch before anything is written.
     pub fn insert(&self, batch: &[NewSample<'_>]) -> Result<InsertStats, InsertError> {
         if batch.is_empty() {
             return Ok(InsertStats::default());
         }
         let mut w = relock(self.writer.lock());
-        // Resolve series ids first (no transaction yet); new series get ids here and are
-        // published to the cache only once the commit succeeded.
         let mut numbers = std::mem::take(&mut w.numbers);
         numbers.clear();
         numbers.reserve(batch.len());
         let mut texts: Vec<(u128, &str)> = Vec::new();
-        let mut new_series: Vec<(u32, Box<[u8]>)> = Vec::new();
-        {
-            let cache = relock(self.series.read());
-            let mut fresh: HashMap<Box<[u8]>, u32, series_hash::BuildSeriesHasher> =
-                HashMap::default();
-            let mut next_id = cache.next_id;
-            let mut scratch = Vec::new();
-            let mut canon = Vec::with_capacity(128);
-            for (index, s) in batch.iter().enumerate() {
-                let invalid = |reason| Fault::Invalid { index, reason };
-                let vt = value_type(&s.value);
-                codec::series_bytes(
-                    s.series.name,
-                    s.series.device_id,
-                    s.series.labels,
-                    vt,
-                    &mut scratch,
-                    &mut canon,
-                )
-                .map_err(invalid)
-                .map_err(|e| e.into_insert(&self.path))?;
-                let id = match cache
-                    .ids
-                    .get(canon.as_slice())
-                    .or(fresh.get(canon.as_slice()))
-                {
-                    Some(&id) => id,
-                    None => {
-                        let id = next_id;
-                        next_id = next_id.checked_add(1).ok_or_else(|| {
-                            corrupt("series id space exhausted").into_insert(&self.path)
-                        })?;
-                        let boxed: Box<[u8]> = canon.as_slice().into();
-                        fresh.insert(boxed.clone(), id);
-                        new_series.push((id, boxed));
-                        id
-                    }
-                };
-                let k = codec::key_ordinal(s.ts_ms, id);
-                match s.value {
-                    Value::Number(x) => numbers.push((k, x)),
-                    Value::Text(t) => {
-                        if t.len() > MAX_STRING_LEN {
-                            return Err(invalid(InvalidSample::TooLong).into_insert(&self.path));
-                        }
-                        texts.push((k, t));
-                    }
-                }
-            }
-        }
+        let new_series = self.resolve(batch, &mut numbers, Some(&mut texts))?;
         // Stable: within a batch the first occurrence of an identity wins.
         numbers.sort_by_key(|&(k, _)| k);
         texts.sort_by_key(|&(k, _)| k);
         let (stats, numeric_inserted) = self
             .write(&mut w, Kind::Data, |txn| {
-                let mut stats = InsertStats::default();
-                let mut numeric = 0u64;
-                let mut series = txn.open_table(SERIES)?;
-                for (id, canon) in &new_series {
-                    if series.insert(*id, &**canon)?.is_some() {
-                        return Err(corrupt(format_args!("series id {id} already in use")));
-                    }
-                }
+                Self::write_series(txn, &new_series)?;
                 let mut samples = txn.open_table(SAMPLES)?;
                 let mut runs = txn.open_table(PENDING_RUNS)?;
-                // Keys above the newest stored sample and the newest pending run cannot be
-                // duplicates and extend the queue at its end (in steady state: the whole
-                // flush); the rest are checked and queued one by one.
-                let newest = samples.last()?.map(|(k, _)| ord(k.value()));
-                let bound = newest.max(pending::tail_end(&runs)?);
-                let split = bound.map_or(0, |b| numbers.partition_point(|&(k, _)| k <= b));
-                let (older, newer) = numbers.split_at(split);
-                let mut last = None;
-                for &(k, x) in older {
-                    let kb = bytes(k);
-                    if last == Some(k) || samples.get(&kb)?.is_some() {
-                        stats.duplicates += 1;
-                    } else {
-                        samples.insert(&kb, &codec::number_bytes(x))?;
-                        pending::add(&mut runs, &samples, k)?;
-                        stats.inserted += 1;
-                        numeric += 1;
-                    }
-                    last = Some(k);
-                }
-                let mut appended = 0u64;
-                for &(k, x) in newer {
-                    if last == Some(k) {
-                        stats.duplicates += 1;
-                    } else {
-                        samples.insert(&bytes(k), &codec::number_bytes(x))?;
-                        appended += 1;
-                        stats.inserted += 1;
-                        numeric += 1;
-                    }
-                    last = Some(k);
-                }
-                if let (Some(&(first, _)), Some(&(end, _))) = (newer.first(), newer.last()) {
-                    pending::append_tail(&mut runs, &samples, first, end, appended)?;
-                }
+                let put = put_numbers(&mut samples, &mut runs, &numbers)?;
+                let mut stats = InsertStats {
+                    inserted: put.inserted,
+                    duplicates: put.duplicates,
+                    moved: put.moved,
+                };
+                let numeric = put.inserted as u64;
                 let mut text = txn.open_table(TEXT)?;
                 let mut last = None;
                 for &(k, t) in &texts {
@@ -752,15 +696,260 @@ impl Store {
             .map_err(|e| e.into_insert(&self.path))?;
         w.numbers = numbers;
         self.pending.fetch_add(numeric_inserted, Ordering::Relaxed);
-        if !new_series.is_empty() {
-            let mut cache = relock(self.series.write());
-            for (id, canon) in &new_series {
-                cache
-                    .add(*id, canon)
-                    .map_err(|e| e.into_insert(&self.path))?;
+        self.publish_series(&new_series)
+            .map_err(|e| e.into_insert(&self.path))?;
+        Ok(stats)
+    }
+
+    /// Series ids of `batch` (no transaction yet): numeric samples go to `numbers` and text
+    /// ones to `texts` as `(key_ordinal(ts_ms, id), value)`. New series get ids here; they are
+    /// returned to be written in the transaction and published to the cache only once it
+    /// committed. Without `texts`, a text sample is invalid ([`InvalidSample::Text`]).
+    fn resolve<'b>(
+        &self,
+        batch: &[NewSample<'b>],
+        numbers: &mut Vec<(u128, f64)>,
+        mut texts: Option<&mut Vec<(u128, &'b str)>>,
+    ) -> Result<NewSeries, InsertError> {
+        let mut new_series: NewSeries = Vec::new();
+        let cache = relock(self.series.read());
+        let mut fresh: HashMap<Box<[u8]>, u32, series_hash::BuildSeriesHasher> = HashMap::default();
+        let mut next_id = cache.next_id;
+        let mut scratch = Vec::new();
+        let mut canon = Vec::with_capacity(128);
+        for (index, s) in batch.iter().enumerate() {
+            let invalid = |reason| Fault::Invalid { index, reason };
+            let vt = value_type(&s.value);
+            codec::series_bytes(
+                s.series.name,
+                s.series.device_id,
+                s.series.labels,
+                vt,
+                &mut scratch,
+                &mut canon,
+            )
+            .map_err(invalid)
+            .map_err(|e| e.into_insert(&self.path))?;
+            let id = match cache
+                .ids
+                .get(canon.as_slice())
+                .or(fresh.get(canon.as_slice()))
+            {
+                Some(&id) => id,
+                None => {
+                    let id = next_id;
+                    next_id = next_id.checked_add(1).ok_or_else(|| {
+                        corrupt("series id space exhausted").into_insert(&self.path)
+                    })?;
+                    let boxed: Box<[u8]> = canon.as_slice().into();
+                    fresh.insert(boxed.clone(), id);
+                    new_series.push((id, boxed));
+                    id
+                }
+            };
+            let k = codec::key_ordinal(s.ts_ms, id);
+            match (s.value, texts.as_deref_mut()) {
+                (Value::Number(x), _) => numbers.push((k, x)),
+                (Value::Text(t), Some(texts)) => {
+                    if t.len() > MAX_STRING_LEN {
+                        return Err(invalid(InvalidSample::TooLong).into_insert(&self.path));
+                    }
+                    texts.push((k, t));
+                }
+                (Value::Text(_), None) => {
+                    return Err(invalid(InvalidSample::Text).into_insert(&self.path));
+                }
             }
         }
+        Ok(new_series)
+    }
+
+    fn write_series(
+        txn: &redb::WriteTransaction,
+        new_series: &[(u32, Box<[u8]>)],
+    ) -> Result<(), Fault> {
+        if new_series.is_empty() {
+            return Ok(());
+        }
+        let mut series = txn.open_table(SERIES)?;
+        for (id, canon) in new_series {
+            if series.insert(*id, &**canon)?.is_some() {
+                return Err(corrupt(format_args!("series id {id} already in use")));
+            }
+        }
+        Ok(())
+    }
+
+    fn publish_series(&self, new_series: &[(u32, Box<[u8]>)]) -> Result<(), Fault> {
+        if !new_series.is_empty() {
+            let mut cache = relock(self.series.write());
+            for (id, canon) in new_series {
+                cache.add(*id, canon)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Store numeric samples taken while the wall clock was not trusted: `ts_ms` of each
+    /// sample is the **boot clock** (`CLOCK_BOOTTIME`, ms) of boot `boot_id`. They are kept
+    /// in `unstamped_samples`, not pending, never uploaded, never expired by retention, until
+    /// [`Store::restamp`] gives them wall time. One write transaction; a repeated
+    /// `(boot, boot ms, series)` keeps the first value and counts a duplicate. Text samples
+    /// are refused ([`InvalidSample::Text`]): they are local only and need no upload.
+    pub fn insert_unstamped(
+        &self,
+        boot_id: &Uuid,
+        batch: &[NewSample<'_>],
+    ) -> Result<InsertStats, InsertError> {
+        if batch.is_empty() {
+            return Ok(InsertStats::default());
+        }
+        let mut w = relock(self.writer.lock());
+        let mut numbers = std::mem::take(&mut w.numbers);
+        numbers.clear();
+        numbers.reserve(batch.len());
+        let new_series = self.resolve(batch, &mut numbers, None)?;
+        numbers.sort_by_key(|&(k, _)| k);
+        let stats = self
+            .write(&mut w, Kind::Data, |txn| {
+                Self::write_series(txn, &new_series)?;
+                let seq = boot_seq(txn, boot_id, true)?
+                    .ok_or_else(|| corrupt("no boot sequence assigned"))?;
+                let mut t = txn.open_table(UNSTAMPED)?;
+                let mut stats = InsertStats::default();
+                let mut last = None;
+                for &(k, x) in numbers.iter() {
+                    let kb = codec::unstamped_key(seq, k);
+                    if last == Some(k) || t.get(&kb)?.is_some() {
+                        stats.duplicates += 1;
+                    } else {
+                        t.insert(&kb, &codec::number_bytes(x))?;
+                        stats.inserted += 1;
+                    }
+                    last = Some(k);
+                }
+                if stats.duplicates > 0 {
+                    let mut meta = txn.open_table(META)?;
+                    meta_add(&mut meta, META_DUPLICATES, stats.duplicates as u64)?;
+                }
+                Ok(stats)
+            })
+            .map_err(|e| e.into_insert(&self.path))?;
+        w.numbers = numbers;
+        self.unstamped
+            .fetch_add(stats.inserted as u64, Ordering::Relaxed);
+        self.publish_series(&new_series)
+            .map_err(|e| e.into_insert(&self.path))?;
         Ok(stats)
+    }
+
+    /// Give up to `limit` unstamped samples of boot `boot_id` wall time, oldest first:
+    /// `ts_ms = boot_ms + offset_ms` (`offset_ms` = trusted wall time − boot clock, known
+    /// once the caller trusts a time source in that boot). They move to `num_samples` as
+    /// pending, with [`Store::insert`]'s collision rule, in one transaction. Returns how many
+    /// moved and how many of that boot are left (call again while `remaining > 0`); a boot
+    /// without unstamped samples is a no-op.
+    pub fn restamp(
+        &self,
+        boot_id: &Uuid,
+        offset_ms: i64,
+        limit: usize,
+    ) -> Result<RestampStats, MarkError> {
+        let mut w = relock(self.writer.lock());
+        let mut numbers = std::mem::take(&mut w.numbers);
+        numbers.clear();
+        let out = self
+            .write_if(&mut w, Kind::Data, |txn| {
+                let Some(seq) = boot_seq(txn, boot_id, false)? else {
+                    return Ok((RestampStats::default(), false));
+                };
+                let mut t = txn.open_table(UNSTAMPED)?;
+                let lo = codec::unstamped_key(seq, 0);
+                let hi = codec::unstamped_key(seq, codec::MAX_ORDINAL);
+                let mut taken = Vec::new();
+                for r in t.range::<&[u8; codec::UNSTAMPED_KEY_LEN]>(&lo..=&hi)? {
+                    let (k, v) = r?;
+                    if taken.len() >= limit {
+                        break;
+                    }
+                    let (_, o) = codec::unstamped_from_key(k.value());
+                    let (boot_ms, id) = codec::key_from_ordinal(o);
+                    let ts = boot_ms.saturating_add(offset_ms);
+                    numbers.push((
+                        codec::key_ordinal(ts, id),
+                        codec::number_from_bytes(v.value()),
+                    ));
+                    taken.push(*k.value());
+                }
+                for k in &taken {
+                    t.remove(k)?;
+                }
+                let remaining = t
+                    .range::<&[u8; codec::UNSTAMPED_KEY_LEN]>(&lo..=&hi)?
+                    .count() as u64;
+                if remaining == 0 {
+                    txn.open_table(BOOTS)?.remove(seq)?;
+                }
+                // (boot ms, series) order plus a constant offset is (ts, series) order.
+                numbers.sort_by_key(|&(k, _)| k);
+                let mut samples = txn.open_table(SAMPLES)?;
+                let mut runs = txn.open_table(PENDING_RUNS)?;
+                let put = put_numbers(&mut samples, &mut runs, &numbers)?;
+                if put.duplicates > 0 {
+                    let mut meta = txn.open_table(META)?;
+                    meta_add(&mut meta, META_DUPLICATES, put.duplicates as u64)?;
+                }
+                let changed = !taken.is_empty() || remaining == 0;
+                Ok((
+                    RestampStats {
+                        restamped: taken.len() as u64,
+                        inserted: put.inserted as u64,
+                        duplicates: put.duplicates as u64,
+                        moved: put.moved as u64,
+                        remaining,
+                    },
+                    changed,
+                ))
+            })
+            .map_err(|e| e.into_mark(&self.path))?;
+        w.numbers = numbers;
+        self.unstamped.fetch_sub(out.restamped, Ordering::Relaxed);
+        self.pending.fetch_add(out.inserted, Ordering::Relaxed);
+        if out.restamped > 0 {
+            log::info!(
+                "{}: restamped {} samples of boot {boot_id} (offset {offset_ms} ms, {} left)",
+                self.path.display(),
+                out.restamped,
+                out.remaining
+            );
+        }
+        Ok(out)
+    }
+
+    /// Unstamped samples kept (every boot). O(1): in memory, recounted at open.
+    pub fn unstamped_count(&self) -> u64 {
+        self.unstamped.load(Ordering::Relaxed)
+    }
+
+    /// Unstamped samples per boot id, in the order the boots were first seen.
+    pub fn unstamped_by_boot(&self) -> Result<Vec<(Uuid, u64)>, ReadError> {
+        (|| -> Result<Vec<(Uuid, u64)>, Fault> {
+            let txn = self.read_txn()?;
+            let t = txn.open_table(UNSTAMPED)?;
+            let mut out = Vec::new();
+            for r in txn.open_table(BOOTS)?.iter()? {
+                let (seq, id) = r?;
+                let seq = seq.value();
+                let lo = codec::unstamped_key(seq, 0);
+                let hi = codec::unstamped_key(seq, codec::MAX_ORDINAL);
+                let n = t
+                    .range::<&[u8; codec::UNSTAMPED_KEY_LEN]>(&lo..=&hi)?
+                    .count() as u64;
+                out.push((Uuid::from_bytes(*id.value()), n));
+            }
+            Ok(out)
+        })()
+        .map_err(|e| e.into_read(&self.path))
     }
 
     /// Up to `limit` pending numeric samples, oldest first (by timestamp, then series id).
@@ -1209,7 +1398,29 @@ impl Store {
             }
         }
         let evicted = candidates.len() as u64;
-        let dropped = pending::drop_oldest(&mut runs, &mut samples, want - evicted)?;
+        let mut dropped = pending::drop_oldest(&mut runs, &mut samples, want - evicted)?;
+        // Last resort, after every pending sample: unstamped ones, oldest boot first (counted
+        // in `dropped_total` like pending ones; they have no wall time retention could use).
+        let rest = want.saturating_sub(evicted + dropped);
+        if rest > 0 {
+            let mut t = txn.open_table(UNSTAMPED)?;
+            let mut n = 0u64;
+            for r in t.extract_from_if::<&[u8; codec::UNSTAMPED_KEY_LEN], _>(.., |_, _| true)? {
+                r?;
+                n += 1;
+                if n >= rest {
+                    break;
+                }
+            }
+            if n > 0 {
+                self.unstamped.fetch_sub(n, Ordering::Relaxed);
+                log::warn!(
+                    "{}: size cap reached: dropped {n} unstamped samples",
+                    self.path.display()
+                );
+            }
+            dropped += n;
+        }
         if dropped > 0 {
             let mut meta = txn.open_table(META)?;
             meta_add(&mut meta, META_DROPPED, dropped)?;
@@ -1307,6 +1518,7 @@ impl Store {
                 pending,
                 samples: txn.open_table(SAMPLES)?.len()?,
                 text_samples: txn.open_table(TEXT)?.len()?,
+                unstamped: txn.open_table(UNSTAMPED)?.len()?,
                 dropped_total: meta_get(&meta, META_DROPPED)?,
                 quarantined_total: meta_get(&meta, META_QUARANTINED)?,
                 duplicates_total: meta_get(&meta, META_DUPLICATES)?,
@@ -1455,6 +1667,146 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Series a batch introduces: (id, canonical encoding), written in its transaction.
+type NewSeries = Vec<(u32, Box<[u8]>)>;
+
+/// What [`put_numbers`] did.
+#[derive(Debug, Default)]
+struct Put {
+    inserted: usize,
+    duplicates: usize,
+    moved: usize,
+}
+
+/// How far [`put_numbers`] moves a sample whose key holds a different value before it gives
+/// up and counts it as a duplicate: 60 s of 1 ms steps, far beyond any series' spacing.
+const MAX_MOVE_MS: u32 = 60_000;
+
+/// Insert `numbers` (sorted by key, stable) into `samples` as pending. A key that holds the
+/// same value (bits) is a duplicate; one that holds a different value — or repeats within the
+/// batch with a different value — moves the sample to `ts + 1 ms`, again until free
+/// (`ENCODING.md` § 1). Keys above the newest stored sample and the newest pending run are
+/// appended without lookups and extend the queue's last run (the steady-state flush).
+fn put_numbers(
+    samples: &mut pending::SamplesTable<'_>,
+    runs: &mut pending::RunsTable<'_>,
+    numbers: &[(u128, f64)],
+) -> Result<Put, Fault> {
+    let mut put = Put::default();
+    let newest = samples.last()?.map(|(k, _)| ord(k.value()));
+    let bound = newest.max(pending::tail_end(runs)?);
+    let split = bound.map_or(0, |b| numbers.partition_point(|&(k, _)| k <= b));
+    let (older, newer) = numbers.split_at(split);
+    // Samples displaced by a different value at their key, placed after the append so that
+    // they are checked against everything this batch stored.
+    let mut moved: Vec<(u128, f64)> = Vec::new();
+    let mut last: Option<(u128, u64)> = None;
+    for &(k, x) in older {
+        let kb = bytes(k);
+        match last {
+            Some((lk, bits)) if lk == k => {
+                if bits == x.to_bits() {
+                    put.duplicates += 1;
+                } else {
+                    moved.push((k, x));
+                }
+                continue;
+            }
+            _ => {}
+        }
+        last = Some((k, x.to_bits()));
+        let held = samples
+            .get(&kb)?
+            .map(|v| codec::number_from_bytes(v.value()).to_bits());
+        match held {
+            Some(bits) if bits == x.to_bits() => put.duplicates += 1,
+            Some(_) => moved.push((k, x)),
+            None => {
+                samples.insert(&kb, &codec::number_bytes(x))?;
+                pending::add(runs, samples, k)?;
+                put.inserted += 1;
+            }
+        }
+    }
+    let mut appended = 0u64;
+    let (mut first, mut end) = (None, None);
+    for &(k, x) in newer {
+        match last {
+            Some((lk, bits)) if lk == k => {
+                if bits == x.to_bits() {
+                    put.duplicates += 1;
+                } else {
+                    moved.push((k, x));
+                }
+                continue;
+            }
+            _ => {}
+        }
+        last = Some((k, x.to_bits()));
+        samples.insert(&bytes(k), &codec::number_bytes(x))?;
+        first.get_or_insert(k);
+        end = Some(k);
+        appended += 1;
+        put.inserted += 1;
+    }
+    if let (Some(first), Some(end)) = (first, end) {
+        pending::append_tail(runs, samples, first, end, appended)?;
+    }
+    for (k, x) in moved {
+        let (ts, id) = codec::key_from_ordinal(k);
+        let mut placed = false;
+        for step in 1..=MAX_MOVE_MS {
+            let Some(t) = ts.checked_add(i64::from(step)) else {
+                break;
+            };
+            let k2 = codec::key_ordinal(t, id);
+            let kb = bytes(k2);
+            let held = samples
+                .get(&kb)?
+                .map(|v| codec::number_from_bytes(v.value()).to_bits());
+            match held {
+                Some(bits) if bits == x.to_bits() => break,
+                Some(_) => continue,
+                None => {
+                    samples.insert(&kb, &codec::number_bytes(x))?;
+                    pending::add(runs, samples, k2)?;
+                    put.inserted += 1;
+                    put.moved += 1;
+                    placed = true;
+                    break;
+                }
+            }
+        }
+        if !placed {
+            put.duplicates += 1;
+        }
+    }
+    Ok(put)
+}
+
+/// The sequence number of `boot_id` in `unstamped_boots`; with `create`, a new boot gets the
+/// next one (sequence order is the order boots were first seen).
+fn boot_seq(
+    txn: &redb::WriteTransaction,
+    boot_id: &Uuid,
+    create: bool,
+) -> Result<Option<u32>, Fault> {
+    let mut boots = txn.open_table(BOOTS)?;
+    let mut next = 0u32;
+    for r in boots.iter()? {
+        let (seq, id) = r?;
+        if id.value() == boot_id.as_bytes() {
+            return Ok(Some(seq.value()));
+        }
+        next = next.max(seq.value().saturating_add(1));
+    }
+    if !create {
+        return Ok(None);
+    }
+    boots.insert(next, boot_id.as_bytes())?;
+    Ok(Some(next))
 }
 
 /// Rename a store the agent cannot use (`OpenError::Corrupt`) to

@@ -4,6 +4,7 @@
 //! | --- | --- |
 //! | 1 | `meta`, `samples` (SHA-256 → whole sample), `pending` ((ts, hash) → ()), `checkpoints` |
 //! | 2 | `meta`, `series`, `num_samples`, `pending_runs`, `text_samples`, `checkpoints`, `sessions`, `quarantine` |
+//! | 3 | v2 + `unstamped_samples` ((boot seq, boot-clock ms, series) → f64), `unstamped_boots` (seq → boot id) |
 //!
 //! Each migration step runs in one write transaction (fsynced), so a crash mid-way leaves
 //! the previous version intact and the next open simply runs it again.
@@ -20,7 +21,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub(crate) const META_SCHEMA: &str = "schema_version";
@@ -41,6 +42,11 @@ pub(crate) const TEXT: TableDefinition<&KeyBytes, &[u8]> = TableDefinition::new(
 pub(crate) const SESSIONS: TableDefinition<&[u8; SESSION_KEY_LEN], &[u8]> =
     TableDefinition::new("sessions");
 pub(crate) const QUARANTINE: TableDefinition<&KeyBytes, &[u8]> = TableDefinition::new("quarantine");
+
+// v3: samples taken while the wall clock was not trusted, on the boot clock (ENCODING.md § 2).
+pub(crate) const UNSTAMPED: TableDefinition<&[u8; codec::UNSTAMPED_KEY_LEN], &[u8; 8]> =
+    TableDefinition::new("unstamped_samples");
+pub(crate) const BOOTS: TableDefinition<u32, &[u8; 16]> = TableDefinition::new("unstamped_boots");
 
 // v1
 pub(crate) const V1_SAMPLES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("samples");
@@ -155,6 +161,10 @@ pub(crate) fn check_tables(txn: &redb::ReadTransaction, v: u64) -> Result<(), Fa
         probe(txn, SESSIONS)?;
         probe(txn, QUARANTINE)?;
     }
+    if v >= 3 {
+        probe(txn, UNSTAMPED)?;
+        probe(txn, BOOTS)?;
+    }
     Ok(())
 }
 
@@ -187,11 +197,16 @@ pub(crate) fn migrate(db: &Database, path: &Path) -> Result<u64, OpenError> {
                 // A new file starts at the current layout.
                 0 => {
                     create_v2(&txn)?;
-                    2
+                    create_v3(&txn)?;
+                    3
                 }
                 1 => {
                     migrate_v1_to_v2(&txn)?;
                     2
+                }
+                2 => {
+                    create_v3(&txn)?;
+                    3
                 }
                 _ => return Err(corrupt(format_args!("no migration from {version}"))),
             };
@@ -219,7 +234,15 @@ fn create_v2(txn: &WriteTransaction) -> Result<(), Fault> {
             meta.insert(k, 0)?;
         }
     }
-    meta.insert(META_SCHEMA, u64::from(SCHEMA_VERSION))?;
+    meta.insert(META_SCHEMA, 2)?;
+    Ok(())
+}
+
+/// v2 → v3: the two tables of unstamped samples (empty). Nothing else changes.
+fn create_v3(txn: &WriteTransaction) -> Result<(), Fault> {
+    txn.open_table(UNSTAMPED)?;
+    txn.open_table(BOOTS)?;
+    txn.open_table(META)?.insert(META_SCHEMA, 3)?;
     Ok(())
 }
 

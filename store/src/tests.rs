@@ -105,7 +105,7 @@ fn v1_file_migrates_to_v2_and_reopen_is_idempotent() {
     let store = Store::open(&path, StoreOptions::default()).unwrap();
     store.check_invariants().unwrap();
     let st = store.stats().unwrap();
-    assert_eq!(st.schema_version, 2);
+    assert_eq!(st.schema_version, SCHEMA_VERSION);
     assert_eq!(st.samples, 3);
     assert_eq!(st.text_samples, 1);
     assert_eq!(st.pending, 2);
@@ -125,11 +125,17 @@ fn v1_file_migrates_to_v2_and_reopen_is_idempotent() {
     assert_eq!(contents(&store), before);
     assert_eq!(store.stats().unwrap().duplicates_total, 1);
     store.check_invariants().unwrap();
-    // And it is a working v2 store.
+    // And it is a working current store: the same sample again is a duplicate; another
+    // value at the same key moves 1 ms later instead of being lost.
+    let ins = store
+        .insert(&[sample("cpu", &[("mode", "user"), ("cpu", "0")], 1000, 1.5)])
+        .unwrap();
+    assert_eq!((ins.inserted, ins.duplicates), (0, 1));
     let ins = store
         .insert(&[sample("cpu", &[("mode", "user"), ("cpu", "0")], 1000, 9.0)])
         .unwrap();
-    assert_eq!((ins.inserted, ins.duplicates), (0, 1));
+    assert_eq!((ins.inserted, ins.duplicates, ins.moved), (1, 0, 1));
+    store.check_invariants().unwrap();
 }
 
 #[test]
@@ -138,7 +144,7 @@ fn empty_v1_file_migrates() {
     let path = dir.path().join("m.redb");
     v1::write(&path, &[], &[]);
     let store = Store::open(&path, StoreOptions::default()).unwrap();
-    assert_eq!(store.stats().unwrap().schema_version, 2);
+    assert_eq!(store.stats().unwrap().schema_version, SCHEMA_VERSION);
     assert_eq!(store.pending_count().unwrap(), 0);
 }
 

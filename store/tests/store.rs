@@ -101,18 +101,22 @@ fn same_batch_twice_adds_no_rows() {
     assert_eq!(all(&store), before);
     assert_eq!(store.history_count().unwrap(), 30);
     assert_eq!(store.pending_count().unwrap(), 30);
-    // A duplicate with another value is still the same sample: the first value stays.
+    // Another value at a stored key (a clock step) is not dropped: it moves 1 ms later,
+    // and the stored sample keeps its value.
     let changed = [num("node_cpu", LABELS[0], 1_000, 99.0)];
-    assert_eq!(store.insert(&changed).unwrap().duplicates, 1);
-    assert_eq!(all(&store), before);
+    let st = store.insert(&changed).unwrap();
+    assert_eq!((st.inserted, st.duplicates, st.moved), (1, 0, 1));
+    let after = all(&store);
+    assert_eq!(after.len(), before.len() + 1);
+    assert!(before.iter().all(|s| after.contains(s)));
     drop(store);
     let store = open(&path);
-    assert_eq!(store.stats().unwrap().duplicates_total, 32);
+    assert_eq!(store.stats().unwrap().duplicates_total, 31);
     store.check_invariants().unwrap();
 }
 
 #[test]
-fn duplicates_inside_one_batch_keep_the_first() {
+fn duplicates_inside_one_batch_keep_the_first_others_move() {
     let (_d, path) = tmp();
     let store = open(&path);
     let b = [
@@ -129,9 +133,20 @@ fn duplicates_inside_one_batch_keep_the_first() {
             value: Value::Number(3.0),
         },
     ];
+    // The first keeps the key; the others, with other values, move to the next free ms.
     let st = store.insert(&b).unwrap();
-    assert_eq!((st.inserted, st.duplicates), (1, 2));
-    assert_eq!(store.pending(10).unwrap()[0].value, 1.0);
+    assert_eq!((st.inserted, st.duplicates, st.moved), (3, 0, 2));
+    let pend: Vec<(i64, f64)> = store
+        .pending(10)
+        .unwrap()
+        .iter()
+        .map(|p| (p.ts_ms, p.value))
+        .collect();
+    assert_eq!(pend, vec![(5, 1.0), (6, 2.0), (7, 3.0)]);
+    // The same value again is one sample.
+    let again = [num("m", LABELS[0], 5, 1.0), num("m", LABELS[0], 5, 1.0)];
+    let st = store.insert(&again).unwrap();
+    assert_eq!((st.inserted, st.duplicates), (0, 2));
 }
 
 #[test]
@@ -599,7 +614,7 @@ fn unknown_schema_version_is_refused_and_the_file_left_untouched() {
     match Store::open(&path, StoreOptions::default()) {
         Err(OpenError::UnknownSchemaVersion {
             found: 99,
-            supported: 2,
+            supported: belabox_store::SCHEMA_VERSION,
             ..
         }) => {}
         other => panic!("expected UnknownSchemaVersion, got {other:?}"),

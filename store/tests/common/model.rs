@@ -333,20 +333,73 @@ fn insert(m: &mut Model, s: &Store, batch: &[(Id, MValue, usize)]) {
         .iter()
         .map(|&(id, v, var)| sample(id, v, var))
         .collect();
-    let mut inserted = 0;
-    for &(id, v, _) in batch {
-        if let std::collections::btree_map::Entry::Vacant(e) = m.rows.entry(id) {
-            e.insert(Row {
+    // The store's rule (ENCODING.md § 1): in key order (per series: by time, then batch
+    // order), a key holding the same value is a duplicate, a different value (stored, or
+    // earlier in the batch) moves the sample to ts + 1 ms, placed after the rest of the batch.
+    let mut order: Vec<usize> = (0..batch.len()).collect();
+    order.sort_by_key(|&i| (batch[i].0.1, batch[i].0.2, batch[i].0.0));
+    let before: std::collections::HashSet<Id> = m.rows.keys().copied().collect();
+    let mut first_in_batch: HashMap<Id, MValue> = HashMap::new();
+    let (mut inserted, mut duplicates, mut moved) = (0, 0, 0);
+    let mut displaced: Vec<(Id, MValue)> = Vec::new();
+    for i in order {
+        let (id, v, _) = batch[i];
+        if let Some(first) = first_in_batch.get(&id) {
+            if *first == v || id.2 {
+                duplicates += 1;
+            } else {
+                displaced.push((id, v));
+            }
+            continue;
+        }
+        first_in_batch.insert(id, v);
+        if before.contains(&id) {
+            if m.rows[&id].value == v || id.2 {
+                duplicates += 1;
+            } else {
+                displaced.push((id, v));
+            }
+            continue;
+        }
+        m.rows.insert(
+            id,
+            Row {
                 value: v,
                 pending: !id.2,
-            });
-            inserted += 1;
+            },
+        );
+        inserted += 1;
+    }
+    for (id, v) in displaced {
+        let mut placed = false;
+        for step in 1..=60_000i64 {
+            let k = (id.0 + step, id.1, id.2);
+            match m.rows.get(&k) {
+                Some(r) if r.value == v => break,
+                Some(_) => continue,
+                None => {
+                    m.rows.insert(
+                        k,
+                        Row {
+                            value: v,
+                            pending: true,
+                        },
+                    );
+                    inserted += 1;
+                    moved += 1;
+                    placed = true;
+                    break;
+                }
+            }
+        }
+        if !placed {
+            duplicates += 1;
         }
     }
     let st = s.insert(&samples).unwrap();
     assert_eq!(
-        (st.inserted, st.duplicates),
-        (inserted, batch.len() - inserted),
+        (st.inserted, st.duplicates, st.moved),
+        (inserted, duplicates, moved),
         "insert"
     );
 }

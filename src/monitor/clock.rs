@@ -1,0 +1,334 @@
+//! Clock trust: whether the wall clock can stamp samples, and if not, what time can.
+//!
+//! A board without a battery-backed RTC boots in 1970 (or at the last shutdown time) until NTP
+//! syncs. Samples stamped with that clock are refused by VictoriaMetrics (too old) or land at
+//! the wrong time, so every collection tick asks [`judge`] how to stamp:
+//!
+//! 1. **Server date** (the clock-skew check, [`crate::monitor::skew`]): once a check succeeded,
+//!    the server's time is known as an offset from the *boot clock* (`CLOCK_BOOTTIME`, which
+//!    no clock step moves), so it stays right when the wall clock steps later. If the wall
+//!    clock agrees with it within `clock_skew_warn_ms` (and is not before the build floor),
+//!    samples carry the wall clock; otherwise they carry the corrected time `boot + offset`.
+//! 2. **NTP** (no server measurement yet): systemd-timesyncd's `synchronized` flag file says the
+//!    kernel clock is synced → trusted. Its runtime directory without the flag → timesyncd runs
+//!    and has not synced → untrusted. Neither → unknown (chrony, ntpd, no NTP client).
+//!    adjtimex(2) would answer for every NTP client, but rustix has no binding and a raw syscall
+//!    would need `unsafe`; boards with chrony/ntpd are covered by the server date.
+//! 3. **Build floor**: a wall clock earlier than [`build_floor_ms`] is never trusted; later than
+//!    it with NTP state unknown, it is (nothing better is known, and RTC boards need no NTP).
+//!
+//! Untrusted → samples are stamped on the boot clock and kept apart in the store
+//! ([`belabox_store::Store::insert_unstamped`]); as soon as a verdict gives an offset
+//! (trusted time − boot clock) the agent re-stamps them ([`belabox_store::Store::restamp`]).
+//!
+//! Everything reads its clocks through [`TimeSource`], so unit tests drive wall, boot and NTP
+//! state by hand.
+
+use std::path::PathBuf;
+
+use crate::model::time::now_ms;
+
+/// 2026-01-01T00:00:00Z: no build of this agent is older, so no wall clock before it is right.
+pub const MIN_BUILD_FLOOR_MS: i64 = 1_767_225_600_000;
+
+/// The earliest wall time this binary trusts: `SOURCE_DATE_EPOCH` (seconds) at compile time
+/// when set — reproducible builds set it to the source's commit time — else, and never below,
+/// [`MIN_BUILD_FLOOR_MS`]. No build script: `option_env!` is tracked by cargo, so a changed
+/// `SOURCE_DATE_EPOCH` rebuilds.
+pub fn build_floor_ms() -> i64 {
+    let sde = option_env!("SOURCE_DATE_EPOCH")
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .map_or(0, |s| s.saturating_mul(1000));
+    sde.max(MIN_BUILD_FLOOR_MS)
+}
+
+/// The clocks and the NTP state, behind a trait so that tests control them.
+pub trait TimeSource {
+    /// Wall clock, ms since the Unix epoch (what `SystemTime::now` says; libfaketime fakes it).
+    fn wall_ms(&self) -> i64;
+    /// `CLOCK_BOOTTIME` in ms: monotonic, counts suspend, starts near 0 at boot.
+    fn boot_ms(&self) -> i64;
+    /// `Some(true)`: the kernel clock is NTP-synchronised; `Some(false)`: an NTP client runs
+    /// and has not synchronised; `None`: unknown.
+    fn ntp_synced(&self) -> Option<bool>;
+}
+
+/// `CLOCK_BOOTTIME` in ms (rustix: a vDSO call, no allocation).
+pub fn boot_ms() -> i64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+    t.tv_sec
+        .saturating_mul(1000)
+        .saturating_add(t.tv_nsec / 1_000_000)
+}
+
+/// The real clocks. `timesync_dir` is systemd-timesyncd's runtime directory.
+#[derive(Debug, Clone)]
+pub struct SystemClock {
+    flag: PathBuf,
+    dir: PathBuf,
+}
+
+impl SystemClock {
+    pub const TIMESYNC_DIR: &'static str = "/run/systemd/timesync";
+
+    pub fn new(timesync_dir: PathBuf) -> SystemClock {
+        SystemClock {
+            flag: timesync_dir.join("synchronized"),
+            dir: timesync_dir,
+        }
+    }
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        SystemClock::new(PathBuf::from(Self::TIMESYNC_DIR))
+    }
+}
+
+impl TimeSource for SystemClock {
+    fn wall_ms(&self) -> i64 {
+        now_ms()
+    }
+    fn boot_ms(&self) -> i64 {
+        boot_ms()
+    }
+    fn ntp_synced(&self) -> Option<bool> {
+        // Paths are short: std builds their C strings on the stack (no allocation per tick).
+        if rustix::fs::access(&self.flag, rustix::fs::Access::EXISTS).is_ok() {
+            Some(true)
+        } else if rustix::fs::access(&self.dir, rustix::fs::Access::EXISTS).is_ok() {
+            Some(false)
+        } else {
+            None
+        }
+    }
+}
+
+/// Where trust came from (`/health` `time.source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Source {
+    /// Nothing vouches for the wall clock.
+    None = 0,
+    /// Later than the build floor; NTP state unknown.
+    BuildFloor = 1,
+    Ntp = 2,
+    ServerDate = 3,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::None => "none",
+            Source::BuildFloor => "build_time_floor",
+            Source::Ntp => "ntp",
+            Source::ServerDate => "server_date",
+        }
+    }
+
+    pub fn from_u8(v: u8) -> Source {
+        match v {
+            1 => Source::BuildFloor,
+            2 => Source::Ntp,
+            3 => Source::ServerDate,
+            _ => Source::None,
+        }
+    }
+}
+
+/// How this tick's samples are stamped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stamp {
+    /// The wall clock, trusted.
+    Wall(i64),
+    /// The wall clock is wrong; the server's time (boot clock + measured offset).
+    Corrected(i64),
+    /// No trusted time: the boot clock, for [`belabox_store::Store::insert_unstamped`].
+    Boot(i64),
+}
+
+impl Stamp {
+    /// The timestamp to give a sample (wall ms, or boot ms for [`Stamp::Boot`]).
+    pub fn ts_ms(self) -> i64 {
+        match self {
+            Stamp::Wall(t) | Stamp::Corrected(t) | Stamp::Boot(t) => t,
+        }
+    }
+    pub fn is_unstamped(self) -> bool {
+        matches!(self, Stamp::Boot(_))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    pub stamp: Stamp,
+    pub source: Source,
+    /// Trusted time − boot clock, when a trusted time is known: what re-stamps this boot's
+    /// unstamped samples.
+    pub offset_ms: Option<i64>,
+}
+
+impl Verdict {
+    pub fn trusted(&self) -> bool {
+        !self.stamp.is_unstamped()
+    }
+}
+
+/// The inputs of [`judge`] besides the clocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub floor_ms: i64,
+    /// Wall and server time within this: the wall clock is used as is.
+    pub warn_ms: u64,
+}
+
+/// Decides how to stamp now (module docs). `server_offset_ms`: server time − boot clock from
+/// the last successful skew check.
+pub fn judge(clock: &dyn TimeSource, policy: Policy, server_offset_ms: Option<i64>) -> Verdict {
+    let wall = clock.wall_ms();
+    let boot = clock.boot_ms();
+    let wall_ok = wall >= policy.floor_ms;
+    let trusted_wall = |source| Verdict {
+        stamp: Stamp::Wall(wall),
+        source,
+        offset_ms: Some(wall.saturating_sub(boot)),
+    };
+    if let Some(off) = server_offset_ms {
+        let server_now = boot.saturating_add(off);
+        if wall_ok && wall.abs_diff(server_now) <= policy.warn_ms {
+            return trusted_wall(Source::ServerDate);
+        }
+        return Verdict {
+            stamp: Stamp::Corrected(server_now),
+            source: Source::ServerDate,
+            offset_ms: Some(off),
+        };
+    }
+    match clock.ntp_synced() {
+        Some(true) if wall_ok => trusted_wall(Source::Ntp),
+        None if wall_ok => trusted_wall(Source::BuildFloor),
+        _ => Verdict {
+            stamp: Stamp::Boot(boot),
+            source: Source::None,
+            offset_ms: None,
+        },
+    }
+}
+
+/// The boot id (`/proc/sys/kernel/random/boot_id`): names the boot whose clock unstamped
+/// samples use. `None` when unreadable; the caller then uses a random id for this process, so
+/// its samples are re-stamped only within this run (never with another boot's offset).
+pub fn read_boot_id(procfs: &std::path::Path) -> Option<uuid::Uuid> {
+    let s = std::fs::read_to_string(procfs.join("sys/kernel/random/boot_id")).ok()?;
+    uuid::Uuid::parse_str(s.trim()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    /// Wall, boot and NTP state set by the test.
+    struct FakeClock {
+        wall: Cell<i64>,
+        boot: Cell<i64>,
+        ntp: Cell<Option<bool>>,
+    }
+
+    impl TimeSource for FakeClock {
+        fn wall_ms(&self) -> i64 {
+            self.wall.get()
+        }
+        fn boot_ms(&self) -> i64 {
+            self.boot.get()
+        }
+        fn ntp_synced(&self) -> Option<bool> {
+            self.ntp.get()
+        }
+    }
+
+    const REAL: i64 = 1_795_824_323_000; // 2026-11-28
+    const POLICY: Policy = Policy {
+        floor_ms: MIN_BUILD_FLOOR_MS,
+        warn_ms: 2000,
+    };
+
+    fn clock(wall: i64, boot: i64, ntp: Option<bool>) -> FakeClock {
+        FakeClock {
+            wall: Cell::new(wall),
+            boot: Cell::new(boot),
+            ntp: Cell::new(ntp),
+        }
+    }
+
+    #[test]
+    fn floor_is_at_least_2026() {
+        assert!(build_floor_ms() >= MIN_BUILD_FLOOR_MS);
+    }
+
+    #[test]
+    fn rtc_less_boot_then_ntp_sync() {
+        // 1970, NTP client running but not synced: boot clock, no offset.
+        let c = clock(86_400_000, 5_000, Some(false));
+        let v = judge(&c, POLICY, None);
+        assert_eq!(v.stamp, Stamp::Boot(5_000));
+        assert_eq!(
+            (v.source, v.offset_ms, v.trusted()),
+            (Source::None, None, false)
+        );
+        // 1970 and NTP claims synced (cannot be right: before the build) — still untrusted.
+        c.ntp.set(Some(true));
+        assert!(!judge(&c, POLICY, None).trusted());
+        // NTP stepped the clock: trusted, offset maps boot time to real time.
+        c.wall.set(REAL);
+        c.boot.set(65_000);
+        let v = judge(&c, POLICY, None);
+        assert_eq!(v.stamp, Stamp::Wall(REAL));
+        assert_eq!((v.source, v.offset_ms), (Source::Ntp, Some(REAL - 65_000)));
+        // A sample taken at boot 5 000 re-stamps to 60 s before now.
+        assert_eq!(5_000 + v.offset_ms.unwrap_or(0), REAL - 60_000);
+    }
+
+    #[test]
+    fn restored_shutdown_time_is_untrusted_while_ntp_unsynced() {
+        // After the floor, but timesyncd has not synced: untrusted.
+        let c = clock(REAL - 3 * 86_400_000, 4_000, Some(false));
+        assert!(!judge(&c, POLICY, None).trusted());
+        // No NTP client known: the floor is all there is.
+        c.ntp.set(None);
+        let v = judge(&c, POLICY, None);
+        assert_eq!(
+            (v.stamp, v.source),
+            (Stamp::Wall(REAL - 3 * 86_400_000), Source::BuildFloor)
+        );
+        c.wall.set(0);
+        assert!(!judge(&c, POLICY, None).trusted());
+    }
+
+    #[test]
+    fn server_date_corrects_and_survives_a_wall_step() {
+        // 1970 under libfaketime; the skew check measured server − boot.
+        let boot = 10_000;
+        let off = REAL - boot;
+        let c = clock(86_400_000, boot, Some(true));
+        let v = judge(&c, POLICY, Some(off));
+        assert_eq!(v.stamp, Stamp::Corrected(REAL));
+        assert_eq!((v.source, v.offset_ms), (Source::ServerDate, Some(off)));
+        // 3 days ahead: corrected back.
+        c.wall.set(REAL + 3 * 86_400_000);
+        assert_eq!(judge(&c, POLICY, Some(off)).stamp, Stamp::Corrected(REAL));
+        // The clock steps to real time 20 s later: the boot-based offset still holds and the
+        // wall agrees with it (within the threshold), so the wall is used.
+        c.boot.set(boot + 20_000);
+        c.wall.set(REAL + 20_000 + 700);
+        let v = judge(&c, POLICY, Some(off));
+        assert_eq!(v.stamp, Stamp::Wall(REAL + 20_700));
+        assert_eq!(v.source, Source::ServerDate);
+        // Beyond the threshold the server wins.
+        c.wall.set(REAL + 20_000 + 2_001);
+        assert_eq!(
+            judge(&c, POLICY, Some(off)).stamp,
+            Stamp::Corrected(REAL + 20_000)
+        );
+    }
+}

@@ -1,0 +1,310 @@
+//! An RTC-less board: the agent starts with its clock in 1970 and NTP steps it to real time
+//! later, in the same boot, in the same process. The real field case, under libfaketime: the
+//! agent reads its fake time from a file (`FAKETIME_TIMESTAMP_FILE`, re-read on every call with
+//! `FAKETIME_NO_CACHE=1`) that the test rewrites from `@1970-01-02 00:00:00` to `+0` (real
+//! time); monotonic clocks are not faked. VictoriaMetrics runs on the real clock.
+//!
+//! Asserts: while the clock is untrusted nothing is uploaded and /health says so; afterwards
+//! every sample the agent collected is in VictoriaMetrics, none before 2020, each within the
+//! real time the test ran (so samples of the 1970 phase carry their real collection time, not
+//! the moment of the step), nothing left unstamped or pending, no sample quarantined.
+//!
+//! A second test keeps the clock in 1970 for the whole run with the clock-skew check on: the
+//! server's `Date` gives the time, and samples carry the server-corrected time.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use belabox_store::{Store, StoreOptions};
+use support::vm::{Vm, free_port};
+
+const DEVICE: &str = "rtc-less";
+/// 2020-01-01T00:00:00Z
+const Y2020_MS: i64 = 1_577_836_800_000;
+
+fn libfaketime() -> Option<PathBuf> {
+    [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/faketime/libfaketime.so.1",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+}
+
+fn real_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn write_config(dir: &Path, vm: &Vm, health_port: u16, skew: &str) -> PathBuf {
+    let board = support::fixture("rk3588-rock5b");
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[device]\nid = \"{DEVICE}\"\n[collect]\ninterval = \"500ms\"\n[paths]\nprocfs = \"{}\"\nsysfs = \"{}\"\n\
+             [storage]\npath = \"{}\"\nflush_interval = \"500ms\"\n\
+             [health]\nenabled = true\naddress = \"127.0.0.1:{health_port}\"\n\
+             [remote]\nurl = \"{}\"\nupload_interval = \"500ms\"\n\
+             [monitoring]\nclock_skew_url = \"{skew}\"\nclock_skew_interval = \"1s\"\nself_metrics_interval = \"1s\"\n",
+            board.join("proc").display(),
+            board.join("sys").display(),
+            dir.join("metrics.redb").display(),
+            vm.import_url(),
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn spawn_faked(cfg: &Path, lib: &Path, timestamp_file: &Path) -> Child {
+    Command::new(support::bin())
+        .args(["run", "--config"])
+        .arg(cfg)
+        .env("LD_PRELOAD", lib)
+        .env("FAKETIME_TIMESTAMP_FILE", timestamp_file)
+        .env("FAKETIME_NO_CACHE", "1")
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        .env_remove("FAKETIME")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn health(port: u16) -> String {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn stop(mut agent: Child) -> String {
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&agent),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let t = Instant::now();
+    while agent.try_wait().unwrap().is_none() {
+        assert!(t.elapsed() < Duration::from_secs(20), "agent did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = agent.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    log
+}
+
+type Key = (Vec<(String, String)>, i64);
+
+/// The store's numeric samples after the run: (series, ts) → (value, pending).
+fn store_samples(cfg: &Path) -> BTreeMap<Key, (f64, bool)> {
+    let mut out = BTreeMap::new();
+    for line in &support::store_export_lines(cfg) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v.get("values").is_none() {
+            continue; // text: local only
+        }
+        let mut id: Vec<(String, String)> = v["metric"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect();
+        id.sort();
+        let ts = v["timestamps"][0].as_i64().unwrap();
+        assert!(
+            v.get("quarantined").is_none_or(|q| q.is_null()),
+            "quarantined: {line}"
+        );
+        out.insert(
+            (id, ts),
+            (v["values"][0].as_f64().unwrap(), v["pending"] == true),
+        );
+    }
+    out
+}
+
+fn vm_samples(vm: &Vm) -> BTreeMap<Key, f64> {
+    let mut out = BTreeMap::new();
+    for s in vm.export(&format!("{{device_id=\"{DEVICE}\"}}")) {
+        let mut id: Vec<(String, String)> = s.metric.into_iter().collect();
+        id.sort();
+        for (v, ts) in s.values.into_iter().zip(s.timestamps) {
+            assert!(
+                out.insert((id.clone(), ts), v).is_none(),
+                "VM holds {id:?}@{ts} twice"
+            );
+        }
+    }
+    out
+}
+
+/// Every store sample uploaded and in VictoriaMetrics with its value; VM has nothing else.
+fn assert_all_in_vm(vm: &Vm, cfg: &Path, from_ms: i64, to_ms: i64, log: &str) -> usize {
+    let path = cfg.parent().unwrap().join("metrics.redb");
+    {
+        let store = Store::open_read_only(&path, StoreOptions::default()).unwrap();
+        assert_eq!(store.unstamped_count(), 0, "samples left unstamped\n{log}");
+        let st = store.stats().unwrap();
+        assert_eq!(st.quarantined_total, 0, "{log}");
+        assert_eq!(st.dropped_total, 0, "{log}");
+    }
+    let stored = store_samples(cfg);
+    assert!(
+        stored.len() > 100,
+        "only {} samples stored\n{log}",
+        stored.len()
+    );
+    let mut in_vm = BTreeMap::new();
+    for _ in 0..20 {
+        vm.force_flush();
+        in_vm = vm_samples(vm);
+        if stored.keys().all(|k| in_vm.contains_key(k)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    for ((id, ts), (v, pending)) in &stored {
+        assert!(!pending, "still pending: {id:?}@{ts}\n{log}");
+        assert!(*ts > Y2020_MS, "before 2020: {id:?}@{ts}");
+        assert!(
+            (from_ms..=to_ms).contains(ts),
+            "{id:?}@{ts} is outside the real run {from_ms}..={to_ms}"
+        );
+        let got = in_vm.get(&(id.clone(), *ts));
+        assert!(
+            got.is_some_and(|g| g == v || (g.is_nan() && v.is_nan())),
+            "{id:?}@{ts} = {v} missing or different in VM: {got:?}\n{log}"
+        );
+    }
+    for (id, ts) in in_vm.keys() {
+        assert!(*ts > Y2020_MS, "VM holds a sample before 2020: {id:?}@{ts}");
+        assert!(
+            stored.contains_key(&(id.clone(), *ts)),
+            "VM holds {id:?}@{ts}, the store does not"
+        );
+    }
+    stored.len()
+}
+
+#[test]
+fn a_1970_clock_then_ntp_in_one_boot_loses_nothing() {
+    let Some(lib) = libfaketime() else {
+        panic!("libfaketime not installed (apt-get install faketime)");
+    };
+    let vm = Vm::start();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // No clock-skew check: trust can only come from the wall clock passing the build floor.
+    let cfg = write_config(dir.path(), &vm, port, "off");
+    let ts_file = dir.path().join("faketime");
+    std::fs::write(&ts_file, "@1970-01-02 00:00:00\n").unwrap();
+
+    let from_ms = real_ms();
+    let agent = spawn_faked(&cfg, &lib, &ts_file);
+    let mut body = String::new();
+    wait_for(
+        "/health to show an untrusted clock with samples waiting",
+        Duration::from_secs(30),
+        || {
+            body = health(port);
+            body.contains("\"trusted\":false") && !body.contains("\"unstamped_samples\":0")
+        },
+    );
+    assert!(body.contains("\"source\":\"none\""), "{body}");
+    // Several seconds on the 1970 clock: samples accumulate on the boot clock, none uploaded.
+    std::thread::sleep(Duration::from_secs(4));
+    vm.force_flush();
+    assert!(
+        vm_samples(&vm).is_empty(),
+        "uploaded while the clock was untrusted"
+    );
+    let switch_ms = real_ms();
+
+    // NTP syncs: the clock steps to real time in the running process.
+    std::fs::write(&ts_file, "+0\n").unwrap();
+    wait_for(
+        "/health to show a trusted clock, nothing unstamped",
+        Duration::from_secs(30),
+        || {
+            body = health(port);
+            body.contains("\"trusted\":true") && body.contains("\"unstamped_samples\":0")
+        },
+    );
+    assert!(body.contains("\"source\":\"build_time_floor\""), "{body}");
+    std::thread::sleep(Duration::from_secs(3));
+    let log = stop(agent);
+    let to_ms = real_ms();
+    assert!(log.contains("wall clock not trusted"), "{log}");
+    assert!(log.contains("unstamped samples given wall time"), "{log}");
+
+    let n = assert_all_in_vm(&vm, &cfg, from_ms, to_ms, &log);
+    // The 1970 phase's samples carry their real collection time (before the step), not the
+    // moment of the restamp.
+    let early = store_samples(&cfg)
+        .keys()
+        .filter(|(_, ts)| *ts < switch_ms)
+        .count();
+    assert!(
+        early > 50,
+        "only {early} of {n} samples from before the clock step"
+    );
+}
+
+#[test]
+fn a_1970_clock_with_the_server_date_uploads_at_real_time() {
+    let Some(lib) = libfaketime() else {
+        panic!("libfaketime not installed (apt-get install faketime)");
+    };
+    let vm = Vm::start();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let skew_url = vm.url("/health");
+    let cfg = write_config(dir.path(), &vm, port, &skew_url);
+    let ts_file = dir.path().join("faketime");
+    std::fs::write(&ts_file, "@1970-01-02 00:00:00\n").unwrap();
+
+    let from_ms = real_ms();
+    let agent = spawn_faked(&cfg, &lib, &ts_file);
+    let mut body = String::new();
+    wait_for(
+        "/health to show the server-corrected time",
+        Duration::from_secs(30),
+        || {
+            body = health(port);
+            body.contains("\"corrected\":true") && body.contains("\"unstamped_samples\":0")
+        },
+    );
+    assert!(body.contains("\"source\":\"server_date\""), "{body}");
+    std::thread::sleep(Duration::from_secs(4));
+    let log = stop(agent);
+    let to_ms = real_ms();
+    // The skew check measures ~56 years; samples must still land at the real time (±1 s Date
+    // resolution and round trip, inside the window's margin below).
+    assert_all_in_vm(&vm, &cfg, from_ms - 2_000, to_ms + 2_000, &log);
+}
