@@ -45,6 +45,7 @@ pub use chunk::{
 };
 pub use gzip::{FRAMING_BYTES, GZIP_LEVEL, GunzipError, Gzip, crc32, crc32_update, gunzip};
 pub use retry_after::{parse_imf_fixdate, parse_retry_after};
+pub(crate) use task::read_token;
 pub use task::{Cycle, Uploader};
 
 use std::fmt;
@@ -121,6 +122,8 @@ impl std::error::Error for UploadError {
 pub struct UploadControl {
     wake: smol::channel::Sender<()>,
     stop: smol::channel::Sender<()>,
+    /// A reloaded `[remote]`, taken by the uploader before its next cycle (the latest wins).
+    reconfigure: std::sync::Arc<std::sync::Mutex<Option<crate::config::RemoteConfig>>>,
 }
 
 /// The uploader's end of [`UploadControl`].
@@ -139,6 +142,7 @@ pub(crate) fn control_pair() -> (UploadControl, ControlRx) {
     let tx = UploadControl {
         wake: wake_tx,
         stop: stop_tx,
+        reconfigure: Default::default(),
     };
     (
         tx.clone(),
@@ -167,5 +171,20 @@ impl UploadControl {
 
     pub fn is_stopped(&self) -> bool {
         self.stop.is_closed()
+    }
+
+    /// Hands the uploader a new `[remote]` (a configuration reload) and wakes it. It is applied
+    /// before the next cycle (after a backoff or `Retry-After` in progress): URL, token (the
+    /// file is read again), intervals, sizes, timeout and retry policy. If the URL or the token
+    /// cannot be used, the uploader logs why and keeps its settings.
+    pub fn reconfigure(&self, remote: crate::config::RemoteConfig) {
+        if let Ok(mut slot) = self.reconfigure.lock() {
+            *slot = Some(remote);
+        }
+        self.wake();
+    }
+
+    fn take_reconfigure(&self) -> Option<crate::config::RemoteConfig> {
+        self.reconfigure.lock().ok()?.take()
     }
 }
