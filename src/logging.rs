@@ -302,6 +302,9 @@ mod tests {
         logger.set(Format::Json, LevelFilter::Debug);
         line(&logger, log::Level::Debug);
         let out = captured(&logger);
-        assert!(out.starts_with("{\"ts\":") && out.contains("\"DEBUG\""), "{out}");
+        assert!(
+            out.starts_with("{\"ts\":") && out.contains("\"DEBUG\""),
+            "{out}"
+        );
     }
 }

@@ -177,14 +177,20 @@ fn sighup_applies_a_valid_configuration_and_refuses_an_invalid_one() {
         "{line}"
     );
     assert!(!line.contains("storage.flush_interval"), "{line}");
-    let w = agent.wait_for("changed but needs a restart: storage.flush_interval", before);
+    let w = agent.wait_for(
+        "changed but needs a restart: storage.flush_interval",
+        before,
+    );
     assert!(agent.lines()[w].contains("\"WARN\""));
     // Both took effect: debug lines, and memory collected every 100 ms instead of every hour.
     let first = agent.wait_for("\"msg\":\"collected\"", i);
     agent.wait_for("\"collector\":\"memory\"", first + 1);
     let t = Instant::now();
     while count(&agent.lines(), memory_collected) < 5 {
-        assert!(t.elapsed() < Duration::from_secs(20), "memory not collected every 100 ms");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "memory not collected every 100 ms"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 
@@ -243,7 +249,11 @@ fn sigusr1_sigusr2_and_sigquit_never_end_it_without_the_final_flush() {
     let before = agent.lines().len();
     agent.signal(Signal::USR1);
     let s = agent.wait_for("status (SIGUSR1)", before);
-    assert!(agent.lines()[s].contains("\"ring\":"), "{}", agent.lines()[s]);
+    assert!(
+        agent.lines()[s].contains("\"ring\":"),
+        "{}",
+        agent.lines()[s]
+    );
     agent.signal(Signal::USR2);
     agent.wait_for("SIGUSR2 received; ignored", before);
     let n = count(&agent.lines(), memory_collected);

@@ -66,7 +66,11 @@ fn assert_refused(dir: &Path, token: &Path, what: &str) {
 #[test]
 fn a_missing_token_file_is_exit_2_before_the_store() {
     let dir = tempfile::tempdir().unwrap();
-    assert_refused(dir.path(), &dir.path().join("no-such-token"), "a missing file");
+    assert_refused(
+        dir.path(),
+        &dir.path().join("no-such-token"),
+        "a missing file",
+    );
 }
 
 #[test]

@@ -81,7 +81,9 @@ impl Reloader {
                 Ok(()) => {
                     effective = candidate;
                     applied.extend(diff.applied().filter(|k| {
-                        k.starts_with("collect.") || k.starts_with("disk.") || k.starts_with("network.")
+                        k.starts_with("collect.")
+                            || k.starts_with("disk.")
+                            || k.starts_with("network.")
                     }));
                 }
                 Err(e) => log::error!(

@@ -22,7 +22,8 @@ impl Config {
             check_token_file(path).map_err(|message| invalid("remote.token_file", message))?;
         }
         check_storage_path(&self.storage.path).map_err(|m| invalid("storage.path", m))?;
-        crate::collect::Collectors::open(self).map_err(|e| invalid("paths.procfs", e.to_string()))?;
+        crate::collect::Collectors::open(self)
+            .map_err(|e| invalid("paths.procfs", e.to_string()))?;
         Ok(())
     }
 }
@@ -60,13 +61,13 @@ fn check_token_file(path: &Path) -> Result<(), String> {
 /// is a writable directory.
 fn check_storage_path(path: &Path) -> Result<(), String> {
     use rustix::fs::{Access, access};
-    let access_msg = |p: &Path, e: rustix::io::Errno| {
-        format!("{}: {}", p.display(), std::io::Error::from(e))
-    };
+    let access_msg =
+        |p: &Path, e: rustix::io::Errno| format!("{}: {}", p.display(), std::io::Error::from(e));
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => return Err(format!("{} is a directory", path.display())),
-        Ok(_) => access(path, Access::READ_OK | Access::WRITE_OK)
-            .map_err(|e| access_msg(path, e))?,
+        Ok(_) => {
+            access(path, Access::READ_OK | Access::WRITE_OK).map_err(|e| access_msg(path, e))?
+        }
         Err(_) => {}
     }
     let dir = match path.parent() {

@@ -79,13 +79,16 @@ impl Config {
         if old.remote.is_some() != new.remote.is_some() {
             changed.push("remote".to_owned());
         }
+        // Under an absent [remote] the remote.* keys are covered by the key `remote`.
+        let hidden =
+            |k: &str| k.starts_with("remote.") && (old.remote.is_none() || new.remote.is_none());
         for (k, v) in &a {
-            if b.get(k) != Some(v) && !(k.starts_with("remote.") && new.remote.is_none()) {
+            if b.get(k) != Some(v) && !hidden(k) {
                 changed.push(k.clone());
             }
         }
         for k in b.keys() {
-            if !a.contains_key(k) && !(k.starts_with("remote.") && old.remote.is_none()) {
+            if !a.contains_key(k) && !hidden(k) {
                 changed.push(k.clone());
             }
         }

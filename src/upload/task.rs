@@ -354,7 +354,11 @@ impl Uploader {
     fn apply(&mut self, remote: RemoteConfig) {
         let parsed = Url::parse(&remote.url)
             .map_err(|e| e.to_string())
-            .and_then(|u| net::check_supported(&u).map(|()| u).map_err(|e| e.to_string()));
+            .and_then(|u| {
+                net::check_supported(&u)
+                    .map(|()| u)
+                    .map_err(|e| e.to_string())
+            });
         let url = match parsed {
             Ok(u) => u,
             Err(e) => {
