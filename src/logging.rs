@@ -5,9 +5,13 @@
 //! and booleans stay JSON numbers and booleans. Console: `ts LEVEL target: msg key=value …`.
 //! Lines are assembled in one reused buffer and written with a single write(2), so concurrent
 //! lines never interleave.
+//!
+//! Level and format can change while the process runs ([`reconfigure`], on a configuration
+//! reload): both are atomics read per record.
 
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use log::kv::{Key, Value, VisitSource};
 use log::{LevelFilter, Log, Metadata, Record};
@@ -23,8 +27,10 @@ pub enum Format {
 
 #[derive(Debug)]
 pub struct Logger {
-    format: Format,
-    level: LevelFilter,
+    /// A [`Format`] as `format_code`.
+    format: AtomicU8,
+    /// A `LevelFilter` as `usize` (Off = 0 … Trace = 5).
+    level: AtomicUsize,
     buf: Mutex<Vec<u8>>,
     sink: Sink,
 }
@@ -40,8 +46,8 @@ enum Sink {
 impl Logger {
     pub fn new(format: Format, level: LevelFilter) -> Logger {
         Logger {
-            format,
-            level,
+            format: AtomicU8::new(format_code(format)),
+            level: AtomicUsize::new(level as usize),
             buf: Mutex::new(Vec::with_capacity(1024)),
             sink: Sink::Stderr,
         }
@@ -49,16 +55,39 @@ impl Logger {
 
     /// Installs the logger for the process; a second call is ignored.
     pub fn install(self) {
-        let level = self.level;
-        if log::set_boxed_logger(Box::new(self)).is_ok() {
+        let level = self.level();
+        if INSTALLED.get().is_some() {
+            return;
+        }
+        let logger: &'static Logger = Box::leak(Box::new(self));
+        if log::set_logger(logger).is_ok() {
+            let _ = INSTALLED.set(logger);
             log::set_max_level(level);
         }
+    }
+
+    fn level(&self) -> LevelFilter {
+        level_from(self.level.load(Ordering::Relaxed))
+    }
+
+    fn format(&self) -> Format {
+        if self.format.load(Ordering::Relaxed) == format_code(Format::Json) {
+            Format::Json
+        } else {
+            Format::Console
+        }
+    }
+
+    /// Changes level and format from the next record on.
+    pub fn set(&self, format: Format, level: LevelFilter) {
+        self.format.store(format_code(format), Ordering::Relaxed);
+        self.level.store(level as usize, Ordering::Relaxed);
     }
 
     /// Formats one record into `out` (with its trailing newline).
     pub fn format_record(&self, record: &Record<'_>, out: &mut Vec<u8>) {
         let ts = rfc3339(now_ms());
-        match self.format {
+        match self.format() {
             Format::Json => {
                 out.extend_from_slice(b"{\"ts\":\"");
                 out.extend_from_slice(ts.as_bytes());
@@ -98,6 +127,39 @@ impl Logger {
     }
 }
 
+/// The process logger once [`Logger::install`] ran.
+static INSTALLED: OnceLock<&'static Logger> = OnceLock::new();
+
+/// Changes the installed logger's level and format (a configuration reload); a no-op when no
+/// logger is installed.
+pub fn reconfigure(format: Format, level: LevelFilter) {
+    if let Some(logger) = INSTALLED.get() {
+        logger.set(format, level);
+        log::set_max_level(level);
+    }
+}
+
+fn format_code(f: Format) -> u8 {
+    match f {
+        Format::Json => 0,
+        Format::Console => 1,
+    }
+}
+
+fn level_from(n: usize) -> LevelFilter {
+    [
+        LevelFilter::Off,
+        LevelFilter::Error,
+        LevelFilter::Warn,
+        LevelFilter::Info,
+        LevelFilter::Debug,
+        LevelFilter::Trace,
+    ]
+    .get(n)
+    .copied()
+    .unwrap_or(LevelFilter::Trace)
+}
+
 struct JsonKv<'a>(&'a mut Vec<u8>);
 
 impl<'kvs> VisitSource<'kvs> for JsonKv<'_> {
@@ -132,7 +194,7 @@ impl<'kvs> VisitSource<'kvs> for ConsoleKv<'_> {
 
 impl Log for Logger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        metadata.level() <= self.level
+        metadata.level() <= self.level()
     }
 
     fn log(&self, record: &Record<'_>) {
@@ -219,6 +281,29 @@ mod tests {
         let out = captured(&logger);
         assert!(
             out.contains(" INFO  collect: collected collector=cpu\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn level_and_format_change_at_run_time() {
+        let logger = Logger::in_memory(Format::Console, LevelFilter::Info);
+        let line = |l: &Logger, level| {
+            l.log(
+                &Record::builder()
+                    .level(level)
+                    .target("t")
+                    .args(format_args!("m"))
+                    .build(),
+            )
+        };
+        line(&logger, log::Level::Debug);
+        assert!(captured(&logger).is_empty());
+        logger.set(Format::Json, LevelFilter::Debug);
+        line(&logger, log::Level::Debug);
+        let out = captured(&logger);
+        assert!(
+            out.starts_with("{\"ts\":") && out.contains("\"DEBUG\""),
             "{out}"
         );
     }

@@ -29,15 +29,19 @@ fn main() -> ExitCode {
             print!("{text}");
             ExitCode::SUCCESS
         }
-        Command::CheckConfig(common) => with_config(&common, false, |config| {
+        Command::CheckConfig(common) => with_checked_config(&common, false, |config| {
             print!("{}", config.to_toml());
             Ok::<_, Infallible>(ExitCode::SUCCESS)
         }),
         Command::Once { common, delay_ms } => with_config(&common, true, |config| {
             once::run(&config, delay_ms).map(|()| ExitCode::SUCCESS)
         }),
-        Command::Run(common) => with_config(&common, true, |config| {
-            agent::run(config).inspect_err(|e| {
+        Command::Run(common) => with_checked_config(&common, true, |config| {
+            let reload = common.config.is_some().then(|| {
+                let common = common.clone();
+                Box::new(move || load_checked(&common)) as agent::ConfigLoader
+            });
+            agent::run(config, reload).inspect_err(|e| {
                 let chain = error_chain(e);
                 log::error!(error = chain.as_str(), error_type = "fatal"; "agent stopped");
             })?;
@@ -63,6 +67,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// The configuration plus its file-system checks ([`Config::check`]: token file, storage
+/// directory, procfs), as `check-config`, `run` and a reload see it.
+fn load_checked(common: &Common) -> Result<Config, ConfigError> {
+    let config = belabox_metrics::config::load_config(common)?;
+    config.check()?;
+    Ok(config)
+}
+
+/// [`with_config`] for the commands that must fail (exit 2) on every configuration error `run`
+/// would hit, before anything is opened or written.
+fn with_checked_config<E: Error>(
+    common: &Common,
+    logger: bool,
+    f: impl FnOnce(Config) -> Result<ExitCode, E>,
+) -> ExitCode {
+    run_with(common, load_checked(common), logger, f)
+}
+
 /// Loads the configuration (exit 2 on error, before any file is opened or written), optionally
 /// installs the logger, runs `f`; an `Err` goes to stderr (with its source chain) with exit 1.
 fn with_config<E: Error>(
@@ -70,7 +92,21 @@ fn with_config<E: Error>(
     logger: bool,
     f: impl FnOnce(Config) -> Result<ExitCode, E>,
 ) -> ExitCode {
-    let config = match belabox_metrics::config::load_config(common) {
+    run_with(
+        common,
+        belabox_metrics::config::load_config(common),
+        logger,
+        f,
+    )
+}
+
+fn run_with<E: Error>(
+    common: &Common,
+    loaded: Result<Config, ConfigError>,
+    logger: bool,
+    f: impl FnOnce(Config) -> Result<ExitCode, E>,
+) -> ExitCode {
+    let config = match loaded {
         Ok(c) => c,
         Err(e) => return config_error(common, &e),
     };

@@ -82,6 +82,8 @@ fn unit_has_every_required_directive() {
             "ExecStart",
             "/usr/local/bin/belabox-metrics run --config /etc/belabox-metrics/config.toml",
         ),
+        ("ExecReload", "/bin/kill -HUP $MAINPID"),
+        ("RestartPreventExitStatus", "2"),
         ("WatchdogSec", "60s"),
         ("Restart", "on-failure"),
         ("NoNewPrivileges", "yes"),

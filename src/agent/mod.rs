@@ -4,8 +4,9 @@
 //! Threads: the collection loop runs on the main thread (it is synchronous and never allocates per
 //! tick); the store flush runs on the same thread between ticks (one write transaction per flush);
 //! one executor thread runs every async task; the uploader's blocking store calls run on its
-//! store worker thread (`bbm-store`, see `store_worker`). SIGTERM/SIGINT wake the loop through a
-//! self-pipe: final flush, stop the tasks, close the store, exit 0.
+//! store worker thread (`bbm-store`, see `store_worker`). Signals wake the loop through a
+//! self-pipe ([`signals`]): SIGTERM/SIGINT/SIGQUIT = final flush, stop the tasks, close the store,
+//! exit 0; SIGHUP = reload the configuration ([`reload`]); SIGUSR1 = a status line.
 //!
 //! Files by concern: this one starts up and runs the loop; [`flush`] moves the ring into the
 //! store; [`maintain`] keeps the store within its retention and size; [`signals`] is the
@@ -15,6 +16,7 @@
 mod flush;
 mod maintain;
 pub mod notify;
+mod reload;
 mod signals;
 mod tasks;
 
@@ -41,6 +43,7 @@ use crate::upload::UploadError;
 use flush::{FlushScratch, flush};
 use maintain::{Maintenance, refresh_storage_state};
 use notify::Notifier;
+pub use reload::ConfigLoader;
 use signals::WakePipe;
 
 /// Why `run` could not start. Each variant keeps its cause as [`std::error::Error::source`];
@@ -128,7 +131,8 @@ fn read_line(path: &Path) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
 
-pub fn run(config: Config) -> Result<(), RunError> {
+/// `reload`: how SIGHUP reads the configuration again (`None`: nothing to reload from).
+pub fn run(config: Config, reload: Option<ConfigLoader>) -> Result<(), RunError> {
     // Signals first: a SIGTERM during start-up must still end in a clean close.
     let wake = WakePipe::install().map_err(RunError::Signals)?;
     let store = open_store(&config)?;
@@ -162,9 +166,23 @@ pub fn run(config: Config) -> Result<(), RunError> {
     );
 
     let mut lp = CollectionLoop::new(&config, &store, &state, rules, collectors);
+    let mut reloader = reload::Reloader::new(config.clone(), reload);
     let stall_after = test_stall_after();
     let mut iterations = 0u64;
-    while !wake.drain() {
+    loop {
+        let signals = wake.drain();
+        if signals.stop {
+            break;
+        }
+        if signals.reload {
+            reloader.reload(&mut lp, tasks.upload());
+        }
+        if signals.status {
+            reload::log_status(&lp);
+        }
+        if signals.ignored {
+            log::info!("SIGUSR2 received; ignored");
+        }
         let now = lp.collect();
         notifier.loop_progressed(now);
         lp.housekeeping(now);

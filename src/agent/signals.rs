@@ -1,34 +1,87 @@
-//! SIGTERM/SIGINT → a self-pipe the collection loop polls between ticks.
+//! Signals → flags plus a self-pipe the collection loop polls between ticks.
 //!
-//! The handlers (signal-hook's pipe mode) only write a byte; the loop notices it in
-//! [`WakePipe::drain`] or is woken early from [`WakePipe::wait`]. Registered before anything is
-//! opened, so a SIGTERM during start-up still ends in a clean close.
+//! Every signal whose default action would end the process is handled, so that nothing but
+//! SIGKILL (and the watchdog's SIGABRT) ends the agent without its final flush:
+//! - SIGTERM, SIGINT, SIGQUIT: stop (final flush, exit 0). SIGQUIT's core dump is not wanted on a
+//!   board with a few MB of flash to spare.
+//! - SIGHUP: reload the configuration file (`systemctl reload`, and a closed terminal).
+//! - SIGUSR1: log one status line. SIGUSR2: logged and otherwise ignored (reserved).
+//!
+//! Each handler (signal-hook, async-signal-safe) sets its flag, then writes a byte to the pipe;
+//! actions run in registration order, so a byte read means its flag is already set. The loop
+//! notices in [`WakePipe::drain`] or is woken early from [`WakePipe::wait`]. Registered before
+//! anything is opened, so a signal during start-up is acted on once the loop runs.
 
 use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// The read end of the self-pipe; the write ends belong to the signal handlers.
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+
+/// What arrived since the last [`WakePipe::drain`]. Several signals of one kind coalesce.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Signals {
+    /// SIGTERM, SIGINT or SIGQUIT.
+    pub stop: bool,
+    /// SIGHUP.
+    pub reload: bool,
+    /// SIGUSR1.
+    pub status: bool,
+    /// SIGUSR2.
+    pub ignored: bool,
+}
+
+/// The read end of the self-pipe and the flags; the write ends belong to the signal handlers.
 #[derive(Debug)]
 pub(super) struct WakePipe {
     rx: UnixStream,
+    stop: Arc<AtomicBool>,
+    reload: Arc<AtomicBool>,
+    status: Arc<AtomicBool>,
+    ignored: Arc<AtomicBool>,
 }
 
 impl WakePipe {
-    /// Registers SIGTERM and SIGINT.
+    /// Registers SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1 and SIGUSR2.
     pub(super) fn install() -> io::Result<WakePipe> {
         let (rx, tx) = UnixStream::pair()?;
         rx.set_nonblocking(true)?;
-        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        let pipe = WakePipe {
+            rx,
+            stop: Arc::default(),
+            reload: Arc::default(),
+            status: Arc::default(),
+            ignored: Arc::default(),
+        };
+        let table = [
+            (SIGTERM, &pipe.stop),
+            (SIGINT, &pipe.stop),
+            (SIGQUIT, &pipe.stop),
+            (SIGHUP, &pipe.reload),
+            (SIGUSR1, &pipe.status),
+            (SIGUSR2, &pipe.ignored),
+        ];
+        for (sig, flag) in table {
+            // Flag first: the byte must never be seen before its flag.
+            signal_hook::flag::register(sig, Arc::clone(flag))?;
             signal_hook::low_level::pipe::register(sig, tx.try_clone()?)?;
         }
-        Ok(WakePipe { rx })
+        Ok(pipe)
     }
 
-    /// True when a signal arrived (the pipe had bytes); empties the pipe.
-    pub(super) fn drain(&self) -> bool {
-        drain_wake(&self.rx)
+    /// What arrived since the last call; empties the pipe and clears the flags.
+    pub(super) fn drain(&self) -> Signals {
+        drain_wake(&self.rx);
+        let take = |f: &AtomicBool| f.swap(false, Ordering::AcqRel);
+        Signals {
+            stop: take(&self.stop),
+            reload: take(&self.reload),
+            status: take(&self.status),
+            ignored: take(&self.ignored),
+        }
     }
 
     /// Sleeps up to `wait`, less when a signal arrives.
@@ -37,6 +90,7 @@ impl WakePipe {
     }
 }
 
+/// True when the pipe had bytes; empties it.
 fn drain_wake(rx: &UnixStream) -> bool {
     let mut buf = [0u8; 16];
     let mut woke = false;

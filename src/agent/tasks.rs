@@ -21,6 +21,11 @@ pub(super) struct AsyncTasks {
 }
 
 impl AsyncTasks {
+    /// The uploader's control, when uploads are enabled.
+    pub(super) fn upload(&self) -> Option<&UploadControl> {
+        self.upload.as_ref()
+    }
+
     /// Stops every task (uploads in flight are abandoned: their samples stay pending) and joins
     /// the thread.
     pub(super) fn stop(mut self) {

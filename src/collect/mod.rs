@@ -315,6 +315,38 @@ impl Collectors {
         })
     }
 
+    /// Applies a reloaded configuration: every collector's interval, and the collectors in
+    /// `reopen` (their filters changed) are rebuilt from `config`, keeping their stats. A
+    /// shortened interval takes effect at once, a longer one from the next collection. Nothing
+    /// changes when a reopen fails (the error is returned).
+    pub fn reconfigure(
+        &mut self,
+        config: &Config,
+        reopen: &[CollectorKind],
+        mono_ms: i64,
+    ) -> Result<(), SetupError> {
+        let mut rebuilt = Vec::with_capacity(reopen.len());
+        for &kind in reopen {
+            let c = kind.opener()(config).map_err(|error| SetupError {
+                collector: kind.name(),
+                error,
+            })?;
+            rebuilt.push((kind, c));
+        }
+        for e in self.entries.iter_mut() {
+            if let Some(i) = rebuilt.iter().position(|(k, _)| *k == e.kind) {
+                e.collector = rebuilt.swap_remove(i).1;
+            }
+            e.interval_ms = i64::try_from(config.collect.interval_for(e.kind).as_millis())
+                .unwrap_or(i64::MAX)
+                .max(1);
+            if e.next_due_ms != i64::MIN {
+                e.next_due_ms = e.next_due_ms.min(mono_ms.saturating_add(e.interval_ms));
+            }
+        }
+        Ok(())
+    }
+
     /// Names the session in the per-collection debug log lines.
     pub fn set_session_id(&mut self, id: &str) {
         self.session_id.clear();

@@ -9,6 +9,8 @@
 //! on each field without checking again. `Serialize` on the section structs writes the effective
 //! configuration ([`Config::to_toml`]).
 
+mod check;
+mod diff;
 mod load;
 mod raw;
 mod reader;
@@ -24,6 +26,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize, Serializer};
 
 pub use crate::collect::CollectorKind;
+pub use diff::{ConfigDiff, applies_at_run_time};
 pub use load::load_config;
 pub use units::{
     MAX_DURATION, UnitError, format_duration, format_size, parse_duration, parse_size,
@@ -275,6 +278,16 @@ impl fmt::Display for ConfigError {
                 expected.join(", ")
             ),
             Self::Invalid { key, message } => write!(f, "{key}: {message}"),
+        }
+    }
+}
+
+impl ConfigError {
+    /// The dotted key at fault (`UnknownKey` and `Invalid`).
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Self::UnknownKey { key, .. } | Self::Invalid { key, .. } => Some(key),
+            Self::Read { .. } | Self::Syntax { .. } => None,
         }
     }
 }

@@ -50,6 +50,7 @@ mod task;
 
 pub use backoff::Backoff;
 pub use retry_after::parse_imf_fixdate;
+pub(crate) use task::read_token;
 pub use task::{Cycle, Uploader};
 
 use std::fmt;
@@ -126,6 +127,8 @@ impl std::error::Error for UploadError {
 pub struct UploadControl {
     wake: smol::channel::Sender<()>,
     stop: smol::channel::Sender<()>,
+    /// A reloaded `[remote]`, taken by the uploader before its next cycle (the latest wins).
+    reconfigure: std::sync::Arc<std::sync::Mutex<Option<crate::config::RemoteConfig>>>,
 }
 
 /// The uploader's end of [`UploadControl`].
@@ -144,6 +147,7 @@ pub(crate) fn control_pair() -> (UploadControl, ControlRx) {
     let tx = UploadControl {
         wake: wake_tx,
         stop: stop_tx,
+        reconfigure: Default::default(),
     };
     (
         tx.clone(),
@@ -169,5 +173,20 @@ impl UploadControl {
     /// Idempotent.
     pub fn stop(&self) {
         self.stop.close();
+    }
+
+    /// Hands the uploader a new `[remote]` (a configuration reload) and wakes it. It is applied
+    /// before the next cycle (after a backoff or `Retry-After` in progress): URL, token (the
+    /// file is read again), intervals, sizes, timeout and retry policy. If the URL or the token
+    /// cannot be used, the uploader logs why and keeps its settings.
+    pub fn reconfigure(&self, remote: crate::config::RemoteConfig) {
+        if let Ok(mut slot) = self.reconfigure.lock() {
+            *slot = Some(remote);
+        }
+        self.wake();
+    }
+
+    fn take_reconfigure(&self) -> Option<crate::config::RemoteConfig> {
+        self.reconfigure.lock().ok()?.take()
     }
 }

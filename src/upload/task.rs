@@ -243,7 +243,7 @@ impl std::fmt::Debug for Uploader {
 
 /// Reads the bearer token once: trimmed, non-empty, valid as a header value. Returns the
 /// `Authorization` value `Bearer <token>`.
-fn read_token(path: &std::path::Path) -> Result<Vec<u8>, UploadError> {
+pub(crate) fn read_token(path: &std::path::Path) -> Result<Vec<u8>, UploadError> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path).map_err(|source| UploadError::TokenRead {
         path: path.to_owned(),
@@ -336,6 +336,9 @@ impl Uploader {
         );
         let mut streak: Option<(Instant, usize)> = None;
         loop {
+            if let Some(remote) = self.rx._tx.take_reconfigure() {
+                self.apply(remote);
+            }
             let cycle = self.cycle().await;
             match cycle {
                 Cycle::Stopped => break,
@@ -368,6 +371,46 @@ impl Uploader {
             }
         }
         log::info!("uploader stopped");
+    }
+
+    /// A reloaded `[remote]`; all or nothing (see [`UploadControl::reconfigure`]).
+    fn apply(&mut self, remote: RemoteConfig) {
+        let parsed = Url::parse(&remote.url)
+            .map_err(|e| e.to_string())
+            .and_then(|u| {
+                net::check_supported(&u)
+                    .map(|()| u)
+                    .map_err(|e| e.to_string())
+            });
+        let url = match parsed {
+            Ok(u) => u,
+            Err(e) => {
+                log::error!(error = e.as_str(), error_type = "config";
+                    "uploader: remote.url of the reloaded configuration is not usable; keeping the old settings");
+                return;
+            }
+        };
+        let auth = match remote.token_file.as_deref().map(read_token).transpose() {
+            Ok(a) => a,
+            Err(e) => {
+                log::error!(error = e.to_string().as_str(), error_type = "config";
+                    "uploader: remote.token_file of the reloaded configuration is not usable; keeping the old settings");
+                return;
+            }
+        };
+        self.url = url;
+        self.auth = auth;
+        self.policy = RetryPolicy::from_config(&remote);
+        self.remote = remote;
+        // A new server or token deserves a request now, not after the old one's backoff.
+        self.not_before = None;
+        log::info!(
+            url = self.url.redacted().as_str(),
+            batch_size = self.remote.batch_size,
+            chunk_size = self.remote.chunk_size,
+            authenticated = self.auth.is_some();
+            "uploader reconfigured"
+        );
     }
 
     /// One batch: read up to `batch_size` pending samples, filter, chunk, upload. Public so

@@ -1,0 +1,137 @@
+//! The checks that need the file system, run by `check-config`, `run` (before anything is opened
+//! or written) and a reload (before anything is applied). [`Config::check`] finds every error
+//! `run` would otherwise hit only after opening the store, and names its key, so that both
+//! commands exit 2 (which the systemd unit does not restart on).
+//!
+//! Nothing here writes: the storage directory is checked for being creatable, not created.
+
+use std::path::Path;
+
+use super::{Config, ConfigError};
+use crate::upload::UploadError;
+
+impl Config {
+    /// The file-system checks: `remote.token_file` (exists, mode `& 0o077 == 0`, a non-empty
+    /// token valid as a header value), `storage.path` (its directory exists or can be created,
+    /// and is writable), `paths.procfs` (every collector opens its files).
+    ///
+    /// # Errors
+    /// The first failing check, as `Invalid` naming the key.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if let Some(path) = self.remote.as_ref().and_then(|r| r.token_file.as_deref()) {
+            check_token_file(path).map_err(|message| invalid("remote.token_file", message))?;
+        }
+        check_storage_path(&self.storage.path).map_err(|m| invalid("storage.path", m))?;
+        crate::collect::Collectors::open(self)
+            .map_err(|e| invalid("paths.procfs", e.to_string()))?;
+        Ok(())
+    }
+}
+
+fn invalid(key: &str, message: String) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        message,
+    }
+}
+
+/// Reads the token as the uploader will; the message never holds the token.
+fn check_token_file(path: &Path) -> Result<(), String> {
+    match crate::upload::read_token(path) {
+        Ok(_) => Ok(()),
+        Err(UploadError::TokenRead { source, .. }) => {
+            Err(format!("cannot read {}: {source}", path.display()))
+        }
+        Err(UploadError::TokenInvalid { .. }) => Err(format!(
+            "{}: the token is empty or contains characters not allowed in an HTTP header",
+            path.display()
+        )),
+        Err(UploadError::TokenPermissions { mode, .. }) => Err(format!(
+            "{} is readable by group or others (mode {:04o}); run: chmod 600 {}",
+            path.display(),
+            mode & 0o7777,
+            path.display()
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The store file (if it exists) must be a readable, writable file; its directory (the lock file
+/// lives there too) must be writable, or, when missing, creatable: its nearest existing ancestor
+/// is a writable directory.
+fn check_storage_path(path: &Path) -> Result<(), String> {
+    use rustix::fs::{Access, access};
+    let access_msg =
+        |p: &Path, e: rustix::io::Errno| format!("{}: {}", p.display(), std::io::Error::from(e));
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => return Err(format!("{} is a directory", path.display())),
+        Ok(_) => {
+            access(path, Access::READ_OK | Access::WRITE_OK).map_err(|e| access_msg(path, e))?
+        }
+        Err(_) => {}
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut existing = dir;
+    loop {
+        match std::fs::metadata(existing) {
+            Ok(m) if m.is_dir() => break,
+            Ok(_) => return Err(format!("{} is not a directory", existing.display())),
+            Err(_) => match existing.parent() {
+                Some(p) if !p.as_os_str().is_empty() => existing = p,
+                _ => {
+                    existing = Path::new(".");
+                    break;
+                }
+            },
+        }
+    }
+    access(existing, Access::WRITE_OK | Access::EXEC_OK).map_err(|e| {
+        if existing == dir {
+            format!("directory {}", access_msg(existing, e))
+        } else {
+            format!(
+                "cannot create directory {}: {}",
+                dir.display(),
+                access_msg(existing, e)
+            )
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn storage_directory_must_be_creatable() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(check_storage_path(&dir.path().join("a/b/metrics.redb")).is_ok());
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let e = check_storage_path(&file.join("metrics.redb")).unwrap_err();
+        assert!(e.contains("not a directory"), "{e}");
+        let e = check_storage_path(dir.path()).unwrap_err();
+        assert!(e.contains("is a directory"), "{e}");
+    }
+
+    #[test]
+    fn token_file_errors_name_the_path_never_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        let e = check_token_file(&path).unwrap_err();
+        assert!(e.starts_with("cannot read ") && e.contains("token"), "{e}");
+        std::fs::write(&path, "s3cret\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let e = check_token_file(&path).unwrap_err();
+        assert!(e.contains("mode 0640") && !e.contains("s3cret"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(check_token_file(&path).is_ok());
+        std::fs::write(&path, "\n").unwrap();
+        let e = check_token_file(&path).unwrap_err();
+        assert!(e.contains("empty"), "{e}");
+    }
+}
