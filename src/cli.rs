@@ -16,6 +16,7 @@ Usage:
   belabox-metrics status       [--config FILE] [--address HOST:PORT]
   belabox-metrics store stats  [--config FILE]
   belabox-metrics store export [--config FILE] [--since WHEN]
+  belabox-metrics store check  [--config FILE] [--file PATH]
   belabox-metrics --version
   belabox-metrics <command> --help
 
@@ -27,6 +28,8 @@ Commands:
   status        ask the running agent's /health and print a readable summary
   store stats   file size, pending, dropped, quarantined, last checkpoint, sessions
   store export  every stored sample as JSONL (numeric and text), oldest first
+  store check   verify the store (or PATH, e.g. a moved-aside copy) without writing to it;
+                exit 0 healthy, 1 damaged or unreadable
 
 Options:
   --config FILE  TOML configuration (default: built-in defaults)
@@ -59,6 +62,11 @@ pub enum Command {
         common: Common,
         since: Option<String>,
     },
+    /// `file`: the file to check instead of `storage.path`.
+    StoreCheck {
+        common: Common,
+        file: Option<PathBuf>,
+    },
     Help(&'static str),
     Version,
 }
@@ -89,7 +97,7 @@ fn help_for(cmd: &str) -> &'static str {
             "Usage: belabox-metrics status [--config FILE] [--address HOST:PORT]\n\nAsk the running agent's /health (health.address, or --address) and print a readable summary. Exit 0 when ok, 1 when degraded or error, 3 when the agent does not answer.\n"
         }
         "store" => {
-            "Usage: belabox-metrics store stats [--config FILE]\n       belabox-metrics store export [--config FILE] [--since WHEN]\n\nLook at the store offline (the agent must be stopped: the store is locked while it runs).\nstats: file size, pending, dropped, quarantined, last checkpoint, sessions.\nexport: every stored sample as JSONL, oldest first; WHEN is a duration back from now (\"1h\"), an RFC 3339 time or epoch milliseconds.\n"
+            "Usage: belabox-metrics store stats [--config FILE]\n       belabox-metrics store export [--config FILE] [--since WHEN]\n       belabox-metrics store check [--config FILE] [--file PATH]\n\nLook at the store offline (the agent must be stopped: the store is locked while it runs). Nothing here writes to the store file.\nstats: file size, pending, dropped, quarantined, last checkpoint, sessions.\nexport: every stored sample as JSONL, oldest first; WHEN is a duration back from now (\"1h\"), an RFC 3339 time or epoch milliseconds.\ncheck: verify every page's checksum and the store's invariants, and print the report; PATH checks another file (a moved-aside metrics.redb.corrupt-<secs>). Exit 0 healthy, 1 damaged or unreadable.\n"
         }
         _ => USAGE,
     }
@@ -115,10 +123,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
         match args.next().and_then(|a| a.into_string().ok()).as_deref() {
             Some("stats") => "store stats".to_string(),
             Some("export") => "store export".to_string(),
+            Some("check") => "store check".to_string(),
             Some("--help" | "-h") | None => return Ok(Command::Help(help_for("store"))),
             Some(other) => {
                 return Err(UsageError(format!(
-                    "unknown store command `{other}` (stats, export)"
+                    "unknown store command `{other}` (stats, export, check)"
                 )));
             }
         }
@@ -129,6 +138,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
     let mut delay_ms = 1000u64;
     let mut address = None;
     let mut since = None;
+    let mut file = None;
     while let Some(flag) = args.next() {
         let flag = flag
             .into_string()
@@ -153,6 +163,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             ("run" | "once", "--sysfs") => common.sysfs = Some(PathBuf::from(value()?)),
             ("status", "--address") => address = Some(string(value()?, &name)?),
             ("store export", "--since") => since = Some(string(value()?, &name)?),
+            ("store check", "--file") => file = Some(PathBuf::from(value()?)),
             ("once", "--delay") => {
                 let v = value()?;
                 delay_ms = v
@@ -174,6 +185,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
         "status" => Command::Status { common, address },
         "store stats" => Command::StoreStats(common),
         "store export" => Command::StoreExport { common, since },
+        "store check" => Command::StoreCheck { common, file },
         _ => Command::CheckConfig(common),
     })
 }
@@ -246,6 +258,24 @@ mod tests {
             matches!(p(&["store", "export", "--help"]), Ok(Command::Help(h)) if h.contains("--since"))
         );
         assert!(p(&["store", "stats", "--since", "1h"]).is_err());
+        assert_eq!(
+            p(&["store", "check", "--file", "/x/m.redb.corrupt-1"]),
+            Ok(Command::StoreCheck {
+                common: Common::default(),
+                file: Some("/x/m.redb.corrupt-1".into())
+            })
+        );
+        assert_eq!(
+            p(&["store", "check"]),
+            Ok(Command::StoreCheck {
+                common: Common::default(),
+                file: None
+            })
+        );
+        assert!(p(&["store", "check", "--since", "1h"]).is_err());
+        assert!(
+            matches!(p(&["store", "check", "--help"]), Ok(Command::Help(h)) if h.contains("--file"))
+        );
     }
 
     #[test]

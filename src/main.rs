@@ -50,6 +50,15 @@ fn main() -> ExitCode {
         Command::StoreExport { common, since } => with_config(&common, false, |config| {
             store::store_export(&config, since.as_deref()).map(|()| ExitCode::SUCCESS)
         }),
+        Command::StoreCheck { common, file } => with_config(&common, false, |config| {
+            store::store_check(&config, file.as_deref()).map(|healthy| {
+                if healthy {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            })
+        }),
     }
 }
 

@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use belabox_store::{NewSample, SeriesKey, Store, Value};
+use belabox_store::{InsertError, NewSample, SeriesKey, Store, Value};
 
 use crate::collect::collector_of;
 use crate::config::CollectorKind;
@@ -29,16 +29,17 @@ fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
 }
 
 /// Moves the ring into the store in one write transaction. On failure the samples stay in the
-/// ring (retried next flush; the ring's own cap bounds memory) and the store is marked failing.
+/// ring (retried by the outage handling, `recover.rs`; the ring's own cap bounds memory), the
+/// failure is counted and returned; the caller logs it and marks the store failing.
 pub(super) fn flush(
     store: &Store,
     ring: &mut SampleRing<RING_CAPACITY>,
     scratch: &mut FlushScratch,
     device_id: &str,
     state: &AgentState,
-) {
+) -> Result<(), InsertError> {
     if ring.is_empty() {
-        return;
+        return Ok(());
     }
     let mut labels: Vec<LabelPairs<'_>> = recycle(std::mem::take(&mut scratch.labels));
     labels.extend(
@@ -69,27 +70,20 @@ pub(super) fn flush(
                 .storage
                 .duplicates_total
                 .fetch_add(stats.duplicates as u64, Ordering::Relaxed);
-            state.storage.io_failing.store(false, Ordering::Relaxed);
             log::debug!(
                 count = stats.inserted,
                 duplicates = stats.duplicates,
                 duration_ms = t0.elapsed().as_millis() as u64;
                 "flushed"
             );
+            Ok(())
         }
         Err(e) => {
             state
                 .storage
                 .flush_failures_total
                 .fetch_add(1, Ordering::Relaxed);
-            if !state.storage.io_failing.swap(true, Ordering::Relaxed) {
-                log::error!(
-                    error = e.to_string().as_str(),
-                    error_type = "store_insert",
-                    kept_in_ring = ring.len();
-                    "flush to the store failed; samples stay in memory"
-                );
-            }
+            Err(e)
         }
     }
 }

@@ -8,7 +8,9 @@ use core::fmt::{self, Write as _};
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::status::{ComponentStatus, HealthRules, Report, Snapshot, evaluate};
+use super::status::{
+    ComponentStatus, HealthRules, LiveSnapshot, Report, Snapshot, evaluate, liveness,
+};
 use crate::collect::CollectorStats;
 use crate::model::state::{AgentState, Histogram, StorageState, TimeState, UploadState};
 use crate::model::time::rfc3339;
@@ -128,9 +130,21 @@ pub fn write_health_json(report: &Report, out: &mut Vec<u8>) {
     component_head(out, &"storage", s.status, s, ts);
     let _ = write!(
         out,
-        "\"database_size_bytes\":{},\"max_size_bytes\":{},\"pending_count\":{}}}}},",
-        s.size_bytes, s.max_size_bytes, s.pending
+        "\"database_size_bytes\":{},\"max_size_bytes\":{},\"pending_count\":{},\
+         \"no_space\":{},\"unusable_seconds\":",
+        s.size_bytes, s.max_size_bytes, s.pending, s.no_space
     );
+    json_secs(out, s.unusable_for_ms);
+    let _ = write!(
+        out,
+        ",\"ring_dropped_in_outage\":{},\"corrupt_moved_to\":",
+        s.ring_dropped_episode
+    );
+    match s.corrupt_moved_to {
+        Some(p) => json_display(out, &p),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b"}},");
 
     let t = &report.time;
     component_head(out, &"time", t.status, t, ts);
@@ -144,6 +158,21 @@ pub fn write_health_json(report: &Report, out: &mut Vec<u8>) {
     out.extend_from_slice(b",\"last_check_time\":");
     json_time_or_null(out, snap.time.last_check_ms);
     out.extend_from_slice(b"}}}}\n");
+}
+
+/// `/health/live`: `{"status":"alive"}`, or `{"status":"not_alive","message":"…"}` when the
+/// agent can make no progress ([`liveness`]); true when alive. `mono_now` is
+/// [`crate::model::state::mono_ms`].
+pub fn write_live_json(state: &AgentState, mono_now: i64, out: &mut Vec<u8>) -> bool {
+    let live = liveness(&LiveSnapshot::capture(state, mono_now));
+    if live.is_alive() {
+        out.extend_from_slice(b"{\"status\":\"alive\"}\n");
+    } else {
+        out.extend_from_slice(b"{\"status\":\"not_alive\",\"message\":");
+        json_display(out, &live);
+        out.extend_from_slice(b"}\n");
+    }
+    live.is_alive()
 }
 
 /// `{"status":"ready"}` or `{"status":"not_ready","current_status":"…"}`; true when ready.
@@ -395,7 +424,33 @@ fn visit_storage(s: &StorageState, v: &mut dyn MetricVisitor) {
                 "Flushes that failed.",
                 &s.flush_failures_total,
             ),
+            (
+                "storage_reopens_total",
+                "Store closed and reopened after an I/O error (a full disk).",
+                &s.reopens_total,
+            ),
+            (
+                "storage_reopen_failures_total",
+                "Reopens of the store that failed (retried with backoff).",
+                &s.reopen_failures_total,
+            ),
+            (
+                "storage_corrupt_moved_total",
+                "Damaged store files moved aside at start (a fresh store was started).",
+                &s.corrupt_moved_total,
+            ),
         ],
+    );
+    let name = "storage_no_space";
+    v.family(
+        name,
+        "1 while the store fails for a full disk (or quota), else 0.",
+        Kind::Gauge,
+    );
+    v.row(
+        name,
+        &[],
+        f64::from(u8::from(s.no_space.load(Ordering::Relaxed))),
     );
 }
 
