@@ -351,6 +351,9 @@ struct CollectionLoop<'a> {
     collectors: Collectors,
     ring: Box<SampleRing<RING_CAPACITY>>,
     scratch: FlushScratch,
+    /// Samples the collectors pushed into the ring since start: each one is stored, dropped
+    /// by the full ring (`ring.dropped()`), or reported lost at shutdown.
+    collected: u64,
     /// Origin of the collectors' monotonic milliseconds.
     start: Instant,
     next_flush: Instant,
@@ -380,6 +383,7 @@ impl<'a> CollectionLoop<'a> {
             collectors,
             ring: SampleRing::<RING_CAPACITY>::boxed(),
             scratch: FlushScratch::default(),
+            collected: 0,
             start,
             next_flush: start + config.storage.flush_interval,
             next_self_metrics: start + config.monitoring.self_metrics_interval,
@@ -408,6 +412,7 @@ impl<'a> CollectionLoop<'a> {
         let ts = now_ms();
         let t0 = Instant::now();
         let pushed = self.collectors.tick(self.mono(now), ts, &mut *self.ring);
+        self.collected += pushed as u64;
         if pushed > 0 {
             self.state
                 .collect_duration
@@ -638,6 +643,12 @@ impl<'a> CollectionLoop<'a> {
         if let Err(e) = self.store.get().sync() {
             log::warn!(error = e.to_string().as_str(); "final sync failed");
         }
+        log::info!(
+            collected = self.collected,
+            ring_dropped = self.ring.dropped(),
+            lost_at_stop = self.ring.len();
+            "collection ended"
+        );
     }
 }
 
