@@ -585,3 +585,97 @@ impl MetricVisitor for PromText<'_> {
 pub fn write_metrics_text(state: &AgentState, rules: &HealthRules, now_ms: i64, out: &mut Vec<u8>) {
     visit_self_metrics(state, rules, now_ms, &mut PromText(out));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::status::NO_PROGRESS_LIVE_MS;
+
+    fn state() -> AgentState {
+        AgentState::new(0, "s".into(), "d".into(), Vec::new(), true, false, 64 << 20)
+    }
+
+    fn live(st: &AgentState, now: i64) -> (bool, String) {
+        let mut out = Vec::new();
+        let ok = write_live_json(st, now, &mut out);
+        (ok, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn live_fails_only_when_no_progress_is_possible() {
+        let st = state();
+        assert_eq!(live(&st, 10).1, "{\"status\":\"alive\"}\n");
+        let s = &st.storage;
+        // The store out for long, the ring not (yet) dropping: still live.
+        s.unusable_since_mono_ms.store(1, Ordering::Relaxed);
+        assert!(live(&st, 1 + 10 * NO_PROGRESS_LIVE_MS).0);
+        s.ring_dropping_since_mono_ms.store(1, Ordering::Relaxed);
+        assert!(live(&st, 1 + NO_PROGRESS_LIVE_MS).0);
+        let (ok, body) = live(&st, 2 + NO_PROGRESS_LIVE_MS);
+        assert!(!ok);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["status"], "not_alive");
+        assert!(
+            v["message"].as_str().unwrap().starts_with("no progress"),
+            "{body}"
+        );
+        // The store recovers: live again.
+        s.unusable_since_mono_ms.store(0, Ordering::Relaxed);
+        s.ring_dropping_since_mono_ms.store(0, Ordering::Relaxed);
+        assert!(live(&st, 2 + NO_PROGRESS_LIVE_MS).0);
+        // The loop missed its own deadline.
+        s.loop_deadline_mono_ms.store(100, Ordering::Relaxed);
+        assert!(live(&st, 100).0);
+        let (ok, body) = live(&st, 101);
+        assert!(!ok);
+        assert!(body.contains("collection loop is stalled"), "{body}");
+    }
+
+    #[test]
+    fn storage_shows_a_full_disk_and_a_moved_aside_store() {
+        let st = state();
+        let rules = HealthRules {
+            upload_interval: std::time::Duration::from_secs(30),
+            skew_warn_ms: 2000,
+        };
+        let s = &st.storage;
+        s.io_failing.store(true, Ordering::Relaxed);
+        s.no_space.store(true, Ordering::Relaxed);
+        s.ring_dropped_episode.store(42, Ordering::Relaxed);
+        let report = evaluate(&rules, &Snapshot::capture(&st, 1000));
+        assert_eq!(report.storage.status, ComponentStatus::Error);
+        let msg = report.storage.to_string();
+        assert!(
+            msg.starts_with("store I/O failing (no space left on device), 42 samples dropped from the full ring; "),
+            "{msg}"
+        );
+        let mut out = Vec::new();
+        write_health_json(&report, &mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["components"]["storage"]["details"]["no_space"], true);
+        assert_eq!(
+            v["components"]["storage"]["details"]["ring_dropped_in_outage"],
+            42
+        );
+
+        let st = state();
+        let _ = st.storage.corrupt_moved_to.set("/var/lib/m.redb.corrupt-1");
+        let report = evaluate(&rules, &Snapshot::capture(&st, 1000));
+        assert_eq!(report.storage.status, ComponentStatus::Degraded);
+        assert!(
+            report
+                .storage
+                .to_string()
+                .contains("moved aside to /var/lib/m.redb.corrupt-1"),
+            "{}",
+            report.storage
+        );
+        let mut out = Vec::new();
+        write_health_json(&report, &mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v["components"]["storage"]["details"]["corrupt_moved_to"],
+            "/var/lib/m.redb.corrupt-1"
+        );
+    }
+}
