@@ -209,7 +209,10 @@ pub fn run(config: Config) -> Result<(), RunError> {
         lp.housekeeping(now);
         // No ping while the agent can make no progress: the watchdog then restarts it.
         match liveness(&LiveSnapshot::capture(&state, mono_ms())) {
-            Liveness::Alive => notifier.loop_progressed(now),
+            Liveness::Alive => {
+                lp.not_live_logged = false;
+                notifier.loop_progressed(now);
+            }
             stuck => lp.log_not_live(stuck),
         }
         iterations += 1;
