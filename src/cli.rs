@@ -17,6 +17,7 @@ Usage:
   belabox-metrics store stats  [--config FILE]
   belabox-metrics store export [--config FILE] [--since WHEN]
   belabox-metrics store requeue [--config FILE] [--reason R] [--since WHEN]
+  belabox-metrics store check  [--config FILE] [--file PATH]
   belabox-metrics --version
   belabox-metrics <command> --help
 
@@ -29,6 +30,8 @@ Commands:
   store stats   file size, pending, dropped, quarantined, last checkpoint, sessions
   store export  every stored sample as JSONL (numeric and text), oldest first
   store requeue put quarantined samples back in the upload queue
+  store check   verify the store (or PATH, e.g. a moved-aside copy) without writing to it;
+                exit 0 healthy, 1 damaged or unreadable
 
 Options:
   --config FILE  TOML configuration (default: built-in defaults)
@@ -68,6 +71,11 @@ pub enum Command {
         reason: Option<String>,
         since: Option<String>,
     },
+    /// `file`: the file to check instead of `storage.path`.
+    StoreCheck {
+        common: Common,
+        file: Option<PathBuf>,
+    },
     Help(&'static str),
     Version,
 }
@@ -98,7 +106,7 @@ fn help_for(cmd: &str) -> &'static str {
             "Usage: belabox-metrics status [--config FILE] [--address HOST:PORT]\n\nAsk the running agent's /health (health.address, or --address) and print a readable summary. Exit 0 when ok, 1 when degraded or error, 3 when the agent does not answer.\n"
         }
         "store" => {
-            "Usage: belabox-metrics store stats [--config FILE]\n       belabox-metrics store export [--config FILE] [--since WHEN]\n       belabox-metrics store requeue [--config FILE] [--reason R] [--since WHEN]\n\nLook at the store offline (the agent must be stopped: the store is locked while it runs).\nstats: file size, pending, dropped, quarantined, last checkpoint, sessions.\nexport: every stored sample as JSONL, oldest first (quarantined samples marked); WHEN is a duration back from now (\"1h\"), an RFC 3339 time or epoch milliseconds.\nrequeue: put quarantined samples back in the upload queue: those whose reason is R or starts with \"R:\" (e.g. refused, too_old, non_finite; all without --reason), quarantined since WHEN (all without --since). The running agent uploads them once it runs again.\n"
+            "Usage: belabox-metrics store stats [--config FILE]\n       belabox-metrics store export [--config FILE] [--since WHEN]\n       belabox-metrics store requeue [--config FILE] [--reason R] [--since WHEN]\n       belabox-metrics store check [--config FILE] [--file PATH]\n\nLook at the store offline (the agent must be stopped: the store is locked while it runs). Only requeue writes to the store file.\nstats: file size, pending, dropped, quarantined, last checkpoint, sessions.\nexport: every stored sample as JSONL, oldest first (quarantined samples marked); WHEN is a duration back from now (\"1h\"), an RFC 3339 time or epoch milliseconds.\nrequeue: put quarantined samples back in the upload queue: those whose reason is R or starts with \"R:\" (e.g. refused, too_old, non_finite; all without --reason), quarantined since WHEN (all without --since). The running agent uploads them once it runs again.\ncheck: verify every page's checksum and the store's invariants, and print the report; PATH checks another file (a moved-aside metrics.redb.corrupt-<secs>). Exit 0 healthy, 1 damaged or unreadable.\n"
         }
         _ => USAGE,
     }
@@ -125,10 +133,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             Some("stats") => "store stats".to_string(),
             Some("export") => "store export".to_string(),
             Some("requeue") => "store requeue".to_string(),
+            Some("check") => "store check".to_string(),
             Some("--help" | "-h") | None => return Ok(Command::Help(help_for("store"))),
             Some(other) => {
                 return Err(UsageError(format!(
-                    "unknown store command `{other}` (stats, export, requeue)"
+                    "unknown store command `{other}` (stats, export, requeue, check)"
                 )));
             }
         }
@@ -140,6 +149,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
     let mut address = None;
     let mut since = None;
     let mut reason = None;
+    let mut file = None;
     while let Some(flag) = args.next() {
         let flag = flag
             .into_string()
@@ -165,6 +175,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             ("status", "--address") => address = Some(string(value()?, &name)?),
             ("store export" | "store requeue", "--since") => since = Some(string(value()?, &name)?),
             ("store requeue", "--reason") => reason = Some(string(value()?, &name)?),
+            ("store check", "--file") => file = Some(PathBuf::from(value()?)),
             ("once", "--delay") => {
                 let v = value()?;
                 delay_ms = v
@@ -191,6 +202,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             reason,
             since,
         },
+        "store check" => Command::StoreCheck { common, file },
         _ => Command::CheckConfig(common),
     })
 }
@@ -282,6 +294,24 @@ mod tests {
         assert!(p(&["store", "export", "--reason", "x"]).is_err());
         assert!(
             matches!(p(&["store", "requeue", "--help"]), Ok(Command::Help(h)) if h.contains("--reason"))
+        );
+        assert_eq!(
+            p(&["store", "check", "--file", "/x/m.redb.corrupt-1"]),
+            Ok(Command::StoreCheck {
+                common: Common::default(),
+                file: Some("/x/m.redb.corrupt-1".into())
+            })
+        );
+        assert_eq!(
+            p(&["store", "check"]),
+            Ok(Command::StoreCheck {
+                common: Common::default(),
+                file: None
+            })
+        );
+        assert!(p(&["store", "check", "--since", "1h"]).is_err());
+        assert!(
+            matches!(p(&["store", "check", "--help"]), Ok(Command::Help(h)) if h.contains("--file"))
         );
     }
 

@@ -64,6 +64,15 @@ fn main() -> ExitCode {
             store::store_requeue(&config, reason.as_deref(), since.as_deref())
                 .map(|()| ExitCode::SUCCESS)
         }),
+        Command::StoreCheck { common, file } => with_config(&common, false, |config| {
+            store::store_check(&config, file.as_deref()).map(|healthy| {
+                if healthy {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            })
+        }),
     }
 }
 

@@ -263,9 +263,27 @@ fn check_health_shape(v: &Value) {
             "storage" => {
                 assert_eq!(
                     dk,
-                    ["database_size_bytes", "max_size_bytes", "pending_count"]
+                    [
+                        "corrupt_moved_to",
+                        "database_size_bytes",
+                        "max_size_bytes",
+                        "no_space",
+                        "pending_count",
+                        "ring_dropped_in_outage",
+                        "unusable_seconds"
+                    ]
                 );
-                assert!(d.values().all(Value::is_u64));
+                for k in [
+                    "database_size_bytes",
+                    "max_size_bytes",
+                    "pending_count",
+                    "ring_dropped_in_outage",
+                ] {
+                    assert!(d[k].is_u64(), "{k}");
+                }
+                assert!(d["no_space"].is_boolean());
+                assert!(d["unusable_seconds"].is_f64());
+                assert!(d["corrupt_moved_to"].is_null() || d["corrupt_moved_to"].is_string());
             }
             "time" => {
                 assert_eq!(

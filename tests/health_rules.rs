@@ -57,6 +57,10 @@ fn healthy() -> Snapshot {
             size_bytes: 64 << 20,
             max_size_bytes: 640 << 20,
             io_failing: false,
+            no_space: false,
+            unusable_for_ms: 0,
+            ring_dropped_episode: 0,
+            corrupt_moved_to: None,
         },
         time: TimeSnapshot {
             enabled: true,

@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use belabox_store::{NewSample, SeriesKey, Store, Value};
+use belabox_store::{InsertError, NewSample, SeriesKey, Store, Value};
 
 use crate::collect::CollectorKind;
 use crate::model::ring::{RING_CAPACITY, SampleRing};
@@ -28,7 +28,8 @@ fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
 }
 
 /// Moves the ring into the store in one write transaction. On failure the samples stay in the
-/// ring (retried next flush; the ring's own cap bounds memory) and the store is marked failing.
+/// ring (retried by the outage handling, `recover.rs`; the ring's own cap bounds memory), the
+/// failure is counted and returned; the caller logs it and marks the store failing.
 /// With `unstamped = Some(boot id)` the ring holds boot-clock timestamps (the wall clock was
 /// untrusted when they were taken, [`crate::monitor::clock`]) and goes to the store's
 /// unstamped table instead of the pending queue.
@@ -39,9 +40,9 @@ pub(super) fn flush(
     device_id: &str,
     state: &AgentState,
     unstamped: Option<&uuid::Uuid>,
-) {
+) -> Result<(), InsertError> {
     if ring.is_empty() {
-        return;
+        return Ok(());
     }
     let mut labels: Vec<LabelPairs<'_>> = recycle(std::mem::take(&mut scratch.labels));
     labels.extend(
@@ -75,7 +76,6 @@ pub(super) fn flush(
                 .storage
                 .duplicates_total
                 .fetch_add(stats.duplicates as u64, Ordering::Relaxed);
-            state.storage.io_failing.store(false, Ordering::Relaxed);
             log::debug!(
                 count = stats.inserted,
                 duplicates = stats.duplicates,
@@ -84,20 +84,14 @@ pub(super) fn flush(
                 duration_ms = t0.elapsed().as_millis() as u64;
                 "flushed"
             );
+            Ok(())
         }
         Err(e) => {
             state
                 .storage
                 .flush_failures_total
                 .fetch_add(1, Ordering::Relaxed);
-            if !state.storage.io_failing.swap(true, Ordering::Relaxed) {
-                log::error!(
-                    error = e.to_string().as_str(),
-                    error_type = "store_insert",
-                    kept_in_ring = ring.len();
-                    "flush to the store failed; samples stay in memory"
-                );
-            }
+            Err(e)
         }
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use belabox_store::Store;
+use belabox_store::{MaintenanceError, Store};
 
 use crate::config::StorageConfig;
 use crate::model::state::AgentState;
@@ -40,11 +40,24 @@ impl Maintenance {
         }
     }
 
-    /// Runs whatever is due at `now`.
-    pub(super) fn run_due(&mut self, now: Instant, store: &Store, path: &Path, state: &AgentState) {
+    /// Runs whatever is due at `now`. Returns the error of a step that left the store's handle
+    /// poisoned (an I/O error, a full disk: the caller starts an outage); other failures are
+    /// logged here and retried at the next due time.
+    pub(super) fn run_due(
+        &mut self,
+        now: Instant,
+        store: &Store,
+        path: &Path,
+        state: &AgentState,
+    ) -> Option<MaintenanceError> {
         if now >= self.next_retention {
-            maintain(store, state);
             self.next_retention = now + MAINTENANCE_EVERY;
+            if let Err(e) = enforce_retention(store, state) {
+                if e.is_io_poisoned() {
+                    return Some(e);
+                }
+                log::warn!(error = e.to_string().as_str(); "retention failed");
+            }
         }
         let over_threshold =
             state.storage.size_bytes.load(Ordering::Relaxed) > self.compaction_threshold;
@@ -52,10 +65,17 @@ impl Maintenance {
             || (over_threshold && now.duration_since(self.last_compaction) >= MIN_COMPACTION_GAP)
         {
             self.last_compaction = now;
-            compact(store);
-            refresh_storage_state(store, path, state);
             self.next_compaction = now + self.compaction_interval;
+            let result = compact(store);
+            refresh_storage_state(store, path, state);
+            if let Err(e) = result {
+                if e.is_io_poisoned() {
+                    return Some(e);
+                }
+                log::warn!(error = e.to_string().as_str(); "compaction failed");
+            }
         }
+        None
     }
 }
 
@@ -63,31 +83,26 @@ impl Maintenance {
 pub(super) fn refresh_storage_state(store: &Store, path: &Path, state: &AgentState) {
     match store.pending_count() {
         Ok(n) => state.storage.pending.store(n, Ordering::Relaxed),
-        Err(e) => {
-            state.storage.io_failing.store(true, Ordering::Relaxed);
-            log::warn!(error = e.to_string().as_str(); "reading the pending count failed");
-        }
+        Err(e) => log::warn!(error = e.to_string().as_str(); "reading the pending count failed"),
     }
     if let Ok(m) = std::fs::metadata(path) {
         state.storage.size_bytes.store(m.len(), Ordering::Relaxed);
     }
 }
 
-/// Retention and the size cap.
-fn maintain(store: &Store, state: &AgentState) {
-    match store.enforce_retention(now_ms()) {
-        Ok(r) => {
-            if r.dropped_pending > 0 {
-                log::warn!(
-                    dropped = r.dropped_pending;
-                    "store over its size cap: oldest pending samples dropped"
-                );
-            }
-            if r.expired > 0 {
-                log::debug!(expired = r.expired; "retention removed uploaded samples");
-            }
-        }
-        Err(e) => log::warn!(error = e.to_string().as_str(); "retention failed"),
+/// Retention and the size cap (the store evicts the oldest uploaded samples before it drops
+/// pending ones). Also the first step of a retry when the disk is full: it frees pages inside
+/// the file that the flush can then reuse without growing it.
+pub(super) fn enforce_retention(store: &Store, state: &AgentState) -> Result<(), MaintenanceError> {
+    let r = store.enforce_retention(now_ms())?;
+    if r.dropped_pending > 0 {
+        log::warn!(
+            dropped = r.dropped_pending;
+            "store over its size cap: oldest pending samples dropped"
+        );
+    }
+    if r.expired > 0 || r.evicted > 0 {
+        log::debug!(expired = r.expired, evicted = r.evicted; "retention removed uploaded samples");
     }
     if let Ok(s) = store.stats() {
         state
@@ -95,16 +110,16 @@ fn maintain(store: &Store, state: &AgentState) {
             .dropped_total
             .store(s.dropped_total, Ordering::Relaxed);
     }
+    Ok(())
 }
 
-fn compact(store: &Store) {
-    match store.compact() {
-        Ok(c) => log::info!(
-            size_before = c.size_before,
-            size_after = c.size_after,
-            duration_ms = c.duration.as_millis() as u64;
-            "store compacted"
-        ),
-        Err(e) => log::warn!(error = e.to_string().as_str(); "compaction failed"),
-    }
+fn compact(store: &Store) -> Result<(), MaintenanceError> {
+    let c = store.compact()?;
+    log::info!(
+        size_before = c.size_before,
+        size_after = c.size_after,
+        duration_ms = c.duration.as_millis() as u64;
+        "store compacted"
+    );
+    Ok(())
 }

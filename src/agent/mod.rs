@@ -9,13 +9,20 @@
 //! exit 0; SIGHUP = reload the configuration ([`reload`]); SIGUSR1 = a status line.
 //!
 //! Files by concern: this one starts up and runs the loop; [`flush`] moves the ring into the
-//! store; [`maintain`] keeps the store within its retention and size; [`signals`] is the
-//! self-pipe; [`tasks`] the executor thread; [`notify`] the systemd protocol. The self-metrics
-//! written into the store are [`crate::monitor::self_metrics`].
+//! store; [`maintain`] keeps the store within its retention and size; [`recover`] gets the
+//! store back after an I/O error (a full disk); [`signals`] is the self-pipe; [`tasks`] the
+//! executor thread; [`notify`] the systemd protocol. The self-metrics written into the store
+//! are [`crate::monitor::self_metrics`].
+//!
+//! Start-up on a damaged store: the file is moved aside (`metrics.redb.corrupt-<secs>`, kept
+//! for salvage, counted and shown in /health until the next restart) and a fresh store is
+//! started, so collection never stops. On a full disk: the store opens (it only rewrites its
+//! header in place), the session record waits for space, and the agent runs and uploads.
 
 mod flush;
 mod maintain;
 pub mod notify;
+mod recover;
 mod reload;
 mod signals;
 mod tasks;
@@ -34,15 +41,18 @@ use belabox_store::{
 use crate::collect::{Collectors, SetupError};
 use crate::config::{Config, DurabilityMode};
 use crate::health::HealthRules;
+use crate::health::status::{LiveSnapshot, Liveness, liveness};
 use crate::model::ring::{RING_CAPACITY, SampleRing};
-use crate::model::state::AgentState;
+use crate::model::state::{AgentState, mono_ms};
 use crate::model::time::now_ms;
 use crate::monitor::clock::{self, Policy, Stamp, SystemClock, Verdict};
 use crate::monitor::self_metrics::store_self_metrics;
 use crate::upload::UploadError;
+use crate::upload::store_worker::SharedStore;
 use flush::{FlushScratch, flush};
 use maintain::{Maintenance, refresh_storage_state};
 use notify::Notifier;
+use recover::{Recovery, RingCounts, Step};
 pub use reload::ConfigLoader;
 use signals::WakePipe;
 
@@ -59,9 +69,15 @@ pub enum RunError {
         source: io::Error,
     },
     Store(OpenError),
+    /// The store was damaged and could not be moved aside.
+    MoveAside {
+        path: PathBuf,
+        source: io::Error,
+    },
     /// Transparent.
     Collectors(SetupError),
-    /// Writing this run's session record.
+    /// Writing this run's session record failed for another reason than the disk (a full
+    /// disk only defers it).
     RecordSession(InsertError),
     /// Transparent: the message names `health.address` (see [`crate::health::bind`]).
     HealthBind(io::Error),
@@ -78,6 +94,9 @@ impl fmt::Display for RunError {
                 write!(f, "creating storage directory {}", path.display())
             }
             RunError::Store(_) => f.write_str("store"),
+            RunError::MoveAside { path, .. } => {
+                write!(f, "moving the damaged store {} aside", path.display())
+            }
             RunError::Collectors(e) => e.fmt(f),
             RunError::RecordSession(_) => f.write_str("store: recording the session"),
             RunError::HealthBind(e) => e.fmt(f),
@@ -91,7 +110,9 @@ impl std::error::Error for RunError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             RunError::Signals(e) | RunError::AsyncThread(e) => Some(e),
-            RunError::StorageDir { source, .. } => Some(source),
+            RunError::StorageDir { source, .. } | RunError::MoveAside { source, .. } => {
+                Some(source)
+            }
             RunError::Store(e) => Some(e),
             RunError::Collectors(e) => e.source(),
             RunError::RecordSession(e) => Some(e),
@@ -135,12 +156,19 @@ fn read_line(path: &Path) -> Option<String> {
 pub fn run(config: Config, reload: Option<ConfigLoader>) -> Result<(), RunError> {
     // Signals first: a SIGTERM during start-up must still end in a clean close.
     let wake = WakePipe::install().map_err(RunError::Signals)?;
-    let store = open_store(&config)?;
+    let (store, moved_aside) = open_store(&config)?;
+    let store = SharedStore::from(store);
     let mut collectors = Collectors::open(&config).map_err(RunError::Collectors)?;
     let session_id = uuid::Uuid::new_v4();
     collectors.set_session_id(&session_id.to_string());
     let started_at_ms = now_ms();
-    record_start(&store, &config, session_id, started_at_ms)?;
+    let mut start_records = StartRecords::new(&config, session_id, started_at_ms);
+    let written = start_records.write(&store.get());
+    let start_failure = match written {
+        Ok(()) => None,
+        Err(StartWriteError::Io(e)) => Some(e),
+        Err(StartWriteError::Fatal(e)) => return Err(RunError::RecordSession(e)),
+    };
 
     let state = Arc::new(AgentState::new(
         started_at_ms,
@@ -151,8 +179,22 @@ pub fn run(config: Config, reload: Option<ConfigLoader>) -> Result<(), RunError>
         config.monitoring.clock_skew_url.is_some(),
         config.storage.max_size,
     ));
-    refresh_storage_state(&store, &config.storage.path, &state);
+    if let Some(to) = moved_aside {
+        state
+            .storage
+            .corrupt_moved_total
+            .store(1, Ordering::Relaxed);
+        // Once per process: the leak is the price of a `&'static str` in health snapshots.
+        let to: &'static str = Box::leak(to.display().to_string().into_boxed_str());
+        let _ = state.storage.corrupt_moved_to.set(to);
+    }
+    refresh_storage_state(&store.get(), &config.storage.path, &state);
     let rules = HealthRules::from_config(&config);
+    let mut lp = CollectionLoop::new(&config, &store, &state, rules, collectors);
+    if let Some(e) = start_failure {
+        // Before the uploader starts, so that it finds a fresh handle.
+        lp.start_failed(&e, start_records);
+    }
     let tasks = tasks::start_async_tasks(&config, &store, &state, rules)?;
 
     let mut notifier = Notifier::from_env();
@@ -165,7 +207,6 @@ pub fn run(config: Config, reload: Option<ConfigLoader>) -> Result<(), RunError>
         "belabox-metrics {} started", crate::cli::VERSION
     );
 
-    let mut lp = CollectionLoop::new(&config, &store, &state, rules, collectors);
     let mut reloader = reload::Reloader::new(config.clone(), reload);
     let stall_after = test_stall_after();
     let mut iterations = 0u64;
@@ -184,13 +225,22 @@ pub fn run(config: Config, reload: Option<ConfigLoader>) -> Result<(), RunError>
             log::info!("SIGUSR2 received; ignored");
         }
         let now = lp.collect();
-        notifier.loop_progressed(now);
         lp.housekeeping(now);
+        // No ping while the agent can make no progress: the watchdog then restarts it.
+        match liveness(&LiveSnapshot::capture(&state, mono_ms())) {
+            Liveness::Alive => {
+                lp.not_live_logged = false;
+                notifier.loop_progressed(now);
+            }
+            stuck => lp.log_not_live(stuck),
+        }
         iterations += 1;
         if stall_after.is_some_and(|n| iterations >= n) {
             stall();
         }
-        wake.wait(lp.next_wait(&notifier));
+        let wait = lp.next_wait(&notifier);
+        lp.promise_next_iteration(wait);
+        wake.wait(wait);
     }
     log::info!("signal received; flushing and stopping");
 
@@ -202,8 +252,10 @@ pub fn run(config: Config, reload: Option<ConfigLoader>) -> Result<(), RunError>
     Ok(())
 }
 
-/// Creates the parent directory of `storage.path` if needed, then opens the store.
-fn open_store(config: &Config) -> Result<Arc<Store>, RunError> {
+/// Creates the parent directory of `storage.path` if needed, then opens the store. A damaged
+/// store (`OpenError::Corrupt`, refused untouched) is moved aside and a fresh one started;
+/// returns where the damaged file went.
+fn open_store(config: &Config) -> Result<(Store, Option<PathBuf>), RunError> {
     if let Some(dir) = config
         .storage
         .path
@@ -215,61 +267,126 @@ fn open_store(config: &Config) -> Result<Arc<Store>, RunError> {
             source,
         })?;
     }
-    let store =
-        Store::open(&config.storage.path, store_options(config)).map_err(RunError::Store)?;
-    Ok(Arc::new(store))
+    let path = &config.storage.path;
+    match Store::open(path, store_options(config)) {
+        Ok(store) => Ok((store, None)),
+        Err(OpenError::Corrupt { detail, .. }) => {
+            let to = belabox_store::move_aside(path).map_err(|source| RunError::MoveAside {
+                path: path.clone(),
+                source,
+            })?;
+            log::error!(
+                store = path.display().to_string().as_str(),
+                moved_to = to.display().to_string().as_str(),
+                reason = detail.as_str(),
+                error_type = "store_corrupt";
+                "the store is damaged: moved aside (kept for salvage, see `belabox-metrics store check`); starting a fresh store"
+            );
+            let store = Store::open(path, store_options(config)).map_err(RunError::Store)?;
+            Ok((store, Some(to)))
+        }
+        Err(e) => Err(RunError::Store(e)),
+    }
 }
 
-/// The session record (fatal when it cannot be written: the store is unusable) and the kernel
-/// release as a text sample (only logged when it fails).
-fn record_start(
-    store: &Store,
-    config: &Config,
-    session_id: uuid::Uuid,
+/// What start-up writes into the store: the session record and the kernel release (a text
+/// sample). On a full disk they wait for the end of the outage; each is written once.
+#[derive(Debug)]
+struct StartRecords {
+    session: Option<SessionRecord>,
     started_at_ms: i64,
-) -> Result<(), RunError> {
-    let procfs = &config.paths.procfs;
-    let session = SessionRecord {
-        session_id,
-        boot_id: read_line(&procfs.join("sys/kernel/random/boot_id")).unwrap_or_default(),
-        started_at_ms,
-        version: crate::cli::VERSION.to_string(),
-    };
-    store
-        .record_session(&session)
-        .map_err(RunError::RecordSession)?;
-    if let Some(release) = read_line(&procfs.join("sys/kernel/osrelease")) {
-        let text = [NewSample {
-            series: SeriesKey {
-                name: "system_kernel_release",
-                device_id: &config.device.id,
-                labels: &[],
-            },
-            ts_ms: started_at_ms,
-            value: Value::Text(&release),
-        }];
-        if let Err(e) = store.insert(&text) {
-            log::warn!(error = e.to_string().as_str(); "could not store the kernel release");
+    device_id: String,
+    kernel_release: Option<String>,
+}
+
+/// Why [`StartRecords::write`] stopped.
+#[derive(Debug)]
+enum StartWriteError {
+    /// An I/O error (a full disk): what is left waits for a retry.
+    Io(InsertError),
+    /// The session record failed otherwise: the store is unusable.
+    Fatal(InsertError),
+}
+
+impl StartRecords {
+    fn new(config: &Config, session_id: uuid::Uuid, started_at_ms: i64) -> StartRecords {
+        let procfs = &config.paths.procfs;
+        StartRecords {
+            session: Some(SessionRecord {
+                session_id,
+                boot_id: read_line(&procfs.join("sys/kernel/random/boot_id")).unwrap_or_default(),
+                started_at_ms,
+                version: crate::cli::VERSION.to_string(),
+            }),
+            started_at_ms,
+            device_id: config.device.id.clone(),
+            kernel_release: read_line(&procfs.join("sys/kernel/osrelease")),
         }
     }
-    Ok(())
+
+    fn is_done(&self) -> bool {
+        self.session.is_none() && self.kernel_release.is_none()
+    }
+
+    /// Writes what is left. A failure of the kernel release other than I/O is only logged.
+    fn write(&mut self, store: &Store) -> Result<(), StartWriteError> {
+        if let Some(session) = &self.session {
+            match store.record_session(session) {
+                Ok(()) => self.session = None,
+                Err(e) if e.is_io_poisoned() => return Err(StartWriteError::Io(e)),
+                Err(e) => return Err(StartWriteError::Fatal(e)),
+            }
+        }
+        if let Some(release) = &self.kernel_release {
+            let text = [NewSample {
+                series: SeriesKey {
+                    name: "system_kernel_release",
+                    device_id: &self.device_id,
+                    labels: &[],
+                },
+                ts_ms: self.started_at_ms,
+                value: Value::Text(release),
+            }];
+            match store.insert(&text) {
+                Err(e) if e.is_io_poisoned() => return Err(StartWriteError::Io(e)),
+                Err(e) => {
+                    log::warn!(error = e.to_string().as_str(); "could not store the kernel release");
+                }
+                Ok(_) => {}
+            }
+            self.kernel_release = None;
+        }
+        Ok(())
+    }
 }
+
+/// Grace added to the loop's own longest sleep for its liveness deadline: a tick, a flush or
+/// a reopen of the store (which reads the whole file) may take this long on a slow SD card.
+const LOOP_DEADLINE_GRACE: Duration = Duration::from_secs(300);
 
 /// What the collection loop carries from one iteration to the next.
 struct CollectionLoop<'a> {
     config: &'a Config,
-    store: &'a Store,
+    store: &'a SharedStore,
     state: &'a AgentState,
     rules: HealthRules,
     collectors: Collectors,
     ring: Box<SampleRing<RING_CAPACITY>>,
     scratch: FlushScratch,
+    /// Samples the collectors pushed into the ring since start: each one is stored, dropped
+    /// by the full ring (`ring.dropped()`), or reported lost at shutdown.
+    collected: u64,
     /// Origin of the collectors' monotonic milliseconds.
     start: Instant,
     next_flush: Instant,
     next_self_metrics: Instant,
     maintenance: Maintenance,
     time: TimeTrust,
+    recovery: Recovery,
+    /// Start-up records a full disk deferred.
+    start_records: Option<StartRecords>,
+    /// The not-live state was logged (once per stretch).
+    not_live_logged: bool,
 }
 
 /// Clock trust in the loop ([`crate::monitor::clock`]): this tick's verdict, the boot whose
@@ -291,7 +408,7 @@ const RESTAMP_PER_ITERATION: usize = 50_000;
 impl<'a> CollectionLoop<'a> {
     fn new(
         config: &'a Config,
-        store: &'a Store,
+        store: &'a SharedStore,
         state: &'a AgentState,
         rules: HealthRules,
         collectors: Collectors,
@@ -305,11 +422,15 @@ impl<'a> CollectionLoop<'a> {
             collectors,
             ring: SampleRing::<RING_CAPACITY>::boxed(),
             scratch: FlushScratch::default(),
+            collected: 0,
             start,
             next_flush: start + config.storage.flush_interval,
             next_self_metrics: start + config.monitoring.self_metrics_interval,
             maintenance: Maintenance::new(start, &config.storage),
-            time: TimeTrust::new(config, store),
+            time: TimeTrust::new(config, &store.get()),
+            recovery: Recovery::new(&config.storage.path),
+            start_records: None,
+            not_live_logged: false,
         }
     }
 
@@ -318,12 +439,20 @@ impl<'a> CollectionLoop<'a> {
         i64::try_from(now.duration_since(self.start).as_millis()).unwrap_or(i64::MAX)
     }
 
+    fn ring_counts(&self) -> RingCounts {
+        RingCounts {
+            dropped: self.ring.dropped(),
+            len: self.ring.len(),
+        }
+    }
+
     /// Runs the collectors that are due into the ring; returns the instant of this tick.
     fn collect(&mut self) -> Instant {
         let now = Instant::now();
         let ts = self.judge_time();
         let t0 = Instant::now();
         let pushed = self.collectors.tick(self.mono(now), ts, &mut *self.ring);
+        self.collected += pushed as u64;
         if pushed > 0 {
             self.state
                 .collect_duration
@@ -337,18 +466,40 @@ impl<'a> CollectionLoop<'a> {
         now
     }
 
-    /// Flush (on time, or early when the ring is half full), self-metrics, store upkeep.
+    /// Flush (on time, or early when the ring is half full), self-metrics, store upkeep; in a
+    /// store outage, the recovery steps instead ([`recover`]).
     fn housekeeping(&mut self, now: Instant) {
         let c = self.config;
-        if now >= self.next_flush || self.ring.len() >= RING_CAPACITY / 2 {
-            self.flush();
-            refresh_storage_state(self.store, &c.storage.path, self.state);
-            self.next_flush = now + c.storage.flush_interval;
+        self.recovery.track_ring(self.ring.dropped(), self.state);
+        match self.recovery.step(now) {
+            Step::Normal => {
+                if now >= self.next_flush || self.ring.len() >= RING_CAPACITY / 2 {
+                    self.flush_and_track(now, "flush");
+                    self.next_flush = now + c.storage.flush_interval;
+                }
+            }
+            Step::Wait => {}
+            Step::Probe => {
+                // A read: fails once the handle is poisoned (an uploader's mark on a full disk).
+                // Bound first: the read guard must be gone before a reopen takes the lock.
+                let probe = self.store.get().history_count();
+                if let Err(e) = probe {
+                    if e.is_io_poisoned() {
+                        self.recovery.poisoned();
+                        self.reopen(now);
+                    }
+                }
+            }
+            Step::Retry { poisoned } => self.retry(now, poisoned),
+        }
+        if self.recovery.in_outage() {
+            // Every write would poison the handle the uploader is reading through.
+            return;
         }
         self.restamp();
         if now >= self.next_self_metrics {
             store_self_metrics(
-                self.store,
+                &self.store.get(),
                 self.state,
                 &self.rules,
                 &c.device.id,
@@ -357,21 +508,139 @@ impl<'a> CollectionLoop<'a> {
             );
             self.next_self_metrics = now + c.monitoring.self_metrics_interval;
         }
-        self.maintenance
-            .run_due(now, self.store, &c.storage.path, self.state);
+        let failed = self
+            .maintenance
+            .run_due(now, &self.store.get(), &c.storage.path, self.state);
+        if let Some(e) = failed {
+            self.failed(now, recover::Failure::from(&e), &e, "maintenance");
+        }
     }
 
-    fn flush(&mut self) {
-        let device_id = &self.config.device.id;
+    /// Flushes; a failure starts (or continues) an outage, a success ends it.
+    fn flush_and_track(&mut self, now: Instant, what: &str) -> bool {
         let unstamped = self.time.ring_unstamped.then_some(&self.time.boot_id);
-        flush(
-            self.store,
+        let result = flush(
+            &self.store.get(),
             &mut self.ring,
             &mut self.scratch,
-            device_id,
+            &self.config.device.id,
             self.state,
             unstamped,
         );
+        match result {
+            Ok(()) => {
+                self.recovery.recovered(self.ring.dropped(), self.state);
+                refresh_storage_state(&self.store.get(), &self.config.storage.path, self.state);
+                self.write_start_records(now);
+                true
+            }
+            Err(e) => {
+                self.failed(now, recover::Failure::from(&e), &e, what);
+                false
+            }
+        }
+    }
+
+    /// Reports a failure to the recovery; reopens at once when the handle is poisoned, so the
+    /// uploader keeps a working handle during the backoff.
+    fn failed(
+        &mut self,
+        now: Instant,
+        failure: recover::Failure,
+        e: &dyn std::fmt::Display,
+        what: &str,
+    ) {
+        let ring = self.ring_counts();
+        if self
+            .recovery
+            .failed(now, failure, e, what, ring, self.state)
+        {
+            self.reopen(now);
+        }
+    }
+
+    fn reopen(&mut self, now: Instant) -> bool {
+        match self.store.reopen() {
+            Ok(_) => {
+                self.recovery.reopened(now, Ok(()), self.state);
+                true
+            }
+            Err(e) => {
+                self.recovery.reopened(now, Err(&e), self.state);
+                false
+            }
+        }
+    }
+
+    /// One retry in an outage: a fresh handle, retention and the size cap first (they free the
+    /// oldest uploaded samples inside the file), then the flush.
+    fn retry(&mut self, now: Instant, poisoned: bool) {
+        if poisoned && !self.reopen(now) {
+            // Counts as a failed retry: the backoff grows.
+            let ring = self.ring_counts();
+            let failure = recover::Failure {
+                poisoned: true,
+                no_space: self.state.storage.no_space.load(Ordering::Relaxed),
+            };
+            self.recovery
+                .failed(now, failure, &"reopen failed", "reopen", ring, self.state);
+            return;
+        }
+        let retention = maintain::enforce_retention(&self.store.get(), self.state);
+        if let Err(e) = retention {
+            log::debug!(error:% = e; "retention before the retry failed");
+            if e.is_io_poisoned() && !self.reopen(now) {
+                self.failed(now, recover::Failure::from(&e), &e, "retention");
+                return;
+            }
+        }
+        if self.ring.is_empty() {
+            // Nothing to flush: an empty commit would prove nothing. The start records, if
+            // any, are the probe; otherwise the outage ends when the next flush succeeds.
+            if self.start_records.is_some() {
+                self.write_start_records(now);
+                if self.start_records.is_none() {
+                    self.recovery.recovered(self.ring.dropped(), self.state);
+                }
+            } else {
+                self.recovery.recovered(self.ring.dropped(), self.state);
+            }
+            return;
+        }
+        self.flush_and_track(now, "flush");
+        self.next_flush = now + self.config.storage.flush_interval;
+    }
+
+    /// Start-up failed to write its records on a full disk: the outage starts now.
+    fn start_failed(&mut self, e: &InsertError, records: StartRecords) {
+        self.start_records = Some(records);
+        self.failed(
+            Instant::now(),
+            recover::Failure::from(e),
+            e,
+            "recording the session",
+        );
+    }
+
+    /// Writes the deferred start records, if any (after a successful flush).
+    fn write_start_records(&mut self, now: Instant) {
+        let Some(records) = &mut self.start_records else {
+            return;
+        };
+        let written = records.write(&self.store.get());
+        match written {
+            Ok(()) => {}
+            Err(StartWriteError::Io(e)) => {
+                self.failed(now, recover::Failure::from(&e), &e, "recording the session");
+                return;
+            }
+            Err(StartWriteError::Fatal(e)) => {
+                log::error!(error:% = e; "recording the session failed; it is not retried");
+            }
+        }
+        if records.is_done() {
+            self.start_records = None;
+        }
     }
 
     /// This tick's timestamp ([`clock::judge`]); flushes the ring first when the stamping mode
@@ -404,7 +673,7 @@ impl<'a> CollectionLoop<'a> {
         t.source.store(v.source as u8, Ordering::Relaxed);
         let unstamped = v.stamp.is_unstamped();
         if unstamped != self.time.ring_unstamped && !self.ring.is_empty() {
-            self.flush();
+            self.flush_and_track(Instant::now(), "flush");
         }
         self.time.ring_unstamped = unstamped;
         self.time.restamp_due |= unstamped;
@@ -419,10 +688,11 @@ impl<'a> CollectionLoop<'a> {
         if let (true, Some(offset), false) =
             (tt.restamp_due, tt.verdict.offset_ms, tt.ring_unstamped)
         {
-            match self
+            let restamped = self
                 .store
-                .restamp(&tt.boot_id, offset, RESTAMP_PER_ITERATION)
-            {
+                .get()
+                .restamp(&tt.boot_id, offset, RESTAMP_PER_ITERATION);
+            match restamped {
                 Ok(r) => {
                     tt.restamp_due = r.remaining > 0;
                     t.restamped_total.fetch_add(r.restamped, Ordering::Relaxed);
@@ -443,7 +713,7 @@ impl<'a> CollectionLoop<'a> {
             }
         }
         t.unstamped
-            .store(self.store.unstamped_count(), Ordering::Relaxed);
+            .store(self.store.get().unstamped_count(), Ordering::Relaxed);
     }
 
     /// Until the next collector is due, the next flush, or the next watchdog ping.
@@ -455,18 +725,53 @@ impl<'a> CollectionLoop<'a> {
         if let Some(ping) = notifier.next_ping_in(now) {
             wait = wait.min(ping);
         }
+        if self.recovery.in_outage() {
+            // The probe and the free-space check run about once a second.
+            wait = wait.min(Duration::from_secs(1));
+        }
         wait
     }
 
-    /// The final flush and sync.
+    /// Publishes the deadline of the next iteration for the live probe.
+    fn promise_next_iteration(&self, wait: Duration) {
+        let ms = i64::try_from((wait + LOOP_DEADLINE_GRACE).as_millis()).unwrap_or(i64::MAX);
+        self.state
+            .storage
+            .loop_deadline_mono_ms
+            .store(mono_ms().saturating_add(ms), Ordering::Relaxed);
+    }
+
+    /// The agent can make no progress: logged once; the watchdog pings stop.
+    fn log_not_live(&mut self, live: Liveness) {
+        if !self.not_live_logged {
+            self.not_live_logged = true;
+            log::error!(
+                reason:% = live;
+                "the agent makes no progress: watchdog pings stop and /health/live fails, so that it is restarted"
+            );
+        }
+    }
+
+    /// The final flush and sync. In an outage, one last try: the disk may have room again.
     fn shutdown(mut self) {
-        self.flush();
+        let now = Instant::now();
+        if self.recovery.in_outage() {
+            self.retry(now, true);
+        } else {
+            self.flush_and_track(now, "final flush");
+        }
         if !self.ring.is_empty() {
             log::error!(lost = self.ring.len(); "final flush failed; samples in memory are lost");
         }
-        if let Err(e) = self.store.sync() {
+        if let Err(e) = self.store.get().sync() {
             log::warn!(error = e.to_string().as_str(); "final sync failed");
         }
+        log::info!(
+            collected = self.collected,
+            ring_dropped = self.ring.dropped(),
+            lost_at_stop = self.ring.len();
+            "collection ended"
+        );
     }
 }
 

@@ -2,14 +2,13 @@
 
 use std::sync::Arc;
 
-use belabox_store::Store;
-
 use super::RunError;
 use crate::config::Config;
 use crate::health::{self, HealthRules};
 use crate::model::state::AgentState;
 use crate::monitor::skew::{self, SkewConfig};
 use crate::net;
+use crate::upload::store_worker::SharedStore;
 use crate::upload::{UploadControl, Uploader};
 
 /// The executor thread and how to stop it.
@@ -46,7 +45,7 @@ impl AsyncTasks {
 /// one executor thread for the health responder, the clock-skew check and the uploader.
 pub(super) fn start_async_tasks(
     config: &Config,
-    store: &Arc<Store>,
+    store: &SharedStore,
     state: &Arc<AgentState>,
     rules: HealthRules,
 ) -> Result<AsyncTasks, RunError> {

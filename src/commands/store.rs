@@ -1,10 +1,11 @@
-//! `store stats`, `store export` and `store requeue`: the store, offline.
+//! `store stats`, `store export`, `store requeue` and `store check`: the store, offline. Only
+//! `requeue` writes to the store file (stats and export open it read-only; check only reads it).
 
 use std::fmt::{self, Write as _};
 use std::io::{self, Write as _};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use belabox_store::{OpenError, OwnedValue, ReadError, RequeueError, Store};
+use belabox_store::{CheckError, OpenError, OwnedValue, ReadError, RequeueError, Store};
 
 use crate::config::{Config, parse_duration};
 use crate::model::time::{now_ms, rfc3339};
@@ -145,13 +146,62 @@ impl fmt::Display for SinceError {
 
 impl std::error::Error for SinceError {}
 
+/// Read-only: redb's crash recovery, the header's open flag and migrations stay in memory.
 fn open_store(config: &Config) -> Result<Store, OpenStoreError> {
-    Store::open(&config.storage.path, crate::agent::store_options(config)).map_err(|source| {
-        OpenStoreError {
+    Store::open_read_only(&config.storage.path, crate::agent::store_options(config)).map_err(
+        |source| OpenStoreError {
             path: config.storage.path.clone(),
             source: Box::new(source),
+        },
+    )
+}
+
+/// `store check`: verifies `file` (default `storage.path`) and prints the report. `Ok(true)`
+/// when healthy, `Ok(false)` when damaged (the problems are printed); `Err` when the file
+/// could not be checked at all (missing, locked by the running agent, unknown schema).
+pub fn store_check(config: &Config, file: Option<&Path>) -> Result<bool, CheckError> {
+    let path = file.unwrap_or(&config.storage.path);
+    let r = Store::check(path)?;
+    let mut out = String::new();
+    let _ = writeln!(out, "store:            {}", path.display());
+    let _ = writeln!(out, "schema version:   {}", r.schema_version);
+    let _ = writeln!(
+        out,
+        "needs recovery:   {}",
+        if r.needs_recovery {
+            "yes (not closed cleanly; the agent's next open repairs it)"
+        } else {
+            "no"
         }
-    })
+    );
+    let _ = writeln!(out, "series:           {}", r.series);
+    let _ = writeln!(
+        out,
+        "samples:          {} numeric, {} text",
+        r.samples, r.text_samples
+    );
+    let _ = writeln!(
+        out,
+        "pending upload:   {} in {} runs",
+        r.pending, r.pending_runs
+    );
+    let _ = writeln!(out, "quarantined:      {}", r.quarantined);
+    let _ = writeln!(out, "checkpoints:      {}", r.checkpoints);
+    let _ = writeln!(out, "sessions:         {}", r.sessions);
+    if r.is_healthy() {
+        let _ = writeln!(out, "result:           healthy");
+    } else {
+        let _ = writeln!(
+            out,
+            "result:           DAMAGED ({} problems)",
+            r.problems.len()
+        );
+        for p in &r.problems {
+            let _ = writeln!(out, "  - {p}");
+        }
+    }
+    print!("{out}");
+    Ok(r.is_healthy())
 }
 
 pub fn store_stats(config: &Config) -> Result<(), StatsError> {

@@ -8,7 +8,9 @@ use core::fmt::{self, Write as _};
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::status::{ComponentStatus, HealthRules, Report, Snapshot, evaluate};
+use super::status::{
+    ComponentStatus, HealthRules, LiveSnapshot, Report, Snapshot, evaluate, liveness,
+};
 use crate::collect::CollectorStats;
 use crate::model::state::{AgentState, Histogram, StorageState, TimeState, UploadState};
 use crate::model::time::rfc3339;
@@ -140,9 +142,21 @@ pub fn write_health_json(report: &Report, out: &mut Vec<u8>) {
     component_head(out, &"storage", s.status, s, ts);
     let _ = write!(
         out,
-        "\"database_size_bytes\":{},\"max_size_bytes\":{},\"pending_count\":{}}}}},",
-        s.size_bytes, s.max_size_bytes, s.pending
+        "\"database_size_bytes\":{},\"max_size_bytes\":{},\"pending_count\":{},\
+         \"no_space\":{},\"unusable_seconds\":",
+        s.size_bytes, s.max_size_bytes, s.pending, s.no_space
     );
+    json_secs(out, s.unusable_for_ms);
+    let _ = write!(
+        out,
+        ",\"ring_dropped_in_outage\":{},\"corrupt_moved_to\":",
+        s.ring_dropped_episode
+    );
+    match s.corrupt_moved_to {
+        Some(p) => json_display(out, &p),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b"}},");
 
     let t = &report.time;
     component_head(out, &"time", t.status, t, ts);
@@ -165,6 +179,21 @@ pub fn write_health_json(report: &Report, out: &mut Vec<u8>) {
         tr.unstamped
     );
     out.extend_from_slice(b"}}}}\n");
+}
+
+/// `/health/live`: `{"status":"alive"}`, or `{"status":"not_alive","message":"…"}` when the
+/// agent can make no progress ([`liveness`]); true when alive. `mono_now` is
+/// [`crate::model::state::mono_ms`].
+pub fn write_live_json(state: &AgentState, mono_now: i64, out: &mut Vec<u8>) -> bool {
+    let live = liveness(&LiveSnapshot::capture(state, mono_now));
+    if live.is_alive() {
+        out.extend_from_slice(b"{\"status\":\"alive\"}\n");
+    } else {
+        out.extend_from_slice(b"{\"status\":\"not_alive\",\"message\":");
+        json_display(out, &live);
+        out.extend_from_slice(b"}\n");
+    }
+    live.is_alive()
 }
 
 /// `{"status":"ready"}` or `{"status":"not_ready","current_status":"…"}`; true when ready.
@@ -416,7 +445,33 @@ fn visit_storage(s: &StorageState, v: &mut dyn MetricVisitor) {
                 "Flushes that failed.",
                 &s.flush_failures_total,
             ),
+            (
+                "storage_reopens_total",
+                "Store closed and reopened after an I/O error (a full disk).",
+                &s.reopens_total,
+            ),
+            (
+                "storage_reopen_failures_total",
+                "Reopens of the store that failed (retried with backoff).",
+                &s.reopen_failures_total,
+            ),
+            (
+                "storage_corrupt_moved_total",
+                "Damaged store files moved aside at start (a fresh store was started).",
+                &s.corrupt_moved_total,
+            ),
         ],
+    );
+    let name = "storage_no_space";
+    v.family(
+        name,
+        "1 while the store fails for a full disk (or quota), else 0.",
+        Kind::Gauge,
+    );
+    v.row(
+        name,
+        &[],
+        f64::from(u8::from(s.no_space.load(Ordering::Relaxed))),
     );
 }
 
@@ -568,4 +623,98 @@ impl MetricVisitor for PromText<'_> {
 /// The `/metrics` body.
 pub fn write_metrics_text(state: &AgentState, rules: &HealthRules, now_ms: i64, out: &mut Vec<u8>) {
     visit_self_metrics(state, rules, now_ms, &mut PromText(out));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::status::NO_PROGRESS_LIVE_MS;
+
+    fn state() -> AgentState {
+        AgentState::new(0, "s".into(), "d".into(), Vec::new(), true, false, 64 << 20)
+    }
+
+    fn live(st: &AgentState, now: i64) -> (bool, String) {
+        let mut out = Vec::new();
+        let ok = write_live_json(st, now, &mut out);
+        (ok, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn live_fails_only_when_no_progress_is_possible() {
+        let st = state();
+        assert_eq!(live(&st, 10).1, "{\"status\":\"alive\"}\n");
+        let s = &st.storage;
+        // The store out for long, the ring not (yet) dropping: still live.
+        s.unusable_since_mono_ms.store(1, Ordering::Relaxed);
+        assert!(live(&st, 1 + 10 * NO_PROGRESS_LIVE_MS).0);
+        s.ring_dropping_since_mono_ms.store(1, Ordering::Relaxed);
+        assert!(live(&st, 1 + NO_PROGRESS_LIVE_MS).0);
+        let (ok, body) = live(&st, 2 + NO_PROGRESS_LIVE_MS);
+        assert!(!ok);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["status"], "not_alive");
+        assert!(
+            v["message"].as_str().unwrap().starts_with("no progress"),
+            "{body}"
+        );
+        // The store recovers: live again.
+        s.unusable_since_mono_ms.store(0, Ordering::Relaxed);
+        s.ring_dropping_since_mono_ms.store(0, Ordering::Relaxed);
+        assert!(live(&st, 2 + NO_PROGRESS_LIVE_MS).0);
+        // The loop missed its own deadline.
+        s.loop_deadline_mono_ms.store(100, Ordering::Relaxed);
+        assert!(live(&st, 100).0);
+        let (ok, body) = live(&st, 101);
+        assert!(!ok);
+        assert!(body.contains("collection loop is stalled"), "{body}");
+    }
+
+    #[test]
+    fn storage_shows_a_full_disk_and_a_moved_aside_store() {
+        let st = state();
+        let rules = HealthRules {
+            upload_interval: std::time::Duration::from_secs(30),
+            skew_warn_ms: 2000,
+        };
+        let s = &st.storage;
+        s.io_failing.store(true, Ordering::Relaxed);
+        s.no_space.store(true, Ordering::Relaxed);
+        s.ring_dropped_episode.store(42, Ordering::Relaxed);
+        let report = evaluate(&rules, &Snapshot::capture(&st, 1000));
+        assert_eq!(report.storage.status, ComponentStatus::Error);
+        let msg = report.storage.to_string();
+        assert!(
+            msg.starts_with("store I/O failing (no space left on device), 42 samples dropped from the full ring; "),
+            "{msg}"
+        );
+        let mut out = Vec::new();
+        write_health_json(&report, &mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["components"]["storage"]["details"]["no_space"], true);
+        assert_eq!(
+            v["components"]["storage"]["details"]["ring_dropped_in_outage"],
+            42
+        );
+
+        let st = state();
+        let _ = st.storage.corrupt_moved_to.set("/var/lib/m.redb.corrupt-1");
+        let report = evaluate(&rules, &Snapshot::capture(&st, 1000));
+        assert_eq!(report.storage.status, ComponentStatus::Degraded);
+        assert!(
+            report
+                .storage
+                .to_string()
+                .contains("moved aside to /var/lib/m.redb.corrupt-1"),
+            "{}",
+            report.storage
+        );
+        let mut out = Vec::new();
+        write_health_json(&report, &mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v["components"]["storage"]["details"]["corrupt_moved_to"],
+            "/var/lib/m.redb.corrupt-1"
+        );
+    }
 }

@@ -5,7 +5,7 @@ use std::io::Write as _;
 
 use super::http::{HeadError, Method, Parsed, Request, parse_head};
 use super::render::{
-    METRICS_CONTENT_TYPE, write_health_json, write_metrics_text, write_ready_json,
+    METRICS_CONTENT_TYPE, write_health_json, write_live_json, write_metrics_text, write_ready_json,
 };
 use super::status::{HealthRules, Level, Snapshot, evaluate};
 use crate::model::state::AgentState;
@@ -138,8 +138,8 @@ pub fn respond(
     out.begin();
     let (status, content_type) = match req.path {
         b"/health/live" => {
-            out.body().extend_from_slice(b"{\"status\":\"alive\"}\n");
-            (200, JSON)
+            let live = write_live_json(state, crate::model::state::mono_ms(), out.body());
+            (if live { 200 } else { 503 }, JSON)
         }
         b"/metrics" => {
             write_metrics_text(state, rules, now_ms, out.body());

@@ -13,21 +13,28 @@
 //!   pending, or at once while the server refuses every request (its answer and the redacted URL
 //!   are in the message); `disabled` (no effect on the agent) without `[remote]`. Before the first
 //!   upload the age counts from agent start;
-//! - storage: `error` while store I/O fails; `degraded` above [`STORE_FULL_PERCENT`] % of the cap;
+//! - storage: `error` while store I/O fails (a full disk included: the message says so, how
+//!   long, and how many samples the full ring dropped); `degraded` above [`STORE_FULL_PERCENT`] %
+//!   of the cap, or, until the next restart, after a damaged store was moved aside at start;
 //! - time: `degraded` when the wall clock is not trusted (samples wait on the boot clock), when
 //!   |skew| ≥ the warn threshold or the last check failed; never `error`; `disabled` without a
 //!   clock-skew URL while the clock is trusted. Unstamped samples (any boot) are shown, not
 //!   rated: a board that never got a trusted time keeps them, counted.
-
 //!
 //! The agent status is the worst of its components, with the collector rule above.
+//!
+//! Liveness ([`liveness`], `/health/live`, and whether the loop still pings the systemd
+//! watchdog) is a separate, narrower question: can the agent still make progress? Not when the
+//! store has taken no flush *and* the ring has been dropping for more than
+//! [`NO_PROGRESS_LIVE_MS`], nor when the collection loop missed its own deadline. An outage of
+//! VictoriaMetrics alone never fails it (the store keeps everything).
 
 use core::fmt;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use crate::config::{CollectorKind, Config, RemoteConfig};
-use crate::model::state::{AgentState, Refused};
+use crate::model::state::{AgentState, Refused, mono_ms};
 
 /// At least this many pending samples: the uploader is `degraded`.
 pub const PENDING_DEGRADED: u64 = 5_000;
@@ -39,6 +46,8 @@ pub const STALL_ERROR_MS: i64 = 10 * 60 * 1000;
 pub const STORE_FULL_PERCENT: u64 = 90;
 /// Floor applied to `remote.upload_interval` before deriving thresholds.
 pub const MIN_UPLOAD_INTERVAL_MS: i64 = 1000;
+/// Store unusable and the ring dropping for longer than this (ms): the agent is not live.
+pub const NO_PROGRESS_LIVE_MS: i64 = 5 * 60 * 1000;
 /// Collectors listed individually in a snapshot; counts cover every collector regardless.
 pub const MAX_LISTED_COLLECTORS: usize = 16;
 
@@ -189,6 +198,14 @@ pub struct StorageSnapshot {
     /// 0 = no cap known (the size rule is off).
     pub max_size_bytes: u64,
     pub io_failing: bool,
+    /// The last failure was a full disk.
+    pub no_space: bool,
+    /// How long the store has taken no flush (0: it takes them).
+    pub unusable_for_ms: i64,
+    /// Samples the full ring dropped since the store stopped taking flushes.
+    pub ring_dropped_episode: u64,
+    /// A damaged store was moved aside at start, to this path.
+    pub corrupt_moved_to: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,6 +282,10 @@ impl Snapshot {
                 size_bytes: s.size_bytes.load(Ordering::Relaxed),
                 max_size_bytes: s.max_size_bytes,
                 io_failing: s.io_failing.load(Ordering::Relaxed),
+                no_space: s.no_space.load(Ordering::Relaxed),
+                unusable_for_ms: since(&s.unusable_since_mono_ms, mono_ms()),
+                ring_dropped_episode: s.ring_dropped_episode.load(Ordering::Relaxed),
+                corrupt_moved_to: s.corrupt_moved_to.get().copied(),
             },
             time: TimeSnapshot {
                 enabled: t.enabled,
@@ -327,6 +348,10 @@ pub struct UploaderHealth {
 pub struct StorageHealth {
     pub status: ComponentStatus,
     pub io_failing: bool,
+    pub no_space: bool,
+    pub unusable_for_ms: i64,
+    pub ring_dropped_episode: u64,
+    pub corrupt_moved_to: Option<&'static str>,
     /// Above [`STORE_FULL_PERCENT`] % of the cap.
     pub nearly_full: bool,
     pub size_bytes: u64,
@@ -414,7 +439,7 @@ fn storage_health(s: &StorageSnapshot) -> StorageHealth {
             > u128::from(s.max_size_bytes) * u128::from(STORE_FULL_PERCENT);
     let status = if s.io_failing {
         ComponentStatus::Error
-    } else if nearly_full {
+    } else if nearly_full || s.corrupt_moved_to.is_some() {
         ComponentStatus::Degraded
     } else {
         ComponentStatus::Ok
@@ -422,6 +447,10 @@ fn storage_health(s: &StorageSnapshot) -> StorageHealth {
     StorageHealth {
         status,
         io_failing: s.io_failing,
+        no_space: s.no_space,
+        unusable_for_ms: s.unusable_for_ms,
+        ring_dropped_episode: s.ring_dropped_episode,
+        corrupt_moved_to: s.corrupt_moved_to,
         nearly_full,
         size_bytes: s.size_bytes,
         max_size_bytes: s.max_size_bytes,
@@ -459,6 +488,98 @@ impl CollectorSnapshot {
             ComponentStatus::Error
         } else {
             ComponentStatus::Ok
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Liveness
+
+/// ms from `since` (a [`mono_ms`] stamp; 0 = not started) to `now`; 0 when not started.
+fn since(a: &AtomicI64, now: i64) -> i64 {
+    match a.load(Ordering::Relaxed) {
+        0 => 0,
+        t => now.saturating_sub(t).max(0),
+    }
+}
+
+/// What [`liveness`] looks at, in ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LiveSnapshot {
+    /// How long the store has taken no flush (0: it takes them).
+    pub unusable_for_ms: i64,
+    /// How long the ring has been dropping samples in that episode (0: it is not).
+    pub ring_dropping_for_ms: i64,
+    /// How far past its own deadline the collection loop is (0: on time, or not started).
+    pub loop_overdue_ms: i64,
+}
+
+impl LiveSnapshot {
+    /// `now` is [`mono_ms`].
+    pub fn capture(state: &AgentState, now: i64) -> LiveSnapshot {
+        let s = &state.storage;
+        let deadline = s.loop_deadline_mono_ms.load(Ordering::Relaxed);
+        LiveSnapshot {
+            unusable_for_ms: since(&s.unusable_since_mono_ms, now),
+            ring_dropping_for_ms: since(&s.ring_dropping_since_mono_ms, now),
+            loop_overdue_ms: if deadline > 0 {
+                now.saturating_sub(deadline).max(0)
+            } else {
+                0
+            },
+        }
+    }
+}
+
+/// Whether the agent can still make progress (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    Alive,
+    /// The store has taken no flush and the ring has dropped samples for `for_ms`.
+    NoProgress {
+        for_ms: i64,
+    },
+    /// The collection loop is `overdue_ms` past its deadline.
+    LoopStalled {
+        overdue_ms: i64,
+    },
+}
+
+impl Liveness {
+    pub fn is_alive(self) -> bool {
+        self == Liveness::Alive
+    }
+}
+
+/// Pure: same snapshot, same answer.
+pub fn liveness(s: &LiveSnapshot) -> Liveness {
+    if s.loop_overdue_ms > 0 {
+        return Liveness::LoopStalled {
+            overdue_ms: s.loop_overdue_ms,
+        };
+    }
+    let stuck = s.unusable_for_ms.min(s.ring_dropping_for_ms);
+    if s.unusable_for_ms > 0 && s.ring_dropping_for_ms > 0 && stuck > NO_PROGRESS_LIVE_MS {
+        return Liveness::NoProgress { for_ms: stuck };
+    }
+    Liveness::Alive
+}
+
+impl fmt::Display for Liveness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Liveness::Alive => f.write_str("alive"),
+            Liveness::NoProgress { for_ms } => write!(
+                f,
+                "no progress: the store takes no samples and the ring has been dropping them for {} (limit {})",
+                Secs(for_ms),
+                Secs(NO_PROGRESS_LIVE_MS)
+            ),
+            Liveness::LoopStalled { overdue_ms } => write!(
+                f,
+                "the collection loop is stalled ({} past its deadline)",
+                Secs(overdue_ms)
+            ),
         }
     }
 }
@@ -579,7 +700,27 @@ impl fmt::Display for UploaderHealth {
 impl fmt::Display for StorageHealth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.io_failing {
-            f.write_str("store I/O failing; ")?;
+            f.write_str("store I/O failing")?;
+            if self.no_space {
+                f.write_str(" (no space left on device)")?;
+            }
+            if self.unusable_for_ms > 0 {
+                write!(f, " for {}", Secs(self.unusable_for_ms))?;
+            }
+            if self.ring_dropped_episode > 0 {
+                write!(
+                    f,
+                    ", {} samples dropped from the full ring",
+                    self.ring_dropped_episode
+                )?;
+            }
+            f.write_str("; ")?;
+        }
+        if let Some(path) = self.corrupt_moved_to {
+            write!(
+                f,
+                "a damaged store was moved aside to {path} at start (a fresh one is in use); "
+            )?;
         }
         write!(f, "database {}", Mib(self.size_bytes))?;
         if self.max_size_bytes > 0 {
@@ -685,6 +826,42 @@ mod tests {
         assert_eq!(Secs(600_000).to_string(), "600 s");
         assert_eq!(Mib(64 << 20).to_string(), "64.0 MiB");
         assert_eq!(Mib(3 << 19).to_string(), "1.5 MiB");
+    }
+
+    #[test]
+    fn liveness_rules() {
+        let ok = LiveSnapshot::default();
+        assert_eq!(liveness(&ok), Liveness::Alive);
+        let over = NO_PROGRESS_LIVE_MS + 1;
+        // A long outage of the store alone, or ring drops alone, leave the agent live.
+        let s = LiveSnapshot {
+            unusable_for_ms: over * 10,
+            ..ok
+        };
+        assert!(liveness(&s).is_alive());
+        let s = LiveSnapshot {
+            ring_dropping_for_ms: over,
+            ..ok
+        };
+        assert!(liveness(&s).is_alive());
+        let s = LiveSnapshot {
+            unusable_for_ms: over * 2,
+            ring_dropping_for_ms: NO_PROGRESS_LIVE_MS,
+            ..ok
+        };
+        assert!(liveness(&s).is_alive(), "exactly the limit is not over it");
+        let s = LiveSnapshot {
+            unusable_for_ms: over * 2,
+            ring_dropping_for_ms: over,
+            ..ok
+        };
+        assert_eq!(liveness(&s), Liveness::NoProgress { for_ms: over });
+        assert!(liveness(&s).to_string().starts_with("no progress"));
+        let s = LiveSnapshot {
+            loop_overdue_ms: 1,
+            ..ok
+        };
+        assert_eq!(liveness(&s), Liveness::LoopStalled { overdue_ms: 1 });
     }
 
     #[test]

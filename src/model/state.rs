@@ -6,7 +6,7 @@
 //! Unix epoch; 0 means "never".
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::collect::{CollectorKind, CollectorStats};
 
@@ -233,6 +233,38 @@ pub struct StorageState {
     pub flush_failures_total: AtomicU64,
     /// The last store operation failed (I/O, corruption).
     pub io_failing: AtomicBool,
+    /// The last store failure was a full disk (or quota): ENOSPC/EDQUOT.
+    pub no_space: AtomicBool,
+    /// [`mono_ms`] when the store stopped taking flushes (the start of the episode); 0 while
+    /// flushes succeed. Written by the collection loop only.
+    pub unusable_since_mono_ms: AtomicI64,
+    /// [`mono_ms`] of the first ring drop of the current episode; 0 when the ring has not
+    /// dropped since the store stopped taking flushes.
+    pub ring_dropping_since_mono_ms: AtomicI64,
+    /// Ring drops since the current episode began (0 outside an episode).
+    pub ring_dropped_episode: AtomicU64,
+    /// Successful close-and-reopen of the store after an I/O error.
+    pub reopens_total: AtomicU64,
+    pub reopen_failures_total: AtomicU64,
+    /// Damaged store files moved aside at start (`metrics.redb.corrupt-<secs>`).
+    pub corrupt_moved_total: AtomicU64,
+    /// Where the damaged file went (set once, at start; leaked on purpose so that health
+    /// snapshots can carry it as a `&'static str` without allocating).
+    pub corrupt_moved_to: OnceLock<&'static str>,
+    /// [`mono_ms`] by which the collection loop promised its next iteration (its longest
+    /// sleep plus a grace); 0 before the first. The live probe fails once it has passed.
+    pub loop_deadline_mono_ms: AtomicI64,
+}
+
+/// Milliseconds on the monotonic clock since the first call in this process (≥ 1, so that 0
+/// can mean "never"). Unlike the wall clock it never steps (NTP, an RTC-less boot), which the
+/// liveness bounds need.
+pub fn mono_ms() -> i64 {
+    static ORIGIN: OnceLock<std::time::Instant> = OnceLock::new();
+    let origin = *ORIGIN.get_or_init(std::time::Instant::now);
+    i64::try_from(origin.elapsed().as_millis())
+        .unwrap_or(i64::MAX)
+        .saturating_add(1)
 }
 
 #[derive(Debug)]
@@ -318,6 +350,15 @@ impl AgentState {
                 flushes_total: AtomicU64::new(0),
                 flush_failures_total: AtomicU64::new(0),
                 io_failing: AtomicBool::new(false),
+                no_space: AtomicBool::new(false),
+                unusable_since_mono_ms: AtomicI64::new(0),
+                ring_dropping_since_mono_ms: AtomicI64::new(0),
+                ring_dropped_episode: AtomicU64::new(0),
+                reopens_total: AtomicU64::new(0),
+                reopen_failures_total: AtomicU64::new(0),
+                corrupt_moved_total: AtomicU64::new(0),
+                corrupt_moved_to: OnceLock::new(),
+                loop_deadline_mono_ms: AtomicI64::new(0),
             },
             time: TimeState {
                 skew_ms: AtomicI64::new(0),

@@ -7,10 +7,91 @@
 //!
 //! Invariants: jobs run one at a time in submission order; dropping the [`StoreWorker`] lets the
 //! jobs already queued finish, then joins the thread (no store write outlives its owner).
+//!
+//! The store itself travels as a [`SharedStore`]: the collection loop must be able to close and
+//! reopen it ([`Store::reopen`] takes `&mut`) after an I/O error poisoned the handle (a full
+//! disk), while the uploader's jobs keep using the same value afterwards.
 
 use std::fmt;
-use std::sync::mpsc;
+use std::ops::Deref;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, mpsc};
 use std::thread::JoinHandle;
+
+use belabox_store::Store;
+
+/// The agent's store, shared by the collection loop and the uploader.
+///
+/// `Reopenable` (the agent) is behind a `RwLock`: every store call holds a read guard for its
+/// own duration only, and [`SharedStore::reopen`] takes the write guard, so no transaction is
+/// live while the handle is swapped. Rule: never hold a guard across an `.await`, and never take
+/// a second guard on a thread that holds one (a waiting reopen would deadlock them). `Fixed`
+/// (an `Arc<Store>` from a test or a benchmark) cannot be reopened.
+#[derive(Debug, Clone)]
+pub enum SharedStore {
+    Fixed(Arc<Store>),
+    Reopenable(Arc<RwLock<Store>>),
+}
+
+/// A read guard on a [`SharedStore`]: derefs to the [`Store`].
+#[derive(Debug)]
+pub enum StoreRef<'a> {
+    Fixed(&'a Store),
+    Locked(RwLockReadGuard<'a, Store>),
+}
+
+impl Deref for StoreRef<'_> {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        match self {
+            StoreRef::Fixed(s) => s,
+            StoreRef::Locked(g) => g,
+        }
+    }
+}
+
+impl From<Arc<Store>> for SharedStore {
+    fn from(s: Arc<Store>) -> Self {
+        SharedStore::Fixed(s)
+    }
+}
+
+impl From<Store> for SharedStore {
+    fn from(s: Store) -> Self {
+        SharedStore::Reopenable(Arc::new(RwLock::new(s)))
+    }
+}
+
+impl SharedStore {
+    /// The store, for one call (see the guard rule on [`SharedStore`]).
+    pub fn get(&self) -> StoreRef<'_> {
+        match self {
+            SharedStore::Fixed(s) => StoreRef::Fixed(s),
+            // A poisoned lock only means a store call panicked; the store stays consistent
+            // (its own state is updated after commits).
+            SharedStore::Reopenable(l) => {
+                StoreRef::Locked(l.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+            }
+        }
+    }
+
+    /// Exclusive access (waits for every call in progress). `None` for `Fixed`.
+    pub fn get_mut(&self) -> Option<RwLockWriteGuard<'_, Store>> {
+        match self {
+            SharedStore::Fixed(_) => None,
+            SharedStore::Reopenable(l) => {
+                Some(l.write().unwrap_or_else(std::sync::PoisonError::into_inner))
+            }
+        }
+    }
+
+    /// Closes and reopens the store ([`Store::reopen`]); `Ok(false)` for a `Fixed` store.
+    pub fn reopen(&self) -> Result<bool, belabox_store::OpenError> {
+        match self.get_mut() {
+            Some(mut s) => s.reopen().map(|()| true),
+            None => Ok(false),
+        }
+    }
+}
 
 type Job = Box<dyn FnOnce() + Send>;
 

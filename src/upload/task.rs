@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use belabox_store::{Checkpoint, PendingSample, SampleKey, Store, Uuid};
+use belabox_store::{Checkpoint, PendingSample, SampleKey, Uuid};
 use smol::Timer;
 use smol::future::FutureExt as _;
 
@@ -21,7 +21,7 @@ use crate::config::RemoteConfig;
 use crate::model::state::{AgentState, Refused};
 use crate::model::time::now_ms;
 use crate::net::{self, Client, HttpError, Method, Request, Url};
-use crate::upload::store_worker::{Pending, StoreWorker, WorkerGone};
+use crate::upload::store_worker::{Pending, SharedStore, StoreWorker, WorkerGone};
 
 impl AsPoint for PendingSample {
     fn point(&self) -> Point {
@@ -197,7 +197,7 @@ pub struct Uploader {
     /// `Bearer <token>`: only ever written into the `Authorization` header.
     auth: Option<Vec<u8>>,
     client: Client,
-    store: Arc<Store>,
+    store: SharedStore,
     /// Runs the blocking store calls (pending reads, marks, quarantines) off the executor.
     worker: StoreWorker,
     state: Arc<AgentState>,
@@ -279,10 +279,11 @@ impl Uploader {
     /// with the clock-skew check.
     pub fn new(
         remote: &RemoteConfig,
-        store: Arc<Store>,
+        store: impl Into<SharedStore>,
         state: Arc<AgentState>,
         client: Client,
     ) -> Result<Uploader, UploadError> {
+        let store = store.into();
         let url_error = |message: String| UploadError::Url {
             url: remote.url.clone(),
             message,
@@ -436,7 +437,7 @@ impl Uploader {
         let store = self.store.clone();
         let batch = match self
             .worker
-            .run(move || store.pending(limit))
+            .run(move || store.get().pending(limit))
             .wait_result()
             .await
         {
@@ -538,7 +539,7 @@ impl Uploader {
             }
             if !self.series.contains_key(&s.series_id) {
                 // In memory in the store; no I/O.
-                match self.store.series_arc(s.series_id) {
+                match self.store.get().series_arc(s.series_id) {
                     Ok(info) => {
                         self.series.insert(
                             s.series_id,
@@ -584,6 +585,7 @@ impl Uploader {
         let result = self
             .worker
             .run(move || {
+                let store = store.get();
                 let mut counts = [0usize; 3];
                 for (i, (keys, reason)) in [
                     (&non_finite, Verdict::NonFinite.reason()),
@@ -752,6 +754,7 @@ impl Uploader {
         };
         let store = self.store.clone();
         self.inflight_mark = Some(self.worker.run(move || {
+            let store = store.get();
             let r = store
                 .mark_uploaded(&keys, &checkpoint)
                 .map(|n| (n, store.pending_count().unwrap_or(0)));
@@ -802,6 +805,7 @@ impl Uploader {
         let result = self
             .worker
             .run(move || {
+                let store = store.get();
                 store
                     .quarantine(&keys, &reason, now)
                     .map(|n| (n, store.pending_count().unwrap_or(0)))
@@ -1123,7 +1127,7 @@ mod tests {
     fn url_is_checked_and_token_never_debug_printed() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(
-            Store::open(
+            belabox_store::Store::open(
                 &dir.path().join("m.redb"),
                 belabox_store::StoreOptions::default(),
             )

@@ -1,6 +1,7 @@
 //! Shared helpers for the agent's integration tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod agent;
 pub mod proxy;
 pub mod vm;
 

@@ -1,0 +1,277 @@
+//! A full disk, for real, against a real VictoriaMetrics: the agent's store on a tmpfs the test
+//! mounts (root only; skipped with a message otherwise) and always unmounts (`umount -l`).
+//!
+//! - Running agent: VictoriaMetrics down, the disk filled until the agent reports no space;
+//!   /health shows it (storage error, "no space left on device", the ring's drops) while
+//!   /health/live stays 200; then the file system grows and VictoriaMetrics starts. The agent
+//!   recovers by itself, and every sample it collected is in the store — in VictoriaMetrics
+//!   exactly once once uploaded — except the ring drops it counted: collected − dropped ==
+//!   stored, no duplicates, and the outage is logged once, with its drop count at the end.
+//! - Start on a full disk: the agent does not exit, uploads the backlog it holds while the
+//!   disk is still full, and recovers once space is freed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use support::agent::{
+    Agent, Tmpfs, assert_vm_matches_store, fill, health_addr, log_lines, store_samples,
+    write_config,
+};
+use support::vm::Vm;
+
+const DEVICE: &str = "diskfull-board";
+
+#[test]
+fn a_full_disk_loses_nothing_beyond_the_counted_ring_drops() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(fs) = Tmpfs::mount(&dir.path().join("mnt"), "3m") else {
+        return;
+    };
+    let mnt = dir.path().join("mnt");
+    let mut vm = Vm::start();
+    let vm_addr = vm.addr();
+    vm.stop();
+    let health = health_addr();
+    let cfg = write_config(
+        dir.path(),
+        &mnt.join("metrics.redb"),
+        DEVICE,
+        "20ms",
+        health,
+        Some(&vm.import_url()),
+    );
+    let mut agent = Agent::spawn(&cfg, health, &dir.path().join("agent.log"));
+    agent.wait_for("a first flush", Duration::from_secs(20), |a| {
+        a.storage()["details"]["pending_count"].as_u64() > Some(0)
+    });
+
+    fill(&mnt.join("filler"));
+    agent.wait_for(
+        "the agent to report no space",
+        Duration::from_secs(120),
+        |a| a.storage()["details"]["no_space"] == true,
+    );
+    let st = agent.storage();
+    assert_eq!(st["status"], "error", "{st}");
+    let msg = st["message"].as_str().unwrap();
+    assert!(msg.contains("no space left on device"), "{msg}");
+    agent.wait_for("the ring to drop samples", Duration::from_secs(60), |a| {
+        a.storage()["details"]["ring_dropped_in_outage"].as_u64() > Some(0)
+    });
+    let st = agent.storage();
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap()
+            .contains("samples dropped from the full ring"),
+        "{st}"
+    );
+    // Progress is still possible (uploads of what the store holds; recovery): live.
+    let (live, body) = agent.get("/health/live").unwrap();
+    assert_eq!((live, &body["status"]), (200, &serde_json::json!("alive")));
+    let (status, _) = agent.get("/health").unwrap();
+    assert_eq!(status, 503, "storage error makes /health 503");
+    agent.assert_running();
+
+    // Space comes back (the file system grows) and so does VictoriaMetrics.
+    fs.resize("32m");
+    vm.start_again();
+    assert_eq!(
+        vm.addr(),
+        vm_addr,
+        "VictoriaMetrics came back on another port"
+    );
+    agent.wait_for("the store to recover", Duration::from_secs(90), |a| {
+        a.storage()["status"] == "ok"
+    });
+    let st = agent.storage();
+    assert_eq!(st["details"]["no_space"], false, "{st}");
+    agent.wait_for("the backlog to drain", Duration::from_secs(90), |a| {
+        a.uploader()["details"]["pending_count"].as_u64() == Some(0)
+    });
+    let (live, _) = agent.get("/health/live").unwrap();
+    assert_eq!(live, 200);
+    let log_path = agent.log.clone();
+    let ended = agent.stop();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+
+    // Logged once per outage: its start, the first ring drop, and its end with the count.
+    let began = log_lines(&log, "the store takes no samples");
+    assert!(!began.is_empty(), "log:\n{log}");
+    let drops = log_lines(&log, "the ring is full while the store takes no samples");
+    let ends = log_lines(&log, "the store takes samples again");
+    assert_eq!(
+        (began.len(), drops.len(), ends.len()),
+        (1, 1, 1),
+        "one outage, logged once; log:\n{log}"
+    );
+    assert_eq!(began[0]["error_type"], "no_space");
+    assert_eq!(ends[0]["dropped"].as_u64(), Some(ended.ring_dropped));
+    assert!(ended.ring_dropped > 0);
+    assert_eq!(ended.lost_at_stop, 0);
+
+    // collected − counted drops == stored, exactly once each.
+    let (uploaded, pending) = store_samples(&cfg);
+    eprintln!(
+        "collected {}, ring dropped {}, stored {} uploaded + {} pending",
+        ended.collected,
+        ended.ring_dropped,
+        uploaded.len(),
+        pending.len()
+    );
+    let stored = (uploaded.len() + pending.len()) as u64;
+    assert_eq!(
+        stored,
+        ended.collected - ended.ring_dropped,
+        "collected {} dropped {} stored {stored}; log:\n{log}",
+        ended.collected,
+        ended.ring_dropped
+    );
+    // Uploaded ones are in VictoriaMetrics exactly once; pending ones are the final flush.
+    assert!(
+        uploaded.len() > pending.len(),
+        "{} uploaded, {} pending",
+        uploaded.len(),
+        pending.len()
+    );
+    assert_vm_matches_store(&vm, DEVICE, &uploaded, &pending);
+}
+
+/// Fills the store file's own free pages (text samples: never uploaded, not in the counts)
+/// until a write needs the full file system, so that the agent's first writes at start hit
+/// ENOSPC (redb may still find a page or two for the small session record).
+fn use_up_the_free_pages(path: &std::path::Path) {
+    use belabox_store::{NewSample, SeriesKey, Store, StoreOptions, Value};
+    let mut store = Store::open(path, StoreOptions::default()).unwrap();
+    let mut ts = 1_000i64;
+    // Big samples first, then ever smaller ones into what is left.
+    for len in [belabox_store::MAX_STRING_LEN, 512, 64, 1] {
+        let text = "x".repeat(len);
+        store.reopen().unwrap();
+        loop {
+            ts += 1;
+            let batch = [NewSample {
+                series: SeriesKey {
+                    name: "test_filler",
+                    device_id: "filler",
+                    labels: &[],
+                },
+                ts_ms: ts,
+                value: Value::Text(&text),
+            }];
+            match store.insert(&batch) {
+                Ok(_) => {}
+                Err(e) if e.is_no_space() => break,
+                Err(e) => panic!("filling the store: {e}"),
+            }
+            assert!(ts < 10_000_000, "the store never ran out of space");
+        }
+    }
+}
+
+#[test]
+fn an_agent_started_on_a_full_disk_uploads_its_backlog_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(_fs) = Tmpfs::mount(&dir.path().join("mnt"), "3m") else {
+        return;
+    };
+    let mnt = dir.path().join("mnt");
+    let store = mnt.join("metrics.redb");
+    let health = health_addr();
+    let mut vm = Vm::start();
+    let vm_addr = vm.addr();
+    vm.stop();
+    let cfg = write_config(
+        dir.path(),
+        &store,
+        DEVICE,
+        "50ms",
+        health,
+        Some(&vm.import_url()),
+    );
+    // A backlog: a first run while VictoriaMetrics is down.
+    let first = Agent::spawn(&cfg, health, &dir.path().join("first.log"));
+    first.wait_for("a backlog", Duration::from_secs(30), |a| {
+        a.storage()["details"]["pending_count"].as_u64() > Some(2000)
+    });
+    let run1 = first.stop();
+    let (up1, backlog) = store_samples(&cfg);
+    assert!(up1.is_empty());
+    assert_eq!(backlog.len() as u64, run1.collected - run1.ring_dropped);
+
+    fill(&mnt.join("filler"));
+    use_up_the_free_pages(&store);
+    vm.start_again();
+    assert_eq!(vm.addr(), vm_addr);
+    let mut agent = Agent::spawn(&cfg, health, &dir.path().join("second.log"));
+    // Still running on the full disk, and the backlog goes out.
+    agent.wait_for("the backlog in VM", Duration::from_secs(60), |_| {
+        let in_vm = support::agent::vm_samples(&vm, DEVICE);
+        backlog.keys().all(|k| in_vm.contains_key(k))
+    });
+    agent.assert_running();
+    agent.wait_for(
+        "the agent to report no space",
+        Duration::from_secs(120),
+        |a| a.storage()["details"]["no_space"] == true,
+    );
+    let (live, _) = agent.get("/health/live").unwrap();
+    assert_eq!(live, 200);
+    agent.assert_running();
+
+    // Space comes back: the filler goes.
+    std::fs::remove_file(mnt.join("filler")).unwrap();
+    agent.wait_for("the store to recover", Duration::from_secs(90), |a| {
+        a.storage()["status"] == "ok"
+    });
+    agent.wait_for("the queue to drain", Duration::from_secs(90), |a| {
+        a.uploader()["details"]["pending_count"].as_u64() == Some(0)
+    });
+    let log_path = agent.log.clone();
+    let run2 = agent.stop();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert_eq!(run2.lost_at_stop, 0);
+    // One outage, from the first write on (the session record when it found no free page in
+    // the file, else the first flush); the session is recorded in the end.
+    let began = log_lines(&log, "the store takes no samples");
+    assert_eq!(began.len(), 1, "log:\n{log}");
+    assert_eq!(began[0]["error_type"], "no_space");
+    assert!(
+        ["recording the session", "flush"].contains(&began[0]["what"].as_str().unwrap()),
+        "log:\n{log}"
+    );
+    let stats = std::process::Command::new(support::bin())
+        .args(["store", "stats", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let stats = String::from_utf8_lossy(&stats.stdout);
+    assert!(stats.contains("sessions:         2"), "{stats}");
+    let (uploaded, pending) = store_samples(&cfg);
+    eprintln!(
+        "backlog {}, run 2 collected {}, ring dropped {}, stored {} uploaded + {} pending",
+        backlog.len(),
+        run2.collected,
+        run2.ring_dropped,
+        uploaded.len(),
+        pending.len()
+    );
+    let stored = (uploaded.len() + pending.len()) as u64;
+    assert_eq!(
+        stored,
+        backlog.len() as u64 + run2.collected - run2.ring_dropped,
+        "run 2: collected {} dropped {}; log:\n{log}",
+        run2.collected,
+        run2.ring_dropped
+    );
+    for k in backlog.keys() {
+        assert!(
+            uploaded.contains_key(k),
+            "backlog sample still pending: {k:?}"
+        );
+    }
+    assert_vm_matches_store(&vm, DEVICE, &uploaded, &pending);
+}

@@ -1,0 +1,147 @@
+//! A damaged store under the real agent: a store the agent wrote, stopped, 10 bit flips
+//! (seeded) until `Store::check` finds the damage; then:
+//!
+//! - `store check` reports it (exit 1) and writes nothing; `store stats` on a healthy store
+//!   writes nothing either;
+//! - the agent started on it logs the reason, moves the file aside (the copy is byte for byte
+//!   the damaged file), starts a fresh store and keeps collecting: collected − ring drops ==
+//!   stored in the fresh store; /health shows storage degraded with the moved-aside path and
+//!   `/metrics` counts it (`storage_corrupt_moved_total 1`), `/health/live` stays 200.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use belabox_store::Store;
+use support::agent::{Agent, health_addr, log_lines, store_samples, write_config};
+
+const DEVICE: &str = "corrupt-board";
+
+/// `belabox-metrics store check --config CFG [--file F]`: (exit code, stdout).
+fn store_check(cfg: &Path, file: Option<&Path>) -> (i32, String) {
+    let mut c = Command::new(support::bin());
+    c.args(["store", "check", "--config"]).arg(cfg);
+    if let Some(f) = file {
+        c.arg("--file").arg(f);
+    }
+    let out = c.output().unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// 10 seeded bit flips in a copy of `original`, seed after seed, until the check finds damage.
+fn damage(original: &[u8], scratch: &Path) -> (u64, Vec<u8>, Vec<String>) {
+    for seed in 1..500u64 {
+        let mut rng = oorandom::Rand64::new(u128::from(seed));
+        let mut bytes = original.to_vec();
+        for _ in 0..10 {
+            let bit = rng.rand_range(0..(bytes.len() as u64 * 8));
+            bytes[(bit / 8) as usize] ^= 1 << (bit % 8);
+        }
+        std::fs::write(scratch, &bytes).unwrap();
+        if let Ok(r) = Store::check(scratch) {
+            if !r.is_healthy() {
+                return (seed, bytes, r.problems);
+            }
+        }
+    }
+    panic!("no seed of 500 damaged the store detectably");
+}
+
+#[test]
+fn a_damaged_store_is_moved_aside_and_collection_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("metrics.redb");
+    let health = health_addr();
+    let cfg = write_config(dir.path(), &store, DEVICE, "50ms", health, None);
+    let first = Agent::spawn(&cfg, health, &dir.path().join("first.log"));
+    first.wait_for("samples in the store", Duration::from_secs(30), |a| {
+        a.storage()["details"]["pending_count"].as_u64() > Some(1000)
+    });
+    first.stop();
+
+    // Inspection writes nothing: stats and check on the healthy store.
+    let healthy = std::fs::read(&store).unwrap();
+    let out = Command::new(support::bin())
+        .args(["store", "stats", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let (code, report) = store_check(&cfg, None);
+    assert_eq!(code, 0, "{report}");
+    assert!(report.contains("healthy"), "{report}");
+    assert_eq!(
+        std::fs::read(&store).unwrap(),
+        healthy,
+        "inspection wrote to the store"
+    );
+
+    let (seed, damaged, problems) = damage(&healthy, &dir.path().join("probe.redb"));
+    eprintln!("seed {seed}: {problems:?}");
+    std::fs::write(&store, &damaged).unwrap();
+    let (code, report) = store_check(&cfg, None);
+    assert_eq!(code, 1, "{report}");
+    assert!(report.contains("DAMAGED"), "{report}");
+    assert_eq!(std::fs::read(&store).unwrap(), damaged, "store check wrote");
+
+    let agent = Agent::spawn(&cfg, health, &dir.path().join("second.log"));
+    agent.wait_for(
+        "the fresh store to take samples",
+        Duration::from_secs(30),
+        |a| a.storage()["details"]["pending_count"].as_u64() > Some(200),
+    );
+    let st = agent.storage();
+    assert_eq!(st["status"], "degraded", "{st}");
+    let moved = st["details"]["corrupt_moved_to"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        moved.starts_with(&format!("{}.corrupt-", store.display())),
+        "{moved}"
+    );
+    assert!(st["message"].as_str().unwrap().contains(&moved), "{st}");
+    assert_eq!(
+        std::fs::read(&moved).unwrap(),
+        damaged,
+        "the moved-aside file is not the damaged file"
+    );
+    let (live, _) = agent.get("/health/live").unwrap();
+    assert_eq!(live, 200);
+    let (_, metrics) = support::vm::http_get(health, "/metrics").unwrap();
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "storage_corrupt_moved_total 1"),
+        "{metrics}"
+    );
+    let log_path = agent.log.clone();
+    let ended = agent.stop();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let lines = log_lines(&log, "the store is damaged");
+    assert_eq!(lines.len(), 1, "log:\n{log}");
+    assert_eq!(lines[0]["moved_to"], moved.as_str());
+    assert!(!lines[0]["reason"].as_str().unwrap().is_empty());
+
+    // The fresh store holds exactly what this run collected (minus counted drops).
+    let (uploaded, pending) = store_samples(&cfg);
+    assert!(uploaded.is_empty());
+    assert_eq!(
+        pending.len() as u64,
+        ended.collected - ended.ring_dropped,
+        "log:\n{log}"
+    );
+    let (code, report) = store_check(&cfg, None);
+    assert_eq!(code, 0, "the fresh store: {report}");
+    let (code, report) = store_check(&cfg, Some(Path::new(&moved)));
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(std::fs::read(&moved).unwrap(), damaged, "store check wrote");
+}

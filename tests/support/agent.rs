@@ -1,0 +1,334 @@
+//! The real agent binary in a test: a config on the rk3588 fixture, the process with its JSON
+//! log in a file, its /health, its shutdown counters, and the store-vs-VictoriaMetrics check.
+//! Also a tmpfs the test mounts (root only) and that is always unmounted.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::vm::{Vm, free_port, http_get};
+
+/// A tmpfs mounted by the test on `dir`; `umount -l` on drop, even when the test panics.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// `None` (with a message) when mounting is not possible (not root).
+    pub fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            eprintln!(
+                "SKIPPED: cannot mount a tmpfs (needs root): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return None;
+        }
+        Some(Tmpfs(dir.to_owned()))
+    }
+
+    /// `mount -o remount,size=SIZE`: the file system grows (or shrinks) in place.
+    pub fn resize(&self, size: &str) {
+        let st = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(st.success(), "remount {size} failed");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Writes `path` in 64 KiB blocks until the file system is full (ENOSPC).
+pub fn fill(path: &Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    let block = vec![0xa5u8; 64 * 1024];
+    loop {
+        match f.write(&block) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(28) => break,
+            Err(e) => panic!("filling {}: {e}", path.display()),
+        }
+    }
+    // Whatever partial block is left.
+    for _ in 0..64 {
+        if f.write(&block[..1024]).is_err() {
+            break;
+        }
+    }
+    let _ = f.sync_all();
+}
+
+/// A config for the agent: the rk3588 fixture every `interval`, flushes every 300 ms, health on
+/// `health`, uploads to `remote` (when given) every 500 ms, no self-metrics during the test (so
+/// that every numeric sample in the store came through the ring), JSON logs.
+pub fn write_config(
+    dir: &Path,
+    store: &Path,
+    device: &str,
+    interval: &str,
+    health: SocketAddr,
+    remote: Option<&str>,
+) -> PathBuf {
+    let board = super::fixture("rk3588-rock5b");
+    let remote = remote.map_or(String::new(), |url| {
+        format!("[remote]\nurl = \"{url}\"\nupload_interval = \"500ms\"\n")
+    });
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[device]\nid = \"{device}\"\n[collect]\ninterval = \"{interval}\"\n\
+             [paths]\nprocfs = \"{}\"\nsysfs = \"{}\"\n\
+             [storage]\npath = \"{}\"\nflush_interval = \"300ms\"\n\
+             [health]\naddress = \"{health}\"\n\
+             [monitoring]\nclock_skew_url = \"off\"\nself_metrics_interval = \"1h\"\n\
+             [logging]\nformat = \"json\"\nlevel = \"info\"\n{remote}",
+            board.join("proc").display(),
+            board.join("sys").display(),
+            store.display(),
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+pub fn health_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
+/// A running `belabox-metrics run`.
+pub struct Agent {
+    child: Option<Child>,
+    pub log: PathBuf,
+    pub health: SocketAddr,
+}
+
+impl Agent {
+    pub fn spawn(cfg: &Path, health: SocketAddr, log: &Path) -> Agent {
+        let err = std::fs::File::create(log).unwrap();
+        let child = Command::new(super::bin())
+            .args(["run", "--config"])
+            .arg(cfg)
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        let agent = Agent {
+            child: Some(child),
+            log: log.to_owned(),
+            health,
+        };
+        agent.wait_for("the health endpoint", Duration::from_secs(20), |a| {
+            a.get("/health/live").is_some()
+        });
+        agent
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The agent is still running (it did not exit).
+    pub fn assert_running(&mut self) {
+        let c = self.child.as_mut().unwrap();
+        if let Some(st) = c.try_wait().unwrap() {
+            panic!("the agent exited ({st}); log:\n{}", self.log_text());
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Option<(u16, serde_json::Value)> {
+        let (status, body) = http_get(self.health, path).ok()?;
+        Some((status, serde_json::from_slice(&body).ok()?))
+    }
+
+    /// `/health`'s storage component.
+    pub fn storage(&self) -> serde_json::Value {
+        self.get("/health")
+            .map(|(_, v)| v["components"]["storage"].clone())
+            .unwrap()
+    }
+
+    pub fn uploader(&self) -> serde_json::Value {
+        self.get("/health")
+            .map(|(_, v)| v["components"]["uploader"].clone())
+            .unwrap()
+    }
+
+    /// Polls `cond` every 100 ms; panics with the log after `limit`.
+    pub fn wait_for(&self, what: &str, limit: Duration, mut cond: impl FnMut(&Agent) -> bool) {
+        let t = Instant::now();
+        while !cond(self) {
+            assert!(
+                t.elapsed() < limit,
+                "timed out waiting for {what}; /health: {:?}; log:\n{}",
+                self.get("/health"),
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGTERM, wait (≤ 30 s), exit status 0; returns the "collection ended" counters.
+    pub fn stop(mut self) -> Ended {
+        let mut c = self.child.take().unwrap();
+        rustix::process::kill_process(
+            rustix::process::Pid::from_child(&c),
+            rustix::process::Signal::TERM,
+        )
+        .unwrap();
+        let t = Instant::now();
+        let st = loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                break st;
+            }
+            assert!(t.elapsed() < Duration::from_secs(30), "agent did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let log = self.log_text();
+        assert!(st.success(), "agent exited with {st}; log:\n{log}");
+        let ended = log_lines(&log, "collection ended");
+        assert_eq!(ended.len(), 1, "log:\n{log}");
+        let e = &ended[0];
+        Ended {
+            collected: e["collected"].as_u64().unwrap(),
+            ring_dropped: e["ring_dropped"].as_u64().unwrap(),
+            lost_at_stop: e["lost_at_stop"].as_u64().unwrap(),
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The agent's own count at shutdown.
+#[derive(Debug, Clone, Copy)]
+pub struct Ended {
+    /// Samples the collectors pushed into the ring.
+    pub collected: u64,
+    /// Of those, dropped by the full ring.
+    pub ring_dropped: u64,
+    /// Left in the ring when the final flush failed.
+    pub lost_at_stop: u64,
+}
+
+/// The JSON log lines whose `msg` starts with `msg`.
+pub fn log_lines(log: &str, msg: &str) -> Vec<serde_json::Value> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["msg"].as_str().is_some_and(|m| m.starts_with(msg)))
+        .collect()
+}
+
+pub type SeriesId = Vec<(String, String)>;
+pub type Samples = BTreeMap<(SeriesId, i64), f64>;
+
+fn series_id(metric: &serde_json::Value) -> SeriesId {
+    let mut id: SeriesId = metric
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect();
+    id.sort();
+    id
+}
+
+/// The store's numeric samples (via `store export`, read-only): (uploaded, pending).
+pub fn store_samples(cfg: &Path) -> (Samples, Samples) {
+    let mut uploaded = Samples::new();
+    let mut pending = Samples::new();
+    for line in &super::store_export_lines(cfg) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v.get("values").is_none() {
+            continue; // text sample: kept local by design
+        }
+        let key = (
+            series_id(&v["metric"]),
+            v["timestamps"][0].as_i64().unwrap(),
+        );
+        let value = v["values"][0].as_f64().unwrap();
+        let into = if v["pending"] == true {
+            &mut pending
+        } else {
+            &mut uploaded
+        };
+        assert!(
+            into.insert(key, value).is_none(),
+            "store exported a sample twice: {line}"
+        );
+    }
+    (uploaded, pending)
+}
+
+/// VictoriaMetrics' samples of `device`; panics on a sample held twice.
+pub fn vm_samples(vm: &Vm, device: &str) -> Samples {
+    vm.force_flush();
+    let mut out = Samples::new();
+    for s in vm.export(&format!("{{device_id=\"{device}\"}}")) {
+        let mut id: SeriesId = s.metric.into_iter().collect();
+        id.sort();
+        for (v, ts) in s.values.into_iter().zip(s.timestamps) {
+            assert!(
+                out.insert((id.clone(), ts), v).is_none(),
+                "VictoriaMetrics holds a sample twice: {id:?} @ {ts}"
+            );
+        }
+    }
+    out
+}
+
+/// Every uploaded sample of the store is in VictoriaMetrics with its value, and VictoriaMetrics
+/// holds nothing the store does not (a pending sample may be there already: a chunk whose mark
+/// failed is re-sent and deduplicated). Polls a little: rows VM acknowledged last become
+/// searchable shortly after its force_flush.
+pub fn assert_vm_matches_store(vm: &Vm, device: &str, uploaded: &Samples, pending: &Samples) {
+    let mut in_vm = Samples::new();
+    for _ in 0..10 {
+        in_vm = vm_samples(vm, device);
+        if uploaded.keys().all(|k| in_vm.contains_key(k)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let missing: Vec<_> = uploaded
+        .keys()
+        .filter(|k| !in_vm.contains_key(*k))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} uploaded samples missing in VM, first {:?}",
+        missing.len(),
+        uploaded.len(),
+        missing.first()
+    );
+    for (k, v) in &in_vm {
+        let stored = uploaded
+            .get(k)
+            .or_else(|| pending.get(k))
+            .unwrap_or_else(|| panic!("VM has a sample the store does not: {k:?}"));
+        assert!(
+            (stored - v).abs() <= 1e-9 * v.abs().max(1.0),
+            "{k:?}: VM has {v}, store {stored}"
+        );
+    }
+    vm.assert_nothing_dropped();
+}
