@@ -148,12 +148,25 @@ impl std::error::Error for SinceError {}
 
 /// Read-only: redb's crash recovery, the header's open flag and migrations stay in memory.
 fn open_store(config: &Config) -> Result<Store, OpenStoreError> {
-    Store::open_read_only(&config.storage.path, crate::agent::store_options(config)).map_err(
-        |source| OpenStoreError {
+    open_with(config, Store::open_read_only)
+}
+
+/// Read-write, for `store requeue` (the one command that changes the file; it verifies the file
+/// first, as the agent does).
+fn open_store_rw(config: &Config) -> Result<Store, OpenStoreError> {
+    open_with(config, Store::open)
+}
+
+fn open_with(
+    config: &Config,
+    open: fn(&Path, belabox_store::StoreOptions) -> Result<Store, OpenError>,
+) -> Result<Store, OpenStoreError> {
+    open(&config.storage.path, crate::agent::store_options(config)).map_err(|source| {
+        OpenStoreError {
             path: config.storage.path.clone(),
             source: Box::new(source),
-        },
-    )
+        }
+    })
 }
 
 /// `store check`: verifies `file` (default `storage.path`) and prints the report. `Ok(true)`
@@ -316,7 +329,7 @@ pub fn store_requeue(
         .map(|s| parse_since(s, now_ms()))
         .transpose()
         .map_err(RequeueCmdError::Since)?;
-    let store = open_store(config).map_err(RequeueCmdError::Open)?;
+    let store = open_store_rw(config).map_err(RequeueCmdError::Open)?;
     let mut requeued = 0u64;
     match reason {
         None => {
