@@ -16,19 +16,19 @@ static ALLOC: CountingAlloc = CountingAlloc;
 
 fn ticks_allocate(config: &Config) -> (u64, u32) {
     let mut collectors = Collectors::open(config).expect("collectors open");
-    let mut ring = SampleRing::<4096>::boxed();
+    let mut ring = SampleRing::with_capacity(4096);
     let mut ts = 1_700_000_000_000i64;
     // Warm-up: first reads, filter caches, lazily opened zone files.
     for _ in 0..3 {
         ts += 1000;
-        collectors.collect_all(ts, &mut *ring);
+        collectors.collect_all(ts, &mut ring);
         ring.consume(ring.len());
     }
     let (pushed, allocs) = count_allocs(|| {
         let mut pushed = 0;
         for _ in 0..50 {
             ts += 1000;
-            pushed += collectors.collect_all(ts, &mut *ring);
+            pushed += collectors.collect_all(ts, &mut ring);
             ring.consume(ring.len());
         }
         pushed

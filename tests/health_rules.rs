@@ -37,6 +37,8 @@ fn healthy() -> Snapshot {
                 samples_total: 120,
                 collections_total: 10,
                 failures_total: 0,
+                ring_dropped_total: 0,
+                ring_dropping: false,
             })
             .unwrap();
     }

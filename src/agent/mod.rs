@@ -32,7 +32,7 @@ use belabox_store::{
 use crate::collect::{Collectors, SetupError};
 use crate::config::{Config, DurabilityMode};
 use crate::health::HealthRules;
-use crate::model::ring::{RING_CAPACITY, SampleRing};
+use crate::model::ring::{DropLog, RingSize, SampleRing, fit_caps};
 use crate::model::state::AgentState;
 use crate::model::time::now_ms;
 use crate::monitor::self_metrics::store_self_metrics;
@@ -127,7 +127,11 @@ fn read_line(path: &Path) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
 
-pub fn run(config: Config) -> Result<(), RunError> {
+pub fn run(mut config: Config) -> Result<(), RunError> {
+    // `load_config` already fitted (and said so on stderr); this covers library callers.
+    if let Some(lowered) = fit_caps(&mut config) {
+        log::warn!("{lowered}");
+    }
     // Signals first: a SIGTERM during start-up must still end in a clean close.
     let wake = WakePipe::install().map_err(RunError::Signals)?;
     let store = open_store(&config)?;
@@ -243,7 +247,8 @@ struct CollectionLoop<'a> {
     state: &'a AgentState,
     rules: HealthRules,
     collectors: Collectors,
-    ring: Box<SampleRing<RING_CAPACITY>>,
+    ring: SampleRing,
+    drop_log: DropLog,
     scratch: FlushScratch,
     /// Origin of the collectors' monotonic milliseconds.
     start: Instant,
@@ -267,7 +272,8 @@ impl<'a> CollectionLoop<'a> {
             state,
             rules,
             collectors,
-            ring: SampleRing::<RING_CAPACITY>::boxed(),
+            ring: SampleRing::for_config(config),
+            drop_log: DropLog::default(),
             scratch: FlushScratch::default(),
             start,
             next_flush: start + config.storage.flush_interval,
@@ -286,24 +292,42 @@ impl<'a> CollectionLoop<'a> {
         let now = Instant::now();
         let ts = now_ms();
         let t0 = Instant::now();
-        let pushed = self.collectors.tick(self.mono(now), ts, &mut *self.ring);
+        let pushed = self.collectors.tick(self.mono(now), ts, &mut self.ring);
         if pushed > 0 {
             self.state
                 .collect_duration
                 .observe(t0.elapsed().as_secs_f64());
         }
         self.state.loop_heartbeat.fetch_add(1, Ordering::Relaxed);
-        self.state
-            .storage
-            .ring_dropped_total
-            .store(self.ring.dropped(), Ordering::Relaxed);
+        self.note_ring_drops(now, ts);
         now
+    }
+
+    /// Counts ring drops per collector (health degrades on them) and logs them, rate-limited.
+    fn note_ring_drops(&mut self, now: Instant, ts: i64) {
+        let dropped = self.ring.dropped();
+        let storage = &self.state.storage;
+        if storage.ring_dropped_total.swap(dropped, Ordering::Relaxed) != dropped {
+            self.collectors.note_ring_drops(&self.ring, ts);
+        }
+        if let Some(line) = self.drop_log.due(dropped, now) {
+            let size = RingSize::for_config(self.config);
+            log::warn!(
+                dropped = line.new,
+                dropped_total = line.total,
+                ring_capacity = self.ring.capacity(),
+                largest_tick = size.max_tick,
+                store_failing = storage.io_failing.load(Ordering::Relaxed);
+                "sample ring full: oldest samples dropped before they were stored"
+            );
+        }
     }
 
     /// Flush (on time, or early when the ring is half full), self-metrics, store upkeep.
     fn housekeeping(&mut self, now: Instant) {
         let c = self.config;
-        if now >= self.next_flush || self.ring.len() >= RING_CAPACITY / 2 {
+        // Half full: the next tick (at most half the capacity, see RingSize) still fits.
+        if now >= self.next_flush || self.ring.len() >= self.ring.capacity() / 2 {
             self.flush();
             refresh_storage_state(self.store, &c.storage.path, self.state);
             self.next_flush = now + c.storage.flush_interval;
