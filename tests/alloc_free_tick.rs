@@ -72,6 +72,9 @@ fn zero_allocations_after_the_read_buffer_grew() {
     config.paths.sysfs = support::fixture("rk3588-rock5b").join("sys");
     let (allocs, pushed) = ticks_allocate(&config);
     // 32 interfaces × 8 + the dropped counter, per tick.
-    assert!(pushed >= 50 * (32 * 8 + 1), "only {pushed} samples in 50 ticks");
+    assert!(
+        pushed >= 50 * (32 * 8 + 1),
+        "only {pushed} samples in 50 ticks"
+    );
     assert_eq!(allocs, 0, "allocations in 50 ticks after the buffer grew");
 }
