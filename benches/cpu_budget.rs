@@ -52,11 +52,11 @@ fn main() {
     }
     let mut buf = vec![0u8; READ_BUF_SIZE];
     let mut collectors = Collectors::open(&config).expect("collectors open");
-    let mut ring = SampleRing::<4096>::boxed();
+    let mut ring = SampleRing::with_capacity(4096);
     let mut ts = 1_700_000_000_000i64;
     for _ in 0..10 {
         ts += 1000;
-        collectors.collect_all(ts, &mut *ring);
+        collectors.collect_all(ts, &mut ring);
         ring.consume(ring.len());
     }
 
@@ -80,7 +80,7 @@ fn main() {
             let mut n = 0u64;
             for _ in 0..TICKS_PER_ROUND {
                 ts += 1000;
-                n += u64::from(collectors.collect_all(ts, &mut *ring));
+                n += u64::from(collectors.collect_all(ts, &mut ring));
                 ring.consume(ring.len());
             }
             n

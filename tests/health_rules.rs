@@ -37,6 +37,8 @@ fn healthy() -> Snapshot {
                 samples_total: 120,
                 collections_total: 10,
                 failures_total: 0,
+                ring_dropped_total: 0,
+                ring_dropping: false,
             })
             .unwrap();
     }
@@ -120,6 +122,41 @@ fn all_healthy_is_ok() {
         r.snapshot.collectors[0].to_string(),
         "ok; 120 samples from 10 collections"
     );
+}
+
+#[test]
+fn ring_drops_degrade_the_collector_and_the_agent() {
+    let mut s = healthy();
+    for c in s.collectors.iter_mut() {
+        if c.kind == CollectorKind::Network {
+            c.ring_dropped_total = 4242;
+            c.ring_dropping = true;
+        }
+    }
+    let r = eval(&rules30(), &s);
+    assert_eq!(r.status, Level::Degraded);
+    let net = &r.snapshot.collectors[CollectorKind::Network.index()];
+    assert_eq!(net.status(), ComponentStatus::Degraded);
+    assert_eq!(
+        net.to_string(),
+        "4242 samples dropped from the full sample ring since start, the last within 600 s; \
+         120 samples from 10 collections"
+    );
+    assert_eq!(
+        r.to_string(),
+        "samples dropped from the full sample ring: network"
+    );
+    // Dropped long ago (not within the window): ok again, the count stays.
+    for c in s.collectors.iter_mut() {
+        c.ring_dropping = false;
+    }
+    let r = eval(&rules30(), &s);
+    assert_eq!(r.status, Level::Ok);
+    // A failing collector stays an error; the drop adds nothing to its message.
+    fail(&mut s, &[CollectorKind::Network]);
+    s.collectors[CollectorKind::Network.index()].ring_dropping = true;
+    let r = eval(&rules30(), &s);
+    assert_eq!(r.to_string(), "1 of 7 collectors failing: network");
 }
 
 #[test]

@@ -248,6 +248,7 @@ fn system(l1: f64, l5: f64, l15: f64, up: f64) -> Vec<(Key, f64)> {
         (key("system_load15", &[]), l15),
         (key("system_uptime_seconds", &[]), up),
         (key("network_interfaces_dropped_total", &[]), 0.0),
+        (key("disk_devices_dropped_total", &[]), 0.0),
     ]
 }
 

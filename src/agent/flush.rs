@@ -6,7 +6,7 @@ use std::time::Instant;
 use belabox_store::{InsertError, NewSample, SeriesKey, Store, Value};
 
 use crate::collect::CollectorKind;
-use crate::model::ring::{RING_CAPACITY, SampleRing};
+use crate::model::ring::SampleRing;
 use crate::model::state::AgentState;
 
 type LabelPairs<'a> = heapless::Vec<(&'static str, &'a str), { crate::model::sample::MAX_LABELS }>;
@@ -35,7 +35,7 @@ fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
 /// unstamped table instead of the pending queue.
 pub(super) fn flush(
     store: &Store,
-    ring: &mut SampleRing<RING_CAPACITY>,
+    ring: &mut SampleRing,
     scratch: &mut FlushScratch,
     device_id: &str,
     state: &AgentState,
@@ -97,7 +97,7 @@ pub(super) fn flush(
 }
 
 /// Adds the ring's samples, now committed, to each collector's `stored_total`.
-fn count_stored(ring: &SampleRing<RING_CAPACITY>, state: &AgentState) {
+fn count_stored(ring: &SampleRing, state: &AgentState) {
     let mut per = [0u64; CollectorKind::COUNT];
     for s in ring.iter() {
         per[s.metric.collector().index()] += 1;

@@ -42,7 +42,7 @@ use crate::collect::{Collectors, SetupError};
 use crate::config::{Config, DurabilityMode};
 use crate::health::HealthRules;
 use crate::health::status::{LiveSnapshot, Liveness, liveness};
-use crate::model::ring::{RING_CAPACITY, SampleRing};
+use crate::model::ring::{DropLog, RingSize, SampleRing, fit_caps};
 use crate::model::state::{AgentState, mono_ms};
 use crate::model::time::now_ms;
 use crate::monitor::clock::{self, Policy, Stamp, SystemClock, Verdict};
@@ -153,7 +153,11 @@ fn read_line(path: &Path) -> Option<String> {
 }
 
 /// `reload`: how SIGHUP reads the configuration again (`None`: nothing to reload from).
-pub fn run(config: Config, reload: Option<ConfigLoader>) -> Result<(), RunError> {
+pub fn run(mut config: Config, reload: Option<ConfigLoader>) -> Result<(), RunError> {
+    // `load_config` already fitted (and said so on stderr); this covers library callers.
+    if let Some(lowered) = fit_caps(&mut config) {
+        log::warn!("{lowered}");
+    }
     // Signals first: a SIGTERM during start-up must still end in a clean close.
     let wake = WakePipe::install().map_err(RunError::Signals)?;
     let (store, moved_aside) = open_store(&config)?;
@@ -371,7 +375,8 @@ struct CollectionLoop<'a> {
     state: &'a AgentState,
     rules: HealthRules,
     collectors: Collectors,
-    ring: Box<SampleRing<RING_CAPACITY>>,
+    ring: SampleRing,
+    drop_log: DropLog,
     scratch: FlushScratch,
     /// Samples the collectors pushed into the ring since start: each one is stored, dropped
     /// by the full ring (`ring.dropped()`), or reported lost at shutdown.
@@ -420,7 +425,8 @@ impl<'a> CollectionLoop<'a> {
             state,
             rules,
             collectors,
-            ring: SampleRing::<RING_CAPACITY>::boxed(),
+            ring: SampleRing::for_config(config),
+            drop_log: DropLog::default(),
             scratch: FlushScratch::default(),
             collected: 0,
             start,
@@ -451,7 +457,7 @@ impl<'a> CollectionLoop<'a> {
         let now = Instant::now();
         let ts = self.judge_time();
         let t0 = Instant::now();
-        let pushed = self.collectors.tick(self.mono(now), ts, &mut *self.ring);
+        let pushed = self.collectors.tick(self.mono(now), ts, &mut self.ring);
         self.collected += pushed as u64;
         if pushed > 0 {
             self.state
@@ -459,11 +465,28 @@ impl<'a> CollectionLoop<'a> {
                 .observe(t0.elapsed().as_secs_f64());
         }
         self.state.loop_heartbeat.fetch_add(1, Ordering::Relaxed);
-        self.state
-            .storage
-            .ring_dropped_total
-            .store(self.ring.dropped(), Ordering::Relaxed);
+        self.note_ring_drops(now, ts);
         now
+    }
+
+    /// Counts ring drops per collector (health degrades on them) and logs them, rate-limited.
+    fn note_ring_drops(&mut self, now: Instant, ts: i64) {
+        let dropped = self.ring.dropped();
+        let storage = &self.state.storage;
+        if storage.ring_dropped_total.swap(dropped, Ordering::Relaxed) != dropped {
+            self.collectors.note_ring_drops(&self.ring, ts);
+        }
+        if let Some(line) = self.drop_log.due(dropped, now) {
+            let size = RingSize::for_config(self.config);
+            log::warn!(
+                dropped = line.new,
+                dropped_total = line.total,
+                ring_capacity = self.ring.capacity(),
+                largest_tick = size.max_tick,
+                store_failing = storage.io_failing.load(Ordering::Relaxed);
+                "sample ring full: oldest samples dropped before they were stored"
+            );
+        }
     }
 
     /// Flush (on time, or early when the ring is half full), self-metrics, store upkeep; in a
@@ -473,7 +496,8 @@ impl<'a> CollectionLoop<'a> {
         self.recovery.track_ring(self.ring.dropped(), self.state);
         match self.recovery.step(now) {
             Step::Normal => {
-                if now >= self.next_flush || self.ring.len() >= RING_CAPACITY / 2 {
+                // Half full: the next tick (at most half the capacity, see RingSize) still fits.
+                if now >= self.next_flush || self.ring.len() >= self.ring.capacity() / 2 {
                     self.flush_and_track(now, "flush");
                     self.next_flush = now + c.storage.flush_interval;
                 }

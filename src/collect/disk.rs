@@ -6,7 +6,7 @@ use super::filter::NameFilter;
 use super::{CollectError, Collector, OpenError, Outcome, Source, labelled, proc_source};
 use crate::config::Config;
 use crate::model::ring::SampleSink;
-use crate::model::sample::{LabelKey, Metric};
+use crate::model::sample::{LabelKey, Metric, Sample};
 
 /// The kernel counts diskstats sectors in 512-byte units whatever the device's block size.
 const SECTOR_BYTES: u64 = 512;
@@ -15,11 +15,19 @@ const SECTOR_BYTES: u64 = 512;
 pub struct DiskCollector {
     source: Source,
     filter: NameFilter,
+    max_devices: usize,
+    /// Device readings left out by `max_devices` since start (disk_devices_dropped_total).
+    dropped_total: u64,
 }
 
 impl DiskCollector {
-    pub fn new(source: Source, filter: NameFilter) -> DiskCollector {
-        DiskCollector { source, filter }
+    pub fn new(source: Source, filter: NameFilter, max_devices: usize) -> DiskCollector {
+        DiskCollector {
+            source,
+            filter,
+            max_devices,
+            dropped_total: 0,
+        }
     }
 }
 
@@ -28,9 +36,12 @@ impl Collector for DiskCollector {
         Ok(DiskCollector::new(
             proc_source(config, "diskstats")?,
             NameFilter::new(std::slice::from_ref(&config.disk.allowed_devices), &[])?,
+            config.disk.max_devices,
         ))
     }
 
+    /// The first `max_devices` admitted devices in file order are reported; the rest are counted
+    /// in disk_devices_dropped_total, which is emitted every tick.
     fn collect(
         &mut self,
         ts_ms: i64,
@@ -39,7 +50,9 @@ impl Collector for DiskCollector {
     ) -> Result<Outcome, CollectError> {
         let data = self.source.read(buf)?;
         let mut outcome = Outcome::default();
-        // Counters of devices the filter rejects are not parsed (nor validated).
+        let mut admitted = 0usize;
+        // Counters of devices the filter rejects are not parsed (nor validated); only admitted
+        // ones count towards `max_devices` and the dropped total.
         for line in diskstats::lines_where(data, |name| self.filter.allows(name)) {
             let d = match line {
                 Ok(d) => d,
@@ -48,6 +61,11 @@ impl Collector for DiskCollector {
                     continue;
                 }
             };
+            if admitted >= self.max_devices {
+                self.dropped_total += 1;
+                continue;
+            }
+            admitted += 1;
             let values = [
                 (Metric::DiskReadOpsTotal, d.reads_completed as f64),
                 (Metric::DiskWriteOpsTotal, d.writes_completed as f64),
@@ -68,6 +86,12 @@ impl Collector for DiskCollector {
             ];
             labelled(&mut outcome, out, ts_ms, LabelKey::Device, d.name, &values);
         }
+        out.push(Sample::new(
+            Metric::DiskDevicesDroppedTotal,
+            ts_ms,
+            self.dropped_total as f64,
+        ));
+        outcome.emitted += 1;
         Ok(outcome)
     }
 }

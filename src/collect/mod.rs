@@ -21,15 +21,15 @@ pub mod uptime;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use belabox_proc::ParseError;
 
 use crate::config::Config;
-use crate::model::ring::SampleSink;
+use crate::model::ring::{SampleRing, SampleSink};
 use crate::model::sample::{Label, LabelKey, LabelValue, Metric, Sample};
 pub use kind::CollectorKind;
-pub use source::{READ_BUF_SIZE, SourceError, SourceFile};
+pub use source::{MAX_READ_BUF_SIZE, READ_BUF_SIZE, SourceError, SourceFile};
 
 /// A file opened on first use and re-opened after a read error (a zone or device that came back).
 #[derive(Debug)]
@@ -185,6 +185,17 @@ pub struct CollectorStats {
     pub failures_total: AtomicU64,
     pub skipped_total: AtomicU64,
     pub failing: AtomicBool,
+    /// Samples of this collector dropped from the full sample ring before a flush stored them.
+    pub ring_dropped_total: AtomicU64,
+    /// Wall clock (ms) of the last tick that dropped samples of this collector; 0 = never.
+    pub last_ring_drop_ms: AtomicI64,
+}
+
+impl CollectError {
+    /// The file did not fit the read buffer (the caller may grow it and collect again).
+    fn is_too_large(&self) -> bool {
+        matches!(self, CollectError::Source(e) if matches!(**e, SourceError::TooLarge { .. }))
+    }
 }
 
 /// One periodic collector: built once at start, then run each time it is due.
@@ -195,8 +206,11 @@ pub trait Collector: fmt::Debug + Send {
     where
         Self: Sized;
 
-    /// Reads its sources through `buf` (the shared scratch buffer, [`READ_BUF_SIZE`] bytes) and
-    /// pushes samples stamped `ts_ms`. Allocation-free after the first call.
+    /// Reads its sources through `buf` (the shared scratch buffer, at least [`READ_BUF_SIZE`]
+    /// bytes) and pushes samples stamped `ts_ms`. Allocation-free after the first call.
+    ///
+    /// A `TooLarge` error must come before anything was pushed or any state changed (each
+    /// collector reads its one large file first): the caller then grows `buf` and calls again.
     fn collect(
         &mut self,
         ts_ms: i64,
@@ -220,6 +234,11 @@ struct Entry {
 }
 
 /// Every collector, with its schedule and scratch buffer.
+///
+/// The buffer starts at [`READ_BUF_SIZE`] and doubles, up to [`MAX_READ_BUF_SIZE`], when a file
+/// does not fit; the collector is then run again in the same tick. Each growth at least doubles
+/// it, so it happens at most 5 times in the life of the process (normally in the first tick),
+/// never per tick.
 #[derive(Debug)]
 pub struct Collectors {
     entries: Vec<Entry>,
@@ -371,6 +390,22 @@ impl Collectors {
         self.run(None, ts_ms, out)
     }
 
+    /// The read buffer's current size (bytes).
+    pub fn read_buf_len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Copies the ring's per-collector drop counts into the collectors' stats; a collector
+    /// whose count moved gets `ts_ms` as its last drop time (health degrades on it).
+    pub fn note_ring_drops(&self, ring: &SampleRing, ts_ms: i64) {
+        for e in &self.entries {
+            let dropped = ring.dropped_of(e.kind);
+            if e.stats.ring_dropped_total.swap(dropped, Ordering::Relaxed) != dropped {
+                e.stats.last_ring_drop_ms.store(ts_ms, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Milliseconds (monotonic) until the next collector is due; 0 if one is due now.
     pub fn next_due_in(&self, mono_ms: i64) -> i64 {
         self.entries
@@ -396,7 +431,21 @@ impl Collectors {
             }
             e.stats.collections_total.fetch_add(1, Ordering::Relaxed);
             let t0 = std::time::Instant::now();
-            match e.collector.collect(ts_ms, &mut self.buf, out) {
+            let mut result = e.collector.collect(ts_ms, &mut self.buf, out);
+            while result.as_ref().is_err_and(CollectError::is_too_large)
+                && self.buf.len() < MAX_READ_BUF_SIZE
+            {
+                let len = self.buf.len().saturating_mul(2).min(MAX_READ_BUF_SIZE);
+                log::info!(
+                    collector = e.kind.name(),
+                    bytes = len;
+                    "a file does not fit the read buffer; growing the buffer"
+                );
+                // Zeroed pages come from the kernel lazily: only what a read touches is resident.
+                self.buf = vec![0u8; len].into_boxed_slice();
+                result = e.collector.collect(ts_ms, &mut self.buf, out);
+            }
+            match result {
                 Ok(o) => {
                     // Formatted only when debug is enabled: the tick stays allocation-free.
                     log::debug!(

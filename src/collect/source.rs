@@ -11,9 +11,15 @@ use std::sync::Arc;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
-/// Scratch buffer size shared by all files of a tick. /proc/stat on a 64-core board with its long
-/// `intr` line is ≈ 20 KiB; diskstats and net/dev with a few hundred devices stay under 64 KiB.
+/// Initial size of the scratch buffer shared by all files of a tick. /proc/stat on a 64-core
+/// board with its long `intr` line is ≈ 20 KiB; diskstats and net/dev with a few hundred devices
+/// stay under 64 KiB. Only the touched pages become resident.
 pub const READ_BUF_SIZE: usize = 128 * 1024;
+
+/// The scratch buffer grows (doubling, see `Collectors`) up to this when a file does not fit:
+/// net/dev with 5000 interfaces is ≈ 1 MiB, /proc/stat of a 128-CPU server > 128 KiB
+/// (node_exporter#2744). A file larger than this is a counted collector failure (`TooLarge`).
+pub const MAX_READ_BUF_SIZE: usize = 4 * 1024 * 1024;
 
 #[derive(Debug)]
 pub struct SourceFile {

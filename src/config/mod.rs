@@ -98,6 +98,10 @@ pub struct DiskConfig {
     /// regex-lite pattern over /proc/diskstats device names; guaranteed to compile.
     #[serde(deserialize_with = "raw::regex")]
     pub allowed_devices: String,
+    /// Most devices reported per tick, 1..=4096 (and lowered to fit the sample ring, see
+    /// [`crate::model::ring::fit_caps`]); further devices are skipped (and counted).
+    #[serde(deserialize_with = "raw::max_devices")]
+    pub max_devices: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,7 +114,8 @@ pub struct NetworkConfig {
     /// regex-lite patterns (each guaranteed to compile); applied after `include`.
     #[serde(deserialize_with = "raw::regexes")]
     pub exclude: Vec<String>,
-    /// Most interfaces tracked at once, 1..=4096; further interfaces are skipped (and counted).
+    /// Most interfaces tracked at once, 1..=4096 (and lowered to fit the sample ring, see
+    /// [`crate::model::ring::fit_caps`]); further interfaces are skipped (and counted).
     #[serde(deserialize_with = "raw::max_interfaces")]
     pub max_interfaces: usize,
 }
@@ -333,6 +338,7 @@ impl Default for DiskConfig {
         DiskConfig {
             allowed_devices: r"^(sd[a-z]+|hd[a-z]+|vd[a-z]+|xvd[a-z]+|nvme\d+n\d+|mmcblk\d+)$"
                 .to_owned(),
+            max_devices: 32,
         }
     }
 }

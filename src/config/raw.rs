@@ -317,6 +317,12 @@ pub(super) fn max_interfaces<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D
     usize::try_from(n).map_err(|_| de::Error::custom("value does not fit in memory addresses"))
 }
 
+pub(super) fn max_devices<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    // In 1..=4096: fits any usize.
+    let n = Int::<1, 4096>::deserialize(d)?.0;
+    usize::try_from(n).map_err(|_| de::Error::custom("value does not fit in memory addresses"))
+}
+
 fn remote_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     checked(d, |url: String| match check_http_url(&url) {
         Ok(()) => Ok(Some(url)),

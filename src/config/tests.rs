@@ -15,6 +15,7 @@ const ROOT_KEYS: &[&str] = &[
     "monitoring",
     "logging",
 ];
+const DISK_KEYS: &[&str] = &["allowed_devices", "max_devices"];
 const NETWORK_KEYS: &[&str] = &["include", "exclude", "max_interfaces"];
 const STORAGE_KEYS: &[&str] = &[
     "path",
@@ -81,6 +82,7 @@ fn defaults() {
     assert_eq!(c.network.include, Vec::<String>::new());
     assert_eq!(c.network.exclude.len(), 1);
     assert_eq!(c.network.max_interfaces, 32);
+    assert_eq!(c.disk.max_devices, 32);
     assert_eq!(
         c.storage.path,
         Path::new("/var/lib/belabox-metrics/metrics.redb")
@@ -256,6 +258,7 @@ fn every_option_is_read() {
         sysfs = "/tmp/sys"
         [disk]
         allowed_devices = '^sd[a-z]$'
+        max_devices = 4096
         [network]
         include = ['^eth\d+$', '^wlan0$']
         exclude = []
@@ -308,6 +311,7 @@ fn every_option_is_read() {
     );
     assert_eq!(c.paths.sysfs, Path::new("/tmp/sys"));
     assert_eq!(c.disk.allowed_devices, "^sd[a-z]$");
+    assert_eq!(c.disk.max_devices, 4096);
     assert_eq!(c.network.include, [r"^eth\d+$", "^wlan0$"]);
     assert!(c.network.exclude.is_empty());
     assert_eq!(c.network.max_interfaces, 4096);
@@ -532,6 +536,14 @@ fn bad_values_name_their_key() {
             "network.max_interfaces: expected an integer between 1 and 4096, got 4097",
         ),
         (
+            "[disk]\nmax_devices = 0",
+            "disk.max_devices: expected an integer between 1 and 4096, got 0",
+        ),
+        (
+            "[disk]\nmax_devices = 4097",
+            "disk.max_devices: expected an integer between 1 and 4096, got 4097",
+        ),
+        (
             "[remote]\nchunk_size = 0",
             "remote.chunk_size: expected an integer of at least 1, got 0",
         ),
@@ -737,6 +749,7 @@ fn to_toml_round_trips() {
             .iter()
             .chain(MONITORING_KEYS)
             .chain(NETWORK_KEYS)
+            .chain(DISK_KEYS)
         {
             assert!(text.contains(&format!("\n{key} = ")), "{key}\n{text}");
         }

@@ -295,7 +295,7 @@ fn counters(v: &mut dyn MetricVisitor, rows: &[(&str, &str, &AtomicU64)]) {
 /// `collector_*`: one row per collector and counter, then the tick duration.
 fn visit_collectors(state: &AgentState, v: &mut dyn MetricVisitor) {
     type CollectorField = fn(&CollectorStats) -> &AtomicU64;
-    let per_collector: [(&str, &str, CollectorField); 4] = [
+    let per_collector: [(&str, &str, CollectorField); 5] = [
         (
             "collector_metrics_collected_total",
             "Samples committed to the store, per collector (a collection counts once stored).",
@@ -315,6 +315,11 @@ fn visit_collectors(state: &AgentState, v: &mut dyn MetricVisitor) {
             "collector_samples_skipped_total",
             "Lines, devices or zones skipped (malformed, unreadable, label too long), per collector.",
             |s| &s.skipped_total,
+        ),
+        (
+            "collector_samples_dropped_total",
+            "Samples dropped from the full sample ring before a flush stored them, per collector.",
+            |s| &s.ring_dropped_total,
         ),
     ];
     for (name, help, field) in per_collector {

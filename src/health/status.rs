@@ -7,6 +7,8 @@
 //! Rules (thresholds from [`HealthRules`]; the upload interval is floored at 1 s):
 //! - a failing collector makes its own component `error` and the agent `degraded`; all of them
 //!   failing makes the agent `error`;
+//! - a collector whose samples were dropped from the full sample ring within the last
+//!   [`RING_DROP_WINDOW_MS`] is `degraded`, and so is the agent;
 //! - uploader: `degraded` when nothing was uploaded for more than 2× the interval, or when at least
 //!   [`PENDING_DEGRADED`] samples are pending; `error` when nothing was uploaded for more than
 //!   [`STALL_ERROR_MS`] (fixed, whatever the interval) *and* more than [`PENDING_ERROR`] samples are
@@ -48,6 +50,8 @@ pub const STORE_FULL_PERCENT: u64 = 90;
 pub const MIN_UPLOAD_INTERVAL_MS: i64 = 1000;
 /// Store unusable and the ring dropping for longer than this (ms): the agent is not live.
 pub const NO_PROGRESS_LIVE_MS: i64 = 5 * 60 * 1000;
+/// A ring drop keeps its collector `degraded` for this long (ms) after the last drop.
+pub const RING_DROP_WINDOW_MS: i64 = 10 * 60 * 1000;
 /// Collectors listed individually in a snapshot; counts cover every collector regardless.
 pub const MAX_LISTED_COLLECTORS: usize = 16;
 
@@ -176,6 +180,11 @@ pub struct CollectorSnapshot {
     pub samples_total: u64,
     pub collections_total: u64,
     pub failures_total: u64,
+    /// Samples of this collector dropped from the full sample ring since start.
+    pub ring_dropped_total: u64,
+    /// Some were dropped within [`RING_DROP_WINDOW_MS`] before the snapshot (a clock stepped
+    /// back past the last drop counts as not recent).
+    pub ring_dropping: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,12 +260,16 @@ impl Snapshot {
         let mut collectors = heapless::Vec::new();
         let mut failing = 0;
         for (kind, stats) in &state.collectors {
+            let last_drop = stats.last_ring_drop_ms.load(Ordering::Relaxed);
+            let since_drop = now_ms.saturating_sub(last_drop);
             let c = CollectorSnapshot {
                 kind: *kind,
                 failing: stats.failing.load(Ordering::Relaxed),
                 samples_total: stats.stored_total.load(Ordering::Relaxed),
                 collections_total: stats.collections_total.load(Ordering::Relaxed),
                 failures_total: stats.failures_total.load(Ordering::Relaxed),
+                ring_dropped_total: stats.ring_dropped_total.load(Ordering::Relaxed),
+                ring_dropping: last_drop > 0 && (0..RING_DROP_WINDOW_MS).contains(&since_drop),
             };
             failing += usize::from(c.failing);
             // Beyond the list capacity a collector still counts in the totals.
@@ -382,6 +395,11 @@ pub fn evaluate(rules: &HealthRules, snap: &Snapshot) -> Report {
         (f, t) if f >= t => Level::Error,
         _ => Level::Degraded,
     };
+    let collectors = if snap.collectors.iter().any(|c| c.ring_dropping) {
+        collectors.max(Level::Degraded)
+    } else {
+        collectors
+    };
     let status = [uploader.status, storage.status, time.status]
         .iter()
         .filter_map(|s| s.level())
@@ -482,10 +500,13 @@ fn time_health(rules: &HealthRules, t: &TimeSnapshot) -> TimeHealth {
 }
 
 impl CollectorSnapshot {
-    /// A failing collector is an `error` for its own component (it produces nothing).
+    /// A failing collector is an `error` for its own component (it produces nothing); one whose
+    /// samples are being dropped from the ring is `degraded`.
     pub fn status(&self) -> ComponentStatus {
         if self.failing {
             ComponentStatus::Error
+        } else if self.ring_dropping {
+            ComponentStatus::Degraded
         } else {
             ComponentStatus::Ok
         }
@@ -621,6 +642,16 @@ impl fmt::Display for CollectorSnapshot {
                 f,
                 "failing; {} of {} collections failed since start",
                 self.failures_total, self.collections_total
+            )
+        } else if self.ring_dropping {
+            write!(
+                f,
+                "{} samples dropped from the full sample ring since start, the last within {}; \
+                 {} samples from {} collections",
+                self.ring_dropped_total,
+                Secs(RING_DROP_WINDOW_MS),
+                self.samples_total,
+                self.collections_total
             )
         } else {
             write!(
@@ -789,6 +820,20 @@ impl fmt::Display for Report {
                 f.write_str(c.kind.name())?;
                 first = false;
             }
+            sep = "; ";
+        }
+        let mut first = true;
+        for c in snap
+            .collectors
+            .iter()
+            .filter(|c| c.ring_dropping && !c.failing)
+        {
+            f.write_str(if first { sep } else { ", " })?;
+            if first {
+                f.write_str("samples dropped from the full sample ring: ")?;
+            }
+            f.write_str(c.kind.name())?;
+            first = false;
             sep = "; ";
         }
         let not_ok =

@@ -57,6 +57,7 @@ metrics! {
     DiskReadTimeSecondsTotal => "disk_read_time_seconds_total", Counter, Disk;
     DiskWriteTimeSecondsTotal => "disk_write_time_seconds_total", Counter, Disk;
     DiskIoTimeWeightedSecondsTotal => "disk_io_time_weighted_seconds_total", Counter, Disk;
+    DiskDevicesDroppedTotal => "disk_devices_dropped_total", Counter, Disk;
     NetworkReceiveBytesTotal => "network_receive_bytes_total", Counter, Network;
     NetworkTransmitBytesTotal => "network_transmit_bytes_total", Counter, Network;
     NetworkReceivePacketsTotal => "network_receive_packets_total", Counter, Network;
