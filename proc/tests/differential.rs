@@ -40,6 +40,20 @@ fn same<T: PartialEq + std::fmt::Debug>(got: T, want: T, buf: &[u8]) {
     assert_eq!(got, want, "{:?}", String::from_utf8_lossy(buf));
 }
 
+/// A filtering parser: its plain form (got, want) and its `_where` form
+/// under every filter of [`filters`], each against the reference's.
+fn same_where<T: PartialEq + std::fmt::Debug>(
+    buf: &[u8],
+    (got, want): (Vec<T>, Vec<T>),
+    got_where: impl Fn(fn(&str) -> bool) -> Vec<T>,
+    want_where: impl Fn(fn(&str) -> bool) -> Vec<T>,
+) {
+    same(got, want, buf);
+    for filter in filters() {
+        same(got_where(filter), want_where(filter), buf);
+    }
+}
+
 /// Every comparison for one input.
 fn check(file: &str, buf: &[u8]) {
     match file {
@@ -49,28 +63,21 @@ fn check(file: &str, buf: &[u8]) {
             buf,
         ),
         "meminfo" => same(meminfo::parse(buf), reference::meminfo(buf), buf),
-        "diskstats" => {
-            same(
-                diskstats::lines(buf).collect(),
-                reference::disk_lines(buf),
-                buf,
-            );
-            for filter in filters() {
-                let got = diskstats::lines_where(buf, filter).collect();
-                same(got, reference::disk_lines_where(buf, filter), buf);
-            }
-        }
-        "net/dev" => {
-            same(
+        "diskstats" => same_where(
+            buf,
+            (diskstats::lines(buf).collect(), reference::disk_lines(buf)),
+            |filter| diskstats::lines_where(buf, filter).collect(),
+            |filter| reference::disk_lines_where(buf, filter),
+        ),
+        "net/dev" => same_where(
+            buf,
+            (
                 netdev::interfaces(buf).collect(),
                 reference::interfaces(buf),
-                buf,
-            );
-            for filter in filters() {
-                let got = netdev::interfaces_where(buf, filter).collect();
-                same(got, reference::interfaces_where(buf, filter), buf);
-            }
-        }
+            ),
+            |filter| netdev::interfaces_where(buf, filter).collect(),
+            |filter| reference::interfaces_where(buf, filter),
+        ),
         "loadavg" => same(loadavg::parse(buf), reference::loadavg(buf), buf),
         "uptime" => same(uptime::parse(buf), reference::uptime(buf), buf),
         _ => unreachable!("{file}"),
