@@ -399,17 +399,20 @@ fn disabled_uploader_and_skew_shape() {
     assert_eq!(get(srv.addr, "/health/ready").status, 200);
 }
 
+/// Every route, and one that is not.
+const PATHS: [&str; 5] = [
+    "/health",
+    "/health/live",
+    "/health/ready",
+    "/metrics",
+    "/nope",
+];
+
 #[test]
 fn head_has_same_status_and_headers_without_body() {
     let st = state(true, true);
     let srv = Server::start(st.clone(), rules());
-    for path in [
-        "/health",
-        "/health/live",
-        "/health/ready",
-        "/metrics",
-        "/nope",
-    ] {
+    for path in PATHS {
         let g = get(srv.addr, path);
         let h = head(srv.addr, path);
         assert_eq!(h.status, g.status, "{path}");
@@ -430,13 +433,7 @@ fn head_has_same_status_and_headers_without_body() {
     }
     // At the same instant, HEAD is GET without the body, byte for byte.
     let now = now_ms();
-    for path in [
-        "/health",
-        "/health/live",
-        "/health/ready",
-        "/metrics",
-        "/nope",
-    ] {
+    for path in PATHS {
         let answer = |method: &str, buf: &mut ResponseBuf| {
             let head = format!("{method} {path} HTTP/1.1\r\nHost: t\r\n\r\n");
             respond_to_head(&st, &rules(), head.as_bytes(), now, buf)

@@ -268,9 +268,12 @@ fn health_rules() -> HealthRules {
     }
 }
 
-/// Runs `skew_task` against `server` (2 s warn threshold), checking every
-/// `interval_ms`, until `run_ms` have passed.
-fn run_task(server: &DateServer, state: &Arc<AgentState>, interval_ms: u64, run_ms: u64) {
+/// Runs `skew_task` against a fresh date server in `mode` (2 s warn threshold, logs
+/// captured), checking every `interval_ms`, until `run_ms` have passed.
+fn run_task(mode: Mode, interval_ms: u64, run_ms: u64) -> (DateServer, Arc<AgentState>) {
+    install_logger();
+    let server = date_server(mode);
+    let state = agent_state();
     let cfg = SkewConfig {
         url: server.url.clone(),
         interval: Duration::from_millis(interval_ms),
@@ -283,14 +286,12 @@ fn run_task(server: &DateServer, state: &Arc<AgentState>, interval_ms: u64, run_
         state.clone(),
         smol::Timer::after(Duration::from_millis(run_ms)),
     ));
+    (server, state)
 }
 
 #[test]
 fn task_records_skew_and_warns_once() {
-    install_logger();
-    let server = date_server(Mode::Offset(5));
-    let state = agent_state();
-    run_task(&server, &state, 200, 1100);
+    let (server, state) = run_task(Mode::Offset(5), 200, 1100);
     let hits = server.hits.load(Ordering::Relaxed);
     assert!(
         (4..=7).contains(&hits),
@@ -333,10 +334,7 @@ fn task_records_skew_and_warns_once() {
 
 #[test]
 fn task_failure_degrades_time_and_logs_once_at_warn() {
-    install_logger();
-    let server = date_server(Mode::Status(503));
-    let state = agent_state();
-    run_task(&server, &state, 150, 700);
+    let (server, state) = run_task(Mode::Status(503), 150, 700);
     assert!(server.hits.load(Ordering::Relaxed) >= 3);
     let t = &state.time;
     assert!(t.last_check_failed.load(Ordering::Relaxed));

@@ -15,14 +15,10 @@ const HEADER_LINES: usize = 2;
 
 fuzz_target!(|data: &[u8]| {
     let all: Vec<_> = netdev::interfaces(data).collect();
-    assert_eq!(
-        all,
-        reference::interfaces(data),
-        "differs from the reference"
-    );
     common::check_where(
         data,
         &all,
+        reference::interfaces(data),
         |filter| netdev::interfaces_where(data, filter).collect(),
         |filter| reference::interfaces_where(data, filter),
         |i| i.name,

@@ -63,13 +63,15 @@ pub fn drain_after_header<T>(
     }
 }
 
-/// A `_where` form against the plain one (`all`) and the reference: the accept-all
-/// filter changes nothing; a selective filter parses only the lines it accepts (or
+/// A filtering parser's plain form (`all`) against the reference's (`reference`), and
+/// its `_where` form against the plain one and the reference: the accept-all filter
+/// changes nothing; a selective filter parses only the lines it accepts (or
 /// whose head is malformed), each as the plain form does, and is asked at most once
 /// a line; the reject-all filter yields no `Ok`.
 pub fn check_where<T: PartialEq + Debug>(
     data: &[u8],
     all: &[Result<T, ParseError>],
+    reference: Vec<Result<T, ParseError>>,
     parse_where: impl Fn(&mut dyn FnMut(&str) -> bool) -> Vec<Result<T, ParseError>>,
     reference_where: impl Fn(&dyn Fn(&str) -> bool) -> Vec<Result<T, ParseError>>,
     name: impl Fn(&T) -> &str,
