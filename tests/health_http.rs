@@ -310,6 +310,25 @@ fn check_health_shape(v: &Value) {
     }
 }
 
+/// `/health` with this status code, its JSON shape checked.
+fn health_json(addr: SocketAddr, status: u16) -> Value {
+    let r = get(addr, "/health");
+    assert_eq!(r.status, status);
+    let v = r.json();
+    check_health_shape(&v);
+    v
+}
+
+/// `/health/ready` while the agent is not ready: 503, naming the status that stops it.
+fn assert_not_ready(addr: SocketAddr, current: &str) {
+    let ready = get(addr, "/health/ready");
+    assert_eq!(ready.status, 503);
+    assert_eq!(
+        ready.json(),
+        serde_json::json!({"status": "not_ready", "current_status": current})
+    );
+}
+
 #[test]
 fn health_json_shape_when_ok() {
     let st = state(true, true);
@@ -369,34 +388,19 @@ fn degraded_and_error_codes() {
     st.collectors[4].1.failing.store(true, Ordering::Relaxed);
     st.collectors[2].1.failing.store(true, Ordering::Relaxed);
 
-    let r = get(srv.addr, "/health");
-    assert_eq!(r.status, 200, "degraded still answers 200");
-    let v = r.json();
-    check_health_shape(&v);
+    // Degraded still answers 200.
+    let v = health_json(srv.addr, 200);
     assert_eq!(v["status"], "degraded");
     assert_eq!(v["message"], "2 of 7 collectors failing: disk, thermal");
     assert_eq!(v["components"]["collector.thermal"]["status"], "error");
-    let ready = get(srv.addr, "/health/ready");
-    assert_eq!(ready.status, 503);
-    assert_eq!(
-        ready.json(),
-        serde_json::json!({"status": "not_ready", "current_status": "degraded"})
-    );
+    assert_not_ready(srv.addr, "degraded");
     assert_eq!(get(srv.addr, "/health/live").status, 200);
 
     st.storage.io_failing.store(true, Ordering::Relaxed);
-    let r = get(srv.addr, "/health");
-    assert_eq!(r.status, 503);
-    let v = r.json();
-    check_health_shape(&v);
+    let v = health_json(srv.addr, 503);
     assert_eq!(v["status"], "error");
     assert_eq!(v["components"]["storage"]["status"], "error");
-    let ready = get(srv.addr, "/health/ready");
-    assert_eq!(ready.status, 503);
-    assert_eq!(
-        ready.json(),
-        serde_json::json!({"status": "not_ready", "current_status": "error"})
-    );
+    assert_not_ready(srv.addr, "error");
     assert_eq!(
         get(srv.addr, "/health/live").status,
         200,
@@ -411,10 +415,7 @@ fn disabled_uploader_and_skew_shape() {
     st.time.measured.store(false, Ordering::Relaxed);
     st.time.last_check_ms.store(0, Ordering::Relaxed);
     let srv = Server::start(st, rules());
-    let r = get(srv.addr, "/health");
-    assert_eq!(r.status, 200);
-    let v = r.json();
-    check_health_shape(&v);
+    let v = health_json(srv.addr, 200);
     assert_eq!(v["status"], "ok");
     let u = &v["components"]["uploader"];
     assert_eq!(u["status"], "disabled");
@@ -428,17 +429,20 @@ fn disabled_uploader_and_skew_shape() {
     assert_eq!(get(srv.addr, "/health/ready").status, 200);
 }
 
+/// Every route, and one that is not.
+const PATHS: [&str; 5] = [
+    "/health",
+    "/health/live",
+    "/health/ready",
+    "/metrics",
+    "/nope",
+];
+
 #[test]
 fn head_has_same_status_and_headers_without_body() {
     let st = state(true, true);
     let srv = Server::start(st.clone(), rules());
-    for path in [
-        "/health",
-        "/health/live",
-        "/health/ready",
-        "/metrics",
-        "/nope",
-    ] {
+    for path in PATHS {
         let g = get(srv.addr, path);
         let h = head(srv.addr, path);
         assert_eq!(h.status, g.status, "{path}");
@@ -459,29 +463,15 @@ fn head_has_same_status_and_headers_without_body() {
     }
     // At the same instant, HEAD is GET without the body, byte for byte.
     let now = now_ms();
-    for path in [
-        "/health",
-        "/health/live",
-        "/health/ready",
-        "/metrics",
-        "/nope",
-    ] {
+    for path in PATHS {
+        let answer = |method: &str, buf: &mut ResponseBuf| {
+            let head = format!("{method} {path} HTTP/1.1\r\nHost: t\r\n\r\n");
+            respond_to_head(&st, &rules(), head.as_bytes(), now, buf)
+        };
         let mut g = ResponseBuf::new();
         let mut h = ResponseBuf::new();
-        let gs = respond_to_head(
-            &st,
-            &rules(),
-            format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes(),
-            now,
-            &mut g,
-        );
-        let hs = respond_to_head(
-            &st,
-            &rules(),
-            format!("HEAD {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes(),
-            now,
-            &mut h,
-        );
+        let gs = answer("GET", &mut g);
+        let hs = answer("HEAD", &mut h);
         assert_eq!(gs, hs);
         let gb = g.bytes();
         let end = gb.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
@@ -699,91 +689,63 @@ fn metrics_text_matches_self_metric_rows() {
             .unwrap_or_else(|| panic!("{name} {label:?} missing"))
             .2
     };
-    assert_eq!(
-        find(
-            "collector_metrics_collected_total",
-            Some(("collector", "cpu"))
-        ),
-        100.0
-    );
-    assert_eq!(
-        find(
-            "collector_metrics_failed_total",
-            Some(("collector", "memory"))
-        ),
-        2.0
-    );
-    assert_eq!(
-        find(
-            "collector_collection_duration_seconds",
-            Some(("quantile", "0.5"))
-        ),
-        0.025
-    );
-    assert_eq!(
-        find(
-            "collector_collection_duration_seconds",
-            Some(("quantile", "0.99"))
-        ),
-        2.5
-    );
-    assert_eq!(
-        find("collector_collection_duration_seconds_count", None),
-        4.0
-    );
     assert!((find("collector_collection_duration_seconds_sum", None) - 1.54004).abs() < 1e-5);
-    assert_eq!(find("uploader_metrics_uploaded_total", None), 5000.0);
-    assert_eq!(find("uploader_upload_failures_total", None), 0.0);
-    assert_eq!(
-        find(
+    let cpu = ("collector", "cpu");
+    let memory = ("collector", "memory");
+    let reason = |r| ("reason", r);
+    let component = |c| ("component", c);
+    for (name, label, want) in [
+        ("collector_metrics_collected_total", Some(cpu), 100.0),
+        ("collector_metrics_failed_total", Some(memory), 2.0),
+        (
+            "collector_collection_duration_seconds",
+            Some(("quantile", "0.5")),
+            0.025,
+        ),
+        (
+            "collector_collection_duration_seconds",
+            Some(("quantile", "0.99")),
+            2.5,
+        ),
+        ("collector_collection_duration_seconds_count", None, 4.0),
+        ("uploader_metrics_uploaded_total", None, 5000.0),
+        ("uploader_upload_failures_total", None, 0.0),
+        (
             "uploader_upload_duration_seconds",
-            Some(("quantile", "0.95"))
+            Some(("quantile", "0.95")),
+            0.5,
         ),
-        0.5
-    );
-    assert_eq!(
-        find(
+        (
             "uploader_samples_rejected_total",
-            Some(("reason", "future"))
+            Some(reason("future")),
+            3.0,
         ),
-        3.0
-    );
-    assert_eq!(
-        find(
+        (
             "uploader_samples_rejected_total",
-            Some(("reason", "non_finite"))
+            Some(reason("non_finite")),
+            0.0,
         ),
-        0.0
-    );
-    assert_eq!(
-        find(
+        (
             "uploader_samples_rejected_total",
-            Some(("reason", "too_old"))
+            Some(reason("too_old")),
+            0.0,
         ),
-        0.0
-    );
-    assert_eq!(find("uploader_samples_quarantined_total", None), 0.0);
-    assert_eq!(
-        find("storage_database_size_bytes", None),
-        f64::from(1 << 20)
-    );
-    assert_eq!(find("storage_metrics_pending_upload", None), 42.0);
-    assert_eq!(find("storage_samples_dropped_total", None), 0.0);
-    assert_eq!(find("storage_ring_samples_dropped_total", None), 7.0);
-    assert_eq!(find("storage_flushes_total", None), 11.0);
-    assert_eq!(find("time_skew_seconds", None), -0.12);
-    assert_eq!(find("health_status", Some(("component", "agent"))), 1.0);
-    assert_eq!(
-        find("health_status", Some(("component", "collector.memory"))),
-        2.0
-    );
-    assert_eq!(
-        find("health_status", Some(("component", "collector.cpu"))),
-        0.0
-    );
-    assert_eq!(find("health_status", Some(("component", "uploader"))), 0.0);
-    assert_eq!(find("health_status", Some(("component", "storage"))), 0.0);
-    assert_eq!(find("health_status", Some(("component", "time"))), 0.0);
+        ("uploader_samples_quarantined_total", None, 0.0),
+        ("storage_database_size_bytes", None, f64::from(1 << 20)),
+        ("storage_metrics_pending_upload", None, 42.0),
+        ("storage_samples_dropped_total", None, 0.0),
+        ("storage_ring_samples_dropped_total", None, 7.0),
+        ("storage_flushes_total", None, 11.0),
+        ("time_skew_seconds", None, -0.12),
+        ("health_status", Some(component("agent")), 1.0),
+        ("health_status", Some(component("collector.memory")), 2.0),
+        ("health_status", Some(component("collector.cpu")), 0.0),
+        ("health_status", Some(component("uploader")), 0.0),
+        ("health_status", Some(component("storage")), 0.0),
+        ("health_status", Some(component("time")), 0.0),
+    ] {
+        assert_eq!(find(name, label), want, "{name} {label:?}");
+    }
 }
 
 #[test]

@@ -26,6 +26,16 @@ fn rules30() -> HealthRules {
     rules(Duration::from_secs(30))
 }
 
+/// No upload has succeeded or been answered yet.
+fn never_uploaded(enabled: bool) -> UploadSnapshot {
+    UploadSnapshot {
+        enabled,
+        last_success_ms: 0,
+        last_http_status: 0,
+        refused: None,
+    }
+}
+
 /// Everything healthy: 7 collectors, uploaded 1 s ago, 100 pending, store at 10 %, skew +40 ms.
 fn healthy() -> Snapshot {
     let mut collectors = heapless::Vec::new();
@@ -344,12 +354,7 @@ fn pending_thresholds() {
 fn before_the_first_upload_age_counts_from_start() {
     let r = rules30();
     let mut s = healthy();
-    s.upload = UploadSnapshot {
-        enabled: true,
-        last_success_ms: 0,
-        last_http_status: 0,
-        refused: None,
-    };
+    s.upload = never_uploaded(true);
     s.started_at_ms = NOW - 10 * SEC;
     let rep = eval(&r, &s);
     assert_eq!(rep.status, Level::Ok);
@@ -379,12 +384,7 @@ fn clock_stepping_back_never_counts_as_stale() {
 #[test]
 fn no_remote_means_disabled_uploader_that_never_lowers_status() {
     let mut s = with_upload_age(healthy(), 0, 1_000_000);
-    s.upload = UploadSnapshot {
-        enabled: false,
-        last_success_ms: 0,
-        last_http_status: 0,
-        refused: None,
-    };
+    s.upload = never_uploaded(false);
     s.started_at_ms = NOW - 86_400 * SEC;
     let rep = eval(&rules30(), &s);
     assert_eq!(rep.uploader.status, ComponentStatus::Disabled);

@@ -7,6 +7,8 @@
 //! bounded.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,10 +19,11 @@ use belabox_metrics::collect::CollectorStats;
 use belabox_metrics::config::CollectorKind;
 use belabox_metrics::health::status::{ComponentStatus, HealthRules, Level, Snapshot, evaluate};
 use belabox_metrics::model::state::AgentState;
-use belabox_metrics::model::time::{civil_from_days, now_ms};
+use belabox_metrics::model::time::now_ms;
 use belabox_metrics::monitor::skew::{self, SkewConfig, SkewError};
 use belabox_metrics::net;
 use log::kv::{Key, Value, VisitSource};
+use support::proxy::http_date;
 
 // ---------------------------------------------------------------------------------------------
 // A capturing logger (one per test binary); tests filter records by their server's URL.
@@ -101,25 +104,6 @@ enum Mode {
     BadDate,
     /// Read the request, never answer (holds the connection for 5 s).
     Hang,
-}
-
-/// IMF-fixdate of `secs` since the epoch.
-fn http_date(secs: i64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
-        DAYS[days.rem_euclid(7) as usize],
-        MONTHS[m as usize - 1],
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
 }
 
 struct DateServer {
@@ -284,14 +268,15 @@ fn health_rules() -> HealthRules {
     }
 }
 
-#[test]
-fn task_records_skew_and_warns_once() {
+/// Runs `skew_task` against a fresh date server in `mode` (2 s warn threshold, logs
+/// captured), checking every `interval_ms`, until `run_ms` have passed.
+fn run_task(mode: Mode, interval_ms: u64, run_ms: u64) -> (DateServer, Arc<AgentState>) {
     install_logger();
-    let server = date_server(Mode::Offset(5));
+    let server = date_server(mode);
     let state = agent_state();
     let cfg = SkewConfig {
         url: server.url.clone(),
-        interval: Duration::from_millis(200),
+        interval: Duration::from_millis(interval_ms),
         warn_ms: 2000,
         timeout: Duration::from_secs(2),
     };
@@ -299,8 +284,14 @@ fn task_records_skew_and_warns_once() {
         cfg,
         net::Client::new(),
         state.clone(),
-        smol::Timer::after(Duration::from_millis(1100)),
+        smol::Timer::after(Duration::from_millis(run_ms)),
     ));
+    (server, state)
+}
+
+#[test]
+fn task_records_skew_and_warns_once() {
+    let (server, state) = run_task(Mode::Offset(5), 200, 1100);
     let hits = server.hits.load(Ordering::Relaxed);
     assert!(
         (4..=7).contains(&hits),
@@ -343,21 +334,7 @@ fn task_records_skew_and_warns_once() {
 
 #[test]
 fn task_failure_degrades_time_and_logs_once_at_warn() {
-    install_logger();
-    let server = date_server(Mode::Status(503));
-    let state = agent_state();
-    let cfg = SkewConfig {
-        url: server.url.clone(),
-        interval: Duration::from_millis(150),
-        warn_ms: 2000,
-        timeout: Duration::from_secs(2),
-    };
-    smol::block_on(skew::skew_task(
-        cfg,
-        net::Client::new(),
-        state.clone(),
-        smol::Timer::after(Duration::from_millis(700)),
-    ));
+    let (server, state) = run_task(Mode::Status(503), 150, 700);
     assert!(server.hits.load(Ordering::Relaxed) >= 3);
     let t = &state.time;
     assert!(t.last_check_failed.load(Ordering::Relaxed));

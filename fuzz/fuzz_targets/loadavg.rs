@@ -7,31 +7,14 @@ mod reference;
 
 use std::hint::black_box;
 
-use belabox_proc::loadavg::{self, LoadAvg};
+use belabox_proc::loadavg;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let got = loadavg::parse(data);
-    assert_eq!(got, reference::loadavg(data), "differs from the reference");
-    match got {
-        Ok(l) => {
-            assert!(
-                data.ends_with(b"\n") && common::newlines(data) == 1,
-                "Ok for a cut buffer"
-            );
-            let LoadAvg {
-                load1,
-                load5,
-                load15,
-                running,
-                total,
-                last_pid,
-            } = l;
-            for v in [load1, load5, load15] {
-                assert!(v.is_finite() && v >= 0.0, "load {v}");
-            }
-            black_box((running, total, last_pid));
-        }
-        Err(err) => common::check_error(err, data),
-    }
+    common::check_parse(got, reference::loadavg(data), data, |l| {
+        common::check_single_line(data);
+        common::check_non_negative(&[l.load1, l.load5, l.load15]);
+        black_box(l);
+    });
 });

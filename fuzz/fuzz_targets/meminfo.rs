@@ -12,35 +12,31 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let got = meminfo::parse(data);
-    assert_eq!(got, reference::meminfo(data), "differs from the reference");
-    match got {
-        Ok(info) => {
-            assert!(data.ends_with(b"\n"), "Ok for a cut buffer");
-            let MemInfo {
-                mem_total,
-                mem_free,
-                mem_available,
-                buffers,
-                cached,
-                swap_total,
-                swap_free,
-            } = info;
-            for bytes in [
-                mem_total,
-                mem_free,
-                mem_available,
-                buffers,
-                cached,
-                swap_total,
-                swap_free,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                assert_eq!(bytes % 1024, 0, "not a whole number of kB");
-            }
-            black_box(info);
+    common::check_parse(got, reference::meminfo(data), data, |info| {
+        assert!(data.ends_with(b"\n"), "Ok for a cut buffer");
+        let MemInfo {
+            mem_total,
+            mem_free,
+            mem_available,
+            buffers,
+            cached,
+            swap_total,
+            swap_free,
+        } = info;
+        for bytes in [
+            mem_total,
+            mem_free,
+            mem_available,
+            buffers,
+            cached,
+            swap_total,
+            swap_free,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            assert_eq!(bytes % 1024, 0, "not a whole number of kB");
         }
-        Err(err) => common::check_error(err, data),
-    }
+        black_box(info);
+    });
 });

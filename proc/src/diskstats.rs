@@ -71,7 +71,8 @@ impl DiskStats<'_> {
     }
 }
 
-const COUNTERS: [&str; 17] = [
+/// The counters in file order, as [`ParseError::Malformed`] names them.
+pub const COUNTERS: [&str; 17] = [
     "reads_completed",
     "reads_merged",
     "sectors_read",
@@ -112,17 +113,7 @@ impl<'a> DiskStats<'a> {
     ) -> Result<Self, ParseError> {
         let (v, filled) = fields::counters::<_, false>(fields, &COUNTERS, line)?;
         let [
-            reads_completed,
-            reads_merged,
-            sectors_read,
-            read_time_ms,
-            writes_completed,
-            writes_merged,
-            sectors_written,
-            write_time_ms,
-            io_in_progress,
-            io_time_ms,
-            weighted_io_time_ms,
+            main @ ..,
             discards_completed,
             discards_merged,
             sectors_discarded,
@@ -149,24 +140,18 @@ impl<'a> DiskStats<'a> {
             }
             _ => return Err(malformed(line, "field count")),
         };
-        Ok(Self {
+        Ok(fields::from_counters!(main => Self {
             major,
             minor,
             name,
-            reads_completed,
-            reads_merged,
-            sectors_read,
-            read_time_ms,
-            writes_completed,
-            writes_merged,
-            sectors_written,
-            write_time_ms,
-            io_in_progress,
-            io_time_ms,
-            weighted_io_time_ms,
+            [
+                reads_completed, reads_merged, sectors_read, read_time_ms, writes_completed,
+                writes_merged, sectors_written, write_time_ms, io_in_progress, io_time_ms,
+                weighted_io_time_ms,
+            ],
             discard,
             flush,
-        })
+        }))
     }
 
     /// One complete line; None if `filter` rejects its name (counters then unread).

@@ -431,6 +431,18 @@ pub(crate) fn parse_f64(s: &[u8]) -> Option<f64> {
     text.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
+/// `$ty { $head.., f0: v[0], f1: v[1], .., $tail.. }` without indexing: binds the
+/// array's values to the counter fields in file order (the order of [`counters`]'
+/// `names`), so each parser writes its field list once; the compiler checks the list
+/// has exactly as many names as the array has values.
+macro_rules! from_counters {
+    ($v:expr => $ty:ident { $($head:ident,)* [$($field:ident),+ $(,)?] $(, $tail:ident)* $(,)? }) => {{
+        let [$($field),+] = $v;
+        $ty { $($head,)* $($field,)+ $($tail),* }
+    }};
+}
+pub(crate) use from_counters;
+
 /// Parses up to `N` counters from `fields` into an array, naming each in errors.
 /// Returns the array (unfilled slots 0) and how many slots were filled; fields past
 /// `N` are left in `fields`, unread. `PADDED`: the file aligns its columns with runs

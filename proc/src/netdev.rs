@@ -36,7 +36,8 @@ pub struct NetDev<'a> {
     pub tx_compressed: u64,
 }
 
-const COUNTERS: [&str; 16] = [
+/// The counters in file order, as [`ParseError::Malformed`] names them.
+pub const COUNTERS: [&str; 16] = [
     "rx_bytes",
     "rx_packets",
     "rx_errs",
@@ -83,43 +84,14 @@ impl<'a> NetDev<'a> {
         if filled != COUNTERS.len() || !fields.at_end() {
             return Err(malformed(line, "field count"));
         }
-        let [
-            rx_bytes,
-            rx_packets,
-            rx_errs,
-            rx_drop,
-            rx_fifo,
-            rx_frame,
-            rx_compressed,
-            rx_multicast,
-            tx_bytes,
-            tx_packets,
-            tx_errs,
-            tx_drop,
-            tx_fifo,
-            tx_colls,
-            tx_carrier,
-            tx_compressed,
-        ] = v;
-        Ok(Self {
+        Ok(fields::from_counters!(v => Self {
             name,
-            rx_bytes,
-            rx_packets,
-            rx_errs,
-            rx_drop,
-            rx_fifo,
-            rx_frame,
-            rx_compressed,
-            rx_multicast,
-            tx_bytes,
-            tx_packets,
-            tx_errs,
-            tx_drop,
-            tx_fifo,
-            tx_colls,
-            tx_carrier,
-            tx_compressed,
-        })
+            [
+                rx_bytes, rx_packets, rx_errs, rx_drop, rx_fifo, rx_frame, rx_compressed,
+                rx_multicast, tx_bytes, tx_packets, tx_errs, tx_drop, tx_fifo, tx_colls,
+                tx_carrier, tx_compressed,
+            ]
+        }))
     }
 
     /// One complete line; None if `filter` rejects its name (counters then unread).

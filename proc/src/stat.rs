@@ -31,6 +31,13 @@ pub struct CpuTimes {
 }
 
 impl CpuTimes {
+    /// The counters in [`COUNTERS`] order.
+    const fn from_counters(v: [u64; COUNTERS.len()]) -> Self {
+        fields::from_counters!(v => Self {
+            [user, nice, system, idle, iowait, irq, softirq, steal, guest, guest_nice]
+        })
+    }
+
     /// user+nice+system+idle+iowait+irq+softirq+steal (guest and guest_nice are already
     /// inside user/nice), saturating.
     #[must_use]
@@ -78,7 +85,8 @@ pub struct CpuLine {
     pub times: CpuTimes,
 }
 
-const COUNTERS: [&str; 10] = [
+/// The counters in file order, as [`ParseError::Malformed`] names them.
+pub const COUNTERS: [&str; 10] = [
     "user",
     "nice",
     "system",
@@ -112,32 +120,9 @@ impl CpuLine {
             return Err(malformed(line, "counter count"));
         }
         fields::skipped_tail(fields.rest(), line)?;
-        let [
-            user,
-            nice,
-            system,
-            idle,
-            iowait,
-            irq,
-            softirq,
-            steal,
-            guest,
-            guest_nice,
-        ] = v;
         Ok(Self {
             cpu,
-            times: CpuTimes {
-                user,
-                nice,
-                system,
-                idle,
-                iowait,
-                irq,
-                softirq,
-                steal,
-                guest,
-                guest_nice,
-            },
+            times: CpuTimes::from_counters(v),
         })
     }
 }
@@ -234,30 +219,7 @@ mod tests {
     }
 
     fn times(v: [u64; 10]) -> CpuTimes {
-        let [
-            user,
-            nice,
-            system,
-            idle,
-            iowait,
-            irq,
-            softirq,
-            steal,
-            guest,
-            guest_nice,
-        ] = v;
-        CpuTimes {
-            user,
-            nice,
-            system,
-            idle,
-            iowait,
-            irq,
-            softirq,
-            steal,
-            guest,
-            guest_nice,
-        }
+        CpuTimes::from_counters(v)
     }
 
     #[test]

@@ -34,64 +34,52 @@ fn filters() -> [fn(&str) -> bool; 4] {
     ]
 }
 
+/// `got == want`, showing the input on failure.
+#[track_caller]
+fn same<T: PartialEq + std::fmt::Debug>(got: T, want: T, buf: &[u8]) {
+    assert_eq!(got, want, "{:?}", String::from_utf8_lossy(buf));
+}
+
+/// A filtering parser: its plain form (got, want) and its `_where` form
+/// under every filter of [`filters`], each against the reference's.
+fn same_where<T: PartialEq + std::fmt::Debug>(
+    buf: &[u8],
+    (got, want): (Vec<T>, Vec<T>),
+    got_where: impl Fn(fn(&str) -> bool) -> Vec<T>,
+    want_where: impl Fn(fn(&str) -> bool) -> Vec<T>,
+) {
+    same(got, want, buf);
+    for filter in filters() {
+        same(got_where(filter), want_where(filter), buf);
+    }
+}
+
 /// Every comparison for one input.
 fn check(file: &str, buf: &[u8]) {
     match file {
-        "stat" => {
-            let got: Vec<_> = stat::cpu_lines(buf).collect();
-            assert_eq!(
-                got,
-                reference::cpu_lines(buf),
-                "{:?}",
-                String::from_utf8_lossy(buf)
-            );
-        }
-        "meminfo" => {
-            assert_eq!(
-                meminfo::parse(buf),
-                reference::meminfo(buf),
-                "{:?}",
-                String::from_utf8_lossy(buf)
-            );
-        }
-        "diskstats" => {
-            let got: Vec<_> = diskstats::lines(buf).collect();
-            assert_eq!(
-                got,
-                reference::disk_lines(buf),
-                "{:?}",
-                String::from_utf8_lossy(buf)
-            );
-            for filter in filters() {
-                let got: Vec<_> = diskstats::lines_where(buf, filter).collect();
-                assert_eq!(
-                    got,
-                    reference::disk_lines_where(buf, filter),
-                    "{:?}",
-                    String::from_utf8_lossy(buf)
-                );
-            }
-        }
-        "net/dev" => {
-            let got: Vec<_> = netdev::interfaces(buf).collect();
-            assert_eq!(
-                got,
+        "stat" => same(
+            stat::cpu_lines(buf).collect(),
+            reference::cpu_lines(buf),
+            buf,
+        ),
+        "meminfo" => same(meminfo::parse(buf), reference::meminfo(buf), buf),
+        "diskstats" => same_where(
+            buf,
+            (diskstats::lines(buf).collect(), reference::disk_lines(buf)),
+            |filter| diskstats::lines_where(buf, filter).collect(),
+            |filter| reference::disk_lines_where(buf, filter),
+        ),
+        "net/dev" => same_where(
+            buf,
+            (
+                netdev::interfaces(buf).collect(),
                 reference::interfaces(buf),
-                "{:?}",
-                String::from_utf8_lossy(buf)
-            );
-            for filter in filters() {
-                let got: Vec<_> = netdev::interfaces_where(buf, filter).collect();
-                assert_eq!(
-                    got,
-                    reference::interfaces_where(buf, filter),
-                    "{:?}",
-                    String::from_utf8_lossy(buf)
-                );
-            }
-        }
-        "loadavg" => assert_eq!(loadavg::parse(buf), reference::loadavg(buf)),
-        "uptime" => assert_eq!(uptime::parse(buf), reference::uptime(buf)),
+            ),
+            |filter| netdev::interfaces_where(buf, filter).collect(),
+            |filter| reference::interfaces_where(buf, filter),
+        ),
+        "loadavg" => same(loadavg::parse(buf), reference::loadavg(buf), buf),
+        "uptime" => same(uptime::parse(buf), reference::uptime(buf), buf),
         _ => unreachable!("{file}"),
     }
 }
