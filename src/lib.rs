@@ -7,10 +7,10 @@
 
 #![deny(unsafe_code)]
 
-// The static musl build takes memmove/memcmp/bcmp from store/musl-mem instead of musl's byte
-// loops. Nothing calls the crate by name, so without this line it would not be linked at all.
+// The static musl build takes memmove/memcmp/bcmp from belabox-sys (proc/sys) instead of musl's
+// byte loops. Named here too, so the symbols are linked whatever else of the crate is used.
 #[cfg(target_env = "musl")]
-extern crate belabox_musl_mem as _;
+extern crate belabox_sys as _;
 
 pub mod agent;
 pub mod cli;

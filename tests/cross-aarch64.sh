@@ -6,7 +6,7 @@
 #    at all), profile `board` (opt-level "s"), linked by rust-lld: one static binary that runs on any
 #    aarch64 Linux whatever its glibc (Jetson L4T 32 has 2.27), with the smallest RSS (no shared
 #    libraries mapped; see docs/benchmarks.md). Checked: proc and store unit tests under qemu,
-#    the agent's own memmove/memcmp (store/musl-mem) and JSON number tests under qemu,
+#    the agent's own memmove/memcmp (proc/sys) and JSON number tests under qemu,
 #    `once` on the RK3588 fixture, size budget (MAX_BOARD_BYTES).
 # 2. The TLS build: aarch64-unknown-linux-gnu with the default features (isahc/curl + rustls for
 #    https:// URLs), built with Debian's cross gcc. Checked: `once` under qemu, size budget
@@ -115,8 +115,8 @@ fi
 
 step "board build: unit tests of belabox-proc and belabox-store under qemu-aarch64"
 cargo test --target "$BOARD_TARGET" -p belabox-proc -p belabox-store --lib
-step "board build: the agent's memmove/memcmp (store/musl-mem, musl only) and JSON under qemu-aarch64"
-cargo test --target "$BOARD_TARGET" -p belabox-musl-mem --lib
+step "board build: the agent's memmove/memcmp (proc/sys, musl only) and JSON under qemu-aarch64"
+cargo test --target "$BOARD_TARGET" -p belabox-sys --lib
 cargo test --target "$BOARD_TARGET" -p belabox-metrics --no-default-features --lib -- jsonl::
 
 step "board build: belabox-metrics once on the RK3588 fixture under qemu-aarch64"

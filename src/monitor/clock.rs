@@ -9,11 +9,12 @@
 //!    no clock step moves), so it stays right when the wall clock steps later. If the wall
 //!    clock agrees with it within `clock_skew_warn_ms` (and is not before the build floor),
 //!    samples carry the wall clock; otherwise they carry the corrected time `boot + offset`.
-//! 2. **NTP** (no server measurement yet): systemd-timesyncd's `synchronized` flag file says the
-//!    kernel clock is synced → trusted. Its runtime directory without the flag → timesyncd runs
-//!    and has not synced → untrusted. Neither → unknown (chrony, ntpd, no NTP client).
-//!    adjtimex(2) would answer for every NTP client, but rustix has no binding and a raw syscall
-//!    would need `unsafe`; boards with chrony/ntpd are covered by the server date.
+//! 2. **NTP** (no server measurement yet): the kernel's own state (adjtimex(2), read-only, through
+//!    [`belabox_sys::ntp`]): synchronised → trusted, whichever client (timesyncd, chrony, ntpd)
+//!    did it. The kernel's "unsynchronised" is no reliable no (a board with an RTC and no NTP
+//!    client reads it forever), so then systemd-timesyncd's files decide: its runtime directory
+//!    without the `synchronized` flag → timesyncd runs and has not synced → untrusted. Neither
+//!    → unknown.
 //! 3. **Build floor**: a wall clock earlier than [`build_floor_ms`] is never trusted; later than
 //!    it with NTP state unknown, it is (nothing better is known, and RTC boards need no NTP).
 //!
@@ -93,6 +94,9 @@ impl TimeSource for SystemClock {
         boot_ms()
     }
     fn ntp_synced(&self) -> Option<bool> {
+        if belabox_sys::ntp::kernel_ntp() == Some(belabox_sys::ntp::KernelNtp::Synced) {
+            return Some(true);
+        }
         // Paths are short: std builds their C strings on the stack (no allocation per tick).
         if rustix::fs::access(&self.flag, rustix::fs::Access::EXISTS).is_ok() {
             Some(true)

@@ -9,26 +9,17 @@
 //! (`copy_within` by 12 bytes, the sample key) and compares keys with `memcmp` while it
 //! searches, so with musl these two were ≈ 20 % of the agent's CPU (perf, docs/benchmarks.md).
 //!
-//! Only the musl build depends on this crate (`[target.'cfg(target_env = "musl")'.dependencies]`
-//! in the root Cargo.toml, and `extern crate belabox_musl_mem as _` in the agent's lib.rs so the
-//! otherwise unreferenced crate is linked). There (`target_env = "musl"`) it defines the C
+//! Only the musl build defines the symbols (the agent's lib.rs names this crate with
+//! `extern crate belabox_sys as _` under `cfg(target_env = "musl")`, so the crate is linked even
+//! where nothing else of it is called). There (`target_env = "musl"`) it defines the C
 //! symbols, which the static link then takes instead of libc.a's. On other targets
-//! (`cargo test -p belabox-musl-mem` on a glibc machine) only the Rust functions are compiled,
+//! (`cargo test -p belabox-sys` on a glibc machine) only the Rust functions are compiled,
 //! which the tests check against the reference semantics on every size, offset and overlap.
 //!
 //! The loops copy and compare 8 bytes at a time with unaligned loads. Two guards keep LLVM from
 //! recognising a loop as a `memmove`/`memcmp` idiom and turning it into a call to the very
 //! symbol being defined (infinite recursion): `#![no_builtins]` for the whole crate, and a
 //! `compiler_fence` in each loop (it emits no instruction).
-//!
-//! This is the agent's one place with `unsafe` (raw-pointer loops and `#[no_mangle]` symbols);
-//! every other crate of the workspace denies or forbids it.
-
-#![no_std]
-#![no_builtins]
-// The tests need `Vec` for their buffers.
-#[cfg(test)]
-extern crate std;
 
 use core::sync::atomic::{Ordering, compiler_fence};
 

@@ -1,0 +1,18 @@
+//! belabox-sys: the one place of belabox-metrics with `unsafe` — what the safe crates (rustix,
+//! std) do not offer. Every other crate of the workspace denies or forbids `unsafe`.
+//!
+//! - [`ntp`]: the kernel's NTP synchronisation state, from adjtimex(2) in read-only mode
+//!   (rustix has no binding). The agent's clock trust asks it every tick.
+//! - [`mem`]: `memmove`/`memcmp`/`bcmp` for the static musl build (musl's are byte loops on the
+//!   store's hot paths); the C symbols exist only under `target_env = "musl"`.
+//!
+//! `#![no_builtins]` is crate-wide because of [`mem`] (see there); it costs [`ntp`] nothing.
+
+#![no_std]
+#![no_builtins]
+// The tests need `Vec` for their buffers.
+#[cfg(test)]
+extern crate std;
+
+pub mod mem;
+pub mod ntp;
