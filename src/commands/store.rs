@@ -458,10 +458,11 @@ pub fn store_export(config: &Config, since: Option<&str>) -> Result<(), ExportEr
             }
         })
         .map_err(ExportError::Read)?;
-    if let Some(e) = io_err {
-        return Err(ExportError::Stdout(e));
+    match io_err.map_or_else(|| w.flush(), Err) {
+        // `store export | head`: the reader has all it wanted; not an error.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.map_err(ExportError::Stdout),
     }
-    w.flush().map_err(ExportError::Stdout)
 }
 
 fn write_text_line(out: &mut Vec<u8>, s: &belabox_store::ExportedSample, text: &str) {
