@@ -21,17 +21,8 @@ fn main() -> ExitCode {
         }
     };
     match command {
-        Command::Version => {
-            println!("belabox-metrics {}", cli::VERSION);
-            ExitCode::SUCCESS
-        }
-        Command::Help(text) => match write_stdout(text.as_bytes()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("belabox-metrics: writing to stdout: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Version => print_or_fail(&format!("belabox-metrics {}\n", cli::VERSION)),
+        Command::Help(text) => print_or_fail(text),
         Command::CheckConfig(mut common) => {
             installed_default(&mut common);
             with_checked_config(&common, false, |config| {
@@ -107,6 +98,17 @@ fn write_stdout(bytes: &[u8]) -> std::io::Result<()> {
     match out.write_all(bytes).and_then(|()| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         r => r,
+    }
+}
+
+/// [`write_stdout`] for the commands that print one text: exit 0, or 1 when stdout fails.
+fn print_or_fail(text: &str) -> ExitCode {
+    match write_stdout(text.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("belabox-metrics: writing to stdout: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -71,7 +71,7 @@ pub fn status(config: &Config, address: Option<&str>) -> Result<u8, StatusError>
     let answer = match fetch(addr, "/health", Duration::from_secs(5)) {
         Ok(r) => r,
         Err(e) => {
-            println!("agent at {addr}: not answering ({e})");
+            out(&format!("agent at {addr}: not answering ({e})\n"));
             return Ok(STATUS_UNREACHABLE);
         }
     };
@@ -84,17 +84,17 @@ pub fn status(config: &Config, address: Option<&str>) -> Result<u8, StatusError>
             .as_ref()
             .is_ok_and(|doc| !doc.components.0.is_empty());
     if !ours {
-        println!(
+        out(&format!(
             "agent at {addr}: not answering (something else listens there: /health answered {}{}, \
              not a belabox-metrics document; another exporter such as node_exporter on the port? \
-             set health.address or --address)",
+             set health.address or --address)\n",
             answer.code,
             answer
                 .server
                 .as_deref()
                 .map(|s| format!(", Server: {s:?}"))
                 .unwrap_or_default(),
-        );
+        ));
         return Ok(STATUS_UNREACHABLE);
     }
     let doc = parsed.map_err(|message| StatusError::Unreadable {
@@ -102,8 +102,17 @@ pub fn status(config: &Config, address: Option<&str>) -> Result<u8, StatusError>
         code: answer.code,
         message,
     })?;
-    print!("{}", summarize(&doc));
+    out(&summarize(&doc));
     Ok(if doc.status == "ok" { 0 } else { 1 })
+}
+
+/// Prints to stdout; a reader that went away (`status | head -1`) is not an error, and the exit
+/// code still says what the agent's status is.
+fn out(text: &str) {
+    let mut stdout = io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
 }
 
 /// `Server` values this agent sends ([`crate::health::respond::SERVER`], maybe followed by a
