@@ -37,7 +37,7 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// A store of `points` samples per series of agent-like data (12 series), and a config naming it.
+/// A store of `points` samples per series of agent-like data (11 series), and a config naming it.
 fn store_with(dir: &Path, points: usize) -> std::path::PathBuf {
     let db = dir.join("metrics.redb");
     {
@@ -83,7 +83,7 @@ fn head(args: &[std::ffi::OsString], keep: usize) -> (std::process::ExitStatus, 
 #[test]
 fn store_export_into_a_closed_pipe_ends_quietly() {
     let dir = tempfile::tempdir().unwrap();
-    // 12 series × 2000 points ≈ 2.5 MB of JSONL: far more than a pipe buffer holds.
+    // 11 series × 2000 points ≈ 2.5 MB of JSONL: far more than a pipe buffer holds.
     let cfg = store_with(dir.path(), 2000);
     let args = [
         "store".into(),
@@ -295,4 +295,54 @@ fn status_tells_another_exporter_from_the_agent() {
         "{stdout}"
     );
     t.join().unwrap();
+}
+
+/// The real agent is recognised (its `Server` field) and summarised, found through the installed
+/// configuration without `--config`.
+#[test]
+fn status_recognises_the_agent_through_the_installed_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let health = support::agent::health_addr();
+    let cfg = support::agent::write_config(
+        dir.path(),
+        &dir.path().join("metrics.redb"),
+        "status-board",
+        "200ms",
+        health,
+        None,
+    );
+    let agent = support::agent::Agent::spawn(&cfg, health, &dir.path().join("agent.log"));
+    let (_, server) = raw_server_field(health);
+    assert_eq!(server.as_deref(), Some("belabox-metrics"));
+    let out = Command::new(support::bin())
+        .arg("status")
+        .env(ENV, &cfg)
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "a verdict, not unreachable: {stdout}{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.starts_with("status: "), "{stdout}");
+    assert!(stdout.contains("collector.cpu"), "{stdout}");
+    agent.stop();
+}
+
+/// `GET /health` by hand: the status line and the `Server` field.
+fn raw_server_field(addr: std::net::SocketAddr) -> (String, Option<String>) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let head = raw.split("\r\n\r\n").next().unwrap_or_default();
+    let mut lines = head.lines();
+    let status = lines.next().unwrap_or_default().to_owned();
+    let server = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.eq_ignore_ascii_case("server"))
+        .map(|(_, v)| v.trim().to_owned());
+    (status, server)
 }
