@@ -34,7 +34,8 @@ Commands:
                 exit 0 healthy, 1 damaged or unreadable
 
 Options:
-  --config FILE  TOML configuration (default: built-in defaults)
+  --config FILE  TOML configuration (default: built-in defaults; status and check-config
+                 read /etc/belabox-metrics/config.toml when it exists)
   --procfs DIR   procfs root (default /proc, or paths.procfs)
   --sysfs DIR    sysfs root (default /sys, or paths.sysfs)
 ";
@@ -97,13 +98,13 @@ fn help_for(cmd: &str) -> &'static str {
             "Usage: belabox-metrics run [--config FILE] [--procfs DIR] [--sysfs DIR]\n\nCollect into the local store (and upload when [remote] is configured) until SIGTERM or SIGINT, then flush and exit 0.\n"
         }
         "once" => {
-            "Usage: belabox-metrics once [--config FILE] [--procfs DIR] [--sysfs DIR] [--delay MS]\n\nRead every source twice, MS milliseconds apart (default 1000), and print to stdout the VictoriaMetrics JSONL lines of the second read, one line per series.\n"
+            "Usage: belabox-metrics once [--config FILE] [--procfs DIR] [--sysfs DIR] [--delay MS]\n\nRead every source twice, MS milliseconds apart (default 1000), and print to stdout the VictoriaMetrics JSONL lines of the second read, one line per series. A collector that fails is named on stderr; the others' series are still printed, and the exit code is 1.\n"
         }
         "check-config" => {
-            "Usage: belabox-metrics check-config [--config FILE]\n\nValidate the configuration (exit 2 on error, naming the key) and print the effective configuration.\n"
+            "Usage: belabox-metrics check-config [--config FILE]\n\nValidate the configuration (exit 2 on error, naming the key) and print the effective configuration, secrets (a URL's password, credential query parameters) shown as ***. Without --config, reads /etc/belabox-metrics/config.toml when it exists.\n"
         }
         "status" => {
-            "Usage: belabox-metrics status [--config FILE] [--address HOST:PORT]\n\nAsk the running agent's /health (health.address, or --address) and print a readable summary. Exit 0 when ok, 1 when degraded or error, 3 when the agent does not answer.\n"
+            "Usage: belabox-metrics status [--config FILE] [--address HOST:PORT]\n\nAsk the running agent's /health (health.address, or --address) and print a readable summary. Without --config, reads /etc/belabox-metrics/config.toml when it exists. Exit 0 when ok, 1 when degraded or error, 3 when the agent does not answer or something else (another exporter) answers there.\n"
         }
         "store" => {
             "Usage: belabox-metrics store stats [--config FILE]\n       belabox-metrics store export [--config FILE] [--since WHEN]\n       belabox-metrics store requeue [--config FILE] [--reason R] [--since WHEN]\n       belabox-metrics store check [--config FILE] [--file PATH]\n\nLook at the store offline (the agent must be stopped: the store is locked while it runs). Only requeue writes to the store file.\nstats: file size, pending, dropped, quarantined, last checkpoint, sessions.\nexport: every stored sample as JSONL, oldest first (quarantined samples marked); WHEN is a duration back from now (\"1h\"), an RFC 3339 time or epoch milliseconds.\nrequeue: put quarantined samples back in the upload queue: those whose reason is R or starts with \"R:\" (e.g. refused, too_old, non_finite; all without --reason), quarantined since WHEN (all without --since). The running agent uploads them once it runs again.\ncheck: verify every page's checksum and the store's invariants, and print the report; PATH checks another file (a moved-aside metrics.redb.corrupt-<secs>). Exit 0 healthy, 1 damaged or unreadable.\n"

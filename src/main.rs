@@ -1,6 +1,5 @@
 #![deny(unsafe_code)]
 
-use std::convert::Infallible;
 use std::error::Error;
 use std::process::ExitCode;
 
@@ -11,7 +10,8 @@ use belabox_metrics::config::{Config, ConfigError, LogFormat};
 use belabox_metrics::logging::{Format, Logger};
 
 /// Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error (`status`: 1 degraded or
-/// error, 3 unreachable).
+/// error, 3 unreachable or not this agent; `once`: 1 when a collector failed, after printing the
+/// others' series). Usage errors go to stderr; a closed stdout pipe ends a command quietly.
 fn main() -> ExitCode {
     let command = match cli::parse(std::env::args_os()) {
         Ok(c) => c,
@@ -21,18 +21,15 @@ fn main() -> ExitCode {
         }
     };
     match command {
-        Command::Version => {
-            println!("belabox-metrics {}", cli::VERSION);
-            ExitCode::SUCCESS
+        Command::Version => print_or_fail(&format!("belabox-metrics {}\n", cli::VERSION)),
+        Command::Help(text) => print_or_fail(text),
+        Command::CheckConfig(mut common) => {
+            installed_default(&mut common);
+            with_checked_config(&common, false, |config| {
+                write_stdout(config.to_toml_redacted().as_bytes())?;
+                Ok::<_, std::io::Error>(ExitCode::SUCCESS)
+            })
         }
-        Command::Help(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
-        Command::CheckConfig(common) => with_checked_config(&common, false, |config| {
-            print!("{}", config.to_toml());
-            Ok::<_, Infallible>(ExitCode::SUCCESS)
-        }),
         Command::Once { common, delay_ms } => with_config(&common, true, |config| {
             once::run(&config, delay_ms).map(|()| ExitCode::SUCCESS)
         }),
@@ -47,9 +44,15 @@ fn main() -> ExitCode {
             })?;
             Ok::<_, agent::RunError>(ExitCode::SUCCESS)
         }),
-        Command::Status { common, address } => with_config(&common, false, |config| {
-            status::status(&config, address.as_deref()).map(ExitCode::from)
-        }),
+        Command::Status {
+            mut common,
+            address,
+        } => {
+            installed_default(&mut common);
+            with_config(&common, false, |config| {
+                status::status(&config, address.as_deref()).map(ExitCode::from)
+            })
+        }
         Command::StoreStats(common) => with_config(&common, false, |config| {
             store::store_stats(&config).map(|()| ExitCode::SUCCESS)
         }),
@@ -73,6 +76,39 @@ fn main() -> ExitCode {
                 }
             })
         }),
+    }
+}
+
+/// Without `--config`, `status` and `check-config` read the installed agent's configuration
+/// ([`belabox_metrics::config::INSTALLED_CONFIG`]) when it exists, and say so on stderr.
+fn installed_default(common: &mut Common) {
+    if let Some(path) = belabox_metrics::config::default_to_installed(common) {
+        eprintln!(
+            "belabox-metrics: using {} (no --config given)",
+            path.display()
+        );
+    }
+}
+
+/// Writes `bytes` to stdout; a reader that closed the pipe early (`check-config | head`) is not
+/// an error.
+fn write_stdout(bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r,
+    }
+}
+
+/// [`write_stdout`] for the commands that print one text: exit 0, or 1 when stdout fails.
+fn print_or_fail(text: &str) -> ExitCode {
+    match write_stdout(text.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("belabox-metrics: writing to stdout: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -111,3 +111,103 @@ fn label_all() -> LabelValue {
     let _ = v.push_str("all");
     v
 }
+
+#[cfg(test)]
+mod tests {
+    //! The seed's named cases: the first sample is skipped, a counter that went backwards (a
+    //! wrap, or a reset) skips that core for one tick, and so does a zero delta.
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    /// A procfs root holding `stat`, and a CPU collector reading it.
+    fn collector() -> (tempfile::TempDir, CpuCollector) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.paths.procfs = dir.path().to_path_buf();
+        write_stat(&dir, &[(0, 0), (0, 0)]);
+        (dir, CpuCollector::open(&config).unwrap())
+    }
+
+    /// `/proc/stat` with an aggregate line and one line per core, each `(user, idle)` in USER_HZ
+    /// ticks (the "cpu" line is the first entry, then cpu0, cpu1, …).
+    fn write_stat(dir: &tempfile::TempDir, lines: &[(u64, u64)]) {
+        let mut text = String::new();
+        for (i, (user, idle)) in lines.iter().enumerate() {
+            let name = match i {
+                0 => "cpu".to_string(),
+                n => format!("cpu{}", n - 1),
+            };
+            text.push_str(&format!("{name} {user} 0 0 {idle} 0 0 0 0 0 0\n"));
+        }
+        text.push_str("intr 0\nctxt 0\nbtime 0\n");
+        std::fs::write(dir.path().join("stat"), text).unwrap();
+    }
+
+    /// The cpu_usage_percent samples of one collection, as (core, percent).
+    fn usage(c: &mut CpuCollector) -> Vec<(String, f64)> {
+        let mut buf = vec![0u8; 4096];
+        let mut out: Vec<Sample> = Vec::new();
+        c.collect(1, &mut buf, &mut out).unwrap();
+        out.iter()
+            .filter(|s| s.metric == Metric::CpuUsagePercent)
+            .map(|s| {
+                let core = s.label_pairs().find(|(k, _)| *k == "core").unwrap().1;
+                (core.to_string(), s.value)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn first_sample_is_skipped() {
+        let (dir, mut c) = collector();
+        write_stat(&dir, &[(100, 300), (100, 300)]);
+        assert_eq!(usage(&mut c), vec![], "no delta on the first read");
+        write_stat(&dir, &[(150, 350), (150, 350)]);
+        assert_eq!(
+            usage(&mut c),
+            vec![("all".to_string(), 50.0), ("0".to_string(), 50.0)]
+        );
+    }
+
+    #[test]
+    fn counter_going_backwards_skips_the_core_once() {
+        let (dir, mut c) = collector();
+        write_stat(&dir, &[(1000, 1000), (500, 500), (500, 500)]);
+        usage(&mut c);
+        // cpu0's busy counter went backwards (wrapped or reset); cpu1 moved normally.
+        write_stat(&dir, &[(1010, 1090), (10, 590), (510, 590)]);
+        let got = usage(&mut c);
+        assert!(got.iter().all(|(core, _)| core != "0"), "{got:?}");
+        assert!(got.contains(&("1".to_string(), 10.0)), "{got:?}");
+        // Its idle counter going backwards is skipped as well.
+        write_stat(&dir, &[(1020, 1180), (20, 0), (520, 680)]);
+        let got = usage(&mut c);
+        assert!(got.iter().all(|(core, _)| core != "0"), "{got:?}");
+        // From the new base it is reported again: 30 busy of 30 + 90 ticks.
+        write_stat(&dir, &[(1050, 1270), (50, 90), (550, 770)]);
+        let got = usage(&mut c);
+        assert!(got.contains(&("0".to_string(), 25.0)), "{got:?}");
+        assert!(
+            got.iter().all(|(_, pct)| (0.0..=100.0).contains(pct)),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn zero_delta_emits_nothing() {
+        let (dir, mut c) = collector();
+        write_stat(&dir, &[(100, 300), (100, 300), (40, 60)]);
+        usage(&mut c);
+        // No tick passed on any core: 0/0 is not a percentage.
+        assert_eq!(usage(&mut c), vec![]);
+        // Only cpu1 moved: the others stay silent, no NaN is emitted.
+        write_stat(&dir, &[(100, 310), (100, 300), (40, 70)]);
+        let got = usage(&mut c);
+        assert_eq!(
+            got,
+            vec![("all".to_string(), 0.0), ("1".to_string(), 0.0)],
+            "{got:?}"
+        );
+    }
+}

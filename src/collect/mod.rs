@@ -310,12 +310,30 @@ impl Collectors {
     /// Builds every collector of [`CollectorKind::ALL`], in order; the first that cannot start is
     /// the error.
     pub fn open(config: &Config) -> Result<Collectors, SetupError> {
+        let (collectors, mut failed) = Collectors::open_available(config);
+        if failed.is_empty() {
+            Ok(collectors)
+        } else {
+            Err(failed.swap_remove(0))
+        }
+    }
+
+    /// Builds the collectors of [`CollectorKind::ALL`] that can start, in order; those that cannot
+    /// are left out and returned, in order (`once` prints what the others read).
+    pub fn open_available(config: &Config) -> (Collectors, Vec<SetupError>) {
         let mut entries = Vec::with_capacity(CollectorKind::COUNT);
+        let mut failed = Vec::new();
         for kind in CollectorKind::ALL {
-            let collector = kind.opener()(config).map_err(|error| SetupError {
-                collector: kind.name(),
-                error,
-            })?;
+            let collector = match kind.opener()(config) {
+                Ok(c) => c,
+                Err(error) => {
+                    failed.push(SetupError {
+                        collector: kind.name(),
+                        error,
+                    });
+                    continue;
+                }
+            };
             let interval_ms = i64::try_from(config.collect.interval_for(kind).as_millis())
                 .unwrap_or(i64::MAX)
                 .max(1);
@@ -327,11 +345,12 @@ impl Collectors {
                 stats: Arc::new(CollectorStats::default()),
             });
         }
-        Ok(Collectors {
+        let collectors = Collectors {
             entries,
             buf: vec![0u8; READ_BUF_SIZE].into_boxed_slice(),
             session_id: heapless::String::new(),
-        })
+        };
+        (collectors, failed)
     }
 
     /// Applies a reloaded configuration: every collector's interval, and the collectors in

@@ -91,3 +91,64 @@ impl Collector for NetworkCollector {
         Ok(outcome)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    /// A /proc/net/dev with `n` interfaces `eth0`… in file order, interface i with rx_bytes i.
+    fn net_dev(n: usize) -> String {
+        let mut text = String::from(
+            "Inter-|   Receive                                                |  Transmit\n \
+             face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n",
+        );
+        for i in 0..n {
+            text.push_str(&format!("  eth{i}: {i} 1 0 0 0 0 0 0 {i} 1 0 0 0 0 0 0\n"));
+        }
+        text
+    }
+
+    fn dropped(out: &[Sample]) -> Vec<f64> {
+        out.iter()
+            .filter(|s| s.metric == Metric::NetworkInterfacesDroppedTotal)
+            .map(|s| s.value)
+            .collect()
+    }
+
+    /// The default cap is 32: of 40 interfaces the first 32 in file order are reported and the
+    /// other 8 are counted, every tick, in network_interfaces_dropped_total.
+    #[test]
+    fn interface_cap_of_32_counts_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("net")).unwrap();
+        std::fs::write(dir.path().join("net/dev"), net_dev(40)).unwrap();
+        let mut config = Config::default();
+        config.paths.procfs = dir.path().to_path_buf();
+        assert_eq!(config.network.max_interfaces, 32);
+        let mut c = NetworkCollector::open(&config).unwrap();
+        let mut buf = vec![0u8; 16384];
+        for tick in 1..=2u32 {
+            let mut out: Vec<Sample> = Vec::new();
+            let outcome = c.collect(1, &mut buf, &mut out).unwrap();
+            let mut names: Vec<String> = out
+                .iter()
+                .filter(|s| s.metric == Metric::NetworkReceiveBytesTotal)
+                .map(|s| {
+                    s.label_pairs()
+                        .find(|(k, _)| *k == "interface")
+                        .unwrap()
+                        .1
+                        .to_string()
+                })
+                .collect();
+            let want: Vec<String> = (0..32).map(|i| format!("eth{i}")).collect();
+            assert_eq!(names.len(), 32);
+            names.dedup();
+            assert_eq!(names, want, "the first 32 in file order");
+            assert_eq!(dropped(&out), vec![f64::from(8 * tick)], "tick {tick}");
+            assert_eq!(outcome.emitted as usize, out.len());
+        }
+    }
+}

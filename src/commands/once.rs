@@ -1,4 +1,7 @@
 //! `belabox-metrics once`: two reads `delay` apart, then the JSONL of the second read on stdout.
+//!
+//! A collector that cannot start or fails a read fails alone, as in `run`: the others' series are
+//! still printed, each failed collector is named on stderr, and the command exits 1.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -33,11 +36,12 @@ pub fn write_jsonl(out: &mut Vec<u8>, device_id: &str, samples: &[Sample]) -> us
 /// Why `once` failed; the caller prints it (with its source chain) and picks the exit code.
 #[derive(Debug)]
 pub enum OnceError {
-    /// Transparent: a collector could not start (bad procfs path, invalid filter).
-    Setup(SetupError),
-    /// A collector failed during the reads; the reason was logged as it happened.
-    CollectorFailed {
-        collector: &'static str,
+    /// Some collectors could not start or failed a read (the series of the others were printed).
+    /// Setup failures are printed on stderr as they are found; read failures were logged as
+    /// they happened.
+    CollectorsFailed {
+        /// [`crate::collect::CollectorKind::name`]s, in table order; never empty.
+        collectors: Vec<&'static str>,
     },
     Stdout(io::Error),
 }
@@ -45,9 +49,13 @@ pub enum OnceError {
 impl fmt::Display for OnceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            OnceError::Setup(e) => e.fmt(f),
-            OnceError::CollectorFailed { collector } => {
-                write!(f, "collector {collector} failed (see the log above)")
+            OnceError::CollectorsFailed { collectors } => {
+                let s = if collectors.len() == 1 { "" } else { "s" };
+                write!(
+                    f,
+                    "collector{s} {} failed (see above); the other collectors' series were printed",
+                    collectors.join(", ")
+                )
             }
             OnceError::Stdout(_) => f.write_str("writing to stdout"),
         }
@@ -57,32 +65,50 @@ impl fmt::Display for OnceError {
 impl std::error::Error for OnceError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            OnceError::Setup(e) => e.source(),
-            OnceError::CollectorFailed { .. } => None,
+            OnceError::CollectorsFailed { .. } => None,
             OnceError::Stdout(e) => Some(e),
         }
     }
 }
 
+/// Says why a collector could not start, on stderr (the logger may be off: `once` reports setup
+/// failures itself).
+fn report_setup(e: &SetupError) {
+    eprintln!("belabox-metrics: {e}");
+}
+
 pub fn run(config: &Config, delay_ms: u64) -> Result<(), OnceError> {
-    let mut collectors = Collectors::open(config).map_err(OnceError::Setup)?;
+    let (mut collectors, setup_failed) = Collectors::open_available(config);
+    setup_failed.iter().for_each(report_setup);
     let mut first: Vec<Sample> = Vec::with_capacity(1024);
     collectors.collect_all(now_ms(), &mut first);
     log::info!("first read done; second read in {delay_ms} ms");
     std::thread::sleep(Duration::from_millis(delay_ms));
     let mut samples: Vec<Sample> = Vec::with_capacity(first.len() + 64);
     collectors.collect_all(now_ms(), &mut samples);
+    let mut failed: Vec<&'static str> = setup_failed.iter().map(|e| e.collector).collect();
     for (kind, stats) in collectors.stats() {
         if stats.failing.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(OnceError::CollectorFailed {
-                collector: kind.name(),
-            });
+            failed.push(kind.name());
         }
     }
+    // Table order, whichever way each failed.
+    failed.sort_by_key(|name| {
+        crate::collect::CollectorKind::ALL
+            .iter()
+            .position(|k| k.name() == *name)
+    });
     let mut out = Vec::with_capacity(samples.len() * 160);
     write_jsonl(&mut out, &config.device.id, &samples);
-    std::io::stdout()
-        .lock()
-        .write_all(&out)
-        .map_err(OnceError::Stdout)
+    match std::io::stdout().lock().write_all(&out) {
+        Ok(()) => {}
+        // `once | head`: the reader has all it wanted.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+        Err(e) => return Err(OnceError::Stdout(e)),
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(OnceError::CollectorsFailed { collectors: failed })
+    }
 }

@@ -68,21 +68,60 @@ pub fn status(config: &Config, address: Option<&str>) -> Result<u8, StatusError>
         })?,
         None => config.health.address,
     };
-    let (code, body) = match fetch_health(addr, "/health", Duration::from_secs(5)) {
+    let answer = match fetch(addr, "/health", Duration::from_secs(5)) {
         Ok(r) => r,
         Err(e) => {
-            println!("agent at {addr}: not answering ({e})");
+            out(&format!("agent at {addr}: not answering ({e})\n"));
             return Ok(STATUS_UNREACHABLE);
         }
     };
-    let mut unescape = vec![0u8; body.len()];
-    let doc = parse_health(&body, &mut unescape).map_err(|message| StatusError::Unreadable {
+    let mut unescape = vec![0u8; answer.body.len()];
+    let parsed = parse_health(&answer.body, &mut unescape);
+    // This agent says so in `Server`; one from before that header is recognised by its
+    // document (a /health object with at least one component this build knows).
+    let ours = answer.server.as_deref().is_some_and(is_agent_server)
+        || parsed
+            .as_ref()
+            .is_ok_and(|doc| !doc.components.0.is_empty());
+    if !ours {
+        out(&format!(
+            "agent at {addr}: not answering (something else listens there: /health answered {}{}, \
+             not a belabox-metrics document; another exporter such as node_exporter on the port? \
+             set health.address or --address)\n",
+            answer.code,
+            answer
+                .server
+                .as_deref()
+                .map(|s| format!(", Server: {s:?}"))
+                .unwrap_or_default(),
+        ));
+        return Ok(STATUS_UNREACHABLE);
+    }
+    let doc = parsed.map_err(|message| StatusError::Unreadable {
         addr,
-        code,
+        code: answer.code,
         message,
     })?;
-    print!("{}", summarize(&doc));
+    out(&summarize(&doc));
     Ok(if doc.status == "ok" { 0 } else { 1 })
+}
+
+/// Prints to stdout; a reader that went away (`status | head -1`) is not an error, and the exit
+/// code still says what the agent's status is.
+fn out(text: &str) {
+    let mut stdout = io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+}
+
+/// `Server` values this agent sends ([`crate::health::respond::SERVER`], maybe followed by a
+/// version or comment).
+fn is_agent_server(value: &str) -> bool {
+    let name = crate::health::respond::SERVER;
+    value
+        .strip_prefix(name)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || rest.starts_with(' '))
 }
 
 /// The parts of a /health document the summary shows (unknown fields are ignored).
@@ -273,6 +312,20 @@ pub fn fetch_health(
     path: &str,
     timeout: Duration,
 ) -> Result<(u16, String), FetchError> {
+    fetch(addr, path, timeout).map(|a| (a.code, a.body))
+}
+
+/// A whole response, as [`fetch`] read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub code: u16,
+    /// The (last) `Server` field, trimmed; `None` when absent.
+    pub server: Option<String>,
+    pub body: String,
+}
+
+/// [`fetch_health`], with the `Server` field.
+pub fn fetch(addr: SocketAddr, path: &str, timeout: Duration) -> Result<Answer, FetchError> {
     if !path.starts_with('/') || !path.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
         return Err(FetchError::InvalidPath);
     }
@@ -311,8 +364,8 @@ pub fn fetch_health(
 }
 
 /// The status and body of a whole response (read to EOF), through the client's response parser
-/// ([`crate::net::response`]: httparse and the same framing rules).
-fn parse_response(raw: &[u8]) -> Result<(u16, String), &'static str> {
+/// ([`crate::net::response`]: httparse and the same framing rules), and its `Server` field.
+fn parse_response(raw: &[u8]) -> Result<Answer, &'static str> {
     let head = match parse_head(raw, false) {
         Ok(Parsed::Complete(h)) => h,
         Ok(Parsed::Partial) => return Err("no end of headers"),
@@ -343,9 +396,29 @@ fn parse_response(raw: &[u8]) -> Result<(u16, String), &'static str> {
             body
         }
     };
+    let server = server_field(raw.get(..head.head_len).unwrap_or_default());
     String::from_utf8(body)
         .map_err(|_| "body is not UTF-8")
-        .map(|body| (head.status, body))
+        .map(|body| Answer {
+            code: head.status,
+            server,
+            body,
+        })
+}
+
+/// The last `Server` field of a response head that [`parse_head`] accepted (so its lines are
+/// CRLF-terminated `name: value` fields after the status line).
+fn server_field(head: &[u8]) -> Option<String> {
+    head.split(|&b| b == b'\n')
+        .skip(1)
+        .filter_map(|line| {
+            let colon = line.iter().position(|&b| b == b':')?;
+            let (name, value) = line.split_at(colon);
+            name.eq_ignore_ascii_case(b"server")
+                .then(|| String::from_utf8_lossy(value.get(1..).unwrap_or_default()))
+        })
+        .last()
+        .map(|v| v.trim().to_owned())
 }
 
 #[cfg(test)]
@@ -354,23 +427,37 @@ mod tests {
 
     #[test]
     fn parses_responses() {
-        let ok =
-            parse_response(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 3\r\n\r\nabc");
+        let pr = |raw: &[u8]| parse_response(raw).map(|a| (a.code, a.body));
+        let ok = pr(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 3\r\n\r\nabc");
         assert_eq!(ok, Ok((503, "abc".to_owned())));
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc").is_err());
-        assert!(parse_response(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\n").is_err());
+        assert!(pr(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc").is_err());
+        assert!(pr(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
+        assert!(pr(b"HTTP/1.1 200 OK\r\n").is_err());
         let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
-        assert_eq!(parse_response(chunked), Ok((200, "abc".to_owned())));
-        assert!(parse_response(&chunked[..chunked.len() - 7]).is_err());
+        assert_eq!(pr(chunked), Ok((200, "abc".to_owned())));
+        assert!(pr(&chunked[..chunked.len() - 7]).is_err());
         assert_eq!(
-            parse_response(b"HTTP/1.0 200 OK\r\n\r\nuntil close"),
+            pr(b"HTTP/1.0 200 OK\r\n\r\nuntil close"),
             Ok((200, "until close".to_owned()))
         );
         assert!(
-            parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab")
-                .is_err()
+            pr(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab").is_err()
         );
+    }
+
+    #[test]
+    fn reads_the_server_field() {
+        let a = parse_response(
+            b"HTTP/1.1 200 OK\r\nserver:  belabox-metrics \r\nContent-Length: 2\r\n\r\nok",
+        )
+        .unwrap();
+        assert_eq!(a.server.as_deref(), Some("belabox-metrics"));
+        let a = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nServer: x").unwrap();
+        assert_eq!(a.server, None, "a body line is not a field");
+        assert!(is_agent_server("belabox-metrics"));
+        assert!(is_agent_server("belabox-metrics/0.1.0"));
+        assert!(!is_agent_server("belabox-metricsX"));
+        assert!(!is_agent_server("node_exporter"));
     }
 
     #[test]

@@ -213,7 +213,7 @@ pub fn store_check(config: &Config, file: Option<&Path>) -> Result<bool, CheckEr
             let _ = writeln!(out, "  - {p}");
         }
     }
-    print!("{out}");
+    print_quiet(&out);
     Ok(r.is_healthy())
 }
 
@@ -279,7 +279,7 @@ pub fn store_stats(config: &Config) -> Result<(), StatsError> {
             }
         );
     }
-    print!("{out}");
+    print_quiet(&out);
     Ok(())
 }
 
@@ -347,12 +347,21 @@ pub fn store_requeue(
         }
     }
     let pending = store.pending_count().map_err(RequeueCmdError::Read)?;
-    println!(
-        "requeued {requeued} quarantined samples ({}, {}); {pending} pending upload",
+    print_quiet(&format!(
+        "requeued {requeued} quarantined samples ({}, {}); {pending} pending upload\n",
         reason.map_or_else(|| "any reason".to_owned(), |r| format!("reason {r:?}")),
         since.map_or_else(|| "any time".to_owned(), |s| format!("since {s}")),
-    );
+    ));
     Ok(())
+}
+
+/// Prints a report to stdout; a reader that went away (`store stats | head -3`) is not an error
+/// (the work is done; the exit code still says how it went).
+fn print_quiet(text: &str) {
+    let mut stdout = io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
 }
 
 /// `--since`: a duration back from now ("1h"), an RFC 3339 time, or epoch milliseconds.
@@ -458,10 +467,11 @@ pub fn store_export(config: &Config, since: Option<&str>) -> Result<(), ExportEr
             }
         })
         .map_err(ExportError::Read)?;
-    if let Some(e) = io_err {
-        return Err(ExportError::Stdout(e));
+    match io_err.map_or_else(|| w.flush(), Err) {
+        // `store export | head`: the reader has all it wanted; not an error.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.map_err(ExportError::Stdout),
     }
-    w.flush().map_err(ExportError::Stdout)
 }
 
 fn write_text_line(out: &mut Vec<u8>, s: &belabox_store::ExportedSample, text: &str) {

@@ -14,6 +14,7 @@ mod diff;
 mod load;
 mod raw;
 mod reader;
+mod redact;
 #[cfg(test)]
 mod tests;
 mod units;
@@ -27,7 +28,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 pub use crate::collect::CollectorKind;
 pub use diff::{ConfigDiff, applies_at_run_time};
-pub use load::load_config;
+pub use load::{INSTALLED_CONFIG, INSTALLED_CONFIG_ENV, default_to_installed, load_config};
 pub use units::{
     MAX_DURATION, UnitError, format_duration, format_size, parse_duration, parse_size,
 };

@@ -326,7 +326,7 @@ pub(super) fn max_devices<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::E
 fn remote_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     checked(d, |url: String| match check_http_url(&url) {
         Ok(()) => Ok(Some(url)),
-        Err(m) => Err(format!("{m}, got {url:?}")),
+        Err(m) => Err(format!("{m}, got {:?}", super::redact::redact_url(&url))),
     })
 }
 
@@ -337,7 +337,8 @@ fn clock_skew_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
         }
         match check_http_url(&url) {
             Err(m) if url != CLOCK_SKEW_OFF => Err(format!(
-                "{m} (or \"\" to derive it, \"off\" to disable), got {url:?}"
+                "{m} (or \"\" to derive it, \"off\" to disable), got {:?}",
+                super::redact::redact_url(&url)
             )),
             _ => Ok(Some(url)),
         }

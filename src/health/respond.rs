@@ -10,11 +10,15 @@ use super::render::{
 use super::status::{HealthRules, Level, Snapshot, evaluate};
 use crate::model::state::AgentState;
 
-/// Bytes reserved in front of the body for the status line and headers (the longest is < 200).
+/// Bytes reserved in front of the body for the status line and headers (the longest is < 230).
 const HEAD_ROOM: usize = 256;
 
 const JSON: &str = "application/json";
 const TEXT: &str = "text/plain; charset=utf-8";
+
+/// The `Server` field of every response: `status` tells this agent from another exporter on the
+/// same port (node_exporter also defaults to 9100) by it.
+pub const SERVER: &str = "belabox-metrics";
 
 /// One connection slot's response buffer: headers and body are assembled in one `Vec` (reserved
 /// head room, then the body) so the response leaves in a single write — no Nagle/delayed-ACK stall.
@@ -67,7 +71,7 @@ impl ResponseBuf {
         let written = write!(
             w,
             "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {body_len}\r\n\
-             Cache-Control: no-store\r\n{extra}Connection: close\r\n\r\n",
+             Cache-Control: no-store\r\n{extra}Server: {SERVER}\r\nConnection: close\r\n\r\n",
             reason(status)
         );
         let n = HEAD_ROOM - w.len();
@@ -104,7 +108,7 @@ pub fn reason(status: u16) -> &'static str {
 /// A complete 503 for connections beyond the limit (sent without a slot, best effort).
 pub const BUSY_RESPONSE: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
-Content-Length: 5\r\nRetry-After: 1\r\nConnection: close\r\n\r\nbusy\n";
+Content-Length: 5\r\nRetry-After: 1\r\nServer: belabox-metrics\r\nConnection: close\r\n\r\nbusy\n";
 
 /// Answers a parsed request (or a refused head) into `out`; returns the HTTP status.
 pub fn respond(
