@@ -6,6 +6,8 @@
 //! `device_id` and `device.labels`, with no allocation in either. (Accepting a connection does allocate inside smol — the reactor registration — and is
 //! not covered; the server lends pooled buffers to connections and takes them back.)
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
