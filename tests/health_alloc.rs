@@ -27,6 +27,10 @@ static ALLOC: CountingAlloc = CountingAlloc;
 
 const NOW: i64 = 1_800_000_000_000;
 
+/// The allocation counter is one global: the tests take turns (one counts a fresh buffer's
+/// allocations on purpose).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 const REQUESTS: [&[u8]; 10] = [
     b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n",
     b"GET /health/live HTTP/1.1\r\nHost: t\r\nUser-Agent: curl/8\r\nAccept: */*\r\n\r\n",
@@ -52,6 +56,7 @@ fn all_requests(state: &AgentState, rules: &HealthRules, now: i64, out: &mut Res
 
 #[test]
 fn zero_allocations_per_request_after_warm_up() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let collectors = CollectorKind::ALL
         .iter()
         .map(|&k| (k, Arc::new(CollectorStats::default())))
@@ -178,6 +183,7 @@ fn tick(ts: i64, v: f64, with_sdb: bool) -> Vec<Sample> {
 
 #[test]
 fn metrics_with_system_series_allocate_nothing_after_warm_up() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let config = Config::from_toml_str(
         "[device]\nid = \"rock5b\"\nlabels = { site = \"lab-7\", fleet = \"eu\" }\n",
     )
