@@ -1,8 +1,12 @@
 //! Proves request handling allocates nothing after warm-up: parsing a head and rendering any
 //! response (`/health` in every status, `/health/ready`, `/health/live`, `/metrics`, HEAD, 404, 405,
 //! 400, 431, 505) into a pooled, reused buffer makes 0 heap allocations, counted by a global
-//! allocator. (Accepting a connection does allocate inside smol — the reactor registration — and is
+//! allocator. `/metrics` with system series too: the latest-value table updated as a flush
+//! does (values change, a series goes and comes back, boot-clock samples) and rendered with
+//! `device_id` and `device.labels`, with no allocation in either. (Accepting a connection does allocate inside smol — the reactor registration — and is
 //! not covered; the server lends pooled buffers to connections and takes them back.)
+
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,9 +14,11 @@ use std::time::Duration;
 
 use belabox_metrics::collect::CollectorStats;
 use belabox_metrics::config::CollectorKind;
+use belabox_metrics::config::Config;
 use belabox_metrics::health::HealthRules;
 use belabox_metrics::health::http::HeadError;
 use belabox_metrics::health::respond::{ResponseBuf, respond, respond_to_head};
+use belabox_metrics::model::sample::{LabelKey, Metric, Sample, int_label};
 use belabox_metrics::model::state::AgentState;
 use belabox_testkit::alloc_count::{CountingAlloc, count_allocs};
 
@@ -20,6 +26,10 @@ use belabox_testkit::alloc_count::{CountingAlloc, count_allocs};
 static ALLOC: CountingAlloc = CountingAlloc;
 
 const NOW: i64 = 1_800_000_000_000;
+
+/// The allocation counter is one global: the tests take turns (one counts a fresh buffer's
+/// allocations on purpose).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 const REQUESTS: [&[u8]; 10] = [
     b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n",
@@ -46,6 +56,7 @@ fn all_requests(state: &AgentState, rules: &HealthRules, now: i64, out: &mut Res
 
 #[test]
 fn zero_allocations_per_request_after_warm_up() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let collectors = CollectorKind::ALL
         .iter()
         .map(|&k| (k, Arc::new(CollectorStats::default())))
@@ -118,4 +129,125 @@ fn zero_allocations_per_request_after_warm_up() {
     });
     assert!(fresh > 0);
     assert_eq!(out.capacity(), capacity);
+}
+
+/// What a flush of one tick on an 8-core board with two disks, two interfaces and seven
+/// thermal zones hands the latest-value table; `with_sdb` = false: the second disk is gone.
+fn tick(ts: i64, v: f64, with_sdb: bool) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for core in ["all", "0", "1", "2", "3", "4", "5", "6", "7"] {
+        out.push(
+            Sample::new(Metric::CpuUsagePercent, ts, v)
+                .with_label(LabelKey::Core, core)
+                .unwrap(),
+        );
+    }
+    for m in [
+        Metric::MemoryTotalBytes,
+        Metric::MemoryAvailableBytes,
+        Metric::SystemLoad1,
+        Metric::SystemUptimeSeconds,
+    ] {
+        out.push(Sample::new(m, ts, v * 1e6));
+    }
+    for dev in ["mmcblk0", "sdb"]
+        .into_iter()
+        .filter(|d| with_sdb || *d != "sdb")
+    {
+        for m in [Metric::DiskReadBytesTotal, Metric::DiskWriteOpsTotal] {
+            out.push(
+                Sample::new(m, ts, v)
+                    .with_label(LabelKey::Device, dev)
+                    .unwrap(),
+            );
+        }
+    }
+    for ifc in ["eth0", "wlan0"] {
+        out.push(
+            Sample::new(Metric::NetworkReceiveBytesTotal, ts, v * 3.5)
+                .with_label(LabelKey::Interface, ifc)
+                .unwrap(),
+        );
+    }
+    for z in 0..7u32 {
+        let mut s = Sample::new(Metric::ThermalTemperatureCelsius, ts, 40.0 + v / 7.0)
+            .with_label(LabelKey::Zone, "soc-thermal")
+            .unwrap();
+        let mut sensor = String::from("thermal_zone");
+        sensor.push_str(int_label(z).as_str());
+        s = s.with_label(LabelKey::Sensor, &sensor).unwrap();
+        out.push(s);
+    }
+    out
+}
+
+#[test]
+fn metrics_with_system_series_allocate_nothing_after_warm_up() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let config = Config::from_toml_str(
+        "[device]\nid = \"rock5b\"\nlabels = { site = \"lab-7\", fleet = \"eu\" }\n",
+    )
+    .unwrap();
+    let collectors = CollectorKind::ALL
+        .iter()
+        .map(|&k| (k, Arc::new(CollectorStats::default())))
+        .collect();
+    let state = AgentState::new(
+        NOW - 3_600_000,
+        "s".into(),
+        "rock5b".into(),
+        collectors,
+        false,
+        false,
+        64 << 20,
+    )
+    .with_series(&config);
+    let rules = HealthRules {
+        upload_interval: Duration::from_secs(30),
+        skew_warn_ms: 2000,
+    };
+    // Prepared before counting: the ticks themselves are the collectors' business.
+    let full: Vec<Vec<Sample>> = (0..4)
+        .map(|i| tick(NOW + i, 1e9 + i as f64 * 0.125, true))
+        .collect();
+    let without_sdb = tick(NOW + 10, 7.0, false);
+    let metrics = REQUESTS[3];
+    let mut out = ResponseBuf::new();
+    // Warm-up: the largest table and the longest values.
+    state.latest.update(|| full[0].iter(), true);
+    respond_to_head(&state, &rules, metrics, NOW, &mut out);
+    let capacity = out.capacity();
+    let first = String::from_utf8_lossy(out.bytes()).into_owned();
+    assert!(
+        first.contains(
+            "\ncpu_usage_percent{device_id=\"rock5b\",core=\"all\",fleet=\"eu\",site=\"lab-7\"} "
+        ),
+        "{first}"
+    );
+
+    let (bytes, allocs) = count_allocs(|| {
+        let mut bytes = 0u64;
+        for round in 0..300usize {
+            match round % 10 {
+                // sdb unplugged, then back: the table drops and re-inserts its rows.
+                3 => state.latest.update(|| without_sdb.iter(), true),
+                // On the boot clock: rows served without a timestamp.
+                7 => state.latest.update(|| full[1].iter(), false),
+                r => state.latest.update(|| full[r % 4].iter(), true),
+            }
+            respond_to_head(&state, &rules, metrics, NOW + round as i64, &mut out);
+            bytes += out.bytes().len() as u64;
+        }
+        bytes
+    });
+    assert_eq!(
+        allocs, 0,
+        "allocations in 300 table updates and /metrics renders"
+    );
+    assert!(bytes > 300 * 4_000, "only {bytes} bytes rendered");
+    assert_eq!(out.capacity(), capacity);
+    assert_eq!(state.latest.skipped(), 0);
+    let last = String::from_utf8_lossy(out.bytes()).into_owned();
+    assert!(last.contains("device=\"sdb\""), "{last}");
+    assert!(last.contains("sensor=\"thermal_zone6\""), "{last}");
 }

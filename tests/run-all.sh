@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs what the tests need (the Debian
-# packages victoria-metrics for the integration tests, systemd for the unit check, faketime for the
+# packages victoria-metrics and prometheus for the integration tests, systemd for the unit check, faketime for the
 # clock tests), then formatting, lints and the whole
 # workspace's tests. Usage: tests/run-all.sh   (from anywhere; needs root or sudo for apt-get)
 set -euo pipefail
@@ -10,6 +10,8 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 need_apt=()
 command -v victoria-metrics >/dev/null 2>&1 || need_apt+=(victoria-metrics)
+# prometheus (ships promtool): tests/prometheus_scrape.rs scrapes the agent with it.
+command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 # libfaketime: the untrusted-clock test runs the agent under a 1970 clock.
 command -v faketime >/dev/null 2>&1 || need_apt+=(faketime)
@@ -19,6 +21,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi
 command -v victoria-metrics >/dev/null || { echo "victoria-metrics is missing after install" >&2; exit 1; }
+command -v prometheus >/dev/null || { echo "prometheus is missing after install" >&2; exit 1; }
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

@@ -9,14 +9,16 @@ use crate::collect::CollectorKind;
 use crate::model::ring::SampleRing;
 use crate::model::state::AgentState;
 
-type LabelPairs<'a> = heapless::Vec<(&'static str, &'a str), { crate::model::sample::MAX_LABELS }>;
+/// A label as the store takes it: (name, value).
+type LabelPair<'a> = (&'a str, &'a str);
 
 /// The flush's two vectors, kept empty between flushes so that each flush reuses their
 /// allocation instead of having the allocator map and unmap ≈ 70 KiB again (musl returns
-/// large freed blocks to the kernel at once).
+/// large freed blocks to the kernel at once). `labels` is flat: every sample's own labels then
+/// `device.labels`, sample after sample; each `NewSample` borrows its run.
 #[derive(Debug, Default)]
 pub(super) struct FlushScratch {
-    labels: Vec<LabelPairs<'static>>,
+    labels: Vec<LabelPair<'static>>,
     batch: Vec<NewSample<'static>>,
 }
 
@@ -44,20 +46,30 @@ pub(super) fn flush(
     if ring.is_empty() {
         return Ok(());
     }
-    let mut labels: Vec<LabelPairs<'_>> = recycle(std::mem::take(&mut scratch.labels));
-    labels.extend(
-        ring.iter()
-            .map(|s| s.label_pairs().collect::<LabelPairs<'_>>()),
-    );
+    let extra = &state.device_labels;
+    let mut labels: Vec<LabelPair<'_>> = recycle(std::mem::take(&mut scratch.labels));
+    for s in ring.iter() {
+        // Not an identity: it shortens the names' `'static` to the values' lifetime, so that
+        // both extends fill one `Vec<(&'a str, &'a str)>`.
+        #[allow(clippy::map_identity)]
+        labels.extend(s.label_pairs().map(|(k, v)| (k, v)));
+        labels.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    }
     let mut batch: Vec<NewSample<'_>> = recycle(std::mem::take(&mut scratch.batch));
-    batch.extend(ring.iter().zip(&labels).map(|(s, l)| NewSample {
-        series: SeriesKey {
-            name: s.metric.name(),
-            device_id,
-            labels: l,
-        },
-        ts_ms: s.ts_ms,
-        value: Value::Number(s.value),
+    let mut at = 0;
+    batch.extend(ring.iter().map(|s| {
+        let n = s.labels.len() + extra.len();
+        let own = labels.get(at..at + n).unwrap_or_default();
+        at += n;
+        NewSample {
+            series: SeriesKey {
+                name: s.metric.name(),
+                device_id,
+                labels: own,
+            },
+            ts_ms: s.ts_ms,
+            value: Value::Number(s.value),
+        }
     }));
     let t0 = Instant::now();
     let result = match unstamped {
@@ -70,6 +82,8 @@ pub(super) fn flush(
     match result {
         Ok(stats) => {
             count_stored(ring, state);
+            // Committed: /metrics serves them from now on (boot-clock ones without a time).
+            state.latest.update(|| ring.iter(), unstamped.is_none());
             ring.consume(n);
             state.storage.flushes_total.fetch_add(1, Ordering::Relaxed);
             state
@@ -115,18 +129,14 @@ mod tests {
     #[test]
     fn recycle_keeps_the_allocation() {
         let owned: Vec<String> = (0..300).map(|i| i.to_string()).collect();
-        let mut v: Vec<LabelPairs<'_>> = Vec::new();
-        v.extend(owned.iter().map(|s| {
-            let mut l = LabelPairs::new();
-            let _ = l.push(("device", s.as_str()));
-            l
-        }));
+        let mut v: Vec<LabelPair<'_>> = Vec::new();
+        v.extend(owned.iter().map(|s| ("device", s.as_str())));
         let (ptr, cap) = (v.as_ptr() as usize, v.capacity());
-        let kept: Vec<LabelPairs<'static>> = recycle(v);
+        let kept: Vec<LabelPair<'static>> = recycle(v);
         assert!(kept.is_empty());
         assert_eq!(kept.capacity(), cap);
         assert_eq!(kept.as_ptr() as usize, ptr);
-        let again: Vec<LabelPairs<'_>> = recycle(kept);
+        let again: Vec<LabelPair<'_>> = recycle(kept);
         assert_eq!((again.as_ptr() as usize, again.capacity()), (ptr, cap));
     }
 }

@@ -174,15 +174,18 @@ pub fn run(mut config: Config, reload: Option<ConfigLoader>) -> Result<(), RunEr
         Err(StartWriteError::Fatal(e)) => return Err(RunError::RecordSession(e)),
     };
 
-    let state = Arc::new(AgentState::new(
-        started_at_ms,
-        session_id.to_string(),
-        config.device.id.clone(),
-        collectors.stats().map(|(k, s)| (k, s.clone())).collect(),
-        config.remote.is_some(),
-        config.monitoring.clock_skew_url.is_some(),
-        config.storage.max_size,
-    ));
+    let state = Arc::new(
+        AgentState::new(
+            started_at_ms,
+            session_id.to_string(),
+            config.device.id.clone(),
+            collectors.stats().map(|(k, s)| (k, s.clone())).collect(),
+            config.remote.is_some(),
+            config.monitoring.clock_skew_url.is_some(),
+            config.storage.max_size,
+        )
+        .with_series(&config),
+    );
     if let Some(to) = moved_aside {
         state
             .storage

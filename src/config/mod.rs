@@ -62,7 +62,47 @@ pub struct DeviceConfig {
     /// at most 128 bytes.
     #[serde(deserialize_with = "raw::device_id")]
     pub id: String,
+    /// Extra labels put on every series (stored, uploaded, and on /metrics), by name. At most
+    /// [`MAX_DEVICE_LABELS`]; each name a Prometheus label name (`[a-zA-Z_][a-zA-Z0-9_]*`, not
+    /// `__`-prefixed) of at most [`DEVICE_LABEL_NAME_MAX`] bytes and not one of
+    /// [`RESERVED_LABELS`]; each value at most [`DEVICE_LABEL_VALUE_MAX`] bytes without control
+    /// characters. Part of every series' identity (a change starts new series).
+    #[serde(deserialize_with = "raw::device_labels")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
+
+/// Most entries in `device.labels`.
+pub const MAX_DEVICE_LABELS: usize = 16;
+/// Longest `device.labels` name, bytes.
+pub const DEVICE_LABEL_NAME_MAX: usize = 64;
+/// Longest `device.labels` value, bytes.
+pub const DEVICE_LABEL_VALUE_MAX: usize = 128;
+
+/// Label names the agent itself uses (or Prometheus gives a meaning to), refused in
+/// `device.labels`: the series name and `device_id`, every `LabelKey` of the metric table, the
+/// self-metrics' labels, and the target labels a scraping Prometheus adds (`job`, `instance`)
+/// or uses (`le`, `quantile`). A new label in `model::sample::LabelKey` or in the self-metrics
+/// belongs here too.
+pub const RESERVED_LABELS: &[&str] = &[
+    "__name__",
+    "device_id",
+    "core",
+    "mode",
+    "device",
+    "interface",
+    "zone",
+    "sensor",
+    "mountpoint",
+    "fstype",
+    "collector",
+    "reason",
+    "component",
+    "quantile",
+    "le",
+    "version",
+    "job",
+    "instance",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -312,7 +352,10 @@ impl std::error::Error for ConfigError {
 
 impl Default for DeviceConfig {
     fn default() -> Self {
-        DeviceConfig { id: hostname() }
+        DeviceConfig {
+            id: hostname(),
+            labels: std::collections::BTreeMap::new(),
+        }
     }
 }
 

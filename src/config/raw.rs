@@ -256,6 +256,81 @@ pub(super) fn device_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Er
     })
 }
 
+/// `device.labels`: a table of strings. A bad entry's error names it (`device.labels.Site-1`):
+/// the check runs inside the value's deserialization, where the key is on the path.
+pub(super) fn device_labels<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<std::collections::BTreeMap<String, String>, D::Error> {
+    struct Labels;
+    impl<'de> Visitor<'de> for Labels {
+        type Value = std::collections::BTreeMap<String, String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a table of label names to strings")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = std::collections::BTreeMap::new();
+            while let Some(name) = map.next_key::<String>()? {
+                let value = map.next_value_seed(LabelEntry(&name))?;
+                if out.len() == MAX_DEVICE_LABELS {
+                    return Err(de::Error::custom(format!(
+                        "at most {MAX_DEVICE_LABELS} labels (a bounded series size)"
+                    )));
+                }
+                out.insert(name, value);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Labels)
+}
+
+/// The value of one `device.labels` entry, checked together with its name.
+struct LabelEntry<'a>(&'a str);
+
+impl<'de> de::DeserializeSeed<'de> for LabelEntry<'_> {
+    type Value = String;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        let value = String::deserialize(d)?;
+        check_device_label(self.0, &value).map_err(de::Error::custom)?;
+        Ok(value)
+    }
+}
+
+/// `Err` says what is wrong with the entry `name = value` of `device.labels`.
+pub(super) fn check_device_label(name: &str, value: &str) -> Result<(), String> {
+    let mut bytes = name.bytes();
+    let first_ok = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
+    if !first_ok || !bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(format!(
+            "a label name must match [a-zA-Z_][a-zA-Z0-9_]* (Prometheus), got {name:?}"
+        ));
+    }
+    if name.starts_with("__") {
+        return Err("label names starting with \"__\" are reserved to Prometheus".to_owned());
+    }
+    if name.len() > DEVICE_LABEL_NAME_MAX {
+        return Err(format!(
+            "a label name may be at most {DEVICE_LABEL_NAME_MAX} bytes, got {}",
+            name.len()
+        ));
+    }
+    if RESERVED_LABELS.contains(&name) {
+        return Err(format!(
+            "{name:?} is a label of the agent's own series (reserved: {})",
+            RESERVED_LABELS.join(", ")
+        ));
+    }
+    if value.len() > DEVICE_LABEL_VALUE_MAX || value.chars().any(char::is_control) {
+        return Err(format!(
+            "expected a string of at most {DEVICE_LABEL_VALUE_MAX} bytes without control \
+             characters, got {value:?}"
+        ));
+    }
+    Ok(())
+}
+
 pub(super) fn collect_interval<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     Dur::<MIN_COLLECT_NS>::deserialize(d).map(Duration::from)
 }

@@ -430,7 +430,7 @@ fn unknown_keys_are_rejected_at_every_depth() {
         ),
         (
             "[device]\nname = \"x\"",
-            "device.name: unknown key (expected one of: id)",
+            "device.name: unknown key (expected one of: id, labels)",
         ),
     ];
     for (text, want) in cases {
@@ -694,6 +694,93 @@ fn syntax_errors_report_line_and_column() {
         ),
         "{err:?}"
     );
+}
+
+#[test]
+fn device_labels_are_checked_per_entry() {
+    let c = parse("[device]\nlabels = { site = \"lab-7\", fleet = \"eu\", _x9 = \"\" }");
+    let got: Vec<_> = c
+        .device
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(got, [("_x9", ""), ("fleet", "eu"), ("site", "lab-7")]);
+    assert!(parse("").device.labels.is_empty());
+    // Round trip through the effective configuration.
+    assert_eq!(Config::from_toml_str(&c.to_toml()).unwrap(), c);
+
+    let long_name = "n".repeat(DEVICE_LABEL_NAME_MAX + 1);
+    let long_value = "v".repeat(DEVICE_LABEL_VALUE_MAX + 1);
+    let cases = [
+        (
+            "labels = { Site-1 = \"x\" }".to_owned(),
+            "device.labels.Site-1: a label name must match [a-zA-Z_][a-zA-Z0-9_]*",
+        ),
+        (
+            "labels = { 1site = \"x\" }".to_owned(),
+            "device.labels.1site: a label name must match",
+        ),
+        (
+            "labels = { \"\" = \"x\" }".to_owned(),
+            "device.labels.\"\": a label name must match",
+        ),
+        (
+            "labels = { __site = \"x\" }".to_owned(),
+            "device.labels.__site: label names starting with \"__\" are reserved",
+        ),
+        (
+            "labels = { device_id = \"x\" }".to_owned(),
+            "device.labels.device_id: \"device_id\" is a label of the agent's own series",
+        ),
+        (
+            "labels = { mountpoint = \"x\" }".to_owned(),
+            "device.labels.mountpoint: \"mountpoint\" is a label",
+        ),
+        (
+            "labels = { site = 7 }".to_owned(),
+            "device.labels.site: expected a string, got 7",
+        ),
+        (
+            "labels = { site = \"a\\nb\" }".to_owned(),
+            "device.labels.site: expected a string of at most 128 bytes without control",
+        ),
+        (
+            format!("labels = {{ {long_name} = \"x\" }}"),
+            "a label name may be at most 64 bytes, got 65",
+        ),
+        (
+            format!("labels = {{ site = \"{long_value}\" }}"),
+            "device.labels.site: expected a string of at most 128 bytes",
+        ),
+        (
+            format!(
+                "labels = {{ {} }}",
+                (0..=MAX_DEVICE_LABELS)
+                    .map(|i| format!("l{i} = \"v\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "device.labels: at most 16 labels",
+        ),
+        (
+            "labels = \"site=lab\"".to_owned(),
+            "device.labels: expected a table of label names to strings",
+        ),
+    ];
+    for (text, want) in cases {
+        let text = format!("[device]\n{text}");
+        let got = error(&text);
+        assert!(got.contains(want), "{text:?}\n got: {got}\nwant: {want}");
+        if want.starts_with("device.") {
+            assert!(got.starts_with(want), "{text:?}\n got: {got}\nwant: {want}");
+        }
+    }
+    // Exactly at the bounds.
+    let name = "n".repeat(DEVICE_LABEL_NAME_MAX);
+    let value = "v".repeat(DEVICE_LABEL_VALUE_MAX);
+    let c = parse(&format!("[device]\nlabels = {{ {name} = \"{value}\" }}"));
+    assert_eq!(c.device.labels.get(&name), Some(&value));
 }
 
 #[test]

@@ -12,6 +12,7 @@ use super::status::{
     ComponentStatus, HealthRules, LiveSnapshot, Report, Snapshot, evaluate, liveness,
 };
 use crate::collect::CollectorStats;
+use crate::model::sample::{Metric, MetricKind};
 use crate::model::state::{AgentState, Histogram, StorageState, TimeState, UploadState};
 use crate::model::time::rfc3339;
 use crate::upload::jsonl::write_str;
@@ -579,6 +580,17 @@ pub fn self_metric_rows(
 struct PromText<'a>(&'a mut Vec<u8>);
 
 impl PromText<'_> {
+    fn value(&mut self, value: f64) {
+        if value.is_nan() {
+            self.0.extend_from_slice(b"NaN");
+        } else if value.is_infinite() {
+            self.0
+                .extend_from_slice(if value > 0.0 { b"+Inf" } else { b"-Inf" });
+        } else {
+            let _ = write!(self.0, "{value}");
+        }
+    }
+
     fn label_value(&mut self, v: &str) {
         for &b in v.as_bytes() {
             match b {
@@ -613,20 +625,63 @@ impl MetricVisitor for PromText<'_> {
             self.0.push(b'}');
         }
         self.0.push(b' ');
-        if value.is_nan() {
-            self.0.extend_from_slice(b"NaN");
-        } else if value.is_infinite() {
-            self.0
-                .extend_from_slice(if value > 0.0 { b"+Inf" } else { b"-Inf" });
-        } else {
-            let _ = write!(self.0, "{value}");
-        }
+        self.value(value);
         self.0.push(b'\n');
     }
 }
 
-/// The `/metrics` body.
+/// The system series of `state.latest`: one family per metric (HELP, TYPE, then its rows,
+/// which the table keeps adjacent), each row with `device_id`, its own labels and
+/// `device.labels` — the labels it is stored and uploaded with — and the time it was taken
+/// (ms), except a sample on the boot clock, which goes without one (the scraper stamps it).
+fn write_system_series(state: &AgentState, out: &mut Vec<u8>) {
+    let mut family: Option<Metric> = None;
+    state.latest.visit(|r| {
+        let name = r.metric.name();
+        if family != Some(r.metric) {
+            family = Some(r.metric);
+            let kind = match r.metric.kind() {
+                MetricKind::Counter => Kind::Counter,
+                MetricKind::Gauge => Kind::Gauge,
+            };
+            let _ = writeln!(
+                out,
+                "# HELP {name} System series of the {} collector: its latest stored value \
+                 (docs/metrics.md).",
+                r.metric.collector().name()
+            );
+            let _ = writeln!(out, "# TYPE {name} {}", kind.as_str());
+        }
+        let mut p = PromText(out);
+        p.0.extend_from_slice(name.as_bytes());
+        p.0.extend_from_slice(b"{device_id=\"");
+        p.label_value(&state.device_id);
+        p.0.push(b'"');
+        let own = r.labels.iter().map(|l| (l.key.name(), l.value.as_str()));
+        let extra = state
+            .device_labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()));
+        for (k, v) in own.chain(extra) {
+            p.0.push(b',');
+            p.0.extend_from_slice(k.as_bytes());
+            p.0.extend_from_slice(b"=\"");
+            p.label_value(v);
+            p.0.push(b'"');
+        }
+        p.0.extend_from_slice(b"} ");
+        p.value(r.value);
+        if let Some(ts) = r.ts_ms {
+            let _ = write!(p.0, " {ts}");
+        }
+        p.0.push(b'\n');
+    });
+}
+
+/// The `/metrics` body: the system series (the latest stored value of each), then the
+/// self-metrics. Allocates nothing once `out` has grown to its high-water mark.
 pub fn write_metrics_text(state: &AgentState, rules: &HealthRules, now_ms: i64, out: &mut Vec<u8>) {
+    write_system_series(state, out);
     visit_self_metrics(state, rules, now_ms, &mut PromText(out));
 }
 
@@ -643,6 +698,69 @@ mod tests {
         let mut out = Vec::new();
         let ok = write_live_json(st, now, &mut out);
         (ok, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn metrics_serve_system_series_then_self_metrics() {
+        use crate::model::latest::LatestTable;
+        use crate::model::sample::{LabelKey, Sample};
+        let mut st = state();
+        st.latest = LatestTable::with_capacity(8);
+        st.device_labels = vec![
+            ("fleet".into(), "eu".into()),
+            ("site".into(), "lab\"7".into()),
+        ];
+        let flush = [
+            Sample::new(Metric::MemoryTotalBytes, 1_700_000_000_123, 8e9),
+            Sample::new(Metric::DiskReadBytesTotal, 1_700_000_000_123, 512.0)
+                .with_label(LabelKey::Device, "sda")
+                .unwrap(),
+            Sample::new(Metric::DiskReadBytesTotal, 1_700_000_000_123, 0.5)
+                .with_label(LabelKey::Device, "mmcblk0")
+                .unwrap(),
+        ];
+        st.latest.update(|| flush.iter(), true);
+        let boot = [Sample::new(Metric::SystemLoad1, 5_000, 0.25)];
+        st.latest.update(|| boot.iter(), false);
+        let rules = HealthRules {
+            upload_interval: std::time::Duration::from_secs(30),
+            skew_warn_ms: 2000,
+        };
+        let mut out = Vec::new();
+        write_metrics_text(&st, &rules, 1000, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines.get(..9).unwrap(),
+            [
+                "# HELP memory_total_bytes System series of the memory collector: its latest \
+                 stored value (docs/metrics.md).",
+                "# TYPE memory_total_bytes gauge",
+                "memory_total_bytes{device_id=\"d\",fleet=\"eu\",site=\"lab\\\"7\"} 8000000000 \
+                 1700000000123",
+                "# HELP disk_read_bytes_total System series of the disk collector: its latest \
+                 stored value (docs/metrics.md).",
+                "# TYPE disk_read_bytes_total counter",
+                "disk_read_bytes_total{device_id=\"d\",device=\"mmcblk0\",fleet=\"eu\",\
+                 site=\"lab\\\"7\"} 0.5 1700000000123",
+                "disk_read_bytes_total{device_id=\"d\",device=\"sda\",fleet=\"eu\",\
+                 site=\"lab\\\"7\"} 512 1700000000123",
+                "# HELP system_load1 System series of the load collector: its latest stored \
+                 value (docs/metrics.md).",
+                "# TYPE system_load1 gauge",
+            ]
+        );
+        // On the boot clock: no timestamp rather than one in 1970.
+        assert_eq!(
+            lines.get(9),
+            Some(&"system_load1{device_id=\"d\",fleet=\"eu\",site=\"lab\\\"7\"} 0.25")
+        );
+        assert_eq!(
+            lines
+                .get(10)
+                .map(|l| l.split(' ').take(3).collect::<Vec<_>>()),
+            Some(vec!["#", "HELP", "collector_metrics_collected_total"])
+        );
     }
 
     #[test]

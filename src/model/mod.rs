@@ -1,7 +1,8 @@
 //! The agent's data model: the metric table and the fixed-size [`sample::Sample`], the sample
-//! [`ring`], the shared [`state`] (atomics read by health and self-metrics), and wall-clock
+//! [`ring`], the [`latest`] value of each series (for `/metrics`), the shared [`state`] (atomics read by health and self-metrics), and wall-clock
 //! [`time`] helpers.
 
+pub mod latest;
 pub mod ring;
 pub mod sample;
 pub mod state;

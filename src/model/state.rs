@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU32, AtomicU64, O
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::collect::{CollectorKind, CollectorStats};
+use crate::model::latest::LatestTable;
 
 /// A fixed-bucket histogram of durations in seconds; quantiles are estimated from bucket bounds.
 /// No allocation: the bucket array is inline.
@@ -306,6 +307,12 @@ pub struct AgentState {
     pub time: TimeState,
     /// Incremented by every iteration of the collection loop; the watchdog pings only while it moves.
     pub loop_heartbeat: AtomicU64,
+    /// The latest committed value of each system series, served by /metrics. Empty (capacity
+    /// 0) until [`AgentState::with_series`] sizes it.
+    pub latest: LatestTable,
+    /// `device.labels` (sorted by name, validated): on every stored series after its own
+    /// labels, and on /metrics.
+    pub device_labels: Vec<(String, String)>,
 }
 
 impl AgentState {
@@ -374,7 +381,21 @@ impl AgentState {
                 restamped_total: AtomicU64::new(0),
             },
             loop_heartbeat: AtomicU64::new(0),
+            latest: LatestTable::with_capacity(0),
+            device_labels: Vec::new(),
         }
+    }
+
+    /// With the latest-value table and the `device.labels` of `config`.
+    pub fn with_series(mut self, config: &crate::config::Config) -> AgentState {
+        self.latest = LatestTable::for_config(config);
+        self.device_labels = config
+            .device
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        self
     }
 }
 

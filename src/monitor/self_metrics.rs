@@ -27,9 +27,11 @@ pub fn store_self_metrics(
     let mut rows: Vec<SelfMetricRow> = Vec::with_capacity(64);
     health::self_metric_rows(state, rules, now, |name, labels, v| {
         if v.is_finite() {
+            // Their own labels, then `device.labels`, as on the system series.
             let labels = labels
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
+                .chain(state.device_labels.iter().cloned())
                 .collect();
             rows.push((name.to_string(), labels, v));
         }
