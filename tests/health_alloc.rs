@@ -71,6 +71,7 @@ fn zero_allocations_per_request_after_warm_up() {
     let rules = HealthRules {
         upload_interval: Duration::from_secs(30),
         skew_warn_ms: 2000,
+        ..HealthRules::default()
     };
     let mut out = ResponseBuf::new();
     // Warm-up: the buffer grows to its high-water mark once (the largest body is /health when

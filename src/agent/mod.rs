@@ -156,7 +156,7 @@ fn read_line(path: &Path) -> Option<String> {
 pub fn run(mut config: Config, reload: Option<ConfigLoader>) -> Result<(), RunError> {
     // `load_config` already fitted (and said so on stderr); this covers library callers.
     if let Some(lowered) = fit_caps(&mut config) {
-        log::warn!("{lowered}");
+        log::warn!(error_type = "config"; "{lowered}");
     }
     // Signals first: a SIGTERM during start-up must still end in a clean close.
     let wake = WakePipe::install().map_err(RunError::Signals)?;
@@ -354,7 +354,7 @@ impl StartRecords {
             match store.insert(&text) {
                 Err(e) if e.is_io_poisoned() => return Err(StartWriteError::Io(e)),
                 Err(e) => {
-                    log::warn!(error = e.to_string().as_str(); "could not store the kernel release");
+                    log::warn!(error = e.to_string().as_str(), error_type = "store_write"; "could not store the kernel release");
                 }
                 Ok(_) => {}
             }
@@ -483,7 +483,8 @@ impl<'a> CollectionLoop<'a> {
                 dropped_total = line.total,
                 ring_capacity = self.ring.capacity(),
                 largest_tick = size.max_tick,
-                store_failing = storage.io_failing.load(Ordering::Relaxed);
+                store_failing = storage.io_failing.load(Ordering::Relaxed),
+                error_type = "ring_full";
                 "sample ring full: oldest samples dropped before they were stored"
             );
         }
@@ -659,7 +660,7 @@ impl<'a> CollectionLoop<'a> {
                 return;
             }
             Err(StartWriteError::Fatal(e)) => {
-                log::error!(error:% = e; "recording the session failed; it is not retried");
+                log::error!(error:% = e, error_type = "store_write"; "recording the session failed; it is not retried");
             }
         }
         if records.is_done() {
@@ -732,7 +733,7 @@ impl<'a> CollectionLoop<'a> {
                     }
                 }
                 Err(e) => {
-                    log::warn!(error = e.to_string().as_str(); "re-stamping unstamped samples failed");
+                    log::warn!(error = e.to_string().as_str(), error_type = "store_write"; "re-stamping unstamped samples failed");
                 }
             }
         }
@@ -770,7 +771,8 @@ impl<'a> CollectionLoop<'a> {
         if !self.not_live_logged {
             self.not_live_logged = true;
             log::error!(
-                reason:% = live;
+                reason:% = live,
+                error_type = "not_live";
                 "the agent makes no progress: watchdog pings stop and /health/live fails, so that it is restarted"
             );
         }
@@ -785,10 +787,10 @@ impl<'a> CollectionLoop<'a> {
             self.flush_and_track(now, "final flush");
         }
         if !self.ring.is_empty() {
-            log::error!(lost = self.ring.len(); "final flush failed; samples in memory are lost");
+            log::error!(lost = self.ring.len(), error_type = "store_write"; "final flush failed; samples in memory are lost");
         }
         if let Err(e) = self.store.get().sync() {
-            log::warn!(error = e.to_string().as_str(); "final sync failed");
+            log::warn!(error = e.to_string().as_str(), error_type = "store_write"; "final sync failed");
         }
         log::info!(
             collected = self.collected,
@@ -802,7 +804,7 @@ impl<'a> CollectionLoop<'a> {
 impl TimeTrust {
     fn new(config: &Config, store: &Store) -> TimeTrust {
         let boot_id = clock::read_boot_id(&config.paths.procfs).unwrap_or_else(|| {
-            log::warn!("no boot id readable; unstamped samples re-stamp only within this run");
+            log::warn!(error_type = "boot_id"; "no boot id readable; unstamped samples re-stamp only within this run");
             uuid::Uuid::new_v4()
         });
         // An earlier run in this boot may have left unstamped samples.
@@ -836,7 +838,7 @@ fn test_stall_after() -> Option<u64> {
 
 /// The loop hangs (see [`test_stall_after`]), so watchdog pings must stop.
 fn stall() -> ! {
-    log::warn!("BELABOX_METRICS_TEST_STALL_AFTER reached: the collection loop stalls");
+    log::warn!(error_type = "test_hook"; "BELABOX_METRICS_TEST_STALL_AFTER reached: the collection loop stalls");
     loop {
         std::thread::sleep(Duration::from_secs(3600));
     }
