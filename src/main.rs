@@ -13,6 +13,8 @@ use belabox_metrics::logging::{Format, Logger};
 /// Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error (`status`: 1 degraded or
 /// error, 3 unreachable).
 fn main() -> ExitCode {
+    // First: a panic anywhere (any thread) leaves one JSON line on stderr before the abort.
+    belabox_metrics::logging::install_panic_hook();
     let command = match cli::parse(std::env::args_os()) {
         Ok(c) => c,
         Err(e) => {

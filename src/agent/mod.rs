@@ -213,6 +213,7 @@ pub fn run(mut config: Config, reload: Option<ConfigLoader>) -> Result<(), RunEr
 
     let mut reloader = reload::Reloader::new(config.clone(), reload);
     let stall_after = test_stall_after();
+    let panic_after = test_panic_after();
     let mut iterations = 0u64;
     loop {
         let signals = wake.drain();
@@ -241,6 +242,9 @@ pub fn run(mut config: Config, reload: Option<ConfigLoader>) -> Result<(), RunEr
         iterations += 1;
         if stall_after.is_some_and(|n| iterations >= n) {
             stall();
+        }
+        if panic_after.is_some_and(|n| iterations >= n) {
+            panic!("BELABOX_METRICS_TEST_PANIC_AFTER reached after {iterations} iterations");
         }
         let wait = lp.next_wait(&notifier);
         lp.promise_next_iteration(wait);
@@ -831,6 +835,15 @@ impl TimeTrust {
 /// iterations, so a test can prove that watchdog pings stop with it. Unset in production.
 fn test_stall_after() -> Option<u64> {
     std::env::var("BELABOX_METRICS_TEST_STALL_AFTER")
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// Test hook: `BELABOX_METRICS_TEST_PANIC_AFTER=N` makes the collection loop panic after N
+/// iterations, so a test can check the panic's JSON line. Unset in production.
+fn test_panic_after() -> Option<u64> {
+    std::env::var("BELABOX_METRICS_TEST_PANIC_AFTER")
         .ok()?
         .parse()
         .ok()

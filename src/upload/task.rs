@@ -222,6 +222,9 @@ pub struct Uploader {
     /// overlaps the store's fsync with the network round trip). At most one; settled before
     /// the next mark, any quarantine, and the end of every cycle.
     inflight_mark: Option<MarkTask>,
+    /// The batch being sent in this cycle and how many of its chunks were marked uploaded so
+    /// far (the "batch uploaded" line is written once every mark has settled).
+    batch: Option<(Uuid, u32)>,
     // Buffers reused across chunks and cycles.
     send: Vec<PendingSample>,
     /// Key buffer for the next mark (the other one travels with `inflight_mark`).
@@ -317,6 +320,7 @@ impl Uploader {
             future_seen: HashSet::new(),
             unknown_seen: HashSet::new(),
             inflight_mark: None,
+            batch: None,
             send: Vec::with_capacity(remote.batch_size.min(1 << 16)),
             keys: Vec::with_capacity(remote.chunk_size.min(1 << 16)),
             work: Vec::new(),
@@ -425,15 +429,22 @@ impl Uploader {
     /// benches and tests can drive the uploader without its timers. Every mark it started has
     /// committed (or failed) when it returns.
     pub async fn cycle(&mut self) -> Cycle {
+        self.batch = None;
         let cycle = self.cycle_inner().await;
-        match (self.settle_mark().await, cycle) {
+        let cycle = match (self.settle_mark().await, cycle) {
             (Ok(n), Cycle::Progress { uploaded, more }) => Cycle::Progress {
                 uploaded: uploaded + n,
                 more,
             },
             (Err(Abort::Failed), Cycle::Progress { .. }) => Cycle::Failed,
             (_, other) => other,
+        };
+        // After the last mark settled: the counts are what the store took.
+        if let (Cycle::Progress { uploaded, .. }, Some((batch_id, chunks))) = (&cycle, self.batch)
+        {
+            log::debug!(batch_id:% = batch_id, samples = *uploaded, chunks = chunks; "batch uploaded");
         }
+        cycle
     }
 
     async fn cycle_inner(&mut self) -> Cycle {
@@ -478,6 +489,7 @@ impl Uploader {
         // store's.
         self.send.sort_unstable_by_key(|s| (s.ts_ms, s.series_id));
         let batch_id = Uuid::new_v4();
+        self.batch = Some((batch_id, 0));
         let mut next_index = 0u32;
         let mut uploaded = 0;
         for r in chunk_ranges(self.send.len(), self.remote.chunk_size) {
@@ -487,7 +499,6 @@ impl Uploader {
                 Err(Abort::Failed) => return Cycle::Failed,
             }
         }
-        log::debug!(batch_id:% = batch_id, samples = uploaded, chunks = next_index; "batch uploaded");
         Cycle::Progress {
             uploaded,
             more: full,
@@ -789,6 +800,9 @@ impl Uploader {
                     .uploaded_total
                     .fetch_add(n as u64, Relaxed);
                 self.state.storage.pending.store(pending, Relaxed);
+                if let Some((_, chunks)) = &mut self.batch {
+                    *chunks += 1;
+                }
                 Ok(n)
             }
             Err(e) => {
