@@ -177,7 +177,7 @@ impl RawHealth {
             return Err(invalid(
                 "health.error_threshold.pending",
                 format!(
-                    "expected an integer of at least health.degraded_threshold.pending ({}),                      got {}",
+                    "expected an integer of at least health.degraded_threshold.pending ({}), got {}",
                     degraded.pending, error.pending
                 ),
             ));
@@ -198,7 +198,7 @@ impl RawHealth {
             return Err(invalid(
                 "health.error_threshold.no_upload",
                 format!(
-                    "expected no less than health.degraded_threshold.no_upload (\"{}\"){at},                      got \"{}\"",
+                    "expected no less than health.degraded_threshold.no_upload (\"{}\"){at}, got \"{}\"",
                     degraded.no_upload, error.no_upload
                 ),
             ));

@@ -440,8 +440,7 @@ impl Uploader {
             (_, other) => other,
         };
         // After the last mark settled: the counts are what the store took.
-        if let (Cycle::Progress { uploaded, .. }, Some((batch_id, chunks))) = (&cycle, self.batch)
-        {
+        if let (Cycle::Progress { uploaded, .. }, Some((batch_id, chunks))) = (&cycle, self.batch) {
             log::debug!(batch_id:% = batch_id, samples = *uploaded, chunks = chunks; "batch uploaded");
         }
         cycle
