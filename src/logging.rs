@@ -127,6 +127,46 @@ impl Logger {
     }
 }
 
+/// Installs a panic hook that writes one JSON line to stderr before the process aborts
+/// (release builds are `panic = "abort"`, so no unwinding output follows):
+/// `{"ts":…,"level":"ERROR","target":"panic","msg":"panic","error_type":"panic","panic":…,
+/// "location":"file:line:column","thread":…}`. Always JSON, whatever `logging.format`: it is
+/// the last line of a dying process and must be machine-readable. Written with one write(2)
+/// straight to stderr, not through the logger, whose buffer lock the panicking thread may hold.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let mut out = Vec::with_capacity(256);
+        panic_line(info, &mut out);
+        let _ = std::io::stderr().lock().write_all(&out);
+    }));
+}
+
+/// The JSON line of [`install_panic_hook`].
+fn panic_line(info: &std::panic::PanicHookInfo<'_>, out: &mut Vec<u8>) {
+    let payload = info.payload();
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(non-string panic payload)");
+    let location = info
+        .location()
+        .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+        .unwrap_or_default();
+    let thread = std::thread::current();
+    out.extend_from_slice(b"{\"ts\":\"");
+    out.extend_from_slice(rfc3339(now_ms()).as_bytes());
+    out.extend_from_slice(
+        b"\",\"level\":\"ERROR\",\"target\":\"panic\",\"msg\":\"panic\",\"error_type\":\"panic\",\"panic\":",
+    );
+    write_str(out, message);
+    out.extend_from_slice(b",\"location\":");
+    write_str(out, &location);
+    out.extend_from_slice(b",\"thread\":");
+    write_str(out, thread.name().unwrap_or("unnamed"));
+    out.extend_from_slice(b"}\n");
+}
+
 /// The process logger once [`Logger::install`] ran.
 static INSTALLED: OnceLock<&'static Logger> = OnceLock::new();
 
@@ -265,6 +305,34 @@ mod tests {
         assert!(line.contains("\"duration_ms\":12.5"), "{line}");
         assert!(line.contains("\"ok\":false"), "{line}");
         assert!(line.ends_with('}'), "{line}");
+    }
+
+    #[test]
+    fn panic_line_is_one_json_object() {
+        let line = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let captured = line.clone();
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Ok(mut out) = captured.lock() {
+                panic_line(info, &mut out);
+            }
+        }));
+        let r = std::thread::Builder::new()
+            .name("bbm-test".into())
+            .spawn(|| panic!("boom \"{}\"", 42))
+            .unwrap()
+            .join();
+        std::panic::set_hook(previous);
+        assert!(r.is_err());
+        let out = String::from_utf8(line.lock().unwrap().clone()).unwrap();
+        assert_eq!(out.matches('\n').count(), 1, "{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["panic"], "boom \"42\"");
+        assert_eq!(v["error_type"], "panic");
+        assert_eq!(v["level"], "ERROR");
+        assert_eq!(v["thread"], "bbm-test");
+        let loc = v["location"].as_str().unwrap();
+        assert!(loc.starts_with("src/logging.rs:"), "{loc}");
     }
 
     #[test]

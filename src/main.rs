@@ -13,6 +13,8 @@ use belabox_metrics::logging::{Format, Logger};
 /// error, 3 unreachable or not this agent; `once`: 1 when a collector failed, after printing the
 /// others' series). Usage errors go to stderr; a closed stdout pipe ends a command quietly.
 fn main() -> ExitCode {
+    // First: a panic anywhere (any thread) leaves one JSON line on stderr before the abort.
+    belabox_metrics::logging::install_panic_hook();
     let command = match cli::parse(std::env::args_os()) {
         Ok(c) => c,
         Err(e) => {

@@ -82,6 +82,7 @@ fn zero_allocations_per_request_after_warm_up() {
     let rules = HealthRules {
         upload_interval: Duration::from_secs(30),
         skew_warn_ms: 2000,
+        ..HealthRules::default()
     };
     let mut out = ResponseBuf::new();
     // Warm-up: the buffer grows to its high-water mark once (the largest body is /health when
@@ -205,6 +206,7 @@ fn metrics_with_system_series_allocate_nothing_after_warm_up() {
     let rules = HealthRules {
         upload_interval: Duration::from_secs(30),
         skew_warn_ms: 2000,
+        ..HealthRules::default()
     };
     // Prepared before counting: the ticks themselves are the collectors' business.
     let full: Vec<Vec<Sample>> = (0..4)

@@ -153,6 +153,7 @@ fn survives_1000_hostile_connections() {
     let rules = HealthRules {
         upload_interval: Duration::from_secs(30),
         skew_warn_ms: 2000,
+        ..HealthRules::default()
     };
     let listener = health::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = listener.local_addr().unwrap();

@@ -17,7 +17,7 @@ use belabox_metrics::config::CollectorKind;
 use belabox_metrics::health::respond::{ResponseBuf, respond_to_head};
 use belabox_metrics::health::{self, HealthRules, self_metric_rows};
 use belabox_metrics::model::state::AgentState;
-use belabox_metrics::model::time::now_ms;
+use belabox_metrics::model::time::{now_ms, rfc3339};
 use serde_json::Value;
 
 struct Server {
@@ -57,6 +57,7 @@ fn rules() -> HealthRules {
     HealthRules {
         upload_interval: Duration::from_secs(30),
         skew_warn_ms: 2000,
+        ..HealthRules::default()
     }
 }
 
@@ -236,7 +237,10 @@ fn check_health_shape(v: &Value) {
             "{name}"
         );
         assert!(!c["message"].as_str().unwrap().is_empty(), "{name}");
-        assert_eq!(c["timestamp"], v["timestamp"], "{name}");
+        // The component's own last success, or null when it never had one.
+        if !c["timestamp"].is_null() {
+            assert_rfc3339(&c["timestamp"]);
+        }
         let d = c["details"].as_object().unwrap();
         let mut dk: Vec<_> = d.keys().map(String::as_str).collect();
         dk.sort_unstable();
@@ -327,6 +331,65 @@ fn assert_not_ready(addr: SocketAddr, current: &str) {
         ready.json(),
         serde_json::json!({"status": "not_ready", "current_status": current})
     );
+}
+
+/// Each component's `timestamp` is its own last success (collection, 2xx, flush, clock check),
+/// `null` when it never had one; the document's top-level `timestamp` is the evaluation time.
+#[test]
+fn component_timestamps_are_their_last_success() {
+    let st = state(true, true);
+    let now = now_ms();
+    let t = |ago: i64| now - ago;
+    st.collectors[0]
+        .1
+        .last_success_ms
+        .store(t(3_000), Ordering::Relaxed);
+    // collectors[1] never succeeded: null.
+    for (_, c) in st.collectors.iter().skip(2) {
+        c.last_success_ms.store(t(4_000), Ordering::Relaxed);
+    }
+    st.upload
+        .last_success_ms
+        .store(t(61_000), Ordering::Relaxed);
+    st.storage.last_flush_ms.store(t(7_000), Ordering::Relaxed);
+    // The last check failed; the last success is older than it.
+    st.time.last_check_ms.store(t(5_000), Ordering::Relaxed);
+    st.time.last_check_failed.store(true, Ordering::Relaxed);
+    st.time.last_success_ms.store(t(305_000), Ordering::Relaxed);
+    let srv = Server::start(st.clone(), rules());
+    let v = health_json(srv.addr, 200);
+    let c = &v["components"];
+    let at = |ms: i64| Value::String(rfc3339(ms).as_str().to_owned());
+    let first = format!("collector.{}", CollectorKind::ALL[0].name());
+    let second = format!("collector.{}", CollectorKind::ALL[1].name());
+    assert_eq!(c[&first]["timestamp"], at(t(3_000)));
+    assert!(c[&second]["timestamp"].is_null(), "{}", c[&second]);
+    for kind in CollectorKind::ALL.iter().skip(2) {
+        assert_eq!(
+            c[format!("collector.{}", kind.name())]["timestamp"],
+            at(t(4_000))
+        );
+    }
+    assert_eq!(c["uploader"]["timestamp"], at(t(61_000)));
+    assert_eq!(
+        c["uploader"]["timestamp"],
+        c["uploader"]["details"]["last_upload_time"]
+    );
+    assert_eq!(c["storage"]["timestamp"], at(t(7_000)));
+    assert_eq!(c["time"]["timestamp"], at(t(305_000)));
+    assert_eq!(c["time"]["details"]["last_check_time"], at(t(5_000)));
+    assert_ne!(c["storage"]["timestamp"], v["timestamp"]);
+
+    // Nothing ever succeeded: every component's timestamp is null.
+    let st = state(true, true);
+    st.upload.last_success_ms.store(0, Ordering::Relaxed);
+    let srv = Server::start(st, rules());
+    let r = get(srv.addr, "/health");
+    let v = r.json();
+    check_health_shape(&v);
+    for (name, comp) in v["components"].as_object().unwrap() {
+        assert!(comp["timestamp"].is_null(), "{name}: {comp}");
+    }
 }
 
 #[test]
@@ -661,7 +724,11 @@ fn metrics_text_matches_self_metric_rows() {
 
     let mut rows = Vec::new();
     self_metric_rows(&st, &rules(), now_ms(), |name, labels, value| {
-        assert!(labels.len() <= 1, "{name}: more than one label");
+        if name == "belabox_metrics_build_info" {
+            assert_eq!(labels.len(), 3, "{name}");
+        } else {
+            assert!(labels.len() <= 1, "{name}: more than one label");
+        }
         assert!(value.is_finite(), "{name}");
         rows.push((
             name.to_owned(),
@@ -675,7 +742,8 @@ fn metrics_text_matches_self_metric_rows() {
     assert_eq!(samples.len(), rows.len());
     for ((n1, l1, v1), (n2, l2, v2)) in samples.iter().zip(&rows) {
         assert_eq!((n1, l1), (n2, l2));
-        if n1 != "agent_uptime_seconds" {
+        // Uptime and the process's own figures move between the two reads.
+        if n1 != "agent_uptime_seconds" && !n1.starts_with("process_") {
             assert_eq!(v1, v2, "{n1} {l1:?}");
         }
     }

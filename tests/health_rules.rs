@@ -19,6 +19,7 @@ fn rules(interval: Duration) -> HealthRules {
     HealthRules {
         upload_interval: interval,
         skew_warn_ms: 2000,
+        ..HealthRules::default()
     }
 }
 
@@ -49,6 +50,7 @@ fn healthy() -> Snapshot {
                 failures_total: 0,
                 ring_dropped_total: 0,
                 ring_dropping: false,
+                last_success_ms: NOW - SEC,
             })
             .unwrap();
     }
@@ -73,6 +75,7 @@ fn healthy() -> Snapshot {
             unusable_for_ms: 0,
             ring_dropped_episode: 0,
             corrupt_moved_to: None,
+            last_flush_ms: NOW - SEC,
         },
         time: TimeSnapshot {
             enabled: true,
@@ -80,6 +83,7 @@ fn healthy() -> Snapshot {
             last_check_failed: false,
             skew_ms: 40,
             last_check_ms: NOW - 10 * SEC,
+            last_success_ms: NOW - 10 * SEC,
             trust: Default::default(),
         },
     }
@@ -466,6 +470,7 @@ fn clock_skew_and_failed_checks_degrade_never_error() {
         last_check_failed: false,
         skew_ms: 0,
         last_check_ms: 0,
+        last_success_ms: 0,
         trust: Default::default(),
     };
     let rep = eval(&r, &s);

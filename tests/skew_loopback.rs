@@ -265,6 +265,7 @@ fn health_rules() -> HealthRules {
     HealthRules {
         upload_interval: Duration::from_secs(30),
         skew_warn_ms: 2000,
+        ..HealthRules::default()
     }
 }
 

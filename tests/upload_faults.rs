@@ -9,7 +9,8 @@
 //!   `Retry-After` is honoured (the next attempt comes no earlier than it says), and after the
 //!   last attempt the uploader waits for the next cycle;
 //! - the bearer token is sent, never logged, and upload log lines carry batch_id, chunk_index,
-//!   attempt, backoff_ms, http_status, bytes_sent, bytes_rcvd and duration_ms.
+//!   attempt, backoff_ms, http_status, bytes_sent, bytes_rcvd and duration_ms; every warning
+//!   and error carries error_type; "batch uploaded" counts every chunk and sample marked.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -291,4 +292,28 @@ fn faults_are_retried_on_schedule_and_poison_is_quarantined() {
     let after_503 = status_of(503).next().unwrap();
     let backoff = after_503["backoff_ms"].as_u64().unwrap();
     assert!((160..=240).contains(&backoff), "{after_503}");
+
+    // Every warning and error names its class.
+    for l in lines
+        .iter()
+        .filter(|l| l["level"] == "WARN" || l["level"] == "ERROR")
+    {
+        assert!(l["error_type"].is_string(), "no error_type: {l}");
+    }
+    // "batch uploaded" comes after the last mark settled: it counts every chunk the store
+    // took (one "chunk uploaded" line each) and their samples.
+    let batches: Vec<_> = lines
+        .iter()
+        .filter(|l| l["msg"] == "batch uploaded")
+        .collect();
+    assert!(!batches.is_empty());
+    for b in batches {
+        let chunks: Vec<_> = lines
+            .iter()
+            .filter(|l| l["msg"] == "chunk uploaded" && l["batch_id"] == b["batch_id"])
+            .collect();
+        assert_eq!(b["chunks"], chunks.len() as u64, "{b}");
+        let samples: u64 = chunks.iter().map(|c| c["samples"].as_u64().unwrap()).sum();
+        assert_eq!(b["samples"], samples, "{b}");
+    }
 }

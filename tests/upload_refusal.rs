@@ -39,6 +39,7 @@ fn rules() -> HealthRules {
     HealthRules {
         upload_interval: Duration::from_millis(300),
         skew_warn_ms: 2000,
+        ..HealthRules::default()
     }
 }
 

@@ -88,6 +88,10 @@ pub(super) fn flush(
             state.storage.flushes_total.fetch_add(1, Ordering::Relaxed);
             state
                 .storage
+                .last_flush_ms
+                .store(crate::model::time::now_ms(), Ordering::Relaxed);
+            state
+                .storage
                 .duplicates_total
                 .fetch_add(stats.duplicates as u64, Ordering::Relaxed);
             log::debug!(

@@ -56,7 +56,7 @@ impl Maintenance {
                 if e.is_io_poisoned() {
                     return Some(e);
                 }
-                log::warn!(error = e.to_string().as_str(); "retention failed");
+                log::warn!(error = e.to_string().as_str(), error_type = "store_retention"; "retention failed");
             }
         }
         let over_threshold =
@@ -72,7 +72,7 @@ impl Maintenance {
                 if e.is_io_poisoned() {
                     return Some(e);
                 }
-                log::warn!(error = e.to_string().as_str(); "compaction failed");
+                log::warn!(error = e.to_string().as_str(), error_type = "store_compaction"; "compaction failed");
             }
         }
         None
@@ -83,7 +83,9 @@ impl Maintenance {
 pub(super) fn refresh_storage_state(store: &Store, path: &Path, state: &AgentState) {
     match store.pending_count() {
         Ok(n) => state.storage.pending.store(n, Ordering::Relaxed),
-        Err(e) => log::warn!(error = e.to_string().as_str(); "reading the pending count failed"),
+        Err(e) => {
+            log::warn!(error = e.to_string().as_str(), error_type = "store_read"; "reading the pending count failed")
+        }
     }
     if let Ok(m) = std::fs::metadata(path) {
         state.storage.size_bytes.store(m.len(), Ordering::Relaxed);
@@ -97,7 +99,8 @@ pub(super) fn enforce_retention(store: &Store, state: &AgentState) -> Result<(),
     let r = store.enforce_retention(now_ms())?;
     if r.dropped_pending > 0 {
         log::warn!(
-            dropped = r.dropped_pending;
+            dropped = r.dropped_pending,
+            error_type = "size_cap";
             "store over its size cap: oldest pending samples dropped"
         );
     }

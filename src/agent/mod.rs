@@ -156,7 +156,7 @@ fn read_line(path: &Path) -> Option<String> {
 pub fn run(mut config: Config, reload: Option<ConfigLoader>) -> Result<(), RunError> {
     // `load_config` already fitted (and said so on stderr); this covers library callers.
     if let Some(lowered) = fit_caps(&mut config) {
-        log::warn!("{lowered}");
+        log::warn!(error_type = "config"; "{lowered}");
     }
     // Signals first: a SIGTERM during start-up must still end in a clean close.
     let wake = WakePipe::install().map_err(RunError::Signals)?;
@@ -216,6 +216,7 @@ pub fn run(mut config: Config, reload: Option<ConfigLoader>) -> Result<(), RunEr
 
     let mut reloader = reload::Reloader::new(config.clone(), reload);
     let stall_after = test_stall_after();
+    let panic_after = test_panic_after();
     let mut iterations = 0u64;
     loop {
         let signals = wake.drain();
@@ -244,6 +245,9 @@ pub fn run(mut config: Config, reload: Option<ConfigLoader>) -> Result<(), RunEr
         iterations += 1;
         if stall_after.is_some_and(|n| iterations >= n) {
             stall();
+        }
+        if panic_after.is_some_and(|n| iterations >= n) {
+            panic!("BELABOX_METRICS_TEST_PANIC_AFTER reached after {iterations} iterations");
         }
         let wait = lp.next_wait(&notifier);
         lp.promise_next_iteration(wait);
@@ -357,7 +361,7 @@ impl StartRecords {
             match store.insert(&text) {
                 Err(e) if e.is_io_poisoned() => return Err(StartWriteError::Io(e)),
                 Err(e) => {
-                    log::warn!(error = e.to_string().as_str(); "could not store the kernel release");
+                    log::warn!(error = e.to_string().as_str(), error_type = "store_write"; "could not store the kernel release");
                 }
                 Ok(_) => {}
             }
@@ -486,7 +490,8 @@ impl<'a> CollectionLoop<'a> {
                 dropped_total = line.total,
                 ring_capacity = self.ring.capacity(),
                 largest_tick = size.max_tick,
-                store_failing = storage.io_failing.load(Ordering::Relaxed);
+                store_failing = storage.io_failing.load(Ordering::Relaxed),
+                error_type = "ring_full";
                 "sample ring full: oldest samples dropped before they were stored"
             );
         }
@@ -662,7 +667,7 @@ impl<'a> CollectionLoop<'a> {
                 return;
             }
             Err(StartWriteError::Fatal(e)) => {
-                log::error!(error:% = e; "recording the session failed; it is not retried");
+                log::error!(error:% = e, error_type = "store_write"; "recording the session failed; it is not retried");
             }
         }
         if records.is_done() {
@@ -735,7 +740,7 @@ impl<'a> CollectionLoop<'a> {
                     }
                 }
                 Err(e) => {
-                    log::warn!(error = e.to_string().as_str(); "re-stamping unstamped samples failed");
+                    log::warn!(error = e.to_string().as_str(), error_type = "store_write"; "re-stamping unstamped samples failed");
                 }
             }
         }
@@ -773,7 +778,8 @@ impl<'a> CollectionLoop<'a> {
         if !self.not_live_logged {
             self.not_live_logged = true;
             log::error!(
-                reason:% = live;
+                reason:% = live,
+                error_type = "not_live";
                 "the agent makes no progress: watchdog pings stop and /health/live fails, so that it is restarted"
             );
         }
@@ -788,10 +794,10 @@ impl<'a> CollectionLoop<'a> {
             self.flush_and_track(now, "final flush");
         }
         if !self.ring.is_empty() {
-            log::error!(lost = self.ring.len(); "final flush failed; samples in memory are lost");
+            log::error!(lost = self.ring.len(), error_type = "store_write"; "final flush failed; samples in memory are lost");
         }
         if let Err(e) = self.store.get().sync() {
-            log::warn!(error = e.to_string().as_str(); "final sync failed");
+            log::warn!(error = e.to_string().as_str(), error_type = "store_write"; "final sync failed");
         }
         log::info!(
             collected = self.collected,
@@ -805,7 +811,7 @@ impl<'a> CollectionLoop<'a> {
 impl TimeTrust {
     fn new(config: &Config, store: &Store) -> TimeTrust {
         let boot_id = clock::read_boot_id(&config.paths.procfs).unwrap_or_else(|| {
-            log::warn!("no boot id readable; unstamped samples re-stamp only within this run");
+            log::warn!(error_type = "boot_id"; "no boot id readable; unstamped samples re-stamp only within this run");
             uuid::Uuid::new_v4()
         });
         // An earlier run in this boot may have left unstamped samples.
@@ -837,9 +843,18 @@ fn test_stall_after() -> Option<u64> {
         .ok()
 }
 
+/// Test hook: `BELABOX_METRICS_TEST_PANIC_AFTER=N` makes the collection loop panic after N
+/// iterations, so a test can check the panic's JSON line. Unset in production.
+fn test_panic_after() -> Option<u64> {
+    std::env::var("BELABOX_METRICS_TEST_PANIC_AFTER")
+        .ok()?
+        .parse()
+        .ok()
+}
+
 /// The loop hangs (see [`test_stall_after`]), so watchdog pings must stop.
 fn stall() -> ! {
-    log::warn!("BELABOX_METRICS_TEST_STALL_AFTER reached: the collection loop stalls");
+    log::warn!(error_type = "test_hook"; "BELABOX_METRICS_TEST_STALL_AFTER reached: the collection loop stalls");
     loop {
         std::thread::sleep(Duration::from_secs(3600));
     }

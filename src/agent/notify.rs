@@ -36,7 +36,7 @@ impl Notifier {
             match (fd, addr) {
                 (Ok(fd), Ok(addr)) => Some((fd, addr)),
                 (Err(e), _) | (_, Err(e)) => {
-                    log::warn!(error = e.to_string().as_str(); "NOTIFY_SOCKET unusable; systemd notification disabled");
+                    log::warn!(error = e.to_string().as_str(), error_type = "systemd"; "NOTIFY_SOCKET unusable; systemd notification disabled");
                     None
                 }
             }

@@ -250,7 +250,7 @@ impl Recovery {
                     log::debug!(error:% = e; "reopening the store failed");
                 } else {
                     o.reopen_failure_logged = true;
-                    log::error!(error:% = e; "reopening the store failed; retrying with backoff");
+                    log::error!(error:% = e, error_type = "store_reopen"; "reopening the store failed; retrying with backoff");
                 }
             }
         }
@@ -270,7 +270,8 @@ impl Recovery {
                 .store(mono_ms(), Ordering::Relaxed);
             log::warn!(
                 no_space = o.no_space,
-                outage_ms = o.since.elapsed().as_millis() as u64;
+                outage_ms = o.since.elapsed().as_millis() as u64,
+                error_type = "ring_full";
                 "the ring is full while the store takes no samples: the oldest samples are dropped (counted; logged again when the store recovers)"
             );
         }
@@ -292,7 +293,8 @@ impl Recovery {
         if dropped > 0 {
             log::warn!(
                 outage_ms = outage_ms,
-                dropped = dropped;
+                dropped = dropped,
+                error_type = "ring_full";
                 "the store takes samples again; the full ring dropped samples during the outage"
             );
         } else {

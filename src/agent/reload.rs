@@ -36,7 +36,7 @@ impl Reloader {
 
     pub(super) fn reload(&mut self, lp: &mut CollectionLoop<'_>, upload: Option<&UploadControl>) {
         let Some(load) = &self.load else {
-            log::warn!("SIGHUP: started without a configuration file; nothing to reload");
+            log::warn!(error_type = "config"; "SIGHUP: started without a configuration file; nothing to reload");
             return;
         };
         let new = match load() {
@@ -107,7 +107,7 @@ impl Reloader {
         log::info!(changed = changed.as_str(), applied = applied.len(); "configuration reloaded");
         if !restart.is_empty() {
             let keys = restart.join(", ");
-            log::warn!(keys = keys.as_str(); "changed but needs a restart: {keys}");
+            log::warn!(keys = keys.as_str(), error_type = "config_restart"; "changed but needs a restart: {keys}");
         }
         self.current = effective;
     }

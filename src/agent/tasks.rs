@@ -35,7 +35,7 @@ impl AsyncTasks {
         drop(self.stop.take());
         if let Some(t) = self.thread.take() {
             if t.join().is_err() {
-                log::error!("the async task thread panicked");
+                log::error!(error_type = "panic"; "the async task thread panicked");
             }
         }
     }

@@ -189,6 +189,8 @@ pub struct CollectorStats {
     pub ring_dropped_total: AtomicU64,
     /// Wall clock (ms) of the last tick that dropped samples of this collector; 0 = never.
     pub last_ring_drop_ms: AtomicI64,
+    /// Wall clock (ms) of the last successful collection; 0 = never.
+    pub last_success_ms: AtomicI64,
 }
 
 impl CollectError {
@@ -476,6 +478,9 @@ impl Collectors {
                         "collected"
                     );
                     pushed += o.emitted;
+                    e.stats
+                        .last_success_ms
+                        .store(crate::model::time::now_ms(), Ordering::Relaxed);
                     e.stats
                         .samples_total
                         .fetch_add(u64::from(o.emitted), Ordering::Relaxed);

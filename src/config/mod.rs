@@ -241,12 +241,62 @@ pub struct RetryConfig {
     pub jitter: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HealthConfig {
     pub enabled: bool,
-    #[serde(deserialize_with = "raw::socket_address")]
     pub address: SocketAddr,
+    /// The uploader is `degraded` when *either* is reached.
+    pub degraded_threshold: HealthThreshold,
+    /// The uploader is `error` when *both* are passed. Each field ≥ its `degraded_threshold`
+    /// counterpart (`no_upload` compared at the effective `remote.upload_interval`, see
+    /// [`NoUpload::ms`], when either was set in the file).
+    pub error_threshold: HealthThreshold,
+}
+
+/// One level of the uploader's health rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct HealthThreshold {
+    /// Samples pending upload; ≥ 1.
+    pub pending: u64,
+    /// Time without a successful upload (since agent start before the first one).
+    pub no_upload: NoUpload,
+}
+
+/// A time without uploads: a multiple of `remote.upload_interval` (`"2x"`) or a fixed duration
+/// (`"10m"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoUpload {
+    /// 1..=[`NoUpload::MAX_INTERVALS`] upload intervals.
+    Intervals(u32),
+    /// > 0.
+    After(Duration),
+}
+
+impl NoUpload {
+    pub const MAX_INTERVALS: u32 = 1000;
+
+    /// In ms for an upload interval of `interval_ms` (saturating).
+    pub fn ms(self, interval_ms: i64) -> i64 {
+        match self {
+            NoUpload::Intervals(n) => interval_ms.saturating_mul(i64::from(n)),
+            NoUpload::After(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        }
+    }
+}
+
+impl fmt::Display for NoUpload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NoUpload::Intervals(n) => write!(f, "{n}x"),
+            NoUpload::After(d) => f.write_str(&format_duration(*d)),
+        }
+    }
+}
+
+impl Serialize for NoUpload {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -447,9 +497,18 @@ impl Default for RetryConfig {
 
 impl Default for HealthConfig {
     fn default() -> Self {
+        use crate::health::status::{PENDING_DEGRADED, PENDING_ERROR, STALL_ERROR_MS};
         HealthConfig {
             enabled: true,
             address: SocketAddr::from(([127, 0, 0, 1], 9100)),
+            degraded_threshold: HealthThreshold {
+                pending: PENDING_DEGRADED,
+                no_upload: NoUpload::Intervals(2),
+            },
+            error_threshold: HealthThreshold {
+                pending: PENDING_ERROR,
+                no_upload: NoUpload::After(Duration::from_millis(STALL_ERROR_MS.unsigned_abs())),
+            },
         }
     }
 }

@@ -33,7 +33,7 @@ pub(super) struct RawConfig {
     storage: RawStorage,
     /// Present (even empty, or only `[remote.retry]`) = uploads enabled.
     remote: Option<RawRemote>,
-    health: HealthConfig,
+    health: RawHealth,
     monitoring: RawMonitoring,
     logging: LoggingConfig,
 }
@@ -82,6 +82,24 @@ struct RawRetry {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+struct RawHealth {
+    enabled: Option<bool>,
+    #[serde(deserialize_with = "opt_socket_address")]
+    address: Option<SocketAddr>,
+    degraded_threshold: RawThreshold,
+    error_threshold: RawThreshold,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawThreshold {
+    pending: Option<Int<1, ANY>>,
+    #[serde(deserialize_with = "no_upload")]
+    no_upload: Option<NoUpload>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 struct RawMonitoring {
     /// `None` also for `""`: derived from `remote.url`.
     #[serde(deserialize_with = "clock_skew_url")]
@@ -119,6 +137,11 @@ impl RawConfig {
             Some(url) if url == CLOCK_SKEW_OFF => None,
             Some(url) => Some(url),
         };
+        let upload_interval = remote.as_ref().map_or_else(
+            || RemoteConfig::default().upload_interval,
+            |r| r.upload_interval,
+        );
+        let health = self.health.validate(upload_interval)?;
         Ok(Config {
             device: self.device,
             collect: self.collect,
@@ -127,7 +150,7 @@ impl RawConfig {
             network: self.network,
             storage: self.storage.validate()?,
             remote,
-            health: self.health,
+            health,
             monitoring: MonitoringConfig {
                 clock_skew_url,
                 clock_skew_interval: pick(m.clock_skew_interval, d.clock_skew_interval),
@@ -135,6 +158,56 @@ impl RawConfig {
                 self_metrics_interval: pick(m.self_metrics_interval, d.self_metrics_interval),
             },
             logging: self.logging,
+        })
+    }
+}
+
+impl RawHealth {
+    /// Defaults, then error ≥ degraded for each field. `upload_interval`: the effective
+    /// `remote.upload_interval`, for comparing a multiple with a fixed duration.
+    fn validate(self, upload_interval: Duration) -> Result<HealthConfig, ConfigError> {
+        let d = HealthConfig::default();
+        let pick_threshold = |t: &RawThreshold, d: HealthThreshold| HealthThreshold {
+            pending: pick(t.pending, d.pending),
+            no_upload: t.no_upload.unwrap_or(d.no_upload),
+        };
+        let degraded = pick_threshold(&self.degraded_threshold, d.degraded_threshold);
+        let error = pick_threshold(&self.error_threshold, d.error_threshold);
+        if error.pending < degraded.pending {
+            return Err(invalid(
+                "health.error_threshold.pending",
+                format!(
+                    "expected an integer of at least health.degraded_threshold.pending ({}), got {}",
+                    degraded.pending, error.pending
+                ),
+            ));
+        }
+        // The defaults ("2x" and "10m") are not compared: a long upload interval alone must
+        // not make a file without [health] thresholds invalid.
+        let set =
+            self.degraded_threshold.no_upload.is_some() || self.error_threshold.no_upload.is_some();
+        let interval_ms = crate::health::HealthRules::floor_interval_ms(upload_interval);
+        if set && error.no_upload.ms(interval_ms) < degraded.no_upload.ms(interval_ms) {
+            let at = match (degraded.no_upload, error.no_upload) {
+                (NoUpload::After(_), NoUpload::After(_)) => String::new(),
+                _ => format!(
+                    " at remote.upload_interval = \"{}\"",
+                    format_duration(upload_interval)
+                ),
+            };
+            return Err(invalid(
+                "health.error_threshold.no_upload",
+                format!(
+                    "expected no less than health.degraded_threshold.no_upload (\"{}\"){at}, got \"{}\"",
+                    degraded.no_upload, error.no_upload
+                ),
+            ));
+        }
+        Ok(HealthConfig {
+            enabled: self.enabled.unwrap_or(d.enabled),
+            address: self.address.unwrap_or(d.address),
+            degraded_threshold: degraded,
+            error_threshold: error,
         })
     }
 }
@@ -438,6 +511,36 @@ fn jitter<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
         )));
     }
     Ok(Some(j))
+}
+
+fn opt_socket_address<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    socket_address(d).map(Some)
+}
+
+/// `"<n>x"` (n = 1..=1000 upload intervals) or a duration greater than 0.
+fn no_upload<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NoUpload>, D::Error> {
+    checked(d, |s: String| {
+        let bad = || {
+            format!(
+                "expected a multiple of remote.upload_interval like \"2x\" (1x to {}x) or a \
+                 duration like \"10m\", got {s:?}",
+                NoUpload::MAX_INTERVALS
+            )
+        };
+        if let Some(n) = s.strip_suffix('x') {
+            let n: u32 = n.parse().map_err(|_| bad())?;
+            if !(1..=NoUpload::MAX_INTERVALS).contains(&n)
+                || !s.starts_with(|c: char| c.is_ascii_digit())
+            {
+                return Err(bad());
+            }
+            return Ok(Some(NoUpload::Intervals(n)));
+        }
+        match parse_duration(&s) {
+            Ok(d) if !d.is_zero() => Ok(Some(NoUpload::After(d))),
+            _ => Err(bad()),
+        }
+    })
 }
 
 pub(super) fn socket_address<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {

@@ -866,3 +866,88 @@ fn remote_url_must_be_sendable() {
         assert!(e.contains("--features tls"), "{e}");
     }
 }
+
+#[test]
+fn health_thresholds_are_read_defaulted_and_ordered() {
+    use super::{HealthThreshold, NoUpload};
+    let d = Config::default().health;
+    assert_eq!(
+        (d.degraded_threshold, d.error_threshold),
+        (
+            HealthThreshold {
+                pending: 5000,
+                no_upload: NoUpload::Intervals(2)
+            },
+            HealthThreshold {
+                pending: 10_000,
+                no_upload: NoUpload::After(secs(600))
+            }
+        )
+    );
+    let c = parse(
+        "[health]\ndegraded_threshold = { pending = 20000, no_upload = \"3x\" }\n\
+         [health.error_threshold]\nno_upload = \"1h\"\npending = 20000\n",
+    );
+    assert_eq!(c.health.degraded_threshold.pending, 20_000);
+    assert_eq!(
+        c.health.degraded_threshold.no_upload,
+        NoUpload::Intervals(3)
+    );
+    assert_eq!(
+        c.health.error_threshold.no_upload,
+        NoUpload::After(secs(3600))
+    );
+    assert_eq!(Config::from_toml_str(&c.to_toml()).unwrap(), c);
+    assert!(
+        c.to_toml().contains("no_upload = \"3x\""),
+        "{}",
+        c.to_toml()
+    );
+    // A long upload interval alone does not make the default thresholds invalid.
+    let c = parse("[remote]\nupload_interval = \"1h\"\n");
+    assert_eq!(c.health, Config::default().health);
+
+    for (text, want) in [
+        (
+            "[health]\nerror_threshold = { pending = 4000 }",
+            "health.error_threshold.pending: expected an integer of at least \
+             health.degraded_threshold.pending (5000), got 4000",
+        ),
+        (
+            "[health]\ndegraded_threshold = { pending = 0 }",
+            "health.degraded_threshold.pending: expected an integer of at least 1, got 0",
+        ),
+        (
+            "[health]\nerror_threshold = { no_upload = \"30s\" }",
+            "health.error_threshold.no_upload: expected no less than \
+             health.degraded_threshold.no_upload (\"2x\") at remote.upload_interval = \"30s\", \
+             got \"30s\"",
+        ),
+        (
+            "[health]\ndegraded_threshold = { no_upload = \"20m\" }",
+            "health.error_threshold.no_upload: expected no less than \
+             health.degraded_threshold.no_upload (\"20m\"), got \"10m\"",
+        ),
+        (
+            "[health]\ndegraded_threshold = { no_upload = \"0x\" }",
+            "health.degraded_threshold.no_upload: expected a multiple of remote.upload_interval \
+             like \"2x\" (1x to 1000x) or a duration like \"10m\", got \"0x\"",
+        ),
+        (
+            "[health]\ndegraded_threshold = { no_upload = \"0s\" }",
+            "health.degraded_threshold.no_upload: expected a multiple of remote.upload_interval \
+             like \"2x\" (1x to 1000x) or a duration like \"10m\", got \"0s\"",
+        ),
+        (
+            "[health]\ndegraded_threshold = { no_upload = \"+2x\" }",
+            "health.degraded_threshold.no_upload: expected a multiple of remote.upload_interval \
+             like \"2x\" (1x to 1000x) or a duration like \"10m\", got \"+2x\"",
+        ),
+    ] {
+        assert_eq!(error(text), want, "{text}");
+    }
+    assert!(
+        error("[health]\ndegraded_threshold = { pendng = 1 }").contains("pendng"),
+        "unknown keys are refused"
+    );
+}

@@ -67,21 +67,22 @@ fn json_time_or_null(out: &mut Vec<u8>, ms: i64) {
 }
 
 /// Starts one component object: `"name":{"status":…,"message":…,"timestamp":…,"details":{`.
+/// `last_success_ms` is the component's own last success (0 = never: `null`).
 fn component_head(
     out: &mut Vec<u8>,
     name: &dyn fmt::Display,
     status: ComponentStatus,
     msg: &dyn fmt::Display,
-    ts: &str,
+    last_success_ms: i64,
 ) {
     json_display(out, name);
     out.extend_from_slice(b":{\"status\":\"");
     out.extend_from_slice(status.as_str().as_bytes());
     out.extend_from_slice(b"\",\"message\":");
     json_display(out, msg);
-    out.extend_from_slice(b",\"timestamp\":\"");
-    out.extend_from_slice(ts.as_bytes());
-    out.extend_from_slice(b"\",\"details\":{");
+    out.extend_from_slice(b",\"timestamp\":");
+    json_time_or_null(out, last_success_ms);
+    out.extend_from_slice(b",\"details\":{");
 }
 
 struct CollectorName(&'static str);
@@ -107,12 +108,18 @@ pub fn write_health_json(report: &Report, out: &mut Vec<u8>) {
     json_secs(out, snap.uptime_ms());
     out.extend_from_slice(b",\"components\":{");
     for c in &snap.collectors {
-        component_head(out, &CollectorName(c.kind.name()), c.status(), c, ts);
+        component_head(
+            out,
+            &CollectorName(c.kind.name()),
+            c.status(),
+            c,
+            c.last_success_ms,
+        );
         let _ = write!(out, "\"metrics_collected\":{}}}}},", c.samples_total);
     }
 
     let u = &report.uploader;
-    component_head(out, &"uploader", u.status, u, ts);
+    component_head(out, &"uploader", u.status, u, snap.upload.last_success_ms);
     out.extend_from_slice(b"\"last_upload_time\":");
     json_time_or_null(out, snap.upload.last_success_ms);
     let _ = write!(
@@ -140,7 +147,7 @@ pub fn write_health_json(report: &Report, out: &mut Vec<u8>) {
     out.extend_from_slice(b"}},");
 
     let s = &report.storage;
-    component_head(out, &"storage", s.status, s, ts);
+    component_head(out, &"storage", s.status, s, snap.storage.last_flush_ms);
     let _ = write!(
         out,
         "\"database_size_bytes\":{},\"max_size_bytes\":{},\"pending_count\":{},\
@@ -160,7 +167,7 @@ pub fn write_health_json(report: &Report, out: &mut Vec<u8>) {
     out.extend_from_slice(b"}},");
 
     let t = &report.time;
-    component_head(out, &"time", t.status, t, ts);
+    component_head(out, &"time", t.status, t, snap.time.last_success_ms);
     out.extend_from_slice(b"\"skew_ms\":");
     match t.skew_ms {
         Some(v) => {
@@ -232,7 +239,7 @@ impl Kind {
 }
 
 /// Receives the self-metrics: a `family` call before the rows of each metric family.
-/// Every row has at most one label.
+/// Every row has at most one label, except `belabox_metrics_build_info` (three).
 pub trait MetricVisitor {
     fn family(&mut self, name: &str, help: &str, kind: Kind);
     fn row(&mut self, name: &str, labels: &[(&str, &str)], value: f64);
@@ -265,7 +272,7 @@ fn ms_to_secs(ms: i64) -> f64 {
 
 /// Visits every self-metric of `state`, and the health statuses evaluated at `now_ms`. The
 /// order of families is part of the `/metrics` output: collectors, uploader, storage, time,
-/// agent, health.
+/// agent, process (and build info), health.
 pub fn visit_self_metrics(
     state: &AgentState,
     rules: &HealthRules,
@@ -277,6 +284,7 @@ pub fn visit_self_metrics(
     visit_storage(&state.storage, v);
     visit_time(&state.time, v);
     visit_agent(state, now_ms, v);
+    visit_process(&crate::monitor::self_metrics::process_stats(), v);
     let report = evaluate(rules, &Snapshot::capture(state, now_ms));
     visit_health_status(&report, v);
 }
@@ -526,6 +534,64 @@ fn visit_agent(state: &AgentState, now_ms: i64, v: &mut dyn MetricVisitor) {
     v.row(name, &[], load(&state.loop_heartbeat));
 }
 
+/// The build's labels on `belabox_metrics_build_info`.
+const BUILD_LABELS: [(&str, &str); 3] = [
+    ("version", crate::cli::VERSION),
+    (
+        "tls",
+        if cfg!(feature = "tls") {
+            "true"
+        } else {
+            "false"
+        },
+    ),
+    ("target", std::env::consts::ARCH),
+];
+
+/// `process_*` (the Prometheus process collector's names; a figure that could not be read has
+/// no row), then `belabox_metrics_build_info`.
+fn visit_process(p: &crate::monitor::self_metrics::ProcessStats, v: &mut dyn MetricVisitor) {
+    let rows: [(&str, &str, Kind, Option<f64>); 4] = [
+        (
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            Kind::Gauge,
+            p.resident_bytes.map(|b| b as f64),
+        ),
+        (
+            "process_cpu_seconds_total",
+            "Total user and system CPU time spent in seconds.",
+            Kind::Counter,
+            p.cpu_seconds,
+        ),
+        (
+            "process_open_fds",
+            "Number of open file descriptors.",
+            Kind::Gauge,
+            p.open_fds.map(|n| n as f64),
+        ),
+        (
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+            Kind::Gauge,
+            p.start_time_seconds,
+        ),
+    ];
+    for (name, help, kind, value) in rows {
+        v.family(name, help, kind);
+        if let Some(value) = value {
+            v.row(name, &[], value);
+        }
+    }
+    let name = "belabox_metrics_build_info";
+    v.family(
+        name,
+        "Always 1; the labels name the build: version, tls (the https feature), target (CPU architecture).",
+        Kind::Gauge,
+    );
+    v.row(name, &BUILD_LABELS, 1.0);
+}
+
 /// `health_status{component}`: 0 ok, 1 degraded, 2 error; disabled components have no row.
 fn visit_health_status(report: &Report, v: &mut dyn MetricVisitor) {
     let name = "health_status";
@@ -559,7 +625,8 @@ fn visit_health_status(report: &Report, v: &mut dyn MetricVisitor) {
 }
 
 /// Every self-metric as (name, labels, value) rows — what the run loop stores every
-/// `monitoring.self_metrics_interval`. Values are finite; each row has at most one label.
+/// `monitoring.self_metrics_interval`. Values are finite; each row has at most one label, except
+/// `belabox_metrics_build_info`.
 pub fn self_metric_rows(
     state: &AgentState,
     rules: &HealthRules,
@@ -725,6 +792,7 @@ mod tests {
         let rules = HealthRules {
             upload_interval: std::time::Duration::from_secs(30),
             skew_warn_ms: 2000,
+            ..HealthRules::default()
         };
         let mut out = Vec::new();
         write_metrics_text(&st, &rules, 1000, &mut out);
@@ -799,6 +867,7 @@ mod tests {
         let rules = HealthRules {
             upload_interval: std::time::Duration::from_secs(30),
             skew_warn_ms: 2000,
+            ..HealthRules::default()
         };
         let s = &st.storage;
         s.io_failing.store(true, Ordering::Relaxed);

@@ -204,7 +204,7 @@ async fn accept_loop(
             Ok((s, _)) => s,
             Err(e) => {
                 if accept_log.allow() {
-                    log::warn!(error:% = e; "health endpoint: accept failed; retrying");
+                    log::warn!(error:% = e, error_type = "accept"; "health endpoint: accept failed; retrying");
                 }
                 Timer::after(Duration::from_millis(100)).await;
                 continue;
@@ -230,7 +230,8 @@ async fn accept_loop(
                 busy_total += 1;
                 if busy_log.allow() {
                     log::warn!(
-                        rejected_total = busy_total, max_connections = MAX_CONNECTIONS;
+                        rejected_total = busy_total, max_connections = MAX_CONNECTIONS,
+                        error_type = "busy";
                         "health endpoint busy: connection answered 503"
                     );
                 }

@@ -4,15 +4,17 @@
 //! intervals, a store at 95 %, a stall of 11 minutes) as a struct literal. [`Snapshot::capture`] is
 //! the only bridge from [`AgentState`].
 //!
-//! Rules (thresholds from [`HealthRules`]; the upload interval is floored at 1 s):
+//! Rules (thresholds from [`HealthRules`], i.e. `[health] degraded_threshold` / `error_threshold`,
+//! defaults below; the upload interval is floored at 1 s):
 //! - a failing collector makes its own component `error` and the agent `degraded`; all of them
 //!   failing makes the agent `error`;
 //! - a collector whose samples were dropped from the full sample ring within the last
 //!   [`RING_DROP_WINDOW_MS`] is `degraded`, and so is the agent;
-//! - uploader: `degraded` when nothing was uploaded for more than 2× the interval, or when at least
-//!   [`PENDING_DEGRADED`] samples are pending; `error` when nothing was uploaded for more than
-//!   [`STALL_ERROR_MS`] (fixed, whatever the interval) *and* more than [`PENDING_ERROR`] samples are
-//!   pending, or at once while the server refuses every request (its answer and the redacted URL
+//! - uploader: `degraded` when nothing was uploaded for more than `degraded_threshold.no_upload`
+//!   (default 2× the interval), or when at least `degraded_threshold.pending` (default
+//!   [`PENDING_DEGRADED`]) samples are pending; `error` when nothing was uploaded for more than
+//!   `error_threshold.no_upload` (default [`STALL_ERROR_MS`], whatever the interval) *and* more
+//!   than `error_threshold.pending` (default [`PENDING_ERROR`]) samples are pending, or at once while the server refuses every request (its answer and the redacted URL
 //!   are in the message); `disabled` (no effect on the agent) without `[remote]`. Before the first
 //!   upload the age counts from agent start;
 //! - storage: `error` while store I/O fails (a full disk included: the message says so, how
@@ -35,14 +37,17 @@ use core::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use crate::config::{CollectorKind, Config, RemoteConfig};
+use crate::config::{CollectorKind, Config, HealthThreshold, RemoteConfig};
 use crate::model::state::{AgentState, Refused, mono_ms};
 
-/// At least this many pending samples: the uploader is `degraded`.
+/// Default `health.degraded_threshold.pending`: at least this many pending samples make the
+/// uploader `degraded`.
 pub const PENDING_DEGRADED: u64 = 5_000;
-/// More than this many pending samples (with a stall): the uploader is `error`.
+/// Default `health.error_threshold.pending`: more than this many pending samples (with a
+/// stall) make the uploader `error`.
 pub const PENDING_ERROR: u64 = 10_000;
-/// No upload for more than this (ms), with more than [`PENDING_ERROR`] pending: `error`.
+/// Default `health.error_threshold.no_upload` (ms): no upload for more than this, with more
+/// than the error pending count: `error`.
 pub const STALL_ERROR_MS: i64 = 10 * 60 * 1000;
 /// Store size above this percentage of `storage.max_size`: `degraded`.
 pub const STORE_FULL_PERCENT: u64 = 90;
@@ -55,13 +60,23 @@ pub const RING_DROP_WINDOW_MS: i64 = 10 * 60 * 1000;
 /// Collectors listed individually in a snapshot; counts cover every collector regardless.
 pub const MAX_LISTED_COLLECTORS: usize = 16;
 
-/// The configuration the rules depend on.
+/// The configuration the rules depend on. `Default`: the default configuration's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HealthRules {
     /// `remote.upload_interval` (unused when uploads are disabled).
     pub upload_interval: Duration,
     /// `monitoring.clock_skew_warn_ms`.
     pub skew_warn_ms: u64,
+    /// `health.degraded_threshold`: either reached makes the uploader `degraded`.
+    pub degraded: HealthThreshold,
+    /// `health.error_threshold`: both passed make the uploader `error`.
+    pub error: HealthThreshold,
+}
+
+impl Default for HealthRules {
+    fn default() -> Self {
+        HealthRules::from_config(&Config::default())
+    }
 }
 
 impl HealthRules {
@@ -72,19 +87,32 @@ impl HealthRules {
                 |r| r.upload_interval,
             ),
             skew_warn_ms: config.monitoring.clock_skew_warn_ms,
+            degraded: config.health.degraded_threshold,
+            error: config.health.error_threshold,
         }
     }
 
-    /// The upload interval in ms, floored at [`MIN_UPLOAD_INTERVAL_MS`].
-    pub fn interval_ms(&self) -> i64 {
-        i64::try_from(self.upload_interval.as_millis())
+    /// `interval` in ms, floored at [`MIN_UPLOAD_INTERVAL_MS`].
+    pub fn floor_interval_ms(interval: Duration) -> i64 {
+        i64::try_from(interval.as_millis())
             .unwrap_or(i64::MAX)
             .max(MIN_UPLOAD_INTERVAL_MS)
     }
 
-    /// No upload for longer than this (ms): `degraded`.
+    /// The upload interval in ms, floored at [`MIN_UPLOAD_INTERVAL_MS`].
+    pub fn interval_ms(&self) -> i64 {
+        HealthRules::floor_interval_ms(self.upload_interval)
+    }
+
+    /// No upload for longer than this (ms): `degraded` (default 2 × the interval).
     pub fn stale_after_ms(&self) -> i64 {
-        self.interval_ms().saturating_mul(2)
+        self.degraded.no_upload.ms(self.interval_ms())
+    }
+
+    /// No upload for longer than this (ms), with more than `error.pending` pending: `error`
+    /// (default [`STALL_ERROR_MS`]).
+    pub fn stall_error_ms(&self) -> i64 {
+        self.error.no_upload.ms(self.interval_ms())
     }
 }
 
@@ -185,6 +213,8 @@ pub struct CollectorSnapshot {
     /// Some were dropped within [`RING_DROP_WINDOW_MS`] before the snapshot (a clock stepped
     /// back past the last drop counts as not recent).
     pub ring_dropping: bool,
+    /// Wall clock (ms) of the last successful collection; 0 = never.
+    pub last_success_ms: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,6 +245,8 @@ pub struct StorageSnapshot {
     pub ring_dropped_episode: u64,
     /// A damaged store was moved aside at start, to this path.
     pub corrupt_moved_to: Option<&'static str>,
+    /// Wall clock (ms) of the last flush the store took; 0 = none yet.
+    pub last_flush_ms: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,6 +259,8 @@ pub struct TimeSnapshot {
     pub skew_ms: i64,
     /// 0 = never.
     pub last_check_ms: i64,
+    /// Last successful check; 0 = never.
+    pub last_success_ms: i64,
     pub trust: TrustSnapshot,
 }
 
@@ -270,6 +304,7 @@ impl Snapshot {
                 failures_total: stats.failures_total.load(Ordering::Relaxed),
                 ring_dropped_total: stats.ring_dropped_total.load(Ordering::Relaxed),
                 ring_dropping: last_drop > 0 && (0..RING_DROP_WINDOW_MS).contains(&since_drop),
+                last_success_ms: stats.last_success_ms.load(Ordering::Relaxed),
             };
             failing += usize::from(c.failing);
             // Beyond the list capacity a collector still counts in the totals.
@@ -299,6 +334,7 @@ impl Snapshot {
                 unusable_for_ms: since(&s.unusable_since_mono_ms, mono_ms()),
                 ring_dropped_episode: s.ring_dropped_episode.load(Ordering::Relaxed),
                 corrupt_moved_to: s.corrupt_moved_to.get().copied(),
+                last_flush_ms: s.last_flush_ms.load(Ordering::Relaxed),
             },
             time: TimeSnapshot {
                 enabled: t.enabled,
@@ -306,6 +342,7 @@ impl Snapshot {
                 last_check_failed: t.last_check_failed.load(Ordering::Relaxed),
                 skew_ms: t.skew_ms.load(Ordering::Relaxed),
                 last_check_ms: t.last_check_ms.load(Ordering::Relaxed),
+                last_success_ms: t.last_success_ms.load(Ordering::Relaxed),
                 trust: TrustSnapshot {
                     trusted: t.trusted.load(Ordering::Relaxed),
                     corrected: t.corrected.load(Ordering::Relaxed),
@@ -342,15 +379,22 @@ pub struct UploaderHealth {
     /// Since the last upload, or since agent start before the first one; ≥ 0.
     pub since_upload_ms: i64,
     pub uploaded_ever: bool,
-    /// 2 × the (floored) interval.
+    /// `degraded_threshold.no_upload` in ms (default 2 × the floored interval).
     pub stale_after_ms: i64,
+    /// `error_threshold.no_upload` in ms.
+    pub stall_error_ms: i64,
+    /// `degraded_threshold.pending`.
+    pub pending_degraded: u64,
+    /// `error_threshold.pending`.
+    pub pending_error: u64,
     pub pending: u64,
     pub last_http_status: u32,
     /// No upload for more than `stale_after_ms`.
     pub stale: bool,
-    /// At least [`PENDING_DEGRADED`] pending.
+    /// At least `pending_degraded` pending.
     pub backlog: bool,
-    /// The error rule: no upload for more than [`STALL_ERROR_MS`] and more than [`PENDING_ERROR`] pending.
+    /// The error rule: no upload for more than `stall_error_ms` and more than `pending_error`
+    /// pending.
     pub stalled: bool,
     /// The server refuses every request: `error` at once (no sample is quarantined, but none
     /// goes out until the URL, proxy or token is fixed).
@@ -425,8 +469,9 @@ fn uploader_health(rules: &HealthRules, snap: &Snapshot) -> UploaderHealth {
     let stale_after_ms = rules.stale_after_ms();
     let pending = snap.storage.pending;
     let stale = since_upload_ms > stale_after_ms;
-    let backlog = pending >= PENDING_DEGRADED;
-    let stalled = since_upload_ms > STALL_ERROR_MS && pending > PENDING_ERROR;
+    let backlog = pending >= rules.degraded.pending;
+    let stall_error_ms = rules.stall_error_ms();
+    let stalled = since_upload_ms > stall_error_ms && pending > rules.error.pending;
     let status = if !u.enabled {
         ComponentStatus::Disabled
     } else if stalled || u.refused.is_some() {
@@ -441,6 +486,9 @@ fn uploader_health(rules: &HealthRules, snap: &Snapshot) -> UploaderHealth {
         since_upload_ms,
         uploaded_ever,
         stale_after_ms,
+        stall_error_ms,
+        pending_degraded: rules.degraded.pending,
+        pending_error: rules.error.pending,
         pending,
         last_http_status: u.last_http_status,
         stale,
@@ -690,9 +738,10 @@ impl fmt::Display for UploaderHealth {
         if self.stalled {
             write!(
                 f,
-                "no upload for {since} (error after {}) and {} samples pending (error above {PENDING_ERROR})",
-                Secs(STALL_ERROR_MS),
-                self.pending
+                "no upload for {since} (error after {}) and {} samples pending (error above {})",
+                Secs(self.stall_error_ms),
+                self.pending,
+                self.pending_error
             )?;
         } else {
             let mut sep = "";
@@ -708,8 +757,8 @@ impl fmt::Display for UploaderHealth {
             if self.backlog {
                 write!(
                     f,
-                    "{sep}{} samples pending (threshold {PENDING_DEGRADED})",
-                    self.pending
+                    "{sep}{} samples pending (threshold {})",
+                    self.pending, self.pending_degraded
                 )?;
             }
             if !self.stale && !self.backlog {
@@ -913,13 +962,14 @@ mod tests {
     fn interval_floor() {
         let r = HealthRules {
             upload_interval: Duration::from_millis(250),
-            skew_warn_ms: 2000,
+            ..HealthRules::default()
         };
         assert_eq!(r.interval_ms(), 1000);
         assert_eq!(r.stale_after_ms(), 2000);
+        assert_eq!(r.stall_error_ms(), STALL_ERROR_MS);
         let r = HealthRules {
             upload_interval: Duration::MAX,
-            skew_warn_ms: 2000,
+            ..HealthRules::default()
         };
         assert_eq!(r.stale_after_ms(), i64::MAX);
     }

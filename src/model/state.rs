@@ -232,6 +232,8 @@ pub struct StorageState {
     pub ring_dropped_total: AtomicU64,
     pub flushes_total: AtomicU64,
     pub flush_failures_total: AtomicU64,
+    /// Wall clock (ms) of the last flush the store took; 0 = none yet.
+    pub last_flush_ms: AtomicI64,
     /// The last store operation failed (I/O, corruption).
     pub io_failing: AtomicBool,
     /// The last store failure was a full disk (or quota): ENOSPC/EDQUOT.
@@ -277,6 +279,8 @@ pub struct TimeState {
     /// The last check failed (HTTP error, timeout, no Date header).
     pub last_check_failed: AtomicBool,
     pub last_check_ms: AtomicI64,
+    /// Wall clock (ms) of the last successful check; 0 = none yet.
+    pub last_success_ms: AtomicI64,
     /// False when no clock-skew URL is configured.
     pub enabled: bool,
     /// Server time − boot clock (`CLOCK_BOOTTIME` ms) at the last successful check: the
@@ -356,6 +360,7 @@ impl AgentState {
                 ring_dropped_total: AtomicU64::new(0),
                 flushes_total: AtomicU64::new(0),
                 flush_failures_total: AtomicU64::new(0),
+                last_flush_ms: AtomicI64::new(0),
                 io_failing: AtomicBool::new(false),
                 no_space: AtomicBool::new(false),
                 unusable_since_mono_ms: AtomicI64::new(0),
@@ -372,6 +377,7 @@ impl AgentState {
                 measured: AtomicBool::new(false),
                 last_check_failed: AtomicBool::new(false),
                 last_check_ms: AtomicI64::new(0),
+                last_success_ms: AtomicI64::new(0),
                 enabled: skew_enabled,
                 server_offset_ms: AtomicI64::new(0),
                 trusted: AtomicBool::new(true),

@@ -84,6 +84,21 @@ pub enum SkewError {
     ClockStepped,
 }
 
+impl SkewError {
+    /// The `error_type` of its log line.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SkewError::Url(_) => "config",
+            SkewError::Request(_) => "request",
+            SkewError::Timeout => "timeout",
+            SkewError::Status(_) => "http_status",
+            SkewError::NoDate => "no_date",
+            SkewError::BadDate => "bad_date",
+            SkewError::ClockStepped => "clock_stepped",
+        }
+    }
+}
+
 impl fmt::Display for SkewError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -184,6 +199,7 @@ pub fn record(time: &TimeState, now_ms: i64, result: &Result<Measurement, SkewEr
                 .store(m.boot_offset_ms, Ordering::Relaxed);
             time.measured.store(true, Ordering::Relaxed);
             time.last_check_failed.store(false, Ordering::Relaxed);
+            time.last_success_ms.store(now_ms, Ordering::Relaxed);
         }
         Err(_) => time.last_check_failed.store(true, Ordering::Relaxed),
     }
@@ -234,7 +250,7 @@ async fn checks(cfg: SkewConfig, client: Client, state: Arc<AgentState>) {
         Ok(u) => u,
         Err(e) => {
             let e = SkewError::Url(e);
-            log::error!(url = url, error:% = e; "clock-skew check disabled");
+            log::error!(url = url, error:% = e, error_type = "config"; "clock-skew check disabled");
             record(&state.time, now_ms(), &Err(e));
             return;
         }
@@ -253,7 +269,8 @@ async fn checks(cfg: SkewConfig, client: Client, state: Arc<AgentState>) {
                 let high = m.skew_ms.unsigned_abs() > cfg.warn_ms;
                 if high && warn.allow(Instant::now()) {
                     log::warn!(
-                        skew_ms = m.skew_ms, threshold_ms = cfg.warn_ms, rtt_ms = m.rtt_ms, url = url;
+                        skew_ms = m.skew_ms, threshold_ms = cfg.warn_ms, rtt_ms = m.rtt_ms, url = url,
+                        error_type = "clock_skew";
                         "local clock differs from the server's (positive: local clock behind)"
                     );
                 } else if failing {
@@ -270,7 +287,7 @@ async fn checks(cfg: SkewConfig, client: Client, state: Arc<AgentState>) {
                 if failing {
                     log::debug!(url = url, error:% = e; "clock-skew check failed");
                 } else {
-                    log::warn!(url = url, error:% = e; "clock-skew check failed");
+                    log::warn!(url = url, error:% = e, error_type = e.kind(); "clock-skew check failed");
                 }
                 failing = true;
             }

@@ -215,7 +215,7 @@ impl Drop for StoreWorker {
         drop(self.tx.take());
         if let Some(t) = self.thread.take() {
             if t.join().is_err() {
-                log::error!("the store worker thread panicked");
+                log::error!(error_type = "panic"; "the store worker thread panicked");
             }
         }
     }

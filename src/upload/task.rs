@@ -143,7 +143,8 @@ impl AttemptLog<'_> {
             batch_id:% = self.batch_id, chunk_index = self.index, attempt = self.attempt,
             backoff_ms = 0u64, http_status = d.reply.status(), samples = self.samples,
             bytes_sent = d.bytes_sent, bytes_rcvd = d.bytes_rcvd,
-            duration_ms = self.duration_ms(), response = d.detail.as_str();
+            duration_ms = self.duration_ms(), response = d.detail.as_str(),
+            error_type = "refused";
             "chunk refused; {next}"
         );
     }
@@ -177,12 +178,18 @@ impl AttemptLog<'_> {
             ),
         };
         let d = self.done;
+        // The network error's class, or the answer's.
+        let error_type = match failure {
+            Failure::Auth => "auth",
+            Failure::Transient if d.error_kind == "none" => "http_status",
+            Failure::Transient => d.error_kind,
+        };
         log::log!(lvl,
             batch_id:% = self.batch_id, chunk_index = self.index, attempt = self.attempt,
             backoff_ms = wait.as_millis() as u64, http_status = d.reply.status(),
             samples = self.samples, bytes_sent = d.bytes_sent, bytes_rcvd = d.bytes_rcvd,
             duration_ms = self.duration_ms(), error = d.detail.as_str(),
-            error_kind = d.error_kind;
+            error_kind = d.error_kind, error_type = error_type;
             "{msg}"
         );
     }
@@ -215,6 +222,9 @@ pub struct Uploader {
     /// overlaps the store's fsync with the network round trip). At most one; settled before
     /// the next mark, any quarantine, and the end of every cycle.
     inflight_mark: Option<MarkTask>,
+    /// The batch being sent in this cycle and how many of its chunks were marked uploaded so
+    /// far (the "batch uploaded" line is written once every mark has settled).
+    batch: Option<(Uuid, u32)>,
     // Buffers reused across chunks and cycles.
     send: Vec<PendingSample>,
     /// Key buffer for the next mark (the other one travels with `inflight_mark`).
@@ -310,6 +320,7 @@ impl Uploader {
             future_seen: HashSet::new(),
             unknown_seen: HashSet::new(),
             inflight_mark: None,
+            batch: None,
             send: Vec::with_capacity(remote.batch_size.min(1 << 16)),
             keys: Vec::with_capacity(remote.chunk_size.min(1 << 16)),
             work: Vec::new(),
@@ -418,15 +429,21 @@ impl Uploader {
     /// benches and tests can drive the uploader without its timers. Every mark it started has
     /// committed (or failed) when it returns.
     pub async fn cycle(&mut self) -> Cycle {
+        self.batch = None;
         let cycle = self.cycle_inner().await;
-        match (self.settle_mark().await, cycle) {
+        let cycle = match (self.settle_mark().await, cycle) {
             (Ok(n), Cycle::Progress { uploaded, more }) => Cycle::Progress {
                 uploaded: uploaded + n,
                 more,
             },
             (Err(Abort::Failed), Cycle::Progress { .. }) => Cycle::Failed,
             (_, other) => other,
+        };
+        // After the last mark settled: the counts are what the store took.
+        if let (Cycle::Progress { uploaded, .. }, Some((batch_id, chunks))) = (&cycle, self.batch) {
+            log::debug!(batch_id:% = batch_id, samples = *uploaded, chunks = chunks; "batch uploaded");
         }
+        cycle
     }
 
     async fn cycle_inner(&mut self) -> Cycle {
@@ -443,7 +460,7 @@ impl Uploader {
         {
             Ok(b) => b,
             Err(e) => {
-                log::error!(error:% = e; "uploader: reading the pending queue failed");
+                log::error!(error:% = e, error_type = "store_read"; "uploader: reading the pending queue failed");
                 return Cycle::Failed;
             }
         };
@@ -471,6 +488,7 @@ impl Uploader {
         // store's.
         self.send.sort_unstable_by_key(|s| (s.ts_ms, s.series_id));
         let batch_id = Uuid::new_v4();
+        self.batch = Some((batch_id, 0));
         let mut next_index = 0u32;
         let mut uploaded = 0;
         for r in chunk_ranges(self.send.len(), self.remote.chunk_size) {
@@ -480,7 +498,6 @@ impl Uploader {
                 Err(Abort::Failed) => return Cycle::Failed,
             }
         }
-        log::debug!(batch_id:% = batch_id, samples = uploaded, chunks = next_index; "batch uploaded");
         Cycle::Progress {
             uploaded,
             more: full,
@@ -573,7 +590,8 @@ impl Uploader {
         if future_new > 0 {
             log::warn!(
                 samples = future_new,
-                reason = Verdict::Future.reason();
+                reason = Verdict::Future.reason(),
+                error_type = "future_samples";
                 "samples dated more than 2 days ahead stay pending until they are valid"
             );
         }
@@ -612,13 +630,14 @@ impl Uploader {
                 log::warn!(
                     non_finite = nf,
                     too_old = old,
-                    unknown_series = unk;
+                    unknown_series = unk,
+                    error_type = "quarantined";
                     "samples VictoriaMetrics would drop were quarantined"
                 );
                 Some(nf + old + unk)
             }
             Err(e) => {
-                log::error!(error:% = e; "uploader: quarantining unsendable samples failed");
+                log::error!(error:% = e, error_type = "store_write"; "uploader: quarantining unsendable samples failed");
                 None
             }
         }
@@ -654,7 +673,7 @@ impl Uploader {
                     .encode(&self.send[r.clone()], |id| series.get(&id), &mut self.jsonl)
             {
                 // Unreachable: `filter` resolved every series and refused non-finite values.
-                log::error!(error:% = e; "uploader: cannot encode a chunk");
+                log::error!(error:% = e, error_type = "encode"; "uploader: cannot encode a chunk");
                 return Err(Abort::Failed);
             }
             self.gzip.compress(&self.jsonl, &mut self.gz);
@@ -769,7 +788,7 @@ impl Uploader {
         };
         let Ok((keys, batch_id, index, result)) = task.wait().await else {
             // The chunk stays pending: VictoriaMetrics deduplicates it when it goes again.
-            log::error!(error:% = WorkerGone; "uploader: marking an uploaded chunk failed");
+            log::error!(error:% = WorkerGone, error_type = "store_worker"; "uploader: marking an uploaded chunk failed");
             return Err(Abort::Failed);
         };
         self.keys = keys;
@@ -780,11 +799,14 @@ impl Uploader {
                     .uploaded_total
                     .fetch_add(n as u64, Relaxed);
                 self.state.storage.pending.store(pending, Relaxed);
+                if let Some((_, chunks)) = &mut self.batch {
+                    *chunks += 1;
+                }
                 Ok(n)
             }
             Err(e) => {
                 // VictoriaMetrics has the chunk; it will be sent again and deduplicated.
-                log::error!(batch_id:% = batch_id, chunk_index = index, error:% = e;
+                log::error!(batch_id:% = batch_id, chunk_index = index, error:% = e, error_type = "store_write";
                     "uploader: marking an uploaded chunk failed");
                 Err(Abort::Failed)
             }
@@ -819,11 +841,11 @@ impl Uploader {
                     .quarantined_total
                     .fetch_add(n as u64, Relaxed);
                 self.state.storage.pending.store(pending, Relaxed);
-                log::warn!(http_status = status, samples = n; "a sample VictoriaMetrics refuses was quarantined");
+                log::warn!(http_status = status, samples = n, error_type = "quarantined"; "a sample VictoriaMetrics refuses was quarantined");
                 Ok(())
             }
             Err(e) => {
-                log::error!(error:% = e; "uploader: quarantining a refused sample failed");
+                log::error!(error:% = e, error_type = "store_write"; "uploader: quarantining a refused sample failed");
                 Err(Abort::Failed)
             }
         }

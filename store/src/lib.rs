@@ -1104,7 +1104,7 @@ impl Store {
             })
             .map_err(|e| e.into_mark(&self.path))?;
         if n > 0 {
-            log::warn!("{}: quarantined {n} samples: {reason}", self.path.display());
+            log::warn!(error_type = "quarantined"; "{}: quarantined {n} samples: {reason}", self.path.display());
         }
         self.pending.fetch_sub(n as u64, Ordering::Relaxed);
         Ok(n)
@@ -1284,6 +1284,7 @@ impl Store {
             if dropped > 0 {
                 self.pending.fetch_sub(dropped, Ordering::Relaxed);
                 log::warn!(
+                    error_type = "size_cap";
                     "{}: size cap reached: dropped {dropped} pending samples",
                     self.path.display()
                 );
@@ -1415,6 +1416,7 @@ impl Store {
             if n > 0 {
                 self.unstamped.fetch_sub(n, Ordering::Relaxed);
                 log::warn!(
+                    error_type = "size_cap";
                     "{}: size cap reached: dropped {n} unstamped samples",
                     self.path.display()
                 );

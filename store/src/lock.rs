@@ -57,7 +57,7 @@ impl ProcessLock {
             .and_then(|()| file.seek(SeekFrom::Start(0)))
             .and_then(|_| file.write_all(format!("{pid}\n").as_bytes()));
         if let Err(e) = written {
-            log::warn!("{}: cannot record the PID: {e}", path.display());
+            log::warn!(error_type = "lock_pid"; "{}: cannot record the PID: {e}", path.display());
         }
         Ok(ProcessLock { _file: file })
     }

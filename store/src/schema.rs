@@ -323,7 +323,7 @@ fn migrate_v1_to_v2(txn: &WriteTransaction) -> Result<(), Fault> {
             if let Err(why) =
                 codec::series_bytes(s.name, s.device_id, &s.labels, vt, &mut scratch, &mut canon)
             {
-                log::warn!("v1 sample {} dropped in migration: {why}", hex(&hash));
+                log::warn!(error_type = "migration"; "v1 sample {} dropped in migration: {why}", hex(&hash));
                 dropped += 1;
                 continue;
             }
