@@ -54,9 +54,9 @@ pub(super) fn start_async_tasks(
     } else {
         None
     };
-    // One client for the uploader and the clock-skew check: one idle connection, and curl (its
-    // agent thread) only once an https request is made.
-    let client = net::Client::new();
+    // One client for the uploader and the clock-skew check: one idle connection, and one trust
+    // store (remote.ca_file, else the system roots), built on the first https request.
+    let client = net::Client::with_ca_file(config.remote.as_ref().and_then(|r| r.ca_file.clone()));
     let uploader = match &config.remote {
         Some(remote) => Some(
             Uploader::new(remote, store.clone(), state.clone(), client.clone())

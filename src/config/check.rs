@@ -12,7 +12,8 @@ use crate::upload::UploadError;
 
 impl Config {
     /// The file-system checks: `remote.token_file` (exists, mode `& 0o077 == 0`, a non-empty
-    /// token valid as a header value), `storage.path` (its directory exists or can be created,
+    /// token valid as a header value), `remote.ca_file` (readable PEM, at least one
+    /// certificate), `storage.path` (its directory exists or can be created,
     /// and is writable), `paths.procfs` (every collector opens its files).
     ///
     /// # Errors
@@ -20,6 +21,9 @@ impl Config {
     pub fn check(&self) -> Result<(), ConfigError> {
         if let Some(path) = self.remote.as_ref().and_then(|r| r.token_file.as_deref()) {
             check_token_file(path).map_err(|message| invalid("remote.token_file", message))?;
+        }
+        if let Some(path) = self.remote.as_ref().and_then(|r| r.ca_file.as_deref()) {
+            crate::net::check_ca_file(path).map_err(|m| invalid("remote.ca_file", m))?;
         }
         check_storage_path(&self.storage.path).map_err(|m| invalid("storage.path", m))?;
         crate::collect::Collectors::open(self)
@@ -133,5 +137,32 @@ mod tests {
         std::fs::write(&path, "\n").unwrap();
         let e = check_token_file(&path).unwrap_err();
         assert!(e.contains("empty"), "{e}");
+    }
+
+    #[test]
+    fn ca_file_must_hold_a_certificate_and_errors_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        let config = |p: &Path| Config {
+            remote: Some(crate::config::RemoteConfig {
+                ca_file: Some(p.to_owned()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let key_of = |e: ConfigError| match e {
+            ConfigError::Invalid { key, message } => (key, message),
+            other => panic!("{other:?}"),
+        };
+        let (key, m) = key_of(config(&path).check().unwrap_err());
+        assert_eq!(key, "remote.ca_file");
+        assert!(m.starts_with("cannot read ") && m.contains("ca.pem"), "{m}");
+        std::fs::write(&path, "not a certificate\n").unwrap();
+        let (key, m) = key_of(config(&path).check().unwrap_err());
+        assert_eq!(key, "remote.ca_file");
+        assert!(m.contains("no certificate"), "{m}");
+        let ca = rcgen::generate_simple_self_signed(vec!["ca.test".to_owned()]).unwrap();
+        std::fs::write(&path, ca.cert.pem()).unwrap();
+        assert_eq!(crate::net::check_ca_file(&path), Ok(1));
     }
 }

@@ -204,6 +204,11 @@ pub struct RemoteConfig {
     /// File holding a bearer token (read by the uploader); `None` = no Authorization header.
     #[serde(serialize_with = "ser_token_file")]
     pub token_file: Option<PathBuf>,
+    /// PEM bundle of the CAs that https requests (the upload and the clock-skew check) trust
+    /// instead of the system roots; `None` = the system roots. Checked by [`Config::check`]:
+    /// readable, at least one certificate.
+    #[serde(serialize_with = "ser_token_file")]
+    pub ca_file: Option<PathBuf>,
     /// > 0.
     #[serde(serialize_with = "ser_duration")]
     pub upload_interval: Duration,
@@ -469,6 +474,7 @@ impl Default for RemoteConfig {
         RemoteConfig {
             url: "http://127.0.0.1:8428/api/v1/import".to_owned(),
             token_file: None,
+            ca_file: None,
             upload_interval: Duration::from_secs(30),
             batch_size: 2500,
             // One request (and one store mark) per upload round in the steady state; gzip
@@ -724,7 +730,7 @@ fn ser_path<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&p.to_string_lossy())
 }
 
-/// `""` = no token file, as in the file.
+/// `""` = no file (token_file, ca_file), as in the file.
 fn ser_token_file<S: Serializer>(p: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
     ser_path(p.as_deref().unwrap_or(Path::new("")), s)
 }

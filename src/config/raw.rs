@@ -58,6 +58,8 @@ struct RawRemote {
     url: Option<String>,
     /// `""` = none.
     token_file: Option<String>,
+    /// `""` = the system roots.
+    ca_file: Option<String>,
     upload_interval: Option<Positive>,
     batch_size: Option<Int<1, ANY>>,
     chunk_size: Option<Int<1, ANY>>,
@@ -259,6 +261,7 @@ impl RawRemote {
         Ok(RemoteConfig {
             url: pick(self.url, d.url),
             token_file: self.token_file.filter(|t| !t.is_empty()).map(Into::into),
+            ca_file: self.ca_file.filter(|t| !t.is_empty()).map(Into::into),
             upload_interval: pick(self.upload_interval, d.upload_interval),
             batch_size: usize::try_from(batch_size).map_err(|_| too_big("remote.batch_size"))?,
             chunk_size: usize::try_from(chunk_size).map_err(|_| too_big("remote.chunk_size"))?,

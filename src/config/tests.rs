@@ -29,6 +29,7 @@ const STORAGE_KEYS: &[&str] = &[
 const REMOTE_KEYS: &[&str] = &[
     "url",
     "token_file",
+    "ca_file",
     "upload_interval",
     "batch_size",
     "chunk_size",

@@ -133,7 +133,13 @@ pub fn write_health_json(report: &Report, out: &mut Vec<u8>) {
         json_secs(out, u.since_upload_ms);
     }
     // Only while the server refuses everything, so the usual document keeps its keys.
-    if let Some(r) = &u.refused {
+    if let Some(r) = u.refused.as_ref().filter(|r| r.http_status == 0) {
+        out.extend_from_slice(b",\"tls_error\":{\"reason\":");
+        json_display(out, &r.body());
+        out.extend_from_slice(b",\"url\":");
+        json_display(out, &r.url());
+        out.push(b'}');
+    } else if let Some(r) = &u.refused {
         let _ = write!(
             out,
             ",\"refused_by_server\":{{\"http_status\":{},\"response\":",

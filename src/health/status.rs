@@ -717,6 +717,17 @@ impl fmt::Display for UploaderHealth {
             return f.write_str("uploads disabled (no [remote] configured)");
         }
         let since = Secs(self.since_upload_ms);
+        if let Some(r) = self.refused.as_ref().filter(|r| r.http_status == 0) {
+            // No HTTP answer at all: the TLS handshake failed (see the uploader).
+            return write!(
+                f,
+                "TLS to {} fails: {}; nothing is uploaded, {} samples wait; check remote.ca_file \
+                 and the server's certificate",
+                r.url(),
+                r.body(),
+                self.pending
+            );
+        }
         if let Some(r) = &self.refused {
             write!(
                 f,

@@ -133,6 +133,7 @@ pub const REFUSED_URL_MAX: usize = 160;
 /// no query: [`crate::net::Url::redacted`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Refused {
+    /// 0: no HTTP answer, the TLS handshake failed (the body is then the reason).
     pub http_status: u16,
     body: [u8; REFUSED_BODY_MAX],
     body_len: u8,

@@ -1,14 +1,12 @@
 //! The client: one per process, cloned into the uploader and the clock-skew task.
 //!
-//! `http://` goes through the hand-rolled HTTP/1.1 client in [`super::plain`] (no extra thread,
-//! at most one idle connection). `https://` goes through isahc (curl + rustls) when the `tls`
-//! feature is on; its client, and with it curl's agent thread, is created on the first https
-//! request only.
+//! Both schemes go through the hand-rolled HTTP/1.1 client in [`super::plain`] (no extra thread,
+//! at most one idle connection); `https://` adds a rustls handshake after the connect when the
+//! `tls` feature is on ([`super::tls`]).
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
-#[cfg(feature = "tls")]
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use smol::Timer;
@@ -21,7 +19,7 @@ use super::url::Url;
 
 /// Most response-body bytes kept in [`Response::body_snippet`]; the rest is read and counted.
 pub const SNIPPET_BYTES: usize = 256;
-/// Idle connections kept for reuse (the plain pool, and curl's cache for https). The uploader
+/// Idle connections kept for reuse (http and https alike). The uploader
 /// and the clock-skew check normally talk to the same host:port.
 pub const MAX_IDLE_CONNECTIONS: usize = 1;
 /// An idle connection older than this is closed instead of reused. Longer than the default
@@ -119,12 +117,6 @@ pub struct Client {
 #[derive(Debug)]
 struct Inner {
     pool: Pool,
-    /// The isahc client, built on the first request that needs it.
-    #[cfg(feature = "tls")]
-    curl: OnceLock<Result<isahc::HttpClient, isahc::Error>>,
-    /// Send http:// through isahc too (tests of the isahc path).
-    #[cfg(feature = "tls")]
-    curl_for_http: bool,
 }
 
 impl Default for Client {
@@ -134,29 +126,24 @@ impl Default for Client {
 }
 
 impl Client {
+    /// A client whose https requests trust the system roots.
     pub fn new() -> Client {
-        Client {
-            inner: Arc::new(Inner {
-                pool: Pool::default(),
-                #[cfg(feature = "tls")]
-                curl: OnceLock::new(),
-                #[cfg(feature = "tls")]
-                curl_for_http: false,
-            }),
-        }
+        Client::with_ca_file(None)
     }
 
-    /// A client that sends http:// through isahc as well, so that tests can exercise the
-    /// https code path against a plain-http server.
-    #[cfg(feature = "tls")]
-    #[doc(hidden)]
-    pub fn with_curl_for_http() -> Client {
+    /// A client whose https requests trust only the CAs of the PEM bundle `ca_file`
+    /// (`remote.ca_file`, already validated at config load); `None`: the system roots. Without
+    /// the `tls` feature the file is ignored (https is refused anyway).
+    pub fn with_ca_file(ca_file: Option<PathBuf>) -> Client {
+        #[cfg(feature = "tls")]
+        let pool = Pool::with_ca_file(ca_file);
+        #[cfg(not(feature = "tls"))]
+        let pool = {
+            let _ = ca_file;
+            Pool::default()
+        };
         Client {
-            inner: Arc::new(Inner {
-                pool: Pool::default(),
-                curl: OnceLock::new(),
-                curl_for_http: true,
-            }),
+            inner: Arc::new(Inner { pool }),
         }
     }
 
@@ -176,16 +163,6 @@ impl Client {
             }
         }
         check_supported(req.url)?;
-        #[cfg(feature = "tls")]
-        if req.url.is_https() || self.inner.curl_for_http {
-            let curl = self
-                .inner
-                .curl
-                .get_or_init(super::tls::build)
-                .as_ref()
-                .map_err(|e| HttpError::Tls(e.clone()))?;
-            return super::tls::send(curl, req).await;
-        }
         super::plain::send(&self.inner.pool, req).await
     }
 }

@@ -24,14 +24,17 @@ pub enum HttpError {
     TooLarge,
     /// An `https://` URL in a build without the `tls` feature.
     TlsUnavailable,
-    /// The https client (isahc/curl) failed: its error, kept whole ([`isahc::Error::kind`] says
-    /// which stage; [`HttpError::kind`] folds it into the same classes as the plain client's).
+    /// The TLS handshake with `host` failed (a certificate that is not trusted, expired or for
+    /// another name; an alert from the server): rustls's error, kept whole.
     #[cfg(feature = "tls")]
-    Tls(isahc::Error),
+    Tls { host: String, error: rustls::Error },
+    /// The TLS trust store could not be built (`remote.ca_file` unreadable since start-up, no
+    /// system roots): why.
+    #[cfg(feature = "tls")]
+    TlsSetup(String),
 }
 
-/// What failed, in one stable word for logs (`error_kind=`): the same classes whichever client
-/// (plain or isahc) made the request.
+/// What failed, in one stable word for logs (`error_kind=`): the same classes for http and https.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKind {
     /// Name lookup.
@@ -84,7 +87,7 @@ impl HttpError {
             HttpError::Malformed(_) | HttpError::TooLarge => FailureKind::Protocol,
             HttpError::TlsUnavailable => FailureKind::Unsupported,
             #[cfg(feature = "tls")]
-            HttpError::Tls(e) => isahc_kind(e.kind()),
+            HttpError::Tls { .. } | HttpError::TlsSetup(_) => FailureKind::Tls,
         }
     }
 
@@ -92,8 +95,6 @@ impl HttpError {
         match self {
             HttpError::Timeout => true,
             HttpError::Io(e) => e.kind() == io::ErrorKind::TimedOut,
-            #[cfg(feature = "tls")]
-            HttpError::Tls(e) => e.is_timeout(),
             _ => false,
         }
     }
@@ -120,7 +121,9 @@ impl fmt::Display for HttpError {
                  or use an http:// URL",
             ),
             #[cfg(feature = "tls")]
-            HttpError::Tls(e) => write!(f, "https request failed ({}): {e}", self.kind()),
+            HttpError::Tls { host, error } => f.write_str(&super::tls::describe(error, host)),
+            #[cfg(feature = "tls")]
+            HttpError::TlsSetup(why) => write!(f, "https unavailable: {why}"),
         }
     }
 }
@@ -131,42 +134,8 @@ impl std::error::Error for HttpError {
             HttpError::Resolve { source, .. } | HttpError::Connect { source, .. } => Some(source),
             HttpError::Io(e) => Some(e),
             #[cfg(feature = "tls")]
-            HttpError::Tls(e) => Some(e),
+            HttpError::Tls { error, .. } => Some(error),
             _ => None,
-        }
-    }
-}
-
-#[cfg(feature = "tls")]
-fn isahc_kind(kind: &isahc::error::ErrorKind) -> FailureKind {
-    use isahc::error::ErrorKind as K;
-    match kind {
-        K::NameResolution => FailureKind::Resolve,
-        K::ConnectionFailed => FailureKind::Connect,
-        K::Io => FailureKind::Io,
-        K::Timeout => FailureKind::Timeout,
-        K::ProtocolViolation | K::InvalidContentEncoding | K::TooManyRedirects => {
-            FailureKind::Protocol
-        }
-        K::BadServerCertificate
-        | K::BadClientCertificate
-        | K::TlsEngine
-        | K::InvalidTlsConfiguration => FailureKind::Tls,
-        K::ClientInitialization | K::InvalidRequest | K::RequestBodyNotRewindable => {
-            FailureKind::Client
-        }
-        _ => FailureKind::Other,
-    }
-}
-
-#[cfg(feature = "tls")]
-impl From<isahc::Error> for HttpError {
-    /// A timeout is [`HttpError::Timeout`] whichever client timed out.
-    fn from(e: isahc::Error) -> HttpError {
-        if e.is_timeout() {
-            HttpError::Timeout
-        } else {
-            HttpError::Tls(e)
         }
     }
 }
@@ -210,21 +179,32 @@ mod tests {
 
     #[cfg(feature = "tls")]
     #[test]
-    fn isahc_errors_keep_their_source() {
-        use isahc::error::ErrorKind as K;
-        let e = HttpError::from(isahc::Error::from(K::BadServerCertificate));
-        assert!(matches!(&e, HttpError::Tls(inner) if *inner.kind() == K::BadServerCertificate));
+    fn tls_errors_read_clearly() {
+        use rustls::CertificateError as C;
+        let tls = |c: C| HttpError::Tls {
+            host: "vm.example".to_owned(),
+            error: rustls::Error::InvalidCertificate(c),
+        };
+        let e = tls(C::UnknownIssuer);
         assert_eq!(e.kind(), FailureKind::Tls);
-        let text = e.to_string();
-        assert!(text.starts_with("https request failed (tls): "), "{text}");
+        assert!(!e.is_timeout());
         assert!(std::error::Error::source(&e).is_some());
-        assert_eq!(
-            HttpError::from(isahc::Error::from(K::NameResolution)).kind(),
-            FailureKind::Resolve
+        let text = e.to_string();
+        assert!(text.contains("not signed by a trusted CA"), "{text}");
+        assert!(text.contains("remote.ca_file"), "{text}");
+        assert!(tls(C::Expired).to_string().contains("has expired"));
+        let name = tls(C::NotValidForNameContext {
+            expected: rustls::pki_types::ServerName::try_from("vm.example").unwrap(),
+            presented: vec!["DnsName(\"other.example\")".to_owned()],
+        })
+        .to_string();
+        assert!(name.contains("not valid for the name vm.example"), "{name}");
+        assert!(name.contains("other.example"), "{name}");
+        assert!(
+            tls(C::NotValidForName)
+                .to_string()
+                .contains("not valid for the name")
         );
-        assert!(matches!(
-            HttpError::from(isahc::Error::from(K::Timeout)),
-            HttpError::Timeout
-        ));
+        assert_eq!(HttpError::TlsSetup("x".into()).kind(), FailureKind::Tls);
     }
 }

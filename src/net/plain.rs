@@ -1,8 +1,9 @@
-//! HTTP/1.1 over a plain `smol::net::TcpStream`: write the request, read the response with the
-//! pure parsers ([`super::response`], [`super::chunked`]), keep the connection for the next
-//! request when the response allows it.
+//! HTTP/1.1 over a `smol::net::TcpStream`, plain or (feature `tls`, `https://`) wrapped in rustls
+//! after the connect ([`super::tls`]): write the request, read the response with the pure parsers
+//! ([`super::response`], [`super::chunked`]), keep the connection for the next request when the
+//! response allows it. One code path for both schemes after the handshake.
 //!
-//! Keep-alive: at most one idle connection (keyed by host and port), closed after
+//! Keep-alive: at most one idle connection (keyed by scheme, host and port), closed after
 //! [`IDLE_TIMEOUT`], and not kept after `Connection: close`, an HTTP/1.0 answer without
 //! keep-alive, a body delimited by close, extra bytes after the body, or a failed exchange. A
 //! request on a reused connection that fails before any response byte arrived (the server closed
@@ -14,10 +15,12 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use smol::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use smol::net::TcpStream;
 
 use super::chunked::ChunkedDecoder;
@@ -33,32 +36,100 @@ const READ_BUF: usize = 4096;
 /// A body up to this size goes in the same write as the head (one segment on the wire).
 const INLINE_BODY: usize = 16 * 1024;
 
-/// The idle connection kept for the next request.
+/// One connection: plain TCP, or TLS over TCP (boxed: rustls's state is a few KiB).
+#[derive(Debug)]
+pub(super) enum Conn {
+    Plain(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<futures_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            #[cfg(feature = "tls")]
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            #[cfg(feature = "tls")]
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            #[cfg(feature = "tls")]
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_close(cx),
+            #[cfg(feature = "tls")]
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
+        }
+    }
+}
+
+/// The idle connection kept for the next request, and (feature `tls`) the rustls set-up.
 #[derive(Debug, Default)]
 pub(super) struct Pool {
     /// Never locked across an `.await`.
     idle: Mutex<Option<Idle>>,
+    #[cfg(feature = "tls")]
+    tls: super::tls::TlsSetup,
 }
 
 #[derive(Debug)]
 struct Idle {
+    https: bool,
     host: String,
     port: u16,
-    stream: TcpStream,
+    stream: Conn,
     since: Instant,
 }
 
 impl Pool {
-    /// The idle connection to `url`'s host and port, if one is fresh enough. An idle
+    /// A pool whose https connections trust `ca_file`'s CAs (`None`: the system roots).
+    #[cfg(feature = "tls")]
+    pub fn with_ca_file(ca_file: Option<std::path::PathBuf>) -> Pool {
+        Pool {
+            idle: Mutex::default(),
+            tls: super::tls::TlsSetup::new(ca_file),
+        }
+    }
+
+    /// The idle connection to `url`'s scheme, host and port, if one is fresh enough. An idle
     /// connection to another host stays (the next request may be for it).
-    fn take(&self, url: &Url) -> Option<TcpStream> {
+    fn take(&self, url: &Url) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.as_ref()?.since.elapsed() >= IDLE_TIMEOUT {
             *idle = None;
             return None;
         }
         match idle.take() {
-            Some(i) if i.host == url.host() && i.port == url.port() => Some(i.stream),
+            Some(i)
+                if i.https == url.is_https() && i.host == url.host() && i.port == url.port() =>
+            {
+                Some(i.stream)
+            }
             other => {
                 *idle = other;
                 None
@@ -67,9 +138,10 @@ impl Pool {
     }
 
     /// Keeps `stream` for the next request, replacing (closing) any other idle connection.
-    fn put(&self, url: &Url, stream: TcpStream) {
+    fn put(&self, url: &Url, stream: Conn) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         *idle = Some(Idle {
+            https: url.is_https(),
             host: url.host().to_owned(),
             port: url.port(),
             stream,
@@ -102,7 +174,7 @@ pub(super) async fn send(pool: &Pool, req: &Request<'_>) -> Result<Response, Htt
             Err(f) => return Err(f.error),
         }
     }
-    let mut stream = connect(req.url).await?;
+    let mut stream = connect(pool, req.url).await?;
     let (response, reusable) = exchange(&mut stream, req, &out)
         .await
         .map_err(|f| f.error)?;
@@ -154,8 +226,23 @@ fn request_bytes(req: &Request<'_>) -> Vec<u8> {
     out
 }
 
-/// A new connection: the IP literal, or each resolved address in turn.
-async fn connect(url: &Url) -> Result<TcpStream, HttpError> {
+/// A new connection (with its TLS handshake for https).
+async fn connect(pool: &Pool, url: &Url) -> Result<Conn, HttpError> {
+    let tcp = connect_tcp(url).await?;
+    if url.is_https() {
+        #[cfg(feature = "tls")]
+        return Ok(Conn::Tls(Box::new(
+            super::tls::handshake(&pool.tls, url, tcp).await?,
+        )));
+        #[cfg(not(feature = "tls"))]
+        return Err(HttpError::TlsUnavailable);
+    }
+    let _ = pool;
+    Ok(Conn::Plain(tcp))
+}
+
+/// A new TCP connection: the IP literal, or each resolved address in turn.
+async fn connect_tcp(url: &Url) -> Result<TcpStream, HttpError> {
     let addrs = match url.ip() {
         Some(ip) => vec![SocketAddr::new(ip, url.port())],
         None => resolve(url.host(), url.port()).await?,
@@ -181,7 +268,7 @@ async fn connect(url: &Url) -> Result<TcpStream, HttpError> {
 }
 
 /// Reads more bytes onto the end of `buf` (at most [`READ_BUF`]). Returns how many; 0 at EOF.
-async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
+async fn read_more(stream: &mut Conn, buf: &mut Vec<u8>) -> io::Result<usize> {
     let old = buf.len();
     buf.resize(old + READ_BUF, 0);
     let r = stream.read(buf.get_mut(old..).unwrap_or_default()).await;
@@ -196,7 +283,7 @@ fn eof() -> HttpError {
 /// One request and its response on `stream`. Returns the response and whether the connection
 /// can carry another request.
 async fn exchange(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     req: &Request<'_>,
     out: &[u8],
 ) -> Result<(Response, bool), Failed> {
@@ -270,7 +357,7 @@ async fn exchange(
 /// Reads the body after the head (`rest`: bytes already read past the head) into `sink`.
 /// Returns false when bytes beyond the body arrived.
 async fn read_body(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     framing: Framing,
     rest: &[u8],
     sink: &mut BodySink,

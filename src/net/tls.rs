@@ -1,98 +1,173 @@
-//! `https://` through isahc (libcurl + rustls), only with the `tls` feature.
+//! `https://`: rustls (ring provider) under the same HTTP/1.1 exchange as `http://`
+//! ([`super::plain`]), only with the `tls` feature.
 //!
-//! The isahc client is built by [`super::Client`] on the first request that needs it, so an
-//! agent that only talks plain http never starts curl or its agent thread. The answer is mapped
-//! onto the same [`Response`] as the plain client's; `sent_at` is the start plus curl's name
-//! lookup, connect and TLS handshake times (so a slow handshake does not count as round trip).
+//! After the TCP connect, [`handshake`] wraps the `smol::net::TcpStream` in a rustls client
+//! stream (futures-rustls: rustls's `read_tls`/`write_tls` driven over `futures-io`); from then
+//! on the request, the response parsing, keep-alive, the stale-connection retry and the chunked
+//! decoder are the plain client's. The whole exchange, handshake included, is bounded by the
+//! request's timeout ([`super::Client::send`]).
+//!
+//! Trust: the PEM bundle of `remote.ca_file` when set (only those CAs: a fleet's private CA),
+//! else the system roots ([`rustls_native_certs`]: `SSL_CERT_FILE`/`SSL_CERT_DIR`, else the
+//! distribution's bundle, e.g. `/etc/ssl/certs/ca-certificates.crt`). No roots are compiled in.
+//! The rustls config (the parsed roots) is built on the first https request only, so an agent
+//! that talks plain http holds no trust store.
+//!
+//! Memory: per connection, rustls's record buffers (one TLS record, ≤ 16 KiB + overhead each
+//! way while a record is in flight); the root store is a few hundred bytes per CA.
 
-use std::time::{Duration, Instant};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
-use isahc::config::{Configurable, RedirectPolicy};
-use isahc::http::HeaderValue;
-use isahc::{HttpClient, ResponseExt};
-use smol::io::AsyncReadExt as _;
+use futures_rustls::TlsConnector;
+use futures_rustls::client::TlsStream;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{CertificateError, ClientConfig, RootCertStore};
+use smol::net::TcpStream;
 
-use super::client::{BodySink, MAX_IDLE_CONNECTIONS, Request, Response, USER_AGENT};
 use super::error::HttpError;
+use super::url::Url;
 
-/// The isahc client: connection reuse, no `Expect: 100-continue` (an extra round trip on LTE),
-/// no redirects, timing metrics on. Timeouts are per request.
-pub(super) fn build() -> Result<HttpClient, isahc::Error> {
-    HttpClient::builder()
-        .connection_cache_size(MAX_IDLE_CONNECTIONS)
-        .expect_continue(false)
-        .redirect_policy(RedirectPolicy::None)
-        .metrics(true)
-        .build()
+/// The rustls configuration, built once on the first https request.
+#[derive(Debug, Default)]
+pub(super) struct TlsSetup {
+    /// `remote.ca_file`: trust only these CAs. `None`: the system roots.
+    ca_file: Option<PathBuf>,
+    config: OnceLock<Result<Arc<ClientConfig>, String>>,
 }
 
-fn header_value(value: &[u8], sensitive: bool) -> Result<HeaderValue, HttpError> {
-    let mut v = HeaderValue::from_bytes(value)
-        .map_err(|_| HttpError::Malformed("invalid request header"))?;
-    v.set_sensitive(sensitive);
-    Ok(v)
-}
-
-pub(super) async fn send(client: &HttpClient, req: &Request<'_>) -> Result<Response, HttpError> {
-    let url = req.url;
-    let uri = format!(
-        "{}://{}{}",
-        url.scheme(),
-        url.authority(),
-        url.path_and_query()
-    );
-    let mut builder = isahc::Request::builder()
-        .method(req.method.as_str())
-        .uri(uri)
-        .timeout(req.timeout)
-        .header("user-agent", USER_AGENT);
-    let mut has_auth = false;
-    for (name, value) in req.headers {
-        let auth = name.eq_ignore_ascii_case("authorization");
-        has_auth |= auth;
-        builder = builder.header(*name, header_value(value, auth)?);
-    }
-    if let Some(basic) = url.basic_auth().filter(|_| !has_auth) {
-        builder = builder.header("authorization", header_value(basic, true)?);
-    }
-    // isahc takes ownership of the body: one copy per request.
-    let request = builder
-        .body(req.body.to_vec())
-        .map_err(|e| HttpError::from(isahc::Error::from(e)))?;
-    let start = Instant::now();
-    let mut response = client.send_async(request).await.map_err(HttpError::from)?;
-    let head_at = Instant::now();
-    let setup = response.metrics().map_or(Duration::ZERO, |m| {
-        m.name_lookup_time() + m.connect_time() + m.secure_connect_time()
-    });
-    // Clamped: odd timings fall back to the whole exchange.
-    let sent_at = start.checked_add(setup).unwrap_or(start).min(head_at);
-    let headers = response.headers();
-    let date = headers
-        .get("date")
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let retry_after = headers.get("retry-after").map(|v| v.as_bytes().to_vec());
-    let status = response.status().as_u16();
-    let mut sink = BodySink::default();
-    let mut buf = [0u8; 1024];
-    loop {
-        let n = response
-            .body_mut()
-            .read(&mut buf)
-            .await
-            .map_err(HttpError::Io)?;
-        if n == 0 {
-            break;
+impl TlsSetup {
+    pub fn new(ca_file: Option<PathBuf>) -> TlsSetup {
+        TlsSetup {
+            ca_file,
+            config: OnceLock::new(),
         }
-        sink.push(buf.get(..n).unwrap_or_default());
     }
-    Ok(Response {
-        status,
-        date,
-        retry_after,
-        body_snippet: sink.snippet,
-        body_bytes: sink.bytes,
-        sent_at,
-        head_at,
-    })
+
+    fn config(&self) -> Result<Arc<ClientConfig>, HttpError> {
+        self.config
+            .get_or_init(|| build(self.ca_file.as_deref()))
+            .clone()
+            .map_err(HttpError::TlsSetup)
+    }
+}
+
+/// The certificates of a PEM bundle; an error (for the log, naming the file) when it cannot be
+/// read or holds no certificate. Shared with config validation (`remote.ca_file`).
+pub fn read_pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut certs = Vec::new();
+    for c in CertificateDer::pem_slice_iter(&bytes) {
+        certs.push(c.map_err(|e| format!("{}: not a PEM bundle: {e}", path.display()))?);
+    }
+    if certs.is_empty() {
+        return Err(format!(
+            "{}: no certificate (expected PEM \"-----BEGIN CERTIFICATE-----\" blocks)",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
+
+fn build(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
+    let mut roots = RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let (_, ignored) = roots.add_parsable_certificates(read_pem_certificates(path)?);
+            if roots.is_empty() {
+                return Err(format!(
+                    "{}: none of its {ignored} certificates is a usable CA",
+                    path.display()
+                ));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for e in &found.errors {
+                log::debug!(error:% = e; "tls: a system root could not be loaded");
+            }
+            roots.add_parsable_certificates(found.certs);
+            if roots.is_empty() {
+                return Err(
+                    "no system root certificates found (install ca-certificates, set \
+                     SSL_CERT_FILE, or set remote.ca_file)"
+                        .to_owned(),
+                );
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS set-up: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The TLS handshake on a connected `tcp`, for `url`'s host (SNI and the name checked against
+/// the certificate; an IP literal is checked against the certificate's IP addresses).
+pub(super) async fn handshake(
+    setup: &TlsSetup,
+    url: &Url,
+    tcp: TcpStream,
+) -> Result<TlsStream<TcpStream>, HttpError> {
+    let config = setup.config()?;
+    let name = match url.ip() {
+        Some(ip) => ServerName::IpAddress(ip.into()),
+        None => ServerName::try_from(url.host().to_owned())
+            .map_err(|_| HttpError::Malformed("host name not valid for TLS"))?,
+    };
+    TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| match rustls_error(&e) {
+            Some(error) => HttpError::Tls {
+                host: url.host().to_owned(),
+                error,
+            },
+            None => HttpError::Io(e),
+        })
+}
+
+/// The rustls error inside an I/O error from the TLS stream, if that is what it is.
+pub(super) fn rustls_error(e: &io::Error) -> Option<rustls::Error> {
+    e.get_ref()?.downcast_ref::<rustls::Error>().cloned()
+}
+
+/// A readable reason for a TLS failure with `host` (what the log and /health show).
+pub(super) fn describe(error: &rustls::Error, host: &str) -> String {
+    use CertificateError as C;
+    match error {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::UnknownIssuer => format!(
+                "the certificate of {host} is not signed by a trusted CA (check remote.ca_file, \
+                 or the system roots when it is not set)"
+            ),
+            C::Expired | C::ExpiredContext { .. } => {
+                format!("the certificate of {host} has expired (or this board's clock is wrong)")
+            }
+            C::NotValidYet | C::NotValidYetContext { .. } => format!(
+                "the certificate of {host} is not valid yet (or this board's clock is wrong)"
+            ),
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                let presented = match c {
+                    C::NotValidForNameContext { presented, .. } if !presented.is_empty() => {
+                        format!(" (it is for {})", presented.join(", "))
+                    }
+                    _ => String::new(),
+                };
+                format!("the certificate of {host} is not valid for the name {host}{presented}")
+            }
+            C::Revoked => format!("the certificate of {host} is revoked"),
+            C::BadSignature => format!("the certificate of {host} has a bad signature"),
+            other => format!("the certificate of {host} is not acceptable: {other:?}"),
+        },
+        rustls::Error::AlertReceived(alert) => {
+            format!("TLS handshake with {host} refused by the server (alert {alert:?})")
+        }
+        other => format!("TLS with {host} failed: {other}"),
+    }
 }

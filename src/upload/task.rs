@@ -926,6 +926,7 @@ impl Uploader {
                     return Sent::Failed;
                 }
                 Decision::Retry { after, failure } => {
+                    self.note_tls_refusal(&done);
                     log.failed(failure, false, after);
                     if !self.sleep(after).await {
                         return Sent::Stopped;
@@ -936,11 +937,23 @@ impl Uploader {
                     failure,
                     next_cycle_in,
                 } => {
+                    self.note_tls_refusal(&done);
                     log.failed(failure, true, next_cycle_in);
                     self.failing = true;
                     return Sent::Failed;
                 }
             }
+        }
+    }
+
+    /// A TLS failure (untrusted, expired or wrong-name certificate) will not heal by retrying:
+    /// /health shows it as a refusal (HTTP status 0) until an upload succeeds.
+    fn note_tls_refusal(&self, done: &Done) {
+        if done.error_kind == crate::net::FailureKind::Tls.as_str() {
+            let url = self.url.redacted();
+            self.state
+                .upload
+                .set_refused(Some(Refused::new(0, &done.detail, &url)));
         }
     }
 
