@@ -446,48 +446,6 @@ fn userinfo_becomes_basic_unless_authorization_is_given() {
     assert_eq!(server.seen.all().len(), 2);
 }
 
-#[cfg(feature = "tls")]
-#[test]
-fn isahc_backend_gives_the_same_response() {
-    let server = Server::start(answer_all(
-        "HTTP/1.1 503 Busy\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nRetry-After: 3\r\n\
-         Content-Length: 4\r\n\r\nbusy",
-    ));
-    let client = Client::with_curl_for_http();
-    let url = Url::parse(&format!("http://u:p@{}/c", server.addr)).unwrap();
-    for _ in 0..2 {
-        let r = send(&client, &get(&url, SECS5)).unwrap();
-        assert_eq!(
-            (r.status, &r.body_snippet[..], r.body_bytes),
-            (503, &b"busy"[..], 4)
-        );
-        assert_eq!(r.date.as_deref(), Some("Sun, 06 Nov 1994 08:49:37 GMT"));
-        assert_eq!(r.retry_after.as_deref(), Some(&b"3"[..]));
-        assert!(r.sent_at <= r.head_at);
-    }
-    assert_eq!(server.conns(), 1, "curl reuses the connection too");
-    let seen = server.seen.all();
-    let first = seen[0].to_ascii_lowercase();
-    assert!(
-        first.contains("\r\nauthorization: basic dtpw\r\n"),
-        "{}",
-        seen[0]
-    );
-    assert!(
-        first.contains("\r\nuser-agent: belabox-metrics/"),
-        "{}",
-        seen[0]
-    );
-
-    let hang = Server::start(|_, mut s, seen| {
-        if read_request(&mut s, seen).is_some() {
-            std::thread::sleep(Duration::from_secs(3));
-        }
-    });
-    let e = send(&client, &get(&hang.url("/"), Duration::from_millis(300))).unwrap_err();
-    assert!(e.is_timeout(), "{e:?}");
-}
-
 #[cfg(not(feature = "tls"))]
 #[test]
 fn https_without_the_tls_feature_is_refused() {

@@ -155,7 +155,8 @@ pub(super) fn describe(error: &rustls::Error, host: &str) -> String {
             C::NotValidForName | C::NotValidForNameContext { .. } => {
                 let presented = match c {
                     C::NotValidForNameContext { presented, .. } if !presented.is_empty() => {
-                        format!(" (it is for {})", presented.join(", "))
+                        let names: Vec<&str> = presented.iter().map(|p| bare_name(p)).collect();
+                        format!(" (it is for {})", names.join(", "))
                     }
                     _ => String::new(),
                 };
@@ -170,4 +171,12 @@ pub(super) fn describe(error: &rustls::Error, host: &str) -> String {
         }
         other => format!("TLS with {host} failed: {other}"),
     }
+}
+
+/// `DnsName("vm.example")` (how rustls presents a certificate's names) as `vm.example`.
+fn bare_name(presented: &str) -> &str {
+    presented
+        .strip_prefix("DnsName(\"")
+        .and_then(|p| p.strip_suffix("\")"))
+        .unwrap_or(presented)
 }

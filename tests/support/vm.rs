@@ -4,13 +4,18 @@
 //! loopback port with its data in a temp dir, waits for `/health`, and kills it on drop. Tests
 //! never skip: a missing binary is a panic that says what to install.
 //!
+//! `Vm::start_tls(cert, key)` serves https instead (`-tls`, for tests/https_e2e.rs); the
+//! helpers below then talk to it through the `curl` command without checking its certificate
+//! (what is under test is the agent's check, not the helper's). VM re-reads the two files every
+//! second, so a test can swap the certificate under a running server.
+//!
 //! Read-back rule: call [`Vm::force_flush`] before querying a series; VM caches an empty
 //! answer for ~10 s.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +32,8 @@ pub struct Vm {
     child: Option<Child>,
     data: tempfile::TempDir,
     addr: SocketAddr,
+    /// `-tlsCertFile`, `-tlsKeyFile`: https.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Vm {
@@ -36,6 +43,20 @@ impl Vm {
             child: None,
             data,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: None,
+        };
+        vm.launch(None);
+        vm
+    }
+
+    /// A server on https with this certificate chain and key (PEM files).
+    pub fn start_tls(cert: &Path, key: &Path) -> Vm {
+        let data = tempfile::tempdir().unwrap();
+        let mut vm = Vm {
+            child: None,
+            data,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: Some((cert.to_owned(), key.to_owned())),
         };
         vm.launch(None);
         vm
@@ -51,7 +72,8 @@ impl Vm {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.addr)
     }
 
     pub fn import_url(&self) -> String {
@@ -117,7 +139,13 @@ impl Vm {
             };
             let log =
                 std::fs::File::create(self.data.path().join(format!("vm-{port}.log"))).unwrap();
-            let child = Command::new(VM_BIN)
+            let mut cmd = Command::new(VM_BIN);
+            if let Some((cert, key)) = &self.tls {
+                cmd.arg("-tls")
+                    .arg(format!("-tlsCertFile={}", cert.display()))
+                    .arg(format!("-tlsKeyFile={}", key.display()));
+            }
+            let child = cmd
                 .arg(format!(
                     "-storageDataPath={}",
                     self.data.path().join("data").display()
@@ -154,7 +182,7 @@ impl Vm {
                     return Err(format!("exited with {status}: {}", self.log_tail()));
                 }
             }
-            if let Ok((200, body)) = http_get(self.addr, "/health") {
+            if let Ok((200, body)) = self.fetch("/health") {
                 if String::from_utf8_lossy(&body).trim() == "OK" {
                     return Ok(());
                 }
@@ -177,7 +205,29 @@ impl Vm {
     }
 
     pub fn get(&self, path_and_query: &str) -> (u16, Vec<u8>) {
-        http_get(self.addr, path_and_query).unwrap_or_else(|e| panic!("GET {path_and_query}: {e}"))
+        self.fetch(path_and_query)
+            .unwrap_or_else(|e| panic!("GET {path_and_query}: {e}"))
+    }
+
+    fn fetch(&self, path_and_query: &str) -> Result<(u16, Vec<u8>), String> {
+        if self.tls.is_none() {
+            return http_get(self.addr, path_and_query);
+        }
+        let out = Command::new("curl")
+            .args(["-sk", "--max-time", "10", "-w", "\n%{http_code}"])
+            .arg(self.url(path_and_query))
+            .output()
+            .map_err(|e| format!("cannot run curl (apt-get install curl): {e}"))?;
+        let mut body = out.stdout;
+        let nl = body
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .ok_or("no curl output")?;
+        let code = String::from_utf8_lossy(&body[nl + 1..])
+            .trim()
+            .parse::<u16>();
+        body.truncate(nl);
+        code.map(|c| (c, body)).map_err(|e| format!("curl: {e}"))
     }
 
     /// Makes everything ingested so far searchable (and un-caches empty answers).
@@ -559,7 +609,7 @@ impl RunningUploader {
         RunningUploader::spawn_with(remote, store, state, net::Client::new())
     }
 
-    /// [`RunningUploader::spawn`] with a given HTTP client (e.g. the isahc backend).
+    /// [`RunningUploader::spawn`] with a given HTTP client (e.g. one trusting a test CA).
     pub fn spawn_with(
         remote: &RemoteConfig,
         store: Arc<Store>,
