@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 import shutil
+import ssl
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -100,8 +101,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+# Ports served over https (--https: VictoriaMetrics with -tls), with the context trusting the CA.
+HTTPS_PORTS = {}
+
+
 def http_get(port, path, timeout=2.0, headers=None):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    if port in HTTPS_PORTS:
+        c = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=HTTPS_PORTS[port])
+    else:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         c.request("GET", path, headers=headers or {})
         r = c.getresponse()
@@ -291,12 +299,30 @@ class Scraper(threading.Thread):
 # ---------------------------------------------------------------- main
 
 
-def agent_config(path, store, health_port, vm_port):
+def make_tls(tmp):
+    """A CA and a server certificate for 127.0.0.1 (openssl): (ca.pem, server.crt, server.key)."""
+    ca_key, ca, key, csr, crt, ext = (f"{tmp}/{n}" for n in
+                                      ("ca.key", "ca.pem", "vm.key", "vm.csr", "vm.crt", "ext"))
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    run_q = lambda a: subprocess.run(a, check=True, capture_output=True, timeout=30)
+    run_q(["openssl", "req", "-x509", *ec, "-days", "2", "-subj", "/CN=bench CA", "-keyout", ca_key, "-out", ca])
+    run_q(["openssl", "req", *ec, "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", csr])
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    run_q(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+           "-days", "2", "-extfile", ext, "-out", crt])
+    return ca, crt, key
+
+
+def agent_config(path, store, health_port, vm_port, ca_file=None):
     remote = ""
     skew = 'clock_skew_url = "off"'
     if vm_port is not None:
-        remote = (f'\n[remote]\nurl = "http://127.0.0.1:{vm_port}/api/v1/import"\n'
+        scheme = "https" if ca_file else "http"
+        remote = (f'\n[remote]\nurl = "{scheme}://127.0.0.1:{vm_port}/api/v1/import"\n'
                   'upload_interval = "30s"\n')
+        if ca_file:
+            remote += f'ca_file = "{ca_file}"\n'
         skew = ""  # default: derived from remote.url (VictoriaMetrics /health, every 5 min)
     with open(path, "w") as f:
         f.write(f"""# written by benches/resources.py
@@ -350,6 +376,9 @@ def main():
     ap.add_argument("--detail", action="store_true",
                     help="also print per-thread CPU and the largest mappings of each agent")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, stores)")
+    ap.add_argument("--https", action="store_true",
+                    help="VictoriaMetrics with -tls (a CA made with openssl); the agent uploads "
+                         "over https trusting it through remote.ca_file")
     args = ap.parse_args()
     if args.seconds < 10:
         ap.error("--seconds must be at least 10")
@@ -377,9 +406,15 @@ def run(args, tmp):
     # Samples per tick: `once` prints one JSONL line per sample of a tick.
     once = subprocess.run([args.agent, "once", "--delay", "200"], capture_output=True, timeout=30)
     per_tick = sum(1 for ln in once.stdout.splitlines() if ln.strip())
+    tls_args, ca_file = [], None
+    if args.https:
+        ca_file, crt, key = make_tls(tmp)
+        tls_args = ["-tls", f"-tlsCertFile={crt}", f"-tlsKeyFile={key}"]
+        HTTPS_PORTS[vm_port] = ssl.create_default_context(cafile=ca_file)
     vm = start("victoria-metrics", [
         args.victoria_metrics, f"-storageDataPath={tmp}/vm", f"-httpListenAddr=127.0.0.1:{vm_port}",
         "-retentionPeriod=100y", "-search.latencyOffset=0", "-dedup.minScrapeInterval=1ms",
+        *tls_args,
     ], logdir)
     wait_http(vm_port, "/health", vm, "victoria-metrics")
 
@@ -390,7 +425,7 @@ def run(args, tmp):
     ], logdir)
 
     cfg_r, cfg_l = f"{tmp}/agent-remote.toml", f"{tmp}/agent-local.toml"
-    agent_config(cfg_r, f"{tmp}/agent-remote/metrics.redb", h_remote, vm_port)
+    agent_config(cfg_r, f"{tmp}/agent-remote/metrics.redb", h_remote, vm_port, ca_file)
     agent_config(cfg_l, f"{tmp}/agent-local/metrics.redb", h_local, None)
     # As systemd/belabox-metrics.service runs it: one glibc malloc arena (no effect on musl).
     agent_env = {"MALLOC_ARENA_MAX": "1"}

@@ -2,11 +2,11 @@
 # Resource use of belabox-metrics next to prometheus-node-exporter, side by side in ONE run.
 #
 #   benches/resources.sh [--seconds N] [--profile P] [--board] [--no-build] [--detail] [--keep]
-#                        [--no-gzip] [--warmup S] [--agent BIN]
+#                        [--no-gzip] [--warmup S] [--agent BIN] [--https]
 #
-# --board measures the board build instead: static musl, no TLS (`--no-default-features`),
-# profile `board`, for this machine's architecture (the same build as tests/cross-aarch64.sh
-# makes for aarch64).
+# --board measures the board build instead: static musl (with https, as shipped), profile
+# `board`, for this machine's architecture (the same build as tests/cross-aarch64.sh makes for
+# aarch64).
 #
 # Installs the Debian packages victoria-metrics and prometheus-node-exporter when missing, builds
 # the agent (cargo build --profile P, default release; waits for the target/ lock; --agent BIN
@@ -16,6 +16,8 @@
 #   - the agent at a 1 s interval uploading to it every 30 s;
 #   - a second agent instance, 1 s interval, store only (no [remote]), its own store dir;
 #   - node_exporter with the same collector families, scraped every 1 s (scraper not measured);
+# --https: VictoriaMetrics with -tls and a certificate from a CA made with openssl; the uploading
+# agent trusts it through remote.ca_file (the figure of issue 14).
 # and prints one figure per line (peak/steady RSS, CPU seconds per second, ratios) and a Markdown
 # table. Every process is stopped at the end (and on any signal); the run is bounded in time.
 # CPU is CPU-seconds from /proc/PID/stat over wall seconds, so other load on the machine moves
@@ -36,7 +38,7 @@ while [ $# -gt 0 ]; do
         --board) board=1; profile=board; shift ;;
         --agent) agent="$2"; shift 2 ;;
         --no-build) build=0; shift ;;
-        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) pass+=("$1"); shift ;;
     esac
 done
@@ -60,7 +62,7 @@ sub=""
 if [ "$board" -eq 1 ]; then
     triple="$(uname -m)-unknown-linux-musl"
     rustup target list --installed | grep -qx "$triple" || rustup target add "$triple" >&2
-    build_args+=(--target "$triple" --no-default-features)
+    build_args+=(--target "$triple")
     sub="$triple/"
 fi
 if [ "$build" -eq 1 ]; then
