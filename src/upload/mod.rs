@@ -34,7 +34,7 @@
 //!
 //! Store calls that touch the disk run on one store worker thread ([`crate::upload::store_worker`]).
 //! Requests go through the process's
-//! [`crate::net::Client`] (plain HTTP/1.1 for http://, isahc for https://). The bearer token is
+//! [`crate::net::Client`] (the project's HTTP/1.1 client; rustls under it for https://). The bearer token is
 //! read once by [`Uploader::new`] and only ever placed in the `Authorization` header; it is never
 //! logged or shown by `Debug`.
 //! See docs/upload.md.
