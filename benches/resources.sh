@@ -63,6 +63,10 @@ if [ "$board" -eq 1 ]; then
     triple="$(uname -m)-unknown-linux-musl"
     rustup target list --installed | grep -qx "$triple" || rustup target add "$triple" >&2
     build_args+=(--target "$triple")
+    # ring (feature tls) compiles a little C: the host gcc serves the musl target (freestanding
+    # code) when there is no musl-gcc.
+    cc_var="CC_${triple//-/_}"
+    if [ -z "${!cc_var:-}" ] && ! command -v musl-gcc >/dev/null 2>&1; then export "$cc_var=cc"; fi
     sub="$triple/"
 fi
 if [ "$build" -eq 1 ]; then
