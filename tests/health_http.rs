@@ -730,15 +730,28 @@ fn metrics_text_matches_self_metric_rows() {
             assert!(labels.len() <= 1, "{name}: more than one label");
         }
         assert!(value.is_finite(), "{name}");
+        // /metrics adds what the stored copy carries: `device_id` first, `device.labels` last.
+        let device =
+            Some(("device_id".to_owned(), st.device_id.clone())).filter(|(_, d)| !d.is_empty());
+        let own = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
         rows.push((
             name.to_owned(),
-            labels
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            device
+                .into_iter()
+                .chain(own)
+                .chain(st.device_labels.iter().cloned())
                 .collect::<Vec<_>>(),
             value,
         ));
     });
+    assert!(
+        samples
+            .iter()
+            .all(|(_, l, _)| l.first().is_some_and(|(k, _)| k == "device_id")),
+        "a self-metric on /metrics without device_id"
+    );
     assert_eq!(samples.len(), rows.len());
     for ((n1, l1, v1), (n2, l2, v2)) in samples.iter().zip(&rows) {
         assert_eq!((n1, l1), (n2, l2));
