@@ -21,7 +21,7 @@
 
 mod flush;
 mod maintain;
-pub mod notify;
+pub(crate) mod notify;
 mod recover;
 mod reload;
 mod signals;

@@ -7,16 +7,16 @@
 //!
 //! Each collector is one file implementing [`Collector`]; the table in [`kind`] lists them.
 
-pub mod cpu;
-pub mod disk;
-pub mod filter;
-pub mod kind;
-pub mod load;
-pub mod memory;
-pub mod network;
-pub mod source;
-pub mod thermal;
-pub mod uptime;
+pub(crate) mod cpu;
+pub(crate) mod disk;
+pub(crate) mod filter;
+pub(crate) mod kind;
+pub(crate) mod load;
+pub(crate) mod memory;
+pub(crate) mod network;
+pub(crate) mod source;
+pub(crate) mod thermal;
+pub(crate) mod uptime;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -12,17 +12,17 @@
 //! (HTTP-date). See docs/architecture.md.
 
 mod base64;
-pub mod chunked;
+pub(crate) mod chunked;
 mod client;
-pub mod date;
+pub(crate) mod date;
 mod error;
-pub mod head;
+pub(crate) mod head;
 mod plain;
 mod resolve;
-pub mod response;
+pub(crate) mod response;
 #[cfg(feature = "tls")]
 mod tls;
-pub mod url;
+pub(crate) mod url;
 
 pub use client::{
     Client, IDLE_TIMEOUT, MAX_IDLE_CONNECTIONS, Request, Response, SNIPPET_BYTES, USER_AGENT,

@@ -42,10 +42,10 @@
 mod backoff;
 mod chunk;
 mod gzip;
-pub mod jsonl;
-pub mod policy;
+pub(crate) mod jsonl;
+pub(crate) mod policy;
 mod retry_after;
-pub mod store_worker;
+pub(crate) mod store_worker;
 mod task;
 
 pub use backoff::Backoff;
