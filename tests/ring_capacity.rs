@@ -219,8 +219,10 @@ fn a_ring_overflow_is_counted_per_collector_logged_and_degrades_health() {
         assert_eq!(accounted, produced, "{kind:?}");
         by_kind.insert(kind.name(), small.dropped_of(kind));
     }
-    // The oldest go first: memory and disk ran first in the tick (CPU emits nothing on a
-    // fixture that does not change), the last interfaces and the small collectors are kept.
+    // The oldest go first: cpu (its per-mode counters; no percent on a fixture that does not
+    // change), memory and disk ran first in the tick, the last interfaces and the small
+    // collectors are kept.
+    assert_eq!(small.dropped_of(CollectorKind::Cpu), 9 * 8, "{by_kind:?}");
     assert_eq!(small.dropped_of(CollectorKind::Memory), 5, "{by_kind:?}");
     assert_eq!(
         small.dropped_of(CollectorKind::Disk),
@@ -259,7 +261,7 @@ fn a_ring_overflow_is_counted_per_collector_logged_and_degrades_health() {
     assert_eq!(memory.ring_dropped_total, 5);
     let msg = report.to_string();
     assert!(
-        msg.contains("samples dropped from the full sample ring: memory, disk, network"),
+        msg.contains("samples dropped from the full sample ring: cpu, memory, disk, network"),
         "{msg}"
     );
     // Ten minutes later without a new drop: ok again.
