@@ -112,8 +112,12 @@ fn octal_escape(s: &[u8]) -> Option<u8> {
     };
     let digit = |d: u8| (b'0'..=b'7').contains(&d).then(|| d - b'0');
     let (a, b, c) = (digit(a)?, digit(b)?, digit(c)?);
-    // a ≤ 3 keeps the value within a byte (\400 and above are not escapes).
-    (a <= 3).then(|| (a << 6) | (b << 3) | c)
+    // a ≤ 3 keeps the value within a byte (\400 and above are not escapes); checked before
+    // the shift, which would overflow otherwise.
+    if a > 3 {
+        return None;
+    }
+    Some((a << 6) | (b << 3) | c)
 }
 
 impl Iterator for DecodedBytes<'_> {
