@@ -79,6 +79,8 @@ impl Collector for DiskCollector {
                     Metric::DiskWriteTimeSecondsTotal,
                     d.write_time_ms as f64 / 1000.0,
                 ),
+                // Field 10: wall time the device had I/O in flight; rate() of it is utilisation.
+                (Metric::DiskIoTimeSecondsTotal, d.io_time_ms as f64 / 1000.0),
                 (
                     Metric::DiskIoTimeWeightedSecondsTotal,
                     d.weighted_io_time_ms as f64 / 1000.0,

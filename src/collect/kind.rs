@@ -5,7 +5,7 @@
 //! kind) in the metric table of `model/sample.rs`. Config keys, health components, self-metrics
 //! and the `status` summary all iterate [`CollectorKind::ALL`].
 
-use super::{Collector, OpenError, cpu, disk, load, memory, network, thermal, uptime};
+use super::{Collector, OpenError, cpu, disk, filesystem, load, memory, network, thermal, uptime};
 use crate::config::Config;
 
 /// Builds one collector from the validated config; called once at start (it may allocate).
@@ -51,6 +51,7 @@ collectors! {
     Memory => "memory", memory::MemoryCollector;
     Disk => "disk", disk::DiskCollector;
     Network => "network", network::NetworkCollector;
+    Filesystem => "filesystem", filesystem::FilesystemCollector;
     Thermal => "thermal", thermal::ThermalCollector;
     Load => "load", load::LoadCollector;
     Uptime => "uptime", uptime::UptimeCollector;

@@ -47,6 +47,7 @@ pub struct Config {
     pub paths: PathsConfig,
     pub disk: DiskConfig,
     pub network: NetworkConfig,
+    pub filesystem: FilesystemConfig,
     pub storage: StorageConfig,
     /// `None` (no `[remote]` section): uploads disabled, samples are only kept locally.
     pub remote: Option<RemoteConfig>,
@@ -159,6 +160,36 @@ pub struct NetworkConfig {
     /// [`crate::model::ring::fit_caps`]); further interfaces are skipped (and counted).
     #[serde(deserialize_with = "raw::max_interfaces")]
     pub max_interfaces: usize,
+}
+
+/// Filesystem types skipped by default: node_exporter's pseudo and virtual filesystems, then the
+/// network filesystems, whose statvfs blocks the collection tick while their server is away.
+pub const DEFAULT_FS_TYPES_EXCLUDE: &str = concat!(
+    r"^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|",
+    r"iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|",
+    r"sysfs|tracefs|",
+    r"nfs|nfs4|cifs|smb3|smbfs|ncpfs|sshfs|fuse\.sshfs|ceph|fuse\.ceph|glusterfs|",
+    r"fuse\.glusterfs|9p|afs|lustre|gfs2|ocfs2|davfs|fuse\.rclone|fuse\.s3fs|fuse\.gvfsd-fuse)$"
+);
+
+/// Mount points skipped by default (node_exporter's).
+pub const DEFAULT_MOUNT_POINTS_EXCLUDE: &str =
+    r"^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesystemConfig {
+    /// regex-lite pattern over decoded mount points (`/media/My Disk`); a match is skipped.
+    /// Guaranteed to compile.
+    #[serde(deserialize_with = "raw::regex")]
+    pub mount_points_exclude: String,
+    /// regex-lite pattern over filesystem types (`ext4`, `fuse.sshfs`); a match is skipped.
+    /// Guaranteed to compile.
+    #[serde(deserialize_with = "raw::regex")]
+    pub fs_types_exclude: String,
+    /// Most mounts reported per tick, 1..=256; further mounts are skipped (and counted).
+    #[serde(deserialize_with = "raw::max_mounts")]
+    pub max_mounts: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -449,6 +480,16 @@ impl Default for NetworkConfig {
     }
 }
 
+impl Default for FilesystemConfig {
+    fn default() -> Self {
+        FilesystemConfig {
+            mount_points_exclude: DEFAULT_MOUNT_POINTS_EXCLUDE.to_owned(),
+            fs_types_exclude: DEFAULT_FS_TYPES_EXCLUDE.to_owned(),
+            max_mounts: 32,
+        }
+    }
+}
+
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
@@ -542,6 +583,7 @@ impl Default for Config {
             paths: PathsConfig::default(),
             disk: DiskConfig::default(),
             network: NetworkConfig::default(),
+            filesystem: FilesystemConfig::default(),
             storage: StorageConfig::default(),
             remote: None,
             health: HealthConfig::default(),
@@ -774,6 +816,7 @@ impl Config {
         write_section(&mut out, "paths", &self.paths);
         write_section(&mut out, "disk", &self.disk);
         write_section(&mut out, "network", &self.network);
+        write_section(&mut out, "filesystem", &self.filesystem);
         write_section(&mut out, "storage", &self.storage);
         match &self.remote {
             Some(remote) => write_section(&mut out, "remote", remote),

@@ -30,6 +30,7 @@ pub(super) struct RawConfig {
     paths: PathsConfig,
     disk: DiskConfig,
     network: NetworkConfig,
+    filesystem: FilesystemConfig,
     storage: RawStorage,
     /// Present (even empty, or only `[remote.retry]`) = uploads enabled.
     remote: Option<RawRemote>,
@@ -148,6 +149,7 @@ impl RawConfig {
             paths: self.paths,
             disk: self.disk,
             network: self.network,
+            filesystem: self.filesystem,
             storage: self.storage.validate()?,
             remote,
             health,
@@ -468,6 +470,12 @@ pub(super) fn max_interfaces<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D
 pub(super) fn max_devices<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     // In 1..=4096: fits any usize.
     let n = Int::<1, 4096>::deserialize(d)?.0;
+    usize::try_from(n).map_err(|_| de::Error::custom("value does not fit in memory addresses"))
+}
+
+pub(super) fn max_mounts<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    // In 1..=256: fits any usize. 256 mounts are 1281 samples a tick.
+    let n = Int::<1, 256>::deserialize(d)?.0;
     usize::try_from(n).map_err(|_| de::Error::custom("value does not fit in memory addresses"))
 }
 
