@@ -64,7 +64,7 @@ v1=$(dpkg-deb -f "$deb1" Version)
 
 step "lintian: no errors"
 # Tags of severity error fail; warnings and info are printed.
-lintian --fail-on error --no-tag-display-limit "$deb1" || fail "lintian found errors in $deb1"
+lintian --fail-on error --tag-display-limit 0 "$deb1" || fail "lintian found errors in $deb1"
 
 step "contents (dpkg-deb -c)"
 dpkg-deb -c "$deb1" | tee "$tmp/contents"
@@ -114,7 +114,10 @@ sed -i -e 's/^id = ""$/id = "deb-test"/' -e "s/^address = \"127.0.0.1:9100\"\$/a
 grep -q '^id = "deb-test"$' "$ETC/config.toml" || fail "could not edit the config"
 echo "# local change kept across upgrades" >>"$ETC/config.toml"
 run_agent() {
-  runuser -u "$NAME" -- /usr/bin/$NAME run --config "$ETC/config.toml" 2>"$tmp/agent-$1.log" &
+  # setpriv execs the agent (runuser would stay as its parent and turn SIGTERM into a failure).
+  # umask 0027 as the unit's UMask=.
+  (umask 0027; exec setpriv --reuid="$NAME" --regid="$NAME" --init-groups \
+    /usr/bin/$NAME run --config "$ETC/config.toml" 2>"$tmp/agent-$1.log") &
   agent_pid=$!
   for _ in $(seq 1 100); do
     if /usr/bin/$NAME status --config "$ETC/config.toml" >/dev/null 2>&1; then break; fi
