@@ -141,7 +141,11 @@ fn skip_string(s: &[u8], i: usize) -> usize {
         }
         j += 1;
     }
-    assert!(j < s.len(), "unterminated string in {:?}", String::from_utf8_lossy(s));
+    assert!(
+        j < s.len(),
+        "unterminated string in {:?}",
+        String::from_utf8_lossy(s)
+    );
     j + 1
 }
 
@@ -166,7 +170,8 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
                     i += 1;
                 }
             }
-        } else if c.is_ascii_digit() || (c == b'.' && s.get(i + 1).is_some_and(u8::is_ascii_digit)) {
+        } else if c.is_ascii_digit() || (c == b'.' && s.get(i + 1).is_some_and(u8::is_ascii_digit))
+        {
             // Numbers, 1e3, 0x1f, durations.
             while i < s.len() && (is_ident(s[i]) || s[i] == b'.') {
                 i += 1;
@@ -421,7 +426,11 @@ fn dashboard_shape() {
         .iter()
         .map(|p| p["id"].as_u64().unwrap())
         .collect();
-    assert_eq!(ids.len(), d["panels"].as_array().unwrap().len(), "panel ids repeat");
+    assert_eq!(
+        ids.len(),
+        d["panels"].as_array().unwrap().len(),
+        "panel ids repeat"
+    );
 }
 
 /// A rules file with every dashboard query as a recording rule, for the two checkers.
@@ -455,7 +464,11 @@ fn promtool_checks_rules_and_dashboard_queries() {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(out.status.success(), "promtool check rules {}:\n{text}", file.display());
+        assert!(
+            out.status.success(),
+            "promtool check rules {}:\n{text}",
+            file.display()
+        );
         assert!(text.contains("SUCCESS"), "{text}");
     }
 }
@@ -499,7 +512,10 @@ fn rules_cover_the_issue_and_say_what_to_check() {
         "BelaboxClockSkew",
         "BelaboxDeviceSilent",
     ] {
-        assert!(names.iter().any(|n| n == want), "no alert {want}: {names:?}");
+        assert!(
+            names.iter().any(|n| n == want),
+            "no alert {want}: {names:?}"
+        );
     }
     assert_eq!(
         rules.matches("description:").count(),
@@ -509,7 +525,10 @@ fn rules_cover_the_issue_and_say_what_to_check() {
     // The Alerts table of docs/health-monitoring.md lists every alert.
     let doc = std::fs::read_to_string(repo("docs/health-monitoring.md")).unwrap();
     for n in &names {
-        assert!(doc.contains(&format!("`{n}`")), "docs/health-monitoring.md does not list {n}");
+        assert!(
+            doc.contains(&format!("`{n}`")),
+            "docs/health-monitoring.md does not list {n}"
+        );
     }
 }
 
@@ -622,7 +641,11 @@ fn vmalert_evaluations(addr: SocketAddr) -> f64 {
 fn wait(what: &str, limit: Duration, mut cond: impl FnMut() -> bool, ctx: impl Fn() -> String) {
     let t = Instant::now();
     while !cond() {
-        assert!(t.elapsed() < limit, "timed out waiting for {what}: {}", ctx());
+        assert!(
+            t.elapsed() < limit,
+            "timed out waiting for {what}: {}",
+            ctx()
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
 }
@@ -690,8 +713,10 @@ fn vmalert_fires_the_hot_zone_alert_and_nothing_else() {
     }
     // The agent itself is ok, so that BelaboxAgentDegraded staying inactive means something.
     assert_eq!(
-        vm.query(r#"health_status{device_id="hot-board",component="agent"}"#, None)["data"]
-            ["result"][0]["value"][1],
+        vm.query(
+            r#"health_status{device_id="hot-board",component="agent"}"#,
+            None
+        )["data"]["result"][0]["value"][1],
         "0",
         "/health: {:?}",
         agent.get("/health")
@@ -715,7 +740,8 @@ fn vmalert_fires_the_hot_zone_alert_and_nothing_else() {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {VMALERT}: {e}")),
     );
-    let va_log_text = || std::fs::read_to_string(dir.path().join("vmalert.log")).unwrap_or_default();
+    let va_log_text =
+        || std::fs::read_to_string(dir.path().join("vmalert.log")).unwrap_or_default();
     wait(
         "vmalert's API",
         Duration::from_secs(20),
@@ -724,9 +750,11 @@ fn vmalert_fires_the_hot_zone_alert_and_nothing_else() {
     );
 
     let firing = || {
-        vmalert_alerts(va_addr)
-            .into_iter()
-            .any(|(n, s, l)| n == "BelaboxCpuHot" && s == "firing" && l.get("zone").map(String::as_str) == Some("bigcore0-thermal"))
+        vmalert_alerts(va_addr).into_iter().any(|(n, s, l)| {
+            n == "BelaboxCpuHot"
+                && s == "firing"
+                && l.get("zone").map(String::as_str) == Some("bigcore0-thermal")
+        })
     };
     wait(
         "BelaboxCpuHot firing",
@@ -751,28 +779,38 @@ fn vmalert_fires_the_hot_zone_alert_and_nothing_else() {
     assert_eq!(hot.len(), 1, "one hot zone, one alert: {alerts:?}");
     let labels = &hot[0].2;
     assert_eq!(labels["device_id"], "hot-board");
-    assert_eq!(labels["site"], "lab-7", "extra labels reach the alert: {labels:?}");
+    assert_eq!(
+        labels["site"], "lab-7",
+        "extra labels reach the alert: {labels:?}"
+    );
     assert_eq!(labels["severity"], "warning");
     let others: Vec<_> = alerts
         .iter()
         .filter(|(n, _, _)| n != "BelaboxCpuHot")
         .collect();
-    assert!(others.is_empty(), "alerts that should be inactive: {others:?}");
+    assert!(
+        others.is_empty(),
+        "alerts that should be inactive: {others:?}"
+    );
     // vmalert judged every rule without a query error.
     let log = va_log_text();
-    assert!(
-        !log.contains("\terror\t"),
-        "vmalert logged errors:\n{log}"
-    );
+    assert!(!log.contains("\terror\t"), "vmalert logged errors:\n{log}");
 
     // Names: every one the dashboard and rules use reached VictoriaMetrics from the agent, except
     // those this fixture and config cannot produce.
     let not_here: BTreeMap<&str, &str> = [
         ("time_skew_seconds", "clock_skew_url = \"off\""),
-        ("cpu_usage_percent", "the fixture's /proc/stat does not change: no delta, no percent"),
+        (
+            "cpu_usage_percent",
+            "the fixture's /proc/stat does not change: no delta, no percent",
+        ),
     ]
     .into_iter()
-    .chain(PENDING_NAMES.iter().map(|n| (*n, "added by a parallel change")))
+    .chain(
+        PENDING_NAMES
+            .iter()
+            .map(|n| (*n, "added by a parallel change")),
+    )
     .collect();
     vm.force_flush();
     let (status, body) = vm.get("/api/v1/label/__name__/values");
@@ -835,7 +873,10 @@ fn debian_files_follow_the_shipped_ones() {
             "#   - storage.path points into ./data so `run --config configs/config.toml` works unprivileged;",
             "#   - storage.path is the state directory the package creates (/var/lib/belabox-metrics);",
         );
-    assert_ne!(want_cfg, cfg, "configs/config.toml has no `path = \"./data/metrics.redb\"`");
+    assert_ne!(
+        want_cfg, cfg,
+        "configs/config.toml has no `path = \"./data/metrics.redb\"`"
+    );
     assert_eq!(
         deb_cfg, want_cfg,
         "systemd/debian/config.toml drifted from configs/config.toml (regenerate it: see \
