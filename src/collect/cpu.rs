@@ -89,12 +89,8 @@ impl Collector for CpuCollector {
         let mut outcome = Outcome::default();
         let mut lines = 0u32;
         for line in stat::cpu_lines(data) {
-            let line = match line {
-                Ok(l) => l,
-                Err(e) => {
-                    outcome.skip(self.source.parse_error(e));
-                    continue;
-                }
+            let Some(line) = outcome.parsed(line, &self.source) else {
+                continue;
             };
             lines += 1;
             let (idx, label): (usize, LabelValue) = match line.cpu {

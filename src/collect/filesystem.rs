@@ -22,7 +22,7 @@ use regex_lite::Regex;
 use rustix::io::Errno;
 
 use super::filter::NameFilter;
-use super::{CollectError, Collector, OpenError, Outcome, Source, proc_source};
+use super::{Cap, CollectError, Collector, OpenError, Outcome, Source, proc_source};
 use crate::config::Config;
 use crate::model::ring::SampleSink;
 use crate::model::sample::{LABEL_VALUE_CAP, Label, LabelKey, LabelValue, Metric, Sample};
@@ -82,9 +82,8 @@ pub struct FilesystemCollector {
     source: Source,
     mount_points_exclude: Regex,
     fs_types_exclude: NameFilter,
-    max_mounts: usize,
-    /// Mount readings left out by `max_mounts` since start (filesystem_mounts_dropped_total).
-    dropped_total: u64,
+    /// `filesystem.max_mounts`, counting into filesystem_mounts_dropped_total.
+    cap: Cap,
     statfs: Box<dyn StatFs>,
     /// The decoded mount point, NUL-terminated for statvfs.
     path: Box<[u8]>,
@@ -107,8 +106,10 @@ impl FilesystemCollector {
             source: proc_source(config, "self/mountinfo")?,
             mount_points_exclude: Regex::new(&fs.mount_points_exclude)?,
             fs_types_exclude: NameFilter::new(&[], std::slice::from_ref(&fs.fs_types_exclude))?,
-            max_mounts: fs.max_mounts.min(MAX_MOUNTS),
-            dropped_total: 0,
+            cap: Cap::new(
+                fs.max_mounts.min(MAX_MOUNTS),
+                Metric::FilesystemMountsDroppedTotal,
+            ),
             statfs,
             path: vec![0u8; PATH_CAP].into_boxed_slice(),
             last: heapless::Vec::new(),
@@ -206,15 +207,11 @@ impl Collector for FilesystemCollector {
         }
         // Pass 2: report.
         self.emitted.clear();
-        let mut admitted = 0usize;
+        self.cap.start();
         let mut lines = 0u32;
         for (i, m) in mountinfo::mounts(data).enumerate() {
-            let m = match m {
-                Ok(m) => m,
-                Err(e) => {
-                    outcome.skip(self.source.parse_error(e));
-                    continue;
-                }
+            let Some(m) = outcome.parsed(m, &self.source) else {
+                continue;
             };
             lines += 1;
             let key = fnv1a(m.mount_point.raw().bytes());
@@ -230,8 +227,7 @@ impl Collector for FilesystemCollector {
             if !self.admits(m.mount_point, fs_type) {
                 continue;
             }
-            if admitted >= self.max_mounts {
-                self.dropped_total += 1;
+            if self.cap.full() {
                 continue;
             }
             let Some(mount_point) = decode(m.mount_point, &mut self.path) else {
@@ -260,7 +256,7 @@ impl Collector for FilesystemCollector {
                     continue;
                 }
             };
-            admitted += 1;
+            self.cap.admit();
             let unit = st.fragment_size as f64;
             let values = [
                 (Metric::FilesystemSizeBytes, st.blocks as f64 * unit),
@@ -288,12 +284,7 @@ impl Collector for FilesystemCollector {
         if lines == 0 {
             return Err(self.source.missing("mounts"));
         }
-        out.push(Sample::new(
-            Metric::FilesystemMountsDroppedTotal,
-            ts_ms,
-            self.dropped_total as f64,
-        ));
-        outcome.emitted += 1;
+        self.cap.push_dropped(&mut outcome, out, ts_ms);
         Ok(outcome)
     }
 }
