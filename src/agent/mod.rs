@@ -46,7 +46,7 @@ use crate::model::ring::{DropLog, RingSize, SampleRing, fit_caps};
 use crate::model::state::{AgentState, mono_ms};
 use crate::model::time::now_ms;
 use crate::monitor::clock::{self, Policy, Stamp, SystemClock, Verdict};
-use crate::monitor::self_metrics::store_self_metrics;
+use crate::monitor::self_metrics::SelfMetricBatch;
 use crate::upload::UploadError;
 use crate::upload::store_worker::SharedStore;
 use flush::{FlushScratch, flush};
@@ -392,6 +392,8 @@ struct CollectionLoop<'a> {
     start: Instant,
     next_flush: Instant,
     next_self_metrics: Instant,
+    /// Self-metrics taken and waiting for the next flush, which stores them in its transaction.
+    self_metrics: Option<SelfMetricBatch>,
     maintenance: Maintenance,
     time: TimeTrust,
     recovery: Recovery,
@@ -439,6 +441,7 @@ impl<'a> CollectionLoop<'a> {
             start,
             next_flush: start + config.storage.flush_interval,
             next_self_metrics: start + config.monitoring.self_metrics_interval,
+            self_metrics: None,
             maintenance: Maintenance::new(start, &config.storage),
             time: TimeTrust::new(config, &store.get()),
             recovery: Recovery::new(&config.storage.path),
@@ -530,14 +533,13 @@ impl<'a> CollectionLoop<'a> {
         }
         self.restamp();
         if now >= self.next_self_metrics {
-            store_self_metrics(
-                &self.store.get(),
+            // Stored by the next flush (a commit of their own would cost ≈ 9 pages). One still
+            // waiting (the flush failed) is replaced: the store keeps the newest figures.
+            self.self_metrics = Some(SelfMetricBatch::take(
                 self.state,
                 &self.rules,
-                &c.device.id,
                 self.time.verdict.stamp,
-                &self.time.boot_id,
-            );
+            ));
             self.next_self_metrics = now + c.monitoring.self_metrics_interval;
         }
         let failed = self
@@ -551,14 +553,35 @@ impl<'a> CollectionLoop<'a> {
     /// Flushes; a failure starts (or continues) an outage, a success ends it.
     fn flush_and_track(&mut self, now: Instant, what: &str) -> bool {
         let unstamped = self.time.ring_unstamped.then_some(&self.time.boot_id);
-        let result = flush(
-            &self.store.get(),
-            &mut self.ring,
-            &mut self.scratch,
-            &self.config.device.id,
-            self.state,
-            unstamped,
-        );
+        let device_id = &self.config.device.id;
+        // Self-metrics stamped another way than the ring (the clock verdict changed since they
+        // were taken) cannot share its transaction: they get one of their own.
+        if let Some(m) = self
+            .self_metrics
+            .take_if(|m| m.is_unstamped() != unstamped.is_some())
+        {
+            m.store(&self.store.get(), device_id, &self.time.boot_id);
+        }
+        let store = self.store.get();
+        let mut flush_with = |extra: &[belabox_store::NewSample<'_>]| {
+            flush(
+                &store,
+                &mut self.ring,
+                &mut self.scratch,
+                device_id,
+                self.state,
+                unstamped,
+                extra,
+            )
+        };
+        let result = match &self.self_metrics {
+            Some(m) => m.with_samples(device_id, flush_with),
+            None => flush_with(&[]),
+        };
+        drop(store);
+        if result.is_ok() {
+            self.self_metrics = None;
+        }
         match result {
             Ok(()) => {
                 self.recovery.recovered(self.ring.dropped(), self.state);
