@@ -392,8 +392,9 @@ struct CollectionLoop<'a> {
     start: Instant,
     next_flush: Instant,
     next_self_metrics: Instant,
-    /// Self-metrics taken and waiting for the next flush, which stores them in its transaction.
-    self_metrics: Option<SelfMetricBatch>,
+    /// Self-metrics are due: the next flush takes them (fresh, with its own stamp) and stores
+    /// them in its transaction; a failed flush leaves them due.
+    self_metrics_due: bool,
     maintenance: Maintenance,
     time: TimeTrust,
     recovery: Recovery,
@@ -441,7 +442,7 @@ impl<'a> CollectionLoop<'a> {
             start,
             next_flush: start + config.storage.flush_interval,
             next_self_metrics: start + config.monitoring.self_metrics_interval,
-            self_metrics: None,
+            self_metrics_due: false,
             maintenance: Maintenance::new(start, &config.storage),
             time: TimeTrust::new(config, &store.get()),
             recovery: Recovery::new(&config.storage.path),
@@ -504,6 +505,11 @@ impl<'a> CollectionLoop<'a> {
     /// store outage, the recovery steps instead ([`recover`]).
     fn housekeeping(&mut self, now: Instant) {
         let c = self.config;
+        if now >= self.next_self_metrics {
+            // Stored by the next flush, in its commit (one of their own would cost ≈ 9 pages).
+            self.self_metrics_due = true;
+            self.next_self_metrics = now + c.monitoring.self_metrics_interval;
+        }
         self.recovery.track_ring(self.ring.dropped(), self.state);
         match self.recovery.step(now) {
             Step::Normal => {
@@ -532,16 +538,6 @@ impl<'a> CollectionLoop<'a> {
             return;
         }
         self.restamp();
-        if now >= self.next_self_metrics {
-            // Stored by the next flush (a commit of their own would cost ≈ 9 pages). One still
-            // waiting (the flush failed) is replaced: the store keeps the newest figures.
-            self.self_metrics = Some(SelfMetricBatch::take(
-                self.state,
-                &self.rules,
-                self.time.verdict.stamp,
-            ));
-            self.next_self_metrics = now + c.monitoring.self_metrics_interval;
-        }
         let failed = self
             .maintenance
             .run_due(now, &self.store.get(), &c.storage.path, self.state);
@@ -554,13 +550,14 @@ impl<'a> CollectionLoop<'a> {
     fn flush_and_track(&mut self, now: Instant, what: &str) -> bool {
         let unstamped = self.time.ring_unstamped.then_some(&self.time.boot_id);
         let device_id = &self.config.device.id;
-        // Self-metrics stamped another way than the ring (the clock verdict changed since they
-        // were taken) cannot share its transaction: they get one of their own.
-        if let Some(m) = self
-            .self_metrics
-            .take_if(|m| m.is_unstamped() != unstamped.is_some())
-        {
+        let mut riders = self
+            .self_metrics_due
+            .then(|| SelfMetricBatch::take(self.state, &self.rules, self.time.verdict.stamp));
+        // Stamped another way than the ring (its mode lags the verdict by one tick at most):
+        // they cannot share its transaction and get one of their own.
+        if let Some(m) = riders.take_if(|m| m.is_unstamped() != unstamped.is_some()) {
             m.store(&self.store.get(), device_id, &self.time.boot_id);
+            self.self_metrics_due = false;
         }
         let store = self.store.get();
         let mut flush_with = |extra: &[belabox_store::NewSample<'_>]| {
@@ -574,13 +571,13 @@ impl<'a> CollectionLoop<'a> {
                 extra,
             )
         };
-        let result = match &self.self_metrics {
+        let result = match &riders {
             Some(m) => m.with_samples(device_id, flush_with),
             None => flush_with(&[]),
         };
         drop(store);
         if result.is_ok() {
-            self.self_metrics = None;
+            self.self_metrics_due = false;
         }
         match result {
             Ok(()) => {
