@@ -49,14 +49,6 @@ impl SelfMetricBatch {
         self.stamp.is_unstamped()
     }
 
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
     /// Calls `f` with the rows as store samples of `device_id`.
     pub fn with_samples<T>(&self, device_id: &str, f: impl FnOnce(&[NewSample<'_>]) -> T) -> T {
         let label_refs: Vec<Vec<(&str, &str)>> = self
@@ -95,19 +87,6 @@ impl SelfMetricBatch {
             log::warn!(error = e.to_string().as_str(), error_type = "store_write"; "storing self-metrics failed");
         }
     }
-}
-
-/// Takes and stores one row per finite self-metric at once, in a transaction of its own (the
-/// agent batches them into its next flush instead, [`SelfMetricBatch`]).
-pub fn store_self_metrics(
-    store: &Store,
-    state: &AgentState,
-    rules: &HealthRules,
-    device_id: &str,
-    stamp: Stamp,
-    boot_id: &uuid::Uuid,
-) {
-    SelfMetricBatch::take(state, rules, stamp).store(store, device_id, boot_id);
 }
 
 // ---------------------------------------------------------------------------------------------
