@@ -35,7 +35,7 @@ const fn tag(field: u8, wire: u8) -> u8 {
 /// Bytes of `v` as a base-128 varint.
 fn varint_len(v: u64) -> usize {
     // 1 byte per started group of 7 bits; 0 takes one byte.
-    ((64 - (v | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -181,7 +181,8 @@ impl RemoteWriteEncoder {
 
 /// A reusable snappy block (raw, not framed) compressor, as remote_write requires.
 pub struct Snappy {
-    encoder: snap::raw::Encoder,
+    /// Its hash table is ~2 KiB inline: boxed, allocated once per uploader.
+    encoder: Box<snap::raw::Encoder>,
 }
 
 impl std::fmt::Debug for Snappy {
@@ -199,7 +200,7 @@ impl Default for Snappy {
 impl Snappy {
     pub fn new() -> Snappy {
         Snappy {
-            encoder: snap::raw::Encoder::new(),
+            encoder: Box::new(snap::raw::Encoder::new()),
         }
     }
 
