@@ -15,6 +15,7 @@ mod load;
 mod raw;
 mod reader;
 mod redact;
+mod remote;
 #[cfg(test)]
 mod tests;
 mod units;
@@ -29,6 +30,10 @@ use serde::{Deserialize, Serialize, Serializer};
 pub use crate::collect::CollectorKind;
 pub use diff::{ConfigDiff, applies_at_run_time};
 pub use load::{INSTALLED_CONFIG, INSTALLED_CONFIG_ENV, default_to_installed, load_config};
+pub use remote::{
+    MAX_REMOTE_HEADERS, REMOTE_HEADER_NAME_MAX, REMOTE_HEADER_VALUE_MAX, RemoteHeaders,
+    UploadFormat, format_of_path, url_format_warning,
+};
 pub use units::{
     MAX_DURATION, UnitError, format_duration, format_size, parse_duration, parse_size,
 };
@@ -229,9 +234,12 @@ pub enum DurabilityMode {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RemoteConfig {
-    /// VictoriaMetrics `/api/v1/import` endpoint; starts with `http://` or `https://` and has a
-    /// non-empty host.
+    /// The upload endpoint (VictoriaMetrics `/api/v1/import` for `vm-import`, a remote_write
+    /// receiver for `remote-write`); starts with `http://` or `https://` and has a non-empty
+    /// host.
     pub url: String,
+    /// The body format; see docs/upload.md.
+    pub format: UploadFormat,
     /// File holding a bearer token (read by the uploader); `None` = no Authorization header.
     #[serde(serialize_with = "ser_token_file")]
     pub token_file: Option<PathBuf>,
@@ -252,6 +260,8 @@ pub struct RemoteConfig {
     /// than its retention); > 0.
     #[serde(serialize_with = "ser_duration")]
     pub max_sample_age: Duration,
+    /// Extra request headers (tenant, API key), both formats; values never logged.
+    pub headers: RemoteHeaders,
     pub retry: RetryConfig,
 }
 
@@ -509,6 +519,7 @@ impl Default for RemoteConfig {
     fn default() -> Self {
         RemoteConfig {
             url: "http://127.0.0.1:8428/api/v1/import".to_owned(),
+            format: UploadFormat::VmImport,
             token_file: None,
             upload_interval: Duration::from_secs(30),
             batch_size: 2500,
@@ -518,6 +529,7 @@ impl Default for RemoteConfig {
             max_chunk_bytes: 256 * KIB,
             timeout: Duration::from_secs(30),
             max_sample_age: Duration::from_secs(30 * 86_400),
+            headers: RemoteHeaders::default(),
             retry: RetryConfig::default(),
         }
     }

@@ -57,6 +57,7 @@ struct RawStorage {
 struct RawRemote {
     #[serde(deserialize_with = "remote_url")]
     url: Option<String>,
+    format: Option<UploadFormat>,
     /// `""` = none.
     token_file: Option<String>,
     upload_interval: Option<Positive>,
@@ -65,6 +66,7 @@ struct RawRemote {
     max_chunk_bytes: Option<Size<KIB>>,
     timeout: Option<Positive>,
     max_sample_age: Option<Positive>,
+    headers: Option<RemoteHeaders>,
     retry: RawRetry,
 }
 
@@ -260,6 +262,7 @@ impl RawRemote {
         let too_big = |key: &str| invalid(key, "value does not fit in memory addresses".into());
         Ok(RemoteConfig {
             url: pick(self.url, d.url),
+            format: pick(self.format, d.format),
             token_file: self.token_file.filter(|t| !t.is_empty()).map(Into::into),
             upload_interval: pick(self.upload_interval, d.upload_interval),
             batch_size: usize::try_from(batch_size).map_err(|_| too_big("remote.batch_size"))?,
@@ -267,6 +270,7 @@ impl RawRemote {
             max_chunk_bytes: pick(self.max_chunk_bytes, d.max_chunk_bytes),
             timeout: pick(self.timeout, d.timeout),
             max_sample_age: pick(self.max_sample_age, d.max_sample_age),
+            headers: self.headers.unwrap_or_default(),
             retry: self.retry.validate()?,
         })
     }

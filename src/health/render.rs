@@ -377,13 +377,17 @@ fn visit_uploader(u: &UploadState, v: &mut dyn MetricVisitor) {
     let name = "uploader_samples_rejected_total";
     v.family(
         name,
-        "Samples never sent because VictoriaMetrics would drop them, by reason.",
+        "Samples never sent because the server would drop them (non_finite, too_old, future), \
+         or refused by a remote_write receiver that already has them (out_of_order, duplicate), \
+         by reason.",
         Kind::Counter,
     );
     for (reason, a) in [
         ("non_finite", &u.rejected_non_finite_total),
         ("too_old", &u.rejected_too_old_total),
         ("future", &u.rejected_future_total),
+        ("out_of_order", &u.rejected_out_of_order_total),
+        ("duplicate", &u.rejected_duplicate_total),
     ] {
         v.row(name, &[("reason", reason)], load(a));
     }
