@@ -1,6 +1,7 @@
 //! CPU budget of one collection tick against the floor of reading the same files.
 //!
-//! `floor_ns_per_tick`: pread of the same files into the same buffer and nothing else.
+//! `floor_ns_per_tick`: pread of the same files into the same buffer, and statvfs of the mount
+//! points the filesystem collector reports, and nothing else.
 //! `tick_ns`: the full collection (read + parse + samples into the ring).
 //! `ratio` = tick / floor; `allocs_per_tick` from a counting allocator.
 //! Rounds alternate floor and tick so that machine noise hits both; medians are printed.
@@ -8,6 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::ffi::CString;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -37,6 +39,7 @@ fn main() {
         "net/dev",
         "loadavg",
         "uptime",
+        "self/mountinfo",
     ]
     .iter()
     .map(|f| SourceFile::open(&config.paths.procfs.join(f)).expect("open /proc file"))
@@ -50,6 +53,7 @@ fn main() {
             }
         }
     }
+    let mounts = reported_mounts(&config);
     let mut buf = vec![0u8; READ_BUF_SIZE];
     let mut collectors = Collectors::open(&config).expect("collectors open");
     let mut ring = SampleRing::with_capacity(4096);
@@ -70,6 +74,9 @@ fn main() {
         for _ in 0..TICKS_PER_ROUND {
             for f in &files {
                 bytes += f.read(&mut buf).map(<[u8]>::len).unwrap_or(0);
+            }
+            for m in &mounts {
+                let _ = std::hint::black_box(rustix::fs::statvfs(m.as_c_str()));
             }
         }
         std::hint::black_box(bytes);
@@ -95,11 +102,33 @@ fn main() {
     let ticks = (ROUNDS as u64) * u64::from(TICKS_PER_ROUND);
     println!("procfs {}", config.paths.procfs.display());
     println!("files_per_tick {}", files.len());
+    println!("statvfs_per_tick {}", mounts.len());
     println!("samples_per_tick {:.1}", samples as f64 / ticks as f64);
     println!("floor_ns_per_tick {floor:.0}");
     println!("tick_ns {tick:.0}");
     println!("ratio {:.3}", tick / floor);
     println!("allocs_per_tick {:.3}", allocs as f64 / ticks as f64);
+}
+
+/// The mount points the filesystem collector reports with `config` (its filters and cap; the
+/// "last line wins" rule aside), for the floor's statvfs calls.
+fn reported_mounts(config: &Config) -> Vec<CString> {
+    use belabox_proc::mountinfo;
+    let fs = &config.filesystem;
+    let types = regex_lite::Regex::new(&fs.fs_types_exclude).unwrap();
+    let points = regex_lite::Regex::new(&fs.mount_points_exclude).unwrap();
+    let data = std::fs::read(config.paths.procfs.join("self/mountinfo")).unwrap_or_default();
+    mountinfo::mounts(&data)
+        .flatten()
+        .filter_map(|m| {
+            let ty = String::from_utf8(m.fs_type.bytes().collect()).ok()?;
+            let path = String::from_utf8(m.mount_point.bytes().collect()).ok()?;
+            let keep = !types.is_match(&ty) && !points.is_match(&path);
+            let path = CString::new(path).ok()?;
+            (keep && rustix::fs::statvfs(path.as_c_str()).is_ok()).then_some(path)
+        })
+        .take(fs.max_mounts)
+        .collect()
 }
 
 fn median(v: &mut [f64]) -> f64 {

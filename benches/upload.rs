@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use belabox_metrics::config::RemoteConfig;
+use belabox_metrics::config::{RemoteConfig, UploadFormat};
 use belabox_metrics::model::time::now_ms;
 use belabox_metrics::net;
 use belabox_metrics::upload::{Cycle, Uploader};
@@ -100,88 +100,106 @@ fn main() {
     println!("backlog_samples {}", samples / series * series);
     println!("backlog_series {series}");
 
-    for chunk in chunks {
-        let dir = tempfile::tempdir().unwrap();
-        let opts = StoreOptions {
-            durability,
-            ..StoreOptions::default()
-        };
-        let store = Arc::new(Store::open(&dir.path().join("bench.redb"), opts).unwrap());
-        let device = format!("bench-chunk{chunk}");
-        let t = Instant::now();
-        fill(&store, &device, series, samples);
-        let filled = store.pending_count().unwrap();
-        eprintln!("filled {filled} samples in {:?}", t.elapsed());
+    // BENCH_FORMATS: "vm-import,remote-write" (default). The remote_write figures go to
+    // VictoriaMetrics' /api/v1/write and carry `_remote_write` in their names.
+    let formats: Vec<UploadFormat> = std::env::var("BENCH_FORMATS")
+        .unwrap_or_else(|_| "vm-import,remote-write".to_owned())
+        .split(',')
+        .filter_map(|f| match f.trim() {
+            "vm-import" => Some(UploadFormat::VmImport),
+            "remote-write" => Some(UploadFormat::RemoteWrite),
+            _ => None,
+        })
+        .collect();
+    for format in formats {
+        for &chunk in &chunks {
+            let (tag, path) = match format {
+                UploadFormat::VmImport => ("", "/api/v1/import"),
+                UploadFormat::RemoteWrite => ("_remote_write", "/api/v1/write"),
+            };
+            let dir = tempfile::tempdir().unwrap();
+            let opts = StoreOptions {
+                durability,
+                ..StoreOptions::default()
+            };
+            let store = Arc::new(Store::open(&dir.path().join("bench.redb"), opts).unwrap());
+            let device = format!("bench{tag}-chunk{chunk}");
+            let t = Instant::now();
+            fill(&store, &device, series, samples);
+            let filled = store.pending_count().unwrap();
+            eprintln!("filled {filled} samples in {:?}", t.elapsed());
 
-        let remote = RemoteConfig {
-            url: vm.import_url(),
-            chunk_size: chunk,
-            batch_size: RemoteConfig::default().batch_size.max(chunk),
-            ..RemoteConfig::default()
-        };
-        let state = vm::test_state();
-        let mut uploader =
-            Uploader::new(&remote, store.clone(), state.clone(), net::Client::new()).unwrap();
-        let vm_pid = vm.pid().unwrap();
-        let (cpu0, vm_cpu0) = (cpu_now(), proc_cpu(vm_pid));
-        let t = Instant::now();
-        let outcome = smol::block_on(async {
-            loop {
-                match uploader.cycle().await {
-                    Cycle::Progress { .. } => {}
-                    other => break other,
+            let remote = RemoteConfig {
+                url: vm.url(path),
+                format,
+                chunk_size: chunk,
+                batch_size: RemoteConfig::default().batch_size.max(chunk),
+                ..RemoteConfig::default()
+            };
+            let state = vm::test_state();
+            let mut uploader =
+                Uploader::new(&remote, store.clone(), state.clone(), net::Client::new()).unwrap();
+            let vm_pid = vm.pid().unwrap();
+            let (cpu0, vm_cpu0) = (cpu_now(), proc_cpu(vm_pid));
+            let t = Instant::now();
+            let outcome = smol::block_on(async {
+                loop {
+                    match uploader.cycle().await {
+                        Cycle::Progress { .. } => {}
+                        other => break other,
+                    }
                 }
-            }
-        });
-        let wall = t.elapsed();
-        let (cpu, vm_cpu) = (cpu_now() - cpu0, proc_cpu(vm_pid) - vm_cpu0);
-        assert_eq!(outcome, Cycle::Idle, "drain ended with {outcome:?}");
-        assert_eq!(store.pending_count().unwrap(), 0);
+            });
+            let wall = t.elapsed();
+            let (cpu, vm_cpu) = (cpu_now() - cpu0, proc_cpu(vm_pid) - vm_cpu0);
+            assert_eq!(outcome, Cycle::Idle, "drain ended with {outcome:?}");
+            assert_eq!(store.pending_count().unwrap(), 0);
 
-        let up = &state.upload;
-        let uploaded = up.uploaded_total.load(Relaxed);
-        assert_eq!(uploaded, filled);
-        let requests = up.duration.count();
-        let bytes = up.bytes_sent_total.load(Relaxed);
-        let per_10k = |d: Duration| d.as_secs_f64() * 1000.0 * 10_000.0 / uploaded as f64;
+            let up = &state.upload;
+            let uploaded = up.uploaded_total.load(Relaxed);
+            assert_eq!(uploaded, filled);
+            let requests = up.duration.count();
+            let bytes = up.bytes_sent_total.load(Relaxed);
+            let per_10k = |d: Duration| d.as_secs_f64() * 1000.0 * 10_000.0 / uploaded as f64;
 
-        vm.force_flush();
-        let q = vm.query(
-            &format!("sum(count_over_time({{device_id=\"{device}\"}}[1d]))"),
-            None,
-        );
-        let in_vm: f64 = q["data"]["result"][0]["value"][1]
-            .as_str()
-            .unwrap_or("0")
-            .parse()
-            .unwrap_or(0.0);
+            vm.force_flush();
+            let q = vm.query(
+                &format!("sum(count_over_time({{device_id=\"{device}\"}}[1d]))"),
+                None,
+            );
+            let in_vm: f64 = q["data"]["result"][0]["value"][1]
+                .as_str()
+                .unwrap_or("0")
+                .parse()
+                .unwrap_or(0.0);
 
-        println!(
-            "drain_samples_per_s_chunk{chunk} {:.0}",
-            uploaded as f64 / wall.as_secs_f64()
-        );
-        println!("drain_seconds_chunk{chunk} {:.2}", wall.as_secs_f64());
-        println!(
-            "requests_per_s_chunk{chunk} {:.0}",
-            requests as f64 / wall.as_secs_f64()
-        );
-        println!(
-            "request_ms_mean_chunk{chunk} {:.2}",
-            up.duration.sum_seconds() * 1000.0 / requests as f64
-        );
-        println!(
-            "compressed_bytes_per_sample_chunk{chunk} {:.2}",
-            bytes as f64 / uploaded as f64
-        );
-        println!(
-            "agent_cpu_ms_per_10k_samples_chunk{chunk} {:.1}",
-            per_10k(cpu)
-        );
-        println!(
-            "vm_cpu_ms_per_10k_samples_chunk{chunk} {:.1}",
-            per_10k(vm_cpu)
-        );
-        println!("vm_samples_chunk{chunk} {in_vm:.0}");
+            println!(
+                "drain_samples_per_s{tag}_chunk{chunk} {:.0}",
+                uploaded as f64 / wall.as_secs_f64()
+            );
+            println!("drain_seconds{tag}_chunk{chunk} {:.2}", wall.as_secs_f64());
+            println!(
+                "requests_per_s{tag}_chunk{chunk} {:.0}",
+                requests as f64 / wall.as_secs_f64()
+            );
+            println!(
+                "request_ms_mean{tag}_chunk{chunk} {:.2}",
+                up.duration.sum_seconds() * 1000.0 / requests as f64
+            );
+            println!(
+                "compressed_bytes_per_sample{tag}_chunk{chunk} {:.2}",
+                bytes as f64 / uploaded as f64
+            );
+            println!(
+                "agent_cpu_ms_per_10k_samples{tag}_chunk{chunk} {:.1}",
+                per_10k(cpu)
+            );
+            println!(
+                "vm_cpu_ms_per_10k_samples{tag}_chunk{chunk} {:.1}",
+                per_10k(vm_cpu)
+            );
+            println!("vm_samples{tag}_chunk{chunk} {in_vm:.0}");
+        }
     }
     vm.assert_nothing_dropped();
 }

@@ -28,6 +28,9 @@ fn main() -> ExitCode {
         Command::CheckConfig(mut common) => {
             installed_default(&mut common);
             with_checked_config(&common, false, |config| {
+                for w in config.warnings() {
+                    eprintln!("belabox-metrics: warning: {w}");
+                }
                 write_stdout(config.to_toml_redacted().as_bytes())?;
                 Ok::<_, std::io::Error>(ExitCode::SUCCESS)
             })

@@ -1,18 +1,30 @@
 //! Proves the collection hot path allocates nothing: after warm-up, a full tick of every collector
 //! into the sample ring makes 0 heap allocations — on the RK3588 capture and on this machine's
-//! live /proc — counted by a global allocator.
+//! live /proc — counted by a global allocator. The filesystem collector (mountinfo, statvfs,
+//! shortened long labels) and the per-mode CPU counters are part of every tick.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
-use belabox_metrics::collect::Collectors;
+use std::sync::atomic::Ordering;
+
+use belabox_metrics::collect::{CollectorKind, Collectors};
 use belabox_metrics::config::Config;
 use belabox_metrics::model::ring::SampleRing;
 use belabox_testkit::alloc_count::{CountingAlloc, count_allocs};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
+
+/// Samples the collector `kind` produced since `collectors` opened.
+fn samples_of(collectors: &Collectors, kind: CollectorKind) -> u64 {
+    collectors
+        .stats()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, s)| s.samples_total.load(Ordering::Relaxed))
+        .unwrap_or(0)
+}
 
 fn ticks_allocate(config: &Config) -> (u64, u32) {
     let mut collectors = Collectors::open(config).expect("collectors open");
@@ -33,6 +45,11 @@ fn ticks_allocate(config: &Config) -> (u64, u32) {
         }
         pushed
     });
+    // 53 ticks: per-mode CPU counters for "all" and each core; at least the root filesystem
+    // (the fixture's mount points are statvfs'd on this machine, where / exists) and the
+    // dropped counter.
+    assert!(samples_of(&collectors, CollectorKind::Cpu) >= 53 * 16);
+    assert!(samples_of(&collectors, CollectorKind::Filesystem) >= 53 * 6);
     (allocs, pushed)
 }
 
@@ -77,4 +94,50 @@ fn zero_allocations_after_the_read_buffer_grew() {
         "only {pushed} samples in 50 ticks"
     );
     assert_eq!(allocs, 0, "allocations in 50 ticks after the buffer grew");
+}
+
+/// The filesystem collector alone on the Jetson capture, with a statvfs stand-in that knows its
+/// mount points (two of them longer than a label: shortened with a hash every tick).
+#[test]
+fn zero_allocations_per_filesystem_tick_with_long_mount_points() {
+    use std::ffi::CStr;
+
+    use belabox_metrics::collect::filesystem::{FilesystemCollector, FsStats, StatFs};
+    use belabox_metrics::collect::{Collector, READ_BUF_SIZE};
+
+    #[derive(Debug)]
+    struct Every(FsStats);
+    impl StatFs for Every {
+        fn statvfs(&mut self, _: &CStr) -> Result<FsStats, rustix::io::Errno> {
+            Ok(self.0)
+        }
+    }
+    let mut config = Config::default();
+    config.paths.procfs = support::fixture("jetson-nano-l4t32").join("proc");
+    let st = FsStats {
+        fragment_size: 4096,
+        blocks: 1000,
+        blocks_free: 500,
+        blocks_avail: 400,
+        files: 100,
+        files_free: 50,
+    };
+    let mut c = FilesystemCollector::with_statfs(&config, Box::new(Every(st))).unwrap();
+    let mut buf = vec![0u8; READ_BUF_SIZE];
+    let mut ring = SampleRing::with_capacity(4096);
+    for ts in 0..3 {
+        c.collect(ts, &mut buf, &mut ring).unwrap();
+        ring.consume(ring.len());
+    }
+    let (emitted, allocs) = count_allocs(|| {
+        let mut emitted = 0;
+        for ts in 3..53 {
+            emitted += c.collect(ts, &mut buf, &mut ring).unwrap().emitted;
+            ring.consume(ring.len());
+        }
+        emitted
+    });
+    // 7 mounts × 5 series + the dropped counter.
+    assert_eq!(emitted, 50 * (7 * 5 + 1));
+    assert_eq!(allocs, 0, "allocations in 50 filesystem ticks");
 }

@@ -184,18 +184,14 @@ fn assert_rfc3339(v: &Value) {
     }
 }
 
-const COMPONENTS: [&str; 10] = [
-    "collector.cpu",
-    "collector.memory",
-    "collector.disk",
-    "collector.network",
-    "collector.thermal",
-    "collector.load",
-    "collector.uptime",
-    "uploader",
-    "storage",
-    "time",
-];
+/// Every component of `/health`: one per collector of the collector table, then the others.
+fn components() -> Vec<String> {
+    belabox_metrics::collect::CollectorKind::NAMES
+        .iter()
+        .map(|n| format!("collector.{n}"))
+        .chain(["uploader", "storage", "time"].map(String::from))
+        .collect()
+}
 
 /// Checks every field and type of a `/health` document; returns it.
 fn check_health_shape(v: &Value) {
@@ -220,11 +216,11 @@ fn check_health_shape(v: &Value) {
     let comps = v["components"].as_object().unwrap();
     let mut names: Vec<_> = comps.keys().map(String::as_str).collect();
     names.sort_unstable();
-    let mut expected = COMPONENTS.to_vec();
+    let mut expected = components();
     expected.sort_unstable();
     assert_eq!(names, expected);
-    for name in COMPONENTS {
-        let c = comps[name].as_object().unwrap();
+    for name in components() {
+        let c = comps[name.as_str()].as_object().unwrap();
         let mut keys: Vec<_> = c.keys().map(String::as_str).collect();
         keys.sort_unstable();
         assert_eq!(
@@ -244,7 +240,7 @@ fn check_health_shape(v: &Value) {
         let d = c["details"].as_object().unwrap();
         let mut dk: Vec<_> = d.keys().map(String::as_str).collect();
         dk.sort_unstable();
-        match name {
+        match name.as_str() {
             "uploader" => {
                 assert_eq!(
                     dk,
@@ -448,13 +444,26 @@ fn health_json_shape_when_ok() {
 fn degraded_and_error_codes() {
     let st = state(true, true);
     let srv = Server::start(st.clone(), rules());
-    st.collectors[4].1.failing.store(true, Ordering::Relaxed);
-    st.collectors[2].1.failing.store(true, Ordering::Relaxed);
+    use belabox_metrics::collect::CollectorKind;
+    st.collectors[CollectorKind::Thermal.index()]
+        .1
+        .failing
+        .store(true, Ordering::Relaxed);
+    st.collectors[CollectorKind::Disk.index()]
+        .1
+        .failing
+        .store(true, Ordering::Relaxed);
 
     // Degraded still answers 200.
     let v = health_json(srv.addr, 200);
     assert_eq!(v["status"], "degraded");
-    assert_eq!(v["message"], "2 of 7 collectors failing: disk, thermal");
+    assert_eq!(
+        v["message"],
+        format!(
+            "2 of {} collectors failing: disk, thermal",
+            CollectorKind::COUNT
+        )
+    );
     assert_eq!(v["components"]["collector.thermal"]["status"], "error");
     assert_not_ready(srv.addr, "degraded");
     assert_eq!(get(srv.addr, "/health/live").status, 200);
@@ -730,15 +739,28 @@ fn metrics_text_matches_self_metric_rows() {
             assert!(labels.len() <= 1, "{name}: more than one label");
         }
         assert!(value.is_finite(), "{name}");
+        // /metrics adds what the stored copy carries: `device_id` first, `device.labels` last.
+        let device =
+            Some(("device_id".to_owned(), st.device_id.clone())).filter(|(_, d)| !d.is_empty());
+        let own = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
         rows.push((
             name.to_owned(),
-            labels
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            device
+                .into_iter()
+                .chain(own)
+                .chain(st.device_labels.iter().cloned())
                 .collect::<Vec<_>>(),
             value,
         ));
     });
+    assert!(
+        samples
+            .iter()
+            .all(|(_, l, _)| l.first().is_some_and(|(k, _)| k == "device_id")),
+        "a self-metric on /metrics without device_id"
+    );
     assert_eq!(samples.len(), rows.len());
     for ((n1, l1, v1), (n2, l2, v2)) in samples.iter().zip(&rows) {
         assert_eq!((n1, l1), (n2, l2));

@@ -58,7 +58,7 @@ fn healthy() -> Snapshot {
         now_ms: NOW,
         started_at_ms: NOW - 3600 * SEC,
         collectors,
-        collectors_total: 7,
+        collectors_total: CollectorKind::COUNT,
         collectors_failing: 0,
         upload: UploadSnapshot {
             enabled: true,
@@ -170,7 +170,7 @@ fn ring_drops_degrade_the_collector_and_the_agent() {
     fail(&mut s, &[CollectorKind::Network]);
     s.collectors[CollectorKind::Network.index()].ring_dropping = true;
     let r = eval(&rules30(), &s);
-    assert_eq!(r.to_string(), "1 of 7 collectors failing: network");
+    assert_eq!(r.to_string(), "1 of 8 collectors failing: network");
 }
 
 #[test]
@@ -179,7 +179,7 @@ fn collectors_some_failing_degraded_all_failing_error() {
     fail(&mut s, &[CollectorKind::Thermal]);
     let r = eval(&rules30(), &s);
     assert_eq!(r.status, Level::Degraded);
-    assert_eq!(r.to_string(), "1 of 7 collectors failing: thermal");
+    assert_eq!(r.to_string(), "1 of 8 collectors failing: thermal");
     let thermal = r
         .snapshot
         .collectors
@@ -195,16 +195,16 @@ fn collectors_some_failing_degraded_all_failing_error() {
     fail(&mut s, &[CollectorKind::Thermal, CollectorKind::Disk]);
     let r = eval(&rules30(), &s);
     assert_eq!(r.status, Level::Degraded);
-    assert_eq!(r.to_string(), "2 of 7 collectors failing: disk, thermal");
+    assert_eq!(r.to_string(), "2 of 8 collectors failing: disk, thermal");
 
-    fail(&mut s, &CollectorKind::ALL[..6]);
+    fail(&mut s, &CollectorKind::ALL[..CollectorKind::COUNT - 1]);
     assert_eq!(eval(&rules30(), &s).status, Level::Degraded);
     fail(&mut s, &CollectorKind::ALL);
     let r = eval(&rules30(), &s);
     assert_eq!(r.status, Level::Error);
     assert!(
         r.to_string()
-            .starts_with("7 of 7 collectors failing: cpu, memory, disk"),
+            .starts_with("8 of 8 collectors failing: cpu, memory, disk"),
         "{r}"
     );
 
@@ -502,7 +502,7 @@ fn overall_is_the_worst_and_lists_every_reason() {
     assert_eq!(rep.status, Level::Degraded);
     assert_eq!(
         rep.to_string(),
-        "2 of 7 collectors failing: disk, thermal; uploader: no upload for 95 s (threshold 60 s); \
+        "2 of 8 collectors failing: disk, thermal; uploader: no upload for 95 s (threshold 60 s); \
          last answer HTTP 204; time: clock skew +5000 ms (threshold 2000 ms)"
     );
     s.storage.io_failing = true;

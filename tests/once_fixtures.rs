@@ -58,7 +58,13 @@ fn run_once(board: &str, cores: u64) -> BTreeMap<Key, (f64, i64)> {
     let dir = tempfile::tempdir().unwrap();
     support::copy_tree(&support::fixture(board), dir.path());
     let config = dir.path().join("config.toml");
-    std::fs::write(&config, "[device]\nid = \"test-board\"\n").unwrap();
+    // The binary's statvfs is this machine's: no mount is reported here (the filesystem
+    // series of the captures are checked through a statvfs stand-in below).
+    std::fs::write(
+        &config,
+        "[device]\nid = \"test-board\"\n[filesystem]\nmount_points_exclude = \".\"\n",
+    )
+    .unwrap();
     let before = now_ms();
     let mut child = Command::new(support::bin())
         .arg("once")
@@ -156,6 +162,7 @@ fn disk(
     w: f64,
     ws: f64,
     wt: f64,
+    io: f64,
     weighted: f64,
 ) -> Vec<(Key, f64)> {
     let l = [("device", dev)];
@@ -166,6 +173,7 @@ fn disk(
         (key("disk_write_ops_total", &l), w),
         (key("disk_write_bytes_total", &l), ws * 512.0),
         (key("disk_write_time_seconds_total", &l), wt),
+        (key("disk_io_time_seconds_total", &l), io),
         (key("disk_io_time_weighted_seconds_total", &l), weighted),
     ]
 }
@@ -207,6 +215,33 @@ fn cpu(cores: u64) -> Vec<(Key, f64)> {
         .collect();
     let all = (1..=cores).map(|n| 10 * n).sum::<u64>() as f64 / (100 * cores) as f64 * 100.0;
     v.push((key("cpu_usage_percent", &[("core", "all")]), all));
+    v
+}
+
+/// cpu_seconds_total of the second read: the capture's counters with [`bump_stat`] applied,
+/// in USER_HZ (100) ticks.
+fn cpu_seconds(board: &str, cores: u64) -> Vec<(Key, f64)> {
+    const MODES: [&str; 8] = [
+        "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal",
+    ];
+    let stat = std::fs::read_to_string(support::fixture(board).join("proc/stat")).unwrap();
+    let mut v = Vec::new();
+    for line in bump_stat(&stat, cores).lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let core = match f[0] {
+            "cpu" => "all",
+            c if c.starts_with("cpu") => &c[3..],
+            _ => continue,
+        };
+        for (i, mode) in MODES.iter().enumerate() {
+            let ticks: u64 = f[i + 1].parse().unwrap();
+            v.push((
+                key("cpu_seconds_total", &[("core", core), ("mode", mode)]),
+                ticks as f64 / 100.0,
+            ));
+        }
+    }
+    assert_eq!(v.len() as u64, 8 * (cores + 1));
     v
 }
 
@@ -256,6 +291,13 @@ fn system(l1: f64, l5: f64, l15: f64, up: f64) -> Vec<(Key, f64)> {
 fn rk3588_every_series_matches_hand_worked_values() {
     let got = run_once("rk3588-rock5b", 8);
     let mut want = cpu(8);
+    want.extend(cpu_seconds("rk3588-rock5b", 8));
+    // user of core 0 after the bump of 10 ticks, by hand: (210034 + 10) / 100.
+    assert!(want.contains(&(
+        key("cpu_seconds_total", &[("core", "0"), ("mode", "user")]),
+        2100.44
+    )));
+    want.push((key("filesystem_mounts_dropped_total", &[]), 0.0));
     want.extend(memory(8_033_420.0, 5_234_112.0, 4_016_708.0, 3_987_652.0));
     // Whole devices only: mmcblk0 and nvme0n1 (not partitions, boot areas, loop, ram, zram).
     want.extend(disk(
@@ -266,6 +308,7 @@ fn rk3588_every_series_matches_hand_worked_values() {
         234_567.0,
         12_345_678.0,
         987.654,
+        456.789,
         1333.332,
     ));
     want.extend(disk(
@@ -276,6 +319,7 @@ fn rk3588_every_series_matches_hand_worked_values() {
         765_432.0,
         98_765_432.0,
         876.543,
+        345.678,
         1111.110,
     ));
     // Default exclude drops lo, usb0, wwan0, docker0, veth*, br-*.
@@ -329,6 +373,8 @@ fn rk3588_every_series_matches_hand_worked_values() {
 fn jetson_nano_every_series_matches_hand_worked_values() {
     let got = run_once("jetson-nano-l4t32", 4);
     let mut want = cpu(4);
+    want.extend(cpu_seconds("jetson-nano-l4t32", 4));
+    want.push((key("filesystem_mounts_dropped_total", &[]), 0.0));
     want.extend(memory(4_059_272.0, 2_345_678.0, 2_029_632.0, 2_029_632.0));
     // Kernel 4.9: 14-field lines. mmcblk0 and sda are whole devices.
     want.extend(disk(
@@ -339,10 +385,11 @@ fn jetson_nano_every_series_matches_hand_worked_values() {
         345_678.0,
         23_456_789.0,
         1234.567,
+        567.890,
         1691.356,
     ));
     want.extend(disk(
-        "sda", 3456.0, 456_789.0, 2.345, 6789.0, 567_890.0, 12.345, 14.690,
+        "sda", 3456.0, 456_789.0, 2.345, 6789.0, 567_890.0, 12.345, 6.789, 14.690,
     ));
     want.extend(net("dummy0", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0));
     want.extend(net(
@@ -408,4 +455,412 @@ fn bad_config_exits_2_naming_the_key() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("storage.max_size"), "{err}");
+}
+
+mod filesystems {
+    //! The filesystem collector on the captures' mountinfo, with a statvfs stand-in (the
+    //! captures' mount points do not exist here), and on this machine's live mounts.
+
+    use std::collections::BTreeMap;
+    use std::ffi::CStr;
+
+    use belabox_metrics::collect::Collector;
+    use belabox_metrics::collect::filesystem::{FilesystemCollector, FsStats, StatFs};
+    use belabox_metrics::collect::{CollectorKind, READ_BUF_SIZE};
+    use belabox_metrics::config::Config;
+    use belabox_metrics::model::sample::Sample;
+    use rustix::io::Errno;
+
+    use super::support;
+
+    /// statvfs answers by mount point; any other path is ENOENT.
+    #[derive(Debug)]
+    pub struct Table(pub Vec<(&'static str, FsStats)>);
+
+    impl StatFs for Table {
+        fn statvfs(&mut self, mount_point: &CStr) -> Result<FsStats, Errno> {
+            self.0
+                .iter()
+                .find(|(p, _)| p.as_bytes() == mount_point.to_bytes())
+                .map(|&(_, s)| s)
+                .ok_or(Errno::NOENT)
+        }
+    }
+
+    pub const fn st(
+        fragment_size: u64,
+        blocks: u64,
+        blocks_free: u64,
+        blocks_avail: u64,
+        files: u64,
+        files_free: u64,
+    ) -> FsStats {
+        FsStats {
+            fragment_size,
+            blocks,
+            blocks_free,
+            blocks_avail,
+            files,
+            files_free,
+        }
+    }
+
+    pub fn rk3588_table() -> Table {
+        Table(vec![
+            (
+                "/run",
+                st(4096, 402_657, 401_000, 401_000, 1_004_000, 1_003_000),
+            ),
+            (
+                "/",
+                st(4096, 7_575_552, 5_000_000, 4_600_000, 1_892_352, 1_700_000),
+            ),
+            (
+                "/run/lock",
+                st(4096, 1280, 1280, 1280, 1_004_000, 1_003_990),
+            ),
+            (
+                "/tmp",
+                st(4096, 1_006_641, 1_006_000, 1_006_000, 1_048_576, 1_048_500),
+            ),
+            ("/config", st(512, 32_768, 30_000, 30_000, 0, 0)),
+            (
+                "/mnt/nvme",
+                st(
+                    4096, 61_049_646, 40_000_000, 36_900_000, 15_269_888, 15_000_000,
+                ),
+            ),
+            (
+                "/var/lib/belabox-metrics",
+                st(
+                    4096, 61_049_646, 40_000_000, 36_900_000, 15_269_888, 15_000_000,
+                ),
+            ),
+            (
+                "/media/belabox/SRT recordings",
+                st(131_072, 476_800, 100_000, 100_000, 0, 0),
+            ),
+            (
+                "/run/user/1000",
+                st(4096, 201_328, 201_300, 201_300, 201_328, 201_300),
+            ),
+            // Excluded by default: never asked.
+            ("/mnt/nas", st(4096, 1, 1, 1, 1, 1)),
+        ])
+    }
+
+    pub fn jetson_table() -> Table {
+        Table(vec![
+            (
+                "/run",
+                st(4096, 101_044, 100_000, 100_000, 505_000, 504_000),
+            ),
+            (
+                "/",
+                st(4096, 7_645_179, 2_000_000, 1_600_000, 1_916_928, 1_500_000),
+            ),
+            ("/run/lock", st(4096, 1280, 1280, 1280, 505_000, 504_997)),
+            ("/boot/efi", st(512, 131_072, 120_000, 120_000, 0, 0)),
+            (
+                "/media/nvidia/belabox usb stick with a long label",
+                st(32_768, 1_000_000, 900_000, 900_000, 0, 0),
+            ),
+            (
+                "/media/nvidia/belabox usb stick with a long label (backup)",
+                st(32_768, 2_000_000, 1_000_000, 1_000_000, 0, 0),
+            ),
+            // /run/user/1000 is not in the table: ENOENT, a counted skip.
+        ])
+    }
+
+    type Series = BTreeMap<(String, Vec<(String, String)>), f64>;
+
+    fn config(board: &str) -> Config {
+        let mut c = Config::default();
+        c.paths.procfs = support::fixture(board).join("proc");
+        c
+    }
+
+    fn series(out: &[Sample]) -> Series {
+        let mut got = BTreeMap::new();
+        for s in out {
+            assert_eq!(s.metric.collector(), CollectorKind::Filesystem);
+            let labels = s
+                .label_pairs()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let prev = got.insert((s.metric.name().to_string(), labels), s.value);
+            assert!(prev.is_none(), "series twice in a tick: {s:?}");
+        }
+        got
+    }
+
+    /// Two ticks; returns the second's series and its skip count.
+    fn collect(c: &mut FilesystemCollector) -> (Series, u32) {
+        let mut buf = vec![0u8; READ_BUF_SIZE];
+        let mut out = Vec::new();
+        c.collect(1_000, &mut buf, &mut out).unwrap();
+        out.clear();
+        let o = c.collect(2_000, &mut buf, &mut out).unwrap();
+        assert_eq!(o.emitted as usize, out.len());
+        (series(&out), o.skipped)
+    }
+
+    fn want(mounts: &[(&str, &str, [f64; 5])], dropped: f64) -> Series {
+        let names = [
+            "filesystem_size_bytes",
+            "filesystem_free_bytes",
+            "filesystem_avail_bytes",
+            "filesystem_files",
+            "filesystem_files_free",
+        ];
+        let mut w = BTreeMap::new();
+        for (mp, ty, values) in mounts {
+            for (name, v) in names.iter().zip(values) {
+                let labels = vec![
+                    ("mountpoint".to_string(), mp.to_string()),
+                    ("fstype".to_string(), ty.to_string()),
+                ];
+                w.insert((name.to_string(), labels), *v);
+            }
+        }
+        w.insert(("filesystem_mounts_dropped_total".into(), vec![]), dropped);
+        w
+    }
+
+    #[test]
+    fn rk3588_mounts_match_hand_worked_values() {
+        let mut c =
+            FilesystemCollector::with_statfs(&config("rk3588-rock5b"), Box::new(rk3588_table()))
+                .unwrap();
+        let (got, skipped) = collect(&mut c);
+        // Pseudo filesystems, /dev, /sys, /proc, /run/credentials, Docker's overlay and the
+        // NFS mount are skipped by default; "SRT\040recordings" is decoded.
+        let nvme = [
+            250_059_350_016.0,
+            163_840_000_000.0,
+            151_142_400_000.0,
+            15_269_888.0,
+            15_000_000.0,
+        ];
+        let w = want(
+            &[
+                (
+                    "/run",
+                    "tmpfs",
+                    [
+                        1_649_283_072.0,
+                        1_642_496_000.0,
+                        1_642_496_000.0,
+                        1_004_000.0,
+                        1_003_000.0,
+                    ],
+                ),
+                (
+                    "/",
+                    "ext4",
+                    [
+                        31_029_460_992.0,
+                        20_480_000_000.0,
+                        18_841_600_000.0,
+                        1_892_352.0,
+                        1_700_000.0,
+                    ],
+                ),
+                (
+                    "/run/lock",
+                    "tmpfs",
+                    [
+                        5_242_880.0,
+                        5_242_880.0,
+                        5_242_880.0,
+                        1_004_000.0,
+                        1_003_990.0,
+                    ],
+                ),
+                (
+                    "/tmp",
+                    "tmpfs",
+                    [
+                        4_123_201_536.0,
+                        4_120_576_000.0,
+                        4_120_576_000.0,
+                        1_048_576.0,
+                        1_048_500.0,
+                    ],
+                ),
+                (
+                    "/config",
+                    "vfat",
+                    [16_777_216.0, 15_360_000.0, 15_360_000.0, 0.0, 0.0],
+                ),
+                ("/mnt/nvme", "ext4", nvme),
+                ("/var/lib/belabox-metrics", "ext4", nvme),
+                (
+                    "/media/belabox/SRT recordings",
+                    "exfat",
+                    [
+                        62_495_129_600.0,
+                        13_107_200_000.0,
+                        13_107_200_000.0,
+                        0.0,
+                        0.0,
+                    ],
+                ),
+                (
+                    "/run/user/1000",
+                    "tmpfs",
+                    [
+                        824_639_488.0,
+                        824_524_800.0,
+                        824_524_800.0,
+                        201_328.0,
+                        201_300.0,
+                    ],
+                ),
+            ],
+            0.0,
+        );
+        assert_eq!(got, w);
+        assert_eq!(skipped, 0);
+    }
+
+    #[test]
+    fn jetson_long_mount_points_stay_apart_and_a_failed_statvfs_is_skipped() {
+        let mut c = FilesystemCollector::with_statfs(
+            &config("jetson-nano-l4t32"),
+            Box::new(jetson_table()),
+        )
+        .unwrap();
+        let (got, skipped) = collect(&mut c);
+        let long = |s: &str| belabox_metrics::collect::filesystem::label_value(s).to_string();
+        let a = long("/media/nvidia/belabox usb stick with a long label");
+        let b = long("/media/nvidia/belabox usb stick with a long label (backup)");
+        // Same 23-byte prefix, different hash suffixes.
+        assert_ne!(a, b);
+        assert_eq!(&a[..24], "/media/nvidia/belabox u~");
+        assert_eq!(&b[..24], "/media/nvidia/belabox u~");
+        let w = want(
+            &[
+                (
+                    "/run",
+                    "tmpfs",
+                    [
+                        413_876_224.0,
+                        409_600_000.0,
+                        409_600_000.0,
+                        505_000.0,
+                        504_000.0,
+                    ],
+                ),
+                (
+                    "/",
+                    "ext4",
+                    [
+                        31_314_653_184.0,
+                        8_192_000_000.0,
+                        6_553_600_000.0,
+                        1_916_928.0,
+                        1_500_000.0,
+                    ],
+                ),
+                (
+                    "/run/lock",
+                    "tmpfs",
+                    [5_242_880.0, 5_242_880.0, 5_242_880.0, 505_000.0, 504_997.0],
+                ),
+                (
+                    "/boot/efi",
+                    "vfat",
+                    [67_108_864.0, 61_440_000.0, 61_440_000.0, 0.0, 0.0],
+                ),
+                (
+                    &a,
+                    "vfat",
+                    [
+                        32_768_000_000.0,
+                        29_491_200_000.0,
+                        29_491_200_000.0,
+                        0.0,
+                        0.0,
+                    ],
+                ),
+                (
+                    &b,
+                    "vfat",
+                    [
+                        65_536_000_000.0,
+                        32_768_000_000.0,
+                        32_768_000_000.0,
+                        0.0,
+                        0.0,
+                    ],
+                ),
+            ],
+            0.0,
+        );
+        assert_eq!(got, w);
+        // /run/user/1000: ENOENT.
+        assert_eq!(skipped, 1);
+    }
+
+    #[test]
+    fn the_mount_cap_counts_what_it_drops() {
+        let mut cfg = config("rk3588-rock5b");
+        cfg.filesystem.max_mounts = 3;
+        let mut c = FilesystemCollector::with_statfs(&cfg, Box::new(rk3588_table())).unwrap();
+        let (got, _) = collect(&mut c);
+        let mounts: Vec<&str> = got
+            .keys()
+            .filter(|(n, _)| n == "filesystem_size_bytes")
+            .map(|(_, l)| l[0].1.as_str())
+            .collect();
+        assert_eq!(mounts, ["/", "/run", "/run/lock"]);
+        // 9 admitted, 3 reported: 6 dropped per tick, summed over the two ticks.
+        let dropped = got[&("filesystem_mounts_dropped_total".to_string(), vec![])];
+        assert_eq!(dropped, 12.0);
+    }
+
+    #[test]
+    fn configured_excludes_replace_the_defaults() {
+        let mut cfg = config("rk3588-rock5b");
+        cfg.filesystem.mount_points_exclude = "^/(run|tmp|mnt|var|media)($|/)".into();
+        cfg.filesystem.fs_types_exclude = "^(vfat|proc|sysfs)$".into();
+        let mut c = FilesystemCollector::with_statfs(&cfg, Box::new(rk3588_table())).unwrap();
+        let (got, skipped) = collect(&mut c);
+        let mut mounts: Vec<(&str, &str)> = got
+            .keys()
+            .filter(|(n, _)| n == "filesystem_size_bytes")
+            .map(|(_, l)| (l[0].1.as_str(), l[1].1.as_str()))
+            .collect();
+        mounts.sort_unstable();
+        // / is reported; the pseudo filesystems the table does not know are ENOENT skips.
+        assert!(mounts.contains(&("/", "ext4")), "{mounts:?}");
+        assert!(
+            !mounts
+                .iter()
+                .any(|(m, _)| m.starts_with("/run") || *m == "/config")
+        );
+        assert!(skipped > 0);
+    }
+
+    #[test]
+    fn live_mounts_include_the_root_with_a_size() {
+        let mut c = FilesystemCollector::open(&Config::default()).unwrap();
+        let (got, _) = collect(&mut c);
+        let root = got
+            .iter()
+            .find(|((n, l), _)| n == "filesystem_size_bytes" && l[0].1 == "/")
+            .unwrap_or_else(|| panic!("no / in {got:?}"));
+        assert!(*root.1 > 0.0, "{root:?}");
+        for ((name, labels), v) in &got {
+            assert!(v.is_finite() && *v >= 0.0, "{name} {labels:?} {v}");
+            if !labels.is_empty() {
+                assert!(
+                    !["proc", "sysfs", "cgroup", "cgroup2", "devpts"]
+                        .contains(&labels[1].1.as_str())
+                );
+            }
+        }
+    }
 }

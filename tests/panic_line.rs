@@ -6,28 +6,15 @@
 
 mod support;
 
-use std::process::Command;
-
 #[test]
 fn a_panic_writes_one_json_line_with_message_and_location() {
     let dir = tempfile::tempdir().unwrap();
-    let board = support::fixture("rk3588-rock5b");
-    let cfg = dir.path().join("config.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[collect]\ninterval = \"50ms\"\n[paths]\nprocfs = \"{}\"\nsysfs = \"{}\"\n\
-             [storage]\npath = \"{}\"\n[health]\nenabled = false\n\
-             [logging]\nformat = \"console\"\n",
-            board.join("proc").display(),
-            board.join("sys").display(),
-            dir.path().join("metrics.redb").display(),
-        ),
-    )
-    .unwrap();
-    let out = Command::new(support::bin())
-        .args(["run", "--config"])
-        .arg(&cfg)
+    let cfg = support::ConfigToml::fixture(&dir.path().join("metrics.redb"))
+        .set("collect", "interval", &"50ms")
+        .raw("health", "enabled = false")
+        .set("logging", "format", &"console")
+        .write(&dir.path().join("config.toml"));
+    let out = support::run_command(&cfg)
         .env("BELABOX_METRICS_TEST_PANIC_AFTER", "3")
         .output()
         .unwrap();

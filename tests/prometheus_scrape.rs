@@ -23,23 +23,16 @@ const MEM_TOTAL: f64 = 8_033_420.0 * 1024.0;
 const SOC_CELSIUS: f64 = 45.23;
 
 fn write_config(dir: &Path, health: SocketAddr) -> std::path::PathBuf {
-    let board = support::fixture("rk3588-rock5b");
-    let cfg = dir.join("config.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[device]\nid = \"scrape-test\"\nlabels = {{ site = \"lab-7\", fleet = \"eu\" }}\n\
-             [collect]\ninterval = \"200ms\"\n[paths]\nprocfs = \"{}\"\nsysfs = \"{}\"\n\
-             [storage]\npath = \"{}\"\nflush_interval = \"500ms\"\n\
-             [health]\nenabled = true\naddress = \"{health}\"\n\
-             [logging]\nformat = \"json\"\nlevel = \"debug\"\n",
-            board.join("proc").display(),
-            board.join("sys").display(),
-            dir.join("store/metrics.redb").display(),
-        ),
-    )
-    .unwrap();
-    cfg
+    support::ConfigToml::fixture(&dir.join("store/metrics.redb"))
+        .set("device", "id", &"scrape-test")
+        .raw("device", r#"labels = { site = "lab-7", fleet = "eu" }"#)
+        .set("collect", "interval", &"200ms")
+        .set("storage", "flush_interval", &"500ms")
+        .raw("health", "enabled = true")
+        .set("health", "address", &health)
+        .set("logging", "format", &"json")
+        .set("logging", "level", &"debug")
+        .write(&dir.join("config.toml"))
 }
 
 /// The agent's `/metrics` body once it holds system series (bounded wait).

@@ -113,8 +113,8 @@ fn default_caps_count_the_extra_interfaces_and_disks() {
     c.collect_all(1_000, &mut out);
     assert_eq!(failures(&c), 0);
     let (devices, interfaces) = (config.disk.max_devices, config.network.max_interfaces);
-    // 7 disk metrics per device + the dropped counter; 8 network metrics + the dropped counter.
-    assert_eq!(count(&out, CollectorKind::Disk), devices * 7 + 1);
+    // 8 disk metrics per device + the dropped counter; 8 network metrics + the dropped counter.
+    assert_eq!(count(&out, CollectorKind::Disk), devices * 8 + 1);
     assert_eq!(count(&out, CollectorKind::Network), interfaces * 8 + 1);
     // lo is excluded, loop0 is not a whole disk.
     let disks_dropped = (674 - devices) as f64;
@@ -199,7 +199,7 @@ fn a_ring_overflow_is_counted_per_collector_logged_and_degrades_health() {
     );
     assert_eq!(value_of(&reference, Metric::DiskDevicesDroppedTotal), 0.0);
     assert_eq!(count(&reference, CollectorKind::Network), 900 * 8 + 1);
-    assert_eq!(count(&reference, CollectorKind::Disk), 674 * 7 + 1);
+    assert_eq!(count(&reference, CollectorKind::Disk), 674 * 8 + 1);
 
     // The configured ring holds it with room for a second tick: no drop.
     let mut ring = SampleRing::for_config(&config);
@@ -219,12 +219,14 @@ fn a_ring_overflow_is_counted_per_collector_logged_and_degrades_health() {
         assert_eq!(accounted, produced, "{kind:?}");
         by_kind.insert(kind.name(), small.dropped_of(kind));
     }
-    // The oldest go first: memory and disk ran first in the tick (CPU emits nothing on a
-    // fixture that does not change), the last interfaces and the small collectors are kept.
+    // The oldest go first: cpu (its per-mode counters; no percent on a fixture that does not
+    // change), memory and disk ran first in the tick, the last interfaces and the small
+    // collectors are kept.
+    assert_eq!(small.dropped_of(CollectorKind::Cpu), 9 * 8, "{by_kind:?}");
     assert_eq!(small.dropped_of(CollectorKind::Memory), 5, "{by_kind:?}");
     assert_eq!(
         small.dropped_of(CollectorKind::Disk),
-        674 * 7 + 1,
+        674 * 8 + 1,
         "{by_kind:?}"
     );
     assert_eq!(small.dropped_of(CollectorKind::Load), 0, "{by_kind:?}");
@@ -259,7 +261,7 @@ fn a_ring_overflow_is_counted_per_collector_logged_and_degrades_health() {
     assert_eq!(memory.ring_dropped_total, 5);
     let msg = report.to_string();
     assert!(
-        msg.contains("samples dropped from the full sample ring: memory, disk, network"),
+        msg.contains("samples dropped from the full sample ring: cpu, memory, disk, network"),
         "{msg}"
     );
     // Ten minutes later without a new drop: ok again.
@@ -395,7 +397,7 @@ fn agent_stores_every_sample_of_900_interfaces_and_674_disks() {
     assert!(ticks.len() >= 4, "only {} ticks stored", ticks.len());
     for m in &ticks {
         assert_eq!(m.get("network"), Some(&(900 * 8 + 1)), "{m:?}");
-        assert_eq!(m.get("disk"), Some(&(674 * 7 + 1)), "{m:?}");
+        assert_eq!(m.get("disk"), Some(&(674 * 8 + 1)), "{m:?}");
         assert_eq!(m.get("memory"), Some(&5), "{m:?}");
     }
     assert!(!ring_dropped.is_empty(), "no self-metrics stored");

@@ -10,68 +10,32 @@ mod support;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
-    let board = support::fixture("rk3588-rock5b");
-    let cfg = dir.join("config.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[device]\nid = \"run-test\"\n[collect]\ninterval = \"100ms\"\n[paths]\nprocfs = \"{}\"\nsysfs = \"{}\"\n\
-             [storage]\npath = \"{}\"\nflush_interval = \"1h\"\n[health]\nenabled = false\n{extra}",
-            board.join("proc").display(),
-            board.join("sys").display(),
-            dir.join("store/metrics.redb").display(),
-        ),
-    )
-    .unwrap();
-    cfg
-}
-
-fn sigterm(child: &Child) {
-    rustix::process::kill_process(
-        rustix::process::Pid::from_child(child),
-        rustix::process::Signal::TERM,
-    )
-    .unwrap();
-}
-
-fn wait_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let t = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if t.elapsed() > limit {
-            let _ = child.kill();
-            panic!("agent did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn exported_lines(cfg: &Path) -> Vec<String> {
-    support::store_export_lines(cfg)
+/// Every 100 ms on the fixture; only the final flush stores (the flush interval never passes).
+fn write_config(dir: &Path) -> std::path::PathBuf {
+    support::ConfigToml::fixture(&dir.join("store/metrics.redb"))
+        .set("device", "id", &"run-test")
+        .set("collect", "interval", &"100ms")
+        .set("storage", "flush_interval", &"1h")
+        .raw("health", "enabled = false")
+        .write(&dir.join("config.toml"))
 }
 
 #[test]
 fn sigterm_flushes_the_ring_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(dir.path(), "");
-    let mut child = Command::new(support::bin())
-        .args(["run", "--config"])
-        .arg(&cfg)
+    let cfg = write_config(dir.path());
+    let mut child = support::run_command(&cfg)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     // ≈ 10 ticks at 100 ms; the flush interval (1 h) never passes: only the final flush stores.
     std::thread::sleep(Duration::from_millis(1200));
-    sigterm(&child);
-    let status = wait_timeout(&mut child, Duration::from_secs(10));
+    let status = support::stop(&mut child, Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
-    let lines = exported_lines(&cfg);
+    let lines = support::store_export_lines(&cfg);
     let mem = lines
         .iter()
         .filter(|l| l.contains("\"memory_total_bytes\""))
@@ -91,10 +55,8 @@ fn sigterm_flushes_the_ring_and_exits_0() {
 #[test]
 fn a_second_agent_on_the_same_store_is_refused_with_the_pid() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(dir.path(), "");
-    let mut first = Command::new(support::bin())
-        .args(["run", "--config"])
-        .arg(&cfg)
+    let cfg = write_config(dir.path());
+    let mut first = support::run_command(&cfg)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -104,13 +66,8 @@ fn a_second_agent_on_the_same_store_is_refused_with_the_pid() {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(200));
-    let second = Command::new(support::bin())
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    sigterm(&first);
-    wait_timeout(&mut first, Duration::from_secs(10));
+    let second = support::run_command(&cfg).output().unwrap();
+    support::stop(&mut first, Duration::from_secs(10));
     assert!(!second.status.success());
     let err = String::from_utf8_lossy(&second.stderr);
     assert!(
@@ -158,10 +115,8 @@ impl FakeSystemd {
 }
 
 fn spawn_notified(cfg: &Path, sd: &FakeSystemd, stall_after: Option<u64>) -> Child {
-    let mut cmd = Command::new(support::bin());
-    cmd.args(["run", "--config"])
-        .arg(cfg)
-        .env("NOTIFY_SOCKET", &sd.path)
+    let mut cmd = support::run_command(cfg);
+    cmd.env("NOTIFY_SOCKET", &sd.path)
         // Half of 400 ms: a ping every 200 ms.
         .env("WATCHDOG_USEC", "400000")
         .env_remove("WATCHDOG_PID")
@@ -175,13 +130,13 @@ fn spawn_notified(cfg: &Path, sd: &FakeSystemd, stall_after: Option<u64>) -> Chi
 #[test]
 fn notifies_ready_watchdog_and_stopping() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(dir.path(), "");
+    let cfg = write_config(dir.path());
     let sd = FakeSystemd::new();
     let mut child = spawn_notified(&cfg, &sd, None);
     let msgs = sd.collect(Duration::from_millis(1500));
-    sigterm(&child);
+    support::sigterm(&child);
     let tail = sd.collect(Duration::from_millis(1000));
-    assert!(wait_timeout(&mut child, Duration::from_secs(10)).success());
+    assert!(support::wait_exit(&mut child, Duration::from_secs(10)).success());
 
     assert!(
         msgs.first().is_some_and(|(_, m)| m.contains("READY=1")),
@@ -203,7 +158,7 @@ fn notifies_ready_watchdog_and_stopping() {
 #[test]
 fn watchdog_pings_stop_when_the_collection_loop_stalls() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(dir.path(), "");
+    let cfg = write_config(dir.path());
     let sd = FakeSystemd::new();
     // At 100 ms per tick the loop hangs after ≈ 0.5 s.
     let mut child = spawn_notified(&cfg, &sd, Some(5));

@@ -6,7 +6,7 @@
 //! - the agent started on it logs the reason, moves the file aside (the copy is byte for byte
 //!   the damaged file), starts a fresh store and keeps collecting: collected − ring drops ==
 //!   stored in the fresh store; /health shows storage degraded with the moved-aside path and
-//!   `/metrics` counts it (`storage_corrupt_moved_total 1`), `/health/live` stays 200.
+//!   `/metrics` counts it (`storage_corrupt_moved_total{device_id=…} 1`), `/health/live` stays 200.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -120,7 +120,7 @@ fn a_damaged_store_is_moved_aside_and_collection_goes_on() {
     assert!(
         metrics
             .lines()
-            .any(|l| l == "storage_corrupt_moved_total 1"),
+            .any(|l| l.starts_with("storage_corrupt_moved_total{device_id=") && l.ends_with("} 1")),
         "{metrics}"
     );
     let log_path = agent.log.clone();

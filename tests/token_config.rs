@@ -13,22 +13,21 @@ use std::time::{Duration, Instant};
 
 /// A config uploading to a loopback port nobody listens on, with `token_file = token`.
 fn write_config(dir: &Path, token: &Path) -> PathBuf {
-    let board = support::fixture("rk3588-rock5b");
-    let cfg = dir.join("config.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[device]\nid = \"token-test\"\n[collect]\ninterval = \"100ms\"\n[paths]\nprocfs = \"{}\"\nsysfs = \"{}\"\n\
-             [storage]\npath = \"{}\"\n[health]\nenabled = false\n\
-             [remote]\nurl = \"http://127.0.0.1:9/api/v1/import\"\ntoken_file = \"{}\"\n",
-            board.join("proc").display(),
-            board.join("sys").display(),
-            dir.join("store/metrics.redb").display(),
-            token.display(),
-        ),
-    )
-    .unwrap();
-    cfg
+    support::ConfigToml::fixture(&dir.join("store/metrics.redb"))
+        .set("device", "id", &"token-test")
+        .set("collect", "interval", &"100ms")
+        .raw("health", "enabled = false")
+        .set("remote", "url", &"http://127.0.0.1:9/api/v1/import")
+        .set("remote", "token_file", &token.display())
+        .write(&dir.join("config.toml"))
+}
+
+/// `dir/token` holding `text`, with permissions `mode`.
+fn token_file(dir: &Path, text: &str, mode: u32) -> PathBuf {
+    let token = dir.join("token");
+    std::fs::write(&token, text).unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(mode)).unwrap();
+    token
 }
 
 fn agent(args: &[&str], cfg: &Path) -> Output {
@@ -76,9 +75,7 @@ fn a_missing_token_file_is_exit_2_before_the_store() {
 #[test]
 fn an_empty_token_file_is_exit_2_before_the_store() {
     let dir = tempfile::tempdir().unwrap();
-    let token = dir.path().join("token");
-    std::fs::write(&token, "\n").unwrap();
-    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let token = token_file(dir.path(), "\n", 0o600);
     assert_refused(dir.path(), &token, "an empty file");
 }
 
@@ -99,9 +96,7 @@ fn a_group_readable_token_file_is_exit_2_before_the_store() {
 #[test]
 fn a_0600_token_file_passes_both_commands() {
     let dir = tempfile::tempdir().unwrap();
-    let token = dir.path().join("token");
-    std::fs::write(&token, "s3cret-token\n").unwrap();
-    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let token = token_file(dir.path(), "s3cret-token\n", 0o600);
     let cfg = write_config(dir.path(), &token);
     let out = agent(&["check-config"], &cfg);
     assert!(
@@ -109,9 +104,7 @@ fn a_0600_token_file_passes_both_commands() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut child = Command::new(support::bin())
-        .args(["run", "--config"])
-        .arg(&cfg)
+    let mut child = support::run_command(&cfg)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -122,19 +115,7 @@ fn a_0600_token_file_passes_both_commands() {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(300));
-    rustix::process::kill_process(
-        rustix::process::Pid::from_child(&child),
-        rustix::process::Signal::TERM,
-    )
-    .unwrap();
-    let t = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(t.elapsed() < Duration::from_secs(20), "run did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = support::stop(&mut child, Duration::from_secs(20));
     assert!(status.success(), "{status:?}");
     assert!(db.exists());
 }
@@ -142,15 +123,15 @@ fn a_0600_token_file_passes_both_commands() {
 #[test]
 fn a_bad_procfs_root_is_exit_2_naming_paths_procfs() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("config.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[paths]\nprocfs = \"/nonexistent-procfs\"\n[storage]\npath = \"{}\"\n[health]\nenabled = false\n",
-            dir.path().join("store/metrics.redb").display()
-        ),
-    )
-    .unwrap();
+    let cfg = support::ConfigToml::default()
+        .set("paths", "procfs", &"/nonexistent-procfs")
+        .set(
+            "storage",
+            "path",
+            &dir.path().join("store/metrics.redb").display(),
+        )
+        .raw("health", "enabled = false")
+        .write(&dir.path().join("config.toml"));
     for cmd in [&["check-config"][..], &["run"][..]] {
         let out = agent(cmd, &cfg);
         let err = String::from_utf8_lossy(&out.stderr);

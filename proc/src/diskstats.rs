@@ -179,9 +179,7 @@ impl<'a> DiskStats<'a> {
 /// an unterminated last line yields `Err(Incomplete)` and ends it. An empty buffer
 /// (no block devices) yields nothing.
 pub fn lines(buf: &[u8]) -> DiskLines<'_> {
-    DiskLines {
-        lines: Lines::new(buf),
-    }
+    lines_where(buf, every_name)
 }
 
 /// Like [`lines`], but only for devices whose name `filter` accepts: each line's
@@ -200,22 +198,12 @@ pub fn lines_where<F: FnMut(&str) -> bool>(buf: &[u8], filter: F) -> DiskLinesWh
     }
 }
 
-/// Iterator returned by [`lines`].
-#[must_use = "iterators are lazy"]
-#[derive(Debug, Clone)]
-pub struct DiskLines<'a> {
-    lines: Lines<'a>,
+/// Iterator returned by [`lines`]: [`lines_where`] with a filter that accepts every name.
+pub type DiskLines<'a> = DiskLinesWhere<'a, fn(&str) -> bool>;
+
+fn every_name(_: &str) -> bool {
+    true
 }
-
-impl<'a> Iterator for DiskLines<'a> {
-    type Item = Result<DiskStats<'a>, ParseError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        next_where(&mut self.lines, &mut |_| true)
-    }
-}
-
-impl FusedIterator for DiskLines<'_> {}
 
 /// Iterator returned by [`lines_where`].
 #[must_use = "iterators are lazy"]

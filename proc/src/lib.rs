@@ -20,6 +20,7 @@
 //! | [`netdev`] | `/proc/net/dev` | bytes, packets |
 //! | [`loadavg`] | `/proc/loadavg` | run-queue averages |
 //! | [`uptime`] | `/proc/uptime` | seconds |
+//! | [`mountinfo`] | `/proc/self/mountinfo` | mount points (octal-escaped) |
 //! | [`thermal`] | `/sys/class/thermal/thermal_zone*/{type,temp}` | millidegrees Celsius |
 //!
 //! The crate is `no_std` outside its tests, so it cannot allocate by construction.
@@ -32,6 +33,7 @@
 pub mod diskstats;
 pub mod loadavg;
 pub mod meminfo;
+pub mod mountinfo;
 pub mod netdev;
 pub mod stat;
 pub mod thermal;

@@ -117,9 +117,7 @@ impl<'a> NetDev<'a> {
 /// malformed line yields `Err` and iteration continues; an unterminated last line
 /// yields `Err(Incomplete)` and ends it.
 pub fn interfaces(buf: &[u8]) -> NetDevIter<'_> {
-    NetDevIter {
-        body: Body::new(buf),
-    }
+    interfaces_where(buf, every_name)
 }
 
 /// Like [`interfaces`], but only for interfaces whose name `filter` accepts: each
@@ -138,22 +136,13 @@ pub fn interfaces_where<F: FnMut(&str) -> bool>(buf: &[u8], filter: F) -> NetDev
     }
 }
 
-/// Iterator returned by [`interfaces`].
-#[must_use = "iterators are lazy"]
-#[derive(Debug, Clone)]
-pub struct NetDevIter<'a> {
-    body: Body<'a>,
+/// Iterator returned by [`interfaces`]: [`interfaces_where`] with a filter that accepts every
+/// name.
+pub type NetDevIter<'a> = NetDevIterWhere<'a, fn(&str) -> bool>;
+
+fn every_name(_: &str) -> bool {
+    true
 }
-
-impl<'a> Iterator for NetDevIter<'a> {
-    type Item = Result<NetDev<'a>, ParseError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        self.body.next_where(&mut |_| true)
-    }
-}
-
-impl FusedIterator for NetDevIter<'_> {}
 
 /// Iterator returned by [`interfaces_where`].
 #[must_use = "iterators are lazy"]

@@ -51,6 +51,14 @@ mod tests {
         };
     }
 
+    /// (type, millidegrees) of each (type, temp) file pair.
+    fn readings<'a>(zones: &[(&'a [u8], &[u8])]) -> Vec<(&'a str, i64)> {
+        zones
+            .iter()
+            .map(|&(ty, temp)| (parse_type(ty).unwrap(), parse_temp(temp).unwrap()))
+            .collect()
+    }
+
     #[test]
     fn rk3588_zones() {
         let zones = [
@@ -62,12 +70,8 @@ mod tests {
             zone!("rk3588-rock5b", "thermal_zone5"),
             zone!("rk3588-rock5b", "thermal_zone6"),
         ];
-        let got: Vec<_> = zones
-            .iter()
-            .map(|(ty, temp)| (parse_type(ty).unwrap(), parse_temp(temp).unwrap()))
-            .collect();
         assert_eq!(
-            got,
+            readings(&zones),
             [
                 ("soc-thermal", 45230),
                 ("bigcore0-thermal", 46153),
@@ -94,12 +98,8 @@ mod tests {
             zone!("jetson-nano-l4t32", "thermal_zone4"),
             zone!("jetson-nano-l4t32", "thermal_zone5"),
         ];
-        let got: Vec<_> = zones
-            .iter()
-            .map(|(ty, temp)| (parse_type(ty).unwrap(), parse_temp(temp).unwrap()))
-            .collect();
         assert_eq!(
-            got,
+            readings(&zones),
             [
                 ("AO-therm", 38500),
                 ("CPU-therm", 41000),

@@ -34,7 +34,8 @@ fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
 /// failure is counted and returned; the caller logs it and marks the store failing.
 /// With `unstamped = Some(boot id)` the ring holds boot-clock timestamps (the wall clock was
 /// untrusted when they were taken, [`crate::monitor::clock`]) and goes to the store's
-/// unstamped table instead of the pending queue.
+/// unstamped table instead of the pending queue. `riders` (the self-metrics taken since the
+/// last flush, stamped the same way) rides in the same transaction: one commit, not two.
 pub(super) fn flush(
     store: &Store,
     ring: &mut SampleRing,
@@ -42,8 +43,9 @@ pub(super) fn flush(
     device_id: &str,
     state: &AgentState,
     unstamped: Option<&uuid::Uuid>,
+    riders: &[NewSample<'_>],
 ) -> Result<(), InsertError> {
-    if ring.is_empty() {
+    if ring.is_empty() && riders.is_empty() {
         return Ok(());
     }
     let extra = &state.device_labels;
@@ -71,12 +73,14 @@ pub(super) fn flush(
             value: Value::Number(s.value),
         }
     }));
+    // The ring's samples first: `ring.consume` below takes exactly those.
+    let n = batch.len();
+    batch.extend_from_slice(riders);
     let t0 = Instant::now();
     let result = match unstamped {
         Some(boot) => store.insert_unstamped(boot, &batch),
         None => store.insert(&batch),
     };
-    let n = batch.len();
     scratch.batch = recycle(batch);
     scratch.labels = recycle(labels);
     match result {

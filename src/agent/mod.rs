@@ -21,7 +21,7 @@
 
 mod flush;
 mod maintain;
-pub mod notify;
+pub(crate) mod notify;
 mod recover;
 mod reload;
 mod signals;
@@ -46,7 +46,7 @@ use crate::model::ring::{DropLog, RingSize, SampleRing, fit_caps};
 use crate::model::state::{AgentState, mono_ms};
 use crate::model::time::now_ms;
 use crate::monitor::clock::{self, Policy, Stamp, SystemClock, Verdict};
-use crate::monitor::self_metrics::store_self_metrics;
+use crate::monitor::self_metrics::SelfMetricBatch;
 use crate::upload::UploadError;
 use crate::upload::store_worker::SharedStore;
 use flush::{FlushScratch, flush};
@@ -392,6 +392,9 @@ struct CollectionLoop<'a> {
     start: Instant,
     next_flush: Instant,
     next_self_metrics: Instant,
+    /// Self-metrics are due: the next flush takes them (fresh, with its own stamp) and stores
+    /// them in its transaction; a failed flush leaves them due.
+    self_metrics_due: bool,
     maintenance: Maintenance,
     time: TimeTrust,
     recovery: Recovery,
@@ -439,6 +442,7 @@ impl<'a> CollectionLoop<'a> {
             start,
             next_flush: start + config.storage.flush_interval,
             next_self_metrics: start + config.monitoring.self_metrics_interval,
+            self_metrics_due: false,
             maintenance: Maintenance::new(start, &config.storage),
             time: TimeTrust::new(config, &store.get()),
             recovery: Recovery::new(&config.storage.path),
@@ -501,6 +505,11 @@ impl<'a> CollectionLoop<'a> {
     /// store outage, the recovery steps instead ([`recover`]).
     fn housekeeping(&mut self, now: Instant) {
         let c = self.config;
+        if now >= self.next_self_metrics {
+            // Stored by the next flush, in its commit (one of their own would cost ≈ 9 pages).
+            self.self_metrics_due = true;
+            self.next_self_metrics = now + c.monitoring.self_metrics_interval;
+        }
         self.recovery.track_ring(self.ring.dropped(), self.state);
         match self.recovery.step(now) {
             Step::Normal => {
@@ -529,17 +538,6 @@ impl<'a> CollectionLoop<'a> {
             return;
         }
         self.restamp();
-        if now >= self.next_self_metrics {
-            store_self_metrics(
-                &self.store.get(),
-                self.state,
-                &self.rules,
-                &c.device.id,
-                self.time.verdict.stamp,
-                &self.time.boot_id,
-            );
-            self.next_self_metrics = now + c.monitoring.self_metrics_interval;
-        }
         let failed = self
             .maintenance
             .run_due(now, &self.store.get(), &c.storage.path, self.state);
@@ -551,14 +549,36 @@ impl<'a> CollectionLoop<'a> {
     /// Flushes; a failure starts (or continues) an outage, a success ends it.
     fn flush_and_track(&mut self, now: Instant, what: &str) -> bool {
         let unstamped = self.time.ring_unstamped.then_some(&self.time.boot_id);
-        let result = flush(
-            &self.store.get(),
-            &mut self.ring,
-            &mut self.scratch,
-            &self.config.device.id,
-            self.state,
-            unstamped,
-        );
+        let device_id = &self.config.device.id;
+        let mut riders = self
+            .self_metrics_due
+            .then(|| SelfMetricBatch::take(self.state, &self.rules, self.time.verdict.stamp));
+        // Stamped another way than the ring (its mode lags the verdict by one tick at most):
+        // they cannot share its transaction and get one of their own.
+        if let Some(m) = riders.take_if(|m| m.is_unstamped() != unstamped.is_some()) {
+            m.store(&self.store.get(), device_id, &self.time.boot_id);
+            self.self_metrics_due = false;
+        }
+        let store = self.store.get();
+        let mut flush_with = |extra: &[belabox_store::NewSample<'_>]| {
+            flush(
+                &store,
+                &mut self.ring,
+                &mut self.scratch,
+                device_id,
+                self.state,
+                unstamped,
+                extra,
+            )
+        };
+        let result = match &riders {
+            Some(m) => m.with_samples(device_id, flush_with),
+            None => flush_with(&[]),
+        };
+        drop(store);
+        if result.is_ok() {
+            self.self_metrics_due = false;
+        }
         match result {
             Ok(()) => {
                 self.recovery.recovered(self.ring.dropped(), self.state);

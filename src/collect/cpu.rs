@@ -1,14 +1,35 @@
-//! cpu_usage_percent{core="all"|"0".."N"} from /proc/stat deltas.
+//! cpu_usage_percent{core="all"|"0".."N"} from /proc/stat deltas, and
+//! cpu_seconds_total{core, mode} (the raw per-mode counters, for `rate()`).
 
-use belabox_proc::stat::{self, CpuId};
+use belabox_proc::stat::{self, CpuId, CpuTimes};
 
 use super::{CollectError, Collector, OpenError, Outcome, Source, proc_source};
 use crate::config::Config;
 use crate::model::ring::SampleSink;
 use crate::model::sample::{Label, LabelKey, LabelValue, Metric, Sample, int_label};
 
-/// Cores tracked; a core numbered at or above this is skipped and counted.
-pub const MAX_CPUS: usize = 1024;
+/// Cores tracked; a core numbered at or above this is skipped and counted. Each core costs
+/// [`SAMPLES_PER_CORE`] samples a tick, and the sample ring is sized for all of them
+/// (`model::ring::max_samples`): 128 (a 128-CPU server, node_exporter#2744) keeps the default
+/// ring at its minimum and leaves the ring's bound to disks and interfaces.
+pub const MAX_CPUS: usize = 128;
+
+/// The `mode` label values of cpu_seconds_total, in /proc/stat column order. guest and
+/// guest_nice are left out: the kernel already counts them in user and nice.
+pub const MODES: [&str; 8] = [
+    "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal",
+];
+
+/// Most samples one line (the "all" line or a core) yields: cpu_usage_percent plus one
+/// cpu_seconds_total per mode.
+pub const SAMPLES_PER_CORE: usize = 1 + MODES.len();
+
+/// The counters of `t` in [`MODES`] order (USER_HZ ticks).
+fn mode_ticks(t: &CpuTimes) -> [u64; MODES.len()] {
+    [
+        t.user, t.nice, t.system, t.idle, t.iowait, t.irq, t.softirq, t.steal,
+    ]
+}
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Prev {
@@ -24,6 +45,11 @@ pub struct CpuCollector {
     /// Index 0 is the "all" line, i + 1 is core i.
     prev: Box<[Prev]>,
     tick: u64,
+    /// USER_HZ (`sysconf(_SC_CLK_TCK)`): the unit of /proc/stat's counters, 100 on every
+    /// Linux ABI; read once at start.
+    ticks_per_second: f64,
+    /// The `mode` label values, built once.
+    mode_labels: [LabelValue; MODES.len()],
 }
 
 impl CpuCollector {
@@ -32,6 +58,13 @@ impl CpuCollector {
             source,
             prev: vec![Prev::default(); MAX_CPUS + 1].into_boxed_slice(),
             tick: 0,
+            ticks_per_second: user_hz(),
+            mode_labels: MODES.map(|m| {
+                let mut v = LabelValue::new();
+                // The longest mode name is 7 bytes, far under the label capacity.
+                let _ = v.push_str(m);
+                v
+            }),
         }
     }
 }
@@ -41,8 +74,10 @@ impl Collector for CpuCollector {
         Ok(CpuCollector::new(proc_source(config, "stat")?))
     }
 
-    /// Emits nothing on the first tick, for a core absent last tick (hotplug), for a core whose busy
-    /// or idle counter went backwards, and when no time passed (zero total delta).
+    /// cpu_usage_percent: nothing on the first tick, for a core absent last tick (hotplug), for a
+    /// core whose busy or idle counter went backwards, and when no time passed (zero total
+    /// delta). cpu_seconds_total: every mode of every tracked line, every tick, as the kernel
+    /// counts it (a counter that went backwards is a reset to `rate()`).
     fn collect(
         &mut self,
         ts_ms: i64,
@@ -54,12 +89,8 @@ impl Collector for CpuCollector {
         let mut outcome = Outcome::default();
         let mut lines = 0u32;
         for line in stat::cpu_lines(data) {
-            let line = match line {
-                Ok(l) => l,
-                Err(e) => {
-                    outcome.skip(self.source.parse_error(e));
-                    continue;
-                }
+            let Some(line) = outcome.parsed(line, &self.source) else {
+                continue;
             };
             lines += 1;
             let (idx, label): (usize, LabelValue) = match line.cpu {
@@ -75,6 +106,24 @@ impl Collector for CpuCollector {
             let Some(prev) = self.prev.get_mut(idx) else {
                 continue;
             };
+            for (&ticks, mode) in mode_ticks(&line.times).iter().zip(&self.mode_labels) {
+                let mut s = Sample::new(
+                    Metric::CpuSecondsTotal,
+                    ts_ms,
+                    ticks as f64 / self.ticks_per_second,
+                );
+                // A fresh sample has room for its two labels (MAX_LABELS = 2).
+                let _ = s.labels.push(Label {
+                    key: LabelKey::Core,
+                    value: label.clone(),
+                });
+                let _ = s.labels.push(Label {
+                    key: LabelKey::Mode,
+                    value: mode.clone(),
+                });
+                out.push(s);
+                outcome.emitted += 1;
+            }
             let busy = line.times.busy();
             let idle = line.times.idle_all();
             let continuous = prev.seen != 0 && prev.seen + 1 == self.tick;
@@ -103,6 +152,15 @@ impl Collector for CpuCollector {
             return Err(self.source.missing("cpu lines"));
         }
         Ok(outcome)
+    }
+}
+
+/// USER_HZ from the auxiliary vector (what `sysconf(_SC_CLK_TCK)` returns); 100 if the value
+/// is absent or 0.
+fn user_hz() -> f64 {
+    match rustix::param::clock_ticks_per_second() {
+        0 => 100.0,
+        hz => hz as f64,
     }
 }
 

@@ -3,10 +3,10 @@
 use belabox_proc::diskstats;
 
 use super::filter::NameFilter;
-use super::{CollectError, Collector, OpenError, Outcome, Source, labelled, proc_source};
+use super::{Cap, CollectError, Collector, OpenError, Outcome, Source, labelled, proc_source};
 use crate::config::Config;
 use crate::model::ring::SampleSink;
-use crate::model::sample::{LabelKey, Metric, Sample};
+use crate::model::sample::{LabelKey, Metric};
 
 /// The kernel counts diskstats sectors in 512-byte units whatever the device's block size.
 const SECTOR_BYTES: u64 = 512;
@@ -15,9 +15,8 @@ const SECTOR_BYTES: u64 = 512;
 pub struct DiskCollector {
     source: Source,
     filter: NameFilter,
-    max_devices: usize,
-    /// Device readings left out by `max_devices` since start (disk_devices_dropped_total).
-    dropped_total: u64,
+    /// `disk.max_devices`, counting into disk_devices_dropped_total.
+    cap: Cap,
 }
 
 impl DiskCollector {
@@ -25,8 +24,7 @@ impl DiskCollector {
         DiskCollector {
             source,
             filter,
-            max_devices,
-            dropped_total: 0,
+            cap: Cap::new(max_devices, Metric::DiskDevicesDroppedTotal),
         }
     }
 }
@@ -50,22 +48,17 @@ impl Collector for DiskCollector {
     ) -> Result<Outcome, CollectError> {
         let data = self.source.read(buf)?;
         let mut outcome = Outcome::default();
-        let mut admitted = 0usize;
+        self.cap.start();
         // Counters of devices the filter rejects are not parsed (nor validated); only admitted
         // ones count towards `max_devices` and the dropped total.
         for line in diskstats::lines_where(data, |name| self.filter.allows(name)) {
-            let d = match line {
-                Ok(d) => d,
-                Err(e) => {
-                    outcome.skip(self.source.parse_error(e));
-                    continue;
-                }
+            let Some(d) = outcome.parsed(line, &self.source) else {
+                continue;
             };
-            if admitted >= self.max_devices {
-                self.dropped_total += 1;
+            if self.cap.full() {
                 continue;
             }
-            admitted += 1;
+            self.cap.admit();
             let values = [
                 (Metric::DiskReadOpsTotal, d.reads_completed as f64),
                 (Metric::DiskWriteOpsTotal, d.writes_completed as f64),
@@ -79,6 +72,8 @@ impl Collector for DiskCollector {
                     Metric::DiskWriteTimeSecondsTotal,
                     d.write_time_ms as f64 / 1000.0,
                 ),
+                // Field 10: wall time the device had I/O in flight; rate() of it is utilisation.
+                (Metric::DiskIoTimeSecondsTotal, d.io_time_ms as f64 / 1000.0),
                 (
                     Metric::DiskIoTimeWeightedSecondsTotal,
                     d.weighted_io_time_ms as f64 / 1000.0,
@@ -86,12 +81,7 @@ impl Collector for DiskCollector {
             ];
             labelled(&mut outcome, out, ts_ms, LabelKey::Device, d.name, &values);
         }
-        out.push(Sample::new(
-            Metric::DiskDevicesDroppedTotal,
-            ts_ms,
-            self.dropped_total as f64,
-        ));
-        outcome.emitted += 1;
+        self.cap.push_dropped(&mut outcome, out, ts_ms);
         Ok(outcome)
     }
 }

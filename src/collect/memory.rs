@@ -2,38 +2,21 @@
 
 use belabox_proc::meminfo;
 
-use super::{CollectError, Collector, OpenError, Outcome, Source, proc_source};
-use crate::config::Config;
+use super::{FileError, Outcome, ProcFile};
 use crate::model::ring::SampleSink;
 use crate::model::sample::{Metric, Sample};
 
 #[derive(Debug)]
-pub struct MemoryCollector {
-    source: Source,
-}
+pub struct MemInfo;
 
-impl MemoryCollector {
-    pub fn new(source: Source) -> MemoryCollector {
-        MemoryCollector { source }
-    }
-}
-
-impl Collector for MemoryCollector {
-    fn open(config: &Config) -> Result<MemoryCollector, OpenError> {
-        Ok(MemoryCollector::new(proc_source(config, "meminfo")?))
-    }
+impl ProcFile for MemInfo {
+    const PATH: &'static str = "meminfo";
 
     /// used = MemTotal − MemAvailable; kernels before 3.14 lack MemAvailable, then
     /// available = MemFree + Buffers + Cached. A missing MemTotal fails the collector.
-    fn collect(
-        &mut self,
-        ts_ms: i64,
-        buf: &mut [u8],
-        out: &mut dyn SampleSink,
-    ) -> Result<Outcome, CollectError> {
-        let data = self.source.read(buf)?;
-        let m = meminfo::parse(data).map_err(|e| self.source.parse_error(e))?;
-        let total = m.mem_total.ok_or_else(|| self.source.missing("MemTotal"))?;
+    fn push(data: &[u8], ts_ms: i64, out: &mut dyn SampleSink) -> Result<Outcome, FileError> {
+        let m = meminfo::parse(data)?;
+        let total = m.mem_total.ok_or(FileError::Missing("MemTotal"))?;
         let available = m.mem_available.or_else(|| {
             m.mem_free?
                 .checked_add(m.buffers.unwrap_or(0))?

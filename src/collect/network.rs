@@ -3,18 +3,17 @@
 use belabox_proc::netdev;
 
 use super::filter::NameFilter;
-use super::{CollectError, Collector, OpenError, Outcome, Source, labelled, proc_source};
+use super::{Cap, CollectError, Collector, OpenError, Outcome, Source, labelled, proc_source};
 use crate::config::Config;
 use crate::model::ring::SampleSink;
-use crate::model::sample::{LabelKey, Metric, Sample};
+use crate::model::sample::{LabelKey, Metric};
 
 #[derive(Debug)]
 pub struct NetworkCollector {
     source: Source,
     filter: NameFilter,
-    max_interfaces: usize,
-    /// Interface readings left out by `max_interfaces` since start (network_interfaces_dropped_total).
-    dropped_total: u64,
+    /// `network.max_interfaces`, counting into network_interfaces_dropped_total.
+    cap: Cap,
 }
 
 impl NetworkCollector {
@@ -22,8 +21,7 @@ impl NetworkCollector {
         NetworkCollector {
             source,
             filter,
-            max_interfaces,
-            dropped_total: 0,
+            cap: Cap::new(max_interfaces, Metric::NetworkInterfacesDroppedTotal),
         }
     }
 }
@@ -47,22 +45,17 @@ impl Collector for NetworkCollector {
     ) -> Result<Outcome, CollectError> {
         let data = self.source.read(buf)?;
         let mut outcome = Outcome::default();
-        let mut admitted = 0usize;
+        self.cap.start();
         // Counters of interfaces the filter rejects are not parsed (nor validated); only
         // admitted ones count towards `max_interfaces` and the dropped total.
         for iface in netdev::interfaces_where(data, |name| self.filter.allows(name)) {
-            let n = match iface {
-                Ok(n) => n,
-                Err(e) => {
-                    outcome.skip(self.source.parse_error(e));
-                    continue;
-                }
+            let Some(n) = outcome.parsed(iface, &self.source) else {
+                continue;
             };
-            if admitted >= self.max_interfaces {
-                self.dropped_total += 1;
+            if self.cap.full() {
                 continue;
             }
-            admitted += 1;
+            self.cap.admit();
             let values = [
                 (Metric::NetworkReceiveBytesTotal, n.rx_bytes as f64),
                 (Metric::NetworkTransmitBytesTotal, n.tx_bytes as f64),
@@ -82,12 +75,7 @@ impl Collector for NetworkCollector {
                 &values,
             );
         }
-        out.push(Sample::new(
-            Metric::NetworkInterfacesDroppedTotal,
-            ts_ms,
-            self.dropped_total as f64,
-        ));
-        outcome.emitted += 1;
+        self.cap.push_dropped(&mut outcome, out, ts_ms);
         Ok(outcome)
     }
 }
@@ -97,6 +85,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use crate::model::sample::Sample;
 
     /// A /proc/net/dev with `n` interfaces `eth0`… in file order, interface i with rx_bytes i.
     fn net_dev(n: usize) -> String {

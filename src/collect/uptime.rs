@@ -2,43 +2,23 @@
 
 use belabox_proc::uptime;
 
-use super::{CollectError, Collector, OpenError, Outcome, Source, proc_source};
-use crate::config::Config;
+use super::{FileError, Outcome, ProcFile};
 use crate::model::ring::SampleSink;
 use crate::model::sample::{Metric, Sample};
 
 #[derive(Debug)]
-pub struct UptimeCollector {
-    source: Source,
-}
+pub struct Uptime;
 
-impl UptimeCollector {
-    pub fn new(source: Source) -> UptimeCollector {
-        UptimeCollector { source }
-    }
-}
+impl ProcFile for Uptime {
+    const PATH: &'static str = "uptime";
 
-impl Collector for UptimeCollector {
-    fn open(config: &Config) -> Result<UptimeCollector, OpenError> {
-        Ok(UptimeCollector::new(proc_source(config, "uptime")?))
-    }
-
-    fn collect(
-        &mut self,
-        ts_ms: i64,
-        buf: &mut [u8],
-        out: &mut dyn SampleSink,
-    ) -> Result<Outcome, CollectError> {
-        let data = self.source.read(buf)?;
-        let u = uptime::parse(data).map_err(|e| self.source.parse_error(e))?;
+    fn push(data: &[u8], ts_ms: i64, out: &mut dyn SampleSink) -> Result<Outcome, FileError> {
+        let u = uptime::parse(data)?;
         out.push(Sample::new(
             Metric::SystemUptimeSeconds,
             ts_ms,
             u.uptime_seconds,
         ));
-        Ok(Outcome {
-            emitted: 1,
-            ..Outcome::default()
-        })
+        Ok(Outcome::emitted(1))
     }
 }

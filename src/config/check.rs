@@ -32,6 +32,19 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Things that are valid but probably wrong, one line each (`check-config` prints them on
+    /// stderr as `warning: …` and still exits 0; `run` logs them at start-up). A warning and
+    /// not an error: a proxy (vmauth, nginx) may map any path to any backend.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(r) = &self.remote {
+            out.extend(super::url_format_warning(&r.url, r.format));
+        }
+        out
+    }
+}
+
 fn invalid(key: &str, message: String) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_owned(),

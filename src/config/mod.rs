@@ -15,6 +15,7 @@ mod load;
 mod raw;
 mod reader;
 mod redact;
+mod remote;
 #[cfg(test)]
 mod tests;
 mod units;
@@ -29,6 +30,10 @@ use serde::{Deserialize, Serialize, Serializer};
 pub use crate::collect::CollectorKind;
 pub use diff::{ConfigDiff, applies_at_run_time};
 pub use load::{INSTALLED_CONFIG, INSTALLED_CONFIG_ENV, default_to_installed, load_config};
+pub use remote::{
+    MAX_REMOTE_HEADERS, REMOTE_HEADER_NAME_MAX, REMOTE_HEADER_VALUE_MAX, RemoteHeaders,
+    UploadFormat, format_of_path, url_format_warning,
+};
 pub use units::{
     MAX_DURATION, UnitError, format_duration, format_size, parse_duration, parse_size,
 };
@@ -47,6 +52,7 @@ pub struct Config {
     pub paths: PathsConfig,
     pub disk: DiskConfig,
     pub network: NetworkConfig,
+    pub filesystem: FilesystemConfig,
     pub storage: StorageConfig,
     /// `None` (no `[remote]` section): uploads disabled, samples are only kept locally.
     pub remote: Option<RemoteConfig>,
@@ -161,6 +167,36 @@ pub struct NetworkConfig {
     pub max_interfaces: usize,
 }
 
+/// Filesystem types skipped by default: node_exporter's pseudo and virtual filesystems, then the
+/// network filesystems, whose statvfs blocks the collection tick while their server is away.
+pub const DEFAULT_FS_TYPES_EXCLUDE: &str = concat!(
+    r"^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|",
+    r"iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|",
+    r"sysfs|tracefs|",
+    r"nfs|nfs4|cifs|smb3|smbfs|ncpfs|sshfs|fuse\.sshfs|ceph|fuse\.ceph|glusterfs|",
+    r"fuse\.glusterfs|9p|afs|lustre|gfs2|ocfs2|davfs|fuse\.rclone|fuse\.s3fs|fuse\.gvfsd-fuse)$"
+);
+
+/// Mount points skipped by default (node_exporter's).
+pub const DEFAULT_MOUNT_POINTS_EXCLUDE: &str =
+    r"^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesystemConfig {
+    /// regex-lite pattern over decoded mount points (`/media/My Disk`); a match is skipped.
+    /// Guaranteed to compile.
+    #[serde(deserialize_with = "raw::regex")]
+    pub mount_points_exclude: String,
+    /// regex-lite pattern over filesystem types (`ext4`, `fuse.sshfs`); a match is skipped.
+    /// Guaranteed to compile.
+    #[serde(deserialize_with = "raw::regex")]
+    pub fs_types_exclude: String,
+    /// Most mounts reported per tick, 1..=256; further mounts are skipped (and counted).
+    #[serde(deserialize_with = "raw::max_mounts")]
+    pub max_mounts: usize,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StorageConfig {
     /// The redb file (never empty).
@@ -198,9 +234,12 @@ pub enum DurabilityMode {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RemoteConfig {
-    /// VictoriaMetrics `/api/v1/import` endpoint; starts with `http://` or `https://` and has a
-    /// non-empty host.
+    /// The upload endpoint (VictoriaMetrics `/api/v1/import` for `vm-import`, a remote_write
+    /// receiver for `remote-write`); starts with `http://` or `https://` and has a non-empty
+    /// host.
     pub url: String,
+    /// The body format; see docs/upload.md.
+    pub format: UploadFormat,
     /// File holding a bearer token (read by the uploader); `None` = no Authorization header.
     #[serde(serialize_with = "ser_token_file")]
     pub token_file: Option<PathBuf>,
@@ -226,6 +265,8 @@ pub struct RemoteConfig {
     /// than its retention); > 0.
     #[serde(serialize_with = "ser_duration")]
     pub max_sample_age: Duration,
+    /// Extra request headers (tenant, API key), both formats; values never logged.
+    pub headers: RemoteHeaders,
     pub retry: RetryConfig,
 }
 
@@ -454,6 +495,16 @@ impl Default for NetworkConfig {
     }
 }
 
+impl Default for FilesystemConfig {
+    fn default() -> Self {
+        FilesystemConfig {
+            mount_points_exclude: DEFAULT_MOUNT_POINTS_EXCLUDE.to_owned(),
+            fs_types_exclude: DEFAULT_FS_TYPES_EXCLUDE.to_owned(),
+            max_mounts: 32,
+        }
+    }
+}
+
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
@@ -473,6 +524,7 @@ impl Default for RemoteConfig {
     fn default() -> Self {
         RemoteConfig {
             url: "http://127.0.0.1:8428/api/v1/import".to_owned(),
+            format: UploadFormat::VmImport,
             token_file: None,
             ca_file: None,
             upload_interval: Duration::from_secs(30),
@@ -483,6 +535,7 @@ impl Default for RemoteConfig {
             max_chunk_bytes: 256 * KIB,
             timeout: Duration::from_secs(30),
             max_sample_age: Duration::from_secs(30 * 86_400),
+            headers: RemoteHeaders::default(),
             retry: RetryConfig::default(),
         }
     }
@@ -548,6 +601,7 @@ impl Default for Config {
             paths: PathsConfig::default(),
             disk: DiskConfig::default(),
             network: NetworkConfig::default(),
+            filesystem: FilesystemConfig::default(),
             storage: StorageConfig::default(),
             remote: None,
             health: HealthConfig::default(),
@@ -780,6 +834,7 @@ impl Config {
         write_section(&mut out, "paths", &self.paths);
         write_section(&mut out, "disk", &self.disk);
         write_section(&mut out, "network", &self.network);
+        write_section(&mut out, "filesystem", &self.filesystem);
         write_section(&mut out, "storage", &self.storage);
         match &self.remote {
             Some(remote) => write_section(&mut out, "remote", remote),

@@ -30,6 +30,7 @@ pub(super) struct RawConfig {
     paths: PathsConfig,
     disk: DiskConfig,
     network: NetworkConfig,
+    filesystem: FilesystemConfig,
     storage: RawStorage,
     /// Present (even empty, or only `[remote.retry]`) = uploads enabled.
     remote: Option<RawRemote>,
@@ -56,6 +57,7 @@ struct RawStorage {
 struct RawRemote {
     #[serde(deserialize_with = "remote_url")]
     url: Option<String>,
+    format: Option<UploadFormat>,
     /// `""` = none.
     token_file: Option<String>,
     /// `""` = the system roots.
@@ -66,6 +68,7 @@ struct RawRemote {
     max_chunk_bytes: Option<Size<KIB>>,
     timeout: Option<Positive>,
     max_sample_age: Option<Positive>,
+    headers: Option<RemoteHeaders>,
     retry: RawRetry,
 }
 
@@ -150,6 +153,7 @@ impl RawConfig {
             paths: self.paths,
             disk: self.disk,
             network: self.network,
+            filesystem: self.filesystem,
             storage: self.storage.validate()?,
             remote,
             health,
@@ -260,6 +264,7 @@ impl RawRemote {
         let too_big = |key: &str| invalid(key, "value does not fit in memory addresses".into());
         Ok(RemoteConfig {
             url: pick(self.url, d.url),
+            format: pick(self.format, d.format),
             token_file: self.token_file.filter(|t| !t.is_empty()).map(Into::into),
             ca_file: self.ca_file.filter(|t| !t.is_empty()).map(Into::into),
             upload_interval: pick(self.upload_interval, d.upload_interval),
@@ -268,6 +273,7 @@ impl RawRemote {
             max_chunk_bytes: pick(self.max_chunk_bytes, d.max_chunk_bytes),
             timeout: pick(self.timeout, d.timeout),
             max_sample_age: pick(self.max_sample_age, d.max_sample_age),
+            headers: self.headers.unwrap_or_default(),
             retry: self.retry.validate()?,
         })
     }
@@ -471,6 +477,12 @@ pub(super) fn max_interfaces<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D
 pub(super) fn max_devices<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     // In 1..=4096: fits any usize.
     let n = Int::<1, 4096>::deserialize(d)?.0;
+    usize::try_from(n).map_err(|_| de::Error::custom("value does not fit in memory addresses"))
+}
+
+pub(super) fn max_mounts<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    // In 1..=256: fits any usize. 256 mounts are 1281 samples a tick.
+    let n = Int::<1, 256>::deserialize(d)?.0;
     usize::try_from(n).map_err(|_| de::Error::custom("value does not fit in memory addresses"))
 }
 

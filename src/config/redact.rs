@@ -87,6 +87,8 @@ impl Config {
         let mut c = self.clone();
         if let Some(remote) = c.remote.as_mut() {
             remote.url = redact_url(&remote.url).into_owned();
+            // Tenant and API-key headers: the names are shown, never the values.
+            remote.headers = remote.headers.redacted();
         }
         if let Some(url) = c.monitoring.clock_skew_url.as_mut() {
             *url = redact_url(url).into_owned();

@@ -9,6 +9,7 @@ const ROOT_KEYS: &[&str] = &[
     "paths",
     "disk",
     "network",
+    "filesystem",
     "storage",
     "remote",
     "health",
@@ -17,6 +18,7 @@ const ROOT_KEYS: &[&str] = &[
 ];
 const DISK_KEYS: &[&str] = &["allowed_devices", "max_devices"];
 const NETWORK_KEYS: &[&str] = &["include", "exclude", "max_interfaces"];
+const FILESYSTEM_KEYS: &[&str] = &["mount_points_exclude", "fs_types_exclude", "max_mounts"];
 const STORAGE_KEYS: &[&str] = &[
     "path",
     "flush_interval",
@@ -416,7 +418,7 @@ fn unknown_keys_are_rejected_at_every_depth() {
         ),
         (
             "[collect.intervals]\nfoo = \"1s\"",
-            "collect.intervals.foo: unknown key (expected one of: cpu, memory, disk, network, \
+            "collect.intervals.foo: unknown key (expected one of: cpu, memory, disk, network, filesystem, \
              thermal, load, uptime)",
         ),
         ("[remote]\nurls = \"http://x\"", "remote.urls: unknown key"),
@@ -837,6 +839,7 @@ fn to_toml_round_trips() {
             .iter()
             .chain(MONITORING_KEYS)
             .chain(NETWORK_KEYS)
+            .chain(FILESYSTEM_KEYS)
             .chain(DISK_KEYS)
         {
             assert!(text.contains(&format!("\n{key} = ")), "{key}\n{text}");
@@ -951,4 +954,78 @@ fn health_thresholds_are_read_defaulted_and_ordered() {
         error("[health]\ndegraded_threshold = { pendng = 1 }").contains("pendng"),
         "unknown keys are refused"
     );
+}
+
+#[test]
+fn filesystem_section_defaults_bounds_and_patterns() {
+    let d = Config::default().filesystem;
+    assert_eq!(d.max_mounts, 32);
+    let types = regex_lite::Regex::new(&d.fs_types_exclude).unwrap();
+    for t in [
+        "proc",
+        "sysfs",
+        "cgroup2",
+        "overlay",
+        "squashfs",
+        "nfs",
+        "nfs4",
+        "cifs",
+        "fuse.sshfs",
+    ] {
+        assert!(types.is_match(t), "{t}");
+    }
+    for t in [
+        "ext4", "vfat", "tmpfs", "btrfs", "xfs", "f2fs", "exfat", "nfsd",
+    ] {
+        assert!(!types.is_match(t), "{t}");
+    }
+    let points = regex_lite::Regex::new(&d.mount_points_exclude).unwrap();
+    for p in [
+        "/dev",
+        "/dev/shm",
+        "/proc",
+        "/sys/fs/cgroup",
+        "/run/credentials/x.service",
+        "/var/lib/docker/overlay2/a/merged",
+    ] {
+        assert!(points.is_match(p), "{p}");
+    }
+    for p in [
+        "/",
+        "/boot",
+        "/run",
+        "/run/user/1000",
+        "/devices",
+        "/var/lib/docker",
+    ] {
+        assert!(!points.is_match(p), "{p}");
+    }
+    let c = parse(
+        "[filesystem]\nmount_points_exclude = '^/boot'\nfs_types_exclude = '^tmpfs$'\nmax_mounts = 256\n",
+    );
+    assert_eq!(c.filesystem.mount_points_exclude, "^/boot");
+    assert_eq!(c.filesystem.fs_types_exclude, "^tmpfs$");
+    assert_eq!(c.filesystem.max_mounts, 256);
+    for (text, want) in [
+        (
+            "[filesystem]\nmax_mounts = 0",
+            "filesystem.max_mounts: expected an integer between 1 and 256, got 0",
+        ),
+        (
+            "[filesystem]\nmax_mounts = 257",
+            "filesystem.max_mounts: expected an integer between 1 and 256, got 257",
+        ),
+        (
+            "[filesystem]\nfs_types_exclude = '('",
+            "filesystem.fs_types_exclude: invalid regex",
+        ),
+        (
+            "[filesystem]\nmount_points_exclude = ['a']",
+            "filesystem.mount_points_exclude: ",
+        ),
+        ("[filesystem]\nbogus = 1", "filesystem.bogus: unknown key"),
+    ] {
+        let e = error(text);
+        assert!(e.starts_with(want), "{text}\n got: {e}\nwant: {want}");
+    }
 }

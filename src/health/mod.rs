@@ -12,7 +12,7 @@
 pub mod http;
 pub mod render;
 pub mod respond;
-pub mod server;
+pub(crate) mod server;
 pub mod status;
 
 use std::io;

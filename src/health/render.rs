@@ -383,13 +383,17 @@ fn visit_uploader(u: &UploadState, v: &mut dyn MetricVisitor) {
     let name = "uploader_samples_rejected_total";
     v.family(
         name,
-        "Samples never sent because VictoriaMetrics would drop them, by reason.",
+        "Samples never sent because the server would drop them (non_finite, too_old, future), \
+         or refused by a remote_write receiver that already has them (out_of_order, duplicate), \
+         by reason.",
         Kind::Counter,
     );
     for (reason, a) in [
         ("non_finite", &u.rejected_non_finite_total),
         ("too_old", &u.rejected_too_old_total),
         ("future", &u.rejected_future_total),
+        ("out_of_order", &u.rejected_out_of_order_total),
+        ("duplicate", &u.rejected_duplicate_total),
     ] {
         v.row(name, &[("reason", reason)], load(a));
     }
@@ -649,8 +653,9 @@ pub fn self_metric_rows(
     visit_self_metrics(state, rules, now_ms, &mut Rows(f));
 }
 
-/// Prometheus text format 0.0.4.
-struct PromText<'a>(&'a mut Vec<u8>);
+/// Prometheus text format 0.0.4. `device`: when set, every row carries `device_id` first and
+/// `device.labels` last, around its own labels — the labels the stored copy is uploaded with.
+struct PromText<'a>(&'a mut Vec<u8>, Option<&'a AgentState>);
 
 impl PromText<'_> {
     fn value(&mut self, value: f64) {
@@ -684,9 +689,24 @@ impl MetricVisitor for PromText<'_> {
 
     fn row(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
         self.0.extend_from_slice(name.as_bytes());
-        if !labels.is_empty() {
+        let device = self
+            .1
+            .map(|st| st.device_id.as_str())
+            .filter(|d| !d.is_empty());
+        let device = device.map(|d| ("device_id", d));
+        let extra = self.1.into_iter().flat_map(|st| {
+            st.device_labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+        });
+        let mut all = device
+            .into_iter()
+            .chain(labels.iter().copied())
+            .chain(extra)
+            .peekable();
+        if all.peek().is_some() {
             self.0.push(b'{');
-            for (i, (k, v)) in labels.iter().enumerate() {
+            for (i, (k, v)) in all.enumerate() {
                 if i > 0 {
                     self.0.push(b',');
                 }
@@ -725,7 +745,7 @@ fn write_system_series(state: &AgentState, out: &mut Vec<u8>) {
             );
             let _ = writeln!(out, "# TYPE {name} {}", kind.as_str());
         }
-        let mut p = PromText(out);
+        let mut p = PromText(out, None);
         p.0.extend_from_slice(name.as_bytes());
         p.0.extend_from_slice(b"{device_id=\"");
         p.label_value(&state.device_id);
@@ -755,7 +775,7 @@ fn write_system_series(state: &AgentState, out: &mut Vec<u8>) {
 /// self-metrics. Allocates nothing once `out` has grown to its high-water mark.
 pub fn write_metrics_text(state: &AgentState, rules: &HealthRules, now_ms: i64, out: &mut Vec<u8>) {
     write_system_series(state, out);
-    visit_self_metrics(state, rules, now_ms, &mut PromText(out));
+    visit_self_metrics(state, rules, now_ms, &mut PromText(out, Some(state)));
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! [`ring`], the [`latest`] value of each series (for `/metrics`), the shared [`state`] (atomics read by health and self-metrics), and wall-clock
 //! [`time`] helpers.
 
-pub mod latest;
+pub(crate) mod latest;
 pub mod ring;
 pub mod sample;
 pub mod state;

@@ -13,6 +13,7 @@
 //! bounded by [`MAX_RING_CAPACITY`]; a configuration whose largest tick would not fit half of it
 //! has its `disk.max_devices` / `network.max_interfaces` lowered by [`fit_caps`] (at load, so
 //! `check-config` prints the effective values and a warning naming the keys).
+//! `filesystem.max_mounts` is counted but never lowered: its bound (256) keeps it small.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -37,28 +38,35 @@ pub const MAX_RING_CAPACITY: usize = 32 * 1024;
 /// The largest tick a ring of [`MAX_RING_CAPACITY`] holds twice.
 pub const MAX_TICK_SAMPLES: usize = MAX_RING_CAPACITY / 2;
 
-/// Most samples one collection of `kind` pushes, with at most `max_devices` disks and
-/// `max_interfaces` interfaces. Derived from the metric table: every metric of a collector is
-/// emitted at most once per core/device/interface/zone, and the disk and network collectors
-/// each have exactly one unlabelled `*_dropped_total` counter (checked by a test).
-pub fn max_samples(kind: CollectorKind, max_devices: usize, max_interfaces: usize) -> usize {
+/// Most samples one collection of `kind` pushes, with at most `max_devices` disks,
+/// `max_interfaces` interfaces and `max_mounts` mounts. Derived from the metric table: every
+/// metric of a collector is emitted at most once per device/interface/mount/zone (the CPU
+/// collector [`cpu::SAMPLES_PER_CORE`] times per core), and the disk, network and filesystem
+/// collectors each have exactly one unlabelled `*_dropped_total` counter (checked by a test).
+pub fn max_samples(
+    kind: CollectorKind,
+    max_devices: usize,
+    max_interfaces: usize,
+    max_mounts: usize,
+) -> usize {
     let metrics = Metric::ALL.iter().filter(|m| m.collector() == kind).count();
     let per_unit = metrics.saturating_sub(1);
     match kind {
         // "all" plus every core the collector tracks.
-        CollectorKind::Cpu => metrics.saturating_mul(cpu::MAX_CPUS + 1),
+        CollectorKind::Cpu => cpu::SAMPLES_PER_CORE.saturating_mul(cpu::MAX_CPUS + 1),
         CollectorKind::Thermal => metrics.saturating_mul(thermal::MAX_ZONES),
         CollectorKind::Disk => per_unit.saturating_mul(max_devices).saturating_add(1),
         CollectorKind::Network => per_unit.saturating_mul(max_interfaces).saturating_add(1),
+        CollectorKind::Filesystem => per_unit.saturating_mul(max_mounts).saturating_add(1),
         CollectorKind::Memory | CollectorKind::Load | CollectorKind::Uptime => metrics,
     }
 }
 
 /// The largest tick: every collector due at once, each at its worst case.
-pub fn max_tick_samples(max_devices: usize, max_interfaces: usize) -> usize {
+pub fn max_tick_samples(max_devices: usize, max_interfaces: usize, max_mounts: usize) -> usize {
     CollectorKind::ALL
         .into_iter()
-        .map(|k| max_samples(k, max_devices, max_interfaces))
+        .map(|k| max_samples(k, max_devices, max_interfaces, max_mounts))
         .fold(0, usize::saturating_add)
 }
 
@@ -75,7 +83,11 @@ impl RingSize {
     /// For a configuration whose caps were fitted ([`fit_caps`]); an unfitted one is clamped to
     /// [`MAX_RING_CAPACITY`] (its largest ticks may then drop, counted).
     pub fn for_config(config: &Config) -> RingSize {
-        let max_tick = max_tick_samples(config.disk.max_devices, config.network.max_interfaces);
+        let max_tick = max_tick_samples(
+            config.disk.max_devices,
+            config.network.max_interfaces,
+            config.filesystem.max_mounts,
+        );
         RingSize {
             capacity: max_tick
                 .saturating_mul(2)
@@ -119,14 +131,16 @@ impl fmt::Display for CapsLowered {
 /// half, each gets half. Each cap stays at least 1.
 pub fn fit_caps(config: &mut Config) -> Option<CapsLowered> {
     let (devices, interfaces) = (config.disk.max_devices, config.network.max_interfaces);
-    let max_tick_before = max_tick_samples(devices, interfaces);
+    let mounts = config.filesystem.max_mounts;
+    let max_tick_before = max_tick_samples(devices, interfaces, mounts);
     if max_tick_before <= MAX_TICK_SAMPLES {
         return None;
     }
-    let disk_per = max_samples(CollectorKind::Disk, 1, 0) - 1;
-    let net_per = max_samples(CollectorKind::Network, 0, 1) - 1;
-    // The tick without any device or interface (their dropped counters included).
-    let fixed = max_tick_samples(0, 0);
+    let disk_per = max_samples(CollectorKind::Disk, 1, 0, 0) - 1;
+    let net_per = max_samples(CollectorKind::Network, 0, 1, 0) - 1;
+    // The tick without any device or interface (their dropped counters and the mounts
+    // included).
+    let fixed = max_tick_samples(0, 0, mounts);
     let budget = MAX_TICK_SAMPLES.saturating_sub(fixed);
     let half = budget / 2;
     let (disk_want, net_want) = (
@@ -410,17 +424,26 @@ mod tests {
     fn per_unit_metric_counts() {
         let count = |k: CollectorKind| Metric::ALL.iter().filter(|m| m.collector() == k).count();
         assert_eq!(
-            max_samples(CollectorKind::Disk, 1, 0),
+            max_samples(CollectorKind::Disk, 1, 0, 0),
             count(CollectorKind::Disk)
         );
         assert_eq!(
-            max_samples(CollectorKind::Network, 0, 2),
+            max_samples(CollectorKind::Network, 0, 2, 0),
             2 * count(CollectorKind::Network) - 1
         );
-        assert_eq!(max_samples(CollectorKind::Disk, 0, 0), 1);
-        assert_eq!(max_samples(CollectorKind::Network, 0, 0), 1);
+        assert_eq!(
+            max_samples(CollectorKind::Filesystem, 0, 0, 3),
+            3 * count(CollectorKind::Filesystem) - 2
+        );
+        assert_eq!(max_samples(CollectorKind::Disk, 0, 0, 0), 1);
+        assert_eq!(max_samples(CollectorKind::Network, 0, 0, 0), 1);
+        assert_eq!(max_samples(CollectorKind::Filesystem, 0, 0, 0), 1);
         assert!(Metric::ALL.contains(&Metric::DiskDevicesDroppedTotal));
         assert!(Metric::ALL.contains(&Metric::NetworkInterfacesDroppedTotal));
+        assert!(Metric::ALL.contains(&Metric::FilesystemMountsDroppedTotal));
+        // cpu_usage_percent + cpu_seconds_total per mode.
+        assert_eq!(count(CollectorKind::Cpu), 2);
+        assert_eq!(cpu::SAMPLES_PER_CORE, 1 + cpu::MODES.len());
     }
 
     #[test]
@@ -474,7 +497,11 @@ mod tests {
         assert!(size.max_tick <= MAX_TICK_SAMPLES);
         // As many interfaces as fit: one more would not.
         assert!(
-            max_tick_samples(c.disk.max_devices, c.network.max_interfaces + 1) > MAX_TICK_SAMPLES
+            max_tick_samples(
+                c.disk.max_devices,
+                c.network.max_interfaces + 1,
+                c.filesystem.max_mounts
+            ) > MAX_TICK_SAMPLES
         );
 
         // 900 interfaces configured explicitly fit without lowering.
@@ -484,6 +511,18 @@ mod tests {
         assert_eq!(fit_caps(&mut c), None);
         let size = RingSize::for_config(&c);
         assert!(size.capacity >= 2 * size.max_tick);
+    }
+
+    #[test]
+    fn the_mount_cap_counts_in_the_ring_and_leaves_the_other_caps() {
+        let mut c = Config::default();
+        let base = RingSize::for_config(&c).max_tick;
+        c.filesystem.max_mounts = 256;
+        let size = RingSize::for_config(&c);
+        assert_eq!(size.max_tick, base + (256 - 32) * 5);
+        assert!(size.capacity >= 2 * size.max_tick);
+        assert_eq!(fit_caps(&mut c), None);
+        assert_eq!(c.filesystem.max_mounts, 256);
     }
 
     #[test]

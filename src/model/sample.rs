@@ -11,10 +11,13 @@ use core::fmt;
 
 use crate::collect::CollectorKind;
 
-/// Most labels any series carries (thermal: zone + sensor).
+/// Most labels any series carries (thermal: zone + sensor; cpu_seconds_total: core + mode;
+/// filesystem_*: mountpoint + fstype).
 pub const MAX_LABELS: usize = 2;
 /// Longest label value in bytes. Interface names are ≤ 15 bytes, thermal zone types ≤ 19, block
 /// device names in practice ≤ 32; longer values are refused (`LabelError::TooLong`), never truncated.
+/// Mount points and filesystem types are the exception: a longer one is shortened with a hash
+/// suffix that keeps distinct values distinct (`collect::filesystem::label_value`).
 pub const LABEL_VALUE_CAP: usize = 32;
 
 macro_rules! metrics {
@@ -45,6 +48,7 @@ macro_rules! metrics {
 
 metrics! {
     CpuUsagePercent => "cpu_usage_percent", Gauge, Cpu;
+    CpuSecondsTotal => "cpu_seconds_total", Counter, Cpu;
     MemoryTotalBytes => "memory_total_bytes", Gauge, Memory;
     MemoryAvailableBytes => "memory_available_bytes", Gauge, Memory;
     MemoryUsedBytes => "memory_used_bytes", Gauge, Memory;
@@ -56,6 +60,7 @@ metrics! {
     DiskWriteBytesTotal => "disk_write_bytes_total", Counter, Disk;
     DiskReadTimeSecondsTotal => "disk_read_time_seconds_total", Counter, Disk;
     DiskWriteTimeSecondsTotal => "disk_write_time_seconds_total", Counter, Disk;
+    DiskIoTimeSecondsTotal => "disk_io_time_seconds_total", Counter, Disk;
     DiskIoTimeWeightedSecondsTotal => "disk_io_time_weighted_seconds_total", Counter, Disk;
     DiskDevicesDroppedTotal => "disk_devices_dropped_total", Counter, Disk;
     NetworkReceiveBytesTotal => "network_receive_bytes_total", Counter, Network;
@@ -67,6 +72,12 @@ metrics! {
     NetworkReceiveDropsTotal => "network_receive_drops_total", Counter, Network;
     NetworkTransmitDropsTotal => "network_transmit_drops_total", Counter, Network;
     NetworkInterfacesDroppedTotal => "network_interfaces_dropped_total", Counter, Network;
+    FilesystemSizeBytes => "filesystem_size_bytes", Gauge, Filesystem;
+    FilesystemFreeBytes => "filesystem_free_bytes", Gauge, Filesystem;
+    FilesystemAvailBytes => "filesystem_avail_bytes", Gauge, Filesystem;
+    FilesystemFiles => "filesystem_files", Gauge, Filesystem;
+    FilesystemFilesFree => "filesystem_files_free", Gauge, Filesystem;
+    FilesystemMountsDroppedTotal => "filesystem_mounts_dropped_total", Counter, Filesystem;
     ThermalTemperatureCelsius => "thermal_temperature_celsius", Gauge, Thermal;
     SystemLoad1 => "system_load1", Gauge, Load;
     SystemLoad5 => "system_load5", Gauge, Load;
@@ -88,6 +99,10 @@ pub enum LabelKey {
     Interface,
     Zone,
     Sensor,
+    /// CPU time mode of cpu_seconds_total (`user`, `idle`, …).
+    Mode,
+    Mountpoint,
+    Fstype,
 }
 
 impl LabelKey {
@@ -98,6 +113,9 @@ impl LabelKey {
             LabelKey::Interface => "interface",
             LabelKey::Zone => "zone",
             LabelKey::Sensor => "sensor",
+            LabelKey::Mode => "mode",
+            LabelKey::Mountpoint => "mountpoint",
+            LabelKey::Fstype => "fstype",
         }
     }
 }

@@ -103,6 +103,10 @@ pub struct UploadState {
     pub rejected_too_old_total: AtomicU64,
     pub rejected_future_total: AtomicU64,
     pub quarantined_total: AtomicU64,
+    /// remote_write: single samples the receiver refused as out of order / duplicate (it has
+    /// the series up to a later or this timestamp), marked uploaded.
+    pub rejected_out_of_order_total: AtomicU64,
+    pub rejected_duplicate_total: AtomicU64,
     pub bytes_sent_total: AtomicU64,
     /// 401/403 on the last attempt.
     pub auth_failing: AtomicBool,
@@ -347,6 +351,8 @@ impl AgentState {
                 rejected_too_old_total: AtomicU64::new(0),
                 rejected_future_total: AtomicU64::new(0),
                 quarantined_total: AtomicU64::new(0),
+                rejected_out_of_order_total: AtomicU64::new(0),
+                rejected_duplicate_total: AtomicU64::new(0),
                 bytes_sent_total: AtomicU64::new(0),
                 auth_failing: AtomicBool::new(false),
                 refused: Mutex::new(None),

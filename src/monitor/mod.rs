@@ -2,6 +2,6 @@
 //! own metrics stored as series ([`self_metrics`]), and whether the wall clock can be trusted
 //! ([`clock`]).
 
-pub mod clock;
-pub mod self_metrics;
+pub(crate) mod clock;
+pub(crate) mod self_metrics;
 pub mod skew;

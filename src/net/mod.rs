@@ -14,14 +14,14 @@
 //! (HTTP-date). See docs/architecture.md.
 
 mod base64;
-pub mod chunked;
+pub(crate) mod chunked;
 mod client;
-pub mod date;
+pub(crate) mod date;
 mod error;
-pub mod head;
+pub(crate) mod head;
 mod plain;
 mod resolve;
-pub mod response;
+pub(crate) mod response;
 #[cfg(feature = "tls")]
 mod tls;
 
@@ -45,7 +45,7 @@ pub fn check_ca_file(path: &std::path::Path) -> Result<usize, String> {
         Ok(n)
     }
 }
-pub mod url;
+pub(crate) mod url;
 
 pub use client::{
     Client, IDLE_TIMEOUT, MAX_IDLE_CONNECTIONS, Request, Response, SNIPPET_BYTES, USER_AGENT,

@@ -1,4 +1,7 @@
-//! The uploader: pending samples in the store → VictoriaMetrics `/api/v1/import`.
+//! The uploader: pending samples in the store → VictoriaMetrics `/api/v1/import` (JSONL,
+//! gzip; `remote.format = "vm-import"`) or a Prometheus remote_write 1.0 receiver (protobuf,
+//! snappy; `"remote-write"`). Both formats share every rule below (the
+//! format is one enum, `codec::Codec`, so the task has one code path).
 //!
 //! One smol task ([`Uploader::run`]). Each cycle reads up to `remote.batch_size` of the oldest
 //! pending samples, filters out what VictoriaMetrics would silently drop, cuts the rest (sorted by
@@ -41,11 +44,13 @@
 
 mod backoff;
 mod chunk;
+mod codec;
 mod gzip;
-pub mod jsonl;
-pub mod policy;
+pub(crate) mod jsonl;
+pub(crate) mod policy;
+pub(crate) mod remote_write;
 mod retry_after;
-pub mod store_worker;
+pub(crate) mod store_worker;
 mod task;
 
 pub use backoff::Backoff;

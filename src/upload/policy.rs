@@ -20,6 +20,16 @@
 //!     next request waits the maximum backoff. So a server-wide refusal costs at most
 //!     1 + [`MAX_PROBES`] requests per cycle, and a poison sample is still isolated in
 //!     O(log n) requests.
+//! - 400 (or 409, Thanos Receive) whose body says the receiver already has the sample or can
+//!   never take it ([`Stale`], read by [`classify_stale`]: "out of order sample", "duplicate
+//!   sample for timestamp", "out of bounds" / "too old"). Prometheus answers that for a chunk it
+//!   stored once already (a resend after a lost answer, or after a restart) and rolls the whole
+//!   request back, so such a refusal is specific to some samples of the body, never a server
+//!   that refuses everything, and no probe is needed: bisect (left first, keeping timestamp
+//!   order) while the body has more than one sample; a single sample is [`Decision::Stale`]:
+//!   out of order / duplicate ⇒ treated as delivered (marked uploaded: it is there, or an
+//!   older value for that timestamp is), too old ⇒ quarantined as `too_old`. Nothing else of
+//!   the chunk is ever quarantined for it.
 //! - 413 (too large): bisect while the chunk has more than one sample; a single sample that is
 //!   still too large fails the round (it stays pending).
 //! - 401/403: retried at the maximum backoff (jittered); after the last attempt that backoff is
@@ -75,6 +85,54 @@ pub struct Attempt {
     /// The random draw for the jitter, in [0, 1).
     pub jitter: f64,
     pub evidence: Evidence,
+    /// What the answer's body says, when it names a per-sample reason ([`classify_stale`]).
+    pub stale: Option<Stale>,
+}
+
+/// A per-sample refusal a remote_write receiver explains in its answer's body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stale {
+    /// Older than the newest sample the receiver has for that series.
+    OutOfOrder,
+    /// Same timestamp as a stored sample (with another value; an identical sample is accepted).
+    Duplicate,
+    /// Older than the receiver's window (Prometheus: "out of bounds", the head block's start;
+    /// Mimir: "too old").
+    TooOld,
+}
+
+impl Stale {
+    /// The `reason` label of `uploader_samples_rejected_total`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Stale::OutOfOrder => "out_of_order",
+            Stale::Duplicate => "duplicate",
+            Stale::TooOld => "too_old",
+        }
+    }
+}
+
+/// Reads a refusal's body (Prometheus, Mimir/Cortex, Thanos Receive wording). `None`: the body
+/// names no per-sample reason; the refusal goes through the probe rules.
+pub fn classify_stale(status: u16, body: &str) -> Option<Stale> {
+    if status != 400 && status != 409 {
+        return None;
+    }
+    let b = body.to_ascii_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| b.contains(w));
+    if has(&["too old", "too-old", "out of bounds", "out-of-bounds"]) {
+        Some(Stale::TooOld)
+    } else if has(&[
+        "duplicate sample",
+        "duplicate-timestamp",
+        "repeated timestamp",
+    ]) {
+        Some(Stale::Duplicate)
+    } else if has(&["out of order", "out-of-order"]) {
+        Some(Stale::OutOfOrder)
+    } else {
+        None
+    }
 }
 
 /// Why a failed attempt failed, as far as the policy cares.
@@ -109,6 +167,8 @@ pub enum Refusal {
     Rejected,
     /// 413: the body is too large for a proxy or the server.
     TooLarge,
+    /// 400/409 whose body names a per-sample reason ([`Stale`]).
+    Stale(Stale),
 }
 
 /// The next step for the chunk. New cases are new variants; the task's `match` then names
@@ -130,6 +190,9 @@ pub enum Decision {
     /// path, auth proxy, misrouting). Nothing is quarantined, the chunk stays pending; the
     /// next request waits `next_cycle_in` (the maximum backoff, or a longer `Retry-After`).
     ServerRefuses { next_cycle_in: Duration },
+    /// A single sample the receiver says it has (out of order, duplicate: mark it uploaded)
+    /// or can never take (too old: quarantine it as `too_old`).
+    Stale(Stale),
     /// 413 on a single sample: nothing smaller can be sent; the round fails, the sample stays
     /// pending.
     Unsendable,
@@ -187,13 +250,16 @@ impl RetryPolicy {
                 not_before: None,
             };
         }
-        let refusal = match status {
-            400 | 404 | 405 | 415 | 422 => Some(Refusal::Rejected),
-            413 => Some(Refusal::TooLarge),
+        let refusal = match (status, a.stale) {
+            (400 | 409, Some(stale)) => Some(Refusal::Stale(stale)),
+            (400 | 404 | 405 | 415 | 422, _) => Some(Refusal::Rejected),
+            (413, _) => Some(Refusal::TooLarge),
             _ => None,
         };
         if let Some(refusal) = refusal {
             let decision = match (refusal, a.evidence) {
+                (Refusal::Stale(_), _) if a.samples > 1 => Decision::Bisect(refusal),
+                (Refusal::Stale(stale), _) => Decision::Stale(stale),
                 (Refusal::TooLarge, _) if a.samples > 1 => Decision::Bisect(refusal),
                 (Refusal::TooLarge, _) => Decision::Unsendable,
                 (Refusal::Rejected, Evidence::Accepted) if a.samples > 1 => {
@@ -389,6 +455,7 @@ mod tests {
                 samples,
                 jitter: 0.5,
                 evidence: Evidence::Accepted,
+                stale: None,
             });
             assert_eq!(
                 got, want,
@@ -410,6 +477,7 @@ mod tests {
             samples: 3,
             jitter: 0.5,
             evidence: Evidence::CanProbe,
+            stale: None,
         });
         assert!(
             matches!(
@@ -437,6 +505,7 @@ mod tests {
                 samples: 1,
                 jitter,
                 evidence: Evidence::CanProbe,
+                stale: None,
             })
             .decision
         };
@@ -557,6 +626,7 @@ mod tests {
                 samples,
                 jitter: 0.5,
                 evidence,
+                stale: None,
             });
             assert_eq!(
                 got, want,
@@ -574,7 +644,44 @@ mod tests {
             samples: 1,
             jitter: 0.0,
             evidence: Exhausted,
+            stale: None,
         });
         assert_eq!(got, server_refuses(60, 24));
+    }
+
+    #[test]
+    fn stale_refusals_bisect_then_settle_one_sample_without_probing() {
+        let p = policy();
+        for (body, stale) in [
+            ("out of order sample", super::Stale::OutOfOrder),
+            ("duplicate sample for timestamp", super::Stale::Duplicate),
+            ("out of bounds", super::Stale::TooOld),
+            (
+                "err-mimir-sample-timestamp-too-old: ...",
+                super::Stale::TooOld,
+            ),
+            (
+                "err-mimir-sample-out-of-order: ...",
+                super::Stale::OutOfOrder,
+            ),
+        ] {
+            assert_eq!(classify_stale(400, body), Some(stale), "{body}");
+            assert_eq!(classify_stale(409, body), Some(stale), "{body}");
+            assert_eq!(classify_stale(500, body), None);
+            for evidence in [Evidence::Accepted, Evidence::CanProbe, Evidence::Exhausted] {
+                let a = |samples| Attempt {
+                    reply: http(400, None),
+                    attempt: 1,
+                    samples,
+                    jitter: 0.5,
+                    evidence,
+                    stale: classify_stale(400, body),
+                };
+                assert_eq!(p.decide(&a(10)), plan(Bisect(Refusal::Stale(stale)), None));
+                assert_eq!(p.decide(&a(1)), plan(Decision::Stale(stale), None));
+            }
+        }
+        assert_eq!(classify_stale(400, "unknown metric"), None);
+        assert_eq!(classify_stale(400, ""), None);
     }
 }

@@ -10,14 +10,14 @@ use belabox_store::{Checkpoint, PendingSample, SampleKey, Uuid};
 use smol::Timer;
 use smol::future::FutureExt as _;
 
-use super::chunk::{
-    AsPoint, JsonlEncoder, Point, SeriesMeta, Verdict, Window, chunk_ranges, halves,
+use super::chunk::{AsPoint, Point, SeriesMeta, Verdict, Window, chunk_ranges, halves};
+use super::codec::Codec;
+use super::policy::{
+    Attempt, Decision, Evidence, Failure, MAX_PROBES, Reply, RetryPolicy, Stale, classify_stale,
 };
-use super::gzip::Gzip;
-use super::policy::{Attempt, Decision, Evidence, Failure, MAX_PROBES, Reply, RetryPolicy};
 use super::retry_after::parse_retry_after;
 use super::{ControlRx, UploadControl, UploadError, control_pair};
-use crate::config::RemoteConfig;
+use crate::config::{RemoteConfig, UploadFormat};
 use crate::model::state::{AgentState, Refused};
 use crate::model::time::now_ms;
 use crate::net::{self, Client, HttpError, Method, Request, Url};
@@ -66,6 +66,11 @@ enum Sent {
     /// Refused on one sample while others of the chunk were accepted: quarantine it.
     Quarantine {
         status: u16,
+        snippet: String,
+    },
+    /// One sample the receiver says it has (mark it) or can never take (quarantine it).
+    Stale {
+        stale: Stale,
         snippet: String,
     },
     /// Everything refused, the probes included: the chunk stays pending.
@@ -159,8 +164,10 @@ impl AttemptLog<'_> {
             duration_ms = self.duration_ms(), error_type = "server_refuses_all", url = url,
             response = d.detail.as_str();
             "the server refuses every upload, so nothing is quarantined and the samples stay \
-             pending; check remote.url (VictoriaMetrics imports at /api/v1/import), an auth \
-             proxy in front of it (some answer 400 to a bad token), and remote.token_file"
+             pending; check remote.url and remote.format (VictoriaMetrics imports at \
+             /api/v1/import; remote_write receivers take /api/v1/write or /api/v1/push), an \
+             auth proxy in front of it (some answer 400 to a bad token), remote.token_file and \
+             remote.headers"
         );
     }
 
@@ -230,9 +237,11 @@ pub struct Uploader {
     /// Key buffer for the next mark (the other one travels with `inflight_mark`).
     keys: Vec<SampleKey>,
     work: Vec<Range<usize>>,
-    encoder: JsonlEncoder,
-    gzip: Gzip,
-    jsonl: Vec<u8>,
+    /// `remote.format`'s encoder and compressor.
+    codec: Codec,
+    /// The uncompressed body (JSONL or protobuf).
+    raw: Vec<u8>,
+    /// The request body (gzip or snappy).
     gz: Vec<u8>,
 }
 
@@ -324,9 +333,8 @@ impl Uploader {
             send: Vec::with_capacity(remote.batch_size.min(1 << 16)),
             keys: Vec::with_capacity(remote.chunk_size.min(1 << 16)),
             work: Vec::new(),
-            encoder: JsonlEncoder::new(),
-            gzip: Gzip::new(),
-            jsonl: Vec::new(),
+            codec: Codec::new(remote.format),
+            raw: Vec::new(),
             gz: Vec::new(),
         })
     }
@@ -339,8 +347,13 @@ impl Uploader {
     /// Runs cycles until stopped: back to back while a backlog exists, otherwise one per
     /// `remote.upload_interval` (or per [`UploadControl::wake`]).
     pub async fn run(mut self) {
+        if let Some(w) = crate::config::url_format_warning(&self.remote.url, self.remote.format) {
+            log::warn!(error_type = "config"; "{w}");
+        }
         log::info!(
             url = self.url.redacted().as_str(),
+            format = self.remote.format.name(),
+            extra_headers = self.remote.headers.len(),
             batch_size = self.remote.batch_size,
             chunk_size = self.remote.chunk_size,
             authenticated = self.auth.is_some();
@@ -413,6 +426,12 @@ impl Uploader {
         self.url = url;
         self.auth = auth;
         self.policy = RetryPolicy::from_config(&remote);
+        if remote.format != self.codec.format() {
+            self.codec = Codec::new(remote.format);
+        }
+        if let Some(w) = crate::config::url_format_warning(&remote.url, remote.format) {
+            log::warn!(error_type = "config"; "{w}");
+        }
         self.remote = remote;
         // A new server or token deserves a request now, not after the old one's backoff.
         self.not_before = None;
@@ -668,15 +687,16 @@ impl Uploader {
                 continue;
             }
             let series = &self.series;
-            if let Err(e) =
-                self.encoder
-                    .encode(&self.send[r.clone()], |id| series.get(&id), &mut self.jsonl)
-            {
+            if let Err(e) = self.codec.encode(
+                &self.send[r.clone()],
+                |id| series.get(&id),
+                &mut self.raw,
+                &mut self.gz,
+            ) {
                 // Unreachable: `filter` resolved every series and refused non-finite values.
                 log::error!(error:% = e, error_type = "encode"; "uploader: cannot encode a chunk");
                 return Err(Abort::Failed);
             }
-            self.gzip.compress(&self.jsonl, &mut self.gz);
             if self.gz.len() as u64 > self.remote.max_chunk_bytes && r.len() > 1 {
                 self.push_halves(&r);
                 continue;
@@ -723,6 +743,11 @@ impl Uploader {
                 Sent::Quarantine { status, snippet } => {
                     uploaded += self.settle_mark().await?;
                     self.quarantine_one(&r, status, &snippet).await?;
+                }
+                Sent::Stale { stale, snippet } => {
+                    uploaded += self.settle_mark().await?;
+                    self.settle_stale(&r, stale, &snippet, batch_id, index)
+                        .await?;
                 }
                 Sent::Failed => return Err(Abort::Failed),
                 Sent::Stopped => return Err(Abort::Stopped),
@@ -813,6 +838,76 @@ impl Uploader {
         }
     }
 
+    /// A single sample a remote_write receiver refused with a per-sample reason. Out of order
+    /// or duplicate: the receiver holds that series up to a later (or this) timestamp, because
+    /// it stored this sample before (a resend after a lost answer or a restart) or another
+    /// writer did; sending it again can never succeed, so it is marked uploaded (with its
+    /// checkpoint, as an accepted chunk) and counted. Too old (before the receiver's window):
+    /// it can never be written either, but it may be wanted elsewhere, so it is kept:
+    /// quarantined as `too_old` (`store requeue --reason too_old` sends it again).
+    async fn settle_stale(
+        &mut self,
+        r: &Range<usize>,
+        stale: Stale,
+        snippet: &str,
+        batch_id: Uuid,
+        index: u32,
+    ) -> Result<(), Abort> {
+        let up = &self.state.upload;
+        match stale {
+            Stale::OutOfOrder | Stale::Duplicate => {
+                let counter = if stale == Stale::OutOfOrder {
+                    &up.rejected_out_of_order_total
+                } else {
+                    &up.rejected_duplicate_total
+                };
+                counter.fetch_add(r.len() as u64, Relaxed);
+                log::debug!(samples = r.len(), reason = stale.reason(), response = snippet;
+                    "the receiver already has this series up to this sample; marked as delivered");
+                self.start_mark(r, batch_id, index);
+                Ok(())
+            }
+            Stale::TooOld => {
+                let reason = format!("{}: receiver: {snippet}", Verdict::TooOld.reason());
+                let n = self.quarantine_keys(r, reason).await?;
+                self.state
+                    .upload
+                    .rejected_too_old_total
+                    .fetch_add(n as u64, Relaxed);
+                log::warn!(samples = n, reason = stale.reason(), response = snippet, error_type = "quarantined";
+                    "a sample older than the receiver's window was quarantined");
+                Ok(())
+            }
+        }
+    }
+
+    /// Quarantines `self.send[r]` with `reason`; returns how many left the queue.
+    async fn quarantine_keys(&mut self, r: &Range<usize>, reason: String) -> Result<usize, Abort> {
+        let keys: Vec<SampleKey> = self.send[r.clone()].iter().map(|s| s.key).collect();
+        let store = self.store.clone();
+        let now = now_ms();
+        let result = self
+            .worker
+            .run(move || {
+                let store = store.get();
+                store
+                    .quarantine(&keys, &reason, now)
+                    .map(|n| (n, store.pending_count().unwrap_or(0)))
+            })
+            .wait_result()
+            .await;
+        match result {
+            Ok((n, pending)) => {
+                self.state.storage.pending.store(pending, Relaxed);
+                Ok(n)
+            }
+            Err(e) => {
+                log::error!(error:% = e, error_type = "store_write"; "uploader: quarantining a sample failed");
+                Err(Abort::Failed)
+            }
+        }
+    }
+
     async fn quarantine_one(
         &mut self,
         r: &Range<usize>,
@@ -869,12 +964,19 @@ impl Uploader {
             let Some(done) = self.attempt().await else {
                 return Sent::Stopped;
             };
+            let stale = match done.reply {
+                Reply::Http { status, .. } if self.codec.format() == UploadFormat::RemoteWrite => {
+                    classify_stale(status, &done.detail)
+                }
+                _ => None,
+            };
             let plan = self.policy.decide(&Attempt {
                 reply: done.reply,
                 attempt,
                 samples,
                 jitter: self.rng.rand_float(),
                 evidence,
+                stale,
             });
             self.count(&done, &plan.decision);
             self.not_before = plan.not_before.map(|d| Instant::now() + d);
@@ -920,6 +1022,16 @@ impl Uploader {
                     )));
                     self.failing = true;
                     return Sent::Refused;
+                }
+                Decision::Stale(stale) => {
+                    log.refused(match stale {
+                        Stale::TooOld => "older than the receiver's window; quarantining it",
+                        _ => "the receiver already has it; marking it delivered",
+                    });
+                    return Sent::Stale {
+                        stale,
+                        snippet: done.detail,
+                    };
                 }
                 Decision::Unsendable => {
                     log.refused("one sample is still too large; it stays pending");
@@ -1026,22 +1138,27 @@ impl Uploader {
 
     /// One POST of `self.gz`; the client reads (and counts) the whole response body.
     async fn post(&self) -> Result<Answer, HttpError> {
-        let mut headers: [(&str, &[u8]); 3] = [
-            ("Content-Type", b"application/stream+json"),
-            ("Content-Encoding", b"gzip"),
-            ("Authorization", b""),
-        ];
-        let n = match &self.auth {
-            Some(auth) => {
-                headers[2].1 = auth;
-                3
-            }
-            None => 2,
-        };
+        // Format headers (≤ 3), Authorization, remote.headers (≤ MAX_REMOTE_HEADERS): on the
+        // stack, no allocation per request.
+        let mut headers: heapless::Vec<(&str, &[u8]), { 4 + crate::config::MAX_REMOTE_HEADERS }> =
+            heapless::Vec::new();
+        let extra = self.remote.headers.iter().map(|(n, v)| (n, v.as_bytes()));
+        let auth = self.auth.as_deref().map(|a| ("Authorization", a));
+        for h in self
+            .codec
+            .headers()
+            .iter()
+            .copied()
+            .chain(auth)
+            .chain(extra)
+        {
+            // Capacity covers every header the config allows; a surplus would be a bug there.
+            let _ = headers.push(h);
+        }
         let request = Request {
             method: Method::Post,
             url: &self.url,
-            headers: headers.get(..n).unwrap_or_default(),
+            headers: &headers,
             body: &self.gz,
             timeout: self.remote.timeout,
         };

@@ -347,7 +347,30 @@ struct Writer {
     unsynced: u32,
     /// `insert`'s (key, value) list, kept empty between calls to reuse its allocation.
     numbers: Vec<(u128, f64)>,
+    /// `DeferredMarks`: acknowledged marks not yet in the file, oldest first: (the keys that
+    /// were pending when marked, sorted; the checkpoint). The next write transaction of any
+    /// kind applies them first, in the same commit. They are already out of `pending`'s
+    /// answers and the pending counter.
+    marks: Vec<(Vec<u128>, Checkpoint)>,
+    /// Keys held in `marks`.
+    marked: usize,
 }
+
+impl Writer {
+    /// Every queued mark's keys, sorted (empty when none is queued).
+    fn marked_keys(&self) -> Vec<u128> {
+        let mut all: Vec<u128> = Vec::with_capacity(self.marked);
+        for (keys, _) in &self.marks {
+            all.extend_from_slice(keys);
+        }
+        all.sort_unstable();
+        all
+    }
+}
+
+/// `DeferredMarks`: most keys queued in memory before a mark is committed at once (bounds the
+/// queue's RAM, 16 bytes a key, during a backlog drain).
+const MAX_QUEUED_MARK_KEYS: usize = 10_000;
 
 /// The store. `Send + Sync`; writes are serialised inside.
 pub struct Store {
@@ -524,7 +547,11 @@ impl Store {
         *relock(self.series.get_mut()) = cache;
         *self.pending.get_mut() = pending;
         *self.unstamped.get_mut() = unstamped;
-        relock(self.writer.get_mut()).unsynced = 0;
+        let w = relock(self.writer.get_mut());
+        w.unsynced = 0;
+        // Lost as in a crash: their chunks are pending again (the counter was recounted).
+        w.marks.clear();
+        w.marked = 0;
         self.closed.store(false, Ordering::Relaxed);
         log::info!(
             "{}: store reopened ({pending} pending)",
@@ -617,10 +644,9 @@ impl Store {
     ) -> Result<T, Fault> {
         let deferrable = match self.opts.durability {
             _ if kind == Kind::Maintenance => None,
-            Durability::Immediate => None,
-            Durability::DeferredMarks { max_unsynced } => {
-                (kind == Kind::Mark).then_some(max_unsynced)
-            }
+            // Marks wait in memory (`Writer::marks`), not in redb non-durable commits: those
+            // cost nearly as many pages as durable ones once the next fsync writes them.
+            Durability::Immediate | Durability::DeferredMarks { .. } => None,
             Durability::Periodic { max_unsynced } => Some(max_unsynced),
         };
         let defer = deferrable.is_some_and(|max| w.unsynced < max);
@@ -630,6 +656,8 @@ impl Store {
         } else {
             redb::Durability::Immediate
         })?;
+        // Queued marks ride along when this commits; an aborted transaction leaves them queued.
+        Self::apply_marks(&txn, w)?;
         let (out, changed) = f(&txn)?;
         #[cfg(test)]
         if tests::FAIL_BEFORE_COMMIT.with(|c| c.replace(false)) {
@@ -642,7 +670,34 @@ impl Store {
         }
         txn.commit()?;
         w.unsynced = if defer { w.unsynced + 1 } else { 0 };
+        w.marks.clear();
+        w.marked = 0;
         Ok(out)
+    }
+
+    /// Writes the queued marks into `txn` (their keys leave the runs, their checkpoints are
+    /// appended); the caller clears the queue once `txn` committed. Every key was pending when
+    /// queued and every write since went through here first, so each is still pending: the
+    /// pending counter, lowered at queue time, stays right.
+    fn apply_marks(txn: &redb::WriteTransaction, w: &Writer) -> Result<(), Fault> {
+        for (keys, checkpoint) in &w.marks {
+            Self::unpend_chunk(txn, keys)?;
+            Self::append_checkpoint(txn, checkpoint)?;
+        }
+        Ok(())
+    }
+
+    fn append_checkpoint(
+        txn: &redb::WriteTransaction,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), Fault> {
+        let mut cps = txn.open_table(CHECKPOINTS)?;
+        let seq = match cps.last()? {
+            Some((k, _)) => k.value().saturating_add(1),
+            None => 0,
+        };
+        cps.insert(seq, &codec::checkpoint_bytes(checkpoint))?;
+        Ok(())
     }
 
     /// Store a flush of samples in one write transaction. A sample whose identity is already
@@ -958,8 +1013,16 @@ impl Store {
             .map_err(|e| e.into_read(&self.path))
     }
 
-    fn pending_inner(&self, limit: usize) -> Result<Vec<PendingSample>, Fault> {
+    /// A read snapshot and the keys of the marks queued against it (`DeferredMarks`), taken
+    /// together under the writer lock: a commit that applies the queue also empties it.
+    fn read_snapshot(&self) -> Result<(redb::ReadTransaction, Vec<u128>), Fault> {
+        let w = relock(self.writer.lock());
         let txn = self.read_txn()?;
+        Ok((txn, w.marked_keys()))
+    }
+
+    fn pending_inner(&self, limit: usize) -> Result<Vec<PendingSample>, Fault> {
+        let (txn, marked) = self.read_snapshot()?;
         let runs = txn.open_table(PENDING_RUNS)?;
         let samples = txn.open_table(SAMPLES)?;
         let mut out = Vec::with_capacity(limit.min(self.pending.load(Ordering::Relaxed) as usize));
@@ -975,7 +1038,11 @@ impl Store {
                     break;
                 }
                 let (k, v) = s?;
-                let key = SampleKey::from_ord(ord(k.value()));
+                let o = ord(k.value());
+                if !marked.is_empty() && marked.binary_search(&o).is_ok() {
+                    continue;
+                }
+                let key = SampleKey::from_ord(o);
                 out.push(PendingSample {
                     key,
                     series_id: key.series_id,
@@ -1013,20 +1080,53 @@ impl Store {
         sorted.sort_unstable();
         sorted.dedup();
         let mut w = relock(self.writer.lock());
+        if let Durability::DeferredMarks { max_unsynced } = self.opts.durability {
+            let fits = w.marks.len() < max_unsynced as usize
+                && w.marked + sorted.len() <= MAX_QUEUED_MARK_KEYS;
+            if fits && !self.read_only {
+                let mut keys = self
+                    .still_pending(&w, &sorted)
+                    .map_err(|e| e.into_mark(&self.path))?;
+                keys.shrink_to_fit();
+                let n = keys.len();
+                w.marked += n;
+                w.marks.push((keys, *checkpoint));
+                self.pending.fetch_sub(n as u64, Ordering::Relaxed);
+                return Ok(n);
+            }
+        }
         let n = self
             .write(&mut w, Kind::Mark, |txn| {
                 let n = Self::unpend_chunk(txn, &sorted)?;
-                let mut cps = txn.open_table(CHECKPOINTS)?;
-                let seq = match cps.last()? {
-                    Some((k, _)) => k.value().saturating_add(1),
-                    None => 0,
-                };
-                cps.insert(seq, &codec::checkpoint_bytes(checkpoint))?;
+                Self::append_checkpoint(txn, checkpoint)?;
                 Ok(n)
             })
             .map_err(|e| e.into_mark(&self.path))?;
         self.pending.fetch_sub(n as u64, Ordering::Relaxed);
         Ok(n)
+    }
+
+    /// The keys among `sorted` that are pending now: stored, inside a run, and not in a
+    /// queued mark. Called with the writer lock held, so nothing changes meanwhile.
+    fn still_pending(&self, w: &Writer, sorted: &[u128]) -> Result<Vec<u128>, Fault> {
+        let queued = w.marked_keys();
+        let txn = self.read_txn()?;
+        let samples = txn.open_table(SAMPLES)?;
+        let runs = txn.open_table(PENDING_RUNS)?;
+        let mut out = Vec::with_capacity(sorted.len());
+        let mut run: Option<pending::Run> = None;
+        for &k in sorted {
+            if queued.binary_search(&k).is_ok() {
+                continue;
+            }
+            if !run.is_some_and(|r| r.start <= k && k <= r.end) {
+                run = pending::covering_run(&runs, k)?;
+            }
+            if run.is_some() && samples.get(&bytes(k))?.is_some() {
+                out.push(k);
+            }
+        }
+        Ok(out)
     }
 
     /// Take the pending ones among `sorted` out of the queue, as [`Self::unpend`] does, a run at
@@ -1186,7 +1286,11 @@ impl Store {
     /// The upload checkpoints still kept (see retention), oldest first.
     pub fn checkpoints(&self) -> Result<Vec<Checkpoint>, ReadError> {
         (|| -> Result<Vec<Checkpoint>, Fault> {
-            let txn = self.read_txn()?;
+            let (txn, queued) = {
+                let w = relock(self.writer.lock());
+                let q: Vec<Checkpoint> = w.marks.iter().map(|m| m.1).collect();
+                (self.read_txn()?, q)
+            };
             let mut out = Vec::new();
             for r in txn.open_table(CHECKPOINTS)?.iter()? {
                 let (k, v) = r?;
@@ -1195,6 +1299,7 @@ impl Store {
                         .ok_or_else(|| corrupt(format_args!("checkpoint {}", k.value())))?,
                 );
             }
+            out.extend(queued);
             Ok(out)
         })()
         .map_err(|e| e.into_read(&self.path))
@@ -1256,9 +1361,12 @@ impl Store {
     pub fn enforce_retention(&self, now_ms: i64) -> Result<RetentionStats, MaintenanceError> {
         let mut w = relock(self.writer.lock());
         // Pages that deferred commits replaced stay allocated until a durable commit; make
-        // them reusable before measuring.
-        self.sync_locked(&mut w)
-            .map_err(|e| e.into_maintenance(&self.path))?;
+        // them reusable before measuring. Queued marks alone need no commit of their own here
+        // (they hold no pages): they ride with the next one.
+        if w.unsynced > 0 {
+            self.sync_locked(&mut w)
+                .map_err(|e| e.into_maintenance(&self.path))?;
+        }
         let mut stats = self
             .write_if(&mut w, Kind::Maintenance, |txn| self.expire(txn, now_ms))
             .map_err(|e| e.into_maintenance(&self.path))?;
@@ -1451,6 +1559,8 @@ impl Store {
                 }
             })
             .map_err(|e| e.into_maintenance(&self.path))?;
+        self.sync_locked(&mut writer)
+            .map_err(|e| e.into_maintenance(&self.path))?;
         relock(self.db.write())
             .compact()
             .map_err(|e| Fault::from(e).into_maintenance(&self.path))?;
@@ -1476,13 +1586,16 @@ impl Store {
     }
 
     fn sync_locked(&self, w: &mut MutexGuard<'_, Writer>) -> Result<(), Fault> {
-        if w.unsynced == 0 {
+        if w.unsynced == 0 && w.marks.is_empty() {
             return Ok(());
         }
         let mut txn = self.write_txn()?;
         txn.set_durability(redb::Durability::Immediate)?;
+        Self::apply_marks(&txn, w)?;
         txn.commit()?;
         w.unsynced = 0;
+        w.marks.clear();
+        w.marked = 0;
         Ok(())
     }
 
@@ -1492,14 +1605,22 @@ impl Store {
 
     pub fn stats(&self) -> Result<StoreStats, ReadError> {
         (|| -> Result<StoreStats, Fault> {
-            let txn = self.read_txn()?;
+            let (txn, queued) = {
+                let w = relock(self.writer.lock());
+                (
+                    self.read_txn()?,
+                    (w.marked as u64, w.marks.last().map(|m| m.1)),
+                )
+            };
             let meta = txn.open_table(META)?;
             let mut pending = 0;
             for r in txn.open_table(PENDING_RUNS)?.iter()? {
                 let (a, b) = r?;
                 pending += pending::decode_run(a.value(), b.value())?.count;
             }
+            let pending = pending.saturating_sub(queued.0);
             let last_checkpoint = match txn.open_table(CHECKPOINTS)?.last()? {
+                _ if queued.1.is_some() => queued.1,
                 Some((k, v)) => Some(
                     codec::decode_checkpoint(v.value())
                         .ok_or_else(|| corrupt(format_args!("checkpoint {}", k.value())))?,
@@ -1541,7 +1662,7 @@ impl Store {
         mut f: impl FnMut(&ExportedSample),
     ) -> Result<u64, ReadError> {
         (|| -> Result<u64, Fault> {
-            let txn = self.read_txn()?;
+            let (txn, marked) = self.read_snapshot()?;
             let samples = txn.open_table(SAMPLES)?;
             let text = txn.open_table(TEXT)?;
             let runs = txn.open_table(PENDING_RUNS)?;
@@ -1589,7 +1710,8 @@ impl Store {
                         };
                     }
                     let key = SampleKey::from_ord(o);
-                    let pending = run.is_some_and(|r| r.start <= o && o <= r.end);
+                    let pending = run.is_some_and(|r| r.start <= o && o <= r.end)
+                        && (marked.is_empty() || marked.binary_search(&o).is_err());
                     let quarantined = match (pending, quarantine.is_empty()?) {
                         (false, false) => match quarantine.get(k.value())? {
                             Some(q) => Some(
@@ -1640,10 +1762,14 @@ impl Store {
     /// the whole store.
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), String> {
-        let txn = relock(self.db.read())
-            .begin_read()
-            .map_err(|e| e.to_string())?;
-        let total = pending::check(&txn)?;
+        let (txn, marked) = {
+            let w = relock(self.writer.lock());
+            let txn = relock(self.db.read())
+                .begin_read()
+                .map_err(|e| e.to_string())?;
+            (txn, w.marked as u64)
+        };
+        let total = pending::check(&txn)?.saturating_sub(marked);
         let counter = self.pending.load(Ordering::Relaxed);
         if total != counter {
             return Err(format!("pending runs hold {total}, counter says {counter}"));
@@ -1668,6 +1794,27 @@ impl Store {
             check(k.value(), VT_TEXT)?;
         }
         Ok(())
+    }
+}
+
+impl Drop for Store {
+    /// A clean shutdown persists the queued marks (`DeferredMarks`), as it does redb's
+    /// non-durable commits.
+    fn drop(&mut self) {
+        if self.read_only || self.closed.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut w = relock(self.writer.lock());
+        if w.marks.is_empty() {
+            return;
+        }
+        if let Err(e) = self.sync_locked(&mut w) {
+            let e = e.into_maintenance(&self.path);
+            log::warn!(
+                "{}: persisting the queued upload marks failed: {e}",
+                self.path.display()
+            );
+        }
     }
 }
 

@@ -2,10 +2,12 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod agent;
+pub mod prom;
 pub mod proxy;
 pub mod vm;
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_belabox-metrics"))
@@ -53,4 +55,90 @@ pub fn store_export_lines(cfg: &Path) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
+}
+
+/// An agent config, section by section. [`ConfigToml::fixture`] starts from the rk3588
+/// capture's procfs and sysfs and a store at `store`; each test adds only what it is about.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigToml {
+    /// (section name, its `key = value` lines), in the order first named.
+    sections: Vec<(String, String)>,
+}
+
+impl ConfigToml {
+    pub fn fixture(store: &Path) -> ConfigToml {
+        let board = fixture("rk3588-rock5b");
+        ConfigToml::default()
+            .set("paths", "procfs", &board.join("proc").display())
+            .set("paths", "sysfs", &board.join("sys").display())
+            .set("storage", "path", &store.display())
+    }
+
+    /// `key = "value"` in `[section]` (a TOML string).
+    pub fn set(self, section: &str, key: &str, value: &dyn std::fmt::Display) -> ConfigToml {
+        self.raw(section, &format!("{key} = {:?}", value.to_string()))
+    }
+
+    /// `lines` (TOML `key = value` lines, as written) appended to `[section]`.
+    pub fn raw(mut self, section: &str, lines: &str) -> ConfigToml {
+        let body = match self.sections.iter_mut().find(|(s, _)| s == section) {
+            Some((_, body)) => body,
+            None => {
+                self.sections.push((section.to_string(), String::new()));
+                &mut self.sections.last_mut().unwrap().1
+            }
+        };
+        body.push_str(lines.trim_end());
+        body.push('\n');
+        self
+    }
+
+    pub fn text(&self) -> String {
+        self.sections
+            .iter()
+            .map(|(s, body)| format!("[{s}]\n{body}"))
+            .collect()
+    }
+
+    /// Writes the config to `path` and returns it.
+    pub fn write(&self, path: &Path) -> PathBuf {
+        std::fs::write(path, self.text()).unwrap();
+        path.to_owned()
+    }
+}
+
+/// `belabox-metrics run --config CFG`, stdio as the caller sets it.
+pub fn run_command(cfg: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args(["run", "--config"]).arg(cfg);
+    cmd
+}
+
+pub fn sigterm(child: &std::process::Child) {
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+}
+
+/// Waits for `child` to exit; kills it and panics after `limit`.
+pub fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let t = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if t.elapsed() > limit {
+            let _ = child.kill();
+            panic!("agent did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// SIGTERM, then [`wait_exit`].
+pub fn stop(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    sigterm(child);
+    wait_exit(child, limit)
 }
