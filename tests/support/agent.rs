@@ -15,21 +15,20 @@ pub struct Tmpfs(PathBuf);
 
 impl Tmpfs {
     /// `None` (with a message) when mounting is not possible (not root).
-    pub fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+    /// Mounts a tmpfs of `size` at `dir`; fails the test loudly when it cannot (root needed).
+    pub fn mount(dir: &Path, size: &str) -> Tmpfs {
         std::fs::create_dir_all(dir).unwrap();
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(dir)
             .output()
-            .ok()?;
-        if !out.status.success() {
-            eprintln!(
-                "SKIPPED: cannot mount a tmpfs (needs root): {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            return None;
-        }
-        Some(Tmpfs(dir.to_owned()))
+            .expect("running mount");
+        assert!(
+            out.status.success(),
+            "cannot mount a tmpfs (the disk-full tests need root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs(dir.to_owned())
     }
 
     /// `mount -o remount,size=SIZE`: the file system grows (or shrinks) in place.
