@@ -18,12 +18,12 @@
 #
 # Usage: tests/cross-aarch64.sh            env: CARGO_TARGET_DIR (default target/cross)
 #                                               BOARD_PROFILE (default board)
-#                                               MAX_BOARD_BYTES (default 3145728 = 3 MiB)
+#                                               MAX_BOARD_BYTES (default 3407872 = 3.25 MiB: https, remote_write)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BOARD_TARGET=aarch64-unknown-linux-musl
-MAX_BOARD_BYTES="${MAX_BOARD_BYTES:-3145728}"
+MAX_BOARD_BYTES="${MAX_BOARD_BYTES:-3407872}"
 BOARD_PROFILE="${BOARD_PROFILE:-board}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/cross}"
 FIXTURE=tests/fixtures/rk3588-rock5b
