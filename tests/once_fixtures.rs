@@ -844,6 +844,53 @@ mod filesystems {
         assert!(skipped > 0);
     }
 
+    /// The collector parses the mount table only when its bytes change; a mount that comes or
+    /// goes between ticks must show at the next tick.
+    #[test]
+    fn a_changed_mount_table_is_seen_at_the_next_tick() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("self")).unwrap();
+        let table =
+            std::fs::read(support::fixture("rk3588-rock5b").join("proc/self/mountinfo")).unwrap();
+        let text = String::from_utf8(table).unwrap();
+        let without_tmp: String = text
+            .lines()
+            .filter(|l| !l.contains(" /tmp "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_ne!(without_tmp, text, "the capture mounts /tmp");
+        let path = dir.path().join("self/mountinfo");
+        let mut cfg = Config::default();
+        cfg.paths.procfs = dir.path().to_path_buf();
+        let mounts = |got: &Series| -> Vec<String> {
+            got.keys()
+                .filter(|(n, _)| n == "filesystem_size_bytes")
+                .map(|(_, l)| l[0].1.clone())
+                .collect()
+        };
+        let mut buf = vec![0u8; READ_BUF_SIZE];
+        let mut tick = |c: &mut FilesystemCollector, ts| {
+            let mut out = Vec::new();
+            c.collect(ts, &mut buf, &mut out).unwrap();
+            series(&out)
+        };
+        std::fs::write(&path, &text).unwrap();
+        let mut c = FilesystemCollector::with_statfs(&cfg, Box::new(rk3588_table())).unwrap();
+        let all = tick(&mut c, 1_000);
+        assert!(mounts(&all).contains(&"/tmp".to_string()));
+        assert_eq!(
+            tick(&mut c, 2_000).len(),
+            all.len(),
+            "same table, same series"
+        );
+        std::fs::write(&path, &without_tmp).unwrap();
+        let fewer = tick(&mut c, 3_000);
+        assert!(!mounts(&fewer).contains(&"/tmp".to_string()), "unmounted");
+        assert_eq!(fewer.len(), all.len() - 5);
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(mounts(&tick(&mut c, 4_000)), mounts(&all), "mounted again");
+    }
+
     #[test]
     fn live_mounts_include_the_root_with_a_size() {
         let mut c = FilesystemCollector::open(&Config::default()).unwrap();

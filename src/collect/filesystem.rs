@@ -36,6 +36,9 @@ const LAST_CAP: usize = 1024;
 const DECISION_CAP: usize = 512;
 /// Most mounts `filesystem.max_mounts` allows (the config bound).
 pub const MAX_MOUNTS: usize = 256;
+/// Admitted mounts a plan keeps; those beyond are counted as dropped every tick (the cap allows
+/// at most [`MAX_MOUNTS`], so only mounts whose statvfs fails could have made room for them).
+const PLAN_CAP: usize = 2 * MAX_MOUNTS;
 /// Hex digits of the hash suffix of a shortened label value.
 const HASH_HEX: usize = 8;
 
@@ -91,8 +94,11 @@ pub struct FilesystemCollector {
     last: heapless::Vec<(u64, u32), LAST_CAP>,
     /// (hash of raw mount point and fstype, admitted).
     decisions: heapless::Vec<(u64, bool), DECISION_CAP>,
-    /// Per tick: the (mountpoint, fstype) label values emitted.
-    emitted: heapless::Vec<(LabelValue, LabelValue), MAX_MOUNTS>,
+    /// Per tick: the mountpoint label values emitted.
+    emitted: heapless::Vec<LabelValue, MAX_MOUNTS>,
+    /// The mount table the plan was built from.
+    seen: Vec<u8>,
+    plan: Plan,
 }
 
 impl FilesystemCollector {
@@ -115,6 +121,8 @@ impl FilesystemCollector {
             last: heapless::Vec::new(),
             decisions: heapless::Vec::new(),
             emitted: heapless::Vec::new(),
+            seen: Vec::new(),
+            plan: Plan::default(),
         })
     }
 
@@ -191,59 +199,36 @@ impl Collector for FilesystemCollector {
         out: &mut dyn SampleSink,
     ) -> Result<Outcome, CollectError> {
         let data = self.source.read(buf)?;
-        let mut outcome = Outcome::default();
-        // Pass 1: the last line of each mount point.
-        self.last.clear();
-        for (i, m) in mountinfo::mounts(data).enumerate() {
-            let Ok(m) = m else { continue };
-            let key = fnv1a(m.mount_point.raw().bytes());
-            let i = u32::try_from(i).unwrap_or(u32::MAX);
-            match self.last.iter_mut().find(|(k, _)| *k == key) {
-                Some(entry) => entry.1 = i,
-                None => {
-                    let _ = self.last.push((key, i));
-                }
-            }
+        // The mount table changes rarely; parsing it costed more than all the other files of a
+        // tick together. Same bytes as last tick: same plan.
+        if data != &self.seen[..] {
+            self.replan(data);
+            self.seen.clear();
+            self.seen.extend_from_slice(data);
         }
-        // Pass 2: report.
+        if self.plan.lines == 0 {
+            return Err(self.source.missing("mounts"));
+        }
+        let mut outcome = Outcome {
+            skipped: self.plan.skipped,
+            last_skip: self.plan.last_skip.clone(),
+            ..Outcome::default()
+        };
         self.emitted.clear();
         self.cap.start();
-        let mut lines = 0u32;
-        for (i, m) in mountinfo::mounts(data).enumerate() {
-            let Some(m) = outcome.parsed(m, &self.source) else {
-                continue;
-            };
-            lines += 1;
-            let key = fnv1a(m.mount_point.raw().bytes());
-            let i = u32::try_from(i).unwrap_or(u32::MAX);
-            if self.last.iter().any(|&(k, last)| k == key && last != i) {
-                continue;
-            }
-            let mut fs_type_buf = [0u8; 256];
-            let Some(fs_type) = decode(m.fs_type, &mut fs_type_buf) else {
-                outcome.skipped += 1;
-                continue;
-            };
-            if !self.admits(m.mount_point, fs_type) {
-                continue;
-            }
+        for entry in &self.plan.entries {
             if self.cap.full() {
                 continue;
             }
-            let Some(mount_point) = decode(m.mount_point, &mut self.path) else {
-                outcome.skipped += 1;
-                continue;
-            };
-            let labels = (label_value(mount_point), label_value(fs_type));
-            let len = mount_point.len();
-            if self.emitted.iter().any(|(mp, _)| *mp == labels.0) {
+            if self.emitted.iter().any(|mp| *mp == entry.mount_point) {
                 // The same label as a mount already reported: a second series would collide.
                 outcome.skipped += 1;
                 continue;
             }
             let Some(path) = self
-                .path
-                .get(..=len)
+                .plan
+                .paths
+                .get(entry.path.clone())
                 .and_then(|p| CStr::from_bytes_with_nul(p).ok())
             else {
                 outcome.skipped += 1;
@@ -270,23 +255,117 @@ impl Collector for FilesystemCollector {
                 // A fresh sample has room for its two labels (MAX_LABELS = 2).
                 let _ = s.labels.push(Label {
                     key: LabelKey::Mountpoint,
-                    value: labels.0.clone(),
+                    value: entry.mount_point.clone(),
                 });
                 let _ = s.labels.push(Label {
                     key: LabelKey::Fstype,
-                    value: labels.1.clone(),
+                    value: entry.fs_type.clone(),
                 });
                 out.push(s);
                 outcome.emitted += 1;
             }
-            let _ = self.emitted.push(labels);
+            let _ = self.emitted.push(entry.mount_point.clone());
         }
-        if lines == 0 {
-            return Err(self.source.missing("mounts"));
-        }
+        self.cap.drop_n(self.plan.overflow);
         self.cap.push_dropped(&mut outcome, out, ts_ms);
         Ok(outcome)
     }
+}
+
+impl FilesystemCollector {
+    /// Rebuilds the plan from a changed mount table. Allocates only when the table outgrows every
+    /// table seen before (the path arena keeps its capacity).
+    fn replan(&mut self, data: &[u8]) {
+        // Pass 1: the last line of each mount point.
+        self.last.clear();
+        for (i, m) in mountinfo::mounts(data).enumerate() {
+            let Ok(m) = m else { continue };
+            let key = fnv1a(m.mount_point.raw().bytes());
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            match self.last.iter_mut().find(|(k, _)| *k == key) {
+                Some(entry) => entry.1 = i,
+                None => {
+                    let _ = self.last.push((key, i));
+                }
+            }
+        }
+        // Pass 2: the admitted mounts, in file order.
+        let mut outcome = Outcome::default();
+        let mut lines = 0u32;
+        let mut overflow = 0u64;
+        let mut entries = heapless::Vec::new();
+        let mut paths = std::mem::take(&mut self.plan.paths);
+        paths.clear();
+        for (i, m) in mountinfo::mounts(data).enumerate() {
+            let Some(m) = outcome.parsed(m, &self.source) else {
+                continue;
+            };
+            lines += 1;
+            let key = fnv1a(m.mount_point.raw().bytes());
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            if self.last.iter().any(|&(k, last)| k == key && last != i) {
+                continue;
+            }
+            let mut fs_type_buf = [0u8; 256];
+            let Some(fs_type) = decode(m.fs_type, &mut fs_type_buf) else {
+                outcome.skipped += 1;
+                continue;
+            };
+            if !self.admits(m.mount_point, fs_type) {
+                continue;
+            }
+            let Some(mount_point) = decode(m.mount_point, &mut self.path) else {
+                outcome.skipped += 1;
+                continue;
+            };
+            let (mount_point, len) = (label_value(mount_point), mount_point.len());
+            let start = paths.len();
+            // The decoded path and its NUL.
+            paths.extend_from_slice(self.path.get(..=len).unwrap_or_default());
+            let entry = PlanEntry {
+                path: start..paths.len(),
+                mount_point,
+                fs_type: label_value(fs_type),
+            };
+            if entries.push(entry).is_err() {
+                // More admitted mounts than any cap allows: the cap would drop them anyway.
+                paths.truncate(start);
+                overflow += 1;
+            }
+        }
+        self.plan = Plan {
+            entries,
+            paths,
+            lines,
+            overflow,
+            skipped: outcome.skipped,
+            last_skip: outcome.last_skip,
+        };
+    }
+}
+
+/// What a mount table yields, kept until the table changes.
+#[derive(Debug, Default)]
+struct Plan {
+    /// Admitted mounts in file order, before the cap.
+    entries: heapless::Vec<PlanEntry, PLAN_CAP>,
+    /// NUL-terminated statvfs paths, back to back.
+    paths: Vec<u8>,
+    /// Lines that parsed.
+    lines: u32,
+    /// Admitted mounts beyond `PLAN_CAP`: dropped.
+    overflow: u64,
+    /// Skips found in the table (malformed lines, undecodable names), counted every tick.
+    skipped: u32,
+    last_skip: Option<CollectError>,
+}
+
+#[derive(Debug)]
+struct PlanEntry {
+    /// Range of `Plan::paths`, NUL included.
+    path: std::ops::Range<usize>,
+    mount_point: LabelValue,
+    fs_type: LabelValue,
 }
 
 #[cfg(test)]

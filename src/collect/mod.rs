@@ -199,6 +199,11 @@ impl Cap {
         full
     }
 
+    /// `n` more items of this tick are dropped without asking.
+    fn drop_n(&mut self, n: u64) {
+        self.dropped_total += n;
+    }
+
     /// One more item of this tick is reported.
     fn admit(&mut self) {
         self.admitted += 1;
