@@ -220,7 +220,7 @@ impl Collector for FilesystemCollector {
             if self.cap.full() {
                 continue;
             }
-            if self.emitted.iter().any(|mp| *mp == entry.mount_point) {
+            if self.emitted.contains(&entry.mount_point) {
                 // The same label as a mount already reported: a second series would collide.
                 outcome.skipped += 1;
                 continue;
