@@ -33,7 +33,7 @@ mod vm;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use vm::{Vm, free_port, http_get};
