@@ -73,6 +73,14 @@ impl Codec {
         Ok(())
     }
 
+    /// Frees the compressor state that is worth freeing between upload rounds (gzip's ~300 KiB;
+    /// snappy's encoder is a few KiB and stays). The next [`Codec::encode`] allocates it again.
+    pub fn release(&mut self) {
+        if let Codec::VmImport { gzip, .. } = self {
+            gzip.release();
+        }
+    }
+
     /// The content headers of every request of this format.
     pub fn headers(&self) -> &'static [(&'static str, &'static [u8])] {
         match self {

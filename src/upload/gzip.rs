@@ -3,7 +3,9 @@
 //! Member layout: 10-byte header (`1f 8b 08`, no flags, mtime 0, XFL 4 = fastest, OS 255 =
 //! unknown), the raw deflate stream, then CRC-32 (IEEE, reflected, poly 0xEDB88320) and ISIZE
 //! (input length mod 2^32), both little-endian. The compressor state (~300 KiB in miniz_oxide)
-//! is allocated once and reset per member.
+//! is allocated on the first member after [`Gzip::release`] (or creation) and reset per member;
+//! the uploader releases it between upload rounds (30 s apart by default), so that an idle
+//! agent does not hold it.
 
 use miniz_oxide::deflate::core::{
     CompressorOxide, TDEFLFlush, TDEFLStatus, compress_to_output, create_comp_flags_from_zip_params,
@@ -53,7 +55,8 @@ pub fn crc32_update(crc: u32, data: &[u8]) -> u32 {
 
 /// A reusable gzip encoder.
 pub struct Gzip {
-    compressor: Box<CompressorOxide>,
+    /// `None` until the first member, and again after [`Gzip::release`].
+    compressor: Option<Box<CompressorOxide>>,
 }
 
 impl std::fmt::Debug for Gzip {
@@ -69,22 +72,30 @@ impl Default for Gzip {
 }
 
 impl Gzip {
+    /// Allocates nothing: the compressor state comes with the first member.
     pub fn new() -> Gzip {
-        // window_bits 0: raw deflate, no zlib wrapper; strategy 0: default.
-        let flags = create_comp_flags_from_zip_params(i32::from(GZIP_LEVEL), 0, 0);
-        Gzip {
-            compressor: Box::new(CompressorOxide::new(flags)),
-        }
+        Gzip { compressor: None }
+    }
+
+    /// Frees the compressor state; the next [`Gzip::compress`] allocates it again.
+    pub fn release(&mut self) {
+        self.compressor = None;
     }
 
     /// Replaces the contents of `out` with one complete gzip member holding `input`.
-    /// `out` keeps its capacity between calls, so a steady-state call does not allocate.
+    /// `out` keeps its capacity between calls, so a call between two releases does not
+    /// allocate.
     pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) {
         out.clear();
         out.extend_from_slice(&HEADER);
-        self.compressor.reset();
+        let compressor = self.compressor.get_or_insert_with(|| {
+            // window_bits 0: raw deflate, no zlib wrapper; strategy 0: default.
+            let flags = create_comp_flags_from_zip_params(i32::from(GZIP_LEVEL), 0, 0);
+            Box::new(CompressorOxide::new(flags))
+        });
+        compressor.reset();
         let (status, consumed) =
-            compress_to_output(&mut self.compressor, input, TDEFLFlush::Finish, |bytes| {
+            compress_to_output(compressor, input, TDEFLFlush::Finish, |bytes| {
                 out.extend_from_slice(bytes);
                 true
             });
@@ -134,7 +145,13 @@ mod tests {
         let noise: Vec<u8> = (0..20_000u32)
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
             .collect();
-        for input in [&b""[..], b"x", &line, &noise, &line] {
+        for (i, input) in [&b""[..], b"x", &line, &noise, &line]
+            .into_iter()
+            .enumerate()
+        {
+            if i == 3 {
+                gz.release();
+            }
             gz.compress(input, &mut out);
             assert_eq!(&out[..10], &HEADER);
             let body = &out[10..out.len() - 8];

@@ -391,11 +391,26 @@ impl Uploader {
                 }
                 Cycle::Idle | Cycle::Failed => {}
             }
+            self.release_buffers();
             if !self.idle(self.remote.upload_interval).await {
                 break;
             }
         }
         log::info!("uploader stopped");
+    }
+
+    /// Before waiting for the next round: frees what only a round needs (the gzip state, the
+    /// body buffers, the batch: together ≈ 0.5–0.8 MiB of resident heap at 2500-sample chunks)
+    /// and gives the freed pages back to the kernel, so that between rounds the uploading agent
+    /// is as small as a store-only one. Costs a few allocations per round (30 s by default),
+    /// none on the collection path.
+    fn release_buffers(&mut self) {
+        self.codec.release();
+        self.raw = Vec::new();
+        self.gz = Vec::new();
+        self.send = Vec::new();
+        self.work = Vec::new();
+        belabox_sys::heap::trim();
     }
 
     /// A reloaded `[remote]`; all or nothing (see [`UploadControl::reconfigure`]).
@@ -542,6 +557,7 @@ impl Uploader {
     async fn filter(&mut self, batch: Vec<PendingSample>) -> Option<usize> {
         let window = Window::new(self.server_now_ms(), self.remote.max_sample_age);
         self.send.clear();
+        self.send.reserve(batch.len());
         if self.series.len() > MAX_SERIES_CACHED {
             self.series.clear();
         }

@@ -3,6 +3,8 @@
 //!
 //! - [`ntp`]: the kernel's NTP synchronisation state, from adjtimex(2) in read-only mode
 //!   (rustix has no binding). The agent's clock trust asks it every tick.
+//! - [`heap`]: glibc's malloc_trim(3), so that the uploader's buffers freed between upload
+//!   rounds leave the resident set (a no-op with other C libraries).
 //! - [`mem`]: `memmove`/`memcmp`/`bcmp` for the static musl build (musl's are byte loops on the
 //!   store's hot paths); the C symbols exist only under `target_env = "musl"`.
 //!
@@ -14,5 +16,6 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod heap;
 pub mod mem;
 pub mod ntp;
