@@ -123,6 +123,51 @@ impl std::fmt::Display for EncodeError {
 
 impl std::error::Error for EncodeError {}
 
+/// Refills `order` with the indices of `samples` sorted by (series id, timestamp, index) and
+/// yields its runs of one series, `(series id, indices)`, by ascending id: the grouping both
+/// encoders send (one line or `TimeSeries` per series, its samples in time order).
+pub(crate) fn by_series<'a, T: AsPoint>(
+    samples: &'a [T],
+    order: &'a mut Vec<u32>,
+) -> SeriesRuns<'a, T> {
+    order.clear();
+    order.extend(0..samples.len() as u32);
+    order.sort_unstable_by_key(|&i| {
+        let p = samples[i as usize].point();
+        (p.series_id, p.ts_ms, i)
+    });
+    SeriesRuns {
+        samples,
+        rest: order,
+    }
+}
+
+/// The iterator of [`by_series`].
+pub(crate) struct SeriesRuns<'a, T> {
+    samples: &'a [T],
+    rest: &'a [u32],
+}
+
+impl<'a, T: AsPoint> Iterator for SeriesRuns<'a, T> {
+    type Item = (u32, &'a [u32]);
+
+    fn next(&mut self) -> Option<(u32, &'a [u32])> {
+        let id = self
+            .samples
+            .get(*self.rest.first()? as usize)?
+            .point()
+            .series_id;
+        let end = self
+            .rest
+            .iter()
+            .position(|&j| self.samples.get(j as usize).map(|s| s.point().series_id) != Some(id))
+            .unwrap_or(self.rest.len());
+        let (run, rest) = self.rest.split_at(end);
+        self.rest = rest;
+        Some((id, run))
+    }
+}
+
 /// Writes chunks as JSONL with scratch buffers reused across calls.
 #[derive(Debug, Default)]
 pub struct JsonlEncoder {
@@ -146,26 +191,14 @@ impl JsonlEncoder {
         out: &mut Vec<u8>,
     ) -> Result<usize, EncodeError> {
         out.clear();
-        self.order.clear();
-        self.order.extend(0..samples.len() as u32);
-        self.order.sort_unstable_by_key(|&i| {
-            let p = samples[i as usize].point();
-            (p.series_id, p.ts_ms, i)
-        });
         let mut lines = 0;
-        let mut i = 0;
-        while let Some(&first) = self.order.get(i) {
-            let id = samples[first as usize].point().series_id;
+        for (id, run) in by_series(samples, &mut self.order) {
             self.values.clear();
             self.timestamps.clear();
-            while let Some(&j) = self.order.get(i) {
+            for &j in run {
                 let p = samples[j as usize].point();
-                if p.series_id != id {
-                    break;
-                }
                 self.values.push(p.value);
                 self.timestamps.push(p.ts_ms);
-                i += 1;
             }
             let result = match series(id) {
                 None => Err(EncodeError::UnknownSeries(id)),

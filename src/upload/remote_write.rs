@@ -21,7 +21,7 @@
 //! and the agent's own labels never do); fields written even when zero (a decoder reads them
 //! as the default, the body is the same size).
 
-use super::chunk::{AsPoint, EncodeError, SeriesMeta};
+use super::chunk::{AsPoint, EncodeError, SeriesMeta, by_series};
 
 /// Protobuf wire types.
 const LEN: u8 = 2;
@@ -89,43 +89,30 @@ impl RemoteWriteEncoder {
         out: &mut Vec<u8>,
     ) -> Result<usize, EncodeError> {
         out.clear();
-        self.order.clear();
-        self.order.extend(0..samples.len() as u32);
-        self.order.sort_unstable_by_key(|&i| {
-            let p = samples[i as usize].point();
-            (p.series_id, p.ts_ms, i)
-        });
         let mut count = 0;
-        let mut i = 0;
-        while let Some(&first) = self.order.get(i) {
-            let id = samples[first as usize].point().series_id;
-            let end = self.order[i..]
-                .iter()
-                .position(|&j| samples[j as usize].point().series_id != id)
-                .map_or(self.order.len(), |n| i + n);
+        for (id, run) in by_series(samples, &mut self.order) {
             let Some(meta) = series(id) else {
                 out.clear();
                 return Err(EncodeError::UnknownSeries(id));
             };
-            if self.order[i..end]
+            if run
                 .iter()
                 .any(|&j| !samples[j as usize].point().value.is_finite())
             {
                 out.clear();
                 return Err(EncodeError::Jsonl(super::jsonl::JsonlError::NonFinite));
             }
-            self.write_series(meta, samples, i..end, out);
+            Self::write_series(&mut self.labels, meta, samples, run, out);
             count += 1;
-            i = end;
         }
         Ok(count)
     }
 
     fn write_series<T: AsPoint>(
-        &mut self,
+        labels: &mut Vec<u16>,
         meta: &SeriesMeta,
         samples: &[T],
-        range: std::ops::Range<usize>,
+        run: &[u32],
         out: &mut Vec<u8>,
     ) {
         let label = |k: u16| -> (&str, &str) {
@@ -138,24 +125,23 @@ impl RemoteWriteEncoder {
                     .map_or(("", ""), |(k, v)| (k.as_str(), v.as_str())),
             }
         };
-        self.labels.clear();
+        labels.clear();
         // Series carry a handful of labels (the config caps device.labels at 16).
         let n_labels = u16::try_from(meta.labels.len() + 2).unwrap_or(u16::MAX);
-        self.labels.extend(0..n_labels);
-        self.labels
-            .sort_unstable_by(|&a, &b| label(a).0.cmp(label(b).0));
+        labels.extend(0..n_labels);
+        labels.sort_unstable_by(|&a, &b| label(a).0.cmp(label(b).0));
 
         let mut ts_len = 0;
-        for &k in &self.labels {
+        for &k in labels.iter() {
             let (n, v) = label(k);
             ts_len += field_len(label_len(n, v));
         }
-        for &j in &self.order[range.clone()] {
+        for &j in run {
             ts_len += field_len(sample_len(samples[j as usize].point().ts_ms));
         }
         out.push(tag(1, LEN));
         put_varint(out, ts_len as u64);
-        for &k in &self.labels {
+        for &k in labels.iter() {
             let (n, v) = label(k);
             out.push(tag(1, LEN));
             put_varint(out, label_len(n, v) as u64);
@@ -166,7 +152,7 @@ impl RemoteWriteEncoder {
             put_varint(out, v.len() as u64);
             out.extend_from_slice(v.as_bytes());
         }
-        for &j in &self.order[range] {
+        for &j in run {
             let p = samples[j as usize].point();
             out.push(tag(2, LEN));
             put_varint(out, sample_len(p.ts_ms) as u64);
