@@ -223,7 +223,7 @@ impl JsonlEncoder {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::HashMap;
 
     use super::*;
@@ -231,7 +231,7 @@ mod tests {
     const NOW: i64 = 1_795_824_323_000;
     const DAY_MS: i64 = 86_400_000;
 
-    fn meta(name: &str, labels: &[(&str, &str)]) -> SeriesMeta {
+    pub(crate) fn meta(name: &str, labels: &[(&str, &str)]) -> SeriesMeta {
         SeriesMeta {
             name: name.to_owned(),
             device_id: "rock5b".to_owned(),
@@ -242,7 +242,7 @@ mod tests {
         }
     }
 
-    fn p(series_id: u32, ts_ms: i64, value: f64) -> Point {
+    pub(crate) fn p(series_id: u32, ts_ms: i64, value: f64) -> Point {
         Point {
             series_id,
             ts_ms,

@@ -210,25 +210,7 @@ mod tests {
 
     use super::*;
     use crate::upload::chunk::Point;
-
-    fn meta(name: &str, labels: &[(&str, &str)]) -> SeriesMeta {
-        SeriesMeta {
-            name: name.to_owned(),
-            device_id: "rock5b".to_owned(),
-            labels: labels
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        }
-    }
-
-    fn p(series_id: u32, ts_ms: i64, value: f64) -> Point {
-        Point {
-            series_id,
-            ts_ms,
-            value,
-        }
-    }
+    use crate::upload::chunk::tests::{meta, p};
 
     /// A minimal protobuf reader for the test: (field, wire, payload or varint).
     fn fields(mut b: &[u8]) -> Vec<(u64, u8, Vec<u8>, u64)> {
