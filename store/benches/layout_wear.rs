@@ -12,7 +12,11 @@
 //!   (≈ 4.8 B a sample: delta timestamps, XOR values), one commit per flush as today;
 //! - `journal_fold_F_bytes_per_sample_S`: each flush appended to a preallocated journal file
 //!   (16-byte header + 3 bytes a sample) with `fdatasync`, each mark a 64-byte journal record,
-//!   and the journal folded into v3 rows in one redb commit every `F` flushes.
+//!   and the journal folded into v3 rows in one redb commit every `F` flushes;
+//! - `nondurable_journal_bytes_per_sample_S`: the journal append as above, plus each flush
+//!   committed to redb with `Durability::None` (visible to readers at once, durable with the
+//!   next mark, which stays an `Immediate` commit): what the store's `Periodic` mode plus a
+//!   journal would write.
 //!
 //! What it leaves out: the agent process (its series table, self-metrics, sessions, retention;
 //! `cargo bench --bench write_bytes` measures that), real compression ratios (the sizes above
@@ -22,7 +26,7 @@
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use redb::{Database, TableDefinition};
+use redb::{Database, Durability, TableDefinition};
 
 const ROWS: TableDefinition<[u8; 12], u64> = TableDefinition::new("rows");
 const BLOCKS: TableDefinition<[u8; 12], &[u8]> = TableDefinition::new("blocks");
@@ -56,9 +60,21 @@ enum Layout {
     Blocks,
 }
 
-/// One commit holding `flushes` flushes of `series` samples a tick from `ts` on.
+/// One commit holding `flushes` flushes (durable unless `durability` says otherwise) of `series` samples a tick from `ts` on.
 fn commit(db: &Database, layout: Layout, series: u32, ts: u64, flushes: u64) {
-    let txn = db.begin_write().unwrap();
+    commit_with(db, layout, series, ts, flushes, Durability::Immediate);
+}
+
+fn commit_with(
+    db: &Database,
+    layout: Layout,
+    series: u32,
+    ts: u64,
+    flushes: u64,
+    durability: Durability,
+) {
+    let mut txn = db.begin_write().unwrap();
+    txn.set_durability(durability).unwrap();
     {
         match layout {
             Layout::Rows => {
@@ -161,6 +177,41 @@ fn journal(dir: &Path, series: u32, fold_every: u64) -> f64 {
     per_sample(w, series)
 }
 
+fn nondurable_journal(dir: &Path, series: u32) -> f64 {
+    let db = Database::create(dir.join("nondurable.redb")).unwrap();
+    let j = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(dir.join("journal"))
+        .unwrap();
+    j.set_len(4 << 20).unwrap();
+    j.sync_all().unwrap();
+    let step = TICKS_PER_FLUSH * 1000;
+    commit(&db, Layout::Rows, series, 0, HISTORY_FLUSHES);
+    let mut ts = HISTORY_FLUSHES * step;
+    let mut off = 0u64;
+    let w0 = write_bytes();
+    for f in 0..FLUSHES {
+        let record = vec![0xa5u8; 16 + 3 * (TICKS_PER_FLUSH as usize) * series as usize];
+        j.write_at(&record, off).unwrap();
+        off += record.len() as u64;
+        j.sync_data().unwrap();
+        commit_with(&db, Layout::Rows, series, ts, 1, Durability::None);
+        ts += step;
+        if f % FLUSHES_PER_MARK == FLUSHES_PER_MARK - 1 {
+            // Durable: the journal before it can start over.
+            mark(&db, f);
+            off = 0;
+        }
+    }
+    let w = write_bytes() - w0;
+    drop(db);
+    std::fs::remove_file(dir.join("nondurable.redb")).unwrap();
+    per_sample(w, series)
+}
+
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     for series in [44u32, 81] {
@@ -171,6 +222,10 @@ fn main() {
         println!(
             "blocks_bytes_per_sample_{series} {:.1}",
             direct(dir.path(), Layout::Blocks, series)
+        );
+        println!(
+            "nondurable_journal_bytes_per_sample_{series} {:.1}",
+            nondurable_journal(dir.path(), series)
         );
         for fold in [3u64, 6, 30] {
             println!(
