@@ -924,42 +924,22 @@ impl Uploader {
         }
     }
 
+    /// Quarantines `self.send[r]`, which VictoriaMetrics refused with `status`.
     async fn quarantine_one(
         &mut self,
         r: &Range<usize>,
         status: u16,
         snippet: &str,
     ) -> Result<(), Abort> {
-        let keys: Vec<SampleKey> = self.send[r.clone()].iter().map(|s| s.key).collect();
         // `refused` first: `store requeue --reason refused` selects these.
         let reason = format!("refused: http {status}: {snippet}");
-        let store = self.store.clone();
-        let now = now_ms();
-        let result = self
-            .worker
-            .run(move || {
-                let store = store.get();
-                store
-                    .quarantine(&keys, &reason, now)
-                    .map(|n| (n, store.pending_count().unwrap_or(0)))
-            })
-            .wait_result()
-            .await;
-        match result {
-            Ok((n, pending)) => {
-                self.state
-                    .upload
-                    .quarantined_total
-                    .fetch_add(n as u64, Relaxed);
-                self.state.storage.pending.store(pending, Relaxed);
-                log::warn!(http_status = status, samples = n, error_type = "quarantined"; "a sample VictoriaMetrics refuses was quarantined");
-                Ok(())
-            }
-            Err(e) => {
-                log::error!(error:% = e, error_type = "store_write"; "uploader: quarantining a refused sample failed");
-                Err(Abort::Failed)
-            }
-        }
+        let n = self.quarantine_keys(r, reason).await?;
+        self.state
+            .upload
+            .quarantined_total
+            .fetch_add(n as u64, Relaxed);
+        log::warn!(http_status = status, samples = n, error_type = "quarantined"; "a sample VictoriaMetrics refuses was quarantined");
+        Ok(())
     }
 
     /// Sends `self.gz` (a chunk of `samples` samples) until [`RetryPolicy::decide`] settles it.
