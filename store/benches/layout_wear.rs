@@ -137,7 +137,17 @@ fn direct(dir: &Path, layout: Layout, series: u32) -> f64 {
     per_sample(w, series)
 }
 
-fn journal(dir: &Path, series: u32, fold_every: u64) -> f64 {
+/// When the journaled flushes reach redb.
+#[derive(Clone, Copy)]
+enum Fold {
+    /// All unfolded flushes in one durable commit every `n` flushes; marks are journal records.
+    Every(u64),
+    /// Each flush at once, in a `Durability::None` commit; marks stay durable redb commits, each
+    /// of which makes the journal before it redundant.
+    NonDurable,
+}
+
+fn journal(dir: &Path, series: u32, fold: Fold) -> f64 {
     let db = Database::create(dir.join("journal.redb")).unwrap();
     let j = std::fs::OpenOptions::new()
         .create(true)
@@ -149,66 +159,44 @@ fn journal(dir: &Path, series: u32, fold_every: u64) -> f64 {
     // Preallocated and synced, as the store allocates its file: appends then write no metadata.
     j.set_len(4 << 20).unwrap();
     j.sync_all().unwrap();
+    let append = |off: &mut u64, bytes: &[u8]| {
+        j.write_at(bytes, *off).unwrap();
+        *off += bytes.len() as u64;
+        j.sync_data().unwrap();
+    };
     let step = TICKS_PER_FLUSH * 1000;
     commit(&db, Layout::Rows, series, 0, HISTORY_FLUSHES);
     let mut ts = HISTORY_FLUSHES * step;
     let (mut off, mut unfolded, mut fold_ts) = (0u64, 0u64, ts);
+    let record = vec![0xa5u8; 16 + 3 * (TICKS_PER_FLUSH as usize) * series as usize];
     let w0 = write_bytes();
     for f in 0..FLUSHES {
-        let record = vec![0xa5u8; 16 + 3 * (TICKS_PER_FLUSH as usize) * series as usize];
-        j.write_at(&record, off).unwrap();
-        off += record.len() as u64;
-        j.sync_data().unwrap();
+        append(&mut off, &record);
+        let marks = f % FLUSHES_PER_MARK == FLUSHES_PER_MARK - 1;
+        match fold {
+            Fold::NonDurable => {
+                commit_with(&db, Layout::Rows, series, ts, 1, Durability::None);
+                if marks {
+                    mark(&db, f);
+                    off = 0;
+                }
+            }
+            Fold::Every(n) => {
+                unfolded += 1;
+                if marks {
+                    append(&mut off, &[1u8; 64]);
+                }
+                if unfolded == n {
+                    commit(&db, Layout::Rows, series, fold_ts, unfolded);
+                    (off, unfolded, fold_ts) = (0, 0, ts + step);
+                }
+            }
+        }
         ts += step;
-        unfolded += 1;
-        if f % FLUSHES_PER_MARK == FLUSHES_PER_MARK - 1 {
-            j.write_at(&[1u8; 64], off).unwrap();
-            off += 64;
-            j.sync_data().unwrap();
-        }
-        if unfolded == fold_every {
-            commit(&db, Layout::Rows, series, fold_ts, unfolded);
-            (off, unfolded, fold_ts) = (0, 0, ts);
-        }
     }
     let w = write_bytes() - w0;
     drop(db);
     std::fs::remove_file(dir.join("journal.redb")).unwrap();
-    per_sample(w, series)
-}
-
-fn nondurable_journal(dir: &Path, series: u32) -> f64 {
-    let db = Database::create(dir.join("nondurable.redb")).unwrap();
-    let j = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(dir.join("journal"))
-        .unwrap();
-    j.set_len(4 << 20).unwrap();
-    j.sync_all().unwrap();
-    let step = TICKS_PER_FLUSH * 1000;
-    commit(&db, Layout::Rows, series, 0, HISTORY_FLUSHES);
-    let mut ts = HISTORY_FLUSHES * step;
-    let mut off = 0u64;
-    let w0 = write_bytes();
-    for f in 0..FLUSHES {
-        let record = vec![0xa5u8; 16 + 3 * (TICKS_PER_FLUSH as usize) * series as usize];
-        j.write_at(&record, off).unwrap();
-        off += record.len() as u64;
-        j.sync_data().unwrap();
-        commit_with(&db, Layout::Rows, series, ts, 1, Durability::None);
-        ts += step;
-        if f % FLUSHES_PER_MARK == FLUSHES_PER_MARK - 1 {
-            // Durable: the journal before it can start over.
-            mark(&db, f);
-            off = 0;
-        }
-    }
-    let w = write_bytes() - w0;
-    drop(db);
-    std::fs::remove_file(dir.join("nondurable.redb")).unwrap();
     per_sample(w, series)
 }
 
@@ -225,12 +213,12 @@ fn main() {
         );
         println!(
             "nondurable_journal_bytes_per_sample_{series} {:.1}",
-            nondurable_journal(dir.path(), series)
+            journal(dir.path(), series, Fold::NonDurable)
         );
         for fold in [3u64, 6, 30] {
             println!(
                 "journal_fold_{fold}_bytes_per_sample_{series} {:.1}",
-                journal(dir.path(), series, fold)
+                journal(dir.path(), series, Fold::Every(fold))
             );
         }
     }
