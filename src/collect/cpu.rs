@@ -6,7 +6,7 @@ use belabox_proc::stat::{self, CpuId, CpuTimes};
 use super::{CollectError, Collector, OpenError, Outcome, Source, proc_source};
 use crate::config::Config;
 use crate::model::ring::SampleSink;
-use crate::model::sample::{LabelKey, LabelValue, Metric, Sample, int_label};
+use crate::model::sample::{Label, LabelKey, LabelValue, Metric, Sample, int_label};
 
 /// Cores tracked; a core numbered at or above this is skipped and counted. Each core costs
 /// [`SAMPLES_PER_CORE`] samples a tick, and the sample ring is sized for all of them
@@ -107,12 +107,21 @@ impl Collector for CpuCollector {
                 continue;
             };
             for (&ticks, mode) in mode_ticks(&line.times).iter().zip(&self.mode_labels) {
-                out.push(Sample::labelled(
+                let mut s = Sample::new(
                     Metric::CpuSecondsTotal,
                     ts_ms,
                     ticks as f64 / self.ticks_per_second,
-                    [(LabelKey::Core, &label), (LabelKey::Mode, mode)],
-                ));
+                );
+                // A fresh sample has room for its two labels (MAX_LABELS = 2).
+                let _ = s.labels.push(Label {
+                    key: LabelKey::Core,
+                    value: label.clone(),
+                });
+                let _ = s.labels.push(Label {
+                    key: LabelKey::Mode,
+                    value: mode.clone(),
+                });
+                out.push(s);
                 outcome.emitted += 1;
             }
             let busy = line.times.busy();
@@ -123,12 +132,13 @@ impl Collector for CpuCollector {
                 let d_total = d_busy.saturating_add(d_idle);
                 if d_total > 0 {
                     let pct = d_busy as f64 / d_total as f64 * 100.0;
-                    out.push(Sample::labelled(
-                        Metric::CpuUsagePercent,
-                        ts_ms,
-                        pct,
-                        [(LabelKey::Core, &label)],
-                    ));
+                    let mut s = Sample::new(Metric::CpuUsagePercent, ts_ms, pct);
+                    // A fresh sample has room for its first label.
+                    let _ = s.labels.push(Label {
+                        key: LabelKey::Core,
+                        value: label,
+                    });
+                    out.push(s);
                     outcome.emitted += 1;
                 }
             }

@@ -25,7 +25,7 @@ use super::filter::NameFilter;
 use super::{Cap, CollectError, Collector, OpenError, Outcome, Source, proc_source};
 use crate::config::Config;
 use crate::model::ring::SampleSink;
-use crate::model::sample::{LABEL_VALUE_CAP, LabelKey, LabelValue, Metric, Sample};
+use crate::model::sample::{LABEL_VALUE_CAP, Label, LabelKey, LabelValue, Metric, Sample};
 
 /// PATH_MAX, the terminating NUL included: a longer mount point cannot be passed to statvfs.
 const PATH_CAP: usize = 4096;
@@ -251,15 +251,17 @@ impl Collector for FilesystemCollector {
                 (Metric::FilesystemFilesFree, st.files_free as f64),
             ];
             for (metric, v) in values {
-                out.push(Sample::labelled(
-                    metric,
-                    ts_ms,
-                    v,
-                    [
-                        (LabelKey::Mountpoint, &entry.mount_point),
-                        (LabelKey::Fstype, &entry.fs_type),
-                    ],
-                ));
+                let mut s = Sample::new(metric, ts_ms, v);
+                // A fresh sample has room for its two labels (MAX_LABELS = 2).
+                let _ = s.labels.push(Label {
+                    key: LabelKey::Mountpoint,
+                    value: entry.mount_point.clone(),
+                });
+                let _ = s.labels.push(Label {
+                    key: LabelKey::Fstype,
+                    value: entry.fs_type.clone(),
+                });
+                out.push(s);
                 outcome.emitted += 1;
             }
             let _ = self.emitted.push(entry.mount_point.clone());

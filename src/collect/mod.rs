@@ -29,7 +29,7 @@ use belabox_proc::ParseError;
 
 use crate::config::Config;
 use crate::model::ring::{SampleRing, SampleSink};
-use crate::model::sample::{LabelKey, LabelValue, Metric, Sample};
+use crate::model::sample::{Label, LabelKey, LabelValue, Metric, Sample};
 pub use kind::CollectorKind;
 pub use source::{MAX_READ_BUF_SIZE, READ_BUF_SIZE, SourceError, SourceFile};
 
@@ -232,7 +232,12 @@ fn labelled(
         return;
     }
     for &(metric, v) in values {
-        out.push(Sample::labelled(metric, ts_ms, v, [(key, &label)]));
+        let mut s = Sample::new(metric, ts_ms, v);
+        let _ = s.labels.push(Label {
+            key,
+            value: label.clone(),
+        });
+        out.push(s);
         outcome.emitted += 1;
     }
 }

@@ -11,7 +11,7 @@ use belabox_proc::thermal;
 use super::{CollectError, Collector, OpenError, Outcome, Source};
 use crate::config::Config;
 use crate::model::ring::SampleSink;
-use crate::model::sample::{LabelKey, LabelValue, Metric, Sample};
+use crate::model::sample::{Label, LabelKey, LabelValue, Metric, Sample};
 
 /// More zones than this are ignored (a counted skip at discovery). RK3588 has 7, Jetsons 6–10.
 pub const MAX_ZONES: usize = 64;
@@ -96,15 +96,17 @@ impl Collector for ThermalCollector {
             };
             match milli {
                 Ok(m) => {
-                    out.push(Sample::labelled(
-                        Metric::ThermalTemperatureCelsius,
-                        ts_ms,
-                        m as f64 / 1000.0,
-                        [
-                            (LabelKey::Zone, &z.zone_type),
-                            (LabelKey::Sensor, &z.sensor),
-                        ],
-                    ));
+                    let mut s =
+                        Sample::new(Metric::ThermalTemperatureCelsius, ts_ms, m as f64 / 1000.0);
+                    let _ = s.labels.push(Label {
+                        key: LabelKey::Zone,
+                        value: z.zone_type.clone(),
+                    });
+                    let _ = s.labels.push(Label {
+                        key: LabelKey::Sensor,
+                        value: z.sensor.clone(),
+                    });
+                    out.push(s);
                     outcome.emitted += 1;
                 }
                 Err(e) => outcome.skip(e),

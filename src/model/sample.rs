@@ -167,25 +167,6 @@ impl Sample {
         }
     }
 
-    /// A sample with these labels, whose values already fit [`LABEL_VALUE_CAP`]. More than
-    /// [`MAX_LABELS`] does not compile, so the pushes cannot fail.
-    pub fn labelled<const N: usize>(
-        metric: Metric,
-        ts_ms: i64,
-        value: f64,
-        labels: [(LabelKey, &LabelValue); N],
-    ) -> Sample {
-        const { assert!(N <= MAX_LABELS) };
-        let mut s = Sample::new(metric, ts_ms, value);
-        for (key, value) in labels {
-            let _ = s.labels.push(Label {
-                key,
-                value: value.clone(),
-            });
-        }
-        s
-    }
-
     /// Adds a label; fails rather than truncating.
     pub fn with_label(mut self, key: LabelKey, value: &str) -> Result<Sample, LabelError> {
         let mut v = LabelValue::new();
