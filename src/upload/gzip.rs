@@ -17,41 +17,8 @@ pub const GZIP_LEVEL: u8 = 1;
 
 const HEADER: [u8; 10] = [0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0x04, 0xff];
 
-const CRC_TABLE: [u32; 256] = crc_table();
-
-const fn crc_table() -> [u32; 256] {
-    let mut table = [0u32; 256];
-    let mut n = 0;
-    while n < 256 {
-        let mut c = n as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        table[n] = c;
-        n += 1;
-    }
-    table
-}
-
-/// CRC-32 as used by gzip, zlib's `crc32()` and PNG.
-pub fn crc32(data: &[u8]) -> u32 {
-    crc32_update(0, data)
-}
-
-/// Continues a CRC-32: `crc32_update(crc32(a), b) == crc32(a ++ b)`.
-pub fn crc32_update(crc: u32, data: &[u8]) -> u32 {
-    let mut c = !crc;
-    for &b in data {
-        c = CRC_TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
-    }
-    !c
-}
+/// The store's journal frames its records with the same CRC-32.
+pub use belabox_store::crc32::crc32;
 
 /// A reusable gzip encoder.
 pub struct Gzip {
@@ -111,6 +78,7 @@ impl Gzip {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use belabox_store::crc32::crc32_update;
     use belabox_testkit::gunzip;
 
     #[test]

@@ -16,7 +16,12 @@
 //! - `nondurable_journal_bytes_per_sample_S`: the journal append as above, plus each flush
 //!   committed to redb with `Durability::None` (visible to readers at once, durable with the
 //!   next mark, which stays an `Immediate` commit): what the store's `Periodic` mode plus a
-//!   journal would write.
+//!   journal would write;
+//! - `buffered_fold_F_bytes_per_sample_S`: what the store's journal (`durability = "journal"`)
+//!   does: every flush and mark a `Durability::None` commit over a backend that holds written
+//!   pages in RAM until the next durable commit, every `F`-th flush durable; each flush also
+//!   appends an fsynced journal record of 16 + 5 bytes a sample, each mark one of 64 bytes.
+//!   `buffered_fold_F_peak_buffer_kib_S` is the most RAM the held pages took.
 //!
 //! What it leaves out: the agent process (its series table, self-metrics, sessions, retention;
 //! `cargo bench --bench write_bytes` measures that), real compression ratios (the sizes above
@@ -137,6 +142,159 @@ fn direct(dir: &Path, layout: Layout, series: u32) -> f64 {
     per_sample(w, series)
 }
 
+/// A file whose writes wait in memory until `sync_data`: redb `Durability::None` commits
+/// then reach the file only with the next durable one, pages rewritten meanwhile once.
+#[derive(Debug)]
+struct Deferred {
+    file: std::fs::File,
+    st: std::sync::Mutex<(std::collections::BTreeMap<u64, Vec<u8>>, u64, usize)>,
+}
+
+impl redb::StorageBackend for Deferred {
+    fn len(&self) -> std::io::Result<u64> {
+        Ok(self.st.lock().unwrap().1)
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+        let st = self.st.lock().unwrap();
+        let _ = self.file.read_at(out, offset);
+        // Writes are page-aligned in redb except the header; overlay any that intersect.
+        for (&o, d) in st.0.range(..offset + out.len() as u64) {
+            let (a, b) = (
+                o.max(offset),
+                (o + d.len() as u64).min(offset + out.len() as u64),
+            );
+            if a < b {
+                out[(a - offset) as usize..(b - offset) as usize]
+                    .copy_from_slice(&d[(a - o) as usize..(b - o) as usize]);
+            }
+        }
+        Ok(())
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.st.lock().unwrap().1 = len;
+        Ok(())
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        let mut st = self.st.lock().unwrap();
+        let bytes: usize = st.0.values().map(Vec::len).sum();
+        st.2 = st.2.max(bytes);
+        for (o, d) in std::mem::take(&mut st.0) {
+            self.file.write_all_at(&d, o)?;
+        }
+        self.file.set_len(st.1)?;
+        self.file.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        let mut st = self.st.lock().unwrap();
+        // Only exact rewrites of one range are merged; redb writes whole pages at fixed offsets.
+        st.0.retain(|&o, d| !(o >= offset && o + d.len() as u64 <= offset + data.len() as u64));
+        st.0.insert(offset, data.to_vec());
+        Ok(())
+    }
+}
+
+fn buffered(dir: &Path, series: u32, n: u64) -> (f64, usize) {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(dir.join("buffered.redb"))
+        .unwrap();
+    let backend = std::sync::Arc::new(Deferred {
+        file,
+        st: std::sync::Mutex::new((Default::default(), 0, 0)),
+    });
+    struct Shared(std::sync::Arc<Deferred>);
+    impl std::fmt::Debug for Shared {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            self.0.fmt(f)
+        }
+    }
+    impl redb::StorageBackend for Shared {
+        fn len(&self) -> std::io::Result<u64> {
+            self.0.len()
+        }
+        fn read(&self, o: u64, b: &mut [u8]) -> std::io::Result<()> {
+            self.0.read(o, b)
+        }
+        fn set_len(&self, l: u64) -> std::io::Result<()> {
+            self.0.set_len(l)
+        }
+        fn sync_data(&self) -> std::io::Result<()> {
+            self.0.sync_data()
+        }
+        fn write(&self, o: u64, d: &[u8]) -> std::io::Result<()> {
+            self.0.write(o, d)
+        }
+    }
+    let db = redb::Builder::new()
+        .create_with_backend(Shared(backend.clone()))
+        .unwrap();
+    let j = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(dir.join("journal"))
+        .unwrap();
+    // Page by page: one large write would make the page cache hold 2 MiB folios, and every
+    // later append would dirty (and count) a whole folio.
+    for page in 0..1024u64 {
+        j.write_all_at(&[0u8; 4096], page * 4096).unwrap();
+    }
+    j.sync_all().unwrap();
+    let append = |off: &mut u64, bytes: &[u8]| {
+        j.write_at(bytes, *off).unwrap();
+        *off += bytes.len() as u64;
+        j.sync_data().unwrap();
+    };
+    let step = TICKS_PER_FLUSH * 1000;
+    commit(&db, Layout::Rows, series, 0, HISTORY_FLUSHES);
+    backend.st.lock().unwrap().2 = 0;
+    let mut ts = HISTORY_FLUSHES * step;
+    let mut off = 0u64;
+    let record = vec![0xa5u8; 16 + 5 * (TICKS_PER_FLUSH as usize) * series as usize];
+    let w0 = write_bytes();
+    for f in 0..FLUSHES {
+        append(&mut off, &record);
+        let fold = f % n == n - 1;
+        commit_with(
+            &db,
+            Layout::Rows,
+            series,
+            ts,
+            1,
+            if fold {
+                Durability::Immediate
+            } else {
+                Durability::None
+            },
+        );
+        if fold {
+            off = 0;
+        }
+        if f % FLUSHES_PER_MARK == FLUSHES_PER_MARK - 1 {
+            append(&mut off, &[1u8; 64]);
+            let mut txn = db.begin_write().unwrap();
+            txn.set_durability(Durability::None).unwrap();
+            {
+                let mut runs = txn.open_table(RUNS).unwrap();
+                runs.insert(&[0u8; 12], [2u8; 20]).unwrap();
+                let mut cps = txn.open_table(CHECKPOINTS).unwrap();
+                cps.insert(f, [3u8; 48]).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        ts += step;
+    }
+    let w = write_bytes() - w0;
+    let peak = backend.st.lock().unwrap().2;
+    drop(db);
+    std::fs::remove_file(dir.join("buffered.redb")).unwrap();
+    (per_sample(w, series), peak)
+}
+
 /// When the journaled flushes reach redb.
 #[derive(Clone, Copy)]
 enum Fold {
@@ -215,6 +373,11 @@ fn main() {
             "nondurable_journal_bytes_per_sample_{series} {:.1}",
             journal(dir.path(), series, Fold::NonDurable)
         );
+        for n in [3u64, 6, 12, 30] {
+            let (b, peak) = buffered(dir.path(), series, n);
+            println!("buffered_fold_{n}_bytes_per_sample_{series} {b:.1}");
+            println!("buffered_fold_{n}_peak_buffer_kib_{series} {}", peak >> 10);
+        }
         for fold in [3u64, 6, 30] {
             println!(
                 "journal_fold_{fold}_bytes_per_sample_{series} {:.1}",

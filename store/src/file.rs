@@ -8,22 +8,76 @@
 //! store on a full disk keeps taking marks (and inserts) as long as its free pages last.
 //! Where `fallocate` is unsupported (some file systems) this falls back to `set_len`.
 //!
+//! With a journal (`journal.rs`), writes wait in memory until the next `sync_data`, which
+//! only a durable commit calls: redb's `Durability::None` commits, made crash-safe by the
+//! journal, then reach the file once per fold instead of once per commit, and the pages they
+//! rewrote meanwhile are written once. A crash loses exactly those buffered writes, which
+//! leaves the file as the last durable commit wrote it (`ENCODING.md` § 7).
+//!
 //! No byte-range locks: the store's process lock (`lock.rs`) already excludes every other
 //! opener, which is what redb's own file backend uses its `flock` for.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+const BLOCK: u64 = 4096;
 
 #[derive(Debug)]
 pub(crate) struct AllocatedFile {
     file: File,
+    /// Writes not yet in the file, by 4 KiB block index (`None`: write through).
+    deferred: Option<Mutex<BTreeMap<u64, Box<[u8]>>>>,
+    /// Bytes held in `deferred`, for the store to fold before it grows too big.
+    held: Arc<AtomicU64>,
 }
 
 impl AllocatedFile {
     pub(crate) fn new(file: File) -> AllocatedFile {
-        AllocatedFile { file }
+        AllocatedFile {
+            file,
+            deferred: None,
+            held: Arc::default(),
+        }
     }
+
+    /// Writes wait in memory until `sync_data`; `held` counts their bytes.
+    pub(crate) fn deferred(file: File, held: Arc<AtomicU64>) -> AllocatedFile {
+        AllocatedFile {
+            file,
+            deferred: Some(Mutex::new(BTreeMap::new())),
+            held,
+        }
+    }
+
+    fn blocks(&self) -> Option<std::sync::MutexGuard<'_, BTreeMap<u64, Box<[u8]>>>> {
+        self.deferred
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}
+
+/// Visit the 4 KiB blocks that `[offset, offset + len)` touches as (block index, offset
+/// within the block, offset within the range, length).
+fn each_block(
+    offset: u64,
+    len: usize,
+    mut f: impl FnMut(u64, usize, usize, usize) -> io::Result<()>,
+) -> io::Result<()> {
+    let end = offset
+        .checked_add(len as u64)
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut pos = offset;
+    while pos < end {
+        let within = (pos % BLOCK) as usize;
+        let n = (BLOCK - pos % BLOCK).min(end - pos) as usize;
+        f(pos / BLOCK, within, (pos - offset) as usize, n)?;
+        pos += n as u64;
+    }
+    Ok(())
 }
 
 impl redb::StorageBackend for AllocatedFile {
@@ -32,10 +86,34 @@ impl redb::StorageBackend for AllocatedFile {
     }
 
     fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
-        self.file.read_exact_at(out, offset)
+        let Some(blocks) = self.blocks() else {
+            return self.file.read_exact_at(out, offset);
+        };
+        each_block(offset, out.len(), |i, within, at, n| {
+            let dst = &mut out[at..at + n];
+            match blocks.get(&i) {
+                Some(b) => dst.copy_from_slice(&b[within..within + n]),
+                None => self.file.read_exact_at(dst, offset + at as u64)?,
+            }
+            Ok(())
+        })
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
+        if let Some(mut blocks) = self.blocks() {
+            // A shrink drops the held writes past the new end (their bytes must read as zeros
+            // after a regrowth, as the file's would).
+            let last = len / BLOCK;
+            let gone: Vec<u64> = blocks.range(last..).map(|(&i, _)| i).collect();
+            for i in gone {
+                if i > last || len % BLOCK == 0 {
+                    blocks.remove(&i);
+                    self.held.fetch_sub(BLOCK, Ordering::Relaxed);
+                } else if let Some(b) = blocks.get_mut(&i) {
+                    b[(len % BLOCK) as usize..].fill(0);
+                }
+            }
+        }
         let cur = self.file.metadata()?.len();
         if len > cur {
             match rustix::fs::fallocate(
@@ -53,10 +131,85 @@ impl redb::StorageBackend for AllocatedFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
+        if let Some(mut blocks) = self.blocks() {
+            // Written in order and only then forgotten: a failed write keeps them all held,
+            // so the next sync (or a reopen, which drops them) decides.
+            let len = self.file.metadata()?.len();
+            for (&i, b) in blocks.iter() {
+                let at = i * BLOCK;
+                let n = (len.saturating_sub(at)).min(BLOCK) as usize;
+                self.file.write_all_at(&b[..n], at)?;
+            }
+            blocks.clear();
+            self.held.store(0, Ordering::Relaxed);
+        }
         self.file.sync_data()
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.file.write_all_at(data, offset)
+        let Some(mut blocks) = self.blocks() else {
+            return self.file.write_all_at(data, offset);
+        };
+        each_block(offset, data.len(), |i, within, at, n| {
+            let b = match blocks.entry(i) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    let mut b = vec![0u8; BLOCK as usize].into_boxed_slice();
+                    if within != 0 || n != BLOCK as usize {
+                        // A partial block: the rest comes from the file (zeros past its end).
+                        let len = self.file.metadata()?.len();
+                        let have = len.saturating_sub(i * BLOCK).min(BLOCK) as usize;
+                        self.file.read_exact_at(&mut b[..have], i * BLOCK)?;
+                    }
+                    self.held.fetch_add(BLOCK, Ordering::Relaxed);
+                    e.insert(b)
+                }
+            };
+            b[within..within + n].copy_from_slice(&data[at..at + n]);
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redb::StorageBackend;
+
+    #[test]
+    fn deferred_writes_are_read_back_and_reach_the_file_only_at_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, vec![7u8; 10_000]).unwrap();
+        let open = || {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .unwrap()
+        };
+        let held = Arc::new(AtomicU64::new(0));
+        let f = AllocatedFile::deferred(open(), held.clone());
+        f.write(4090, &[1; 10]).unwrap();
+        f.set_len(16_384).unwrap();
+        f.write(12_288, &[2; 4096]).unwrap();
+        assert_eq!(held.load(Ordering::Relaxed), 3 * BLOCK);
+        let mut buf = vec![0u8; 20];
+        f.read(4085, &mut buf).unwrap();
+        assert_eq!(&buf[..5], &[7; 5]);
+        assert_eq!(&buf[5..15], &[1; 10]);
+        assert_eq!(&buf[15..], &[7; 5]);
+        let on_disk = std::fs::read(&path).unwrap();
+        assert!(on_disk[..10_000].iter().all(|&b| b == 7));
+        // A shrink forgets the held block past the end.
+        f.set_len(12_288).unwrap();
+        assert_eq!(held.load(Ordering::Relaxed), 2 * BLOCK);
+        f.sync_data().unwrap();
+        assert_eq!(held.load(Ordering::Relaxed), 0);
+        let on_disk = std::fs::read(&path).unwrap();
+        assert_eq!(on_disk.len(), 12_288);
+        assert_eq!(&on_disk[4085..4090], &[7; 5]);
+        assert_eq!(&on_disk[4090..4100], &[1; 10]);
+        assert_eq!(&on_disk[4100..10_000], &vec![7u8; 5900][..]);
     }
 }

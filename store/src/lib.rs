@@ -23,11 +23,14 @@
 
 mod check;
 mod codec;
+pub mod crc32;
 mod error;
 mod file;
+mod journal;
 mod lock;
 mod overlay;
 mod pending;
+mod record;
 mod schema;
 mod series_hash;
 #[cfg(test)]
@@ -49,12 +52,19 @@ use schema::{
     BOOTS, CHECKPOINTS, META, META_DROPPED, META_DUPLICATES, META_QUARANTINED, META_SCHEMA,
     PENDING_RUNS, QUARANTINE, SAMPLES, SERIES, SESSIONS, TEXT, UNSTAMPED, meta_add, meta_get,
 };
+use schema::{META_JOURNAL_APPLIED, META_JOURNAL_EPOCH};
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
+
+/// Journaled commits between folds: 2 min of the agent's defaults at a 1 s interval (a flush
+/// every 10 s, a mark every 30 s), where the bench `layout_wear` shows most of the gain.
+pub const DEFAULT_FOLD_AFTER: u32 = 16;
+/// Most bytes of redb pages held in RAM between folds before one is forced.
+const MAX_HELD_BYTES: u64 = 512 << 10;
 
 /// How many session records are kept (oldest go first).
 pub const MAX_SESSIONS: u64 = 256;
@@ -92,6 +102,12 @@ pub struct StoreOptions {
     pub retention_ms: u64,
     /// redb page cache (bytes of RAM).
     pub cache_size_bytes: usize,
+    /// `Immediate` and `DeferredMarks`: inserts and marks are redb `Durability::None` commits
+    /// made crash-safe by an fsynced record in the journal (`<path>.journal`), their pages held
+    /// in RAM; every `fold_after`-th such commit (or one that finds the journal or the held
+    /// pages full) is durable in redb instead and empties the journal. 0: no journal, every
+    /// commit fsyncs redb. `ENCODING.md` § 7.
+    pub fold_after: u32,
 }
 
 impl Default for StoreOptions {
@@ -101,6 +117,7 @@ impl Default for StoreOptions {
             max_size_bytes: 64 << 20,
             retention_ms: 24 * 3600 * 1000,
             cache_size_bytes: 4 << 20,
+            fold_after: 0,
         }
     }
 }
@@ -354,6 +371,13 @@ struct Writer {
     marks: Vec<(Vec<u128>, Checkpoint)>,
     /// Keys held in `marks`.
     marked: usize,
+    /// `Some` while commits are journaled (`StoreOptions::fold_after`).
+    journal: Option<journal::Journal>,
+    /// `DeferredMarks`: mark records appended since the journal's last fsync.
+    unsynced_marks: u32,
+    /// The record being journaled, and `record::encode_insert`'s sort space (both reused).
+    record: Vec<u8>,
+    record_sort: Vec<(u32, i64, u64)>,
 }
 
 impl Writer {
@@ -372,6 +396,24 @@ impl Writer {
 /// queue's RAM, 16 bytes a key, during a backlog drain).
 const MAX_QUEUED_MARK_KEYS: usize = 10_000;
 
+/// What `Store::open_db` gives: the database, its series, (pending, unstamped) counts and the
+/// journal to append to.
+type OpenedDb = (
+    Database,
+    SeriesCache,
+    (u64, u64),
+    Option<journal::Journal>,
+    u32,
+);
+
+/// What `Store::replay` left: the epoch to append under, from byte `end`, after `records`
+/// records of it (counted toward the next fold).
+struct Replayed {
+    epoch: u64,
+    end: u64,
+    records: u64,
+}
+
 /// The store. `Send + Sync`; writes are serialised inside.
 pub struct Store {
     // Field order is drop order: the database closes before the lock is released.
@@ -385,6 +427,8 @@ pub struct Store {
     pending: AtomicU64,
     unstamped: AtomicU64,
     data_bytes: AtomicU64,
+    /// Bytes of redb pages the backend holds until the next durable commit.
+    held: Arc<AtomicU64>,
     /// Opened with [`Store::open_read_only`]: every write is refused.
     read_only: bool,
     /// A [`Store::reopen`] failed: `db` is an empty stand-in and every call fails as
@@ -431,12 +475,19 @@ impl Store {
 
     fn open_mode(path: &Path, opts: StoreOptions, read_only: bool) -> Result<Store, OpenError> {
         let lock = lock::ProcessLock::acquire(path)?;
-        let (db, cache, (pending, unstamped)) = Self::open_db(path, &opts, read_only)?;
+        let held = Arc::new(AtomicU64::new(0));
+        let (db, cache, (pending, unstamped), journal, unsynced) =
+            Self::open_db(path, &opts, read_only, &held)?;
         Ok(Store {
             db: RwLock::new(db),
             path: path.to_owned(),
             opts,
-            writer: Mutex::new(Writer::default()),
+            writer: Mutex::new(Writer {
+                journal,
+                unsynced,
+                ..Writer::default()
+            }),
+            held,
             series: RwLock::new(cache),
             pending: AtomicU64::new(pending),
             unstamped: AtomicU64::new(unstamped),
@@ -447,11 +498,17 @@ impl Store {
         })
     }
 
+    /// Whether `opts` journal commits (see `StoreOptions::fold_after`).
+    fn journaled(opts: &StoreOptions) -> bool {
+        opts.fold_after > 0 && !matches!(opts.durability, Durability::Periodic { .. })
+    }
+
     fn open_db(
         path: &Path,
         opts: &StoreOptions,
         read_only: bool,
-    ) -> Result<(Database, SeriesCache, (u64, u64)), OpenError> {
+        held: &Arc<AtomicU64>,
+    ) -> Result<OpenedDb, OpenError> {
         let io = |source| OpenError::Io {
             path: path.to_owned(),
             source,
@@ -497,7 +554,12 @@ impl Store {
                 .truncate(false)
                 .open(path)
                 .map_err(io)?;
-            builder.create_with_backend(file::AllocatedFile::new(f))
+            held.store(0, Ordering::Relaxed);
+            if Self::journaled(opts) {
+                builder.create_with_backend(file::AllocatedFile::deferred(f, held.clone()))
+            } else {
+                builder.create_with_backend(file::AllocatedFile::new(f))
+            }
         }
         .map_err(|e| schema::map_open_db_error(path, e))?;
         if !existed && !read_only {
@@ -514,6 +576,26 @@ impl Store {
                 })?;
         }
         let from = schema::migrate(&db, path)?;
+        let journaled = Self::journaled(opts) && !read_only;
+        let replayed = Self::replay(&db, path, journaled).map_err(|e| e.into_open(path))?;
+        let journal = match journaled {
+            true => match journal::Journal::open(path, replayed.epoch, replayed.end) {
+                Ok(j) => Some(j),
+                Err(e) => {
+                    // A full disk at creation, say: every commit fsyncs redb, as without one.
+                    log::warn!(
+                        "{}: no journal ({e}); every flush and mark fsyncs the store",
+                        journal::path_of(path).display()
+                    );
+                    None
+                }
+            },
+            false => None,
+        };
+        let unsynced = match journal {
+            Some(_) => u32::try_from(replayed.records).unwrap_or(u32::MAX),
+            None => 0,
+        };
         let (cache, pending, unstamped) = Self::load(&db).map_err(|e| e.into_open(path))?;
         log::debug!(
             "{}: opened{} (schema {from} → {SCHEMA_VERSION}, {} series, {pending} pending)",
@@ -521,7 +603,113 @@ impl Store {
             if read_only { " read-only" } else { "" },
             cache.info.len()
         );
-        Ok((db, cache, (pending, unstamped)))
+        Ok((db, cache, (pending, unstamped), journal, unsynced))
+    }
+
+    /// Redo the journal's records of the epoch in META that the file lacks (the commits a crash
+    /// took out of redb's memory) as one redb `Durability::None` commit, so that opening needs
+    /// no free space: the journal goes on after them and the next fold makes them durable. A
+    /// read-only store replays into its overlay. Only a store that never journaled (epoch 0),
+    /// or one opened without a journal that finds records, makes a durable commit here.
+    fn replay(db: &Database, path: &Path, journaled: bool) -> Result<Replayed, Fault> {
+        let (epoch, applied) = {
+            let txn = db.begin_read()?;
+            let meta = txn.open_table(META)?;
+            (
+                meta_get(&meta, META_JOURNAL_EPOCH)?,
+                meta_get(&meta, META_JOURNAL_APPLIED)?,
+            )
+        };
+        let (records, stop) = if epoch == 0 {
+            (Vec::new(), journal::Stop::End { offset: 0 })
+        } else {
+            journal::read(path, epoch).map_err(|e| Fault::Db(redb::Error::Io(e)))?
+        };
+        if let journal::Stop::Damaged { offset } = stop {
+            // Normally the record a crash tore while it was written (its commit never
+            // returned); nothing after it is replayed, and new records overwrite it.
+            log::warn!(
+                "{}: journal record at byte {offset} is torn or damaged; replay stops there",
+                journal::path_of(path).display()
+            );
+        }
+        let end = match stop {
+            journal::Stop::End { offset } | journal::Stop::Damaged { offset } => offset,
+        };
+        let total = records.len() as u64;
+        // Records already in the file (redb's close makes pending non-durable commits
+        // durable, META counting them): applying them again would not be idempotent.
+        let skip = usize::try_from(applied.min(total)).unwrap_or(usize::MAX);
+        let todo = &records[skip..];
+        let durable = epoch == 0 || (!journaled && total > 0);
+        if todo.is_empty() && !durable {
+            return Ok(Replayed {
+                epoch,
+                end,
+                records: total,
+            });
+        }
+        let mut txn = db.begin_write()?;
+        if !durable {
+            txn.set_durability(redb::Durability::None)?;
+        }
+        let (mut samples, mut marks) = (0usize, 0usize);
+        for (n, (kind, payload)) in todo.iter().enumerate() {
+            let bad = || {
+                corrupt(format_args!(
+                    "journal record {} (kind {kind}) does not decode",
+                    skip + n
+                ))
+            };
+            match *kind {
+                journal::KIND_INSERT => {
+                    let rec = record::decode_insert(payload).ok_or_else(bad)?;
+                    let texts: Vec<(u128, &str)> =
+                        rec.texts.iter().map(|(k, t)| (*k, t.as_str())).collect();
+                    let (stats, _) =
+                        Self::apply_insert(&txn, &rec.new_series, &rec.numbers, &texts)?;
+                    samples += stats.inserted;
+                }
+                journal::KIND_MARK => {
+                    let (keys, checkpoint) = record::decode_mark(payload).ok_or_else(bad)?;
+                    marks += Self::unpend_chunk(&txn, &keys)?;
+                    Self::append_checkpoint(&txn, &checkpoint)?;
+                }
+                _ => return Err(bad()),
+            }
+        }
+        let out = if durable {
+            let next = if epoch == 0 {
+                // Random, so that a journal left by another store at this path never matches.
+                uuid::Uuid::new_v4().as_u64_pair().0.max(1)
+            } else {
+                epoch.wrapping_add(1).max(1)
+            };
+            let mut meta = txn.open_table(META)?;
+            meta.insert(META_JOURNAL_EPOCH, next)?;
+            meta.insert(META_JOURNAL_APPLIED, 0)?;
+            Replayed {
+                epoch: next,
+                end: 0,
+                records: 0,
+            }
+        } else {
+            txn.open_table(META)?.insert(META_JOURNAL_APPLIED, total)?;
+            Replayed {
+                epoch,
+                end,
+                records: total,
+            }
+        };
+        txn.commit()?;
+        if !todo.is_empty() {
+            log::info!(
+                "{}: replayed {} journal records ({samples} samples stored, {marks} marked uploaded)",
+                path.display(),
+                todo.len()
+            );
+        }
+        Ok(out)
     }
 
     /// Close the database and open the file again, keeping the process lock: the way out of
@@ -541,14 +729,16 @@ impl Store {
         if let Err(e) = old.close() {
             log::debug!("{}: close before reopen: {e}", self.path.display());
         }
-        let (db, cache, (pending, unstamped)) =
-            Self::open_db(&self.path, &self.opts, self.read_only)?;
+        relock(self.writer.get_mut()).journal = None;
+        let (db, cache, (pending, unstamped), journal, unsynced) =
+            Self::open_db(&self.path, &self.opts, self.read_only, &self.held)?;
         *relock(self.db.get_mut()) = db;
         *relock(self.series.get_mut()) = cache;
         *self.pending.get_mut() = pending;
         *self.unstamped.get_mut() = unstamped;
         let w = relock(self.writer.get_mut());
-        w.unsynced = 0;
+        w.unsynced = unsynced;
+        w.journal = journal;
         // Lost as in a crash: their chunks are pending again (the counter was recounted).
         w.marks.clear();
         w.marked = 0;
@@ -642,6 +832,27 @@ impl Store {
         kind: Kind,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<(T, bool), Fault>,
     ) -> Result<T, Fault> {
+        self.write_journaled(w, kind, None, f)
+    }
+
+    /// Like `write_if`; with `record`, the journal record kind of what `f` does (its payload in
+    /// `w.record`), the commit is journaled — a redb `Durability::None` commit, then the record
+    /// appended (and fsynced unless it is a `DeferredMarks` mark) — unless a fold is due. Any
+    /// durable commit after journaled ones moves the journal's epoch on in the same commit.
+    fn write_journaled<T>(
+        &self,
+        w: &mut MutexGuard<'_, Writer>,
+        kind: Kind,
+        record: Option<u8>,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<(T, bool), Fault>,
+    ) -> Result<T, Fault> {
+        let journal_it = record.is_some()
+            && kind != Kind::Maintenance
+            && w.unsynced < self.opts.fold_after
+            && self.held.load(Ordering::Relaxed) < MAX_HELD_BYTES
+            && w.journal
+                .as_ref()
+                .is_some_and(|j| j.used() + w.record.len() as u64 + 64 <= journal::CAPACITY);
         let deferrable = match self.opts.durability {
             _ if kind == Kind::Maintenance => None,
             // Marks wait in memory (`Writer::marks`), not in redb non-durable commits: those
@@ -649,7 +860,7 @@ impl Store {
             Durability::Immediate | Durability::DeferredMarks { .. } => None,
             Durability::Periodic { max_unsynced } => Some(max_unsynced),
         };
-        let defer = deferrable.is_some_and(|max| w.unsynced < max);
+        let defer = journal_it || deferrable.is_some_and(|max| w.unsynced < max);
         let mut txn = self.write_txn()?;
         txn.set_durability(if defer {
             redb::Durability::None
@@ -668,11 +879,76 @@ impl Store {
             txn.abort()?;
             return Ok(out);
         }
+        let folded = if journal_it {
+            // Which records the state includes, should redb's close make it durable.
+            let mut meta = txn.open_table(META)?;
+            meta.insert(META_JOURNAL_APPLIED, u64::from(w.unsynced) + 1)?;
+            None
+        } else if defer {
+            None
+        } else {
+            Self::next_epoch(&txn, w)?
+        };
         txn.commit()?;
-        w.unsynced = if defer { w.unsynced + 1 } else { 0 };
         w.marks.clear();
         w.marked = 0;
+        if let Some(epoch) = folded {
+            w.unsynced = 0;
+            if let Some(j) = w.journal.as_mut() {
+                j.reset(epoch);
+            }
+            return Ok(out);
+        }
+        if !journal_it {
+            w.unsynced = if defer { w.unsynced + 1 } else { 0 };
+            return Ok(out);
+        }
+        w.unsynced += 1;
+        // `DeferredMarks`: a mark's record reaches the disk with the next fsynced one, or as
+        // the `max_unsynced`-th in a row.
+        let sync = match self.opts.durability {
+            Durability::DeferredMarks { max_unsynced } if kind == Kind::Mark => {
+                w.unsynced_marks += 1;
+                w.unsynced_marks >= max_unsynced
+            }
+            _ => true,
+        };
+        if sync {
+            w.unsynced_marks = 0;
+        }
+        let payload = std::mem::take(&mut w.record);
+        let appended = match (w.journal.as_mut(), record) {
+            (Some(j), Some(k)) => j.append(k, &payload, sync),
+            _ => Ok(()),
+        };
+        w.record = payload;
+        if let Err(e) = appended {
+            // The commit is in redb's memory only: make it durable now, or make the store
+            // refuse everything until a reopen rebuilds its state from the file and journal.
+            log::warn!(
+                "{}: journal append failed ({e}); folding now",
+                self.path.display()
+            );
+            if let Err(e) = self.sync_locked(w) {
+                self.closed.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+        }
         Ok(out)
+    }
+
+    /// In a durable commit after journaled ones: the next epoch, stored in `txn` (and the count
+    /// of its applied records reset), which makes every journal record stale once `txn` is
+    /// durable. `None` when nothing was journaled since the last durable commit.
+    fn next_epoch(txn: &redb::WriteTransaction, w: &Writer) -> Result<Option<u64>, Fault> {
+        let Some(j) = w.journal.as_ref().filter(|_| w.unsynced > 0) else {
+            return Ok(None);
+        };
+        let next = j.epoch().wrapping_add(1).max(1);
+        let mut meta = txn.open_table(META)?;
+        meta.insert(META_JOURNAL_EPOCH, next)?;
+        meta.insert(META_JOURNAL_APPLIED, 0)?;
+        Ok(Some(next))
     }
 
     /// Writes the queued marks into `txn` (their keys leave the runs, their checkpoints are
@@ -718,35 +994,21 @@ impl Store {
         // Stable: within a batch the first occurrence of an identity wins.
         numbers.sort_by_key(|&(k, _)| k);
         texts.sort_by_key(|&(k, _)| k);
+        let record = if w.journal.is_some() {
+            let (mut rec, mut sort) = (
+                std::mem::take(&mut w.record),
+                std::mem::take(&mut w.record_sort),
+            );
+            rec.clear();
+            record::encode_insert(&mut rec, &new_series, &numbers, &texts, &mut sort);
+            (w.record, w.record_sort) = (rec, sort);
+            Some(journal::KIND_INSERT)
+        } else {
+            None
+        };
         let (stats, numeric_inserted) = self
-            .write(&mut w, Kind::Data, |txn| {
-                Self::write_series(txn, &new_series)?;
-                let mut samples = txn.open_table(SAMPLES)?;
-                let mut runs = txn.open_table(PENDING_RUNS)?;
-                let put = put_numbers(&mut samples, &mut runs, &numbers)?;
-                let mut stats = InsertStats {
-                    inserted: put.inserted,
-                    duplicates: put.duplicates,
-                    moved: put.moved,
-                };
-                let numeric = put.inserted as u64;
-                let mut text = txn.open_table(TEXT)?;
-                let mut last = None;
-                for &(k, t) in &texts {
-                    let kb = bytes(k);
-                    if last == Some(k) || text.get(&kb)?.is_some() {
-                        stats.duplicates += 1;
-                    } else {
-                        text.insert(&kb, codec::text_bytes(t).as_slice())?;
-                        stats.inserted += 1;
-                    }
-                    last = Some(k);
-                }
-                if stats.duplicates > 0 {
-                    let mut meta = txn.open_table(META)?;
-                    meta_add(&mut meta, META_DUPLICATES, stats.duplicates as u64)?;
-                }
-                Ok((stats, numeric))
+            .write_journaled(&mut w, Kind::Data, record, |txn| {
+                Self::apply_insert(txn, &new_series, &numbers, &texts).map(|r| (r, true))
             })
             .map_err(|e| e.into_insert(&self.path))?;
         w.numbers = numbers;
@@ -754,6 +1016,43 @@ impl Store {
         self.publish_series(&new_series)
             .map_err(|e| e.into_insert(&self.path))?;
         Ok(stats)
+    }
+
+    /// An insert's writes (also its journal record's replay): new series, numbers (sorted by
+    /// key, stable), texts (sorted); returns the stats and how many numbers became pending.
+    fn apply_insert(
+        txn: &redb::WriteTransaction,
+        new_series: &[(u32, Box<[u8]>)],
+        numbers: &[(u128, f64)],
+        texts: &[(u128, &str)],
+    ) -> Result<(InsertStats, u64), Fault> {
+        Self::write_series(txn, new_series)?;
+        let mut samples = txn.open_table(SAMPLES)?;
+        let mut runs = txn.open_table(PENDING_RUNS)?;
+        let put = put_numbers(&mut samples, &mut runs, numbers)?;
+        let mut stats = InsertStats {
+            inserted: put.inserted,
+            duplicates: put.duplicates,
+            moved: put.moved,
+        };
+        let numeric = put.inserted as u64;
+        let mut text = txn.open_table(TEXT)?;
+        let mut last = None;
+        for &(k, t) in texts {
+            let kb = bytes(k);
+            if last == Some(k) || text.get(&kb)?.is_some() {
+                stats.duplicates += 1;
+            } else {
+                text.insert(&kb, codec::text_bytes(t).as_slice())?;
+                stats.inserted += 1;
+            }
+            last = Some(k);
+        }
+        if stats.duplicates > 0 {
+            let mut meta = txn.open_table(META)?;
+            meta_add(&mut meta, META_DUPLICATES, stats.duplicates as u64)?;
+        }
+        Ok((stats, numeric))
     }
 
     /// Series ids of `batch` (no transaction yet): numeric samples go to `numbers` and text
@@ -1080,7 +1379,16 @@ impl Store {
         sorted.sort_unstable();
         sorted.dedup();
         let mut w = relock(self.writer.lock());
-        if let Durability::DeferredMarks { max_unsynced } = self.opts.durability {
+        let record = if w.journal.is_some() {
+            let mut rec = std::mem::take(&mut w.record);
+            rec.clear();
+            record::encode_mark(&mut rec, &sorted, checkpoint);
+            w.record = rec;
+            Some(journal::KIND_MARK)
+        } else {
+            None
+        };
+        if let (Durability::DeferredMarks { max_unsynced }, None) = (self.opts.durability, record) {
             let fits = w.marks.len() < max_unsynced as usize
                 && w.marked + sorted.len() <= MAX_QUEUED_MARK_KEYS;
             if fits && !self.read_only {
@@ -1096,10 +1404,10 @@ impl Store {
             }
         }
         let n = self
-            .write(&mut w, Kind::Mark, |txn| {
+            .write_journaled(&mut w, Kind::Mark, record, |txn| {
                 let n = Self::unpend_chunk(txn, &sorted)?;
                 Self::append_checkpoint(txn, checkpoint)?;
-                Ok(n)
+                Ok((n, true))
             })
             .map_err(|e| e.into_mark(&self.path))?;
         self.pending.fetch_sub(n as u64, Ordering::Relaxed);
@@ -1592,10 +1900,14 @@ impl Store {
         let mut txn = self.write_txn()?;
         txn.set_durability(redb::Durability::Immediate)?;
         Self::apply_marks(&txn, w)?;
+        let folded = Self::next_epoch(&txn, w)?;
         txn.commit()?;
         w.unsynced = 0;
         w.marks.clear();
         w.marked = 0;
+        if let (Some(epoch), Some(j)) = (folded, w.journal.as_mut()) {
+            j.reset(epoch);
+        }
         Ok(())
     }
 
@@ -1805,13 +2117,14 @@ impl Drop for Store {
             return;
         }
         let mut w = relock(self.writer.lock());
-        if w.marks.is_empty() {
+        if w.marks.is_empty() && (w.journal.is_none() || w.unsynced == 0) {
             return;
         }
+        // Journaled commits are folded, so that the journal is empty after a clean stop.
         if let Err(e) = self.sync_locked(&mut w) {
             let e = e.into_maintenance(&self.path);
             log::warn!(
-                "{}: persisting the queued upload marks failed: {e}",
+                "{}: persisting the queued upload marks and journaled commits failed: {e}",
                 self.path.display()
             );
         }
@@ -1819,7 +2132,7 @@ impl Drop for Store {
 }
 
 /// Series a batch introduces: (id, canonical encoding), written in its transaction.
-type NewSeries = Vec<(u32, Box<[u8]>)>;
+use record::NewSeries;
 
 /// What [`put_numbers`] did.
 #[derive(Debug, Default)]

@@ -28,6 +28,12 @@ pub(crate) const META_SCHEMA: &str = "schema_version";
 pub(crate) const META_DROPPED: &str = "dropped_total";
 pub(crate) const META_QUARANTINED: &str = "quarantined_total";
 pub(crate) const META_DUPLICATES: &str = "duplicates_total";
+/// The journal epoch whose records the last durable commit precedes (`journal.rs`); absent
+/// (0) until a store first journals.
+pub(crate) const META_JOURNAL_EPOCH: &str = "journal_epoch";
+/// How many of that epoch's records the state already includes (redb's close can make
+/// journaled commits durable without a fold).
+pub(crate) const META_JOURNAL_APPLIED: &str = "journal_applied";
 
 pub(crate) const CHECKPOINTS: TableDefinition<u64, &[u8; CHECKPOINT_LEN]> =
     TableDefinition::new("checkpoints");

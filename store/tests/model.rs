@@ -1,6 +1,6 @@
 //! The store against a `BTreeMap` model (`common/model.rs`), driven by a seeded PRNG: a few
 //! thousand inserts, duplicate inserts, pending reads, marks, quarantines, retention passes
-//! and reopens, in every durability mode. The fuzz target `store_model` runs the same model
+//! and reopens, in every durability mode, with the journal and without. The fuzz target `store_model` runs the same model
 //! on fuzzer input.
 
 // Tests unwrap what they just built; a panic is the failure report.
@@ -9,7 +9,7 @@
 mod common;
 
 use belabox_store::Durability;
-use common::model::{Choices, run_model};
+use common::model::{Choices, run_model, run_model_journaled};
 
 /// splitmix64.
 struct Prng(u64);
@@ -31,24 +31,27 @@ fn store_matches_the_model() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0xbe1a_b0c5);
     // Fsyncs dominate the run time, so the fsync-free mode gets the most ops.
+    // (mode, journal fold_after (0: no journal), ops).
     let runs = [
-        (Durability::Immediate, 600),
-        (Durability::DeferredMarks { max_unsynced: 3 }, 900),
-        (Durability::Periodic { max_unsynced: 1000 }, 3000),
+        (Durability::Immediate, 0, 600),
+        (Durability::DeferredMarks { max_unsynced: 3 }, 0, 900),
+        (Durability::Periodic { max_unsynced: 1000 }, 0, 3000),
+        (Durability::Immediate, 4, 900),
+        (Durability::DeferredMarks { max_unsynced: 3 }, 7, 900),
     ];
     std::thread::scope(|s| {
-        for (i, (mode, ops)) in runs.into_iter().enumerate() {
+        for (i, (mode, fold_after, ops)) in runs.into_iter().enumerate() {
             s.spawn(move || {
                 let dir = tempfile::tempdir().unwrap();
                 let t = std::time::Instant::now();
-                run_model(
-                    dir.path(),
-                    &mut Prng(seed.wrapping_add(i as u64)),
-                    mode,
-                    ops,
-                );
+                let mut prng = Prng(seed.wrapping_add(i as u64));
+                if fold_after == 0 {
+                    run_model(dir.path(), &mut prng, mode, ops);
+                } else {
+                    run_model_journaled(dir.path(), &mut prng, mode, fold_after, ops);
+                }
                 eprintln!(
-                    "MODEL_SEED={seed} run {i}: {mode:?}, {ops} ops, {:?}",
+                    "MODEL_SEED={seed} run {i}: {mode:?}, fold_after {fold_after}, {ops} ops, {:?}",
                     t.elapsed()
                 );
             });

@@ -195,9 +195,10 @@ impl Model {
     }
 }
 
-fn options(durability: Durability) -> StoreOptions {
+fn options(durability: Durability, fold_after: u32) -> StoreOptions {
     StoreOptions {
         durability,
+        fold_after,
         retention_ms: RETENTION_MS,
         // Far above anything a run writes: the cap is not modelled here.
         max_size_bytes: 1 << 40,
@@ -207,8 +208,20 @@ fn options(durability: Durability) -> StoreOptions {
 
 /// Run up to `max_ops` operations against a store at `dir/model.redb`.
 pub fn run_model(dir: &Path, c: &mut dyn Choices, durability: Durability, max_ops: usize) {
-    let path = dir.join("model.redb");
-    let mut store = Some(Store::open(&path, options(durability)).unwrap());
+    run_model_journaled(dir, c, durability, 0, max_ops);
+}
+
+/// `run_model` with the journal on (`StoreOptions::fold_after`; 0: off).
+pub fn run_model_journaled(
+    dir: &Path,
+    c: &mut dyn Choices,
+    durability: Durability,
+    fold_after: u32,
+    max_ops: usize,
+) {
+    let mut path = dir.join("model.redb");
+    let mut crashes = 0u32;
+    let mut store = Some(Store::open(&path, options(durability, fold_after)).unwrap());
     let mut m = Model {
         rows: BTreeMap::new(),
         by_sid: HashMap::new(),
@@ -315,8 +328,26 @@ pub fn run_model(dir: &Path, c: &mut dyn Choices, durability: Durability, max_op
                 assert_eq!((st.evicted, st.dropped_pending), (0, 0));
             }
             14 => {
-                drop(store.take());
-                store = Some(Store::open(&path, options(durability)).unwrap());
+                if fold_after > 0 && c.next().unwrap_or(0) % 2 == 0 {
+                    // A crash: the files as they are now (the journaled commits only in the
+                    // journal, their pages only in RAM) become the store; the old one closes.
+                    crashes += 1;
+                    let copy = dir.join(format!("crash-{crashes}.redb"));
+                    std::fs::copy(&path, &copy).unwrap();
+                    let journal = |p: &Path| {
+                        let mut j = p.as_os_str().to_owned();
+                        j.push(".journal");
+                        std::path::PathBuf::from(j)
+                    };
+                    if journal(&path).exists() {
+                        std::fs::copy(journal(&path), journal(&copy)).unwrap();
+                    }
+                    drop(store.take());
+                    path = copy;
+                } else {
+                    drop(store.take());
+                }
+                store = Some(Store::open(&path, options(durability, fold_after)).unwrap());
                 m.check_all(store.as_ref().unwrap());
             }
             _ => now += 1,

@@ -1,0 +1,254 @@
+//! The write-ahead journal: `<store>.journal`, a preallocated file of framed records that
+//! makes redb `Durability::None` commits crash-safe (`ENCODING.md` § 7).
+//!
+//! Invariants:
+//! - Each record is `len u32 LE | crc32 u32 LE | epoch u64 LE | kind u8 | payload`, `len`
+//!   counting from `epoch` on, the CRC-32 (IEEE) over the same bytes. Records follow each
+//!   other from offset 0; nothing is ever erased.
+//! - The store's META holds the epoch of the journal that belongs to its last durable commit.
+//!   Every durable commit that follows journaled commits moves the epoch on, which makes every
+//!   record in the file stale at once; new records then overwrite the file from offset 0.
+//!   Replay reads records of the current epoch from offset 0 and stops at the first that is
+//!   not one: a stale epoch (old bytes after the new records), a bad CRC (a torn write) or a
+//!   length that does not fit.
+//! - The file is written page by page with zeros once, at creation, so that an append changes
+//!   no file metadata (its `fdatasync` writes only the data pages) and never needs free space.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::crc32::crc32;
+
+/// Size of the journal file: a fold happens before a record would not fit (a flush record
+/// of 810 samples is ≈ 4 KiB, so this is hours of flushes; the fold comes far sooner).
+pub(crate) const CAPACITY: u64 = 256 << 10;
+/// `len` + `crc`.
+const FRAME: usize = 8;
+/// `epoch` + `kind`.
+const HEAD: usize = 9;
+const PAGE: usize = 4096;
+
+/// A record's payload kind.
+pub(crate) const KIND_INSERT: u8 = 1;
+pub(crate) const KIND_MARK: u8 = 2;
+
+pub(crate) fn path_of(store: &Path) -> PathBuf {
+    let mut p = store.as_os_str().to_owned();
+    p.push(".journal");
+    PathBuf::from(p)
+}
+
+#[derive(Debug)]
+pub(crate) struct Journal {
+    file: File,
+    /// Where the next record goes.
+    off: u64,
+    epoch: u64,
+    /// Frame and record bytes, reused.
+    buf: Vec<u8>,
+}
+
+/// Records as `(kind, payload)`, in file order.
+pub(crate) type Records = Vec<(u8, Vec<u8>)>;
+
+/// Why a replay stopped before the end of the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// A zero length or a stale epoch at `offset`: the normal end.
+    End { offset: u64 },
+    /// A record of the current epoch whose CRC fails, or a length past the end: a torn last
+    /// write (or damage); what follows is not read.
+    Damaged { offset: u64 },
+}
+
+impl Journal {
+    /// Open (or create and preallocate) the journal of the store at `store`, for appending
+    /// records of `epoch` from byte `end` (where its replay stopped).
+    pub(crate) fn open(store: &Path, epoch: u64, end: u64) -> io::Result<Journal> {
+        let path = path_of(store);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        let len = file.metadata()?.len();
+        if len < CAPACITY {
+            // Page by page: one large write would leave 2 MiB folios in the page cache, and
+            // every later append would then dirty a whole folio.
+            let zeros = [0u8; PAGE];
+            let mut at = len - len % PAGE as u64;
+            while at < CAPACITY {
+                file.write_all_at(&zeros, at)?;
+                at += PAGE as u64;
+            }
+            file.sync_all()?;
+            let dir = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(Journal {
+            file,
+            off: end.min(CAPACITY),
+            epoch,
+            buf: Vec::new(),
+        })
+    }
+
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Bytes appended in this epoch.
+    pub(crate) fn used(&self) -> u64 {
+        self.off
+    }
+
+    /// Start over after a durable commit stored `epoch`: older records are stale from now on.
+    pub(crate) fn reset(&mut self, epoch: u64) {
+        self.epoch = epoch;
+        self.off = 0;
+    }
+
+    /// Append one record; with `sync`, `fdatasync` it (and everything before it). Fails with
+    /// `StorageFull` when it does not fit; the caller then folds instead.
+    pub(crate) fn append(&mut self, kind: u8, payload: &[u8], sync: bool) -> io::Result<()> {
+        let len = HEAD + payload.len();
+        let total = (FRAME + len) as u64;
+        if self.off + total > CAPACITY {
+            return Err(io::Error::from(io::ErrorKind::StorageFull));
+        }
+        let len32 = u32::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        self.buf.clear();
+        self.buf.extend_from_slice(&len32.to_le_bytes());
+        self.buf.extend_from_slice(&[0; 4]);
+        self.buf.extend_from_slice(&self.epoch.to_le_bytes());
+        self.buf.push(kind);
+        self.buf.extend_from_slice(payload);
+        let crc = crc32(&self.buf[FRAME..]);
+        self.buf[4..FRAME].copy_from_slice(&crc.to_le_bytes());
+        self.file.write_all_at(&self.buf, self.off)?;
+        if sync {
+            self.file.sync_data()?;
+        }
+        self.off += total;
+        Ok(())
+    }
+}
+
+/// The records of `epoch` in the journal of the store at `store`, in order, as
+/// `(kind, payload)`; none if there is no journal file. Reads the file, never writes it.
+pub(crate) fn read(store: &Path, epoch: u64) -> io::Result<(Records, Stop)> {
+    let bytes = match std::fs::read(path_of(store)) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok((Vec::new(), Stop::End { offset: 0 }));
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(parse(&bytes, epoch))
+}
+
+fn parse(bytes: &[u8], epoch: u64) -> (Records, Stop) {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    loop {
+        let end = Stop::End { offset: at as u64 };
+        let Some(frame) = bytes.get(at..at + FRAME) else {
+            return (out, end);
+        };
+        let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
+        let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
+        if len == 0 {
+            return (out, end);
+        }
+        let Some(body) = bytes
+            .get(at + FRAME..at + FRAME + len)
+            .filter(|b| b.len() >= HEAD)
+        else {
+            return (out, Stop::Damaged { offset: at as u64 });
+        };
+        let mut e = [0u8; 8];
+        e.copy_from_slice(&body[..8]);
+        let crc_ok = crc32(body) == crc;
+        if u64::from_le_bytes(e) != epoch {
+            // A stale record, or a torn current one whose epoch bytes are damaged: either way
+            // the current epoch's records ended before it.
+            return (
+                out,
+                if crc_ok {
+                    end
+                } else {
+                    Stop::Damaged { offset: at as u64 }
+                },
+            );
+        }
+        if !crc_ok {
+            return (out, Stop::Damaged { offset: at as u64 });
+        }
+        out.push((body[8], body[HEAD..].to_vec()));
+        at += FRAME + len;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_of_the_epoch_come_back_and_stale_or_torn_ones_stop_the_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("s.redb");
+        let mut j = Journal::open(&store, 7, 0).unwrap();
+        assert_eq!(std::fs::metadata(path_of(&store)).unwrap().len(), CAPACITY);
+        j.append(KIND_INSERT, b"one", true).unwrap();
+        j.append(KIND_MARK, b"two!", true).unwrap();
+        j.append(KIND_INSERT, b"three", true).unwrap();
+        let (recs, stop) = read(&store, 7).unwrap();
+        assert_eq!(stop, Stop::End { offset: j.used() });
+        assert_eq!(
+            recs,
+            vec![
+                (KIND_INSERT, b"one".to_vec()),
+                (KIND_MARK, b"two!".to_vec()),
+                (KIND_INSERT, b"three".to_vec())
+            ]
+        );
+        // Another epoch sees nothing; after a reset the new records shadow the old ones.
+        assert!(read(&store, 8).unwrap().0.is_empty());
+        j.reset(8);
+        j.append(KIND_MARK, b"new", true).unwrap();
+        let (recs, stop) = read(&store, 8).unwrap();
+        assert_eq!(
+            (recs, stop),
+            (
+                vec![(KIND_MARK, b"new".to_vec())],
+                Stop::End { offset: j.used() }
+            )
+        );
+        // A flipped payload bit is a damaged record, not a silent end.
+        let mut bytes = std::fs::read(path_of(&store)).unwrap();
+        bytes[FRAME + HEAD] ^= 1;
+        assert_eq!(parse(&bytes, 8), (vec![], Stop::Damaged { offset: 0 }));
+        // A length past the end of the file is damage too.
+        let mut short = vec![0u8; 16];
+        short[0] = 200;
+        assert_eq!(parse(&short, 8), (vec![], Stop::Damaged { offset: 0 }));
+    }
+
+    #[test]
+    fn a_record_that_does_not_fit_is_refused_and_leaves_the_file_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("s.redb");
+        let mut j = Journal::open(&store, 1, 0).unwrap();
+        let big = vec![1u8; CAPACITY as usize];
+        let e = j.append(KIND_INSERT, &big, true).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+        assert_eq!(j.used(), 0);
+        assert!(read(&store, 1).unwrap().0.is_empty());
+    }
+}

@@ -1,0 +1,267 @@
+//! Payloads of journal records (`journal.rs`): the inputs of an insert's or a mark's write
+//! transaction, resolved to series ids, so that replaying them in order against the last
+//! durable state rebuilds exactly the state the lost non-durable commits had (`ENCODING.md`
+//! § 7). Integers are LEB128 varints.
+//!
+//! - Insert: new series (`id`, canonical bytes); numbers in (series, ts) order, each a series
+//!   id delta, a timestamp (first of a series: delta from the record's smallest ts; then the
+//!   delta of deltas, zigzag) and the value XOR the series' previous one with its zero bytes at
+//!   both ends cut (one header byte: leading zero bytes × 16 + trailing ones; `0xff` = same
+//!   value); then text samples (key, bytes). About 3–5 bytes a sample at a 1 s interval.
+//! - Mark: the checkpoint's fixed encoding, then the sorted keys as deltas.
+
+use crate::Checkpoint;
+use crate::codec::{self, CHECKPOINT_LEN};
+
+pub(crate) type NewSeries = Vec<(u32, Box<[u8]>)>;
+
+/// A decoded insert record.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Insert {
+    pub(crate) new_series: NewSeries,
+    /// Sorted by key, stable: equal keys in batch order, as `Store::insert` builds them.
+    pub(crate) numbers: Vec<(u128, f64)>,
+    pub(crate) texts: Vec<(u128, String)>,
+}
+
+fn put(out: &mut Vec<u8>, mut v: u128) {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+fn zigzag(v: i64) -> u128 {
+    u128::from(((v << 1) ^ (v >> 63)) as u64)
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn varint(&mut self) -> Option<u128> {
+        let mut v = 0u128;
+        for shift in (0..128).step_by(7) {
+            let (&b, rest) = self.b.split_first()?;
+            self.b = rest;
+            v |= u128::from(b & 0x7f).checked_shl(shift)?;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    fn u32(&mut self) -> Option<u32> {
+        u32::try_from(self.varint()?).ok()
+    }
+    fn u64(&mut self) -> Option<u64> {
+        u64::try_from(self.varint()?).ok()
+    }
+    fn len(&mut self) -> Option<usize> {
+        usize::try_from(self.varint()?)
+            .ok()
+            .filter(|&n| n <= self.b.len())
+    }
+    fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (h, t) = (self.b.get(..n)?, self.b.get(n..)?);
+        self.b = t;
+        Some(h)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.bytes(1)?[0])
+    }
+}
+
+/// Append the insert record of a batch to `out`.
+pub(crate) fn encode_insert(
+    out: &mut Vec<u8>,
+    new_series: &[(u32, Box<[u8]>)],
+    numbers: &[(u128, f64)],
+    texts: &[(u128, &str)],
+    scratch: &mut Vec<(u32, i64, u64)>,
+) {
+    put(out, new_series.len() as u128);
+    for (id, canon) in new_series {
+        put(out, u128::from(*id));
+        put(out, canon.len() as u128);
+        out.extend_from_slice(canon);
+    }
+    scratch.clear();
+    scratch.extend(numbers.iter().map(|&(k, x)| {
+        let (ts, id) = codec::key_from_ordinal(k);
+        (id, ts, x.to_bits())
+    }));
+    // Stable: samples with equal keys keep their batch order.
+    scratch.sort_by_key(|&(id, ts, _)| (id, ts));
+    let base = scratch.iter().map(|&(_, ts, _)| ts).min().unwrap_or(0);
+    put(out, scratch.len() as u128);
+    put(out, zigzag(base));
+    let (mut id0, mut ts0, mut d0, mut bits0) = (0u32, 0i64, 0i64, 0u64);
+    for (n, &(id, ts, bits)) in scratch.iter().enumerate() {
+        if n == 0 || id != id0 {
+            put(out, u128::from(id.wrapping_sub(id0)));
+            put(out, zigzag(ts.wrapping_sub(base)));
+            (d0, bits0) = (0, 0);
+        } else {
+            put(out, 0);
+            let d = ts.wrapping_sub(ts0);
+            put(out, zigzag(d.wrapping_sub(d0)));
+            d0 = d;
+        }
+        (id0, ts0) = (id, ts);
+        let x = bits ^ bits0;
+        if x == 0 {
+            out.push(0xff);
+        } else {
+            let (lz, tz) = (x.leading_zeros() / 8, x.trailing_zeros() / 8);
+            out.push(((lz << 4) | tz) as u8);
+            out.extend_from_slice(&x.to_be_bytes()[lz as usize..(8 - tz) as usize]);
+        }
+        bits0 = bits;
+    }
+    put(out, texts.len() as u128);
+    for &(k, t) in texts {
+        out.extend_from_slice(&k.to_be_bytes());
+        put(out, t.len() as u128);
+        out.extend_from_slice(t.as_bytes());
+    }
+}
+
+pub(crate) fn decode_insert(b: &[u8]) -> Option<Insert> {
+    let mut r = Reader { b };
+    let mut rec = Insert::default();
+    for _ in 0..r.len()? {
+        let id = r.u32()?;
+        let n = r.len()?;
+        rec.new_series.push((id, r.bytes(n)?.into()));
+    }
+    let n = r.len()?;
+    let base = unzigzag(r.u64()?);
+    let (mut id0, mut ts0, mut d0, mut bits0) = (0u32, 0i64, 0i64, 0u64);
+    for i in 0..n {
+        let did = r.u32()?;
+        if i == 0 || did != 0 {
+            id0 = id0.checked_add(did)?;
+            ts0 = base.wrapping_add(unzigzag(r.u64()?));
+            (d0, bits0) = (0, 0);
+        } else {
+            d0 = d0.wrapping_add(unzigzag(r.u64()?));
+            ts0 = ts0.wrapping_add(d0);
+        }
+        let h = r.u8()?;
+        let bits = if h == 0xff {
+            bits0
+        } else {
+            let (lz, tz) = (usize::from(h >> 4), usize::from(h & 0x0f));
+            let len = 8usize.checked_sub(lz + tz).filter(|&l| l > 0)?;
+            let mut be = [0u8; 8];
+            be[lz..lz + len].copy_from_slice(r.bytes(len)?);
+            bits0 ^ u64::from_be_bytes(be)
+        };
+        bits0 = bits;
+        rec.numbers
+            .push((codec::key_ordinal(ts0, id0), f64::from_bits(bits)));
+    }
+    rec.numbers.sort_by_key(|&(k, _)| k);
+    for _ in 0..r.len()? {
+        let mut k = [0u8; 16];
+        k.copy_from_slice(r.bytes(16)?);
+        let n = r.len()?;
+        let t = std::str::from_utf8(r.bytes(n)?).ok()?;
+        rec.texts.push((u128::from_be_bytes(k), t.to_owned()));
+    }
+    r.b.is_empty().then_some(rec)
+}
+
+/// Append the mark record of `sorted` (ascending, unique keys) and `checkpoint` to `out`.
+pub(crate) fn encode_mark(out: &mut Vec<u8>, sorted: &[u128], checkpoint: &Checkpoint) {
+    out.extend_from_slice(&codec::checkpoint_bytes(checkpoint));
+    put(out, sorted.len() as u128);
+    let mut prev = 0u128;
+    for &k in sorted {
+        put(out, k.wrapping_sub(prev));
+        prev = k;
+    }
+}
+
+pub(crate) fn decode_mark(b: &[u8]) -> Option<(Vec<u128>, Checkpoint)> {
+    let mut r = Reader { b };
+    let mut cp = [0u8; CHECKPOINT_LEN];
+    cp.copy_from_slice(r.bytes(CHECKPOINT_LEN)?);
+    let checkpoint = codec::decode_checkpoint(&cp)?;
+    let n = r.len()?;
+    let mut keys = Vec::with_capacity(n);
+    let mut prev = 0u128;
+    for _ in 0..n {
+        prev = prev.wrapping_add(r.varint()?);
+        keys.push(prev);
+    }
+    r.b.is_empty().then_some((keys, checkpoint))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_insert_record_round_trips_bit_for_bit_in_key_order() {
+        let t0 = 1_764_600_000_000i64;
+        let mut numbers = Vec::new();
+        for tick in 0..10i64 {
+            for id in 1..=81u32 {
+                let x = match id % 4 {
+                    0 => 42.0,
+                    1 => (tick * 1000 + i64::from(id)) as f64 * 0.01,
+                    2 => f64::from_bits(0x7ff8_0000_0000_0001),
+                    _ => -0.0,
+                };
+                numbers.push((codec::key_ordinal(t0 + tick * 1000 + (tick % 3), id), x));
+            }
+        }
+        // A repeated key keeps its batch order; an old and a negative timestamp fit too.
+        numbers.push((codec::key_ordinal(t0, 5), 1.5));
+        numbers.push((codec::key_ordinal(-7, 3), 2.5));
+        numbers.sort_by_key(|&(k, _)| k);
+        let new_series = vec![(80u32, b"canon-80".to_vec().into_boxed_slice())];
+        let texts = vec![(codec::key_ordinal(t0, 9), "v1.2 é")];
+        let mut out = Vec::new();
+        encode_insert(&mut out, &new_series, &numbers, &texts, &mut Vec::new());
+        let rec = decode_insert(&out).unwrap();
+        assert_eq!(rec.new_series, new_series);
+        let bits = |v: &[(u128, f64)]| v.iter().map(|&(k, x)| (k, x.to_bits())).collect::<Vec<_>>();
+        assert_eq!(bits(&rec.numbers), bits(&numbers));
+        assert_eq!(rec.texts, vec![(texts[0].0, texts[0].1.to_owned())]);
+        assert!(out.len() < numbers.len() * 6, "{} bytes", out.len());
+        // Every truncation is refused, never misread.
+        for cut in 0..out.len() {
+            assert!(decode_insert(&out[..cut]).is_none(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn a_mark_record_round_trips() {
+        let cp = Checkpoint {
+            batch_id: uuid::Uuid::from_u128(99),
+            chunk_index: 3,
+            sample_count: 2,
+            first_ts_ms: 10,
+            last_ts_ms: 20,
+            uploaded_at_ms: 30,
+        };
+        let keys = vec![codec::key_ordinal(10, 1), codec::key_ordinal(20, 7)];
+        let mut out = Vec::new();
+        encode_mark(&mut out, &keys, &cp);
+        assert_eq!(decode_mark(&out), Some((keys, cp)));
+        assert!(decode_mark(&out[..out.len() - 1]).is_none());
+    }
+}
