@@ -56,8 +56,14 @@ fuzz_target!(|data: &[u8]| {
         1 => Durability::DeferredMarks { max_unsynced: 3 },
         _ => Durability::Periodic { max_unsynced: 64 },
     };
+    // The journal (with a fold every 1..=7 commits) on half of the inputs.
+    let fold_after = if mode & 0x80 != 0 {
+        u32::from(mode >> 4 & 7) + 1
+    } else {
+        0
+    };
     let dir = scratch_dir();
     std::fs::create_dir_all(&dir).unwrap();
-    model::run_model(&dir, &mut Bytes(ops), durability, 512);
+    model::run_model_journaled(&dir, &mut Bytes(ops), durability, fold_after, 512);
     let _ = std::fs::remove_dir_all(&dir);
 });

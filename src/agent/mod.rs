@@ -138,11 +138,11 @@ pub fn store_options(config: &Config) -> StoreOptions {
             DurabilityMode::Eventual => belabox_store::Durability::DeferredMarks {
                 max_unsynced: EVENTUAL_MAX_UNSYNCED_MARKS,
             },
-            DurabilityMode::Journal => belabox_store::Durability::Immediate,
         },
-        fold_after: match config.storage.durability {
-            DurabilityMode::Journal => belabox_store::DEFAULT_FOLD_AFTER,
-            _ => 0,
+        fold_after: if config.storage.journal {
+            belabox_store::DEFAULT_FOLD_AFTER
+        } else {
+            0
         },
         max_size_bytes: config.storage.max_size,
         retention_ms: u64::try_from(config.storage.retention.as_millis()).unwrap_or(u64::MAX),

@@ -206,6 +206,10 @@ pub struct StorageConfig {
     #[serde(serialize_with = "ser_duration")]
     pub flush_interval: Duration,
     pub durability: DurabilityMode,
+    /// What is fsynced per flush and mark: a compact record in the store's journal, the redb
+    /// file written once every 16 of them (true), or the redb commit itself (false). The loss
+    /// windows are `durability`'s either way.
+    pub journal: bool,
     /// Samples older than this are deleted, uploaded or not; > 0.
     #[serde(serialize_with = "ser_duration")]
     pub retention: Duration,
@@ -230,10 +234,6 @@ pub enum DurabilityMode {
     /// Flushes are fsynced; upload marks wait for the next fsync (a crash can make the last
     /// flush interval's chunks upload again).
     Eventual,
-    /// As `Immediate` (every flush and mark fsynced, the same loss windows), but each is an
-    /// fsynced record in the store's journal, folded into redb every 16 commits (≈ 2 min):
-    /// less flash wear, ≤ 512 KiB more RAM.
-    Journal,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -515,6 +515,7 @@ impl Default for StorageConfig {
             path: PathBuf::from("/var/lib/belabox-metrics/metrics.redb"),
             flush_interval: Duration::from_secs(10),
             durability: DurabilityMode::Immediate,
+            journal: true,
             retention: Duration::from_secs(24 * 3600),
             max_size: 64 * MIB,
             compaction_interval: Duration::from_secs(3600),
@@ -675,7 +676,6 @@ impl DurabilityMode {
         match self {
             DurabilityMode::Immediate => "immediate",
             DurabilityMode::Eventual => "eventual",
-            DurabilityMode::Journal => "journal",
         }
     }
 }

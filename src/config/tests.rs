@@ -528,7 +528,7 @@ fn bad_values_name_their_key() {
         ),
         (
             "[storage]\ndurability = \"sometimes\"",
-            "storage.durability: expected one of immediate, eventual, journal, got \"sometimes\"",
+            "storage.durability: expected one of immediate, eventual, got \"sometimes\"",
         ),
         (
             "[network]\nmax_interfaces = 0",
@@ -1031,12 +1031,17 @@ fn filesystem_section_defaults_bounds_and_patterns() {
 }
 
 #[test]
-fn durability_journal_keeps_immediate_and_turns_the_store_journal_on() {
-    let c = parse("[storage]\ndurability = \"journal\"");
-    assert_eq!(c.storage.durability, DurabilityMode::Journal);
-    let o = crate::agent::store_options(&c);
+fn the_store_journal_is_on_by_default_and_can_be_turned_off() {
+    let o = crate::agent::store_options(&parse(""));
     assert_eq!(o.durability, belabox_store::Durability::Immediate);
     assert_eq!(o.fold_after, belabox_store::DEFAULT_FOLD_AFTER);
-    let o = crate::agent::store_options(&parse(""));
-    assert_eq!(o.fold_after, 0, "the journal is opt-in");
+    let c = parse("[storage]\njournal = false\ndurability = \"eventual\"");
+    assert!(!c.storage.journal);
+    let o = crate::agent::store_options(&c);
+    assert_eq!(o.fold_after, 0);
+    assert!(matches!(
+        o.durability,
+        belabox_store::Durability::DeferredMarks { .. }
+    ));
+    assert!(error("[storage]\njournal = \"yes\"").contains("storage.journal"));
 }

@@ -33,6 +33,9 @@ pub(crate) struct AllocatedFile {
     deferred: Option<Mutex<BTreeMap<u64, Box<[u8]>>>>,
     /// Bytes held in `deferred`, for the store to fold before it grows too big.
     held: Arc<AtomicU64>,
+    /// Set by the store while a journaled (`Durability::None`) transaction runs: redb then
+    /// syncs only to make a growth of the file durable, and the held writes stay held.
+    hold: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AllocatedFile {
@@ -41,15 +44,22 @@ impl AllocatedFile {
             file,
             deferred: None,
             held: Arc::default(),
+            hold: Arc::default(),
         }
     }
 
-    /// Writes wait in memory until `sync_data`; `held` counts their bytes.
-    pub(crate) fn deferred(file: File, held: Arc<AtomicU64>) -> AllocatedFile {
+    /// Writes wait in memory until a `sync_data` while `hold` is clear; `held` counts their
+    /// bytes.
+    pub(crate) fn deferred(
+        file: File,
+        held: Arc<AtomicU64>,
+        hold: Arc<std::sync::atomic::AtomicBool>,
+    ) -> AllocatedFile {
         AllocatedFile {
             file,
             deferred: Some(Mutex::new(BTreeMap::new())),
             held,
+            hold,
         }
     }
 
@@ -131,6 +141,9 @@ impl redb::StorageBackend for AllocatedFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
+        if self.hold.load(Ordering::Acquire) {
+            return self.file.sync_data();
+        }
         if let Some(mut blocks) = self.blocks() {
             // Written in order and only then forgotten: a failed write keeps them all held,
             // so the next sync (or a reopen, which drops them) decides.
@@ -189,7 +202,8 @@ mod tests {
                 .unwrap()
         };
         let held = Arc::new(AtomicU64::new(0));
-        let f = AllocatedFile::deferred(open(), held.clone());
+        let hold = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let f = AllocatedFile::deferred(open(), held.clone(), hold.clone());
         f.write(4090, &[1; 10]).unwrap();
         f.set_len(16_384).unwrap();
         f.write(12_288, &[2; 4096]).unwrap();
@@ -201,6 +215,16 @@ mod tests {
         assert_eq!(&buf[15..], &[7; 5]);
         let on_disk = std::fs::read(&path).unwrap();
         assert!(on_disk[..10_000].iter().all(|&b| b == 7));
+        // While held, a sync leaves the writes in memory.
+        hold.store(true, Ordering::Release);
+        f.sync_data().unwrap();
+        assert_eq!(held.load(Ordering::Relaxed), 3 * BLOCK);
+        assert!(
+            std::fs::read(&path).unwrap()[4090..4100]
+                .iter()
+                .all(|&b| b == 7)
+        );
+        hold.store(false, Ordering::Release);
         // A shrink forgets the held block past the end.
         f.set_len(12_288).unwrap();
         assert_eq!(held.load(Ordering::Relaxed), 2 * BLOCK);

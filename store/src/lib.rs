@@ -396,6 +396,22 @@ impl Writer {
 /// queue's RAM, 16 bytes a key, during a backlog drain).
 const MAX_QUEUED_MARK_KEYS: usize = 10_000;
 
+/// Sets the backend's `hold` for a journaled transaction's lifetime, whichever way it ends.
+struct Hold<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl<'a> Hold<'a> {
+    fn new(flag: &'a std::sync::atomic::AtomicBool) -> Hold<'a> {
+        flag.store(true, Ordering::Release);
+        Hold(flag)
+    }
+}
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 /// What `Store::open_db` gives: the database, its series, (pending, unstamped) counts and the
 /// journal to append to.
 type OpenedDb = (
@@ -429,6 +445,8 @@ pub struct Store {
     data_bytes: AtomicU64,
     /// Bytes of redb pages the backend holds until the next durable commit.
     held: Arc<AtomicU64>,
+    /// Set while a journaled transaction runs (`file::AllocatedFile`'s `hold`).
+    hold: Arc<std::sync::atomic::AtomicBool>,
     /// Opened with [`Store::open_read_only`]: every write is refused.
     read_only: bool,
     /// A [`Store::reopen`] failed: `db` is an empty stand-in and every call fails as
@@ -476,8 +494,9 @@ impl Store {
     fn open_mode(path: &Path, opts: StoreOptions, read_only: bool) -> Result<Store, OpenError> {
         let lock = lock::ProcessLock::acquire(path)?;
         let held = Arc::new(AtomicU64::new(0));
+        let hold = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (db, cache, (pending, unstamped), journal, unsynced) =
-            Self::open_db(path, &opts, read_only, &held)?;
+            Self::open_db(path, &opts, read_only, &held, &hold)?;
         Ok(Store {
             db: RwLock::new(db),
             path: path.to_owned(),
@@ -488,6 +507,7 @@ impl Store {
                 ..Writer::default()
             }),
             held,
+            hold,
             series: RwLock::new(cache),
             pending: AtomicU64::new(pending),
             unstamped: AtomicU64::new(unstamped),
@@ -508,6 +528,7 @@ impl Store {
         opts: &StoreOptions,
         read_only: bool,
         held: &Arc<AtomicU64>,
+        hold: &Arc<std::sync::atomic::AtomicBool>,
     ) -> Result<OpenedDb, OpenError> {
         let io = |source| OpenError::Io {
             path: path.to_owned(),
@@ -556,7 +577,11 @@ impl Store {
                 .map_err(io)?;
             held.store(0, Ordering::Relaxed);
             if Self::journaled(opts) {
-                builder.create_with_backend(file::AllocatedFile::deferred(f, held.clone()))
+                builder.create_with_backend(file::AllocatedFile::deferred(
+                    f,
+                    held.clone(),
+                    hold.clone(),
+                ))
             } else {
                 builder.create_with_backend(file::AllocatedFile::new(f))
             }
@@ -577,7 +602,8 @@ impl Store {
         }
         let from = schema::migrate(&db, path)?;
         let journaled = Self::journaled(opts) && !read_only;
-        let replayed = Self::replay(&db, path, journaled).map_err(|e| e.into_open(path))?;
+        let hold = (!read_only && Self::journaled(opts)).then_some(&**hold);
+        let replayed = Self::replay(&db, path, journaled, hold).map_err(|e| e.into_open(path))?;
         let journal = match journaled {
             true => match journal::Journal::open(path, replayed.epoch, replayed.end) {
                 Ok(j) => Some(j),
@@ -611,7 +637,12 @@ impl Store {
     /// no free space: the journal goes on after them and the next fold makes them durable. A
     /// read-only store replays into its overlay. Only a store that never journaled (epoch 0),
     /// or one opened without a journal that finds records, makes a durable commit here.
-    fn replay(db: &Database, path: &Path, journaled: bool) -> Result<Replayed, Fault> {
+    fn replay(
+        db: &Database,
+        path: &Path,
+        journaled: bool,
+        hold: Option<&std::sync::atomic::AtomicBool>,
+    ) -> Result<Replayed, Fault> {
         let (epoch, applied) = {
             let txn = db.begin_read()?;
             let meta = txn.open_table(META)?;
@@ -649,11 +680,21 @@ impl Store {
                 records: total,
             });
         }
-        let mut txn = db.begin_write()?;
-        if !durable {
-            txn.set_durability(redb::Durability::None)?;
-        }
         let (mut samples, mut marks) = (0usize, 0usize);
+        // One non-durable commit per record, as they were made: the same allocations, so that
+        // what fitted in the file's free pages before a crash fits again (one transaction for
+        // all of them was measured to need more pages, failing a reopen on a full disk).
+        if !todo.is_empty() {
+            // A durable commit of the state as it is first: redb reuses the pages the last
+            // durable commit freed only after another durable commit, and without them the
+            // replay needs to grow the file (measured: 548 KiB → 1.1 MiB), which a full disk
+            // refuses. It needs a few free pages, as a mark does.
+            let txn = db.begin_write()?;
+            txn.open_table(META)?
+                .insert(META_JOURNAL_APPLIED, skip as u64)?;
+            txn.commit()?;
+        }
+        let held = hold.map(Hold::new);
         for (n, (kind, payload)) in todo.iter().enumerate() {
             let bad = || {
                 corrupt(format_args!(
@@ -661,6 +702,8 @@ impl Store {
                     skip + n
                 ))
             };
+            let mut txn = db.begin_write()?;
+            txn.set_durability(redb::Durability::None)?;
             match *kind {
                 journal::KIND_INSERT => {
                     let rec = record::decode_insert(payload).ok_or_else(bad)?;
@@ -675,9 +718,17 @@ impl Store {
                     marks += Self::unpend_chunk(&txn, &keys)?;
                     Self::append_checkpoint(&txn, &checkpoint)?;
                 }
+                journal::KIND_EXPIRE => {
+                    let (now_ms, retention_ms) = record::decode_expire(payload).ok_or_else(bad)?;
+                    Self::expire(&txn, retention_ms, now_ms)?;
+                }
                 _ => return Err(bad()),
             }
+            txn.open_table(META)?
+                .insert(META_JOURNAL_APPLIED, (skip + n + 1) as u64)?;
+            txn.commit()?;
         }
+        drop(held);
         let out = if durable {
             let next = if epoch == 0 {
                 // Random, so that a journal left by another store at this path never matches.
@@ -685,23 +736,25 @@ impl Store {
             } else {
                 epoch.wrapping_add(1).max(1)
             };
-            let mut meta = txn.open_table(META)?;
-            meta.insert(META_JOURNAL_EPOCH, next)?;
-            meta.insert(META_JOURNAL_APPLIED, 0)?;
+            let txn = db.begin_write()?;
+            {
+                let mut meta = txn.open_table(META)?;
+                meta.insert(META_JOURNAL_EPOCH, next)?;
+                meta.insert(META_JOURNAL_APPLIED, 0)?;
+            }
+            txn.commit()?;
             Replayed {
                 epoch: next,
                 end: 0,
                 records: 0,
             }
         } else {
-            txn.open_table(META)?.insert(META_JOURNAL_APPLIED, total)?;
             Replayed {
                 epoch,
                 end,
                 records: total,
             }
         };
-        txn.commit()?;
         if !todo.is_empty() {
             log::info!(
                 "{}: replayed {} journal records ({samples} samples stored, {marks} marked uploaded)",
@@ -730,8 +783,13 @@ impl Store {
             log::debug!("{}: close before reopen: {e}", self.path.display());
         }
         relock(self.writer.get_mut()).journal = None;
-        let (db, cache, (pending, unstamped), journal, unsynced) =
-            Self::open_db(&self.path, &self.opts, self.read_only, &self.held)?;
+        let (db, cache, (pending, unstamped), journal, unsynced) = Self::open_db(
+            &self.path,
+            &self.opts,
+            self.read_only,
+            &self.held,
+            &self.hold,
+        )?;
         *relock(self.db.get_mut()) = db;
         *relock(self.series.get_mut()) = cache;
         *self.pending.get_mut() = pending;
@@ -846,13 +904,35 @@ impl Store {
         record: Option<u8>,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<(T, bool), Fault>,
     ) -> Result<T, Fault> {
-        let journal_it = record.is_some()
-            && kind != Kind::Maintenance
-            && w.unsynced < self.opts.fold_after
-            && self.held.load(Ordering::Relaxed) < MAX_HELD_BYTES
-            && w.journal
-                .as_ref()
-                .is_some_and(|j| j.used() + w.record.len() as u64 + 64 <= journal::CAPACITY);
+        let journal_it = match (&w.journal, record) {
+            (Some(j), Some(_)) => {
+                let fold = if w.unsynced >= self.opts.fold_after {
+                    Some("fold_after commits")
+                } else if self.held.load(Ordering::Relaxed) >= MAX_HELD_BYTES {
+                    Some("held pages full")
+                } else if j.used() + w.record.len() as u64 + 64 > journal::CAPACITY {
+                    Some("journal full")
+                } else if self
+                    .file_size()
+                    .map_or(true, |len| len > self.opts.max_size_bytes / 16 * 7)
+                {
+                    // Near the size cap every commit is durable: the pages the journaled ones
+                    // replace would stay allocated until the fold and grow the file past it.
+                    Some("near the size cap")
+                } else {
+                    None
+                };
+                if let Some(why) = fold {
+                    log::debug!("{}: fold ({why})", self.path.display());
+                }
+                fold.is_none()
+            }
+            (Some(_), None) if w.unsynced > 0 => {
+                log::debug!("{}: fold (a write without a record)", self.path.display());
+                false
+            }
+            _ => false,
+        };
         let deferrable = match self.opts.durability {
             _ if kind == Kind::Maintenance => None,
             // Marks wait in memory (`Writer::marks`), not in redb non-durable commits: those
@@ -861,6 +941,9 @@ impl Store {
             Durability::Periodic { max_unsynced } => Some(max_unsynced),
         };
         let defer = journal_it || deferrable.is_some_and(|max| w.unsynced < max);
+        // Held until a durable commit: redb also syncs to make a growth durable and when a
+        // transaction is aborted, and those syncs must not write the journaled pages out.
+        let hold = w.journal.is_some().then(|| Hold::new(&self.hold));
         let mut txn = self.write_txn()?;
         txn.set_durability(if defer {
             redb::Durability::None
@@ -887,9 +970,22 @@ impl Store {
         } else if defer {
             None
         } else {
+            log::debug!(
+                "{}: durable commit ({kind:?}, {} journaled before it)",
+                self.path.display(),
+                w.unsynced
+            );
             Self::next_epoch(&txn, w)?
         };
-        txn.commit()?;
+        if !defer {
+            // A durable commit: its syncs write the held pages, then its own.
+            drop(hold);
+            txn.commit()?;
+        } else {
+            txn.commit()?;
+            // Before anything below can make a durable commit.
+            drop(hold);
+        }
         w.marks.clear();
         w.marked = 0;
         if let Some(epoch) = folded {
@@ -1668,18 +1764,43 @@ impl Store {
     /// oldest uploaded samples, then drop (and count) the oldest pending ones.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<RetentionStats, MaintenanceError> {
         let mut w = relock(self.writer.lock());
+        // Live data budget: under half the cap, because redb grows its file by doubling.
+        let budget = self.opts.max_size_bytes / 16 * 7;
+        let io = |source| MaintenanceError::Io {
+            path: self.path.clone(),
+            source,
+        };
         // Pages that deferred commits replaced stay allocated until a durable commit; make
         // them reusable before measuring. Queued marks alone need no commit of their own here
-        // (they hold no pages): they ride with the next one.
-        if w.unsynced > 0 {
+        // (they hold no pages): they ride with the next one. With the journal, only when the
+        // cap is in reach: a fold a minute would undo most of its saving.
+        let journaled = w.journal.is_some();
+        if w.unsynced > 0 && (!journaled || self.file_size().map_err(io)? > budget) {
             self.sync_locked(&mut w)
                 .map_err(|e| e.into_maintenance(&self.path))?;
         }
+        // With the journal, expiry is a journaled commit too (its record: `now_ms` and the
+        // retention), so that a store past its first day does not fold every minute.
+        let record = if journaled {
+            let mut rec = std::mem::take(&mut w.record);
+            rec.clear();
+            record::encode_expire(&mut rec, now_ms, self.opts.retention_ms);
+            w.record = rec;
+            Some(journal::KIND_EXPIRE)
+        } else {
+            None
+        };
+        let kind = if journaled {
+            Kind::Data
+        } else {
+            Kind::Maintenance
+        };
+        let retention_ms = self.opts.retention_ms;
         let mut stats = self
-            .write_if(&mut w, Kind::Maintenance, |txn| self.expire(txn, now_ms))
+            .write_journaled(&mut w, kind, record, |txn| {
+                Self::expire(txn, retention_ms, now_ms)
+            })
             .map_err(|e| e.into_maintenance(&self.path))?;
-        // Live data budget: under half the cap, because redb grows its file by doubling.
-        let budget = self.opts.max_size_bytes / 16 * 7;
         for _ in 0..4 {
             let file = self.file_size().map_err(|source| MaintenanceError::Io {
                 path: self.path.clone(),
@@ -1714,11 +1835,11 @@ impl Store {
 
     /// Retention pass. Returns the stats and whether anything was removed.
     fn expire(
-        &self,
         txn: &redb::WriteTransaction,
+        retention_ms: u64,
         now_ms: i64,
     ) -> Result<(RetentionStats, bool), Fault> {
-        let retention = i64::try_from(self.opts.retention_ms).unwrap_or(i64::MAX);
+        let retention = i64::try_from(retention_ms).unwrap_or(i64::MAX);
         let cutoff = now_ms.saturating_sub(retention);
         let limit = codec::key_ordinal(cutoff, 0);
         let mut stats = RetentionStats::default();
@@ -2293,6 +2414,12 @@ pub fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
         n += 1;
     }
     std::fs::rename(path, &to)?;
+    // The journal belongs to the damaged file (a fresh store would ignore it: another epoch).
+    match std::fs::rename(journal::path_of(path), journal::path_of(&to)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

@@ -9,6 +9,8 @@
 //!   both ends cut (one header byte: leading zero bytes × 16 + trailing ones; `0xff` = same
 //!   value); then text samples (key, bytes). About 3–5 bytes a sample at a 1 s interval.
 //! - Mark: the checkpoint's fixed encoding, then the sorted keys as deltas.
+//! - Expire (a retention pass): `now_ms` i64 LE and the retention in ms u64 LE, so that a
+//!   replay expires what the pass did even if the configured retention changed since.
 
 use crate::Checkpoint;
 use crate::codec::{self, CHECKPOINT_LEN};
@@ -209,6 +211,22 @@ pub(crate) fn decode_mark(b: &[u8]) -> Option<(Vec<u128>, Checkpoint)> {
     r.b.is_empty().then_some((keys, checkpoint))
 }
 
+pub(crate) fn encode_expire(out: &mut Vec<u8>, now_ms: i64, retention_ms: u64) {
+    out.extend_from_slice(&now_ms.to_le_bytes());
+    out.extend_from_slice(&retention_ms.to_le_bytes());
+}
+
+pub(crate) fn decode_expire(b: &[u8]) -> Option<(i64, u64)> {
+    let (now, retention) = (b.get(..8)?, b.get(8..16)?);
+    (b.len() == 16).then(|| {
+        let mut n = [0u8; 8];
+        n.copy_from_slice(now);
+        let mut r = [0u8; 8];
+        r.copy_from_slice(retention);
+        (i64::from_le_bytes(n), u64::from_le_bytes(r))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,5 +281,9 @@ mod tests {
         encode_mark(&mut out, &keys, &cp);
         assert_eq!(decode_mark(&out), Some((keys, cp)));
         assert!(decode_mark(&out[..out.len() - 1]).is_none());
+        let mut out = Vec::new();
+        encode_expire(&mut out, -5, 86_400_000);
+        assert_eq!(decode_expire(&out), Some((-5, 86_400_000)));
+        assert!(decode_expire(&out[..15]).is_none());
     }
 }

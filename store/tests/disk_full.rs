@@ -104,13 +104,27 @@ fn verify(store: &Store, flushes: i64) {
 
 #[test]
 fn enospc_poisons_reopen_recovers_and_nothing_committed_is_lost() {
+    enospc(StoreOptions::default());
+}
+
+/// The same with the journal: the flushes since the last fold live in the journal and in RAM
+/// only, and the reopen on the still-full disk must replay them into the file's free pages.
+#[test]
+fn with_the_journal_enospc_reopen_replays_and_nothing_committed_is_lost() {
+    enospc(StoreOptions {
+        fold_after: belabox_store::DEFAULT_FOLD_AFTER,
+        ..StoreOptions::default()
+    });
+}
+
+fn enospc(opts: StoreOptions) {
     let dir = tempfile::tempdir().unwrap();
     let _mount = Mount::new(dir.path(), "2m");
     let path = dir.path().join("metrics.redb");
     let filler = dir.path().join("filler");
     std::fs::write(&filler, vec![1u8; 1 << 20]).unwrap();
 
-    let mut store = Store::open(&path, StoreOptions::default()).unwrap();
+    let mut store = Store::open(&path, opts).unwrap();
     let mut committed = 0i64;
     let err = loop {
         match store.insert(&flush(committed)) {
@@ -149,7 +163,7 @@ fn enospc_poisons_reopen_recovers_and_nothing_committed_is_lost() {
     drop(store);
     assert!(Store::check(&path).unwrap().is_healthy());
     // A fresh open on the full disk works as well.
-    let mut store = Store::open(&path, StoreOptions::default()).unwrap();
+    let mut store = Store::open(&path, opts).unwrap();
     assert_eq!(store.pending_count().unwrap(), pending);
     verify(&store, committed);
 

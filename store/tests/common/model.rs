@@ -207,6 +207,8 @@ fn options(durability: Durability, fold_after: u32) -> StoreOptions {
 }
 
 /// Run up to `max_ops` operations against a store at `dir/model.redb`.
+// The fuzz target calls `run_model_journaled` only.
+#[allow(dead_code)]
 pub fn run_model(dir: &Path, c: &mut dyn Choices, durability: Durability, max_ops: usize) {
     run_model_journaled(dir, c, durability, 0, max_ops);
 }
