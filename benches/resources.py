@@ -335,6 +335,7 @@ interval = "1s"
 [storage]
 path = "{store}"
 flush_interval = "10s"
+{os.environ.get("BENCH_STORAGE", "")}
 {remote}
 [health]
 enabled = true

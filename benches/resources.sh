@@ -18,6 +18,7 @@
 #   - node_exporter with the same collector families, scraped every 1 s (scraper not measured);
 # --https: VictoriaMetrics with -tls and a certificate from a CA made with openssl; the uploading
 # agent trusts it through remote.ca_file (the figure of issue 14).
+# BENCH_STORAGE="journal = false" adds that line to both agents' [storage] (A/B of store settings).
 # and prints one figure per line (peak/steady RSS, CPU seconds per second, ratios) and a Markdown
 # table. Every process is stopped at the end (and on any signal); the run is bounded in time.
 # CPU is CPU-seconds from /proc/PID/stat over wall seconds, so other load on the machine moves

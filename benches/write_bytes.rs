@@ -20,6 +20,8 @@
 //! `vm_promscrape_scraped_samples_sum`, for collectd the values appended to its csv files.
 //! VictoriaMetrics itself is not measured.
 //!
+//! `BENCH_INTERVALS` adds lines to the agent's `[collect.intervals]` (`network = "1h"` and
+//! `filesystem = "1h"` leave 45 samples a tick, about the issue's board).
 //! `BENCH_FLUSH` (e.g. `30s`) and `BENCH_DURABILITY` (`eventual`) set the agent's
 //! `storage.flush_interval` and `storage.durability`, to measure the trade-offs of
 //! docs/configuration.md.
@@ -177,11 +179,14 @@ fn phase(up: bool, warmup: Duration, window: Duration) {
     if let Ok(m) = std::env::var("BENCH_DURABILITY") {
         storage.push_str(&format!("durability = \"{m}\"\n"));
     }
+    // E.g. `network = "1h"` lines: fewer samples a tick (44 instead of 81: the issue's board).
+    let intervals = std::env::var("BENCH_INTERVALS").unwrap_or_default();
     let config = d.join("agent.toml");
     std::fs::write(
         &config,
         format!(
             "[device]\nid = \"wear-bench\"\n[collect]\ninterval = \"1s\"\n\
+             [collect.intervals]\n{intervals}\n\
              [storage]\npath = \"{}\"\n{storage}[remote]\nurl = \"{import}\"\n\
              [health]\naddress = \"{health}\"\n[logging]\nlevel = \"warn\"\n",
             d.join("store/metrics.redb").display()

@@ -68,8 +68,10 @@ pub(crate) enum Stop {
     /// A zero length or a stale epoch at `offset`: the normal end.
     End { offset: u64 },
     /// A record of the current epoch whose CRC fails, or a length past the end: a torn last
-    /// write (or damage); what follows is not read.
-    Damaged { offset: u64 },
+    /// write (or damage). What follows is not replayed (a gap would leave later records
+    /// naming series and keys the lost one made); `later` counts the intact records of the
+    /// epoch found after it, at page boundaries: 0 for a torn last append, more for damage.
+    Damaged { offset: u64, later: u64 },
 }
 
 impl Journal {
@@ -166,41 +168,73 @@ fn parse(bytes: &[u8], epoch: u64) -> (Records, Stop) {
     let mut out = Vec::new();
     let mut at = 0usize;
     loop {
-        let end = Stop::End { offset: at as u64 };
-        let Some(frame) = bytes.get(at..at + FRAME) else {
-            return (out, end);
-        };
-        let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
-        let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
-        if len == 0 {
-            return (out, end);
+        match record_at(bytes, at, epoch) {
+            At::Record {
+                kind,
+                payload,
+                next,
+            } => {
+                out.push((kind, payload.to_vec()));
+                at = next;
+            }
+            At::End => return (out, Stop::End { offset: at as u64 }),
+            At::Damaged => {
+                let mut later = 0;
+                let mut p = at + PAGE;
+                while p < bytes.len() {
+                    if let At::Record { .. } = record_at(bytes, p, epoch) {
+                        later += 1;
+                    }
+                    p += PAGE;
+                }
+                let offset = at as u64;
+                return (out, Stop::Damaged { offset, later });
+            }
         }
-        let Some(body) = bytes
-            .get(at + FRAME..at + FRAME + len)
-            .filter(|b| b.len() >= HEAD)
-        else {
-            return (out, Stop::Damaged { offset: at as u64 });
-        };
-        let mut e = [0u8; 8];
-        e.copy_from_slice(&body[..8]);
-        let crc_ok = crc32(body) == crc;
-        if u64::from_le_bytes(e) != epoch {
-            // A stale record, or a torn current one whose epoch bytes are damaged: either way
-            // the current epoch's records ended before it.
-            return (
-                out,
-                if crc_ok {
-                    end
-                } else {
-                    Stop::Damaged { offset: at as u64 }
-                },
-            );
-        }
-        if !crc_ok {
-            return (out, Stop::Damaged { offset: at as u64 });
-        }
-        out.push((body[8], body[HEAD..].to_vec()));
-        at += align((FRAME + len) as u64) as usize;
+    }
+}
+
+enum At<'a> {
+    Record {
+        kind: u8,
+        payload: &'a [u8],
+        next: usize,
+    },
+    /// A zero length, the end of the file, or an intact record of another epoch.
+    End,
+    Damaged,
+}
+
+fn record_at(bytes: &[u8], at: usize, epoch: u64) -> At<'_> {
+    let Some(frame) = bytes.get(at..at.saturating_add(FRAME)) else {
+        return At::End;
+    };
+    let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
+    let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    if len == 0 {
+        return At::End;
+    }
+    let Some(body) = bytes
+        .get(at + FRAME..(at + FRAME).saturating_add(len))
+        .filter(|b| b.len() >= HEAD)
+    else {
+        return At::Damaged;
+    };
+    let mut e = [0u8; 8];
+    e.copy_from_slice(&body[..8]);
+    let crc_ok = crc32(body) == crc;
+    if u64::from_le_bytes(e) != epoch {
+        // A stale record, or a torn current one whose epoch bytes are damaged: either way the
+        // current epoch's records ended before it.
+        return if crc_ok { At::End } else { At::Damaged };
+    }
+    if !crc_ok {
+        return At::Damaged;
+    }
+    At::Record {
+        kind: body[8],
+        payload: &body[HEAD..],
+        next: at + align((FRAME + len) as u64) as usize,
     }
 }
 
@@ -242,11 +276,44 @@ mod tests {
         // A flipped payload bit is a damaged record, not a silent end.
         let mut bytes = std::fs::read(path_of(&store)).unwrap();
         bytes[FRAME + HEAD] ^= 1;
-        assert_eq!(parse(&bytes, 8), (vec![], Stop::Damaged { offset: 0 }));
+        assert_eq!(
+            parse(&bytes, 8),
+            (
+                vec![],
+                Stop::Damaged {
+                    offset: 0,
+                    later: 0
+                }
+            )
+        );
         // A length past the end of the file is damage too.
         let mut short = vec![0u8; 16];
         short[0] = 200;
-        assert_eq!(parse(&short, 8), (vec![], Stop::Damaged { offset: 0 }));
+        assert_eq!(
+            parse(&short, 8),
+            (
+                vec![],
+                Stop::Damaged {
+                    offset: 0,
+                    later: 0
+                }
+            )
+        );
+        // Damage in the middle: the intact records after it are counted, not replayed.
+        j.append(KIND_INSERT, b"second", true).unwrap();
+        j.append(KIND_INSERT, b"third", true).unwrap();
+        let mut bytes = std::fs::read(path_of(&store)).unwrap();
+        bytes[PAGE + FRAME + HEAD] ^= 1;
+        assert_eq!(
+            parse(&bytes, 8),
+            (
+                vec![(KIND_MARK, b"new".to_vec())],
+                Stop::Damaged {
+                    offset: PAGE as u64,
+                    later: 1
+                }
+            )
+        );
     }
 
     #[test]

@@ -5,9 +5,12 @@
 //!
 //! - Insert: new series (`id`, canonical bytes); numbers in (series, ts) order, each a series
 //!   id delta, a timestamp (first of a series: delta from the record's smallest ts; then the
-//!   delta of deltas, zigzag) and the value XOR the series' previous one with its zero bytes at
-//!   both ends cut (one header byte: leading zero bytes × 16 + trailing ones; `0xff` = same
-//!   value); then text samples (key, bytes). About 3–5 bytes a sample at a 1 s interval.
+//!   delta of deltas, zigzag) and the value: `0xff` = the series' previous value; `0xfe` + a
+//!   zigzag delta when both are integers that an i64 holds exactly (counters, byte and page
+//!   counts); else one header byte (leading zero bytes × 16 + trailing ones) and the bytes of the
+//!   value XOR the previous one with its zero bytes at both ends cut. Then text samples (key,
+//!   bytes). About 3–4 bytes a sample at a 1 s interval, so that a 10 s flush of 81 series
+//!   fits the journal's one page.
 //! - Mark: the checkpoint's fixed encoding, then the sorted keys as deltas.
 //! - Expire (a retention pass): `now_ms` i64 LE and the retention in ms u64 LE, so that a
 //!   replay expires what the pass did even if the configured retention changed since.
@@ -36,6 +39,17 @@ fn put(out: &mut Vec<u8>, mut v: u128) {
         }
         out.push(b | 0x80);
     }
+}
+
+/// The value of f64 `bits` as an i64 if it is one exactly (so `v as f64` gives the same bits
+/// back: not -0.0, not beyond 2^53).
+fn exact_int(bits: u64) -> Option<i64> {
+    let x = f64::from_bits(bits);
+    if !(x.is_finite() && x.fract() == 0.0 && x.abs() < 9_007_199_254_740_992.0) {
+        return None;
+    }
+    let v = x as i64;
+    ((v as f64).to_bits() == bits).then_some(v)
 }
 
 fn zigzag(v: i64) -> u128 {
@@ -124,6 +138,9 @@ pub(crate) fn encode_insert(
         let x = bits ^ bits0;
         if x == 0 {
             out.push(0xff);
+        } else if let (Some(a), Some(b)) = (exact_int(bits0), exact_int(bits)) {
+            out.push(0xfe);
+            put(out, zigzag(b.wrapping_sub(a)));
         } else {
             let (lz, tz) = (x.leading_zeros() / 8, x.trailing_zeros() / 8);
             out.push(((lz << 4) | tz) as u8);
@@ -163,6 +180,13 @@ pub(crate) fn decode_insert(b: &[u8]) -> Option<Insert> {
         let h = r.u8()?;
         let bits = if h == 0xff {
             bits0
+        } else if h == 0xfe {
+            let a = exact_int(bits0)?;
+            let b = a.wrapping_add(unzigzag(r.u64()?));
+            let x = b as f64;
+            // Only what the encoder emits: an integer that round-trips exactly.
+            exact_int(x.to_bits()).filter(|&v| v == b)?;
+            x.to_bits()
         } else {
             let (lz, tz) = (usize::from(h >> 4), usize::from(h & 0x0f));
             let len = 8usize.checked_sub(lz + tz).filter(|&l| l > 0)?;
@@ -237,7 +261,8 @@ mod tests {
         let mut numbers = Vec::new();
         for tick in 0..10i64 {
             for id in 1..=81u32 {
-                let x = match id % 4 {
+                let x = match id % 5 {
+                    4 => (tick * 123_457 + i64::from(id) * 3) as f64,
                     0 => 42.0,
                     1 => (tick * 1000 + i64::from(id)) as f64 * 0.01,
                     2 => f64::from_bits(0x7ff8_0000_0000_0001),
