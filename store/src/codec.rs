@@ -260,6 +260,11 @@ impl<'a> Reader<'a> {
     pub(crate) fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }
+
+    /// Bytes not read yet (bounds a count read from disk before anything is allocated for it).
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.len()
+    }
 }
 
 /// A decoded canonical series.

@@ -26,6 +26,19 @@ use std::sync::{Arc, Mutex};
 
 const BLOCK: u64 = 4096;
 
+/// The directory holding `path` (`.` for a bare name).
+pub(crate) fn parent_dir(path: &std::path::Path) -> &std::path::Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    }
+}
+
+/// fsync the directory holding `path`: a created or renamed entry survives a power cut.
+pub(crate) fn sync_parent_dir(path: &std::path::Path) -> io::Result<()> {
+    File::open(parent_dir(path))?.sync_all()
+}
+
 #[derive(Debug)]
 pub(crate) struct AllocatedFile {
     file: File,

@@ -96,11 +96,7 @@ impl Journal {
                 at += PAGE as u64;
             }
             file.sync_all()?;
-            let dir = match path.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p,
-                _ => Path::new("."),
-            };
-            File::open(dir)?.sync_all()?;
+            crate::file::sync_parent_dir(&path)?;
         }
         Ok(Journal {
             file,

@@ -597,16 +597,10 @@ impl Store {
         .map_err(|e| schema::map_open_db_error(path, e))?;
         if !existed && !read_only {
             // Make the new directory entry durable too, not only the file's contents.
-            let dir = match path.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p,
-                _ => Path::new("."),
-            };
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|source| OpenError::Io {
-                    path: dir.to_owned(),
-                    source,
-                })?;
+            file::sync_parent_dir(path).map_err(|source| OpenError::Io {
+                path: file::parent_dir(path).to_owned(),
+                source,
+            })?;
         }
         let from = schema::migrate(&db, path)?;
         let journaled = Self::journaled(opts) && !read_only;
@@ -2444,10 +2438,6 @@ pub fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    std::fs::File::open(dir)?.sync_all()?;
+    file::sync_parent_dir(path)?;
     Ok(to)
 }

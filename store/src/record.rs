@@ -16,7 +16,7 @@
 //!   replay expires what the pass did even if the configured retention changed since.
 
 use crate::Checkpoint;
-use crate::codec::{self, CHECKPOINT_LEN};
+use crate::codec::{self, CHECKPOINT_LEN, Reader};
 
 pub(crate) type NewSeries = Vec<(u32, Box<[u8]>)>;
 
@@ -60,16 +60,24 @@ fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
-struct Reader<'a> {
-    b: &'a [u8],
+/// LEB128 varints and counts over the store's bounds-checked reader.
+trait Varints {
+    fn varint(&mut self) -> Option<u128>;
+    fn u32v(&mut self) -> Option<u32> {
+        u32::try_from(self.varint()?).ok()
+    }
+    fn u64v(&mut self) -> Option<u64> {
+        u64::try_from(self.varint()?).ok()
+    }
+    /// A count or length, refused when more than the bytes left could hold.
+    fn len(&mut self) -> Option<usize>;
 }
 
-impl<'a> Reader<'a> {
+impl Varints for Reader<'_> {
     fn varint(&mut self) -> Option<u128> {
         let mut v = 0u128;
         for shift in (0..128).step_by(7) {
-            let (&b, rest) = self.b.split_first()?;
-            self.b = rest;
+            let b = self.u8()?;
             v |= u128::from(b & 0x7f).checked_shl(shift)?;
             if b & 0x80 == 0 {
                 return Some(v);
@@ -77,24 +85,10 @@ impl<'a> Reader<'a> {
         }
         None
     }
-    fn u32(&mut self) -> Option<u32> {
-        u32::try_from(self.varint()?).ok()
-    }
-    fn u64(&mut self) -> Option<u64> {
-        u64::try_from(self.varint()?).ok()
-    }
     fn len(&mut self) -> Option<usize> {
         usize::try_from(self.varint()?)
             .ok()
-            .filter(|&n| n <= self.b.len())
-    }
-    fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
-        let (h, t) = (self.b.get(..n)?, self.b.get(n..)?);
-        self.b = t;
-        Some(h)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        Some(self.bytes(1)?[0])
+            .filter(|&n| n <= self.remaining())
     }
 }
 
@@ -157,24 +151,24 @@ pub(crate) fn encode_insert(
 }
 
 pub(crate) fn decode_insert(b: &[u8]) -> Option<Insert> {
-    let mut r = Reader { b };
+    let mut r = Reader::new(b);
     let mut rec = Insert::default();
     for _ in 0..r.len()? {
-        let id = r.u32()?;
+        let id = r.u32v()?;
         let n = r.len()?;
         rec.new_series.push((id, r.bytes(n)?.into()));
     }
     let n = r.len()?;
-    let base = unzigzag(r.u64()?);
+    let base = unzigzag(r.u64v()?);
     let (mut id0, mut ts0, mut d0, mut bits0) = (0u32, 0i64, 0i64, 0u64);
     for i in 0..n {
-        let did = r.u32()?;
+        let did = r.u32v()?;
         if i == 0 || did != 0 {
             id0 = id0.checked_add(did)?;
-            ts0 = base.wrapping_add(unzigzag(r.u64()?));
+            ts0 = base.wrapping_add(unzigzag(r.u64v()?));
             (d0, bits0) = (0, 0);
         } else {
-            d0 = d0.wrapping_add(unzigzag(r.u64()?));
+            d0 = d0.wrapping_add(unzigzag(r.u64v()?));
             ts0 = ts0.wrapping_add(d0);
         }
         let h = r.u8()?;
@@ -182,7 +176,7 @@ pub(crate) fn decode_insert(b: &[u8]) -> Option<Insert> {
             bits0
         } else if h == 0xfe {
             let a = exact_int(bits0)?;
-            let b = a.wrapping_add(unzigzag(r.u64()?));
+            let b = a.wrapping_add(unzigzag(r.u64v()?));
             let x = b as f64;
             // Only what the encoder emits: an integer that round-trips exactly.
             exact_int(x.to_bits()).filter(|&v| v == b)?;
@@ -206,7 +200,7 @@ pub(crate) fn decode_insert(b: &[u8]) -> Option<Insert> {
         let t = std::str::from_utf8(r.bytes(n)?).ok()?;
         rec.texts.push((u128::from_be_bytes(k), t.to_owned()));
     }
-    r.b.is_empty().then_some(rec)
+    r.is_empty().then_some(rec)
 }
 
 /// Append the mark record of `sorted` (ascending, unique keys) and `checkpoint` to `out`.
@@ -221,7 +215,7 @@ pub(crate) fn encode_mark(out: &mut Vec<u8>, sorted: &[u128], checkpoint: &Check
 }
 
 pub(crate) fn decode_mark(b: &[u8]) -> Option<(Vec<u128>, Checkpoint)> {
-    let mut r = Reader { b };
+    let mut r = Reader::new(b);
     let mut cp = [0u8; CHECKPOINT_LEN];
     cp.copy_from_slice(r.bytes(CHECKPOINT_LEN)?);
     let checkpoint = codec::decode_checkpoint(&cp)?;
@@ -232,7 +226,7 @@ pub(crate) fn decode_mark(b: &[u8]) -> Option<(Vec<u128>, Checkpoint)> {
         prev = prev.wrapping_add(r.varint()?);
         keys.push(prev);
     }
-    r.b.is_empty().then_some((keys, checkpoint))
+    r.is_empty().then_some((keys, checkpoint))
 }
 
 pub(crate) fn encode_expire(out: &mut Vec<u8>, now_ms: i64, retention_ms: u64) {
@@ -241,14 +235,11 @@ pub(crate) fn encode_expire(out: &mut Vec<u8>, now_ms: i64, retention_ms: u64) {
 }
 
 pub(crate) fn decode_expire(b: &[u8]) -> Option<(i64, u64)> {
-    let (now, retention) = (b.get(..8)?, b.get(8..16)?);
-    (b.len() == 16).then(|| {
-        let mut n = [0u8; 8];
-        n.copy_from_slice(now);
-        let mut r = [0u8; 8];
-        r.copy_from_slice(retention);
-        (i64::from_le_bytes(n), u64::from_le_bytes(r))
-    })
+    let mut r = Reader::new(b);
+    let now = r.i64()?;
+    // The retention's bits, written as u64.
+    let retention = r.i64()? as u64;
+    r.is_empty().then_some((now, retention))
 }
 
 #[cfg(test)]
