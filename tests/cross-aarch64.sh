@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Cross-builds the agent for aarch64 (RK3588 / Jetson boards) and proves the result runs under
 # qemu-user. One build, the board build: aarch64-unknown-linux-musl with the default features
-# (https through rustls + ring), profile `board` (opt-level "s"), linked by rust-lld: one static
+# (https through rustls + ring), profile `board` (opt-level "z"), linked by rust-lld: one static
 # binary that runs on any aarch64 Linux whatever its glibc (Jetson L4T 32 has 2.27), https
 # included. ring's C and assembly are compiled by Debian's aarch64 cross gcc (freestanding code:
 # no libc headers of the target needed). Checked: proc and store unit tests under qemu, the

@@ -1,14 +1,19 @@
 //! The serde side of loading: a `Deserializer` over a parsed `toml::Value` with the config's own
 //! error type, so that every message is worded for the config file (`expected true or false, got
-//! "yes"`, `unknown key (expected one of: ...)`) rather than in serde's Rust terms, and
-//! `serde_path_to_error` supplies the dotted key it is about.
+//! "yes"`, `unknown key (expected one of: ...)`) rather than in serde's Rust terms, and names the
+//! dotted key it is about.
 //!
 //! `toml`'s own deserializer cannot be used for this: its error type words serde's messages itself
 //! (`invalid type: integer `7`, expected a string`) and loses the list of accepted keys.
+//!
+//! The key path is tracked here rather than by a wrapping deserializer (`serde_path_to_error`):
+//! the table and array accessors below add their key or index to an error as it passes up
+//! through them, which costs nothing until an error happens and, unlike a wrapper, does not
+//! instantiate every `Deserialize` of the config a second time (≈ 120 KB of text, all of it
+//! resident: docs/benchmarks.md).
 
 use std::fmt;
 
-use serde::de::value::{MapDeserializer, SeqDeserializer};
 use serde::de::{self, Deserializer, Expected, IntoDeserializer, Unexpected, Visitor};
 use toml::Value;
 
@@ -16,29 +21,34 @@ use super::ConfigError;
 
 /// Deserializes `T` from a parsed document; errors name the dotted key at fault.
 pub(super) fn from_value<T: de::DeserializeOwned>(document: &Value) -> Result<T, ConfigError> {
-    serde_path_to_error::deserialize(ValueDe(document)).map_err(|e| {
-        let key = dotted(e.path());
-        match e.into_inner() {
-            DeError::UnknownKey(expected) => ConfigError::UnknownKey { key, expected },
-            DeError::Invalid(message) => ConfigError::Invalid { key, message },
+    T::deserialize(ValueDe(document)).map_err(|e| {
+        let key = dotted(&e.path);
+        match e.kind {
+            DeErrorKind::UnknownKey(expected) => ConfigError::UnknownKey { key, expected },
+            DeErrorKind::Invalid(message) => ConfigError::Invalid { key, message },
         }
     })
 }
 
-/// `remote.retry.jitter`, `network.exclude[1]`, `logging."my key"`.
-fn dotted(path: &serde_path_to_error::Path) -> String {
+/// One step of the path to the value at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+/// `remote.retry.jitter`, `network.exclude[1]`, `logging."my key"`; `path` is innermost first.
+fn dotted(path: &[Segment]) -> String {
     let mut out = String::new();
-    for segment in path {
+    for segment in path.iter().rev() {
         match segment {
-            serde_path_to_error::Segment::Seq { index } => out.push_str(&format!("[{index}]")),
-            serde_path_to_error::Segment::Map { key }
-            | serde_path_to_error::Segment::Enum { variant: key } => {
+            Segment::Index(index) => out.push_str(&format!("[{index}]")),
+            Segment::Key(key) => {
                 if !out.is_empty() {
                     out.push('.');
                 }
                 out.push_str(&quote_key(key));
             }
-            serde_path_to_error::Segment::Unknown => out.push('?'),
         }
     }
     out
@@ -57,9 +67,33 @@ fn quote_key(key: &str) -> String {
     }
 }
 
-/// What went wrong at one key; `from_value` adds the key.
+/// What went wrong, and where (the path grows as the error passes up through the tables).
 #[derive(Debug)]
-pub(super) enum DeError {
+pub(super) struct DeError {
+    kind: DeErrorKind,
+    /// Innermost segment first.
+    path: Vec<Segment>,
+}
+
+impl DeError {
+    fn at(mut self, segment: Segment) -> DeError {
+        self.path.push(segment);
+        self
+    }
+}
+
+impl From<DeErrorKind> for DeError {
+    fn from(kind: DeErrorKind) -> DeError {
+        DeError {
+            kind,
+            path: Vec::new(),
+        }
+    }
+}
+
+/// What went wrong at one key; the accessors add the key.
+#[derive(Debug)]
+pub(super) enum DeErrorKind {
     /// The key is not one of these.
     UnknownKey(&'static [&'static str]),
     /// Says what was expected and what was found.
@@ -67,6 +101,12 @@ pub(super) enum DeError {
 }
 
 impl fmt::Display for DeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.kind.fmt(f)
+    }
+}
+
+impl fmt::Display for DeErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::UnknownKey(expected) => {
@@ -81,7 +121,7 @@ impl std::error::Error for DeError {}
 
 impl de::Error for DeError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        Self::Invalid(msg.to_string())
+        DeErrorKind::Invalid(msg.to_string()).into()
     }
 
     fn invalid_type(unexp: Unexpected<'_>, exp: &dyn Expected) -> Self {
@@ -100,7 +140,7 @@ impl de::Error for DeError {
             Unexpected::Map => "a table".to_owned(),
             other => other.to_string(),
         };
-        Self::Invalid(format!("expected {exp}, got {got}"))
+        DeErrorKind::Invalid(format!("expected {exp}, got {got}")).into()
     }
 
     fn invalid_value(unexp: Unexpected<'_>, exp: &dyn Expected) -> Self {
@@ -108,14 +148,15 @@ impl de::Error for DeError {
     }
 
     fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
-        Self::Invalid(format!(
+        DeErrorKind::Invalid(format!(
             "expected one of {}, got {variant:?}",
             expected.join(", ")
         ))
+        .into()
     }
 
     fn unknown_field(_field: &str, expected: &'static [&'static str]) -> Self {
-        Self::UnknownKey(expected)
+        DeErrorKind::UnknownKey(expected).into()
     }
 }
 
@@ -143,16 +184,13 @@ impl<'de> Deserializer<'de> for ValueDe<'_> {
                 Unexpected::Other(&format!("a datetime ({d})")),
                 &visitor,
             )),
-            Value::Array(items) => {
-                let mut seq = SeqDeserializer::new(items.iter().map(ValueDe));
-                let out = visitor.visit_seq(&mut seq)?;
-                seq.end().map(|()| out)
-            }
-            Value::Table(t) => {
-                let mut map = MapDeserializer::new(t.iter().map(|(k, v)| (k.as_str(), ValueDe(v))));
-                let out = visitor.visit_map(&mut map)?;
-                map.end().map(|()| out)
-            }
+            Value::Array(items) => visitor.visit_seq(ArrayAccess {
+                items: items.iter().enumerate(),
+            }),
+            Value::Table(t) => visitor.visit_map(TableAccess {
+                entries: t.iter(),
+                pending: None,
+            }),
         }
     }
 
@@ -176,6 +214,77 @@ impl<'de> Deserializer<'de> for ValueDe<'_> {
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
         unit unit_struct newtype_struct seq tuple tuple_struct map struct identifier ignored_any
+    }
+}
+
+/// An array's items; an error from item `i` gets `[i]` on its path.
+struct ArrayAccess<'a> {
+    items: std::iter::Enumerate<std::slice::Iter<'a, Value>>,
+}
+
+impl<'de> de::SeqAccess<'de> for ArrayAccess<'_> {
+    type Error = DeError;
+
+    fn next_element_seed<T: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, DeError> {
+        match self.items.next() {
+            Some((i, v)) => seed
+                .deserialize(ValueDe(v))
+                .map(Some)
+                .map_err(|e| e.at(Segment::Index(i))),
+            None => Ok(None),
+        }
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.items.len())
+    }
+}
+
+/// A table's entries; an error from a key or its value gets the key on its path (an unknown
+/// key is reported at itself, as `storage.foo`).
+struct TableAccess<'a> {
+    entries: toml::map::Iter<'a, String, Value>,
+    /// The entry whose key was just handed out, for `next_value_seed`.
+    pending: Option<(&'a str, &'a Value)>,
+}
+
+impl<'de> de::MapAccess<'de> for TableAccess<'_> {
+    type Error = DeError;
+
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
+        let Some((k, v)) = self.entries.next() else {
+            return Ok(None);
+        };
+        self.pending = Some((k.as_str(), v));
+        let key: de::value::StrDeserializer<'_, DeError> = k.as_str().into_deserializer();
+        seed.deserialize(key)
+            .map(Some)
+            .map_err(|e| e.at(Segment::Key(k.clone())))
+    }
+
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, DeError> {
+        match self.pending.take() {
+            Some((k, v)) => seed
+                .deserialize(ValueDe(v))
+                .map_err(|e| e.at(Segment::Key(k.to_owned()))),
+            // serde's contract: never called before `next_key_seed` returned a key.
+            None => Err(de::Error::custom(
+                "a table value was asked for before its key",
+            )),
+        }
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.entries.len())
     }
 }
 

@@ -24,6 +24,8 @@ mod resolve;
 pub(crate) mod response;
 #[cfg(feature = "tls")]
 mod tls;
+#[cfg(feature = "tls")]
+mod tls_provider;
 
 /// Checks a PEM CA bundle (`remote.ca_file`): readable, at least one certificate. `Err`: why,
 /// naming the file. Without the `tls` feature only the PEM markers are counted.

@@ -1,4 +1,4 @@
-//! `https://`: rustls (ring provider) under the same HTTP/1.1 exchange as `http://`
+//! `https://`: rustls (ring, [`super::tls_provider`]'s subset) under the same HTTP/1.1 exchange as `http://`
 //! ([`super::plain`]), only with the `tls` feature.
 //!
 //! After the TCP connect, [`handshake`] wraps the `smol::net::TcpStream` in a rustls client
@@ -98,7 +98,7 @@ fn build(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
             }
         }
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(super::tls_provider::provider());
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS set-up: {e}"))?
