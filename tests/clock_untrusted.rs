@@ -11,6 +11,10 @@
 //!
 //! A second test keeps the clock in 1970 for the whole run with the clock-skew check on: the
 //! server's `Date` gives the time, and samples carry the server-corrected time.
+//!
+//! A third SIGKILLs the agent while its clock is in 1970 (its boot-clock samples then exist
+//! only in the store's journal and the last durable commit) and restarts it on the real clock:
+//! every sample /health counted as stored before the kill is uploaded with its real time.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -41,6 +45,29 @@ fn libfaketime() -> Option<PathBuf> {
     .find(|p| p.exists())
 }
 
+/// libfaketime (a test that needs it fails without it), a VictoriaMetrics, a temp dir and a
+/// free port for the agent's health endpoint.
+fn setup() -> (PathBuf, Vm, tempfile::TempDir, u16) {
+    let Some(lib) = libfaketime() else {
+        panic!("libfaketime not installed (apt-get install faketime)");
+    };
+    (lib, Vm::start(), tempfile::tempdir().unwrap(), free_port())
+}
+
+/// Waits until /health says the clock is trusted and nothing is left unstamped; its body.
+fn wait_trusted(port: u16) -> String {
+    let mut body = String::new();
+    wait_for(
+        "/health to show a trusted clock, nothing unstamped",
+        Duration::from_secs(30),
+        || {
+            body = health(port);
+            body.contains("\"trusted\":true") && body.contains("\"unstamped_samples\":0")
+        },
+    );
+    body
+}
+
 fn real_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -49,6 +76,11 @@ fn real_ms() -> i64 {
 }
 
 fn write_config(dir: &Path, vm: &Vm, health_port: u16, skew: &str) -> PathBuf {
+    let procfs = support::fixture("rk3588-rock5b").join("proc");
+    write_config_with(dir, vm, health_port, skew, &procfs)
+}
+
+fn write_config_with(dir: &Path, vm: &Vm, health_port: u16, skew: &str, procfs: &Path) -> PathBuf {
     let board = support::fixture("rk3588-rock5b");
     let cfg = dir.join("config.toml");
     std::fs::write(
@@ -59,7 +91,7 @@ fn write_config(dir: &Path, vm: &Vm, health_port: u16, skew: &str) -> PathBuf {
              [health]\nenabled = true\naddress = \"127.0.0.1:{health_port}\"\n\
              [remote]\nurl = \"{}\"\nupload_interval = \"500ms\"\n\
              [monitoring]\nclock_skew_url = \"{skew}\"\nclock_skew_interval = \"1s\"\nself_metrics_interval = \"1s\"\n",
-            board.join("proc").display(),
+            procfs.display(),
             board.join("sys").display(),
             dir.join("metrics.redb").display(),
             vm.import_url(),
@@ -236,12 +268,7 @@ fn assert_all_in_vm(vm: &Vm, cfg: &Path, from_ms: i64, to_ms: i64, log: &str) ->
 
 #[test]
 fn a_1970_clock_then_ntp_in_one_boot_loses_nothing() {
-    let Some(lib) = libfaketime() else {
-        panic!("libfaketime not installed (apt-get install faketime)");
-    };
-    let vm = Vm::start();
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let (lib, vm, dir, port) = setup();
     // No clock-skew check: trust can only come from the wall clock passing the build floor.
     let cfg = write_config(dir.path(), &vm, port, "off");
     let ts_file = dir.path().join("faketime");
@@ -270,14 +297,7 @@ fn a_1970_clock_then_ntp_in_one_boot_loses_nothing() {
 
     // NTP syncs: the clock steps to real time in the running process.
     std::fs::write(&ts_file, "+0\n").unwrap();
-    wait_for(
-        "/health to show a trusted clock, nothing unstamped",
-        Duration::from_secs(30),
-        || {
-            body = health(port);
-            body.contains("\"trusted\":true") && body.contains("\"unstamped_samples\":0")
-        },
-    );
+    let body = wait_trusted(port);
     // No server date here: the real clock is trusted by the kernel's NTP state when this machine
     // is synchronised (adjtimex), else by the build floor; never before the clock step.
     assert!(
@@ -305,12 +325,7 @@ fn a_1970_clock_then_ntp_in_one_boot_loses_nothing() {
 
 #[test]
 fn a_1970_clock_with_the_server_date_uploads_at_real_time() {
-    let Some(lib) = libfaketime() else {
-        panic!("libfaketime not installed (apt-get install faketime)");
-    };
-    let vm = Vm::start();
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let (lib, vm, dir, port) = setup();
     let skew_url = vm.url("/health");
     let cfg = write_config(dir.path(), &vm, port, &skew_url);
     let ts_file = dir.path().join("faketime");
@@ -334,4 +349,85 @@ fn a_1970_clock_with_the_server_date_uploads_at_real_time() {
     // The skew check measures ~56 years; samples must still land at the real time (±1 s Date
     // resolution and round trip, inside the window's margin below).
     assert_all_in_vm(&vm, &cfg, from_ms - 2_000, to_ms + 2_000, &log);
+}
+
+/// The `"unstamped_samples":N` of a /health body.
+fn unstamped_in(body: &str) -> Option<u64> {
+    let at = body.find("\"unstamped_samples\":")? + "\"unstamped_samples\":".len();
+    let digits: String = body[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.parse().ok()
+}
+
+#[test]
+fn a_sigkill_on_the_1970_clock_keeps_every_stored_sample() {
+    let (lib, vm, dir, port) = setup();
+    // The fixture's /proc plus a boot id: both runs are the same boot, as on a board (without
+    // one each run is a boot of its own and cannot restamp the other's samples).
+    let procfs = dir.path().join("proc");
+    support::copy_tree(&support::fixture("rk3588-rock5b").join("proc"), &procfs);
+    std::fs::create_dir_all(procfs.join("sys/kernel/random")).unwrap();
+    std::fs::write(
+        procfs.join("sys/kernel/random/boot_id"),
+        "5f1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d\n",
+    )
+    .unwrap();
+    let cfg = write_config_with(dir.path(), &vm, port, "off", &procfs);
+    let ts_file = dir.path().join("faketime");
+    std::fs::write(&ts_file, "@1970-01-02 00:00:00\n").unwrap();
+
+    let from_ms = real_ms();
+    let mut agent = KillOnDrop(Some(spawn_faked(&cfg, &lib, &ts_file)));
+    let mut stored = 0;
+    wait_for(
+        "/health to count several flushes of boot-clock samples",
+        Duration::from_secs(30),
+        || {
+            stored = unstamped_in(&health(port)).unwrap_or(0);
+            stored >= 300
+        },
+    );
+    let mut killed = agent.0.take().unwrap();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&killed),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    killed.wait().unwrap();
+    let killed_ms = real_ms();
+    let journal = dir.path().join("metrics.redb.journal");
+    assert!(journal.exists(), "no journal at {}", journal.display());
+
+    // The same boot, the clock now synchronised: the restarted agent replays the journal and
+    // restamps what the killed one stored.
+    std::fs::write(&ts_file, "+0\n").unwrap();
+    let mut agent = KillOnDrop(Some(spawn_faked(&cfg, &lib, &ts_file)));
+    wait_trusted(port);
+    std::thread::sleep(Duration::from_secs(2));
+    let log = stop(agent.0.take().unwrap());
+    let to_ms = real_ms();
+    assert!(log.contains("replayed"), "no journal replay logged\n{log}");
+    assert_all_in_vm(&vm, &cfg, from_ms, to_ms, &log);
+    let before_kill = vm_samples(&vm)
+        .keys()
+        .filter(|(_, ts)| *ts < killed_ms)
+        .count() as u64;
+    assert!(
+        before_kill >= stored,
+        "{stored} samples were stored before the SIGKILL, {before_kill} from then reached VM\n{log}"
+    );
+}
+
+/// A child that is SIGKILLed if the test fails before it is stopped (no agent outlives a test).
+struct KillOnDrop(Option<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }

@@ -731,6 +731,12 @@ impl Store {
                         Self::apply_insert(&txn, &rec.new_series, &rec.numbers, &texts)?;
                     samples += stats.inserted;
                 }
+                journal::KIND_UNSTAMPED => {
+                    let (boot, rec) = record::decode_unstamped(payload).ok_or_else(bad)?;
+                    let boot = Uuid::from_bytes(boot);
+                    samples +=
+                        Self::apply_unstamped(&txn, &boot, &rec.new_series, &rec.numbers)?.inserted;
+                }
                 journal::KIND_MARK => {
                     let (keys, checkpoint) = record::decode_mark(payload).ok_or_else(bad)?;
                     marks += Self::unpend_chunk(&txn, &keys)?;
@@ -1278,29 +1284,27 @@ impl Store {
         numbers.reserve(batch.len());
         let new_series = self.resolve(batch, &mut numbers, None)?;
         numbers.sort_by_key(|&(k, _)| k);
+        let record = if w.journal.is_some() {
+            let (mut rec, mut sort) = (
+                std::mem::take(&mut w.record),
+                std::mem::take(&mut w.record_sort),
+            );
+            rec.clear();
+            record::encode_unstamped(
+                &mut rec,
+                boot_id.as_bytes(),
+                &new_series,
+                &numbers,
+                &mut sort,
+            );
+            (w.record, w.record_sort) = (rec, sort);
+            Some(journal::KIND_UNSTAMPED)
+        } else {
+            None
+        };
         let stats = self
-            .write(&mut w, Kind::Data, |txn| {
-                Self::write_series(txn, &new_series)?;
-                let seq = boot_seq(txn, boot_id, true)?
-                    .ok_or_else(|| corrupt("no boot sequence assigned"))?;
-                let mut t = txn.open_table(UNSTAMPED)?;
-                let mut stats = InsertStats::default();
-                let mut last = None;
-                for &(k, x) in numbers.iter() {
-                    let kb = codec::unstamped_key(seq, k);
-                    if last == Some(k) || t.get(&kb)?.is_some() {
-                        stats.duplicates += 1;
-                    } else {
-                        t.insert(&kb, &codec::number_bytes(x))?;
-                        stats.inserted += 1;
-                    }
-                    last = Some(k);
-                }
-                if stats.duplicates > 0 {
-                    let mut meta = txn.open_table(META)?;
-                    meta_add(&mut meta, META_DUPLICATES, stats.duplicates as u64)?;
-                }
-                Ok(stats)
+            .write_journaled(&mut w, Kind::Data, record, |txn| {
+                Self::apply_unstamped(txn, boot_id, &new_series, &numbers).map(|r| (r, true))
             })
             .map_err(|e| e.into_insert(&self.path))?;
         w.numbers = numbers;
@@ -1308,6 +1312,37 @@ impl Store {
             .fetch_add(stats.inserted as u64, Ordering::Relaxed);
         self.publish_series(&new_series)
             .map_err(|e| e.into_insert(&self.path))?;
+        Ok(stats)
+    }
+
+    /// An unstamped insert's writes (also its journal record's replay): new series, the boot's
+    /// sequence number (assigned at its first batch), numbers (sorted by key, stable).
+    fn apply_unstamped(
+        txn: &redb::WriteTransaction,
+        boot_id: &Uuid,
+        new_series: &[(u32, Box<[u8]>)],
+        numbers: &[(u128, f64)],
+    ) -> Result<InsertStats, Fault> {
+        Self::write_series(txn, new_series)?;
+        let seq =
+            boot_seq(txn, boot_id, true)?.ok_or_else(|| corrupt("no boot sequence assigned"))?;
+        let mut t = txn.open_table(UNSTAMPED)?;
+        let mut stats = InsertStats::default();
+        let mut last = None;
+        for &(k, x) in numbers {
+            let kb = codec::unstamped_key(seq, k);
+            if last == Some(k) || t.get(&kb)?.is_some() {
+                stats.duplicates += 1;
+            } else {
+                t.insert(&kb, &codec::number_bytes(x))?;
+                stats.inserted += 1;
+            }
+            last = Some(k);
+        }
+        if stats.duplicates > 0 {
+            let mut meta = txn.open_table(META)?;
+            meta_add(&mut meta, META_DUPLICATES, stats.duplicates as u64)?;
+        }
         Ok(stats)
     }
 

@@ -11,6 +11,9 @@
 //!   value XOR the previous one with its zero bytes at both ends cut. Then text samples (key,
 //!   bytes). About 3–4 bytes a sample at a 1 s interval, so that a 10 s flush of 81 series
 //!   fits the journal's one page.
+//! - Unstamped insert (samples on the boot clock while the wall clock is untrusted): the boot
+//!   id's 16 bytes, then an insert record without text samples (its timestamps are boot-clock
+//!   ms).
 //! - Mark: the checkpoint's fixed encoding, then the sorted keys as deltas.
 //! - Expire (a retention pass): `now_ms` i64 LE and the retention in ms u64 LE, so that a
 //!   replay expires what the pass did even if the configured retention changed since.
@@ -201,6 +204,26 @@ pub(crate) fn decode_insert(b: &[u8]) -> Option<Insert> {
         rec.texts.push((u128::from_be_bytes(k), t.to_owned()));
     }
     r.is_empty().then_some(rec)
+}
+
+/// Append the unstamped-insert record of a batch of boot `boot_id` to `out`.
+pub(crate) fn encode_unstamped(
+    out: &mut Vec<u8>,
+    boot_id: &[u8; 16],
+    new_series: &[(u32, Box<[u8]>)],
+    numbers: &[(u128, f64)],
+    scratch: &mut Vec<(u32, i64, u64)>,
+) {
+    out.extend_from_slice(boot_id);
+    encode_insert(out, new_series, numbers, &[], scratch);
+}
+
+/// The boot id and the insert of an unstamped-insert record; `None` if it does not decode or
+/// holds text samples (the encoder writes none).
+pub(crate) fn decode_unstamped(b: &[u8]) -> Option<([u8; 16], Insert)> {
+    let (id, rest) = b.split_first_chunk::<16>()?;
+    let rec = decode_insert(rest)?;
+    rec.texts.is_empty().then_some((*id, rec))
 }
 
 /// Append the mark record of `sorted` (ascending, unique keys) and `checkpoint` to `out`.

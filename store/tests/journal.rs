@@ -9,7 +9,10 @@
 //! - a damaged record in the middle stops the replay there, leaves a consistent store, and the
 //!   records after it never come back later (the epoch moves on);
 //! - a journal left by another store at the same path is ignored;
-//! - with the journal the redb file is not written between folds.
+//! - with the journal the redb file is not written between folds;
+//! - samples on the boot clock (`insert_unstamped`, an RTC-less board before its clock is
+//!   trusted) are journaled as well: the file is not written, a crash copy replays them (new
+//!   boots' sequence numbers included) and they restamp as the original's do.
 
 // Tests unwrap what they just built; a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -202,4 +205,66 @@ fn between_folds_the_database_file_is_not_written() {
     std::fs::copy(&path, &copy).unwrap();
     let s = Store::open(&copy, opts()).unwrap();
     assert_eq!(snapshot(&s), want);
+}
+
+/// One flush of boot-clock samples (ms since boot) of `NAMES`.
+fn unstamped_flush(n: i64) -> Vec<NewSample<'static>> {
+    let mut out = Vec::new();
+    for t in 0..10 {
+        for (i, name) in NAMES.iter().enumerate() {
+            out.push(NewSample {
+                series: SeriesKey {
+                    name,
+                    device_id: "board-1",
+                    labels: &[],
+                },
+                ts_ms: 5_000 + (n * 10 + t) * 1000,
+                value: Value::Number((n * 100 + t * 10) as f64 + i as f64 * 0.5),
+            });
+        }
+    }
+    out
+}
+
+#[test]
+fn unstamped_inserts_are_journaled_and_replayed() {
+    const BOOT_A: Uuid = Uuid::from_u128(0xa);
+    const BOOT_B: Uuid = Uuid::from_u128(0xb);
+    const OFFSET: i64 = 1_764_600_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.redb");
+    let store = Store::open(&path, opts()).unwrap();
+    store
+        .insert_unstamped(&BOOT_A, &unstamped_flush(0))
+        .unwrap();
+    store.sync().unwrap();
+    let before = std::fs::read(&path).unwrap();
+    for n in 1..4 {
+        store
+            .insert_unstamped(&BOOT_A, &unstamped_flush(n))
+            .unwrap();
+    }
+    // A second boot's first batch assigns it a sequence number inside a journaled commit.
+    store
+        .insert_unstamped(&BOOT_B, &unstamped_flush(0))
+        .unwrap();
+    let now = std::fs::read(&path).unwrap();
+    assert!(
+        now[..before.len()] == before[..] && now[before.len()..].iter().all(|&b| b == 0),
+        "an unstamped insert wrote the database file between folds"
+    );
+    assert_eq!(store.unstamped_count(), 5 * 80);
+
+    let copy = dir.path().join("crash.redb");
+    let replayed = reopen_after_crash(&path, &copy);
+    assert_eq!(replayed.unstamped_count(), 5 * 80);
+    for s in [&store, &replayed] {
+        let a = s.restamp(&BOOT_A, OFFSET, 10_000).unwrap();
+        assert_eq!((a.restamped, a.remaining), (4 * 80, 0));
+        let b = s.restamp(&BOOT_B, OFFSET + 3_600_000, 10_000).unwrap();
+        assert_eq!((b.restamped, b.remaining), (80, 0));
+        s.check_invariants().unwrap();
+    }
+    assert_eq!(snapshot(&replayed), snapshot(&store));
+    assert_eq!(snapshot(&store).0.len(), 5 * 80);
 }
