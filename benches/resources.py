@@ -314,6 +314,30 @@ def make_tls(tmp):
     return ca, crt, key
 
 
+def fresh_copy(binary, tmp):
+    """A copy of the agent binary in the temp dir (so that dropping its page cache touches no
+    other process's file)."""
+    dst = os.path.join(tmp, "belabox-metrics")
+    shutil.copy2(binary, dst)
+    return dst
+
+
+def drop_page_cache(path):
+    """Evicts the file's clean pages (fsync, then POSIX_FADV_DONTNEED), so that the agents map it
+    as a service started after a boot does: through readahead, not through whatever folios the
+    linker's or cp's writes left. The kernel maps a whole page-cache folio on a fault, and the
+    folios a write leaves are not those readahead makes: one store-only agent, 4 s after start,
+    was 5308 KiB from a just-written binary and 4860 KiB from the same file read back
+    (2026-12-01, kernel 6.18, ext4; docs/benchmarks.md). Without this step a figure would depend
+    on how the binary got onto the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
 def agent_config(path, store, health_port, vm_port, ca_file=None):
     remote = ""
     skew = 'clock_skew_url = "off"'
@@ -377,6 +401,9 @@ def main():
     ap.add_argument("--detail", action="store_true",
                     help="also print per-thread CPU and the largest mappings of each agent")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, stores)")
+    ap.add_argument("--warm-cache", action="store_true",
+                    help="run the agent binary where it is, with whatever page cache it has (by "
+                         "default a copy in the temp dir whose page cache is dropped first)")
     ap.add_argument("--https", action="store_true",
                     help="VictoriaMetrics with -tls (a CA made with openssl); the agent uploads "
                          "over https trusting it through remote.ca_file")
@@ -404,6 +431,8 @@ def main():
 def run(args, tmp):
     vm_port, ne_port, h_remote, h_local = free_port(), free_port(), free_port(), free_port()
     logdir = tmp
+    if not args.warm_cache:
+        args.agent = fresh_copy(args.agent, tmp)
     # Samples per tick: `once` prints one JSONL line per sample of a tick.
     once = subprocess.run([args.agent, "once", "--delay", "200"], capture_output=True, timeout=30)
     per_tick = sum(1 for ln in once.stdout.splitlines() if ln.strip())
@@ -430,6 +459,8 @@ def run(args, tmp):
     agent_config(cfg_l, f"{tmp}/agent-local/metrics.redb", h_local, None)
     # As systemd/belabox-metrics.service runs it: one glibc malloc arena (no effect on musl).
     agent_env = {"MALLOC_ARENA_MAX": "1"}
+    if not args.warm_cache:
+        drop_page_cache(args.agent)
     ar = start("agent-remote", [args.agent, "run", "--config", cfg_r], logdir, agent_env)
     al = start("agent-local", [args.agent, "run", "--config", cfg_l], logdir, agent_env)
 

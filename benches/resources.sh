@@ -2,7 +2,7 @@
 # Resource use of belabox-metrics next to prometheus-node-exporter, side by side in ONE run.
 #
 #   benches/resources.sh [--seconds N] [--profile P] [--board] [--no-build] [--detail] [--keep]
-#                        [--no-gzip] [--warmup S] [--agent BIN] [--https]
+#                        [--no-gzip] [--warmup S] [--agent BIN] [--https] [--warm-cache]
 #
 # --board measures the board build instead: static musl (with https, as shipped), profile
 # `board`, for this machine's architecture (the same build as tests/cross-aarch64.sh makes for
@@ -18,6 +18,8 @@
 #   - node_exporter with the same collector families, scraped every 1 s (scraper not measured);
 # --https: VictoriaMetrics with -tls and a certificate from a CA made with openssl; the uploading
 # agent trusts it through remote.ca_file (the figure of issue 14).
+# The agents run a copy of the binary in the temp dir whose page cache is dropped first (fsync +
+# POSIX_FADV_DONTNEED), so they map it as a service after a boot does; --warm-cache runs BIN as is.
 # BENCH_STORAGE="journal = false" adds that line to both agents' [storage] (A/B of store settings).
 # and prints one figure per line (peak/steady RSS, CPU seconds per second, ratios) and a Markdown
 # table. Every process is stopped at the end (and on any signal); the run is bounded in time.
@@ -39,7 +41,7 @@ while [ $# -gt 0 ]; do
         --board) board=1; profile=board; shift ;;
         --agent) agent="$2"; shift 2 ;;
         --no-build) build=0; shift ;;
-        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) pass+=("$1"); shift ;;
     esac
 done
