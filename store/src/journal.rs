@@ -38,6 +38,7 @@ pub(crate) const KIND_INSERT: u8 = 1;
 pub(crate) const KIND_MARK: u8 = 2;
 pub(crate) const KIND_EXPIRE: u8 = 3;
 pub(crate) const KIND_UNSTAMPED: u8 = 4;
+pub(crate) const KIND_RESTAMP: u8 = 5;
 
 pub(crate) fn path_of(store: &Path) -> PathBuf {
     let mut p = store.as_os_str().to_owned();

@@ -737,6 +737,19 @@ impl Store {
                     samples +=
                         Self::apply_unstamped(&txn, &boot, &rec.new_series, &rec.numbers)?.inserted;
                 }
+                journal::KIND_RESTAMP => {
+                    let (boot, offset_ms, limit) =
+                        record::decode_restamp(payload).ok_or_else(bad)?;
+                    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+                    let (r, _) = Self::apply_restamp(
+                        &txn,
+                        &Uuid::from_bytes(boot),
+                        offset_ms,
+                        limit,
+                        &mut Vec::new(),
+                    )?;
+                    samples += r.inserted as usize;
+                }
                 journal::KIND_MARK => {
                     let (keys, checkpoint) = record::decode_mark(payload).ok_or_else(bad)?;
                     marks += Self::unpend_chunk(&txn, &keys)?;
@@ -1315,6 +1328,69 @@ impl Store {
         Ok(stats)
     }
 
+    /// A restamp piece's writes (also its journal record's replay): the oldest `limit`
+    /// unstamped samples of boot `boot_id` moved to `num_samples` at `boot ms + offset_ms`, the
+    /// boot's sequence dropped once it has none left; `numbers` is scratch. Whether anything
+    /// changed rides along (nothing to do aborts the transaction).
+    fn apply_restamp(
+        txn: &redb::WriteTransaction,
+        boot_id: &Uuid,
+        offset_ms: i64,
+        limit: usize,
+        numbers: &mut Vec<(u128, f64)>,
+    ) -> Result<(RestampStats, bool), Fault> {
+        let Some(seq) = boot_seq(txn, boot_id, false)? else {
+            return Ok((RestampStats::default(), false));
+        };
+        let mut t = txn.open_table(UNSTAMPED)?;
+        let lo = codec::unstamped_key(seq, 0);
+        let hi = codec::unstamped_key(seq, codec::MAX_ORDINAL);
+        let mut taken = Vec::new();
+        for r in t.range::<&[u8; codec::UNSTAMPED_KEY_LEN]>(&lo..=&hi)? {
+            let (k, v) = r?;
+            if taken.len() >= limit {
+                break;
+            }
+            let (_, o) = codec::unstamped_from_key(k.value());
+            let (boot_ms, id) = codec::key_from_ordinal(o);
+            let ts = boot_ms.saturating_add(offset_ms);
+            numbers.push((
+                codec::key_ordinal(ts, id),
+                codec::number_from_bytes(v.value()),
+            ));
+            taken.push(*k.value());
+        }
+        for k in &taken {
+            t.remove(k)?;
+        }
+        let remaining = t
+            .range::<&[u8; codec::UNSTAMPED_KEY_LEN]>(&lo..=&hi)?
+            .count() as u64;
+        if remaining == 0 {
+            txn.open_table(BOOTS)?.remove(seq)?;
+        }
+        // (boot ms, series) order plus a constant offset is (ts, series) order.
+        numbers.sort_by_key(|&(k, _)| k);
+        let mut samples = txn.open_table(SAMPLES)?;
+        let mut runs = txn.open_table(PENDING_RUNS)?;
+        let put = put_numbers(&mut samples, &mut runs, numbers)?;
+        if put.duplicates > 0 {
+            let mut meta = txn.open_table(META)?;
+            meta_add(&mut meta, META_DUPLICATES, put.duplicates as u64)?;
+        }
+        let changed = !taken.is_empty() || remaining == 0;
+        Ok((
+            RestampStats {
+                restamped: taken.len() as u64,
+                inserted: put.inserted as u64,
+                duplicates: put.duplicates as u64,
+                moved: put.moved as u64,
+                remaining,
+            },
+            changed,
+        ))
+    }
+
     /// An unstamped insert's writes (also its journal record's replay): new series, the boot's
     /// sequence number (assigned at its first batch), numbers (sorted by key, stable).
     fn apply_unstamped(
@@ -1361,58 +1437,19 @@ impl Store {
         let mut w = relock(self.writer.lock());
         let mut numbers = std::mem::take(&mut w.numbers);
         numbers.clear();
+        let record = if w.journal.is_some() {
+            let mut rec = std::mem::take(&mut w.record);
+            rec.clear();
+            let limit = u64::try_from(limit).unwrap_or(u64::MAX);
+            record::encode_restamp(&mut rec, boot_id.as_bytes(), offset_ms, limit);
+            w.record = rec;
+            Some(journal::KIND_RESTAMP)
+        } else {
+            None
+        };
         let out = self
-            .write_if(&mut w, Kind::Data, |txn| {
-                let Some(seq) = boot_seq(txn, boot_id, false)? else {
-                    return Ok((RestampStats::default(), false));
-                };
-                let mut t = txn.open_table(UNSTAMPED)?;
-                let lo = codec::unstamped_key(seq, 0);
-                let hi = codec::unstamped_key(seq, codec::MAX_ORDINAL);
-                let mut taken = Vec::new();
-                for r in t.range::<&[u8; codec::UNSTAMPED_KEY_LEN]>(&lo..=&hi)? {
-                    let (k, v) = r?;
-                    if taken.len() >= limit {
-                        break;
-                    }
-                    let (_, o) = codec::unstamped_from_key(k.value());
-                    let (boot_ms, id) = codec::key_from_ordinal(o);
-                    let ts = boot_ms.saturating_add(offset_ms);
-                    numbers.push((
-                        codec::key_ordinal(ts, id),
-                        codec::number_from_bytes(v.value()),
-                    ));
-                    taken.push(*k.value());
-                }
-                for k in &taken {
-                    t.remove(k)?;
-                }
-                let remaining = t
-                    .range::<&[u8; codec::UNSTAMPED_KEY_LEN]>(&lo..=&hi)?
-                    .count() as u64;
-                if remaining == 0 {
-                    txn.open_table(BOOTS)?.remove(seq)?;
-                }
-                // (boot ms, series) order plus a constant offset is (ts, series) order.
-                numbers.sort_by_key(|&(k, _)| k);
-                let mut samples = txn.open_table(SAMPLES)?;
-                let mut runs = txn.open_table(PENDING_RUNS)?;
-                let put = put_numbers(&mut samples, &mut runs, &numbers)?;
-                if put.duplicates > 0 {
-                    let mut meta = txn.open_table(META)?;
-                    meta_add(&mut meta, META_DUPLICATES, put.duplicates as u64)?;
-                }
-                let changed = !taken.is_empty() || remaining == 0;
-                Ok((
-                    RestampStats {
-                        restamped: taken.len() as u64,
-                        inserted: put.inserted as u64,
-                        duplicates: put.duplicates as u64,
-                        moved: put.moved as u64,
-                        remaining,
-                    },
-                    changed,
-                ))
+            .write_journaled(&mut w, Kind::Data, record, |txn| {
+                Self::apply_restamp(txn, boot_id, offset_ms, limit, &mut numbers)
             })
             .map_err(|e| e.into_mark(&self.path))?;
         w.numbers = numbers;

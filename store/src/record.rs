@@ -14,6 +14,9 @@
 //! - Unstamped insert (samples on the boot clock while the wall clock is untrusted): the boot
 //!   id's 16 bytes, then an insert record without text samples (its timestamps are boot-clock
 //!   ms).
+//! - Restamp (unstamped samples of a boot given wall time): the boot id's 16 bytes, the offset
+//!   in ms (i64 LE) and the piece's limit (u64 LE), so that a replay moves exactly the samples
+//!   the lost commit moved (the same oldest `limit` of that boot, against the same state).
 //! - Mark: the checkpoint's fixed encoding, then the sorted keys as deltas.
 //! - Expire (a retention pass): `now_ms` i64 LE and the retention in ms u64 LE, so that a
 //!   replay expires what the pass did even if the configured retention changed since.
@@ -224,6 +227,21 @@ pub(crate) fn decode_unstamped(b: &[u8]) -> Option<([u8; 16], Insert)> {
     let (id, rest) = b.split_first_chunk::<16>()?;
     let rec = decode_insert(rest)?;
     rec.texts.is_empty().then_some((*id, rec))
+}
+
+/// Append the restamp record of one piece (`Store::restamp`'s arguments) to `out`.
+pub(crate) fn encode_restamp(out: &mut Vec<u8>, boot_id: &[u8; 16], offset_ms: i64, limit: u64) {
+    out.extend_from_slice(boot_id);
+    out.extend_from_slice(&offset_ms.to_le_bytes());
+    out.extend_from_slice(&limit.to_le_bytes());
+}
+
+/// The boot id, offset and limit of a restamp record.
+pub(crate) fn decode_restamp(b: &[u8]) -> Option<([u8; 16], i64, u64)> {
+    let (id, rest) = b.split_first_chunk::<16>()?;
+    let (offset, rest) = rest.split_first_chunk::<8>()?;
+    let limit: [u8; 8] = rest.try_into().ok()?;
+    Some((*id, i64::from_le_bytes(*offset), u64::from_le_bytes(limit)))
 }
 
 /// Append the mark record of `sorted` (ascending, unique keys) and `checkpoint` to `out`.

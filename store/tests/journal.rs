@@ -11,8 +11,9 @@
 //! - a journal left by another store at the same path is ignored;
 //! - with the journal the redb file is not written between folds;
 //! - samples on the boot clock (`insert_unstamped`, an RTC-less board before its clock is
-//!   trusted) are journaled as well: the file is not written, a crash copy replays them (new
-//!   boots' sequence numbers included) and they restamp as the original's do.
+//!   trusted) and their restamping are journaled as well: the file is not written, a crash copy
+//!   replays them (new boots' sequence numbers and a restamped piece included) and ends in the
+//!   original's state.
 
 // Tests unwrap what they just built; a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -258,13 +259,28 @@ fn unstamped_inserts_are_journaled_and_replayed() {
     let copy = dir.path().join("crash.redb");
     let replayed = reopen_after_crash(&path, &copy);
     assert_eq!(replayed.unstamped_count(), 5 * 80);
-    for s in [&store, &replayed] {
+
+    // Restamping is journaled too: a piece, then a crash, replays that piece.
+    let r = store.restamp(&BOOT_A, OFFSET, 100).unwrap();
+    assert_eq!((r.restamped, r.remaining), (100, 3 * 80 - 100 + 80));
+    let now = std::fs::read(&path).unwrap();
+    assert!(
+        now[..before.len()] == before[..] && now[before.len()..].iter().all(|&b| b == 0),
+        "a restamp wrote the database file between folds"
+    );
+    let replayed2 = reopen_after_crash(&path, &dir.path().join("crash2.redb"));
+    assert_eq!(replayed2.unstamped_count(), 5 * 80 - 100);
+    assert_eq!(snapshot(&replayed2), snapshot(&store));
+
+    for s in [&store, &replayed, &replayed2] {
         let a = s.restamp(&BOOT_A, OFFSET, 10_000).unwrap();
-        assert_eq!((a.restamped, a.remaining), (4 * 80, 0));
+        assert_eq!(a.remaining, 0);
         let b = s.restamp(&BOOT_B, OFFSET + 3_600_000, 10_000).unwrap();
         assert_eq!((b.restamped, b.remaining), (80, 0));
+        assert_eq!(s.unstamped_count(), 0);
         s.check_invariants().unwrap();
     }
     assert_eq!(snapshot(&replayed), snapshot(&store));
+    assert_eq!(snapshot(&replayed2), snapshot(&store));
     assert_eq!(snapshot(&store).0.len(), 5 * 80);
 }
