@@ -54,18 +54,25 @@ fn setup() -> (PathBuf, Vm, tempfile::TempDir, u16) {
     (lib, Vm::start(), tempfile::tempdir().unwrap(), free_port())
 }
 
-/// Waits until /health says the clock is trusted and nothing is left unstamped; its body.
-fn wait_trusted(port: u16) -> String {
+/// Polls /health (≤ 30 s) until `ok` accepts its body; that body.
+fn wait_health(port: u16, what: &str, ok: impl Fn(&str) -> bool) -> String {
     let mut body = String::new();
     wait_for(
-        "/health to show a trusted clock, nothing unstamped",
+        &format!("/health to show {what}"),
         Duration::from_secs(30),
         || {
             body = health(port);
-            body.contains("\"trusted\":true") && body.contains("\"unstamped_samples\":0")
+            ok(&body)
         },
     );
     body
+}
+
+/// Waits until /health says the clock is trusted and nothing is left unstamped; its body.
+fn wait_trusted(port: u16) -> String {
+    wait_health(port, "a trusted clock, nothing unstamped", |b| {
+        b.contains("\"trusted\":true") && b.contains("\"unstamped_samples\":0")
+    })
 }
 
 fn real_ms() -> i64 {
@@ -276,15 +283,9 @@ fn a_1970_clock_then_ntp_in_one_boot_loses_nothing() {
 
     let from_ms = real_ms();
     let agent = spawn_faked(&cfg, &lib, &ts_file);
-    let mut body = String::new();
-    wait_for(
-        "/health to show an untrusted clock with samples waiting",
-        Duration::from_secs(30),
-        || {
-            body = health(port);
-            body.contains("\"trusted\":false") && !body.contains("\"unstamped_samples\":0")
-        },
-    );
+    let body = wait_health(port, "an untrusted clock with samples waiting", |b| {
+        b.contains("\"trusted\":false") && !b.contains("\"unstamped_samples\":0")
+    });
     assert!(body.contains("\"source\":\"none\""), "{body}");
     // Several seconds on the 1970 clock: samples accumulate on the boot clock, none uploaded.
     std::thread::sleep(Duration::from_secs(4));
@@ -333,15 +334,9 @@ fn a_1970_clock_with_the_server_date_uploads_at_real_time() {
 
     let from_ms = real_ms();
     let agent = spawn_faked(&cfg, &lib, &ts_file);
-    let mut body = String::new();
-    wait_for(
-        "/health to show the server-corrected time",
-        Duration::from_secs(30),
-        || {
-            body = health(port);
-            body.contains("\"corrected\":true") && body.contains("\"unstamped_samples\":0")
-        },
-    );
+    let body = wait_health(port, "the server-corrected time", |b| {
+        b.contains("\"corrected\":true") && b.contains("\"unstamped_samples\":0")
+    });
     assert!(body.contains("\"source\":\"server_date\""), "{body}");
     std::thread::sleep(Duration::from_secs(4));
     let log = stop(agent);
@@ -380,15 +375,10 @@ fn a_sigkill_on_the_1970_clock_keeps_every_stored_sample() {
 
     let from_ms = real_ms();
     let mut agent = KillOnDrop(Some(spawn_faked(&cfg, &lib, &ts_file)));
-    let mut stored = 0;
-    wait_for(
-        "/health to count several flushes of boot-clock samples",
-        Duration::from_secs(30),
-        || {
-            stored = unstamped_in(&health(port)).unwrap_or(0);
-            stored >= 300
-        },
-    );
+    let body = wait_health(port, "several flushes of boot-clock samples", |b| {
+        unstamped_in(b).is_some_and(|n| n >= 300)
+    });
+    let stored = unstamped_in(&body).unwrap_or(0);
     let mut killed = agent.0.take().unwrap();
     rustix::process::kill_process(
         rustix::process::Pid::from_child(&killed),

@@ -389,6 +389,20 @@ struct Writer {
 }
 
 impl Writer {
+    /// With a journal: the next record of `kind`, encoded by `encode` into `record` (cleared
+    /// first; `record_sort` is its scratch), and `Some(kind)` for `write_journaled`. Without
+    /// one: `None`, and nothing is encoded.
+    fn stage(
+        &mut self,
+        kind: u8,
+        encode: impl FnOnce(&mut Vec<u8>, &mut Vec<(u32, i64, u64)>),
+    ) -> Option<u8> {
+        self.journal.as_ref()?;
+        self.record.clear();
+        encode(&mut self.record, &mut self.record_sort);
+        Some(kind)
+    }
+
     /// Every queued mark's keys, sorted (empty when none is queued).
     fn marked_keys(&self) -> Vec<u128> {
         let mut all: Vec<u128> = Vec::with_capacity(self.marked);
@@ -1049,12 +1063,15 @@ impl Store {
         if sync {
             w.unsynced_marks = 0;
         }
-        let payload = std::mem::take(&mut w.record);
-        let appended = match (w.journal.as_mut(), record) {
-            (Some(j), Some(k)) => j.append(k, &payload, sync),
+        let Writer {
+            journal,
+            record: payload,
+            ..
+        } = &mut **w;
+        let appended = match (journal.as_mut(), record) {
+            (Some(j), Some(k)) => j.append(k, payload, sync),
             _ => Ok(()),
         };
-        w.record = payload;
         if let Err(e) = appended {
             // The commit is in redb's memory only: make it durable now, or make the store
             // refuse everything until a reopen rebuilds its state from the file and journal.
@@ -1127,18 +1144,9 @@ impl Store {
         // Stable: within a batch the first occurrence of an identity wins.
         numbers.sort_by_key(|&(k, _)| k);
         texts.sort_by_key(|&(k, _)| k);
-        let record = if w.journal.is_some() {
-            let (mut rec, mut sort) = (
-                std::mem::take(&mut w.record),
-                std::mem::take(&mut w.record_sort),
-            );
-            rec.clear();
-            record::encode_insert(&mut rec, &new_series, &numbers, &texts, &mut sort);
-            (w.record, w.record_sort) = (rec, sort);
-            Some(journal::KIND_INSERT)
-        } else {
-            None
-        };
+        let record = w.stage(journal::KIND_INSERT, |rec, sort| {
+            record::encode_insert(rec, &new_series, &numbers, &texts, sort);
+        });
         let (stats, numeric_inserted) = self
             .write_journaled(&mut w, Kind::Data, record, |txn| {
                 Self::apply_insert(txn, &new_series, &numbers, &texts).map(|r| (r, true))
@@ -1297,24 +1305,9 @@ impl Store {
         numbers.reserve(batch.len());
         let new_series = self.resolve(batch, &mut numbers, None)?;
         numbers.sort_by_key(|&(k, _)| k);
-        let record = if w.journal.is_some() {
-            let (mut rec, mut sort) = (
-                std::mem::take(&mut w.record),
-                std::mem::take(&mut w.record_sort),
-            );
-            rec.clear();
-            record::encode_unstamped(
-                &mut rec,
-                boot_id.as_bytes(),
-                &new_series,
-                &numbers,
-                &mut sort,
-            );
-            (w.record, w.record_sort) = (rec, sort);
-            Some(journal::KIND_UNSTAMPED)
-        } else {
-            None
-        };
+        let record = w.stage(journal::KIND_UNSTAMPED, |rec, sort| {
+            record::encode_unstamped(rec, boot_id.as_bytes(), &new_series, &numbers, sort);
+        });
         let stats = self
             .write_journaled(&mut w, Kind::Data, record, |txn| {
                 Self::apply_unstamped(txn, boot_id, &new_series, &numbers).map(|r| (r, true))
@@ -1437,16 +1430,10 @@ impl Store {
         let mut w = relock(self.writer.lock());
         let mut numbers = std::mem::take(&mut w.numbers);
         numbers.clear();
-        let record = if w.journal.is_some() {
-            let mut rec = std::mem::take(&mut w.record);
-            rec.clear();
+        let record = w.stage(journal::KIND_RESTAMP, |rec, _| {
             let limit = u64::try_from(limit).unwrap_or(u64::MAX);
-            record::encode_restamp(&mut rec, boot_id.as_bytes(), offset_ms, limit);
-            w.record = rec;
-            Some(journal::KIND_RESTAMP)
-        } else {
-            None
-        };
+            record::encode_restamp(rec, boot_id.as_bytes(), offset_ms, limit);
+        });
         let out = self
             .write_journaled(&mut w, Kind::Data, record, |txn| {
                 Self::apply_restamp(txn, boot_id, offset_ms, limit, &mut numbers)
@@ -1565,15 +1552,9 @@ impl Store {
         sorted.sort_unstable();
         sorted.dedup();
         let mut w = relock(self.writer.lock());
-        let record = if w.journal.is_some() {
-            let mut rec = std::mem::take(&mut w.record);
-            rec.clear();
-            record::encode_mark(&mut rec, &sorted, checkpoint);
-            w.record = rec;
-            Some(journal::KIND_MARK)
-        } else {
-            None
-        };
+        let record = w.stage(journal::KIND_MARK, |rec, _| {
+            record::encode_mark(rec, &sorted, checkpoint);
+        });
         if let (Durability::DeferredMarks { max_unsynced }, None) = (self.opts.durability, record) {
             let fits = w.marks.len() < max_unsynced as usize
                 && w.marked + sorted.len() <= MAX_QUEUED_MARK_KEYS;
@@ -1871,15 +1852,10 @@ impl Store {
         }
         // With the journal, expiry is a journaled commit too (its record: `now_ms` and the
         // retention), so that a store past its first day does not fold every minute.
-        let record = if journaled {
-            let mut rec = std::mem::take(&mut w.record);
-            rec.clear();
-            record::encode_expire(&mut rec, now_ms, self.opts.retention_ms);
-            w.record = rec;
-            Some(journal::KIND_EXPIRE)
-        } else {
-            None
-        };
+        let retention_ms = self.opts.retention_ms;
+        let record = w.stage(journal::KIND_EXPIRE, |rec, _| {
+            record::encode_expire(rec, now_ms, retention_ms);
+        });
         let kind = if journaled {
             Kind::Data
         } else {

@@ -76,6 +76,21 @@ fn reopen_after_crash(from: &Path, to: &Path) -> Store {
     s
 }
 
+/// The database file at `path` still holds `before`: it may have grown (allocated, zeros), but
+/// no commit since `before` was read wrote it (`what` did not).
+fn assert_unwritten(path: &Path, before: &[u8], what: &str) {
+    let now = std::fs::read(path).unwrap();
+    assert!(now.len() >= before.len(), "{what} shrank the file");
+    assert!(
+        now[..before.len()] == before[..],
+        "{what} wrote the database file between folds"
+    );
+    assert!(
+        now[before.len()..].iter().all(|&b| b == 0),
+        "{what} wrote past the file's old end"
+    );
+}
+
 /// Every sample as (ts, series id, value bits, pending), and the checkpoints.
 type Snapshot = (Vec<(i64, u32, u64, bool)>, Vec<Checkpoint>);
 
@@ -191,14 +206,7 @@ fn between_folds_the_database_file_is_not_written() {
     for n in 1..6 {
         store.insert(&flush(n)).unwrap();
     }
-    // The file may have grown (allocated, zeros); what it held is unchanged.
-    let now = std::fs::read(&path).unwrap();
-    assert!(now.len() >= before.len());
-    assert!(
-        now[..before.len()] == before[..],
-        "a journaled commit wrote the file"
-    );
-    assert!(now[before.len()..].iter().all(|&b| b == 0));
+    assert_unwritten(&path, &before, "a journaled insert");
     // A sync folds: the file then holds everything without the journal.
     store.sync().unwrap();
     let want = snapshot(&store);
@@ -249,11 +257,7 @@ fn unstamped_inserts_are_journaled_and_replayed() {
     store
         .insert_unstamped(&BOOT_B, &unstamped_flush(0))
         .unwrap();
-    let now = std::fs::read(&path).unwrap();
-    assert!(
-        now[..before.len()] == before[..] && now[before.len()..].iter().all(|&b| b == 0),
-        "an unstamped insert wrote the database file between folds"
-    );
+    assert_unwritten(&path, &before, "an unstamped insert");
     assert_eq!(store.unstamped_count(), 5 * 80);
 
     let copy = dir.path().join("crash.redb");
@@ -263,11 +267,7 @@ fn unstamped_inserts_are_journaled_and_replayed() {
     // Restamping is journaled too: a piece, then a crash, replays that piece.
     let r = store.restamp(&BOOT_A, OFFSET, 100).unwrap();
     assert_eq!((r.restamped, r.remaining), (100, 3 * 80 - 100 + 80));
-    let now = std::fs::read(&path).unwrap();
-    assert!(
-        now[..before.len()] == before[..] && now[before.len()..].iter().all(|&b| b == 0),
-        "a restamp wrote the database file between folds"
-    );
+    assert_unwritten(&path, &before, "a restamp");
     let replayed2 = reopen_after_crash(&path, &dir.path().join("crash2.redb"));
     assert_eq!(replayed2.unstamped_count(), 5 * 80 - 100);
     assert_eq!(snapshot(&replayed2), snapshot(&store));
