@@ -9,26 +9,44 @@
 //!   stored, no duplicates, and the outage is logged once, with its drop count at the end.
 //! - Start on a full disk: the agent does not exit, uploads the backlog it holds while the
 //!   disk is still full, and recovers once space is freed.
+//! - SIGKILL on a full disk, and a restart there: the journal holds the flushes since the last
+//!   fold, and replaying them needs the file to grow, so the store cannot open. The agent still
+//!   starts (store closed, /health storage error with no space, live, ring drops counted),
+//!   reopens by itself once space is back, and every sample the killed agent had stored, and
+//!   every one the second collected but for the counted drops, reaches VictoriaMetrics once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
+use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use support::agent::{
-    Agent, Tmpfs, assert_vm_matches_store, fill, health_addr, log_lines, store_samples,
-    write_config,
+    Agent, Tmpfs, assert_store_holds_only, assert_vm_matches_store, fill, health_addr, log_lines,
+    store_samples, write_config,
 };
 use support::vm::Vm;
 
 const DEVICE: &str = "diskfull-board";
 
-#[test]
-fn a_full_disk_loses_nothing_beyond_the_counted_ring_drops() {
+/// A tmpfs of `size` for the store, a VictoriaMetrics that is down (its port kept for
+/// `start_again`), and an agent config sampling every 20 ms that uploads to it.
+struct Board {
+    dir: tempfile::TempDir,
+    fs: Tmpfs,
+    mnt: std::path::PathBuf,
+    vm: Vm,
+    vm_addr: SocketAddr,
+    health: SocketAddr,
+    cfg: std::path::PathBuf,
+}
+
+fn board(size: &str) -> Board {
     let dir = tempfile::tempdir().unwrap();
-    let fs = Tmpfs::mount(&dir.path().join("mnt"), "3m");
     let mnt = dir.path().join("mnt");
+    let fs = Tmpfs::mount(&mnt, size);
     let mut vm = Vm::start();
     let vm_addr = vm.addr();
     vm.stop();
@@ -41,6 +59,28 @@ fn a_full_disk_loses_nothing_beyond_the_counted_ring_drops() {
         health,
         Some(&vm.import_url()),
     );
+    Board {
+        dir,
+        fs,
+        mnt,
+        vm,
+        vm_addr,
+        health,
+        cfg,
+    }
+}
+
+#[test]
+fn a_full_disk_loses_nothing_beyond_the_counted_ring_drops() {
+    let Board {
+        dir,
+        fs,
+        mnt,
+        mut vm,
+        vm_addr,
+        health,
+        cfg,
+    } = board("3m");
     let mut agent = Agent::spawn(&cfg, health, &dir.path().join("agent.log"));
     agent.wait_for("a first flush", Duration::from_secs(20), |a| {
         a.storage()["details"]["pending_count"].as_u64() > Some(0)
@@ -229,16 +269,7 @@ fn an_agent_started_on_a_full_disk_uploads_its_backlog_and_recovers() {
 
     // Space comes back: the filler goes.
     std::fs::remove_file(mnt.join("filler")).unwrap();
-    agent.wait_for("the store to recover", Duration::from_secs(90), |a| {
-        a.storage()["status"] == "ok"
-    });
-    agent.wait_for("the queue to drain", Duration::from_secs(90), |a| {
-        a.uploader()["details"]["pending_count"].as_u64() == Some(0)
-    });
-    let log_path = agent.log.clone();
-    let run2 = agent.stop();
-    let log = std::fs::read_to_string(&log_path).unwrap();
-    assert_eq!(run2.lost_at_stop, 0);
+    let (run2, log) = recover_drain_and_stop(agent);
     // One outage, from the first write on (the session record when it found no free page in
     // the file, else the first flush); the session is recorded in the end.
     let began = log_lines(&log, "the store takes no samples");
@@ -248,13 +279,7 @@ fn an_agent_started_on_a_full_disk_uploads_its_backlog_and_recovers() {
         ["recording the session", "flush"].contains(&began[0]["what"].as_str().unwrap()),
         "log:\n{log}"
     );
-    let stats = std::process::Command::new(support::bin())
-        .args(["store", "stats", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    let stats = String::from_utf8_lossy(&stats.stdout);
-    assert!(stats.contains("sessions:         2"), "{stats}");
+    assert_sessions(&cfg, 2);
     let (uploaded, pending) = store_samples(&cfg);
     eprintln!(
         "backlog {}, run 2 collected {}, ring dropped {}, stored {} uploaded + {} pending",
@@ -279,4 +304,188 @@ fn an_agent_started_on_a_full_disk_uploads_its_backlog_and_recovers() {
         );
     }
     assert_vm_matches_store(&vm, DEVICE, &uploaded, &pending);
+}
+
+/// The last agent of [`start_closed_on_a_full_disk`], and what the killed ones left.
+struct Restarted {
+    agent: Agent,
+    /// Agents started, the last one included (each recorded, or will record, a session).
+    runs: usize,
+    /// What the last killed agent's /health counted as stored just before its SIGKILL
+    /// (nothing is uploaded: VictoriaMetrics is down, so every stored sample is pending).
+    stored_before_kill: u64,
+    killed_at_ms: i64,
+}
+
+/// Agents on a 1 MiB tmpfs they fill by themselves, each SIGKILLed on the full disk with
+/// flushes in the journal that the file lacks, until a restart's open has to grow the file to
+/// replay them and fails for want of space. When the file still has room for them, the
+/// restarted agent runs on until the disk refuses it again and is killed in turn (a few
+/// rounds at most: each one leaves more in the journal).
+fn start_closed_on_a_full_disk(dir: &Path, cfg: &Path, health: SocketAddr) -> Restarted {
+    let mut runs = 0;
+    let mut stored_before_kill = 0;
+    let mut killed_at_ms = 0;
+    loop {
+        runs += 1;
+        assert!(runs <= 5, "no restart had to grow the file");
+        let agent = Agent::spawn(cfg, health, &dir.join(format!("run{runs}.log")));
+        agent.wait_for(
+            "the agent to report no space",
+            Duration::from_secs(120),
+            |a| a.storage()["details"]["no_space"] == true,
+        );
+        if runs > 1 && !log_lines(&agent.log_text(), "the store could not be opened").is_empty() {
+            return Restarted {
+                agent,
+                runs,
+                stored_before_kill,
+                killed_at_ms,
+            };
+        }
+        // Flushes go on into the preallocated journal between failing folds.
+        std::thread::sleep(Duration::from_secs(3));
+        stored_before_kill = agent.storage()["details"]["pending_count"]
+            .as_u64()
+            .unwrap();
+        killed_at_ms = now_ms();
+        drop(agent); // SIGKILL
+    }
+}
+
+#[test]
+fn an_agent_killed_on_a_full_disk_starts_there_and_keeps_every_stored_sample() {
+    // Small enough that the agent fills it by itself within seconds.
+    let Board {
+        dir,
+        fs,
+        mut vm,
+        vm_addr,
+        health,
+        cfg,
+        ..
+    } = board("1m");
+    let Restarted {
+        agent: mut second,
+        runs,
+        stored_before_kill: stored_before,
+        killed_at_ms,
+    } = start_closed_on_a_full_disk(dir.path(), &cfg, health);
+    let log = second.log_text();
+    let refused = log_lines(&log, "the store could not be opened");
+    assert_eq!(refused[0]["error_type"], "no_space", "log:\n{log}");
+    second.wait_for("the ring to drop samples", Duration::from_secs(60), |a| {
+        a.storage()["details"]["ring_dropped_in_outage"].as_u64() > Some(0)
+    });
+    let st = second.storage();
+    assert_eq!(st["status"], "error", "{st}");
+    let (live, _) = second.get("/health/live").unwrap();
+    assert_eq!(live, 200);
+    second.assert_running();
+
+    fs.resize("32m");
+    vm.start_again();
+    assert_eq!(vm.addr(), vm_addr);
+    let (run2, log) = recover_drain_and_stop(second);
+    let began = log_lines(&log, "the store takes no samples");
+    assert!(!began.is_empty(), "log:\n{log}");
+    assert_eq!(began[0]["what"], "opening the store", "log:\n{log}");
+    assert!(log.contains("store reopened"), "log:\n{log}");
+    // The session record waited for the reopen.
+    assert_sessions(&cfg, runs);
+
+    let (uploaded, pending) = store_samples(&cfg);
+    let by_killed = uploaded
+        .keys()
+        .chain(pending.keys())
+        .filter(|k| k.1 < killed_at_ms)
+        .count() as u64;
+    let by_last = (uploaded.len() + pending.len()) as u64 - by_killed;
+    eprintln!(
+        "{runs} runs; the killed ones stored {stored_before} (at the last kill) and \
+         {by_killed} in the end; the last collected {}, ring dropped {}, stored {by_last}",
+        run2.collected, run2.ring_dropped
+    );
+    assert!(
+        by_killed >= stored_before,
+        "{by_killed} of the killed agents' {stored_before} stored samples are left"
+    );
+    assert_eq!(by_last, run2.collected - run2.ring_dropped, "log:\n{log}");
+    assert!(run2.ring_dropped > 0);
+    assert_vm_matches_store(&vm, DEVICE, &uploaded, &pending);
+}
+
+/// Waits for the store to recover and the upload queue to drain, then stops the agent: its
+/// counters (nothing lost at the stop) and its log.
+fn recover_drain_and_stop(agent: Agent) -> (support::agent::Ended, String) {
+    agent.wait_for("the store to recover", Duration::from_secs(90), |a| {
+        a.storage()["status"] == "ok"
+    });
+    agent.wait_for("the queue to drain", Duration::from_secs(90), |a| {
+        a.uploader()["details"]["pending_count"].as_u64() == Some(0)
+    });
+    let log_path = agent.log.clone();
+    let ended = agent.stop();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert_eq!(ended.lost_at_stop, 0, "log:\n{log}");
+    (ended, log)
+}
+
+/// `store stats` counts `n` agent sessions.
+fn assert_sessions(cfg: &Path, n: usize) {
+    let stats = std::process::Command::new(support::bin())
+        .args(["store", "stats", "--config"])
+        .arg(cfg)
+        .output()
+        .unwrap();
+    let stats = String::from_utf8_lossy(&stats.stdout);
+    assert!(
+        stats.contains(&format!("sessions:         {n}\n")),
+        "{stats}"
+    );
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[test]
+fn a_store_damaged_while_closed_is_moved_aside_at_the_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = Tmpfs::mount(&dir.path().join("mnt"), "1m");
+    let mnt = dir.path().join("mnt");
+    let store = mnt.join("metrics.redb");
+    let health = health_addr();
+    let cfg = write_config(dir.path(), &store, DEVICE, "20ms", health, None);
+    let Restarted {
+        agent: mut closed, ..
+    } = start_closed_on_a_full_disk(dir.path(), &cfg, health);
+    // The closed store reads nothing: its file can be damaged under it, as bad flash would.
+    let mut damaged = std::fs::read(&store).unwrap();
+    damaged[..4096].fill(0xa5);
+    std::fs::write(&store, &damaged).unwrap();
+
+    fs.resize("32m");
+    closed.wait_for(
+        "the fresh store to take flushes",
+        Duration::from_secs(90),
+        |a| {
+            let st = a.storage();
+            st["status"] != "error" && st["details"]["pending_count"].as_u64() > Some(0)
+        },
+    );
+    let st = closed.storage();
+    let moved = std::path::PathBuf::from(st["details"]["corrupt_moved_to"].as_str().unwrap());
+    assert_eq!(std::fs::read(&moved).unwrap(), damaged, "{st}");
+    closed.assert_running();
+    let log_path = closed.log.clone();
+    let ended = closed.stop();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let aside = log_lines(&log, "the store is damaged: moved aside");
+    assert_eq!(aside.len(), 1, "log:\n{log}");
+    // The fresh store holds what this agent collected, but for the counted ring drops.
+    assert_store_holds_only(&cfg, ended, &log);
 }

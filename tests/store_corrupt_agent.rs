@@ -17,7 +17,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use belabox_store::Store;
-use support::agent::{Agent, health_addr, log_lines, store_samples, write_config};
+use support::agent::{Agent, assert_store_holds_only, health_addr, log_lines, write_config};
 
 const DEVICE: &str = "corrupt-board";
 
@@ -132,13 +132,7 @@ fn a_damaged_store_is_moved_aside_and_collection_goes_on() {
     assert!(!lines[0]["reason"].as_str().unwrap().is_empty());
 
     // The fresh store holds exactly what this run collected (minus counted drops).
-    let (uploaded, pending) = store_samples(&cfg);
-    assert!(uploaded.is_empty());
-    assert_eq!(
-        pending.len() as u64,
-        ended.collected - ended.ring_dropped,
-        "log:\n{log}"
-    );
+    assert_store_holds_only(&cfg, ended, &log);
     let (code, report) = store_check(&cfg, None);
     assert_eq!(code, 0, "the fresh store: {report}");
     let (code, report) = store_check(&cfg, Some(Path::new(&moved)));

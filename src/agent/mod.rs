@@ -16,8 +16,12 @@
 //!
 //! Start-up on a damaged store: the file is moved aside (`metrics.redb.corrupt-<secs>`, kept
 //! for salvage, counted and shown in /health until the next restart) and a fresh store is
-//! started, so collection never stops. On a full disk: the store opens (it only rewrites its
-//! header in place), the session record waits for space, and the agent runs and uploads.
+//! started, so collection never stops (the same when a reopen in an outage finds it damaged).
+//! On a full disk: the store opens (it only rewrites its header in place), the session record
+//! waits for space, and the agent runs and uploads. When the open itself fails on an I/O error
+//! (a full disk on which replaying the journal must grow the file; EIO), the agent still
+//! starts: with the store closed and an outage begun ([`recover`]), collecting into the ring,
+//! counting its drops and answering /health, until a reopen with backoff succeeds.
 
 mod flush;
 mod maintain;
@@ -165,14 +169,22 @@ pub fn run(mut config: Config, reload: Option<ConfigLoader>) -> Result<(), RunEr
     }
     // Signals first: a SIGTERM during start-up must still end in a clean close.
     let wake = WakePipe::install().map_err(RunError::Signals)?;
-    let (store, moved_aside) = open_store(&config)?;
+    let Opened {
+        store,
+        moved_aside,
+        deferred,
+    } = open_store(&config)?;
     let store = SharedStore::from(store);
     let mut collectors = Collectors::open(&config).map_err(RunError::Collectors)?;
     let session_id = uuid::Uuid::new_v4();
     collectors.set_session_id(&session_id.to_string());
     let started_at_ms = now_ms();
     let mut start_records = StartRecords::new(&config, session_id, started_at_ms);
-    let written = start_records.write(&store.get());
+    // A closed store (`deferred`) refuses every write: the records wait for its reopen.
+    let written = match deferred {
+        Some(_) => Ok(()),
+        None => start_records.write(&store.get()),
+    };
     let start_failure = match written {
         Ok(()) => None,
         Err(StartWriteError::Io(e)) => Some(e),
@@ -192,18 +204,14 @@ pub fn run(mut config: Config, reload: Option<ConfigLoader>) -> Result<(), RunEr
         .with_series(&config),
     );
     if let Some(to) = moved_aside {
-        state
-            .storage
-            .corrupt_moved_total
-            .store(1, Ordering::Relaxed);
-        // Once per process: the leak is the price of a `&'static str` in health snapshots.
-        let to: &'static str = Box::leak(to.display().to_string().into_boxed_str());
-        let _ = state.storage.corrupt_moved_to.set(to);
+        note_moved_aside(&state, &to);
     }
     refresh_storage_state(&store.get(), &config.storage.path, &state);
     let rules = HealthRules::from_config(&config);
     let mut lp = CollectionLoop::new(&config, &store, &state, rules, collectors);
-    if let Some(e) = start_failure {
+    if let Some(e) = deferred {
+        lp.open_failed(&e, start_records);
+    } else if let Some(e) = start_failure {
         // Before the uploader starts, so that it finds a fresh handle.
         lp.start_failed(&e, start_records);
     }
@@ -268,10 +276,21 @@ pub fn run(mut config: Config, reload: Option<ConfigLoader>) -> Result<(), RunEr
     Ok(())
 }
 
+/// The store as start-up found it.
+struct Opened {
+    store: Store,
+    /// Where a damaged store file went.
+    moved_aside: Option<PathBuf>,
+    /// The open failed on an I/O error: `store` is closed until a reopen succeeds
+    /// ([`Store::open_or_closed`]).
+    deferred: Option<OpenError>,
+}
+
 /// Creates the parent directory of `storage.path` if needed, then opens the store. A damaged
-/// store (`OpenError::Corrupt`, refused untouched) is moved aside and a fresh one started;
-/// returns where the damaged file went.
-fn open_store(config: &Config) -> Result<(Store, Option<PathBuf>), RunError> {
+/// store (`OpenError::Corrupt`, refused untouched) is moved aside and a fresh one started. An
+/// I/O failure of the open itself leaves the store closed ([`Opened::deferred`]); only a
+/// store locked by another process, an unknown schema or a failure to take the lock is fatal.
+fn open_store(config: &Config) -> Result<Opened, RunError> {
     if let Some(dir) = config
         .storage
         .path
@@ -284,24 +303,54 @@ fn open_store(config: &Config) -> Result<(Store, Option<PathBuf>), RunError> {
         })?;
     }
     let path = &config.storage.path;
-    match Store::open(path, store_options(config)) {
-        Ok(store) => Ok((store, None)),
+    let (store, deferred, moved_aside) = match Store::open_or_closed(path, store_options(config)) {
+        Ok((store, deferred)) => (store, deferred, None),
         Err(OpenError::Corrupt { detail, .. }) => {
-            let to = belabox_store::move_aside(path).map_err(|source| RunError::MoveAside {
+            let to = move_aside(path, &detail).map_err(|source| RunError::MoveAside {
                 path: path.clone(),
                 source,
             })?;
-            log::error!(
-                store = path.display().to_string().as_str(),
-                moved_to = to.display().to_string().as_str(),
-                reason = detail.as_str(),
-                error_type = "store_corrupt";
-                "the store is damaged: moved aside (kept for salvage, see `belabox-metrics store check`); starting a fresh store"
-            );
-            let store = Store::open(path, store_options(config)).map_err(RunError::Store)?;
-            Ok((store, Some(to)))
+            let (store, deferred) =
+                Store::open_or_closed(path, store_options(config)).map_err(RunError::Store)?;
+            (store, deferred, Some(to))
         }
-        Err(e) => Err(RunError::Store(e)),
+        Err(e) => return Err(RunError::Store(e)),
+    };
+    if let Some(e) = &deferred {
+        log::error!(
+            error:% = e,
+            error_type = if e.is_no_space() { "no_space" } else { "store_io" };
+            "the store could not be opened; starting without it and reopening with backoff"
+        );
+    }
+    Ok(Opened {
+        store,
+        moved_aside,
+        deferred,
+    })
+}
+
+/// Moves the damaged store at `path` (with its journal) aside and logs it; `detail`: what the
+/// check found. Returns where it went.
+fn move_aside(path: &Path, detail: &str) -> io::Result<PathBuf> {
+    let to = belabox_store::move_aside(path)?;
+    log::error!(
+        store = path.display().to_string().as_str(),
+        moved_to = to.display().to_string().as_str(),
+        reason = detail,
+        error_type = "store_corrupt";
+        "the store is damaged: moved aside (kept for salvage, see `belabox-metrics store check`); starting a fresh store"
+    );
+    Ok(to)
+}
+
+/// Counts a damaged store moved aside; /health names the first one until the next restart.
+fn note_moved_aside(state: &AgentState, to: &Path) {
+    let s = &state.storage;
+    if s.corrupt_moved_total.fetch_add(1, Ordering::Relaxed) == 0 {
+        // Once per process: the leak is the price of a `&'static str` in health snapshots.
+        let to: &'static str = Box::leak(to.display().to_string().into_boxed_str());
+        let _ = s.corrupt_moved_to.set(to);
     }
 }
 
@@ -616,10 +665,28 @@ impl<'a> CollectionLoop<'a> {
         }
     }
 
+    /// A fresh handle. A file found damaged is moved aside and a fresh store started, as at
+    /// start-up.
     fn reopen(&mut self, now: Instant) -> bool {
-        match self.store.reopen() {
+        let mut reopened = self.store.reopen();
+        if let Err(OpenError::Corrupt { detail, .. }) = &reopened {
+            let path = &self.config.storage.path;
+            reopened = match move_aside(path, detail) {
+                Ok(to) => {
+                    note_moved_aside(self.state, &to);
+                    self.store.reopen()
+                }
+                Err(source) => Err(OpenError::Io {
+                    path: path.clone(),
+                    source,
+                }),
+            };
+        }
+        match reopened {
             Ok(_) => {
                 self.recovery.reopened(now, Ok(()), self.state);
+                // A journal replayed only now may hold this boot's unstamped samples.
+                self.time.restamp_due |= self.store.get().unstamped_count() > 0;
                 true
             }
             Err(e) => {
@@ -666,6 +733,26 @@ impl<'a> CollectionLoop<'a> {
         }
         self.flush_and_track(now, "flush");
         self.next_flush = now + self.config.storage.flush_interval;
+    }
+
+    /// The store did not open (see [`Opened::deferred`]): the outage starts now, with the
+    /// handle closed; the start records wait for the reopen.
+    fn open_failed(&mut self, e: &OpenError, records: StartRecords) {
+        self.start_records = Some(records);
+        let failure = recover::Failure {
+            poisoned: true,
+            no_space: e.is_no_space(),
+        };
+        let ring = self.ring_counts();
+        // No reopen now (it would fail the same way): the first retry reopens.
+        self.recovery.failed(
+            Instant::now(),
+            failure,
+            e,
+            "opening the store",
+            ring,
+            self.state,
+        );
     }
 
     /// Start-up failed to write its records on a full disk: the outage starts now.

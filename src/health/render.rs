@@ -481,7 +481,7 @@ fn visit_storage(s: &StorageState, v: &mut dyn MetricVisitor) {
             ),
             (
                 "storage_corrupt_moved_total",
-                "Damaged store files moved aside at start (a fresh store was started).",
+                "Damaged store files moved aside, at start or at a reopen (a fresh store was started).",
                 &s.corrupt_moved_total,
             ),
         ],

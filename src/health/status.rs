@@ -19,7 +19,8 @@
 //!   upload the age counts from agent start;
 //! - storage: `error` while store I/O fails (a full disk included: the message says so, how
 //!   long, and how many samples the full ring dropped); `degraded` above [`STORE_FULL_PERCENT`] %
-//!   of the cap, or, until the next restart, after a damaged store was moved aside at start;
+//!   of the cap, or, until the next restart, after a damaged store was moved aside (at start or
+//!   at a reopen);
 //! - time: `degraded` when the wall clock is not trusted (samples wait on the boot clock), when
 //!   |skew| ≥ the warn threshold or the last check failed; never `error`; `disabled` without a
 //!   clock-skew URL while the clock is trusted. Unstamped samples (any boot) are shown, not
@@ -243,7 +244,7 @@ pub struct StorageSnapshot {
     pub unusable_for_ms: i64,
     /// Samples the full ring dropped since the store stopped taking flushes.
     pub ring_dropped_episode: u64,
-    /// A damaged store was moved aside at start, to this path.
+    /// The first damaged store of this run was moved aside (at start or a reopen) to this path.
     pub corrupt_moved_to: Option<&'static str>,
     /// Wall clock (ms) of the last flush the store took; 0 = none yet.
     pub last_flush_ms: i64,

@@ -254,9 +254,9 @@ pub struct StorageState {
     /// Successful close-and-reopen of the store after an I/O error.
     pub reopens_total: AtomicU64,
     pub reopen_failures_total: AtomicU64,
-    /// Damaged store files moved aside at start (`metrics.redb.corrupt-<secs>`).
+    /// Damaged store files moved aside, at start or at a reopen (`metrics.redb.corrupt-<secs>`).
     pub corrupt_moved_total: AtomicU64,
-    /// Where the damaged file went (set once, at start; leaked on purpose so that health
+    /// Where the first damaged file went (set once; leaked on purpose so that health
     /// snapshots can carry it as a `&'static str` without allocating).
     pub corrupt_moved_to: OnceLock<&'static str>,
     /// [`mono_ms`] by which the collection loop promised its next iteration (its longest

@@ -481,13 +481,37 @@ impl std::error::Error for MaintenanceError {
 
 impl std::error::Error for InvalidSample {}
 
+/// ENOSPC or EDQUOT.
+fn no_space(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull
+        || e.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error())
+        || e.raw_os_error() == Some(rustix::io::Errno::DQUOT.raw_os_error())
+}
+
+impl OpenError {
+    /// The file system failed the open (reading, growing or syncing the store, its journal or
+    /// its directory): it may open once that passes (a full disk frees up). Not a lock held
+    /// elsewhere, an unknown schema or a damaged file.
+    pub fn is_io(&self) -> bool {
+        match self {
+            OpenError::Io { .. } => true,
+            OpenError::Storage { source, .. } => classify_redb(source).1,
+            _ => false,
+        }
+    }
+
+    /// The disk (or quota) is full.
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            OpenError::Io { source, .. } => no_space(source),
+            OpenError::Storage { source, .. } => classify_redb(source).0,
+            _ => false,
+        }
+    }
+}
+
 /// How a write failed, for the caller's recovery: see [`Store::reopen`](crate::Store::reopen).
 fn classify_redb(e: &redb::Error) -> (bool, bool) {
-    fn no_space(e: &std::io::Error) -> bool {
-        e.kind() == std::io::ErrorKind::StorageFull
-            || e.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error())
-            || e.raw_os_error() == Some(rustix::io::Errno::DQUOT.raw_os_error())
-    }
     match e {
         redb::Error::Io(io) => (no_space(io), true),
         redb::Error::PreviousIo => (false, true),

@@ -436,6 +436,15 @@ impl Drop for Hold<'_> {
 
 /// What `Store::open_db` gives: the database, its series, (pending, unstamped) counts and the
 /// journal to append to.
+/// How [`Store::open_mode`] opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Writable,
+    /// Writable; an I/O failure gives a closed store ([`Store::open_or_closed`]).
+    WritableOrClosed,
+    ReadOnly,
+}
+
 type OpenedDb = (
     Database,
     SeriesCache,
@@ -502,7 +511,21 @@ impl Store {
     /// in place, so reading, uploading and marking go on (marks free no space but need little:
     /// copy-on-write pages come from the file's free pages).
     pub fn open(path: &Path, opts: StoreOptions) -> Result<Store, OpenError> {
-        Self::open_mode(path, opts, false)
+        Self::open_mode(path, opts, Mode::Writable).map(|(store, _)| store)
+    }
+
+    /// [`Store::open`] for a process that must start even when the file system fails the open
+    /// ([`OpenError::is_io`]: a full disk, where replaying the journal has to grow the file;
+    /// EIO; a read-only remount). The process lock is taken first and kept either way. On such
+    /// a failure the store comes back *closed*, with the error beside it: every call fails as
+    /// I/O-poisoned (as after a failed [`Store::reopen`]) until a `reopen` succeeds, and the
+    /// counters read 0 until then. The journal's records stay for the reopen to replay (the
+    /// failed replay committed nothing). Every other error is returned as by `open`.
+    pub fn open_or_closed(
+        path: &Path,
+        opts: StoreOptions,
+    ) -> Result<(Store, Option<OpenError>), OpenError> {
+        Self::open_mode(path, opts, Mode::WritableOrClosed)
     }
 
     /// Open for inspection (stats, export, pending, checks): the file is verified and then
@@ -510,16 +533,29 @@ impl Store {
     /// the header's open flag, not a migration of an older schema — is written to it. Every
     /// write operation fails with its `ReadOnly` error. The file must exist.
     pub fn open_read_only(path: &Path, opts: StoreOptions) -> Result<Store, OpenError> {
-        Self::open_mode(path, opts, true)
+        Self::open_mode(path, opts, Mode::ReadOnly).map(|(store, _)| store)
     }
 
-    fn open_mode(path: &Path, opts: StoreOptions, read_only: bool) -> Result<Store, OpenError> {
+    fn open_mode(
+        path: &Path,
+        opts: StoreOptions,
+        mode: Mode,
+    ) -> Result<(Store, Option<OpenError>), OpenError> {
+        let read_only = mode == Mode::ReadOnly;
         let lock = lock::ProcessLock::acquire(path)?;
         let held = Arc::new(AtomicU64::new(0));
         let hold = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (db, cache, (pending, unstamped), journal, unsynced) =
-            Self::open_db(path, &opts, read_only, &held, &hold)?;
-        Ok(Store {
+        let (opened, deferred) = match Self::open_db(path, &opts, read_only, &held, &hold) {
+            Ok(opened) => (opened, None),
+            Err(e) if mode == Mode::WritableOrClosed && e.is_io() => {
+                let placeholder = Self::placeholder_db(path)?;
+                let nothing = (placeholder, SeriesCache::default(), (0, 0), None, 0);
+                (nothing, Some(e))
+            }
+            Err(e) => return Err(e),
+        };
+        let (db, cache, (pending, unstamped), journal, unsynced) = opened;
+        let store = Store {
             db: RwLock::new(db),
             path: path.to_owned(),
             opts,
@@ -535,9 +571,18 @@ impl Store {
             unstamped: AtomicU64::new(unstamped),
             data_bytes: AtomicU64::new(0),
             read_only,
-            closed: std::sync::atomic::AtomicBool::new(false),
+            closed: std::sync::atomic::AtomicBool::new(deferred.is_some()),
             _lock: lock,
-        })
+        };
+        Ok((store, deferred))
+    }
+
+    /// An empty in-memory database: what a closed store holds (redb locks the file per
+    /// handle, so the old handle must be gone before the file is opened again).
+    fn placeholder_db(path: &Path) -> Result<Database, OpenError> {
+        redb::Builder::new()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(|e| schema::map_open_db_error(path, e))
     }
 
     /// Whether `opts` journal commits (see `StoreOptions::fold_after`).
@@ -824,9 +869,7 @@ impl Store {
     /// at [`Store::open`]. Call it with a backoff: on a still-full disk it may fail again
     /// (then every call fails as I/O-poisoned until a reopen succeeds).
     pub fn reopen(&mut self) -> Result<(), OpenError> {
-        let placeholder = redb::Builder::new()
-            .create_with_backend(redb::backends::InMemoryBackend::new())
-            .map_err(|e| schema::map_open_db_error(&self.path, e))?;
+        let placeholder = Self::placeholder_db(&self.path)?;
         self.closed.store(true, Ordering::Relaxed);
         // The old handle must be gone first: redb locks the file per handle.
         let old = std::mem::replace(relock(self.db.get_mut()), placeholder);

@@ -13,7 +13,10 @@
 //! - samples on the boot clock (`insert_unstamped`, an RTC-less board before its clock is
 //!   trusted) and their restamping are journaled as well: the file is not written, a crash copy
 //!   replays them (new boots' sequence numbers and a restamped piece included) and ends in the
-//!   original's state.
+//!   original's state;
+//! - a replay the file system fails (here: an unreadable journal) gives `open_or_closed` a
+//!   closed store that refuses every call as I/O-poisoned and keeps the process lock; once the
+//!   cause is gone, `reopen` replays and ends in the crashed store's state.
 
 // Tests unwrap what they just built; a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -283,4 +286,46 @@ fn unstamped_inserts_are_journaled_and_replayed() {
     assert_eq!(snapshot(&replayed), snapshot(&store));
     assert_eq!(snapshot(&replayed2), snapshot(&store));
     assert_eq!(snapshot(&store).0.len(), 5 * 80);
+}
+
+#[test]
+fn a_replay_the_file_system_fails_gives_a_closed_store_that_reopens_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.redb");
+    let store = Store::open(&path, opts()).unwrap();
+    for n in 0..3 {
+        store.insert(&flush(n)).unwrap();
+    }
+    let want = snapshot(&store);
+    let copy = dir.path().join("crash.redb");
+    crash_copy(&path, &copy);
+    // The journal holds the only copy of the three flushes; a directory in its place makes the
+    // replay's read fail (EISDIR), as a full disk fails its growth of the file.
+    let kept = dir.path().join("journal.kept");
+    std::fs::rename(journal(&copy), &kept).unwrap();
+    std::fs::create_dir(journal(&copy)).unwrap();
+    let refused = Store::open(&copy, opts()).unwrap_err();
+    assert!(refused.is_io() && !refused.is_no_space(), "{refused:?}");
+    let (mut closed, why) = Store::open_or_closed(&copy, opts()).unwrap();
+    let why = why.expect("the failed replay is returned beside the store");
+    assert!(why.is_io(), "{why:?}");
+    assert_eq!(closed.pending_count().unwrap(), 0);
+    let err = closed.insert(&flush(9)).unwrap_err();
+    assert!(err.is_io_poisoned(), "{err:?}");
+    assert!(closed.history_count().unwrap_err().is_io_poisoned());
+    // The process lock is held while closed.
+    assert!(matches!(
+        Store::open(&copy, opts()),
+        Err(belabox_store::OpenError::Locked { .. })
+    ));
+    let again = closed.reopen().unwrap_err();
+    assert!(again.is_io(), "{again:?}");
+
+    std::fs::remove_dir(journal(&copy)).unwrap();
+    std::fs::rename(&kept, journal(&copy)).unwrap();
+    closed.reopen().unwrap();
+    closed.check_invariants().unwrap();
+    assert_eq!(snapshot(&closed), want);
+    assert_eq!(closed.pending_count().unwrap(), 3 * 80);
+    closed.insert(&flush(3)).unwrap();
 }

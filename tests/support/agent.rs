@@ -278,6 +278,18 @@ pub fn store_samples(cfg: &Path) -> (Samples, Samples) {
     (uploaded, pending)
 }
 
+/// The store holds, all pending, exactly what the run that `ended` collected but for its
+/// counted ring drops (a fresh store, nothing uploaded); `log` is shown on failure.
+pub fn assert_store_holds_only(cfg: &Path, ended: Ended, log: &str) {
+    let (uploaded, pending) = store_samples(cfg);
+    assert!(uploaded.is_empty(), "{} uploaded", uploaded.len());
+    assert_eq!(
+        pending.len() as u64,
+        ended.collected - ended.ring_dropped,
+        "log:\n{log}"
+    );
+}
+
 /// VictoriaMetrics' samples of `device`; panics on a sample held twice.
 pub fn vm_samples(vm: &Vm, device: &str) -> Samples {
     vm.force_flush();
