@@ -108,8 +108,9 @@ fn write_config_with(dir: &Path, vm: &Vm, health_port: u16, skew: &str, procfs: 
     cfg
 }
 
-fn spawn_faked(cfg: &Path, lib: &Path, timestamp_file: &Path) -> Child {
-    Command::new(support::bin())
+/// The agent on the faked clock; SIGKILLed if the test fails before [`stop`].
+fn spawn_faked(cfg: &Path, lib: &Path, timestamp_file: &Path) -> KillOnDrop {
+    let child = Command::new(support::bin())
         .args(["run", "--config"])
         .arg(cfg)
         .env("LD_PRELOAD", lib)
@@ -119,7 +120,8 @@ fn spawn_faked(cfg: &Path, lib: &Path, timestamp_file: &Path) -> Child {
         .env_remove("FAKETIME")
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap()
+        .unwrap();
+    KillOnDrop(Some(child))
 }
 
 fn health(port: u16) -> String {
@@ -141,7 +143,8 @@ fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn stop(mut agent: Child) -> String {
+fn stop(mut agent: KillOnDrop) -> String {
+    let mut agent = agent.0.take().unwrap();
     rustix::process::kill_process(
         rustix::process::Pid::from_child(&agent),
         rustix::process::Signal::TERM,
@@ -374,7 +377,7 @@ fn a_sigkill_on_the_1970_clock_keeps_every_stored_sample() {
     std::fs::write(&ts_file, "@1970-01-02 00:00:00\n").unwrap();
 
     let from_ms = real_ms();
-    let mut agent = KillOnDrop(Some(spawn_faked(&cfg, &lib, &ts_file)));
+    let mut agent = spawn_faked(&cfg, &lib, &ts_file);
     let body = wait_health(port, "several flushes of boot-clock samples", |b| {
         unstamped_in(b).is_some_and(|n| n >= 300)
     });
@@ -393,10 +396,10 @@ fn a_sigkill_on_the_1970_clock_keeps_every_stored_sample() {
     // The same boot, the clock now synchronised: the restarted agent replays the journal and
     // restamps what the killed one stored.
     std::fs::write(&ts_file, "+0\n").unwrap();
-    let mut agent = KillOnDrop(Some(spawn_faked(&cfg, &lib, &ts_file)));
+    let agent = spawn_faked(&cfg, &lib, &ts_file);
     wait_trusted(port);
     std::thread::sleep(Duration::from_secs(2));
-    let log = stop(agent.0.take().unwrap());
+    let log = stop(agent);
     let to_ms = real_ms();
     assert!(log.contains("replayed"), "no journal replay logged\n{log}");
     assert_all_in_vm(&vm, &cfg, from_ms, to_ms, &log);
