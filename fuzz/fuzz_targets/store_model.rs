@@ -1,6 +1,6 @@
 //! Stateful fuzzing of the redb store against a `BTreeMap` model: the fuzzer's bytes choose
 //! the operations (insert, duplicate insert, pending, mark_uploaded, quarantine, retention,
-//! reopen) and the durability mode. The model and its checks are shared with the store's
+//! reopen or a crash copy, insert_unstamped, restamp) and the durability mode. The model and its checks are shared with the store's
 //! deterministic test (`store/tests/model.rs`).
 
 #![no_main]

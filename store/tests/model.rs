@@ -1,7 +1,8 @@
 //! The store against a `BTreeMap` model (`common/model.rs`), driven by a seeded PRNG: a few
-//! thousand inserts, duplicate inserts, pending reads, marks, quarantines, retention passes
-//! and reopens, in every durability mode, with the journal and without. The fuzz target `store_model` runs the same model
-//! on fuzzer input.
+//! thousand inserts, duplicate inserts, pending reads, marks, quarantines, retention passes,
+//! reopens (crash copies with the journal), boot-clock inserts and restamps, in every
+//! durability mode, with the journal and without. The fuzz target `store_model` runs the
+//! same model on fuzzer input.
 
 // Tests unwrap what they just built; a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

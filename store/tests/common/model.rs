@@ -3,8 +3,10 @@
 // `include!`, hence no inner attributes or `//!` here).
 //
 // Ops: insert (fresh and duplicate batches, numbers and text, label orders), pending,
-// mark_uploaded, quarantine, enforce_retention, reopen. After every op the store must agree
-// with the model; after every few ops with the whole export and its own invariants.
+// mark_uploaded, quarantine, enforce_retention, reopen (a crash copy with the journal),
+// insert_unstamped (two boots) and restamp (a piece or all of a boot). After every op the
+// store must agree with the model; after every few ops with the whole export, the unstamped
+// counts per boot and its own invariants.
 
 use belabox_store::{
     Checkpoint, Durability, NewSample, OwnedValue, SampleKey, SeriesKey, Store, StoreOptions, Uuid,
@@ -47,6 +49,12 @@ const POOL: &[(&str, &str, &[Labels])] = &[
 const TS_SPAN: u32 = 40;
 const RETENTION_MS: u64 = 10;
 
+/// The boots unstamped samples belong to.
+const BOOTS: [Uuid; 2] = [Uuid::from_u128(0xa1), Uuid::from_u128(0xb2)];
+
+/// An unstamped sample's identity: (boot index, boot-clock ms, pool index).
+type UId = (usize, i64, usize);
+
 /// A sample's identity in the model: (ts, pool index, is text).
 type Id = (i64, usize, bool);
 
@@ -75,6 +83,10 @@ struct Model {
     sid_of: HashMap<(usize, bool), u32>,
     batches: Vec<Vec<(Id, MValue, usize)>>,
     checkpoints: u32,
+    /// Unstamped samples (f64 bits), not pending until restamped.
+    unstamped: BTreeMap<UId, u64>,
+    /// Boots holding unstamped samples, in the order the store first saw them.
+    boots: Vec<usize>,
 }
 
 fn sample(id: Id, v: MValue, variant: usize) -> NewSample<'static> {
@@ -192,6 +204,28 @@ impl Model {
         assert_eq!(got, want, "export differs from the model");
         let numeric = self.rows.keys().filter(|id| !id.2).count() as u64;
         assert_eq!(store.history_count().unwrap(), numeric);
+        self.check_unstamped(store);
+    }
+
+    fn check_unstamped(&self, store: &Store) {
+        assert_eq!(
+            store.unstamped_count(),
+            self.unstamped.len() as u64,
+            "unstamped_count"
+        );
+        let want: Vec<(Uuid, u64)> = self
+            .boots
+            .iter()
+            .map(|&b| {
+                let n = self.unstamped.keys().filter(|k| k.0 == b).count();
+                (BOOTS[b], n as u64)
+            })
+            .collect();
+        assert_eq!(
+            store.unstamped_by_boot().unwrap(),
+            want,
+            "unstamped_by_boot"
+        );
     }
 }
 
@@ -230,12 +264,14 @@ pub fn run_model_journaled(
         sid_of: HashMap::new(),
         batches: Vec::new(),
         checkpoints: 0,
+        unstamped: BTreeMap::new(),
+        boots: Vec::new(),
     };
     let mut now = 0i64;
     for op in 0..max_ops {
         let Some(choice) = c.next() else { break };
         let s = store.as_ref().unwrap();
-        match choice % 16 {
+        match choice % 18 {
             // Fresh batch.
             0..=5 => {
                 let n = c.next().unwrap_or(0) % 24;
@@ -330,7 +366,10 @@ pub fn run_model_journaled(
                 assert_eq!((st.evicted, st.dropped_pending), (0, 0));
             }
             14 => {
-                if fold_after > 0 && c.next().unwrap_or(0) % 2 == 0 {
+                // Periodic durability never journals (fold_after is ignored) and a crash may
+                // lose its unsynced commits by design: only a journaling store is crashed.
+                let journals = fold_after > 0 && !matches!(durability, Durability::Periodic { .. });
+                if journals && c.next().unwrap_or(0) % 2 == 0 {
                     // A crash: the files as they are now (the journaled commits only in the
                     // journal, their pages only in RAM) become the store; the old one closes.
                     crashes += 1;
@@ -352,7 +391,9 @@ pub fn run_model_journaled(
                 store = Some(Store::open(&path, options(durability, fold_after)).unwrap());
                 m.check_all(store.as_ref().unwrap());
             }
-            _ => now += 1,
+            15 => now += 1,
+            16 => insert_unstamped(&mut m, s, c),
+            _ => restamp(&mut m, s, c, now),
         }
         if op % 16 == 15 {
             m.check_all(store.as_ref().unwrap());
@@ -361,11 +402,103 @@ pub fn run_model_journaled(
     m.check_all(store.as_ref().unwrap());
 }
 
+/// Numbers on the boot clock of one of [`BOOTS`]: the first value of a repeated
+/// (boot, boot ms, series) is kept, the rest count as duplicates.
+fn insert_unstamped(m: &mut Model, s: &Store, c: &mut dyn Choices) {
+    let boot = c.next().unwrap_or(0) as usize % BOOTS.len();
+    let n = c.next().unwrap_or(0) % 16;
+    let mut samples = Vec::new();
+    let (mut inserted, mut duplicates) = (0, 0);
+    for _ in 0..n {
+        let r = c.next().unwrap_or(0);
+        let idx = (r % POOL.len() as u32) as usize;
+        let ms = i64::from((r >> 12) % TS_SPAN);
+        let bits = f64::from((r >> 16) as u16 % 7).to_bits();
+        samples.push(sample(
+            (ms, idx, false),
+            MValue::Num(bits),
+            (r >> 28) as usize,
+        ));
+        match m.unstamped.entry((boot, ms, idx)) {
+            std::collections::btree_map::Entry::Occupied(_) => duplicates += 1,
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(bits);
+                inserted += 1;
+            }
+        }
+    }
+    if n > 0 && !m.boots.contains(&boot) {
+        m.boots.push(boot);
+    }
+    let st = s.insert_unstamped(&BOOTS[boot], &samples).unwrap();
+    assert_eq!(
+        (st.inserted, st.duplicates, st.moved),
+        (inserted, duplicates, 0),
+        "insert_unstamped"
+    );
+    m.check_unstamped(s);
+}
+
+/// A restamp of one boot: the whole boot, or its samples before a boot-clock cut (the store
+/// takes the oldest by (boot ms, series id); cutting between milliseconds keeps the model
+/// free of series ids). They become pending at `boot ms + offset` by `insert`'s rule.
+fn restamp(m: &mut Model, s: &Store, c: &mut dyn Choices, now: i64) {
+    let boot = c.next().unwrap_or(0) as usize % BOOTS.len();
+    let r = c.next().unwrap_or(0);
+    // Lands among the stored rows' times, so that collisions (duplicates, moves) happen.
+    let offset = now - i64::from(TS_SPAN) + i64::from(r % 8);
+    let mine: Vec<(UId, u64)> = m
+        .unstamped
+        .iter()
+        .filter(|(k, _)| k.0 == boot)
+        .map(|(k, v)| (*k, *v))
+        .collect();
+    let (limit, taken): (usize, Vec<(UId, u64)>) = if (r >> 3) % 3 == 0 {
+        (usize::MAX, mine.clone())
+    } else {
+        let cut = i64::from((r >> 5) % (TS_SPAN + 1));
+        let taken: Vec<_> = mine.iter().filter(|(k, _)| k.1 < cut).copied().collect();
+        (taken.len(), taken)
+    };
+    for (k, _) in &taken {
+        m.unstamped.remove(k);
+    }
+    let remaining = (mine.len() - taken.len()) as u64;
+    if remaining == 0 {
+        m.boots.retain(|&b| b != boot);
+    }
+    let batch: Vec<(Id, MValue, usize)> = taken
+        .iter()
+        .map(|&((_, ms, idx), bits)| ((ms + offset, idx, false), MValue::Num(bits), 0))
+        .collect();
+    let (inserted, duplicates, moved) = apply_insert(m, &batch);
+    let st = s.restamp(&BOOTS[boot], offset, limit).unwrap();
+    assert_eq!(
+        st,
+        belabox_store::RestampStats {
+            restamped: taken.len() as u64,
+            inserted: inserted as u64,
+            duplicates: duplicates as u64,
+            moved: moved as u64,
+            remaining,
+        },
+        "restamp of boot {boot} (limit {limit}, offset {offset})"
+    );
+    m.check_unstamped(s);
+}
+
 fn insert(m: &mut Model, s: &Store, batch: &[(Id, MValue, usize)]) {
     let samples: Vec<_> = batch
         .iter()
         .map(|&(id, v, var)| sample(id, v, var))
         .collect();
+    let expected = apply_insert(m, batch);
+    let st = s.insert(&samples).unwrap();
+    assert_eq!((st.inserted, st.duplicates, st.moved), expected, "insert");
+}
+
+/// The model side of an insert: (inserted, duplicates, moved).
+fn apply_insert(m: &mut Model, batch: &[(Id, MValue, usize)]) -> (usize, usize, usize) {
     // The store's rule (ENCODING.md § 1): in key order (per series: by time, then batch
     // order), a key holding the same value is a duplicate, a different value (stored, or
     // earlier in the batch) moves the sample to ts + 1 ms, placed after the rest of the batch.
@@ -429,12 +562,7 @@ fn insert(m: &mut Model, s: &Store, batch: &[(Id, MValue, usize)]) {
             duplicates += 1;
         }
     }
-    let st = s.insert(&samples).unwrap();
-    assert_eq!(
-        (st.inserted, st.duplicates, st.moved),
-        (inserted, duplicates, moved),
-        "insert"
-    );
+    (inserted, duplicates, moved)
 }
 
 /// Model side of mark_uploaded/quarantine: how many of `keys` were pending.
