@@ -391,6 +391,14 @@ fn an_agent_killed_on_a_full_disk_starts_there_and_keeps_every_stored_sample() {
     assert!(!began.is_empty(), "log:\n{log}");
     assert_eq!(began[0]["what"], "opening the store", "log:\n{log}");
     assert!(log.contains("store reopened"), "log:\n{log}");
+    // The uploader's reads fail every cycle while the store is closed: logged once.
+    let unread = log_lines(&log, "uploader: reading the pending queue failed");
+    assert_eq!(unread.len(), 1, "log:\n{log}");
+    assert_eq!(
+        log_lines(&log, "uploader: the pending queue reads again").len(),
+        1,
+        "log:\n{log}"
+    );
     // The session record waited for the reopen.
     assert_sessions(&cfg, runs);
 

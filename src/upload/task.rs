@@ -222,6 +222,9 @@ pub struct Uploader {
     not_before: Option<Instant>,
     /// The last attempt ended in a give-up; the next success is logged at info.
     failing: bool,
+    /// The last pending read failed (the store is closed or poisoned in an outage): logged
+    /// once per streak, and again when reads work.
+    read_failing: bool,
     series: HashMap<u32, SeriesMeta>,
     future_seen: HashSet<SampleKey>,
     unknown_seen: HashSet<SampleKey>,
@@ -325,6 +328,7 @@ impl Uploader {
             rx,
             not_before: None,
             failing: false,
+            read_failing: false,
             series: HashMap::new(),
             future_seen: HashSet::new(),
             unknown_seen: HashSet::new(),
@@ -494,10 +498,17 @@ impl Uploader {
         {
             Ok(b) => b,
             Err(e) => {
-                log::error!(error:% = e, error_type = "store_read"; "uploader: reading the pending queue failed");
+                if std::mem::replace(&mut self.read_failing, true) {
+                    log::debug!(error:% = e; "uploader: reading the pending queue still fails");
+                } else {
+                    log::error!(error:% = e, error_type = "store_read"; "uploader: reading the pending queue failed; retrying each cycle (logged again when it works)");
+                }
                 return Cycle::Failed;
             }
         };
+        if std::mem::take(&mut self.read_failing) {
+            log::info!("uploader: the pending queue reads again");
+        }
         if batch.is_empty() {
             self.future_seen.clear();
             self.state.storage.pending.store(0, Relaxed);
