@@ -9,8 +9,9 @@
 //!   stored, no duplicates, and the outage is logged once, with its drop count at the end.
 //! - Start on a full disk: the agent does not exit, uploads the backlog it holds while the
 //!   disk is still full, and recovers once space is freed.
-//! - SIGKILL on a full disk, and a restart there: the journal holds the flushes since the last
-//!   fold, and replaying them needs the file to grow, so the store cannot open. The agent still
+//! - SIGKILL on a full disk, and a restart there with the rest of the disk filled: the journal
+//!   holds the flushes since the last fold, and replaying them needs the file to grow, so the
+//!   store cannot open. The agent still
 //!   starts (store closed, /health storage error with no space, live, ring drops counted),
 //!   reopens by itself once space is back, and every sample the killed agent had stored, and
 //!   every one the second collected but for the counted drops, reaches VictoriaMetrics once.
@@ -317,40 +318,64 @@ struct Restarted {
     killed_at_ms: i64,
 }
 
-/// Agents on a 1 MiB tmpfs they fill by themselves, each SIGKILLed on the full disk with
-/// flushes in the journal that the file lacks, until a restart's open has to grow the file to
-/// replay them and fails for want of space. When the file still has room for them, the
-/// restarted agent runs on until the disk refuses it again and is killed in turn (a few
-/// rounds at most: each one leaves more in the journal).
-fn start_closed_on_a_full_disk(dir: &Path, cfg: &Path, health: SocketAddr) -> Restarted {
-    let mut runs = 0;
-    let mut stored_before_kill = 0;
-    let mut killed_at_ms = 0;
-    loop {
-        runs += 1;
-        assert!(runs <= 5, "no restart had to grow the file");
-        let agent = Agent::spawn(cfg, health, &dir.join(format!("run{runs}.log")));
+/// The tests that kill an agent on a full disk take turns, so that each kill lands soon after
+/// its agent's failure.
+static KILL_ON_A_FULL_DISK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// An agent on a 1 MiB tmpfs it fills by itself, SIGKILLed as soon as /health reports no space
+/// (polled every 10 ms), and restarted there once the test has filled what is left of the
+/// disk. The flush or fold that failed could not grow the file, and redb cut the file back to
+/// its last durable size, so the pages of the journal's flushes since that fold are in no file;
+/// replaying them at the restart has to grow the file (redb grows it by doubling from its
+/// durable size, which it trims to at open), and the open fails for want of space. Killed
+/// later, the agent may have reopened and folded meanwhile (its first retry comes a few
+/// hundred ms after the failure) and the restart may open; the round is then done again on an
+/// emptied disk (a few times at most).
+fn start_closed_on_a_full_disk(
+    dir: &Path,
+    mnt: &Path,
+    cfg: &Path,
+    health: SocketAddr,
+) -> Restarted {
+    let _turn = KILL_ON_A_FULL_DISK
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    for _ in 0..5 {
+        let killed = Agent::spawn(cfg, health, &dir.join("run1.log"));
+        let t = std::time::Instant::now();
+        while killed.storage()["details"]["no_space"] != true {
+            assert!(
+                t.elapsed() < Duration::from_secs(120),
+                "the agent never reported no space"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let stored_before_kill = killed.storage()["details"]["pending_count"]
+            .as_u64()
+            .unwrap();
+        let killed_at_ms = now_ms();
+        drop(killed); // SIGKILL
+        fill(&mnt.join("pad"));
+        let agent = Agent::spawn(cfg, health, &dir.join("run2.log"));
         agent.wait_for(
-            "the agent to report no space",
+            "the restarted agent to report no space",
             Duration::from_secs(120),
             |a| a.storage()["details"]["no_space"] == true,
         );
-        if runs > 1 && !log_lines(&agent.log_text(), "the store could not be opened").is_empty() {
+        if !log_lines(&agent.log_text(), "the store could not be opened").is_empty() {
             return Restarted {
                 agent,
-                runs,
+                runs: 2,
                 stored_before_kill,
                 killed_at_ms,
             };
         }
-        // Flushes go on into the preallocated journal between failing folds.
-        std::thread::sleep(Duration::from_secs(3));
-        stored_before_kill = agent.storage()["details"]["pending_count"]
-            .as_u64()
-            .unwrap();
-        killed_at_ms = now_ms();
-        drop(agent); // SIGKILL
+        drop(agent);
+        for f in std::fs::read_dir(mnt).unwrap() {
+            std::fs::remove_file(f.unwrap().path()).unwrap();
+        }
     }
+    panic!("no restart had to grow the file");
 }
 
 #[test]
@@ -359,6 +384,7 @@ fn an_agent_killed_on_a_full_disk_starts_there_and_keeps_every_stored_sample() {
     let Board {
         dir,
         fs,
+        mnt,
         mut vm,
         vm_addr,
         health,
@@ -370,7 +396,7 @@ fn an_agent_killed_on_a_full_disk_starts_there_and_keeps_every_stored_sample() {
         runs,
         stored_before_kill: stored_before,
         killed_at_ms,
-    } = start_closed_on_a_full_disk(dir.path(), &cfg, health);
+    } = start_closed_on_a_full_disk(dir.path(), &mnt, &cfg, health);
     let log = second.log_text();
     let refused = log_lines(&log, "the store could not be opened");
     assert_eq!(refused[0]["error_type"], "no_space", "log:\n{log}");
@@ -470,7 +496,7 @@ fn a_store_damaged_while_closed_is_moved_aside_at_the_reopen() {
     let cfg = write_config(dir.path(), &store, DEVICE, "20ms", health, None);
     let Restarted {
         agent: mut closed, ..
-    } = start_closed_on_a_full_disk(dir.path(), &cfg, health);
+    } = start_closed_on_a_full_disk(dir.path(), &mnt, &cfg, health);
     // The closed store reads nothing: its file can be damaged under it, as bad flash would.
     let mut damaged = std::fs::read(&store).unwrap();
     damaged[..4096].fill(0xa5);

@@ -694,8 +694,11 @@ impl Store {
     }
 
     /// Redo the journal's records of the epoch in META that the file lacks (the commits a crash
-    /// took out of redb's memory) as one redb `Durability::None` commit, so that opening needs
-    /// no free space: the journal goes on after them and the next fold makes them durable. A
+    /// took out of redb's memory) as redb `Durability::None` commits, so that opening writes
+    /// nothing durable: the journal goes on after them and the next fold makes them durable.
+    /// Their pages may still need the file to grow (redb trims it to its durable size at open
+    /// and grows it by doubling), so a full disk can refuse the open (`OpenError::is_no_space`;
+    /// the agent then runs with the store closed). A
     /// read-only store replays into its overlay. Only a store that never journaled (epoch 0),
     /// or one opened without a journal that finds records, makes a durable commit here.
     fn replay(
