@@ -3,18 +3,18 @@
 # qemu-user. One build, the board build: aarch64-unknown-linux-musl with the default features
 # (https through rustls + ring), profile `board` (opt-level "z"), linked by rust-lld: one static
 # binary that runs on any aarch64 Linux whatever its glibc (Jetson L4T 32 has 2.27), https
-# included. ring's C and assembly are compiled by Debian's aarch64 cross gcc (freestanding code:
-# no libc headers of the target needed). Checked: proc and store unit tests under qemu, the
-# agent's own memmove/memcmp (proc/sys) and JSON number tests under qemu, `once` on the RK3588
-# fixture, https through it under qemu (`run` uploading for a few seconds to a VictoriaMetrics
-# started with -tls, a certificate from a CA made here, trusted through remote.ca_file; the
-# samples must arrive), size budget (MAX_BOARD_BYTES).
+# included. ring's C and assembly are compiled by Debian's aarch64 cross gcc, with the glibc cross
+# headers for <stdint.h> (headers only: musl's libc is what is linked). Checked: proc and store
+# unit tests under qemu, the agent's own memmove/memcmp (proc/sys) and JSON number tests under
+# qemu, `once` on the RK3588 fixture, https through it under qemu (`run` uploading for a few
+# seconds to a VictoriaMetrics started with -tls, a certificate from a CA made here, trusted
+# through remote.ca_file; the samples must arrive), size budget (MAX_BOARD_BYTES).
 #
 # Installs what it needs on a fresh Debian/Ubuntu machine (apt: gcc-aarch64-linux-gnu,
-# qemu-user-static, and victoria-metrics, openssl, curl for the https check; rustup: the aarch64
-# musl std library). Needs root or sudo for apt. Host builds are not touched: linker/runner/CC
-# are set through target-specific env variables only, and the build uses its own target dir
-# (default target/cross).
+# libc6-dev-arm64-cross, qemu-user-static, and victoria-metrics, openssl, curl for the https
+# check; rustup: the aarch64 musl std library). Needs root or sudo for apt. Host builds are not
+# touched: linker/runner/CC are set through target-specific env variables only, and the build uses
+# its own target dir (default target/cross).
 #
 # Usage: tests/cross-aarch64.sh            env: CARGO_TARGET_DIR (default target/cross)
 #                                               BOARD_PROFILE (default board)
@@ -42,6 +42,9 @@ fail() { echo "cross-aarch64: FAIL: $*" >&2; exit 1; }
 step "toolchain: apt packages and the rustup target"
 need_apt=()
 command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need_apt+=(gcc-aarch64-linux-gnu)
+# ring's C includes <stdint.h>, which a hosted cross gcc takes from the target's libc headers
+# (a recommend of gcc-aarch64-linux-gnu, so not pulled in by --no-install-recommends).
+dpkg -s libc6-dev-arm64-cross >/dev/null 2>&1 || need_apt+=(libc6-dev-arm64-cross)
 command -v qemu-aarch64-static >/dev/null 2>&1 || need_apt+=(qemu-user-static)
 command -v victoria-metrics >/dev/null 2>&1 || need_apt+=(victoria-metrics)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
