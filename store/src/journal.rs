@@ -22,7 +22,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::crc32::crc32;
+use crate::crc32::{crc32, crc32_update};
 
 /// Size of the journal file: a fold happens before a record would not fit (a flush record
 /// of 810 samples is ≈ 4 KiB, so this is hours of flushes; the fold comes far sooner).
@@ -73,7 +73,21 @@ pub(crate) enum Stop {
     /// write (or damage). What follows is not replayed (a gap would leave later records
     /// naming series and keys the lost one made); `later` counts the intact records of the
     /// epoch found after it, at page boundaries: 0 for a torn last append, more for damage.
-    Damaged { offset: u64, later: u64 },
+    /// `whole`: the record is complete but its epoch field is damaged (its CRC holds with the
+    /// current epoch put back), so it is damage even with nothing after it: it was written in
+    /// full, and read as stale bytes it would have been lost without a word.
+    Damaged {
+        offset: u64,
+        later: u64,
+        whole: bool,
+    },
+}
+
+impl Stop {
+    /// Damage rather than a torn last append: acknowledged records are lost.
+    pub(crate) fn is_damage(self) -> bool {
+        matches!(self, Stop::Damaged { later, whole, .. } if later > 0 || whole)
+    }
 }
 
 impl Journal {
@@ -176,7 +190,7 @@ fn parse(bytes: &[u8], epoch: u64) -> (Records, Stop) {
                 at = next;
             }
             At::End => return (out, Stop::End { offset: at as u64 }),
-            damaged @ (At::Torn | At::Unknown) => {
+            damaged @ (At::Torn | At::Unknown | At::Misdated) => {
                 let mut later = 0;
                 let mut p = at + PAGE;
                 while p < bytes.len() {
@@ -191,7 +205,15 @@ fn parse(bytes: &[u8], epoch: u64) -> (Records, Stop) {
                     // the normal end (nothing of this epoch was ever written here).
                     return (out, Stop::End { offset });
                 }
-                return (out, Stop::Damaged { offset, later });
+                let whole = matches!(damaged, At::Misdated);
+                return (
+                    out,
+                    Stop::Damaged {
+                        offset,
+                        later,
+                        whole,
+                    },
+                );
             }
         }
     }
@@ -211,6 +233,9 @@ enum At<'a> {
     /// Neither a record of this epoch nor an intact one of another: stale bytes (the inside
     /// of an older, longer record), or a record whose header is damaged.
     Unknown,
+    /// A whole record of this epoch whose epoch field is damaged: its CRC holds once the
+    /// current epoch is put back (a 32-bit check, as for every record).
+    Misdated,
 }
 
 fn record_at(bytes: &[u8], at: usize, epoch: u64) -> At<'_> {
@@ -233,8 +258,16 @@ fn record_at(bytes: &[u8], at: usize, epoch: u64) -> At<'_> {
     };
     let crc_ok = crc32(body) == crc;
     if !ours {
-        // An intact record of another epoch: this epoch's records ended before it.
-        return if crc_ok { At::End } else { At::Unknown };
+        if crc_ok {
+            // An intact record of another epoch: this epoch's records ended before it.
+            return At::End;
+        }
+        let put_back = crc32_update(crc32(&epoch.to_le_bytes()), &body[8..]);
+        return if put_back == crc {
+            At::Misdated
+        } else {
+            At::Unknown
+        };
     }
     if !crc_ok {
         return At::Torn;
@@ -290,7 +323,8 @@ mod tests {
                 vec![],
                 Stop::Damaged {
                     offset: 0,
-                    later: 0
+                    later: 0,
+                    whole: false
                 }
             )
         );
@@ -304,7 +338,8 @@ mod tests {
                 vec![],
                 Stop::Damaged {
                     offset: 0,
-                    later: 0
+                    later: 0,
+                    whole: false
                 }
             )
         );
@@ -319,7 +354,8 @@ mod tests {
                 vec![(KIND_MARK, b"new".to_vec())],
                 Stop::Damaged {
                     offset: PAGE as u64,
-                    later: 1
+                    later: 1,
+                    whole: false
                 }
             )
         );
@@ -363,7 +399,48 @@ mod tests {
             parse(&damaged, 4).1,
             Stop::Damaged {
                 offset: PAGE as u64,
-                later: 1
+                later: 1,
+                whole: false
+            }
+        );
+    }
+
+    /// A bit flip in the epoch field of the last record: without the put-back check it read as
+    /// stale bytes with nothing of the epoch after it, the normal end, and the record's
+    /// samples were gone without a word.
+    #[test]
+    fn a_damaged_epoch_field_is_damage_even_in_the_last_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("s.redb");
+        let mut j = Journal::open(&store, 9, 0).unwrap();
+        j.append(KIND_INSERT, b"first", true).unwrap();
+        j.append(KIND_INSERT, b"last", true).unwrap();
+        let clean = std::fs::read(path_of(&store)).unwrap();
+        for bit in 0..64 {
+            let mut bytes = clean.clone();
+            bytes[PAGE + FRAME + bit / 8] ^= 1 << (bit % 8);
+            let (recs, stop) = parse(&bytes, 9);
+            assert_eq!(recs, vec![(KIND_INSERT, b"first".to_vec())], "bit {bit}");
+            assert_eq!(
+                stop,
+                Stop::Damaged {
+                    offset: PAGE as u64,
+                    later: 0,
+                    whole: true
+                },
+                "bit {bit}"
+            );
+            assert!(stop.is_damage());
+        }
+        // A torn last append is still not damage, and the stale inside of an older record
+        // still the end.
+        let mut torn = clean.clone();
+        torn[PAGE + FRAME + HEAD] ^= 1;
+        assert!(!parse(&torn, 9).1.is_damage());
+        assert_eq!(
+            parse(&clean, 9).1,
+            Stop::End {
+                offset: 2 * PAGE as u64
             }
         );
     }

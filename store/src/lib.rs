@@ -721,7 +721,11 @@ impl Store {
             journal::read(path, epoch).map_err(|e| Fault::Db(redb::Error::Io(e)))?
         };
         match stop {
-            journal::Stop::Damaged { offset, later: 0 } => {
+            journal::Stop::Damaged {
+                offset,
+                later: 0,
+                whole: false,
+            } => {
                 // The record a crash tore while it was written (its call never returned):
                 // new records overwrite it.
                 log::warn!(
@@ -729,7 +733,7 @@ impl Store {
                     journal::path_of(path).display()
                 );
             }
-            journal::Stop::Damaged { offset, later } => {
+            journal::Stop::Damaged { offset, later, .. } => {
                 // Damage, not a crash: acknowledged commits are lost. Replaying past the gap
                 // would leave later records naming series and keys the lost one made.
                 log::error!(
@@ -751,7 +755,7 @@ impl Store {
         let todo = &records[skip..];
         // A damaged record moves the epoch on as well: intact records of this epoch may lie
         // after it, and new ones appended over it would make the replay reach them.
-        let damaged = matches!(stop, journal::Stop::Damaged { later: 1.., .. });
+        let damaged = stop.is_damage();
         let durable = epoch == 0 || (!journaled && total > 0) || damaged;
         if todo.is_empty() && !durable {
             return Ok(Replayed {

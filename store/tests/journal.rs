@@ -8,6 +8,8 @@
 //! - the copy goes on journaling after the replay, and a second crash copy replays again;
 //! - a damaged record in the middle stops the replay there, leaves a consistent store, and the
 //!   records after it never come back later (the epoch moves on);
+//! - a damaged epoch field in the last record (a whole record, read before as stale bytes and
+//!   dropped without a word) is logged as damage, an error, while a torn last record is a warning;
 //! - a journal left by another store at the same path is ignored;
 //! - with the journal the redb file is not written between folds;
 //! - samples on the boot clock (`insert_unstamped`, an RTC-less board before its clock is
@@ -152,8 +154,9 @@ fn a_crash_copy_replays_every_acknowledged_commit_and_goes_on_journaling() {
     assert_eq!(want.0.len(), 6 * 80);
 }
 
-#[test]
-fn a_damaged_record_stops_the_replay_and_the_rest_never_comes_back() {
+/// A journaled store (kept open, so that its commits are only in the journal) after four
+/// flushes, and its snapshot after each.
+fn four_flushes() -> (tempfile::TempDir, PathBuf, Store, Vec<Snapshot>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.redb");
     let store = Store::open(&path, opts()).unwrap();
@@ -162,6 +165,12 @@ fn a_damaged_record_stops_the_replay_and_the_rest_never_comes_back() {
         store.insert(&flush(n)).unwrap();
         after.push(snapshot(&store));
     }
+    (dir, path, store, after)
+}
+
+#[test]
+fn a_damaged_record_stops_the_replay_and_the_rest_never_comes_back() {
+    let (dir, path, _store, after) = four_flushes();
     let copy = dir.path().join("crash.redb");
     crash_copy(&path, &copy);
     // Records are page-aligned: the third insert's record starts at byte 8192.
@@ -182,6 +191,83 @@ fn a_damaged_record_stops_the_replay_and_the_rest_never_comes_back() {
     let s2 = reopen_after_crash(&copy, &dir.path().join("crash2.redb"));
     assert_eq!(snapshot(&s2), want);
     assert_eq!(want.0.len(), 3 * 80);
+}
+
+/// The log lines at `Warn` and above, for the tests that check what a replay reports.
+struct Capture(std::sync::Mutex<Vec<(log::Level, String)>>);
+
+static LOGS: Capture = Capture(std::sync::Mutex::new(Vec::new()));
+
+impl log::Log for Capture {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::Level::Warn
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        if self.enabled(r.metadata()) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((r.level(), r.args().to_string()));
+        }
+    }
+    fn flush(&self) {}
+}
+
+/// The captured lines that name `path`'s journal (tests run in parallel, each with its own
+/// temp dir).
+fn logged_about(path: &Path) -> Vec<(log::Level, String)> {
+    let _ = log::set_logger(&LOGS);
+    log::set_max_level(log::LevelFilter::Warn);
+    let name = journal(path).display().to_string();
+    LOGS.0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, line)| line.contains(&name))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_damaged_epoch_in_the_last_record_is_reported_as_damage() {
+    let (dir, path, _store, after) = four_flushes();
+    let copy = dir.path().join("crash.redb");
+    crash_copy(&path, &copy);
+    let clean = std::fs::read(journal(&copy)).unwrap();
+    assert!(logged_about(&copy).is_empty());
+
+    // The fourth record starts at byte 12288; its epoch field follows the 8-byte frame.
+    let mut j = clean.clone();
+    j[12288 + 8 + 3] ^= 0x04;
+    std::fs::write(journal(&copy), &j).unwrap();
+    let s = Store::open(&copy, opts()).unwrap();
+    s.check_invariants().unwrap();
+    assert_eq!(snapshot(&s), after[2], "three flushes: the fourth is lost");
+    let lines = logged_about(&copy);
+    assert!(
+        lines
+            .iter()
+            .any(|(l, m)| *l == log::Level::Error && m.contains("is damaged")),
+        "the lost record must be logged as damage: {lines:?}"
+    );
+    drop(s);
+
+    // A torn last record (its payload) is the crash's own tear: a warning, not an error.
+    let torn = dir.path().join("torn.redb");
+    crash_copy(&path, &torn);
+    let mut j = clean;
+    j[12288 + 8 + 9 + 20] ^= 0x04;
+    std::fs::write(journal(&torn), &j).unwrap();
+    let t = Store::open(&torn, opts()).unwrap();
+    assert_eq!(snapshot(&t), after[2]);
+    let lines = logged_about(&torn);
+    assert!(
+        lines
+            .iter()
+            .all(|(l, m)| *l == log::Level::Warn && m.contains("is torn"))
+            && !lines.is_empty(),
+        "a torn last record is one warning: {lines:?}"
+    );
 }
 
 #[test]
