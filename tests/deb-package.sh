@@ -75,6 +75,19 @@ for p in ./usr/bin/$NAME ./lib/systemd/system/$NAME.service ./etc/$NAME/config.t
   grep -q " $p\$" "$tmp/contents" || fail "$p not in the package"
 done
 dpkg-deb -I "$deb1" conffiles | grep -qx "/etc/$NAME/config.toml" || fail "config.toml is not a conffile"
+# The packaged agent is the static musl board build (systemd/debian/build-deb.sh): no loader, no
+# shared library, no libc in Depends, and https compiled in.
+mkdir "$tmp/x1"
+dpkg-deb -x "$deb1" "$tmp/x1"
+if readelf -l "$tmp/x1/usr/bin/$NAME" | grep -q INTERP || readelf -d "$tmp/x1/usr/bin/$NAME" | grep -q NEEDED; then
+  fail "the packaged /usr/bin/$NAME is not static"
+fi
+if dpkg-deb -f "$deb1" Depends | grep -q libc; then fail "the package depends on libc: $(dpkg-deb -f "$deb1" Depends)"; fi
+# A build without TLS refuses an https:// remote.url (check-config exits 2).
+printf '[storage]\npath = "%s/x1.redb"\n[remote]\nurl = "https://127.0.0.1:1/api/v1/import"\n' "$tmp" >"$tmp/https.toml"
+"$tmp/x1/usr/bin/$NAME" check-config --config "$tmp/https.toml" >/dev/null \
+  || fail "the packaged agent refuses an https:// remote.url: built without TLS?"
+echo "    /usr/bin/$NAME: static, Depends: $(dpkg-deb -f "$deb1" Depends)"
 
 step "dpkg -i $v1"
 dpkg -i "$deb1"
