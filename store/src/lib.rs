@@ -434,8 +434,6 @@ impl Drop for Hold<'_> {
     }
 }
 
-/// What `Store::open_db` gives: the database, its series, (pending, unstamped) counts and the
-/// journal to append to.
 /// How [`Store::open_mode`] opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -445,6 +443,8 @@ enum Mode {
     ReadOnly,
 }
 
+/// What `Store::open_db` gives: the database, its series, (pending, unstamped) counts, the
+/// journal to append to, and how many records of its epoch count toward the next fold.
 type OpenedDb = (
     Database,
     SeriesCache,
@@ -721,25 +721,21 @@ impl Store {
             journal::read(path, epoch).map_err(|e| Fault::Db(redb::Error::Io(e)))?
         };
         match stop {
-            journal::Stop::Damaged {
-                offset,
-                later: 0,
-                whole: false,
-            } => {
-                // The record a crash tore while it was written (its call never returned):
-                // new records overwrite it.
-                log::warn!(
-                    "{}: the journal's last record (byte {offset}) is torn; replay stops there",
-                    journal::path_of(path).display()
-                );
-            }
-            journal::Stop::Damaged { offset, later, .. } => {
+            journal::Stop::Damaged { offset, later, .. } if stop.is_damage() => {
                 // Damage, not a crash: acknowledged commits are lost. Replaying past the gap
                 // would leave later records naming series and keys the lost one made.
                 log::error!(
                     error_type = "store_corrupt";
                     "{}: journal record at byte {offset} is damaged; it and {later} later records \
                      are not replayed (their samples and marks are lost)",
+                    journal::path_of(path).display()
+                );
+            }
+            journal::Stop::Damaged { offset, .. } => {
+                // The record a crash tore while it was written (its call never returned):
+                // new records overwrite it.
+                log::warn!(
+                    "{}: the journal's last record (byte {offset}) is torn; replay stops there",
                     journal::path_of(path).display()
                 );
             }
