@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         Command::Help(text) => print_or_fail(text),
         Command::CheckConfig(mut common) => {
             installed_default(&mut common);
-            with_checked_config(&common, false, |config| {
+            with_checked_config(&common, Logs::Off, |config| {
                 for w in config.warnings() {
                     eprintln!("belabox-metrics: warning: {w}");
                 }
@@ -35,10 +35,10 @@ fn main() -> ExitCode {
                 Ok::<_, std::io::Error>(ExitCode::SUCCESS)
             })
         }
-        Command::Once { common, delay_ms } => with_config(&common, true, |config| {
+        Command::Once { common, delay_ms } => with_config(&common, Logs::Configured, |config| {
             once::run(&config, delay_ms).map(|()| ExitCode::SUCCESS)
         }),
-        Command::Run(common) => with_checked_config(&common, true, |config| {
+        Command::Run(common) => with_checked_config(&common, Logs::Configured, |config| {
             let reload = common.config.is_some().then(|| {
                 let common = common.clone();
                 Box::new(move || load_checked(&common)) as agent::ConfigLoader
@@ -54,25 +54,25 @@ fn main() -> ExitCode {
             address,
         } => {
             installed_default(&mut common);
-            with_config(&common, false, |config| {
+            with_config(&common, Logs::Off, |config| {
                 status::status(&config, address.as_deref()).map(ExitCode::from)
             })
         }
-        Command::StoreStats(common) => with_config(&common, false, |config| {
+        Command::StoreStats(common) => with_config(&common, Logs::Warnings, |config| {
             store::store_stats(&config).map(|()| ExitCode::SUCCESS)
         }),
-        Command::StoreExport { common, since } => with_config(&common, false, |config| {
+        Command::StoreExport { common, since } => with_config(&common, Logs::Warnings, |config| {
             store::store_export(&config, since.as_deref()).map(|()| ExitCode::SUCCESS)
         }),
         Command::StoreRequeue {
             common,
             reason,
             since,
-        } => with_config(&common, false, |config| {
+        } => with_config(&common, Logs::Warnings, |config| {
             store::store_requeue(&config, reason.as_deref(), since.as_deref())
                 .map(|()| ExitCode::SUCCESS)
         }),
-        Command::StoreCheck { common, file } => with_config(&common, false, |config| {
+        Command::StoreCheck { common, file } => with_config(&common, Logs::Warnings, |config| {
             store::store_check(&config, file.as_deref()).map(|healthy| {
                 if healthy {
                     ExitCode::SUCCESS
@@ -125,27 +125,40 @@ fn load_checked(common: &Common) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
+/// Which log lines a command writes to stderr.
+#[derive(Clone, Copy)]
+enum Logs {
+    /// None: the command's own output says it all (check-config, status).
+    Off,
+    /// `logging.level` (the agent, `once`).
+    Configured,
+    /// Warnings and errors only, below `logging.level` at most: the store commands, so that
+    /// what opening the store reports (a damaged or torn journal record whose samples the
+    /// command then does not see) reaches the user, without info lines around its output.
+    Warnings,
+}
+
 /// [`with_config`] for the commands that must fail (exit 2) on every configuration error `run`
 /// would hit, before anything is opened or written.
 fn with_checked_config<E: Error>(
     common: &Common,
-    logger: bool,
+    logs: Logs,
     f: impl FnOnce(Config) -> Result<ExitCode, E>,
 ) -> ExitCode {
-    run_with(common, load_checked(common), logger, f)
+    run_with(common, load_checked(common), logs, f)
 }
 
 /// Loads the configuration (exit 2 on error, before any file is opened or written), optionally
 /// installs the logger, runs `f`; an `Err` goes to stderr (with its source chain) with exit 1.
 fn with_config<E: Error>(
     common: &Common,
-    logger: bool,
+    logs: Logs,
     f: impl FnOnce(Config) -> Result<ExitCode, E>,
 ) -> ExitCode {
     run_with(
         common,
         belabox_metrics::config::load_config(common),
-        logger,
+        logs,
         f,
     )
 }
@@ -153,19 +166,24 @@ fn with_config<E: Error>(
 fn run_with<E: Error>(
     common: &Common,
     loaded: Result<Config, ConfigError>,
-    logger: bool,
+    logs: Logs,
     f: impl FnOnce(Config) -> Result<ExitCode, E>,
 ) -> ExitCode {
     let config = match loaded {
         Ok(c) => c,
         Err(e) => return config_error(common, &e),
     };
-    if logger {
+    let level = match logs {
+        Logs::Off => None,
+        Logs::Configured => Some(config.logging.level),
+        Logs::Warnings => Some(config.logging.level.min(log::LevelFilter::Warn)),
+    };
+    if let Some(level) = level {
         let format = match config.logging.format {
             LogFormat::Json => Format::Json,
             LogFormat::Console => Format::Console,
         };
-        Logger::new(format, config.logging.level).install();
+        Logger::new(format, level).install();
     }
     match f(config) {
         Ok(code) => code,
