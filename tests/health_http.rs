@@ -266,6 +266,7 @@ fn check_health_shape(v: &Value) {
                     [
                         "corrupt_moved_to",
                         "database_size_bytes",
+                        "journal_records_lost",
                         "max_size_bytes",
                         "no_space",
                         "pending_count",
@@ -275,6 +276,7 @@ fn check_health_shape(v: &Value) {
                 );
                 for k in [
                     "database_size_bytes",
+                    "journal_records_lost",
                     "max_size_bytes",
                     "pending_count",
                     "ring_dropped_in_outage",

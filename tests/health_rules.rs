@@ -75,6 +75,7 @@ fn healthy() -> Snapshot {
             unusable_for_ms: 0,
             ring_dropped_episode: 0,
             corrupt_moved_to: None,
+            journal_records_lost: 0,
             last_flush_ms: NOW - SEC,
         },
         time: TimeSnapshot {

@@ -90,6 +90,11 @@ pub(super) fn refresh_storage_state(store: &Store, path: &Path, state: &AgentSta
     if let Ok(m) = std::fs::metadata(path) {
         state.storage.size_bytes.store(m.len(), Ordering::Relaxed);
     }
+    // Cumulative over the handle's open and reopens (the same handle lives for the process).
+    state
+        .storage
+        .journal_records_lost
+        .store(store.journal_records_lost(), Ordering::Relaxed);
 }
 
 /// Retention and the size cap (the store evicts the oldest uploaded samples before it drops

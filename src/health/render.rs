@@ -163,8 +163,8 @@ pub fn write_health_json(report: &Report, out: &mut Vec<u8>) {
     json_secs(out, s.unusable_for_ms);
     let _ = write!(
         out,
-        ",\"ring_dropped_in_outage\":{},\"corrupt_moved_to\":",
-        s.ring_dropped_episode
+        ",\"ring_dropped_in_outage\":{},\"journal_records_lost\":{},\"corrupt_moved_to\":",
+        s.ring_dropped_episode, s.journal_records_lost
     );
     match s.corrupt_moved_to {
         Some(p) => json_display(out, &p),
@@ -483,6 +483,11 @@ fn visit_storage(s: &StorageState, v: &mut dyn MetricVisitor) {
                 "storage_corrupt_moved_total",
                 "Damaged store files moved aside, at start or at a reopen (a fresh store was started).",
                 &s.corrupt_moved_total,
+            ),
+            (
+                "storage_journal_records_lost_total",
+                "Journal records found damaged at the store's open or a reopen and not replayed (acknowledged flushes or marks lost).",
+                &s.journal_records_lost,
             ),
         ],
     );
@@ -889,50 +894,55 @@ mod tests {
 
     #[test]
     fn storage_shows_a_full_disk_and_a_moved_aside_store() {
-        let st = state();
         let rules = HealthRules {
             upload_interval: std::time::Duration::from_secs(30),
             skew_warn_ms: 2000,
             ..HealthRules::default()
         };
+        // The storage component of `st`: its status, message and JSON details.
+        let storage = |st: &AgentState| {
+            let report = evaluate(&rules, &Snapshot::capture(st, 1000));
+            let mut out = Vec::new();
+            write_health_json(&report, &mut out);
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            let details = v["components"]["storage"]["details"].clone();
+            (report.storage.status, report.storage.to_string(), details)
+        };
+
+        let st = state();
         let s = &st.storage;
         s.io_failing.store(true, Ordering::Relaxed);
         s.no_space.store(true, Ordering::Relaxed);
         s.ring_dropped_episode.store(42, Ordering::Relaxed);
-        let report = evaluate(&rules, &Snapshot::capture(&st, 1000));
-        assert_eq!(report.storage.status, ComponentStatus::Error);
-        let msg = report.storage.to_string();
+        let (status, msg, details) = storage(&st);
+        assert_eq!(status, ComponentStatus::Error);
         assert!(
             msg.starts_with("store I/O failing (no space left on device), 42 samples dropped from the full ring; "),
             "{msg}"
         );
-        let mut out = Vec::new();
-        write_health_json(&report, &mut out);
-        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(v["components"]["storage"]["details"]["no_space"], true);
-        assert_eq!(
-            v["components"]["storage"]["details"]["ring_dropped_in_outage"],
-            42
-        );
+        assert_eq!(details["no_space"], true);
+        assert_eq!(details["ring_dropped_in_outage"], 42);
 
         let st = state();
         let _ = st.storage.corrupt_moved_to.set("/var/lib/m.redb.corrupt-1");
-        let report = evaluate(&rules, &Snapshot::capture(&st, 1000));
-        assert_eq!(report.storage.status, ComponentStatus::Degraded);
+        let (status, msg, details) = storage(&st);
+        assert_eq!(status, ComponentStatus::Degraded);
         assert!(
-            report
-                .storage
-                .to_string()
-                .contains("moved aside to /var/lib/m.redb.corrupt-1"),
-            "{}",
-            report.storage
+            msg.contains("moved aside to /var/lib/m.redb.corrupt-1"),
+            "{msg}"
         );
-        let mut out = Vec::new();
-        write_health_json(&report, &mut out);
-        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(
-            v["components"]["storage"]["details"]["corrupt_moved_to"],
-            "/var/lib/m.redb.corrupt-1"
+        assert_eq!(details["corrupt_moved_to"], "/var/lib/m.redb.corrupt-1");
+        assert_eq!(details["journal_records_lost"], 0);
+
+        // Journal records lost at the open: degraded (acknowledged samples are gone), counted.
+        let st = state();
+        st.storage.journal_records_lost.store(2, Ordering::Relaxed);
+        let (status, msg, details) = storage(&st);
+        assert_eq!(status, ComponentStatus::Degraded);
+        assert!(
+            msg.contains("2 damaged journal records were not replayed"),
+            "{msg}"
         );
+        assert_eq!(details["journal_records_lost"], 2);
     }
 }

@@ -246,6 +246,8 @@ pub struct StorageSnapshot {
     pub ring_dropped_episode: u64,
     /// The first damaged store of this run was moved aside (at start or a reopen) to this path.
     pub corrupt_moved_to: Option<&'static str>,
+    /// Journal records found damaged at the store's open or a reopen (their commits lost).
+    pub journal_records_lost: u64,
     /// Wall clock (ms) of the last flush the store took; 0 = none yet.
     pub last_flush_ms: i64,
 }
@@ -335,6 +337,7 @@ impl Snapshot {
                 unusable_for_ms: since(&s.unusable_since_mono_ms, mono_ms()),
                 ring_dropped_episode: s.ring_dropped_episode.load(Ordering::Relaxed),
                 corrupt_moved_to: s.corrupt_moved_to.get().copied(),
+                journal_records_lost: s.journal_records_lost.load(Ordering::Relaxed),
                 last_flush_ms: s.last_flush_ms.load(Ordering::Relaxed),
             },
             time: TimeSnapshot {
@@ -410,6 +413,7 @@ pub struct StorageHealth {
     pub unusable_for_ms: i64,
     pub ring_dropped_episode: u64,
     pub corrupt_moved_to: Option<&'static str>,
+    pub journal_records_lost: u64,
     /// Above [`STORE_FULL_PERCENT`] % of the cap.
     pub nearly_full: bool,
     pub size_bytes: u64,
@@ -506,7 +510,7 @@ fn storage_health(s: &StorageSnapshot) -> StorageHealth {
             > u128::from(s.max_size_bytes) * u128::from(STORE_FULL_PERCENT);
     let status = if s.io_failing {
         ComponentStatus::Error
-    } else if nearly_full || s.corrupt_moved_to.is_some() {
+    } else if nearly_full || s.corrupt_moved_to.is_some() || s.journal_records_lost > 0 {
         ComponentStatus::Degraded
     } else {
         ComponentStatus::Ok
@@ -518,6 +522,7 @@ fn storage_health(s: &StorageSnapshot) -> StorageHealth {
         unusable_for_ms: s.unusable_for_ms,
         ring_dropped_episode: s.ring_dropped_episode,
         corrupt_moved_to: s.corrupt_moved_to,
+        journal_records_lost: s.journal_records_lost,
         nearly_full,
         size_bytes: s.size_bytes,
         max_size_bytes: s.max_size_bytes,
@@ -811,7 +816,14 @@ impl fmt::Display for StorageHealth {
         if let Some(path) = self.corrupt_moved_to {
             write!(
                 f,
-                "a damaged store was moved aside to {path} at start (a fresh one is in use); "
+                "a damaged store was moved aside to {path} (a fresh one is in use); "
+            )?;
+        }
+        if self.journal_records_lost > 0 {
+            write!(
+                f,
+                "{} damaged journal records were not replayed (their samples or marks are lost); ",
+                self.journal_records_lost
             )?;
         }
         write!(f, "database {}", Mib(self.size_bytes))?;

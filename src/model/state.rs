@@ -256,6 +256,9 @@ pub struct StorageState {
     pub reopen_failures_total: AtomicU64,
     /// Damaged store files moved aside, at start or at a reopen (`metrics.redb.corrupt-<secs>`).
     pub corrupt_moved_total: AtomicU64,
+    /// Journal records the store's open and reopens found damaged and did not replay
+    /// ([`belabox_store::Store::journal_records_lost`]): acknowledged flushes or marks lost.
+    pub journal_records_lost: AtomicU64,
     /// Where the first damaged file went (set once; leaked on purpose so that health
     /// snapshots can carry it as a `&'static str` without allocating).
     pub corrupt_moved_to: OnceLock<&'static str>,
@@ -376,6 +379,7 @@ impl AgentState {
                 reopens_total: AtomicU64::new(0),
                 reopen_failures_total: AtomicU64::new(0),
                 corrupt_moved_total: AtomicU64::new(0),
+                journal_records_lost: AtomicU64::new(0),
                 corrupt_moved_to: OnceLock::new(),
                 loop_deadline_mono_ms: AtomicI64::new(0),
             },

@@ -454,11 +454,13 @@ type OpenedDb = (
 );
 
 /// What `Store::replay` left: the epoch to append under, from byte `end`, after `records`
-/// records of it (counted toward the next fold).
+/// records of it (counted toward the next fold); `lost`: records found damaged and not
+/// replayed (acknowledged commits gone; 0 for a torn last append, whose call never returned).
 struct Replayed {
     epoch: u64,
     end: u64,
     records: u64,
+    lost: u64,
 }
 
 /// The store. `Send + Sync`; writes are serialised inside.
@@ -483,6 +485,8 @@ pub struct Store {
     /// A [`Store::reopen`] failed: `db` is an empty stand-in and every call fails as
     /// I/O-poisoned until a reopen succeeds.
     closed: std::sync::atomic::AtomicBool,
+    /// [`Store::journal_records_lost`].
+    journal_lost: AtomicU64,
     _lock: lock::ProcessLock,
 }
 
@@ -545,15 +549,17 @@ impl Store {
         let lock = lock::ProcessLock::acquire(path)?;
         let held = Arc::new(AtomicU64::new(0));
         let hold = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (opened, deferred) = match Self::open_db(path, &opts, read_only, &held, &hold) {
-            Ok(opened) => (opened, None),
-            Err(e) if mode == Mode::WritableOrClosed && e.is_io() => {
-                let placeholder = Self::placeholder_db(path)?;
-                let nothing = (placeholder, SeriesCache::default(), (0, 0), None, 0);
-                (nothing, Some(e))
-            }
-            Err(e) => return Err(e),
-        };
+        let journal_lost = AtomicU64::new(0);
+        let (opened, deferred) =
+            match Self::open_db(path, &opts, read_only, &held, &hold, &journal_lost) {
+                Ok(opened) => (opened, None),
+                Err(e) if mode == Mode::WritableOrClosed && e.is_io() => {
+                    let placeholder = Self::placeholder_db(path)?;
+                    let nothing = (placeholder, SeriesCache::default(), (0, 0), None, 0);
+                    (nothing, Some(e))
+                }
+                Err(e) => return Err(e),
+            };
         let (db, cache, (pending, unstamped), journal, unsynced) = opened;
         let store = Store {
             db: RwLock::new(db),
@@ -572,6 +578,7 @@ impl Store {
             data_bytes: AtomicU64::new(0),
             read_only,
             closed: std::sync::atomic::AtomicBool::new(deferred.is_some()),
+            journal_lost,
             _lock: lock,
         };
         Ok((store, deferred))
@@ -596,6 +603,7 @@ impl Store {
         read_only: bool,
         held: &Arc<AtomicU64>,
         hold: &Arc<std::sync::atomic::AtomicBool>,
+        journal_lost: &AtomicU64,
     ) -> Result<OpenedDb, OpenError> {
         let io = |source| OpenError::Io {
             path: path.to_owned(),
@@ -665,6 +673,7 @@ impl Store {
         let journaled = Self::journaled(opts) && !read_only;
         let hold = (!read_only && Self::journaled(opts)).then_some(&**hold);
         let replayed = Self::replay(&db, path, journaled, hold).map_err(|e| e.into_open(path))?;
+        journal_lost.fetch_add(replayed.lost, Ordering::Relaxed);
         let journal = match journaled {
             true => match journal::Journal::open(path, replayed.epoch, replayed.end) {
                 Ok(j) => Some(j),
@@ -752,12 +761,17 @@ impl Store {
         // A damaged record moves the epoch on as well: intact records of this epoch may lie
         // after it, and new ones appended over it would make the replay reach them.
         let damaged = stop.is_damage();
+        let lost = match stop {
+            journal::Stop::Damaged { later, .. } if damaged => later.saturating_add(1),
+            _ => 0,
+        };
         let durable = epoch == 0 || (!journaled && total > 0) || damaged;
         if todo.is_empty() && !durable {
             return Ok(Replayed {
                 epoch,
                 end,
                 records: total,
+                lost,
             });
         }
         let (mut samples, mut marks) = (0usize, 0usize);
@@ -846,12 +860,14 @@ impl Store {
                 epoch: next,
                 end: 0,
                 records: 0,
+                lost,
             }
         } else {
             Replayed {
                 epoch,
                 end,
                 records: total,
+                lost,
             }
         };
         if !todo.is_empty() {
@@ -886,6 +902,7 @@ impl Store {
             self.read_only,
             &self.held,
             &self.hold,
+            &self.journal_lost,
         )?;
         *relock(self.db.get_mut()) = db;
         *relock(self.series.get_mut()) = cache;
@@ -1497,6 +1514,14 @@ impl Store {
             );
         }
         Ok(out)
+    }
+
+    /// Journal records that this handle's open and reopens found damaged and did not replay:
+    /// acknowledged commits (flushes, marks) whose samples or marks are gone. Each such stop is
+    /// also logged as an error. A torn last append (a crash during the write, whose call never
+    /// returned) is not counted.
+    pub fn journal_records_lost(&self) -> u64 {
+        self.journal_lost.load(Ordering::Relaxed)
     }
 
     /// Unstamped samples kept (every boot). O(1): in memory, recounted at open.

@@ -9,7 +9,8 @@
 //! - a damaged record in the middle stops the replay there, leaves a consistent store, and the
 //!   records after it never come back later (the epoch moves on);
 //! - a damaged epoch field in the last record (a whole record, read before as stale bytes and
-//!   dropped without a word) is logged as damage, an error, while a torn last record is a warning;
+//!   dropped without a word) is logged as damage, an error, and counted
+//!   (`Store::journal_records_lost`), while a torn last record is a warning and not counted;
 //! - a journal left by another store at the same path is ignored;
 //! - with the journal the redb file is not written between folds;
 //! - samples on the boot clock (`insert_unstamped`, an RTC-less board before its clock is
@@ -185,6 +186,11 @@ fn a_damaged_record_stops_the_replay_and_the_rest_never_comes_back() {
         after[1],
         "the first two flushes, nothing after the damage"
     );
+    assert_eq!(
+        s.journal_records_lost(),
+        2,
+        "the damaged record and the one after it"
+    );
     // New commits, then a crash: the records that followed the damaged one stay out.
     s.insert(&flush(9)).unwrap();
     let want = snapshot(&s);
@@ -243,6 +249,7 @@ fn a_damaged_epoch_in_the_last_record_is_reported_as_damage() {
     let s = Store::open(&copy, opts()).unwrap();
     s.check_invariants().unwrap();
     assert_eq!(snapshot(&s), after[2], "three flushes: the fourth is lost");
+    assert_eq!(s.journal_records_lost(), 1, "the lost record is counted");
     let lines = logged_about(&copy);
     assert!(
         lines
@@ -260,6 +267,11 @@ fn a_damaged_epoch_in_the_last_record_is_reported_as_damage() {
     std::fs::write(journal(&torn), &j).unwrap();
     let t = Store::open(&torn, opts()).unwrap();
     assert_eq!(snapshot(&t), after[2]);
+    assert_eq!(
+        t.journal_records_lost(),
+        0,
+        "a torn append was never acknowledged"
+    );
     let lines = logged_about(&torn);
     assert!(
         lines
