@@ -82,6 +82,49 @@ impl<'a> Iterator for Lines<'a> {
 
 impl core::iter::FusedIterator for Lines<'_> {}
 
+/// Iterator over the rows of a line-oriented file, each parsed by one function: what
+/// [`crate::cpufreq::time_in_state`], [`crate::cooling::time_in_state_ms`] and
+/// [`crate::mpp::parse`] return.
+///
+/// A row the function rejects yields its `Err` (`UTF-8` first if the row is not UTF-8)
+/// and iteration carries on with the next row, so one bad row costs only itself: count
+/// the `Err`s to report them. An unterminated last row yields `Err(Incomplete)` and
+/// ends it. An empty buffer yields nothing. At most one item per `'\n'`, plus one.
+#[must_use = "iterators are lazy"]
+#[derive(Debug, Clone)]
+pub struct Rows<'a, T> {
+    lines: Lines<'a>,
+    parse: fn(&'a [u8], usize) -> Result<T, ParseError>,
+}
+
+impl<'a, T> Rows<'a, T> {
+    /// `parse` gets a row without its `'\n'` and its 1-based line number.
+    pub(crate) const fn new(
+        buf: &'a [u8],
+        parse: fn(&'a [u8], usize) -> Result<T, ParseError>,
+    ) -> Self {
+        Self {
+            lines: Lines::new(buf),
+            parse,
+        }
+    }
+}
+
+impl<T> Iterator for Rows<'_, T> {
+    type Item = Result<T, ParseError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.lines.next()? {
+            Line::Complete { number, bytes } => {
+                Some((self.parse)(bytes, number).map_err(|e| utf8_first(bytes, number, e)))
+            }
+            Line::Partial { .. } => Some(Err(ParseError::Incomplete)),
+        }
+    }
+}
+
+impl<T> core::iter::FusedIterator for Rows<'_, T> {}
+
 /// Index of the first `B` in `s`, eight bytes at a time (proc lines are 30–150 bytes,
 /// and a byte-by-byte search was the largest single cost of a parse).
 #[inline]
@@ -187,6 +230,25 @@ impl<'a> Fields<'a> {
         match self.next_u64() {
             Some(Ok(v)) => u32::try_from(v).map_err(|_| malformed(line, what)),
             Some(Err(BadToken)) | None => Err(malformed(line, what)),
+        }
+    }
+
+    /// The next field as a u64, or Malformed `what`.
+    #[inline]
+    pub(crate) fn u64_field(&mut self, line: usize, what: &'static str) -> Result<u64, ParseError> {
+        match self.next_u64() {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(BadToken)) | None => Err(malformed(line, what)),
+        }
+    }
+
+    /// Ok if only separators are left, else Malformed `field count`.
+    #[inline]
+    pub(crate) fn end(&mut self, line: usize) -> Result<(), ParseError> {
+        if self.at_end() {
+            Ok(())
+        } else {
+            Err(malformed(line, "field count"))
         }
     }
 
@@ -303,6 +365,30 @@ pub(crate) fn single_line(buf: &[u8]) -> Result<&[u8], ParseError> {
         return Err(malformed(2, "trailing data"));
     }
     Ok(line)
+}
+
+/// A sysfs attribute that holds one number (`"%d\n"`, `"%lu\n"`, ...): what `parse`
+/// accepts, with an optional trailing `'\n'`; nothing else, not even spaces. sysfs
+/// returns a whole value in one read, so this is never `Incomplete`; anything else is
+/// Malformed `what` on line 1.
+pub(crate) fn sysfs_number<T>(
+    buf: &[u8],
+    what: &'static str,
+    parse: fn(&[u8]) -> Option<T>,
+) -> Result<T, ParseError> {
+    let digits = buf.strip_suffix(b"\n").unwrap_or(buf);
+    parse(digits).ok_or(malformed(1, what))
+}
+
+/// A sysfs attribute that holds one name or label (`"%s\n"`): trimmed of trailing
+/// whitespace, non-empty, printable ASCII only (spaces inside are allowed: hwmon's
+/// "sum of shunt voltages"). Anything else is Malformed `what` on line 1.
+pub(crate) fn sysfs_text<'a>(buf: &'a [u8], what: &'static str) -> Result<&'a str, ParseError> {
+    let name = buf.trim_ascii_end();
+    if name.is_empty() || !name.iter().all(|b| matches!(b, b' '..=b'~')) {
+        return Err(malformed(1, what));
+    }
+    text(name, 1)
 }
 
 /// Validates a line as UTF-8 so it can be split and its names returned as `&str`.

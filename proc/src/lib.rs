@@ -22,6 +22,15 @@
 //! | [`uptime`] | `/proc/uptime` | seconds |
 //! | [`mountinfo`] | `/proc/self/mountinfo` | mount points (octal-escaped) |
 //! | [`thermal`] | `/sys/class/thermal/thermal_zone*/{type,temp}` | millidegrees Celsius |
+//! | [`sysfs`] | one-value sysfs files: `cur_freq`, `scaling_cur_freq`, `cur_state`, rails, fans, labels | Hz, kHz, mV, mA, mW, µV, RPM, PWM duty |
+//! | [`devfreq`] | devfreq `load` (RK3588 vendor `NN@FFFFHz`), nvgpu `device/load` (Jetson) | percent or per mille |
+//! | [`rknpu`] | `/sys/kernel/debug/rknpu/load` (RK3588 NPU, per core) | percent |
+//! | [`mpp`] | `/proc/mpp_service/load` (RK3588 video codec cores) | hundredths of a percent |
+//! | [`cpufreq`] | `cpufreq/policy*/stats/time_in_state` | kHz, 10 ms ticks |
+//! | [`cooling`] | `thermal/cooling_device*/stats/time_in_state_ms` | ms per cooling state |
+//!
+//! Line-oriented SoC files iterate their rows through [`Rows`]: a bad row yields
+//! `Err` and the rest are still parsed. One-line and one-value files are parsed whole.
 //!
 //! The crate is `no_std` outside its tests, so it cannot allocate by construction.
 
@@ -30,12 +39,18 @@
 // Tests unwrap results of fixtures compiled into the test binary, never outside input.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod cooling;
+pub mod cpufreq;
+pub mod devfreq;
 pub mod diskstats;
 pub mod loadavg;
 pub mod meminfo;
 pub mod mountinfo;
+pub mod mpp;
 pub mod netdev;
+pub mod rknpu;
 pub mod stat;
+pub mod sysfs;
 pub mod thermal;
 pub mod uptime;
 
@@ -43,3 +58,4 @@ mod error;
 mod fields;
 
 pub use error::ParseError;
+pub use fields::Rows;

@@ -5,28 +5,24 @@
 //! caller's I/O error; garbage is Malformed on line 1.
 
 use crate::ParseError;
-use crate::fields::{self, malformed};
+use crate::fields;
 
 /// Millidegrees Celsius; may be negative. Accepts one integer (optional leading `-`)
 /// with an optional trailing `'\n'`; nothing else, not even spaces.
 pub fn parse_temp(buf: &[u8]) -> Result<i64, ParseError> {
-    let digits = buf.strip_suffix(b"\n").unwrap_or(buf);
-    fields::parse_i64(digits).ok_or(malformed(1, "temp"))
+    fields::sysfs_number(buf, "temp", fields::parse_i64)
 }
 
 /// Zone type (e.g. "soc-thermal"): trimmed of trailing whitespace, non-empty,
 /// printable ASCII only (spaces inside are allowed: "INT3400 Thermal").
 pub fn parse_type(buf: &[u8]) -> Result<&str, ParseError> {
-    let name = buf.trim_ascii_end();
-    if name.is_empty() || !name.iter().all(|b| matches!(b, b' '..=b'~')) {
-        return Err(malformed(1, "type"));
-    }
-    fields::text(name, 1)
+    fields::sysfs_text(buf, "type")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fields::malformed;
 
     macro_rules! zone {
         ($board:literal, $zone:literal) => {
