@@ -310,6 +310,9 @@ mod tests {
         assert_eq!(parse_u64(b"18446744073709551615\n"), Ok(u64::MAX));
         assert_eq!(parse_u64(b"0"), Ok(0));
         assert_eq!(parse_i64(b"-352\n"), Ok(-352));
+        // Found by the fuzzer: a signed zero is 0 signed, and no unsigned value.
+        assert_eq!(parse_i64(b"-00000"), Ok(0));
+        assert_eq!(parse_u64(b"-00000"), Err(malformed(1, "value")));
         assert_eq!(parse_i64(b"-9223372036854775808"), Ok(i64::MIN));
         let value = malformed(1, "value");
         for bad in [

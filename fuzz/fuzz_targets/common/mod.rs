@@ -137,3 +137,10 @@ pub fn check_name(name: &str, data: &[u8]) {
         "name not borrowed from input"
     );
 }
+
+/// A row iterator's items (`all`): no more than one per line, `Incomplete` last;
+/// `check_row` sees each `Ok` row (and prints it back to check the round trip).
+pub fn check_rows<T>(all: Vec<Result<T, ParseError>>, data: &[u8], check_row: impl FnMut(T)) {
+    assert!(all.len() <= newlines(data) + 1, "more rows than lines");
+    drain(all.into_iter(), data, check_row);
+}
