@@ -173,6 +173,20 @@ mod tests {
                 Err(ParseError::Incomplete),
             ]
         );
+        let mut good = time_in_state(
+            b"408000 12\n\
+              x 1\n\
+              600000 7\n\
+              816000 -1\n\
+              1008000 1",
+        )
+        .skip_bad();
+        assert_eq!(
+            good.by_ref().map(|r| (r.khz, r.ticks)).collect::<Vec<_>>(),
+            [(408_000, 12), (600_000, 7)]
+        );
+        assert_eq!((good.malformed(), good.incomplete()), (2, true));
+        assert_eq!(good.next(), None);
         assert_eq!(
             time_in_state(b"408000 1\xff\n").collect::<Vec<_>>(),
             [Err(malformed(1, "UTF-8"))]

@@ -125,6 +125,60 @@ impl<T> Iterator for Rows<'_, T> {
 
 impl<T> core::iter::FusedIterator for Rows<'_, T> {}
 
+impl<'a, T> Rows<'a, T> {
+    /// Only the rows that parse, counting the others: for a collector that reports
+    /// what it can read and the number of rows it could not.
+    pub const fn skip_bad(self) -> SkipBad<'a, T> {
+        SkipBad {
+            rows: self,
+            malformed: 0,
+            incomplete: false,
+        }
+    }
+}
+
+/// Iterator returned by [`Rows::skip_bad`]: yields each row that parses and counts
+/// the rest (read the counts once it is drained).
+#[must_use = "iterators are lazy"]
+#[derive(Debug, Clone)]
+pub struct SkipBad<'a, T> {
+    rows: Rows<'a, T>,
+    malformed: usize,
+    incomplete: bool,
+}
+
+impl<T> SkipBad<'_, T> {
+    /// How many rows so far were Malformed.
+    #[must_use]
+    pub const fn malformed(&self) -> usize {
+        self.malformed
+    }
+
+    /// Whether the last row was cut short (`Incomplete`).
+    #[must_use]
+    pub const fn incomplete(&self) -> bool {
+        self.incomplete
+    }
+}
+
+impl<T> Iterator for SkipBad<'_, T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        loop {
+            match self.rows.next()? {
+                Ok(row) => return Some(row),
+                Err(ParseError::Incomplete) => self.incomplete = true,
+                Err(ParseError::Malformed { .. }) => {
+                    self.malformed = self.malformed.saturating_add(1);
+                }
+            }
+        }
+    }
+}
+
+impl<T> core::iter::FusedIterator for SkipBad<'_, T> {}
+
 /// Index of the first `B` in `s`, eight bytes at a time (proc lines are 30–150 bytes,
 /// and a byte-by-byte search was the largest single cost of a parse).
 #[inline]

@@ -30,7 +30,8 @@
 //! | [`cooling`] | `thermal/cooling_device*/stats/time_in_state_ms` | ms per cooling state |
 //!
 //! Line-oriented SoC files iterate their rows through [`Rows`]: a bad row yields
-//! `Err` and the rest are still parsed. One-line and one-value files are parsed whole.
+//! `Err` and the rest are still parsed; [`Rows::skip_bad`] yields only the good rows
+//! and counts the others. One-line and one-value files are parsed whole.
 //!
 //! The crate is `no_std` outside its tests, so it cannot allocate by construction.
 
@@ -58,4 +59,4 @@ mod error;
 mod fields;
 
 pub use error::ParseError;
-pub use fields::Rows;
+pub use fields::{Rows, SkipBad};

@@ -7,7 +7,8 @@
 //! ```
 //! `"NPU load: "`, then per core `" Core%d: "` and `"%2.d%%,"` when the NPU has more
 //! than one core (RK3588: three), or just `"%2.d%%"` for a single-core NPU (RK356x),
-//! then `'\n'`. The kernel's `%2.d` always prints at least one digit. Percent busy over
+//! then `'\n'`. The kernel's `%2.d` always prints at least one digit (lib/vsprintf.c
+//! `number()` writes `'0'` for zero whatever the precision). Percent busy over
 //! the driver's load interval, per core; not clamped to 100.
 //!
 //! The file is one line: [`parse`] validates it whole (a view in the smoltcp style)
