@@ -16,8 +16,10 @@
 //! `time` or `field count` and the next row is still parsed; a cut last row is
 //! `Incomplete`. The file is empty while the device has no statistics.
 //!
-//! Format: torvalds/linux drivers/thermal/thermal_sysfs.c `time_in_state_ms_show`
-//! (`"state%u\t%llu\n"` of `ktime_to_ms`, `i <= cdev->max_state`).
+//! Format: drivers/thermal/thermal_sysfs.c `time_in_state_ms_show` of current
+//! mainline (`"state%u\t%llu\n"` of `ktime_to_ms`, `i <= cdev->max_state`; read
+//! through code search, which did not name the repository, and in the
+//! `sysfs_emit_at` and `max_states` patches on linux-pm).
 
 use crate::ParseError;
 use crate::fields::{self, Fields, Rows, malformed};

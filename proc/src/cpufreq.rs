@@ -14,9 +14,9 @@
 //! `time` or `field count` and the next row is still parsed; a cut last row is
 //! `Incomplete`. The file is empty when the policy keeps no statistics.
 //!
-//! Format: torvalds/linux drivers/cpufreq/cpufreq_stats.c `show_time_in_state`
-//! (`"%u %llu\n"`, `jiffies_64_to_clock_t`; the 4.9 form at commit 00d0b294 and the
-//! current `sysfs_emit_at` form print the same row).
+//! Format: torvalds/linux drivers/cpufreq/cpufreq_stats.c:66-80 `show_time_in_state`
+//! at commit 00d0b294 (an old 3.x form: `"%u %llu\n"` of `jiffies_64_to_clock_t`,
+//! line 75); current kernels print the same row with `sysfs_emit_at`.
 
 use crate::ParseError;
 use crate::fields::{Fields, Rows};

@@ -24,8 +24,8 @@
 //! Format: armbian/linux-rockchip drivers/video/rockchip/mpp/mpp_service.c
 //! `mpp_show_device_load` (commit 0183b322: the hint when `!srv->load_interval`, then
 //! the row format above); CERALIVE/rk3588-media-island
-//! drivers/video/rockchip/mpp/mpp_telemetry.h `mpp_telemetry_format_load` (same
-//! format); CERALIVE/CeraUI apps/backend/src/tests/fixtures/encoder-load/mpp-load.txt
+//! drivers/video/rockchip/mpp/mpp_telemetry.h:20-27 `mpp_telemetry_format_load`
+//! (same format, line 26); CERALIVE/CeraUI apps/backend/src/tests/fixtures/encoder-load/mpp-load.txt
 //! (rows in that format, above-100 values documented in docs/ENCODER-LOAD.md).
 
 use crate::ParseError;

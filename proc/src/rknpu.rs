@@ -18,9 +18,10 @@
 //! `Core0`..`CoreN-1`), `load` (not `N%,` / `N%`), `core count` (no core, or a
 //! single-core value followed by more), or `trailing data` (a second line).
 //!
-//! Format: orangepi-xunlong/linux-orangepi drivers/rknpu/rknpu_debugger.c
-//! `rknpu_load_show` (commit daf27963): `seq_puts(m, "NPU load: ")`,
-//! `seq_printf(m, " Core%d: ", i)`, `seq_printf(m, "%2.d%%,", load)` or `"%2.d%%"`.
+//! Format: orangepi-xunlong/linux-orangepi drivers/rknpu/rknpu_debugger.c:39-76
+//! `rknpu_load_show` (commit daf27963): `seq_puts(m, "NPU load: ")` (line 51),
+//! `seq_printf(m, " Core%d: ", i)` (56), `"%2.d%%,"` or `"%2.d%%"` of an `int` (69, 71),
+//! `seq_puts(m, "\n")` (73). A negative `load` would print `-N` and is Malformed.
 
 use core::iter::FusedIterator;
 

@@ -4,7 +4,7 @@
 //! | --- | --- | --- |
 //! | devfreq `cur_freq` | `%lu\n` | Hz |
 //! | cpufreq `policy*/scaling_cur_freq` | `%u\n` | kHz |
-//! | cpufreq `stats/total_trans`, cooling `stats/total_trans` | `%u\n` (4.9: `%d\n`) | transitions |
+//! | cpufreq `stats/total_trans`, cooling `stats/total_trans` | `%u\n` (old cpufreq: `%d\n`) | transitions |
 //! | cooling `cur_state`, `max_state` | `%ld\n` | state index |
 //! | power_supply `voltage_now` | `%d\n` | µV |
 //! | iio ina3221x `in_voltageN_input`, `in_currentN_input`, `in_powerN_input` | `%d\n` | mV, mA, mW |
@@ -22,10 +22,11 @@
 //! required and these parsers never return `Incomplete`; anything else (spaces, a
 //! sign on a counter, overflow, NUL bytes, a second line) is Malformed on line 1.
 //!
-//! Format: torvalds/linux drivers/thermal/thermal_sysfs.c (`cur_state_show`,
-//! `total_trans_show`); torvalds/linux drivers/cpufreq/cpufreq_stats.c
-//! (`show_total_trans`, `%d` in 4.9); armbian/linux-rockchip drivers/devfreq/devfreq.c
-//! (`cur_freq_show`); rbonghi/jetson_stats jtop/core/power.py (`list_all_i2c_ports`:
+//! Format: drivers/thermal/thermal_sysfs.c (`cur_state_show` `"%ld\n"`,
+//! `total_trans_show` `"%u\n"`, mainline via code search); torvalds/linux
+//! drivers/cpufreq/cpufreq_stats.c:57-64 at commit 00d0b294 (`show_total_trans`,
+//! `"%d\n"`); armbian/linux-rockchip drivers/devfreq/devfreq.c (`cur_freq_show`
+//! `"%lu\n"`, commit 2a81e649); rbonghi/jetson_stats jtop/core/power.py (`list_all_i2c_ports`:
 //! `inN_label`, `inN_input`, `currN_input`, `currN_crit_alarm`, `rail_name_N`,
 //! `in_powerN_input`), jtop/core/fan.py (`target_pwm`, `rpm_measured`, `pwm_cap`),
 //! jtop/core/gpu.py (`find_igpu`: `device/of_node/name`).
@@ -34,8 +35,8 @@ use crate::ParseError;
 use crate::fields::{self, malformed};
 
 /// An unsigned number (frequency, counter, state, RPM): digits only, with an optional
-/// trailing `'\n'`. No sign: a 4.9 kernel's `total_trans` past 2^31 prints negative and
-/// is Malformed `value`, not a wrapped count.
+/// trailing `'\n'`. No sign: an old kernel's `%d` `total_trans` past 2^31 prints
+/// negative and is Malformed `value`, not a wrapped count.
 pub fn parse_u64(buf: &[u8]) -> Result<u64, ParseError> {
     fields::sysfs_number(buf, "value", fields::parse_u64)
 }
