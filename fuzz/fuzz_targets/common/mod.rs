@@ -76,6 +76,7 @@ pub fn check_where<T: PartialEq + Debug>(
     reference_where: impl Fn(&dyn Fn(&str) -> bool) -> Vec<Result<T, ParseError>>,
     name: impl Fn(&T) -> &str,
 ) {
+    assert_eq!(all, reference.as_slice(), "plain form != reference");
     assert_eq!(
         parse_where(&mut |_| true),
         all,
