@@ -20,7 +20,12 @@
 //! - Samples VictoriaMetrics would accept with a 204 and then discard are never sent:
 //!   non-finite values and timestamps older than `remote.max_sample_age` are quarantined
 //!   (kept in the store, out of the queue, counted as rejected{reason}); timestamps more than
-//!   two days ahead stay pending until they become valid (counted once each).
+//!   two days ahead stay pending until they become valid (counted once each). Both edges are
+//!   judged on the server's clock (the skew check's, else the `Date` of the uploader's own
+//!   answers, kept on the boot clock; one `GET remote.url` learns it before the first upload),
+//!   never on the local wall clock alone, which is the one that jumps.
+//! - A reload that changes `[remote]` cancels a backoff or `Retry-After` in progress; the wait
+//!   is published for /health (`UploadState::backoff_until_ms`).
 //! - A refusal (400, 404, 405, 415, 422) is specific only when the server accepts other samples
 //!   of the same chunk: a refused chunk first sends one random sample alone (a probe, at most
 //!   two per chunk). Once something was accepted, the chunk is bisected until the refused

@@ -1389,16 +1389,20 @@ impl Uploader {
             .await
     }
 
-    /// The reload waiting to be applied changes the URL, a `remote.*` key or the token.
+    /// The reload waiting to be applied changes the URL, a `remote.*` key or the token, and
+    /// [`Self::apply`] will take it (an unusable URL or token is refused there and the wait
+    /// goes on).
     fn reload_changes_remote(&self) -> bool {
         let Some(new) = self.rx._tx.peek_reconfigure() else {
             return false;
         };
-        if new != self.remote {
-            return true;
+        if Url::parse(&new.url).is_err() {
+            return false;
         }
-        let token = new.token_file.as_deref().map(read_token).transpose();
-        !matches!(token, Ok(t) if t == self.auth)
+        match new.token_file.as_deref().map(read_token).transpose() {
+            Ok(token) => new != self.remote || token != self.auth,
+            Err(_) => false,
+        }
     }
 
     /// Publishes the wait before the next request for /health (`None`: no wait).
@@ -1412,7 +1416,8 @@ impl Uploader {
         up.backoff_until_ms.store(until, Relaxed);
     }
 
-    /// The wait between cycles: `d`, cut short by a wake, but never before `not_before`.
+    /// The wait between cycles: `d`, cut short by a wake, but never before `not_before` unless a
+    /// reload that changes `[remote]` cancels that.
     /// Returns false when stopped.
     async fn idle(&mut self, d: Duration) -> bool {
         if self.rx.is_stopped() {
@@ -1452,6 +1457,47 @@ impl ControlRx {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// (reply, wait, decision) → the reason /health gives for the wait.
+    #[test]
+    fn wait_reasons() {
+        let s = Duration::from_secs;
+        let http = |status, ra: Option<u64>| Reply::Http {
+            status,
+            retry_after: ra.map(s),
+        };
+        let retry = |failure| Decision::Retry {
+            after: s(1),
+            failure,
+        };
+        let give_up = |failure| Decision::GiveUp {
+            failure,
+            next_cycle_in: s(30),
+        };
+        let refuses = Decision::ServerRefuses {
+            next_cycle_in: s(30),
+        };
+        #[rustfmt::skip]
+        let table = [
+            // Retry-After sets the wait (≥ the backoff), capped at 1 h like the policy.
+            (http(429, Some(99_999)), s(3600), retry(Failure::Transient), WaitReason::RetryAfter),
+            (http(503, Some(5)), s(5), give_up(Failure::Transient), WaitReason::RetryAfter),
+            (http(401, Some(60)), s(30), retry(Failure::Auth), WaitReason::RetryAfter),
+            // A shorter Retry-After than the backoff: the rule that set the wait.
+            (http(503, Some(1)), s(4), retry(Failure::Transient), WaitReason::ErrorBackoff),
+            (http(401, Some(1)), s(30), give_up(Failure::Auth), WaitReason::AuthFailure),
+            (http(400, None), s(30), refuses, WaitReason::ServerRefuses),
+            (Reply::Network, s(2), retry(Failure::Transient), WaitReason::ErrorBackoff),
+            (http(403, None), s(30), retry(Failure::Auth), WaitReason::AuthFailure),
+        ];
+        for (reply, wait, decision, want) in table {
+            assert_eq!(
+                wait_reason(&reply, wait, &decision),
+                want,
+                "{reply:?} {wait:?}"
+            );
+        }
+    }
 
     #[test]
     fn token_file_must_not_be_readable_by_others() {
