@@ -355,6 +355,10 @@ fn a_huge_answer_body_is_read_to_the_cap_and_the_upload_still_counts() {
     let up = &state.upload;
     let rcvd = up.bytes_received_total.load(Relaxed);
     let n = records.len() as u64;
+    let written: Vec<usize> = records.iter().map(|r| r.answer_written).collect();
+    eprintln!(
+        "{n} answers of {BODY} bytes: {rcvd} bytes received; written before the close: {written:?}"
+    );
     // Each answer: the cap of body plus a short head; the time-learning GET's 404 besides.
     assert!(
         rcvd >= n * MAX_BODY_BYTES,

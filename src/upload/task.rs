@@ -10,7 +10,9 @@ use belabox_store::{Checkpoint, PendingSample, SampleKey, Uuid};
 use smol::Timer;
 use smol::future::FutureExt as _;
 
-use super::chunk::{AsPoint, Point, SeriesMeta, Verdict, Window, chunk_ranges, halves};
+use super::chunk::{
+    AsPoint, Point, SeriesMeta, Verdict, Window, chunk_ranges, halves, receiver_now_ms,
+};
 use super::codec::Codec;
 use super::policy::{
     Attempt, Decision, Evidence, Failure, MAX_PROBES, Reply, RetryPolicy, Stale, classify_stale,
@@ -620,14 +622,16 @@ impl Uploader {
     /// of days, does not bend it); the local clock only when neither is known.
     fn server_now_ms(&self) -> i64 {
         let t = &self.state.time;
-        let boot = crate::monitor::clock::boot_ms;
-        if t.measured.load(Relaxed) {
-            boot().saturating_add(t.server_offset_ms.load(Relaxed))
-        } else if t.answer_known.load(Relaxed) {
-            boot().saturating_add(t.answer_offset_ms.load(Relaxed))
-        } else {
-            now_ms()
-        }
+        receiver_now_ms(
+            now_ms(),
+            crate::monitor::clock::boot_ms(),
+            t.measured
+                .load(Relaxed)
+                .then(|| t.server_offset_ms.load(Relaxed)),
+            t.answer_known
+                .load(Relaxed)
+                .then(|| t.answer_offset_ms.load(Relaxed)),
+        )
     }
 
     /// Splits `batch` into `self.send` (sendable) and the rest: non-finite and too-old samples
