@@ -1259,14 +1259,13 @@ impl Uploader {
             heapless::Vec::new();
         let extra = self.remote.headers.iter().map(|(n, v)| (n, v.as_bytes()));
         let auth = self.auth.as_deref().map(|a| ("Authorization", a));
-        for h in self
-            .codec
-            .headers()
-            .iter()
-            .copied()
-            .chain(auth)
-            .chain(extra)
-        {
+        // The body's headers (type, encoding) only with a body.
+        let format: &[(&str, &[u8])] = if body.is_empty() {
+            &[]
+        } else {
+            self.codec.headers()
+        };
+        for h in format.iter().copied().chain(auth).chain(extra) {
             // Capacity covers every header the config allows; a surplus would be a bug there.
             let _ = headers.push(h);
         }
