@@ -424,3 +424,148 @@ impl Drop for KillOnDrop {
         }
     }
 }
+
+/// The JSON of /health (`Value::Null` while it does not answer).
+fn health_json(port: u16) -> serde_json::Value {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    support::vm::http_get(addr, "/health")
+        .ok()
+        .and_then(|(_, b)| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// `uploader_samples_rejected_total{reason="future"}` on /metrics.
+fn rejected_future(port: u16) -> f64 {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let (_, body) = support::vm::http_get(addr, "/metrics").unwrap();
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find(|l| {
+            l.starts_with("uploader_samples_rejected_total{") && l.contains("reason=\"future\"")
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(-1.0)
+}
+
+/// Issue 26, item 2: the skew check off and the clock 3 days ahead. Samples stamped while no
+/// server time was known (no answer yet: `remote.url` has no listener) carry +3 d; once a
+/// reload points at a real VictoriaMetrics, its answers' `Date` give the server's time (a wall
+/// clock jump cannot bend it): those samples are held pending — counted as `future`, /health
+/// degraded naming them — never sent to be dropped in silence (VM answers 204 and ignores
+/// samples more than 2 days ahead). The collection loop then keeps new samples on the boot
+/// clock (the wall clock is outside the receiver's window), and when the clock comes back they
+/// get their real time and arrive in VictoriaMetrics exactly once.
+#[test]
+fn a_clock_days_ahead_with_the_skew_check_off_sends_nothing_the_receiver_would_drop() {
+    const DAY_MS: i64 = 86_400_000;
+    let (lib, vm, dir, port) = setup();
+    let cfg = write_config(dir.path(), &vm, port, "off");
+    let nobody = format!("http://127.0.0.1:{}/api/v1/import", free_port());
+    let with_vm = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, with_vm.replace(&vm.import_url(), &nobody)).unwrap();
+    let ts_file = dir.path().join("faketime");
+    std::fs::write(&ts_file, "+3d\n").unwrap();
+
+    let from_ms = real_ms();
+    let agent = spawn_faked(&cfg, &lib, &ts_file);
+    wait_for(
+        "samples stamped 3 days ahead",
+        Duration::from_secs(30),
+        || {
+            health_json(port)["components"]["storage"]["details"]["pending_count"]
+                .as_u64()
+                .is_some_and(|n| n > 100)
+        },
+    );
+
+    // The reload: remote.url at VictoriaMetrics (the file is renamed into place).
+    let tmp = cfg.with_extension("tmp");
+    std::fs::write(&tmp, &with_vm).unwrap();
+    std::fs::rename(&tmp, &cfg).unwrap();
+    let child = agent.0.as_ref().unwrap();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(child),
+        rustix::process::Signal::HUP,
+    )
+    .unwrap();
+    let mut h = serde_json::Value::Null;
+    wait_for("the future samples held", Duration::from_secs(30), || {
+        h = health_json(port);
+        h["components"]["uploader"]["details"]["future_held_count"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    });
+    let up = &h["components"]["uploader"];
+    assert_eq!(up["status"], "degraded", "{h}");
+    let msg = up["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("dated more than 2 days ahead"), "{h}");
+    assert_ne!(h["status"], "ok", "{h}");
+    assert!(rejected_future(port) > 0.0, "{h}");
+    // The wall clock is outside VictoriaMetrics' window: new samples wait on the boot clock.
+    wait_health(port, "the wall clock vetoed", |b| {
+        b.contains("\"source\":\"outside_receiver_window\"")
+            && !b.contains("\"unstamped_samples\":0")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    vm.force_flush();
+    assert!(
+        vm_samples(&vm).is_empty(),
+        "VictoriaMetrics got samples while the clock was 3 days ahead"
+    );
+
+    // The clock comes back.
+    std::fs::write(&ts_file, "+0\n").unwrap();
+    wait_trusted(port);
+    std::thread::sleep(Duration::from_secs(3));
+    let log = stop(agent);
+    let to_ms = real_ms();
+    assert!(
+        log.contains("samples dated more than 2 days ahead"),
+        "{log}"
+    );
+    assert!(log.contains("unstamped samples given wall time"), "{log}");
+
+    let stored = store_samples(&cfg);
+    let ahead: Vec<_> = stored.iter().filter(|((_, ts), _)| *ts > to_ms).collect();
+    assert!(
+        ahead.len() > 100,
+        "only {} samples 3 days ahead",
+        ahead.len()
+    );
+    for ((id, ts), (_, pending)) in &ahead {
+        assert!(*ts > to_ms + 2 * DAY_MS, "{id:?}@{ts}");
+        assert!(
+            *pending,
+            "a sample 3 days ahead was marked uploaded: {id:?}@{ts}"
+        );
+    }
+    let mut in_vm = BTreeMap::new();
+    let real: Vec<_> = stored.iter().filter(|((_, ts), _)| *ts <= to_ms).collect();
+    let uploaded = || real.iter().filter(|(_, (_, pending))| !pending);
+    for _ in 0..20 {
+        vm.force_flush();
+        in_vm = vm_samples(&vm); // panics on a sample held twice
+        if uploaded().all(|(k, _)| in_vm.contains_key(*k)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        uploaded().count() > 20,
+        "{} uploaded\n{log}",
+        uploaded().count()
+    );
+    for ((id, ts), (v, _)) in uploaded() {
+        assert!(
+            (from_ms..=to_ms).contains(ts),
+            "{id:?}@{ts} outside the real run"
+        );
+        assert_eq!(in_vm.get(&(id.clone(), *ts)), Some(v), "{id:?}@{ts}\n{log}");
+    }
+    for (id, ts) in in_vm.keys() {
+        assert!(
+            *ts <= to_ms,
+            "VictoriaMetrics holds a future sample: {id:?}@{ts}"
+        );
+    }
+}

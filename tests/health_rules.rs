@@ -34,6 +34,9 @@ fn never_uploaded(enabled: bool) -> UploadSnapshot {
         last_success_ms: 0,
         last_http_status: 0,
         refused: None,
+        backoff_until_ms: 0,
+        backoff_reason: None,
+        future_held: 0,
     }
 }
 
@@ -65,6 +68,9 @@ fn healthy() -> Snapshot {
             last_success_ms: NOW - SEC,
             last_http_status: 204,
             refused: None,
+            backoff_until_ms: 0,
+            backoff_reason: None,
+            future_held: 0,
         },
         storage: StorageSnapshot {
             pending: 100,

@@ -454,3 +454,77 @@ fn https_without_the_tls_feature_is_refused() {
     assert!(matches!(e, HttpError::TlsUnavailable), "{e:?}");
     assert!(e.to_string().contains("--features tls"), "{e}");
 }
+
+/// A 200 whose body is 50 MiB (Content-Length, chunked, or until close): the client reads at
+/// most `MAX_BODY_BYTES` of it, keeps the status, and closes the connection (never reused, the
+/// rest of the body is still on it). The server counts what it could write before the client's
+/// close reset the connection: the cap plus what the loopback socket buffers absorb, far below
+/// the body. Before the cap every byte was read (issue 26, item 7: 29 × 50 MiB in 30 s).
+#[test]
+fn huge_reply_body_is_cut_at_the_cap_and_the_connection_closed() {
+    use belabox_metrics::net::MAX_BODY_BYTES;
+    const BODY: usize = 50 << 20;
+    let written = Arc::new(Mutex::new(Vec::<(usize, usize)>::new()));
+    let w = written.clone();
+    let server = Server::start(move |i, mut s, seen| {
+        if read_request(&mut s, seen).is_none() {
+            return;
+        }
+        let head = match i {
+            0 => format!("HTTP/1.1 200 OK\r\nContent-Length: {BODY}\r\n\r\n"),
+            1 => "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_owned(),
+            _ => "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_owned(),
+        };
+        if s.write_all(head.as_bytes()).is_err() {
+            return;
+        }
+        let block = vec![b'x'; 64 * 1024];
+        let mut sent = 0;
+        while sent < BODY {
+            let ok = if i == 1 {
+                s.write_all(format!("{:x}\r\n", block.len()).as_bytes())
+                    .and_then(|()| s.write_all(&block))
+                    .and_then(|()| s.write_all(b"\r\n"))
+            } else {
+                s.write_all(&block)
+            };
+            if ok.is_err() {
+                break;
+            }
+            sent += block.len();
+        }
+        w.lock().unwrap().push((i, sent));
+    });
+    let client = Client::new();
+    let url = server.url("/import");
+    for i in 0..3 {
+        let r = send(&client, &get(&url, Duration::from_secs(20))).unwrap();
+        assert_eq!(r.status, 200, "answer {i}");
+        assert!(r.body_cut, "answer {i}");
+        assert_eq!(r.body_bytes, MAX_BODY_BYTES, "answer {i}");
+        assert!(
+            r.wire_bytes >= MAX_BODY_BYTES && r.wire_bytes < MAX_BODY_BYTES + 16 * 1024,
+            "answer {i}: {} bytes read",
+            r.wire_bytes
+        );
+        assert_eq!(r.body_snippet.len(), 256);
+    }
+    assert_eq!(
+        server.conns(),
+        3,
+        "a cut answer's connection is never reused"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while written.lock().unwrap().len() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let written = written.lock().unwrap().clone();
+    for i in 0..3 {
+        let sent = written.iter().find(|w| w.0 == i).map(|w| w.1);
+        let sent = sent.unwrap_or_else(|| panic!("answer {i}: the server is still writing"));
+        assert!(
+            sent < 16 << 20,
+            "answer {i}: {sent} of {BODY} bytes left the server"
+        );
+    }
+}

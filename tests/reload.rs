@@ -284,3 +284,79 @@ fn sigusr1_sigusr2_and_sigquit_never_end_it_without_the_final_flush() {
     assert!(logged >= 6, "{logged}");
     assert_eq!(stored, logged, "every logged collection is stored");
 }
+
+/// Issue 26, item 3: a stub answers `429 Retry-After: 99999` (the uploader waits its 1 h cap),
+/// then SIGHUP points `remote.url` at a real VictoriaMetrics. /health showed the backoff with
+/// its until-time and reason before; the reload cancels it (logged) and the samples arrive
+/// within seconds, not after the hour.
+#[test]
+fn a_reload_that_changes_remote_cancels_a_long_retry_after() {
+    use support::agent::{Agent as Running, health_addr, vm_samples, write_config};
+    use support::proxy::{Action, Proxy};
+    use support::vm::Vm;
+
+    let vm = Vm::start();
+    let stub = Proxy::start(vm.addr());
+    stub.set_default(Action::RetryAfterSecs(99_999));
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store/metrics.redb");
+    let health = health_addr();
+    let device = "reload-backoff";
+    let cfg = write_config(
+        dir.path(),
+        &store,
+        device,
+        "500ms",
+        health,
+        Some(&stub.import_url()),
+    );
+    let agent = Running::spawn(&cfg, health, &dir.path().join("agent.log"));
+    let mut message = String::new();
+    agent.wait_for("the backoff in /health", Duration::from_secs(20), |a| {
+        message = a.uploader()["message"].as_str().unwrap_or("").to_owned();
+        message.contains("backing off until")
+    });
+    assert!(message.contains("(Retry-After)"), "{message}");
+    let details = agent.uploader()["details"].clone();
+    assert_eq!(details["backoff_reason"], "Retry-After", "{details}");
+    // An RFC 3339 time about the 1 h cap ahead.
+    let until = details["backoff_until"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(until.ends_with('Z') && until.contains('T'), "{details}");
+    let asked = stub.records().len();
+    assert!(asked >= 1);
+    assert!(vm_samples(&vm, device).is_empty());
+
+    // The fix: remote.url at the real server. Written aside and renamed, then SIGHUP.
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(&stub.import_url(), &vm.import_url());
+    write(&cfg, &text);
+    let signalled = Instant::now();
+    agent.signal(Signal::HUP);
+    let t = Instant::now();
+    while vm_samples(&vm, device).is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "nothing uploaded {:?} after the reload; log:\n{}",
+            signalled.elapsed(),
+            agent.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = agent.log_text();
+    assert!(
+        log.contains("the backoff in progress is cancelled"),
+        "{log}"
+    );
+    // Nothing more went to the stub after the reload.
+    assert_eq!(stub.records().len(), asked, "{log}");
+    let message = agent.uploader()["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(!message.contains("backing off"), "{message}");
+    agent.stop();
+}

@@ -100,6 +100,8 @@ enum Mode {
     Offset(i64),
     /// This status with a correct `Date`.
     Status(u16),
+    /// This status without a `Date`.
+    StatusNoDate(u16),
     NoDate,
     BadDate,
     /// Read the request, never answer (holds the connection for 5 s).
@@ -149,6 +151,7 @@ fn answer(mut s: TcpStream, mode: Mode, hits: &AtomicUsize) {
     let (status, date) = match mode {
         Mode::Offset(off) => (200, Some(http_date(now + off))),
         Mode::Status(st) => (st, Some(http_date(now))),
+        Mode::StatusNoDate(st) => (st, None),
         Mode::NoDate => (200, None),
         Mode::BadDate => (200, Some("yesterday at noon".to_owned())),
         Mode::Hang => {
@@ -200,21 +203,24 @@ fn server_ahead_behind_and_equal() {
     assert_eq!(equal.hits.load(Ordering::Relaxed), 3);
 }
 
+/// Any answer with a valid `Date` is a measurement, whatever its status: a Prometheus-style
+/// `remote.url` derives `/health`, which answers 404 — with the server's `Date` (issue 26,
+/// item 8). Only an answer without one fails, named by its status when it is an error.
 #[test]
-fn http_errors_and_bad_dates_fail_the_check() {
-    let s500 = date_server(Mode::Status(500));
+fn any_answer_with_a_date_is_a_measurement_and_bad_dates_fail() {
+    for status in [404, 500, 302] {
+        let server = date_server(Mode::Status(status));
+        let m = measure(&server.url, Duration::from_secs(5));
+        assert_close(
+            m.unwrap_or_else(|e| panic!("HTTP {status} with a Date: {e}")),
+            0,
+        );
+    }
+    let s500 = date_server(Mode::StatusNoDate(500));
     assert_eq!(
         measure(&s500.url, Duration::from_secs(5)),
         Err(SkewError::Status(500))
     );
-    let s404 = date_server(Mode::Status(404));
-    assert_eq!(
-        measure(&s404.url, Duration::from_secs(5)),
-        Err(SkewError::Status(404))
-    );
-    // A redirect is not followed; its Date is as good as any.
-    let s302 = date_server(Mode::Status(302));
-    assert_close(measure(&s302.url, Duration::from_secs(5)).unwrap(), 0);
     let nodate = date_server(Mode::NoDate);
     assert_eq!(
         measure(&nodate.url, Duration::from_secs(5)),
@@ -225,6 +231,48 @@ fn http_errors_and_bad_dates_fail_the_check() {
         measure(&bad.url, Duration::from_secs(5)),
         Err(SkewError::BadDate)
     );
+}
+
+/// /health and /metrics show the skew now, not the figure of the last check: the check found
+/// the wall clock an hour behind, then the wall clock was corrected (here: the measurement is
+/// recorded as if it had been an hour off, against the server's true time on the boot clock).
+/// After the collection loop's refresh the shown skew is ≈ 0, the current error, not the stale
+/// +1 h (issue 26, item 8).
+#[test]
+fn the_skew_shown_is_the_current_one_not_the_last_checks() {
+    let equal = date_server(Mode::Offset(0));
+    let m = measure(&equal.url, Duration::from_secs(5)).unwrap();
+    let state = agent_state();
+    let stale = skew::Measurement {
+        skew_ms: m.skew_ms + 3_600_000,
+        ..m
+    };
+    skew::record(&state.time, now_ms(), &Ok(stale));
+    assert_eq!(state.time.skew_ms.load(Ordering::Relaxed), stale.skew_ms);
+    // What the collection loop does every iteration.
+    skew::refresh_current(&state.time);
+    let report = evaluate(&health_rules(), &Snapshot::capture(&state, now_ms()));
+    let shown = report.time.skew_ms.unwrap();
+    assert!(
+        shown.abs() < 1000,
+        "shown {shown} ms, the last check said {}",
+        stale.skew_ms
+    );
+    assert_eq!(report.time.status, ComponentStatus::Ok, "{}", report.time);
+    let mut out = Vec::new();
+    belabox_metrics::health::render::write_metrics_text(
+        &state,
+        &health_rules(),
+        now_ms(),
+        &mut out,
+    );
+    let metrics = String::from_utf8(out).unwrap();
+    let row = metrics
+        .lines()
+        .find(|l| l.starts_with("time_skew_seconds{"))
+        .unwrap_or_else(|| panic!("no time_skew_seconds in {metrics}"));
+    let secs: f64 = row.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(secs.abs() < 1.0, "time_skew_seconds {secs}");
 }
 
 #[test]
@@ -335,7 +383,7 @@ fn task_records_skew_and_warns_once() {
 
 #[test]
 fn task_failure_degrades_time_and_logs_once_at_warn() {
-    let (server, state) = run_task(Mode::Status(503), 150, 700);
+    let (server, state) = run_task(Mode::StatusNoDate(503), 150, 700);
     assert!(server.hits.load(Ordering::Relaxed) >= 3);
     let t = &state.time;
     assert!(t.last_check_failed.load(Ordering::Relaxed));
@@ -355,7 +403,10 @@ fn task_failure_degrades_time_and_logs_once_at_warn() {
         .collect();
     assert_eq!(warns.len(), 1, "{logs:?}");
     assert_eq!(warns[0].msg, "clock-skew check failed");
-    assert_eq!(warns[0].kv("error").unwrap().1, "server answered HTTP 503");
+    assert_eq!(
+        warns[0].kv("error").unwrap().1,
+        "server answered HTTP 503 without a Date header"
+    );
     assert!(
         logs.iter().skip(1).all(|l| l.level == log::Level::Debug),
         "{logs:?}"

@@ -317,3 +317,57 @@ fn faults_are_retried_on_schedule_and_poison_is_quarantined() {
         assert_eq!(b["samples"], samples, "{b}");
     }
 }
+
+/// Issue 26, item 7: VictoriaMetrics stores each chunk and the answer is a 200 with a 50 MiB
+/// body. The uploader reads at most `net::MAX_BODY_BYTES` of each answer (closing the
+/// connection), still counts the 200 as delivered (everything is in VM once, nothing pending),
+/// and `uploader_bytes_received_total` shows what the answers cost. Before the cap every body
+/// was read to its end.
+#[test]
+fn a_huge_answer_body_is_read_to_the_cap_and_the_upload_still_counts() {
+    use belabox_metrics::net::MAX_BODY_BYTES;
+    const BODY: usize = 50 << 20;
+    let vm = Vm::start();
+    let proxy = Proxy::start(vm.addr());
+    proxy.set_default(Action::ForwardHugeBody(BODY));
+    let (_dir, store) = temp_store();
+    let data = KnownData::agent_like("huge-answer", now_ms() - 1_000, 1_000, 20);
+    data.insert_into(&store, 64);
+    let state = test_state();
+    let mut remote = fast_remote(&proxy.import_url());
+    remote.timeout = Duration::from_secs(10);
+    let uploader = RunningUploader::spawn(&remote, store.clone(), state.clone());
+    wait_drained(&store, Duration::from_secs(60));
+    uploader.stop(Duration::from_secs(10));
+    vm.force_flush();
+    data.assert_in_vm(&vm);
+    let records = proxy.records();
+    assert!(records.len() >= 2, "{} requests", records.len());
+    for r in &records {
+        assert_eq!(r.status, Some(200), "{r:?}");
+        // The cap, plus what the loopback socket buffers absorbed before the close.
+        assert!(
+            r.answer_written < 16 << 20,
+            "{} of {BODY} bytes left the server",
+            r.answer_written
+        );
+    }
+    let up = &state.upload;
+    let rcvd = up.bytes_received_total.load(Relaxed);
+    let n = records.len() as u64;
+    let written: Vec<usize> = records.iter().map(|r| r.answer_written).collect();
+    eprintln!(
+        "{n} answers of {BODY} bytes: {rcvd} bytes received; written before the close: {written:?}"
+    );
+    // Each answer: the cap of body plus a short head; the time-learning GET's 404 besides.
+    assert!(
+        rcvd >= n * MAX_BODY_BYTES,
+        "{rcvd} bytes received for {n} answers"
+    );
+    assert!(
+        rcvd < n * (MAX_BODY_BYTES + 8192) + 4096,
+        "{rcvd} bytes received for {n} answers"
+    );
+    assert_eq!(up.uploaded_total.load(Relaxed), data.sample_count() as u64);
+    assert_eq!(up.failures_total.load(Relaxed), 0);
+}

@@ -795,7 +795,13 @@ impl<'a> CollectionLoop<'a> {
             .measured
             .load(Ordering::Relaxed)
             .then(|| t.server_offset_ms.load(Ordering::Relaxed));
-        let v = clock::judge(&self.time.clock, self.time.policy, server);
+        let answer = t
+            .answer_known
+            .load(Ordering::Relaxed)
+            .then(|| t.answer_offset_ms.load(Ordering::Relaxed));
+        let v = clock::judge(&self.time.clock, self.time.policy, server, answer);
+        // /health shows the skew now, not the last check's figure (a wall-clock step since).
+        crate::monitor::skew::refresh_current(t);
         let was = self.time.verdict;
         self.time.verdict = v;
         if v.trusted() != was.trusted() || v.source != was.source {
@@ -933,6 +939,11 @@ impl TimeTrust {
             policy: Policy {
                 floor_ms: clock::build_floor_ms(),
                 warn_ms: config.monitoring.clock_skew_warn_ms,
+                max_ahead_ms: crate::upload::MAX_FUTURE.as_millis() as u64,
+                max_behind_ms: config
+                    .remote
+                    .as_ref()
+                    .map_or(u64::MAX, |r| r.max_sample_age.as_millis() as u64),
             },
             boot_id,
             verdict: Verdict {

@@ -150,6 +150,16 @@ pub fn write_health_json(report: &Report, out: &mut Vec<u8>) {
         json_display(out, &r.url());
         out.push(b'}');
     }
+    // Only while the uploader waits before its next request / holds future-dated samples.
+    if let Some((until, reason)) = u.backoff {
+        out.extend_from_slice(b",\"backoff_until\":");
+        json_time_or_null(out, until);
+        out.extend_from_slice(b",\"backoff_reason\":");
+        json_display(out, &reason.as_str());
+    }
+    if u.future_held > 0 {
+        let _ = write!(out, ",\"future_held_count\":{}", u.future_held);
+    }
     out.extend_from_slice(b"}},");
 
     let s = &report.storage;
@@ -377,6 +387,11 @@ fn visit_uploader(u: &UploadState, v: &mut dyn MetricVisitor) {
                 "uploader_bytes_sent_total",
                 "Request body bytes sent (gzip).",
                 &u.bytes_sent_total,
+            ),
+            (
+                "uploader_bytes_received_total",
+                "Answer bytes received (heads and bodies; a body is read to at most 64 KiB).",
+                &u.bytes_received_total,
             ),
         ],
     );

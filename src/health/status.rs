@@ -39,7 +39,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use crate::config::{CollectorKind, Config, HealthThreshold, RemoteConfig};
-use crate::model::state::{AgentState, Refused, mono_ms};
+use crate::model::state::{AgentState, Refused, WaitReason, mono_ms};
 
 /// Default `health.degraded_threshold.pending`: at least this many pending samples make the
 /// uploader `degraded`.
@@ -229,6 +229,11 @@ pub struct UploadSnapshot {
     ///
     /// [`UploadState::refused`]: crate::model::state::UploadState::refused
     pub refused: Option<Refused>,
+    /// Wall ms until which the uploader waits before its next request; 0 = no wait.
+    pub backoff_until_ms: i64,
+    pub backoff_reason: Option<WaitReason>,
+    /// Pending samples held back as dated beyond the receiver's window ahead of its clock.
+    pub future_held: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -327,6 +332,9 @@ impl Snapshot {
                 last_success_ms: u.last_success_ms.load(Ordering::Relaxed),
                 last_http_status: u.last_http_status.load(Ordering::Relaxed),
                 refused: u.refused(),
+                backoff_until_ms: u.backoff_until_ms.load(Ordering::Relaxed),
+                backoff_reason: WaitReason::from_u8(u.backoff_reason.load(Ordering::Relaxed)),
+                future_held: u.future_held.load(Ordering::Relaxed),
             },
             storage: StorageSnapshot {
                 pending: s.pending.load(Ordering::Relaxed),
@@ -403,6 +411,11 @@ pub struct UploaderHealth {
     /// The server refuses every request: `error` at once (no sample is quarantined, but none
     /// goes out until the URL, proxy or token is fixed).
     pub refused: Option<Refused>,
+    /// The uploader waits until this wall time (ms, in the future) before its next request.
+    pub backoff: Option<(i64, WaitReason)>,
+    /// Pending samples held back as future-dated (beyond the receiver's window ahead of its
+    /// clock): `degraded`, never sent until they are valid.
+    pub future_held: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -481,7 +494,7 @@ fn uploader_health(rules: &HealthRules, snap: &Snapshot) -> UploaderHealth {
         ComponentStatus::Disabled
     } else if stalled || u.refused.is_some() {
         ComponentStatus::Error
-    } else if stale || backlog {
+    } else if stale || backlog || u.future_held > 0 {
         ComponentStatus::Degraded
     } else {
         ComponentStatus::Ok
@@ -500,6 +513,11 @@ fn uploader_health(rules: &HealthRules, snap: &Snapshot) -> UploaderHealth {
         backlog,
         stalled,
         refused: u.refused,
+        backoff: u
+            .backoff_reason
+            .filter(|_| u.backoff_until_ms > snap.now_ms)
+            .map(|r| (u.backoff_until_ms, r)),
+        future_held: u.future_held,
     }
 }
 
@@ -787,8 +805,20 @@ impl fmt::Display for UploaderHealth {
                 write!(f, "; {} samples pending", self.pending)?;
             }
         }
+        if self.future_held > 0 {
+            write!(
+                f,
+                "; {} samples dated more than 2 days ahead of the server's clock are held (not \
+                 sent; the clock that stamped them was ahead)",
+                self.future_held
+            )?;
+        }
         if self.status != ComponentStatus::Ok && self.last_http_status != 0 {
             write!(f, "; last answer HTTP {}", self.last_http_status)?;
+        }
+        if let Some((until, reason)) = self.backoff {
+            let until = crate::model::time::rfc3339(until);
+            write!(f, "; backing off until {until} ({})", reason.as_str())?;
         }
         Ok(())
     }
@@ -841,6 +871,15 @@ impl fmt::Display for StorageHealth {
 impl fmt::Display for TimeHealth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let tr = &self.trust;
+        if !tr.trusted && tr.source == crate::monitor::clock::Source::ReceiverWindow {
+            return write!(
+                f,
+                "wall clock not trusted: outside the receiver's window around the server's Date \
+                 (more than 2 days ahead, or older than remote.max_sample_age); {} samples wait \
+                 on the boot clock and get their real time once the clock is back",
+                tr.unstamped
+            );
+        }
         if !tr.trusted {
             write!(
                 f,

@@ -108,6 +108,16 @@ pub struct UploadState {
     pub rejected_out_of_order_total: AtomicU64,
     pub rejected_duplicate_total: AtomicU64,
     pub bytes_sent_total: AtomicU64,
+    /// Bytes read from the connection for the uploader's answers (heads and bodies, each body
+    /// capped at `net::MAX_BODY_BYTES`): what the answers cost on a metered link.
+    pub bytes_received_total: AtomicU64,
+    /// Wall-clock ms until which the uploader waits before its next request (a backoff), 0 =
+    /// none; with its [`WaitReason`] (as u8). Shown in /health.
+    pub backoff_until_ms: AtomicI64,
+    pub backoff_reason: AtomicU8,
+    /// Pending samples dated beyond the receiver's window ahead of its clock in the last batch
+    /// read (held back, not sent); 0 once none are.
+    pub future_held: AtomicU64,
     /// 401/403 on the last attempt.
     pub auth_failing: AtomicBool,
     /// `Some` while the server refuses every request (set when the probes were refused too,
@@ -123,6 +133,41 @@ impl UploadState {
 
     pub fn set_refused(&self, r: Option<Refused>) {
         *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = r;
+    }
+}
+
+/// Why the uploader waits before its next request ([`UploadState::backoff_reason`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum WaitReason {
+    /// The server's `Retry-After` (capped at 1 h).
+    RetryAfter = 1,
+    /// The exponential backoff after a failed attempt.
+    ErrorBackoff = 2,
+    /// `retry.max_backoff` after 401/403.
+    AuthFailure = 3,
+    /// `retry.max_backoff` after the server refused everything.
+    ServerRefuses = 4,
+}
+
+impl WaitReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitReason::RetryAfter => "Retry-After",
+            WaitReason::ErrorBackoff => "error backoff",
+            WaitReason::AuthFailure => "authentication failure",
+            WaitReason::ServerRefuses => "the server refuses every upload",
+        }
+    }
+
+    pub fn from_u8(v: u8) -> Option<WaitReason> {
+        Some(match v {
+            1 => WaitReason::RetryAfter,
+            2 => WaitReason::ErrorBackoff,
+            3 => WaitReason::AuthFailure,
+            4 => WaitReason::ServerRefuses,
+            _ => return None,
+        })
     }
 }
 
@@ -294,6 +339,11 @@ pub struct TimeState {
     /// Server time − boot clock (`CLOCK_BOOTTIME` ms) at the last successful check: the
     /// server's time independent of later wall-clock steps. Valid when `measured`.
     pub server_offset_ms: AtomicI64,
+    /// Server time − boot clock from the `Date` of the uploader's last answer (any status),
+    /// known with the skew check off; valid when `answer_known`. Only vetoes a wall clock
+    /// outside the receiver's window ([`crate::monitor::clock::judge`]), never stamps.
+    pub answer_offset_ms: AtomicI64,
+    pub answer_known: AtomicBool,
     /// The collection loop's last verdict ([`crate::monitor::clock::judge`]): samples carry a
     /// trusted time (wall or server-corrected), not the boot clock.
     pub trusted: AtomicBool,
@@ -357,6 +407,10 @@ impl AgentState {
                 rejected_out_of_order_total: AtomicU64::new(0),
                 rejected_duplicate_total: AtomicU64::new(0),
                 bytes_sent_total: AtomicU64::new(0),
+                bytes_received_total: AtomicU64::new(0),
+                backoff_until_ms: AtomicI64::new(0),
+                backoff_reason: AtomicU8::new(0),
+                future_held: AtomicU64::new(0),
                 auth_failing: AtomicBool::new(false),
                 refused: Mutex::new(None),
                 duration: Histogram::new(DURATION_BOUNDS),
@@ -391,6 +445,8 @@ impl AgentState {
                 last_success_ms: AtomicI64::new(0),
                 enabled: skew_enabled,
                 server_offset_ms: AtomicI64::new(0),
+                answer_offset_ms: AtomicI64::new(0),
+                answer_known: AtomicBool::new(false),
                 trusted: AtomicBool::new(true),
                 corrected: AtomicBool::new(false),
                 source: AtomicU8::new(1),

@@ -118,6 +118,9 @@ pub enum Source {
     BuildFloor = 1,
     Ntp = 2,
     ServerDate = 3,
+    /// Not trusted: the wall clock is outside the receiver's window around the `Date` of the
+    /// uploader's answers (days ahead after a bad step).
+    ReceiverWindow = 4,
 }
 
 impl Source {
@@ -127,6 +130,7 @@ impl Source {
             Source::BuildFloor => "build_time_floor",
             Source::Ntp => "ntp",
             Source::ServerDate => "server_date",
+            Source::ReceiverWindow => "outside_receiver_window",
         }
     }
 
@@ -135,6 +139,7 @@ impl Source {
             1 => Source::BuildFloor,
             2 => Source::Ntp,
             3 => Source::ServerDate,
+            4 => Source::ReceiverWindow,
             _ => Source::None,
         }
     }
@@ -184,11 +189,30 @@ pub struct Policy {
     pub floor_ms: i64,
     /// Wall and server time within this: the wall clock is used as is.
     pub warn_ms: u64,
+    /// The receiver's window around its own clock, ms: it drops samples more than
+    /// `max_ahead_ms` ahead (VictoriaMetrics: 2 days) or `max_behind_ms` behind
+    /// (`remote.max_sample_age`, its retention). A wall clock outside it is not trusted.
+    pub max_ahead_ms: u64,
+    pub max_behind_ms: u64,
 }
 
 /// Decides how to stamp now (module docs). `server_offset_ms`: server time − boot clock from
-/// the last successful skew check.
-pub fn judge(clock: &dyn TimeSource, policy: Policy, server_offset_ms: Option<i64>) -> Verdict {
+/// the last successful skew check. `answer_offset_ms`: the same from the uploader's last
+/// answer's `Date` (known even with the skew check off).
+///
+/// The uploader's answers only ever *veto* the wall clock, never stamp: with the skew check
+/// off (`clock_skew_url = "off"`, e.g. behind a proxy whose `Date` is not to be trusted for
+/// stamping) a wall clock that the receiver's window would refuse (days ahead after a bad
+/// step) makes samples wait on the boot clock, and the usual re-stamp gives them their real
+/// time once the wall clock is back in the window (NTP, a fixed RTC). So no sample is stamped
+/// with a time the receiver would drop in silence, and none is stamped from a `Date` the
+/// operator chose not to use.
+pub fn judge(
+    clock: &dyn TimeSource,
+    policy: Policy,
+    server_offset_ms: Option<i64>,
+    answer_offset_ms: Option<i64>,
+) -> Verdict {
     let wall = clock.wall_ms();
     let boot = clock.boot_ms();
     let wall_ok = wall >= policy.floor_ms;
@@ -208,14 +232,23 @@ pub fn judge(clock: &dyn TimeSource, policy: Policy, server_offset_ms: Option<i6
             offset_ms: Some(off),
         };
     }
+    let in_window = answer_offset_ms.is_none_or(|off| {
+        let receiver_now = boot.saturating_add(off);
+        let ahead = wall.saturating_sub(receiver_now);
+        ahead <= i64::try_from(policy.max_ahead_ms).unwrap_or(i64::MAX)
+            && ahead.saturating_neg() <= i64::try_from(policy.max_behind_ms).unwrap_or(i64::MAX)
+    });
+    let untrusted = |source| Verdict {
+        stamp: Stamp::Boot(boot),
+        source,
+        offset_ms: None,
+    };
+    // The veto only takes trust away; an already untrusted clock keeps its own reason.
     match clock.ntp_synced() {
+        Some(true) | None if wall_ok && !in_window => untrusted(Source::ReceiverWindow),
         Some(true) if wall_ok => trusted_wall(Source::Ntp),
         None if wall_ok => trusted_wall(Source::BuildFloor),
-        _ => Verdict {
-            stamp: Stamp::Boot(boot),
-            source: Source::None,
-            offset_ms: None,
-        },
+        _ => untrusted(Source::None),
     }
 }
 
@@ -252,9 +285,12 @@ mod tests {
     }
 
     const REAL: i64 = 1_795_824_323_000; // 2026-11-28
+    const DAY: i64 = 86_400_000;
     const POLICY: Policy = Policy {
         floor_ms: MIN_BUILD_FLOOR_MS,
         warn_ms: 2000,
+        max_ahead_ms: 2 * DAY as u64,
+        max_behind_ms: 30 * DAY as u64,
     };
 
     fn clock(wall: i64, boot: i64, ntp: Option<bool>) -> FakeClock {
@@ -274,7 +310,7 @@ mod tests {
     fn rtc_less_boot_then_ntp_sync() {
         // 1970, NTP client running but not synced: boot clock, no offset.
         let c = clock(86_400_000, 5_000, Some(false));
-        let v = judge(&c, POLICY, None);
+        let v = judge(&c, POLICY, None, None);
         assert_eq!(v.stamp, Stamp::Boot(5_000));
         assert_eq!(
             (v.source, v.offset_ms, v.trusted()),
@@ -282,11 +318,11 @@ mod tests {
         );
         // 1970 and NTP claims synced (cannot be right: before the build) — still untrusted.
         c.ntp.set(Some(true));
-        assert!(!judge(&c, POLICY, None).trusted());
+        assert!(!judge(&c, POLICY, None, None).trusted());
         // NTP stepped the clock: trusted, offset maps boot time to real time.
         c.wall.set(REAL);
         c.boot.set(65_000);
-        let v = judge(&c, POLICY, None);
+        let v = judge(&c, POLICY, None, None);
         assert_eq!(v.stamp, Stamp::Wall(REAL));
         assert_eq!((v.source, v.offset_ms), (Source::Ntp, Some(REAL - 65_000)));
         // A sample taken at boot 5 000 re-stamps to 60 s before now.
@@ -297,16 +333,16 @@ mod tests {
     fn restored_shutdown_time_is_untrusted_while_ntp_unsynced() {
         // After the floor, but timesyncd has not synced: untrusted.
         let c = clock(REAL - 3 * 86_400_000, 4_000, Some(false));
-        assert!(!judge(&c, POLICY, None).trusted());
+        assert!(!judge(&c, POLICY, None, None).trusted());
         // No NTP client known: the floor is all there is.
         c.ntp.set(None);
-        let v = judge(&c, POLICY, None);
+        let v = judge(&c, POLICY, None, None);
         assert_eq!(
             (v.stamp, v.source),
             (Stamp::Wall(REAL - 3 * 86_400_000), Source::BuildFloor)
         );
         c.wall.set(0);
-        assert!(!judge(&c, POLICY, None).trusted());
+        assert!(!judge(&c, POLICY, None, None).trusted());
     }
 
     #[test]
@@ -315,24 +351,95 @@ mod tests {
         let boot = 10_000;
         let off = REAL - boot;
         let c = clock(86_400_000, boot, Some(true));
-        let v = judge(&c, POLICY, Some(off));
+        let v = judge(&c, POLICY, Some(off), None);
         assert_eq!(v.stamp, Stamp::Corrected(REAL));
         assert_eq!((v.source, v.offset_ms), (Source::ServerDate, Some(off)));
         // 3 days ahead: corrected back.
         c.wall.set(REAL + 3 * 86_400_000);
-        assert_eq!(judge(&c, POLICY, Some(off)).stamp, Stamp::Corrected(REAL));
+        assert_eq!(
+            judge(&c, POLICY, Some(off), None).stamp,
+            Stamp::Corrected(REAL)
+        );
         // The clock steps to real time 20 s later: the boot-based offset still holds and the
         // wall agrees with it (within the threshold), so the wall is used.
         c.boot.set(boot + 20_000);
         c.wall.set(REAL + 20_000 + 700);
-        let v = judge(&c, POLICY, Some(off));
+        let v = judge(&c, POLICY, Some(off), None);
         assert_eq!(v.stamp, Stamp::Wall(REAL + 20_700));
         assert_eq!(v.source, Source::ServerDate);
         // Beyond the threshold the server wins.
         c.wall.set(REAL + 20_000 + 2_001);
         assert_eq!(
-            judge(&c, POLICY, Some(off)).stamp,
+            judge(&c, POLICY, Some(off), None).stamp,
             Stamp::Corrected(REAL + 20_000)
         );
+    }
+
+    /// The uploader's answers (skew check off) veto a wall clock outside the receiver's window
+    /// and nothing else; the skew check's measurement still wins when there is one.
+    #[test]
+    fn answer_date_vetoes_a_wall_clock_outside_the_receiver_window() {
+        let boot = 50_000;
+        let off = REAL - boot; // the receiver's now is REAL
+        // (wall − receiver now, NTP state) → stamp
+        let boot_stamp = Stamp::Boot(boot);
+        let table: [(i64, Option<bool>, Stamp, Source); 8] = [
+            (0, None, Stamp::Wall(REAL), Source::BuildFloor),
+            (DAY, None, Stamp::Wall(REAL + DAY), Source::BuildFloor),
+            (
+                2 * DAY,
+                Some(true),
+                Stamp::Wall(REAL + 2 * DAY),
+                Source::Ntp,
+            ),
+            (2 * DAY + 1, None, boot_stamp, Source::ReceiverWindow),
+            (3 * DAY, Some(true), boot_stamp, Source::ReceiverWindow),
+            (
+                -30 * DAY,
+                None,
+                Stamp::Wall(REAL - 30 * DAY),
+                Source::BuildFloor,
+            ),
+            (
+                -30 * DAY - 1,
+                Some(true),
+                boot_stamp,
+                Source::ReceiverWindow,
+            ),
+            (-2 * DAY, Some(false), boot_stamp, Source::None),
+        ];
+        for (ahead, ntp, stamp, source) in table {
+            let c = clock(REAL + ahead, boot, ntp);
+            let v = judge(&c, POLICY, None, Some(off));
+            assert_eq!(
+                (v.stamp, v.source),
+                (stamp, source),
+                "ahead {ahead} ms, ntp {ntp:?}"
+            );
+            // No answer yet: the wall clock is judged as before.
+            let v = judge(&c, POLICY, None, None);
+            assert_eq!(
+                v.trusted(),
+                ntp != Some(false),
+                "ahead {ahead} ms without an answer"
+            );
+            // A skew measurement wins: corrected, never vetoed.
+            let v = judge(&c, POLICY, Some(off), Some(off));
+            assert_eq!(
+                v.source,
+                Source::ServerDate,
+                "ahead {ahead} ms with a skew check"
+            );
+        }
+        // A wall clock before the build floor keeps its own reason (the veto only takes trust
+        // away).
+        let c = clock(0, boot, Some(true));
+        assert_eq!(judge(&c, POLICY, None, Some(off)).source, Source::None);
+        // The clock comes back: trusted again, with the offset that re-stamps the boot-clock
+        // samples of the vetoed period to their real time.
+        let c = clock(REAL + 10_000, boot + 10_000, None);
+        let v = judge(&c, POLICY, None, Some(off));
+        assert_eq!(v.offset_ms, Some(off));
+        assert_eq!(boot + v.offset_ms.unwrap_or(0), REAL);
     }
 }

@@ -17,8 +17,13 @@
 //! [`crate::monitor::clock::judge`], which re-stamps samples taken while the wall clock was
 //! untrusted and corrects a wall clock that is off.
 //!
-//! A failed check (connection error, timeout, HTTP status ≥ 400, no or invalid `Date`) marks the
-//! time component degraded and keeps the last measured skew. |skew| > `clock_skew_warn_ms` logs a
+//! Any answer with a valid `Date` is a measurement, whatever its status (a 404 from a
+//! Prometheus-style receiver's `/health` carries the server's time as well as a 200). A failed
+//! check (connection error, timeout, no or invalid `Date`) marks the time component degraded
+//! and keeps the last measured skew. The skew shown (`/health`, `/metrics`) is kept current by
+//! the collection loop ([`refresh_current`]): the server's time from the boot-clock offset
+//! against the wall clock now, so a wall clock that stepped since the check shows its real
+//! error within a tick, not at the next check. |skew| > `clock_skew_warn_ms` logs a
 //! warning at most once an hour.
 
 use std::fmt;
@@ -75,7 +80,7 @@ pub enum SkewError {
     /// Connection, DNS, TLS or protocol failure.
     Request(String),
     Timeout,
-    /// The server answered with this status (≥ 400).
+    /// The server answered with this status (≥ 400) and no `Date`.
     Status(u16),
     NoDate,
     /// The `Date` header is not an HTTP-date (IMF-fixdate, RFC 850 or asctime).
@@ -105,7 +110,7 @@ impl fmt::Display for SkewError {
             SkewError::Url(e) => write!(f, "invalid URL: {e}"),
             SkewError::Request(e) => write!(f, "request failed: {e}"),
             SkewError::Timeout => f.write_str("request timed out"),
-            SkewError::Status(s) => write!(f, "server answered HTTP {s}"),
+            SkewError::Status(s) => write!(f, "server answered HTTP {s} without a Date header"),
             SkewError::NoDate => f.write_str("response has no Date header"),
             SkewError::BadDate => f.write_str("Date header is not an HTTP-date"),
             SkewError::ClockStepped => f.write_str("local clock stepped back during the request"),
@@ -176,10 +181,14 @@ pub async fn measure(
         wall0.saturating_add(since)
     };
     let (send_ms, recv_ms) = (wall(response.sent_at), wall(response.head_at));
-    if response.status >= 400 {
-        return Err(SkewError::Status(response.status));
-    }
-    let date = response.date.as_deref().ok_or(SkewError::NoDate)?;
+    // Any answer's `Date` is the server's time, whatever its status: a Prometheus-style
+    // `remote.url` derives `/health`, which answers 404 — with a `Date`. Only an answer
+    // without one is a failure (named by its status when it is an error).
+    let date = match response.date.as_deref() {
+        Some(d) => d,
+        None if response.status >= 400 => return Err(SkewError::Status(response.status)),
+        None => return Err(SkewError::NoDate),
+    };
     let skew_ms = compute_skew_ms(send_ms, recv_ms, date.as_bytes())?;
     // Wall and boot readings advance by the same monotonic offsets from t0, so
     // server − boot = skew + (wall0 − boot0).
@@ -188,6 +197,25 @@ pub async fn measure(
         rtt_ms: recv_ms - send_ms,
         boot_offset_ms: skew_ms.saturating_add(wall0.saturating_sub(boot0)),
     })
+}
+
+/// The skew now (server − local, ms): the server's time from the last check's boot-clock offset
+/// against the wall clock read now. Unlike the figure of the check itself, it follows a wall
+/// clock that stepped since (an hour off after the check shows an hour now, not the old
+/// figure until the next check). Meaningful once `time.measured`.
+pub fn current_skew_ms(time: &TimeState) -> i64 {
+    clock::boot_ms()
+        .saturating_add(time.server_offset_ms.load(Ordering::Relaxed))
+        .saturating_sub(now_ms())
+}
+
+/// Brings `time.skew_ms` (what /health and /metrics show) to the current skew
+/// ([`current_skew_ms`]) once a check measured one. The collection loop calls it every
+/// iteration, beside the clock judgment, so the figure shown is never older than one tick.
+pub fn refresh_current(time: &TimeState) {
+    if time.measured.load(Ordering::Relaxed) {
+        time.skew_ms.store(current_skew_ms(time), Ordering::Relaxed);
+    }
 }
 
 /// Stores one check's outcome; a failure keeps the last measured skew.

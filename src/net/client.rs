@@ -19,6 +19,12 @@ use super::url::Url;
 
 /// Most response-body bytes kept in [`Response::body_snippet`]; the rest is read and counted.
 pub const SNIPPET_BYTES: usize = 256;
+/// Most response-body bytes read per answer (64 KiB). Nothing the agent parses is longer (a
+/// 256-byte snippet, a status and a few headers); a longer body is cut there and its connection
+/// closed, never reused (the rest of the body would still be on it). Why a cap and not a read to
+/// the end: on a metered LTE link every byte costs, and a server (or a captive portal) answering
+/// 50 MiB to each request must not cost 50 MiB per upload round.
+pub const MAX_BODY_BYTES: u64 = 64 * 1024;
 /// Idle connections kept for reuse (http and https alike). The uploader
 /// and the clock-skew check normally talk to the same host:port.
 pub const MAX_IDLE_CONNECTIONS: usize = 1;
@@ -57,7 +63,7 @@ impl fmt::Debug for Request<'_> {
     }
 }
 
-/// A complete response (its body read to the end).
+/// A response: its head, and its body read to the end or to [`MAX_BODY_BYTES`].
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
@@ -67,15 +73,20 @@ pub struct Response {
     pub retry_after: Option<Vec<u8>>,
     /// The first [`SNIPPET_BYTES`] bytes of the body.
     pub body_snippet: Vec<u8>,
-    /// Body bytes received (after de-chunking).
+    /// Body bytes received (after de-chunking), at most [`MAX_BODY_BYTES`].
     pub body_bytes: u64,
+    /// Bytes read from the connection for this answer: head, body and framing (after TLS).
+    pub wire_bytes: u64,
+    /// The body was longer than [`MAX_BODY_BYTES`]: reading stopped there and the connection was
+    /// closed. The status and headers are still the server's answer.
+    pub body_cut: bool,
     /// When the request's last byte was written: after name lookup, connect (and TLS).
     pub sent_at: Instant,
     /// When the status line and headers were complete.
     pub head_at: Instant,
 }
 
-/// Keeps the first [`SNIPPET_BYTES`] of a body and counts the rest.
+/// Keeps the first [`SNIPPET_BYTES`] of a body and counts the rest, up to [`MAX_BODY_BYTES`].
 #[derive(Debug, Default)]
 pub(super) struct BodySink {
     pub snippet: Vec<u8>,
@@ -83,7 +94,15 @@ pub(super) struct BodySink {
 }
 
 impl BodySink {
+    /// The cap is reached: the reader must stop and close the connection.
+    pub fn full(&self) -> bool {
+        self.bytes >= MAX_BODY_BYTES
+    }
+
+    /// Takes `data`, past the cap only what fits under it.
     pub fn push(&mut self, data: &[u8]) {
+        let room = usize::try_from(MAX_BODY_BYTES.saturating_sub(self.bytes)).unwrap_or(usize::MAX);
+        let data = data.get(..room.min(data.len())).unwrap_or_default();
         self.bytes += data.len() as u64;
         let room = SNIPPET_BYTES.saturating_sub(self.snippet.len());
         self.snippet

@@ -50,8 +50,8 @@ pub fn check_ca_file(path: &std::path::Path) -> Result<usize, String> {
 pub(crate) mod url;
 
 pub use client::{
-    Client, IDLE_TIMEOUT, MAX_IDLE_CONNECTIONS, Request, Response, SNIPPET_BYTES, USER_AGENT,
-    check_supported, valid_header_value,
+    Client, IDLE_TIMEOUT, MAX_BODY_BYTES, MAX_IDLE_CONNECTIONS, Request, Response, SNIPPET_BYTES,
+    USER_AGENT, check_supported, valid_header_value,
 };
 pub use date::parse_http_date;
 pub use error::{FailureKind, HttpError};

@@ -307,6 +307,8 @@ async fn exchange(
 
     let mut buf = Vec::with_capacity(READ_BUF);
     let mut got_any = false;
+    // Bytes of interim (1xx) heads dropped from `buf`, for the wire count.
+    let mut skipped = 0u64;
     let head: Head = loop {
         match parse_head(&buf, req.method == Method::Head) {
             Ok(Parsed::Complete(h)) if h.status == 101 => {
@@ -316,6 +318,7 @@ async fn exchange(
             }
             // 100 Continue and other interim responses: skip, the final one follows.
             Ok(Parsed::Complete(h)) if h.status < 200 => {
+                skipped += h.head_len.min(buf.len()) as u64;
                 buf.drain(..h.head_len.min(buf.len()));
             }
             Ok(Parsed::Complete(h)) => break h,
@@ -336,8 +339,8 @@ async fn exchange(
 
     let mut body = BodySink::default();
     let rest = buf.get(head.head_len..).unwrap_or_default();
-    // Bytes beyond the body mean the server is out of step: do not reuse the connection.
-    let clean = read_body(stream, head.framing, rest, &mut body)
+    let mut wire = buf.len() as u64 + skipped;
+    let end = read_body(stream, head.framing, rest, &mut body, &mut wire)
         .await
         .map_err(late)?;
     Ok((
@@ -347,66 +350,112 @@ async fn exchange(
             retry_after,
             body_snippet: body.snippet,
             body_bytes: body.bytes,
+            wire_bytes: wire,
+            body_cut: end == BodyEnd::Cut,
             sent_at,
             head_at,
         },
-        head.keep_alive && clean,
+        // Bytes beyond the body mean the server is out of step, and a cut body leaves the rest
+        // on the connection: do not reuse it.
+        head.keep_alive && end == BodyEnd::Clean,
     ))
 }
 
-/// Reads the body after the head (`rest`: bytes already read past the head) into `sink`.
-/// Returns false when bytes beyond the body arrived.
+/// How reading a body ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyEnd {
+    /// At the body's end, nothing after it.
+    Clean,
+    /// At the body's end, with bytes beyond it (or at the close that delimits it).
+    Extra,
+    /// At [`super::client::MAX_BODY_BYTES`]: the rest was not read.
+    Cut,
+}
+
+/// Reads the body after the head (`rest`: bytes already read past the head) into `sink`, at
+/// most [`super::client::MAX_BODY_BYTES`] of it; `wire` counts the bytes read from `stream`.
 async fn read_body(
     stream: &mut Conn,
     framing: Framing,
     rest: &[u8],
     sink: &mut BodySink,
-) -> Result<bool, HttpError> {
+    wire: &mut u64,
+) -> Result<BodyEnd, HttpError> {
     let mut buf = vec![0u8; READ_BUF];
+    let extra = |clean: bool| {
+        if clean {
+            BodyEnd::Clean
+        } else {
+            BodyEnd::Extra
+        }
+    };
     match framing {
-        Framing::Empty => Ok(rest.is_empty()),
+        Framing::Empty => Ok(extra(rest.is_empty())),
         Framing::Length(n) => {
             let mut left = n;
             let mut clean = true;
-            let mut take = |data: &[u8], left: &mut u64| {
-                let k = usize::try_from(*left).map_or(data.len(), |l| l.min(data.len()));
+            let mut got = rest.len();
+            let mut from_rest = true;
+            loop {
+                let data = if from_rest {
+                    rest
+                } else {
+                    buf.get(..got).unwrap_or_default()
+                };
+                let k = usize::try_from(left).map_or(data.len(), |l| l.min(data.len()));
                 sink.push(data.get(..k).unwrap_or_default());
-                *left -= k as u64;
+                left -= k as u64;
                 clean &= k == data.len();
-            };
-            take(rest, &mut left);
-            while left > 0 {
-                let n = stream.read(&mut buf).await?;
-                if n == 0 {
+                if left == 0 {
+                    return Ok(extra(clean));
+                }
+                if sink.full() {
+                    return Ok(BodyEnd::Cut);
+                }
+                got = read_counted(stream, &mut buf, wire).await?;
+                from_rest = false;
+                if got == 0 {
                     return Err(eof());
                 }
-                take(buf.get(..n).unwrap_or_default(), &mut left);
             }
-            Ok(clean)
         }
         Framing::Chunked => {
             let mut decoder = ChunkedDecoder::new();
             let mut leftover = feed_chunked(&mut decoder, rest, sink)?;
             while !decoder.is_done() {
-                let n = stream.read(&mut buf).await?;
+                if sink.full() {
+                    return Ok(BodyEnd::Cut);
+                }
+                let n = read_counted(stream, &mut buf, wire).await?;
                 if n == 0 {
                     return Err(eof());
                 }
                 leftover = feed_chunked(&mut decoder, buf.get(..n).unwrap_or_default(), sink)?;
             }
-            Ok(leftover == 0)
+            Ok(extra(leftover == 0))
         }
         Framing::UntilClose => {
             sink.push(rest);
             loop {
-                let n = stream.read(&mut buf).await?;
+                if sink.full() {
+                    return Ok(BodyEnd::Cut);
+                }
+                let n = read_counted(stream, &mut buf, wire).await?;
                 if n == 0 {
-                    return Ok(false);
+                    // The close delimits the body: the connection is gone anyway.
+                    return Ok(BodyEnd::Extra);
                 }
                 sink.push(buf.get(..n).unwrap_or_default());
             }
         }
     }
+}
+
+/// One read into `buf`, counted in `wire`.
+async fn read_counted(stream: &mut Conn, buf: &mut [u8], wire: &mut u64) -> io::Result<usize> {
+    let n = stream.read(buf).await?;
+    *wire += n as u64;
+    Ok(n)
 }
 
 /// Feeds `data` to `decoder`, body bytes to `sink`. Returns how many bytes were left over after

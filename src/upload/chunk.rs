@@ -92,6 +92,22 @@ impl Window {
     }
 }
 
+/// The receiver's clock as best known, the "now" of the [`Window`]: the boot clock plus the
+/// server − boot offset of the clock-skew check (`skew_offset_ms`), else of the uploader's last
+/// answer's `Date` (`answer_offset_ms`); the local wall clock only when neither is known. The
+/// boot clock never steps, so a wall clock that jumped days since cannot bend it.
+pub fn receiver_now_ms(
+    wall_ms: i64,
+    boot_ms: i64,
+    skew_offset_ms: Option<i64>,
+    answer_offset_ms: Option<i64>,
+) -> i64 {
+    match skew_offset_ms.or(answer_offset_ms) {
+        Some(off) => boot_ms.saturating_add(off),
+        None => wall_ms,
+    }
+}
+
 /// Consecutive ranges of at most `chunk_size` (≥ 1) covering `0..len`.
 pub fn chunk_ranges(len: usize, chunk_size: usize) -> impl Iterator<Item = Range<usize>> {
     let size = chunk_size.max(1);
@@ -248,6 +264,34 @@ pub(crate) mod tests {
             ts_ms,
             value,
         }
+    }
+
+    #[test]
+    fn receiver_now_prefers_the_skew_check_then_the_answers_then_the_wall() {
+        const BOOT: i64 = 40_000;
+        const WALL: i64 = NOW + 3 * DAY_MS; // jumped 3 days ahead
+        let off = NOW - BOOT;
+        // (skew offset, answer offset) → now
+        let table = [
+            (None, None, WALL),
+            (None, Some(off), NOW),
+            (Some(off), None, NOW),
+            (Some(off), Some(off + 1_000), NOW),
+            (Some(off + 1_000), Some(off), NOW + 1_000),
+        ];
+        for (skew, answer, want) in table {
+            assert_eq!(
+                receiver_now_ms(WALL, BOOT, skew, answer),
+                want,
+                "{skew:?} {answer:?}"
+            );
+        }
+        // The window around it: a sample stamped by the jumped wall clock is future.
+        let w = Window::new(
+            receiver_now_ms(WALL, BOOT, None, Some(off)),
+            Duration::from_secs(30 * 86_400),
+        );
+        assert_eq!(w.classify(WALL, 1.0), Verdict::Future);
     }
 
     #[test]

@@ -20,7 +20,12 @@
 //! - Samples VictoriaMetrics would accept with a 204 and then discard are never sent:
 //!   non-finite values and timestamps older than `remote.max_sample_age` are quarantined
 //!   (kept in the store, out of the queue, counted as rejected{reason}); timestamps more than
-//!   two days ahead stay pending until they become valid (counted once each).
+//!   two days ahead stay pending until they become valid (counted once each). Both edges are
+//!   judged on the server's clock (the skew check's, else the `Date` of the uploader's own
+//!   answers, kept on the boot clock; one `GET remote.url` learns it before the first upload),
+//!   never on the local wall clock alone, which is the one that jumps.
+//! - A reload that changes `[remote]` cancels a backoff or `Retry-After` in progress; the wait
+//!   is published for /health (`UploadState::backoff_until_ms`).
 //! - A refusal (400, 404, 405, 415, 422) is specific only when the server accepts other samples
 //!   of the same chunk: a refused chunk first sends one random sample alone (a probe, at most
 //!   two per chunk). Once something was accepted, the chunk is bisected until the refused
@@ -54,6 +59,7 @@ pub(crate) mod store_worker;
 mod task;
 
 pub use backoff::Backoff;
+pub use chunk::MAX_FUTURE;
 pub use retry_after::parse_imf_fixdate;
 pub(crate) use task::read_token;
 pub use task::{Cycle, Uploader};
@@ -132,6 +138,8 @@ impl std::error::Error for UploadError {
 pub struct UploadControl {
     wake: smol::channel::Sender<()>,
     stop: smol::channel::Sender<()>,
+    /// Rung by [`UploadControl::reconfigure`]: cuts a backoff short when `[remote]` changed.
+    reconf: smol::channel::Sender<()>,
     /// A reloaded `[remote]`, taken by the uploader before its next cycle (the latest wins).
     reconfigure: std::sync::Arc<std::sync::Mutex<Option<crate::config::RemoteConfig>>>,
 }
@@ -142,6 +150,7 @@ pub(crate) struct ControlRx {
     wake: smol::channel::Receiver<()>,
     /// Nothing is ever sent on it: `recv` completes only when it is closed (stop).
     stop: smol::channel::Receiver<()>,
+    reconf: smol::channel::Receiver<()>,
     /// Keeps the channels open while no `UploadControl` is alive.
     _tx: UploadControl,
 }
@@ -149,9 +158,11 @@ pub(crate) struct ControlRx {
 pub(crate) fn control_pair() -> (UploadControl, ControlRx) {
     let (wake_tx, wake_rx) = smol::channel::bounded(1);
     let (stop_tx, stop_rx) = smol::channel::bounded(1);
+    let (reconf_tx, reconf_rx) = smol::channel::bounded(1);
     let tx = UploadControl {
         wake: wake_tx,
         stop: stop_tx,
+        reconf: reconf_tx,
         reconfigure: Default::default(),
     };
     (
@@ -159,6 +170,7 @@ pub(crate) fn control_pair() -> (UploadControl, ControlRx) {
         ControlRx {
             wake: wake_rx,
             stop: stop_rx,
+            reconf: reconf_rx,
             _tx: tx,
         },
     )
@@ -181,17 +193,25 @@ impl UploadControl {
     }
 
     /// Hands the uploader a new `[remote]` (a configuration reload) and wakes it. It is applied
-    /// before the next cycle (after a backoff or `Retry-After` in progress): URL, token (the
-    /// file is read again), intervals, sizes, timeout and retry policy. If the URL or the token
-    /// cannot be used, the uploader logs why and keeps its settings.
+    /// before the next cycle: URL, token (the file is read again), intervals, sizes, timeout and
+    /// retry policy. When it differs from the current settings (a `remote.*` key or the token),
+    /// a backoff or `Retry-After` in progress is cancelled (the chunk being retried goes again
+    /// with the new settings at once; logged). If the URL or the token cannot be used, the
+    /// uploader logs why and keeps its settings.
     pub fn reconfigure(&self, remote: crate::config::RemoteConfig) {
         if let Ok(mut slot) = self.reconfigure.lock() {
             *slot = Some(remote);
         }
+        let _ = self.reconf.try_send(());
         self.wake();
     }
 
     fn take_reconfigure(&self) -> Option<crate::config::RemoteConfig> {
         self.reconfigure.lock().ok()?.take()
+    }
+
+    /// The waiting reloaded `[remote]`, left in place.
+    fn peek_reconfigure(&self) -> Option<crate::config::RemoteConfig> {
+        self.reconfigure.lock().ok()?.clone()
     }
 }

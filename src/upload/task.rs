@@ -10,7 +10,9 @@ use belabox_store::{Checkpoint, PendingSample, SampleKey, Uuid};
 use smol::Timer;
 use smol::future::FutureExt as _;
 
-use super::chunk::{AsPoint, Point, SeriesMeta, Verdict, Window, chunk_ranges, halves};
+use super::chunk::{
+    AsPoint, Point, SeriesMeta, Verdict, Window, chunk_ranges, halves, receiver_now_ms,
+};
 use super::codec::Codec;
 use super::policy::{
     Attempt, Decision, Evidence, Failure, MAX_PROBES, Reply, RetryPolicy, Stale, classify_stale,
@@ -18,7 +20,7 @@ use super::policy::{
 use super::retry_after::parse_retry_after;
 use super::{ControlRx, UploadControl, UploadError, control_pair};
 use crate::config::{RemoteConfig, UploadFormat};
-use crate::model::state::{AgentState, Refused};
+use crate::model::state::{AgentState, Refused, WaitReason};
 use crate::model::time::now_ms;
 use crate::net::{self, Client, HttpError, Method, Request, Url};
 use crate::upload::store_worker::{Pending, SharedStore, StoreWorker, WorkerGone};
@@ -83,6 +85,42 @@ enum Sent {
 enum Abort {
     Failed,
     Stopped,
+}
+
+/// How a backoff sleep ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slept {
+    Elapsed,
+    Stopped,
+    /// A reload changed `[remote]`: the wait is cancelled.
+    Reconfigured,
+}
+
+/// Why the uploader waits `wait` after `reply` and `decision`: the server's `Retry-After` when
+/// it is what sets the wait (it is at least as long as the backoff), else the rule that does.
+fn wait_reason(reply: &Reply, wait: Duration, decision: &Decision) -> WaitReason {
+    let retry_after = match reply {
+        Reply::Http {
+            retry_after: Some(ra),
+            ..
+        } => Some((*ra).min(super::MAX_RETRY_AFTER)),
+        _ => None,
+    };
+    if retry_after.is_some_and(|ra| ra >= wait) {
+        return WaitReason::RetryAfter;
+    }
+    match decision {
+        Decision::ServerRefuses { .. } => WaitReason::ServerRefuses,
+        Decision::Retry {
+            failure: Failure::Auth,
+            ..
+        }
+        | Decision::GiveUp {
+            failure: Failure::Auth,
+            ..
+        } => WaitReason::AuthFailure,
+        _ => WaitReason::ErrorBackoff,
+    }
 }
 
 /// One HTTP answer.
@@ -220,6 +258,13 @@ pub struct Uploader {
     /// Earliest instant of the next request (a `Retry-After`, or the maximum backoff after an
     /// auth failure); survives across cycles.
     not_before: Option<Instant>,
+    /// Why `not_before` is set (shown in /health while it holds).
+    not_before_reason: WaitReason,
+    /// An answer to `remote.url` carried no valid `Date`: the window uses the local clock, and
+    /// no request is sent just to learn the server's time.
+    no_date: bool,
+    /// A wait was cut short by a reload that changes `[remote]` (logged when it is applied).
+    cancelled_wait: bool,
     /// The last attempt ended in a give-up; the next success is logged at info.
     failing: bool,
     /// The last pending read failed (the store is closed or poisoned in an outage): logged
@@ -327,6 +372,9 @@ impl Uploader {
             rng: oorandom::Rand64::new(Uuid::new_v4().as_u128()),
             rx,
             not_before: None,
+            not_before_reason: WaitReason::ErrorBackoff,
+            cancelled_wait: false,
+            no_date: false,
             failing: false,
             read_failing: false,
             series: HashMap::new(),
@@ -396,6 +444,10 @@ impl Uploader {
                 Cycle::Idle | Cycle::Failed => {}
             }
             self.release_buffers();
+            if self.rx._tx.peek_reconfigure().is_some() {
+                // A reload cut a backoff short (or came in during the cycle): apply it now.
+                continue;
+            }
             if !self.idle(self.remote.upload_interval).await {
                 break;
             }
@@ -419,6 +471,8 @@ impl Uploader {
 
     /// A reloaded `[remote]`; all or nothing (see [`UploadControl::reconfigure`]).
     fn apply(&mut self, remote: RemoteConfig) {
+        // The token rung with this configuration is consumed by it.
+        while self.rx.reconf.try_recv().is_ok() {}
         let parsed = Url::parse(&remote.url)
             .map_err(|e| e.to_string())
             .and_then(|u| {
@@ -442,6 +496,11 @@ impl Uploader {
                 return;
             }
         };
+        let changed = remote != self.remote || auth != self.auth;
+        if remote.url != self.remote.url {
+            // Another server: its answers may carry a Date.
+            self.no_date = false;
+        }
         self.url = url;
         self.auth = auth;
         self.policy = RetryPolicy::from_config(&remote);
@@ -453,7 +512,12 @@ impl Uploader {
         }
         self.remote = remote;
         // A new server or token deserves a request now, not after the old one's backoff.
-        self.not_before = None;
+        if changed && (self.not_before.take().is_some() || self.cancelled_wait) {
+            log::info!(reason = self.not_before_reason.as_str();
+                "uploader: the reload changed [remote]; the backoff in progress is cancelled");
+            self.publish_wait(None);
+        }
+        self.cancelled_wait = false;
         log::info!(
             url = self.url.redacted().as_str(),
             batch_size = self.remote.batch_size,
@@ -511,10 +575,14 @@ impl Uploader {
         }
         if batch.is_empty() {
             self.future_seen.clear();
+            self.state.upload.future_held.store(0, Relaxed);
             self.state.storage.pending.store(0, Relaxed);
             return Cycle::Idle;
         }
         let full = batch.len() >= limit;
+        if !self.learn_server_time().await {
+            return Cycle::Stopped;
+        }
         let Some(moved) = self.filter(batch).await else {
             return Cycle::Failed;
         };
@@ -549,16 +617,21 @@ impl Uploader {
         }
     }
 
-    /// The server's clock as best known: the boot clock plus the last measured server − boot
-    /// offset (a wall-clock step since that check, e.g. NTP's first sync, does not bend it);
-    /// the local clock before any measurement.
+    /// The server's clock as best known: the boot clock plus the server − boot offset of the
+    /// last skew check, else of the last answer's `Date` (a wall-clock step since, e.g. a jump
+    /// of days, does not bend it); the local clock only when neither is known.
     fn server_now_ms(&self) -> i64 {
         let t = &self.state.time;
-        if t.measured.load(Relaxed) {
-            crate::monitor::clock::boot_ms().saturating_add(t.server_offset_ms.load(Relaxed))
-        } else {
-            now_ms()
-        }
+        receiver_now_ms(
+            now_ms(),
+            crate::monitor::clock::boot_ms(),
+            t.measured
+                .load(Relaxed)
+                .then(|| t.server_offset_ms.load(Relaxed)),
+            t.answer_known
+                .load(Relaxed)
+                .then(|| t.answer_offset_ms.load(Relaxed)),
+        )
     }
 
     /// Splits `batch` into `self.send` (sendable) and the rest: non-finite and too-old samples
@@ -577,6 +650,7 @@ impl Uploader {
         let mut unknown = Vec::new();
         let mut unknown_now = HashSet::new();
         let mut future_new = 0u64;
+        let mut future_now = 0u64;
         let mut any_future = false;
         for s in batch {
             match window.classify(s.ts_ms, s.value) {
@@ -591,6 +665,7 @@ impl Uploader {
                 }
                 Verdict::Future => {
                     any_future = true;
+                    future_now += 1;
                     if self.future_seen.len() >= MAX_FUTURE_SEEN {
                         self.future_seen.clear();
                     }
@@ -633,12 +708,15 @@ impl Uploader {
         }
         let up = &self.state.upload;
         up.rejected_future_total.fetch_add(future_new, Relaxed);
+        up.future_held.store(future_now, Relaxed);
         if future_new > 0 {
             log::warn!(
                 samples = future_new,
+                held = future_now,
                 reason = Verdict::Future.reason(),
                 error_type = "future_samples";
-                "samples dated more than 2 days ahead stay pending until they are valid"
+                "samples dated more than 2 days ahead of the server's clock are held pending, \
+                 never sent while the server would drop them (the clock that stamped them was ahead)"
             );
         }
         if non_finite.is_empty() && too_old.is_empty() && unknown.is_empty() {
@@ -964,8 +1042,11 @@ impl Uploader {
         let mut attempt = 1u32;
         loop {
             if let Some(at) = self.not_before.take() {
-                if !self.sleep_until(at).await {
-                    return Sent::Stopped;
+                match self.sleep_until(at, self.not_before_reason).await {
+                    Slept::Elapsed => {}
+                    Slept::Stopped => return Sent::Stopped,
+                    // The run loop applies the new settings; the chunk goes again with them.
+                    Slept::Reconfigured => return Sent::Failed,
                 }
             }
             let Some(done) = self.attempt().await else {
@@ -987,6 +1068,10 @@ impl Uploader {
             });
             self.count(&done, &plan.decision);
             self.not_before = plan.not_before.map(|d| Instant::now() + d);
+            if let Some(d) = plan.not_before {
+                self.not_before_reason = wait_reason(&done.reply, d, &plan.decision);
+                self.publish_wait(Some((d, self.not_before_reason)));
+            }
             let log = AttemptLog {
                 batch_id,
                 index,
@@ -1047,8 +1132,13 @@ impl Uploader {
                 Decision::Retry { after, failure } => {
                     self.note_tls_refusal(&done);
                     log.failed(failure, false, after);
-                    if !self.sleep(after).await {
-                        return Sent::Stopped;
+                    match self
+                        .sleep(after, wait_reason(&done.reply, after, &plan.decision))
+                        .await
+                    {
+                        Slept::Elapsed => {}
+                        Slept::Stopped => return Sent::Stopped,
+                        Slept::Reconfigured => return Sent::Failed,
                     }
                     attempt += 1;
                 }
@@ -1120,6 +1210,7 @@ impl Uploader {
     fn count(&self, done: &Done, decision: &Decision) {
         let up = &self.state.upload;
         up.bytes_sent_total.fetch_add(done.bytes_sent, Relaxed);
+        up.bytes_received_total.fetch_add(done.bytes_rcvd, Relaxed);
         up.duration.observe(done.elapsed.as_secs_f64());
         up.last_http_status
             .store(u32::from(done.reply.status()), Relaxed);
@@ -1143,68 +1234,193 @@ impl Uploader {
         }
     }
 
-    /// One POST of `self.gz`; the client reads (and counts) the whole response body.
+    /// One POST of `self.gz`; the client reads (and counts) the response body up to its cap.
     async fn post(&self) -> Result<Answer, HttpError> {
-        // Format headers (≤ 3), Authorization, remote.headers (≤ MAX_REMOTE_HEADERS): on the
-        // stack, no allocation per request.
-        let mut headers: heapless::Vec<(&str, &[u8]), { 4 + crate::config::MAX_REMOTE_HEADERS }> =
-            heapless::Vec::new();
-        let extra = self.remote.headers.iter().map(|(n, v)| (n, v.as_bytes()));
-        let auth = self.auth.as_deref().map(|a| ("Authorization", a));
-        for h in self
-            .codec
-            .headers()
-            .iter()
-            .copied()
-            .chain(auth)
-            .chain(extra)
-        {
-            // Capacity covers every header the config allows; a surplus would be a bug there.
-            let _ = headers.push(h);
-        }
-        let request = Request {
-            method: Method::Post,
-            url: &self.url,
-            headers: &headers,
-            body: &self.gz,
-            timeout: self.remote.timeout,
-        };
-        let response = self.client.send(&request).await?;
+        let response = self.request(Method::Post, &self.gz).await?;
         Ok(Answer {
             status: response.status,
             retry_after: response
                 .retry_after
                 .as_deref()
                 .and_then(|v| parse_retry_after(v, now_ms())),
-            bytes_rcvd: response.body_bytes,
+            bytes_rcvd: response.wire_bytes,
             snippet: String::from_utf8_lossy(&response.body_snippet)
                 .trim()
                 .to_owned(),
         })
     }
 
-    /// Sleeps `d` unless stopped first. Returns false when stopped.
-    async fn sleep(&self, d: Duration) -> bool {
-        if self.rx.is_stopped() {
-            return false;
+    /// One request to `remote.url` with the configured headers; every answer's `Date` becomes
+    /// the server's time ([`Self::note_server_time`]).
+    async fn request(&self, method: Method, body: &[u8]) -> Result<net::Response, HttpError> {
+        // Format headers (≤ 3), Authorization, remote.headers (≤ MAX_REMOTE_HEADERS): on the
+        // stack, no allocation per request.
+        let mut headers: heapless::Vec<(&str, &[u8]), { 4 + crate::config::MAX_REMOTE_HEADERS }> =
+            heapless::Vec::new();
+        let extra = self.remote.headers.iter().map(|(n, v)| (n, v.as_bytes()));
+        let auth = self.auth.as_deref().map(|a| ("Authorization", a));
+        // The body's headers (type, encoding) only with a body.
+        let format: &[(&str, &[u8])] = if body.is_empty() {
+            &[]
+        } else {
+            self.codec.headers()
+        };
+        for h in format.iter().copied().chain(auth).chain(extra) {
+            // Capacity covers every header the config allows; a surplus would be a bug there.
+            let _ = headers.push(h);
         }
-        async {
-            let _ = self.rx.stop.recv().await;
-            false
+        let request = Request {
+            method,
+            url: &self.url,
+            headers: &headers,
+            body,
+            timeout: self.remote.timeout,
+        };
+        let response = self.client.send(&request).await?;
+        if response.body_cut {
+            log::warn!(http_status = response.status, bytes_rcvd = response.wire_bytes,
+                cap_bytes = net::MAX_BODY_BYTES, error_type = "large_answer";
+                "the answer's body is longer than the cap; read up to it and closed the connection (its status counts)");
         }
-        .or(async {
-            Timer::after(d).await;
-            true
-        })
-        .await
+        self.note_server_time(&response);
+        Ok(response)
     }
 
-    async fn sleep_until(&self, at: Instant) -> bool {
-        self.sleep(at.saturating_duration_since(Instant::now()))
+    /// Keeps the server's time from an answer's `Date` (any status) as an offset from the boot
+    /// clock, which no wall-clock step moves: the window of [`Self::filter`] and the clock
+    /// judgment's veto read it. An answer without a valid `Date` changes nothing.
+    fn note_server_time(&self, response: &net::Response) {
+        let Some(secs) = response
+            .date
+            .as_deref()
+            .and_then(|d| net::parse_http_date(d.as_bytes()))
+        else {
+            return;
+        };
+        let server_ms = secs
+            .saturating_mul(1000)
+            .saturating_add(crate::monitor::skew::DATE_CENTER_MS);
+        let since_head = i64::try_from(response.head_at.elapsed().as_millis()).unwrap_or(0);
+        let boot_at_head = crate::monitor::clock::boot_ms().saturating_sub(since_head);
+        let t = &self.state.time;
+        t.answer_offset_ms
+            .store(server_ms.saturating_sub(boot_at_head), Relaxed);
+        t.answer_known.store(true, Relaxed);
+    }
+
+    /// Before the first send with no server time known (the skew check off or not through
+    /// yet, and no answer so far): one `GET remote.url`, whose answer — any status — carries
+    /// the server's `Date`. Without an answer the cycle goes on (see below), judged on the local
+    /// clock. A server whose answers carry no `Date` is judged on the local clock (logged
+    /// once). `false`: stopped.
+    async fn learn_server_time(&mut self) -> bool {
+        if self.server_time_known() || self.no_date {
+            return true;
+        }
+        let got = async {
+            let _ = self.rx.stop.recv().await;
+            None
+        }
+        .or(async { Some(self.request(Method::Get, &[]).await) })
+        .await;
+        match got {
+            None => false,
+            Some(Ok(r)) => {
+                self.state
+                    .upload
+                    .bytes_received_total
+                    .fetch_add(r.wire_bytes, Relaxed);
+                if !self.server_time_known() {
+                    self.no_date = true;
+                    log::warn!(http_status = r.status, url = self.url.redacted().as_str(), error_type = "no_date";
+                        "the server's answer has no valid Date header; samples are checked against the local clock");
+                }
+                true
+            }
+            Some(Err(e)) => {
+                // No answer: the upload that follows gets the same error, logged, backed off
+                // and shown as usual. It still goes: a server (or proxy) that fails GETs must
+                // not stop uploads, and its first answer gives the server's time.
+                log::debug!(error:% = e; "uploader: asking the server's time failed");
+                true
+            }
+        }
+    }
+
+    fn server_time_known(&self) -> bool {
+        let t = &self.state.time;
+        t.measured.load(Relaxed) || t.answer_known.load(Relaxed)
+    }
+
+    /// Sleeps `d` (a backoff, shown in /health with `reason`) unless stopped first, or cut short
+    /// by a reload that changes `[remote]`.
+    async fn sleep(&mut self, d: Duration, reason: WaitReason) -> Slept {
+        if self.rx.is_stopped() {
+            return Slept::Stopped;
+        }
+        self.publish_wait(Some((d, reason)));
+        let mut timer = Timer::after(d);
+        let slept = loop {
+            let woke = async {
+                let _ = self.rx.stop.recv().await;
+                Slept::Stopped
+            }
+            .or(async {
+                // Never closes: the uploader holds a sender.
+                let _ = self.rx.reconf.recv().await;
+                Slept::Reconfigured
+            })
+            .or(async {
+                (&mut timer).await;
+                Slept::Elapsed
+            })
+            .await;
+            if woke != Slept::Reconfigured || self.reload_changes_remote() {
+                break woke;
+            }
+            log::debug!("uploader: a reload left [remote] as it is; the backoff goes on");
+        };
+        if slept == Slept::Reconfigured {
+            self.cancelled_wait = true;
+        }
+        self.publish_wait(None);
+        slept
+    }
+
+    async fn sleep_until(&mut self, at: Instant, reason: WaitReason) -> Slept {
+        self.sleep(at.saturating_duration_since(Instant::now()), reason)
             .await
     }
 
-    /// The wait between cycles: `d`, cut short by a wake, but never before `not_before`.
+    /// The reload waiting to be applied changes the URL, a `remote.*` key or the token, and
+    /// [`Self::apply`] will take it (an unusable URL or token is refused there and the wait
+    /// goes on).
+    fn reload_changes_remote(&self) -> bool {
+        let Some(new) = self.rx._tx.peek_reconfigure() else {
+            return false;
+        };
+        if Url::parse(&new.url).is_err() {
+            return false;
+        }
+        match new.token_file.as_deref().map(read_token).transpose() {
+            Ok(token) => new != self.remote || token != self.auth,
+            Err(_) => false,
+        }
+    }
+
+    /// Publishes the wait before the next request for /health (`None`: no wait).
+    fn publish_wait(&self, wait: Option<(Duration, WaitReason)>) {
+        let up = &self.state.upload;
+        let (until, reason) = wait.map_or((0, 0), |(d, r)| {
+            let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+            (now_ms().saturating_add(ms), r as u8)
+        });
+        up.backoff_reason.store(reason, Relaxed);
+        up.backoff_until_ms.store(until, Relaxed);
+    }
+
+    /// The wait between cycles: `d`, cut short by a wake, but never before `not_before` unless a
+    /// reload that changes `[remote]` cancels that.
     /// Returns false when stopped.
     async fn idle(&mut self, d: Duration) -> bool {
         if self.rx.is_stopped() {
@@ -1228,7 +1444,8 @@ impl Uploader {
             return false;
         }
         match self.not_before.take() {
-            Some(at) => self.sleep_until(at).await,
+            // Cut short by a reload: the run loop applies it and starts a cycle.
+            Some(at) => self.sleep_until(at, self.not_before_reason).await != Slept::Stopped,
             None => true,
         }
     }
@@ -1243,6 +1460,47 @@ impl ControlRx {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// (reply, wait, decision) → the reason /health gives for the wait.
+    #[test]
+    fn wait_reasons() {
+        let s = Duration::from_secs;
+        let http = |status, ra: Option<u64>| Reply::Http {
+            status,
+            retry_after: ra.map(s),
+        };
+        let retry = |failure| Decision::Retry {
+            after: s(1),
+            failure,
+        };
+        let give_up = |failure| Decision::GiveUp {
+            failure,
+            next_cycle_in: s(30),
+        };
+        let refuses = Decision::ServerRefuses {
+            next_cycle_in: s(30),
+        };
+        #[rustfmt::skip]
+        let table = [
+            // Retry-After sets the wait (≥ the backoff), capped at 1 h like the policy.
+            (http(429, Some(99_999)), s(3600), retry(Failure::Transient), WaitReason::RetryAfter),
+            (http(503, Some(5)), s(5), give_up(Failure::Transient), WaitReason::RetryAfter),
+            (http(401, Some(60)), s(30), retry(Failure::Auth), WaitReason::RetryAfter),
+            // A shorter Retry-After than the backoff: the rule that set the wait.
+            (http(503, Some(1)), s(4), retry(Failure::Transient), WaitReason::ErrorBackoff),
+            (http(401, Some(1)), s(30), give_up(Failure::Auth), WaitReason::AuthFailure),
+            (http(400, None), s(30), refuses, WaitReason::ServerRefuses),
+            (Reply::Network, s(2), retry(Failure::Transient), WaitReason::ErrorBackoff),
+            (http(403, None), s(30), retry(Failure::Auth), WaitReason::AuthFailure),
+        ];
+        for (reply, wait, decision, want) in table {
+            assert_eq!(
+                wait_reason(&reply, wait, &decision),
+                want,
+                "{reply:?} {wait:?}"
+            );
+        }
+    }
 
     #[test]
     fn token_file_must_not_be_readable_by_others() {

@@ -136,6 +136,12 @@ impl Agent {
         agent
     }
 
+    /// Sends `sig` to the running agent.
+    pub fn signal(&self, sig: rustix::process::Signal) {
+        let c = self.child.as_ref().unwrap();
+        rustix::process::kill_process(rustix::process::Pid::from_child(c), sig).unwrap();
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

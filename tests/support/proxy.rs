@@ -5,6 +5,9 @@
 //! the next scripted [`Action`] (or the default action once the script is empty). A request
 //! whose body contains the poison marker gets a 400 without consuming a script entry.
 //!
+//! A `GET` (the uploader learning the server's time before its first upload) is answered 404
+//! with a `Date` and `Connection: close`, neither recorded nor taken from the script.
+//!
 //! Faults close the connection (`Connection: close`, or a reset), so the request after a fault
 //! arrives on a fresh connection: curl retries a request by itself only when a *reused*
 //! connection dies before answering, and that would blur the attempt timings the tests check.
@@ -43,6 +46,10 @@ pub enum Action {
     Stall(Duration),
     /// Read the request and never answer (until the proxy is dropped).
     Blackhole,
+    /// Pass to VM (which stores the data), then answer 200 with a body of this many bytes
+    /// (`Content-Length`), written until the client closes; [`Record::answer_written`] counts
+    /// what got out.
+    ForwardHugeBody(usize),
 }
 
 /// One sample as it travelled in a request body.
@@ -84,6 +91,8 @@ pub struct Record {
     pub gzip_ok: bool,
     pub body_len: usize,
     pub samples: Vec<SentSample>,
+    /// Answer body bytes written before the client closed ([`Action::ForwardHugeBody`]).
+    pub answer_written: usize,
 }
 
 impl Record {
@@ -243,6 +252,16 @@ fn serve(conn: usize, mut stream: TcpStream, s: &Shared) {
     let mut buf = Vec::new();
     let mut served = 0usize;
     while let Some(req) = read_request(&mut stream, &mut buf, s) {
+        if req.head.starts_with("GET ") {
+            // The uploader asks the server's time once before its first upload (any answer's
+            // `Date`): answered here as a server would, without a script entry or a record,
+            // and closed, so that the first upload starts a fresh connection as before.
+            let date = http_date(now_ms().div_euclid(1000));
+            if respond(&mut stream, 404, &[("Date", date)], b"not found", true) {
+                close_after_answer(stream);
+            }
+            return;
+        }
         let received = Instant::now();
         let received_wall_ms = now_ms();
         let plain = gunzip(&req.body);
@@ -280,6 +299,7 @@ fn serve(conn: usize, mut stream: TcpStream, s: &Shared) {
                 gzip_ok,
                 body_len: req.body.len(),
                 samples: parse_samples(&plain),
+                answer_written: 0,
             });
             seq
         };
@@ -323,6 +343,29 @@ fn serve(conn: usize, mut stream: TcpStream, s: &Shared) {
                 let ok = respond(&mut stream, code, &[], body, true);
                 finish(ok.then_some(code), None, None);
                 close_after_answer(stream);
+                return;
+            }
+            Action::ForwardHugeBody(n) => {
+                let Some((up, _)) = forward(s, &req) else {
+                    reset(stream);
+                    finish(None, None, None);
+                    return;
+                };
+                let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n");
+                let mut written = 0;
+                if stream.write_all(head.as_bytes()).is_ok() {
+                    let block = vec![b'x'; 64 * 1024];
+                    while written < n {
+                        let k = block.len().min(n - written);
+                        if stream.write_all(&block[..k]).is_err() {
+                            break;
+                        }
+                        written += k;
+                    }
+                }
+                s.records.lock().unwrap()[seq].answer_written = written;
+                finish(Some(200), Some(up), None);
                 return;
             }
             Action::RetryAfterSecs(n) => {
