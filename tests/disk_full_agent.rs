@@ -15,6 +15,8 @@
 //!   starts (store closed, /health storage error with no space, live, ring drops counted),
 //!   reopens by itself once space is back, and every sample the killed agent had stored, and
 //!   every one the second collected but for the counted drops, reaches VictoriaMetrics once.
+//! - A failing store does not make the collection loop spin (issue 26: 37 M iterations in
+//!   25 s), and /health's `metrics_collected` keeps counting what the collectors collect.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -25,8 +27,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use support::agent::{
-    Agent, Tmpfs, assert_store_holds_only, assert_vm_matches_store, fill, health_addr, log_lines,
-    store_samples, write_config,
+    Agent, SmallDisk, Tmpfs, assert_store_holds_only, assert_vm_matches_store, fill, health_addr,
+    log_lines, store_samples, write_config,
 };
 use support::vm::Vm;
 
@@ -83,16 +85,7 @@ fn a_full_disk_loses_nothing_beyond_the_counted_ring_drops() {
         cfg,
     } = board("3m");
     let mut agent = Agent::spawn(&cfg, health, &dir.path().join("agent.log"));
-    agent.wait_for("a first flush", Duration::from_secs(20), |a| {
-        a.storage()["details"]["pending_count"].as_u64() > Some(0)
-    });
-
-    fill(&mnt.join("filler"));
-    agent.wait_for(
-        "the agent to report no space",
-        Duration::from_secs(120),
-        |a| a.storage()["details"]["no_space"] == true,
-    );
+    agent.fill_until_no_space(&mnt.join("filler"));
     let st = agent.storage();
     assert_eq!(st["status"], "error", "{st}");
     let msg = st["message"].as_str().unwrap();
@@ -177,6 +170,40 @@ fn a_full_disk_loses_nothing_beyond_the_counted_ring_drops() {
         pending.len()
     );
     assert_vm_matches_store(&vm, DEVICE, &uploaded, &pending);
+}
+
+/// `metrics_collected` of `/health`'s cpu collector.
+fn cpu_collected(agent: &Agent) -> u64 {
+    let (_, h) = agent.get("/health").unwrap();
+    h["components"]["collector.cpu"]["details"]["metrics_collected"]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn a_failing_store_leaves_the_loop_asleep_until_its_next_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::new(dir.path(), "6m", DEVICE, "200ms");
+    let mut agent = Agent::spawn(&disk.cfg, disk.health, &dir.path().join("agent.log"));
+    agent.fill_until_no_space(&disk.mnt.join("filler"));
+    let collected = cpu_collected(&agent);
+    let it0 = agent.metric("agent_loop_iterations_total").unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    let it1 = agent.metric("agent_loop_iterations_total").unwrap();
+    let st = agent.storage();
+    assert_eq!(st["details"]["no_space"], true, "{st}");
+    // A correctness bound, not a timing: 5 s at a 200 ms interval is 25 collections, plus the
+    // outage's probes and retries (about one a second). A loop that does not sleep makes
+    // millions.
+    assert!(
+        it1 - it0 < 1000.0,
+        "{} loop iterations in 5 s while the store fails",
+        it1 - it0
+    );
+    // Collections go on into the ring while nothing is stored: counted as collected.
+    let now = cpu_collected(&agent);
+    assert!(now > collected, "metrics_collected stayed at {collected}");
+    agent.assert_running();
 }
 
 /// Fills the store file's own free pages (text samples: never uploaded, not in the counts)
