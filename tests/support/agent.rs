@@ -79,6 +79,61 @@ impl SmallDisk {
     }
 }
 
+/// An ext4 image of `size` loop-mounted by the test on `dir` (root only; fails loudly
+/// otherwise); `umount -l` on drop, even when the test panics (the loop device goes with it).
+pub struct Ext4Image(PathBuf);
+
+impl Ext4Image {
+    pub fn mount(dir: &Path, size: &str) -> Ext4Image {
+        std::fs::create_dir_all(dir).unwrap();
+        let img = dir.with_extension("img");
+        let run = |cmd: &mut Command| {
+            let out = cmd.output().expect("running a mount command");
+            assert!(
+                out.status.success(),
+                "{cmd:?} failed (the freeze test needs root and loop devices): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(Command::new("truncate").args(["-s", size]).arg(&img));
+        run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&img));
+        run(Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(&img)
+            .arg(dir));
+        Ext4Image(dir.to_owned())
+    }
+
+    /// `fsfreeze -f`: every write to it blocks (in D state) until the returned guard thaws it
+    /// (`fsfreeze -u`, on drop: declare the guard after the agent, so that it thaws before the
+    /// agent is killed and reaped).
+    pub fn freeze(&self) -> Frozen<'_> {
+        let st = Command::new("fsfreeze")
+            .arg("-f")
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(st.success(), "fsfreeze -f {}", self.0.display());
+        Frozen(self)
+    }
+}
+
+impl Drop for Ext4Image {
+    fn drop(&mut self) {
+        let _ = Command::new("fsfreeze").arg("-u").arg(&self.0).status();
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A frozen [`Ext4Image`]; thawed on drop.
+pub struct Frozen<'a>(&'a Ext4Image);
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("fsfreeze").arg("-u").arg(&self.0.0).status();
+    }
+}
+
 /// Writes `path` in 64 KiB blocks until the file system is full (ENOSPC).
 pub fn fill(path: &Path) {
     use std::io::Write;
