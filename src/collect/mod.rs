@@ -681,6 +681,11 @@ impl Collectors {
         for e in self.entries.iter_mut() {
             if let Some(now) = mono_ms {
                 if e.next_due_ms > now {
+                    // A collection that finished after its tick's wait is taken at once, not
+                    // an interval later.
+                    if let Runner::Worker(w) = &mut e.runner {
+                        pushed += w.take(out);
+                    }
                     continue;
                 }
                 let next = e.next_due_ms.saturating_add(e.interval_ms);

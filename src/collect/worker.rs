@@ -231,6 +231,11 @@ impl Worker {
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
+    /// Takes what a collection finished since the last look, if anything; returns how many.
+    pub(super) fn take(&mut self, out: &mut dyn SampleSink) -> u32 {
+        Worker::take_into(&mut lock(&self.shared.slot), out)
+    }
+
     /// The collector is due: takes what its last collection finished, then asks for a new one
     /// stamped `ts_ms`. Returns (samples taken, whether a request was posted: false when the
     /// worker is still busy with an earlier one: a missed tick).
