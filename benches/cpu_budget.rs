@@ -2,8 +2,11 @@
 //!
 //! `floor_ns_per_tick`: pread of the same files into the same buffer, and statvfs of the mount
 //! points the filesystem collector reports, and nothing else.
-//! `tick_ns`: the full collection (read + parse + samples into the ring).
-//! `ratio` = tick / floor; `allocs_per_tick` from a counting allocator.
+//! `tick_ns`: the full collection (read + parse + samples into the ring), every collector on the
+//! calling thread. `tick_ns_with_workers`: the same as the agent runs it, the collectors whose
+//! reads may block on their worker threads (the hand-off: a condvar wake and a wait per worker).
+//! `ratio` = tick / floor; `allocs_per_tick` from a counting allocator (the calling thread, in
+//! both ways of running).
 //! Rounds alternate floor and tick so that machine noise hits both; medians are printed.
 //! `BENCH_PROCFS` / `BENCH_SYSFS` point it at a capture instead of the live system.
 
@@ -55,17 +58,20 @@ fn main() {
     }
     let mounts = reported_mounts(&config);
     let mut buf = vec![0u8; READ_BUF_SIZE];
-    let mut collectors = Collectors::open(&config).expect("collectors open");
+    let mut collectors = Collectors::open_inline(&config).expect("collectors open");
+    let mut with_workers = Collectors::open(&config).expect("collectors open");
     let mut ring = SampleRing::with_capacity(4096);
     let mut ts = 1_700_000_000_000i64;
     for _ in 0..10 {
         ts += 1000;
         collectors.collect_all(ts, &mut ring);
+        with_workers.collect_all(ts, &mut ring);
         ring.consume(ring.len());
     }
 
     let mut floor = Vec::with_capacity(ROUNDS);
     let mut tick = Vec::with_capacity(ROUNDS);
+    let mut tick_workers = Vec::with_capacity(ROUNDS);
     let mut allocs = 0u64;
     let mut samples = 0u64;
     for _ in 0..ROUNDS {
@@ -95,10 +101,22 @@ fn main() {
         tick.push(t.elapsed().as_nanos() as f64 / f64::from(TICKS_PER_ROUND));
         allocs += a;
         samples += n;
+
+        let t = Instant::now();
+        let ((), a) = count_allocs(|| {
+            for _ in 0..TICKS_PER_ROUND {
+                ts += 1000;
+                with_workers.collect_all(ts, &mut ring);
+                ring.consume(ring.len());
+            }
+        });
+        tick_workers.push(t.elapsed().as_nanos() as f64 / f64::from(TICKS_PER_ROUND));
+        allocs += a;
     }
     parse_costs(&config);
     let floor = median(&mut floor);
     let tick = median(&mut tick);
+    let tick_workers = median(&mut tick_workers);
     let ticks = (ROUNDS as u64) * u64::from(TICKS_PER_ROUND);
     println!("procfs {}", config.paths.procfs.display());
     println!("files_per_tick {}", files.len());
@@ -107,7 +125,8 @@ fn main() {
     println!("floor_ns_per_tick {floor:.0}");
     println!("tick_ns {tick:.0}");
     println!("ratio {:.3}", tick / floor);
-    println!("allocs_per_tick {:.3}", allocs as f64 / ticks as f64);
+    println!("tick_ns_with_workers {tick_workers:.0}");
+    println!("allocs_per_tick {:.3}", allocs as f64 / (2 * ticks) as f64);
 }
 
 /// The mount points the filesystem collector reports with `config` (its filters and cap; the

@@ -2,6 +2,10 @@
 //! into the sample ring makes 0 heap allocations — on the RK3588 capture and on this machine's
 //! live /proc — counted by a global allocator. The filesystem collector (mountinfo, statvfs,
 //! shortened long labels) and the per-mode CPU counters are part of every tick.
+//!
+//! The counter counts the calling thread: each tick runs twice, once with every collector on it
+//! (`Collectors::open_inline`: every collector's own path), once as the agent runs them (the
+//! collectors whose reads may block on their worker threads: the loop's side of the hand-off).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -27,7 +31,12 @@ fn samples_of(collectors: &Collectors, kind: CollectorKind) -> u64 {
 }
 
 fn ticks_allocate(config: &Config) -> (u64, u32) {
-    let mut collectors = Collectors::open(config).expect("collectors open");
+    let inline = ticks_allocate_with(Collectors::open_inline(config).unwrap());
+    let (allocs, _) = ticks_allocate_with(Collectors::open(config).unwrap());
+    (inline.0 + allocs, inline.1)
+}
+
+fn ticks_allocate_with(mut collectors: Collectors) -> (u64, u32) {
     let mut ring = SampleRing::with_capacity(4096);
     let mut ts = 1_700_000_000_000i64;
     // Warm-up: first reads, filter caches, lazily opened zone files.

@@ -9,6 +9,8 @@
 //! real time the test ran (so samples of the 1970 phase carry their real collection time, not
 //! the moment of the step), nothing left unstamped or pending, no sample quarantined.
 //!
+//! The step is logged once, with its size.
+//!
 //! A second test keeps the clock in 1970 for the whole run with the clock-skew check on: the
 //! server's `Date` gives the time, and samples carry the server-corrected time.
 //!
@@ -313,6 +315,20 @@ fn a_1970_clock_then_ntp_in_one_boot_loses_nothing() {
     let to_ms = real_ms();
     assert!(log.contains("wall clock not trusted"), "{log}");
     assert!(log.contains("unstamped samples given wall time"), "{log}");
+    // The step is logged once, with its size: real time − the fake clock (1970-01-02 plus the
+    // seconds it ran).
+    let steps: Vec<i64> = log
+        .lines()
+        .filter_map(|l| l.split("the wall clock stepped by ").nth(1))
+        .map(|rest| rest.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    let day_ms = 86_400_000;
+    assert_eq!(steps.len(), 1, "{log}");
+    assert!(
+        (switch_ms - day_ms - 60_000..=to_ms - day_ms).contains(&steps[0]),
+        "step {} ms; log:\n{log}",
+        steps[0]
+    );
 
     let n = assert_all_in_vm(&vm, &cfg, from_ms, to_ms, &log);
     // The 1970 phase's samples carry their real collection time (before the step), not the

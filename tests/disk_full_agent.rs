@@ -15,6 +15,11 @@
 //!   starts (store closed, /health storage error with no space, live, ring drops counted),
 //!   reopens by itself once space is back, and every sample the killed agent had stored, and
 //!   every one the second collected but for the counted drops, reaches VictoriaMetrics once.
+//! - A frozen file system under the store (`fsfreeze -f` on a loop-mounted ext4 image, thawed
+//!   and unmounted even when the test fails): /health names the flush the loop is blocked in,
+//!   and the agent carries on once it is thawed.
+//! - A failing store does not make the collection loop spin (issue 26: 37 M iterations in
+//!   25 s), and /health's `metrics_collected` keeps counting what the collectors collect.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -25,8 +30,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use support::agent::{
-    Agent, Tmpfs, assert_store_holds_only, assert_vm_matches_store, fill, health_addr, log_lines,
-    store_samples, write_config,
+    Agent, SmallDisk, Tmpfs, assert_store_holds_only, assert_vm_matches_store, fill, health_addr,
+    log_lines, store_samples, write_config,
 };
 use support::vm::Vm;
 
@@ -83,16 +88,7 @@ fn a_full_disk_loses_nothing_beyond_the_counted_ring_drops() {
         cfg,
     } = board("3m");
     let mut agent = Agent::spawn(&cfg, health, &dir.path().join("agent.log"));
-    agent.wait_for("a first flush", Duration::from_secs(20), |a| {
-        a.storage()["details"]["pending_count"].as_u64() > Some(0)
-    });
-
-    fill(&mnt.join("filler"));
-    agent.wait_for(
-        "the agent to report no space",
-        Duration::from_secs(120),
-        |a| a.storage()["details"]["no_space"] == true,
-    );
+    agent.fill_until_no_space(&mnt.join("filler"));
     let st = agent.storage();
     assert_eq!(st["status"], "error", "{st}");
     let msg = st["message"].as_str().unwrap();
@@ -177,6 +173,40 @@ fn a_full_disk_loses_nothing_beyond_the_counted_ring_drops() {
         pending.len()
     );
     assert_vm_matches_store(&vm, DEVICE, &uploaded, &pending);
+}
+
+/// `metrics_collected` of `/health`'s cpu collector.
+fn cpu_collected(agent: &Agent) -> u64 {
+    let (_, h) = agent.get("/health").unwrap();
+    h["components"]["collector.cpu"]["details"]["metrics_collected"]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn a_failing_store_leaves_the_loop_asleep_until_its_next_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::new(dir.path(), "6m", DEVICE, "200ms");
+    let mut agent = Agent::spawn(&disk.cfg, disk.health, &dir.path().join("agent.log"));
+    agent.fill_until_no_space(&disk.mnt.join("filler"));
+    let collected = cpu_collected(&agent);
+    let it0 = agent.metric("agent_loop_iterations_total").unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    let it1 = agent.metric("agent_loop_iterations_total").unwrap();
+    let st = agent.storage();
+    assert_eq!(st["details"]["no_space"], true, "{st}");
+    // A correctness bound, not a timing: 5 s at a 200 ms interval is 25 collections, plus the
+    // outage's probes and retries (about one a second). A loop that does not sleep makes
+    // millions.
+    assert!(
+        it1 - it0 < 1000.0,
+        "{} loop iterations in 5 s while the store fails",
+        it1 - it0
+    );
+    // Collections go on into the ring while nothing is stored: counted as collected.
+    let now = cpu_collected(&agent);
+    assert!(now > collected, "metrics_collected stayed at {collected}");
+    agent.assert_running();
 }
 
 /// Fills the store file's own free pages (text samples: never uploaded, not in the counts)
@@ -522,4 +552,59 @@ fn a_store_damaged_while_closed_is_moved_aside_at_the_reopen() {
     assert_eq!(aside.len(), 1, "log:\n{log}");
     // The fresh store holds what this agent collected, but for the counted ring drops.
     assert_store_holds_only(&cfg, ended, &log);
+}
+
+#[test]
+fn a_frozen_file_system_is_named_as_the_flush_the_loop_is_blocked_in() {
+    use support::agent::Ext4Image;
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("mnt");
+    let image = Ext4Image::mount(&mnt, "32M");
+    let health = health_addr();
+    let cfg = write_config(
+        dir.path(),
+        &mnt.join("metrics.redb"),
+        DEVICE,
+        "200ms",
+        health,
+        None,
+    );
+    let mut agent = Agent::spawn(&cfg, health, &dir.path().join("agent.log"));
+    agent.wait_for("a first flush", Duration::from_secs(20), |a| {
+        a.storage()["details"]["pending_count"].as_u64() > Some(0)
+    });
+    // Declared after the agent: thawed before the agent is killed (a process in D state
+    // cannot be reaped).
+    let frozen = image.freeze();
+    // LOOP_BLOCKED_MS is 10 s: a flush comes due within 300 ms of the freeze.
+    agent.wait_for(
+        "/health to name the blocked flush",
+        Duration::from_secs(40),
+        |a| {
+            a.storage()["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("the collection loop has been blocked in "))
+        },
+    );
+    let st = agent.storage();
+    assert_eq!(st["status"], "error", "{st}");
+    let msg = st["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("the collection loop has been blocked in flush for "),
+        "{msg}"
+    );
+    // Within the stall bound (60 s): still live.
+    assert_eq!(agent.get("/health/live").unwrap().0, 200);
+    drop(frozen);
+    agent.wait_for("the store to carry on", Duration::from_secs(30), |a| {
+        a.storage()["status"] == "ok"
+    });
+    agent.assert_running();
+    let log_path = agent.log.clone();
+    agent.stop();
+    // The iteration that waited on the frozen flush came late: logged once, with its size.
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let stalls = log_lines(&log, "the collection loop stalled");
+    assert_eq!(stalls.len(), 1, "log:\n{log}");
+    assert!(stalls[0]["stall_ms"].as_i64() > Some(10_000), "log:\n{log}");
 }

@@ -78,6 +78,7 @@ fn state(upload: bool, skew: bool) -> Arc<AgentState> {
     );
     for (i, (_, c)) in s.collectors.iter().enumerate() {
         c.stored_total.store(100 + i as u64, Ordering::Relaxed);
+        c.samples_total.store(200 + i as u64, Ordering::Relaxed);
         c.collections_total.store(10, Ordering::Relaxed);
     }
     s.upload
@@ -305,8 +306,13 @@ fn check_health_shape(v: &Value) {
                 assert!(d["last_check_time"].is_null() || d["last_check_time"].is_string());
             }
             _ => {
-                assert_eq!(dk, ["metrics_collected"], "{name}");
-                assert!(d["metrics_collected"].is_u64());
+                assert_eq!(
+                    dk,
+                    ["metrics_collected", "metrics_stored", "ticks_missed"],
+                    "{name}"
+                );
+                assert!(d["metrics_collected"].is_u64() && d["metrics_stored"].is_u64());
+                assert!(d["ticks_missed"].is_u64());
             }
         }
     }
@@ -413,7 +419,9 @@ fn health_json_shape_when_ok() {
     for (i, kind) in CollectorKind::ALL.iter().enumerate() {
         let comp = &c[format!("collector.{}", kind.name())];
         assert_eq!(comp["status"], "ok");
-        assert_eq!(comp["details"]["metrics_collected"], 100 + i as u64);
+        // Collected (into the ring) and, of those, stored.
+        assert_eq!(comp["details"]["metrics_collected"], 200 + i as u64);
+        assert_eq!(comp["details"]["metrics_stored"], 100 + i as u64);
     }
     assert_eq!(c["uploader"]["status"], "ok");
     assert_eq!(c["uploader"]["details"]["pending_count"], 42);

@@ -49,6 +49,9 @@ fn healthy() -> Snapshot {
                 kind,
                 failing: false,
                 samples_total: 120,
+                stored_total: 120,
+                ticks_missed: 0,
+                stuck: None,
                 collections_total: 10,
                 failures_total: 0,
                 ring_dropped_total: 0,
@@ -83,6 +86,7 @@ fn healthy() -> Snapshot {
             corrupt_moved_to: None,
             journal_records_lost: 0,
             last_flush_ms: NOW - SEC,
+            loop_blocked: None,
         },
         time: TimeSnapshot {
             enabled: true,

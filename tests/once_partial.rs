@@ -1,6 +1,8 @@
 //! `once` when one collector fails: the series of the others are printed, the failed collector
 //! is named on stderr, and the exit code is 1. On a copy of the RK3588 capture with /proc/meminfo
-//! malformed (the memory collector fails its read) or removed (it cannot start).
+//! malformed (the memory collector fails its read) or removed (it cannot start). And when a read
+//! never returns (a FIFO as `thermal_zone0/temp`): `once` still ends, naming the stuck
+//! collector and its file.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -8,20 +10,24 @@ mod support;
 use std::collections::BTreeSet;
 use std::process::{Command, Output};
 
-fn once_on(dir: &std::path::Path) -> Output {
+/// `once` on the board copy at `dir` (its `proc/` and `sys/`), a config written there.
+fn once_command(dir: &std::path::Path) -> Command {
     let config = dir.join("config.toml");
     std::fs::write(&config, "[device]\nid = \"test-board\"\n").unwrap();
-    Command::new(support::bin())
-        .arg("once")
+    let mut cmd = Command::new(support::bin());
+    cmd.arg("once")
         .arg("--config")
         .arg(&config)
         .arg("--procfs")
         .arg(dir.join("proc"))
         .arg("--sysfs")
         .arg(dir.join("sys"))
-        .args(["--delay", "0"])
-        .output()
-        .unwrap()
+        .args(["--delay", "0"]);
+    cmd
+}
+
+fn once_on(dir: &std::path::Path) -> Output {
+    once_command(dir).output().unwrap()
 }
 
 /// The `__name__`s printed.
@@ -89,4 +95,34 @@ fn nothing_failing_is_exit_0() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(names(&out).contains("memory_available_bytes"));
+}
+
+#[test]
+fn a_read_that_never_returns_does_not_hang_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let board = support::board_with_a_blocking_temp(dir.path());
+    let mut child = once_command(&board)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A correctness bound: each read waits at most COLLECT_ALL_WAIT (5.5 s) for the stuck one.
+    support::wait_exit(&mut child, std::time::Duration::from_secs(30));
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("collector thermal: stuck in a read of ")
+            && stderr.contains("thermal_zone0/temp for "),
+        "names the stuck collector and its file: {stderr}"
+    );
+    let names = names(&out);
+    assert!(!names.contains("thermal_temperature_celsius"), "{names:?}");
+    for want in [
+        "system_load1",
+        "memory_total_bytes",
+        "filesystem_size_bytes",
+    ] {
+        assert!(names.contains(want), "{want} missing: {names:?}\n{stderr}");
+    }
 }

@@ -2,7 +2,9 @@
 //! agent on the same store is refused with the running PID in the message; and the systemd
 //! notification protocol — READY=1 once the store is open, WATCHDOG=1 only while the collection
 //! loop makes progress (a stalled loop stops the pings), STOPPING=1 on shutdown — checked by
-//! playing systemd with our own NOTIFY_SOCKET.
+//! playing systemd with our own NOTIFY_SOCKET. A sysfs read that never returns (a FIFO as a
+//! thermal zone's `temp`) costs only the thermal collector: the others collect, the store takes
+//! flushes, /health names the stuck read, and SIGTERM still ends the agent at once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -182,4 +184,58 @@ fn watchdog_pings_stop_when_the_collection_loop_stalls() {
         late_pings, 0,
         "pings went on while the loop was stalled: {late:?}"
     );
+}
+
+#[test]
+fn a_read_that_never_returns_costs_only_its_collector() {
+    use support::agent::{Agent, health_addr};
+    let dir = tempfile::tempdir().unwrap();
+    let board = support::board_with_a_blocking_temp(dir.path());
+    let health = health_addr();
+    let cfg = support::ConfigToml::default()
+        .set("paths", "procfs", &board.join("proc").display())
+        .set("paths", "sysfs", &board.join("sys").display())
+        .set(
+            "storage",
+            "path",
+            &dir.path().join("store/metrics.redb").display(),
+        )
+        .set("device", "id", &"fifo-board")
+        .set("collect", "interval", &"200ms")
+        .set("storage", "flush_interval", &"300ms")
+        .set("health", "address", &health)
+        .set("logging", "format", &"json")
+        .write(&dir.path().join("config.toml"));
+    let agent = Agent::spawn(&cfg, health, &dir.path().join("agent.log"));
+    let component = |a: &Agent, name: &str| a.get("/health").unwrap().1["components"][name].clone();
+    agent.wait_for(
+        "/health to report the thermal collector stuck",
+        Duration::from_secs(30),
+        |a| component(a, "collector.thermal")["status"] == "error",
+    );
+    let thermal = component(&agent, "collector.thermal");
+    let msg = thermal["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("stuck in a read of ") && msg.contains("thermal_zone0/temp for "),
+        "{thermal}"
+    );
+    // The others go on, and so does the store.
+    let cpu = |a: &Agent| component(a, "collector.cpu")["details"]["metrics_collected"].as_u64();
+    let before = cpu(&agent);
+    agent.wait_for("the cpu collector to go on", Duration::from_secs(10), |a| {
+        cpu(a) > before
+    });
+    agent.wait_for("flushes to go on", Duration::from_secs(10), |a| {
+        a.storage()["details"]["pending_count"].as_u64() > Some(0)
+    });
+    assert_eq!(component(&agent, "collector.cpu")["status"], "ok");
+    assert_eq!(agent.storage()["status"], "ok", "{}", agent.storage());
+    agent.wait_for("missed thermal ticks", Duration::from_secs(10), |a| {
+        component(a, "collector.thermal")["details"]["ticks_missed"].as_u64() > Some(0)
+    });
+    // A stuck collector does not stop the agent's progress.
+    assert_eq!(agent.get("/health/live").unwrap().0, 200);
+    // A correctness bound: the loop never waits on the stuck read, so SIGTERM ends it at once.
+    let ended = agent.stop_within(Duration::from_millis(1500));
+    assert!(ended.collected > 0);
 }

@@ -24,12 +24,14 @@
 //! counting its drops and answering /health, until a reopen with backoff succeeds.
 
 mod flush;
+mod jumps;
 mod maintain;
 pub(crate) mod notify;
 mod recover;
 mod reload;
 mod signals;
 mod tasks;
+mod wait;
 
 use std::fmt;
 use std::io;
@@ -46,6 +48,7 @@ use crate::collect::{Collectors, SetupError};
 use crate::config::{Config, DurabilityMode};
 use crate::health::HealthRules;
 use crate::health::status::{LiveSnapshot, Liveness, liveness};
+use crate::model::phase::Phase;
 use crate::model::ring::{DropLog, RingSize, SampleRing, fit_caps};
 use crate::model::state::{AgentState, mono_ms};
 use crate::model::time::now_ms;
@@ -231,7 +234,9 @@ pub fn run(mut config: Config, reload: Option<ConfigLoader>) -> Result<(), RunEr
     let stall_after = test_stall_after();
     let panic_after = test_panic_after();
     let mut iterations = 0u64;
+    let mut jumps = jumps::Jumps::default();
     loop {
+        jumps.iteration(now_ms(), Instant::now());
         let signals = wake.drain();
         if signals.stop {
             break;
@@ -263,7 +268,8 @@ pub fn run(mut config: Config, reload: Option<ConfigLoader>) -> Result<(), RunEr
             panic!("BELABOX_METRICS_TEST_PANIC_AFTER reached after {iterations} iterations");
         }
         let wait = lp.next_wait(&notifier);
-        lp.promise_next_iteration(wait);
+        jumps.planned(wait);
+        state.loop_phase.enter(Phase::Sleep);
         wake.wait(wait);
     }
     log::info!("signal received; flushing and stopping");
@@ -425,10 +431,6 @@ impl StartRecords {
     }
 }
 
-/// Grace added to the loop's own longest sleep for its liveness deadline: a tick, a flush or
-/// a reopen of the store (which reads the whole file) may take this long on a slow SD card.
-const LOOP_DEADLINE_GRACE: Duration = Duration::from_secs(300);
-
 /// What the collection loop carries from one iteration to the next.
 struct CollectionLoop<'a> {
     config: &'a Config,
@@ -483,7 +485,7 @@ impl<'a> CollectionLoop<'a> {
         collectors: Collectors,
     ) -> Self {
         let start = Instant::now();
-        CollectionLoop {
+        let lp = CollectionLoop {
             config,
             store,
             state,
@@ -502,7 +504,20 @@ impl<'a> CollectionLoop<'a> {
             recovery: Recovery::new(&config.storage.path),
             start_records: None,
             not_live_logged: false,
-        }
+        };
+        lp.publish_stall_bound();
+        lp
+    }
+
+    /// The loop's longest sleep (its shortest collector interval, or the flush interval) sets
+    /// how long it may stay in one phase before the live probe fails
+    /// ([`crate::model::phase::stall_after`]).
+    fn publish_stall_bound(&self) {
+        let longest_sleep = self
+            .collectors
+            .shortest_interval()
+            .min(self.config.storage.flush_interval);
+        self.state.loop_phase.set_stall_after(longest_sleep);
     }
 
     /// Milliseconds since `start`.
@@ -519,8 +534,11 @@ impl<'a> CollectionLoop<'a> {
 
     /// Runs the collectors that are due into the ring; returns the instant of this tick.
     fn collect(&mut self) -> Instant {
+        self.state.loop_phase.enter(Phase::Collect);
         let now = Instant::now();
         let ts = self.judge_time();
+        // Again: judging the time may have flushed.
+        self.state.loop_phase.enter(Phase::Collect);
         let t0 = Instant::now();
         let pushed = self.collectors.tick(self.mono(now), ts, &mut self.ring);
         self.collected += pushed as u64;
@@ -591,6 +609,7 @@ impl<'a> CollectionLoop<'a> {
             // Every write would poison the handle the uploader is reading through.
             return;
         }
+        self.state.loop_phase.enter(Phase::Maintenance);
         self.restamp();
         let failed = self
             .maintenance
@@ -602,6 +621,7 @@ impl<'a> CollectionLoop<'a> {
 
     /// Flushes; a failure starts (or continues) an outage, a success ends it.
     fn flush_and_track(&mut self, now: Instant, what: &str) -> bool {
+        self.state.loop_phase.enter(Phase::Flush);
         let unstamped = self.time.ring_unstamped.then_some(&self.time.boot_id);
         let device_id = &self.config.device.id;
         let mut riders = self
@@ -668,6 +688,7 @@ impl<'a> CollectionLoop<'a> {
     /// A fresh handle. A file found damaged is moved aside and a fresh store started, as at
     /// start-up.
     fn reopen(&mut self, now: Instant) -> bool {
+        self.state.loop_phase.enter(Phase::Reopen);
         let mut reopened = self.store.reopen();
         if let Err(OpenError::Corrupt { detail, .. }) = &reopened {
             let path = &self.config.storage.path;
@@ -710,6 +731,7 @@ impl<'a> CollectionLoop<'a> {
                 .failed(now, failure, &"reopen failed", "reopen", ring, self.state);
             return;
         }
+        self.state.loop_phase.enter(Phase::Maintenance);
         let retention = maintain::enforce_retention(&self.store.get(), self.state);
         if let Err(e) = retention {
             log::debug!(error:% = e; "retention before the retry failed");
@@ -866,29 +888,18 @@ impl<'a> CollectionLoop<'a> {
             .store(self.store.get().unstamped_count(), Ordering::Relaxed);
     }
 
-    /// Until the next collector is due, the next flush, or the next watchdog ping.
+    /// Until the next deadline the loop acts on ([`wait::wait`]): the next collector, the next
+    /// flush (in an outage: the recovery's next step), or the next watchdog ping (while live).
     fn next_wait(&self, notifier: &Notifier) -> Duration {
         let now = Instant::now();
         let due_in = self.collectors.next_due_in(self.mono(now));
-        let mut wait = Duration::from_millis(u64::try_from(due_in).unwrap_or(1000));
-        wait = wait.min(self.next_flush.saturating_duration_since(now));
-        if let Some(ping) = notifier.next_ping_in(now) {
-            wait = wait.min(ping);
-        }
-        if self.recovery.in_outage() {
-            // The probe and the free-space check run about once a second.
-            wait = wait.min(Duration::from_secs(1));
-        }
-        wait
-    }
-
-    /// Publishes the deadline of the next iteration for the live probe.
-    fn promise_next_iteration(&self, wait: Duration) {
-        let ms = i64::try_from((wait + LOOP_DEADLINE_GRACE).as_millis()).unwrap_or(i64::MAX);
-        self.state
-            .storage
-            .loop_deadline_mono_ms
-            .store(mono_ms().saturating_add(ms), Ordering::Relaxed);
+        wait::wait(&wait::Deadlines {
+            collect_in: Duration::from_millis(u64::try_from(due_in).unwrap_or(1000)),
+            flush_in: self.next_flush.saturating_duration_since(now),
+            ping_in: notifier.next_ping_in(now),
+            in_outage: self.recovery.in_outage(),
+            alive: !self.not_live_logged,
+        })
     }
 
     /// The agent can make no progress: logged once; the watchdog pings stop.

@@ -79,6 +79,7 @@ impl Reloader {
             let mono = lp.mono(Instant::now());
             match lp.collectors.reconfigure(&candidate, &reopen, mono) {
                 Ok(()) => {
+                    lp.publish_stall_bound();
                     effective = candidate;
                     applied.extend(diff.applied().filter(|k| {
                         k.starts_with("collect.")

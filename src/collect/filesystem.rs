@@ -5,9 +5,10 @@
 //! (the rest counted in filesystem_mounts_dropped_total). A mount point listed twice (a mount
 //! over a mount) is reported once, for its last line: the one statvfs sees.
 //!
-//! A statvfs that hangs stalls the whole tick (the collection loop is synchronous): the default
-//! `fs_types_exclude` skips the network filesystems (NFS, CIFS, sshfs, Ceph, …) whose statvfs
-//! blocks while their server is away. Local filesystems answer from memory.
+//! A statvfs that hangs stalls this collector only: it runs on a worker thread of its own
+//! (`collect::worker`; reported stuck in /health, the other collectors and the store go on).
+//! The default `fs_types_exclude` still skips the network filesystems (NFS, CIFS, sshfs, Ceph,
+//! …) whose statvfs blocks while their server is away. Local filesystems answer from memory.
 //!
 //! Labels: `mountpoint` and `fstype`, decoded (`\040` is a space). A value longer than
 //! [`LABEL_VALUE_CAP`] is shortened by [`label_value`] to a prefix and a hash of the whole value,
@@ -67,6 +68,7 @@ pub struct SysStatFs;
 
 impl StatFs for SysStatFs {
     fn statvfs(&mut self, mount_point: &CStr) -> Result<FsStats, Errno> {
+        super::worker::note_reading(mount_point.to_bytes());
         // A &CStr path is passed as is: no allocation.
         let s = rustix::fs::statvfs(mount_point)?;
         Ok(FsStats {

@@ -2,7 +2,8 @@
 //!
 //! Adding a collector: a file in collect/ whose type implements [`Collector`] (its `open` builds
 //! it from the config), one row in the table below, and one row per metric it emits (naming this
-//! kind) in the metric table of `model/sample.rs`. Config keys, health components, self-metrics
+//! kind) in the metric table of `model/sample.rs`; `may_block` when its reads can wait on
+//! hardware or a server (it then runs on a worker thread: `collect::worker`). Config keys, health components, self-metrics
 //! and the `status` summary all iterate [`CollectorKind::ALL`].
 
 use super::{
@@ -19,7 +20,7 @@ fn boxed<C: Collector + 'static>(config: &Config) -> Result<Box<dyn Collector>, 
 }
 
 macro_rules! collectors {
-    ($($variant:ident => $name:literal, $ty:ty;)*) => {
+    ($($variant:ident => $name:literal, $ty:ty, may_block: $blocks:literal;)*) => {
         /// The periodic collectors, in table order: the order they run in a tick, are listed in
         /// health and `[collect.intervals]`.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,6 +42,13 @@ macro_rules! collectors {
                 match self { $(CollectorKind::$variant => $name),* }
             }
 
+            /// Its reads may block (sysfs attributes behind a bus, statvfs of a network mount):
+            /// it runs on a worker thread of its own (`collect::worker`), so that a stuck read
+            /// costs only this collector.
+            pub const fn may_block(self) -> bool {
+                match self { $(CollectorKind::$variant => $blocks),* }
+            }
+
             /// How this collector is built.
             pub fn opener(self) -> OpenFn {
                 match self { $(CollectorKind::$variant => boxed::<$ty>),* }
@@ -49,15 +57,17 @@ macro_rules! collectors {
     };
 }
 
+// may_block: /proc files are answered from kernel memory; a thermal `temp` (and later hwmon
+// and INA3221 attributes) may wait on an I²C bus, statvfs on a network file system's server.
 collectors! {
-    Cpu => "cpu", cpu::CpuCollector;
-    Memory => "memory", FileCollector<memory::MemInfo>;
-    Disk => "disk", disk::DiskCollector;
-    Network => "network", network::NetworkCollector;
-    Filesystem => "filesystem", filesystem::FilesystemCollector;
-    Thermal => "thermal", thermal::ThermalCollector;
-    Load => "load", FileCollector<load::LoadAvg>;
-    Uptime => "uptime", FileCollector<uptime::Uptime>;
+    Cpu => "cpu", cpu::CpuCollector, may_block: false;
+    Memory => "memory", FileCollector<memory::MemInfo>, may_block: false;
+    Disk => "disk", disk::DiskCollector, may_block: false;
+    Network => "network", network::NetworkCollector, may_block: false;
+    Filesystem => "filesystem", filesystem::FilesystemCollector, may_block: true;
+    Thermal => "thermal", thermal::ThermalCollector, may_block: true;
+    Load => "load", FileCollector<load::LoadAvg>, may_block: false;
+    Uptime => "uptime", FileCollector<uptime::Uptime>, may_block: false;
 }
 
 impl CollectorKind {

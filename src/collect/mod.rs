@@ -18,12 +18,13 @@ pub(crate) mod network;
 pub(crate) mod source;
 pub(crate) mod thermal;
 pub(crate) mod uptime;
+pub mod worker;
 
 use std::fmt;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use belabox_proc::ParseError;
 
@@ -32,12 +33,15 @@ use crate::model::ring::{SampleRing, SampleSink};
 use crate::model::sample::{Label, LabelKey, LabelValue, Metric, Sample};
 pub use kind::CollectorKind;
 pub use source::{MAX_READ_BUF_SIZE, READ_BUF_SIZE, SourceError, SourceFile};
+use worker::Worker;
 
 /// A file opened on first use and re-opened after a read error (a zone or device that came back).
 #[derive(Debug)]
 pub struct Source {
     path: Arc<Path>,
     file: Option<SourceFile>,
+    /// Before each read, check that the path still names the open file ([`Source::watched`]).
+    watch: bool,
 }
 
 impl Source {
@@ -45,6 +49,18 @@ impl Source {
         Source {
             path: Arc::from(path),
             file: None,
+            watch: false,
+        }
+    }
+
+    /// [`Source::new`] for a file that may be replaced while the agent runs (a sysfs node
+    /// recreated when its driver rebinds, a fixture rewritten by rename): a new inode at the
+    /// path is opened instead of reading the old one for good. Costs a stat and an fstat per
+    /// read.
+    pub fn watched(path: PathBuf) -> Source {
+        Source {
+            watch: true,
+            ..Source::new(path)
         }
     }
 
@@ -54,10 +70,16 @@ impl Source {
         Ok(Source {
             path: file.path().clone(),
             file: Some(file),
+            watch: false,
         })
     }
 
     pub fn read<'b>(&mut self, buf: &'b mut [u8]) -> Result<&'b [u8], CollectError> {
+        worker::note_reading(self.path.as_os_str().as_encoded_bytes());
+        if self.watch && self.file.as_ref().is_some_and(SourceFile::replaced) {
+            log::debug!(path:? = self.path; "file replaced; reopening it");
+            self.file = None;
+        }
         if self.file.is_none() {
             self.file = Some(SourceFile::open(&self.path)?);
         }
@@ -259,6 +281,14 @@ pub struct CollectorStats {
     pub last_ring_drop_ms: AtomicI64,
     /// Wall clock (ms) of the last successful collection; 0 = never.
     pub last_success_ms: AtomicI64,
+    /// Due collections skipped because the collector's worker was still busy with an earlier
+    /// one ([`worker`]).
+    pub ticks_missed_total: AtomicU64,
+    /// [`mono_ms`](crate::model::state::mono_ms) when the collection now running on the
+    /// collector's worker thread began; 0 while it is idle (and always for inline collectors).
+    pub busy_since_mono_ms: AtomicI64,
+    /// The file the worker's current (or last) read is on ([`worker::note_reading`]).
+    pub reading: Mutex<worker::ReadPath>,
 }
 
 impl CollectError {
@@ -354,12 +384,20 @@ impl<F: ProcFile> Collector for FileCollector<F> {
     }
 }
 
+/// Where a collector runs: on the collection loop's thread, or on a worker thread of its own
+/// (its reads may block: [`CollectorKind::may_block`]).
+#[derive(Debug)]
+enum Runner {
+    Inline(Box<dyn Collector>),
+    Worker(Worker),
+}
+
 #[derive(Debug)]
 struct Entry {
     kind: CollectorKind,
     interval_ms: i64,
     next_due_ms: i64,
-    collector: Box<dyn Collector>,
+    runner: Runner,
     stats: Arc<CollectorStats>,
 }
 
@@ -451,6 +489,22 @@ impl Collectors {
     /// Builds the collectors of [`CollectorKind::ALL`] that can start, in order; those that cannot
     /// are left out and returned, in order (`once` prints what the others read).
     pub fn open_available(config: &Config) -> (Collectors, Vec<SetupError>) {
+        Collectors::build(config, true)
+    }
+
+    /// [`Collectors::open`], every collector on the calling thread (none on a worker): for
+    /// tests and benches that count the allocations of one thread.
+    pub fn open_inline(config: &Config) -> Result<Collectors, SetupError> {
+        let (collectors, mut failed) = Collectors::build(config, false);
+        if failed.is_empty() {
+            Ok(collectors)
+        } else {
+            Err(failed.swap_remove(0))
+        }
+    }
+
+    /// `workers`: collectors whose reads may block get a worker thread.
+    fn build(config: &Config, workers: bool) -> (Collectors, Vec<SetupError>) {
         let mut entries = Vec::with_capacity(CollectorKind::COUNT);
         let mut failed = Vec::new();
         for kind in CollectorKind::ALL {
@@ -467,12 +521,28 @@ impl Collectors {
             let interval_ms = i64::try_from(config.collect.interval_for(kind).as_millis())
                 .unwrap_or(i64::MAX)
                 .max(1);
+            let stats = Arc::new(CollectorStats::default());
+            let built = if workers {
+                runner(kind, collector, &stats, config)
+            } else {
+                Ok(Runner::Inline(collector))
+            };
+            let runner = match built {
+                Ok(r) => r,
+                Err(error) => {
+                    failed.push(SetupError {
+                        collector: kind.name(),
+                        error,
+                    });
+                    continue;
+                }
+            };
             entries.push(Entry {
                 kind,
                 interval_ms,
                 next_due_ms: i64::MIN,
-                collector,
-                stats: Arc::new(CollectorStats::default()),
+                runner,
+                stats,
             });
         }
         let collectors = Collectors {
@@ -503,7 +573,11 @@ impl Collectors {
         }
         for e in self.entries.iter_mut() {
             if let Some(i) = rebuilt.iter().position(|(k, _)| *k == e.kind) {
-                e.collector = rebuilt.swap_remove(i).1;
+                let c = rebuilt.swap_remove(i).1;
+                match &mut e.runner {
+                    Runner::Inline(old) => *old = c,
+                    Runner::Worker(w) => w.replace(c),
+                }
             }
             e.interval_ms = i64::try_from(config.collect.interval_for(e.kind).as_millis())
                 .unwrap_or(i64::MAX)
@@ -519,6 +593,11 @@ impl Collectors {
     pub fn set_session_id(&mut self, id: &str) {
         self.session_id.clear();
         let _ = self.session_id.push_str(id);
+        for e in &self.entries {
+            if let Runner::Worker(w) = &e.runner {
+                w.set_session_id(id);
+            }
+        }
     }
 
     pub fn stats(&self) -> impl Iterator<Item = (CollectorKind, &Arc<CollectorStats>)> {
@@ -534,9 +613,37 @@ impl Collectors {
         self.run(Some(mono_ms), ts_ms, out)
     }
 
-    /// Runs every collector regardless of schedule (`once`, benches).
+    /// Runs every collector regardless of schedule (`once`, benches), waiting up to
+    /// [`COLLECT_ALL_WAIT`] for those on worker threads; one still busy after that is left
+    /// behind (see [`Collectors::stuck`]).
     pub fn collect_all(&mut self, ts_ms: i64, out: &mut dyn SampleSink) -> u32 {
         self.run(None, ts_ms, out)
+    }
+
+    /// The collectors whose worker is busy in a read right now: (name, the file, for how long
+    /// in ms). `mono_now` is [`crate::model::state::mono_ms`].
+    pub fn stuck(
+        &self,
+        mono_now: i64,
+    ) -> impl Iterator<Item = (&'static str, worker::ReadPath, i64)> {
+        self.entries.iter().filter_map(move |e| {
+            let since = e.stats.busy_since_mono_ms.load(Ordering::Relaxed);
+            (since > 0).then(|| {
+                let path = *e.stats.reading.lock().unwrap_or_else(|e| e.into_inner());
+                (e.kind.name(), path, mono_now.saturating_sub(since))
+            })
+        })
+    }
+
+    /// The shortest collector interval (1 s with no collector).
+    pub fn shortest_interval(&self) -> std::time::Duration {
+        let ms = self
+            .entries
+            .iter()
+            .map(|e| e.interval_ms)
+            .min()
+            .unwrap_or(1000);
+        std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
     }
 
     /// The read buffer's current size (bytes).
@@ -566,9 +673,19 @@ impl Collectors {
 
     fn run(&mut self, mono_ms: Option<i64>, ts_ms: i64, out: &mut dyn SampleSink) -> u32 {
         let mut pushed = 0;
+        let wait = if mono_ms.is_some() {
+            worker::TICK_WAIT
+        } else {
+            COLLECT_ALL_WAIT
+        };
         for e in self.entries.iter_mut() {
             if let Some(now) = mono_ms {
                 if e.next_due_ms > now {
+                    // A collection that finished after its tick's wait is taken at once, not
+                    // an interval later.
+                    if let Runner::Worker(w) = &mut e.runner {
+                        pushed += w.take(out);
+                    }
                     continue;
                 }
                 let next = e.next_due_ms.saturating_add(e.interval_ms);
@@ -578,64 +695,139 @@ impl Collectors {
                     next
                 };
             }
-            e.stats.collections_total.fetch_add(1, Ordering::Relaxed);
-            let t0 = std::time::Instant::now();
-            let mut result = e.collector.collect(ts_ms, &mut self.buf, out);
-            while result.as_ref().is_err_and(CollectError::is_too_large)
-                && self.buf.len() < MAX_READ_BUF_SIZE
-            {
-                let len = self.buf.len().saturating_mul(2).min(MAX_READ_BUF_SIZE);
-                log::info!(
-                    collector = e.kind.name(),
-                    bytes = len;
-                    "a file does not fit the read buffer; growing the buffer"
-                );
-                // Zeroed pages come from the kernel lazily: only what a read touches is resident.
-                self.buf = vec![0u8; len].into_boxed_slice();
-                result = e.collector.collect(ts_ms, &mut self.buf, out);
-            }
-            match result {
-                Ok(o) => {
-                    // Formatted only when debug is enabled: the tick stays allocation-free.
-                    log::debug!(
-                        collector = e.kind.name(),
-                        count = o.emitted,
-                        skipped = o.skipped,
-                        duration_ms = t0.elapsed().as_secs_f64() * 1000.0,
-                        session_id = self.session_id.as_str();
-                        "collected"
-                    );
-                    pushed += o.emitted;
-                    e.stats
-                        .last_success_ms
-                        .store(crate::model::time::now_ms(), Ordering::Relaxed);
-                    e.stats
-                        .samples_total
-                        .fetch_add(u64::from(o.emitted), Ordering::Relaxed);
-                    if o.skipped > 0 {
-                        e.stats
-                            .skipped_total
-                            .fetch_add(u64::from(o.skipped), Ordering::Relaxed);
-                    }
-                    if e.stats.failing.swap(false, Ordering::Relaxed) {
-                        log::info!("collector {} recovered", e.kind.name());
-                    }
+            match &mut e.runner {
+                Runner::Inline(c) => {
+                    let t0 = std::time::Instant::now();
+                    let result = collect_growing(e.kind, c.as_mut(), &mut self.buf, ts_ms, out);
+                    pushed += result.as_ref().map_or(0, |o| o.emitted);
+                    record(e.kind, &e.stats, result, t0, &self.session_id);
                 }
-                Err(err) => {
-                    e.stats.failures_total.fetch_add(1, Ordering::Relaxed);
-                    if !e.stats.failing.swap(true, Ordering::Relaxed) {
-                        log::warn!(
-                            collector = e.kind.name(),
-                            error = err.to_string().as_str(),
-                            error_type = err.kind(),
-                            session_id = self.session_id.as_str();
-                            "collector failed"
-                        );
+                Runner::Worker(w) => {
+                    let (taken, posted) = w.due(ts_ms, out);
+                    pushed += taken;
+                    if !posted {
+                        e.stats.ticks_missed_total.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
         }
+        // The workers ran beside the inline collectors; what they finish within the budget
+        // is in this tick.
+        let deadline = std::time::Instant::now() + wait;
+        for e in self.entries.iter_mut() {
+            if let Runner::Worker(w) = &mut e.runner {
+                pushed += w.finish(deadline, out);
+            }
+        }
         pushed
+    }
+}
+
+/// How long [`Collectors::collect_all`] waits for the collectors on worker threads: above
+/// [`crate::health::status::COLLECTOR_STUCK_MS`], so that one it leaves behind is stuck.
+pub const COLLECT_ALL_WAIT: std::time::Duration = std::time::Duration::from_millis(
+    crate::health::status::COLLECTOR_STUCK_MS.unsigned_abs() + 500,
+);
+
+/// Where `kind` runs: on a worker thread when its reads may block. When the thread cannot be
+/// started (logged), the collector is built again and runs on the collection loop.
+fn runner(
+    kind: CollectorKind,
+    collector: Box<dyn Collector>,
+    stats: &Arc<CollectorStats>,
+    config: &Config,
+) -> Result<Runner, OpenError> {
+    if !kind.may_block() {
+        return Ok(Runner::Inline(collector));
+    }
+    // Sized for the largest collection any reload could allow (only written pages are resident).
+    let capacity = crate::model::ring::max_samples(
+        kind,
+        config.disk.max_devices,
+        config.network.max_interfaces,
+        filesystem::MAX_MOUNTS,
+    );
+    match Worker::spawn(kind, collector, Arc::clone(stats), capacity) {
+        Ok(w) => Ok(Runner::Worker(w)),
+        Err(e) => {
+            log::warn!(collector = kind.name(), error:% = e, error_type = "thread"; "cannot start the collector's worker thread; it runs on the collection loop");
+            Ok(Runner::Inline(kind.opener()(config)?))
+        }
+    }
+}
+
+/// Reads `collector`'s sources through `buf`, growing `buf` (doubling, up to
+/// [`MAX_READ_BUF_SIZE`]) and collecting again while a file does not fit.
+fn collect_growing(
+    kind: CollectorKind,
+    collector: &mut dyn Collector,
+    buf: &mut Box<[u8]>,
+    ts_ms: i64,
+    out: &mut dyn SampleSink,
+) -> Result<Outcome, CollectError> {
+    let mut result = collector.collect(ts_ms, buf, out);
+    while result.as_ref().is_err_and(CollectError::is_too_large) && buf.len() < MAX_READ_BUF_SIZE {
+        let len = buf.len().saturating_mul(2).min(MAX_READ_BUF_SIZE);
+        log::info!(
+            collector = kind.name(),
+            bytes = len;
+            "a file does not fit the read buffer; growing the buffer"
+        );
+        // Zeroed pages come from the kernel lazily: only what a read touches is resident.
+        *buf = vec![0u8; len].into_boxed_slice();
+        result = collector.collect(ts_ms, buf, out);
+    }
+    result
+}
+
+/// Counts one collection of `kind` that began at `t0` in its stats, and logs its debug line and
+/// the ok↔failed transitions.
+fn record(
+    kind: CollectorKind,
+    stats: &CollectorStats,
+    result: Result<Outcome, CollectError>,
+    t0: std::time::Instant,
+    session_id: &str,
+) {
+    stats.collections_total.fetch_add(1, Ordering::Relaxed);
+    match result {
+        Ok(o) => {
+            // Formatted only when debug is enabled: the tick stays allocation-free.
+            log::debug!(
+                collector = kind.name(),
+                count = o.emitted,
+                skipped = o.skipped,
+                duration_ms = t0.elapsed().as_secs_f64() * 1000.0,
+                session_id = session_id;
+                "collected"
+            );
+            stats
+                .last_success_ms
+                .store(crate::model::time::now_ms(), Ordering::Relaxed);
+            stats
+                .samples_total
+                .fetch_add(u64::from(o.emitted), Ordering::Relaxed);
+            if o.skipped > 0 {
+                stats
+                    .skipped_total
+                    .fetch_add(u64::from(o.skipped), Ordering::Relaxed);
+            }
+            if stats.failing.swap(false, Ordering::Relaxed) {
+                log::info!("collector {} recovered", kind.name());
+            }
+        }
+        Err(err) => {
+            stats.failures_total.fetch_add(1, Ordering::Relaxed);
+            if !stats.failing.swap(true, Ordering::Relaxed) {
+                log::warn!(
+                    collector = kind.name(),
+                    error = err.to_string().as_str(),
+                    error_type = err.kind(),
+                    session_id = session_id;
+                    "collector failed"
+                );
+            }
+        }
     }
 }
 

@@ -80,6 +80,19 @@ impl SourceFile {
         &self.path
     }
 
+    /// The path now names another file than the one kept open (replaced: a new inode or
+    /// device), or none. A stat(2) and an fstat(2); no allocation (rustix passes a short path
+    /// through a stack buffer).
+    pub fn replaced(&self) -> bool {
+        let Ok(open) = rustix::fs::fstat(&self.fd) else {
+            return true;
+        };
+        match rustix::fs::stat(&*self.path) {
+            Ok(now) => now.st_ino != open.st_ino || now.st_dev != open.st_dev,
+            Err(_) => true,
+        }
+    }
+
     /// Reads the whole file into `buf` and returns the filled part.
     ///
     /// seq_file-backed /proc files return about one page per read, so this loops with pread at the

@@ -2,7 +2,9 @@
 //!
 //! Zones are discovered once at start (their `type` does not change); each tick re-reads every
 //! zone's `temp`. A zone that cannot be read or parsed is skipped and counted; the others are still
-//! reported. No zones at all (x86 VMs, containers) is not a failure.
+//! reported. No zones at all (x86 VMs, containers) is not a failure. A `temp` replaced while the
+//! agent runs (a new inode: a zone whose driver rebound) is reopened, not read through the old
+//! descriptor for good.
 
 use std::path::Path;
 
@@ -63,7 +65,7 @@ impl ThermalCollector {
             let zone = Zone {
                 sensor,
                 zone_type,
-                temp: Source::new(zdir.join("temp")),
+                temp: Source::watched(zdir.join("temp")),
             };
             if c.zones.push(zone).is_err() {
                 c.ignored += 1;
@@ -125,4 +127,33 @@ fn label(s: &str) -> Option<LabelValue> {
     let mut v = LabelValue::new();
     v.push_str(s).ok()?;
     Some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::sample::Sample;
+
+    #[test]
+    fn a_temp_file_replaced_at_run_time_is_read_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let zone = dir.path().join("class/thermal/thermal_zone0");
+        std::fs::create_dir_all(&zone).unwrap();
+        std::fs::write(zone.join("type"), "soc-thermal\n").unwrap();
+        std::fs::write(zone.join("temp"), "45000\n").unwrap();
+        let mut c = ThermalCollector::discover(dir.path());
+        let mut buf = vec![0u8; 4096];
+        let mut read = |c: &mut ThermalCollector| {
+            let mut out: Vec<Sample> = Vec::new();
+            c.collect(1, &mut buf, &mut out).unwrap();
+            out.iter().map(|s| s.value).collect::<Vec<_>>()
+        };
+        assert_eq!(read(&mut c), [45.0]);
+        // A new file renamed over the old one: a new inode, the old one still open.
+        let new = dir.path().join("temp.new");
+        std::fs::write(&new, "50500\n").unwrap();
+        std::fs::rename(&new, zone.join("temp")).unwrap();
+        assert_eq!(read(&mut c), [50.5]);
+        assert_eq!(read(&mut c), [50.5]);
+    }
 }

@@ -1,7 +1,10 @@
 //! `belabox-metrics once`: two reads `delay` apart, then the JSONL of the second read on stdout.
 //!
 //! A collector that cannot start or fails a read fails alone, as in `run`: the others' series are
-//! still printed, each failed collector is named on stderr, and the command exits 1.
+//! still printed, each failed collector is named on stderr, and the command exits 1. So does a
+//! collector whose read does not return (a sysfs file that blocks): each read waits for it at
+//! most [`crate::collect::COLLECT_ALL_WAIT`], then it is named on stderr as stuck, with the
+//! file, and left behind; `once` never hangs.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -87,8 +90,18 @@ pub fn run(config: &Config, delay_ms: u64) -> Result<(), OnceError> {
     let mut samples: Vec<Sample> = Vec::with_capacity(first.len() + 64);
     collectors.collect_all(now_ms(), &mut samples);
     let mut failed: Vec<&'static str> = setup_failed.iter().map(|e| e.collector).collect();
+    let stuck: Vec<_> = collectors.stuck(crate::model::state::mono_ms()).collect();
+    for (name, path, for_ms) in &stuck {
+        eprintln!(
+            "belabox-metrics: collector {name}: stuck in a read of {path} for {}; its series are missing",
+            crate::health::status::Secs(*for_ms)
+        );
+        failed.push(name);
+    }
     for (kind, stats) in collectors.stats() {
-        if stats.failing.load(std::sync::atomic::Ordering::Relaxed) {
+        if stats.failing.load(std::sync::atomic::Ordering::Relaxed)
+            && !failed.contains(&kind.name())
+        {
             failed.push(kind.name());
         }
     }

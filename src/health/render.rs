@@ -115,7 +115,11 @@ pub fn write_health_json(report: &Report, out: &mut Vec<u8>) {
             c,
             c.last_success_ms,
         );
-        let _ = write!(out, "\"metrics_collected\":{}}}}},", c.samples_total);
+        let _ = write!(
+            out,
+            "\"metrics_collected\":{},\"metrics_stored\":{},\"ticks_missed\":{}}}}},",
+            c.samples_total, c.stored_total, c.ticks_missed
+        );
     }
 
     let u = &report.uploader;
@@ -320,7 +324,7 @@ fn counters(v: &mut dyn MetricVisitor, rows: &[(&str, &str, &AtomicU64)]) {
 /// `collector_*`: one row per collector and counter, then the tick duration.
 fn visit_collectors(state: &AgentState, v: &mut dyn MetricVisitor) {
     type CollectorField = fn(&CollectorStats) -> &AtomicU64;
-    let per_collector: [(&str, &str, CollectorField); 5] = [
+    let per_collector: [(&str, &str, CollectorField); 6] = [
         (
             "collector_metrics_collected_total",
             "Samples committed to the store, per collector (a collection counts once stored).",
@@ -345,6 +349,11 @@ fn visit_collectors(state: &AgentState, v: &mut dyn MetricVisitor) {
             "collector_samples_dropped_total",
             "Samples dropped from the full sample ring before a flush stored them, per collector.",
             |s| &s.ring_dropped_total,
+        ),
+        (
+            "collector_ticks_missed_total",
+            "Due collections skipped while the collector's worker thread was still in an earlier one (a stuck read), per collector.",
+            |s| &s.ticks_missed_total,
         ),
     ];
     for (name, help, field) in per_collector {
@@ -880,6 +889,8 @@ mod tests {
     #[test]
     fn live_fails_only_when_no_progress_is_possible() {
         let st = state();
+        // The no-progress rule alone first: the loop's own bound out of the way.
+        st.loop_phase.set_stall_after(std::time::Duration::MAX);
         assert_eq!(live(&st, 10).1, "{\"status\":\"alive\"}\n");
         let s = &st.storage;
         // The store out for long, the ring not (yet) dropping: still live.
@@ -899,12 +910,17 @@ mod tests {
         s.unusable_since_mono_ms.store(0, Ordering::Relaxed);
         s.ring_dropping_since_mono_ms.store(0, Ordering::Relaxed);
         assert!(live(&st, 2 + NO_PROGRESS_LIVE_MS).0);
-        // The loop missed its own deadline.
-        s.loop_deadline_mono_ms.store(100, Ordering::Relaxed);
-        assert!(live(&st, 100).0);
-        let (ok, body) = live(&st, 101);
+        // The loop stayed in one phase past its bound (the floor, 60 s).
+        st.loop_phase.set_stall_after(std::time::Duration::ZERO);
+        st.loop_phase.enter(crate::model::phase::Phase::Flush);
+        let entered = crate::model::state::mono_ms();
+        assert!(live(&st, entered + 59_000).0);
+        let (ok, body) = live(&st, entered + 61_000);
         assert!(!ok);
-        assert!(body.contains("collection loop is stalled"), "{body}");
+        assert!(
+            body.contains("collection loop is stalled: blocked in flush"),
+            "{body}"
+        );
     }
 
     #[test]

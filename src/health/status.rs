@@ -31,14 +31,18 @@
 //! Liveness ([`liveness`], `/health/live`, and whether the loop still pings the systemd
 //! watchdog) is a separate, narrower question: can the agent still make progress? Not when the
 //! store has taken no flush *and* the ring has been dropping for more than
-//! [`NO_PROGRESS_LIVE_MS`], nor when the collection loop missed its own deadline. An outage of
-//! VictoriaMetrics alone never fails it (the store keeps everything).
+//! [`NO_PROGRESS_LIVE_MS`], nor when the collection loop has stayed in one phase (start-up
+//! included, so from the first tick on) for longer than its stall bound
+//! ([`crate::model::phase::stall_after`]). An outage of VictoriaMetrics alone never fails it
+//! (the store keeps everything). A loop blocked in a store phase (flush, maintenance, reopen)
+//! for more than [`LOOP_BLOCKED_MS`] makes storage `error` before that, naming the phase.
 
 use core::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use crate::config::{CollectorKind, Config, HealthThreshold, RemoteConfig};
+use crate::model::phase::Phase;
 use crate::model::state::{AgentState, Refused, WaitReason, mono_ms};
 
 /// Default `health.degraded_threshold.pending`: at least this many pending samples make the
@@ -60,6 +64,15 @@ pub const NO_PROGRESS_LIVE_MS: i64 = 5 * 60 * 1000;
 pub const RING_DROP_WINDOW_MS: i64 = 10 * 60 * 1000;
 /// Collectors listed individually in a snapshot; counts cover every collector regardless.
 pub const MAX_LISTED_COLLECTORS: usize = 16;
+/// The collection loop in a store phase (flush, maintenance, reopen) for longer than this (ms):
+/// storage `error`, naming the phase. A flush takes well under a second; a frozen or hung file
+/// system blocks it for good.
+pub const LOOP_BLOCKED_MS: i64 = 10_000;
+/// A collector on a worker thread whose collection has not returned for longer than this (ms)
+/// is stuck (`error`, like a failing one). A sysfs or hwmon read takes microseconds; an I²C
+/// transfer that gets no answer times out in the kernel after about a second, so a few retries
+/// still end well within 5 s.
+pub const COLLECTOR_STUCK_MS: i64 = 5_000;
 
 /// The configuration the rules depend on. `Default`: the default configuration's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,8 +218,17 @@ pub struct Snapshot {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CollectorSnapshot {
     pub kind: CollectorKind,
+    /// Its last collection failed, or it is [`stuck`](Self::stuck).
     pub failing: bool,
+    /// Samples its collections pushed (`metrics_collected`: counted whether or not the store
+    /// takes them).
     pub samples_total: u64,
+    /// Of those, committed to the store.
+    pub stored_total: u64,
+    /// Due collections skipped while its worker was still busy.
+    pub ticks_missed: u64,
+    /// Its worker has been in one collection for longer than [`COLLECTOR_STUCK_MS`].
+    pub stuck: Option<StuckRead>,
     pub collections_total: u64,
     pub failures_total: u64,
     /// Samples of this collector dropped from the full sample ring since start.
@@ -216,6 +238,26 @@ pub struct CollectorSnapshot {
     pub ring_dropping: bool,
     /// Wall clock (ms) of the last successful collection; 0 = never.
     pub last_success_ms: i64,
+}
+
+/// A collection that has not returned: the file its read is on, and for how long (ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StuckRead {
+    pub path: crate::collect::worker::ReadPath,
+    pub for_ms: i64,
+}
+
+impl StuckRead {
+    /// The rule: busy since `busy_since` (a [`mono_ms`] stamp, 0 = idle) at `now`, for longer
+    /// than [`COLLECTOR_STUCK_MS`].
+    pub fn judge(
+        busy_since: i64,
+        now: i64,
+        path: crate::collect::worker::ReadPath,
+    ) -> Option<StuckRead> {
+        let for_ms = now.saturating_sub(busy_since);
+        (busy_since > 0 && for_ms > COLLECTOR_STUCK_MS).then_some(StuckRead { path, for_ms })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,6 +297,14 @@ pub struct StorageSnapshot {
     pub journal_records_lost: u64,
     /// Wall clock (ms) of the last flush the store took; 0 = none yet.
     pub last_flush_ms: i64,
+    /// The collection loop has been in this store phase for this long (ms), more than
+    /// [`LOOP_BLOCKED_MS`] ([`loop_blocked`]).
+    pub loop_blocked: Option<(Phase, i64)>,
+}
+
+/// The rule: the loop in `phase` for `for_ms` is blocked in the store.
+pub fn loop_blocked(phase: Phase, for_ms: i64) -> Option<(Phase, i64)> {
+    (phase.is_store() && for_ms > LOOP_BLOCKED_MS).then_some((phase, for_ms))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -301,13 +351,21 @@ impl Snapshot {
     pub fn capture(state: &AgentState, now_ms: i64) -> Snapshot {
         let mut collectors = heapless::Vec::new();
         let mut failing = 0;
+        let mono_now = mono_ms();
         for (kind, stats) in &state.collectors {
             let last_drop = stats.last_ring_drop_ms.load(Ordering::Relaxed);
             let since_drop = now_ms.saturating_sub(last_drop);
+            let busy_since = stats.busy_since_mono_ms.load(Ordering::Relaxed);
+            let stuck = StuckRead::judge(busy_since, mono_now, {
+                *stats.reading.lock().unwrap_or_else(|e| e.into_inner())
+            });
             let c = CollectorSnapshot {
                 kind: *kind,
-                failing: stats.failing.load(Ordering::Relaxed),
-                samples_total: stats.stored_total.load(Ordering::Relaxed),
+                failing: stats.failing.load(Ordering::Relaxed) || stuck.is_some(),
+                samples_total: stats.samples_total.load(Ordering::Relaxed),
+                stored_total: stats.stored_total.load(Ordering::Relaxed),
+                ticks_missed: stats.ticks_missed_total.load(Ordering::Relaxed),
+                stuck,
                 collections_total: stats.collections_total.load(Ordering::Relaxed),
                 failures_total: stats.failures_total.load(Ordering::Relaxed),
                 ring_dropped_total: stats.ring_dropped_total.load(Ordering::Relaxed),
@@ -347,6 +405,10 @@ impl Snapshot {
                 corrupt_moved_to: s.corrupt_moved_to.get().copied(),
                 journal_records_lost: s.journal_records_lost.load(Ordering::Relaxed),
                 last_flush_ms: s.last_flush_ms.load(Ordering::Relaxed),
+                loop_blocked: {
+                    let (phase, for_ms, _) = state.loop_phase.get(mono_now);
+                    loop_blocked(phase, for_ms)
+                },
             },
             time: TimeSnapshot {
                 enabled: t.enabled,
@@ -421,6 +483,8 @@ pub struct UploaderHealth {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StorageHealth {
     pub status: ComponentStatus,
+    /// See [`StorageSnapshot::loop_blocked`].
+    pub loop_blocked: Option<(Phase, i64)>,
     pub io_failing: bool,
     pub no_space: bool,
     pub unusable_for_ms: i64,
@@ -526,7 +590,7 @@ fn storage_health(s: &StorageSnapshot) -> StorageHealth {
     let nearly_full = s.max_size_bytes > 0
         && u128::from(s.size_bytes) * 100
             > u128::from(s.max_size_bytes) * u128::from(STORE_FULL_PERCENT);
-    let status = if s.io_failing {
+    let status = if s.io_failing || s.loop_blocked.is_some() {
         ComponentStatus::Error
     } else if nearly_full || s.corrupt_moved_to.is_some() || s.journal_records_lost > 0 {
         ComponentStatus::Degraded
@@ -535,6 +599,7 @@ fn storage_health(s: &StorageSnapshot) -> StorageHealth {
     };
     StorageHealth {
         status,
+        loop_blocked: s.loop_blocked,
         io_failing: s.io_failing,
         no_space: s.no_space,
         unusable_for_ms: s.unusable_for_ms,
@@ -603,23 +668,25 @@ pub struct LiveSnapshot {
     pub unusable_for_ms: i64,
     /// How long the ring has been dropping samples in that episode (0: it is not).
     pub ring_dropping_for_ms: i64,
-    /// How far past its own deadline the collection loop is (0: on time, or not started).
-    pub loop_overdue_ms: i64,
+    /// The collection loop's current phase ([`Phase::Start`] before its first iteration)…
+    pub loop_phase: Phase,
+    /// …for this long…
+    pub loop_phase_ms: i64,
+    /// …and how long it may stay in one ([`crate::model::phase::stall_after`]).
+    pub loop_stall_after_ms: i64,
 }
 
 impl LiveSnapshot {
     /// `now` is [`mono_ms`].
     pub fn capture(state: &AgentState, now: i64) -> LiveSnapshot {
         let s = &state.storage;
-        let deadline = s.loop_deadline_mono_ms.load(Ordering::Relaxed);
+        let (loop_phase, loop_phase_ms, loop_stall_after_ms) = state.loop_phase.get(now);
         LiveSnapshot {
             unusable_for_ms: since(&s.unusable_since_mono_ms, now),
             ring_dropping_for_ms: since(&s.ring_dropping_since_mono_ms, now),
-            loop_overdue_ms: if deadline > 0 {
-                now.saturating_sub(deadline).max(0)
-            } else {
-                0
-            },
+            loop_phase,
+            loop_phase_ms,
+            loop_stall_after_ms,
         }
     }
 }
@@ -632,9 +699,11 @@ pub enum Liveness {
     NoProgress {
         for_ms: i64,
     },
-    /// The collection loop is `overdue_ms` past its deadline.
+    /// The collection loop has been in `phase` for `for_ms`, more than `limit_ms`.
     LoopStalled {
-        overdue_ms: i64,
+        phase: Phase,
+        for_ms: i64,
+        limit_ms: i64,
     },
 }
 
@@ -646,9 +715,11 @@ impl Liveness {
 
 /// Pure: same snapshot, same answer.
 pub fn liveness(s: &LiveSnapshot) -> Liveness {
-    if s.loop_overdue_ms > 0 {
+    if s.loop_phase_ms > s.loop_stall_after_ms {
         return Liveness::LoopStalled {
-            overdue_ms: s.loop_overdue_ms,
+            phase: s.loop_phase,
+            for_ms: s.loop_phase_ms,
+            limit_ms: s.loop_stall_after_ms,
         };
     }
     let stuck = s.unusable_for_ms.min(s.ring_dropping_for_ms);
@@ -668,10 +739,15 @@ impl fmt::Display for Liveness {
                 Secs(for_ms),
                 Secs(NO_PROGRESS_LIVE_MS)
             ),
-            Liveness::LoopStalled { overdue_ms } => write!(
+            Liveness::LoopStalled {
+                phase,
+                for_ms,
+                limit_ms,
+            } => write!(
                 f,
-                "the collection loop is stalled ({} past its deadline)",
-                Secs(overdue_ms)
+                "the collection loop is stalled: blocked in {phase} for {} (limit {})",
+                Secs(for_ms),
+                Secs(limit_ms)
             ),
         }
     }
@@ -709,7 +785,15 @@ impl fmt::Display for Mib {
 
 impl fmt::Display for CollectorSnapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.failing {
+        if let Some(s) = &self.stuck {
+            write!(
+                f,
+                "stuck in a read of {} for {}; {} ticks missed",
+                s.path,
+                Secs(s.for_ms),
+                self.ticks_missed
+            )
+        } else if self.failing {
             write!(
                 f,
                 "failing; {} of {} collections failed since start",
@@ -826,6 +910,13 @@ impl fmt::Display for UploaderHealth {
 
 impl fmt::Display for StorageHealth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some((phase, for_ms)) = self.loop_blocked {
+            write!(
+                f,
+                "the collection loop has been blocked in {phase} for {}; ",
+                Secs(for_ms)
+            )?;
+        }
         if self.io_failing {
             f.write_str("store I/O failing")?;
             if self.no_space {
@@ -1014,11 +1105,59 @@ mod tests {
         };
         assert_eq!(liveness(&s), Liveness::NoProgress { for_ms: over });
         assert!(liveness(&s).to_string().starts_with("no progress"));
-        let s = LiveSnapshot {
-            loop_overdue_ms: 1,
+        // The loop in one phase past its bound, from start-up on (before any iteration).
+        let bound = LiveSnapshot {
+            loop_phase: Phase::Start,
+            loop_phase_ms: 60_000,
+            loop_stall_after_ms: 60_000,
             ..ok
         };
-        assert_eq!(liveness(&s), Liveness::LoopStalled { overdue_ms: 1 });
+        assert!(
+            liveness(&bound).is_alive(),
+            "exactly the bound is not over it"
+        );
+        for phase in [Phase::Start, Phase::Collect, Phase::Flush, Phase::Sleep] {
+            let s = LiveSnapshot {
+                loop_phase: phase,
+                loop_phase_ms: 60_001,
+                ..bound
+            };
+            let l = liveness(&s);
+            assert_eq!(
+                l,
+                Liveness::LoopStalled {
+                    phase,
+                    for_ms: 60_001,
+                    limit_ms: 60_000
+                }
+            );
+            assert!(
+                l.to_string()
+                    .contains(&format!("blocked in {phase} for 60 s (limit 60 s)")),
+                "{l}"
+            );
+        }
+        // Storage names a loop blocked in a store phase after LOOP_BLOCKED_MS.
+        let table = [
+            (Phase::Flush, LOOP_BLOCKED_MS, None),
+            (
+                Phase::Flush,
+                LOOP_BLOCKED_MS + 1,
+                Some((Phase::Flush, LOOP_BLOCKED_MS + 1)),
+            ),
+            (Phase::Reopen, 12_000, Some((Phase::Reopen, 12_000))),
+            (
+                Phase::Maintenance,
+                12_000,
+                Some((Phase::Maintenance, 12_000)),
+            ),
+            (Phase::Collect, 12_000, None),
+            (Phase::Sleep, 12_000, None),
+            (Phase::Start, 12_000, None),
+        ];
+        for (phase, ms, want) in table {
+            assert_eq!(loop_blocked(phase, ms), want, "{phase} {ms}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! [`time`] helpers.
 
 pub(crate) mod latest;
+pub mod phase;
 pub mod ring;
 pub mod sample;
 pub mod state;

@@ -307,9 +307,6 @@ pub struct StorageState {
     /// Where the first damaged file went (set once; leaked on purpose so that health
     /// snapshots can carry it as a `&'static str` without allocating).
     pub corrupt_moved_to: OnceLock<&'static str>,
-    /// [`mono_ms`] by which the collection loop promised its next iteration (its longest
-    /// sleep plus a grace); 0 before the first. The live probe fails once it has passed.
-    pub loop_deadline_mono_ms: AtomicI64,
 }
 
 /// Milliseconds on the monotonic clock since the first call in this process (≥ 1, so that 0
@@ -369,6 +366,8 @@ pub struct AgentState {
     pub time: TimeState,
     /// Incremented by every iteration of the collection loop; the watchdog pings only while it moves.
     pub loop_heartbeat: AtomicU64,
+    /// What the collection loop is doing and since when (the live probe and /health read it).
+    pub loop_phase: crate::model::phase::LoopPhase,
     /// The latest committed value of each system series, served by /metrics. Empty (capacity
     /// 0) until [`AgentState::with_series`] sizes it.
     pub latest: LatestTable,
@@ -435,7 +434,6 @@ impl AgentState {
                 corrupt_moved_total: AtomicU64::new(0),
                 journal_records_lost: AtomicU64::new(0),
                 corrupt_moved_to: OnceLock::new(),
-                loop_deadline_mono_ms: AtomicI64::new(0),
             },
             time: TimeState {
                 skew_ms: AtomicI64::new(0),
@@ -454,6 +452,7 @@ impl AgentState {
                 restamped_total: AtomicU64::new(0),
             },
             loop_heartbeat: AtomicU64::new(0),
+            loop_phase: crate::model::phase::LoopPhase::default(),
             latest: LatestTable::with_capacity(0),
             device_labels: Vec::new(),
         }

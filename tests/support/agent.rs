@@ -48,6 +48,93 @@ impl Drop for Tmpfs {
     }
 }
 
+/// An agent's store alone on a tmpfs of `size` at `dir/mnt`, its config at `dir` (the
+/// fixture every `interval`, no uploads, see [`write_config`]).
+pub struct SmallDisk {
+    pub fs: Tmpfs,
+    pub mnt: PathBuf,
+    pub health: SocketAddr,
+    pub cfg: PathBuf,
+}
+
+impl SmallDisk {
+    pub fn new(dir: &Path, size: &str, device: &str, interval: &str) -> SmallDisk {
+        let mnt = dir.join("mnt");
+        let fs = Tmpfs::mount(&mnt, size);
+        let health = health_addr();
+        let cfg = write_config(
+            dir,
+            &mnt.join("metrics.redb"),
+            device,
+            interval,
+            health,
+            None,
+        );
+        SmallDisk {
+            fs,
+            mnt,
+            health,
+            cfg,
+        }
+    }
+}
+
+/// An ext4 image of `size` loop-mounted by the test on `dir` (root only; fails loudly
+/// otherwise); `umount -l` on drop, even when the test panics (the loop device goes with it).
+pub struct Ext4Image(PathBuf);
+
+impl Ext4Image {
+    pub fn mount(dir: &Path, size: &str) -> Ext4Image {
+        std::fs::create_dir_all(dir).unwrap();
+        let img = dir.with_extension("img");
+        let run = |cmd: &mut Command| {
+            let out = cmd.output().expect("running a mount command");
+            assert!(
+                out.status.success(),
+                "{cmd:?} failed (the freeze test needs root and loop devices): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(Command::new("truncate").args(["-s", size]).arg(&img));
+        run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&img));
+        run(Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(&img)
+            .arg(dir));
+        Ext4Image(dir.to_owned())
+    }
+
+    /// `fsfreeze -f`: every write to it blocks (in D state) until the returned guard thaws it
+    /// (`fsfreeze -u`, on drop: declare the guard after the agent, so that it thaws before the
+    /// agent is killed and reaped).
+    pub fn freeze(&self) -> Frozen<'_> {
+        let st = Command::new("fsfreeze")
+            .arg("-f")
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(st.success(), "fsfreeze -f {}", self.0.display());
+        Frozen(self)
+    }
+}
+
+impl Drop for Ext4Image {
+    fn drop(&mut self) {
+        // Thawed already unless a test failed while frozen: its "Invalid argument" is not shown.
+        let _ = Command::new("fsfreeze").arg("-u").arg(&self.0).output();
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A frozen [`Ext4Image`]; thawed on drop.
+pub struct Frozen<'a>(&'a Ext4Image);
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("fsfreeze").arg("-u").arg(&self.0.0).status();
+    }
+}
+
 /// Writes `path` in 64 KiB blocks until the file system is full (ENOSPC).
 pub fn fill(path: &Path) {
     use std::io::Write;
@@ -117,8 +204,13 @@ pub struct Agent {
 
 impl Agent {
     pub fn spawn(cfg: &Path, health: SocketAddr, log: &Path) -> Agent {
+        Agent::spawn_bin(&super::bin(), cfg, health, log)
+    }
+
+    /// [`Agent::spawn`] of another build of the agent (a benchmark's earlier binary).
+    pub fn spawn_bin(bin: &Path, cfg: &Path, health: SocketAddr, log: &Path) -> Agent {
         let err = std::fs::File::create(log).unwrap();
-        let child = Command::new(super::bin())
+        let child = Command::new(bin)
             .args(["run", "--config"])
             .arg(cfg)
             .stdout(Stdio::null())
@@ -142,6 +234,22 @@ impl Agent {
         rustix::process::kill_process(rustix::process::Pid::from_child(c), sig).unwrap();
     }
 
+    /// The agent's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// A counter or gauge of `/metrics` (the first row of `name`), or `None` when absent.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let (status, body) = http_get(self.health, "/metrics").ok()?;
+        assert_eq!(status, 200, "GET /metrics");
+        String::from_utf8_lossy(&body).lines().find_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            (rest.starts_with(' ') || rest.starts_with('{')).then_some(())?;
+            l.rsplit(' ').next()?.parse().ok()
+        })
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -157,6 +265,20 @@ impl Agent {
     pub fn get(&self, path: &str) -> Option<(u16, serde_json::Value)> {
         let (status, body) = http_get(self.health, path).ok()?;
         Some((status, serde_json::from_slice(&body).ok()?))
+    }
+
+    /// Waits for a first flush, then fills the store's file system (`filler` on it) and waits
+    /// for the agent to report no space.
+    pub fn fill_until_no_space(&self, filler: &Path) {
+        self.wait_for("a first flush", Duration::from_secs(20), |a| {
+            a.storage()["details"]["pending_count"].as_u64() > Some(0)
+        });
+        fill(filler);
+        self.wait_for(
+            "the agent to report no space",
+            Duration::from_secs(120),
+            |a| a.storage()["details"]["no_space"] == true,
+        );
     }
 
     /// `/health`'s storage component.
@@ -187,7 +309,12 @@ impl Agent {
     }
 
     /// SIGTERM, wait (≤ 30 s), exit status 0; returns the "collection ended" counters.
-    pub fn stop(mut self) -> Ended {
+    pub fn stop(self) -> Ended {
+        self.stop_within(Duration::from_secs(30))
+    }
+
+    /// [`Agent::stop`], the agent given `limit` to exit.
+    pub fn stop_within(mut self, limit: Duration) -> Ended {
         let mut c = self.child.take().unwrap();
         rustix::process::kill_process(
             rustix::process::Pid::from_child(&c),
@@ -199,7 +326,11 @@ impl Agent {
             if let Some(st) = c.try_wait().unwrap() {
                 break st;
             }
-            assert!(t.elapsed() < Duration::from_secs(30), "agent did not stop");
+            assert!(
+                t.elapsed() < limit,
+                "agent did not stop within {limit:?} of SIGTERM; log:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         };
         let log = self.log_text();

@@ -37,6 +37,22 @@ pub fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// A copy of the rk3588 capture in `dir/board` whose `thermal_zone0/temp` is a FIFO nobody
+/// writes: its open() blocks for good, as a sysfs read over a stuck I²C bus does. Returns the
+/// copy's root (with `proc/` and `sys/`).
+pub fn board_with_a_blocking_temp(dir: &Path) -> PathBuf {
+    let board = dir.join("board");
+    copy_tree(&fixture("rk3588-rock5b"), &board);
+    let temp = board.join("sys/class/thermal/thermal_zone0/temp");
+    std::fs::remove_file(&temp).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&temp)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo {}", temp.display());
+    board
+}
+
 /// `belabox-metrics store export --config CFG`: the store's JSONL lines (panics with the agent's
 /// stderr when the command fails).
 pub fn store_export_lines(cfg: &Path) -> Vec<String> {
