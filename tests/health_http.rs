@@ -266,6 +266,7 @@ fn check_health_shape(v: &Value) {
                     [
                         "corrupt_moved_to",
                         "database_size_bytes",
+                        "files_vanished",
                         "journal_records_lost",
                         "max_size_bytes",
                         "no_space",
@@ -276,6 +277,7 @@ fn check_health_shape(v: &Value) {
                 );
                 for k in [
                     "database_size_bytes",
+                    "files_vanished",
                     "journal_records_lost",
                     "max_size_bytes",
                     "pending_count",

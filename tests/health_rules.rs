@@ -76,6 +76,7 @@ fn healthy() -> Snapshot {
             ring_dropped_episode: 0,
             corrupt_moved_to: None,
             journal_records_lost: 0,
+            files_vanished: 0,
             last_flush_ms: NOW - SEC,
         },
         time: TimeSnapshot {

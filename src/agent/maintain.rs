@@ -95,6 +95,10 @@ pub(super) fn refresh_storage_state(store: &Store, path: &Path, state: &AgentSta
         .storage
         .journal_records_lost
         .store(store.journal_records_lost(), Ordering::Relaxed);
+    state
+        .storage
+        .files_vanished
+        .store(store.files_vanished(), Ordering::Relaxed);
 }
 
 /// Retention and the size cap (the store evicts the oldest uploaded samples before it drops

@@ -126,6 +126,11 @@ impl Journal {
         self.epoch
     }
 
+    /// The open journal file (to tell whether it vanished from its path).
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+
     /// Bytes appended in this epoch.
     pub(crate) fn used(&self) -> u64 {
         self.off
@@ -174,6 +179,22 @@ pub(crate) fn read(store: &Path, epoch: u64) -> io::Result<(Records, Stop)> {
         Err(e) => return Err(e),
     };
     Ok(parse(&bytes, epoch))
+}
+
+/// For the journal at `path` whose store file is gone: `None` when there is no file (or an
+/// empty one), else how many intact records of the epoch of its first record it holds (an upper
+/// bound of what was not folded: without the store, folded records cannot be told apart).
+pub(crate) fn count_records(path: &Path) -> io::Result<Option<u64>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) if b.is_empty() => return Ok(None),
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let epoch = bytes
+        .get(FRAME..FRAME + 8)
+        .map_or(0, |e| u64::from_le_bytes(e.try_into().unwrap_or_default()));
+    Ok(Some(parse(&bytes, epoch).0.len() as u64))
 }
 
 fn parse(bytes: &[u8], epoch: u64) -> (Records, Stop) {

@@ -487,7 +487,12 @@ pub struct Store {
     closed: std::sync::atomic::AtomicBool,
     /// [`Store::journal_records_lost`].
     journal_lost: AtomicU64,
-    _lock: lock::ProcessLock,
+    /// [`Store::files_vanished`].
+    files_vanished: AtomicU64,
+    /// The vanished store file of [`Store::restore_vanished`] was counted and logged (it may
+    /// take more than one call to restore it).
+    vanish_noted: bool,
+    lock: lock::ProcessLock,
 }
 
 impl std::fmt::Debug for Store {
@@ -546,20 +551,28 @@ impl Store {
         mode: Mode,
     ) -> Result<(Store, Option<OpenError>), OpenError> {
         let read_only = mode == Mode::ReadOnly;
-        let lock = lock::ProcessLock::acquire(path)?;
+        let mut lock = lock::ProcessLock::acquire(path, !read_only)?;
         let held = Arc::new(AtomicU64::new(0));
         let hold = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let journal_lost = AtomicU64::new(0);
-        let (opened, deferred) =
-            match Self::open_db(path, &opts, read_only, &held, &hold, &journal_lost) {
-                Ok(opened) => (opened, None),
-                Err(e) if mode == Mode::WritableOrClosed && e.is_io() => {
-                    let placeholder = Self::placeholder_db(path)?;
-                    let nothing = (placeholder, SeriesCache::default(), (0, 0), None, 0);
-                    (nothing, Some(e))
-                }
-                Err(e) => return Err(e),
-            };
+        let files_vanished = AtomicU64::new(0);
+        let opened = Self::open_db(
+            path,
+            &opts,
+            read_only,
+            (&held, &hold),
+            (&journal_lost, &files_vanished),
+            &mut lock,
+        );
+        let (opened, deferred) = match opened {
+            Ok(opened) => (opened, None),
+            Err(e) if mode == Mode::WritableOrClosed && e.is_io() => {
+                let placeholder = Self::placeholder_db(path)?;
+                let nothing = (placeholder, SeriesCache::default(), (0, 0), None, 0);
+                (nothing, Some(e))
+            }
+            Err(e) => return Err(e),
+        };
         let (db, cache, (pending, unstamped), journal, unsynced) = opened;
         let store = Store {
             db: RwLock::new(db),
@@ -579,7 +592,9 @@ impl Store {
             read_only,
             closed: std::sync::atomic::AtomicBool::new(deferred.is_some()),
             journal_lost,
-            _lock: lock,
+            files_vanished,
+            vanish_noted: false,
+            lock,
         };
         Ok((store, deferred))
     }
@@ -597,13 +612,15 @@ impl Store {
         opts.fold_after > 0 && !matches!(opts.durability, Durability::Periodic { .. })
     }
 
+    /// `(held, hold)`: the deferred backend's flags; `(journal_lost, files_vanished)`: the
+    /// store's loss counters.
     fn open_db(
         path: &Path,
         opts: &StoreOptions,
         read_only: bool,
-        held: &Arc<AtomicU64>,
-        hold: &Arc<std::sync::atomic::AtomicBool>,
-        journal_lost: &AtomicU64,
+        (held, hold): (&Arc<AtomicU64>, &Arc<std::sync::atomic::AtomicBool>),
+        (journal_lost, files_vanished): (&AtomicU64, &AtomicU64),
+        lock: &mut lock::ProcessLock,
     ) -> Result<OpenedDb, OpenError> {
         let io = |source| OpenError::Io {
             path: path.to_owned(),
@@ -614,6 +631,9 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !read_only => false,
             Err(e) => return Err(io(e)),
         };
+        if !existed && !read_only && Self::orphan_journal(path) {
+            files_vanished.fetch_add(1, Ordering::Relaxed);
+        }
         if existed {
             // Verified before redb's writable open, which repairs an uncleanly closed file in
             // place and always rewrites the header: a damaged file is refused untouched.
@@ -643,13 +663,8 @@ impl Store {
         let db = if read_only {
             builder.create_with_backend(overlay::Overlay::open(path).map_err(io)?)
         } else {
-            let f = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(path)
-                .map_err(io)?;
+            // The locked descriptor (a `dup`): the flock guards the very file redb writes.
+            let f = lock.store_file(path, true)?;
             held.store(0, Ordering::Relaxed);
             if Self::journaled(opts) {
                 builder.create_with_backend(file::AllocatedFile::deferred(
@@ -900,9 +915,9 @@ impl Store {
             &self.path,
             &self.opts,
             self.read_only,
-            &self.held,
-            &self.hold,
-            &self.journal_lost,
+            (&self.held, &self.hold),
+            (&self.journal_lost, &self.files_vanished),
+            &mut self.lock,
         )?;
         *relock(self.db.get_mut()) = db;
         *relock(self.series.get_mut()) = cache;
@@ -948,7 +963,7 @@ impl Store {
     /// encodings, meta counters, schema version). Reads the whole file. Takes the process
     /// lock, so it fails with [`CheckError::Locked`] while the agent runs.
     pub fn check(path: &Path) -> Result<CheckReport, CheckError> {
-        let _lock = lock::ProcessLock::acquire(path).map_err(|e| match e {
+        let _lock = lock::ProcessLock::acquire(path, false).map_err(|e| match e {
             OpenError::Locked { pid, path } => CheckError::Locked { pid, path },
             OpenError::Io { path, source } => CheckError::Io { path, source },
             other => CheckError::Io {
@@ -1018,6 +1033,7 @@ impl Store {
         record: Option<u8>,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<(T, bool), Fault>,
     ) -> Result<T, Fault> {
+        self.heal_journal(w)?;
         let journal_it = match (&w.journal, record) {
             (Some(j), Some(_)) => {
                 let fold = if w.unsynced >= self.opts.fold_after {
@@ -1148,6 +1164,47 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Before each write: a journal deleted or replaced at its path while open (a cleanup
+    /// script, a hand) would take the records since the last fold with it at the next crash,
+    /// and the next open would find none. They are folded durably into the store now (which
+    /// moves the epoch on), and a new journal file is started at the path; nothing is lost.
+    /// One `fstat` and one `stat` per write. Counted in `files_vanished`, logged as an error.
+    fn heal_journal(&self, w: &mut MutexGuard<'_, Writer>) -> Result<(), Fault> {
+        let Some(j) = w.journal.as_ref() else {
+            return Ok(());
+        };
+        let jpath = journal::path_of(&self.path);
+        let how = match crate::file::vanished(j.file(), &jpath) {
+            Ok(Some(how)) => how,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                log::debug!("{}: cannot tell whether it vanished: {e}", jpath.display());
+                return Ok(());
+            }
+        };
+        self.files_vanished.fetch_add(1, Ordering::Relaxed);
+        log::error!(
+            error_type = "store_file_vanished";
+            "{}: the journal was {} while in use; its {} records since the last fold are written into the store now and a new journal is started (nothing is lost)",
+            jpath.display(),
+            how.as_str(),
+            w.unsynced
+        );
+        self.sync_locked(w)?;
+        let epoch = w.journal.as_ref().map_or(0, journal::Journal::epoch);
+        w.journal = match journal::Journal::open(&self.path, epoch, 0) {
+            Ok(j) => Some(j),
+            Err(e) => {
+                log::warn!(
+                    "{}: no journal ({e}); every flush and mark fsyncs the store",
+                    jpath.display()
+                );
+                None
+            }
+        };
+        Ok(())
     }
 
     /// In a durable commit after journaled ones: the next epoch, stored in `txn` (and the count
@@ -1522,6 +1579,139 @@ impl Store {
     /// returned) is not counted.
     pub fn journal_records_lost(&self) -> u64 {
         self.journal_lost.load(Ordering::Relaxed)
+    }
+
+    /// Store files found deleted or replaced at their path: the journal while in use (healed
+    /// at the next write: its records folded durably into the store, a new journal started),
+    /// the store file while in use ([`Store::vanished_file`], healed by
+    /// [`Store::restore_vanished`]), or the store file missing at an open while its journal was
+    /// there (the journal moved aside, an empty store started). Each is logged as an error.
+    pub fn files_vanished(&self) -> u64 {
+        self.files_vanished.load(Ordering::Relaxed)
+    }
+
+    /// Whether the store file this handle reads and writes is no longer the file at its path
+    /// (deleted, or another file put there): one `fstat` and one `stat`. Its bytes are still
+    /// all there through the open descriptor, but a crash or a restart would lose them: call
+    /// [`Store::restore_vanished`]. `None` for a read-only or closed store.
+    pub fn vanished_file(&self) -> Option<&'static str> {
+        if self.read_only || self.closed.load(Ordering::Relaxed) {
+            return None;
+        }
+        let held = self.lock.held()?;
+        match file::vanished(held, &self.path) {
+            Ok(v) => v.map(file::Vanished::as_str),
+            Err(e) => {
+                log::debug!(
+                    "{}: cannot tell whether it vanished: {e}",
+                    self.path.display()
+                );
+                None
+            }
+        }
+    }
+
+    /// Puts the store file back at its path after it vanished ([`Store::vanished_file`]),
+    /// losing nothing: every commit is made durable in the open file, whose bytes are copied
+    /// through the still-open descriptor to `<path>.tmp` (fsynced, then locked), a file that
+    /// took the path is moved aside to `<path>.replaced-<unix seconds>`, the copy is renamed into
+    /// place (directory fsynced) and the store reopened on it ([`Store::reopen`]: verified; the
+    /// copy is opened as after a crash). `Ok(true)`: restored; `Ok(false)`: nothing vanished.
+    /// On an error (no room for the copy, say) the store goes on with the open file and
+    /// nothing is lost yet: call it again later; only an exit before that loses the file.
+    pub fn restore_vanished(&mut self) -> Result<bool, OpenError> {
+        let Some(how) = self.vanished_file() else {
+            return Ok(false);
+        };
+        if !self.vanish_noted {
+            self.vanish_noted = true;
+            self.files_vanished.fetch_add(1, Ordering::Relaxed);
+            log::error!(
+                error_type = "store_file_vanished";
+                "{}: the store file was {how} while in use; restoring it from the open file (nothing is lost unless the agent stops first)",
+                self.path.display()
+            );
+        }
+        let path = self.path.clone();
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| OpenError::Io { path, source }
+        };
+        {
+            let mut w = relock(self.writer.lock());
+            self.sync_locked(&mut w).map_err(|e| e.into_open(&path))?;
+        }
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let Some(open) = self.lock.held() else {
+            return Ok(false);
+        };
+        let (src, old) = (
+            open.try_clone().map_err(io(&path))?,
+            open.try_clone().map_err(io(&path))?,
+        );
+        // The directory may be gone too (`rm -r`).
+        std::fs::create_dir_all(file::parent_dir(&path)).map_err(io(&path))?;
+        let placed = copy_whole(src, &tmp).map_err(io(&tmp)).and_then(|copy| {
+            // Locked before it takes the path: the path never names an unlocked store.
+            self.lock.adopt(copy, &path)?;
+            // Whatever took the path (renamed over it, created there) is someone's: kept.
+            if std::fs::symlink_metadata(&path).is_ok() {
+                let to = aside_name(&path, "replaced");
+                std::fs::rename(&path, &to).map_err(io(&path))?;
+                log::error!(
+                    error_type = "store_file_vanished";
+                    "{}: the file that took the store's path is kept at {}",
+                    path.display(),
+                    to.display()
+                );
+            }
+            std::fs::rename(&tmp, &path).map_err(io(&path))?;
+            file::sync_parent_dir(&path).map_err(io(&path))
+        });
+        if let Err(e) = placed {
+            // Back to the open file (its lock is this handle's already), which the next call
+            // copies again: it holds every commit, the half-made copy does not.
+            let _ = self.lock.adopt(old, &path);
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        self.reopen()?;
+        self.vanish_noted = false;
+        log::info!("{}: the store file is back at its path", path.display());
+        Ok(true)
+    }
+
+    /// At an open that finds no store file (or an empty one): a journal beside it is the
+    /// journal of a store file that was deleted or lost while the agent was stopped. It is
+    /// logged as an error and moved aside to `<journal>.orphan-<unix seconds>` (kept for
+    /// inspection; a new store would read its records as another store's), and counted. Returns
+    /// whether there was one.
+    fn orphan_journal(path: &Path) -> bool {
+        let jpath = journal::path_of(path);
+        let records = match journal::count_records(&jpath) {
+            Ok(Some(n)) => n,
+            Ok(None) => return false,
+            Err(e) => {
+                log::warn!("{}: cannot read: {e}", jpath.display());
+                0
+            }
+        };
+        let to = aside_name(&jpath, "orphan");
+        let moved = std::fs::rename(&jpath, &to).and_then(|()| file::sync_parent_dir(&jpath));
+        let kept = match moved {
+            Ok(()) => to.display().to_string(),
+            Err(e) => format!("{} (moving it aside failed: {e})", jpath.display()),
+        };
+        log::error!(
+            error_type = "store_file_vanished";
+            "{}: the store file is missing but its journal is there: the store was deleted or lost; \
+             starting an empty store. Its samples are lost, with up to {records} journaled flushes \
+             and marks not yet folded into it; the journal is kept at {kept}",
+            path.display()
+        );
+        true
     }
 
     /// Unstamped samples kept (every boot). O(1): in memory, recounted at open.
@@ -2529,27 +2719,49 @@ fn boot_seq(
     Ok(Some(next))
 }
 
-/// Rename a store the agent cannot use (`OpenError::Corrupt`) to
-/// `<path>.corrupt-<unix seconds>` (`-<n>` appended if that exists), so that the next
-/// [`Store::open`] starts a fresh file while the damaged one stays for inspection. The
-/// directory is fsynced. Returns the new path.
-pub fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
+/// `<path>.<what>-<unix seconds>`, with `-<n>` appended while that exists.
+fn aside_name(path: &Path, what: &str) -> PathBuf {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let base = {
         let mut os = path.as_os_str().to_owned();
-        os.push(format!(".corrupt-{secs}"));
+        os.push(format!(".{what}-{secs}"));
         PathBuf::from(os)
     };
     let mut to = base.clone();
     let mut n = 1u32;
-    while to.try_exists()? {
+    while to.try_exists().unwrap_or(false) {
         let mut os = base.as_os_str().to_owned();
         os.push(format!("-{n}"));
         to = PathBuf::from(os);
         n += 1;
     }
+    to
+}
+
+/// Every byte of `src` (from offset 0) into a new file at `to`, fsynced; the new file.
+fn copy_whole(mut src: std::fs::File, to: &Path) -> std::io::Result<std::fs::File> {
+    use std::io::{Seek, SeekFrom};
+    let mut out = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(to)?;
+    // Every other user of this open file description reads and writes by position.
+    src.seek(SeekFrom::Start(0))?;
+    std::io::copy(&mut src, &mut out)?;
+    out.sync_all()?;
+    Ok(out)
+}
+
+/// Rename a store the agent cannot use (`OpenError::Corrupt`) to
+/// `<path>.corrupt-<unix seconds>` (`-<n>` appended if that exists), so that the next
+/// [`Store::open`] starts a fresh file while the damaged one stays for inspection. The
+/// directory is fsynced. Returns the new path.
+pub fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
+    let to = aside_name(path, "corrupt");
     std::fs::rename(path, &to)?;
     // The journal belongs to the damaged file (a fresh store would ignore it: another epoch).
     match std::fs::rename(journal::path_of(path), journal::path_of(&to)) {

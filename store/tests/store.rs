@@ -706,6 +706,39 @@ fn a_second_store_in_the_same_process_is_refused() {
     drop(open(&path));
 }
 
+/// `<path>.lock`.
+fn lock_file(path: &Path) -> PathBuf {
+    let mut os = path.as_os_str().to_owned();
+    os.push(".lock");
+    PathBuf::from(os)
+}
+
+#[test]
+fn a_deleted_lock_file_lets_no_second_store_in() {
+    let (_d, path) = tmp();
+    let store = open(&path);
+    store.insert(&batch(1_000, 3)).unwrap();
+    // A cleanup script or a tmpfiles rule removes it: the store file's own lock still guards.
+    std::fs::remove_file(lock_file(&path)).unwrap();
+    match Store::open(&path, StoreOptions::default()) {
+        Err(OpenError::Locked { pid, .. }) => assert_eq!(pid, Some(std::process::id())),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    // The inspection opens keep their documented refusal.
+    assert!(matches!(
+        Store::open_read_only(&path, StoreOptions::default()),
+        Err(OpenError::Locked { .. })
+    ));
+    assert!(matches!(
+        Store::check(&path),
+        Err(belabox_store::CheckError::Locked { .. })
+    ));
+    assert_eq!(all(&store).len(), 3 * 3, "the first store still works");
+    store.insert(&batch(10_000, 1)).unwrap();
+    drop(store);
+    assert_eq!(all(&open(&path)).len(), 4 * 3);
+}
+
 const LOCK_CHILD_ENV: &str = "BELABOX_STORE_LOCK_CHILD";
 
 /// Child half of `the_lock_refuses_a_second_process`: holds the store until stdin closes.
@@ -745,6 +778,12 @@ fn the_lock_refuses_a_second_process_naming_its_pid() {
         err.to_string().contains(&format!("pid {}", child.id())),
         "{err}"
     );
+    // Without the lock file the store file's lock refuses, and /proc/locks names the owner.
+    std::fs::remove_file(lock_file(&path)).unwrap();
+    match Store::open(&path, StoreOptions::default()) {
+        Err(OpenError::Locked { pid, .. }) => assert_eq!(pid, Some(child.id())),
+        other => panic!("expected Locked without the lock file, got {other:?}"),
+    }
     drop(child.stdin.take());
     assert!(child.wait().unwrap().success());
     // The lock died with its owner.
