@@ -640,6 +640,17 @@ impl<'a> CollectionLoop<'a> {
             Ok(()) => {
                 self.recovery.recovered(self.ring.dropped(), self.state);
                 self.restore_vanished(now);
+                let capped = maintain::enforce_size_cap(&self.store.get(), self.state);
+                match capped {
+                    Err(e) if e.is_io_poisoned() => {
+                        self.failed(now, recover::Failure::from(&e), &e, "size cap");
+                        return false;
+                    }
+                    Err(e) => {
+                        log::warn!(error:% = e, error_type = "size_cap"; "size cap after the flush failed")
+                    }
+                    Ok(()) => {}
+                }
                 refresh_storage_state(&self.store.get(), &self.config.storage.path, self.state);
                 self.write_start_records(now);
                 true

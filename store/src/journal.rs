@@ -49,6 +49,8 @@ pub(crate) fn path_of(store: &Path) -> PathBuf {
 #[derive(Debug)]
 pub(crate) struct Journal {
     file: File,
+    /// Where it was opened (compared with `file` before each write: `Store::heal_journal`).
+    path: PathBuf,
     /// Where the next record goes.
     off: u64,
     epoch: u64,
@@ -116,6 +118,7 @@ impl Journal {
         }
         Ok(Journal {
             file,
+            path,
             off: end.min(CAPACITY),
             epoch,
             buf: Vec::new(),
@@ -126,9 +129,9 @@ impl Journal {
         self.epoch
     }
 
-    /// The open journal file (to tell whether it vanished from its path).
-    pub(crate) fn file(&self) -> &File {
-        &self.file
+    /// Whether the open file is no longer the one at its path (`file::vanished`).
+    pub(crate) fn vanished(&self) -> io::Result<Option<crate::file::Vanished>> {
+        crate::file::vanished(&self.file, &self.path)
     }
 
     /// Bytes appended in this epoch.

@@ -73,6 +73,13 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_FOLD_AFTER: u32 = 60;
 /// Bytes of redb pages held in RAM at which the next journaled commit folds instead.
 const MAX_HELD_BYTES: u64 = 448 << 10;
+/// Allocated bytes a stored row is assumed to add, for [`Store::enforce_size_cap`]'s estimate:
+/// a row is 20 B, and B-tree fill, the queue's run row and the pages a commit copies bring what
+/// the agent writes to 33–83 B a sample (architecture.md, "Flash wear"). Too high only measures
+/// sooner; too low lets the data pass the budget by the difference before it is measured.
+const EST_ROW_BYTES: u64 = 64;
+/// [`Store::enforce_size_cap`]: nothing measured since the open.
+const UNMEASURED: u64 = u64::MAX;
 
 /// How many session records are kept (oldest go first).
 pub const MAX_SESSIONS: u64 = 256;
@@ -476,6 +483,10 @@ pub struct Store {
     pending: AtomicU64,
     unstamped: AtomicU64,
     data_bytes: AtomicU64,
+    /// The size cap's estimate of the allocated bytes: as measured last ([`UNMEASURED`] before),
+    /// plus [`EST_ROW_BYTES`] per row inserted since.
+    cap_base: AtomicU64,
+    cap_grown: AtomicU64,
     /// Bytes of redb pages the backend holds until the next durable commit.
     held: Arc<AtomicU64>,
     /// Set while a journaled transaction runs (`file::AllocatedFile`'s `hold`).
@@ -492,6 +503,9 @@ pub struct Store {
     /// The vanished store file of [`Store::restore_vanished`] was counted and logged (it may
     /// take more than one call to restore it).
     vanish_noted: bool,
+    /// The last reopen refused the file as damaged: the caller moves it aside (`move_aside`),
+    /// which is no vanished file to put back.
+    refused_damaged: bool,
     lock: lock::ProcessLock,
 }
 
@@ -589,11 +603,14 @@ impl Store {
             pending: AtomicU64::new(pending),
             unstamped: AtomicU64::new(unstamped),
             data_bytes: AtomicU64::new(0),
+            cap_base: AtomicU64::new(UNMEASURED),
+            cap_grown: AtomicU64::new(0),
             read_only,
             closed: std::sync::atomic::AtomicBool::new(deferred.is_some()),
             journal_lost,
             files_vanished,
             vanish_noted: false,
+            refused_damaged: false,
             lock,
         };
         Ok((store, deferred))
@@ -901,8 +918,14 @@ impl Store {
     /// commit that returned `Ok` with an fsync is kept; deferred commits not yet fsynced
     /// (`DeferredMarks`, `Periodic`) are lost as in a crash. The file is verified first, as
     /// at [`Store::open`]. Call it with a backoff: on a still-full disk it may fail again
-    /// (then every call fails as I/O-poisoned until a reopen succeeds).
+    /// (then every call fails as I/O-poisoned until a reopen succeeds). A store file deleted
+    /// from its path meanwhile is first put back from the open file (as
+    /// [`Store::restore_vanished`] does, without its sync), never replaced by an empty store.
     pub fn reopen(&mut self) -> Result<(), OpenError> {
+        if let Some(how) = self.vanished_how().filter(|_| !self.refused_damaged) {
+            // Opening the path would start an empty store while the open file holds the data.
+            self.put_back(how)?;
+        }
         let placeholder = Self::placeholder_db(&self.path)?;
         self.closed.store(true, Ordering::Relaxed);
         // The old handle must be gone first: redb locks the file per handle.
@@ -911,18 +934,21 @@ impl Store {
             log::debug!("{}: close before reopen: {e}", self.path.display());
         }
         relock(self.writer.get_mut()).journal = None;
-        let (db, cache, (pending, unstamped), journal, unsynced) = Self::open_db(
+        let opened = Self::open_db(
             &self.path,
             &self.opts,
             self.read_only,
             (&self.held, &self.hold),
             (&self.journal_lost, &self.files_vanished),
             &mut self.lock,
-        )?;
+        );
+        self.refused_damaged = matches!(opened, Err(OpenError::Corrupt { .. }));
+        let (db, cache, (pending, unstamped), journal, unsynced) = opened?;
         *relock(self.db.get_mut()) = db;
         *relock(self.series.get_mut()) = cache;
         *self.pending.get_mut() = pending;
         *self.unstamped.get_mut() = unstamped;
+        *self.cap_base.get_mut() = UNMEASURED;
         let w = relock(self.writer.get_mut());
         w.unsynced = unsynced;
         w.journal = journal;
@@ -1175,16 +1201,17 @@ impl Store {
         let Some(j) = w.journal.as_ref() else {
             return Ok(());
         };
-        let jpath = journal::path_of(&self.path);
-        let how = match crate::file::vanished(j.file(), &jpath) {
+        let how = match j.vanished() {
             Ok(Some(how)) => how,
             Ok(None) => return Ok(()),
             Err(e) => {
+                let jpath = journal::path_of(&self.path);
                 log::debug!("{}: cannot tell whether it vanished: {e}", jpath.display());
                 return Ok(());
             }
         };
         self.files_vanished.fetch_add(1, Ordering::Relaxed);
+        let jpath = journal::path_of(&self.path);
         log::error!(
             error_type = "store_file_vanished";
             "{}: the journal was {} while in use; its {} records since the last fold are written into the store now and a new journal is started (nothing is lost)",
@@ -1274,6 +1301,7 @@ impl Store {
             .map_err(|e| e.into_insert(&self.path))?;
         w.numbers = numbers;
         self.pending.fetch_add(numeric_inserted, Ordering::Relaxed);
+        self.grew(stats.inserted);
         self.publish_series(&new_series)
             .map_err(|e| e.into_insert(&self.path))?;
         Ok(stats)
@@ -1436,6 +1464,7 @@ impl Store {
         w.numbers = numbers;
         self.unstamped
             .fetch_add(stats.inserted as u64, Ordering::Relaxed);
+        self.grew(stats.inserted);
         self.publish_series(&new_series)
             .map_err(|e| e.into_insert(&self.path))?;
         Ok(stats)
@@ -1595,12 +1624,19 @@ impl Store {
     /// all there through the open descriptor, but a crash or a restart would lose them: call
     /// [`Store::restore_vanished`]. `None` for a read-only or closed store.
     pub fn vanished_file(&self) -> Option<&'static str> {
-        if self.read_only || self.closed.load(Ordering::Relaxed) {
+        if self.closed.load(Ordering::Relaxed) {
             return None;
         }
-        let held = self.lock.held()?;
-        match file::vanished(held, &self.path) {
-            Ok(v) => v.map(file::Vanished::as_str),
+        self.vanished_how().map(file::Vanished::as_str)
+    }
+
+    /// [`Store::vanished_file`], closed or not.
+    fn vanished_how(&self) -> Option<file::Vanished> {
+        if self.read_only {
+            return None;
+        }
+        match file::vanished(self.lock.held()?, &self.path) {
+            Ok(v) => v,
             Err(e) => {
                 log::debug!(
                     "{}: cannot tell whether it vanished: {e}",
@@ -1620,32 +1656,45 @@ impl Store {
     /// On an error (no room for the copy, say) the store goes on with the open file and
     /// nothing is lost yet: call it again later; only an exit before that loses the file.
     pub fn restore_vanished(&mut self) -> Result<bool, OpenError> {
-        let Some(how) = self.vanished_file() else {
+        if self.vanished_file().is_none() {
             return Ok(false);
-        };
+        }
+        {
+            let mut w = relock(self.writer.lock());
+            self.sync_locked(&mut w)
+                .map_err(|e| e.into_open(&self.path))?;
+        }
+        // `reopen` puts the file back first (and only then closes the open one).
+        self.reopen()?;
+        Ok(true)
+    }
+
+    /// The store file vanished from its path: counted and logged once, then its bytes copied
+    /// from the open descriptor to `<path>.tmp`, fsynced, locked and renamed into place (a file
+    /// that took the path kept aside). What the open file holds is what its durable commits
+    /// wrote (a crash's state: the journal holds the rest). On failure the open file stays
+    /// locked and the path empty, for the next call.
+    fn put_back(&mut self, how: file::Vanished) -> Result<(), OpenError> {
+        let path = self.path.clone();
         if !self.vanish_noted {
             self.vanish_noted = true;
             self.files_vanished.fetch_add(1, Ordering::Relaxed);
             log::error!(
                 error_type = "store_file_vanished";
-                "{}: the store file was {how} while in use; restoring it from the open file (nothing is lost unless the agent stops first)",
-                self.path.display()
+                "{}: the store file was {} while in use; restoring it from the open file (nothing is lost unless the agent stops first)",
+                path.display(),
+                how.as_str()
             );
         }
-        let path = self.path.clone();
         let io = |path: &Path| {
             let path = path.to_owned();
             move |source| OpenError::Io { path, source }
         };
-        {
-            let mut w = relock(self.writer.lock());
-            self.sync_locked(&mut w).map_err(|e| e.into_open(&path))?;
-        }
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
         let Some(open) = self.lock.held() else {
-            return Ok(false);
+            return Ok(());
         };
         let (src, old) = (
             open.try_clone().map_err(io(&path))?,
@@ -1677,10 +1726,9 @@ impl Store {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
-        self.reopen()?;
         self.vanish_noted = false;
         log::info!("{}: the store file is back at its path", path.display());
-        Ok(true)
+        Ok(())
     }
 
     /// At an open that finds no store file (or an empty one): a journal beside it is the
@@ -2128,6 +2176,78 @@ impl Store {
                 Self::expire(txn, retention_ms, now_ms)
             })
             .map_err(|e| e.into_maintenance(&self.path))?;
+        self.cap_locked(&mut w, budget, &mut stats)?;
+        Ok(stats)
+    }
+
+    /// `rows` more rows stored: the size cap's estimate grows.
+    fn grew(&self, rows: usize) {
+        self.cap_grown.fetch_add(
+            (rows as u64).saturating_mul(EST_ROW_BYTES),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The size cap alone (the second step of [`Store::enforce_retention`]), for every flush:
+    /// it only stats the file unless the data may have reached the budget, so that the file
+    /// stays within `max_size_bytes` whatever the sample rate (enforced once a minute, a 10 ms
+    /// interval grew it to several times the cap in between). The pages are walked only when
+    /// the file is above the budget (7/16 of the cap) and the estimate — the allocated bytes
+    /// measured last plus [`EST_ROW_BYTES`] per row inserted since — is too. A file left
+    /// above `max_size_bytes` (it grew before, or under a larger cap) is compacted afterwards;
+    /// a compaction that fails is logged and tried again at the next pass.
+    pub fn enforce_size_cap(&self) -> Result<RetentionStats, MaintenanceError> {
+        let io = |source| MaintenanceError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let mut stats = RetentionStats::default();
+        if self.read_only || self.closed.load(Ordering::Relaxed) {
+            return Ok(stats);
+        }
+        let budget = self.opts.max_size_bytes / 16 * 7;
+        if self.file_size().map_err(io)? <= budget {
+            // The file bounds the data.
+            return Ok(stats);
+        }
+        let base = self.cap_base.load(Ordering::Relaxed);
+        let grown = self.cap_grown.load(Ordering::Relaxed);
+        if base != UNMEASURED && base.saturating_add(grown) <= budget {
+            return Ok(stats);
+        }
+        let mut w = relock(self.writer.lock());
+        if w.unsynced > 0 {
+            // Pages that deferred commits replaced stay allocated until a durable commit.
+            self.sync_locked(&mut w)
+                .map_err(|e| e.into_maintenance(&self.path))?;
+        }
+        self.cap_locked(&mut w, budget, &mut stats)?;
+        drop(w);
+        if self.file_size().map_err(io)? > self.opts.max_size_bytes {
+            match self.compact() {
+                Ok(c) => log::info!(
+                    "{}: above its size cap: compacted from {} to {} bytes",
+                    self.path.display(),
+                    c.size_before,
+                    c.size_after
+                ),
+                Err(e) => log::warn!(
+                    error_type = "store_compaction";
+                    "{}: above its size cap, and compacting it failed: {e}",
+                    self.path.display()
+                ),
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Size-cap passes (at most 4) while the allocated pages are over `budget`.
+    fn cap_locked(
+        &self,
+        w: &mut MutexGuard<'_, Writer>,
+        budget: u64,
+        stats: &mut RetentionStats,
+    ) -> Result<(), MaintenanceError> {
         for _ in 0..4 {
             let file = self.file_size().map_err(|source| MaintenanceError::Io {
                 path: self.path.clone(),
@@ -2138,7 +2258,7 @@ impl Store {
                 break;
             }
             let (evicted, dropped, over) = self
-                .write_if(&mut w, Kind::Maintenance, |txn| {
+                .write_if(w, Kind::Maintenance, |txn| {
                     let out = self.hold_cap(txn, budget)?;
                     Ok((out, out.2))
                 })
@@ -2157,7 +2277,7 @@ impl Store {
                 break;
             }
         }
-        Ok(stats)
+        Ok(())
     }
 
     /// Retention pass. Returns the stats and whether anything was removed.
@@ -2224,6 +2344,10 @@ impl Store {
         let st = txn.stats()?;
         let live = st.allocated_pages() * st.page_size() as u64;
         self.data_bytes.store(live, Ordering::Relaxed);
+        // Measured (before this pass's removals, which only lower it: the next estimate is
+        // high, never low).
+        self.cap_base.store(live, Ordering::Relaxed);
+        self.cap_grown.store(0, Ordering::Relaxed);
         if live <= budget {
             return Ok((0, 0, false));
         }

@@ -377,6 +377,22 @@ fn a_deleted_store_file_is_restored_from_the_open_file() {
 }
 
 #[test]
+fn a_reopen_after_the_store_file_was_deleted_puts_it_back_first() {
+    let (dir, path, mut store, after) = four_flushes();
+    drop(after);
+    store.sync().unwrap();
+    let want = snapshot(&store);
+    std::fs::remove_file(&path).unwrap();
+    // What the agent does after an I/O error: a reopen, which must not open an empty store.
+    store.reopen().unwrap();
+    assert_eq!(snapshot(&store), want);
+    assert_eq!(store.files_vanished(), 1);
+    assert!(path.exists());
+    let s = reopen_after_crash(&path, &dir.path().join("crash.redb"));
+    assert_eq!(snapshot(&s), want);
+}
+
+#[test]
 fn a_store_file_replaced_at_its_path_is_restored_and_the_other_kept() {
     let dir = survives_a_vanished_file(
         |p| {

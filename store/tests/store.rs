@@ -384,13 +384,26 @@ fn size_cap_drops_the_oldest_pending_and_counts_them() {
         Durability::Immediate,
         Durability::Periodic { max_unsynced: 1000 },
     ] {
-        size_cap_drops(durability, 0);
+        size_cap_drops(durability, 0, false);
     }
     // The journal holds replaced pages until a fold; near the cap it must fold at once.
-    size_cap_drops(Durability::Immediate, belabox_store::DEFAULT_FOLD_AFTER);
+    size_cap_drops(
+        Durability::Immediate,
+        belabox_store::DEFAULT_FOLD_AFTER,
+        false,
+    );
+    // The cap alone, as the agent enforces it after each flush (its estimate skips the page
+    // walk until the data may have reached the budget): the same bound.
+    size_cap_drops(
+        Durability::Immediate,
+        belabox_store::DEFAULT_FOLD_AFTER,
+        true,
+    );
+    size_cap_drops(Durability::Immediate, 0, true);
 }
 
-fn size_cap_drops(durability: Durability, fold_after: u32) {
+/// `cap_only`: [`Store::enforce_size_cap`] after each flush instead of `enforce_retention`.
+fn size_cap_drops(durability: Durability, fold_after: u32, cap_only: bool) {
     let (_d, path) = tmp();
     let opts = StoreOptions {
         fold_after,
@@ -421,7 +434,11 @@ fn size_cap_drops(durability: Durability, fold_after: u32) {
             ts += 1;
         }
         store.insert(&b).unwrap();
-        let r = store.enforce_retention(0).unwrap();
+        let r = if cap_only {
+            store.enforce_size_cap().unwrap()
+        } else {
+            store.enforce_retention(0).unwrap()
+        };
         st.dropped_pending += r.dropped_pending;
         st.evicted += r.evicted;
         assert!(std::fs::metadata(&path).unwrap().len() <= CAP);
@@ -446,6 +463,42 @@ fn size_cap_drops(durability: Durability, fold_after: u32) {
     assert!(std::fs::metadata(&path).unwrap().len() <= CAP);
     let store = Store::open(&path, opts).unwrap();
     assert_eq!(store.stats().unwrap().dropped_total, st.dropped_pending);
+}
+
+#[test]
+fn a_file_far_over_a_smaller_cap_is_capped_and_compacted() {
+    let (_d, path) = tmp();
+    let big = StoreOptions {
+        max_size_bytes: 64 << 20,
+        durability: Durability::Periodic { max_unsynced: 1000 },
+        ..StoreOptions::default()
+    };
+    let store = Store::open(&path, big).unwrap();
+    for i in 0..400 {
+        store.insert(&batch(i * 100_000, 100)).unwrap();
+    }
+    drop(store);
+    let grown = std::fs::metadata(&path).unwrap().len();
+    assert!(grown > 2 * CAP, "{grown}");
+    // The cap lowered (a config change): the next flush's check brings the file under it.
+    let store = Store::open(
+        &path,
+        StoreOptions {
+            max_size_bytes: CAP,
+            ..big
+        },
+    )
+    .unwrap();
+    let r = store.enforce_size_cap().unwrap();
+    assert!(r.dropped_pending > 0, "{r:?}");
+    let now = std::fs::metadata(&path).unwrap().len();
+    assert!(now <= CAP, "{grown} → {now} bytes, cap {CAP}");
+    store.check_invariants().unwrap();
+    assert_eq!(
+        store.pending_count().unwrap(),
+        120_000 - r.dropped_pending,
+        "every row not dropped is still there"
+    );
 }
 
 #[test]
