@@ -950,5 +950,16 @@ mod tests {
             "{msg}"
         );
         assert_eq!(details["journal_records_lost"], 2);
+
+        // A store file deleted while in use: error until the restart, whatever else is fine.
+        let st = state();
+        st.storage.files_vanished.store(1, Ordering::Relaxed);
+        let (status, msg, details) = storage(&st);
+        assert_eq!(status, ComponentStatus::Error);
+        assert!(
+            msg.contains("1 store files were deleted or replaced"),
+            "{msg}"
+        );
+        assert_eq!(details["files_vanished"], 1);
     }
 }

@@ -1197,17 +1197,18 @@ impl Store {
     /// and the next open would find none. They are folded durably into the store now (which
     /// moves the epoch on), and a new journal file is started at the path; nothing is lost.
     /// One `fstat` and one `stat` per write. Counted in `files_vanished`, logged as an error.
-    fn heal_journal(&self, w: &mut MutexGuard<'_, Writer>) -> Result<(), Fault> {
+    /// Returns whether it vanished.
+    fn heal_journal(&self, w: &mut MutexGuard<'_, Writer>) -> Result<bool, Fault> {
         let Some(j) = w.journal.as_ref() else {
-            return Ok(());
+            return Ok(false);
         };
         let how = match j.vanished() {
             Ok(Some(how)) => how,
-            Ok(None) => return Ok(()),
+            Ok(None) => return Ok(false),
             Err(e) => {
                 let jpath = journal::path_of(&self.path);
                 log::debug!("{}: cannot tell whether it vanished: {e}", jpath.display());
-                return Ok(());
+                return Ok(false);
             }
         };
         self.files_vanished.fetch_add(1, Ordering::Relaxed);
@@ -1231,7 +1232,7 @@ impl Store {
                 None
             }
         };
-        Ok(())
+        Ok(true)
     }
 
     /// In a durable commit after journaled ones: the next epoch, stored in `txn` (and the count
@@ -1655,9 +1656,18 @@ impl Store {
     /// copy is opened as after a crash). `Ok(true)`: restored; `Ok(false)`: nothing vanished.
     /// On an error (no room for the copy, say) the store goes on with the open file and
     /// nothing is lost yet: call it again later; only an exit before that loses the file.
+    /// A vanished journal is healed here too (as before every write: folded, started again).
     pub fn restore_vanished(&mut self) -> Result<bool, OpenError> {
-        if self.vanished_file().is_none() {
+        if self.read_only || self.closed.load(Ordering::Relaxed) {
             return Ok(false);
+        }
+        let journal = {
+            let mut w = relock(self.writer.lock());
+            self.heal_journal(&mut w)
+                .map_err(|e| e.into_open(&self.path))?
+        };
+        if self.vanished_file().is_none() {
+            return Ok(journal);
         }
         {
             let mut w = relock(self.writer.lock());
