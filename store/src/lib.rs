@@ -2883,6 +2883,8 @@ fn copy_whole(mut src: std::fs::File, to: &Path) -> std::io::Result<std::fs::Fil
         .create(true)
         .truncate(true)
         .open(to)?;
+    // The same mode as the file it replaces (0640 on an installed board).
+    out.set_permissions(src.metadata()?.permissions())?;
     // Every other user of this open file description reads and writes by position.
     src.seek(SeekFrom::Start(0))?;
     std::io::copy(&mut src, &mut out)?;
