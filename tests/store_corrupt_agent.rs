@@ -17,6 +17,9 @@
 //!   export`, because the agent noticed at the next flush (journal folded into the store and
 //!   started again; store file copied back from its open descriptor), and /health showed
 //!   storage `error` with `files_vanished` 1 and `/metrics` `storage_files_vanished_total` 1;
+//! - `metrics.redb` deleted while the agent was stopped: the next start says so (an error line,
+//!   storage `error`, `files_vanished` 1, the journal kept as `.journal.orphan-<secs>`) instead
+//!   of silently starting an empty store;
 //! - with `metrics.redb.lock` deleted, a second agent on the same store exits non-zero with
 //!   "in use by another belabox-metrics process (pid N)" naming the first, which keeps running
 //!   and flushing (the lock is on the store file itself).
@@ -313,6 +316,47 @@ fn a_journal_deleted_while_running_loses_no_flushed_sample() {
 #[test]
 fn a_store_file_deleted_while_running_is_restored_and_loses_nothing() {
     a_file_deleted_while_running_loses_nothing("metrics.redb", "the store file was deleted");
+}
+
+#[test]
+fn a_store_deleted_while_stopped_is_reported_at_start_not_silently_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("metrics.redb");
+    let health = health_addr();
+    let cfg = write_config(dir.path(), &store, DEVICE, "100ms", health, None);
+    let first = Agent::spawn(&cfg, health, &dir.path().join("first.log"));
+    first.wait_for("flushes", Duration::from_secs(30), |a| {
+        a.storage()["details"]["pending_count"].as_u64() > Some(0)
+    });
+    first.stop();
+    std::fs::remove_file(&store).unwrap();
+
+    let agent = Agent::spawn(&cfg, health, &dir.path().join("second.log"));
+    let st = agent.storage();
+    assert_eq!(st["status"], "error", "{st}");
+    assert_eq!(st["details"]["files_vanished"], 1, "{st}");
+    let orphans = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("metrics.redb.journal.orphan-")
+        })
+        .count();
+    assert_eq!(orphans, 1, "the journal is kept aside");
+    let log = agent.log_text();
+    agent.stop();
+    let lines = log_lines(&log, &store.display().to_string());
+    assert!(
+        lines.iter().any(|l| l["level"] == "ERROR"
+            && l["msg"]
+                .as_str()
+                .unwrap()
+                .contains("the store file is missing but its journal is there")),
+        "log:\n{log}"
+    );
 }
 
 #[test]
