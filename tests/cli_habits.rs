@@ -2,6 +2,7 @@
 //! - `store export | head` (and `check-config | head`) end quietly: the reader closing the pipe
 //!   early is exit 0 and nothing on stderr;
 //! - usage errors go to stderr (stdout empty) with exit 2;
+//! - `check-config` refuses a `storage.path` on procfs (exit 2, naming the key);
 //! - `check-config` never prints a secret (a password in `remote.url`, a credential query
 //!   parameter), also not in a configuration error;
 //! - without `--config`, `status` and `check-config` read the installed configuration
@@ -201,6 +202,21 @@ fn check_config_never_prints_a_secret() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("remote.url"), "{stderr}");
     assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
+#[test]
+fn check_config_refuses_a_storage_path_on_procfs() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(&cfg, "[storage]\npath = \"/proc/x\"\n").unwrap();
+    let out = run(&["check-config", "--config", cfg.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    // Exit 2 like every configuration error (`run` used to get as far as the lock: exit 1).
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("storage.path: /proc is on procfs"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -20,6 +20,10 @@
 //!   and the agent carries on once it is thawed.
 //! - A failing store does not make the collection loop spin (issue 26: 37 M iterations in
 //!   25 s), and /health's `metrics_collected` keeps counting what the collectors collect.
+//! - The size cap at a 10 ms interval (no remote, so every sample stays pending): the cap is
+//!   enforced after each flush, so the file never passes `storage.max_size` (4 MiB here), where
+//!   a cap enforced once a minute let it double past it; the oldest pending samples are dropped,
+//!   counted and logged.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -607,4 +611,47 @@ fn a_frozen_file_system_is_named_as_the_flush_the_loop_is_blocked_in() {
     let stalls = log_lines(&log, "the collection loop stalled");
     assert_eq!(stalls.len(), 1, "log:\n{log}");
     assert!(stalls[0]["stall_ms"].as_i64() > Some(10_000), "log:\n{log}");
+}
+
+#[test]
+fn the_size_cap_holds_at_every_flush_at_a_10ms_interval() {
+    const CAP: u64 = 4 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("metrics.redb");
+    let health = health_addr();
+    let cfg = write_config(dir.path(), &store, DEVICE, "10ms", health, None);
+    let toml = std::fs::read_to_string(&cfg).unwrap().replace(
+        "[storage]\n",
+        "[storage]\nmax_size = \"4MiB\"\ncompaction_threshold = \"4MiB\"\n",
+    );
+    std::fs::write(&cfg, toml).unwrap();
+    let agent = Agent::spawn(&cfg, health, &dir.path().join("agent.log"));
+    // Until the cap has dropped pending samples for a while, the file size seen every 50 ms.
+    let mut largest = 0;
+    let mut dropped_at = None;
+    let t = std::time::Instant::now();
+    while dropped_at.is_none_or(|d: std::time::Instant| d.elapsed() < Duration::from_secs(10)) {
+        assert!(
+            t.elapsed() < Duration::from_secs(90),
+            "the cap never dropped a sample; log:\n{}",
+            agent.log_text()
+        );
+        largest = largest.max(std::fs::metadata(&store).map_or(0, |m| m.len()));
+        if dropped_at.is_none()
+            && !log_lines(&agent.log_text(), &store.display().to_string())
+                .iter()
+                .all(|l| !l["msg"].as_str().unwrap().contains("size cap reached"))
+        {
+            dropped_at = Some(std::time::Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("largest file: {largest} bytes, cap {CAP}");
+    assert!(
+        largest <= CAP,
+        "the file reached {largest} bytes, over the {CAP}-byte cap"
+    );
+    let st = agent.storage();
+    assert!(st["details"]["pending_count"].as_u64() > Some(0), "{st}");
+    agent.stop();
 }

@@ -267,6 +267,7 @@ fn check_health_shape(v: &Value) {
                     [
                         "corrupt_moved_to",
                         "database_size_bytes",
+                        "files_vanished",
                         "journal_records_lost",
                         "max_size_bytes",
                         "no_space",
@@ -277,6 +278,7 @@ fn check_health_shape(v: &Value) {
                 );
                 for k in [
                     "database_size_bytes",
+                    "files_vanished",
                     "journal_records_lost",
                     "max_size_bytes",
                     "pending_count",

@@ -85,6 +85,7 @@ fn healthy() -> Snapshot {
             ring_dropped_episode: 0,
             corrupt_moved_to: None,
             journal_records_lost: 0,
+            files_vanished: 0,
             last_flush_ms: NOW - SEC,
             loop_blocked: None,
         },

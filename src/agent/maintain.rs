@@ -1,4 +1,5 @@
-//! Store upkeep on the collection thread: retention and the size cap every minute, compaction
+//! Store upkeep on the collection thread: retention and the size cap every minute (the cap also
+//! after each flush, where it costs a `stat` until the data nears it), compaction
 //! every `storage.compaction_interval` (sooner when the file is over
 //! `storage.compaction_threshold`), and the storage figures of [`AgentState`].
 
@@ -95,6 +96,10 @@ pub(super) fn refresh_storage_state(store: &Store, path: &Path, state: &AgentSta
         .storage
         .journal_records_lost
         .store(store.journal_records_lost(), Ordering::Relaxed);
+    state
+        .storage
+        .files_vanished
+        .store(store.files_vanished(), Ordering::Relaxed);
 }
 
 /// Retention and the size cap (the store evicts the oldest uploaded samples before it drops
@@ -102,6 +107,21 @@ pub(super) fn refresh_storage_state(store: &Store, path: &Path, state: &AgentSta
 /// the file that the flush can then reuse without growing it.
 pub(super) fn enforce_retention(store: &Store, state: &AgentState) -> Result<(), MaintenanceError> {
     let r = store.enforce_retention(now_ms())?;
+    note_removed(&r, store, state);
+    Ok(())
+}
+
+/// The size cap after each flush ([`Store::enforce_size_cap`]: a `stat` unless the data may
+/// have reached the cap), so that a short interval cannot grow the file past `storage.max_size`
+/// between two retention passes.
+pub(super) fn enforce_size_cap(store: &Store, state: &AgentState) -> Result<(), MaintenanceError> {
+    let r = store.enforce_size_cap()?;
+    note_removed(&r, store, state);
+    Ok(())
+}
+
+/// Logs what retention or the size cap removed; a pending drop updates `dropped_total`.
+fn note_removed(r: &belabox_store::RetentionStats, store: &Store, state: &AgentState) {
     if r.dropped_pending > 0 {
         log::warn!(
             dropped = r.dropped_pending,
@@ -112,13 +132,15 @@ pub(super) fn enforce_retention(store: &Store, state: &AgentState) -> Result<(),
     if r.expired > 0 || r.evicted > 0 {
         log::debug!(expired = r.expired, evicted = r.evicted; "retention removed uploaded samples");
     }
+    if r == &belabox_store::RetentionStats::default() {
+        return;
+    }
     if let Ok(s) = store.stats() {
         state
             .storage
             .dropped_total
             .store(s.dropped_total, Ordering::Relaxed);
     }
-    Ok(())
 }
 
 fn compact(store: &Store) -> Result<(), MaintenanceError> {

@@ -458,6 +458,8 @@ struct CollectionLoop<'a> {
     start_records: Option<StartRecords>,
     /// The not-live state was logged (once per stretch).
     not_live_logged: bool,
+    /// A vanished store file could not be put back: the next try is not before this.
+    restore_retry_at: Option<Instant>,
 }
 
 /// Clock trust in the loop ([`crate::monitor::clock`]): this tick's verdict, the boot whose
@@ -504,6 +506,7 @@ impl<'a> CollectionLoop<'a> {
             recovery: Recovery::new(&config.storage.path),
             start_records: None,
             not_live_logged: false,
+            restore_retry_at: None,
         };
         lp.publish_stall_bound();
         lp
@@ -656,6 +659,18 @@ impl<'a> CollectionLoop<'a> {
         match result {
             Ok(()) => {
                 self.recovery.recovered(self.ring.dropped(), self.state);
+                self.restore_vanished(now);
+                let capped = maintain::enforce_size_cap(&self.store.get(), self.state);
+                match capped {
+                    Err(e) if e.is_io_poisoned() => {
+                        self.failed(now, recover::Failure::from(&e), &e, "size cap");
+                        return false;
+                    }
+                    Err(e) => {
+                        log::warn!(error:% = e, error_type = "size_cap"; "size cap after the flush failed")
+                    }
+                    Ok(()) => {}
+                }
                 refresh_storage_state(&self.store.get(), &self.config.storage.path, self.state);
                 self.write_start_records(now);
                 true
@@ -664,6 +679,24 @@ impl<'a> CollectionLoop<'a> {
                 self.failed(now, recover::Failure::from(&e), &e, what);
                 false
             }
+        }
+    }
+
+    /// After each flush: the store file deleted or replaced while in use is put back at its
+    /// path from the open file ([`Store::restore_vanished`], nothing lost); a failure (no room
+    /// for the copy) is retried a minute later. The journal heals itself inside the flush.
+    fn restore_vanished(&mut self, now: Instant) {
+        if self.restore_retry_at.is_some_and(|t| now < t)
+            || self.store.get().vanished_file().is_none()
+        {
+            return;
+        }
+        let restored = self.store.get_mut().map(|mut s| s.restore_vanished());
+        if let Some(Err(e)) = restored {
+            self.restore_retry_at = Some(now + Duration::from_secs(60));
+            log::error!(error:% = e, error_type = "store_file_vanished"; "putting the vanished store file back failed; retried in a minute (the open file keeps every sample until the agent stops)");
+        } else {
+            self.restore_retry_at = None;
         }
     }
 
@@ -917,6 +950,8 @@ impl<'a> CollectionLoop<'a> {
     /// The final flush and sync. In an outage, one last try: the disk may have room again.
     fn shutdown(mut self) {
         let now = Instant::now();
+        // A vanished store file not yet put back is lost once the process exits: one more try.
+        self.restore_retry_at = None;
         if self.recovery.in_outage() {
             self.retry(now, true);
         } else {

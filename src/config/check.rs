@@ -105,6 +105,7 @@ fn check_storage_path(path: &Path) -> Result<(), String> {
             },
         }
     }
+    pseudo_fs(existing)?;
     access(existing, Access::WRITE_OK | Access::EXEC_OK).map_err(|e| {
         if existing == dir {
             format!("directory {}", access_msg(existing, e))
@@ -118,10 +119,67 @@ fn check_storage_path(path: &Path) -> Result<(), String> {
     })
 }
 
+/// Kernel interfaces that look writable (to root) but cannot hold a store: `run` would fail on
+/// the lock file. `statfs` magic numbers of `linux/magic.h`.
+const PSEUDO_FILE_SYSTEMS: &[(i128, &str)] = &[
+    (0x9fa0, "procfs"),
+    (0x6265_6572, "sysfs"),
+    (0x6367_7270, "cgroup2"),
+    (0x0027_e0eb, "cgroup"),
+    (0x6462_6720, "debugfs"),
+    (0x7472_6163, "tracefs"),
+    (0x7363_6673, "securityfs"),
+    (0x6265_6570, "configfs"),
+    (0xcafe_4a11, "bpffs"),
+    (0x1cd1, "devpts"),
+];
+
+/// Refuses a directory `dir` on one of [`PSEUDO_FILE_SYSTEMS`]; anything `statfs` cannot read
+/// is left to the access check.
+fn pseudo_fs(dir: &Path) -> Result<(), String> {
+    let Ok(st) = rustix::fs::statfs(dir) else {
+        return Ok(());
+    };
+    // `f_type`'s integer type differs between targets; every one fits an i128.
+    #[allow(clippy::useless_conversion)]
+    let magic = i128::from(st.f_type);
+    match PSEUDO_FILE_SYSTEMS.iter().find(|(m, _)| *m == magic) {
+        Some((_, name)) => Err(format!(
+            "{} is on {name}, a kernel interface that cannot hold files; choose a directory on \
+             a disk, e.g. /var/lib/belabox-metrics/metrics.redb",
+            dir.display()
+        )),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn storage_on_procfs_or_sysfs_is_refused() {
+        for path in ["/proc/x", "/proc/sys/metrics.redb", "/sys/x/y/metrics.redb"] {
+            let e = check_storage_path(Path::new(path)).unwrap_err();
+            assert!(e.contains("procfs") || e.contains("sysfs"), "{path}: {e}");
+            assert!(e.contains("kernel interface"), "{e}");
+        }
+        let c = Config {
+            storage: crate::config::StorageConfig {
+                path: "/proc/x".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        match c.check() {
+            Err(ConfigError::Invalid { key, message }) => {
+                assert_eq!(key, "storage.path");
+                assert!(message.starts_with("/proc is on procfs"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn storage_directory_must_be_creatable() {

@@ -177,8 +177,9 @@ pub fn write_health_json(report: &Report, out: &mut Vec<u8>) {
     json_secs(out, s.unusable_for_ms);
     let _ = write!(
         out,
-        ",\"ring_dropped_in_outage\":{},\"journal_records_lost\":{},\"corrupt_moved_to\":",
-        s.ring_dropped_episode, s.journal_records_lost
+        ",\"ring_dropped_in_outage\":{},\"journal_records_lost\":{},\"files_vanished\":{},\
+         \"corrupt_moved_to\":",
+        s.ring_dropped_episode, s.journal_records_lost, s.files_vanished
     );
     match s.corrupt_moved_to {
         Some(p) => json_display(out, &p),
@@ -512,6 +513,11 @@ fn visit_storage(s: &StorageState, v: &mut dyn MetricVisitor) {
                 "storage_journal_records_lost_total",
                 "Journal records found damaged at the store's open or a reopen and not replayed (acknowledged flushes or marks lost).",
                 &s.journal_records_lost,
+            ),
+            (
+                "storage_files_vanished_total",
+                "Store files (the store, its journal) found deleted or replaced while in use, or the store missing at start beside its journal.",
+                &s.files_vanished,
             ),
         ],
     );
@@ -975,5 +981,16 @@ mod tests {
             "{msg}"
         );
         assert_eq!(details["journal_records_lost"], 2);
+
+        // A store file deleted while in use: error until the restart, whatever else is fine.
+        let st = state();
+        st.storage.files_vanished.store(1, Ordering::Relaxed);
+        let (status, msg, details) = storage(&st);
+        assert_eq!(status, ComponentStatus::Error);
+        assert!(
+            msg.contains("1 store files were deleted or replaced"),
+            "{msg}"
+        );
+        assert_eq!(details["files_vanished"], 1);
     }
 }

@@ -295,6 +295,8 @@ pub struct StorageSnapshot {
     pub corrupt_moved_to: Option<&'static str>,
     /// Journal records found damaged at the store's open or a reopen (their commits lost).
     pub journal_records_lost: u64,
+    /// Store files found deleted or replaced (`StorageState::files_vanished`).
+    pub files_vanished: u64,
     /// Wall clock (ms) of the last flush the store took; 0 = none yet.
     pub last_flush_ms: i64,
     /// The collection loop has been in this store phase for this long (ms), more than
@@ -404,6 +406,7 @@ impl Snapshot {
                 ring_dropped_episode: s.ring_dropped_episode.load(Ordering::Relaxed),
                 corrupt_moved_to: s.corrupt_moved_to.get().copied(),
                 journal_records_lost: s.journal_records_lost.load(Ordering::Relaxed),
+                files_vanished: s.files_vanished.load(Ordering::Relaxed),
                 last_flush_ms: s.last_flush_ms.load(Ordering::Relaxed),
                 loop_blocked: {
                     let (phase, for_ms, _) = state.loop_phase.get(mono_now);
@@ -491,6 +494,7 @@ pub struct StorageHealth {
     pub ring_dropped_episode: u64,
     pub corrupt_moved_to: Option<&'static str>,
     pub journal_records_lost: u64,
+    pub files_vanished: u64,
     /// Above [`STORE_FULL_PERCENT`] % of the cap.
     pub nearly_full: bool,
     pub size_bytes: u64,
@@ -590,7 +594,7 @@ fn storage_health(s: &StorageSnapshot) -> StorageHealth {
     let nearly_full = s.max_size_bytes > 0
         && u128::from(s.size_bytes) * 100
             > u128::from(s.max_size_bytes) * u128::from(STORE_FULL_PERCENT);
-    let status = if s.io_failing || s.loop_blocked.is_some() {
+    let status = if s.io_failing || s.loop_blocked.is_some() || s.files_vanished > 0 {
         ComponentStatus::Error
     } else if nearly_full || s.corrupt_moved_to.is_some() || s.journal_records_lost > 0 {
         ComponentStatus::Degraded
@@ -606,6 +610,7 @@ fn storage_health(s: &StorageSnapshot) -> StorageHealth {
         ring_dropped_episode: s.ring_dropped_episode,
         corrupt_moved_to: s.corrupt_moved_to,
         journal_records_lost: s.journal_records_lost,
+        files_vanished: s.files_vanished,
         nearly_full,
         size_bytes: s.size_bytes,
         max_size_bytes: s.max_size_bytes,
@@ -945,6 +950,13 @@ impl fmt::Display for StorageHealth {
                 f,
                 "{} damaged journal records were not replayed (their samples or marks are lost); ",
                 self.journal_records_lost
+            )?;
+        }
+        if self.files_vanished > 0 {
+            write!(
+                f,
+                "{} store files were deleted or replaced while in use or missing at start (see the log); ",
+                self.files_vanished
             )?;
         }
         write!(f, "database {}", Mib(self.size_bytes))?;

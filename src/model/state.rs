@@ -304,6 +304,9 @@ pub struct StorageState {
     /// Journal records the store's open and reopens found damaged and did not replay
     /// ([`belabox_store::Store::journal_records_lost`]): acknowledged flushes or marks lost.
     pub journal_records_lost: AtomicU64,
+    /// Store files found deleted or replaced ([`belabox_store::Store::files_vanished`]):
+    /// storage is `error` while above 0 (until the next restart).
+    pub files_vanished: AtomicU64,
     /// Where the first damaged file went (set once; leaked on purpose so that health
     /// snapshots can carry it as a `&'static str` without allocating).
     pub corrupt_moved_to: OnceLock<&'static str>,
@@ -433,6 +436,7 @@ impl AgentState {
                 reopen_failures_total: AtomicU64::new(0),
                 corrupt_moved_total: AtomicU64::new(0),
                 journal_records_lost: AtomicU64::new(0),
+                files_vanished: AtomicU64::new(0),
                 corrupt_moved_to: OnceLock::new(),
             },
             time: TimeState {

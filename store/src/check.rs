@@ -49,11 +49,16 @@ impl CheckReport {
     }
 }
 
-/// Whether redb's read-only open would refuse the file for needing recovery.
+/// Whether redb's read-only open would refuse the file for needing recovery. Through the
+/// overlay, not redb's file backend: that one takes an `flock`, which the store's own lock on
+/// the file (held by whoever checks) refuses.
 fn needs_recovery(path: &Path, cache: usize) -> bool {
+    let Ok(backend) = Overlay::open(path) else {
+        return false;
+    };
     match redb::Builder::new()
         .set_cache_size(cache)
-        .open_read_only(path)
+        .open_read_only_with_backend(backend)
     {
         Ok(db) => {
             let _ = db.close();

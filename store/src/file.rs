@@ -15,7 +15,8 @@
 //! leaves the file as the last durable commit wrote it (`ENCODING.md` § 7).
 //!
 //! No byte-range locks: the store's process lock (`lock.rs`) already excludes every other
-//! opener, which is what redb's own file backend uses its `flock` for.
+//! opener with an `flock` on this very file (the descriptor here is a `dup` of the locked one),
+//! which is what redb's own file backend uses its `flock` for.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -37,6 +38,39 @@ pub(crate) fn parent_dir(path: &std::path::Path) -> &std::path::Path {
 /// fsync the directory holding `path`: a created or renamed entry survives a power cut.
 pub(crate) fn sync_parent_dir(path: &std::path::Path) -> io::Result<()> {
     File::open(parent_dir(path))?.sync_all()
+}
+
+/// How an open file lost its path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Vanished {
+    /// Unlinked (no link left, or nothing at the path): its bytes live only in the descriptor.
+    Deleted,
+    /// The path names another file now (renamed over, or deleted and created again).
+    Replaced,
+}
+
+impl Vanished {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Vanished::Deleted => "deleted",
+            Vanished::Replaced => "replaced by another file",
+        }
+    }
+}
+
+/// Whether `file`, opened at `path`, is no longer the file at `path`: one `fstat` and one `stat`
+/// (another inode or device at the path, or none). Cheap enough for every flush.
+pub(crate) fn vanished(file: &File, path: &std::path::Path) -> io::Result<Option<Vanished>> {
+    let open = rustix::fs::fstat(file)?;
+    match rustix::fs::stat(path) {
+        // The same inode at the path has a link; the count only matters for a hard-linked file.
+        Ok(at) if at.st_ino == open.st_ino && at.st_dev == open.st_dev => {
+            Ok((open.st_nlink == 0).then_some(Vanished::Deleted))
+        }
+        Ok(_) => Ok(Some(Vanished::Replaced)),
+        Err(rustix::io::Errno::NOENT) => Ok(Some(Vanished::Deleted)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[derive(Debug)]

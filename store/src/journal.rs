@@ -49,6 +49,8 @@ pub(crate) fn path_of(store: &Path) -> PathBuf {
 #[derive(Debug)]
 pub(crate) struct Journal {
     file: File,
+    /// Where it was opened (compared with `file` before each write: `Store::heal_journal`).
+    path: PathBuf,
     /// Where the next record goes.
     off: u64,
     epoch: u64,
@@ -116,6 +118,7 @@ impl Journal {
         }
         Ok(Journal {
             file,
+            path,
             off: end.min(CAPACITY),
             epoch,
             buf: Vec::new(),
@@ -124,6 +127,11 @@ impl Journal {
 
     pub(crate) fn epoch(&self) -> u64 {
         self.epoch
+    }
+
+    /// Whether the open file is no longer the one at its path (`file::vanished`).
+    pub(crate) fn vanished(&self) -> io::Result<Option<crate::file::Vanished>> {
+        crate::file::vanished(&self.file, &self.path)
     }
 
     /// Bytes appended in this epoch.
@@ -174,6 +182,22 @@ pub(crate) fn read(store: &Path, epoch: u64) -> io::Result<(Records, Stop)> {
         Err(e) => return Err(e),
     };
     Ok(parse(&bytes, epoch))
+}
+
+/// For the journal at `path` whose store file is gone: `None` when there is no file (or an
+/// empty one), else how many intact records of the epoch of its first record it holds (an upper
+/// bound of what was not folded: without the store, folded records cannot be told apart).
+pub(crate) fn count_records(path: &Path) -> io::Result<Option<u64>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) if b.is_empty() => return Ok(None),
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let epoch = bytes
+        .get(FRAME..FRAME + 8)
+        .map_or(0, |e| u64::from_le_bytes(e.try_into().unwrap_or_default()));
+    Ok(Some(parse(&bytes, epoch).0.len() as u64))
 }
 
 fn parse(bytes: &[u8], epoch: u64) -> (Records, Stop) {

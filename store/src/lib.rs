@@ -73,6 +73,13 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_FOLD_AFTER: u32 = 60;
 /// Bytes of redb pages held in RAM at which the next journaled commit folds instead.
 const MAX_HELD_BYTES: u64 = 448 << 10;
+/// Allocated bytes a stored row is assumed to add, for [`Store::enforce_size_cap`]'s estimate:
+/// a row is 20 B, and B-tree fill, the queue's run row and the pages a commit copies bring what
+/// the agent writes to 33–83 B a sample (architecture.md, "Flash wear"). Too high only measures
+/// sooner; too low lets the data pass the budget by the difference before it is measured.
+const EST_ROW_BYTES: u64 = 64;
+/// [`Store::enforce_size_cap`]: nothing measured since the open.
+const UNMEASURED: u64 = u64::MAX;
 
 /// How many session records are kept (oldest go first).
 pub const MAX_SESSIONS: u64 = 256;
@@ -476,6 +483,10 @@ pub struct Store {
     pending: AtomicU64,
     unstamped: AtomicU64,
     data_bytes: AtomicU64,
+    /// The size cap's estimate of the allocated bytes: as measured last ([`UNMEASURED`] before),
+    /// plus [`EST_ROW_BYTES`] per row inserted since.
+    cap_base: AtomicU64,
+    cap_grown: AtomicU64,
     /// Bytes of redb pages the backend holds until the next durable commit.
     held: Arc<AtomicU64>,
     /// Set while a journaled transaction runs (`file::AllocatedFile`'s `hold`).
@@ -487,7 +498,15 @@ pub struct Store {
     closed: std::sync::atomic::AtomicBool,
     /// [`Store::journal_records_lost`].
     journal_lost: AtomicU64,
-    _lock: lock::ProcessLock,
+    /// [`Store::files_vanished`].
+    files_vanished: AtomicU64,
+    /// The vanished store file of [`Store::restore_vanished`] was counted and logged (it may
+    /// take more than one call to restore it).
+    vanish_noted: bool,
+    /// The last reopen refused the file as damaged: the caller moves it aside (`move_aside`),
+    /// which is no vanished file to put back.
+    refused_damaged: bool,
+    lock: lock::ProcessLock,
 }
 
 impl std::fmt::Debug for Store {
@@ -546,20 +565,28 @@ impl Store {
         mode: Mode,
     ) -> Result<(Store, Option<OpenError>), OpenError> {
         let read_only = mode == Mode::ReadOnly;
-        let lock = lock::ProcessLock::acquire(path)?;
+        let mut lock = lock::ProcessLock::acquire(path, !read_only)?;
         let held = Arc::new(AtomicU64::new(0));
         let hold = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let journal_lost = AtomicU64::new(0);
-        let (opened, deferred) =
-            match Self::open_db(path, &opts, read_only, &held, &hold, &journal_lost) {
-                Ok(opened) => (opened, None),
-                Err(e) if mode == Mode::WritableOrClosed && e.is_io() => {
-                    let placeholder = Self::placeholder_db(path)?;
-                    let nothing = (placeholder, SeriesCache::default(), (0, 0), None, 0);
-                    (nothing, Some(e))
-                }
-                Err(e) => return Err(e),
-            };
+        let files_vanished = AtomicU64::new(0);
+        let opened = Self::open_db(
+            path,
+            &opts,
+            read_only,
+            (&held, &hold),
+            (&journal_lost, &files_vanished),
+            &mut lock,
+        );
+        let (opened, deferred) = match opened {
+            Ok(opened) => (opened, None),
+            Err(e) if mode == Mode::WritableOrClosed && e.is_io() => {
+                let placeholder = Self::placeholder_db(path)?;
+                let nothing = (placeholder, SeriesCache::default(), (0, 0), None, 0);
+                (nothing, Some(e))
+            }
+            Err(e) => return Err(e),
+        };
         let (db, cache, (pending, unstamped), journal, unsynced) = opened;
         let store = Store {
             db: RwLock::new(db),
@@ -576,10 +603,15 @@ impl Store {
             pending: AtomicU64::new(pending),
             unstamped: AtomicU64::new(unstamped),
             data_bytes: AtomicU64::new(0),
+            cap_base: AtomicU64::new(UNMEASURED),
+            cap_grown: AtomicU64::new(0),
             read_only,
             closed: std::sync::atomic::AtomicBool::new(deferred.is_some()),
             journal_lost,
-            _lock: lock,
+            files_vanished,
+            vanish_noted: false,
+            refused_damaged: false,
+            lock,
         };
         Ok((store, deferred))
     }
@@ -597,13 +629,15 @@ impl Store {
         opts.fold_after > 0 && !matches!(opts.durability, Durability::Periodic { .. })
     }
 
+    /// `(held, hold)`: the deferred backend's flags; `(journal_lost, files_vanished)`: the
+    /// store's loss counters.
     fn open_db(
         path: &Path,
         opts: &StoreOptions,
         read_only: bool,
-        held: &Arc<AtomicU64>,
-        hold: &Arc<std::sync::atomic::AtomicBool>,
-        journal_lost: &AtomicU64,
+        (held, hold): (&Arc<AtomicU64>, &Arc<std::sync::atomic::AtomicBool>),
+        (journal_lost, files_vanished): (&AtomicU64, &AtomicU64),
+        lock: &mut lock::ProcessLock,
     ) -> Result<OpenedDb, OpenError> {
         let io = |source| OpenError::Io {
             path: path.to_owned(),
@@ -614,6 +648,9 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !read_only => false,
             Err(e) => return Err(io(e)),
         };
+        if !existed && !read_only && Self::orphan_journal(path) {
+            files_vanished.fetch_add(1, Ordering::Relaxed);
+        }
         if existed {
             // Verified before redb's writable open, which repairs an uncleanly closed file in
             // place and always rewrites the header: a damaged file is refused untouched.
@@ -643,13 +680,8 @@ impl Store {
         let db = if read_only {
             builder.create_with_backend(overlay::Overlay::open(path).map_err(io)?)
         } else {
-            let f = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(path)
-                .map_err(io)?;
+            // The locked descriptor (a `dup`): the flock guards the very file redb writes.
+            let f = lock.store_file(path, true)?;
             held.store(0, Ordering::Relaxed);
             if Self::journaled(opts) {
                 builder.create_with_backend(file::AllocatedFile::deferred(
@@ -886,8 +918,14 @@ impl Store {
     /// commit that returned `Ok` with an fsync is kept; deferred commits not yet fsynced
     /// (`DeferredMarks`, `Periodic`) are lost as in a crash. The file is verified first, as
     /// at [`Store::open`]. Call it with a backoff: on a still-full disk it may fail again
-    /// (then every call fails as I/O-poisoned until a reopen succeeds).
+    /// (then every call fails as I/O-poisoned until a reopen succeeds). A store file deleted
+    /// from its path meanwhile is first put back from the open file (as
+    /// [`Store::restore_vanished`] does, without its sync), never replaced by an empty store.
     pub fn reopen(&mut self) -> Result<(), OpenError> {
+        if let Some(how) = self.vanished_how().filter(|_| !self.refused_damaged) {
+            // Opening the path would start an empty store while the open file holds the data.
+            self.put_back(how)?;
+        }
         let placeholder = Self::placeholder_db(&self.path)?;
         self.closed.store(true, Ordering::Relaxed);
         // The old handle must be gone first: redb locks the file per handle.
@@ -896,18 +934,21 @@ impl Store {
             log::debug!("{}: close before reopen: {e}", self.path.display());
         }
         relock(self.writer.get_mut()).journal = None;
-        let (db, cache, (pending, unstamped), journal, unsynced) = Self::open_db(
+        let opened = Self::open_db(
             &self.path,
             &self.opts,
             self.read_only,
-            &self.held,
-            &self.hold,
-            &self.journal_lost,
-        )?;
+            (&self.held, &self.hold),
+            (&self.journal_lost, &self.files_vanished),
+            &mut self.lock,
+        );
+        self.refused_damaged = matches!(opened, Err(OpenError::Corrupt { .. }));
+        let (db, cache, (pending, unstamped), journal, unsynced) = opened?;
         *relock(self.db.get_mut()) = db;
         *relock(self.series.get_mut()) = cache;
         *self.pending.get_mut() = pending;
         *self.unstamped.get_mut() = unstamped;
+        *self.cap_base.get_mut() = UNMEASURED;
         let w = relock(self.writer.get_mut());
         w.unsynced = unsynced;
         w.journal = journal;
@@ -948,7 +989,7 @@ impl Store {
     /// encodings, meta counters, schema version). Reads the whole file. Takes the process
     /// lock, so it fails with [`CheckError::Locked`] while the agent runs.
     pub fn check(path: &Path) -> Result<CheckReport, CheckError> {
-        let _lock = lock::ProcessLock::acquire(path).map_err(|e| match e {
+        let _lock = lock::ProcessLock::acquire(path, false).map_err(|e| match e {
             OpenError::Locked { pid, path } => CheckError::Locked { pid, path },
             OpenError::Io { path, source } => CheckError::Io { path, source },
             other => CheckError::Io {
@@ -1018,6 +1059,7 @@ impl Store {
         record: Option<u8>,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<(T, bool), Fault>,
     ) -> Result<T, Fault> {
+        self.heal_journal(w)?;
         let journal_it = match (&w.journal, record) {
             (Some(j), Some(_)) => {
                 let fold = if w.unsynced >= self.opts.fold_after {
@@ -1150,6 +1192,49 @@ impl Store {
         Ok(out)
     }
 
+    /// Before each write: a journal deleted or replaced at its path while open (a cleanup
+    /// script, a hand) would take the records since the last fold with it at the next crash,
+    /// and the next open would find none. They are folded durably into the store now (which
+    /// moves the epoch on), and a new journal file is started at the path; nothing is lost.
+    /// One `fstat` and one `stat` per write. Counted in `files_vanished`, logged as an error.
+    /// Returns whether it vanished.
+    fn heal_journal(&self, w: &mut MutexGuard<'_, Writer>) -> Result<bool, Fault> {
+        let Some(j) = w.journal.as_ref() else {
+            return Ok(false);
+        };
+        let how = match j.vanished() {
+            Ok(Some(how)) => how,
+            Ok(None) => return Ok(false),
+            Err(e) => {
+                let jpath = journal::path_of(&self.path);
+                log::debug!("{}: cannot tell whether it vanished: {e}", jpath.display());
+                return Ok(false);
+            }
+        };
+        self.files_vanished.fetch_add(1, Ordering::Relaxed);
+        let jpath = journal::path_of(&self.path);
+        log::error!(
+            error_type = "store_file_vanished";
+            "{}: the journal was {} while in use; its {} records since the last fold are written into the store now and a new journal is started (nothing is lost)",
+            jpath.display(),
+            how.as_str(),
+            w.unsynced
+        );
+        self.sync_locked(w)?;
+        let epoch = w.journal.as_ref().map_or(0, journal::Journal::epoch);
+        w.journal = match journal::Journal::open(&self.path, epoch, 0) {
+            Ok(j) => Some(j),
+            Err(e) => {
+                log::warn!(
+                    "{}: no journal ({e}); every flush and mark fsyncs the store",
+                    jpath.display()
+                );
+                None
+            }
+        };
+        Ok(true)
+    }
+
     /// In a durable commit after journaled ones: the next epoch, stored in `txn` (and the count
     /// of its applied records reset), which makes every journal record stale once `txn` is
     /// durable. `None` when nothing was journaled since the last durable commit.
@@ -1217,6 +1302,7 @@ impl Store {
             .map_err(|e| e.into_insert(&self.path))?;
         w.numbers = numbers;
         self.pending.fetch_add(numeric_inserted, Ordering::Relaxed);
+        self.grew(stats.inserted);
         self.publish_series(&new_series)
             .map_err(|e| e.into_insert(&self.path))?;
         Ok(stats)
@@ -1379,6 +1465,7 @@ impl Store {
         w.numbers = numbers;
         self.unstamped
             .fetch_add(stats.inserted as u64, Ordering::Relaxed);
+        self.grew(stats.inserted);
         self.publish_series(&new_series)
             .map_err(|e| e.into_insert(&self.path))?;
         Ok(stats)
@@ -1522,6 +1609,167 @@ impl Store {
     /// returned) is not counted.
     pub fn journal_records_lost(&self) -> u64 {
         self.journal_lost.load(Ordering::Relaxed)
+    }
+
+    /// Store files found deleted or replaced at their path: the journal while in use (healed
+    /// at the next write: its records folded durably into the store, a new journal started),
+    /// the store file while in use ([`Store::vanished_file`], healed by
+    /// [`Store::restore_vanished`]), or the store file missing at an open while its journal was
+    /// there (the journal moved aside, an empty store started). Each is logged as an error.
+    pub fn files_vanished(&self) -> u64 {
+        self.files_vanished.load(Ordering::Relaxed)
+    }
+
+    /// Whether the store file this handle reads and writes is no longer the file at its path
+    /// (deleted, or another file put there): one `fstat` and one `stat`. Its bytes are still
+    /// all there through the open descriptor, but a crash or a restart would lose them: call
+    /// [`Store::restore_vanished`]. `None` for a read-only or closed store.
+    pub fn vanished_file(&self) -> Option<&'static str> {
+        if self.closed.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.vanished_how().map(file::Vanished::as_str)
+    }
+
+    /// [`Store::vanished_file`], closed or not.
+    fn vanished_how(&self) -> Option<file::Vanished> {
+        if self.read_only {
+            return None;
+        }
+        match file::vanished(self.lock.held()?, &self.path) {
+            Ok(v) => v,
+            Err(e) => {
+                log::debug!(
+                    "{}: cannot tell whether it vanished: {e}",
+                    self.path.display()
+                );
+                None
+            }
+        }
+    }
+
+    /// Puts the store file back at its path after it vanished ([`Store::vanished_file`]),
+    /// losing nothing: every commit is made durable in the open file, whose bytes are copied
+    /// through the still-open descriptor to `<path>.tmp` (fsynced, then locked), a file that
+    /// took the path is moved aside to `<path>.replaced-<unix seconds>`, the copy is renamed into
+    /// place (directory fsynced) and the store reopened on it ([`Store::reopen`]: verified; the
+    /// copy is opened as after a crash). `Ok(true)`: restored; `Ok(false)`: nothing vanished.
+    /// On an error (no room for the copy, say) the store goes on with the open file and
+    /// nothing is lost yet: call it again later; only an exit before that loses the file.
+    /// A vanished journal is healed here too (as before every write: folded, started again).
+    pub fn restore_vanished(&mut self) -> Result<bool, OpenError> {
+        if self.read_only || self.closed.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let journal = {
+            let mut w = relock(self.writer.lock());
+            self.heal_journal(&mut w)
+                .map_err(|e| e.into_open(&self.path))?
+        };
+        if self.vanished_file().is_none() {
+            return Ok(journal);
+        }
+        {
+            let mut w = relock(self.writer.lock());
+            self.sync_locked(&mut w)
+                .map_err(|e| e.into_open(&self.path))?;
+        }
+        // `reopen` puts the file back first (and only then closes the open one).
+        self.reopen()?;
+        Ok(true)
+    }
+
+    /// The store file vanished from its path: counted and logged once, then its bytes copied
+    /// from the open descriptor to `<path>.tmp`, fsynced, locked and renamed into place (a file
+    /// that took the path kept aside). What the open file holds is what its durable commits
+    /// wrote (a crash's state: the journal holds the rest). On failure the open file stays
+    /// locked and the path empty, for the next call.
+    fn put_back(&mut self, how: file::Vanished) -> Result<(), OpenError> {
+        let path = self.path.clone();
+        if !self.vanish_noted {
+            self.vanish_noted = true;
+            self.files_vanished.fetch_add(1, Ordering::Relaxed);
+            log::error!(
+                error_type = "store_file_vanished";
+                "{}: the store file was {} while in use; restoring it from the open file (nothing is lost unless the agent stops first)",
+                path.display(),
+                how.as_str()
+            );
+        }
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| OpenError::Io { path, source }
+        };
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let Some(open) = self.lock.held() else {
+            return Ok(());
+        };
+        let (src, old) = (
+            open.try_clone().map_err(io(&path))?,
+            open.try_clone().map_err(io(&path))?,
+        );
+        // The directory may be gone too (`rm -r`).
+        std::fs::create_dir_all(file::parent_dir(&path)).map_err(io(&path))?;
+        let placed = copy_whole(src, &tmp).map_err(io(&tmp)).and_then(|copy| {
+            // Locked before it takes the path: the path never names an unlocked store.
+            self.lock.adopt(copy, &path)?;
+            // Whatever took the path (renamed over it, created there) is someone's: kept.
+            if std::fs::symlink_metadata(&path).is_ok() {
+                let to = aside_name(&path, "replaced");
+                std::fs::rename(&path, &to).map_err(io(&path))?;
+                log::error!(
+                    error_type = "store_file_vanished";
+                    "{}: the file that took the store's path is kept at {}",
+                    path.display(),
+                    to.display()
+                );
+            }
+            std::fs::rename(&tmp, &path).map_err(io(&path))?;
+            file::sync_parent_dir(&path).map_err(io(&path))
+        });
+        if let Err(e) = placed {
+            // Back to the open file (its lock is this handle's already), which the next call
+            // copies again: it holds every commit, the half-made copy does not.
+            let _ = self.lock.adopt(old, &path);
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        self.vanish_noted = false;
+        log::info!("{}: the store file is back at its path", path.display());
+        Ok(())
+    }
+
+    /// At an open that finds no store file (or an empty one): a journal beside it is the
+    /// journal of a store file that was deleted or lost while the agent was stopped. It is
+    /// logged as an error and moved aside to `<journal>.orphan-<unix seconds>` (kept for
+    /// inspection; a new store would read its records as another store's), and counted. Returns
+    /// whether there was one.
+    fn orphan_journal(path: &Path) -> bool {
+        let jpath = journal::path_of(path);
+        let records = match journal::count_records(&jpath) {
+            Ok(Some(n)) => n,
+            Ok(None) => return false,
+            Err(e) => {
+                log::warn!("{}: cannot read: {e}", jpath.display());
+                0
+            }
+        };
+        let to = aside_name(&jpath, "orphan");
+        let moved = std::fs::rename(&jpath, &to).and_then(|()| file::sync_parent_dir(&jpath));
+        let kept = match moved {
+            Ok(()) => to.display().to_string(),
+            Err(e) => format!("{} (moving it aside failed: {e})", jpath.display()),
+        };
+        log::error!(
+            error_type = "store_file_vanished";
+            "{}: the store file is missing but its journal is there: the store was deleted or lost; \
+             starting an empty store. Its samples are lost, with up to {records} journaled flushes \
+             and marks not yet folded into it; the journal is kept at {kept}",
+            path.display()
+        );
+        true
     }
 
     /// Unstamped samples kept (every boot). O(1): in memory, recounted at open.
@@ -1938,6 +2186,78 @@ impl Store {
                 Self::expire(txn, retention_ms, now_ms)
             })
             .map_err(|e| e.into_maintenance(&self.path))?;
+        self.cap_locked(&mut w, budget, &mut stats)?;
+        Ok(stats)
+    }
+
+    /// `rows` more rows stored: the size cap's estimate grows.
+    fn grew(&self, rows: usize) {
+        self.cap_grown.fetch_add(
+            (rows as u64).saturating_mul(EST_ROW_BYTES),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The size cap alone (the second step of [`Store::enforce_retention`]), for every flush:
+    /// it only stats the file unless the data may have reached the budget, so that the file
+    /// stays within `max_size_bytes` whatever the sample rate (enforced once a minute, a 10 ms
+    /// interval grew it to several times the cap in between). The pages are walked only when
+    /// the file is above the budget (7/16 of the cap) and the estimate — the allocated bytes
+    /// measured last plus [`EST_ROW_BYTES`] per row inserted since — is too. A file left
+    /// above `max_size_bytes` (it grew before, or under a larger cap) is compacted afterwards;
+    /// a compaction that fails is logged and tried again at the next pass.
+    pub fn enforce_size_cap(&self) -> Result<RetentionStats, MaintenanceError> {
+        let io = |source| MaintenanceError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let mut stats = RetentionStats::default();
+        if self.read_only || self.closed.load(Ordering::Relaxed) {
+            return Ok(stats);
+        }
+        let budget = self.opts.max_size_bytes / 16 * 7;
+        if self.file_size().map_err(io)? <= budget {
+            // The file bounds the data.
+            return Ok(stats);
+        }
+        let base = self.cap_base.load(Ordering::Relaxed);
+        let grown = self.cap_grown.load(Ordering::Relaxed);
+        if base != UNMEASURED && base.saturating_add(grown) <= budget {
+            return Ok(stats);
+        }
+        let mut w = relock(self.writer.lock());
+        if w.unsynced > 0 {
+            // Pages that deferred commits replaced stay allocated until a durable commit.
+            self.sync_locked(&mut w)
+                .map_err(|e| e.into_maintenance(&self.path))?;
+        }
+        self.cap_locked(&mut w, budget, &mut stats)?;
+        drop(w);
+        if self.file_size().map_err(io)? > self.opts.max_size_bytes {
+            match self.compact() {
+                Ok(c) => log::info!(
+                    "{}: above its size cap: compacted from {} to {} bytes",
+                    self.path.display(),
+                    c.size_before,
+                    c.size_after
+                ),
+                Err(e) => log::warn!(
+                    error_type = "store_compaction";
+                    "{}: above its size cap, and compacting it failed: {e}",
+                    self.path.display()
+                ),
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Size-cap passes (at most 4) while the allocated pages are over `budget`.
+    fn cap_locked(
+        &self,
+        w: &mut MutexGuard<'_, Writer>,
+        budget: u64,
+        stats: &mut RetentionStats,
+    ) -> Result<(), MaintenanceError> {
         for _ in 0..4 {
             let file = self.file_size().map_err(|source| MaintenanceError::Io {
                 path: self.path.clone(),
@@ -1948,7 +2268,7 @@ impl Store {
                 break;
             }
             let (evicted, dropped, over) = self
-                .write_if(&mut w, Kind::Maintenance, |txn| {
+                .write_if(w, Kind::Maintenance, |txn| {
                     let out = self.hold_cap(txn, budget)?;
                     Ok((out, out.2))
                 })
@@ -1967,7 +2287,7 @@ impl Store {
                 break;
             }
         }
-        Ok(stats)
+        Ok(())
     }
 
     /// Retention pass. Returns the stats and whether anything was removed.
@@ -2034,6 +2354,10 @@ impl Store {
         let st = txn.stats()?;
         let live = st.allocated_pages() * st.page_size() as u64;
         self.data_bytes.store(live, Ordering::Relaxed);
+        // Measured (before this pass's removals, which only lower it: the next estimate is
+        // high, never low).
+        self.cap_base.store(live, Ordering::Relaxed);
+        self.cap_grown.store(0, Ordering::Relaxed);
         if live <= budget {
             return Ok((0, 0, false));
         }
@@ -2529,27 +2853,51 @@ fn boot_seq(
     Ok(Some(next))
 }
 
-/// Rename a store the agent cannot use (`OpenError::Corrupt`) to
-/// `<path>.corrupt-<unix seconds>` (`-<n>` appended if that exists), so that the next
-/// [`Store::open`] starts a fresh file while the damaged one stays for inspection. The
-/// directory is fsynced. Returns the new path.
-pub fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
+/// `<path>.<what>-<unix seconds>`, with `-<n>` appended while that exists.
+fn aside_name(path: &Path, what: &str) -> PathBuf {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let base = {
         let mut os = path.as_os_str().to_owned();
-        os.push(format!(".corrupt-{secs}"));
+        os.push(format!(".{what}-{secs}"));
         PathBuf::from(os)
     };
     let mut to = base.clone();
     let mut n = 1u32;
-    while to.try_exists()? {
+    while to.try_exists().unwrap_or(false) {
         let mut os = base.as_os_str().to_owned();
         os.push(format!("-{n}"));
         to = PathBuf::from(os);
         n += 1;
     }
+    to
+}
+
+/// Every byte of `src` (from offset 0) into a new file at `to`, fsynced; the new file.
+fn copy_whole(mut src: std::fs::File, to: &Path) -> std::io::Result<std::fs::File> {
+    use std::io::{Seek, SeekFrom};
+    let mut out = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(to)?;
+    // The same mode as the file it replaces (0640 on an installed board).
+    out.set_permissions(src.metadata()?.permissions())?;
+    // Every other user of this open file description reads and writes by position.
+    src.seek(SeekFrom::Start(0))?;
+    std::io::copy(&mut src, &mut out)?;
+    out.sync_all()?;
+    Ok(out)
+}
+
+/// Rename a store the agent cannot use (`OpenError::Corrupt`) to
+/// `<path>.corrupt-<unix seconds>` (`-<n>` appended if that exists), so that the next
+/// [`Store::open`] starts a fresh file while the damaged one stays for inspection. The
+/// directory is fsynced. Returns the new path.
+pub fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
+    let to = aside_name(path, "corrupt");
     std::fs::rename(path, &to)?;
     // The journal belongs to the damaged file (a fresh store would ignore it: another epoch).
     match std::fs::rename(journal::path_of(path), journal::path_of(&to)) {

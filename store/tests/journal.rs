@@ -11,7 +11,12 @@
 //! - a damaged epoch field in the last record (a whole record, read before as stale bytes and
 //!   dropped without a word) is logged as damage, an error, and counted
 //!   (`Store::journal_records_lost`), while a torn last record is a warning and not counted;
-//! - a journal left by another store at the same path is ignored;
+//! - a journal left by another store at the same path is ignored; a journal whose store file is
+//!   missing at an open is logged as an error, counted (`Store::files_vanished`) and moved aside;
+//! - a journal or a store file deleted (or replaced at its path) while the store is open loses
+//!   nothing: the journal is folded into the store at the next write and started again, the
+//!   store file is put back from the open descriptor (`Store::restore_vanished`, still locked);
+//!   a crash afterwards replays every acknowledged commit;
 //! - with the journal the redb file is not written between folds;
 //! - samples on the boot clock (`insert_unstamped`, an RTC-less board before its clock is
 //!   trusted) and their restamping are journaled as well: the file is not written, a crash copy
@@ -295,6 +300,118 @@ fn another_stores_journal_is_ignored() {
     let fresh = Store::open(&copy, opts()).unwrap();
     fresh.check_invariants().unwrap();
     assert!(snapshot(&fresh).0.is_empty());
+    // Not silently: a journal without its store means the store was deleted or lost. Logged as
+    // an error, counted, and the journal kept aside for inspection.
+    assert_eq!(fresh.files_vanished(), 1);
+    let lines = logged_about(&copy);
+    assert!(
+        lines.iter().any(|(l, m)| *l == log::Level::Error
+            && m.contains("the store file is missing but its journal is there")),
+        "{lines:?}"
+    );
+    let orphan = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("crash.redb.journal.orphan-")
+        })
+        .count();
+    assert_eq!(orphan, 1, "the orphaned journal is kept aside");
+}
+
+/// The store's files at `path` (a store that journals) after `vanish` removed or replaced one
+/// of them while it was open: the store goes on, puts it back, and a crash afterwards loses
+/// none of the commits acknowledged before or after.
+/// Returns the store's directory.
+fn survives_a_vanished_file(vanish: impl FnOnce(&Path), store_file: bool) -> tempfile::TempDir {
+    let (dir, path, mut store, _) = four_flushes();
+    vanish(&path);
+    store.insert(&flush(4)).unwrap();
+    let mark = store.pending(80).unwrap();
+    let keys: Vec<_> = mark.iter().map(|p| p.key).collect();
+    store.mark_uploaded(&keys, &cp(0)).unwrap();
+    if store_file {
+        assert!(store.vanished_file().is_some());
+        assert!(store.restore_vanished().unwrap(), "restored");
+        assert_eq!(store.vanished_file(), None);
+        // Still the one writer: the lock moved to the restored file.
+        assert!(matches!(
+            Store::open(&path, opts()),
+            Err(belabox_store::OpenError::Locked { .. })
+        ));
+    }
+    assert_eq!(store.files_vanished(), 1);
+    store.insert(&flush(5)).unwrap();
+    let want = snapshot(&store);
+    assert_eq!(want.0.len(), 6 * 80);
+    assert_eq!(want.1.len(), 1);
+    // A crash now: the files at the paths hold every acknowledged commit.
+    let s = reopen_after_crash(&path, &dir.path().join("crash.redb"));
+    assert_eq!(snapshot(&s), want);
+    assert_eq!(store.files_vanished(), 1, "counted once");
+    dir
+}
+
+#[test]
+fn a_deleted_journal_is_folded_into_the_store_and_started_again() {
+    let _ = survives_a_vanished_file(|p| std::fs::remove_file(journal(p)).unwrap(), false);
+}
+
+#[test]
+fn a_journal_replaced_at_its_path_is_folded_and_started_again() {
+    let _ = survives_a_vanished_file(
+        |p| {
+            let other = p.with_extension("other");
+            std::fs::write(&other, b"not a journal").unwrap();
+            std::fs::rename(&other, journal(p)).unwrap();
+        },
+        false,
+    );
+}
+
+#[test]
+fn a_deleted_store_file_is_restored_from_the_open_file() {
+    let _ = survives_a_vanished_file(|p| std::fs::remove_file(p).unwrap(), true);
+}
+
+#[test]
+fn a_reopen_after_the_store_file_was_deleted_puts_it_back_first() {
+    let (dir, path, mut store, after) = four_flushes();
+    drop(after);
+    store.sync().unwrap();
+    let want = snapshot(&store);
+    std::fs::remove_file(&path).unwrap();
+    // What the agent does after an I/O error: a reopen, which must not open an empty store.
+    store.reopen().unwrap();
+    assert_eq!(snapshot(&store), want);
+    assert_eq!(store.files_vanished(), 1);
+    assert!(path.exists());
+    let s = reopen_after_crash(&path, &dir.path().join("crash.redb"));
+    assert_eq!(snapshot(&s), want);
+}
+
+#[test]
+fn a_store_file_replaced_at_its_path_is_restored_and_the_other_kept() {
+    let dir = survives_a_vanished_file(
+        |p| {
+            std::fs::write(p.with_extension("other"), b"someone else's").unwrap();
+            std::fs::rename(p.with_extension("other"), p).unwrap();
+        },
+        true,
+    );
+    let kept: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("m.redb.replaced-")
+        })
+        .map(|e| std::fs::read(e.path()).unwrap())
+        .collect();
+    assert_eq!(kept, [b"someone else's".to_vec()]);
 }
 
 #[test]

@@ -384,13 +384,26 @@ fn size_cap_drops_the_oldest_pending_and_counts_them() {
         Durability::Immediate,
         Durability::Periodic { max_unsynced: 1000 },
     ] {
-        size_cap_drops(durability, 0);
+        size_cap_drops(durability, 0, false);
     }
     // The journal holds replaced pages until a fold; near the cap it must fold at once.
-    size_cap_drops(Durability::Immediate, belabox_store::DEFAULT_FOLD_AFTER);
+    size_cap_drops(
+        Durability::Immediate,
+        belabox_store::DEFAULT_FOLD_AFTER,
+        false,
+    );
+    // The cap alone, as the agent enforces it after each flush (its estimate skips the page
+    // walk until the data may have reached the budget): the same bound.
+    size_cap_drops(
+        Durability::Immediate,
+        belabox_store::DEFAULT_FOLD_AFTER,
+        true,
+    );
+    size_cap_drops(Durability::Immediate, 0, true);
 }
 
-fn size_cap_drops(durability: Durability, fold_after: u32) {
+/// `cap_only`: [`Store::enforce_size_cap`] after each flush instead of `enforce_retention`.
+fn size_cap_drops(durability: Durability, fold_after: u32, cap_only: bool) {
     let (_d, path) = tmp();
     let opts = StoreOptions {
         fold_after,
@@ -421,7 +434,11 @@ fn size_cap_drops(durability: Durability, fold_after: u32) {
             ts += 1;
         }
         store.insert(&b).unwrap();
-        let r = store.enforce_retention(0).unwrap();
+        let r = if cap_only {
+            store.enforce_size_cap().unwrap()
+        } else {
+            store.enforce_retention(0).unwrap()
+        };
         st.dropped_pending += r.dropped_pending;
         st.evicted += r.evicted;
         assert!(std::fs::metadata(&path).unwrap().len() <= CAP);
@@ -446,6 +463,42 @@ fn size_cap_drops(durability: Durability, fold_after: u32) {
     assert!(std::fs::metadata(&path).unwrap().len() <= CAP);
     let store = Store::open(&path, opts).unwrap();
     assert_eq!(store.stats().unwrap().dropped_total, st.dropped_pending);
+}
+
+#[test]
+fn a_file_far_over_a_smaller_cap_is_capped_and_compacted() {
+    let (_d, path) = tmp();
+    let big = StoreOptions {
+        max_size_bytes: 64 << 20,
+        durability: Durability::Periodic { max_unsynced: 1000 },
+        ..StoreOptions::default()
+    };
+    let store = Store::open(&path, big).unwrap();
+    for i in 0..400 {
+        store.insert(&batch(i * 100_000, 100)).unwrap();
+    }
+    drop(store);
+    let grown = std::fs::metadata(&path).unwrap().len();
+    assert!(grown > 2 * CAP, "{grown}");
+    // The cap lowered (a config change): the next flush's check brings the file under it.
+    let store = Store::open(
+        &path,
+        StoreOptions {
+            max_size_bytes: CAP,
+            ..big
+        },
+    )
+    .unwrap();
+    let r = store.enforce_size_cap().unwrap();
+    assert!(r.dropped_pending > 0, "{r:?}");
+    let now = std::fs::metadata(&path).unwrap().len();
+    assert!(now <= CAP, "{grown} → {now} bytes, cap {CAP}");
+    store.check_invariants().unwrap();
+    assert_eq!(
+        store.pending_count().unwrap(),
+        120_000 - r.dropped_pending,
+        "every row not dropped is still there"
+    );
 }
 
 #[test]
@@ -706,6 +759,39 @@ fn a_second_store_in_the_same_process_is_refused() {
     drop(open(&path));
 }
 
+/// `<path>.lock`.
+fn lock_file(path: &Path) -> PathBuf {
+    let mut os = path.as_os_str().to_owned();
+    os.push(".lock");
+    PathBuf::from(os)
+}
+
+#[test]
+fn a_deleted_lock_file_lets_no_second_store_in() {
+    let (_d, path) = tmp();
+    let store = open(&path);
+    store.insert(&batch(1_000, 3)).unwrap();
+    // A cleanup script or a tmpfiles rule removes it: the store file's own lock still guards.
+    std::fs::remove_file(lock_file(&path)).unwrap();
+    match Store::open(&path, StoreOptions::default()) {
+        Err(OpenError::Locked { pid, .. }) => assert_eq!(pid, Some(std::process::id())),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    // The inspection opens keep their documented refusal.
+    assert!(matches!(
+        Store::open_read_only(&path, StoreOptions::default()),
+        Err(OpenError::Locked { .. })
+    ));
+    assert!(matches!(
+        Store::check(&path),
+        Err(belabox_store::CheckError::Locked { .. })
+    ));
+    assert_eq!(all(&store).len(), 3 * 3, "the first store still works");
+    store.insert(&batch(10_000, 1)).unwrap();
+    drop(store);
+    assert_eq!(all(&open(&path)).len(), 4 * 3);
+}
+
 const LOCK_CHILD_ENV: &str = "BELABOX_STORE_LOCK_CHILD";
 
 /// Child half of `the_lock_refuses_a_second_process`: holds the store until stdin closes.
@@ -745,6 +831,12 @@ fn the_lock_refuses_a_second_process_naming_its_pid() {
         err.to_string().contains(&format!("pid {}", child.id())),
         "{err}"
     );
+    // Without the lock file the store file's lock refuses, and /proc/locks names the owner.
+    std::fs::remove_file(lock_file(&path)).unwrap();
+    match Store::open(&path, StoreOptions::default()) {
+        Err(OpenError::Locked { pid, .. }) => assert_eq!(pid, Some(child.id())),
+        other => panic!("expected Locked without the lock file, got {other:?}"),
+    }
     drop(child.stdin.take());
     assert!(child.wait().unwrap().success());
     // The lock died with its owner.

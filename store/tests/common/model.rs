@@ -4,7 +4,8 @@
 //
 // Ops: insert (fresh and duplicate batches, numbers and text, label orders), pending,
 // mark_uploaded, quarantine, enforce_retention, reopen (a crash copy with the journal),
-// insert_unstamped (two boots) and restamp (a piece or all of a boot). After every op the
+// insert_unstamped (two boots), restamp (a piece or all of a boot) and a store file deleted
+// under the open store (the journal, or the store file, put back). After every op the
 // store must agree with the model; after every few ops with the whole export, the unstamped
 // counts per boot and its own invariants.
 
@@ -271,7 +272,7 @@ pub fn run_model_journaled(
     for op in 0..max_ops {
         let Some(choice) = c.next() else { break };
         let s = store.as_ref().unwrap();
-        match choice % 18 {
+        match choice % 19 {
             // Fresh batch.
             0..=5 => {
                 let n = c.next().unwrap_or(0) % 24;
@@ -393,7 +394,31 @@ pub fn run_model_journaled(
             }
             15 => now += 1,
             16 => insert_unstamped(&mut m, s, c),
-            _ => restamp(&mut m, s, c, now),
+            17 => restamp(&mut m, s, c, now),
+            _ => {
+                // A store file deleted under the open store (a cleanup script): the journal is
+                // folded and started again at the next write, the store file put back from the
+                // open descriptor. Nothing the model holds may change.
+                let journal = {
+                    let mut j = path.as_os_str().to_owned();
+                    j.push(".journal");
+                    std::path::PathBuf::from(j)
+                };
+                // (A crash before the heal loses what only the deleted journal held: the
+                // agent heals at its next flush.)
+                let gone = if c.next().unwrap_or(0) % 2 == 0 {
+                    journal
+                } else {
+                    path.clone()
+                };
+                if gone.exists() {
+                    std::fs::remove_file(&gone).unwrap();
+                    let s = store.as_mut().unwrap();
+                    assert!(s.restore_vanished().unwrap(), "restore_vanished");
+                    assert!(gone.exists());
+                }
+                m.check_all(store.as_ref().unwrap());
+            }
         }
         if op % 16 == 15 {
             m.check_all(store.as_ref().unwrap());
