@@ -72,6 +72,28 @@ fn wait_health(port: u16, what: &str, ok: impl Fn(&str) -> bool) -> String {
     body
 }
 
+/// Waits until /health says the clock is untrusted for `source`, with samples waiting.
+fn wait_untrusted(port: u16, source: &str) {
+    let body = wait_health(port, "an untrusted clock with samples waiting", |b| {
+        b.contains("\"trusted\":false") && !b.contains("\"unstamped_samples\":0")
+    });
+    assert!(body.contains(&format!("\"source\":\"{source}\"")), "{body}");
+}
+
+/// 4 s pass with the clock untrusted: nothing reaches VictoriaMetrics.
+fn assert_nothing_uploaded_for_4s(vm: &Vm) {
+    std::thread::sleep(Duration::from_secs(4));
+    vm.force_flush();
+    let early = vm_samples(vm);
+    assert!(
+        early.is_empty(),
+        "{} samples uploaded while the clock was untrusted, e.g. {:?} (now {})",
+        early.len(),
+        early.keys().next(),
+        real_ms()
+    );
+}
+
 /// Waits until /health says the clock is trusted and nothing is left unstamped; its body.
 fn wait_trusted(port: u16) -> String {
     wait_health(port, "a trusted clock, nothing unstamped", |b| {
@@ -124,6 +146,11 @@ fn spawn_faked(cfg: &Path, lib: &Path, timestamp_file: &Path) -> KillOnDrop {
         // libfaketime does not fake adjtimex: a synchronised test machine would vouch for the
         // faked clock. No NTP state, as on a board whose client has not synced yet.
         .env("BELABOX_METRICS_TEST_IGNORE_KERNEL_NTP", "1")
+        // timesyncd's runtime directory: absent (no NTP client state) until a test creates it.
+        .env(
+            "BELABOX_METRICS_TEST_TIMESYNC_DIR",
+            timestamp_file.with_file_name("timesync"),
+        )
         .env_remove("FAKETIME")
         .stderr(Stdio::piped())
         .spawn()
@@ -293,38 +320,49 @@ fn a_1970_clock_then_ntp_in_one_boot_loses_nothing() {
 
     let from_ms = real_ms();
     let agent = spawn_faked(&cfg, &lib, &ts_file);
-    let body = wait_health(port, "an untrusted clock with samples waiting", |b| {
-        b.contains("\"trusted\":false") && !b.contains("\"unstamped_samples\":0")
-    });
-    assert!(body.contains("\"source\":\"none\""), "{body}");
+    wait_untrusted(port, "none");
     // Several seconds on the 1970 clock: samples accumulate on the boot clock, none uploaded.
-    std::thread::sleep(Duration::from_secs(4));
-    vm.force_flush();
-    assert!(
-        vm_samples(&vm).is_empty(),
-        "uploaded while the clock was untrusted"
-    );
+    assert_nothing_uploaded_for_4s(&vm);
     let switch_ms = real_ms();
 
     // NTP syncs: the clock steps to real time in the running process.
     std::fs::write(&ts_file, "+0\n").unwrap();
-    let body = wait_trusted(port);
-    // No server date here: the real clock is trusted by the kernel's NTP state when this machine
-    // is synchronised (adjtimex), else by the build floor; never before the clock step.
-    assert!(
-        body.contains("\"source\":\"build_time_floor\"") || body.contains("\"source\":\"ntp\""),
-        "{body}"
+    // No server date here and no NTP state: the real clock is trusted by the build floor (the
+    // fixture has no `class/rtc`: nothing known of an RTC); never before the clock step.
+    after_the_step(
+        port,
+        agent,
+        &vm,
+        &cfg,
+        from_ms,
+        switch_ms,
+        "build_time_floor",
     );
+}
+
+/// After the wall clock stepped to real time at `switch_ms`: /health trusted by `source`,
+/// nothing unstamped; 3 s more; every sample in VictoriaMetrics at its real time, and the
+/// samples of the untrusted phase carry their real collection time (before the step), not the
+/// moment of the restamp.
+fn after_the_step(
+    port: u16,
+    agent: KillOnDrop,
+    vm: &Vm,
+    cfg: &Path,
+    from_ms: i64,
+    switch_ms: i64,
+    source: &str,
+) {
+    let body = wait_trusted(port);
+    assert!(body.contains(&format!("\"source\":\"{source}\"")), "{body}");
     std::thread::sleep(Duration::from_secs(3));
     let log = stop(agent);
     let to_ms = real_ms();
     assert!(log.contains("wall clock not trusted"), "{log}");
     assert!(log.contains("unstamped samples given wall time"), "{log}");
 
-    let n = assert_all_in_vm(&vm, &cfg, from_ms, to_ms, &log);
-    // The 1970 phase's samples carry their real collection time (before the step), not the
-    // moment of the restamp.
-    let early = store_samples(&cfg)
+    let n = assert_all_in_vm(vm, cfg, from_ms, to_ms, &log);
+    let early = store_samples(cfg)
         .keys()
         .filter(|(_, ts)| *ts < switch_ms)
         .count();
@@ -638,19 +676,10 @@ impl LateDate {
 #[test]
 fn a_restored_clock_two_days_behind_without_rtc_waits_for_the_server_date() {
     let (lib, vm, dir, port) = setup();
-    let sysfs = dir.path().join("sys");
-    support::copy_tree(&support::fixture("rk3588-rock5b").join("sys"), &sysfs);
-    std::fs::create_dir_all(sysfs.join("class/rtc")).unwrap();
     let date = LateDate::start();
     let cfg = write_config(dir.path(), &vm, port, &date.url());
-    let board_sys = support::fixture("rk3588-rock5b").join("sys");
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    let text = text.replace(
-        &format!("sysfs = \"{}\"", board_sys.display()),
-        &format!("sysfs = \"{}\"", sysfs.display()),
-    );
-    assert!(text.contains(&sysfs.display().to_string()), "{text}");
-    std::fs::write(&cfg, text).unwrap();
+    let sysfs = own_sysfs(&cfg);
+    std::fs::create_dir_all(sysfs.join("class/rtc")).unwrap();
     let ts_file = dir.path().join("faketime");
     std::fs::write(&ts_file, "-2d\n").unwrap();
 
@@ -661,16 +690,7 @@ fn a_restored_clock_two_days_behind_without_rtc_waits_for_the_server_date() {
             || b.contains("\"pending_count\":") && !b.contains("\"pending_count\":0")
     });
     // Seconds with no server time: nothing may reach VictoriaMetrics (two days back).
-    std::thread::sleep(Duration::from_secs(4));
-    vm.force_flush();
-    let early = vm_samples(&vm);
-    assert!(
-        early.is_empty(),
-        "{} samples uploaded before any trusted time, e.g. {:?} (now {})",
-        early.len(),
-        early.keys().next(),
-        real_ms()
-    );
+    assert_nothing_uploaded_for_4s(&vm);
     let body = health(port);
     assert!(
         body.contains("\"trusted\":false") && body.contains("\"source\":\"no_rtc_unsynced\""),
@@ -681,4 +701,54 @@ fn a_restored_clock_two_days_behind_without_rtc_waits_for_the_server_date() {
     date.answer();
     let log = finish_on_server_time(port, agent, &vm, &cfg, from_ms);
     assert!(log.contains("unstamped samples given wall time"), "{log}");
+}
+
+/// Points `cfg` at a writable copy of the fixture's sysfs beside it; that copy's path.
+fn own_sysfs(cfg: &Path) -> PathBuf {
+    let sysfs = cfg.with_file_name("sys");
+    let board_sys = support::fixture("rk3588-rock5b").join("sys");
+    support::copy_tree(&board_sys, &sysfs);
+    let text = std::fs::read_to_string(cfg).unwrap();
+    let text = text.replace(
+        &format!("sysfs = \"{}\"", board_sys.display()),
+        &format!("sysfs = \"{}\"", sysfs.display()),
+    );
+    assert!(text.contains(&sysfs.display().to_string()), "{text}");
+    std::fs::write(cfg, text).unwrap();
+    sysfs
+}
+
+/// Issue 29, the step: an RTC set the clock, but fake-hwclock then restored a shutdown time two
+/// days back (its file exists); chrony leaves no timesyncd files and has not synced; no skew
+/// check. The samples wait on the boot clock, and when NTP steps the clock and reports the sync
+/// they are re-stamped by the step to their real collection time.
+#[test]
+fn a_fake_hwclock_time_two_days_behind_is_restamped_by_the_ntp_step() {
+    let (lib, vm, dir, port) = setup();
+    let cfg = write_config(dir.path(), &vm, port, "off");
+    let sysfs = own_sysfs(&cfg);
+    std::fs::create_dir_all(sysfs.join("class/rtc/rtc0")).unwrap();
+    std::fs::write(sysfs.join("class/rtc/rtc0/hctosys"), "1\n").unwrap();
+    std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+    std::fs::write(
+        dir.path().join("etc/fake-hwclock.data"),
+        "2026-12-04 10:00:00\n",
+    )
+    .unwrap();
+    let ts_file = dir.path().join("faketime");
+    std::fs::write(&ts_file, "-2d\n").unwrap();
+
+    let from_ms = real_ms();
+    let agent = spawn_faked(&cfg, &lib, &ts_file);
+    wait_untrusted(port, "no_rtc_unsynced");
+    assert_nothing_uploaded_for_4s(&vm);
+    let switch_ms = real_ms();
+
+    // chrony steps the clock, then the sync shows (timesyncd's flag stands in for the kernel's
+    // state, which libfaketime cannot fake).
+    std::fs::write(&ts_file, "+0\n").unwrap();
+    let timesync = dir.path().join("timesync");
+    std::fs::create_dir_all(&timesync).unwrap();
+    std::fs::write(timesync.join("synchronized"), "").unwrap();
+    after_the_step(port, agent, &vm, &cfg, from_ms, switch_ms, "ntp");
 }
