@@ -145,7 +145,13 @@ fn an_acknowledged_chunk_whose_mark_fails_is_held_and_never_resent() {
     for i in 0..4 {
         assert_eq!(smol::block_on(up.cycle()), Cycle::Failed, "cycle {i}");
     }
-    let records = proxy.records();
+    // The proxy notes a status just after writing the answer: wait for the last note.
+    let t = std::time::Instant::now();
+    let mut records = proxy.records();
+    while records.iter().any(|r| r.status.is_none()) && t.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(5));
+        records = proxy.records();
+    }
     let accepted: Vec<_> = records.iter().filter(|r| r.ok()).collect();
     // The first chunk, and the one sent while its mark was committing; then nothing.
     assert!(
