@@ -14,6 +14,10 @@
 //! A second test keeps the clock in 1970 for the whole run with the clock-skew check on: the
 //! server's `Date` gives the time, and samples carry the server-corrected time.
 //!
+//! Another starts on a wall clock two days behind (fake-hwclock's restored shutdown time) on a
+//! board without an RTC and with no NTP state: later than the build floor proves nothing there,
+//! so samples wait on the boot clock until the first server `Date` and land at their real time.
+//!
 //! A third SIGKILLs the agent while its clock is in 1970 (its boot-clock samples then exist
 //! only in the store's journal and the last durable commit) and restarts it on the real clock:
 //! every sample /health counted as stored before the kill is uploaded with its real time.
@@ -70,6 +74,28 @@ fn wait_health(port: u16, what: &str, ok: impl Fn(&str) -> bool) -> String {
     body
 }
 
+/// Waits until /health says the clock is untrusted for `source`, with samples waiting.
+fn wait_untrusted(port: u16, source: &str) {
+    let body = wait_health(port, "an untrusted clock with samples waiting", |b| {
+        b.contains("\"trusted\":false") && !b.contains("\"unstamped_samples\":0")
+    });
+    assert!(body.contains(&format!("\"source\":\"{source}\"")), "{body}");
+}
+
+/// 4 s pass with the clock untrusted: nothing reaches VictoriaMetrics.
+fn assert_nothing_uploaded_for_4s(vm: &Vm) {
+    std::thread::sleep(Duration::from_secs(4));
+    vm.force_flush();
+    let early = vm_samples(vm);
+    assert!(
+        early.is_empty(),
+        "{} samples uploaded while the clock was untrusted, e.g. {:?} (now {})",
+        early.len(),
+        early.keys().next(),
+        real_ms()
+    );
+}
+
 /// Waits until /health says the clock is trusted and nothing is left unstamped; its body.
 fn wait_trusted(port: u16) -> String {
     wait_health(port, "a trusted clock, nothing unstamped", |b| {
@@ -119,6 +145,14 @@ fn spawn_faked(cfg: &Path, lib: &Path, timestamp_file: &Path) -> KillOnDrop {
         .env("FAKETIME_TIMESTAMP_FILE", timestamp_file)
         .env("FAKETIME_NO_CACHE", "1")
         .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        // libfaketime does not fake adjtimex: a synchronised test machine would vouch for the
+        // faked clock. No NTP state, as on a board whose client has not synced yet.
+        .env("BELABOX_METRICS_TEST_IGNORE_KERNEL_NTP", "1")
+        // timesyncd's runtime directory: absent (no NTP client state) until a test creates it.
+        .env(
+            "BELABOX_METRICS_TEST_TIMESYNC_DIR",
+            timestamp_file.with_file_name("timesync"),
+        )
         .env_remove("FAKETIME")
         .stderr(Stdio::piped())
         .spawn()
@@ -288,28 +322,41 @@ fn a_1970_clock_then_ntp_in_one_boot_loses_nothing() {
 
     let from_ms = real_ms();
     let agent = spawn_faked(&cfg, &lib, &ts_file);
-    let body = wait_health(port, "an untrusted clock with samples waiting", |b| {
-        b.contains("\"trusted\":false") && !b.contains("\"unstamped_samples\":0")
-    });
-    assert!(body.contains("\"source\":\"none\""), "{body}");
+    wait_untrusted(port, "none");
     // Several seconds on the 1970 clock: samples accumulate on the boot clock, none uploaded.
-    std::thread::sleep(Duration::from_secs(4));
-    vm.force_flush();
-    assert!(
-        vm_samples(&vm).is_empty(),
-        "uploaded while the clock was untrusted"
-    );
+    assert_nothing_uploaded_for_4s(&vm);
     let switch_ms = real_ms();
 
     // NTP syncs: the clock steps to real time in the running process.
     std::fs::write(&ts_file, "+0\n").unwrap();
-    let body = wait_trusted(port);
-    // No server date here: the real clock is trusted by the kernel's NTP state when this machine
-    // is synchronised (adjtimex), else by the build floor; never before the clock step.
-    assert!(
-        body.contains("\"source\":\"build_time_floor\"") || body.contains("\"source\":\"ntp\""),
-        "{body}"
+    // No server date here and no NTP state: the real clock is trusted by the build floor (the
+    // fixture has no `class/rtc`: nothing known of an RTC); never before the clock step.
+    after_the_step(
+        port,
+        agent,
+        &vm,
+        &cfg,
+        from_ms,
+        switch_ms,
+        "build_time_floor",
     );
+}
+
+/// After the wall clock stepped to real time at `switch_ms`: /health trusted by `source`,
+/// nothing unstamped; 3 s more; every sample in VictoriaMetrics at its real time, and the
+/// samples of the untrusted phase carry their real collection time (before the step), not the
+/// moment of the restamp.
+fn after_the_step(
+    port: u16,
+    agent: KillOnDrop,
+    vm: &Vm,
+    cfg: &Path,
+    from_ms: i64,
+    switch_ms: i64,
+    source: &str,
+) {
+    let body = wait_trusted(port);
+    assert!(body.contains(&format!("\"source\":\"{source}\"")), "{body}");
     std::thread::sleep(Duration::from_secs(3));
     let log = stop(agent);
     let to_ms = real_ms();
@@ -330,10 +377,8 @@ fn a_1970_clock_then_ntp_in_one_boot_loses_nothing() {
         steps[0]
     );
 
-    let n = assert_all_in_vm(&vm, &cfg, from_ms, to_ms, &log);
-    // The 1970 phase's samples carry their real collection time (before the step), not the
-    // moment of the restamp.
-    let early = store_samples(&cfg)
+    let n = assert_all_in_vm(vm, cfg, from_ms, to_ms, &log);
+    let early = store_samples(cfg)
         .keys()
         .filter(|(_, ts)| *ts < switch_ms)
         .count();
@@ -353,16 +398,29 @@ fn a_1970_clock_with_the_server_date_uploads_at_real_time() {
 
     let from_ms = real_ms();
     let agent = spawn_faked(&cfg, &lib, &ts_file);
+    // The skew check measures ~56 years; samples must still land at the real time.
+    finish_on_server_time(port, agent, &vm, &cfg, from_ms);
+}
+
+/// Waits for the server-corrected time with nothing unstamped, runs 3 s more, stops the agent
+/// and checks that every sample is in VictoriaMetrics at its real time (±2 s: the `Date`'s 1 s
+/// resolution and the round trip). The agent's log.
+fn finish_on_server_time(
+    port: u16,
+    agent: KillOnDrop,
+    vm: &Vm,
+    cfg: &Path,
+    from_ms: i64,
+) -> String {
     let body = wait_health(port, "the server-corrected time", |b| {
         b.contains("\"corrected\":true") && b.contains("\"unstamped_samples\":0")
     });
     assert!(body.contains("\"source\":\"server_date\""), "{body}");
-    std::thread::sleep(Duration::from_secs(4));
+    std::thread::sleep(Duration::from_secs(3));
     let log = stop(agent);
     let to_ms = real_ms();
-    // The skew check measures ~56 years; samples must still land at the real time (±1 s Date
-    // resolution and round trip, inside the window's margin below).
-    assert_all_in_vm(&vm, &cfg, from_ms - 2_000, to_ms + 2_000, &log);
+    assert_all_in_vm(vm, cfg, from_ms - 2_000, to_ms + 2_000, &log);
+    log
 }
 
 /// The `"unstamped_samples":N` of a /health body.
@@ -584,4 +642,129 @@ fn a_clock_days_ahead_with_the_skew_check_off_sends_nothing_the_receiver_would_d
             "VictoriaMetrics holds a future sample: {id:?}@{ts}"
         );
     }
+}
+
+/// A clock-skew endpoint that resets every connection until [`LateDate::answer`], then answers
+/// 204 with the real time's `Date`: "the server is not reachable yet" at boot.
+struct LateDate {
+    port: u16,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl LateDate {
+    fn start() -> LateDate {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = open.clone();
+        // Detached: it ends with the test process.
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut c) = conn else { continue };
+                let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut buf = [0u8; 2048];
+                let _ = c.read(&mut buf);
+                if flag.load(Ordering::Relaxed) {
+                    let date = support::proxy::http_date(real_ms() / 1000);
+                    let _ = write!(
+                        c,
+                        "HTTP/1.1 204 No Content\r\nDate: {date}\r\nConnection: close\r\n\r\n"
+                    );
+                }
+            }
+        });
+        LateDate { port, open }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/health", self.port)
+    }
+
+    fn answer(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Issue 29: fake-hwclock restored a shutdown time two days back (later than the build floor),
+/// the board has no RTC (`class/rtc` empty), chrony has not synced (no NTP state). Before the fix
+/// every sample until the first skew answer landed in VictoriaMetrics two days in the past.
+#[test]
+fn a_restored_clock_two_days_behind_without_rtc_waits_for_the_server_date() {
+    let (lib, vm, dir, port) = setup();
+    let date = LateDate::start();
+    let cfg = write_config(dir.path(), &vm, port, &date.url());
+    let sysfs = own_sysfs(&cfg);
+    std::fs::create_dir_all(sysfs.join("class/rtc")).unwrap();
+    let ts_file = dir.path().join("faketime");
+    std::fs::write(&ts_file, "-2d\n").unwrap();
+
+    let from_ms = real_ms();
+    let agent = spawn_faked(&cfg, &lib, &ts_file);
+    wait_health(port, "samples collected", |b| {
+        b.contains("\"trusted\"") && !b.contains("\"unstamped_samples\":0")
+            || b.contains("\"pending_count\":") && !b.contains("\"pending_count\":0")
+    });
+    // Seconds with no server time: nothing may reach VictoriaMetrics (two days back).
+    assert_nothing_uploaded_for_4s(&vm);
+    let body = health(port);
+    assert!(
+        body.contains("\"trusted\":false") && body.contains("\"source\":\"no_rtc_unsynced\""),
+        "{body}"
+    );
+
+    // The server answers: corrected time, the waiting samples re-stamped to their real time.
+    date.answer();
+    let log = finish_on_server_time(port, agent, &vm, &cfg, from_ms);
+    assert!(log.contains("unstamped samples given wall time"), "{log}");
+}
+
+/// Points `cfg` at a writable copy of the fixture's sysfs beside it; that copy's path.
+fn own_sysfs(cfg: &Path) -> PathBuf {
+    let sysfs = cfg.with_file_name("sys");
+    let board_sys = support::fixture("rk3588-rock5b").join("sys");
+    support::copy_tree(&board_sys, &sysfs);
+    let text = std::fs::read_to_string(cfg).unwrap();
+    let text = text.replace(
+        &format!("sysfs = \"{}\"", board_sys.display()),
+        &format!("sysfs = \"{}\"", sysfs.display()),
+    );
+    assert!(text.contains(&sysfs.display().to_string()), "{text}");
+    std::fs::write(cfg, text).unwrap();
+    sysfs
+}
+
+/// Issue 29, the step: an RTC set the clock, but fake-hwclock then restored a shutdown time two
+/// days back (its file exists); chrony leaves no timesyncd files and has not synced; no skew
+/// check. The samples wait on the boot clock, and when NTP steps the clock and reports the sync
+/// they are re-stamped by the step to their real collection time.
+#[test]
+fn a_fake_hwclock_time_two_days_behind_is_restamped_by_the_ntp_step() {
+    let (lib, vm, dir, port) = setup();
+    let cfg = write_config(dir.path(), &vm, port, "off");
+    let sysfs = own_sysfs(&cfg);
+    std::fs::create_dir_all(sysfs.join("class/rtc/rtc0")).unwrap();
+    std::fs::write(sysfs.join("class/rtc/rtc0/hctosys"), "1\n").unwrap();
+    std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+    std::fs::write(
+        dir.path().join("etc/fake-hwclock.data"),
+        "2026-12-04 10:00:00\n",
+    )
+    .unwrap();
+    let ts_file = dir.path().join("faketime");
+    std::fs::write(&ts_file, "-2d\n").unwrap();
+
+    let from_ms = real_ms();
+    let agent = spawn_faked(&cfg, &lib, &ts_file);
+    wait_untrusted(port, "no_rtc_unsynced");
+    assert_nothing_uploaded_for_4s(&vm);
+    let switch_ms = real_ms();
+
+    // chrony steps the clock, then the sync shows (timesyncd's flag stands in for the kernel's
+    // state, which libfaketime cannot fake).
+    std::fs::write(&ts_file, "+0\n").unwrap();
+    let timesync = dir.path().join("timesync");
+    std::fs::create_dir_all(&timesync).unwrap();
+    std::fs::write(timesync.join("synchronized"), "").unwrap();
+    after_the_step(port, agent, &vm, &cfg, from_ms, switch_ms, "ntp");
 }

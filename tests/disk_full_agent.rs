@@ -24,6 +24,9 @@
 //!   enforced after each flush, so the file never passes `storage.max_size` (4 MiB here), where
 //!   a cap enforced once a minute let it double past it; the oldest pending samples are dropped,
 //!   counted and logged.
+//! - Uploading on a full disk through the fault proxy (every request recorded): the marks of
+//!   acknowledged chunks cannot be written, yet no chunk's samples are sent twice; once space
+//!   is back every one is marked and nothing is lost (issue 29).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -245,6 +248,23 @@ fn use_up_the_free_pages(path: &std::path::Path) {
     }
 }
 
+/// A config sampling every 50 ms that uploads to `url` in batches of `batch` samples, `chunk`
+/// per request.
+fn backlog_config(
+    dir: &Path,
+    store: &Path,
+    health: SocketAddr,
+    url: &str,
+    batch: usize,
+    chunk: usize,
+) -> std::path::PathBuf {
+    use std::io::Write as _;
+    let cfg = write_config(dir, store, DEVICE, "50ms", health, Some(url));
+    let mut f = std::fs::OpenOptions::new().append(true).open(&cfg).unwrap();
+    writeln!(f, "batch_size = {batch}\nchunk_size = {chunk}").unwrap();
+    cfg
+}
+
 #[test]
 fn an_agent_started_on_a_full_disk_uploads_its_backlog_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
@@ -255,23 +275,10 @@ fn an_agent_started_on_a_full_disk_uploads_its_backlog_and_recovers() {
     let mut vm = Vm::start();
     let vm_addr = vm.addr();
     vm.stop();
-    let cfg = write_config(
-        dir.path(),
-        &store,
-        DEVICE,
-        "50ms",
-        health,
-        Some(&vm.import_url()),
-    );
     // One chunk holds the whole backlog: while the full disk refuses the marks, the uploader
-    // resends its oldest batch each round (VictoriaMetrics deduplicates), so only one batch can
-    // go out before space returns (docs/troubleshooting.md).
-    {
-        use std::io::Write as _;
-        let mut f = std::fs::OpenOptions::new().append(true).open(&cfg).unwrap();
-        f.write_all(b"batch_size = 20000\nchunk_size = 20000\n")
-            .unwrap();
-    }
+    // holds the acknowledged chunk and sends nothing more, so only one batch can go out before
+    // space returns (docs/troubleshooting.md).
+    let cfg = backlog_config(dir.path(), &store, health, &vm.import_url(), 20_000, 20_000);
     // A backlog: a first run while VictoriaMetrics is down.
     let first = Agent::spawn(&cfg, health, &dir.path().join("first.log"));
     first.wait_for("a backlog", Duration::from_secs(30), |a| {
@@ -654,4 +661,95 @@ fn the_size_cap_holds_at_every_flush_at_a_10ms_interval() {
     let st = agent.storage();
     assert!(st["details"]["pending_count"].as_u64() > Some(0), "{st}");
     agent.stop();
+}
+
+/// Issue 29: on a full disk the marks of acknowledged chunks fail. Before the fix every upload
+/// round resent the oldest batch (VictoriaMetrics deduplicated it; a remote_write receiver counts
+/// each resend as rejected). Now the acknowledged keys are held in memory, never sent again,
+/// and marked once space returns.
+#[test]
+fn a_full_disk_never_resends_an_acknowledged_chunk() {
+    use support::proxy::{Action, Proxy};
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("mnt");
+    let _fs = Tmpfs::mount(&mnt, "3m");
+    let store = mnt.join("metrics.redb");
+    let health = health_addr();
+    let vm = Vm::start();
+    let proxy = Proxy::start(vm.addr());
+    // A backlog first: every upload refused.
+    proxy.set_default(Action::Status(503));
+    let cfg = backlog_config(dir.path(), &store, health, &proxy.import_url(), 1000, 500);
+    let first = Agent::spawn(&cfg, health, &dir.path().join("first.log"));
+    first.wait_for("a backlog", Duration::from_secs(30), |a| {
+        a.storage()["details"]["pending_count"].as_u64() > Some(3000)
+    });
+    first.stop();
+    let (_, backlog) = store_samples(&cfg);
+
+    fill(&mnt.join("filler"));
+    use_up_the_free_pages(&store);
+    proxy.set_default(Action::Forward);
+    let mut agent = Agent::spawn(&cfg, health, &dir.path().join("second.log"));
+    agent.wait_for(
+        "the agent to report no space",
+        Duration::from_secs(120),
+        |a| a.storage()["details"]["no_space"] == true,
+    );
+    agent.wait_for("an accepted upload", Duration::from_secs(30), |_| {
+        proxy.records().iter().any(|r| r.ok())
+    });
+    // Several upload rounds (500 ms apart) on the full disk.
+    std::thread::sleep(Duration::from_secs(5));
+    agent.assert_running();
+    let up = agent.uploader();
+    let held = up["details"]["acked_unmarked_count"].as_u64();
+    let full = proxy.records();
+    eprintln!(
+        "while the disk is full: {} accepted requests, {held:?} samples held",
+        full.iter().filter(|r| r.ok()).count()
+    );
+    assert_sent_once(&full, "while the disk is full");
+    assert!(held > Some(0), "no acknowledged chunk held: {up}");
+
+    // Space comes back: the held marks are written, the rest of the backlog goes out.
+    std::fs::remove_file(mnt.join("filler")).unwrap();
+    let (_, log) = recover_drain_and_stop(agent);
+    assert!(
+        !log_lines(&log, "uploader: marks written again").is_empty(),
+        "log:\n{log}"
+    );
+    let all = proxy.records();
+    assert_sent_once(&all, "over the whole run");
+    let (uploaded, pending) = store_samples(&cfg);
+    for k in backlog.keys() {
+        assert!(
+            uploaded.contains_key(k),
+            "backlog sample still pending: {k:?}"
+        );
+    }
+    assert_vm_matches_store(&vm, DEVICE, &uploaded, &pending);
+}
+
+/// No sample is in two accepted requests (the proxy forwards everything: nothing was lost on
+/// the way, so a second copy is a resend).
+fn assert_sent_once(records: &[support::proxy::Record], when: &str) {
+    let mut seen = std::collections::HashMap::new();
+    let mut twice = 0usize;
+    for r in records.iter().filter(|r| r.ok()) {
+        for k in r.sample_keys() {
+            if let Some(first) = seen.insert(k.clone(), r.seq) {
+                if twice == 0 {
+                    eprintln!("{when}: {k:?} in request {first} and {}", r.seq);
+                }
+                twice += 1;
+            }
+        }
+    }
+    assert_eq!(
+        twice,
+        0,
+        "{twice} samples sent twice {when}, in {} accepted requests",
+        records.iter().filter(|r| r.ok()).count()
+    );
 }

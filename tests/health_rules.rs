@@ -37,6 +37,7 @@ fn never_uploaded(enabled: bool) -> UploadSnapshot {
         backoff_until_ms: 0,
         backoff_reason: None,
         future_held: 0,
+        acked_unmarked: 0,
     }
 }
 
@@ -74,6 +75,7 @@ fn healthy() -> Snapshot {
             backoff_until_ms: 0,
             backoff_reason: None,
             future_held: 0,
+            acked_unmarked: 0,
         },
         storage: StorageSnapshot {
             pending: 100,

@@ -5,6 +5,8 @@
 //! - the retried samples really did reach VM twice (the scenario happened);
 //! - a chunk, once answered 2xx and marked, is never sent again: no sample appears in two
 //!   2xx-answered requests, nor in any request after its 2xx one;
+//! - a chunk the server acknowledged whose mark the store refuses (a full disk; here a store
+//!   opened read-only) is held, never sent again, and nothing more is sent until it is marked;
 //! - every body was a valid gzip member (CRC and length checked) sent with
 //!   `Content-Encoding: gzip`, and no chunk held more than `chunk_size` samples.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -16,6 +18,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use belabox_metrics::model::time::now_ms;
+use belabox_metrics::net::Client;
+use belabox_metrics::upload::{Cycle, Uploader};
+use belabox_store::{Store, StoreOptions};
 use support::proxy::{Action, Proxy};
 use support::vm::{
     KnownData, RunningUploader, Vm, fast_remote, temp_store, test_state, wait_drained,
@@ -118,4 +123,51 @@ fn lost_responses_cause_no_duplicates_and_marked_chunks_are_never_resent() {
     assert_eq!(u.uploaded_total.load(Relaxed), n as u64);
     assert!(u.failures_total.load(Relaxed) >= 2);
     assert_eq!(store.stats().unwrap().pending, 0);
+}
+
+/// Issue 29: marks that fail (the store refuses every write) never make the uploader resend
+/// what the server acknowledged. Before, each cycle resent the oldest batch.
+#[test]
+fn an_acknowledged_chunk_whose_mark_fails_is_held_and_never_resent() {
+    let vm = Vm::start();
+    let proxy = Proxy::start(vm.addr());
+    let (dir, store) = temp_store();
+    let data = KnownData::agent_like("held-board", now_ms() - 1_000, 1_000, 30);
+    data.insert_into(&store, 64);
+    let n = data.sample_count();
+    drop(store);
+    let path = dir.path().join("metrics.redb");
+    let ro = std::sync::Arc::new(Store::open_read_only(&path, StoreOptions::default()).unwrap());
+
+    let state = test_state();
+    let remote = fast_remote(&proxy.import_url());
+    let mut up = Uploader::new(&remote, ro.clone(), state.clone(), Client::new()).unwrap();
+    for i in 0..4 {
+        assert_eq!(smol::block_on(up.cycle()), Cycle::Failed, "cycle {i}");
+    }
+    // The proxy notes a status just after writing the answer: wait for the last note.
+    let t = std::time::Instant::now();
+    let mut records = proxy.records();
+    while records.iter().any(|r| r.status.is_none()) && t.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(5));
+        records = proxy.records();
+    }
+    let accepted: Vec<_> = records.iter().filter(|r| r.ok()).collect();
+    // The first chunk, and the one sent while its mark was committing; then nothing.
+    assert!(
+        (1..=2).contains(&accepted.len()),
+        "{} requests accepted",
+        accepted.len()
+    );
+    assert_eq!(records.len(), accepted.len(), "nothing else was sent");
+    let mut keys = std::collections::HashSet::new();
+    for r in &accepted {
+        for k in r.sample_keys() {
+            assert!(keys.insert(k.clone()), "{k:?} sent twice");
+        }
+    }
+    let u = &state.upload;
+    assert_eq!(u.acked_unmarked.load(Relaxed), keys.len() as u64);
+    assert_eq!(u.uploaded_total.load(Relaxed), 0);
+    assert_eq!(ro.pending_count().unwrap(), n as u64, "nothing marked");
 }

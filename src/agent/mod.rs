@@ -52,7 +52,7 @@ use crate::model::phase::Phase;
 use crate::model::ring::{DropLog, RingSize, SampleRing, fit_caps};
 use crate::model::state::{AgentState, mono_ms};
 use crate::model::time::now_ms;
-use crate::monitor::clock::{self, Policy, Stamp, SystemClock, Verdict};
+use crate::monitor::clock::{self, BootWall, Policy, Stamp, SystemClock, Verdict};
 use crate::monitor::self_metrics::SelfMetricBatch;
 use crate::upload::UploadError;
 use crate::upload::store_worker::SharedStore;
@@ -980,6 +980,9 @@ impl TimeTrust {
         });
         // An earlier run in this boot may have left unstamped samples.
         let restamp_due = store.unstamped_count() > 0;
+        let sysfs = &config.paths.sysfs;
+        let boot_wall = BootWall::read(sysfs, &BootWall::fake_hwclock_file(sysfs));
+        log::info!(boot_wall:? = boot_wall; "what set the wall clock at boot");
         TimeTrust {
             clock: SystemClock::default(),
             policy: Policy {
@@ -990,6 +993,7 @@ impl TimeTrust {
                     .remote
                     .as_ref()
                     .map_or(u64::MAX, |r| r.max_sample_age.as_millis() as u64),
+                boot_wall,
             },
             boot_id,
             verdict: Verdict {

@@ -164,6 +164,9 @@ pub fn write_health_json(report: &Report, out: &mut Vec<u8>) {
     if u.future_held > 0 {
         let _ = write!(out, ",\"future_held_count\":{}", u.future_held);
     }
+    if u.acked_unmarked > 0 {
+        let _ = write!(out, ",\"acked_unmarked_count\":{}", u.acked_unmarked);
+    }
     out.extend_from_slice(b"}},");
 
     let s = &report.storage;
@@ -430,6 +433,14 @@ fn visit_uploader(u: &UploadState, v: &mut dyn MetricVisitor) {
         "Duration of one upload request; quantiles are bucket upper bounds.",
         &u.duration,
     );
+    let name = "uploader_acked_unmarked_samples";
+    v.family(
+        name,
+        "Samples the remote acknowledged whose marks the store could not write yet (a full \
+         disk): not sent again; uploads wait until they are marked.",
+        Kind::Gauge,
+    );
+    v.row(name, &[], load(&u.acked_unmarked));
     let name = "uploader_last_success_timestamp_seconds";
     v.family(
         name,

@@ -276,6 +276,8 @@ pub struct UploadSnapshot {
     pub backoff_reason: Option<WaitReason>,
     /// Pending samples held back as dated beyond the receiver's window ahead of its clock.
     pub future_held: u64,
+    /// Samples the receiver acknowledged whose marks the store could not write yet.
+    pub acked_unmarked: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -395,6 +397,7 @@ impl Snapshot {
                 backoff_until_ms: u.backoff_until_ms.load(Ordering::Relaxed),
                 backoff_reason: WaitReason::from_u8(u.backoff_reason.load(Ordering::Relaxed)),
                 future_held: u.future_held.load(Ordering::Relaxed),
+                acked_unmarked: u.acked_unmarked.load(Ordering::Relaxed),
             },
             storage: StorageSnapshot {
                 pending: s.pending.load(Ordering::Relaxed),
@@ -481,6 +484,9 @@ pub struct UploaderHealth {
     /// Pending samples held back as future-dated (beyond the receiver's window ahead of its
     /// clock): `degraded`, never sent until they are valid.
     pub future_held: u64,
+    /// Acknowledged samples whose marks wait for the store (a full disk): `degraded`, no
+    /// request goes out until they are marked.
+    pub acked_unmarked: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -562,7 +568,7 @@ fn uploader_health(rules: &HealthRules, snap: &Snapshot) -> UploaderHealth {
         ComponentStatus::Disabled
     } else if stalled || u.refused.is_some() {
         ComponentStatus::Error
-    } else if stale || backlog || u.future_held > 0 {
+    } else if stale || backlog || u.future_held > 0 || u.acked_unmarked > 0 {
         ComponentStatus::Degraded
     } else {
         ComponentStatus::Ok
@@ -586,6 +592,7 @@ fn uploader_health(rules: &HealthRules, snap: &Snapshot) -> UploaderHealth {
             .filter(|_| u.backoff_until_ms > snap.now_ms)
             .map(|r| (u.backoff_until_ms, r)),
         future_held: u.future_held,
+        acked_unmarked: u.acked_unmarked,
     }
 }
 
@@ -900,6 +907,14 @@ impl fmt::Display for UploaderHealth {
                 "; {} samples dated more than 2 days ahead of the server's clock are held (not \
                  sent; the clock that stamped them was ahead)",
                 self.future_held
+            )?;
+        }
+        if self.acked_unmarked > 0 {
+            write!(
+                f,
+                "; {} samples the server acknowledged wait for their marks (the store cannot \
+                 write; they are not sent again, and uploads resume once they are marked)",
+                self.acked_unmarked
             )?;
         }
         if self.status != ComponentStatus::Ok && self.last_http_status != 0 {

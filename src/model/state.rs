@@ -118,6 +118,9 @@ pub struct UploadState {
     /// Pending samples dated beyond the receiver's window ahead of its clock in the last batch
     /// read (held back, not sent); 0 once none are.
     pub future_held: AtomicU64,
+    /// Samples the receiver acknowledged whose marks the store could not write yet (a full
+    /// disk): held in memory, not sent again; uploads wait until they are marked.
+    pub acked_unmarked: AtomicU64,
     /// 401/403 on the last attempt.
     pub auth_failing: AtomicBool,
     /// `Some` while the server refuses every request (set when the probes were refused too,
@@ -413,6 +416,7 @@ impl AgentState {
                 backoff_until_ms: AtomicI64::new(0),
                 backoff_reason: AtomicU8::new(0),
                 future_held: AtomicU64::new(0),
+                acked_unmarked: AtomicU64::new(0),
                 auth_failing: AtomicBool::new(false),
                 refused: Mutex::new(None),
                 duration: Histogram::new(DURATION_BOUNDS),

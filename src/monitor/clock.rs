@@ -16,7 +16,12 @@
 //!    without the `synchronized` flag → timesyncd runs and has not synced → untrusted. Neither
 //!    → unknown.
 //! 3. **Build floor**: a wall clock earlier than [`build_floor_ms`] is never trusted; later than
-//!    it with NTP state unknown, it is (nothing better is known, and RTC boards need no NTP).
+//!    it with NTP state unknown, it is only when nothing says the boot clock came from a saved
+//!    file ([`BootWall`]): a board with a real RTC that set the clock needs no NTP, but a board
+//!    without one (`<sysfs>/class/rtc` empty, or no RTC with `hctosys` 1) or with fake-hwclock's
+//!    saved shutdown time boots hours or days in the past, later than the floor. chrony and
+//!    ntpd leave no timesyncd files, so there the NTP state reads unknown until the kernel's
+//!    says synchronised: such a clock waits for the kernel or a server `Date`.
 //!
 //! Untrusted → samples are stamped on the boot clock and kept apart in the store
 //! ([`belabox_store::Store::insert_unstamped`]); as soon as a verdict gives an offset
@@ -25,7 +30,7 @@
 //! Everything reads its clocks through [`TimeSource`], so unit tests drive wall, boot and NTP
 //! state by hand.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::model::time::now_ms;
 
@@ -67,6 +72,10 @@ pub fn boot_ms() -> i64 {
 pub struct SystemClock {
     flag: PathBuf,
     dir: PathBuf,
+    /// Read the kernel's NTP state (adjtimex). Off only under the test hook
+    /// `BELABOX_METRICS_TEST_IGNORE_KERNEL_NTP=1`: libfaketime fakes the wall clock but not
+    /// adjtimex, so a test machine that is synchronised would vouch for a faked clock.
+    kernel: bool,
 }
 
 impl SystemClock {
@@ -76,13 +85,18 @@ impl SystemClock {
         SystemClock {
             flag: timesync_dir.join("synchronized"),
             dir: timesync_dir,
+            kernel: std::env::var_os("BELABOX_METRICS_TEST_IGNORE_KERNEL_NTP").is_none(),
         }
     }
 }
 
 impl Default for SystemClock {
+    /// [`SystemClock::TIMESYNC_DIR`]; a test may name its own with the test hook
+    /// `BELABOX_METRICS_TEST_TIMESYNC_DIR` (unset in production), to sync "NTP" by hand.
     fn default() -> Self {
-        SystemClock::new(PathBuf::from(Self::TIMESYNC_DIR))
+        let dir = std::env::var_os("BELABOX_METRICS_TEST_TIMESYNC_DIR")
+            .map_or_else(|| PathBuf::from(Self::TIMESYNC_DIR), PathBuf::from);
+        SystemClock::new(dir)
     }
 }
 
@@ -94,7 +108,9 @@ impl TimeSource for SystemClock {
         boot_ms()
     }
     fn ntp_synced(&self) -> Option<bool> {
-        if belabox_sys::ntp::kernel_ntp() == Some(belabox_sys::ntp::KernelNtp::Synced) {
+        if self.kernel
+            && belabox_sys::ntp::kernel_ntp() == Some(belabox_sys::ntp::KernelNtp::Synced)
+        {
             return Some(true);
         }
         // Paths are short: std builds their C strings on the stack (no allocation per tick).
@@ -121,6 +137,9 @@ pub enum Source {
     /// Not trusted: the wall clock is outside the receiver's window around the `Date` of the
     /// uploader's answers (days ahead after a bad step).
     ReceiverWindow = 4,
+    /// Not trusted: no NTP state and the boot clock came from no RTC ([`BootWall::Saved`]):
+    /// later than the build floor proves nothing.
+    NoRtc = 5,
 }
 
 impl Source {
@@ -131,6 +150,7 @@ impl Source {
             Source::Ntp => "ntp",
             Source::ServerDate => "server_date",
             Source::ReceiverWindow => "outside_receiver_window",
+            Source::NoRtc => "no_rtc_unsynced",
         }
     }
 
@@ -140,6 +160,7 @@ impl Source {
             2 => Source::Ntp,
             3 => Source::ServerDate,
             4 => Source::ReceiverWindow,
+            5 => Source::NoRtc,
             _ => Source::None,
         }
     }
@@ -194,6 +215,71 @@ pub struct Policy {
     /// (`remote.max_sample_age`, its retention). A wall clock outside it is not trusted.
     pub max_ahead_ms: u64,
     pub max_behind_ms: u64,
+    /// What set the wall clock at boot: whether the build floor alone may vouch for it.
+    pub boot_wall: BootWall,
+}
+
+/// What set the wall clock at boot, as the board shows it (read once at start: it cannot
+/// change within a boot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootWall {
+    /// An RTC set it (`hctosys` 1), and no fake-hwclock file: a wall clock later than the build
+    /// floor is trusted with no NTP state (RTC boards need no NTP).
+    Rtc,
+    /// `<sysfs>/class/rtc` is absent (a fixture tree, or a kernel without the RTC class):
+    /// nothing known, treated as [`BootWall::Rtc`] (the behaviour before the evidence existed).
+    Unknown,
+    /// No RTC set it (`class/rtc` empty, or every RTC's `hctosys` 0), or fake-hwclock's saved
+    /// file exists: the wall clock is 1970 or the last shutdown time until a sync, so the build
+    /// floor alone never vouches for it.
+    Saved,
+}
+
+impl BootWall {
+    /// The pure decision. `rtcs`: `None` when `class/rtc` is absent, else each RTC's `hctosys`
+    /// (`None` when unreadable: an RTC that may have set the clock). `fake_hwclock`: its saved
+    /// file exists.
+    pub fn decide(rtcs: Option<&[Option<bool>]>, fake_hwclock: bool) -> BootWall {
+        if fake_hwclock {
+            // It restores the saved time whenever that is later than the RTC's (a dead coin
+            // cell): from here nobody can tell which one set the clock.
+            return BootWall::Saved;
+        }
+        match rtcs {
+            None => BootWall::Unknown,
+            Some(r) if r.iter().any(|h| *h != Some(false)) => BootWall::Rtc,
+            Some(_) => BootWall::Saved,
+        }
+    }
+
+    /// Reads `<sysfs>/class/rtc/*/hctosys` and whether `fake_hwclock` exists.
+    pub fn read(sysfs: &Path, fake_hwclock: &Path) -> BootWall {
+        let rtcs: Option<Vec<Option<bool>>> =
+            std::fs::read_dir(sysfs.join("class/rtc")).ok().map(|dir| {
+                dir.flatten()
+                    .map(|e| {
+                        std::fs::read_to_string(e.path().join("hctosys"))
+                            .ok()
+                            .map(|s| s.trim() == "1")
+                    })
+                    .collect()
+            });
+        BootWall::decide(rtcs.as_deref(), fake_hwclock.exists())
+    }
+
+    /// fake-hwclock's saved file under the root that holds `sysfs` (`/sys` →
+    /// `/etc/fake-hwclock.data`; a test's `<dir>/sys` → `<dir>/etc/fake-hwclock.data`).
+    pub fn fake_hwclock_file(sysfs: &Path) -> PathBuf {
+        sysfs
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .join("etc/fake-hwclock.data")
+    }
+
+    /// Whether a wall clock later than the build floor may be trusted with no NTP state.
+    fn floor_suffices(self) -> bool {
+        self != BootWall::Saved
+    }
 }
 
 /// Decides how to stamp now (module docs). `server_offset_ms`: server time − boot clock from
@@ -247,7 +333,8 @@ pub fn judge(
     match clock.ntp_synced() {
         Some(true) | None if wall_ok && !in_window => untrusted(Source::ReceiverWindow),
         Some(true) if wall_ok => trusted_wall(Source::Ntp),
-        None if wall_ok => trusted_wall(Source::BuildFloor),
+        None if wall_ok && policy.boot_wall.floor_suffices() => trusted_wall(Source::BuildFloor),
+        None if wall_ok => untrusted(Source::NoRtc),
         _ => untrusted(Source::None),
     }
 }
@@ -291,6 +378,7 @@ mod tests {
         warn_ms: 2000,
         max_ahead_ms: 2 * DAY as u64,
         max_behind_ms: 30 * DAY as u64,
+        boot_wall: BootWall::Rtc,
     };
 
     fn clock(wall: i64, boot: i64, ntp: Option<bool>) -> FakeClock {
@@ -441,5 +529,103 @@ mod tests {
         let v = judge(&c, POLICY, None, Some(off));
         assert_eq!(v.offset_ms, Some(off));
         assert_eq!(boot + v.offset_ms.unwrap_or(0), REAL);
+    }
+
+    /// What set the clock at boot, from the RTCs' `hctosys` and fake-hwclock's file.
+    #[test]
+    fn boot_wall_from_rtc_and_fake_hwclock() {
+        let (y, n) = (Some(true), Some(false));
+        type Row<'a> = (Option<&'a [Option<bool>]>, bool, BootWall);
+        let table: [Row; 9] = [
+            (None, false, BootWall::Unknown),
+            (None, true, BootWall::Saved),
+            (Some(&[]), false, BootWall::Saved),
+            (Some(&[n]), false, BootWall::Saved),
+            (Some(&[n, n]), false, BootWall::Saved),
+            (Some(&[y]), false, BootWall::Rtc),
+            (Some(&[n, y]), false, BootWall::Rtc),
+            (Some(&[None]), false, BootWall::Rtc),
+            (Some(&[y]), true, BootWall::Saved),
+        ];
+        for (rtcs, fake, want) in table {
+            assert_eq!(BootWall::decide(rtcs, fake), want, "{rtcs:?} {fake}");
+        }
+        assert_eq!(
+            BootWall::fake_hwclock_file(Path::new("/sys")),
+            Path::new("/etc/fake-hwclock.data")
+        );
+        assert_eq!(
+            BootWall::fake_hwclock_file(Path::new("/t/board/sys")),
+            Path::new("/t/board/etc/fake-hwclock.data")
+        );
+    }
+
+    /// Reads a tree like a board's: `class/rtc/rtc0/hctosys`, `etc/fake-hwclock.data`.
+    #[test]
+    fn boot_wall_reads_the_tree() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let sys = dir.path().join("sys");
+        let fake = BootWall::fake_hwclock_file(&sys);
+        let write = |p: &Path, s: &str| {
+            std::fs::create_dir_all(p.parent().unwrap_or(Path::new("/")))
+                .and_then(|()| std::fs::write(p, s))
+                .unwrap_or_else(|e| panic!("{e}"));
+        };
+        assert_eq!(BootWall::read(&sys, &fake), BootWall::Unknown);
+        std::fs::create_dir_all(sys.join("class/rtc")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(BootWall::read(&sys, &fake), BootWall::Saved);
+        write(&sys.join("class/rtc/rtc0/hctosys"), "0\n");
+        assert_eq!(BootWall::read(&sys, &fake), BootWall::Saved);
+        write(&sys.join("class/rtc/rtc0/hctosys"), "1\n");
+        assert_eq!(BootWall::read(&sys, &fake), BootWall::Rtc);
+        write(&fake, "2026-12-04 10:00:00\n");
+        assert_eq!(BootWall::read(&sys, &fake), BootWall::Saved);
+    }
+
+    /// A wall clock later than the build floor with no NTP state: trusted only when an RTC (or
+    /// nothing known) set it; a saved time waits for NTP or the server, whose time re-stamps.
+    #[test]
+    fn a_saved_boot_clock_needs_a_sync() {
+        let boot = 30_000;
+        let stale = REAL - 2 * DAY;
+        // (boot wall, NTP state, skew offset) → (trusted, source)
+        let table = [
+            (BootWall::Rtc, None, None, true, Source::BuildFloor),
+            (BootWall::Unknown, None, None, true, Source::BuildFloor),
+            (BootWall::Saved, None, None, false, Source::NoRtc),
+            (BootWall::Saved, Some(false), None, false, Source::None),
+            (BootWall::Saved, Some(true), None, true, Source::Ntp),
+            (
+                BootWall::Saved,
+                None,
+                Some(REAL - boot),
+                true,
+                Source::ServerDate,
+            ),
+            (BootWall::Rtc, Some(false), None, false, Source::None),
+        ];
+        for (boot_wall, ntp, server, trusted, source) in table {
+            let policy = Policy {
+                boot_wall,
+                ..POLICY
+            };
+            let v = judge(&clock(stale, boot, ntp), policy, server, None);
+            assert_eq!(
+                (v.trusted(), v.source),
+                (trusted, source),
+                "{boot_wall:?} ntp {ntp:?} server {server:?}"
+            );
+        }
+        // The first server Date maps the waiting boot-clock samples to their real time.
+        let policy = Policy {
+            boot_wall: BootWall::Saved,
+            ..POLICY
+        };
+        let v = judge(&clock(stale, boot, None), policy, Some(REAL - boot), None);
+        assert_eq!(v.stamp, Stamp::Corrected(REAL));
+        assert_eq!(10_000 + v.offset_ms.unwrap_or(0), REAL - 20_000);
+        // Before the floor a saved clock is untrusted for that reason.
+        let v = judge(&clock(0, boot, None), policy, None, None);
+        assert_eq!(v.source, Source::None);
     }
 }

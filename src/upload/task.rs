@@ -277,6 +277,12 @@ pub struct Uploader {
     /// overlaps the store's fsync with the network round trip). At most one; settled before
     /// the next mark, any quarantine, and the end of every cycle.
     inflight_mark: Option<MarkTask>,
+    /// Chunks the receiver acknowledged whose marks the store could not write (a full disk):
+    /// never sent again, and no new request goes out until they are marked
+    /// ([`Uploader::write_held_marks`]). In memory only: a crash loses them, and their samples
+    /// are then sent once more (the at-least-once window). At most two entries (the failed
+    /// mark and the chunk accepted while it committed), each ≤ `chunk_size` keys.
+    held_marks: Vec<HeldMark>,
     /// The batch being sent in this cycle and how many of its chunks were marked uploaded so
     /// far (the "batch uploaded" line is written once every mark has settled).
     batch: Option<(Uuid, u32)>,
@@ -294,9 +300,20 @@ pub struct Uploader {
 }
 
 type MarkResult = Result<(usize, u64), belabox_store::MarkError>;
-/// A store mark running on the store worker: gives back its key buffer, the samples it took
-/// out of the queue and the queue length after it.
-type MarkTask = Pending<(Vec<SampleKey>, Uuid, u32, MarkResult)>;
+/// A store mark running on the store worker: gives back its key buffer and checkpoint, the
+/// samples it took out of the queue and the queue length after it.
+type MarkTask = Pending<(Vec<SampleKey>, Checkpoint, MarkResult)>;
+
+/// An acknowledged chunk whose mark is still to be written ([`Uploader::held_marks`]).
+#[derive(Debug)]
+struct HeldMark {
+    keys: Vec<SampleKey>,
+    checkpoint: Checkpoint,
+}
+
+/// What writing the held marks did: samples marked, the marks still held, the error that
+/// stopped it, the queue length after.
+type HeldResult = (usize, Vec<HeldMark>, Option<String>, Option<u64>);
 
 impl std::fmt::Debug for Uploader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -381,6 +398,7 @@ impl Uploader {
             future_seen: HashSet::new(),
             unknown_seen: HashSet::new(),
             inflight_mark: None,
+            held_marks: Vec::new(),
             batch: None,
             send: Vec::with_capacity(remote.batch_size.min(1 << 16)),
             keys: Vec::with_capacity(remote.chunk_size.min(1 << 16)),
@@ -451,6 +469,12 @@ impl Uploader {
             if !self.idle(self.remote.upload_interval).await {
                 break;
             }
+        }
+        // One last try: the disk may have room again. What is left is sent once more by the
+        // next start (the at-least-once window).
+        if !self.write_held_marks().await {
+            log::warn!(samples = self.held_count(), error_type = "store_write";
+                "uploader stopped with acknowledged samples unmarked; the next start sends them once more");
         }
         log::info!("uploader stopped");
     }
@@ -551,6 +575,11 @@ impl Uploader {
     async fn cycle_inner(&mut self) -> Cycle {
         if self.rx.is_stopped() {
             return Cycle::Stopped;
+        }
+        // Acknowledged chunks wait for their marks: sending more would only grow what is held,
+        // and reading the queue would give the held samples again.
+        if !self.write_held_marks().await {
+            return Cycle::Failed;
         }
         let limit = self.remote.batch_size.max(1);
         let store = self.store.clone();
@@ -822,7 +851,15 @@ impl Uploader {
                 .await
             {
                 Sent::Accepted => {
-                    uploaded += self.settle_mark().await?;
+                    match self.settle_mark().await {
+                        Ok(n) => uploaded += n,
+                        Err(e) => {
+                            // This chunk was acknowledged too: held, never sent again.
+                            let (keys, checkpoint) = self.mark_of(&r, batch_id, index);
+                            self.hold(keys, checkpoint);
+                            return Err(e);
+                        }
+                    }
                     accepted = true;
                     if let Some((s, status, snippet)) = suspect.take() {
                         self.quarantine_one(&s, status, &snippet).await?;
@@ -889,6 +926,24 @@ impl Uploader {
     /// The previous mark must have been settled.
     fn start_mark(&mut self, r: &Range<usize>, batch_id: Uuid, index: u32) {
         debug_assert!(self.inflight_mark.is_none());
+        let (keys, checkpoint) = self.mark_of(r, batch_id, index);
+        let store = self.store.clone();
+        self.inflight_mark = Some(self.worker.run(move || {
+            let store = store.get();
+            let r = store
+                .mark_uploaded(&keys, &checkpoint)
+                .map(|n| (n, store.pending_count().unwrap_or(0)));
+            (keys, checkpoint, r)
+        }));
+    }
+
+    /// The keys (in the reused buffer) and checkpoint that mark `self.send[r]` uploaded.
+    fn mark_of(
+        &mut self,
+        r: &Range<usize>,
+        batch_id: Uuid,
+        index: u32,
+    ) -> (Vec<SampleKey>, Checkpoint) {
         let part = &self.send[r.clone()];
         let mut keys = std::mem::take(&mut self.keys);
         keys.clear();
@@ -901,14 +956,76 @@ impl Uploader {
             last_ts_ms: part.iter().map(|s| s.ts_ms).max().unwrap_or(0),
             uploaded_at_ms: now_ms(),
         };
+        (keys, checkpoint)
+    }
+
+    /// Keeps an acknowledged chunk whose mark failed ([`Uploader::held_marks`]).
+    fn hold(&mut self, keys: Vec<SampleKey>, checkpoint: Checkpoint) {
+        self.held_marks.push(HeldMark { keys, checkpoint });
+        self.publish_held();
+    }
+
+    fn held_count(&self) -> u64 {
+        self.held_marks.iter().map(|h| h.keys.len() as u64).sum()
+    }
+
+    fn publish_held(&self) {
+        self.state
+            .upload
+            .acked_unmarked
+            .store(self.held_count(), Relaxed);
+    }
+
+    /// Writes the held marks, oldest first, one transaction each (a retry of a mark that did
+    /// commit is harmless: keys no longer pending are ignored). `true` when none is left.
+    async fn write_held_marks(&mut self) -> bool {
+        if self.held_marks.is_empty() {
+            return true;
+        }
+        let held = std::mem::take(&mut self.held_marks);
         let store = self.store.clone();
-        self.inflight_mark = Some(self.worker.run(move || {
-            let store = store.get();
-            let r = store
-                .mark_uploaded(&keys, &checkpoint)
-                .map(|n| (n, store.pending_count().unwrap_or(0)));
-            (keys, batch_id, index, r)
-        }));
+        let answer = self
+            .worker
+            .run(move || -> HeldResult {
+                let store = store.get();
+                let (mut marked, mut left, mut error) = (0, Vec::new(), None);
+                for h in held {
+                    if error.is_none() {
+                        match store.mark_uploaded(&h.keys, &h.checkpoint) {
+                            Ok(n) => {
+                                marked += n;
+                                continue;
+                            }
+                            Err(e) => error = Some(e.to_string()),
+                        }
+                    }
+                    left.push(h);
+                }
+                (marked, left, error, store.pending_count().ok())
+            })
+            .wait()
+            .await;
+        let Ok((marked, left, error, pending)) = answer else {
+            // The marks went with the job: their samples are sent once more next start.
+            log::error!(error:% = WorkerGone, error_type = "store_worker"; "uploader: writing held marks failed");
+            self.publish_held();
+            return false;
+        };
+        self.held_marks = left;
+        self.publish_held();
+        self.state
+            .upload
+            .uploaded_total
+            .fetch_add(marked as u64, Relaxed);
+        if let Some(p) = pending {
+            self.state.storage.pending.store(p, Relaxed);
+        }
+        if let Some(e) = error {
+            log::debug!(error = e.as_str(), held = self.held_count(); "uploader: the held marks still cannot be written");
+            return false;
+        }
+        log::info!(samples = marked; "uploader: marks written again; uploads resume");
+        true
     }
 
     /// Waits for the mark in flight, if any. Returns how many samples it took out of the queue.
@@ -916,14 +1033,14 @@ impl Uploader {
         let Some(task) = self.inflight_mark.take() else {
             return Ok(0);
         };
-        let Ok((keys, batch_id, index, result)) = task.wait().await else {
+        let Ok((keys, checkpoint, result)) = task.wait().await else {
             // The chunk stays pending: VictoriaMetrics deduplicates it when it goes again.
             log::error!(error:% = WorkerGone, error_type = "store_worker"; "uploader: marking an uploaded chunk failed");
             return Err(Abort::Failed);
         };
-        self.keys = keys;
         match result {
             Ok((n, pending)) => {
+                self.keys = keys;
                 self.state
                     .upload
                     .uploaded_total
@@ -935,9 +1052,11 @@ impl Uploader {
                 Ok(n)
             }
             Err(e) => {
-                // VictoriaMetrics has the chunk; it will be sent again and deduplicated.
-                log::error!(batch_id:% = batch_id, chunk_index = index, error:% = e, error_type = "store_write";
-                    "uploader: marking an uploaded chunk failed");
+                // The receiver has the chunk: held, never sent again; no request goes out
+                // until the store takes its mark.
+                log::error!(batch_id:% = checkpoint.batch_id, chunk_index = checkpoint.chunk_index, error:% = e, error_type = "store_write";
+                    "uploader: marking an uploaded chunk failed; its samples are held as acknowledged (not sent again) and uploads wait until the mark can be written");
+                self.hold(keys, checkpoint);
                 Err(Abort::Failed)
             }
         }
