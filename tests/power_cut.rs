@@ -4,8 +4,11 @@
 //! random order with one sector torn, or keeps it all (a plain process crash). The agent is
 //! SIGKILLed at the cut's instant and restarted on what the "disk" holds.
 //!
+//! The cut lands at a random instant (start-up and replay included) or, armed in lazyfs, at the
+//! n-th page write of a fold or the n-th journal record of a flush or of an upload mark.
 //! After every cut (default 200, `POWERCUT_CUTS=N` for a longer profile; every random choice from
-//! `POWERCUT_SEED`, printed, replayable) it proves:
+//! `POWERCUT_SEED`, printed, replayable; `POWERCUT_DURABILITY=eventual` for deferred marks;
+//! docs/durability.md) it proves:
 //!
 //! - the store opens: `store check` finds the redb file healthy, `store stats` reports no
 //!   damaged journal record, and no run logged an error or moved the store aside;
@@ -18,7 +21,7 @@
 //! - at the end, VictoriaMetrics received no more rows than its distinct samples plus one upload
 //!   batch per cut (at-least-once: a batch acknowledged but not yet marked when the power went).
 //!
-//! Not reached here: retention (the agent runs it once a minute; a run lives ≤ 2 s).
+//! Not reached here: retention (the agent runs it once a minute; a run lives ≤ 8 s).
 //!
 //! The harness itself is tested first: unsynced writes vanish at a cut, fsynced ones stay, and a
 //! torn cut leaves every sector old or new but one, torn as lazyfs reports.
@@ -134,7 +137,7 @@ fn lazyfs_drops_unsynced_writes_keeps_fsynced_ones_and_tears_one_sector() {
 /// every 50 ms, uploads every 50 ms in rounds of [`BATCH`] (so a fold, after 60 journaled
 /// commits, comes every ≈ 1.5 s), debug JSON logs (the `flushed` lines), no health server, no
 /// self-metrics.
-fn config(dir: &Path, store: &Path, vm: &Vm) -> std::path::PathBuf {
+fn config(dir: &Path, store: &Path, vm: &Vm, durability: &str) -> std::path::PathBuf {
     let fast = ["memory", "load", "uptime"]
         .map(|c| format!("{c} = \"50ms\""))
         .join("\n");
@@ -142,7 +145,18 @@ fn config(dir: &Path, store: &Path, vm: &Vm) -> std::path::PathBuf {
         .set("device", "id", &DEVICE)
         .set("collect", "interval", &"1h")
         .raw("collect.intervals", &fast)
-        .set("storage", "flush_interval", &"50ms")
+        // "eventual": marks wait unsynced for the next flush; flushing less often than the
+        // uploads run leaves several unsynced mark records in the journal at a cut.
+        .set(
+            "storage",
+            "flush_interval",
+            &if durability == "eventual" {
+                "300ms"
+            } else {
+                "50ms"
+            },
+        )
+        .set("storage", "durability", &durability)
         .raw("health", "enabled = false")
         .set("monitoring", "clock_skew_url", &"off")
         .set("monitoring", "self_metrics_interval", &"1h")
@@ -211,7 +225,8 @@ fn power_cuts_under_the_agent_lose_no_committed_sample() {
         u64::from(std::process::id()) ^ std::time::UNIX_EPOCH.elapsed().unwrap().as_secs()
     });
     let cuts = env_u64("POWERCUT_CUTS").unwrap_or(200);
-    eprintln!("POWERCUT_SEED={seed} POWERCUT_CUTS={cuts}");
+    let durability = std::env::var("POWERCUT_DURABILITY").unwrap_or("immediate".into());
+    eprintln!("POWERCUT_SEED={seed} POWERCUT_CUTS={cuts} POWERCUT_DURABILITY={durability}");
     let mut rng = oorandom::Rand64::new(u128::from(seed));
     let started = Instant::now();
 
@@ -219,7 +234,7 @@ fn power_cuts_under_the_agent_lose_no_committed_sample() {
     let vm = Vm::start();
     let fs = LazyFs::mount(dir.path());
     let store = fs.mnt.join("metrics.redb");
-    let cfg = config(dir.path(), &store, &vm);
+    let cfg = config(dir.path(), &store, &vm, &durability);
 
     let (mut uploaded, mut pending) = (Samples::new(), Samples::new());
     let mut tally = Tally::default();
