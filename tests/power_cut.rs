@@ -5,7 +5,8 @@
 //! SIGKILLed at the cut's instant and restarted on what the "disk" holds.
 //!
 //! The cut lands at a random instant (start-up and replay included) or, armed in lazyfs, at the
-//! n-th page write of a fold or the n-th journal record of a flush or of an upload mark.
+//! n-th page write of a fold, the n-th journal record of a flush or of an upload mark, or (every
+//! 100th cut, `POWERCUT_RETENTION_EVERY`) the first record of a retention pass, a minute in.
 //! After every cut (default 200, `POWERCUT_CUTS=N` for a longer profile; every random choice from
 //! `POWERCUT_SEED`, printed, replayable; `POWERCUT_DURABILITY=eventual` for deferred marks;
 //! docs/durability.md) it proves:
@@ -13,15 +14,15 @@
 //! - the store opens: `store check` finds the redb file healthy, `store stats` reports no
 //!   damaged journal record, and no run logged an error or moved the store aside;
 //! - nothing durable is lost: every sample the store held after the previous cut is still there
-//!   with its value, an uploaded one still uploaded, and the run since then added at least the
+//!   with its value, an uploaded one still uploaded (but for uploaded samples older than the 20 s
+//!   retention, which must be in VictoriaMetrics), and the run since then added at least the
 //!   samples of every flush it logged as committed (`flushed`, debug level: logged after the
-//!   insert's journal record was fsynced);
+//!   insert's journal record was fsynced; counted in the store, or in VictoriaMetrics when
+//!   retention removed them since);
 //! - marks never run ahead of the server: every sample the store calls uploaded is in
 //!   VictoriaMetrics (never cut) with the same value;
 //! - at the end, VictoriaMetrics received no more rows than its distinct samples plus one upload
 //!   batch per cut (at-least-once: a batch acknowledged but not yet marked when the power went).
-//!
-//! Not reached here: retention (the agent runs it once a minute; a run lives ≤ 8 s).
 //!
 //! The harness itself is tested first: unsynced writes vanish at a cut, fsynced ones stay, and a
 //! torn cut leaves every sector old or new but one, torn as lazyfs reports.
@@ -157,6 +158,7 @@ fn config(dir: &Path, store: &Path, vm: &Vm, durability: &str) -> std::path::Pat
             },
         )
         .set("storage", "durability", &durability)
+        .set("storage", "retention", &format!("{}s", RETENTION.as_secs()))
         .raw("health", "enabled = false")
         .set("monitoring", "clock_skew_url", &"off")
         .set("monitoring", "self_metrics_interval", &"1h")
@@ -189,6 +191,10 @@ enum At {
     Flush,
     /// The n-th (1..=8) journal record of an upload mark (kind 2).
     Mark,
+    /// The first journal record of a retention pass (kind 3): the agent runs one a minute
+    /// after its start, so such a cut waits ≈ 60 s (every `POWERCUT_RETENTION_EVERY`-th cut,
+    /// default 100).
+    Retention,
 }
 
 /// What the cuts were, for the summary.
@@ -211,6 +217,8 @@ struct Tally {
     samples_checked: u64,
     /// Samples the runs logged as committed (`flushed`), in all.
     committed: u64,
+    /// Uploaded samples gone after a cut, removed by retention (older than [`RETENTION`]).
+    expired: u64,
 }
 
 /// Cuts per store: then the store is removed and a fresh one started, so that exporting the
@@ -218,6 +226,15 @@ struct Tally {
 const CUTS_PER_STORE: u64 = 40;
 /// An armed cut whose write does not come within this is cut by time.
 const ARMED_LIMIT: Duration = Duration::from_secs(8);
+/// `storage.retention`: short, so that the retention pass a minute into a run removes the
+/// uploaded samples of its first 40 s.
+const RETENTION: Duration = Duration::from_secs(20);
+/// How long a retention cut waits for the pass (the agent's is due 60 s after its start).
+const RETENTION_LIMIT: Duration = Duration::from_secs(90);
+
+fn now_ms() -> i64 {
+    std::time::UNIX_EPOCH.elapsed().unwrap().as_millis() as i64
+}
 
 #[test]
 fn power_cuts_under_the_agent_lose_no_committed_sample() {
@@ -226,6 +243,7 @@ fn power_cuts_under_the_agent_lose_no_committed_sample() {
     });
     let cuts = env_u64("POWERCUT_CUTS").unwrap_or(200);
     let durability = std::env::var("POWERCUT_DURABILITY").unwrap_or("immediate".into());
+    let retention_every = env_u64("POWERCUT_RETENTION_EVERY").unwrap_or(100).max(1);
     eprintln!("POWERCUT_SEED={seed} POWERCUT_CUTS={cuts} POWERCUT_DURABILITY={durability}");
     let mut rng = oorandom::Rand64::new(u128::from(seed));
     let started = Instant::now();
@@ -245,7 +263,11 @@ fn power_cuts_under_the_agent_lose_no_committed_sample() {
             }
             (uploaded, pending) = (Samples::new(), Samples::new());
         }
-        let at = [At::Random, At::Fold, At::Flush, At::Mark][rng.rand_range(0..4) as usize];
+        let at = if (cut + 1) % retention_every == 0 {
+            At::Retention
+        } else {
+            [At::Random, At::Fold, At::Flush, At::Mark][rng.rand_range(0..4) as usize]
+        };
         let limit = match at {
             At::Random => Duration::from_millis(rng.rand_range(0..2000)),
             At::Fold => {
@@ -257,8 +279,13 @@ fn power_cuts_under_the_agent_lose_no_committed_sample() {
                 fs.arm("/metrics.redb.journal", rng.rand_range(1..9), Some(kind));
                 ARMED_LIMIT
             }
+            At::Retention => {
+                fs.arm("/metrics.redb.journal", 1, Some(3));
+                RETENTION_LIMIT
+            }
         };
         let log = dir.path().join(format!("run-{cut}.log"));
+        let run_start_ms = now_ms();
         let mut agent = support::run_command(&cfg)
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -304,31 +331,32 @@ fn power_cuts_under_the_agent_lose_no_committed_sample() {
         assert!(!stats.contains("damaged"), "{what}\nstore stats: {stats}");
         tally.torn_records += u64::from(stats.contains("is torn"));
 
-        // Nothing durable lost: the previous state is kept (uploaded stays uploaded), and the
-        // run added at least what it logged as committed.
+        // Nothing durable lost: the previous state is kept (uploaded stays uploaded) but for
+        // uploaded samples retention may have removed (older than RETENTION; a pending one
+        // must have been uploaded first: it is then in VM, checked below), and the run added
+        // at least what it logged as committed.
         let (up, pend) = store_samples(&cfg);
+        let expired_before = now_ms() - RETENTION.as_millis() as i64;
+        let mut expired = Vec::new();
         for (k, v) in &uploaded {
-            assert_eq!(
-                up.get(k),
-                Some(v),
-                "{what}\nuploaded sample lost or undone: {k:?}"
-            );
+            if up.get(k) != Some(v) {
+                assert!(
+                    !up.contains_key(k) && !pend.contains_key(k) && k.1 < expired_before,
+                    "{what}\nuploaded sample lost or undone: {k:?}"
+                );
+                expired.push(k);
+            }
         }
         for (k, v) in &pending {
-            assert_eq!(
-                up.get(k).or_else(|| pend.get(k)),
-                Some(v),
-                "{what}\npending sample lost: {k:?}"
-            );
+            if up.get(k).or_else(|| pend.get(k)) != Some(v) {
+                assert!(
+                    !up.contains_key(k) && !pend.contains_key(k) && k.1 < expired_before,
+                    "{what}\npending sample lost: {k:?}"
+                );
+                expired.push(k);
+            }
         }
-        let added = (up.len() + pend.len()) as u64 - (uploaded.len() + pending.len()) as u64;
-        let committed = logged_committed(&text);
-        tally.committed += committed;
-        assert!(
-            added >= committed,
-            "{what}\nthe run logged {committed} samples committed, the store gained {added}"
-        );
-
+        tally.expired += expired.len() as u64;
         // Marks never ahead of the server's 2xx (rows acknowledged last become searchable
         // shortly after VM's force_flush: polled, ≤ 5 s).
         let mut in_vm = vm_samples(&vm, DEVICE);
@@ -338,6 +366,29 @@ fn power_cuts_under_the_agent_lose_no_committed_sample() {
             }
             std::thread::sleep(Duration::from_millis(100));
             in_vm = vm_samples(&vm, DEVICE);
+        }
+        // This run's samples (stamped after its start): in the store, or uploaded and since
+        // removed by retention.
+        let added =
+            up.keys()
+                .chain(pend.keys())
+                .chain(in_vm.keys().filter(|k| {
+                    k.1 < expired_before && !up.contains_key(*k) && !pend.contains_key(*k)
+                }))
+                .filter(|k| k.1 >= run_start_ms)
+                .count() as u64;
+        let committed = logged_committed(&text);
+        tally.committed += committed;
+        assert!(
+            added >= committed,
+            "{what}\nthe run logged {committed} samples committed, the store gained {added}"
+        );
+
+        for k in expired {
+            assert!(
+                in_vm.contains_key(k),
+                "{what}\nremoved by retention, never uploaded: {k:?}"
+            );
         }
         for (k, v) in &up {
             assert_eq!(
@@ -362,7 +413,7 @@ fn power_cuts_under_the_agent_lose_no_committed_sample() {
     eprintln!(
         "power cuts: {cuts}: {:?}; {} armed cuts fired; {} with redb writes pending, {} with \
          journal writes pending, {} tore a sector, {} left a torn journal record, {} after new \
-         marks; {} samples logged committed, {} compared; VM received {rows} rows for {in_vm} samples; {:.0} s",
+         marks; {} samples logged committed, {} compared, {} removed by retention; VM received {rows} rows for {in_vm} samples; {:.0} s",
         tally.cuts,
         tally.fired,
         tally.mid_fold,
@@ -372,6 +423,7 @@ fn power_cuts_under_the_agent_lose_no_committed_sample() {
         tally.with_marks,
         tally.committed,
         tally.samples_checked,
+        tally.expired,
         started.elapsed().as_secs_f64()
     );
 }
