@@ -219,6 +219,10 @@ struct Tally {
     committed: u64,
     /// Uploaded samples gone after a cut, removed by retention (older than [`RETENTION`]).
     expired: u64,
+    /// Cuts that left a store torn before its first commit (not a redb file), and stores the
+    /// next run moved aside for it.
+    never_committed_damaged: u64,
+    moved_aside: u64,
 }
 
 /// Cuts per store: then the store is removed and a fresh one started, so that exporting the
@@ -256,11 +260,14 @@ fn power_cuts_under_the_agent_lose_no_committed_sample() {
 
     let (mut uploaded, mut pending) = (Samples::new(), Samples::new());
     let mut tally = Tally::default();
+    // `store check`'s report of a store a cut left damaged before its first commit.
+    let mut damaged_before: Option<String> = None;
     for cut in 0..cuts {
         if cut > 0 && cut % CUTS_PER_STORE == 0 {
             for f in ["metrics.redb", "metrics.redb.journal"] {
-                std::fs::remove_file(fs.mnt.join(f)).unwrap();
+                let _ = std::fs::remove_file(fs.mnt.join(f));
             }
+            damaged_before = None;
             (uploaded, pending) = (Samples::new(), Samples::new());
         }
         let at = if (cut + 1) % retention_every == 0 {
@@ -316,14 +323,50 @@ fn power_cuts_under_the_agent_lose_no_committed_sample() {
             status.code().is_none(),
             "{what}\nthe agent exited by itself ({status}):\n{text}"
         );
+        let moved = log_lines(&text, "the store is damaged: moved aside");
         let errors: Vec<_> = text
             .lines()
             .filter(|l| l.contains("\"level\":\"ERROR\"") || l.contains("damaged"))
             .collect();
-        assert!(errors.is_empty(), "{what}\nthe run logged {errors:#?}");
+        if let Some(reason) = &damaged_before {
+            // The previous cut left a store that was damaged before it held anything: this run
+            // may move it aside (once, with the reason) or die before it opened it.
+            assert!(
+                errors.len() == moved.len() && moved.len() <= 1,
+                "{what}\nthe run logged {errors:#?}"
+            );
+            if let Some(m) = moved.first() {
+                assert!(!m["reason"].as_str().unwrap_or("").is_empty(), "{m}");
+                tally.moved_aside += 1;
+                damaged_before = None;
+            } else {
+                assert_eq!(
+                    store_check(&cfg, None).0,
+                    1,
+                    "{what}\nthe damaged store ({reason}) was replaced silently"
+                );
+            }
+        } else {
+            assert!(errors.is_empty(), "{what}\nthe run logged {errors:#?}");
+        }
 
-        // The store opens and is healthy; the journal has no damaged record.
+        // The store opens and is healthy; the journal has no damaged record. The one exception:
+        // a cut before the store's first fsync may tear the header redb is writing, which
+        // makes a file that is no redb file (finding F1 in docs/durability.md); allowed only
+        // while nothing was ever committed to it, and then the next run must move it aside
+        // with the reason.
         let (code, check) = store_check(&cfg, None);
+        if code == 1 && check.contains("not a redb file") {
+            let committed = logged_committed(&text);
+            assert!(
+                uploaded.is_empty() && pending.is_empty() && committed == 0,
+                "{what}\na store that held samples is not a redb file:\n{check}"
+            );
+            tally.never_committed_damaged += 1;
+            eprintln!("{what}: damaged before its first commit; the next run must move it aside");
+            damaged_before = Some(check);
+            continue;
+        }
         assert_eq!(code, 0, "{what}\nstore check:\n{check}");
         // A torn last record (an append whose fsync never returned) is a warning, expected;
         // a damaged one is records lost.
@@ -390,11 +433,31 @@ fn power_cuts_under_the_agent_lose_no_committed_sample() {
                 "{what}\nremoved by retention, never uploaded: {k:?}"
             );
         }
+        let missing: Vec<_> = up.keys().filter(|k| !in_vm.contains_key(*k)).collect();
+        if !missing.is_empty() {
+            // Not a search lag: still missing 10 s later.
+            std::thread::sleep(Duration::from_secs(10));
+            let later = vm_samples(&vm, DEVICE);
+            let still: Vec<_> = missing
+                .iter()
+                .filter(|k| !later.contains_key(**k))
+                .collect();
+            let batches: Vec<_> = log_lines(&text, "batch uploaded");
+            panic!(
+                "{what}\n{} of {} samples marked uploaded are not in VM ({} still after 10 s), \
+                 e.g. {:?} .. {:?}; the run's batches: {batches:?}",
+                missing.len(),
+                up.len(),
+                still.len(),
+                missing.first(),
+                missing.last()
+            );
+        }
         for (k, v) in &up {
             assert_eq!(
                 in_vm.get(k),
                 Some(v),
-                "{what}\nmarked uploaded, not in VM: {k:?}"
+                "{what}\nuploaded with another value: {k:?}"
             );
         }
         tally.with_marks += u64::from(up.len() > uploaded.len());
@@ -413,7 +476,8 @@ fn power_cuts_under_the_agent_lose_no_committed_sample() {
     eprintln!(
         "power cuts: {cuts}: {:?}; {} armed cuts fired; {} with redb writes pending, {} with \
          journal writes pending, {} tore a sector, {} left a torn journal record, {} after new \
-         marks; {} samples logged committed, {} compared, {} removed by retention; VM received {rows} rows for {in_vm} samples; {:.0} s",
+         marks; {} samples logged committed, {} compared, {} removed by retention; {} stores \
+         torn before their first commit, {} moved aside; VM received {rows} rows for {in_vm} samples; {:.0} s",
         tally.cuts,
         tally.fired,
         tally.mid_fold,
@@ -424,6 +488,8 @@ fn power_cuts_under_the_agent_lose_no_committed_sample() {
         tally.committed,
         tally.samples_checked,
         tally.expired,
+        tally.never_committed_damaged,
+        tally.moved_aside,
         started.elapsed().as_secs_f64()
     );
 }
