@@ -225,6 +225,22 @@ struct Tally {
     moved_aside: u64,
 }
 
+/// On a failing test, copies the durable image (the store and journal as the last cut left
+/// them, before any restart touched them) to `to` and says where.
+struct KeepOnFailure {
+    from: std::path::PathBuf,
+    to: std::path::PathBuf,
+}
+
+impl Drop for KeepOnFailure {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            support::copy_tree(&self.from, &self.to);
+            eprintln!("the store as the last cut left it: {}", self.to.display());
+        }
+    }
+}
+
 /// Cuts per store: then the store is removed and a fresh one started, so that exporting the
 /// whole store after every cut stays cheap.
 const CUTS_PER_STORE: u64 = 40;
@@ -257,6 +273,10 @@ fn power_cuts_under_the_agent_lose_no_committed_sample() {
     let fs = LazyFs::mount(dir.path());
     let store = fs.mnt.join("metrics.redb");
     let cfg = config(dir.path(), &store, &vm, &durability);
+    let _keep = KeepOnFailure {
+        from: fs.backing.clone(),
+        to: std::env::temp_dir().join(format!("powercut-{seed}")),
+    };
 
     let (mut uploaded, mut pending) = (Samples::new(), Samples::new());
     let mut tally = Tally::default();
