@@ -26,13 +26,15 @@ To cut at an exact instant rather than a random one, arm a trigger first:
   arm PATH N [KIND]   the N-th write to PATH from now on (with KIND: only writes at a 4 KiB
                       boundary whose byte 16 is KIND, the kind of a belabox-store journal
                       record: 1 insert, 2 mark, 3 retention) is taken as pending, and then the
-                      process that made it is sent SIGKILL before the write returns. The
-                      caller then cuts as above; the cut disarms a trigger that did not fire.
+                      process that made it is sent SIGKILL before the write returns (kill(2)
+                      of the writing thread's id, which ends the whole process). The caller
+                      then cuts as above; the cut disarms a trigger that did not fire.
 
 After a cut the in-memory state is gone and the durable image is all there is. Reading
 MOUNTPOINT/.lazyfs returns one JSON line describing the last cut (seed, mode, per file: pending
 operations, sector pieces, pieces applied; the torn piece's file, offset, length and the prefix
-kept; the write that fired the trigger, if one did), so that a test can say what the "disk" held. All randomness comes from SEED.
+kept; the write that fired the trigger, if one did), so that a test can say what the "disk"
+held. All randomness comes from SEED.
 
 What it does not model (its limits):
 - Directory operations (create, mkdir, rename, unlink, chmod, utimens) reach the durable image at
