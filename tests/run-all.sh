@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs what the tests need (the Debian
 # packages victoria-metrics and prometheus for the integration tests, systemd for the unit check, faketime for the
-# clock tests), then formatting, lints and the whole
+# clock tests, python3-fuse and fuse3 for the power-cut test), then formatting, lints and the whole
 # workspace's tests. Usage: tests/run-all.sh   (from anywhere; needs root or sudo for apt-get)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,10 @@ command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || 
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 # libfaketime: the untrusted-clock test runs the agent under a 1970 clock.
 command -v faketime >/dev/null 2>&1 || need_apt+=(faketime)
+# python3-fuse (for /usr/bin/python3) and fusermount: tests/power_cut.rs mounts
+# tests/support/lazyfs.py, a FUSE file system that drops unsynced writes (a power cut).
+/usr/bin/python3 -c 'import fuse' >/dev/null 2>&1 || need_apt+=(python3-fuse)
+command -v fusermount >/dev/null 2>&1 || need_apt+=(fuse3)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]}"
   as_root apt-get update -qq
@@ -22,6 +26,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 command -v victoria-metrics >/dev/null || { echo "victoria-metrics is missing after install" >&2; exit 1; }
 command -v prometheus >/dev/null || { echo "prometheus is missing after install" >&2; exit 1; }
+/usr/bin/python3 -c 'import fuse' || { echo "python3-fuse is missing after install" >&2; exit 1; }
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

@@ -29,38 +29,13 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use belabox_store::Store;
 use support::agent::{Agent, assert_store_holds_only, health_addr, log_lines, write_config};
+use support::{store_check, store_stats};
 
 const DEVICE: &str = "corrupt-board";
-
-/// `belabox-metrics store check --config CFG [--file F]`: (exit code, stdout).
-fn store_check(cfg: &Path, file: Option<&Path>) -> (i32, String) {
-    let mut c = Command::new(support::bin());
-    c.args(["store", "check", "--config"]).arg(cfg);
-    if let Some(f) = file {
-        c.arg("--file").arg(f);
-    }
-    let out = c.output().unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
-
-/// `belabox-metrics store stats --config CFG`, which must succeed.
-fn store_stats(cfg: &Path) -> std::process::Output {
-    let out = Command::new(support::bin())
-        .args(["store", "stats", "--config"])
-        .arg(cfg)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    out
-}
 
 /// `/health/live` is 200 and `/metrics` has the counter `name` at 1 for the device.
 fn assert_live_and_counted_once(agent: &Agent, name: &str) {

@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod agent;
+pub mod lazyfs;
 pub mod prom;
 pub mod proxy;
 pub mod vm;
@@ -71,6 +72,31 @@ pub fn store_export_lines(cfg: &Path) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
+}
+
+/// `belabox-metrics store check --config CFG [--file F]`: (exit code, stdout).
+pub fn store_check(cfg: &Path, file: Option<&Path>) -> (i32, String) {
+    let mut c = std::process::Command::new(bin());
+    c.args(["store", "check", "--config"]).arg(cfg);
+    if let Some(f) = file {
+        c.arg("--file").arg(f);
+    }
+    let out = c.output().unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// `belabox-metrics store stats --config CFG`, which must succeed.
+pub fn store_stats(cfg: &Path) -> std::process::Output {
+    let out = std::process::Command::new(bin())
+        .args(["store", "stats", "--config"])
+        .arg(cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    out
 }
 
 /// An agent config, section by section. [`ConfigToml::fixture`] starts from the rk3588
