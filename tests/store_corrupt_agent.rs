@@ -29,6 +29,7 @@
 mod support;
 
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use belabox_store::Store;
