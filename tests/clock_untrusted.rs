@@ -340,28 +340,42 @@ fn a_1970_clock_then_ntp_in_one_boot_loses_nothing() {
         &vm,
         &cfg,
         from_ms,
-        switch_ms,
-        "build_time_floor",
-        // Real time − the fake clock (1970-01-02 plus the seconds it ran).
-        &|to_ms| (switch_ms - DAY_MS - 60_000)..=(to_ms - DAY_MS),
+        TheStep {
+            at_ms: switch_ms,
+            trusted_by: "build_time_floor",
+            // Real time − the fake clock (1970-01-02 plus the seconds it ran).
+            size_ms: &|to_ms| (switch_ms - DAY_MS - 60_000)..=(to_ms - DAY_MS),
+        },
     );
 }
 
-/// After the wall clock stepped to real time at `switch_ms`: /health trusted by `source`,
-/// nothing unstamped; 3 s more; every sample in VictoriaMetrics at its real time, and the
-/// samples of the untrusted phase carry their real collection time (before the step), not the
-/// moment of the restamp.
+/// The wall clock's step to real time, as a test made it and expects it.
+struct TheStep<'a> {
+    /// Real time (ms) when the test stepped the fake clock.
+    at_ms: i64,
+    /// The time source /health must name afterwards.
+    trusted_by: &'a str,
+    /// The range the logged step size must fall in, given the real time after the stop (ms).
+    size_ms: &'a dyn Fn(i64) -> std::ops::RangeInclusive<i64>,
+}
+
+/// After the wall clock stepped to real time at `step.at_ms`: /health trusted by
+/// `step.trusted_by`, nothing unstamped; 3 s more; every sample in VictoriaMetrics at its real
+/// time, and the samples of the untrusted phase carry their real collection time (before the
+/// step), not the moment of the restamp.
 fn after_the_step(
     port: u16,
     agent: KillOnDrop,
     vm: &Vm,
     cfg: &Path,
     from_ms: i64,
-    switch_ms: i64,
-    source: &str,
-    // The range the logged step must fall in, given the real time after the stop (ms).
-    step_range: &dyn Fn(i64) -> std::ops::RangeInclusive<i64>,
+    step: TheStep<'_>,
 ) {
+    let TheStep {
+        at_ms: switch_ms,
+        trusted_by: source,
+        size_ms: step_range,
+    } = step;
     let body = wait_trusted(port);
     assert!(body.contains(&format!("\"source\":\"{source}\"")), "{body}");
     std::thread::sleep(Duration::from_secs(3));
@@ -772,7 +786,16 @@ fn a_fake_hwclock_time_two_days_behind_is_restamped_by_the_ntp_step() {
     std::fs::write(timesync.join("synchronized"), "").unwrap();
     // Exactly the two days the fake clock was behind (the step is measured between two
     // iterations, against the monotonic clock: a few ms of slack).
-    after_the_step(port, agent, &vm, &cfg, from_ms, switch_ms, "ntp", &|_| {
-        (2 * DAY_MS - 2_000)..=(2 * DAY_MS + 2_000)
-    });
+    after_the_step(
+        port,
+        agent,
+        &vm,
+        &cfg,
+        from_ms,
+        TheStep {
+            at_ms: switch_ms,
+            trusted_by: "ntp",
+            size_ms: &|_| (2 * DAY_MS - 2_000)..=(2 * DAY_MS + 2_000),
+        },
+    );
 }
