@@ -320,18 +320,17 @@ fn a_1970_clock_then_ntp_in_one_boot_loses_nothing() {
     let (lib, vm, dir, port) = setup();
     // No clock-skew check: trust can only come from the wall clock passing the build floor.
     let cfg = write_config(dir.path(), &vm, port, "off");
-    let ts_file = dir.path().join("faketime");
-    std::fs::write(&ts_file, "@1970-01-02 00:00:00\n").unwrap();
-
-    let from_ms = real_ms();
-    let agent = spawn_faked(&cfg, &lib, &ts_file);
-    wait_untrusted(port, "none");
-    // Several seconds on the 1970 clock: samples accumulate on the boot clock, none uploaded.
-    assert_nothing_uploaded_for_4s(&vm);
-    let switch_ms = real_ms();
-
-    // NTP syncs: the clock steps to real time in the running process.
-    std::fs::write(&ts_file, "+0\n").unwrap();
+    // Several seconds on the 1970 clock: samples accumulate on the boot clock, none uploaded;
+    // then NTP syncs: the clock steps to real time in the running process.
+    let (from_ms, agent, switch_ms) = untrusted_then_stepped(
+        &cfg,
+        &lib,
+        dir.path(),
+        port,
+        &vm,
+        "@1970-01-02 00:00:00",
+        "none",
+    );
     // No server date here and no NTP state: the real clock is trusted by the build floor (the
     // fixture has no `class/rtc`: nothing known of an RTC); never before the clock step.
     after_the_step(
@@ -347,6 +346,29 @@ fn a_1970_clock_then_ntp_in_one_boot_loses_nothing() {
             size_ms: &|to_ms| (switch_ms - DAY_MS - 60_000)..=(to_ms - DAY_MS),
         },
     );
+}
+
+/// Starts the agent under the fake clock `fake` (a libfaketime spec), waits until /health says
+/// the wall clock is untrusted with `source`, checks that nothing is uploaded for 4 s, then
+/// steps the clock to real time. Returns (real ms at the start, the agent, real ms at the step).
+fn untrusted_then_stepped(
+    cfg: &Path,
+    lib: &Path,
+    dir: &Path,
+    port: u16,
+    vm: &Vm,
+    fake: &str,
+    source: &str,
+) -> (i64, KillOnDrop, i64) {
+    let ts_file = dir.join("faketime");
+    std::fs::write(&ts_file, format!("{fake}\n")).unwrap();
+    let from_ms = real_ms();
+    let agent = spawn_faked(cfg, lib, &ts_file);
+    wait_untrusted(port, source);
+    assert_nothing_uploaded_for_4s(vm);
+    let switch_ms = real_ms();
+    std::fs::write(&ts_file, "+0\n").unwrap();
+    (from_ms, agent, switch_ms)
 }
 
 /// The wall clock's step to real time, as a test made it and expects it.
@@ -769,18 +791,10 @@ fn a_fake_hwclock_time_two_days_behind_is_restamped_by_the_ntp_step() {
         "2026-12-04 10:00:00\n",
     )
     .unwrap();
-    let ts_file = dir.path().join("faketime");
-    std::fs::write(&ts_file, "-2d\n").unwrap();
-
-    let from_ms = real_ms();
-    let agent = spawn_faked(&cfg, &lib, &ts_file);
-    wait_untrusted(port, "no_rtc_unsynced");
-    assert_nothing_uploaded_for_4s(&vm);
-    let switch_ms = real_ms();
-
     // chrony steps the clock, then the sync shows (timesyncd's flag stands in for the kernel's
     // state, which libfaketime cannot fake).
-    std::fs::write(&ts_file, "+0\n").unwrap();
+    let (from_ms, agent, switch_ms) =
+        untrusted_then_stepped(&cfg, &lib, dir.path(), port, &vm, "-2d", "no_rtc_unsynced");
     let timesync = dir.path().join("timesync");
     std::fs::create_dir_all(&timesync).unwrap();
     std::fs::write(timesync.join("synchronized"), "").unwrap();
