@@ -13,6 +13,7 @@
 extern crate belabox_sys as _;
 
 pub mod agent;
+pub mod catalog;
 pub mod cli;
 pub mod collect;
 pub mod commands;

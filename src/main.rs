@@ -85,9 +85,9 @@ fn main() -> ExitCode {
 }
 
 /// Without `--config`, `status` and `check-config` read the installed agent's configuration
-/// ([`belabox_metrics::config::INSTALLED_CONFIG`]) when it exists, and say so on stderr.
+/// ([`belabox_metrics::cli::INSTALLED_CONFIG`]) when it exists, and say so on stderr.
 fn installed_default(common: &mut Common) {
-    if let Some(path) = belabox_metrics::config::default_to_installed(common) {
+    if let Some(path) = belabox_metrics::cli::default_to_installed(common) {
         eprintln!(
             "belabox-metrics: using {} (no --config given)",
             path.display()
@@ -120,7 +120,7 @@ fn print_or_fail(text: &str) -> ExitCode {
 /// The configuration plus its file-system checks ([`Config::check`]: token file, storage
 /// directory, procfs), as `check-config`, `run` and a reload see it.
 fn load_checked(common: &Common) -> Result<Config, ConfigError> {
-    let config = belabox_metrics::config::load_config(common)?;
+    let config = belabox_metrics::cli::load_config(common)?;
     config.check()?;
     Ok(config)
 }
@@ -155,12 +155,7 @@ fn with_config<E: Error>(
     logs: Logs,
     f: impl FnOnce(Config) -> Result<ExitCode, E>,
 ) -> ExitCode {
-    run_with(
-        common,
-        belabox_metrics::config::load_config(common),
-        logs,
-        f,
-    )
+    run_with(common, belabox_metrics::cli::load_config(common), logs, f)
 }
 
 fn run_with<E: Error>(

@@ -202,7 +202,10 @@ fn metrics_with_system_series_allocate_nothing_after_warm_up() {
         false,
         64 << 20,
     )
-    .with_series(&config);
+    .with_series(
+        &config,
+        belabox_metrics::collect::sizing::max_tick_samples(&config),
+    );
     let rules = HealthRules {
         upload_interval: Duration::from_secs(30),
         skew_warn_ms: 2000,

@@ -47,6 +47,7 @@ fn healthy() -> Snapshot {
     for kind in CollectorKind::ALL {
         collectors
             .push(CollectorSnapshot {
+                unavailable: None,
                 kind,
                 failing: false,
                 samples_total: 120,

@@ -1,6 +1,8 @@
 //! `once` when one collector fails: the series of the others are printed, the failed collector
 //! is named on stderr, and the exit code is 1. On a copy of the RK3588 capture with /proc/meminfo
-//! malformed (the memory collector fails its read) or removed (it cannot start). And when a read
+//! malformed (the memory collector fails its read). With /proc/meminfo removed the collector is
+//! `unavailable` (named on stderr, exit 0), and a failure again when `collect.required` names
+//! it. And when a read
 //! never returns (a FIFO as `thermal_zone0/temp`): `once` still ends, naming the stuck
 //! collector and its file.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -12,8 +14,13 @@ use std::process::{Command, Output};
 
 /// `once` on the board copy at `dir` (its `proc/` and `sys/`), a config written there.
 fn once_command(dir: &std::path::Path) -> Command {
+    once_command_with(dir, "")
+}
+
+/// [`once_command`] with `extra` appended to the config file.
+fn once_command_with(dir: &std::path::Path, extra: &str) -> Command {
     let config = dir.join("config.toml");
-    std::fs::write(&config, "[device]\nid = \"test-board\"\n").unwrap();
+    std::fs::write(&config, format!("[device]\nid = \"test-board\"\n{extra}")).unwrap();
     let mut cmd = Command::new(support::bin());
     cmd.arg("once")
         .arg("--config")
@@ -71,15 +78,34 @@ fn a_malformed_meminfo_fails_memory_alone() {
 }
 
 #[test]
-fn a_missing_meminfo_fails_memory_alone() {
+fn a_missing_meminfo_makes_memory_unavailable_unless_required() {
     let dir = tempfile::tempdir().unwrap();
     support::copy_tree(&support::fixture("rk3588-rock5b"), dir.path());
     std::fs::remove_file(dir.path().join("proc/meminfo")).unwrap();
     let out = once_on(dir.path());
-    check(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let want = format!(
+        "collector memory: unavailable: no {}",
+        dir.path().join("proc/meminfo").display()
+    );
+    assert!(stderr.contains(&want), "says what is absent: {stderr}");
+    let names = names(&out);
+    assert!(!names.iter().any(|n| n.starts_with("memory_")), "{names:?}");
+    assert!(names.contains("system_load1"), "{names:?}");
+
+    let out = once_command_with(dir.path(), "[collect]\nrequired = [\"memory\"]\n")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("meminfo"),
-        "says what is wrong"
+        stderr.contains("collector memory: unavailable: no "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("collector memory failed (see above)"),
+        "{stderr}"
     );
 }
 

@@ -16,10 +16,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use belabox_metrics::collect::sizing::{fit_caps, ring_size};
 use belabox_metrics::collect::{CollectorKind, Collectors, READ_BUF_SIZE};
 use belabox_metrics::config::Config;
 use belabox_metrics::health::status::{ComponentStatus, HealthRules, Level, Snapshot, evaluate};
-use belabox_metrics::model::ring::{DropLog, RingSize, SampleRing, fit_caps};
+use belabox_metrics::model::ring::{DropLog, SampleRing};
 use belabox_metrics::model::sample::{Metric, Sample};
 use belabox_metrics::model::state::AgentState;
 
@@ -153,8 +154,8 @@ fn five_thousand_interfaces_are_read_by_growing_the_buffer_once() {
     assert!(cap < 4096 && cap > 1000, "{cap}");
 
     let mut c = Collectors::open(&config).unwrap();
-    let mut ring = SampleRing::for_config(&config);
-    let size = RingSize::for_config(&config);
+    let mut ring = SampleRing::with_capacity(ring_size(&config).capacity);
+    let size = ring_size(&config);
     assert!(ring.capacity() >= 2 * size.max_tick);
     for tick in 1..=3i64 {
         let pushed = c.collect_all(tick * 1000, &mut ring);
@@ -202,7 +203,7 @@ fn a_ring_overflow_is_counted_per_collector_logged_and_degrades_health() {
     assert_eq!(count(&reference, CollectorKind::Disk), 674 * 8 + 1);
 
     // The configured ring holds it with room for a second tick: no drop.
-    let mut ring = SampleRing::for_config(&config);
+    let mut ring = SampleRing::with_capacity(ring_size(&config).capacity);
     assert_eq!(c.collect_all(3_000, &mut ring) as usize, pushed);
     assert!(ring.len() <= ring.capacity() / 2);
     assert_eq!(ring.dropped(), 0);

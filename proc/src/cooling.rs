@@ -53,10 +53,10 @@ mod tests {
     use super::*;
 
     const RK3588: &[u8] = include_bytes!(
-        "../tests/fixtures/soc/rk3588-vendor/sys/class/thermal/cooling_device0/stats/time_in_state_ms"
+        "../../tests/fixtures/soc/rk3588-vendor/sys/class/thermal/cooling_device0/stats/time_in_state_ms"
     );
     const ORIN: &[u8] = include_bytes!(
-        "../tests/fixtures/soc/jetson-orin/sys/class/thermal/cooling_device0/stats/time_in_state_ms"
+        "../../tests/fixtures/soc/jetson-orin/sys/class/thermal/cooling_device0/stats/time_in_state_ms"
     );
 
     fn rows(buf: &[u8]) -> Vec<(u32, u64)> {

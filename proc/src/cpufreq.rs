@@ -61,7 +61,7 @@ mod tests {
     macro_rules! policy {
         ($board:literal, $policy:literal) => {
             include_bytes!(concat!(
-                "../tests/fixtures/soc/",
+                "../../tests/fixtures/soc/",
                 $board,
                 "/sys/devices/system/cpu/cpufreq/",
                 $policy,

@@ -87,15 +87,17 @@ pub fn parse_load(buf: &[u8]) -> Result<DevfreqLoad, ParseError> {
 mod tests {
     use super::*;
 
-    const RK_GPU: &[u8] =
-        include_bytes!("../tests/fixtures/soc/rk3588-vendor/sys/class/devfreq/fb000000.gpu/load");
-    const RK_NPU: &[u8] =
-        include_bytes!("../tests/fixtures/soc/rk3588-vendor/sys/class/devfreq/fdab0000.npu/load");
+    const RK_GPU: &[u8] = include_bytes!(
+        "../../tests/fixtures/soc/rk3588-vendor/sys/class/devfreq/fb000000.gpu/load"
+    );
+    const RK_NPU: &[u8] = include_bytes!(
+        "../../tests/fixtures/soc/rk3588-vendor/sys/class/devfreq/fdab0000.npu/load"
+    );
     const NANO: &[u8] = include_bytes!(
-        "../tests/fixtures/soc/jetson-nano/sys/class/devfreq/57000000.gpu/device/load"
+        "../../tests/fixtures/soc/jetson-nano/sys/class/devfreq/57000000.gpu/device/load"
     );
     const ORIN: &[u8] = include_bytes!(
-        "../tests/fixtures/soc/jetson-orin/sys/class/devfreq/17000000.ga10b/device/load"
+        "../../tests/fixtures/soc/jetson-orin/sys/class/devfreq/17000000.ga10b/device/load"
     );
 
     #[test]

@@ -252,8 +252,8 @@ fn next_where<'a>(
 mod tests {
     use super::*;
 
-    const RK3588: &[u8] = include_bytes!("../tests/fixtures/rk3588-rock5b/proc/diskstats");
-    const JETSON: &[u8] = include_bytes!("../tests/fixtures/jetson-nano-l4t32/proc/diskstats");
+    const RK3588: &[u8] = include_bytes!("../../tests/fixtures/rk3588-rock5b/proc/diskstats");
+    const JETSON: &[u8] = include_bytes!("../../tests/fixtures/jetson-nano-l4t32/proc/diskstats");
 
     fn all(buf: &[u8]) -> Vec<Result<DiskStats<'_>, ParseError>> {
         lines(buf).collect()

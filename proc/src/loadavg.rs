@@ -59,8 +59,8 @@ fn parse_line(bytes: &[u8]) -> Result<LoadAvg, ParseError> {
 mod tests {
     use super::*;
 
-    const RK3588: &[u8] = include_bytes!("../tests/fixtures/rk3588-rock5b/proc/loadavg");
-    const JETSON: &[u8] = include_bytes!("../tests/fixtures/jetson-nano-l4t32/proc/loadavg");
+    const RK3588: &[u8] = include_bytes!("../../tests/fixtures/rk3588-rock5b/proc/loadavg");
+    const JETSON: &[u8] = include_bytes!("../../tests/fixtures/jetson-nano-l4t32/proc/loadavg");
 
     #[test]
     fn fixtures() {

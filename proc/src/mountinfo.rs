@@ -231,8 +231,9 @@ fn parse_line(bytes: &[u8], line: usize) -> Result<MountInfo<'_>, ParseError> {
 mod tests {
     use super::*;
 
-    const RK3588: &[u8] = include_bytes!("../tests/fixtures/rk3588-rock5b/proc/self/mountinfo");
-    const JETSON: &[u8] = include_bytes!("../tests/fixtures/jetson-nano-l4t32/proc/self/mountinfo");
+    const RK3588: &[u8] = include_bytes!("../../tests/fixtures/rk3588-rock5b/proc/self/mountinfo");
+    const JETSON: &[u8] =
+        include_bytes!("../../tests/fixtures/jetson-nano-l4t32/proc/self/mountinfo");
 
     fn all(buf: &[u8]) -> Vec<Result<MountInfo<'_>, ParseError>> {
         mounts(buf).collect()

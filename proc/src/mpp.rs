@@ -126,7 +126,7 @@ mod tests {
     use super::*;
 
     const RK3588: &[u8] =
-        include_bytes!("../tests/fixtures/soc/rk3588-vendor/proc/mpp_service/load");
+        include_bytes!("../../tests/fixtures/soc/rk3588-vendor/proc/mpp_service/load");
     const UNSET: &[u8] = b"please set load_interval first!!!\n\
         e.g. set 1000ms to load_interval:\n\
         echo 1000 > /proc/mpp_service/load_interval\n";

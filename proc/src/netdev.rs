@@ -218,8 +218,8 @@ impl<'a> Body<'a> {
 mod tests {
     use super::*;
 
-    const RK3588: &[u8] = include_bytes!("../tests/fixtures/rk3588-rock5b/proc/net/dev");
-    const JETSON: &[u8] = include_bytes!("../tests/fixtures/jetson-nano-l4t32/proc/net/dev");
+    const RK3588: &[u8] = include_bytes!("../../tests/fixtures/rk3588-rock5b/proc/net/dev");
+    const JETSON: &[u8] = include_bytes!("../../tests/fixtures/jetson-nano-l4t32/proc/net/dev");
     const HEADER: &str = "Inter-|   Receive                                                |  Transmit\n \
 face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n";
 

@@ -159,7 +159,7 @@ mod tests {
     use super::*;
 
     const RK3588: &[u8] =
-        include_bytes!("../tests/fixtures/soc/rk3588-vendor/sys/kernel/debug/rknpu/load");
+        include_bytes!("../../tests/fixtures/soc/rk3588-vendor/sys/kernel/debug/rknpu/load");
 
     fn cores(buf: &[u8]) -> Vec<(u32, u32)> {
         let load = parse(buf).unwrap();

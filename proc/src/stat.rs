@@ -207,8 +207,8 @@ impl FusedIterator for CpuLines<'_> {}
 mod tests {
     use super::*;
 
-    const RK3588: &[u8] = include_bytes!("../tests/fixtures/rk3588-rock5b/proc/stat");
-    const JETSON: &[u8] = include_bytes!("../tests/fixtures/jetson-nano-l4t32/proc/stat");
+    const RK3588: &[u8] = include_bytes!("../../tests/fixtures/rk3588-rock5b/proc/stat");
+    const JETSON: &[u8] = include_bytes!("../../tests/fixtures/jetson-nano-l4t32/proc/stat");
 
     fn all(buf: &[u8]) -> Vec<Result<CpuLine, ParseError>> {
         cpu_lines(buf).collect()

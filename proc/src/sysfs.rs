@@ -90,7 +90,7 @@ mod tests {
 
     macro_rules! soc {
         ($path:literal) => {
-            include_bytes!(concat!("../tests/fixtures/soc/", $path)).as_slice()
+            include_bytes!(concat!("../../tests/fixtures/soc/", $path)).as_slice()
         };
     }
 

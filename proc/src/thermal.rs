@@ -28,7 +28,7 @@ mod tests {
         ($board:literal, $zone:literal) => {
             (
                 include_bytes!(concat!(
-                    "../tests/fixtures/",
+                    "../../tests/fixtures/",
                     $board,
                     "/sys/class/thermal/",
                     $zone,
@@ -36,7 +36,7 @@ mod tests {
                 ))
                 .as_slice(),
                 include_bytes!(concat!(
-                    "../tests/fixtures/",
+                    "../../tests/fixtures/",
                     $board,
                     "/sys/class/thermal/",
                     $zone,
@@ -79,7 +79,7 @@ mod tests {
             ]
         );
         let fan = include_bytes!(
-            "../tests/fixtures/rk3588-rock5b/sys/class/thermal/cooling_device0/type"
+            "../../tests/fixtures/rk3588-rock5b/sys/class/thermal/cooling_device0/type"
         );
         assert_eq!(parse_type(fan), Ok("pwm-fan"));
     }

@@ -39,8 +39,8 @@ fn parse_line(bytes: &[u8]) -> Result<Uptime, ParseError> {
 mod tests {
     use super::*;
 
-    const RK3588: &[u8] = include_bytes!("../tests/fixtures/rk3588-rock5b/proc/uptime");
-    const JETSON: &[u8] = include_bytes!("../tests/fixtures/jetson-nano-l4t32/proc/uptime");
+    const RK3588: &[u8] = include_bytes!("../../tests/fixtures/rk3588-rock5b/proc/uptime");
+    const JETSON: &[u8] = include_bytes!("../../tests/fixtures/jetson-nano-l4t32/proc/uptime");
 
     #[test]
     fn fixtures() {

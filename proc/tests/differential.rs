@@ -19,7 +19,7 @@ const BOARDS: [&str; 2] = ["rk3588-rock5b", "jetson-nano-l4t32"];
 
 fn fixture(board: &str, file: &str) -> Vec<u8> {
     let path = format!(
-        "{}/tests/fixtures/{board}/proc/{file}",
+        "{}/../tests/fixtures/{board}/proc/{file}",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))

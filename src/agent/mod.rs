@@ -44,12 +44,13 @@ use belabox_store::{
     InsertError, NewSample, OpenError, SeriesKey, SessionRecord, Store, StoreOptions, Value,
 };
 
+use crate::collect::sizing::{self, fit_caps};
 use crate::collect::{Collectors, SetupError};
 use crate::config::{Config, DurabilityMode};
 use crate::health::HealthRules;
 use crate::health::status::{LiveSnapshot, Liveness, liveness};
 use crate::model::phase::Phase;
-use crate::model::ring::{DropLog, RingSize, SampleRing, fit_caps};
+use crate::model::ring::{DropLog, SampleRing};
 use crate::model::state::{AgentState, mono_ms};
 use crate::model::time::now_ms;
 use crate::monitor::clock::{self, BootWall, Policy, Stamp, SystemClock, Verdict};
@@ -204,7 +205,7 @@ pub fn run(mut config: Config, reload: Option<ConfigLoader>) -> Result<(), RunEr
             config.monitoring.clock_skew_url.is_some(),
             config.storage.max_size,
         )
-        .with_series(&config),
+        .with_series(&config, sizing::max_tick_samples(&config)),
     );
     if let Some(to) = moved_aside {
         note_moved_aside(&state, &to);
@@ -493,7 +494,7 @@ impl<'a> CollectionLoop<'a> {
             state,
             rules,
             collectors,
-            ring: SampleRing::for_config(config),
+            ring: SampleRing::with_capacity(sizing::ring_size(config).capacity),
             drop_log: DropLog::default(),
             scratch: FlushScratch::default(),
             collected: 0,
@@ -563,7 +564,7 @@ impl<'a> CollectionLoop<'a> {
             self.collectors.note_ring_drops(&self.ring, ts);
         }
         if let Some(line) = self.drop_log.due(dropped, now) {
-            let size = RingSize::for_config(self.config);
+            let size = sizing::ring_size(self.config);
             log::warn!(
                 dropped = line.new,
                 dropped_total = line.total,

@@ -74,6 +74,11 @@ impl Collector for CpuCollector {
         Ok(CpuCollector::new(proc_source(config, "stat")?))
     }
 
+    /// "all" plus every core the collector tracks.
+    fn max_samples(_: &Config) -> usize {
+        SAMPLES_PER_CORE.saturating_mul(MAX_CPUS + 1)
+    }
+
     /// cpu_usage_percent: nothing on the first tick, for a core absent last tick (hotplug), for a
     /// core whose busy or idle counter went backwards, and when no time passed (zero total
     /// delta). cpu_seconds_total: every mode of every tracked line, every tick, as the kernel

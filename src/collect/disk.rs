@@ -1,5 +1,6 @@
 //! disk_* counters per whole device from /proc/diskstats.
 
+use crate::catalog::CollectorKind;
 use belabox_proc::diskstats;
 
 use super::filter::NameFilter;
@@ -36,6 +37,10 @@ impl Collector for DiskCollector {
             NameFilter::new(std::slice::from_ref(&config.disk.allowed_devices), &[])?,
             config.disk.max_devices,
         ))
+    }
+
+    fn max_samples(config: &Config) -> usize {
+        super::per_unit_bound(CollectorKind::Disk, config.disk.max_devices)
     }
 
     /// The first `max_devices` admitted devices in file order are reported; the rest are counted

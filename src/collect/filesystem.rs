@@ -15,6 +15,7 @@
 //! so that two long mount points with the same prefix stay two series; within a tick, a label
 //! pair already emitted is never emitted again (a counted skip).
 
+use crate::catalog::CollectorKind;
 use std::ffi::CStr;
 use std::fmt::{self, Write as _};
 
@@ -190,6 +191,10 @@ pub fn label_value(value: &str) -> LabelValue {
 impl Collector for FilesystemCollector {
     fn open(config: &Config) -> Result<FilesystemCollector, OpenError> {
         FilesystemCollector::with_statfs(config, Box::new(SysStatFs))
+    }
+
+    fn max_samples(config: &Config) -> usize {
+        super::per_unit_bound(CollectorKind::Filesystem, config.filesystem.max_mounts)
     }
 
     /// filesystem_mounts_dropped_total is emitted every tick. A mount whose statvfs fails

@@ -1,5 +1,6 @@
 //! system_load{1,5,15} from /proc/loadavg.
 
+use crate::catalog::CollectorKind;
 use belabox_proc::loadavg;
 
 use super::{FileError, Outcome, ProcFile};
@@ -11,6 +12,7 @@ pub struct LoadAvg;
 
 impl ProcFile for LoadAvg {
     const PATH: &'static str = "loadavg";
+    const SAMPLES: usize = CollectorKind::Load.metrics().len();
 
     fn push(data: &[u8], ts_ms: i64, out: &mut dyn SampleSink) -> Result<Outcome, FileError> {
         let l = loadavg::parse(data)?;

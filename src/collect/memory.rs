@@ -1,5 +1,6 @@
 //! memory_{total,available,used,swap_total,swap_used}_bytes from /proc/meminfo.
 
+use crate::catalog::CollectorKind;
 use belabox_proc::meminfo;
 
 use super::{FileError, Outcome, ProcFile};
@@ -11,6 +12,7 @@ pub struct MemInfo;
 
 impl ProcFile for MemInfo {
     const PATH: &'static str = "meminfo";
+    const SAMPLES: usize = CollectorKind::Memory.metrics().len();
 
     /// used = MemTotal − MemAvailable; kernels before 3.14 lack MemAvailable, then
     /// available = MemFree + Buffers + Cached. A missing MemTotal fails the collector.

@@ -15,12 +15,13 @@ pub(crate) mod kind;
 pub(crate) mod load;
 pub(crate) mod memory;
 pub(crate) mod network;
+pub mod sizing;
 pub(crate) mod source;
 pub(crate) mod thermal;
 pub(crate) mod uptime;
 pub mod worker;
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -289,6 +290,11 @@ pub struct CollectorStats {
     pub busy_since_mono_ms: AtomicI64,
     /// The file the worker's current (or last) read is on ([`worker::note_reading`]).
     pub reading: Mutex<worker::ReadPath>,
+    /// Why the collector does not run on this board (its source is absent or not readable:
+    /// [`OpenError::Unavailable`]); set once at open, `None` for a running collector. `'static`
+    /// so that health snapshots stay `Copy`: leaked once per unavailable collector at start
+    /// (at most one short string per row of the table per open).
+    pub unavailable: Option<&'static str>,
 }
 
 impl CollectError {
@@ -306,6 +312,13 @@ pub trait Collector: fmt::Debug + Send {
     where
         Self: Sized;
 
+    /// Most samples one collection pushes under `config` (the ring and the worker's buffer are
+    /// sized from the sum: `collect::sizing`). Counted from its metrics' rows in the catalog
+    /// ([`CollectorKind::metrics`]) times its bound on devices, zones or cores.
+    fn max_samples(config: &Config) -> usize
+    where
+        Self: Sized;
+
     /// Reads its sources through `buf` (the shared scratch buffer, at least [`READ_BUF_SIZE`]
     /// bytes) and pushes samples stamped `ts_ms`. Allocation-free after the first call.
     ///
@@ -319,6 +332,14 @@ pub trait Collector: fmt::Debug + Send {
     ) -> Result<Outcome, CollectError>;
 }
 
+/// The usual [`Collector::max_samples`]: each labelled metric of `kind`'s row once per unit
+/// (device, interface, zone…, at most `units`), each unlabelled one (a `*_dropped_total`) once.
+pub fn per_unit_bound(kind: CollectorKind, units: usize) -> usize {
+    kind.metrics().iter().fold(0, |n, m| {
+        n.saturating_add(if m.labels().is_empty() { 1 } else { units })
+    })
+}
+
 /// Opens `<procfs>/<rel>` now (for [`Collector::open`]).
 pub fn proc_source(config: &Config, rel: &str) -> Result<Source, OpenError> {
     Ok(Source::open(config.paths.procfs.join(rel))?)
@@ -329,6 +350,9 @@ pub fn proc_source(config: &Config, rel: &str) -> Result<Source, OpenError> {
 pub trait ProcFile: fmt::Debug + Send + 'static {
     /// The file, relative to the procfs root.
     const PATH: &'static str;
+
+    /// Most samples one [`ProcFile::push`] pushes (one per metric of its row).
+    const SAMPLES: usize;
 
     /// Parses `data` (the whole file) and pushes its samples stamped `ts_ms`.
     fn push(data: &[u8], ts_ms: i64, out: &mut dyn SampleSink) -> Result<Outcome, FileError>;
@@ -368,6 +392,10 @@ impl<F: ProcFile> FileCollector<F> {
 impl<F: ProcFile> Collector for FileCollector<F> {
     fn open(config: &Config) -> Result<FileCollector<F>, OpenError> {
         Ok(FileCollector::new(proc_source(config, F::PATH)?))
+    }
+
+    fn max_samples(_: &Config) -> usize {
+        F::SAMPLES
     }
 
     fn collect(
@@ -410,6 +438,9 @@ struct Entry {
 #[derive(Debug)]
 pub struct Collectors {
     entries: Vec<Entry>,
+    /// The collectors that could not open for want of their source
+    /// ([`OpenError::Unavailable`]): listed in health, never run.
+    unavailable: Vec<(CollectorKind, Arc<CollectorStats>)>,
     buf: Box<[u8]>,
     /// For the per-collection debug log line (a UUID is 36 bytes).
     session_id: heapless::String<36>,
@@ -420,13 +451,36 @@ pub struct Collectors {
 pub enum OpenError {
     /// A /proc file that must exist could not be opened (wrong procfs root).
     Source(SourceError),
+    /// What the collector reads is absent on this board (no devfreq GPU, no mountinfo), or this
+    /// process may not read it (debugfs without root): reported as `unavailable: <why>` in
+    /// /health and `once`, not a failure — unless `[collect] required` names the collector.
+    Unavailable(String),
     /// An include/exclude pattern did not compile (the config loader validates them first).
     Filter(regex_lite::Error),
+    /// `paths.procfs` or `paths.sysfs` (`key`) is not a directory: a wrong root, not a board
+    /// without some source, so no collector is opened.
+    NoRoot { key: &'static str, path: PathBuf },
 }
 
 impl From<SourceError> for OpenError {
+    /// A file that does not exist, or that this process may not read, makes the collector
+    /// unavailable (its hardware or kernel driver is absent, or it needs root); any other open
+    /// error is a failure.
     fn from(e: SourceError) -> Self {
-        OpenError::Source(e)
+        match &e {
+            SourceError::Open { path, errno } if *errno == rustix::io::Errno::NOENT => {
+                OpenError::Unavailable(format!("no {}", path.display()))
+            }
+            SourceError::Open { path, errno }
+                if *errno == rustix::io::Errno::ACCESS || *errno == rustix::io::Errno::PERM =>
+            {
+                OpenError::Unavailable(format!(
+                    "needs read access to {} (root, or the drop-in in docs/configuration.md)",
+                    path.display()
+                ))
+            }
+            _ => OpenError::Source(e),
+        }
     }
 }
 
@@ -441,6 +495,10 @@ impl fmt::Display for OpenError {
         match self {
             OpenError::Source(e) => e.fmt(f),
             OpenError::Filter(e) => e.fmt(f),
+            OpenError::Unavailable(why) => write!(f, "unavailable: {why}"),
+            OpenError::NoRoot { key, path } => {
+                write!(f, "{key} {} is not a directory", path.display())
+            }
         }
     }
 }
@@ -450,6 +508,7 @@ impl std::error::Error for OpenError {
         match self {
             OpenError::Source(e) => Some(e),
             OpenError::Filter(e) => Some(e),
+            OpenError::Unavailable(_) | OpenError::NoRoot { .. } => None,
         }
     }
 }
@@ -503,13 +562,52 @@ impl Collectors {
         }
     }
 
-    /// `workers`: collectors whose reads may block get a worker thread.
+    /// `workers`: collectors whose reads may block get a worker thread. Collectors turned off
+    /// in `[collect] disabled` are left out; one whose source is unavailable is listed as such
+    /// (an error when `[collect] required` names it). No collector at all is an error.
     fn build(config: &Config, workers: bool) -> (Collectors, Vec<SetupError>) {
         let mut entries = Vec::with_capacity(CollectorKind::COUNT);
+        let mut unavailable = Vec::new();
         let mut failed = Vec::new();
-        for kind in CollectorKind::ALL {
+        for (key, path) in [
+            ("paths.procfs", &config.paths.procfs),
+            ("paths.sysfs", &config.paths.sysfs),
+        ] {
+            if !path.is_dir() {
+                let error = OpenError::NoRoot {
+                    key,
+                    path: path.clone(),
+                };
+                failed.push(SetupError {
+                    collector: "all",
+                    error,
+                });
+            }
+        }
+        if !failed.is_empty() {
+            let collectors = Collectors {
+                entries,
+                unavailable,
+                buf: vec![0u8; READ_BUF_SIZE].into_boxed_slice(),
+                session_id: heapless::String::new(),
+            };
+            return (collectors, failed);
+        }
+        for kind in CollectorKind::ALL
+            .into_iter()
+            .filter(|&k| config.collect.enabled(k))
+        {
             let collector = match kind.opener()(config) {
                 Ok(c) => c,
+                Err(OpenError::Unavailable(why)) if !config.collect.required.contains(kind) => {
+                    log::info!(collector = kind.name(), reason = why.as_str(); "collector unavailable on this board");
+                    let stats = CollectorStats {
+                        unavailable: Some(String::leak(why)),
+                        ..CollectorStats::default()
+                    };
+                    unavailable.push((kind, Arc::new(stats)));
+                    continue;
+                }
                 Err(error) => {
                     failed.push(SetupError {
                         collector: kind.name(),
@@ -545,8 +643,26 @@ impl Collectors {
                 stats,
             });
         }
+        if entries.is_empty() && failed.is_empty() {
+            let mut why =
+                String::from("no collector can run (every one is disabled or unavailable");
+            for (kind, stats) in &unavailable {
+                let _ = write!(
+                    why,
+                    "; {}: {}",
+                    kind.name(),
+                    stats.unavailable.unwrap_or("?")
+                );
+            }
+            why.push(')');
+            failed.push(SetupError {
+                collector: "all",
+                error: OpenError::Unavailable(why),
+            });
+        }
         let collectors = Collectors {
             entries,
+            unavailable,
             buf: vec![0u8; READ_BUF_SIZE].into_boxed_slice(),
             session_id: heapless::String::new(),
         };
@@ -600,8 +716,24 @@ impl Collectors {
         }
     }
 
+    /// Every collector that is not turned off, in table order: the running ones and the
+    /// unavailable ones (whose stats say why).
     pub fn stats(&self) -> impl Iterator<Item = (CollectorKind, &Arc<CollectorStats>)> {
-        self.entries.iter().map(|e| (e.kind, &e.stats))
+        let mut all: Vec<_> = self
+            .entries
+            .iter()
+            .map(|e| (e.kind, &e.stats))
+            .chain(self.unavailable.iter().map(|(k, s)| (*k, s)))
+            .collect();
+        all.sort_by_key(|(k, _)| *k);
+        all.into_iter()
+    }
+
+    /// The collectors that do not run on this board, with why.
+    pub fn unavailable(&self) -> impl Iterator<Item = (CollectorKind, &str)> {
+        self.unavailable
+            .iter()
+            .filter_map(|(k, s)| Some((*k, s.unavailable?)))
     }
 
     /// Runs every collector whose time has come; returns the samples pushed.
@@ -741,12 +873,9 @@ fn runner(
         return Ok(Runner::Inline(collector));
     }
     // Sized for the largest collection any reload could allow (only written pages are resident).
-    let capacity = crate::model::ring::max_samples(
-        kind,
-        config.disk.max_devices,
-        config.network.max_interfaces,
-        filesystem::MAX_MOUNTS,
-    );
+    let mut widest = config.clone();
+    widest.filesystem.max_mounts = filesystem::MAX_MOUNTS;
+    let capacity = kind.max_samples(&widest);
     match Worker::spawn(kind, collector, Arc::clone(stats), capacity) {
         Ok(w) => Ok(Runner::Worker(w)),
         Err(e) => {
@@ -834,6 +963,7 @@ fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::CollectorSet;
     use crate::model::sample::Sample;
 
     /// The metric table's collector column agrees with what each collector really emits.
@@ -857,6 +987,14 @@ mod tests {
             assert!(!out.iter().any(|s| s.metric == Metric::CpuUsagePercent));
             for s in &out {
                 assert_eq!(s.metric.collector(), kind, "{:?}", s.metric);
+                // The labels are the row's, in its order (a prefix of them at most).
+                let keys: Vec<LabelKey> = s.labels.iter().map(|l| l.key).collect();
+                assert!(
+                    s.metric.labels().starts_with(&keys) && keys.len() == s.metric.labels().len(),
+                    "{:?} carries {keys:?}, its row says {:?}",
+                    s.metric,
+                    s.metric.labels()
+                );
             }
         }
     }
@@ -865,9 +1003,88 @@ mod tests {
     fn setup_error_names_the_collector() {
         let mut config = Config::default();
         config.paths.procfs = PathBuf::from("/nonexistent-procfs");
+        // A wrong root: one error for all of them, naming the key and the path.
         let e = Collectors::open(&config).unwrap_err();
-        assert_eq!(e.collector, CollectorKind::ALL[0].name());
-        assert!(matches!(e.error, OpenError::Source(_)), "{e}");
-        assert!(e.to_string().starts_with("collector cpu: "), "{e}");
+        assert_eq!(e.collector, "all", "{e}");
+        assert!(matches!(e.error, OpenError::NoRoot { .. }), "{e}");
+        assert!(
+            e.to_string().contains("paths.procfs /nonexistent-procfs"),
+            "{e}"
+        );
+        // Roots that exist but hold nothing: nothing can run, which is an error too.
+        let empty = tempfile::tempdir().unwrap();
+        config.paths.procfs = empty.path().to_path_buf();
+        config.paths.sysfs = empty.path().to_path_buf();
+        let e = Collectors::open(&config).unwrap_err();
+        assert_eq!(e.collector, "all", "{e}");
+        assert!(e.to_string().contains("no collector can run"), "{e}");
+        // A collector the user requires is an error of its own, named.
+        config.collect.required = [CollectorKind::Cpu].into_iter().collect();
+        let e = Collectors::open(&config).unwrap_err();
+        assert_eq!(e.collector, "cpu");
+        let want = format!(
+            "collector cpu: unavailable: no {}/stat",
+            empty.path().display()
+        );
+        assert!(e.to_string().starts_with(&want), "{e}");
+    }
+
+    /// A board without a source gets `unavailable`, not a failure; `disabled` leaves a
+    /// collector out altogether.
+    #[test]
+    fn absent_sources_are_unavailable_and_disabled_collectors_are_left_out() {
+        let board = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rk3588-rock5b/proc");
+        let dir = tempfile::tempdir().unwrap();
+        let (procfs, sysfs) = (dir.path().join("proc"), dir.path().join("sys"));
+        std::fs::create_dir_all(procfs.join("net")).unwrap();
+        std::fs::create_dir_all(&sysfs).unwrap();
+        // Every /proc file but self/mountinfo; a sysfs without class/thermal.
+        for f in [
+            "stat",
+            "meminfo",
+            "diskstats",
+            "net/dev",
+            "loadavg",
+            "uptime",
+        ] {
+            std::fs::copy(board.join(f), procfs.join(f)).unwrap();
+        }
+        let mut config = Config::default();
+        config.paths.procfs = procfs.clone();
+        config.paths.sysfs = sysfs;
+        let mut c = Collectors::open(&config).expect("the other collectors run");
+        let unavailable: Vec<_> = c.unavailable().collect();
+        assert_eq!(unavailable.len(), 2, "{unavailable:?}");
+        assert_eq!(unavailable[0].0, CollectorKind::Filesystem);
+        assert!(
+            unavailable[0].1.contains("self/mountinfo"),
+            "{unavailable:?}"
+        );
+        assert_eq!(unavailable[1].0, CollectorKind::Thermal);
+        // Listed in table order with the running ones; they never run.
+        let kinds: Vec<_> = c.stats().map(|(k, _)| k).collect();
+        assert_eq!(kinds, CollectorKind::ALL.to_vec());
+        let mut out: Vec<Sample> = Vec::new();
+        c.collect_all(1_000, &mut out);
+        assert!(!out.is_empty());
+        assert!(out.iter().all(|s| !matches!(
+            s.metric.collector(),
+            CollectorKind::Filesystem | CollectorKind::Thermal
+        )));
+        // Required: the same absence is an error naming the collector.
+        config.collect.required = [CollectorKind::Filesystem].into_iter().collect();
+        let e = Collectors::open(&config).unwrap_err();
+        assert_eq!(e.collector, "filesystem");
+        // Disabled: left out of everything.
+        config.collect.required = CollectorSet::default();
+        config.collect.disabled = [CollectorKind::Disk, CollectorKind::Filesystem]
+            .into_iter()
+            .collect();
+        let c = Collectors::open(&config).expect("open");
+        assert!(
+            c.stats()
+                .all(|(k, _)| !matches!(k, CollectorKind::Disk | CollectorKind::Filesystem))
+        );
+        assert_eq!(c.unavailable().count(), 1);
     }
 }

@@ -1,5 +1,6 @@
 //! network_* counters per interface from /proc/net/dev.
 
+use crate::catalog::CollectorKind;
 use belabox_proc::netdev;
 
 use super::filter::NameFilter;
@@ -33,6 +34,10 @@ impl Collector for NetworkCollector {
             NameFilter::new(&config.network.include, &config.network.exclude)?,
             config.network.max_interfaces,
         ))
+    }
+
+    fn max_samples(config: &Config) -> usize {
+        super::per_unit_bound(CollectorKind::Network, config.network.max_interfaces)
     }
 
     /// The first `max_interfaces` admitted interfaces in file order are reported; the rest are

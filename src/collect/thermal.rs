@@ -6,6 +6,7 @@
 //! agent runs (a new inode: a zone whose driver rebound) is reopened, not read through the old
 //! descriptor for good.
 
+use crate::catalog::CollectorKind;
 use std::path::Path;
 
 use belabox_proc::thermal;
@@ -76,8 +77,18 @@ impl ThermalCollector {
 }
 
 impl Collector for ThermalCollector {
+    /// Unavailable on a kernel without the thermal class; a class without zones runs (and
+    /// emits nothing) — zones may still appear when a driver loads.
     fn open(config: &Config) -> Result<ThermalCollector, OpenError> {
+        let dir = config.paths.sysfs.join("class/thermal");
+        if !dir.is_dir() {
+            return Err(OpenError::Unavailable(format!("no {}", dir.display())));
+        }
         Ok(ThermalCollector::discover(&config.paths.sysfs))
+    }
+
+    fn max_samples(_: &Config) -> usize {
+        super::per_unit_bound(CollectorKind::Thermal, MAX_ZONES)
     }
 
     fn collect(

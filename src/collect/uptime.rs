@@ -1,5 +1,6 @@
 //! system_uptime_seconds from /proc/uptime.
 
+use crate::catalog::CollectorKind;
 use belabox_proc::uptime;
 
 use super::{FileError, Outcome, ProcFile};
@@ -11,6 +12,7 @@ pub struct Uptime;
 
 impl ProcFile for Uptime {
     const PATH: &'static str = "uptime";
+    const SAMPLES: usize = CollectorKind::Uptime.metrics().len();
 
     fn push(data: &[u8], ts_ms: i64, out: &mut dyn SampleSink) -> Result<Outcome, FileError> {
         let u = uptime::parse(data)?;

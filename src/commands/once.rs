@@ -83,6 +83,13 @@ fn report_setup(e: &SetupError) {
 pub fn run(config: &Config, delay_ms: u64) -> Result<(), OnceError> {
     let (mut collectors, setup_failed) = Collectors::open_available(config);
     setup_failed.iter().for_each(report_setup);
+    // Not a failure: the board has no such source (or the agent may not read it).
+    for (kind, why) in collectors.unavailable() {
+        eprintln!(
+            "belabox-metrics: collector {}: unavailable: {why}",
+            kind.name()
+        );
+    }
     let mut first: Vec<Sample> = Vec::with_capacity(1024);
     collectors.collect_all(now_ms(), &mut first);
     log::info!("first read done; second read in {delay_ms} ms");

@@ -11,7 +11,6 @@
 
 mod check;
 mod diff;
-mod load;
 mod raw;
 mod reader;
 mod redact;
@@ -27,9 +26,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize, Serializer};
 
-pub use crate::collect::CollectorKind;
+pub use crate::catalog::CollectorKind;
 pub use diff::{ConfigDiff, applies_at_run_time};
-pub use load::{INSTALLED_CONFIG, INSTALLED_CONFIG_ENV, default_to_installed, load_config};
 pub use remote::{
     MAX_REMOTE_HEADERS, REMOTE_HEADER_NAME_MAX, REMOTE_HEADER_VALUE_MAX, RemoteHeaders,
     UploadFormat, format_of_path, url_format_warning,
@@ -84,32 +82,6 @@ pub const DEVICE_LABEL_NAME_MAX: usize = 64;
 /// Longest `device.labels` value, bytes.
 pub const DEVICE_LABEL_VALUE_MAX: usize = 128;
 
-/// Label names the agent itself uses (or Prometheus gives a meaning to), refused in
-/// `device.labels`: the series name and `device_id`, every `LabelKey` of the metric table, the
-/// self-metrics' labels, and the target labels a scraping Prometheus adds (`job`, `instance`)
-/// or uses (`le`, `quantile`). A new label in `model::sample::LabelKey` or in the self-metrics
-/// belongs here too.
-pub const RESERVED_LABELS: &[&str] = &[
-    "__name__",
-    "device_id",
-    "core",
-    "mode",
-    "device",
-    "interface",
-    "zone",
-    "sensor",
-    "mountpoint",
-    "fstype",
-    "collector",
-    "reason",
-    "component",
-    "quantile",
-    "le",
-    "version",
-    "job",
-    "instance",
-];
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CollectConfig {
@@ -120,6 +92,47 @@ pub struct CollectConfig {
     )]
     pub interval: Duration,
     pub intervals: CollectorIntervals,
+    /// Collectors turned off: never opened, counted nowhere (not in health, not in the ring's
+    /// size).
+    pub disabled: CollectorSet,
+    /// Collectors that must start: one whose source is absent on this board is then an error
+    /// at start (exit 2), not `unavailable`.
+    pub required: CollectorSet,
+}
+
+/// A set of collectors, written as a list of [`CollectorKind::name`]s (read in `raw`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CollectorSet([bool; CollectorKind::COUNT]);
+
+impl CollectorSet {
+    pub fn contains(&self, kind: CollectorKind) -> bool {
+        self.0[kind.index()]
+    }
+
+    pub fn insert(&mut self, kind: CollectorKind) {
+        self.0[kind.index()] = true;
+    }
+
+    /// The members, in table order.
+    pub fn iter(&self) -> impl Iterator<Item = CollectorKind> + '_ {
+        CollectorKind::ALL.into_iter().filter(|&k| self.contains(k))
+    }
+}
+
+impl FromIterator<CollectorKind> for CollectorSet {
+    fn from_iter<I: IntoIterator<Item = CollectorKind>>(iter: I) -> Self {
+        let mut set = CollectorSet::default();
+        for k in iter {
+            set.insert(k);
+        }
+        set
+    }
+}
+
+impl Serialize for CollectorSet {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter().map(CollectorKind::name))
+    }
 }
 
 /// Per-collector overrides of [`CollectConfig::interval`]; each at least [`MIN_COLLECT_INTERVAL`].
@@ -465,6 +478,8 @@ impl Default for CollectConfig {
         CollectConfig {
             interval: Duration::from_secs(10),
             intervals: CollectorIntervals::default(),
+            disabled: CollectorSet::default(),
+            required: CollectorSet::default(),
         }
     }
 }
@@ -669,6 +684,11 @@ impl CollectConfig {
     /// The effective interval of collector `c`: its override, else `interval`.
     pub fn interval_for(&self, c: CollectorKind) -> Duration {
         self.intervals.get(c).unwrap_or(self.interval)
+    }
+
+    /// `c` is not turned off by `[collect] disabled`.
+    pub fn enabled(&self, c: CollectorKind) -> bool {
+        !self.disabled.contains(c)
     }
 }
 

@@ -400,10 +400,11 @@ pub(super) fn check_device_label(name: &str, value: &str) -> Result<(), String> 
             name.len()
         ));
     }
-    if RESERVED_LABELS.contains(&name) {
+    if crate::catalog::reserved_label(name).is_some() {
+        let reserved: Vec<&str> = crate::catalog::reserved_labels().collect();
         return Err(format!(
             "{name:?} is a label of the agent's own series (reserved: {})",
-            RESERVED_LABELS.join(", ")
+            reserved.join(", ")
         ));
     }
     if value.len() > DEVICE_LABEL_VALUE_MAX || value.chars().any(char::is_control) {
@@ -594,6 +595,13 @@ impl<'de> Deserialize<'de> for KindKey {
             .find(|k| k.name() == name)
             .map(KindKey)
             .ok_or_else(|| de::Error::unknown_field(&name, &NAMES))
+    }
+}
+
+impl<'de> Deserialize<'de> for CollectorSet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let names = Vec::<KindKey>::deserialize(d)?;
+        Ok(names.into_iter().map(|KindKey(k)| k).collect())
     }
 }
 

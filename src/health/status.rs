@@ -164,6 +164,9 @@ pub enum ComponentStatus {
     Degraded,
     Error,
     Disabled,
+    /// A collector whose source is absent on this board or not readable by the agent
+    /// (`collect::OpenError::Unavailable`): not counted in the overall status.
+    Unavailable,
 }
 
 impl ComponentStatus {
@@ -173,16 +176,17 @@ impl ComponentStatus {
             ComponentStatus::Degraded => "degraded",
             ComponentStatus::Error => "error",
             ComponentStatus::Disabled => "disabled",
+            ComponentStatus::Unavailable => "unavailable",
         }
     }
 
-    /// `None` for `Disabled`.
+    /// `None` for `Disabled` and `Unavailable`.
     pub fn level(self) -> Option<Level> {
         match self {
             ComponentStatus::Ok => Some(Level::Ok),
             ComponentStatus::Degraded => Some(Level::Degraded),
             ComponentStatus::Error => Some(Level::Error),
-            ComponentStatus::Disabled => None,
+            ComponentStatus::Disabled | ComponentStatus::Unavailable => None,
         }
     }
 }
@@ -218,6 +222,8 @@ pub struct Snapshot {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CollectorSnapshot {
     pub kind: CollectorKind,
+    /// Why it does not run on this board (then nothing else here moves).
+    pub unavailable: Option<&'static str>,
     /// Its last collection failed, or it is [`stuck`](Self::stuck).
     pub failing: bool,
     /// Samples its collections pushed (`metrics_collected`: counted whether or not the store
@@ -365,6 +371,7 @@ impl Snapshot {
             });
             let c = CollectorSnapshot {
                 kind: *kind,
+                unavailable: stats.unavailable,
                 failing: stats.failing.load(Ordering::Relaxed) || stuck.is_some(),
                 samples_total: stats.samples_total.load(Ordering::Relaxed),
                 stored_total: stats.stored_total.load(Ordering::Relaxed),
@@ -652,7 +659,9 @@ impl CollectorSnapshot {
     /// A failing collector is an `error` for its own component (it produces nothing); one whose
     /// samples are being dropped from the ring is `degraded`.
     pub fn status(&self) -> ComponentStatus {
-        if self.failing {
+        if self.unavailable.is_some() {
+            ComponentStatus::Unavailable
+        } else if self.failing {
             ComponentStatus::Error
         } else if self.ring_dropping {
             ComponentStatus::Degraded
@@ -797,7 +806,9 @@ impl fmt::Display for Mib {
 
 impl fmt::Display for CollectorSnapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(s) = &self.stuck {
+        if let Some(why) = &self.unavailable {
+            write!(f, "unavailable: {why}")
+        } else if let Some(s) = &self.stuck {
             write!(
                 f,
                 "stuck in a read of {} for {}; {} ticks missed",

@@ -23,8 +23,6 @@
 use std::sync::{Mutex, MutexGuard};
 
 use crate::collect::CollectorKind;
-use crate::config::Config;
-use crate::model::ring::RingSize;
 use crate::model::sample::{Label, Metric, Sample};
 
 /// One series' newest committed sample.
@@ -81,11 +79,6 @@ impl LatestTable {
             }),
             capacity,
         }
-    }
-
-    /// Room for every series one collection tick of `config` can emit.
-    pub fn for_config(config: &Config) -> LatestTable {
-        LatestTable::with_capacity(RingSize::for_config(config).max_tick)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {

@@ -5,22 +5,17 @@
 //!   capacity at start and never pushed beyond it.
 //! - When full, the oldest sample is dropped and counted in `dropped` and in the dropped sample's
 //!   collector's count — the newest data is the most useful to an operator.
-//! - The capacity follows the configuration ([`RingSize::for_config`]): at least twice the
+//! - The capacity follows the configuration (`collect::sizing::ring_size`): at least twice the
 //!   largest tick the caps allow. The run loop flushes as soon as the ring is half full, so a
 //!   tick always fits while the store accepts the flushes; only a failing flush makes it drop.
 //!
-//! Sizing: the largest tick is the sum over the collectors of [`max_samples`]. The capacity is
-//! bounded by [`MAX_RING_CAPACITY`]; a configuration whose largest tick would not fit half of it
-//! has its `disk.max_devices` / `network.max_interfaces` lowered by [`fit_caps`] (at load, so
-//! `check-config` prints the effective values and a warning naming the keys).
-//! `filesystem.max_mounts` is counted but never lowered: its bound (256) keeps it small.
+//! Sizing: `collect::sizing` sums the collectors' own bounds into the largest tick and lowers the
+//! device and interface caps that would not fit half of [`MAX_RING_CAPACITY`].
 
-use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::collect::{CollectorKind, cpu, thermal};
-use crate::config::Config;
-use crate::model::sample::{Metric, Sample};
+use crate::catalog::CollectorKind;
+use crate::model::sample::Sample;
 
 /// The smallest capacity: a 1 s interval on an 8-core board with a handful of disks and
 /// interfaces makes ≈ 44–100 samples a tick, so half of this holds a whole default
@@ -38,38 +33,6 @@ pub const MAX_RING_CAPACITY: usize = 32 * 1024;
 /// The largest tick a ring of [`MAX_RING_CAPACITY`] holds twice.
 pub const MAX_TICK_SAMPLES: usize = MAX_RING_CAPACITY / 2;
 
-/// Most samples one collection of `kind` pushes, with at most `max_devices` disks,
-/// `max_interfaces` interfaces and `max_mounts` mounts. Derived from the metric table: every
-/// metric of a collector is emitted at most once per device/interface/mount/zone (the CPU
-/// collector [`cpu::SAMPLES_PER_CORE`] times per core), and the disk, network and filesystem
-/// collectors each have exactly one unlabelled `*_dropped_total` counter (checked by a test).
-pub fn max_samples(
-    kind: CollectorKind,
-    max_devices: usize,
-    max_interfaces: usize,
-    max_mounts: usize,
-) -> usize {
-    let metrics = Metric::ALL.iter().filter(|m| m.collector() == kind).count();
-    let per_unit = metrics.saturating_sub(1);
-    match kind {
-        // "all" plus every core the collector tracks.
-        CollectorKind::Cpu => cpu::SAMPLES_PER_CORE.saturating_mul(cpu::MAX_CPUS + 1),
-        CollectorKind::Thermal => metrics.saturating_mul(thermal::MAX_ZONES),
-        CollectorKind::Disk => per_unit.saturating_mul(max_devices).saturating_add(1),
-        CollectorKind::Network => per_unit.saturating_mul(max_interfaces).saturating_add(1),
-        CollectorKind::Filesystem => per_unit.saturating_mul(max_mounts).saturating_add(1),
-        CollectorKind::Memory | CollectorKind::Load | CollectorKind::Uptime => metrics,
-    }
-}
-
-/// The largest tick: every collector due at once, each at its worst case.
-pub fn max_tick_samples(max_devices: usize, max_interfaces: usize, max_mounts: usize) -> usize {
-    CollectorKind::ALL
-        .into_iter()
-        .map(|k| max_samples(k, max_devices, max_interfaces, max_mounts))
-        .fold(0, usize::saturating_add)
-}
-
 /// The ring a configuration needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RingSize {
@@ -80,14 +43,10 @@ pub struct RingSize {
 }
 
 impl RingSize {
-    /// For a configuration whose caps were fitted ([`fit_caps`]); an unfitted one is clamped to
-    /// [`MAX_RING_CAPACITY`] (its largest ticks may then drop, counted).
-    pub fn for_config(config: &Config) -> RingSize {
-        let max_tick = max_tick_samples(
-            config.disk.max_devices,
-            config.network.max_interfaces,
-            config.filesystem.max_mounts,
-        );
+    /// The ring for a largest tick of `max_tick` samples (`collect::sizing::ring_size` sums the
+    /// collectors' bounds): twice it, within [`MIN_RING_CAPACITY`]..=[`MAX_RING_CAPACITY`] (a
+    /// tick beyond half the largest ring then drops its oldest samples, counted).
+    pub fn for_max_tick(max_tick: usize) -> RingSize {
         RingSize {
             capacity: max_tick
                 .saturating_mul(2)
@@ -95,82 +54,6 @@ impl RingSize {
             max_tick,
         }
     }
-}
-
-/// Caps lowered by [`fit_caps`]: the keys, their configured and effective values.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CapsLowered {
-    /// The largest tick with the configured caps.
-    pub max_tick_before: usize,
-    /// `(key, configured, effective)` for each lowered cap.
-    pub lowered: heapless::Vec<(&'static str, usize, usize), 2>,
-}
-
-impl fmt::Display for CapsLowered {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut sep = "";
-        for (key, from, to) in &self.lowered {
-            write!(f, "{sep}{key} lowered from {from} to {to}")?;
-            sep = ", ";
-        }
-        write!(
-            f,
-            ": the largest collection tick ({} samples) must fit half of the sample ring, \
-             whose capacity is bounded at {MAX_RING_CAPACITY} samples (docs/configuration.md, \
-             \"Sample ring\")",
-            self.max_tick_before
-        )
-    }
-}
-
-/// Lowers `disk.max_devices` and `network.max_interfaces` until the largest tick fits
-/// [`MAX_TICK_SAMPLES`]; `None` when it already fits (idempotent).
-///
-/// The sample budget left after the fixed collectors is shared max-min fairly: a cap whose
-/// samples take less than half of it is kept, the other gets the rest; when both want more than
-/// half, each gets half. Each cap stays at least 1.
-pub fn fit_caps(config: &mut Config) -> Option<CapsLowered> {
-    let (devices, interfaces) = (config.disk.max_devices, config.network.max_interfaces);
-    let mounts = config.filesystem.max_mounts;
-    let max_tick_before = max_tick_samples(devices, interfaces, mounts);
-    if max_tick_before <= MAX_TICK_SAMPLES {
-        return None;
-    }
-    let disk_per = max_samples(CollectorKind::Disk, 1, 0, 0) - 1;
-    let net_per = max_samples(CollectorKind::Network, 0, 1, 0) - 1;
-    // The tick without any device or interface (their dropped counters and the mounts
-    // included).
-    let fixed = max_tick_samples(0, 0, mounts);
-    let budget = MAX_TICK_SAMPLES.saturating_sub(fixed);
-    let half = budget / 2;
-    let (disk_want, net_want) = (
-        devices.saturating_mul(disk_per),
-        interfaces.saturating_mul(net_per),
-    );
-    let (new_devices, new_interfaces) = if disk_want <= half {
-        (devices, (budget - disk_want) / net_per)
-    } else if net_want <= half {
-        ((budget - net_want) / disk_per, interfaces)
-    } else {
-        (half / disk_per, half / net_per)
-    };
-    let (new_devices, new_interfaces) = (
-        new_devices.clamp(1, devices.max(1)),
-        new_interfaces.clamp(1, interfaces.max(1)),
-    );
-    let mut lowered = heapless::Vec::new();
-    if new_devices < devices {
-        let _ = lowered.push(("disk.max_devices", devices, new_devices));
-    }
-    if new_interfaces < interfaces {
-        let _ = lowered.push(("network.max_interfaces", interfaces, new_interfaces));
-    }
-    config.disk.max_devices = new_devices;
-    config.network.max_interfaces = new_interfaces;
-    Some(CapsLowered {
-        max_tick_before,
-        lowered,
-    })
 }
 
 /// How often a continuing ring overflow is logged again.
@@ -255,11 +138,6 @@ impl SampleRing {
             dropped: 0,
             dropped_by: [0; CollectorKind::COUNT],
         }
-    }
-
-    /// The ring `config` needs ([`RingSize::for_config`]).
-    pub fn for_config(config: &Config) -> SampleRing {
-        SampleRing::with_capacity(RingSize::for_config(config).capacity)
     }
 
     pub fn len(&self) -> usize {
@@ -416,113 +294,6 @@ mod tests {
         }
         assert_eq!(ring.slots.as_ptr(), ptr);
         assert!(ring.slots.len() <= 5);
-    }
-
-    /// The disk and network collectors each have one unlabelled counter (the dropped one) and
-    /// per-device metrics; `max_samples` relies on it.
-    #[test]
-    fn per_unit_metric_counts() {
-        let count = |k: CollectorKind| Metric::ALL.iter().filter(|m| m.collector() == k).count();
-        assert_eq!(
-            max_samples(CollectorKind::Disk, 1, 0, 0),
-            count(CollectorKind::Disk)
-        );
-        assert_eq!(
-            max_samples(CollectorKind::Network, 0, 2, 0),
-            2 * count(CollectorKind::Network) - 1
-        );
-        assert_eq!(
-            max_samples(CollectorKind::Filesystem, 0, 0, 3),
-            3 * count(CollectorKind::Filesystem) - 2
-        );
-        assert_eq!(max_samples(CollectorKind::Disk, 0, 0, 0), 1);
-        assert_eq!(max_samples(CollectorKind::Network, 0, 0, 0), 1);
-        assert_eq!(max_samples(CollectorKind::Filesystem, 0, 0, 0), 1);
-        assert!(Metric::ALL.contains(&Metric::DiskDevicesDroppedTotal));
-        assert!(Metric::ALL.contains(&Metric::NetworkInterfacesDroppedTotal));
-        assert!(Metric::ALL.contains(&Metric::FilesystemMountsDroppedTotal));
-        // cpu_usage_percent + cpu_seconds_total per mode.
-        assert_eq!(count(CollectorKind::Cpu), 2);
-        assert_eq!(cpu::SAMPLES_PER_CORE, 1 + cpu::MODES.len());
-    }
-
-    #[test]
-    fn default_config_keeps_the_minimum_ring() {
-        let mut c = Config::default();
-        assert_eq!(fit_caps(&mut c), None);
-        let size = RingSize::for_config(&c);
-        assert_eq!(size.capacity, MIN_RING_CAPACITY);
-        assert!(size.max_tick * 2 <= size.capacity);
-    }
-
-    #[test]
-    fn caps_are_lowered_to_fit_and_the_ring_holds_two_ticks() {
-        // Both at the allowed maximum: each gets half the budget.
-        let mut c = Config::default();
-        c.disk.max_devices = 4096;
-        c.network.max_interfaces = 4096;
-        let l = fit_caps(&mut c).expect("lowered");
-        assert_eq!(l.lowered.len(), 2);
-        assert!(l.max_tick_before > MAX_TICK_SAMPLES);
-        let text = l.to_string();
-        assert!(
-            text.contains("disk.max_devices lowered from 4096 to "),
-            "{text}"
-        );
-        assert!(
-            text.contains("network.max_interfaces lowered from 4096 to "),
-            "{text}"
-        );
-        // 674 disks and 900 interfaces still fit.
-        assert!(c.disk.max_devices >= 674, "{}", c.disk.max_devices);
-        assert!(
-            c.network.max_interfaces >= 900,
-            "{}",
-            c.network.max_interfaces
-        );
-        let size = RingSize::for_config(&c);
-        assert!(size.max_tick <= MAX_TICK_SAMPLES);
-        assert!(size.capacity >= 2 * size.max_tick);
-        assert!(size.capacity <= MAX_RING_CAPACITY);
-        assert_eq!(fit_caps(&mut c), None, "idempotent");
-
-        // Only the interfaces are large: the disk cap the user left alone is kept.
-        let mut c = Config::default();
-        c.network.max_interfaces = 4096;
-        let l = fit_caps(&mut c).expect("lowered");
-        assert_eq!(l.lowered.len(), 1);
-        assert_eq!(l.lowered[0].0, "network.max_interfaces");
-        assert_eq!(c.disk.max_devices, Config::default().disk.max_devices);
-        let size = RingSize::for_config(&c);
-        assert!(size.max_tick <= MAX_TICK_SAMPLES);
-        // As many interfaces as fit: one more would not.
-        assert!(
-            max_tick_samples(
-                c.disk.max_devices,
-                c.network.max_interfaces + 1,
-                c.filesystem.max_mounts
-            ) > MAX_TICK_SAMPLES
-        );
-
-        // 900 interfaces configured explicitly fit without lowering.
-        let mut c = Config::default();
-        c.network.max_interfaces = 900;
-        c.disk.max_devices = 674;
-        assert_eq!(fit_caps(&mut c), None);
-        let size = RingSize::for_config(&c);
-        assert!(size.capacity >= 2 * size.max_tick);
-    }
-
-    #[test]
-    fn the_mount_cap_counts_in_the_ring_and_leaves_the_other_caps() {
-        let mut c = Config::default();
-        let base = RingSize::for_config(&c).max_tick;
-        c.filesystem.max_mounts = 256;
-        let size = RingSize::for_config(&c);
-        assert_eq!(size.max_tick, base + (256 - 32) * 5);
-        assert!(size.capacity >= 2 * size.max_tick);
-        assert_eq!(fit_caps(&mut c), None);
-        assert_eq!(c.filesystem.max_mounts, 256);
     }
 
     #[test]

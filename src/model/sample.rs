@@ -5,120 +5,19 @@
 //! f64 value. `device_id` is not stored per sample: it is the same for every sample of a process and is
 //! added when a sample leaves the ring (store, JSONL).
 //!
-//! The metric table below names, per metric, its name, its kind and the collector that emits it.
+//! The metric table is the catalog's (`crate::catalog`): per metric its name, kind, labels and the
+//! collector that emits it.
 
 use core::fmt;
 
-use crate::collect::CollectorKind;
+pub use crate::catalog::MAX_LABELS;
+pub use crate::catalog::{LabelKey, Metric, MetricKind};
 
-/// Most labels any series carries (thermal: zone + sensor; cpu_seconds_total: core + mode;
-/// filesystem_*: mountpoint + fstype).
-pub const MAX_LABELS: usize = 2;
 /// Longest label value in bytes. Interface names are ≤ 15 bytes, thermal zone types ≤ 19, block
 /// device names in practice ≤ 32; longer values are refused (`LabelError::TooLong`), never truncated.
 /// Mount points and filesystem types are the exception: a longer one is shortened with a hash
 /// suffix that keeps distinct values distinct (`collect::filesystem::label_value`).
 pub const LABEL_VALUE_CAP: usize = 32;
-
-macro_rules! metrics {
-    ($($variant:ident => $name:literal, $kind:ident, $collector:ident;)*) => {
-        /// Every series the agent emits. Names follow Prometheus conventions: base units, `_total`
-        /// for counters.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum Metric { $($variant),* }
-
-        impl Metric {
-            pub const ALL: &'static [Metric] = &[$(Metric::$variant),*];
-
-            pub const fn name(self) -> &'static str {
-                match self { $(Metric::$variant => $name),* }
-            }
-
-            pub const fn kind(self) -> MetricKind {
-                match self { $(Metric::$variant => MetricKind::$kind),* }
-            }
-
-            /// The collector that emits it (per-collector accounting of stored samples).
-            pub const fn collector(self) -> CollectorKind {
-                match self { $(Metric::$variant => CollectorKind::$collector),* }
-            }
-        }
-    };
-}
-
-metrics! {
-    CpuUsagePercent => "cpu_usage_percent", Gauge, Cpu;
-    CpuSecondsTotal => "cpu_seconds_total", Counter, Cpu;
-    MemoryTotalBytes => "memory_total_bytes", Gauge, Memory;
-    MemoryAvailableBytes => "memory_available_bytes", Gauge, Memory;
-    MemoryUsedBytes => "memory_used_bytes", Gauge, Memory;
-    MemorySwapTotalBytes => "memory_swap_total_bytes", Gauge, Memory;
-    MemorySwapUsedBytes => "memory_swap_used_bytes", Gauge, Memory;
-    DiskReadOpsTotal => "disk_read_ops_total", Counter, Disk;
-    DiskWriteOpsTotal => "disk_write_ops_total", Counter, Disk;
-    DiskReadBytesTotal => "disk_read_bytes_total", Counter, Disk;
-    DiskWriteBytesTotal => "disk_write_bytes_total", Counter, Disk;
-    DiskReadTimeSecondsTotal => "disk_read_time_seconds_total", Counter, Disk;
-    DiskWriteTimeSecondsTotal => "disk_write_time_seconds_total", Counter, Disk;
-    DiskIoTimeSecondsTotal => "disk_io_time_seconds_total", Counter, Disk;
-    DiskIoTimeWeightedSecondsTotal => "disk_io_time_weighted_seconds_total", Counter, Disk;
-    DiskDevicesDroppedTotal => "disk_devices_dropped_total", Counter, Disk;
-    NetworkReceiveBytesTotal => "network_receive_bytes_total", Counter, Network;
-    NetworkTransmitBytesTotal => "network_transmit_bytes_total", Counter, Network;
-    NetworkReceivePacketsTotal => "network_receive_packets_total", Counter, Network;
-    NetworkTransmitPacketsTotal => "network_transmit_packets_total", Counter, Network;
-    NetworkReceiveErrorsTotal => "network_receive_errors_total", Counter, Network;
-    NetworkTransmitErrorsTotal => "network_transmit_errors_total", Counter, Network;
-    NetworkReceiveDropsTotal => "network_receive_drops_total", Counter, Network;
-    NetworkTransmitDropsTotal => "network_transmit_drops_total", Counter, Network;
-    NetworkInterfacesDroppedTotal => "network_interfaces_dropped_total", Counter, Network;
-    FilesystemSizeBytes => "filesystem_size_bytes", Gauge, Filesystem;
-    FilesystemFreeBytes => "filesystem_free_bytes", Gauge, Filesystem;
-    FilesystemAvailBytes => "filesystem_avail_bytes", Gauge, Filesystem;
-    FilesystemFiles => "filesystem_files", Gauge, Filesystem;
-    FilesystemFilesFree => "filesystem_files_free", Gauge, Filesystem;
-    FilesystemMountsDroppedTotal => "filesystem_mounts_dropped_total", Counter, Filesystem;
-    ThermalTemperatureCelsius => "thermal_temperature_celsius", Gauge, Thermal;
-    SystemLoad1 => "system_load1", Gauge, Load;
-    SystemLoad5 => "system_load5", Gauge, Load;
-    SystemLoad15 => "system_load15", Gauge, Load;
-    SystemUptimeSeconds => "system_uptime_seconds", Gauge, Uptime;
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MetricKind {
-    Gauge,
-    Counter,
-}
-
-/// Label names. Kept as an enum so a label costs one byte plus its value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum LabelKey {
-    Core,
-    Device,
-    Interface,
-    Zone,
-    Sensor,
-    /// CPU time mode of cpu_seconds_total (`user`, `idle`, …).
-    Mode,
-    Mountpoint,
-    Fstype,
-}
-
-impl LabelKey {
-    pub const fn name(self) -> &'static str {
-        match self {
-            LabelKey::Core => "core",
-            LabelKey::Device => "device",
-            LabelKey::Interface => "interface",
-            LabelKey::Zone => "zone",
-            LabelKey::Sensor => "sensor",
-            LabelKey::Mode => "mode",
-            LabelKey::Mountpoint => "mountpoint",
-            LabelKey::Fstype => "fstype",
-        }
-    }
-}
 
 pub type LabelValue = heapless::String<LABEL_VALUE_CAP, u8>;
 
@@ -194,34 +93,6 @@ pub fn int_label(n: u32) -> LabelValue {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_are_unique_and_prometheus_shaped() {
-        let mut names: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
-        for n in &names {
-            assert!(
-                n.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-            );
-        }
-        for m in Metric::ALL {
-            assert_eq!(
-                m.name().ends_with("_total"),
-                m.kind() == MetricKind::Counter,
-                "{m:?}"
-            );
-        }
-        names.sort_unstable();
-        names.dedup();
-        assert_eq!(names.len(), Metric::ALL.len());
-    }
-
-    #[test]
-    fn every_collector_emits_a_metric() {
-        for k in CollectorKind::ALL {
-            assert!(Metric::ALL.iter().any(|m| m.collector() == k), "{k:?}");
-        }
-    }
 
     #[test]
     fn labels_refuse_rather_than_truncate() {

@@ -466,9 +466,10 @@ impl AgentState {
         }
     }
 
-    /// With the latest-value table and the `device.labels` of `config`.
-    pub fn with_series(mut self, config: &crate::config::Config) -> AgentState {
-        self.latest = LatestTable::for_config(config);
+    /// With the latest-value table, room for `max_tick` series (the largest collection tick:
+    /// `collect::sizing::max_tick_samples`), and the `device.labels` of `config`.
+    pub fn with_series(mut self, config: &crate::config::Config, max_tick: usize) -> AgentState {
+        self.latest = LatestTable::with_capacity(max_tick);
         self.device_labels = config
             .device
             .labels

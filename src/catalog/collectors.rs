@@ -1,0 +1,77 @@
+//! The collector table: one row per periodic collector.
+//!
+//! A row is the collector's name (the `[collect.intervals]` key, `collector` label value and
+//! health component), the type in `collect/` that implements `collect::Collector` (which reads,
+//! bounds its own worst-case sample count and says when its source is absent), whether its reads
+//! may block (it then runs on a worker thread: `collect::worker`), and its metrics, each with its
+//! name, kind and the labels its samples carry.
+//!
+//! Adding a collector: its parser in `proc/`, its file in `collect/`, a row here, its fixture
+//! files under `tests/fixtures/`, and its line in docs/metrics.md. Nothing else names it: config
+//! keys, health components, self-metrics, the reserved labels, ring sizing and `status` all
+//! iterate this table (checked by `tests/catalog_docs.rs` for the docs and shipped configs).
+//!
+//! may_block: /proc files are answered from kernel memory; a thermal `temp`, hwmon and INA3221
+//! attributes may wait on an I²C bus, statvfs on a network file system's server.
+
+/// Calls `$callback!` with the table (the "X-macro" pattern: one table, several expansions).
+macro_rules! collector_table {
+    ($callback:ident) => {
+        $callback! {
+            Cpu => "cpu", cpu::CpuCollector, may_block: false, metrics {
+                CpuUsagePercent => "cpu_usage_percent", Gauge, [Core];
+                CpuSecondsTotal => "cpu_seconds_total", Counter, [Core, Mode];
+            }
+            Memory => "memory", FileCollector<memory::MemInfo>, may_block: false, metrics {
+                MemoryTotalBytes => "memory_total_bytes", Gauge, [];
+                MemoryAvailableBytes => "memory_available_bytes", Gauge, [];
+                MemoryUsedBytes => "memory_used_bytes", Gauge, [];
+                MemorySwapTotalBytes => "memory_swap_total_bytes", Gauge, [];
+                MemorySwapUsedBytes => "memory_swap_used_bytes", Gauge, [];
+            }
+            Disk => "disk", disk::DiskCollector, may_block: false, metrics {
+                DiskReadOpsTotal => "disk_read_ops_total", Counter, [Device];
+                DiskWriteOpsTotal => "disk_write_ops_total", Counter, [Device];
+                DiskReadBytesTotal => "disk_read_bytes_total", Counter, [Device];
+                DiskWriteBytesTotal => "disk_write_bytes_total", Counter, [Device];
+                DiskReadTimeSecondsTotal => "disk_read_time_seconds_total", Counter, [Device];
+                DiskWriteTimeSecondsTotal => "disk_write_time_seconds_total", Counter, [Device];
+                DiskIoTimeSecondsTotal => "disk_io_time_seconds_total", Counter, [Device];
+                DiskIoTimeWeightedSecondsTotal => "disk_io_time_weighted_seconds_total", Counter, [Device];
+                DiskDevicesDroppedTotal => "disk_devices_dropped_total", Counter, [];
+            }
+            Network => "network", network::NetworkCollector, may_block: false, metrics {
+                NetworkReceiveBytesTotal => "network_receive_bytes_total", Counter, [Interface];
+                NetworkTransmitBytesTotal => "network_transmit_bytes_total", Counter, [Interface];
+                NetworkReceivePacketsTotal => "network_receive_packets_total", Counter, [Interface];
+                NetworkTransmitPacketsTotal => "network_transmit_packets_total", Counter, [Interface];
+                NetworkReceiveErrorsTotal => "network_receive_errors_total", Counter, [Interface];
+                NetworkTransmitErrorsTotal => "network_transmit_errors_total", Counter, [Interface];
+                NetworkReceiveDropsTotal => "network_receive_drops_total", Counter, [Interface];
+                NetworkTransmitDropsTotal => "network_transmit_drops_total", Counter, [Interface];
+                NetworkInterfacesDroppedTotal => "network_interfaces_dropped_total", Counter, [];
+            }
+            Filesystem => "filesystem", filesystem::FilesystemCollector, may_block: true, metrics {
+                FilesystemSizeBytes => "filesystem_size_bytes", Gauge, [Mountpoint, Fstype];
+                FilesystemFreeBytes => "filesystem_free_bytes", Gauge, [Mountpoint, Fstype];
+                FilesystemAvailBytes => "filesystem_avail_bytes", Gauge, [Mountpoint, Fstype];
+                FilesystemFiles => "filesystem_files", Gauge, [Mountpoint, Fstype];
+                FilesystemFilesFree => "filesystem_files_free", Gauge, [Mountpoint, Fstype];
+                FilesystemMountsDroppedTotal => "filesystem_mounts_dropped_total", Counter, [];
+            }
+            Thermal => "thermal", thermal::ThermalCollector, may_block: true, metrics {
+                ThermalTemperatureCelsius => "thermal_temperature_celsius", Gauge, [Zone, Sensor];
+            }
+            Load => "load", FileCollector<load::LoadAvg>, may_block: false, metrics {
+                SystemLoad1 => "system_load1", Gauge, [];
+                SystemLoad5 => "system_load5", Gauge, [];
+                SystemLoad15 => "system_load15", Gauge, [];
+            }
+            Uptime => "uptime", FileCollector<uptime::Uptime>, may_block: false, metrics {
+                SystemUptimeSeconds => "system_uptime_seconds", Gauge, [];
+            }
+        }
+    };
+}
+
+pub(crate) use collector_table;
