@@ -26,10 +26,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::tools::{PROMTOOL, VMALERT, need, run};
 use support::vm::{Vm, free_port, http_get};
 
-const PROMTOOL: &str = "/usr/bin/promtool";
-const VMALERT: &str = "/usr/bin/vmalert";
 const RULES: &str = "configs/alerts/belabox-metrics.rules.yml";
 const DASHBOARD: &str = "configs/grafana/belabox-metrics.json";
 
@@ -58,13 +57,6 @@ const SOC_SERIES: &[&str] = &[
 
 fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
-fn need(bin: &str, package: &str) {
-    assert!(
-        Path::new(bin).exists(),
-        "{bin} not found: install the Debian package `{package}` (apt-get install {package})"
-    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -501,16 +493,7 @@ fn promtool_checks_rules_and_dashboard_queries() {
     need(PROMTOOL, "prometheus");
     let dir = tempfile::tempdir().unwrap();
     for file in [repo(RULES), dashboard_as_rules(dir.path())] {
-        let out = Command::new(PROMTOOL)
-            .args(["check", "rules"])
-            .arg(&file)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (out, text) = run(Command::new(PROMTOOL).args(["check", "rules"]).arg(&file));
         assert!(
             out.status.success(),
             "promtool check rules {}:\n{text}",
@@ -525,17 +508,13 @@ fn vmalert_dry_run_accepts_rules_and_dashboard_queries() {
     need(VMALERT, "victoria-metrics");
     let dir = tempfile::tempdir().unwrap();
     for file in [repo(RULES), dashboard_as_rules(dir.path())] {
-        let out = Command::new(VMALERT)
+        let (out, text) = run(Command::new(VMALERT)
             .arg("-dryRun")
-            .arg(format!("-rule={}", file.display()))
-            .output()
-            .unwrap();
+            .arg(format!("-rule={}", file.display())));
         assert!(
             out.status.success(),
-            "vmalert -dryRun -rule={}:\n{}{}",
-            file.display(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            "vmalert -dryRun -rule={}:\n{text}",
+            file.display()
         );
     }
 }

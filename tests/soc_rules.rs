@@ -31,10 +31,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use support::tools::{PROMTOOL, VMALERT, need, run};
 use support::vm::Vm;
 
-const PROMTOOL: &str = "/usr/bin/promtool";
-const VMALERT: &str = "/usr/bin/vmalert";
 const RULES: &str = "configs/alerts/belabox-metrics.rules.yml";
 
 /// Samples per series: minutes 0..=12.
@@ -51,13 +50,6 @@ const SOC_ALERTS: [&str; 5] = [THROTTLED, RAIL_CRIT, RAIL_WARN, FAN, ENCODER];
 
 fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
-fn need(bin: &str, package: &str) {
-    assert!(
-        Path::new(bin).exists(),
-        "{bin} not found: install the Debian package `{package}` (apt-get install {package})"
-    );
 }
 
 /// An alert's labels (without alertname), sorted.
@@ -389,16 +381,9 @@ fn promtool_fires_each_soc_rule_and_no_near_miss() {
     });
     let test_file = dir.path().join("soc.test.yml");
     std::fs::write(&test_file, serde_json::to_string_pretty(&test).unwrap()).unwrap();
-    let out = Command::new(PROMTOOL)
+    let (out, text) = run(Command::new(PROMTOOL)
         .args(["test", "rules"])
-        .arg(&test_file)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg(&test_file));
     assert!(out.status.success(), "promtool test rules:\n{text}");
     assert!(text.contains("SUCCESS"), "{text}");
 }
@@ -461,7 +446,7 @@ fn vmalert_replay_fires_each_soc_rule_and_no_near_miss() {
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("rules.yml");
     std::fs::copy(repo(RULES), &rules).unwrap();
-    let out = Command::new(VMALERT)
+    let (out, log) = run(Command::new(VMALERT)
         .arg(format!("-rule={}", rules.display()))
         .arg(format!("-datasource.url={}", vm.url("")))
         .arg(format!("-remoteWrite.url={}", vm.url("")))
@@ -478,14 +463,7 @@ fn vmalert_replay_fires_each_soc_rule_and_no_near_miss() {
         .arg(format!(
             "-httpListenAddr=127.0.0.1:{}",
             support::vm::free_port()
-        ))
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {VMALERT}: {e}"));
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+        )));
     assert!(out.status.success(), "vmalert replay:\n{log}");
     assert!(!log.contains("\terror\t"), "vmalert logged errors:\n{log}");
     vm.force_flush();
