@@ -11,7 +11,9 @@
 # Installs the Debian package `systemd` when systemd-analyze is missing (needs root or sudo).
 #
 # Usage: tests/systemd-check.sh        env: BELABOX_METRICS_BIN, MAX_EXPOSURE (default 2.0),
-#                                           UNIT_FILE (default systemd/belabox-metrics.service)
+#                                           UNIT_FILE (default systemd/belabox-metrics.service),
+#                                           DROP_IN (a .conf checked as the unit's drop-in, e.g.
+#                                           systemd/examples/soc-root.conf)
 # Prints `verify: clean` and `exposure: N.N` lines; exit 1 on any verify message or a score over
 # the limit.
 set -euo pipefail
@@ -52,6 +54,12 @@ fi
 grep -q '^ExecStart=/usr/local/bin/belabox-metrics ' "$UNIT" \
   || { echo "$UNIT: ExecStart is not /usr/local/bin/belabox-metrics ..." >&2; exit 1; }
 sed "s#^ExecStart=/usr/local/bin/belabox-metrics #ExecStart=$bin #" "$UNIT" >"$tmp/belabox-metrics.service"
+if [ -n "${DROP_IN:-}" ]; then
+  # Beside the unit, where verify and security load drop-ins from.
+  mkdir "$tmp/belabox-metrics.service.d"
+  cp "$DROP_IN" "$tmp/belabox-metrics.service.d/"
+  echo "drop-in: $DROP_IN"
+fi
 
 echo "==> systemd-analyze verify $UNIT"
 status=0

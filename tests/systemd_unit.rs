@@ -3,7 +3,9 @@
 //! on unknown keys and bad values, which systemd then silently ignores) and
 //! `systemd-analyze security --offline=true` (exposure at most 2.0); the unit carries every
 //! directive the agent's sandbox relies on, with its exact value; and the checker really catches a
-//! broken unit.
+//! broken unit. The opt-in drop-in systemd/examples/soc-root.conf (docs/install.md, "Root-only
+//! sources") verifies clean on top of it, is loaded (its capability raises the score), and is
+//! installed by nothing.
 //!
 //! These tests fail — they never skip — when systemd-analyze is missing and cannot be installed
 //! (the script apt-get installs the `systemd` package).
@@ -24,6 +26,11 @@ static CHECK: Mutex<()> = Mutex::new(());
 
 /// Runs the checker with ExecStart pointed at the binary cargo built for this test run.
 fn run_check(unit: Option<&Path>) -> (Output, String) {
+    run_check_with(unit, None)
+}
+
+/// The same, with `drop_in` installed as the unit's drop-in (`DROP_IN`).
+fn run_check_with(unit: Option<&Path>, drop_in: Option<&Path>) -> (Output, String) {
     let _serial = CHECK
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -31,6 +38,9 @@ fn run_check(unit: Option<&Path>) -> (Output, String) {
     cmd.env("BELABOX_METRICS_BIN", env!("CARGO_BIN_EXE_belabox-metrics"));
     if let Some(u) = unit {
         cmd.env("UNIT_FILE", u);
+    }
+    if let Some(d) = drop_in {
+        cmd.env("DROP_IN", d);
     }
     let out = cmd.output().expect("running tests/systemd-check.sh");
     let text = format!(
@@ -52,6 +62,15 @@ fn directives(unit: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The `exposure: N` figure of the checker's output.
+fn exposure(text: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix("exposure: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no numeric `exposure:` line (systemd < 250?):\n{text}"))
+}
+
 #[test]
 fn verify_is_clean_and_exposure_is_low() {
     let (out, text) = run_check(None);
@@ -60,13 +79,74 @@ fn verify_is_clean_and_exposure_is_low() {
         text.contains("verify: clean"),
         "no `verify: clean` line:\n{text}"
     );
-    let score: f64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("exposure: "))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no numeric `exposure:` line (systemd < 250?):\n{text}"));
+    let score = exposure(&text);
     assert!(score <= 2.0, "exposure {score} > 2.0:\n{text}");
+}
+
+const SOC_ROOT: &str = "systemd/examples/soc-root.conf";
+
+/// The opt-in drop-in of docs/install.md ("Root-only sources") verifies clean on the shipped
+/// unit, really is loaded (its capability shows in the security table and raises the score),
+/// and is installed by nothing: the shipped unit's score is the one above.
+#[test]
+fn soc_root_drop_in_verifies_and_stays_opt_in() {
+    let (out, text) = run_check_with(None, Some(&root().join(SOC_ROOT)));
+    assert!(
+        out.status.success(),
+        "systemd-check.sh with {SOC_ROOT}:\n{text}"
+    );
+    assert!(text.contains("verify: clean"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains('✗') && l.contains("AmbientCapabilities=")),
+        "the drop-in was not loaded (no AmbientCapabilities= row):\n{text}"
+    );
+    let (_, shipped) = run_check(None);
+    assert!(
+        exposure(&text) > exposure(&shipped),
+        "the drop-in grants a capability but the score did not rise:\n{text}\n{shipped}"
+    );
+    let conf = std::fs::read_to_string(root().join(SOC_ROOT)).unwrap();
+    let d = directives(&conf);
+    for (k, v) in [
+        (
+            "ExecStartPre",
+            "-+/bin/sh -c 'echo 1000 > /proc/mpp_service/load_interval'",
+        ),
+        ("AmbientCapabilities", "CAP_DAC_READ_SEARCH"),
+        ("CapabilityBoundingSet", "CAP_DAC_READ_SEARCH"),
+    ] {
+        assert!(
+            d.iter().any(|(dk, dv)| dk == k && dv == v),
+            "{SOC_ROOT} lacks {k}={v}"
+        );
+    }
+    // Nothing installs it.
+    for f in [
+        "systemd/install.sh",
+        "systemd/debian/build-deb.sh",
+        "Cargo.toml",
+    ] {
+        let text = std::fs::read_to_string(root().join(f)).unwrap();
+        assert!(!text.contains("soc-root"), "{f} installs {SOC_ROOT}");
+    }
+}
+
+/// A drop-in's errors are caught like the unit's: a misspelt key fails the check.
+#[test]
+fn checker_rejects_a_broken_drop_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("broken.conf");
+    std::fs::write(&bad, "[Service]\nAmbientCapabilites=CAP_DAC_READ_SEARCH\n").unwrap();
+    let (out, text) = run_check_with(None, Some(&bad));
+    assert!(
+        !out.status.success(),
+        "the checker passed a broken drop-in:\n{text}"
+    );
+    assert!(
+        text.contains("AmbientCapabilites"),
+        "the key is not named:\n{text}"
+    );
 }
 
 #[test]

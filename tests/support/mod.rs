@@ -5,6 +5,7 @@ pub mod agent;
 pub mod lazyfs;
 pub mod prom;
 pub mod proxy;
+pub mod tools;
 pub mod vm;
 
 use std::path::{Path, PathBuf};
