@@ -24,3 +24,6 @@ pub mod model;
 pub mod monitor;
 pub mod net;
 pub mod upload;
+
+#[cfg(test)]
+mod layering;

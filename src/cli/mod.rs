@@ -1,5 +1,6 @@
 //! Command-line parsing (hand-rolled: the agent has few flags and no room for a parser crate).
 
+mod check;
 mod load;
 
 pub use load::{INSTALLED_CONFIG, INSTALLED_CONFIG_ENV, default_to_installed, load_config};

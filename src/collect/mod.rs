@@ -24,12 +24,13 @@ pub mod worker;
 use std::fmt::{self, Write as _};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use belabox_proc::ParseError;
 
 use crate::config::Config;
+pub use crate::model::collector_stats::{CollectorStats, READ_PATH_CAP, ReadPath};
 use crate::model::ring::{SampleRing, SampleSink};
 use crate::model::sample::{Label, LabelKey, LabelValue, Metric, Sample};
 pub use kind::CollectorKind;
@@ -263,38 +264,6 @@ fn labelled(
         out.push(s);
         outcome.emitted += 1;
     }
-}
-
-/// Per-collector counters, shared with health and self-metrics (atomics: read from other tasks).
-#[derive(Debug, Default)]
-pub struct CollectorStats {
-    /// Samples produced by collections (in the ring, not yet durable).
-    pub samples_total: AtomicU64,
-    /// Samples of this collector committed to the store: a collection counts only once stored.
-    pub stored_total: AtomicU64,
-    pub collections_total: AtomicU64,
-    pub failures_total: AtomicU64,
-    pub skipped_total: AtomicU64,
-    pub failing: AtomicBool,
-    /// Samples of this collector dropped from the full sample ring before a flush stored them.
-    pub ring_dropped_total: AtomicU64,
-    /// Wall clock (ms) of the last tick that dropped samples of this collector; 0 = never.
-    pub last_ring_drop_ms: AtomicI64,
-    /// Wall clock (ms) of the last successful collection; 0 = never.
-    pub last_success_ms: AtomicI64,
-    /// Due collections skipped because the collector's worker was still busy with an earlier
-    /// one ([`worker`]).
-    pub ticks_missed_total: AtomicU64,
-    /// [`mono_ms`](crate::model::state::mono_ms) when the collection now running on the
-    /// collector's worker thread began; 0 while it is idle (and always for inline collectors).
-    pub busy_since_mono_ms: AtomicI64,
-    /// The file the worker's current (or last) read is on ([`worker::note_reading`]).
-    pub reading: Mutex<worker::ReadPath>,
-    /// Why the collector does not run on this board (its source is absent or not readable:
-    /// [`OpenError::Unavailable`]); set once at open, `None` for a running collector. `'static`
-    /// so that health snapshots stay `Copy`: leaked once per unavailable collector at start
-    /// (at most one short string per row of the table per open).
-    pub unavailable: Option<&'static str>,
 }
 
 impl CollectError {
@@ -757,7 +726,7 @@ impl Collectors {
     pub fn stuck(
         &self,
         mono_now: i64,
-    ) -> impl Iterator<Item = (&'static str, worker::ReadPath, i64)> {
+    ) -> impl Iterator<Item = (&'static str, crate::model::collector_stats::ReadPath, i64)> {
         self.entries.iter().filter_map(move |e| {
             let since = e.stats.busy_since_mono_ms.load(Ordering::Relaxed);
             (since > 0).then(|| {
@@ -856,10 +825,9 @@ impl Collectors {
 }
 
 /// How long [`Collectors::collect_all`] waits for the collectors on worker threads: above
-/// [`crate::health::status::COLLECTOR_STUCK_MS`], so that one it leaves behind is stuck.
-pub const COLLECT_ALL_WAIT: std::time::Duration = std::time::Duration::from_millis(
-    crate::health::status::COLLECTOR_STUCK_MS.unsigned_abs() + 500,
-);
+/// [`worker::COLLECTOR_STUCK_MS`], so that one it leaves behind is stuck.
+pub const COLLECT_ALL_WAIT: std::time::Duration =
+    std::time::Duration::from_millis(worker::COLLECTOR_STUCK_MS.unsigned_abs() + 500);
 
 /// Where `kind` runs: on a worker thread when its reads may block. When the thread cannot be
 /// started (logged), the collector is built again and runs on the collection loop.

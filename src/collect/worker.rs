@@ -13,7 +13,7 @@
 //! its result at most its budget ([`TICK_WAIT`] on a tick). A collection that is not finished
 //! by then is taken by a later tick; a collector still busy when it is due again misses that
 //! tick (counted: `ticks_missed_total`), and one busy for longer than
-//! [`crate::health::status::COLLECTOR_STUCK_MS`] is reported stuck in /health, with the file its
+//! [`COLLECTOR_STUCK_MS`] is reported stuck in /health, with the file its
 //! read is on ([`note_reading`]). The loop never waits longer than the budget, so a stuck read
 //! delays neither the other collectors, nor the store, nor SIGTERM; the stuck thread is left
 //! behind at exit.
@@ -23,8 +23,13 @@
 //! reserved at start for the collector's largest collection ([`crate::model::ring::max_samples`];
 //! only the pages written become resident).
 
+/// A collector on a worker thread whose collection has not returned for longer than this (ms)
+/// is stuck (`error` in /health, like a failing one). A sysfs or hwmon read takes microseconds;
+/// an I²C transfer that gets no answer times out in the kernel after about a second, so a few
+/// retries still end well within 5 s.
+pub const COLLECTOR_STUCK_MS: i64 = 5_000;
+
 use std::cell::RefCell;
-use std::fmt;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -44,79 +49,6 @@ pub const WORKER_STACK: usize = 512 * 1024;
 /// microseconds; an I²C sensor read a few milliseconds. Longer, the samples arrive with a later
 /// tick (stamped with the time they were asked for).
 pub const TICK_WAIT: Duration = Duration::from_millis(50);
-
-/// Bytes of a path kept for the stuck report: its end (the informative part: the zone and the
-/// attribute) when it is longer.
-pub const READ_PATH_CAP: usize = 120;
-
-/// The file a worker's current read is on, as /health shows it: fixed-size, so that a health
-/// snapshot holds it by value without allocating.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct ReadPath {
-    bytes: [u8; READ_PATH_CAP],
-    len: u8,
-    /// The path was longer: only its end is kept.
-    cut: bool,
-}
-
-impl Default for ReadPath {
-    fn default() -> Self {
-        ReadPath {
-            bytes: [0; READ_PATH_CAP],
-            len: 0,
-            cut: false,
-        }
-    }
-}
-
-impl ReadPath {
-    pub fn new(path: &[u8]) -> ReadPath {
-        let mut p = ReadPath::default();
-        p.set(path);
-        p
-    }
-
-    /// Keeps the last [`READ_PATH_CAP`] bytes of `path`, starting at a UTF-8 character.
-    fn set(&mut self, path: &[u8]) {
-        let mut start = path.len().saturating_sub(READ_PATH_CAP);
-        // Not in the middle of a character: skip continuation bytes (10xxxxxx).
-        while path.get(start).is_some_and(|b| b & 0xc0 == 0x80) {
-            start += 1;
-        }
-        let tail = path.get(start..).unwrap_or_default();
-        if let Some(dst) = self.bytes.get_mut(..tail.len()) {
-            dst.copy_from_slice(tail);
-            self.len = u8::try_from(tail.len()).unwrap_or(u8::MAX);
-            self.cut = start > 0;
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-}
-
-impl fmt::Display for ReadPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.cut {
-            f.write_str("…")?;
-        }
-        let bytes = self.bytes.get(..usize::from(self.len)).unwrap_or_default();
-        for chunk in bytes.utf8_chunks() {
-            f.write_str(chunk.valid())?;
-            if !chunk.invalid().is_empty() {
-                f.write_str("\u{fffd}")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for ReadPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ReadPath({self})")
-    }
-}
 
 thread_local! {
     /// The stats of the collector this worker thread runs; unset on every other thread.
@@ -348,26 +280,5 @@ fn work(
         slot.busy = false;
         drop(slot);
         shared.done.notify_all();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn read_path_keeps_the_end_at_a_character_boundary() {
-        let p = ReadPath::new(b"/sys/class/thermal/thermal_zone0/temp");
-        assert_eq!(p.to_string(), "/sys/class/thermal/thermal_zone0/temp");
-        assert!(!p.is_empty() && ReadPath::default().is_empty());
-        let long = format!("/{}/temp", "é".repeat(100));
-        let p = ReadPath::new(long.as_bytes());
-        let s = p.to_string();
-        assert!(s.starts_with('…') && s.ends_with("é/temp"), "{s}");
-        assert!(s.len() <= READ_PATH_CAP + '…'.len_utf8());
-        assert_eq!(
-            ReadPath::new(b"/a/\xff/temp").to_string(),
-            "/a/\u{fffd}/temp"
-        );
     }
 }

@@ -9,7 +9,6 @@
 //! on each field without checking again. `Serialize` on the section structs writes the effective
 //! configuration ([`Config::to_toml`]).
 
-mod check;
 mod diff;
 mod raw;
 mod reader;
@@ -575,9 +574,27 @@ impl Default for RetryConfig {
     }
 }
 
+/// Default `health.degraded_threshold.pending`: at least this many pending samples make the
+/// uploader `degraded`.
+pub const PENDING_DEGRADED: u64 = 5_000;
+/// Default `health.error_threshold.pending`: more than this many pending samples (with a
+/// stall) make the uploader `error`.
+pub const PENDING_ERROR: u64 = 10_000;
+/// Default `health.error_threshold.no_upload` (ms): no upload for more than this, with more
+/// than the error pending count: `error`.
+pub const STALL_ERROR_MS: i64 = 10 * 60 * 1000;
+/// Floor applied to `remote.upload_interval` before deriving thresholds.
+pub const MIN_UPLOAD_INTERVAL_MS: i64 = 1000;
+
+/// `interval` in ms, floored at [`MIN_UPLOAD_INTERVAL_MS`] (the health thresholds' base).
+pub fn floor_upload_interval_ms(interval: Duration) -> i64 {
+    i64::try_from(interval.as_millis())
+        .unwrap_or(i64::MAX)
+        .max(MIN_UPLOAD_INTERVAL_MS)
+}
+
 impl Default for HealthConfig {
     fn default() -> Self {
-        use crate::health::status::{PENDING_DEGRADED, PENDING_ERROR, STALL_ERROR_MS};
         HealthConfig {
             enabled: true,
             address: SocketAddr::from(([127, 0, 0, 1], 9100)),

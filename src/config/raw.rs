@@ -193,7 +193,7 @@ impl RawHealth {
         // not make a file without [health] thresholds invalid.
         let set =
             self.degraded_threshold.no_upload.is_some() || self.error_threshold.no_upload.is_some();
-        let interval_ms = crate::health::HealthRules::floor_interval_ms(upload_interval);
+        let interval_ms = super::floor_upload_interval_ms(upload_interval);
         if set && error.no_upload.ms(interval_ms) < degraded.no_upload.ms(interval_ms) {
             let at = match (degraded.no_upload, error.no_upload) {
                 (NoUpload::After(_), NoUpload::After(_)) => String::new(),

@@ -45,19 +45,9 @@ use crate::config::{CollectorKind, Config, HealthThreshold, RemoteConfig};
 use crate::model::phase::Phase;
 use crate::model::state::{AgentState, Refused, WaitReason, mono_ms};
 
-/// Default `health.degraded_threshold.pending`: at least this many pending samples make the
-/// uploader `degraded`.
-pub const PENDING_DEGRADED: u64 = 5_000;
-/// Default `health.error_threshold.pending`: more than this many pending samples (with a
-/// stall) make the uploader `error`.
-pub const PENDING_ERROR: u64 = 10_000;
-/// Default `health.error_threshold.no_upload` (ms): no upload for more than this, with more
-/// than the error pending count: `error`.
-pub const STALL_ERROR_MS: i64 = 10 * 60 * 1000;
+pub use crate::config::{MIN_UPLOAD_INTERVAL_MS, PENDING_DEGRADED, PENDING_ERROR, STALL_ERROR_MS};
 /// Store size above this percentage of `storage.max_size`: `degraded`.
 pub const STORE_FULL_PERCENT: u64 = 90;
-/// Floor applied to `remote.upload_interval` before deriving thresholds.
-pub const MIN_UPLOAD_INTERVAL_MS: i64 = 1000;
 /// Store unusable and the ring dropping for longer than this (ms): the agent is not live.
 pub const NO_PROGRESS_LIVE_MS: i64 = 5 * 60 * 1000;
 /// A ring drop keeps its collector `degraded` for this long (ms) after the last drop.
@@ -68,11 +58,7 @@ pub const MAX_LISTED_COLLECTORS: usize = 16;
 /// storage `error`, naming the phase. A flush takes well under a second; a frozen or hung file
 /// system blocks it for good.
 pub const LOOP_BLOCKED_MS: i64 = 10_000;
-/// A collector on a worker thread whose collection has not returned for longer than this (ms)
-/// is stuck (`error`, like a failing one). A sysfs or hwmon read takes microseconds; an I²C
-/// transfer that gets no answer times out in the kernel after about a second, so a few retries
-/// still end well within 5 s.
-pub const COLLECTOR_STUCK_MS: i64 = 5_000;
+pub use crate::collect::worker::COLLECTOR_STUCK_MS;
 
 /// The configuration the rules depend on. `Default`: the default configuration's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,9 +94,7 @@ impl HealthRules {
 
     /// `interval` in ms, floored at [`MIN_UPLOAD_INTERVAL_MS`].
     pub fn floor_interval_ms(interval: Duration) -> i64 {
-        i64::try_from(interval.as_millis())
-            .unwrap_or(i64::MAX)
-            .max(MIN_UPLOAD_INTERVAL_MS)
+        crate::config::floor_upload_interval_ms(interval)
     }
 
     /// The upload interval in ms, floored at [`MIN_UPLOAD_INTERVAL_MS`].
@@ -249,7 +233,7 @@ pub struct CollectorSnapshot {
 /// A collection that has not returned: the file its read is on, and for how long (ms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StuckRead {
-    pub path: crate::collect::worker::ReadPath,
+    pub path: crate::model::collector_stats::ReadPath,
     pub for_ms: i64,
 }
 
@@ -259,7 +243,7 @@ impl StuckRead {
     pub fn judge(
         busy_since: i64,
         now: i64,
-        path: crate::collect::worker::ReadPath,
+        path: crate::model::collector_stats::ReadPath,
     ) -> Option<StuckRead> {
         let for_ms = now.saturating_sub(busy_since);
         (busy_since > 0 && for_ms > COLLECTOR_STUCK_MS).then_some(StuckRead { path, for_ms })

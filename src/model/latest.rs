@@ -22,7 +22,7 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use crate::collect::CollectorKind;
+use crate::catalog::CollectorKind;
 use crate::model::sample::{Label, Metric, Sample};
 
 /// One series' newest committed sample.

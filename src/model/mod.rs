@@ -2,6 +2,7 @@
 //! [`ring`], the [`latest`] value of each series (for `/metrics`), the shared [`state`] (atomics read by health and self-metrics), and wall-clock
 //! [`time`] helpers.
 
+pub mod collector_stats;
 pub(crate) mod latest;
 pub mod phase;
 pub mod ring;

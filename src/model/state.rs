@@ -8,7 +8,8 @@
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::collect::{CollectorKind, CollectorStats};
+use crate::catalog::CollectorKind;
+use crate::model::collector_stats::CollectorStats;
 use crate::model::latest::LatestTable;
 
 /// A fixed-bucket histogram of durations in seconds; quantiles are estimated from bucket bounds.

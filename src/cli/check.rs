@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use super::{Config, ConfigError};
+use crate::config::{Config, ConfigError};
 use crate::upload::UploadError;
 
 impl Config {
@@ -39,7 +39,7 @@ impl Config {
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(r) = &self.remote {
-            out.extend(super::url_format_warning(&r.url, r.format));
+            out.extend(crate::config::url_format_warning(&r.url, r.format));
         }
         out
     }
