@@ -5,11 +5,14 @@
 
 use std::fmt;
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
+
+use super::{CollectError, worker};
+use belabox_proc::ParseError;
 
 /// Initial size of the scratch buffer shared by all files of a tick. /proc/stat on a 64-core
 /// board with its long `intr` line is ≈ 20 KiB; diskstats and net/dev with a few hundred devices
@@ -169,5 +172,83 @@ mod tests {
     fn missing_file_names_path() {
         let e = SourceFile::open(Path::new("/nonexistent/bbm")).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/bbm"), "{e}");
+    }
+}
+
+/// A file opened on first use and re-opened after a read error (a zone or device that came back).
+#[derive(Debug)]
+pub struct Source {
+    path: Arc<Path>,
+    file: Option<SourceFile>,
+    /// Before each read, check that the path still names the open file ([`Source::watched`]).
+    watch: bool,
+}
+
+impl Source {
+    pub fn new(path: PathBuf) -> Source {
+        Source {
+            path: Arc::from(path),
+            file: None,
+            watch: false,
+        }
+    }
+
+    /// [`Source::new`] for a file that may be replaced while the agent runs (a sysfs node
+    /// recreated when its driver rebinds, a fixture rewritten by rename): a new inode at the
+    /// path is opened instead of reading the old one for good. Costs a stat and an fstat per
+    /// read.
+    pub fn watched(path: PathBuf) -> Source {
+        Source {
+            watch: true,
+            ..Source::new(path)
+        }
+    }
+
+    /// Opens now, so that a bad path is reported at start.
+    pub fn open(path: PathBuf) -> Result<Source, SourceError> {
+        let file = SourceFile::open(&path)?;
+        Ok(Source {
+            path: file.path().clone(),
+            file: Some(file),
+            watch: false,
+        })
+    }
+
+    pub fn read<'b>(&mut self, buf: &'b mut [u8]) -> Result<&'b [u8], CollectError> {
+        worker::note_reading(self.path.as_os_str().as_encoded_bytes());
+        if self.watch && self.file.as_ref().is_some_and(SourceFile::replaced) {
+            log::debug!(path:? = self.path; "file replaced; reopening it");
+            self.file = None;
+        }
+        if self.file.is_none() {
+            self.file = Some(SourceFile::open(&self.path)?);
+        }
+        let Some(file) = self.file.as_ref() else {
+            return Err(CollectError::Missing {
+                path: self.path.clone(),
+                what: "file",
+            });
+        };
+        match file.read(buf) {
+            Ok(data) => Ok(data),
+            Err(e) => {
+                self.file = None;
+                Err(e.into())
+            }
+        }
+    }
+
+    pub fn parse_error(&self, error: ParseError) -> CollectError {
+        CollectError::Parse {
+            path: self.path.clone(),
+            error,
+        }
+    }
+
+    pub fn missing(&self, what: &'static str) -> CollectError {
+        CollectError::Missing {
+            path: self.path.clone(),
+            what,
+        }
     }
 }

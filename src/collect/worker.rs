@@ -35,7 +35,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::{Collector, CollectorKind, CollectorStats, READ_BUF_SIZE, collect_growing, record};
+use super::schedule::{collect_growing, record};
+use super::{Collector, CollectorKind, CollectorStats, READ_BUF_SIZE};
 use crate::model::ring::SampleSink;
 use crate::model::sample::Sample;
 use crate::model::state::mono_ms;
