@@ -1,7 +1,8 @@
 //! CPU budget of one collection tick against the floor of reading the same files.
 //!
-//! `floor_ns_per_tick`: pread of the same files into the same buffer, and statvfs of the mount
-//! points the filesystem collector reports, and nothing else.
+//! `floor_ns_per_tick`: pread of the same files into the same buffer (the files one collection
+//! read, recorded by `collect::trace_reads`: every collector's, so a new collector's files count),
+//! and statvfs of the mount points the filesystem collector reports, and nothing else.
 //! `tick_ns`: the full collection (read + parse + samples into the ring), every collector on the
 //! calling thread. `tick_ns_with_workers`: the same as the agent runs it, the collectors whose
 //! reads may block on their worker threads (the hand-off: a condvar wake and a wait per worker).
@@ -16,7 +17,7 @@ use std::ffi::CString;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use belabox_metrics::collect::{Collectors, READ_BUF_SIZE, SourceFile};
+use belabox_metrics::collect::{Collectors, READ_BUF_SIZE, SourceFile, trace_reads};
 use belabox_metrics::config::Config;
 use belabox_metrics::model::ring::SampleRing;
 use belabox_testkit::alloc_count::{CountingAlloc, count_allocs};
@@ -35,30 +36,18 @@ fn main() {
     if let Some(p) = std::env::var_os("BENCH_SYSFS") {
         config.paths.sysfs = PathBuf::from(p);
     }
-    let mut files: Vec<SourceFile> = [
-        "stat",
-        "meminfo",
-        "diskstats",
-        "net/dev",
-        "loadavg",
-        "uptime",
-        "self/mountinfo",
-    ]
-    .iter()
-    .map(|f| SourceFile::open(&config.paths.procfs.join(f)).expect("open /proc file"))
-    .collect();
-    if let Ok(entries) = std::fs::read_dir(config.paths.sysfs.join("class/thermal")) {
-        for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with("thermal_zone") {
-                if let Ok(f) = SourceFile::open(&e.path().join("temp")) {
-                    files.push(f);
-                }
-            }
-        }
-    }
     let mounts = reported_mounts(&config);
     let mut buf = vec![0u8; READ_BUF_SIZE];
     let mut collectors = Collectors::open_inline(&config).expect("collectors open");
+    // The floor reads exactly the files a tick reads: every collector's, new ones included.
+    trace_reads(true);
+    collectors.collect_all(1_700_000_000_000, &mut SampleRing::with_capacity(4096));
+    let mut traced = trace_reads(false);
+    traced.dedup();
+    let files: Vec<SourceFile> = traced
+        .iter()
+        .filter_map(|p| SourceFile::open(p).ok())
+        .collect();
     let mut with_workers = Collectors::open(&config).expect("collectors open");
     let mut ring = SampleRing::with_capacity(4096);
     let mut ts = 1_700_000_000_000i64;

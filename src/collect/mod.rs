@@ -41,7 +41,7 @@ pub(crate) use cap::labelled;
 pub use error::{CollectError, OpenError, SetupError};
 pub use kind::CollectorKind;
 pub use schedule::{COLLECT_ALL_WAIT, Collectors};
-pub use source::{MAX_READ_BUF_SIZE, READ_BUF_SIZE, Source, SourceError, SourceFile};
+pub use source::{MAX_READ_BUF_SIZE, READ_BUF_SIZE, Source, SourceError, SourceFile, trace_reads};
 
 /// What one collector did in one tick.
 #[derive(Debug, Default)]

@@ -6,7 +6,8 @@
 use std::fmt;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
@@ -216,6 +217,9 @@ impl Source {
 
     pub fn read<'b>(&mut self, buf: &'b mut [u8]) -> Result<&'b [u8], CollectError> {
         worker::note_reading(self.path.as_os_str().as_encoded_bytes());
+        if TRACING.load(Ordering::Relaxed) {
+            trace(&self.path);
+        }
         if self.watch && self.file.as_ref().is_some_and(SourceFile::replaced) {
             log::debug!(path:? = self.path; "file replaced; reopening it");
             self.file = None;
@@ -251,4 +255,24 @@ impl Source {
             what,
         }
     }
+}
+
+/// While on, every [`Source::read`] records its path ([`trace_reads`]). Off in the agent: one
+/// relaxed load per read.
+static TRACING: AtomicBool = AtomicBool::new(false);
+static TRACED: Mutex<Vec<Arc<Path>>> = Mutex::new(Vec::new());
+
+fn trace(path: &Arc<Path>) {
+    TRACED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(path.clone());
+}
+
+/// Starts recording the files the collectors read (`true`), or stops and returns them, in read
+/// order (`false`): the benches' floor of a tick is the same files read without parsing. It
+/// allocates while on: never in the agent.
+pub fn trace_reads(on: bool) -> Vec<Arc<Path>> {
+    TRACING.store(on, Ordering::Relaxed);
+    std::mem::take(&mut *TRACED.lock().unwrap_or_else(|e| e.into_inner()))
 }
