@@ -34,7 +34,7 @@ echo "==> cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "==> cargo clippy --no-default-features (the board build: no TLS)"
 cargo clippy --workspace --all-targets --no-default-features -- -D warnings
-echo "==> cargo test"
-cargo test --workspace
+echo "==> cargo test (with the agent's test hooks: src/agent/test_hooks.rs)"
+cargo test --workspace --features test-hooks
 echo "==> cargo test --no-default-features: the HTTP client and config without TLS"
 cargo test --no-default-features --lib --test http_client
