@@ -11,6 +11,7 @@ use super::flush::{FlushScratch, flush};
 use super::maintain::{self, Maintenance, refresh_storage_state};
 use super::notify::Notifier;
 use super::recover::{self, Recovery, RingCounts, Step};
+use super::self_metrics::SelfMetricBatch;
 use super::startup::{StartRecords, StartWriteError, move_aside, note_moved_aside};
 use super::time_trust::TimeTrust;
 use super::wait;
@@ -22,7 +23,6 @@ use crate::health::status::Liveness;
 use crate::model::phase::Phase;
 use crate::model::ring::{DropLog, SampleRing};
 use crate::model::state::AgentState;
-use crate::monitor::self_metrics::SelfMetricBatch;
 use crate::upload::store_worker::SharedStore;
 
 /// What the collection loop carries from one iteration to the next.

@@ -15,7 +15,7 @@
 //! store back after an I/O error (a full disk); [`signals`] is the self-pipe; [`tasks`] the
 //! executor thread; [`notify`] the systemd protocol; [`test_hooks`] (feature `test-hooks` only) the integration tests'
 //! hooks. The self-metrics written into the store
-//! are [`crate::monitor::self_metrics`].
+//! are [`self_metrics`].
 //!
 //! Start-up on a damaged store: the file is moved aside (`metrics.redb.corrupt-<secs>`, kept
 //! for salvage, counted and shown in /health until the next restart) and a fresh store is
@@ -33,6 +33,7 @@ mod maintain;
 pub(crate) mod notify;
 mod recover;
 mod reload;
+mod self_metrics;
 mod signals;
 mod startup;
 mod tasks;

@@ -308,7 +308,7 @@ pub fn visit_self_metrics(
     visit_storage(&state.storage, v);
     visit_time(&state.time, v);
     visit_agent(state, now_ms, v);
-    visit_process(&crate::monitor::self_metrics::process_stats(), v);
+    visit_process(&crate::monitor::process::process_stats(), v);
     let report = evaluate(rules, &Snapshot::capture(state, now_ms));
     visit_health_status(&report, v);
 }
@@ -606,7 +606,7 @@ const BUILD_LABELS: [(&str, &str); 3] = [
 
 /// `process_*` (the Prometheus process collector's names; a figure that could not be read has
 /// no row), then `belabox_metrics_build_info`.
-fn visit_process(p: &crate::monitor::self_metrics::ProcessStats, v: &mut dyn MetricVisitor) {
+fn visit_process(p: &crate::monitor::process::ProcessStats, v: &mut dyn MetricVisitor) {
     let rows: [(&str, &str, Kind, Option<f64>); 4] = [
         (
             "process_resident_memory_bytes",
