@@ -23,4 +23,5 @@ pub mod logging;
 pub mod model;
 pub mod monitor;
 pub mod net;
+pub mod text;
 pub mod upload;

@@ -223,6 +223,7 @@ impl BtimeFinder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::time::now_ms;
 
     #[test]
     fn stat_fields_after_the_last_paren() {
