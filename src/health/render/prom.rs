@@ -29,6 +29,14 @@ impl PromText<'_> {
         }
     }
 
+    /// `k="v"`, the value escaped.
+    fn label(&mut self, k: &str, v: &str) {
+        self.0.extend_from_slice(k.as_bytes());
+        self.0.extend_from_slice(b"=\"");
+        self.label_value(v);
+        self.0.push(b'"');
+    }
+
     fn label_value(&mut self, v: &str) {
         for &b in v.as_bytes() {
             match b {
@@ -70,10 +78,7 @@ impl MetricVisitor for PromText<'_> {
                 if i > 0 {
                     self.0.push(b',');
                 }
-                self.0.extend_from_slice(k.as_bytes());
-                self.0.extend_from_slice(b"=\"");
-                self.label_value(v);
-                self.0.push(b'"');
+                self.label(k, v);
             }
             self.0.push(b'}');
         }
@@ -107,9 +112,8 @@ fn write_system_series(state: &AgentState, out: &mut Vec<u8>) {
         }
         let mut p = PromText(out, None);
         p.0.extend_from_slice(name.as_bytes());
-        p.0.extend_from_slice(b"{device_id=\"");
-        p.label_value(&state.device_id);
-        p.0.push(b'"');
+        p.0.push(b'{');
+        p.label("device_id", &state.device_id);
         let own = r.labels.iter().map(|l| (l.key.name(), l.value.as_str()));
         let extra = state
             .device_labels
@@ -117,10 +121,7 @@ fn write_system_series(state: &AgentState, out: &mut Vec<u8>) {
             .map(|(k, v)| (k.as_str(), v.as_str()));
         for (k, v) in own.chain(extra) {
             p.0.push(b',');
-            p.0.extend_from_slice(k.as_bytes());
-            p.0.extend_from_slice(b"=\"");
-            p.label_value(v);
-            p.0.push(b'"');
+            p.label(k, v);
         }
         p.0.extend_from_slice(b"} ");
         p.value(r.value);
