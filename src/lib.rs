@@ -23,6 +23,7 @@ pub mod logging;
 pub mod model;
 pub mod monitor;
 pub mod net;
+pub mod text;
 pub mod upload;
 
 #[cfg(test)]

@@ -8,6 +8,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+// The agent reads its BELABOX_METRICS_TEST_* hooks only when built with this feature
+// (src/agent/test_hooks.rs): without it this test could not work, so it must not build.
+#[cfg(not(feature = "test-hooks"))]
+compile_error!("run with --features test-hooks (tests/run-all.sh does)");
+
 mod support;
 
 use std::os::unix::net::UnixDatagram;

@@ -7,9 +7,12 @@
 //!   this module never resolves).
 //! - [`LabelKey`]: the label names of those metrics; [`reserved_label`] derives from them the
 //!   names a user's `device.labels` may not take.
+//! - [`self_metrics`]: the agent's own metrics (`/metrics` and the stored self-metrics): each
+//!   family's name, help, type and label names.
 
 mod collectors;
 mod labels;
+pub mod self_metrics;
 
 pub(crate) use collectors::collector_table;
 pub use labels::{LabelKey, MAX_LABELS, reserved_label, reserved_labels};

@@ -2,7 +2,8 @@
 //! `/health/ready` and `/metrics`. See docs/health-monitoring.md for the semantics.
 //!
 //! - [`status`]: the rules, a pure function over a plain snapshot;
-//! - [`render`]: the `/health` JSON, the `/metrics` text and the self-metric rows (one source);
+//! - [`render`]: the `/health` JSON ([`render::json`]), the `/metrics` text ([`render::prom`])
+//!   and the self-metric values over the catalogue ([`render::self_metrics`], one source);
 //! - [`http`]: the bounded request-head parser;
 //! - [`respond`]: request → response into a reused buffer (no allocation after warm-up);
 //! - [`server`]: the listener, a fixed pool of 16 connection slots, timeouts and eviction.

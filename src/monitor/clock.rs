@@ -73,8 +73,7 @@ pub struct SystemClock {
     flag: PathBuf,
     dir: PathBuf,
     /// Read the kernel's NTP state (adjtimex). Off only under the test hook
-    /// `BELABOX_METRICS_TEST_IGNORE_KERNEL_NTP=1`: libfaketime fakes the wall clock but not
-    /// adjtimex, so a test machine that is synchronised would vouch for a faked clock.
+    /// `BELABOX_METRICS_TEST_IGNORE_KERNEL_NTP` (src/agent/test_hooks.rs, feature `test-hooks`).
     kernel: bool,
 }
 
@@ -85,18 +84,25 @@ impl SystemClock {
         SystemClock {
             flag: timesync_dir.join("synchronized"),
             dir: timesync_dir,
-            kernel: std::env::var_os("BELABOX_METRICS_TEST_IGNORE_KERNEL_NTP").is_none(),
+            kernel: true,
+        }
+    }
+
+    /// Does not read the kernel's NTP state (adjtimex): libfaketime fakes the wall clock but not
+    /// adjtimex, so on a synchronised test machine the kernel would vouch for a faked clock.
+    #[cfg(feature = "test-hooks")]
+    pub fn ignoring_kernel_ntp(self) -> SystemClock {
+        SystemClock {
+            kernel: false,
+            ..self
         }
     }
 }
 
 impl Default for SystemClock {
-    /// [`SystemClock::TIMESYNC_DIR`]; a test may name its own with the test hook
-    /// `BELABOX_METRICS_TEST_TIMESYNC_DIR` (unset in production), to sync "NTP" by hand.
+    /// [`SystemClock::TIMESYNC_DIR`], the kernel's NTP state read.
     fn default() -> Self {
-        let dir = std::env::var_os("BELABOX_METRICS_TEST_TIMESYNC_DIR")
-            .map_or_else(|| PathBuf::from(Self::TIMESYNC_DIR), PathBuf::from);
-        SystemClock::new(dir)
+        SystemClock::new(PathBuf::from(Self::TIMESYNC_DIR))
     }
 }
 

@@ -1,7 +1,7 @@
-//! Watching the agent and its board beyond collection: the clock-[`skew`] check, and the agent's
-//! own metrics stored as series ([`self_metrics`]), and whether the wall clock can be trusted
-//! ([`clock`]).
+//! Watching the agent and its board beyond collection: the clock-[`skew`] check, the agent
+//! process's own figures ([`process`]), and whether the wall clock can be trusted ([`clock`]).
+//! A lower module than [`crate::health`], which shows these: nothing here uses it.
 
 pub(crate) mod clock;
-pub(crate) mod self_metrics;
+pub(crate) mod process;
 pub mod skew;

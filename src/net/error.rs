@@ -121,7 +121,7 @@ impl fmt::Display for HttpError {
                  or use an http:// URL",
             ),
             #[cfg(feature = "tls")]
-            HttpError::Tls { host, error } => f.write_str(&super::tls::describe(error, host)),
+            HttpError::Tls { host, error } => f.write_str(&describe_tls(error, host)),
             #[cfg(feature = "tls")]
             HttpError::TlsSetup(why) => write!(f, "https unavailable: {why}"),
         }
@@ -159,6 +159,52 @@ impl From<ChunkedError> for HttpError {
     fn from(e: ChunkedError) -> HttpError {
         HttpError::Malformed(e.0)
     }
+}
+
+/// A readable reason for a TLS failure with `host` (what the log and /health show).
+#[cfg(feature = "tls")]
+fn describe_tls(error: &rustls::Error, host: &str) -> String {
+    use rustls::CertificateError as C;
+    match error {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::UnknownIssuer => format!(
+                "the certificate of {host} is not signed by a trusted CA (check remote.ca_file, \
+                 or the system roots when it is not set)"
+            ),
+            C::Expired | C::ExpiredContext { .. } => {
+                format!("the certificate of {host} has expired (or this board's clock is wrong)")
+            }
+            C::NotValidYet | C::NotValidYetContext { .. } => format!(
+                "the certificate of {host} is not valid yet (or this board's clock is wrong)"
+            ),
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                let presented = match c {
+                    C::NotValidForNameContext { presented, .. } if !presented.is_empty() => {
+                        let names: Vec<&str> = presented.iter().map(|p| bare_name(p)).collect();
+                        format!(" (it is for {})", names.join(", "))
+                    }
+                    _ => String::new(),
+                };
+                format!("the certificate of {host} is not valid for the name {host}{presented}")
+            }
+            C::Revoked => format!("the certificate of {host} is revoked"),
+            C::BadSignature => format!("the certificate of {host} has a bad signature"),
+            other => format!("the certificate of {host} is not acceptable: {other:?}"),
+        },
+        rustls::Error::AlertReceived(alert) => {
+            format!("TLS handshake with {host} refused by the server (alert {alert:?})")
+        }
+        other => format!("TLS with {host} failed: {other}"),
+    }
+}
+
+/// `DnsName("vm.example")` (how rustls presents a certificate's names) as `vm.example`.
+#[cfg(feature = "tls")]
+fn bare_name(presented: &str) -> &str {
+    presented
+        .strip_prefix("DnsName(\"")
+        .and_then(|p| p.strip_suffix("\")"))
+        .unwrap_or(presented)
 }
 
 #[cfg(test)]

@@ -16,9 +16,11 @@
 mod base64;
 pub(crate) mod chunked;
 mod client;
+mod conn;
 pub(crate) mod date;
 mod error;
 pub(crate) mod head;
+mod message;
 mod plain;
 mod resolve;
 pub(crate) mod response;
@@ -49,11 +51,12 @@ pub fn check_ca_file(path: &std::path::Path) -> Result<usize, String> {
 }
 pub(crate) mod url;
 
-pub use client::{
-    Client, IDLE_TIMEOUT, MAX_BODY_BYTES, MAX_IDLE_CONNECTIONS, Request, Response, SNIPPET_BYTES,
-    USER_AGENT, check_supported, valid_header_value,
-};
+pub use client::{Client, check_supported, valid_header_value};
 pub use date::parse_http_date;
 pub use error::{FailureKind, HttpError};
 pub use head::Method;
+pub use message::{
+    IDLE_TIMEOUT, MAX_BODY_BYTES, MAX_IDLE_CONNECTIONS, Request, Response, SNIPPET_BYTES,
+    USER_AGENT,
+};
 pub use url::{Url, UrlError};

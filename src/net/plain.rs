@@ -1,5 +1,5 @@
-//! HTTP/1.1 over a `smol::net::TcpStream`, plain or (feature `tls`, `https://`) wrapped in rustls
-//! after the connect ([`super::tls`]): write the request, read the response with the pure parsers
+//! HTTP/1.1 over a connection ([`super::conn`]: plain TCP, or with feature `tls` TLS over it):
+//! write the request, read the response with the pure parsers
 //! ([`super::response`], [`super::chunked`]), keep the connection for the next request when the
 //! response allows it. One code path for both schemes after the handshake.
 //!
@@ -14,20 +14,16 @@
 //! head arrives); the request head is one buffer, with the body appended when small.
 
 use std::io;
-use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
-use std::task::{Context, Poll};
 use std::time::Instant;
 
-use smol::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
-use smol::net::TcpStream;
+use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::chunked::ChunkedDecoder;
-use super::client::{BodySink, IDLE_TIMEOUT, Request, Response, USER_AGENT};
+use super::conn::{Conn, Connector};
 use super::error::HttpError;
 use super::head::Method;
-use super::resolve::resolve;
+use super::message::{BodySink, IDLE_TIMEOUT, Request, Response, USER_AGENT};
 use super::response::{Framing, Head, Parsed, parse_head};
 use super::url::Url;
 
@@ -36,65 +32,12 @@ const READ_BUF: usize = 4096;
 /// A body up to this size goes in the same write as the head (one segment on the wire).
 const INLINE_BODY: usize = 16 * 1024;
 
-/// One connection: plain TCP, or TLS over TCP (boxed: rustls's state is a few KiB).
-#[derive(Debug)]
-pub(super) enum Conn {
-    Plain(TcpStream),
-    #[cfg(feature = "tls")]
-    Tls(Box<futures_rustls::client::TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for Conn {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            #[cfg(feature = "tls")]
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Conn {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            #[cfg(feature = "tls")]
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
-            #[cfg(feature = "tls")]
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_close(cx),
-            #[cfg(feature = "tls")]
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
-        }
-    }
-}
-
-/// The idle connection kept for the next request, and (feature `tls`) the rustls set-up.
+/// The idle connection kept for the next request, and how new ones are opened.
 #[derive(Debug, Default)]
 pub(super) struct Pool {
     /// Never locked across an `.await`.
     idle: Mutex<Option<Idle>>,
-    #[cfg(feature = "tls")]
-    tls: super::tls::TlsSetup,
+    connector: Connector,
 }
 
 #[derive(Debug)]
@@ -112,7 +55,7 @@ impl Pool {
     pub fn with_ca_file(ca_file: Option<std::path::PathBuf>) -> Pool {
         Pool {
             idle: Mutex::default(),
-            tls: super::tls::TlsSetup::new(ca_file),
+            connector: Connector::with_ca_file(ca_file),
         }
     }
 
@@ -174,7 +117,7 @@ pub(super) async fn send(pool: &Pool, req: &Request<'_>) -> Result<Response, Htt
             Err(f) => return Err(f.error),
         }
     }
-    let mut stream = connect(pool, req.url).await?;
+    let mut stream = pool.connector.connect(req.url).await?;
     let (response, reusable) = exchange(&mut stream, req, &out)
         .await
         .map_err(|f| f.error)?;
@@ -224,47 +167,6 @@ fn request_bytes(req: &Request<'_>) -> Vec<u8> {
         out.extend_from_slice(req.body);
     }
     out
-}
-
-/// A new connection (with its TLS handshake for https).
-async fn connect(pool: &Pool, url: &Url) -> Result<Conn, HttpError> {
-    let tcp = connect_tcp(url).await?;
-    if url.is_https() {
-        #[cfg(feature = "tls")]
-        return Ok(Conn::Tls(Box::new(
-            super::tls::handshake(&pool.tls, url, tcp).await?,
-        )));
-        #[cfg(not(feature = "tls"))]
-        return Err(HttpError::TlsUnavailable);
-    }
-    let _ = pool;
-    Ok(Conn::Plain(tcp))
-}
-
-/// A new TCP connection: the IP literal, or each resolved address in turn.
-async fn connect_tcp(url: &Url) -> Result<TcpStream, HttpError> {
-    let addrs = match url.ip() {
-        Some(ip) => vec![SocketAddr::new(ip, url.port())],
-        None => resolve(url.host(), url.port()).await?,
-    };
-    let mut last = None;
-    for addr in addrs {
-        match TcpStream::connect(addr).await {
-            Ok(stream) => {
-                // Head and body are written whole; no need to wait for more.
-                let _ = stream.set_nodelay(true);
-                return Ok(stream);
-            }
-            Err(source) => last = Some((addr, source)),
-        }
-    }
-    Err(match last {
-        Some((addr, source)) => HttpError::Connect { addr, source },
-        None => HttpError::Resolve {
-            host: url.host().to_owned(),
-            source: io::Error::new(io::ErrorKind::NotFound, "no address"),
-        },
-    })
 }
 
 /// Reads more bytes onto the end of `buf` (at most [`READ_BUF`]). Returns how many; 0 at EOF.
@@ -368,12 +270,12 @@ enum BodyEnd {
     Clean,
     /// At the body's end, with bytes beyond it (or at the close that delimits it).
     Extra,
-    /// At [`super::client::MAX_BODY_BYTES`]: the rest was not read.
+    /// At [`super::message::MAX_BODY_BYTES`]: the rest was not read.
     Cut,
 }
 
 /// Reads the body after the head (`rest`: bytes already read past the head) into `sink`, at
-/// most [`super::client::MAX_BODY_BYTES`] of it; `wire` counts the bytes read from `stream`.
+/// most [`super::message::MAX_BODY_BYTES`] of it; `wire` counts the bytes read from `stream`.
 async fn read_body(
     stream: &mut Conn,
     framing: Framing,

@@ -24,7 +24,7 @@ use futures_rustls::TlsConnector;
 use futures_rustls::client::TlsStream;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{CertificateError, ClientConfig, RootCertStore};
+use rustls::{ClientConfig, RootCertStore};
 use smol::net::TcpStream;
 
 use super::error::HttpError;
@@ -133,50 +133,6 @@ pub(super) async fn handshake(
 }
 
 /// The rustls error inside an I/O error from the TLS stream, if that is what it is.
-pub(super) fn rustls_error(e: &io::Error) -> Option<rustls::Error> {
+fn rustls_error(e: &io::Error) -> Option<rustls::Error> {
     e.get_ref()?.downcast_ref::<rustls::Error>().cloned()
-}
-
-/// A readable reason for a TLS failure with `host` (what the log and /health show).
-pub(super) fn describe(error: &rustls::Error, host: &str) -> String {
-    use CertificateError as C;
-    match error {
-        rustls::Error::InvalidCertificate(c) => match c {
-            C::UnknownIssuer => format!(
-                "the certificate of {host} is not signed by a trusted CA (check remote.ca_file, \
-                 or the system roots when it is not set)"
-            ),
-            C::Expired | C::ExpiredContext { .. } => {
-                format!("the certificate of {host} has expired (or this board's clock is wrong)")
-            }
-            C::NotValidYet | C::NotValidYetContext { .. } => format!(
-                "the certificate of {host} is not valid yet (or this board's clock is wrong)"
-            ),
-            C::NotValidForName | C::NotValidForNameContext { .. } => {
-                let presented = match c {
-                    C::NotValidForNameContext { presented, .. } if !presented.is_empty() => {
-                        let names: Vec<&str> = presented.iter().map(|p| bare_name(p)).collect();
-                        format!(" (it is for {})", names.join(", "))
-                    }
-                    _ => String::new(),
-                };
-                format!("the certificate of {host} is not valid for the name {host}{presented}")
-            }
-            C::Revoked => format!("the certificate of {host} is revoked"),
-            C::BadSignature => format!("the certificate of {host} has a bad signature"),
-            other => format!("the certificate of {host} is not acceptable: {other:?}"),
-        },
-        rustls::Error::AlertReceived(alert) => {
-            format!("TLS handshake with {host} refused by the server (alert {alert:?})")
-        }
-        other => format!("TLS with {host} failed: {other}"),
-    }
-}
-
-/// `DnsName("vm.example")` (how rustls presents a certificate's names) as `vm.example`.
-fn bare_name(presented: &str) -> &str {
-    presented
-        .strip_prefix("DnsName(\"")
-        .and_then(|p| p.strip_suffix("\")"))
-        .unwrap_or(presented)
 }

@@ -6,6 +6,10 @@
 
 use std::io::Write;
 
+/// The crate's one JSON string escaper ([`crate::text::json`]), named here too for the callers
+/// that write JSONL beside the series (`store export`, the log lines).
+pub use crate::text::json::write_str;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JsonlError {
     /// A value was NaN or infinite.
@@ -104,25 +108,6 @@ fn write_i64(out: &mut Vec<u8>, v: i64) {
         }
     }
     out.extend_from_slice(&digits[at..]);
-}
-
-/// A JSON string literal with the escapes RFC 8259 requires.
-pub fn write_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    for &b in s.as_bytes() {
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0..=0x1f | 0x7f => {
-                let _ = write!(out, "\\u{b:04x}");
-            }
-            _ => out.push(b),
-        }
-    }
-    out.push(b'"');
 }
 
 #[cfg(test)]

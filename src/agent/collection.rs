@@ -1,0 +1,472 @@
+//! What the collection loop of [`super::run`] does each iteration: collect into the ring, flush
+//! it into the store when due, keep the store maintained and recover it after an I/O error.
+//! Its clock handling is [`super::time_trust`].
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use belabox_store::{InsertError, OpenError};
+
+use super::flush::{FlushScratch, flush};
+use super::maintain::{self, Maintenance, refresh_storage_state};
+use super::notify::Notifier;
+use super::recover::{self, Recovery, RingCounts, Step};
+use super::self_metrics::SelfMetricBatch;
+use super::startup::{StartRecords, StartWriteError, move_aside, note_moved_aside};
+use super::time_trust::TimeTrust;
+use super::wait;
+use crate::collect::Collectors;
+use crate::collect::sizing;
+use crate::config::Config;
+use crate::health::HealthRules;
+use crate::health::status::Liveness;
+use crate::model::phase::Phase;
+use crate::model::ring::{DropLog, SampleRing};
+use crate::model::state::AgentState;
+use crate::upload::store_worker::SharedStore;
+
+/// What the collection loop carries from one iteration to the next.
+pub(super) struct CollectionLoop<'a> {
+    pub(super) config: &'a Config,
+    pub(super) store: &'a SharedStore,
+    pub(super) state: &'a AgentState,
+    pub(super) rules: HealthRules,
+    pub(super) collectors: Collectors,
+    pub(super) ring: SampleRing,
+    pub(super) drop_log: DropLog,
+    pub(super) scratch: FlushScratch,
+    /// Samples the collectors pushed into the ring since start: each one is stored, dropped
+    /// by the full ring (`ring.dropped()`), or reported lost at shutdown.
+    pub(super) collected: u64,
+    /// Origin of the collectors' monotonic milliseconds.
+    pub(super) start: Instant,
+    pub(super) next_flush: Instant,
+    pub(super) next_self_metrics: Instant,
+    /// Self-metrics are due: the next flush takes them (fresh, with its own stamp) and stores
+    /// them in its transaction; a failed flush leaves them due.
+    pub(super) self_metrics_due: bool,
+    pub(super) maintenance: Maintenance,
+    pub(super) time: TimeTrust,
+    pub(super) recovery: Recovery,
+    /// Start-up records a full disk deferred.
+    pub(super) start_records: Option<StartRecords>,
+    /// The not-live state was logged (once per stretch).
+    pub(super) not_live_logged: bool,
+    /// A vanished store file could not be put back: the next try is not before this.
+    pub(super) restore_retry_at: Option<Instant>,
+}
+
+impl<'a> CollectionLoop<'a> {
+    pub(super) fn new(
+        config: &'a Config,
+        store: &'a SharedStore,
+        state: &'a AgentState,
+        rules: HealthRules,
+        collectors: Collectors,
+    ) -> Self {
+        let start = Instant::now();
+        let lp = CollectionLoop {
+            config,
+            store,
+            state,
+            rules,
+            collectors,
+            ring: SampleRing::with_capacity(sizing::ring_size(config).capacity),
+            drop_log: DropLog::default(),
+            scratch: FlushScratch::default(),
+            collected: 0,
+            start,
+            next_flush: start + config.storage.flush_interval,
+            next_self_metrics: start + config.monitoring.self_metrics_interval,
+            self_metrics_due: false,
+            maintenance: Maintenance::new(start, &config.storage),
+            time: TimeTrust::new(config, &store.get()),
+            recovery: Recovery::new(&config.storage.path),
+            start_records: None,
+            not_live_logged: false,
+            restore_retry_at: None,
+        };
+        lp.publish_stall_bound();
+        lp
+    }
+
+    /// The loop's longest sleep (its shortest collector interval, or the flush interval) sets
+    /// how long it may stay in one phase before the live probe fails
+    /// ([`crate::model::phase::stall_after`]).
+    pub(super) fn publish_stall_bound(&self) {
+        let longest_sleep = self
+            .collectors
+            .shortest_interval()
+            .min(self.config.storage.flush_interval);
+        self.state.loop_phase.set_stall_after(longest_sleep);
+    }
+
+    /// Milliseconds since `start`.
+    pub(super) fn mono(&self, now: Instant) -> i64 {
+        i64::try_from(now.duration_since(self.start).as_millis()).unwrap_or(i64::MAX)
+    }
+
+    pub(super) fn ring_counts(&self) -> RingCounts {
+        RingCounts {
+            dropped: self.ring.dropped(),
+            len: self.ring.len(),
+        }
+    }
+
+    /// Runs the collectors that are due into the ring; returns the instant of this tick.
+    pub(super) fn collect(&mut self) -> Instant {
+        self.state.loop_phase.enter(Phase::Collect);
+        let now = Instant::now();
+        let ts = self.judge_time();
+        // Again: judging the time may have flushed.
+        self.state.loop_phase.enter(Phase::Collect);
+        let t0 = Instant::now();
+        let pushed = self.collectors.tick(self.mono(now), ts, &mut self.ring);
+        self.collected += pushed as u64;
+        if pushed > 0 {
+            self.state
+                .collect_duration
+                .observe(t0.elapsed().as_secs_f64());
+        }
+        self.state.loop_heartbeat.fetch_add(1, Ordering::Relaxed);
+        self.note_ring_drops(now, ts);
+        now
+    }
+
+    /// Counts ring drops per collector (health degrades on them) and logs them, rate-limited.
+    pub(super) fn note_ring_drops(&mut self, now: Instant, ts: i64) {
+        let dropped = self.ring.dropped();
+        let storage = &self.state.storage;
+        if storage.ring_dropped_total.swap(dropped, Ordering::Relaxed) != dropped {
+            self.collectors.note_ring_drops(&self.ring, ts);
+        }
+        if let Some(line) = self.drop_log.due(dropped, now) {
+            let size = sizing::ring_size(self.config);
+            log::warn!(
+                dropped = line.new,
+                dropped_total = line.total,
+                ring_capacity = self.ring.capacity(),
+                largest_tick = size.max_tick,
+                store_failing = storage.io_failing.load(Ordering::Relaxed),
+                error_type = "ring_full";
+                "sample ring full: oldest samples dropped before they were stored"
+            );
+        }
+    }
+
+    /// Flush (on time, or early when the ring is half full), self-metrics, store upkeep; in a
+    /// store outage, the recovery steps instead ([`recover`]).
+    pub(super) fn housekeeping(&mut self, now: Instant) {
+        let c = self.config;
+        if now >= self.next_self_metrics {
+            // Stored by the next flush, in its commit (one of their own would cost ≈ 9 pages).
+            self.self_metrics_due = true;
+            self.next_self_metrics = now + c.monitoring.self_metrics_interval;
+        }
+        self.recovery.track_ring(self.ring.dropped(), self.state);
+        match self.recovery.step(now) {
+            Step::Normal => {
+                // Half full: the next tick (at most half the capacity, see RingSize) still fits.
+                if now >= self.next_flush || self.ring.len() >= self.ring.capacity() / 2 {
+                    self.flush_and_track(now, "flush");
+                    self.next_flush = now + c.storage.flush_interval;
+                }
+            }
+            Step::Wait => {}
+            Step::Probe => {
+                // A read: fails once the handle is poisoned (an uploader's mark on a full disk).
+                // Bound first: the read guard must be gone before a reopen takes the lock.
+                let probe = self.store.get().history_count();
+                if let Err(e) = probe {
+                    if e.is_io_poisoned() {
+                        self.recovery.poisoned();
+                        self.reopen(now);
+                    }
+                }
+            }
+            Step::Retry { poisoned } => self.retry(now, poisoned),
+        }
+        if self.recovery.in_outage() {
+            // Every write would poison the handle the uploader is reading through.
+            return;
+        }
+        self.state.loop_phase.enter(Phase::Maintenance);
+        self.restamp();
+        let failed = self
+            .maintenance
+            .run_due(now, &self.store.get(), &c.storage.path, self.state);
+        if let Some(e) = failed {
+            self.failed(now, recover::Failure::from(&e), &e, "maintenance");
+        }
+    }
+
+    /// Flushes; a failure starts (or continues) an outage, a success ends it.
+    pub(super) fn flush_and_track(&mut self, now: Instant, what: &str) -> bool {
+        self.state.loop_phase.enter(Phase::Flush);
+        let unstamped = self.time.ring_unstamped.then_some(&self.time.boot_id);
+        let device_id = &self.config.device.id;
+        let mut riders = self
+            .self_metrics_due
+            .then(|| SelfMetricBatch::take(self.state, &self.rules, self.time.verdict.stamp));
+        // Stamped another way than the ring (its mode lags the verdict by one tick at most):
+        // they cannot share its transaction and get one of their own.
+        if let Some(m) = riders.take_if(|m| m.is_unstamped() != unstamped.is_some()) {
+            m.store(&self.store.get(), device_id, &self.time.boot_id);
+            self.self_metrics_due = false;
+        }
+        let store = self.store.get();
+        let mut flush_with = |extra: &[belabox_store::NewSample<'_>]| {
+            flush(
+                &store,
+                &mut self.ring,
+                &mut self.scratch,
+                device_id,
+                self.state,
+                unstamped,
+                extra,
+            )
+        };
+        let result = match &riders {
+            Some(m) => m.with_samples(device_id, flush_with),
+            None => flush_with(&[]),
+        };
+        drop(store);
+        if result.is_ok() {
+            self.self_metrics_due = false;
+        }
+        match result {
+            Ok(()) => {
+                self.recovery.recovered(self.ring.dropped(), self.state);
+                self.restore_vanished(now);
+                let capped = maintain::enforce_size_cap(&self.store.get(), self.state);
+                match capped {
+                    Err(e) if e.is_io_poisoned() => {
+                        self.failed(now, recover::Failure::from(&e), &e, "size cap");
+                        return false;
+                    }
+                    Err(e) => {
+                        log::warn!(error:% = e, error_type = "size_cap"; "size cap after the flush failed")
+                    }
+                    Ok(()) => {}
+                }
+                refresh_storage_state(&self.store.get(), &self.config.storage.path, self.state);
+                self.write_start_records(now);
+                true
+            }
+            Err(e) => {
+                self.failed(now, recover::Failure::from(&e), &e, what);
+                false
+            }
+        }
+    }
+
+    /// After each flush: the store file deleted or replaced while in use is put back at its
+    /// path from the open file ([`Store::restore_vanished`], nothing lost); a failure (no room
+    /// for the copy) is retried a minute later. The journal heals itself inside the flush.
+    pub(super) fn restore_vanished(&mut self, now: Instant) {
+        if self.restore_retry_at.is_some_and(|t| now < t)
+            || self.store.get().vanished_file().is_none()
+        {
+            return;
+        }
+        let restored = self.store.get_mut().map(|mut s| s.restore_vanished());
+        if let Some(Err(e)) = restored {
+            self.restore_retry_at = Some(now + Duration::from_secs(60));
+            log::error!(error:% = e, error_type = "store_file_vanished"; "putting the vanished store file back failed; retried in a minute (the open file keeps every sample until the agent stops)");
+        } else {
+            self.restore_retry_at = None;
+        }
+    }
+
+    /// Reports a failure to the recovery; reopens at once when the handle is poisoned, so the
+    /// uploader keeps a working handle during the backoff.
+    pub(super) fn failed(
+        &mut self,
+        now: Instant,
+        failure: recover::Failure,
+        e: &dyn std::fmt::Display,
+        what: &str,
+    ) {
+        let ring = self.ring_counts();
+        if self
+            .recovery
+            .failed(now, failure, e, what, ring, self.state)
+        {
+            self.reopen(now);
+        }
+    }
+
+    /// A fresh handle. A file found damaged is moved aside and a fresh store started, as at
+    /// start-up.
+    pub(super) fn reopen(&mut self, now: Instant) -> bool {
+        self.state.loop_phase.enter(Phase::Reopen);
+        let mut reopened = self.store.reopen();
+        if let Err(OpenError::Corrupt { detail, .. }) = &reopened {
+            let path = &self.config.storage.path;
+            reopened = match move_aside(path, detail) {
+                Ok(to) => {
+                    note_moved_aside(self.state, &to);
+                    self.store.reopen()
+                }
+                Err(source) => Err(OpenError::Io {
+                    path: path.clone(),
+                    source,
+                }),
+            };
+        }
+        match reopened {
+            Ok(_) => {
+                self.recovery.reopened(now, Ok(()), self.state);
+                // A journal replayed only now may hold this boot's unstamped samples.
+                self.time.restamp_due |= self.store.get().unstamped_count() > 0;
+                true
+            }
+            Err(e) => {
+                self.recovery.reopened(now, Err(&e), self.state);
+                false
+            }
+        }
+    }
+
+    /// One retry in an outage: a fresh handle, retention and the size cap first (they free the
+    /// oldest uploaded samples inside the file), then the flush.
+    pub(super) fn retry(&mut self, now: Instant, poisoned: bool) {
+        if poisoned && !self.reopen(now) {
+            // Counts as a failed retry: the backoff grows.
+            let ring = self.ring_counts();
+            let failure = recover::Failure {
+                poisoned: true,
+                no_space: self.state.storage.no_space.load(Ordering::Relaxed),
+            };
+            self.recovery
+                .failed(now, failure, &"reopen failed", "reopen", ring, self.state);
+            return;
+        }
+        self.state.loop_phase.enter(Phase::Maintenance);
+        let retention = maintain::enforce_retention(&self.store.get(), self.state);
+        if let Err(e) = retention {
+            log::debug!(error:% = e; "retention before the retry failed");
+            if e.is_io_poisoned() && !self.reopen(now) {
+                self.failed(now, recover::Failure::from(&e), &e, "retention");
+                return;
+            }
+        }
+        if self.ring.is_empty() {
+            // Nothing to flush: an empty commit would prove nothing. The start records, if
+            // any, are the probe; otherwise the outage ends when the next flush succeeds.
+            if self.start_records.is_some() {
+                self.write_start_records(now);
+                if self.start_records.is_none() {
+                    self.recovery.recovered(self.ring.dropped(), self.state);
+                }
+            } else {
+                self.recovery.recovered(self.ring.dropped(), self.state);
+            }
+            return;
+        }
+        self.flush_and_track(now, "flush");
+        self.next_flush = now + self.config.storage.flush_interval;
+    }
+
+    /// The store did not open (see [`Opened::deferred`]): the outage starts now, with the
+    /// handle closed; the start records wait for the reopen.
+    pub(super) fn open_failed(&mut self, e: &OpenError, records: StartRecords) {
+        self.start_records = Some(records);
+        let failure = recover::Failure {
+            poisoned: true,
+            no_space: e.is_no_space(),
+        };
+        let ring = self.ring_counts();
+        // No reopen now (it would fail the same way): the first retry reopens.
+        self.recovery.failed(
+            Instant::now(),
+            failure,
+            e,
+            "opening the store",
+            ring,
+            self.state,
+        );
+    }
+
+    /// Start-up failed to write its records on a full disk: the outage starts now.
+    pub(super) fn start_failed(&mut self, e: &InsertError, records: StartRecords) {
+        self.start_records = Some(records);
+        self.failed(
+            Instant::now(),
+            recover::Failure::from(e),
+            e,
+            "recording the session",
+        );
+    }
+
+    /// Writes the deferred start records, if any (after a successful flush).
+    pub(super) fn write_start_records(&mut self, now: Instant) {
+        let Some(records) = &mut self.start_records else {
+            return;
+        };
+        let written = records.write(&self.store.get());
+        match written {
+            Ok(()) => {}
+            Err(StartWriteError::Io(e)) => {
+                self.failed(now, recover::Failure::from(&e), &e, "recording the session");
+                return;
+            }
+            Err(StartWriteError::Fatal(e)) => {
+                log::error!(error:% = e, error_type = "store_write"; "recording the session failed; it is not retried");
+            }
+        }
+        if records.is_done() {
+            self.start_records = None;
+        }
+    }
+
+    /// Until the next deadline the loop acts on ([`wait::wait`]): the next collector, the next
+    /// flush (in an outage: the recovery's next step), or the next watchdog ping (while live).
+    pub(super) fn next_wait(&self, notifier: &Notifier) -> Duration {
+        let now = Instant::now();
+        let due_in = self.collectors.next_due_in(self.mono(now));
+        wait::wait(&wait::Deadlines {
+            collect_in: Duration::from_millis(u64::try_from(due_in).unwrap_or(1000)),
+            flush_in: self.next_flush.saturating_duration_since(now),
+            ping_in: notifier.next_ping_in(now),
+            in_outage: self.recovery.in_outage(),
+            alive: !self.not_live_logged,
+        })
+    }
+
+    /// The agent can make no progress: logged once; the watchdog pings stop.
+    pub(super) fn log_not_live(&mut self, live: Liveness) {
+        if !self.not_live_logged {
+            self.not_live_logged = true;
+            log::error!(
+                reason:% = live,
+                error_type = "not_live";
+                "the agent makes no progress: watchdog pings stop and /health/live fails, so that it is restarted"
+            );
+        }
+    }
+
+    /// The final flush and sync. In an outage, one last try: the disk may have room again.
+    pub(super) fn shutdown(mut self) {
+        let now = Instant::now();
+        // A vanished store file not yet put back is lost once the process exits: one more try.
+        self.restore_retry_at = None;
+        if self.recovery.in_outage() {
+            self.retry(now, true);
+        } else {
+            self.flush_and_track(now, "final flush");
+        }
+        if !self.ring.is_empty() {
+            log::error!(lost = self.ring.len(), error_type = "store_write"; "final flush failed; samples in memory are lost");
+        }
+        if let Err(e) = self.store.get().sync() {
+            log::warn!(error = e.to_string().as_str(), error_type = "store_write"; "final sync failed");
+        }
+        log::info!(
+            collected = self.collected,
+            ring_dropped = self.ring.dropped(),
+            lost_at_stop = self.ring.len();
+            "collection ended"
+        );
+    }
+}
