@@ -11,11 +11,11 @@ use crate::codec::{self, KeyBytes, VT_NUMBER, VT_TEXT};
 use crate::error::{CheckError, Fault};
 use crate::overlay::Overlay;
 use crate::pending::{self, ord};
-use crate::schema::{
-    self, CHECKPOINTS, META, META_DROPPED, META_DUPLICATES, META_QUARANTINED, PENDING_RUNS,
-    QUARANTINE, SAMPLES, SERIES, SESSIONS, TEXT,
+use crate::schema;
+use crate::tables::{
+    self, BOOTS, CHECKPOINTS, META, META_DROPPED, META_DUPLICATES, META_QUARANTINED, PENDING_RUNS,
+    QUARANTINE, SAMPLES, SERIES, SESSIONS, TEXT, UNSTAMPED,
 };
-use crate::schema::{BOOTS, UNSTAMPED};
 use redb::{DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata, StorageError};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -297,7 +297,7 @@ fn meta(txn: &redb::ReadTransaction, counts: &Counts) -> Result<(), String> {
             return Err(format!("meta.{k} is missing"));
         }
     }
-    let q = schema::meta_get(&meta, META_QUARANTINED).map_err(fault_text)?;
+    let q = tables::meta_get(&meta, META_QUARANTINED).map_err(fault_text)?;
     // Records leave with retention or a requeue; the total only grows.
     if q < counts.quarantined {
         return Err(format!(

@@ -38,6 +38,7 @@ mod pending;
 mod record;
 mod schema;
 mod series_hash;
+mod tables;
 #[cfg(test)]
 mod tests;
 
@@ -53,17 +54,17 @@ use codec::{KeyBytes, VT_NUMBER, VT_TEXT};
 use error::{Fault, corrupt};
 use pending::{bytes, ord};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
-use schema::{
-    BOOTS, CHECKPOINTS, META, META_DROPPED, META_DUPLICATES, META_QUARANTINED, META_SCHEMA,
-    PENDING_RUNS, QUARANTINE, SAMPLES, SERIES, SESSIONS, TEXT, UNSTAMPED, meta_add, meta_get,
-};
-use schema::{META_JOURNAL_APPLIED, META_JOURNAL_EPOCH};
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
+use tables::{
+    BOOTS, CHECKPOINTS, META, META_DROPPED, META_DUPLICATES, META_QUARANTINED, META_SCHEMA,
+    PENDING_RUNS, QUARANTINE, SAMPLES, SERIES, SESSIONS, TEXT, UNSTAMPED, meta_add, meta_get,
+};
+use tables::{META_JOURNAL_APPLIED, META_JOURNAL_EPOCH};
 
 /// Most journaled commits between folds. The agent's folds are normally decided by
 /// `MAX_HELD_BYTES` (≈ 24 commits at a 1 s interval with 81 series, more with fewer); each
