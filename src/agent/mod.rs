@@ -41,7 +41,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use belabox_store::{
-    InsertError, NewSample, OpenError, SeriesKey, SessionRecord, Store, StoreOptions, Value,
+    Failure, InsertError, NewSample, OpenError, SeriesKey, SessionRecord, Store, StoreOptions,
+    Value,
 };
 
 use crate::collect::{Collectors, SetupError};
@@ -293,7 +294,7 @@ struct Opened {
 }
 
 /// Creates the parent directory of `storage.path` if needed, then opens the store. A damaged
-/// store (`OpenError::Corrupt`, refused untouched) is moved aside and a fresh one started. An
+/// store (`Failure::Corrupt`, refused untouched) is moved aside and a fresh one started. An
 /// I/O failure of the open itself leaves the store closed ([`Opened::deferred`]); only a
 /// store locked by another process, an unknown schema or a failure to take the lock is fatal.
 fn open_store(config: &Config) -> Result<Opened, RunError> {
@@ -311,7 +312,10 @@ fn open_store(config: &Config) -> Result<Opened, RunError> {
     let path = &config.storage.path;
     let (store, deferred, moved_aside) = match Store::open_or_closed(path, store_options(config)) {
         Ok((store, deferred)) => (store, deferred, None),
-        Err(OpenError::Corrupt { detail, .. }) => {
+        Err(OpenError::Failed {
+            failure: Failure::Corrupt(detail),
+            ..
+        }) => {
             let to = move_aside(path, &detail).map_err(|source| RunError::MoveAside {
                 path: path.clone(),
                 source,
@@ -723,16 +727,20 @@ impl<'a> CollectionLoop<'a> {
     fn reopen(&mut self, now: Instant) -> bool {
         self.state.loop_phase.enter(Phase::Reopen);
         let mut reopened = self.store.reopen();
-        if let Err(OpenError::Corrupt { detail, .. }) = &reopened {
+        if let Err(OpenError::Failed {
+            failure: Failure::Corrupt(detail),
+            ..
+        }) = &reopened
+        {
             let path = &self.config.storage.path;
             reopened = match move_aside(path, detail) {
                 Ok(to) => {
                     note_moved_aside(self.state, &to);
                     self.store.reopen()
                 }
-                Err(source) => Err(OpenError::Io {
+                Err(source) => Err(OpenError::Failed {
                     path: path.clone(),
-                    source,
+                    failure: Failure::Io(source),
                 }),
             };
         }

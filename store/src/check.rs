@@ -8,7 +8,7 @@
 //! header) has touched it.
 
 use crate::codec::{self, KeyBytes, VT_NUMBER, VT_TEXT};
-use crate::error::{CheckError, Fault};
+use crate::error::{CheckError, Failure, Fault};
 use crate::overlay::Overlay;
 use crate::pending::{self, ord};
 use crate::schema;
@@ -72,10 +72,7 @@ fn needs_recovery(path: &Path, cache: usize) -> bool {
 /// Verify `path` (which must exist) without writing to it. Corruption is reported in
 /// `problems`; `Err` is for files that cannot be checked at all (I/O, unknown versions).
 pub(crate) fn verify(path: &Path, cache: usize) -> Result<CheckReport, CheckError> {
-    let io = |source| CheckError::Io {
-        path: path.to_owned(),
-        source,
-    };
+    let io = |source| CheckError::io(path.to_owned(), source);
     let mut report = CheckReport::default();
     if std::fs::metadata(path).map_err(io)?.len() == 0 {
         return Ok(report);
@@ -103,18 +100,18 @@ pub(crate) fn verify(path: &Path, cache: usize) -> Result<CheckReport, CheckErro
                     format!("not a redb file: {e}")
                 }
                 other => {
-                    return Err(CheckError::Storage {
+                    return Err(CheckError::Failed {
                         path: path.to_owned(),
-                        source: other.into(),
+                        failure: Failure::Storage(other.into()),
                     });
                 }
             });
             return Ok(report);
         }
     };
-    let txn = db.begin_read().map_err(|e| CheckError::Storage {
+    let txn = db.begin_read().map_err(|e| CheckError::Failed {
         path: path.to_owned(),
-        source: e.into(),
+        failure: Failure::Storage(e.into()),
     })?;
     match schema::read_version(&txn) {
         Ok(schema::Found::Empty) => return Ok(report),

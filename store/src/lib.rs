@@ -21,6 +21,11 @@
 //!   `fold_after`-th one is durable in redb, and an open replays what a crash lost.
 //!
 //! `ENCODING.md` describes the file byte by byte, the durability modes and their loss windows.
+//!
+//! This file holds the [`Store`] and its options; its methods live by concern: `open.rs`
+//! (open, verify, migrate, journal replay, reopen), `commit.rs` (every write transaction,
+//! deciding with `commit_policy.rs`), `insert.rs`, `queue.rs` (pending, marks, quarantine),
+//! `retention.rs`, `inspect.rs` (stats, export), `recover.rs` (vanished and damaged files).
 
 #![forbid(unsafe_code)]
 // Tests unwrap values they built themselves or fixtures they wrote a line earlier.
@@ -54,7 +59,8 @@ mod types;
 pub use check::CheckReport;
 pub use codec::{InvalidSample, MAX_LABELS, MAX_STRING_LEN};
 pub use error::{
-    CheckError, InsertError, MaintenanceError, MarkError, OpenError, ReadError, RequeueError,
+    CheckError, Failure, InsertError, MaintenanceError, MarkError, OpenError, ReadError,
+    RequeueError,
 };
 pub use recover::move_aside;
 pub use schema::SCHEMA_VERSION;

@@ -2,7 +2,7 @@
 //! schema, the journal replay, and [`Store::reopen`] after an I/O failure.
 
 use crate::commit::{Hold, Writer};
-use crate::error::{Fault, corrupt};
+use crate::error::{Failure, Fault, corrupt};
 use crate::insert::SeriesCache;
 use crate::retention::UNMEASURED;
 use crate::tables::{
@@ -162,10 +162,7 @@ impl Store {
         (journal_lost, files_vanished): (&AtomicU64, &AtomicU64),
         lock: &mut lock::ProcessLock,
     ) -> Result<OpenedDb, OpenError> {
-        let io = |source| OpenError::Io {
-            path: path.to_owned(),
-            source,
-        };
+        let io = |source| OpenError::io(path.to_owned(), source);
         let existed = match std::fs::metadata(path) {
             Ok(m) => m.len() > 0,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !read_only => false,
@@ -178,7 +175,7 @@ impl Store {
             // Verified before redb's writable open, which repairs an uncleanly closed file in
             // place and always rewrites the header: a damaged file is refused untouched.
             let report = check::verify(path, opts.cache_size_bytes).map_err(|e| match e {
-                CheckError::Io { path, source } => OpenError::Io { path, source },
+                CheckError::Failed { path, failure } => OpenError::Failed { path, failure },
                 CheckError::Locked { pid, path } => OpenError::Locked { pid, path },
                 CheckError::UnknownSchemaVersion {
                     found,
@@ -189,12 +186,11 @@ impl Store {
                     supported,
                     path,
                 },
-                CheckError::Storage { path, source } => OpenError::Storage { path, source },
             })?;
             if !report.is_healthy() {
-                return Err(OpenError::Corrupt {
+                return Err(OpenError::Failed {
                     path: path.to_owned(),
-                    detail: report.problems.join("; "),
+                    failure: Failure::Corrupt(report.problems.join("; ")),
                 });
             }
         }
@@ -219,10 +215,8 @@ impl Store {
         .map_err(|e| schema::map_open_db_error(path, e))?;
         if !existed && !read_only {
             // Make the new directory entry durable too, not only the file's contents.
-            file::sync_parent_dir(path).map_err(|source| OpenError::Io {
-                path: file::parent_dir(path).to_owned(),
-                source,
-            })?;
+            file::sync_parent_dir(path)
+                .map_err(|source| OpenError::io(file::parent_dir(path).to_owned(), source))?;
         }
         let from = schema::migrate(&db, path)?;
         let journaled = Self::journaled(opts) && !read_only;
@@ -465,7 +459,7 @@ impl Store {
             (&self.journal_lost, &self.files_vanished),
             &mut self.lock,
         );
-        self.refused_damaged = matches!(opened, Err(OpenError::Corrupt { .. }));
+        self.refused_damaged = opened.as_ref().is_err_and(|e| e.corrupt_detail().is_some());
         let (db, cache, (pending, unstamped), journal, unsynced) = opened?;
         *relock(self.db.get_mut()) = db;
         *relock(self.series.get_mut()) = cache;
@@ -494,11 +488,11 @@ impl Store {
     pub fn check(path: &Path) -> Result<CheckReport, CheckError> {
         let _lock = lock::ProcessLock::acquire(path, false).map_err(|e| match e {
             OpenError::Locked { pid, path } => CheckError::Locked { pid, path },
-            OpenError::Io { path, source } => CheckError::Io { path, source },
-            other => CheckError::Io {
-                path: path.to_owned(),
-                source: std::io::Error::other(other.to_string()),
-            },
+            OpenError::Failed {
+                path,
+                failure: Failure::Io(source),
+            } => CheckError::io(path, source),
+            other => CheckError::io(path.to_owned(), std::io::Error::other(other.to_string())),
         })?;
         check::verify(path, StoreOptions::default().cache_size_bytes)
     }

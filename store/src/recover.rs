@@ -102,7 +102,7 @@ impl Store {
         }
         let io = |path: &Path| {
             let path = path.to_owned();
-            move |source| OpenError::Io { path, source }
+            move |source| OpenError::io(path, source)
         };
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".tmp");
@@ -216,7 +216,7 @@ fn copy_whole(mut src: std::fs::File, to: &Path) -> std::io::Result<std::fs::Fil
     Ok(out)
 }
 
-/// Rename a store the agent cannot use (`OpenError::Corrupt`) to
+/// Rename a store the agent cannot use (`Failure::Corrupt`) to
 /// `<path>.corrupt-<unix seconds>` (`-<n>` appended if that exists), so that the next
 /// [`Store::open`] starts a fresh file while the damaged one stays for inspection. The
 /// directory is fsynced. Returns the new path.

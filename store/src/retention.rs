@@ -32,10 +32,7 @@ impl Store {
         let mut w = relock(self.writer.lock());
         // Live data budget: under half the cap, because redb grows its file by doubling.
         let budget = self.opts.max_size_bytes / 16 * 7;
-        let io = |source| MaintenanceError::Io {
-            path: self.path.clone(),
-            source,
-        };
+        let io = |source| MaintenanceError::io(self.path.clone(), source);
         // Pages that deferred commits replaced stay allocated until a durable commit; make
         // them reusable before measuring. Queued marks alone need no commit of their own here
         // (they hold no pages): they ride with the next one. With the journal, only when the
@@ -83,10 +80,7 @@ impl Store {
     /// above `max_size_bytes` (it grew before, or under a larger cap) is compacted afterwards;
     /// a compaction that fails is logged and tried again at the next pass.
     pub fn enforce_size_cap(&self) -> Result<RetentionStats, MaintenanceError> {
-        let io = |source| MaintenanceError::Io {
-            path: self.path.clone(),
-            source,
-        };
+        let io = |source| MaintenanceError::io(self.path.clone(), source);
         let mut stats = RetentionStats::default();
         if self.read_only || self.closed.load(Ordering::Relaxed) {
             return Ok(stats);
@@ -135,10 +129,9 @@ impl Store {
         stats: &mut RetentionStats,
     ) -> Result<(), MaintenanceError> {
         for _ in 0..4 {
-            let file = self.file_size().map_err(|source| MaintenanceError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
+            let file = self
+                .file_size()
+                .map_err(|source| MaintenanceError::io(self.path.clone(), source))?;
             if file <= budget {
                 // The file bounds the data: nothing to measure.
                 break;
@@ -308,10 +301,7 @@ impl Store {
     /// Compact the file (redb `compact`), returning sizes and duration for the caller's log.
     /// Waits for the writer and for every transaction to begin; other callers wait meanwhile.
     pub fn compact(&self) -> Result<CompactStats, MaintenanceError> {
-        let io = |source| MaintenanceError::Io {
-            path: self.path.clone(),
-            source,
-        };
+        let io = |source| MaintenanceError::io(self.path.clone(), source);
         let size_before = self.file_size().map_err(io)?;
         let start = Instant::now();
         // Lock order everywhere: writer, then database.
@@ -333,10 +323,9 @@ impl Store {
         writer.unsynced = 0;
         drop(writer);
         let duration = start.elapsed();
-        let size_after = self.file_size().map_err(|source| MaintenanceError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
+        let size_after = self
+            .file_size()
+            .map_err(|source| MaintenanceError::io(self.path.clone(), source))?;
         Ok(CompactStats {
             size_before,
             size_after,

@@ -10,7 +10,7 @@
 //! the previous version intact and the next open simply runs it again.
 
 use crate::codec::{self, VT_NUMBER, VT_TEXT};
-use crate::error::{Fault, corrupt};
+use crate::error::{Failure, Fault, corrupt};
 use crate::pending::{self, bytes, ord};
 use crate::tables::{
     BOOTS, CHECKPOINTS, META, META_DROPPED, META_DUPLICATES, META_QUARANTINED, META_SCHEMA,
@@ -34,13 +34,15 @@ fn open_err(path: &Path) -> impl Fn(DatabaseError) -> OpenError + '_ {
             pid: None,
             path: path.to_owned(),
         },
-        DatabaseError::UpgradeRequired(v) => OpenError::Corrupt {
+        DatabaseError::UpgradeRequired(v) => OpenError::Failed {
             path: path.to_owned(),
-            detail: format!("redb file format {v} is not readable by this build"),
+            failure: Failure::Corrupt(format!(
+                "redb file format {v} is not readable by this build"
+            )),
         },
-        DatabaseError::Storage(StorageError::Corrupted(detail)) => OpenError::Corrupt {
+        DatabaseError::Storage(StorageError::Corrupted(detail)) => OpenError::Failed {
             path: path.to_owned(),
-            detail,
+            failure: Failure::Corrupt(detail),
         },
         // redb reports a bad magic number as InvalidData and a short file as UnexpectedEof.
         DatabaseError::Storage(StorageError::Io(e))
@@ -49,14 +51,14 @@ fn open_err(path: &Path) -> impl Fn(DatabaseError) -> OpenError + '_ {
                 std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData
             ) =>
         {
-            OpenError::Corrupt {
+            OpenError::Failed {
                 path: path.to_owned(),
-                detail: e.to_string(),
+                failure: Failure::Corrupt(e.to_string()),
             }
         }
-        other => OpenError::Storage {
+        other => OpenError::Failed {
             path: path.to_owned(),
-            source: other.into(),
+            failure: Failure::Storage(other.into()),
         },
     }
 }
