@@ -63,7 +63,7 @@ pub(crate) struct Input {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Fold {
     /// `fold_after` commits were journaled since the last durable one.
-    FoldAfter,
+    Commits,
     /// [`MAX_HELD_BYTES`] of redb pages wait in RAM.
     HeldFull,
     /// The record would not fit in the journal.
@@ -79,7 +79,7 @@ impl Fold {
     /// For the debug log.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
-            Fold::FoldAfter => "fold_after commits",
+            Fold::Commits => "fold_after commits",
             Fold::HeldFull => "held pages full",
             Fold::JournalFull => "journal full",
             Fold::NearSizeCap => "near the size cap",
@@ -110,7 +110,7 @@ pub(crate) fn decide(i: &Input) -> Decision {
     let fold = match (i.journal_used, i.record_len) {
         (Some(used), Some(len)) => {
             if i.unsynced >= i.fold_after {
-                Some(Fold::FoldAfter)
+                Some(Fold::Commits)
             } else if i.held_bytes >= MAX_HELD_BYTES {
                 Some(Fold::HeldFull)
             } else if used + len + RECORD_OVERHEAD > journal::CAPACITY {
@@ -209,7 +209,7 @@ mod tests {
                     ..base()
                 },
                 Durable {
-                    fold: Some(FoldAfter),
+                    fold: Some(Commits),
                 },
             ),
             (
@@ -220,7 +220,7 @@ mod tests {
                     ..base()
                 },
                 Durable {
-                    fold: Some(FoldAfter),
+                    fold: Some(Commits),
                 },
             ),
             (
@@ -249,7 +249,7 @@ mod tests {
                     ..base()
                 },
                 Durable {
-                    fold: Some(FoldAfter),
+                    fold: Some(Commits),
                 },
             ),
             (
@@ -421,7 +421,7 @@ mod tests {
                     ..base()
                 },
                 Durable {
-                    fold: Some(FoldAfter),
+                    fold: Some(Commits),
                 },
             ),
             (
