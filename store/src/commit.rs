@@ -131,7 +131,8 @@ impl Store {
         f: impl FnOnce(&redb::WriteTransaction) -> Result<(T, bool), Fault>,
     ) -> Result<T, Fault> {
         self.heal_journal(w)?;
-        // The file's size only matters to a write that would be journaled.
+        // The file's size only matters to a write that would be journaled: one `stat` for
+        // each such write (also when another fold reason is due, which is rare).
         let file_len = if w.journal.is_some() && record.is_some() {
             self.file_size().ok()
         } else {
@@ -212,18 +213,15 @@ impl Store {
             }
             return Ok(out);
         }
-        if !journal_it {
-            w.unsynced = if defer { w.unsynced + 1 } else { 0 };
-            return Ok(out);
-        }
-        w.unsynced += 1;
         let Decision::Journal {
             sync_record: sync,
             unsynced_marks,
         } = decision
         else {
+            w.unsynced = if defer { w.unsynced + 1 } else { 0 };
             return Ok(out);
         };
+        w.unsynced += 1;
         w.unsynced_marks = unsynced_marks;
         let Writer {
             journal,
