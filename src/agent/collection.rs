@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use belabox_store::{InsertError, OpenError};
+use belabox_store::{Failure, InsertError, OpenError};
 
 use super::flush::{FlushScratch, flush};
 use super::maintain::{self, Maintenance, refresh_storage_state};
@@ -301,16 +301,20 @@ impl<'a> CollectionLoop<'a> {
     pub(super) fn reopen(&mut self, now: Instant) -> bool {
         self.state.loop_phase.enter(Phase::Reopen);
         let mut reopened = self.store.reopen();
-        if let Err(OpenError::Corrupt { detail, .. }) = &reopened {
+        if let Err(OpenError::Failed {
+            failure: Failure::Corrupt(detail),
+            ..
+        }) = &reopened
+        {
             let path = &self.config.storage.path;
             reopened = match move_aside(path, detail) {
                 Ok(to) => {
                     note_moved_aside(self.state, &to);
                     self.store.reopen()
                 }
-                Err(source) => Err(OpenError::Io {
+                Err(source) => Err(OpenError::Failed {
                     path: path.clone(),
-                    source,
+                    failure: Failure::Io(source),
                 }),
             };
         }

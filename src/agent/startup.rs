@@ -6,7 +6,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-use belabox_store::{InsertError, NewSample, OpenError, SeriesKey, SessionRecord, Store, Value};
+use belabox_store::{
+    Failure, InsertError, NewSample, OpenError, SeriesKey, SessionRecord, Store, Value,
+};
 
 use super::{RunError, store_options};
 use crate::config::Config;
@@ -30,7 +32,7 @@ pub(super) struct Opened {
 }
 
 /// Creates the parent directory of `storage.path` if needed, then opens the store. A damaged
-/// store (`OpenError::Corrupt`, refused untouched) is moved aside and a fresh one started. An
+/// store (`Failure::Corrupt`, refused untouched) is moved aside and a fresh one started. An
 /// I/O failure of the open itself leaves the store closed ([`Opened::deferred`]); only a
 /// store locked by another process, an unknown schema or a failure to take the lock is fatal.
 pub(super) fn open_store(config: &Config) -> Result<Opened, RunError> {
@@ -48,7 +50,10 @@ pub(super) fn open_store(config: &Config) -> Result<Opened, RunError> {
     let path = &config.storage.path;
     let (store, deferred, moved_aside) = match Store::open_or_closed(path, store_options(config)) {
         Ok((store, deferred)) => (store, deferred, None),
-        Err(OpenError::Corrupt { detail, .. }) => {
+        Err(OpenError::Failed {
+            failure: Failure::Corrupt(detail),
+            ..
+        }) => {
             let to = move_aside(path, &detail).map_err(|source| RunError::MoveAside {
                 path: path.clone(),
                 source,

@@ -8,14 +8,14 @@
 //! header) has touched it.
 
 use crate::codec::{self, KeyBytes, VT_NUMBER, VT_TEXT};
-use crate::error::{CheckError, Fault};
+use crate::error::{CheckError, Failure, Fault};
 use crate::overlay::Overlay;
 use crate::pending::{self, ord};
-use crate::schema::{
-    self, CHECKPOINTS, META, META_DROPPED, META_DUPLICATES, META_QUARANTINED, PENDING_RUNS,
-    QUARANTINE, SAMPLES, SERIES, SESSIONS, TEXT,
+use crate::schema;
+use crate::tables::{
+    self, BOOTS, CHECKPOINTS, META, META_DROPPED, META_DUPLICATES, META_QUARANTINED, PENDING_RUNS,
+    QUARANTINE, SAMPLES, SERIES, SESSIONS, TEXT, UNSTAMPED,
 };
-use crate::schema::{BOOTS, UNSTAMPED};
 use redb::{DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata, StorageError};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -72,10 +72,7 @@ fn needs_recovery(path: &Path, cache: usize) -> bool {
 /// Verify `path` (which must exist) without writing to it. Corruption is reported in
 /// `problems`; `Err` is for files that cannot be checked at all (I/O, unknown versions).
 pub(crate) fn verify(path: &Path, cache: usize) -> Result<CheckReport, CheckError> {
-    let io = |source| CheckError::Io {
-        path: path.to_owned(),
-        source,
-    };
+    let io = |source| CheckError::io(path.to_owned(), source);
     let mut report = CheckReport::default();
     if std::fs::metadata(path).map_err(io)?.len() == 0 {
         return Ok(report);
@@ -103,18 +100,18 @@ pub(crate) fn verify(path: &Path, cache: usize) -> Result<CheckReport, CheckErro
                     format!("not a redb file: {e}")
                 }
                 other => {
-                    return Err(CheckError::Storage {
+                    return Err(CheckError::Failed {
                         path: path.to_owned(),
-                        source: other.into(),
+                        failure: Failure::Storage(other.into()),
                     });
                 }
             });
             return Ok(report);
         }
     };
-    let txn = db.begin_read().map_err(|e| CheckError::Storage {
+    let txn = db.begin_read().map_err(|e| CheckError::Failed {
         path: path.to_owned(),
-        source: e.into(),
+        failure: Failure::Storage(e.into()),
     })?;
     match schema::read_version(&txn) {
         Ok(schema::Found::Empty) => return Ok(report),
@@ -297,7 +294,7 @@ fn meta(txn: &redb::ReadTransaction, counts: &Counts) -> Result<(), String> {
             return Err(format!("meta.{k} is missing"));
         }
     }
-    let q = schema::meta_get(&meta, META_QUARANTINED).map_err(fault_text)?;
+    let q = tables::meta_get(&meta, META_QUARANTINED).map_err(fault_text)?;
     // Records leave with retention or a requeue; the total only grows.
     if q < counts.quarantined {
         return Err(format!(

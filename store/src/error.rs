@@ -44,15 +44,64 @@ pub(crate) fn corrupt(what: impl fmt::Display) -> Fault {
     Fault::Corrupt(what.to_string())
 }
 
+/// What went wrong with the store's file, shared by every operation's error (which adds the
+/// path). Display: the cause alone, without the path.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Failure {
+    /// A write on a store opened with
+    /// [`Store::open_read_only`](crate::Store::open_read_only).
+    ReadOnly,
+    /// Bytes on disk that do not decode (or a damaged file refused at open); what and where.
+    Corrupt(String),
+    /// Any other redb failure.
+    Storage(redb::Error),
+    /// The file system, outside redb: the store file, its directory, its lock or journal.
+    Io(std::io::Error),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::ReadOnly => f.write_str("store opened read-only"),
+            Failure::Corrupt(detail) => write!(f, "corrupt store: {detail}"),
+            Failure::Storage(source) => source.fmt(f),
+            Failure::Io(source) => source.fmt(f),
+        }
+    }
+}
+
+impl Failure {
+    /// The redb or I/O error underneath, as each operation's `Error::source`.
+    fn cause(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Failure::Storage(source) => Some(source),
+            Failure::Io(source) => Some(source),
+            Failure::ReadOnly | Failure::Corrupt(_) => None,
+        }
+    }
+
+    /// The disk (or quota) is full (redb's failures only, as the write methods report it).
+    fn storage_no_space(&self) -> bool {
+        matches!(self, Failure::Storage(source) if classify_redb(source).0)
+    }
+
+    /// redb refuses further transactions on this handle after an I/O error.
+    fn storage_io(&self) -> bool {
+        matches!(self, Failure::Storage(source) if classify_redb(source).1)
+    }
+}
+
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause()
+    }
+}
+
 /// Failure of [`Store::open`](crate::Store::open).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum OpenError {
-    /// Creating or reading the store file, its directory or its lock file.
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
     /// Another process (or another `Store` in this one) holds the lock.
     Locked { pid: Option<u32>, path: PathBuf },
     /// The file was written by a newer (or unknown) schema. The file is left untouched.
@@ -61,10 +110,10 @@ pub enum OpenError {
         supported: u32,
         path: PathBuf,
     },
-    /// Not a store, or damaged. The file is left untouched.
-    Corrupt { path: PathBuf, detail: String },
-    /// Any other redb failure.
-    Storage { path: PathBuf, source: redb::Error },
+    /// Creating or reading the store file, its directory or its lock file
+    /// ([`Failure::Io`]); not a store, or damaged ([`Failure::Corrupt`]: the file is left
+    /// untouched); any other redb failure ([`Failure::Storage`]).
+    Failed { path: PathBuf, failure: Failure },
 }
 
 /// Failure of [`Store::check`](crate::Store::check): the file could not be checked at all.
@@ -73,24 +122,15 @@ pub enum OpenError {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum CheckError {
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
     /// The agent (or another `Store`) has the file open.
-    Locked {
-        pid: Option<u32>,
-        path: PathBuf,
-    },
+    Locked { pid: Option<u32>, path: PathBuf },
     UnknownSchemaVersion {
         found: u64,
         supported: u32,
         path: PathBuf,
     },
-    Storage {
-        path: PathBuf,
-        source: redb::Error,
-    },
+    /// [`Failure::Io`] or [`Failure::Storage`].
+    Failed { path: PathBuf, failure: Failure },
 }
 
 /// Failure of [`Store::insert`](crate::Store::insert) and
@@ -98,22 +138,14 @@ pub enum CheckError {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum InsertError {
-    /// The store was opened with [`Store::open_read_only`](crate::Store::open_read_only).
-    ReadOnly {
-        path: PathBuf,
-    },
     /// Sample `index` of the batch is malformed.
     InvalidSample {
         index: usize,
         reason: InvalidSample,
     },
-    Corrupt {
+    Failed {
         path: PathBuf,
-        detail: String,
-    },
-    Storage {
-        path: PathBuf,
-        source: redb::Error,
+        failure: Failure,
     },
 }
 
@@ -122,8 +154,7 @@ pub enum InsertError {
 #[non_exhaustive]
 pub enum ReadError {
     UnknownSeries { id: u32 },
-    Corrupt { path: PathBuf, detail: String },
-    Storage { path: PathBuf, source: redb::Error },
+    Failed { path: PathBuf, failure: Failure },
 }
 
 /// Failure of [`Store::mark_uploaded`](crate::Store::mark_uploaded) or
@@ -131,18 +162,7 @@ pub enum ReadError {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum MarkError {
-    /// The store was opened with [`Store::open_read_only`](crate::Store::open_read_only).
-    ReadOnly {
-        path: PathBuf,
-    },
-    Corrupt {
-        path: PathBuf,
-        detail: String,
-    },
-    Storage {
-        path: PathBuf,
-        source: redb::Error,
-    },
+    Failed { path: PathBuf, failure: Failure },
 }
 
 /// Failure of [`Store::requeue_quarantined`](crate::Store::requeue_quarantined). Nothing was
@@ -150,163 +170,147 @@ pub enum MarkError {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum RequeueError {
-    ReadOnly { path: PathBuf },
-    Corrupt { path: PathBuf, detail: String },
-    Storage { path: PathBuf, source: redb::Error },
-}
-
-impl Fault {
-    pub(crate) fn into_requeue(self, path: &std::path::Path) -> RequeueError {
-        match self.into_mark(path) {
-            MarkError::ReadOnly { path } => RequeueError::ReadOnly { path },
-            MarkError::Corrupt { path, detail } => RequeueError::Corrupt { path, detail },
-            MarkError::Storage { path, source } => RequeueError::Storage { path, source },
-        }
-    }
-}
-
-impl fmt::Display for RequeueError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RequeueError::ReadOnly { path } => {
-                write!(f, "{}: store opened read-only", path.display())
-            }
-            RequeueError::Corrupt { path, detail } => {
-                write!(f, "{}: corrupt store: {detail}", path.display())
-            }
-            RequeueError::Storage { path, source } => write!(f, "{}: {source}", path.display()),
-        }
-    }
-}
-
-impl std::error::Error for RequeueError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            RequeueError::Storage { source, .. } => Some(source),
-            _ => None,
-        }
-    }
+    Failed { path: PathBuf, failure: Failure },
 }
 
 /// Failure of retention, the size cap, compaction or [`Store::sync`](crate::Store::sync).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum MaintenanceError {
-    /// The store was opened with [`Store::open_read_only`](crate::Store::open_read_only).
-    ReadOnly {
-        path: PathBuf,
-    },
-    Corrupt {
-        path: PathBuf,
-        detail: String,
-    },
-    Storage {
-        path: PathBuf,
-        source: redb::Error,
-    },
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Failed { path: PathBuf, failure: Failure },
+}
+
+/// `Fault::ReadOnly` where the operation has no read-only case (it cannot happen there): an
+/// I/O error, as before `Failure` existed.
+fn read_only_io() -> Failure {
+    Failure::Storage(redb::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::ReadOnlyFilesystem,
+        "store opened read-only",
+    )))
 }
 
 impl Fault {
-    pub(crate) fn into_open(self, path: &std::path::Path) -> OpenError {
-        let path = path.to_owned();
+    /// The shared failure; a stored sample that does not decode, or that names an unknown
+    /// series, is corruption.
+    fn into_failure(self) -> Failure {
         match self {
-            Fault::Db(source) => OpenError::Storage { path, source },
-            Fault::Corrupt(detail) => OpenError::Corrupt { path, detail },
-            Fault::Invalid { index, reason } => OpenError::Corrupt {
-                path,
-                detail: format!("stored sample {index}: {reason}"),
-            },
-            Fault::UnknownSeries(id) => OpenError::Corrupt {
-                path,
-                detail: format!("sample refers to unknown series {id}"),
-            },
-            Fault::ReadOnly => OpenError::Storage {
-                path,
-                source: redb::Error::Io(std::io::Error::new(
-                    std::io::ErrorKind::ReadOnlyFilesystem,
-                    "store opened read-only",
-                )),
-            },
+            Fault::Db(source) => Failure::Storage(source),
+            Fault::Corrupt(detail) => Failure::Corrupt(detail),
+            Fault::UnknownSeries(id) => Failure::Corrupt(format!("unknown series {id}")),
+            Fault::Invalid { index, reason } => {
+                Failure::Corrupt(format!("sample {index}: {reason}"))
+            }
+            Fault::ReadOnly => Failure::ReadOnly,
+        }
+    }
+
+    pub(crate) fn into_open(self, path: &std::path::Path) -> OpenError {
+        let failure = match self {
+            Fault::Invalid { index, reason } => {
+                Failure::Corrupt(format!("stored sample {index}: {reason}"))
+            }
+            Fault::UnknownSeries(id) => {
+                Failure::Corrupt(format!("sample refers to unknown series {id}"))
+            }
+            Fault::ReadOnly => read_only_io(),
+            other => other.into_failure(),
+        };
+        OpenError::Failed {
+            path: path.to_owned(),
+            failure,
         }
     }
 
     pub(crate) fn into_insert(self, path: &std::path::Path) -> InsertError {
-        let path = path.to_owned();
         match self {
-            Fault::Db(source) => InsertError::Storage { path, source },
-            Fault::Corrupt(detail) => InsertError::Corrupt { path, detail },
             Fault::Invalid { index, reason } => InsertError::InvalidSample { index, reason },
-            Fault::ReadOnly => InsertError::ReadOnly { path },
-            Fault::UnknownSeries(id) => InsertError::Corrupt {
-                path,
-                detail: format!("unknown series {id}"),
+            other => InsertError::Failed {
+                path: path.to_owned(),
+                failure: other.into_failure(),
             },
         }
     }
 
     pub(crate) fn into_read(self, path: &std::path::Path) -> ReadError {
-        let path = path.to_owned();
-        match self {
-            Fault::Db(source) => ReadError::Storage { path, source },
-            Fault::Corrupt(detail) => ReadError::Corrupt { path, detail },
-            Fault::UnknownSeries(id) => ReadError::UnknownSeries { id },
-            Fault::ReadOnly => ReadError::Storage {
-                path,
-                source: redb::Error::Io(std::io::Error::new(
-                    std::io::ErrorKind::ReadOnlyFilesystem,
-                    "store opened read-only",
-                )),
-            },
-            Fault::Invalid { index, reason } => ReadError::Corrupt {
-                path,
-                detail: format!("sample {index}: {reason}"),
-            },
+        let failure = match self {
+            Fault::UnknownSeries(id) => return ReadError::UnknownSeries { id },
+            Fault::ReadOnly => read_only_io(),
+            other => other.into_failure(),
+        };
+        ReadError::Failed {
+            path: path.to_owned(),
+            failure,
         }
     }
 
     pub(crate) fn into_mark(self, path: &std::path::Path) -> MarkError {
-        let path = path.to_owned();
-        match self {
-            Fault::Db(source) => MarkError::Storage { path, source },
-            Fault::Corrupt(detail) => MarkError::Corrupt { path, detail },
-            Fault::UnknownSeries(id) => MarkError::Corrupt {
-                path,
-                detail: format!("unknown series {id}"),
-            },
-            Fault::Invalid { index, reason } => MarkError::Corrupt {
-                path,
-                detail: format!("sample {index}: {reason}"),
-            },
-            Fault::ReadOnly => MarkError::ReadOnly { path },
+        MarkError::Failed {
+            path: path.to_owned(),
+            failure: self.into_failure(),
+        }
+    }
+
+    pub(crate) fn into_requeue(self, path: &std::path::Path) -> RequeueError {
+        RequeueError::Failed {
+            path: path.to_owned(),
+            failure: self.into_failure(),
         }
     }
 
     pub(crate) fn into_maintenance(self, path: &std::path::Path) -> MaintenanceError {
-        let path = path.to_owned();
-        match self {
-            Fault::Db(source) => MaintenanceError::Storage { path, source },
-            Fault::Corrupt(detail) => MaintenanceError::Corrupt { path, detail },
-            Fault::UnknownSeries(id) => MaintenanceError::Corrupt {
-                path,
-                detail: format!("unknown series {id}"),
-            },
-            Fault::Invalid { index, reason } => MaintenanceError::Corrupt {
-                path,
-                detail: format!("sample {index}: {reason}"),
-            },
-            Fault::ReadOnly => MaintenanceError::ReadOnly { path },
+        MaintenanceError::Failed {
+            path: path.to_owned(),
+            failure: self.into_failure(),
         }
     }
+}
+
+impl OpenError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> OpenError {
+        OpenError::Failed {
+            path: path.into(),
+            failure: Failure::Io(source),
+        }
+    }
+
+    /// The file is not a store or is damaged (it was left untouched): its detail.
+    pub fn corrupt_detail(&self) -> Option<&str> {
+        match self {
+            OpenError::Failed {
+                failure: Failure::Corrupt(detail),
+                ..
+            } => Some(detail),
+            _ => None,
+        }
+    }
+}
+
+impl CheckError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> CheckError {
+        CheckError::Failed {
+            path: path.into(),
+            failure: Failure::Io(source),
+        }
+    }
+}
+
+impl MaintenanceError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> MaintenanceError {
+        MaintenanceError::Failed {
+            path: path.into(),
+            failure: Failure::Io(source),
+        }
+    }
+}
+
+/// `<path>: <failure>`, the wording every operation's `Failed` shares.
+fn failed(f: &mut fmt::Formatter<'_>, path: &std::path::Path, failure: &Failure) -> fmt::Result {
+    write!(f, "{}: {failure}", path.display())
 }
 
 impl fmt::Display for OpenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            OpenError::Io { path, source } => write!(f, "{}: {source}", path.display()),
             OpenError::Locked {
                 pid: Some(pid),
                 path,
@@ -330,12 +334,15 @@ impl fmt::Display for OpenError {
                  the file was left untouched",
                 path.display()
             ),
-            OpenError::Corrupt { path, detail } => write!(
+            OpenError::Failed {
+                path,
+                failure: Failure::Corrupt(detail),
+            } => write!(
                 f,
                 "{}: not a readable store ({detail}); the file was left untouched",
                 path.display()
             ),
-            OpenError::Storage { path, source } => write!(f, "{}: {source}", path.display()),
+            OpenError::Failed { path, failure } => failed(f, path, failure),
         }
     }
 }
@@ -343,16 +350,10 @@ impl fmt::Display for OpenError {
 impl fmt::Display for InsertError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            InsertError::ReadOnly { path } => {
-                write!(f, "{}: store opened read-only", path.display())
-            }
             InsertError::InvalidSample { index, reason } => {
                 write!(f, "sample {index} of the batch is invalid: {reason}")
             }
-            InsertError::Corrupt { path, detail } => {
-                write!(f, "{}: corrupt store: {detail}", path.display())
-            }
-            InsertError::Storage { path, source } => write!(f, "{}: {source}", path.display()),
+            InsertError::Failed { path, failure } => failed(f, path, failure),
         }
     }
 }
@@ -361,41 +362,7 @@ impl fmt::Display for ReadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ReadError::UnknownSeries { id } => write!(f, "no series with id {id}"),
-            ReadError::Corrupt { path, detail } => {
-                write!(f, "{}: corrupt store: {detail}", path.display())
-            }
-            ReadError::Storage { path, source } => write!(f, "{}: {source}", path.display()),
-        }
-    }
-}
-
-impl fmt::Display for MarkError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            MarkError::ReadOnly { path } => {
-                write!(f, "{}: store opened read-only", path.display())
-            }
-            MarkError::Corrupt { path, detail } => {
-                write!(f, "{}: corrupt store: {detail}", path.display())
-            }
-            MarkError::Storage { path, source } => write!(f, "{}: {source}", path.display()),
-        }
-    }
-}
-
-impl fmt::Display for MaintenanceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            MaintenanceError::ReadOnly { path } => {
-                write!(f, "{}: store opened read-only", path.display())
-            }
-            MaintenanceError::Corrupt { path, detail } => {
-                write!(f, "{}: corrupt store: {detail}", path.display())
-            }
-            MaintenanceError::Storage { path, source } => {
-                write!(f, "{}: {source}", path.display())
-            }
-            MaintenanceError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            ReadError::Failed { path, failure } => failed(f, path, failure),
         }
     }
 }
@@ -403,7 +370,6 @@ impl fmt::Display for MaintenanceError {
 impl fmt::Display for CheckError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CheckError::Io { path, source } => write!(f, "{}: {source}", path.display()),
             CheckError::Locked { pid, path } => match pid {
                 Some(pid) => write!(f, "{}: store is in use (pid {pid})", path.display()),
                 None => write!(f, "{}: store is in use", path.display()),
@@ -417,67 +383,48 @@ impl fmt::Display for CheckError {
                 "{}: schema version {found} is not supported (this build reads up to {supported})",
                 path.display()
             ),
-            CheckError::Storage { path, source } => write!(f, "{}: {source}", path.display()),
+            CheckError::Failed { path, failure } => failed(f, path, failure),
         }
     }
 }
 
-impl std::error::Error for CheckError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            CheckError::Io { source, .. } => Some(source),
-            CheckError::Storage { source, .. } => Some(source),
-            _ => None,
+/// Display and `Error` for the operations whose only variant is `Failed`, and for the `Failed`
+/// variant of the others.
+macro_rules! failed_only {
+    ($($t:ident),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $t::Failed { path, failure } => failed(f, path, failure),
+                }
+            }
         }
-    }
+    )*};
 }
+failed_only!(MarkError, RequeueError, MaintenanceError);
 
-impl std::error::Error for OpenError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            OpenError::Io { source, .. } => Some(source),
-            OpenError::Storage { source, .. } => Some(source),
-            _ => None,
+macro_rules! error_source {
+    ($($t:ident),*) => {$(
+        impl std::error::Error for $t {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                match self {
+                    $t::Failed { failure, .. } => failure.cause(),
+                    #[allow(unreachable_patterns)]
+                    _ => None,
+                }
+            }
         }
-    }
+    )*};
 }
-
-impl std::error::Error for InsertError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            InsertError::Storage { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
-
-impl std::error::Error for ReadError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ReadError::Storage { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
-
-impl std::error::Error for MarkError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            MarkError::Storage { source, .. } => Some(source),
-            MarkError::Corrupt { .. } | MarkError::ReadOnly { .. } => None,
-        }
-    }
-}
-
-impl std::error::Error for MaintenanceError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            MaintenanceError::Storage { source, .. } => Some(source),
-            MaintenanceError::Io { source, .. } => Some(source),
-            MaintenanceError::Corrupt { .. } | MaintenanceError::ReadOnly { .. } => None,
-        }
-    }
-}
+error_source!(
+    OpenError,
+    CheckError,
+    InsertError,
+    ReadError,
+    MarkError,
+    RequeueError,
+    MaintenanceError
+);
 
 impl std::error::Error for InvalidSample {}
 
@@ -494,8 +441,11 @@ impl OpenError {
     /// elsewhere, an unknown schema or a damaged file.
     pub fn is_io(&self) -> bool {
         match self {
-            OpenError::Io { .. } => true,
-            OpenError::Storage { source, .. } => classify_redb(source).1,
+            OpenError::Failed {
+                failure: Failure::Io(_),
+                ..
+            } => true,
+            OpenError::Failed { failure, .. } => failure.storage_io(),
             _ => false,
         }
     }
@@ -503,8 +453,11 @@ impl OpenError {
     /// The disk (or quota) is full.
     pub fn is_no_space(&self) -> bool {
         match self {
-            OpenError::Io { source, .. } => no_space(source),
-            OpenError::Storage { source, .. } => classify_redb(source).0,
+            OpenError::Failed {
+                failure: Failure::Io(source),
+                ..
+            } => no_space(source),
+            OpenError::Failed { failure, .. } => failure.storage_no_space(),
             _ => false,
         }
     }
@@ -525,14 +478,14 @@ macro_rules! classify {
             /// The disk (or quota) is full. The write was not applied; the handle is now
             /// poisoned too ([`Self::is_io_poisoned`]).
             pub fn is_no_space(&self) -> bool {
-                matches!(self, $t::Storage { source, .. } if classify_redb(source).0)
+                matches!(self, $t::Failed { failure, .. } if failure.storage_no_space())
             }
             /// An I/O error happened in this write or an earlier one: redb refuses every
             /// further transaction on this handle ("Previous I/O error occurred") until the
             /// store is reopened ([`Store::reopen`](crate::Store::reopen)). Committed data is
             /// not affected.
             pub fn is_io_poisoned(&self) -> bool {
-                matches!(self, $t::Storage { source, .. } if classify_redb(source).1)
+                matches!(self, $t::Failed { failure, .. } if failure.storage_io())
             }
         }
     )*};

@@ -13,7 +13,7 @@
 //! file restored from its open descriptor), [`ProcessLock::store_file`] locks the new inode
 //! before it is used.
 
-use crate::OpenError;
+use crate::{Failure, OpenError};
 use rustix::fs::{FlockOperation, flock};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -69,10 +69,7 @@ fn lock_exclusive(
             pid: pid().or_else(|| flock_holder(file)),
             path: path.to_owned(),
         }),
-        Err(e) => Err(OpenError::Io {
-            path: path.to_owned(),
-            source: e.into(),
-        }),
+        Err(e) => Err(OpenError::io(path.to_owned(), e.into())),
     }
 }
 
@@ -81,10 +78,7 @@ impl ProcessLock {
     /// is left for the caller to report when not). The PID is written once both are held.
     pub(crate) fn acquire(store: &Path, create: bool) -> Result<ProcessLock, OpenError> {
         let path = lock_path(store);
-        let io = |source: std::io::Error| OpenError::Io {
-            path: path.clone(),
-            source,
-        };
+        let io = |source: std::io::Error| OpenError::io(path.clone(), source);
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -107,8 +101,10 @@ impl ProcessLock {
         };
         match lock.store_file(store, create) {
             Ok(_) => {}
-            Err(OpenError::Io { source, .. })
-                if !create && source.kind() == std::io::ErrorKind::NotFound => {}
+            Err(OpenError::Failed {
+                failure: Failure::Io(source),
+                ..
+            }) if !create && source.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
         let pid = rustix::process::getpid().as_raw_nonzero().get();
@@ -129,10 +125,7 @@ impl ProcessLock {
     /// one locked (moved aside and started afresh, or none locked yet), that file is opened
     /// (created when `create`) and locked first; another holder is `Locked`.
     pub(crate) fn store_file(&mut self, path: &Path, create: bool) -> Result<File, OpenError> {
-        let io = |source: std::io::Error| OpenError::Io {
-            path: path.to_owned(),
-            source,
-        };
+        let io = |source: std::io::Error| OpenError::io(path.to_owned(), source);
         if let Some(held) = &self.store {
             if crate::file::vanished(held, path).map_err(io)?.is_none() {
                 return held.try_clone().map_err(io);
@@ -152,10 +145,9 @@ impl ProcessLock {
     /// locked store file; returns a `dup` of it.
     pub(crate) fn adopt(&mut self, file: File, path: &Path) -> Result<File, OpenError> {
         lock_exclusive(&file, path, || None)?;
-        let dup = file.try_clone().map_err(|source| OpenError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let dup = file
+            .try_clone()
+            .map_err(|source| OpenError::io(path.to_owned(), source))?;
         self.store = Some(file);
         Ok(dup)
     }

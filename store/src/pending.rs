@@ -13,7 +13,7 @@
 
 use crate::codec::{KeyBytes, MAX_ORDINAL, RUN_LEN, run_bytes, run_from_bytes};
 use crate::error::{Fault, corrupt};
-use crate::schema::{PENDING_RUNS, SAMPLES};
+use crate::tables::{PENDING_RUNS, SAMPLES};
 use redb::{ReadableTable, Table};
 use std::ops::Bound;
 

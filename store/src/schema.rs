@@ -1,4 +1,4 @@
-//! Table definitions, the schema version, migrations and the read-only pre-open check.
+//! The schema version, migrations and the read-only pre-open check (tables: `tables.rs`).
 //!
 //! | version | tables |
 //! | --- | --- |
@@ -9,9 +9,14 @@
 //! Each migration step runs in one write transaction (fsynced), so a crash mid-way leaves
 //! the previous version intact and the next open simply runs it again.
 
-use crate::codec::{self, CHECKPOINT_LEN, KeyBytes, RUN_LEN, SESSION_KEY_LEN, VT_NUMBER, VT_TEXT};
-use crate::error::{Fault, corrupt};
+use crate::codec::{self, VT_NUMBER, VT_TEXT};
+use crate::error::{Failure, Fault, corrupt};
 use crate::pending::{self, bytes, ord};
+use crate::tables::{
+    BOOTS, CHECKPOINTS, META, META_DROPPED, META_DUPLICATES, META_QUARANTINED, META_SCHEMA,
+    PENDING_RUNS, QUARANTINE, SAMPLES, SERIES, SESSIONS, TEXT, UNSTAMPED, V1_PENDING, V1_SAMPLES,
+    meta_add,
+};
 use crate::{OpenError, Value};
 use redb::{
     Database, DatabaseError, ReadableDatabase, ReadableTable, StorageError, TableDefinition,
@@ -23,73 +28,21 @@ use std::path::Path;
 /// The schema this build writes.
 pub const SCHEMA_VERSION: u32 = 3;
 
-pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-pub(crate) const META_SCHEMA: &str = "schema_version";
-pub(crate) const META_DROPPED: &str = "dropped_total";
-pub(crate) const META_QUARANTINED: &str = "quarantined_total";
-pub(crate) const META_DUPLICATES: &str = "duplicates_total";
-/// The journal epoch whose records the last durable commit precedes (`journal.rs`); absent
-/// (0) until a store first journals.
-pub(crate) const META_JOURNAL_EPOCH: &str = "journal_epoch";
-/// How many of that epoch's records the state already includes (redb's close can make
-/// journaled commits durable without a fold).
-pub(crate) const META_JOURNAL_APPLIED: &str = "journal_applied";
-
-pub(crate) const CHECKPOINTS: TableDefinition<u64, &[u8; CHECKPOINT_LEN]> =
-    TableDefinition::new("checkpoints");
-
-// v2
-pub(crate) const SERIES: TableDefinition<u32, &[u8]> = TableDefinition::new("series");
-pub(crate) const SAMPLES: TableDefinition<&KeyBytes, &[u8; 8]> =
-    TableDefinition::new("num_samples");
-pub(crate) const PENDING_RUNS: TableDefinition<&KeyBytes, &[u8; RUN_LEN]> =
-    TableDefinition::new("pending_runs");
-pub(crate) const TEXT: TableDefinition<&KeyBytes, &[u8]> = TableDefinition::new("text_samples");
-pub(crate) const SESSIONS: TableDefinition<&[u8; SESSION_KEY_LEN], &[u8]> =
-    TableDefinition::new("sessions");
-pub(crate) const QUARANTINE: TableDefinition<&KeyBytes, &[u8]> = TableDefinition::new("quarantine");
-
-// v3: samples taken while the wall clock was not trusted, on the boot clock (ENCODING.md § 2).
-pub(crate) const UNSTAMPED: TableDefinition<&[u8; codec::UNSTAMPED_KEY_LEN], &[u8; 8]> =
-    TableDefinition::new("unstamped_samples");
-pub(crate) const BOOTS: TableDefinition<u32, &[u8; 16]> = TableDefinition::new("unstamped_boots");
-
-// v1
-pub(crate) const V1_SAMPLES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("samples");
-pub(crate) const V1_PENDING: TableDefinition<&[u8; 40], ()> = TableDefinition::new("pending");
-
-pub(crate) fn meta_get(
-    meta: &impl ReadableTable<&'static str, u64>,
-    key: &str,
-) -> Result<u64, Fault> {
-    Ok(meta.get(key)?.map(|v| v.value()).unwrap_or(0))
-}
-
-pub(crate) fn meta_add(
-    meta: &mut redb::Table<'_, &'static str, u64>,
-    key: &str,
-    n: u64,
-) -> Result<(), Fault> {
-    if n > 0 {
-        let v = meta_get(meta, key)?.saturating_add(n);
-        meta.insert(key, v)?;
-    }
-    Ok(())
-}
-
 fn open_err(path: &Path) -> impl Fn(DatabaseError) -> OpenError + '_ {
     move |e| match e {
         DatabaseError::DatabaseAlreadyOpen => OpenError::Locked {
             pid: None,
             path: path.to_owned(),
         },
-        DatabaseError::UpgradeRequired(v) => OpenError::Corrupt {
+        DatabaseError::UpgradeRequired(v) => OpenError::Failed {
             path: path.to_owned(),
-            detail: format!("redb file format {v} is not readable by this build"),
+            failure: Failure::Corrupt(format!(
+                "redb file format {v} is not readable by this build"
+            )),
         },
-        DatabaseError::Storage(StorageError::Corrupted(detail)) => OpenError::Corrupt {
+        DatabaseError::Storage(StorageError::Corrupted(detail)) => OpenError::Failed {
             path: path.to_owned(),
-            detail,
+            failure: Failure::Corrupt(detail),
         },
         // redb reports a bad magic number as InvalidData and a short file as UnexpectedEof.
         DatabaseError::Storage(StorageError::Io(e))
@@ -98,14 +51,14 @@ fn open_err(path: &Path) -> impl Fn(DatabaseError) -> OpenError + '_ {
                 std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData
             ) =>
         {
-            OpenError::Corrupt {
+            OpenError::Failed {
                 path: path.to_owned(),
-                detail: e.to_string(),
+                failure: Failure::Corrupt(e.to_string()),
             }
         }
-        other => OpenError::Storage {
+        other => OpenError::Failed {
             path: path.to_owned(),
-            source: other.into(),
+            failure: Failure::Storage(other.into()),
         },
     }
 }

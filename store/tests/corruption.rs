@@ -7,15 +7,15 @@
 //! - with 10 random bit flips (seeded, several seeds) in a copy of a store holding pending,
 //!   uploaded and quarantined samples, `open` either succeeds with every invariant holding,
 //!   every sample that was pending still pending, and marking all of them succeeding (never
-//!   "pending run holds fewer samples than its count"), or returns `OpenError::Corrupt` with
+//!   "pending run holds fewer samples than its count"), or returns `Failure::Corrupt` with
 //!   the file byte-identical; `move_aside` then clears the way for a fresh store.
 
 // Tests unwrap what they just built; a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use belabox_store::{
-    Checkpoint, NewSample, OpenError, SampleKey, SeriesKey, Store, StoreOptions, Uuid, Value,
-    move_aside,
+    Checkpoint, Failure, NewSample, OpenError, SampleKey, SeriesKey, Store, StoreOptions, Uuid,
+    Value, move_aside,
 };
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -105,7 +105,10 @@ fn inspect(path: &Path) {
     let k = store.pending(1).unwrap()[0].key;
     assert!(matches!(
         store.mark_uploaded(&[k], &cp(0)),
-        Err(belabox_store::MarkError::ReadOnly { .. })
+        Err(belabox_store::MarkError::Failed {
+            failure: belabox_store::Failure::ReadOnly,
+            ..
+        })
     ));
     assert!(store.insert(&[num("x", &[], 1, 1.0)]).is_err());
 }
@@ -206,7 +209,10 @@ fn bit_flips_are_refused_or_harmless_never_silent_loss() {
                 assert_eq!(store.pending_count().unwrap(), 0);
                 store.check_invariants().unwrap();
             }
-            Err(OpenError::Corrupt { detail, .. }) => {
+            Err(OpenError::Failed {
+                failure: Failure::Corrupt(detail),
+                ..
+            }) => {
                 refused += 1;
                 assert_eq!(
                     std::fs::read(&path).unwrap(),

@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use belabox_store::{
-    Checkpoint, Durability, NewSample, OpenError, OwnedValue, RetentionStats, SampleKey, SeriesKey,
-    SessionRecord, Store, StoreOptions, Uuid, Value,
+    Checkpoint, Durability, Failure, NewSample, OpenError, OwnedValue, RetentionStats, SampleKey,
+    SeriesKey, SessionRecord, Store, StoreOptions, Uuid, Value,
 };
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -738,7 +738,10 @@ fn corrupt_files_are_refused_and_left_untouched() {
     for (what, bytes) in cases {
         std::fs::write(&path, &bytes).unwrap();
         match Store::open(&path, StoreOptions::default()) {
-            Err(OpenError::Corrupt { detail, .. }) => {
+            Err(OpenError::Failed {
+                failure: Failure::Corrupt(detail),
+                ..
+            }) => {
                 assert!(!detail.is_empty(), "{what}");
             }
             other => panic!("{what}: expected Corrupt, got {other:?}"),
@@ -907,7 +910,10 @@ fn a_damaged_pending_run_is_reported_not_a_panic() {
         "{report:?}"
     );
     match Store::open(&path, StoreOptions::default()) {
-        Err(OpenError::Corrupt { detail, .. }) => assert!(detail.contains("run"), "{detail}"),
+        Err(OpenError::Failed {
+            failure: Failure::Corrupt(detail),
+            ..
+        }) => assert!(detail.contains("run"), "{detail}"),
         other => panic!("expected Corrupt, got {other:?}"),
     }
     assert_eq!(file_bytes(&path), before);
