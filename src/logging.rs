@@ -17,7 +17,7 @@ use log::kv::{Key, Value, VisitSource};
 use log::{LevelFilter, Log, Metadata, Record};
 
 use crate::model::time::{now_ms, rfc3339};
-use crate::upload::jsonl::write_str;
+use crate::text::json::write_str;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
