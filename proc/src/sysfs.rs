@@ -12,7 +12,7 @@
 //! | hwmon `currN_crit_alarm` | `%d\n` | 0 or 1 |
 //! | hwmon `pwm1` | `%d\n` | 0–255 duty |
 //! | hwmon `fan1_input`, L4T `pwm-fan/rpm_measured` | `%d\n` | RPM |
-//! | L4T `pwm-fan/target_pwm` | `%d\n` | 0–`pwm_cap` duty |
+//! | L4T `pwm-fan/target_pwm` | `%d\n` | duty 0–`pwm_cap` (≤ the devicetree's `active_pwm_max`, 255) |
 //! | `type`, `name`, `inN_label`, iio `rail_name_N` | `%s\n` | text |
 //! | devicetree `of_node/name` | `name\0` (raw property) | text |
 //!
@@ -48,8 +48,10 @@ pub fn parse_i64(buf: &[u8]) -> Result<i64, ParseError> {
 }
 
 /// An hwmon `pwm1` duty cycle: 0 (off) to 255 (full), the register's 8-bit full
-/// scale. A larger number is Malformed `pwm`. L4T's `pwm-fan/target_pwm` is scaled to
-/// its own `pwm_cap` instead: read it with [`parse_u64`] and divide by that.
+/// scale. A larger number is Malformed `pwm`. L4T's `pwm-fan/target_pwm` is on the
+/// same scale: `pwm_cap` only caps it, and the duty is `target_pwm` over the
+/// devicetree's `active_pwm_max` (255 on Jetson boards; L4T drivers/thermal/pwm_fan.c,
+/// `precision_multiplier`), so it parses here too.
 pub fn parse_pwm(buf: &[u8]) -> Result<u8, ParseError> {
     fields::sysfs_number(buf, "pwm", |s| {
         fields::parse_u16(s).and_then(|v| u8::try_from(v).ok())

@@ -70,6 +70,29 @@ macro_rules! collector_table {
             Uptime => "uptime", FileCollector<uptime::Uptime>, may_block: false, metrics {
                 SystemUptimeSeconds => "system_uptime_seconds", Gauge, [];
             }
+            // may_block false: cpufreq attributes are answered from the policy in memory
+            // (`scaling_cur_freq` prints `policy->cur` for cpufreq-dt and tegra drivers).
+            Cpufreq => "cpufreq", cpufreq::CpufreqCollector, may_block: false, metrics {
+                CpufreqFrequencyHertz => "cpufreq_frequency_hertz", Gauge, [Policy];
+                CpufreqMaxFrequencyHertz => "cpufreq_max_frequency_hertz", Gauge, [Policy];
+                CpufreqBelowMaxSecondsTotal => "cpufreq_below_max_seconds_total", Counter, [Policy];
+                CpufreqTransitionsTotal => "cpufreq_transitions_total", Counter, [Policy];
+            }
+            // may_block true: INA3221 rails are read over I²C at each read, and a power
+            // supply's `voltage_now` may ask a fuel gauge or USB-PD controller on a bus.
+            Power => "power", power::PowerCollector, may_block: true, metrics {
+                PowerRailVoltageVolts => "power_rail_voltage_volts", Gauge, [Chip, Rail];
+                PowerRailCurrentAmperes => "power_rail_current_amperes", Gauge, [Chip, Rail];
+                PowerRailPowerWatts => "power_rail_power_watts", Gauge, [Chip, Rail];
+                PowerRailCriticalAlarm => "power_rail_critical_alarm", Gauge, [Chip, Rail];
+                PowerRailWarningAlarm => "power_rail_warning_alarm", Gauge, [Chip, Rail];
+                PowerSupplyVoltageVolts => "power_supply_voltage_volts", Gauge, [Device];
+            }
+            // may_block true: a fan controller or tachometer may sit on I²C.
+            Fan => "fan", fan::FanCollector, may_block: true, metrics {
+                FanPwmRatio => "fan_pwm_ratio", Gauge, [Chip, Fan];
+                FanSpeedRpm => "fan_speed_rpm", Gauge, [Chip, Fan];
+            }
         }
     };
 }

@@ -29,6 +29,10 @@ label_keys! {
     Mode => "mode", "CPU time mode of cpu_seconds_total (`user`, `idle`, …).";
     Mountpoint => "mountpoint", "Mount point (decoded).";
     Fstype => "fstype", "Filesystem type.";
+    Policy => "policy", "cpufreq policy number (N of `policyN`).";
+    Chip => "chip", "hwmon or iio chip name (`ina3221`, `pwmfan`, …).";
+    Rail => "rail", "Power rail name (`VDD_IN`, `POM_5V_IN`, …).";
+    Fan => "fan", "Fan number on its chip (N of `pwmN`, `fanN_input`).";
 }
 
 /// Label names the agent gives a meaning to besides [`LabelKey`]: the series name and

@@ -13,14 +13,17 @@
 
 mod cap;
 pub(crate) mod cpu;
+pub(crate) mod cpufreq;
 pub(crate) mod disk;
 mod error;
+pub(crate) mod fan;
 pub mod filesystem;
 pub(crate) mod filter;
 pub(crate) mod kind;
 pub(crate) mod load;
 pub(crate) mod memory;
 pub(crate) mod network;
+pub(crate) mod power;
 mod schedule;
 pub mod sizing;
 pub(crate) mod source;
@@ -30,18 +33,27 @@ pub mod worker;
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::path::Path;
+#[cfg(test)]
+use std::path::PathBuf;
 
 use belabox_proc::ParseError;
 
 use crate::config::Config;
 pub use crate::model::collector_stats::{CollectorStats, READ_PATH_CAP, ReadPath};
 use crate::model::ring::SampleSink;
+#[cfg(test)]
+use crate::model::sample::LabelKey;
+use crate::model::sample::{Label, LabelValue, Metric, Sample};
 pub use cap::Cap;
 pub(crate) use cap::labelled;
 pub use error::{CollectError, OpenError, SetupError};
 pub use kind::CollectorKind;
 pub use schedule::{COLLECT_ALL_WAIT, Collectors};
 pub use source::{MAX_READ_BUF_SIZE, READ_BUF_SIZE, Source, SourceError, SourceFile, trace_reads};
+
+/// The labels of one unit (a policy, a rail, a fan), built once at open.
+pub type UnitLabels = heapless::Vec<Label, { crate::model::sample::MAX_LABELS }, u8>;
 
 /// What one collector did in one tick.
 #[derive(Debug, Default)]
@@ -59,6 +71,30 @@ impl Outcome {
             emitted: n,
             ..Outcome::default()
         }
+    }
+
+    /// Nothing pushed yet, `ignored` skipped: the units found at open but not tracked (over a
+    /// bound, a name too long), counted every tick.
+    pub fn ignoring(ignored: u32) -> Outcome {
+        Outcome {
+            skipped: ignored,
+            ..Outcome::default()
+        }
+    }
+
+    /// Pushes one sample of `metric` carrying `labels` (a unit's, built at open) and counts it.
+    pub fn push(
+        &mut self,
+        out: &mut dyn SampleSink,
+        ts_ms: i64,
+        labels: &UnitLabels,
+        metric: Metric,
+        value: f64,
+    ) {
+        let mut s = Sample::new(metric, ts_ms, value);
+        s.labels = labels.clone();
+        out.push(s);
+        self.emitted += 1;
     }
 
     pub fn skip(&mut self, e: CollectError) {
@@ -111,6 +147,79 @@ pub fn per_unit_bound(kind: CollectorKind, units: usize) -> usize {
 /// Opens `<procfs>/<rel>` now (for [`Collector::open`]).
 pub fn proc_source(config: &Config, rel: &str) -> Result<Source, OpenError> {
     Ok(Source::open(config.paths.procfs.join(rel))?)
+}
+
+/// The entries of `dir` named `<prefix>N<suffix>` (`policy4`, `in1_label`), as (N, name) in
+/// numeric order: discovery by enumeration, never by a guessed index. A missing or unreadable
+/// `dir` has none. For [`Collector::open`] (it allocates).
+pub fn numbered(dir: &Path, prefix: &str, suffix: &str) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let n = name
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_suffix(suffix))
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse::<u32>().ok());
+        if let Some(n) = n {
+            found.push((n, name.to_string()));
+        }
+    }
+    found.sort_unstable();
+    found
+}
+
+/// A sysfs text attribute read once at open (`name`, `type`, a rail label): `None` when it is
+/// absent, unreadable or not a label ([`belabox_proc::sysfs::parse_label`]).
+pub fn read_label(path: &Path) -> Option<LabelValue> {
+    let bytes = std::fs::read(path).ok()?;
+    let text = belabox_proc::sysfs::parse_label(&bytes).ok()?;
+    let mut v = LabelValue::new();
+    v.push_str(text).ok()?;
+    Some(v)
+}
+
+/// A config reading `sysfs` (and the `proc` beside it): for tests on a fixture tree.
+#[cfg(test)]
+pub(crate) fn sysfs_config(sysfs: &Path) -> Config {
+    let mut config = Config::default();
+    config.paths.sysfs = sysfs.to_path_buf();
+    config.paths.procfs = sysfs.with_file_name("proc");
+    config
+}
+
+/// The sysfs of the SoC fixture tree `tests/fixtures/soc/<tree>`.
+#[cfg(test)]
+pub(crate) fn soc_sysfs(tree: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/soc")
+        .join(tree)
+        .join("sys")
+}
+
+/// Opens `C` on `config` and collects twice (the second tick reads kept-open files): the
+/// second tick's samples and outcome. For the collectors' fixture tests.
+#[cfg(test)]
+pub(crate) fn collect_twice<C: Collector>(config: &Config) -> (Vec<Sample>, Outcome) {
+    let mut c = C::open(config).unwrap_or_else(|e| panic!("{e}"));
+    let mut buf = vec![0u8; READ_BUF_SIZE];
+    let mut out: Vec<Sample> = Vec::new();
+    c.collect(1_000, &mut buf, &mut out)
+        .unwrap_or_else(|e| panic!("{e}"));
+    out.clear();
+    let outcome = c
+        .collect(2_000, &mut buf, &mut out)
+        .unwrap_or_else(|e| panic!("{e}"));
+    for s in &out {
+        assert_eq!(s.ts_ms, 2_000);
+        let keys: Vec<LabelKey> = s.labels.iter().map(|l| l.key).collect();
+        assert_eq!(keys, s.metric.labels(), "{:?}", s.metric);
+    }
+    (out, outcome)
 }
 
 /// A /proc file whose every sample comes from one read of it, with no state between ticks

@@ -242,6 +242,17 @@ impl Source {
         }
     }
 
+    /// Reads the file and parses it whole with `parse` (a one-value sysfs attribute); a read
+    /// or parse error names the path.
+    pub fn value<'b, T>(
+        &mut self,
+        buf: &'b mut [u8],
+        parse: impl FnOnce(&'b [u8]) -> Result<T, ParseError>,
+    ) -> Result<T, CollectError> {
+        let data = self.read(buf)?;
+        parse(data).map_err(|e| self.parse_error(e))
+    }
+
     pub fn parse_error(&self, error: ParseError) -> CollectError {
         CollectError::Parse {
             path: self.path.clone(),
