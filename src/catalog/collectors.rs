@@ -93,6 +93,21 @@ macro_rules! collector_table {
                 FanPwmRatio => "fan_pwm_ratio", Gauge, [Chip, Fan];
                 FanSpeedRpm => "fan_speed_rpm", Gauge, [Chip, Fan];
             }
+            // may_block: nvgpu's `device/load` wakes the GPU (gk20a_busy) and may wait for its
+            // power-up; debugfs and the MPP proc file take driver locks.
+            Engine => "engine", engine::EngineCollector, may_block: true, metrics {
+                SocEngineLoadPercent => "soc_engine_load_percent", Gauge, [Engine, Device];
+                SocEngineFrequencyHertz => "soc_engine_frequency_hertz", Gauge, [Engine, Device];
+                SocEngineMaxFrequencyHertz => "soc_engine_max_frequency_hertz", Gauge, [Engine, Device];
+            }
+            // may_block: cpufreq, devfreq and pwm-fan devices answer from memory, but an ACPI
+            // fan's `cur_state` evaluates `_FST` (an embedded controller) and an I²C fan
+            // controller's may read its register.
+            Cooling => "cooling", cooling::CoolingCollector, may_block: true, metrics {
+                CoolingDeviceState => "cooling_device_state", Gauge, [Device, Type];
+                CoolingDeviceMaxState => "cooling_device_max_state", Gauge, [Device, Type];
+                CoolingDeviceThrottledSecondsTotal => "cooling_device_throttled_seconds_total", Counter, [Device, Type];
+            }
         }
     };
 }

@@ -33,6 +33,8 @@ label_keys! {
     Chip => "chip", "hwmon or iio chip name (`ina3221`, `pwmfan`, …).";
     Rail => "rail", "Power rail name (`VDD_IN`, `POM_5V_IN`, …).";
     Fan => "fan", "Fan number on its chip (N of `pwmN`, `fanN_input`).";
+    Engine => "engine", "SoC engine kind: `gpu`, `npu`, `venc`, `vdec`, `jpeg`, …";
+    Type => "type", "Cooling device type (`pwm-fan`, `cpufreq-cpu0`, …).";
 }
 
 /// Label names the agent gives a meaning to besides [`LabelKey`]: the series name and

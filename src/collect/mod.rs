@@ -12,9 +12,11 @@
 //! them, inline or on a [`worker`] thread), [`sizing`] (the ring they need).
 
 mod cap;
+pub(crate) mod cooling;
 pub(crate) mod cpu;
 pub(crate) mod cpufreq;
 pub(crate) mod disk;
+pub(crate) mod engine;
 mod error;
 pub(crate) mod fan;
 pub mod filesystem;
@@ -33,18 +35,14 @@ pub mod worker;
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::path::Path;
-#[cfg(test)]
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use belabox_proc::ParseError;
 
 use crate::config::Config;
 pub use crate::model::collector_stats::{CollectorStats, READ_PATH_CAP, ReadPath};
 use crate::model::ring::SampleSink;
-#[cfg(test)]
-use crate::model::sample::LabelKey;
-use crate::model::sample::{Label, LabelValue, Metric, Sample};
+use crate::model::sample::{Label, LabelKey, LabelValue, Metric, Sample};
 pub use cap::Cap;
 pub(crate) use cap::labelled;
 pub use error::{CollectError, OpenError, SetupError};
@@ -95,6 +93,21 @@ impl Outcome {
         s.labels = labels.clone();
         out.push(s);
         self.emitted += 1;
+    }
+
+    /// [`Outcome::push`] of a value read, or the skip of why it could not be.
+    pub fn push_result(
+        &mut self,
+        out: &mut dyn SampleSink,
+        ts_ms: i64,
+        labels: &UnitLabels,
+        metric: Metric,
+        value: Result<f64, CollectError>,
+    ) {
+        match value {
+            Ok(v) => self.push(out, ts_ms, labels, metric, v),
+            Err(e) => self.skip(e),
+        }
     }
 
     pub fn skip(&mut self, e: CollectError) {
@@ -173,14 +186,38 @@ pub fn numbered(dir: &Path, prefix: &str, suffix: &str) -> Vec<(u32, String)> {
     found
 }
 
+/// `s` as a label value, or `None` if it does not fit (the caller counts a skip).
+pub(crate) fn label_value(s: &str) -> Option<LabelValue> {
+    let mut v = LabelValue::new();
+    v.push_str(s).ok()?;
+    Some(v)
+}
+
+/// A unit's labels from (key, value) pairs, in the metric's row order (at most
+/// [`MAX_LABELS`](crate::model::sample::MAX_LABELS): more are dropped). Built at open, or per
+/// tick without allocating.
+pub fn unit_labels(pairs: &[(LabelKey, &LabelValue)]) -> UnitLabels {
+    let mut l = UnitLabels::new();
+    for (key, value) in pairs {
+        let _ = l.push(Label {
+            key: *key,
+            value: (*value).clone(),
+        });
+    }
+    l
+}
+
+/// The attribute at `path` when the driver made it, opened on first read (an entry that cannot
+/// be read is then a counted skip each tick); `None` when it does not exist at open.
+pub fn optional_source(path: PathBuf) -> Option<Source> {
+    path.exists().then(|| Source::watched(path))
+}
+
 /// A sysfs text attribute read once at open (`name`, `type`, a rail label): `None` when it is
 /// absent, unreadable or not a label ([`belabox_proc::sysfs::parse_label`]).
 pub fn read_label(path: &Path) -> Option<LabelValue> {
     let bytes = std::fs::read(path).ok()?;
-    let text = belabox_proc::sysfs::parse_label(&bytes).ok()?;
-    let mut v = LabelValue::new();
-    v.push_str(text).ok()?;
-    Some(v)
+    label_value(belabox_proc::sysfs::parse_label(&bytes).ok()?)
 }
 
 /// A config reading `sysfs` (and the `proc` beside it): for tests on a fixture tree.
@@ -286,5 +323,42 @@ impl<F: ProcFile> Collector for FileCollector<F> {
             FileError::Parse(e) => self.source.parse_error(e),
             FileError::Missing(what) => self.source.missing(what),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One sample of a two-label series: (series, first label, second label, value).
+    pub(super) type Row = (&'static str, String, String, f64);
+
+    /// One collection of `c` at `ts` as rows, checking each sample's stamp and that its labels
+    /// are `keys`; with the skip count.
+    pub(super) fn collect_rows(
+        c: &mut dyn Collector,
+        ts: i64,
+        keys: [LabelKey; 2],
+    ) -> (Vec<Row>, u32) {
+        let mut buf = vec![0u8; 4096];
+        let mut out: Vec<Sample> = Vec::new();
+        let o = c.collect(ts, &mut buf, &mut out).expect("collect");
+        assert_eq!(o.emitted as usize, out.len());
+        let rows = out
+            .iter()
+            .map(|s| {
+                assert_eq!(s.ts_ms, ts);
+                let got: Vec<_> = s.labels.iter().map(|l| l.key).collect();
+                assert_eq!(got, keys, "{:?}", s.metric);
+                let v = |i: usize| s.labels[i].value.to_string();
+                (s.metric.name(), v(0), v(1), s.value)
+            })
+            .collect();
+        (rows, o.skipped)
+    }
+
+    /// A [`Row`] to compare with.
+    pub(super) fn row(series: &'static str, a: &str, b: &str, value: f64) -> Row {
+        (series, a.to_string(), b.to_string(), value)
     }
 }

@@ -20,11 +20,14 @@ use std::path::Path;
 
 use belabox_proc::sysfs;
 
-use super::{CollectError, Collector, OpenError, Outcome, Source, UnitLabels as Labels};
+use super::{
+    CollectError, Collector, OpenError, Outcome, Source, UnitLabels as Labels,
+    optional_source as optional, unit_labels as labels,
+};
 use crate::catalog::CollectorKind;
 use crate::config::Config;
 use crate::model::ring::SampleSink;
-use crate::model::sample::{Label, LabelKey, LabelValue, Metric};
+use crate::model::sample::{LabelKey, LabelValue, Metric};
 
 /// Most rails tracked (more are a counted skip each tick). An INA3221 has 3 channels;
 /// Jetsons carry 1–2 of them (AGX Xavier and AGX Orin: 2 chips, 6 rails).
@@ -61,28 +64,11 @@ pub struct PowerCollector {
     ignored: u32,
 }
 
-fn labels(pairs: &[(LabelKey, &LabelValue)]) -> Labels {
-    let mut l = Labels::new();
-    for (key, value) in pairs {
-        let _ = l.push(Label {
-            key: *key,
-            value: (*value).clone(),
-        });
-    }
-    l
-}
-
 /// A signed one-value attribute, or `None` after counting why it could not be read.
 fn read_i64(src: &mut Source, buf: &mut [u8], outcome: &mut Outcome) -> Option<i64> {
     src.value(buf, sysfs::parse_i64)
         .map_err(|e| outcome.skip(e))
         .ok()
-}
-
-/// The attribute at `path` when the driver made it (an entry that cannot be read is then a
-/// counted skip each tick).
-fn optional(path: std::path::PathBuf) -> Option<Source> {
-    path.exists().then(|| Source::watched(path))
 }
 
 impl PowerCollector {

@@ -599,6 +599,8 @@ mod tests {
             CollectorKind::Cpufreq,
             CollectorKind::Power,
             CollectorKind::Fan,
+            CollectorKind::Engine,
+            CollectorKind::Cooling,
         ];
         assert_eq!(kinds, want, "{unavailable:?}");
         assert!(

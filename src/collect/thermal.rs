@@ -11,7 +11,7 @@ use std::path::Path;
 
 use belabox_proc::thermal;
 
-use super::{CollectError, Collector, OpenError, Outcome, Source};
+use super::{CollectError, Collector, OpenError, Outcome, Source, label_value};
 use crate::config::Config;
 use crate::model::ring::SampleSink;
 use crate::model::sample::{Label, LabelKey, LabelValue, Metric, Sample};
@@ -37,20 +37,7 @@ impl ThermalCollector {
     /// Scans `<sysfs>/class/thermal/thermal_zone*`, in numeric order.
     pub fn discover(sysfs: &Path) -> ThermalCollector {
         let dir = sysfs.join("class/thermal");
-        let mut found: Vec<(u32, String)> = Vec::new();
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            for e in entries.flatten() {
-                let name = e.file_name();
-                let Some(name) = name.to_str() else { continue };
-                if let Some(n) = name
-                    .strip_prefix("thermal_zone")
-                    .and_then(|n| n.parse::<u32>().ok())
-                {
-                    found.push((n, name.to_string()));
-                }
-            }
-        }
-        found.sort_unstable();
+        let found = super::numbered(&dir, "thermal_zone", "");
         let mut c = ThermalCollector {
             zones: heapless::Vec::new(),
             ignored: 0,
@@ -59,7 +46,8 @@ impl ThermalCollector {
             let zdir = dir.join(&name);
             let type_bytes = std::fs::read(zdir.join("type")).unwrap_or_default();
             let zone_type = thermal::parse_type(&type_bytes).unwrap_or("unknown");
-            let (Some(sensor), Some(zone_type)) = (label(&name), label(zone_type)) else {
+            let (Some(sensor), Some(zone_type)) = (label_value(&name), label_value(zone_type))
+            else {
                 c.ignored += 1;
                 continue;
             };
@@ -132,12 +120,6 @@ impl Collector for ThermalCollector {
         }
         Ok(outcome)
     }
-}
-
-fn label(s: &str) -> Option<LabelValue> {
-    let mut v = LabelValue::new();
-    v.push_str(s).ok()?;
-    Some(v)
 }
 
 #[cfg(test)]

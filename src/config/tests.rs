@@ -419,7 +419,7 @@ fn unknown_keys_are_rejected_at_every_depth() {
         (
             "[collect.intervals]\nfoo = \"1s\"",
             "collect.intervals.foo: unknown key (expected one of: cpu, memory, disk, network, filesystem, \
-             thermal, load, uptime, cpufreq, power, fan)",
+             thermal, load, uptime, cpufreq, power, fan, engine, cooling",
         ),
         ("[remote]\nurls = \"http://x\"", "remote.urls: unknown key"),
         (
