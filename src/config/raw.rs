@@ -598,10 +598,24 @@ impl<'de> Deserialize<'de> for KindKey {
     }
 }
 
+/// A value of `collect.disabled` / `collect.required`: the name of some collector.
+struct KindName(CollectorKind);
+
+impl<'de> Deserialize<'de> for KindName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        static NAMES: LazyLock<Vec<&'static str>> =
+            LazyLock::new(|| CollectorKind::ALL.iter().map(|k| k.name()).collect());
+        let name = String::deserialize(d)?;
+        CollectorKind::from_name(&name)
+            .map(KindName)
+            .ok_or_else(|| de::Error::unknown_variant(&name, &NAMES))
+    }
+}
+
 impl<'de> Deserialize<'de> for CollectorSet {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let names = Vec::<KindKey>::deserialize(d)?;
-        Ok(names.into_iter().map(|KindKey(k)| k).collect())
+        let names = Vec::<KindName>::deserialize(d)?;
+        Ok(names.into_iter().map(|KindName(k)| k).collect())
     }
 }
 
