@@ -37,4 +37,4 @@ cargo clippy --workspace --all-targets --no-default-features -- -D warnings
 echo "==> cargo test"
 cargo test --workspace
 echo "==> cargo test --no-default-features: the HTTP client and config without TLS"
-cargo test --no-default-features --lib --test http_client
+cargo test --no-default-features --lib --test net

@@ -1,0 +1,22 @@
+//! The agent binary end to end (`belabox-metrics run`, `once`, `check-config`, `store`, signals,
+//! clock, full disks, power cuts, the soak) and the collectors on the board captures: one test
+//! binary (issue 27: each binary links the agent crate and rustls, most of the link time).
+//! Run one former file with a filter: `cargo test --test agent power_cut::`.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod cli_habits;
+mod clock_untrusted;
+mod disk_full_agent;
+mod once_fixtures;
+mod once_partial;
+mod panic_line;
+mod power_cut;
+mod reload;
+mod ring_capacity;
+mod run_agent;
+mod soak;
+mod store_corrupt_agent;
+mod systemd_unit;
+mod token_config;
