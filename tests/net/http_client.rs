@@ -2,8 +2,8 @@
 //! keep-alive reuse, a stale idle connection, `Connection: close`, chunked bodies, 100 Continue,
 //! a body cut into many small writes, a server that never answers (timeout), garbage and an
 //! oversized head, `localhost` resolution, URL userinfo → Basic, Date/Retry-After, a body cut
-//! short. (https over the same client: tests/https_e2e.rs.) Every server talks on 127.0.0.1 only,
-//! serves a bounded number of connections, and every wait is bounded.
+//! short. (https over the same client: tests/upload/https_e2e.rs.) Every server talks on
+//! 127.0.0.1 only, serves a bounded number of connections, and every wait is bounded.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
