@@ -10,12 +10,12 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 need_apt=()
 command -v victoria-metrics >/dev/null 2>&1 || need_apt+=(victoria-metrics)
-# prometheus (ships promtool): tests/prometheus_scrape.rs scrapes the agent with it.
+# prometheus (ships promtool): tests/health/prometheus_scrape.rs scrapes the agent with it.
 command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 # libfaketime: the untrusted-clock test runs the agent under a 1970 clock.
 command -v faketime >/dev/null 2>&1 || need_apt+=(faketime)
-# python3-fuse (for /usr/bin/python3) and fusermount: tests/power_cut.rs mounts
+# python3-fuse (for /usr/bin/python3) and fusermount: tests/agent/power_cut.rs mounts
 # tests/support/lazyfs.py, a FUSE file system that drops unsynced writes (a power cut).
 /usr/bin/python3 -c 'import fuse' >/dev/null 2>&1 || need_apt+=(python3-fuse)
 command -v fusermount >/dev/null 2>&1 || need_apt+=(fuse3)
@@ -40,4 +40,4 @@ cargo clippy --workspace --all-targets --no-default-features --features test-hoo
 echo "==> cargo test (with the agent's test hooks: src/agent/test_hooks.rs)"
 cargo test --workspace --features test-hooks
 echo "==> cargo test --no-default-features: the HTTP client and config without TLS"
-cargo test --no-default-features --lib --test http_client
+cargo test --no-default-features --lib --test net

@@ -1,5 +1,6 @@
 //! Request → response, synchronously, into a reused buffer: the part of the server that runs once
-//! per request. After warm-up it makes no heap allocation (checked by tests/health_alloc.rs).
+//! per request. After warm-up it makes no heap allocation (checked by
+//! tests/footprint/health_alloc.rs).
 
 use std::io::Write as _;
 

@@ -4,7 +4,7 @@
 //! loopback port with its data in a temp dir, waits for `/health`, and kills it on drop. Tests
 //! never skip: a missing binary is a panic that says what to install.
 //!
-//! `Vm::start_tls(cert, key)` serves https instead (`-tls`, for tests/https_e2e.rs); the
+//! `Vm::start_tls(cert, key)` serves https instead (`-tls`, for tests/upload/https_e2e.rs); the
 //! helpers below then talk to it through the `curl` command without checking its certificate
 //! (what is under test is the agent's check, not the helper's). VM re-reads the two files every
 //! second, so a test can swap the certificate under a running server.

@@ -1,5 +1,6 @@
 //! A counting global allocator for tests and benches: counts allocations made by the current
-//! thread while counting is switched on (other threads — the test harness — do not disturb it).
+//! thread while counting is switched on (other threads — the test harness, other tests counting
+//! at the same time in the same binary — do not disturb it: the count is per thread).
 //!
 //! Install it in a test or bench binary with
 //! `#[global_allocator] static A: CountingAlloc = CountingAlloc;`.
@@ -9,20 +10,21 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug)]
 pub struct CountingAlloc;
 
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
+// Both thread-locals are const-initialised and have no destructor, so touching them inside the
+// allocator neither allocates nor registers a destructor (safe at any point of a thread's life).
 thread_local! {
     static COUNTING: Cell<bool> = const { Cell::new(false) };
+    /// Allocations this thread made while `COUNTING` was on, since the thread started.
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
 }
 
 fn note() {
     if COUNTING.with(Cell::get) {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        ALLOCS.with(|n| n.set(n.get() + 1));
     }
 }
 
@@ -55,9 +57,9 @@ unsafe impl GlobalAlloc for CountingAlloc {
 /// Runs `f` and returns its result with the number of allocations (incl. reallocations) the
 /// current thread made meanwhile. Only meaningful when `CountingAlloc` is the global allocator.
 pub fn count_allocs<T>(f: impl FnOnce() -> T) -> (T, u64) {
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = ALLOCS.with(Cell::get);
     COUNTING.with(|c| c.set(true));
     let out = f();
     COUNTING.with(|c| c.set(false));
-    (out, ALLOCS.load(Ordering::Relaxed) - before)
+    (out, ALLOCS.with(Cell::get) - before)
 }
