@@ -17,6 +17,7 @@ mod clock_untrusted;
 mod disk_full_agent;
 mod once_fixtures;
 mod once_partial;
+mod once_soc;
 mod panic_line;
 mod power_cut;
 mod reload;
