@@ -34,6 +34,10 @@ fn ticks_allocate(config: &Config) -> (u64, u32) {
 }
 
 fn ticks_allocate_with(mut collectors: Collectors) -> (u64, u32) {
+    ticks_allocate_ref(&mut collectors)
+}
+
+fn ticks_allocate_ref(collectors: &mut Collectors) -> (u64, u32) {
     let mut ring = SampleRing::with_capacity(4096);
     let mut ts = 1_700_000_000_000i64;
     // Warm-up: first reads, filter caches, lazily opened zone files.
@@ -54,8 +58,8 @@ fn ticks_allocate_with(mut collectors: Collectors) -> (u64, u32) {
     // 53 ticks: per-mode CPU counters for "all" and each core; at least the root filesystem
     // (the fixture's mount points are statvfs'd on this machine, where / exists) and the
     // dropped counter.
-    assert!(samples_of(&collectors, CollectorKind::Cpu) >= 53 * 16);
-    assert!(samples_of(&collectors, CollectorKind::Filesystem) >= 53 * 6);
+    assert!(samples_of(collectors, CollectorKind::Cpu) >= 53 * 16);
+    assert!(samples_of(collectors, CollectorKind::Filesystem) >= 53 * 6);
     (allocs, pushed)
 }
 
@@ -146,4 +150,72 @@ fn zero_allocations_per_filesystem_tick_with_long_mount_points() {
     // 7 mounts × 5 series + the dropped counter.
     assert_eq!(emitted, 50 * (7 * 5 + 1));
     assert_eq!(allocs, 0, "allocations in 50 filesystem ticks");
+}
+
+/// The SoC collectors (engine, cpufreq, cooling, power, fan) on every source-derived SoC tree:
+/// nothing allocated after the warm-up, and each collector the tree feeds pushes every tick.
+#[test]
+fn zero_allocations_per_tick_on_the_soc_trees() {
+    let soc = support::fixture("soc");
+    for (tree, board, kinds) in [
+        (
+            "rk3588-vendor",
+            "rk3588-rock5b",
+            &[
+                CollectorKind::Engine,
+                CollectorKind::Cpufreq,
+                CollectorKind::Cooling,
+                CollectorKind::Power,
+                CollectorKind::Fan,
+            ][..],
+        ),
+        (
+            "rk3588-mainline",
+            "rk3588-rock5b",
+            &[CollectorKind::Engine, CollectorKind::Cooling][..],
+        ),
+        (
+            "jetson-nano",
+            "jetson-nano-l4t32",
+            &[
+                CollectorKind::Engine,
+                CollectorKind::Cpufreq,
+                CollectorKind::Power,
+                CollectorKind::Fan,
+            ][..],
+        ),
+        (
+            "jetson-orin",
+            "jetson-nano-l4t32",
+            &[
+                CollectorKind::Engine,
+                CollectorKind::Cpufreq,
+                CollectorKind::Cooling,
+                CollectorKind::Power,
+                CollectorKind::Fan,
+            ][..],
+        ),
+    ] {
+        // The board capture's /proc plus the tree's own /proc files (mpp_service).
+        let dir = tempfile::tempdir().unwrap();
+        let proc = dir.path().join("proc");
+        support::copy_tree(&support::fixture(board).join("proc"), &proc);
+        if soc.join(tree).join("proc").is_dir() {
+            support::copy_tree(&soc.join(tree).join("proc"), &proc);
+        }
+        let mut config = Config::default();
+        config.paths.procfs = proc;
+        config.paths.sysfs = soc.join(tree).join("sys");
+        for mut collectors in [
+            Collectors::open_inline(&config).unwrap(),
+            Collectors::open(&config).unwrap(),
+        ] {
+            let (allocs, _) = ticks_allocate_ref(&mut collectors);
+            assert_eq!(allocs, 0, "{tree}: allocations in 50 ticks");
+            for &kind in kinds {
+                let n = samples_of(&collectors, kind);
+                assert!(n >= 53, "{tree}: {kind:?} pushed {n} samples in 53 ticks");
+            }
+        }
+    }
 }
