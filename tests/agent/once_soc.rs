@@ -14,6 +14,9 @@ use std::process::Command;
 /// (series name, sorted labels without `device_id`) → value.
 type Series = BTreeMap<(String, Vec<(String, String)>), f64>;
 
+/// One expected series: its name, its labels and its value.
+type Row<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+
 const SOC_PREFIXES: [&str; 5] = [
     "soc_engine_",
     "cpufreq_",
@@ -60,7 +63,7 @@ fn once(procfs: &Path, tree: &str) -> (Series, String) {
     (got, stderr)
 }
 
-fn want(rows: &[(&str, &[(&str, &str)], f64)]) -> Series {
+fn want(rows: &[Row<'_>]) -> Series {
     rows.iter()
         .map(|(name, labels, v)| {
             let mut l: Vec<(String, String)> = labels
@@ -105,7 +108,7 @@ fn rk3588_vendor_kernel() {
     let p0: &[(&str, &str)] = &[("policy", "0")];
     let p4: &[(&str, &str)] = &[("policy", "4")];
     let fan: &[(&str, &str)] = &[("device", "0"), ("type", "pwm-fan")];
-    let rows: Vec<(&str, &[(&str, &str)], f64)> = vec![
+    let rows: Vec<Row<'_>> = vec![
         // devfreq fb000000.gpu: load "37@600000000Hz", cur_freq 600000000, max_freq 1000000000.
         ("soc_engine_load_percent", gpu, 37.0),
         ("soc_engine_frequency_hertz", gpu, 600e6),
@@ -228,7 +231,7 @@ fn rk3588_mainline_kernel() {
         c("1", "pwm-fan"),
         c("2", "devfreq-fb000000.gpu"),
     );
-    let rows: Vec<(&str, &[(&str, &str)], f64)> = vec![
+    let rows: Vec<Row<'_>> = vec![
         // panthor's devfreq has no `load`: frequency only (cur_freq 300 MHz of 1000 MHz).
         ("soc_engine_frequency_hertz", gpu, 300e6),
         ("soc_engine_max_frequency_hertz", gpu, 1000e6),
@@ -262,7 +265,7 @@ fn jetson_nano_l4t32() {
     let (inp, gpur, cpur) = (rail("POM_5V_IN"), rail("POM_5V_GPU"), rail("POM_5V_CPU"));
     let p0: &[(&str, &str)] = &[("policy", "0")];
     let fan: &[(&str, &str)] = &[("chip", "pwm-fan"), ("fan", "1")];
-    let rows: Vec<(&str, &[(&str, &str)], f64)> = vec![
+    let rows: Vec<Row<'_>> = vec![
         // nvgpu device/load 318 per mille; cur_freq 76.8 MHz of 921.6 MHz.
         ("soc_engine_load_percent", gpu, 31.8),
         ("soc_engine_frequency_hertz", gpu, 76.8e6),
@@ -304,7 +307,7 @@ fn jetson_orin_l4t36() {
     let p0: &[(&str, &str)] = &[("policy", "0")];
     let p4: &[(&str, &str)] = &[("policy", "4")];
     let fan: &[(&str, &str)] = &[("device", "0"), ("type", "pwm-fan")];
-    let rows: Vec<(&str, &[(&str, &str)], f64)> = vec![
+    let rows: Vec<Row<'_>> = vec![
         ("soc_engine_load_percent", gpu, 45.2),
         ("soc_engine_frequency_hertz", gpu, 624.75e6),
         ("soc_engine_max_frequency_hertz", gpu, 624.75e6),
