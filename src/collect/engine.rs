@@ -66,9 +66,35 @@ struct Devfreq {
     max_freq: Option<Source>,
 }
 
+/// Tegra multimedia engine clocks in debugfs (`/sys/kernel/debug/clk/<name>/`, root): the
+/// Jetson NVENC/NVDEC/NVJPG have no utilisation counter, so, as jetson-stats' `engine.py` does,
+/// the clock says whether the engine runs (`clk_enable_count` > 0) and how fast (`clk_rate`).
+const TEGRA_CLOCKS: &[(&str, &str)] = &[
+    ("nvenc", "venc"),
+    ("nvenc1", "venc"),
+    ("nvdec", "vdec"),
+    ("nvdec1", "vdec"),
+    ("nvjpg", "jpeg"),
+    ("nvjpg1", "jpeg"),
+];
+
+/// Most Tegra engine clocks tracked: every entry of [`TEGRA_CLOCKS`].
+pub const MAX_TEGRA_CLOCKS: usize = 6;
+
+#[derive(Debug)]
+struct TegraClock {
+    /// `engine` (`venc`, `vdec`, `jpeg`), `device` (the clock's name, `nvenc`).
+    labels: UnitLabels,
+    enable_count: Source,
+    rate: Source,
+    /// `clk_max_rate` (common clock framework debugfs, newer kernels).
+    max_rate: Option<Source>,
+}
+
 #[derive(Debug)]
 pub struct EngineCollector {
     devfreq: heapless::Vec<Devfreq, MAX_DEVFREQ>,
+    tegra: heapless::Vec<TegraClock, MAX_TEGRA_CLOCKS>,
     /// Engines found but not tracked (too many devfreq entries).
     ignored: u32,
     npu: Option<Source>,
@@ -89,6 +115,10 @@ impl Collector for EngineCollector {
         let (npu, npu_denied) = open_first(&npu_paths);
         let mpp_path = config.paths.procfs.join("mpp_service/load");
         let (mpp, mpp_denied) = open_first(std::slice::from_ref(&mpp_path));
+        let (tegra, tegra_denied) = discover_tegra_clocks(&config.paths.sysfs);
+        if let Some(why) = &tegra_denied {
+            log::info!(collector = "engine"; "Jetson video engine clocks unavailable: {why}");
+        }
         let has_npu_devfreq = devfreq.iter().any(|d| d.engine == "npu");
         if npu.is_none()
             && let Some(why) = &npu_denied
@@ -96,19 +126,24 @@ impl Collector for EngineCollector {
         {
             log::info!(collector = "engine"; "NPU per-core load unavailable: {why}");
         }
-        if devfreq.is_empty() && ignored == 0 && npu.is_none() && mpp.is_none() {
+        if devfreq.is_empty() && ignored == 0 && npu.is_none() && mpp.is_none() && tegra.is_empty()
+        {
             return Err(OpenError::Unavailable(
-                npu_denied.or(mpp_denied).unwrap_or_else(|| {
-                    format!(
-                        "no GPU or NPU under {}, no {}",
-                        config.paths.sysfs.join("class/devfreq").display(),
-                        mpp_path.display()
-                    )
-                }),
+                npu_denied
+                    .or(mpp_denied)
+                    .or(tegra_denied)
+                    .unwrap_or_else(|| {
+                        format!(
+                            "no GPU or NPU under {}, no {}",
+                            config.paths.sysfs.join("class/devfreq").display(),
+                            mpp_path.display()
+                        )
+                    }),
             ));
         }
         let mut c = EngineCollector {
             devfreq,
+            tegra,
             ignored,
             npu,
             mpp,
@@ -134,7 +169,8 @@ impl Collector for EngineCollector {
     fn max_samples(_: &Config) -> usize {
         // Three series per devfreq engine, one load per NPU or MPP core.
         let per_devfreq = CollectorKind::Engine.metrics().len();
-        MAX_DEVFREQ * per_devfreq + MAX_NPU_CORES + MAX_MPP_CORES
+        // A Tegra engine clock: frequency and, where the kernel has it, its maximum.
+        MAX_DEVFREQ * per_devfreq + MAX_NPU_CORES + MAX_MPP_CORES + 2 * MAX_TEGRA_CLOCKS
     }
 
     fn collect(
@@ -163,6 +199,28 @@ impl Collector for EngineCollector {
                     out,
                     ts_ms,
                     &d.labels,
+                    Metric::SocEngineMaxFrequencyHertz,
+                    max,
+                );
+            }
+        }
+        for t in self.tegra.iter_mut() {
+            // A clock that is not enabled runs the engine at 0 Hz, whatever its rate says.
+            let enabled = t.enable_count.value(buf, sysfs::parse_u64);
+            let freq = enabled.and_then(|n| {
+                if n == 0 {
+                    Ok(0.0)
+                } else {
+                    t.rate.value(buf, sysfs::parse_u64).map(|v| v as f64)
+                }
+            });
+            o.push_result(out, ts_ms, &t.labels, Metric::SocEngineFrequencyHertz, freq);
+            if let Some(max) = t.max_rate.as_mut() {
+                let max = max.value(buf, sysfs::parse_u64).map(|v| v as f64);
+                o.push_result(
+                    out,
+                    ts_ms,
+                    &t.labels,
                     Metric::SocEngineMaxFrequencyHertz,
                     max,
                 );
@@ -362,6 +420,36 @@ fn discover_devfreq(sysfs: &Path) -> (heapless::Vec<Devfreq, MAX_DEVFREQ>, u32) 
     (found, ignored)
 }
 
+/// The Tegra engine clocks of [`TEGRA_CLOCKS`] that exist and open under
+/// `<sysfs>/kernel/debug/clk/`, and why one that exists could not be read (root-only debugfs).
+fn discover_tegra_clocks(
+    sysfs: &Path,
+) -> (heapless::Vec<TegraClock, MAX_TEGRA_CLOCKS>, Option<String>) {
+    let dir = sysfs.join("kernel/debug/clk");
+    let mut found = heapless::Vec::new();
+    let mut denied = None;
+    for &(name, engine) in TEGRA_CLOCKS {
+        let cdir = dir.join(name);
+        let (enable_count, why) = open_first(&[cdir.join("clk_enable_count")]);
+        denied = denied.or(why);
+        let Some(enable_count) = enable_count else {
+            continue;
+        };
+        let (Some(kind), Some(device)) = (label_value(engine), label_value(name)) else {
+            continue;
+        };
+        let t = TegraClock {
+            labels: unit_labels(&[(LabelKey::Engine, &kind), (LabelKey::Device, &device)]),
+            enable_count,
+            rate: Source::new(cdir.join("clk_rate")),
+            max_rate: optional_source(cdir.join("clk_max_rate")),
+        };
+        // TEGRA_CLOCKS has MAX_TEGRA_CLOCKS entries: the push cannot fail.
+        let _ = found.push(t);
+    }
+    (found, denied)
+}
+
 /// The first of `paths` that opens, or why none did: `Some(reason)` when one exists but may not
 /// be read (the reason names it), `None` when none exists.
 fn open_first(paths: &[PathBuf]) -> (Option<Source>, Option<String>) {
@@ -488,6 +576,11 @@ mod tests {
                     row(LOAD, "gpu", "57000000.gpu", 31.8),
                     row(FREQ, "gpu", "57000000.gpu", 76_800_000.0),
                     row(MAX, "gpu", "57000000.gpu", 921_600_000.0),
+                    // debugfs clk/nvenc: enabled (count 1) at 716.8 MHz; nvdec and nvjpg
+                    // disabled (count 0): 0 Hz whatever their rate. No clk_max_rate on 4.9.
+                    row(FREQ, "venc", "nvenc", 716_800_000.0),
+                    row(FREQ, "vdec", "nvdec", 0.0),
+                    row(FREQ, "jpeg", "nvjpg", 0.0),
                 ],
             ),
             (
@@ -498,6 +591,12 @@ mod tests {
                     row(LOAD, "gpu", "17000000.ga10b", 45.2),
                     row(FREQ, "gpu", "17000000.ga10b", 624_750_000.0),
                     row(MAX, "gpu", "17000000.ga10b", 624_750_000.0),
+                    // clk/nvenc enabled at 115.2 MHz, nvdec (count 2) at 345.6 MHz; both
+                    // with clk_max_rate 1152 MHz.
+                    row(FREQ, "venc", "nvenc", 115_200_000.0),
+                    row(MAX, "venc", "nvenc", 1_152_000_000.0),
+                    row(FREQ, "vdec", "nvdec", 345_600_000.0),
+                    row(MAX, "vdec", "nvdec", 1_152_000_000.0),
                 ],
             ),
         ];

@@ -270,6 +270,22 @@ fn jetson_nano_l4t32() {
         ("soc_engine_load_percent", gpu, 31.8),
         ("soc_engine_frequency_hertz", gpu, 76.8e6),
         ("soc_engine_max_frequency_hertz", gpu, 921.6e6),
+        // debugfs clk/<name>: clk_rate while clk_enable_count > 0, else 0 Hz.
+        (
+            "soc_engine_frequency_hertz",
+            &[("engine", "venc"), ("device", "nvenc")],
+            716.8e6,
+        ),
+        (
+            "soc_engine_frequency_hertz",
+            &[("engine", "vdec"), ("device", "nvdec")],
+            0.0,
+        ),
+        (
+            "soc_engine_frequency_hertz",
+            &[("engine", "jpeg"), ("device", "nvjpg")],
+            0.0,
+        ),
         ("cpufreq_frequency_hertz", p0, 1479e6),
         ("cpufreq_max_frequency_hertz", p0, 1479e6),
         ("cpufreq_below_max_seconds_total", p0, 446.04),
@@ -311,6 +327,26 @@ fn jetson_orin_l4t36() {
         ("soc_engine_load_percent", gpu, 45.2),
         ("soc_engine_frequency_hertz", gpu, 624.75e6),
         ("soc_engine_max_frequency_hertz", gpu, 624.75e6),
+        (
+            "soc_engine_frequency_hertz",
+            &[("engine", "venc"), ("device", "nvenc")],
+            115.2e6,
+        ),
+        (
+            "soc_engine_max_frequency_hertz",
+            &[("engine", "venc"), ("device", "nvenc")],
+            1152e6,
+        ),
+        (
+            "soc_engine_frequency_hertz",
+            &[("engine", "vdec"), ("device", "nvdec")],
+            345.6e6,
+        ),
+        (
+            "soc_engine_max_frequency_hertz",
+            &[("engine", "vdec"), ("device", "nvdec")],
+            1152e6,
+        ),
         ("cpufreq_frequency_hertz", p0, 1510.4e6),
         ("cpufreq_max_frequency_hertz", p0, 1510.4e6),
         ("cpufreq_below_max_seconds_total", p0, 464.82),
