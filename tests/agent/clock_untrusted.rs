@@ -513,7 +513,21 @@ fn a_sigkill_on_the_1970_clock_keeps_every_stored_sample() {
     std::fs::write(&ts_file, "+0\n").unwrap();
     let agent = spawn_faked(&cfg, &lib, &ts_file);
     wait_trusted(port);
-    std::thread::sleep(Duration::from_secs(2));
+    // Until the restamped backlog is uploaded (a loaded machine takes longer than an idle one;
+    // a fixed sleep made this flaky): what stays pending at the stop is the last ticks only.
+    wait_for(
+        "the restamped backlog uploaded",
+        Duration::from_secs(60),
+        || {
+            let h = health_json(port);
+            let c = &h["components"];
+            c["time"]["details"]["unstamped_samples"].as_u64() == Some(0)
+                && c["uploader"]["details"]["last_upload_time"].is_string()
+                && c["storage"]["details"]["pending_count"]
+                    .as_u64()
+                    .is_some_and(|n| n < 50)
+        },
+    );
     let log = stop(agent);
     let to_ms = real_ms();
     assert!(log.contains("replayed"), "no journal replay logged\n{log}");
