@@ -66,8 +66,8 @@ struct Devfreq {
     max_freq: Option<Source>,
 }
 
-/// Tegra multimedia engine clocks in debugfs (`/sys/kernel/debug/clk/<name>/`, root): the
-/// Jetson NVENC/NVDEC/NVJPG have no utilisation counter, so, as jetson-stats' `engine.py` does,
+/// Tegra engine clocks in debugfs (`/sys/kernel/debug/clk/<name>/`, root): the Jetson
+/// NVENC/NVDEC/NVJPG and DLA have no utilisation counter, so, as jetson-stats' `engine.py` does,
 /// the clock says whether the engine runs (`clk_enable_count` > 0) and how fast (`clk_rate`).
 const TEGRA_CLOCKS: &[(&str, &str)] = &[
     ("nvenc", "venc"),
@@ -76,10 +76,13 @@ const TEGRA_CLOCKS: &[(&str, &str)] = &[
     ("nvdec1", "vdec"),
     ("nvjpg", "jpeg"),
     ("nvjpg1", "jpeg"),
+    // Xavier's and Orin's deep-learning accelerators: the NPU of these boards.
+    ("dla0_core", "npu"),
+    ("dla1_core", "npu"),
 ];
 
 /// Most Tegra engine clocks tracked: every entry of [`TEGRA_CLOCKS`].
-pub const MAX_TEGRA_CLOCKS: usize = 6;
+pub const MAX_TEGRA_CLOCKS: usize = 8;
 
 #[derive(Debug)]
 struct TegraClock {
@@ -597,6 +600,9 @@ mod tests {
                     row(MAX, "venc", "nvenc", 1_152_000_000.0),
                     row(FREQ, "vdec", "nvdec", 345_600_000.0),
                     row(MAX, "vdec", "nvdec", 1_152_000_000.0),
+                    // clk/dla0_core not enabled: the DLA is idle, 0 Hz.
+                    row(FREQ, "npu", "dla0_core", 0.0),
+                    row(MAX, "npu", "dla0_core", 1_600_000_000.0),
                 ],
             ),
         ];

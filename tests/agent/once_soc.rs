@@ -347,6 +347,17 @@ fn jetson_orin_l4t36() {
             &[("engine", "vdec"), ("device", "nvdec")],
             1152e6,
         ),
+        // clk/dla0_core: clk_enable_count 0, so 0 Hz; its clk_max_rate 1600 MHz.
+        (
+            "soc_engine_frequency_hertz",
+            &[("engine", "npu"), ("device", "dla0_core")],
+            0.0,
+        ),
+        (
+            "soc_engine_max_frequency_hertz",
+            &[("engine", "npu"), ("device", "dla0_core")],
+            1600e6,
+        ),
         ("cpufreq_frequency_hertz", p0, 1510.4e6),
         ("cpufreq_max_frequency_hertz", p0, 1510.4e6),
         ("cpufreq_below_max_seconds_total", p0, 464.82),
