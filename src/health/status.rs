@@ -52,8 +52,9 @@ pub const STORE_FULL_PERCENT: u64 = 90;
 pub const NO_PROGRESS_LIVE_MS: i64 = 5 * 60 * 1000;
 /// A ring drop keeps its collector `degraded` for this long (ms) after the last drop.
 pub const RING_DROP_WINDOW_MS: i64 = 10 * 60 * 1000;
-/// Collectors listed individually in a snapshot; counts cover every collector regardless.
-pub const MAX_LISTED_COLLECTORS: usize = 16;
+/// Collectors listed individually in a snapshot: every row of the catalog's table, so a new
+/// collector is always listed (the snapshot stays fixed-size, no allocation).
+pub const MAX_LISTED_COLLECTORS: usize = CollectorKind::COUNT;
 /// The collection loop in a store phase (flush, maintenance, reopen) for longer than this (ms):
 /// storage `error`, naming the phase. A flush takes well under a second; a frozen or hung file
 /// system blocks it for good.
@@ -195,7 +196,8 @@ pub struct Snapshot {
     pub started_at_ms: i64,
     /// The first [`MAX_LISTED_COLLECTORS`] collectors, in state order.
     pub collectors: heapless::Vec<CollectorSnapshot, MAX_LISTED_COLLECTORS>,
-    /// Every collector, including any beyond the list.
+    /// Every collector that runs on this board (not `unavailable`), including any beyond the
+    /// list.
     pub collectors_total: usize,
     pub collectors_failing: usize,
     pub upload: UploadSnapshot,
@@ -378,7 +380,12 @@ impl Snapshot {
             now_ms,
             started_at_ms: state.started_at_ms,
             collectors,
-            collectors_total: state.collectors.len(),
+            // "1 of N collectors failing" counts the collectors that run on this board.
+            collectors_total: state
+                .collectors
+                .iter()
+                .filter(|(_, s)| s.unavailable.is_none())
+                .count(),
             collectors_failing: failing,
             upload: UploadSnapshot {
                 enabled: u.enabled,

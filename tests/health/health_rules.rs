@@ -15,6 +15,9 @@ use belabox_metrics::health::status::{
 const NOW: i64 = 1_800_000_000_000;
 const SEC: i64 = 1000;
 
+/// How many collectors the table has (the reports count them all).
+const N: usize = CollectorKind::COUNT;
+
 fn rules(interval: Duration) -> HealthRules {
     HealthRules {
         upload_interval: interval,
@@ -185,7 +188,10 @@ fn ring_drops_degrade_the_collector_and_the_agent() {
     fail(&mut s, &[CollectorKind::Network]);
     s.collectors[CollectorKind::Network.index()].ring_dropping = true;
     let r = eval(&rules30(), &s);
-    assert_eq!(r.to_string(), "1 of 8 collectors failing: network");
+    assert_eq!(
+        r.to_string(),
+        format!("1 of {N} collectors failing: network")
+    );
 }
 
 #[test]
@@ -194,7 +200,10 @@ fn collectors_some_failing_degraded_all_failing_error() {
     fail(&mut s, &[CollectorKind::Thermal]);
     let r = eval(&rules30(), &s);
     assert_eq!(r.status, Level::Degraded);
-    assert_eq!(r.to_string(), "1 of 8 collectors failing: thermal");
+    assert_eq!(
+        r.to_string(),
+        format!("1 of {N} collectors failing: thermal")
+    );
     let thermal = r
         .snapshot
         .collectors
@@ -210,7 +219,10 @@ fn collectors_some_failing_degraded_all_failing_error() {
     fail(&mut s, &[CollectorKind::Thermal, CollectorKind::Disk]);
     let r = eval(&rules30(), &s);
     assert_eq!(r.status, Level::Degraded);
-    assert_eq!(r.to_string(), "2 of 8 collectors failing: disk, thermal");
+    assert_eq!(
+        r.to_string(),
+        format!("2 of {N} collectors failing: disk, thermal")
+    );
 
     fail(&mut s, &CollectorKind::ALL[..CollectorKind::COUNT - 1]);
     assert_eq!(eval(&rules30(), &s).status, Level::Degraded);
@@ -219,7 +231,7 @@ fn collectors_some_failing_degraded_all_failing_error() {
     assert_eq!(r.status, Level::Error);
     assert!(
         r.to_string()
-            .starts_with("8 of 8 collectors failing: cpu, memory, disk"),
+            .starts_with(&format!("{N} of {N} collectors failing: cpu, memory, disk")),
         "{r}"
     );
 
@@ -517,8 +529,10 @@ fn overall_is_the_worst_and_lists_every_reason() {
     assert_eq!(rep.status, Level::Degraded);
     assert_eq!(
         rep.to_string(),
-        "2 of 8 collectors failing: disk, thermal; uploader: no upload for 95 s (threshold 60 s); \
-         last answer HTTP 204; time: clock skew +5000 ms (threshold 2000 ms)"
+        format!(
+            "2 of {N} collectors failing: disk, thermal; uploader: no upload for 95 s (threshold \
+             60 s); last answer HTTP 204; time: clock skew +5000 ms (threshold 2000 ms)"
+        )
     );
     s.storage.io_failing = true;
     assert_eq!(eval(&rules30(), &s).status, Level::Error);
@@ -540,4 +554,32 @@ fn rules_from_config() {
     let r = HealthRules::from_config(&c);
     assert_eq!(r.upload_interval, Duration::from_millis(400));
     assert_eq!((r.interval_ms(), r.skew_warn_ms), (1000, 750));
+}
+
+/// A collector whose source is absent on this board is `unavailable` in /health, with the
+/// reason as its message; it degrades nothing and has no `health_status` level.
+#[test]
+fn an_unavailable_collector_is_listed_and_degrades_nothing() {
+    let mut s = healthy();
+    s.collectors[CollectorKind::Thermal.index()].unavailable = Some("no /sys/class/thermal");
+    s.collectors_total -= 1;
+    let r = eval(&rules30(), &s);
+    assert_eq!(r.status, Level::Ok, "{r}");
+    let c = &s.collectors[CollectorKind::Thermal.index()];
+    assert_eq!(c.status(), ComponentStatus::Unavailable);
+    assert_eq!(c.status().level(), None);
+    let mut json = Vec::new();
+    belabox_metrics::health::render::write_health_json(&r, &mut json);
+    let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let thermal = &v["components"]["collector.thermal"];
+    assert_eq!(thermal["status"], "unavailable", "{thermal}");
+    assert_eq!(thermal["message"], "unavailable: no /sys/class/thermal");
+    assert_eq!(v["status"], "ok");
+    // A failing one among them counts among the collectors that run.
+    fail(&mut s, &[CollectorKind::Disk]);
+    let r = eval(&rules30(), &s);
+    assert_eq!(
+        r.to_string(),
+        format!("1 of {} collectors failing: disk", N - 1)
+    );
 }
