@@ -88,7 +88,7 @@ impl From<SourceError> for OpenError {
                 if *errno == rustix::io::Errno::ACCESS || *errno == rustix::io::Errno::PERM =>
             {
                 OpenError::Unavailable(format!(
-                    "needs read access to {} (root, or the drop-in in docs/configuration.md)",
+                    "needs read access to {} (root, or the drop-in of docs/install.md, Root-only sources)",
                     path.display()
                 ))
             }
