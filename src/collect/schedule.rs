@@ -84,6 +84,16 @@ impl Collectors {
         let mut entries = Vec::with_capacity(CollectorKind::COUNT);
         let mut unavailable = Vec::new();
         let mut failed = Vec::new();
+        for kind in config.collect.required.iter() {
+            if !config.collect.enabled(kind) {
+                failed.push(SetupError {
+                    collector: kind.name(),
+                    error: OpenError::Unavailable(
+                        "both required and disabled in [collect]: it cannot run".to_owned(),
+                    ),
+                });
+            }
+        }
         for (key, path) in [
             ("paths.procfs", &config.paths.procfs),
             ("paths.sysfs", &config.paths.sysfs),
@@ -622,6 +632,11 @@ mod tests {
         config.collect.required = [CollectorKind::Filesystem].into_iter().collect();
         let e = Collectors::open(&config).unwrap_err();
         assert_eq!(e.collector, "filesystem");
+        // Required and disabled at once: refused, naming the collector.
+        config.collect.disabled = [CollectorKind::Filesystem].into_iter().collect();
+        let e = Collectors::open(&config).unwrap_err();
+        assert_eq!(e.collector, "filesystem");
+        assert!(e.to_string().contains("both required and disabled"), "{e}");
         // Disabled: left out of everything.
         config.collect.required = CollectorSet::default();
         config.collect.disabled = [CollectorKind::Disk, CollectorKind::Filesystem]
