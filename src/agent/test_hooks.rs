@@ -1,5 +1,6 @@
 //! The integration tests' hooks into the agent, read from `BELABOX_METRICS_TEST_*` environment
-//! variables. Compiled only with the cargo feature `test-hooks` (tests/run-all.sh sets it):
+//! variables. Compiled only with the cargo feature `test-hooks` (every test build has it, through the
+//! package's dev-dependency on itself; `cargo build --release` and the packages never do):
 //! without it no build reads or even names these variables, so a shipped binary cannot be made
 //! to stall, panic or distrust its clock sources by its environment.
 //!

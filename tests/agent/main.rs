@@ -7,7 +7,9 @@
 // when built with this feature (src/agent/test_hooks.rs): without it they could not work, so the
 // binary must not build.
 #[cfg(not(feature = "test-hooks"))]
-compile_error!("run with --features test-hooks (tests/run-all.sh does)");
+compile_error!(
+    "the agent tests need the feature test-hooks (the dev-dependency on belabox-metrics in Cargo.toml turns it on)"
+);
 
 #[path = "../support/mod.rs"]
 mod support;
