@@ -19,6 +19,7 @@ pub mod collect;
 pub mod commands;
 pub mod config;
 pub mod health;
+pub mod ingest;
 pub mod logging;
 pub mod model;
 pub mod monitor;

@@ -95,6 +95,8 @@ pub enum RunError {
     Uploader(UploadError),
     /// Spawning the executor thread.
     AsyncThread(io::Error),
+    /// Transparent: `[ingest]` could not start (the message names the key).
+    Ingest(io::Error),
 }
 
 impl fmt::Display for RunError {
@@ -113,6 +115,7 @@ impl fmt::Display for RunError {
             RunError::HealthBind(e) => e.fmt(f),
             RunError::Uploader(_) => f.write_str("uploader"),
             RunError::AsyncThread(_) => f.write_str("starting the async thread"),
+            RunError::Ingest(e) => e.fmt(f),
         }
     }
 }
@@ -129,6 +132,7 @@ impl std::error::Error for RunError {
             RunError::RecordSession(e) => Some(e),
             RunError::HealthBind(e) => e.source(),
             RunError::Uploader(e) => Some(e),
+            RunError::Ingest(e) => e.source(),
         }
     }
 }

@@ -49,6 +49,8 @@ pub(super) fn start_async_tasks(
     state: &Arc<AgentState>,
     rules: HealthRules,
 ) -> Result<AsyncTasks, RunError> {
+    // [ingest]: its own listener, bound here so a bad address or token fails the start.
+    let ingest = crate::ingest::Ingest::start(config, store, state).map_err(RunError::Ingest)?;
     let listener = if config.health.enabled {
         Some(health::bind(config.health.address).map_err(RunError::HealthBind)?)
     } else {
@@ -81,6 +83,9 @@ pub(super) fn start_async_tasks(
             let mut tasks = Vec::new();
             if let Some(l) = listener {
                 tasks.push(ex.spawn(health::serve(l, state.clone(), rules, stopped())));
+            }
+            if let Some(i) = ingest {
+                tasks.push(ex.spawn(i.serve(stopped())));
             }
             if let Some(sc) = skew {
                 tasks.push(ex.spawn(skew::skew_task(

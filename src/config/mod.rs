@@ -10,6 +10,7 @@
 //! configuration ([`Config::to_toml`]).
 
 mod diff;
+mod ingest;
 mod raw;
 mod reader;
 mod redact;
@@ -27,6 +28,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 pub use crate::catalog::CollectorKind;
 pub use diff::{ConfigDiff, applies_at_run_time};
+pub use ingest::IngestConfig;
 pub use remote::{
     MAX_REMOTE_HEADERS, REMOTE_HEADER_NAME_MAX, REMOTE_HEADER_VALUE_MAX, RemoteHeaders,
     UploadFormat, format_of_path, url_format_warning,
@@ -56,6 +58,8 @@ pub struct Config {
     pub health: HealthConfig,
     pub monitoring: MonitoringConfig,
     pub logging: LoggingConfig,
+    /// `[ingest]`: the local push listener (off by default).
+    pub ingest: IngestConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -645,6 +649,7 @@ impl Default for Config {
             health: HealthConfig::default(),
             monitoring: MonitoringConfig::default(),
             logging: LoggingConfig::default(),
+            ingest: IngestConfig::default(),
         }
     }
 }
@@ -892,6 +897,7 @@ impl Config {
         }
         write_section(&mut out, "monitoring", &monitoring);
         write_section(&mut out, "logging", &self.logging);
+        write_section(&mut out, "ingest", &self.ingest);
         out.pop();
         out
     }

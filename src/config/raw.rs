@@ -37,6 +37,7 @@ pub(super) struct RawConfig {
     health: RawHealth,
     monitoring: RawMonitoring,
     logging: LoggingConfig,
+    ingest: super::ingest::RawIngest,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -165,6 +166,7 @@ impl RawConfig {
                 self_metrics_interval: pick(m.self_metrics_interval, d.self_metrics_interval),
             },
             logging: self.logging,
+            ingest: self.ingest.validate()?,
         })
     }
 }
@@ -531,7 +533,7 @@ fn jitter<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     Ok(Some(j))
 }
 
-fn opt_socket_address<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+pub(super) fn opt_socket_address<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
     socket_address(d).map(Some)
 }
 

@@ -1,0 +1,129 @@
+//! The store hand-off: a [`Batch`] becomes `NewSample`s with the device's `device_id` and
+//! `device.labels` added, inserted in ONE store transaction on the listener's own store worker
+//! thread (`bbm-ingest`; the executor never blocks on a commit).
+//!
+//! Durable before 2xx: `Store::insert` returns after its commit is durable — the journal record
+//! is fsynced (or redb fsyncs, without a journal) in both `storage.durability` modes (only upload
+//! marks are ever deferred) — and the listener answers 204 only after it returned `Ok`. Numbers
+//! join the pending queue and are uploaded like collected samples; a resent request is
+//! deduplicated by the store (same series, time and value: one row). Text values are events:
+//! stored locally, shown by `store export`, never pending.
+
+use std::sync::Arc;
+
+use belabox_store::{InsertStats, NewSample, SeriesKey, Value};
+
+use super::series::{Batch, SampleValue};
+use crate::upload::store_worker::{SharedStore, StoreWorker};
+
+/// Why a batch was not stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkError {
+    /// The store refused the write (I/O, full disk, closed for a reopen): 503.
+    Store(String),
+    /// The store found a sample malformed (a rule the builder did not check): 400.
+    Invalid(String),
+    /// The worker thread is gone: 503.
+    Gone,
+}
+
+#[derive(Debug)]
+pub struct Sink {
+    store: SharedStore,
+    worker: StoreWorker,
+    device_id: Arc<str>,
+    device_labels: Arc<[(String, String)]>,
+}
+
+impl Sink {
+    pub fn new(
+        store: SharedStore,
+        device_id: &str,
+        device_labels: &std::collections::BTreeMap<String, String>,
+    ) -> std::io::Result<Sink> {
+        Ok(Sink {
+            store,
+            worker: StoreWorker::spawn("bbm-ingest")?,
+            device_id: device_id.into(),
+            device_labels: device_labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        })
+    }
+
+    /// Inserts the batch; `Ok` once it is durable.
+    pub async fn insert(&self, batch: Batch) -> Result<InsertStats, SinkError> {
+        let store = self.store.clone();
+        let device_id = self.device_id.clone();
+        let device_labels = self.device_labels.clone();
+        self.worker
+            .run(move || insert_batch(&store, &device_id, &device_labels, &batch))
+            .wait()
+            .await
+            .map_err(|_| SinkError::Gone)?
+    }
+}
+
+/// The batch as the store's samples, in one transaction.
+pub fn insert_batch(
+    store: &SharedStore,
+    device_id: &str,
+    device_labels: &[(String, String)],
+    batch: &Batch,
+) -> Result<InsertStats, SinkError> {
+    if batch.samples.is_empty() {
+        return Ok(InsertStats::default());
+    }
+    // Every series' labels, the device's appended (the producer cannot have sent those names:
+    // the builder refused them).
+    let mut flat: Vec<(&str, &str)> = Vec::with_capacity(
+        batch.labels.len() + batch.series.len() * device_labels.len(),
+    );
+    let mut ranges = Vec::with_capacity(batch.series.len());
+    for s in &batch.series {
+        let start = flat.len();
+        for (k, v) in batch
+            .labels
+            .get(s.labels.start as usize..s.labels.end as usize)
+            .unwrap_or_default()
+        {
+            flat.push((batch.str(k), batch.str(v)));
+        }
+        for (k, v) in device_labels {
+            flat.push((k.as_str(), v.as_str()));
+        }
+        ranges.push(start..flat.len());
+    }
+    let mut samples = Vec::with_capacity(batch.samples.len());
+    for s in &batch.samples {
+        let (Some(series), Some(r)) = (
+            batch.series.get(s.series as usize),
+            ranges.get(s.series as usize),
+        ) else {
+            continue;
+        };
+        let value = match s.value {
+            SampleValue::Number(v) => Value::Number(v),
+            SampleValue::Text(a, b) => Value::Text(batch.str(&(a..b))),
+        };
+        samples.push(NewSample {
+            series: SeriesKey {
+                name: batch.str(&series.name),
+                device_id,
+                labels: flat.get(r.clone()).unwrap_or_default(),
+            },
+            ts_ms: s.ts_ms,
+            value,
+        });
+    }
+    store
+        .get()
+        .insert(&samples)
+        .map_err(|e| match e {
+            belabox_store::InsertError::InvalidSample { index, reason } => {
+                SinkError::Invalid(format!("sample {}: {reason}", index + 1))
+            }
+            other => SinkError::Store(other.to_string()),
+        })
+}
