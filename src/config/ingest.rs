@@ -121,3 +121,44 @@ impl RawIngest {
         Ok(c)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, String> {
+        Config::from_toml_str(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn off_and_loopback_by_default() {
+        let c = load("").unwrap().ingest;
+        assert_eq!(c, IngestConfig::default());
+        assert!(!c.enabled && c.address.ip().is_loopback());
+        let c = load("[ingest]\nenabled = true\naddress = \"[::1]:9200\"\ntoken_file = \"\"\nmax_body_size = \"4MiB\"")
+            .unwrap()
+            .ingest;
+        assert_eq!((c.enabled, c.address.port(), c.token_file, c.max_body_size), (true, 9200, None, 4 << 20));
+    }
+
+    #[test]
+    fn a_non_loopback_address_needs_the_explicit_allowance() {
+        let e = load("[ingest]\naddress = \"0.0.0.0:9101\"").unwrap_err();
+        assert!(e.starts_with("ingest.address: 0.0.0.0:9101 is not a loopback address"), "{e}");
+        let c = load("[ingest]\naddress = \"0.0.0.0:9101\"\nallow_non_loopback = true").unwrap();
+        assert!(c.ingest.allow_non_loopback);
+    }
+
+    #[test]
+    fn limits_are_checked_and_named() {
+        let e = load("[ingest]\nmax_series = 10\nmax_series_per_producer = 11").unwrap_err();
+        assert!(e.starts_with("ingest.max_series: expected at least"), "{e}");
+        let e = load("[ingest]\nmax_body_size = \"100B\"").unwrap_err();
+        assert!(e.starts_with("ingest.max_body_size"), "{e}");
+        let e = load("[ingest]\nmax_samples_per_request = 0").unwrap_err();
+        assert!(e.starts_with("ingest.max_samples_per_request"), "{e}");
+        let e = load("[ingest]\nlisten = \"x\"").unwrap_err();
+        assert!(e.starts_with("ingest.listen: unknown key"), "{e}");
+    }
+}
