@@ -138,7 +138,12 @@ impl<'a> Iterator for Series<'a> {
                 (1, Field::Len(b)) => {
                     self.n += 1;
                     let series = self.n;
-                    return Some(check_series(b).map_err(|what| SeriesError { series, what }));
+                    let checked = check_series(b);
+                    if checked.is_err() {
+                        // The first error ends the request.
+                        self.r.i = self.r.s.len();
+                    }
+                    return Some(checked.map_err(|what| SeriesError { series, what }));
                 }
                 (1, _) => {
                     self.r.i = self.r.s.len();

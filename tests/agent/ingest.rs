@@ -13,7 +13,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::support::agent::{Agent, health_addr};
@@ -224,37 +223,46 @@ fn curl_pushes_every_format_and_each_sample_reaches_victoriametrics_once() {
 }
 
 /// A tiny exporter: `/metrics` answers `app_scrapes_total N` with N = 1, 2, … per scrape, until
-/// `stop` is set (then 503, so vmagent stores no more samples of it).
+/// stopped (then 503, so the scraper stores no more samples of it).
 struct Exporter {
     addr: SocketAddr,
-    served: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
+    /// (stopped, scrapes served): one lock, so no scrape is served after `stop` returned.
+    state: Arc<std::sync::Mutex<(bool, u64)>>,
 }
 
 impl Exporter {
     fn start() -> Exporter {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
-        let served = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (s2, st2) = (served.clone(), stop.clone());
+        let state = Arc::new(std::sync::Mutex::new((false, 0u64)));
+        let st = state.clone();
         std::thread::spawn(move || {
             for conn in l.incoming() {
                 let Ok(mut c) = conn else { continue };
                 let mut buf = [0u8; 4096];
                 let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
                 let _ = c.read(&mut buf);
-                let answer = if st2.load(Ordering::SeqCst) {
-                    "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
-                } else {
-                    let n = s2.fetch_add(1, Ordering::SeqCst) + 1;
-                    let body = format!("# TYPE app_scrapes_total counter\napp_scrapes_total {n}\n");
-                    format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+                let answer = {
+                    let mut g = st.lock().unwrap();
+                    if g.0 {
+                        "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
+                    } else {
+                        g.1 += 1;
+                        let body = format!("# TYPE app_scrapes_total counter\napp_scrapes_total {}\n", g.1);
+                        format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+                    }
                 };
                 let _ = c.write_all(answer.as_bytes());
             }
         });
-        Exporter { addr, served, stop }
+        Exporter { addr, state }
+    }
+
+    /// Stops serving samples; returns how many scrapes were served.
+    fn stop(&self) -> u64 {
+        let mut g = self.state.lock().unwrap();
+        g.0 = true;
+        g.1
     }
 }
 
@@ -292,9 +300,9 @@ impl Drop for VmAgent {
 }
 
 #[test]
-fn vmagent_remote_writes_every_scrape_to_victoriametrics_once_across_a_sigkill() {
+fn vmagent_remote_writes_every_scrape_to_victoriametrics_once_across_a_sigkill_and_an_outage() {
     let dir = tempfile::tempdir().unwrap();
-    let vm = Vm::start();
+    let mut vm = Vm::start();
     let (ingest, health) = (SocketAddr::from(([127, 0, 0, 1], free_port())), health_addr());
     let cfg = config(dir.path(), ingest, health, Some(&vm.import_url()), "");
     let log = dir.path().join("agent.log");
@@ -311,9 +319,13 @@ fn vmagent_remote_writes_every_scrape_to_victoriametrics_once_across_a_sigkill()
     std::thread::sleep(Duration::from_secs(3));
     drop(agent);
     let agent = Agent::spawn(&cfg, health, &log);
+    std::thread::sleep(Duration::from_secs(2));
+    // A VictoriaMetrics outage: the agent keeps taking vmagent's pushes into its store.
+    vm.stop();
     std::thread::sleep(Duration::from_secs(3));
-    exporter.stop.store(true, Ordering::SeqCst);
-    let served = exporter.served.load(Ordering::SeqCst);
+    vm.start_again();
+    std::thread::sleep(Duration::from_secs(1));
+    let served = exporter.stop();
     wait_until("every scrape in VictoriaMetrics", Duration::from_secs(90), || {
         scrapes_in_vm(&vm) >= served
     });
@@ -492,4 +504,54 @@ fn a_token_is_required_when_configured_and_a_non_loopback_address_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("ingest.address: 0.0.0.0:9101 is not a loopback address"), "{err}");
+}
+
+/// Prometheus scraping the exporter every second with a `remote_write` block pointing at the
+/// agent.
+fn start_prometheus(dir: &Path, target: SocketAddr, write: SocketAddr) -> VmAgent {
+    let cfg = dir.join("prometheus.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: [\"{target}\"]\n\
+             remote_write:\n  - url: http://{write}/api/v1/write\n    queue_config:\n      batch_send_deadline: 500ms\n      max_backoff: 1s\n"
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+    let child = Command::new(crate::support::prom::PROM_BIN)
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.join("prom-tsdb").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{}", free_port()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("prometheus (Debian package prometheus) must be installed");
+    VmAgent(child)
+}
+
+#[test]
+fn prometheus_remote_writes_every_scrape_to_victoriametrics_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let vm = Vm::start();
+    let (ingest, health) = (SocketAddr::from(([127, 0, 0, 1], free_port())), health_addr());
+    let cfg = config(dir.path(), ingest, health, Some(&vm.import_url()), "");
+    let agent = Agent::spawn(&cfg, health, &dir.path().join("agent.log"));
+    let exporter = Exporter::start();
+    let _prom = start_prometheus(dir.path(), exporter.addr, ingest);
+    wait_until("Prometheus' first samples in VictoriaMetrics", Duration::from_secs(90), || {
+        in_vm(&vm, "app_scrapes_total").len() >= 3
+    });
+    let served = exporter.stop();
+    wait_until("every scrape in VictoriaMetrics", Duration::from_secs(60), || {
+        in_vm(&vm, "app_scrapes_total").len() as u64 >= served
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let got = in_vm(&vm, "app_scrapes_total");
+    let mut values: Vec<f64> = got.values().copied().collect();
+    values.sort_by(f64::total_cmp);
+    let want: Vec<f64> = (1..=served).map(|n| n as f64).collect();
+    assert_eq!(values, want, "each of the {served} scrapes once");
+    agent.stop();
 }

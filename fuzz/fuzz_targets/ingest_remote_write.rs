@@ -1,0 +1,40 @@
+#![no_main]
+//! The ingest listener's remote_write protobuf reader (src/ingest/remote_write.rs), included by
+//! path, over the decompressed WriteRequest. Properties: no panic; a yielded time series gives
+//! exactly `label_count` labels and `sample_count` samples, each name and value a piece of the
+//! input; after an error the iterator ends (no endless loop on garbage).
+
+#[allow(dead_code)]
+#[path = "../../src/ingest/remote_write.rs"]
+mod remote_write;
+
+use libfuzzer_sys::fuzz_target;
+use remote_write::Series;
+
+fn inside(outer: &[u8], part: &[u8]) -> bool {
+    let (o, p) = (outer.as_ptr() as usize, part.as_ptr() as usize);
+    p >= o && p + part.len() <= o + outer.len()
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut it = Series::new(data);
+    let mut count = 0usize;
+    while let Some(item) = it.next() {
+        count += 1;
+        assert!(count <= data.len(), "more series than bytes");
+        match item {
+            Ok(ts) => {
+                let labels: Vec<_> = ts.labels().collect();
+                assert_eq!(labels.len(), ts.label_count);
+                for (k, v) in labels {
+                    assert!(inside(data, k) && inside(data, v));
+                }
+                assert_eq!(ts.samples().count(), ts.sample_count);
+            }
+            Err(_) => {
+                assert!(it.next().is_none(), "the iterator goes on after an error");
+                break;
+            }
+        }
+    }
+});
