@@ -228,6 +228,24 @@ pub const STORAGE_NO_SPACE: Family = Family {
     kind: Kind::Gauge,
     labels: &[],
 };
+pub const INGEST_SAMPLES_ACCEPTED_TOTAL: Family = Family {
+    name: "ingest_samples_accepted_total",
+    help: "Samples pushed to the [ingest] listener and stored (a resent sample counts once).",
+    kind: Kind::Counter,
+    labels: &[],
+};
+pub const INGEST_SAMPLES_REFUSED_TOTAL: Family = Family {
+    name: "ingest_samples_refused_total",
+    help: "Pushed samples refused one by one while the rest of their request was stored (too_old, future, non_finite, unsupported), by reason.",
+    kind: Kind::Counter,
+    labels: &["reason"],
+};
+pub const INGEST_REQUESTS_REFUSED_TOTAL: Family = Family {
+    name: "ingest_requests_refused_total",
+    help: "Push requests refused whole, nothing stored (invalid, too_large, cardinality, unavailable, unauthorized, timeout, other), by reason.",
+    kind: Kind::Counter,
+    labels: &["reason"],
+};
 pub const TIME_SKEW_SECONDS: Family = Family {
     name: "time_skew_seconds",
     help: "Server clock minus local clock (±0.5 s Date resolution); absent until measured.",
@@ -296,7 +314,7 @@ pub const HEALTH_STATUS: Family = Family {
 };
 
 /// Every family, in the order `/metrics` shows them.
-pub const ALL: [&Family; 41] = [
+pub const ALL: [&Family; 44] = [
     &COLLECTOR_METRICS_COLLECTED_TOTAL,
     &COLLECTOR_METRICS_FAILED_TOTAL,
     &COLLECTOR_COLLECTIONS_TOTAL,
@@ -327,6 +345,9 @@ pub const ALL: [&Family; 41] = [
     &STORAGE_JOURNAL_RECORDS_LOST_TOTAL,
     &STORAGE_FILES_VANISHED_TOTAL,
     &STORAGE_NO_SPACE,
+    &INGEST_SAMPLES_ACCEPTED_TOTAL,
+    &INGEST_SAMPLES_REFUSED_TOTAL,
+    &INGEST_REQUESTS_REFUSED_TOTAL,
     &TIME_SKEW_SECONDS,
     &TIME_TRUSTED,
     &TIME_UNSTAMPED_SAMPLES,

@@ -29,7 +29,7 @@ use super::formats::{self, Format};
 use super::limits::Cardinality;
 use super::series::{Refusal, Rules};
 use super::sink::{Sink, SinkError};
-use super::stats::{IngestStats, Reason};
+use crate::model::ingest::Reason;
 use crate::health::http::{HeadParser, MAX_HEAD, Method, Parsed};
 use crate::model::state::AgentState;
 use crate::model::time::now_ms;
@@ -60,7 +60,6 @@ pub struct Shared {
     pub auth: Option<Vec<u8>>,
     pub sink: Sink,
     pub cardinality: Mutex<Cardinality>,
-    pub stats: Arc<IngestStats>,
     pub state: Arc<AgentState>,
     bodies: Semaphore,
     active: AtomicUsize,
@@ -81,7 +80,6 @@ impl Shared {
             auth,
             sink,
             cardinality: Mutex::new(cardinality),
-            stats: Arc::new(IngestStats::default()),
             state,
             bodies: Semaphore::new(BODY_SLOTS),
             active: AtomicUsize::new(0),
@@ -177,7 +175,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: impl Future
         stop.await;
     }))
     .await;
-    let s = &shared.stats;
+    let s = &shared.state.ingest;
     log::info!(
         samples_accepted = s.samples_accepted.load(Ordering::Relaxed),
         requests_ok = s.requests_ok.load(Ordering::Relaxed);
@@ -197,7 +195,7 @@ async fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, ex: &Executor
         };
         if shared.active.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
             shared.active.fetch_sub(1, Ordering::AcqRel);
-            shared.stats.refuse(Reason::Unavailable, 1);
+            shared.state.ingest.refuse(Reason::Unavailable, 1);
             let a = Answer {
                 retry_after: Some(1),
                 ..Answer::new(503, "too many connections")
@@ -224,7 +222,7 @@ async fn connection(stream: &mut TcpStream, shared: &Shared) {
         return;
     };
     if answer.status >= 400 {
-        shared.stats.refuse(Reason::of_status(answer.status), 1);
+        shared.state.ingest.refuse(Reason::of_status(answer.status), 1);
         log::debug!(status = answer.status, reason = answer.body.as_str(); "ingest request refused");
     }
     if stream.write_all(&answer.bytes()).await.is_err() {
@@ -568,7 +566,7 @@ async fn process(shared: &Shared, format: Format, head: &Head, body: Vec<u8>) ->
         return Answer::from_refusal(r);
     }
     let refused = batch.refused;
-    let stats = &shared.stats;
+    let stats = &shared.state.ingest;
     stats.refuse(Reason::TooOld, refused.too_old);
     stats.refuse(Reason::Future, refused.future);
     stats.refuse(Reason::NonFinite, refused.non_finite);

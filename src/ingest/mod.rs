@@ -13,7 +13,8 @@
 //!   (`/api/v1/write`, the protobuf `WriteRequest`);
 //! - [`formats`]: each parser's output into a [`series::Batch`] through the rules of
 //!   [`series`] (names, labels, the device's labels, the time window, the sample cap);
-//! - [`limits`]: the cardinality caps; [`sink`]: the store hand-off; [`stats`]: the counters.
+//! - [`limits`]: the cardinality caps; [`sink`]: the store hand-off. The counters are
+//!   `model::ingest` (in the agent's state: `/metrics` shows them).
 
 pub mod decode;
 pub mod formats;
@@ -24,7 +25,6 @@ pub mod prom_text;
 pub mod remote_write;
 pub mod series;
 pub mod sink;
-pub mod stats;
 pub mod vm_json;
 
 use std::future::Future;
@@ -95,11 +95,6 @@ impl Ingest {
     /// The bound address (tests bind port 0).
     pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
         self.listener.local_addr()
-    }
-
-    /// The counters.
-    pub fn stats(&self) -> Arc<stats::IngestStats> {
-        self.shared.stats.clone()
     }
 
     /// Serves until `stop` completes.

@@ -3,6 +3,7 @@
 //! [`time`] helpers.
 
 pub mod collector_stats;
+pub mod ingest;
 pub(crate) mod latest;
 pub mod phase;
 pub mod ring;

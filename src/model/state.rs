@@ -381,6 +381,8 @@ pub struct AgentState {
     /// `device.labels` (sorted by name, validated): on every stored series after its own
     /// labels, and on /metrics.
     pub device_labels: Vec<(String, String)>,
+    /// The `[ingest]` listener's counters (zero while it is off).
+    pub ingest: crate::model::ingest::IngestStats,
 }
 
 impl AgentState {
@@ -399,6 +401,7 @@ impl AgentState {
             device_id,
             collectors,
             collect_duration: Histogram::new(DURATION_BOUNDS),
+            ingest: crate::model::ingest::IngestStats::default(),
             upload: UploadState {
                 enabled: upload_enabled,
                 last_success_ms: AtomicI64::new(0),

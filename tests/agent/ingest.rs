@@ -469,6 +469,23 @@ fn hostile_requests_get_a_clear_4xx_and_store_nothing() {
     let (code, _, body) = slow_body.join().unwrap();
     assert_eq!(code, 408, "{body}");
 
+    // /metrics counts every refusal by reason.
+    let (status, text) = crate::support::vm::http_get(health, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    let text = String::from_utf8(text).unwrap();
+    let row = |family: &str, reason: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{family}{{")) && l.contains(&format!("reason=\"{reason}\"")))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {family} {reason} row in:\n{text}"))
+    };
+    assert_eq!(row("ingest_requests_refused_total", "too_large"), 5.0);
+    assert_eq!(row("ingest_requests_refused_total", "timeout"), 2.0);
+    assert_eq!(row("ingest_requests_refused_total", "cardinality"), 1.0);
+    assert_eq!(row("ingest_requests_refused_total", "invalid"), 7.0);
+    assert_eq!(row("ingest_samples_refused_total", "too_old"), 1.0);
+    assert_eq!(agent.metric("ingest_samples_accepted_total"), Some(4.0));
+
     agent.stop();
     let (numbers, texts) = stored(&cfg, "h_");
     assert!(numbers.is_empty() && texts.is_empty(), "hostile samples stored: {numbers:?} {texts:?}");

@@ -55,6 +55,7 @@ pub fn visit_self_metrics(
     visit_collectors(state, v);
     visit_uploader(&state.upload, v);
     visit_storage(&state.storage, v);
+    visit_ingest(&state.ingest, v);
     visit_time(&state.time, v);
     visit_agent(state, now_ms, v);
     visit_process(&crate::monitor::process::process_stats(), v);
@@ -186,6 +187,25 @@ fn visit_storage(s: &StorageState, v: &mut dyn MetricVisitor) {
         &cat::STORAGE_NO_SPACE,
         f64::from(u8::from(s.no_space.load(Ordering::Relaxed))),
     );
+}
+
+/// `ingest_*`: accepted, then the refusals by reason (per sample, then per request).
+fn visit_ingest(i: &crate::model::ingest::IngestStats, v: &mut dyn MetricVisitor) {
+    use crate::model::ingest::Reason;
+    single(
+        v,
+        &cat::INGEST_SAMPLES_ACCEPTED_TOTAL,
+        load(&i.samples_accepted),
+    );
+    for (family, per_sample) in [
+        (&cat::INGEST_SAMPLES_REFUSED_TOTAL, true),
+        (&cat::INGEST_REQUESTS_REFUSED_TOTAL, false),
+    ] {
+        v.family(family);
+        for r in Reason::ALL.iter().filter(|r| r.per_sample() == per_sample) {
+            v.row(family.name, &[("reason", r.name())], i.refused(*r) as f64);
+        }
+    }
 }
 
 /// `time_*`: the skew family always, its row once measured.

@@ -1,5 +1,6 @@
-//! The listener's counters (atomics, read by the log line at stop and by the tests; monotonic
-//! since start). Samples refused one by one and requests refused whole are counted by reason.
+//! The `[ingest]` listener's counters (`src/ingest/`): atomics in [`crate::model::state::AgentState`],
+//! written by the listener, read by `/metrics` (`ingest_*`, `health::render`). Monotonic since
+//! start. Samples refused one by one and requests refused whole are counted by [`Reason`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -59,6 +60,14 @@ impl Reason {
             Reason::Timeout => "timeout",
             Reason::Other => "other",
         }
+    }
+
+    /// Refused one sample at a time (the request stands), not a whole request.
+    pub fn per_sample(self) -> bool {
+        matches!(
+            self,
+            Reason::TooOld | Reason::Future | Reason::NonFinite | Reason::Unsupported
+        )
     }
 
     fn index(self) -> usize {
