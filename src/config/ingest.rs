@@ -36,6 +36,13 @@ pub struct IngestConfig {
     /// A sample stamped more than this in the future is refused (> 0).
     #[serde(serialize_with = "ser_duration")]
     pub max_future: Duration,
+    /// node_exporter's textfile directory: its `*.prom` files are read when they change
+    /// (`None`: none).
+    #[serde(serialize_with = "ser_opt_path")]
+    pub textfile_dir: Option<PathBuf>,
+    /// How often `textfile_dir` is listed (> 0).
+    #[serde(serialize_with = "ser_duration")]
+    pub textfile_interval: Duration,
 }
 
 impl Default for IngestConfig {
@@ -50,6 +57,8 @@ impl Default for IngestConfig {
             max_series_per_producer: 2_000,
             max_series: 10_000,
             max_future: Duration::from_secs(600),
+            textfile_dir: None,
+            textfile_interval: Duration::from_secs(15),
         }
     }
 }
@@ -75,6 +84,9 @@ pub(super) struct RawIngest {
     max_series_per_producer: Option<Int<1, ANY>>,
     max_series: Option<Int<1, ANY>>,
     max_future: Option<Positive>,
+    /// `""` = none.
+    textfile_dir: Option<String>,
+    textfile_interval: Option<Positive>,
 }
 
 impl RawIngest {
@@ -94,6 +106,8 @@ impl RawIngest {
                 .map_or(d.max_series_per_producer, |n| n.0),
             max_series: self.max_series.map_or(d.max_series, |n| n.0),
             max_future: self.max_future.map_or(d.max_future, |p| p.0),
+            textfile_dir: self.textfile_dir.filter(|s| !s.is_empty()).map(PathBuf::from),
+            textfile_interval: self.textfile_interval.map_or(d.textfile_interval, |p| p.0),
         };
         let invalid = |key: &str, message: String| ConfigError::Invalid {
             key: key.to_owned(),

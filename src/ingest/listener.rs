@@ -54,12 +54,12 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Everything a connection needs.
 #[derive(Debug)]
 pub struct Shared {
-    pub rules: Rules,
+    pub rules: Arc<Rules>,
     pub max_body: usize,
     /// `Bearer <token>`, when a token is asked.
     pub auth: Option<Vec<u8>>,
     pub sink: Sink,
-    pub cardinality: Mutex<Cardinality>,
+    pub cardinality: Arc<Mutex<Cardinality>>,
     pub state: Arc<AgentState>,
     bodies: Semaphore,
     active: AtomicUsize,
@@ -75,11 +75,11 @@ impl Shared {
         state: Arc<AgentState>,
     ) -> Shared {
         Shared {
-            rules,
+            rules: Arc::new(rules),
             max_body,
             auth,
             sink,
-            cardinality: Mutex::new(cardinality),
+            cardinality: Arc::new(Mutex::new(cardinality)),
             state,
             bodies: Semaphore::new(BODY_SLOTS),
             active: AtomicUsize::new(0),
@@ -165,15 +165,41 @@ fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-/// Serves until `stop` completes or the future is dropped (which cancels every connection).
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: impl Future) {
+/// Serves until `stop` completes or the future is dropped (which cancels every connection);
+/// with `textfile` = (directory, interval), scans it too ([`super::textfile`]).
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    textfile: Option<(std::path::PathBuf, Duration)>,
+    stop: impl Future,
+) {
     if let Ok(addr) = listener.local_addr() {
         log::info!(address:% = addr, max_connections = MAX_CONNECTIONS; "ingest listener listening");
     }
     let ex = Executor::new();
-    ex.run(or(accept_loop(&listener, &shared, &ex), async {
-        stop.await;
-    }))
+    let textfiles = async {
+        match textfile {
+            Some((dir, every)) => {
+                super::textfile::run(
+                    &shared.sink,
+                    dir,
+                    every,
+                    shared.rules.clone(),
+                    shared.max_body,
+                    shared.cardinality.clone(),
+                    shared.state.clone(),
+                )
+                .await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    ex.run(or(
+        or(accept_loop(&listener, &shared, &ex), textfiles),
+        async {
+            stop.await;
+        },
+    ))
     .await;
     let s = &shared.state.ingest;
     log::info!(

@@ -13,6 +13,7 @@
 //!   (`/api/v1/write`, the protobuf `WriteRequest`);
 //! - [`formats`]: each parser's output into a [`series::Batch`] through the rules of
 //!   [`series`] (names, labels, the device's labels, the time window, the sample cap);
+//! - [`textfile`]: node_exporter's textfile directory, read through the same rules;
 //! - [`limits`]: the cardinality caps; [`sink`]: the store hand-off. The counters are
 //!   `model::ingest` (in the agent's state: `/metrics` shows them).
 
@@ -25,6 +26,7 @@ pub mod prom_text;
 pub mod remote_write;
 pub mod series;
 pub mod sink;
+pub mod textfile;
 pub mod vm_json;
 
 use std::future::Future;
@@ -40,6 +42,7 @@ use crate::upload::store_worker::SharedStore;
 pub struct Ingest {
     listener: smol::net::TcpListener,
     shared: Arc<listener::Shared>,
+    textfile: Option<(std::path::PathBuf, std::time::Duration)>,
 }
 
 impl Ingest {
@@ -89,6 +92,7 @@ impl Ingest {
         Ok(Some(Ingest {
             listener,
             shared: Arc::new(shared),
+            textfile: c.textfile_dir.clone().map(|d| (d, c.textfile_interval)),
         }))
     }
 
@@ -99,6 +103,6 @@ impl Ingest {
 
     /// Serves until `stop` completes.
     pub async fn serve(self, stop: impl Future) {
-        listener::serve(self.listener, self.shared, stop).await;
+        listener::serve(self.listener, self.shared, self.textfile, stop).await;
     }
 }

@@ -29,10 +29,23 @@ pub enum SinkError {
 
 #[derive(Debug)]
 pub struct Sink {
-    store: SharedStore,
+    target: Target,
     worker: StoreWorker,
+}
+
+/// Where a batch goes: the store and the device's identity (cheap to clone into a job).
+#[derive(Debug, Clone)]
+pub struct Target {
+    store: SharedStore,
     device_id: Arc<str>,
     device_labels: Arc<[(String, String)]>,
+}
+
+impl Target {
+    /// [`insert_batch`] into this target (blocking: on the worker thread).
+    pub fn insert(&self, batch: &Batch) -> Result<InsertStats, SinkError> {
+        insert_batch(&self.store, &self.device_id, &self.device_labels, batch)
+    }
 }
 
 impl Sink {
@@ -42,26 +55,34 @@ impl Sink {
         device_labels: &std::collections::BTreeMap<String, String>,
     ) -> std::io::Result<Sink> {
         Ok(Sink {
-            store,
+            target: Target {
+                store,
+                device_id: device_id.into(),
+                device_labels: device_labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            },
             worker: StoreWorker::spawn("bbm-ingest")?,
-            device_id: device_id.into(),
-            device_labels: device_labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
         })
     }
 
     /// Inserts the batch; `Ok` once it is durable.
     pub async fn insert(&self, batch: Batch) -> Result<InsertStats, SinkError> {
-        let store = self.store.clone();
-        let device_id = self.device_id.clone();
-        let device_labels = self.device_labels.clone();
-        self.worker
-            .run(move || insert_batch(&store, &device_id, &device_labels, &batch))
-            .wait()
+        let target = self.target.clone();
+        self.run(move |_| target.insert(&batch))
             .await
             .map_err(|_| SinkError::Gone)?
+    }
+
+    /// Runs `job` on the worker thread (after the inserts queued before it), with the target.
+    /// `Err`: the worker is gone.
+    pub async fn run<R: Send + 'static>(
+        &self,
+        job: impl FnOnce(&Target) -> R + Send + 'static,
+    ) -> Result<R, crate::upload::store_worker::WorkerGone> {
+        let target = self.target.clone();
+        self.worker.run(move || job(&target)).wait().await
     }
 }
 

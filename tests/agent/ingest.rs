@@ -572,3 +572,58 @@ fn prometheus_remote_writes_every_scrape_to_victoriametrics_once() {
     assert_eq!(values, want, "each of the {served} scrapes once");
     agent.stop();
 }
+
+#[test]
+fn textfile_directory_files_are_stored_once_per_change_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let tf = dir.path().join("textfiles");
+    std::fs::create_dir(&tf).unwrap();
+    let (ingest, health) = (SocketAddr::from(([127, 0, 0, 1], free_port())), health_addr());
+    let cfg = config(
+        dir.path(),
+        ingest,
+        health,
+        None,
+        &format!("textfile_dir = {:?}\ntextfile_interval = \"200ms\"", tf.display().to_string()),
+    );
+    // Written atomically, as node_exporter's convention asks.
+    let write = |name: &str, text: &str| {
+        let tmp = tf.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, tf.join(name)).unwrap();
+    };
+    let t = now_ms() - 5000;
+    write("app.prom", &format!("# TYPE tf_up gauge\ntf_up 1\ntf_stamped{{k=\"v\"}} 2 {t}\n"));
+    write("bad.prom", "tf_bad{device_id=\"x\"} 1\n");
+    std::fs::write(tf.join("ignored.txt"), "tf_ignored 1\n").unwrap();
+    let log = dir.path().join("agent.log");
+    let agent = Agent::spawn(&cfg, health, &log);
+    agent.wait_for("the textfile read", Duration::from_secs(20), |a| {
+        a.metric("ingest_samples_accepted_total") == Some(2.0)
+    });
+    agent.stop();
+    // A restart reads the unchanged file again: nothing new is stored.
+    let agent = Agent::spawn(&cfg, health, &log);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(agent.metric("ingest_samples_accepted_total"), Some(0.0));
+    // A new version of the file is read.
+    std::thread::sleep(Duration::from_millis(20));
+    write("app.prom", "tf_up 0\n");
+    agent.wait_for("the changed file", Duration::from_secs(20), |a| {
+        a.metric("ingest_samples_accepted_total") == Some(1.0)
+    });
+    agent.stop();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("bad.prom refused: line 1: label \\\"device_id\\\" is the agent's own"), "{text}");
+    let (numbers, _) = stored(&cfg, "tf_");
+    let mut names: Vec<(String, f64)> = numbers
+        .iter()
+        .map(|((s, _), v)| (s.split(',').next().unwrap().to_owned(), *v))
+        .collect();
+    names.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    assert_eq!(
+        names,
+        [("__name__=tf_stamped".to_owned(), 2.0), ("__name__=tf_up".to_owned(), 0.0), ("__name__=tf_up".to_owned(), 1.0)]
+    );
+    assert!(numbers.contains_key(&(format!("__name__=tf_stamped,device_id=ing-test,k=v,site=lab"), t)));
+}
