@@ -90,7 +90,10 @@ fn main() {
     let window = Duration::from_secs(env_u64("BENCH_SECONDS", 60));
     let batch = env_u64("BENCH_BATCH", 500) as usize;
     let dir = tempfile::tempdir().unwrap();
-    let (ingest, health) = (SocketAddr::from(([127, 0, 0, 1], free_port())), health_addr());
+    let (ingest, health) = (
+        SocketAddr::from(([127, 0, 0, 1], free_port())),
+        health_addr(),
+    );
     let cfg = support::ConfigToml::fixture(&dir.path().join("store/metrics.redb"))
         .set("device", "id", &"ingest-bench")
         .set("collect", "interval", &"1s")
@@ -122,7 +125,8 @@ fn main() {
                     body.clear();
                     let ts = now_ms();
                     for i in 0..batch {
-                        body += &format!("bench_value{{client=\"{c}\",i=\"{}\"}} {i} {ts}\n", i % 500);
+                        body +=
+                            &format!("bench_value{{client=\"{c}\",i=\"{}\"}} {i} {ts}\n", i % 500);
                     }
                     let (status, took) = post(ingest, &path, body.as_bytes());
                     lat.push(took.as_secs_f64() * 1000.0);
@@ -187,14 +191,20 @@ fn main() {
     println!("clients {clients}");
     println!("batch_samples {batch}");
     println!("window_s {secs:.1}");
-    println!("samples_per_s_durable {:.0}", ok as f64 * batch as f64 / secs);
+    println!(
+        "samples_per_s_durable {:.0}",
+        ok as f64 * batch as f64 / secs
+    );
     println!("requests_per_s {:.1}", ok as f64 / secs);
     println!("refused_requests {refused}");
     println!("answer_ms_p50 {:.2}", pct(&lat, 0.50));
     println!("answer_ms_p99 {:.2}", pct(&lat, 0.99));
     println!("answer_ms_max {:.2}", lat.last().copied().unwrap_or(0.0));
     println!("rss_kib_before {rss_before}");
-    println!("rss_kib_during_max {}", rss.iter().max().copied().unwrap_or(0));
+    println!(
+        "rss_kib_during_max {}",
+        rss.iter().max().copied().unwrap_or(0)
+    );
     println!(
         "rss_kib_during_mean {:.0}",
         rss.iter().sum::<u64>() as f64 / rss.len().max(1) as f64
@@ -202,5 +212,8 @@ fn main() {
     println!("rss_kib_after {rss_after}");
     println!("tick_samples {}", ticks.len());
     println!("tick_spacing_ms_p99 {:.0}", pct(&spacing, 0.99));
-    println!("tick_spacing_ms_max {:.0}", spacing.last().copied().unwrap_or(0.0));
+    println!(
+        "tick_spacing_ms_max {:.0}",
+        spacing.last().copied().unwrap_or(0.0)
+    );
 }

@@ -25,7 +25,12 @@ impl Config {
         if let Some(path) = self.remote.as_ref().and_then(|r| r.ca_file.as_deref()) {
             crate::net::check_ca_file(path).map_err(|m| invalid("remote.ca_file", m))?;
         }
-        if let Some(path) = self.ingest.token_file.as_deref().filter(|_| self.ingest.enabled) {
+        if let Some(path) = self
+            .ingest
+            .token_file
+            .as_deref()
+            .filter(|_| self.ingest.enabled)
+        {
             check_token_file(path).map_err(|message| invalid("ingest.token_file", message))?;
         }
         check_storage_path(&self.storage.path).map_err(|m| invalid("storage.path", m))?;

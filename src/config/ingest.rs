@@ -64,7 +64,11 @@ impl Default for IngestConfig {
 }
 
 fn ser_opt_path<S: serde::Serializer>(p: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&p.as_deref().map(|p| p.display().to_string()).unwrap_or_default())
+    s.serialize_str(
+        &p.as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    )
 }
 
 const ANY: u64 = u64::MAX;
@@ -106,7 +110,10 @@ impl RawIngest {
                 .map_or(d.max_series_per_producer, |n| n.0),
             max_series: self.max_series.map_or(d.max_series, |n| n.0),
             max_future: self.max_future.map_or(d.max_future, |p| p.0),
-            textfile_dir: self.textfile_dir.filter(|s| !s.is_empty()).map(PathBuf::from),
+            textfile_dir: self
+                .textfile_dir
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
             textfile_interval: self.textfile_interval.map_or(d.textfile_interval, |p| p.0),
         };
         let invalid = |key: &str, message: String| ConfigError::Invalid {
@@ -153,13 +160,19 @@ mod tests {
         let c = load("[ingest]\nenabled = true\naddress = \"[::1]:9200\"\ntoken_file = \"\"\nmax_body_size = \"4MiB\"")
             .unwrap()
             .ingest;
-        assert_eq!((c.enabled, c.address.port(), c.token_file, c.max_body_size), (true, 9200, None, 4 << 20));
+        assert_eq!(
+            (c.enabled, c.address.port(), c.token_file, c.max_body_size),
+            (true, 9200, None, 4 << 20)
+        );
     }
 
     #[test]
     fn a_non_loopback_address_needs_the_explicit_allowance() {
         let e = load("[ingest]\naddress = \"0.0.0.0:9101\"").unwrap_err();
-        assert!(e.starts_with("ingest.address: 0.0.0.0:9101 is not a loopback address"), "{e}");
+        assert!(
+            e.starts_with("ingest.address: 0.0.0.0:9101 is not a loopback address"),
+            "{e}"
+        );
         let c = load("[ingest]\naddress = \"0.0.0.0:9101\"\nallow_non_loopback = true").unwrap();
         assert!(c.ingest.allow_non_loopback);
     }

@@ -533,7 +533,9 @@ fn jitter<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     Ok(Some(j))
 }
 
-pub(super) fn opt_socket_address<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+pub(super) fn opt_socket_address<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SocketAddr>, D::Error> {
     socket_address(d).map(Some)
 }
 

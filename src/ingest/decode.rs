@@ -49,8 +49,11 @@ pub fn gzip(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
     }
     let mut i = 10usize;
     if flags & FEXTRA != 0 {
-        let n = body.get(i..i + 2).ok_or(bad("truncated gzip header"))?;
-        i += 2 + usize::from(u16::from_le_bytes([n[0], n[1]]));
+        let n = body
+            .get(i..i + 2)
+            .and_then(|n| <[u8; 2]>::try_from(n).ok())
+            .ok_or(bad("truncated gzip header"))?;
+        i += 2 + usize::from(u16::from_le_bytes(n));
     }
     for flag in [FNAME, FCOMMENT] {
         if flags & flag != 0 {
@@ -80,7 +83,8 @@ pub fn gzip(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
     let word = |k: usize| {
         trailer
             .get(k..k + 4)
-            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map_or(0, u32::from_le_bytes)
     };
     if word(0) != crc32(&out) || word(4) != out.len() as u32 {
         return Err(bad("gzip CRC or size mismatch"));
@@ -99,8 +103,14 @@ mod tests {
         assert_eq!(snappy(&z, 100_000).unwrap(), data);
         assert_eq!(snappy(&z, 99_999), Err(DecodeError::TooLarge));
         // A preamble claiming 3.75 GiB over one byte of data: refused before any allocation.
-        assert_eq!(snappy(b"\x80\x80\x80\x80\x0f\x00", 1 << 20), Err(DecodeError::TooLarge));
-        assert!(matches!(snappy(b"\x05\x00", 10), Err(DecodeError::Invalid(_))));
+        assert_eq!(
+            snappy(b"\x80\x80\x80\x80\x0f\x00", 1 << 20),
+            Err(DecodeError::TooLarge)
+        );
+        assert!(matches!(
+            snappy(b"\x05\x00", 10),
+            Err(DecodeError::Invalid(_))
+        ));
     }
 
     #[test]
@@ -117,6 +127,9 @@ mod tests {
         let n = bad.len();
         bad[n - 5] ^= 1;
         assert!(matches!(gzip(&bad, 1 << 20), Err(DecodeError::Invalid(_))));
-        assert!(matches!(gzip(b"\x1f\x8b", 10), Err(DecodeError::Invalid(_))));
+        assert!(matches!(
+            gzip(b"\x1f\x8b", 10),
+            Err(DecodeError::Invalid(_))
+        ));
     }
 }

@@ -162,7 +162,10 @@ fn vm(body: &[u8], rules: &Rules, now_ms: i64) -> Result<Batch, Refusal> {
                 err.map_err(|e| b.bad(e))?;
             } else {
                 let mut key_err = Ok(());
-                b.label(|a| key_err = vm_json::unescape(k, a), |a| vm_json::unescape(v, a))?;
+                b.label(
+                    |a| key_err = vm_json::unescape(k, a),
+                    |a| vm_json::unescape(v, a),
+                )?;
                 key_err.map_err(|e| b.bad(e))?;
             }
         }
@@ -256,9 +259,20 @@ mod tests {
         let influx = format!("srt,link=w0 rtt=1,state=\"up\" {}\n", (NOW - 5) * 1_000_000);
         let b = build(Format::Influx { unit_ns: 1 }, influx.as_bytes(), &r, NOW).unwrap();
         assert_eq!(names(&b), ["srt_rtt,link=w0@-5", "srt_state,link=w0@-5"]);
-        assert!(matches!(b.samples[1].value, super::super::series::SampleValue::Text(..)));
+        assert!(matches!(
+            b.samples[1].value,
+            super::super::series::SampleValue::Text(..)
+        ));
         let influx = format!("m v=1 {}\n", (NOW - 5000) / 1000);
-        let b = build(Format::Influx { unit_ns: 1_000_000_000 }, influx.as_bytes(), &r, NOW).unwrap();
+        let b = build(
+            Format::Influx {
+                unit_ns: 1_000_000_000,
+            },
+            influx.as_bytes(),
+            &r,
+            NOW,
+        )
+        .unwrap();
         assert_eq!(names(&b), ["m_v@-5000"]);
 
         let json = format!(
@@ -269,7 +283,8 @@ mod tests {
         let b = build(Format::VmJson, json.as_bytes(), &r, NOW).unwrap();
         assert_eq!(names(&b), ["c,y=2@-2", "c,y=2@-1"]);
 
-        let rw_body = remote_write::tests::encode(&[(&[("__name__", "d"), ("job", "j")], &[(1.0, NOW - 3)])]);
+        let rw_body =
+            remote_write::tests::encode(&[(&[("__name__", "d"), ("job", "j")], &[(1.0, NOW - 3)])]);
         let b = build(Format::RemoteWrite, &rw_body, &r, NOW).unwrap();
         assert_eq!(names(&b), ["d,job=j@-3"]);
     }
@@ -279,23 +294,46 @@ mod tests {
         let r = rules();
         let e = build(Format::PromText, b"a 1\nb{device_id=\"x\"} 2\n", &r, NOW).unwrap_err();
         assert_eq!(e.status, 400);
-        assert!(e.message.starts_with("line 2: label \"device_id\" is the agent's own"), "{e:?}");
+        assert!(
+            e.message
+                .starts_with("line 2: label \"device_id\" is the agent's own"),
+            "{e:?}"
+        );
         let e = build(Format::Influx { unit_ns: 1 }, b"m v=1\nm v=x\n", &r, NOW).unwrap_err();
         assert_eq!(e.message, "line 2: invalid field value");
-        let e = build(Format::VmJson, b"{\"metric\":{},\"values\":[],\"timestamps\":[]}", &r, NOW).unwrap_err();
+        let e = build(
+            Format::VmJson,
+            b"{\"metric\":{},\"values\":[],\"timestamps\":[]}",
+            &r,
+            NOW,
+        )
+        .unwrap_err();
         assert_eq!(e.message, "line 1: the metric has no __name__");
-        let body = remote_write::tests::encode(&[(&[("__name__", "ok")], &[]), (&[("job", "j")], &[])]);
+        let body =
+            remote_write::tests::encode(&[(&[("__name__", "ok")], &[]), (&[("job", "j")], &[])]);
         let e = build(Format::RemoteWrite, &body, &r, NOW).unwrap_err();
-        assert_eq!(e.message, "time series 2: the time series has no __name__ label");
+        assert_eq!(
+            e.message,
+            "time series 2: the time series has no __name__ label"
+        );
         let e = build(Format::PromText, b"a 1\nb{x=\"\xff\"} 2\n", &r, NOW).unwrap_err();
-        assert_eq!(e.message, "line 2: label \"x\": the value is not valid UTF-8");
+        assert_eq!(
+            e.message,
+            "line 2: label \"x\": the value is not valid UTF-8"
+        );
     }
 
     #[test]
     fn query_params() {
-        assert_eq!(query_param(b"db=x&precision=ms", b"precision"), Some(&b"ms"[..]));
+        assert_eq!(
+            query_param(b"db=x&precision=ms", b"precision"),
+            Some(&b"ms"[..])
+        );
         assert_eq!(query_param(b"db=x", b"precision"), None);
-        assert!(matches!(Format::of(b"/write", b"precision=h"), Some(Err(_))));
+        assert!(matches!(
+            Format::of(b"/write", b"precision=h"),
+            Some(Err(_))
+        ));
         assert_eq!(Format::of(b"/health", b""), None);
     }
 }

@@ -328,18 +328,29 @@ mod tests {
         let lines: Vec<_> = Lines::new(body).map(Result::unwrap).collect();
         assert_eq!(lines.len(), 2);
         let l = lines[0];
-        assert_eq!((l.number, l.measurement, l.timestamp), (3, &b"srt"[..], Some(1_700_000_000_000_000_000)));
+        assert_eq!(
+            (l.number, l.measurement, l.timestamp),
+            (3, &b"srt"[..], Some(1_700_000_000_000_000_000))
+        );
         let tags: Vec<_> = l.tags().map(Result::unwrap).collect();
-        assert_eq!(tags, vec![(&b"link"[..], &b"wwan0"[..]), (&b"host"[..], &b"a\\ b"[..])]);
+        assert_eq!(
+            tags,
+            vec![(&b"link"[..], &b"wwan0"[..]), (&b"host"[..], &b"a\\ b"[..])]
+        );
         let fields: Vec<_> = l.fields().map(Result::unwrap).collect();
         assert_eq!(fields[0], (&b"rtt"[..], FieldValue::Float(12.5)));
         assert_eq!(fields[1], (&b"pkts"[..], FieldValue::Int(3)));
         assert_eq!(fields[2], (&b"up"[..], FieldValue::Bool(true)));
-        let FieldValue::Str(s) = fields[3].1 else { panic!("{:?}", fields[3]) };
+        let FieldValue::Str(s) = fields[3].1 else {
+            panic!("{:?}", fields[3])
+        };
         let mut out = Vec::new();
         unescape(s, &mut out);
         assert_eq!(out, b"x, \"y\"");
-        assert_eq!(lines[1].fields().next(), Some(Ok((&b"v"[..], FieldValue::UInt(1)))));
+        assert_eq!(
+            lines[1].fields().next(),
+            Some(Ok((&b"v"[..], FieldValue::UInt(1))))
+        );
         assert_eq!((lines[1].number, lines[1].timestamp), (4, None));
     }
 
@@ -356,7 +367,12 @@ mod tests {
         for (body, what) in cases {
             let got: Vec<_> = Lines::new(body).collect();
             assert!(got[0].is_ok());
-            assert_eq!(got[1], Err(LineError { line: 2, what }), "{:?}", String::from_utf8_lossy(body));
+            assert_eq!(
+                got[1],
+                Err(LineError { line: 2, what }),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 }

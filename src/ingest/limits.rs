@@ -132,7 +132,10 @@ impl Cardinality {
         }
         let fits = |c: &Cardinality| {
             let mine = c.producers.get(p).map_or(0, |x| x.1);
-            (mine + n <= c.max_per_producer, c.seen.len() + n <= c.max_total)
+            (
+                mine + n <= c.max_per_producer,
+                c.seen.len() + n <= c.max_total,
+            )
         };
         if fits(self) != (true, true) {
             self.forget_idle(now_ms);
@@ -181,7 +184,10 @@ mod tests {
         c.admit("a", [1, 2, 3].into_iter(), 1).unwrap();
         let e = c.admit("a", [4].into_iter(), 2).unwrap_err();
         assert_eq!((e.status, e.retry_after), (429, Some(RETRY_AFTER_S)));
-        assert!(e.message.contains("ingest.max_series_per_producer (3)"), "{e:?}");
+        assert!(
+            e.message.contains("ingest.max_series_per_producer (3)"),
+            "{e:?}"
+        );
         c.admit("b", [10, 11].into_iter(), 3).unwrap();
         let e = c.admit("c", [20].into_iter(), 4).unwrap_err();
         assert!(e.message.contains("ingest.max_series (5)"), "{e:?}");

@@ -29,8 +29,8 @@ use super::formats::{self, Format};
 use super::limits::Cardinality;
 use super::series::{Refusal, Rules};
 use super::sink::{Sink, SinkError};
-use crate::model::ingest::Reason;
 use crate::health::http::{HeadParser, MAX_HEAD, Method, Parsed};
+use crate::model::ingest::Reason;
 use crate::model::state::AgentState;
 use crate::model::time::now_ms;
 use crate::net::chunked::ChunkedDecoder;
@@ -248,7 +248,10 @@ async fn connection(stream: &mut TcpStream, shared: &Shared) {
         return;
     };
     if answer.status >= 400 {
-        shared.state.ingest.refuse(Reason::of_status(answer.status), 1);
+        shared
+            .state
+            .ingest
+            .refuse(Reason::of_status(answer.status), 1);
         log::debug!(status = answer.status, reason = answer.body.as_str(); "ingest request refused");
     }
     if stream.write_all(&answer.bytes()).await.is_err() {
@@ -306,7 +309,11 @@ async fn timed<T>(limit: Duration, f: impl Future<Output = T>) -> Option<T> {
 /// Reads and answers one request; `None`: the peer closed before sending anything.
 async fn handle(stream: &mut TcpStream, shared: &Shared) -> Option<Answer> {
     let mut buf = vec![0u8; MAX_HEAD];
-    let read = timed(HEAD_TIMEOUT, read_head(stream, &mut buf, shared.auth.as_deref())).await;
+    let read = timed(
+        HEAD_TIMEOUT,
+        read_head(stream, &mut buf, shared.auth.as_deref()),
+    )
+    .await;
     let (head_len, n, head) = match read {
         None => return Some(Answer::new(408, "the request head did not arrive in time")),
         Some(Err(a)) => return a,
@@ -329,7 +336,10 @@ async fn handle(stream: &mut TcpStream, shared: &Shared) -> Option<Answer> {
     if storage.io_failing.load(Ordering::Relaxed) || storage.no_space.load(Ordering::Relaxed) {
         return Some(Answer {
             retry_after: Some(RETRY_AFTER_UNAVAILABLE_S),
-            ..Answer::new(503, "the store is failing (I/O error or full disk); retry later")
+            ..Answer::new(
+                503,
+                "the store is failing (I/O error or full disk); retry later",
+            )
         });
     }
     if head.encoding == Encoding::Other
@@ -342,7 +352,12 @@ async fn handle(stream: &mut TcpStream, shared: &Shared) -> Option<Answer> {
     }
     if !head.chunked {
         match head.content_length {
-            None => return Some(Answer::new(411, "Content-Length or chunked encoding required")),
+            None => {
+                return Some(Answer::new(
+                    411,
+                    "Content-Length or chunked encoding required",
+                ));
+            }
             Some(len) if len > shared.max_body => {
                 return Some(too_large(shared.max_body));
             }
@@ -350,7 +365,12 @@ async fn handle(stream: &mut TcpStream, shared: &Shared) -> Option<Answer> {
         }
     }
     let _slot = shared.bodies.acquire().await;
-    if head.expect_continue && stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
+    if head.expect_continue
+        && stream
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .await
+            .is_err()
+    {
         return None;
     }
     let already = buf.get(head_len..n).unwrap_or_default().to_vec();
@@ -390,7 +410,9 @@ async fn read_head(
         };
         let k = stream.read(free).await.map_err(|_| None)?;
         if k == 0 {
-            return Err((n > 0).then(|| Answer::new(400, "connection closed before the end of the head")));
+            return Err(
+                (n > 0).then(|| Answer::new(400, "connection closed before the end of the head"))
+            );
         }
         n += k;
         let seen = buf.get(..n).unwrap_or_default();
@@ -415,7 +437,10 @@ fn read_fields(
 ) -> Result<Head, Answer> {
     let mut fields = crate::net::head::fields();
     let mut req = httparse::Request::new(&mut fields);
-    if !matches!(req.parse(buf.get(..head_len).unwrap_or_default()), Ok(httparse::Status::Complete(_))) {
+    if !matches!(
+        req.parse(buf.get(..head_len).unwrap_or_default()),
+        Ok(httparse::Status::Complete(_))
+    ) {
         return Err(Answer::new(400, "malformed request"));
     }
     let target = req.path.unwrap_or("/").as_bytes();
@@ -448,7 +473,9 @@ fn read_fields(
         let v = f.value.trim_ascii();
         let name = f.name;
         if name.eq_ignore_ascii_case("content-length") {
-            let len = std::str::from_utf8(v).ok().and_then(|s| s.parse::<u64>().ok());
+            let len = std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok());
             match (len, head.content_length) {
                 (Some(l), None) => {
                     head.content_length = Some(usize::try_from(l).unwrap_or(usize::MAX));
@@ -483,7 +510,10 @@ fn read_fields(
         }
     }
     if head.chunked && head.content_length.is_some() {
-        return Err(Answer::new(400, "both Content-Length and Transfer-Encoding"));
+        return Err(Answer::new(
+            400,
+            "both Content-Length and Transfer-Encoding",
+        ));
     }
     head.producer = producer_name(formats::query_param(query, b"producer"), user_agent);
     Ok(head)
@@ -532,7 +562,10 @@ async fn read_body(
         body.resize(len, 0);
         let rest = body.get_mut(have..).unwrap_or_default();
         if stream.read_exact(rest).await.is_err() {
-            return Err(Answer::new(400, "connection closed before the end of the body"));
+            return Err(Answer::new(
+                400,
+                "connection closed before the end of the body",
+            ));
         }
         return Ok(body);
     }
@@ -559,7 +592,10 @@ async fn read_body(
         }
         let k = stream.read(&mut buf).await.unwrap_or(0);
         if k == 0 {
-            return Err(Answer::new(400, "connection closed before the end of the body"));
+            return Err(Answer::new(
+                400,
+                "connection closed before the end of the body",
+            ));
         }
         pending.clear();
         pending.extend_from_slice(buf.get(..k).unwrap_or_default());

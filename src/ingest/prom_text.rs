@@ -334,11 +334,20 @@ mod tests {
         let got = all(body);
         assert_eq!(got.len(), 4);
         let x = got[0].unwrap();
-        assert_eq!((x.number, x.name, x.value, x.timestamp_ms), (3, &b"x"[..], 1.0, None));
+        assert_eq!(
+            (x.number, x.name, x.value, x.timestamp_ms),
+            (3, &b"x"[..], 1.0, None)
+        );
         let y = got[1].unwrap();
-        assert_eq!((y.number, y.value, y.timestamp_ms), (5, -2500.0, Some(1_700_000_000_000)));
+        assert_eq!(
+            (y.number, y.value, y.timestamp_ms),
+            (5, -2500.0, Some(1_700_000_000_000))
+        );
         let labels: Vec<_> = y.labels().map(Result::unwrap).collect();
-        assert_eq!(labels, vec![(&b"a"[..], &b"1"[..]), (&b"b"[..], &br#"q\"\n\\"#[..])]);
+        assert_eq!(
+            labels,
+            vec![(&b"a"[..], &b"1"[..]), (&b"b"[..], &br#"q\"\n\\"#[..])]
+        );
         let mut v = Vec::new();
         unescape(labels[1].1, &mut v);
         assert_eq!(v, b"q\"\n\\");
@@ -361,13 +370,24 @@ mod tests {
         for (body, what) in cases {
             let got = all(body);
             assert!(got[0].is_ok());
-            assert_eq!(got[1], Err(LineError { line: 2, what }), "{:?}", String::from_utf8_lossy(body));
+            assert_eq!(
+                got[1],
+                Err(LineError { line: 2, what }),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 
     #[test]
     fn invalid_utf8_is_refused_in_the_value_not_panicked_on() {
         let got = all(b"x \xff\xfe\n");
-        assert_eq!(got, vec![Err(LineError { line: 1, what: "invalid value" })]);
+        assert_eq!(
+            got,
+            vec![Err(LineError {
+                line: 1,
+                what: "invalid value"
+            })]
+        );
     }
 }

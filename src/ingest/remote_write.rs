@@ -69,7 +69,7 @@ impl<'a> Reader<'a> {
         if self.i >= self.s.len() {
             return None;
         }
-        Some((|| {
+        let r = (|| {
             let key = self.varint()?;
             let number = key >> 3;
             if number == 0 {
@@ -80,14 +80,16 @@ impl<'a> Reader<'a> {
                 WIRE_I64 => {
                     let b = self.s.get(self.i..self.i + 8).ok_or("truncated fixed64")?;
                     self.i += 8;
-                    let mut a = [0u8; 8];
-                    a.copy_from_slice(b);
+                    let a = <[u8; 8]>::try_from(b).map_err(|_| "truncated fixed64")?;
                     Field::I64(u64::from_le_bytes(a))
                 }
                 WIRE_LEN => {
                     let n = usize::try_from(self.varint()?).map_err(|_| "length too large")?;
                     let end = self.i.checked_add(n).ok_or("length too large")?;
-                    let b = self.s.get(self.i..end).ok_or("truncated length-delimited field")?;
+                    let b = self
+                        .s
+                        .get(self.i..end)
+                        .ok_or("truncated length-delimited field")?;
                     self.i = end;
                     Field::Len(b)
                 }
@@ -99,13 +101,11 @@ impl<'a> Reader<'a> {
                 _ => return Err("unsupported wire type"),
             };
             Ok((number, field))
-        })())
-        .map(|r| {
-            if r.is_err() {
-                self.i = self.s.len();
-            }
-            r
-        })
+        })();
+        if r.is_err() {
+            self.i = self.s.len();
+        }
+        Some(r)
     }
 }
 
@@ -132,7 +132,12 @@ impl<'a> Iterator for Series<'a> {
         loop {
             let field = match self.r.next_field()? {
                 Ok(f) => f,
-                Err(what) => return Some(Err(SeriesError { series: self.n, what })),
+                Err(what) => {
+                    return Some(Err(SeriesError {
+                        series: self.n,
+                        what,
+                    }));
+                }
             };
             match field {
                 (1, Field::Len(b)) => {
@@ -217,7 +222,9 @@ fn sample(b: &[u8]) -> Result<(f64, i64), &'static str> {
             (1, Field::I64(bits)) => value = f64::from_bits(bits),
             // int64: two's complement in a varint.
             (2, Field::Varint(v)) => ts = v as i64,
-            (1 | 2, _) => return Err("a sample's value must be a double and its timestamp an int64"),
+            (1 | 2, _) => {
+                return Err("a sample's value must be a double and its timestamp an int64");
+            }
             _ => {}
         }
     }
@@ -276,8 +283,11 @@ pub(crate) mod tests {
         out.extend_from_slice(body);
     }
 
-    /// A WriteRequest of `series`: (labels, samples).
-    pub(crate) fn encode(series: &[(&[(&str, &str)], &[(f64, i64)])]) -> Vec<u8> {
+    /// One time series: (labels, samples).
+    pub(crate) type Ts<'a> = (&'a [(&'a str, &'a str)], &'a [(f64, i64)]);
+
+    /// A WriteRequest of `series`.
+    pub(crate) fn encode(series: &[Ts<'_>]) -> Vec<u8> {
         let mut req = Vec::new();
         for (labels, samples) in series {
             let mut ts = Vec::new();
@@ -305,13 +315,19 @@ pub(crate) mod tests {
     #[test]
     fn a_request_is_read() {
         let body = encode(&[
-            (&[("__name__", "up"), ("job", "a")], &[(1.0, 1_700_000_000_000), (0.5, -1)]),
+            (
+                &[("__name__", "up"), ("job", "a")],
+                &[(1.0, 1_700_000_000_000), (0.5, -1)],
+            ),
             (&[("__name__", "x")], &[]),
         ]);
         let got: Vec<_> = Series::new(&body).map(Result::unwrap).collect();
         assert_eq!(got.len(), 2);
         let labels: Vec<_> = got[0].labels().collect();
-        assert_eq!(labels, vec![(&b"__name__"[..], &b"up"[..]), (&b"job"[..], &b"a"[..])]);
+        assert_eq!(
+            labels,
+            vec![(&b"__name__"[..], &b"up"[..]), (&b"job"[..], &b"a"[..])]
+        );
         let samples: Vec<_> = got[0].samples().collect();
         assert_eq!(samples, vec![(1.0, 1_700_000_000_000), (0.5, -1)]);
         assert_eq!((got[1].label_count, got[1].sample_count), (1, 0));
@@ -326,15 +342,24 @@ pub(crate) mod tests {
         }
         assert_eq!(
             Series::new(b"\x0a\x05\x0a").next(),
-            Some(Err(SeriesError { series: 0, what: "truncated length-delimited field" }))
+            Some(Err(SeriesError {
+                series: 0,
+                what: "truncated length-delimited field"
+            }))
         );
         assert_eq!(
             Series::new(b"\x0f").next(),
-            Some(Err(SeriesError { series: 0, what: "unsupported wire type" }))
+            Some(Err(SeriesError {
+                series: 0,
+                what: "unsupported wire type"
+            }))
         );
         assert_eq!(
             Series::new(b"\x0a\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01").next(),
-            Some(Err(SeriesError { series: 0, what: "length too large" }))
+            Some(Err(SeriesError {
+                series: 0,
+                what: "length too large"
+            }))
         );
     }
 }

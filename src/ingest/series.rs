@@ -204,7 +204,11 @@ impl<'r> Builder<'r> {
             )));
         }
         let arena = &self.batch.arena;
-        let text = |r: &Range<u32>| arena.get(r.start as usize..r.end as usize).unwrap_or_default();
+        let text = |r: &Range<u32>| {
+            arena
+                .get(r.start as usize..r.end as usize)
+                .unwrap_or_default()
+        };
         labels.sort_by(|a, b| text(&a.0).cmp(text(&b.0)));
         let mut hasher = DefaultHasher::new();
         hasher.write(name_bytes);
@@ -217,7 +221,10 @@ impl<'r> Builder<'r> {
                 break;
             }
             if prev == Some(k) {
-                problem = Some(format!("label {:?} given twice", String::from_utf8_lossy(k)));
+                problem = Some(format!(
+                    "label {:?} given twice",
+                    String::from_utf8_lossy(k)
+                ));
                 break;
             }
             prev = Some(k);
@@ -380,8 +387,7 @@ pub fn check_label(name: &[u8], value: &[u8], own: &[String]) -> Result<(), Stri
              agent and never taken from a producer)"
         ));
     }
-    if value.len() > crate::config::DEVICE_LABEL_VALUE_MAX || value.chars().any(char::is_control)
-    {
+    if value.len() > crate::config::DEVICE_LABEL_VALUE_MAX || value.chars().any(char::is_control) {
         return Err(format!(
             "label {name:?}: expected a value of at most {} bytes without control characters",
             crate::config::DEVICE_LABEL_VALUE_MAX
@@ -403,7 +409,7 @@ mod tests {
         }
     }
 
-    fn series<'a>(b: &mut Builder<'_>, name: &str, labels: &[(&str, &str)]) -> Result<u32, Refusal> {
+    fn series(b: &mut Builder<'_>, name: &str, labels: &[(&str, &str)]) -> Result<u32, Refusal> {
         b.start(7);
         b.name(|a| a.extend_from_slice(name.as_bytes()));
         for (k, v) in labels {
@@ -425,10 +431,17 @@ mod tests {
         let s1 = series(&mut b, "a:b_c", &[("z", "1"), ("a", "2"), ("e", "")]).unwrap();
         let s2 = series(&mut b, "a:b_c", &[("a", "2"), ("z", "1")]).unwrap();
         let batch = b.into_batch();
-        assert_eq!(batch.series[s1 as usize].hash, batch.series[s2 as usize].hash);
+        assert_eq!(
+            batch.series[s1 as usize].hash,
+            batch.series[s2 as usize].hash
+        );
         let l = &batch.labels[batch.series[0].labels.start as usize];
         assert_eq!((batch.str(&l.0), batch.str(&l.1)), ("a", "2"));
-        assert_eq!(batch.series[0].labels.len(), 2, "the empty label is dropped");
+        assert_eq!(
+            batch.series[0].labels.len(),
+            2,
+            "the empty label is dropped"
+        );
 
         let mut b = Builder::new(&r, 10_000, "line");
         let bad = [
@@ -442,11 +455,19 @@ mod tests {
         for (name, labels, what) in bad {
             let e = series(&mut b, name, &labels).unwrap_err();
             assert_eq!(e.status, 400);
-            assert!(e.message.starts_with("line 7: ") && e.message.contains(what), "{e:?}");
+            assert!(
+                e.message.starts_with("line 7: ") && e.message.contains(what),
+                "{e:?}"
+            );
         }
         let many: Vec<(String, String)> = (0..17).map(|i| (format!("l{i}"), "v".into())).collect();
         let many: Vec<(&str, &str)> = many.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-        assert!(series(&mut b, "x", &many).unwrap_err().message.contains("17 labels"));
+        assert!(
+            series(&mut b, "x", &many)
+                .unwrap_err()
+                .message
+                .contains("17 labels")
+        );
     }
 
     #[test]
@@ -459,12 +480,18 @@ mod tests {
         b.sample(s, Some(9_000), f64::NAN).unwrap();
         b.sample(s, None, 1.0).unwrap();
         b.sample(s, Some(10_100), 2.0).unwrap();
-        b.text(s, Some(9_500), |a| a.extend_from_slice(b"started")).unwrap();
+        b.text(s, Some(9_500), |a| a.extend_from_slice(b"started"))
+            .unwrap();
         assert_eq!(b.sample(s, Some(9_500), 3.0).unwrap_err().status, 413);
         let batch = b.into_batch();
         assert_eq!(
             batch.refused,
-            Refused { too_old: 1, future: 1, non_finite: 1, unsupported: 0 }
+            Refused {
+                too_old: 1,
+                future: 1,
+                non_finite: 1,
+                unsupported: 0
+            }
         );
         let ts: Vec<i64> = batch.samples.iter().map(|s| s.ts_ms).collect();
         assert_eq!(ts, vec![10_000, 10_100, 9_500]);

@@ -98,9 +98,8 @@ pub fn insert_batch(
     }
     // Every series' labels, the device's appended (the producer cannot have sent those names:
     // the builder refused them).
-    let mut flat: Vec<(&str, &str)> = Vec::with_capacity(
-        batch.labels.len() + batch.series.len() * device_labels.len(),
-    );
+    let mut flat: Vec<(&str, &str)> =
+        Vec::with_capacity(batch.labels.len() + batch.series.len() * device_labels.len());
     let mut ranges = Vec::with_capacity(batch.series.len());
     for s in &batch.series {
         let start = flat.len();
@@ -138,13 +137,10 @@ pub fn insert_batch(
             value,
         });
     }
-    store
-        .get()
-        .insert(&samples)
-        .map_err(|e| match e {
-            belabox_store::InsertError::InvalidSample { index, reason } => {
-                SinkError::Invalid(format!("sample {}: {reason}", index + 1))
-            }
-            other => SinkError::Store(other.to_string()),
-        })
+    store.get().insert(&samples).map_err(|e| match e {
+        belabox_store::InsertError::InvalidSample { index, reason } => {
+            SinkError::Invalid(format!("sample {}: {reason}", index + 1))
+        }
+        other => SinkError::Store(other.to_string()),
+    })
 }

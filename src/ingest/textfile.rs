@@ -91,7 +91,17 @@ impl Textfiles {
             }
             out.files_read += 1;
             let mtime_ms = i64::try_from(mtime.as_millis()).unwrap_or(i64::MAX);
-            match read_one(&entry.path(), &text, mtime_ms, rules, max_body, cardinality, target, stats, now_ms) {
+            match read_one(
+                &entry.path(),
+                &text,
+                mtime_ms,
+                rules,
+                max_body,
+                cardinality,
+                target,
+                stats,
+                now_ms,
+            ) {
                 Ok(n) => {
                     out.samples_stored += n;
                     self.seen.insert(name, stamp);
@@ -129,9 +139,13 @@ fn read_one(
     let file = std::fs::File::open(path).map_err(|e| (Reason::Other, e.to_string(), true))?;
     let mut body = Vec::new();
     // One byte more than the cap tells a file that is too large.
-    file.take(u64::try_from(max_body).unwrap_or(u64::MAX).saturating_add(1))
-        .read_to_end(&mut body)
-        .map_err(|e| (Reason::Other, e.to_string(), true))?;
+    file.take(
+        u64::try_from(max_body)
+            .unwrap_or(u64::MAX)
+            .saturating_add(1),
+    )
+    .read_to_end(&mut body)
+    .map_err(|e| (Reason::Other, e.to_string(), true))?;
     if body.len() > max_body {
         return Err((
             Reason::TooLarge,
@@ -182,11 +196,17 @@ pub async fn run(
 ) {
     let files = Arc::new(Mutex::new(Textfiles::new(dir)));
     loop {
-        let (files, rules, cardinality, state) =
-            (files.clone(), rules.clone(), cardinality.clone(), state.clone());
+        let (files, rules, cardinality, state) = (
+            files.clone(),
+            rules.clone(),
+            cardinality.clone(),
+            state.clone(),
+        );
         let done = sink
             .run(move |target| {
-                let mut f = files.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut f = files
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 f.scan(
                     &rules,
                     max_body,

@@ -501,13 +501,31 @@ mod tests {
     fn errors_name_the_line() {
         let ok = r#"{"metric":{},"values":[],"timestamps":[]}"#;
         let bad = [
-            (r#"{"metric":{"a":1},"values":[],"timestamps":[]}"#, "a metric's label values must be strings"),
-            (r#"{"metric":{},"values":[1],"timestamps":[]}"#, "\"values\" and \"timestamps\" differ in length"),
+            (
+                r#"{"metric":{"a":1},"values":[],"timestamps":[]}"#,
+                "a metric's label values must be strings",
+            ),
+            (
+                r#"{"metric":{},"values":[1],"timestamps":[]}"#,
+                "\"values\" and \"timestamps\" differ in length",
+            ),
             (r#"{"metric":{},"values":[1]}"#, "missing \"timestamps\""),
-            (r#"{"metric":{},"values":["x"],"timestamps":[1]}"#, "expected a number"),
-            (r#"{"metric":{"a":"\x"},"values":[],"timestamps":[]}"#, "invalid escape"),
-            (r#"{"metric":{},"values":[],"timestamps":[]} x"#, "unexpected text after the object"),
-            (r#"{"x":[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]],"metric":{},"values":[],"timestamps":[]}"#, "nested too deeply"),
+            (
+                r#"{"metric":{},"values":["x"],"timestamps":[1]}"#,
+                "expected a number",
+            ),
+            (
+                r#"{"metric":{"a":"\x"},"values":[],"timestamps":[]}"#,
+                "invalid escape",
+            ),
+            (
+                r#"{"metric":{},"values":[],"timestamps":[]} x"#,
+                "unexpected text after the object",
+            ),
+            (
+                r#"{"x":[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]],"metric":{},"values":[],"timestamps":[]}"#,
+                "nested too deeply",
+            ),
         ];
         for (line, what) in bad {
             let body = format!("{ok}\n{line}\n");
@@ -516,6 +534,9 @@ mod tests {
             assert_eq!(got[1], Err(LineError { line: 2, what }), "{line}");
         }
         let mut v = Vec::new();
-        assert_eq!(unescape(br"\ud800x", &mut v), Err("lone surrogate in a string"));
+        assert_eq!(
+            unescape(br"\ud800x", &mut v),
+            Err("lone surrogate in a string")
+        );
     }
 }

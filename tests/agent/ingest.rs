@@ -27,7 +27,13 @@ fn now_ms() -> i64 {
 
 /// An agent config with `[ingest]` on `ingest` (extra `[ingest]` lines appended), device
 /// `ing-…` with a device label, uploading to `remote` when given.
-fn config(dir: &Path, ingest: SocketAddr, health: SocketAddr, remote: Option<&str>, extra: &str) -> PathBuf {
+fn config(
+    dir: &Path,
+    ingest: SocketAddr,
+    health: SocketAddr,
+    remote: Option<&str>,
+    extra: &str,
+) -> PathBuf {
     let mut c = crate::support::ConfigToml::fixture(&dir.join("store/metrics.redb"))
         .set("device", "id", &"ing-test")
         .raw("device", "labels = { site = \"lab\" }")
@@ -50,10 +56,18 @@ fn config(dir: &Path, ingest: SocketAddr, health: SocketAddr, remote: Option<&st
 
 /// One raw HTTP/1.1 POST; (status, headers, body). The request may be refused before its body
 /// is read: the answer is read whatever happened to the write.
-fn post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, BTreeMap<String, String>, String) {
+fn post(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, BTreeMap<String, String>, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut head = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n", body.len());
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         head += &format!("{k}: {v}\r\n");
     }
@@ -68,7 +82,10 @@ fn read_answer(s: &mut TcpStream) -> (u16, BTreeMap<String, String>, String) {
     let _ = s.read_to_end(&mut raw);
     let (status, headers, body) = parse_response(&raw)
         .unwrap_or_else(|| panic!("no HTTP answer: {:?}", String::from_utf8_lossy(&raw)));
-    let headers = headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+    let headers = headers
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
     (status, headers, String::from_utf8_lossy(body).into_owned())
 }
 
@@ -80,7 +97,10 @@ fn curl(url: &str, body: &Path, headers: &[&str]) -> (u16, String) {
     for h in headers {
         cmd.args(["-H", h]);
     }
-    let out = cmd.arg(url).output().expect("curl (Debian package curl) must be installed");
+    let out = cmd
+        .arg(url)
+        .output()
+        .expect("curl (Debian package curl) must be installed");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap();
     (code.trim().parse().unwrap_or(0), body.to_owned())
@@ -101,8 +121,16 @@ fn stored(cfg: &Path, prefix: &str) -> (BTreeMap<(String, i64), f64>, Vec<String
             texts.push(line.clone());
             continue;
         }
-        let key = (series_text(&v["metric"]), v["timestamps"][0].as_i64().unwrap());
-        assert!(numbers.insert(key, v["values"][0].as_f64().unwrap()).is_none(), "stored twice: {line}");
+        let key = (
+            series_text(&v["metric"]),
+            v["timestamps"][0].as_i64().unwrap(),
+        );
+        assert!(
+            numbers
+                .insert(key, v["values"][0].as_f64().unwrap())
+                .is_none(),
+            "stored twice: {line}"
+        );
     }
     (numbers, texts)
 }
@@ -115,7 +143,11 @@ fn series_text(metric: &serde_json::Value) -> String {
         .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
         .collect();
     labels.sort();
-    labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// VictoriaMetrics' samples whose name matches `name_re`; panics on a sample held twice.
@@ -126,7 +158,10 @@ fn in_vm(vm: &Vm, name_re: &str) -> BTreeMap<(String, i64), f64> {
         let metric = serde_json::to_value(&s.metric).unwrap();
         let id = series_text(&metric);
         for (v, ts) in s.values.into_iter().zip(s.timestamps) {
-            assert!(out.insert((id.clone(), ts), v).is_none(), "VM holds {id} @ {ts} twice");
+            assert!(
+                out.insert((id.clone(), ts), v).is_none(),
+                "VM holds {id} @ {ts} twice"
+            );
         }
     }
     out
@@ -144,7 +179,10 @@ fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
 fn curl_pushes_every_format_and_each_sample_reaches_victoriametrics_once() {
     let dir = tempfile::tempdir().unwrap();
     let vm = Vm::start();
-    let (ingest, health) = (SocketAddr::from(([127, 0, 0, 1], free_port())), health_addr());
+    let (ingest, health) = (
+        SocketAddr::from(([127, 0, 0, 1], free_port())),
+        health_addr(),
+    );
     let cfg = config(dir.path(), ingest, health, Some(&vm.import_url()), "");
     let agent = Agent::spawn(&cfg, health, &dir.path().join("agent.log"));
     let base = format!("http://{ingest}");
@@ -157,49 +195,116 @@ fn curl_pushes_every_format_and_each_sample_reaches_victoriametrics_once() {
 
     let prom = file(
         "prom.txt",
-        &format!("# TYPE app_frames_total counter\napp_frames_total{{stream=\"a\"}} 10 {t}\napp_frames_total{{stream=\"b\"}} 20 {t}\napp_bitrate_kbps 6000 {}\n", t + 1),
+        &format!(
+            "# TYPE app_frames_total counter\napp_frames_total{{stream=\"a\"}} 10 {t}\napp_frames_total{{stream=\"b\"}} 20 {t}\napp_bitrate_kbps 6000 {}\n",
+            t + 1
+        ),
     );
     let influx = file(
         "influx.txt",
-        &format!("app_srt,link=wwan0 rtt_ms=41.5,lost=3i,state=\"connected\" {}\napp_srt,link=wwan1 rtt_ms=88,lost=0i {}\n", t + 2, t + 2),
+        &format!(
+            "app_srt,link=wwan0 rtt_ms=41.5,lost=3i,state=\"connected\" {}\napp_srt,link=wwan1 rtt_ms=88,lost=0i {}\n",
+            t + 2,
+            t + 2
+        ),
     );
     let json = file(
         "vm.json",
-        &format!("{{\"metric\":{{\"__name__\":\"app_encoder_drops\",\"encoder\":\"h265\"}},\"values\":[1,2,3],\"timestamps\":[{},{},{}]}}\n", t + 3, t + 4, t + 5),
+        &format!(
+            "{{\"metric\":{{\"__name__\":\"app_encoder_drops\",\"encoder\":\"h265\"}},\"values\":[1,2,3],\"timestamps\":[{},{},{}]}}\n",
+            t + 3,
+            t + 4,
+            t + 5
+        ),
     );
     let gz_src = file("gz.txt", &format!("app_gzipped 7 {}\n", t + 6));
-    let st = Command::new("gzip").arg("-kf").arg(&gz_src).status().unwrap();
+    let st = Command::new("gzip")
+        .arg("-kf")
+        .arg(&gz_src)
+        .status()
+        .unwrap();
     assert!(st.success());
     let gz = dir.path().join("gz.txt.gz");
 
-    let expect_204 = |(code, body): (u16, String), what: &str| assert_eq!(code, 204, "{what}: {body}");
-    expect_204(curl(&format!("{base}/api/v1/import/prometheus"), &prom, &[]), "prometheus text");
-    expect_204(curl(&format!("{base}/write?precision=ms"), &influx, &[]), "influx /write");
-    expect_204(curl(&format!("{base}/api/v1/import"), &json, &[]), "vm json");
+    let expect_204 =
+        |(code, body): (u16, String), what: &str| assert_eq!(code, 204, "{what}: {body}");
     expect_204(
-        curl(&format!("{base}/api/v1/import/prometheus"), &gz, &["Content-Encoding: gzip"]),
+        curl(&format!("{base}/api/v1/import/prometheus"), &prom, &[]),
+        "prometheus text",
+    );
+    expect_204(
+        curl(&format!("{base}/write?precision=ms"), &influx, &[]),
+        "influx /write",
+    );
+    expect_204(
+        curl(&format!("{base}/api/v1/import"), &json, &[]),
+        "vm json",
+    );
+    expect_204(
+        curl(
+            &format!("{base}/api/v1/import/prometheus"),
+            &gz,
+            &["Content-Encoding: gzip"],
+        ),
         "gzip",
     );
     // The same request again (a client's retry): stored once.
-    expect_204(curl(&format!("{base}/api/v1/import/prometheus"), &prom, &[]), "resent");
+    expect_204(
+        curl(&format!("{base}/api/v1/import/prometheus"), &prom, &[]),
+        "resent",
+    );
     // A refusal names the first bad line; nothing of that request is stored.
-    let bad = file("bad.txt", &format!("app_never 1 {t}\napp_never{{device_id=\"x\"}} 2 {t}\n"));
+    let bad = file(
+        "bad.txt",
+        &format!("app_never 1 {t}\napp_never{{device_id=\"x\"}} 2 {t}\n"),
+    );
     let (code, body) = curl(&format!("{base}/api/v1/import/prometheus"), &bad, &[]);
     assert_eq!(code, 400, "{body}");
-    assert!(body.starts_with("line 2: label \"device_id\" is the agent's own"), "{body}");
+    assert!(
+        body.starts_with("line 2: label \"device_id\" is the agent's own"),
+        "{body}"
+    );
 
     let dev = "device_id=ing-test,site=lab";
     let expected: BTreeMap<(String, i64), f64> = [
         (format!("__name__=app_frames_total,{dev},stream=a"), t, 10.0),
         (format!("__name__=app_frames_total,{dev},stream=b"), t, 20.0),
         (format!("__name__=app_bitrate_kbps,{dev}"), t + 1, 6000.0),
-        (format!("__name__=app_srt_rtt_ms,{dev},link=wwan0"), t + 2, 41.5),
-        (format!("__name__=app_srt_lost,{dev},link=wwan0"), t + 2, 3.0),
-        (format!("__name__=app_srt_rtt_ms,{dev},link=wwan1"), t + 2, 88.0),
-        (format!("__name__=app_srt_lost,{dev},link=wwan1"), t + 2, 0.0),
-        (format!("__name__=app_encoder_drops,{dev},encoder=h265"), t + 3, 1.0),
-        (format!("__name__=app_encoder_drops,{dev},encoder=h265"), t + 4, 2.0),
-        (format!("__name__=app_encoder_drops,{dev},encoder=h265"), t + 5, 3.0),
+        (
+            format!("__name__=app_srt_rtt_ms,{dev},link=wwan0"),
+            t + 2,
+            41.5,
+        ),
+        (
+            format!("__name__=app_srt_lost,{dev},link=wwan0"),
+            t + 2,
+            3.0,
+        ),
+        (
+            format!("__name__=app_srt_rtt_ms,{dev},link=wwan1"),
+            t + 2,
+            88.0,
+        ),
+        (
+            format!("__name__=app_srt_lost,{dev},link=wwan1"),
+            t + 2,
+            0.0,
+        ),
+        (
+            format!("__name__=app_encoder_drops,{dev},encoder=h265"),
+            t + 3,
+            1.0,
+        ),
+        (
+            format!("__name__=app_encoder_drops,{dev},encoder=h265"),
+            t + 4,
+            2.0,
+        ),
+        (
+            format!("__name__=app_encoder_drops,{dev},encoder=h265"),
+            t + 5,
+            3.0,
+        ),
         (format!("__name__=app_gzipped,{dev}"), t + 6, 7.0),
     ]
     .into_iter()
@@ -209,9 +314,11 @@ fn curl_pushes_every_format_and_each_sample_reaches_victoriametrics_once() {
         ((parts.join(","), ts), v)
     })
     .collect();
-    wait_until("VictoriaMetrics to hold every pushed sample", Duration::from_secs(30), || {
-        in_vm(&vm, "app_.*").len() >= expected.len()
-    });
+    wait_until(
+        "VictoriaMetrics to hold every pushed sample",
+        Duration::from_secs(30),
+        || in_vm(&vm, "app_.*").len() >= expected.len(),
+    );
     // Uploads go on a little: a late duplicate would show here.
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(in_vm(&vm, "app_.*"), expected);
@@ -219,7 +326,11 @@ fn curl_pushes_every_format_and_each_sample_reaches_victoriametrics_once() {
     let (numbers, texts) = stored(&cfg, "app_");
     assert_eq!(numbers, expected, "the store holds what VM holds, once");
     assert_eq!(texts.len(), 1, "the string field is an event: {texts:?}");
-    assert!(texts[0].contains("\"text\":\"connected\"") && texts[0].contains("app_srt_state"), "{}", texts[0]);
+    assert!(
+        texts[0].contains("\"text\":\"connected\"") && texts[0].contains("app_srt_state"),
+        "{}",
+        texts[0]
+    );
 }
 
 /// A tiny exporter: `/metrics` answers `app_scrapes_total N` with N = 1, 2, … per scrape, until
@@ -248,8 +359,14 @@ impl Exporter {
                         "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
                     } else {
                         g.1 += 1;
-                        let body = format!("# TYPE app_scrapes_total counter\napp_scrapes_total {}\n", g.1);
-                        format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+                        let body = format!(
+                            "# TYPE app_scrapes_total counter\napp_scrapes_total {}\n",
+                            g.1
+                        );
+                        format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
                     }
                 };
                 let _ = c.write_all(answer.as_bytes());
@@ -281,7 +398,10 @@ impl VmAgent {
         let child = Command::new("/usr/bin/vmagent")
             .arg(format!("-promscrape.config={}", scrape.display()))
             .arg(format!("-remoteWrite.url=http://{write}/api/v1/write"))
-            .arg(format!("-remoteWrite.tmpDataPath={}", dir.join("vmagent-data").display()))
+            .arg(format!(
+                "-remoteWrite.tmpDataPath={}",
+                dir.join("vmagent-data").display()
+            ))
             .arg(format!("-httpListenAddr=127.0.0.1:{}", free_port()))
             .arg("-remoteWrite.flushInterval=500ms")
             .stdout(Stdio::null())
@@ -303,7 +423,10 @@ impl Drop for VmAgent {
 fn vmagent_remote_writes_every_scrape_to_victoriametrics_once_across_a_sigkill_and_an_outage() {
     let dir = tempfile::tempdir().unwrap();
     let mut vm = Vm::start();
-    let (ingest, health) = (SocketAddr::from(([127, 0, 0, 1], free_port())), health_addr());
+    let (ingest, health) = (
+        SocketAddr::from(([127, 0, 0, 1], free_port())),
+        health_addr(),
+    );
     let cfg = config(dir.path(), ingest, health, Some(&vm.import_url()), "");
     let log = dir.path().join("agent.log");
     let agent = Agent::spawn(&cfg, health, &log);
@@ -311,9 +434,11 @@ fn vmagent_remote_writes_every_scrape_to_victoriametrics_once_across_a_sigkill_a
     let _vmagent = VmAgent::start(dir.path(), exporter.addr, ingest);
 
     let scrapes_in_vm = |vm: &Vm| in_vm(vm, "app_scrapes_total").len() as u64;
-    wait_until("vmagent's first samples in VictoriaMetrics", Duration::from_secs(60), || {
-        scrapes_in_vm(&vm) >= 3
-    });
+    wait_until(
+        "vmagent's first samples in VictoriaMetrics",
+        Duration::from_secs(60),
+        || scrapes_in_vm(&vm) >= 3,
+    );
     // SIGKILL while vmagent pushes every 500 ms; it resends what got no answer.
     agent.signal(rustix::process::Signal::KILL);
     std::thread::sleep(Duration::from_secs(3));
@@ -326,17 +451,27 @@ fn vmagent_remote_writes_every_scrape_to_victoriametrics_once_across_a_sigkill_a
     vm.start_again();
     std::thread::sleep(Duration::from_secs(1));
     let served = exporter.stop();
-    wait_until("every scrape in VictoriaMetrics", Duration::from_secs(90), || {
-        scrapes_in_vm(&vm) >= served
-    });
+    wait_until(
+        "every scrape in VictoriaMetrics",
+        Duration::from_secs(90),
+        || scrapes_in_vm(&vm) >= served,
+    );
     std::thread::sleep(Duration::from_secs(1));
     let got = in_vm(&vm, "app_scrapes_total");
     let mut values: Vec<f64> = got.values().copied().collect();
     values.sort_by(f64::total_cmp);
     let want: Vec<f64> = (1..=served).map(|n| n as f64).collect();
-    assert_eq!(values, want, "each of the {served} scrapes once, none lost across the SIGKILL");
+    assert_eq!(
+        values, want,
+        "each of the {served} scrapes once, none lost across the SIGKILL"
+    );
     for (series, _) in got.keys() {
-        assert!(series.contains("device_id=ing-test") && series.contains("site=lab") && series.contains("job=app"), "{series}");
+        assert!(
+            series.contains("device_id=ing-test")
+                && series.contains("site=lab")
+                && series.contains("job=app"),
+            "{series}"
+        );
     }
     agent.stop();
 }
@@ -344,7 +479,10 @@ fn vmagent_remote_writes_every_scrape_to_victoriametrics_once_across_a_sigkill_a
 #[test]
 fn hostile_requests_get_a_clear_4xx_and_store_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let (ingest, health) = (SocketAddr::from(([127, 0, 0, 1], free_port())), health_addr());
+    let (ingest, health) = (
+        SocketAddr::from(([127, 0, 0, 1], free_port())),
+        health_addr(),
+    );
     let cfg = config(
         dir.path(),
         ingest,
@@ -387,8 +525,15 @@ fn hostile_requests_get_a_clear_4xx_and_store_nothing() {
 
     // A 1 GiB body, announced: 413 before a byte of it is read (curl waits for 100-continue).
     let big = dir.path().join("big");
-    std::fs::File::create(&big).unwrap().set_len(1 << 30).unwrap();
-    let (code, body) = curl(&format!("http://{ingest}/api/v1/import/prometheus"), &big, &[]);
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    let (code, body) = curl(
+        &format!("http://{ingest}/api/v1/import/prometheus"),
+        &big,
+        &[],
+    );
     assert_eq!(code, 413, "{body}");
     assert!(body.contains("ingest.max_body_size"), "{body}");
     // The same streamed in chunks: cut at the cap, 413.
@@ -407,19 +552,43 @@ fn hostile_requests_get_a_clear_4xx_and_store_nothing() {
     }
 
     // 100 000 series in one request: the sample cap.
-    let many: String = (0..100_000).map(|i| format!("h_many{{i=\"{i}\"}} 1\n")).collect();
+    let many: String = (0..100_000)
+        .map(|i| format!("h_many{{i=\"{i}\"}} 1\n"))
+        .collect();
     let (code, _, body) = post(ingest, "/api/v1/import/prometheus", &[], many.as_bytes());
     assert_eq!(code, 413, "{body}");
     assert!(body.contains("ingest.max_samples_per_request"), "{body}");
 
     // Label bombs: many labels, a huge value, a huge name.
     let labels: String = (0..1000).map(|i| format!("l{i}=\"v\",")).collect();
-    let (code, _, body) = post(ingest, "/api/v1/import/prometheus", &[], format!("h_ok 1\nh_bomb{{{labels}}} 1\n").as_bytes());
-    assert_eq!((code, body.starts_with("line 2: 1000 labels")), (400, true), "{body}");
-    let (code, _, body) = post(ingest, "/api/v1/import/prometheus", &[], format!("h_bomb{{a=\"{}\"}} 1\n", "x".repeat(100_000)).as_bytes());
+    let (code, _, body) = post(
+        ingest,
+        "/api/v1/import/prometheus",
+        &[],
+        format!("h_ok 1\nh_bomb{{{labels}}} 1\n").as_bytes(),
+    );
+    assert_eq!(
+        (code, body.starts_with("line 2: 1000 labels")),
+        (400, true),
+        "{body}"
+    );
+    let (code, _, body) = post(
+        ingest,
+        "/api/v1/import/prometheus",
+        &[],
+        format!("h_bomb{{a=\"{}\"}} 1\n", "x".repeat(100_000)).as_bytes(),
+    );
     assert_eq!(code, 400, "{body}");
-    assert!(body.starts_with("line 1: label \"a\": expected a value of at most 128 bytes"), "{body}");
-    let (code, _, body) = post(ingest, "/api/v1/import/prometheus", &[], format!("h_{} 1\n", "x".repeat(10_000)).as_bytes());
+    assert!(
+        body.starts_with("line 1: label \"a\": expected a value of at most 128 bytes"),
+        "{body}"
+    );
+    let (code, _, body) = post(
+        ingest,
+        "/api/v1/import/prometheus",
+        &[],
+        format!("h_{} 1\n", "x".repeat(10_000)).as_bytes(),
+    );
     assert_eq!(code, 400, "{body}");
 
     // Invalid UTF-8 in each format.
@@ -434,35 +603,88 @@ fn hostile_requests_get_a_clear_4xx_and_store_nothing() {
     }
 
     // Snappy bombs: a preamble claiming 3.75 GiB, and 64 MiB of zeros (≈ 3 MiB compressed).
-    let (code, _, body) = post(ingest, "/api/v1/write", &[("Content-Encoding", "snappy")], b"\x80\x80\x80\x80\x0f\x00\x00");
+    let (code, _, body) = post(
+        ingest,
+        "/api/v1/write",
+        &[("Content-Encoding", "snappy")],
+        b"\x80\x80\x80\x80\x0f\x00\x00",
+    );
     assert_eq!(code, 413, "{body}");
-    let zeros = snap::raw::Encoder::new().compress_vec(&vec![0u8; 64 << 20]).unwrap();
+    let zeros = snap::raw::Encoder::new()
+        .compress_vec(&vec![0u8; 64 << 20])
+        .unwrap();
     assert!(zeros.len() < 8 << 20);
-    let (code, _, body) = post(ingest, "/api/v1/write", &[("Content-Encoding", "snappy")], &zeros);
+    let (code, _, body) = post(
+        ingest,
+        "/api/v1/write",
+        &[("Content-Encoding", "snappy")],
+        &zeros,
+    );
     assert_eq!(code, 413, "{body}");
 
     // Cardinality: 6 new series from one producer (cap 5) can never fit: 400; across requests
     // the cap answers 429 with Retry-After.
     let six: String = (0..6).map(|i| format!("h_card{{i=\"{i}\"}} 1\n")).collect();
-    let (code, _, body) = post(ingest, "/api/v1/import/prometheus?producer=p1", &[], six.as_bytes());
+    let (code, _, body) = post(
+        ingest,
+        "/api/v1/import/prometheus?producer=p1",
+        &[],
+        six.as_bytes(),
+    );
     assert_eq!(code, 400, "{body}");
-    assert!(body.contains("ingest.max_series_per_producer (5)"), "{body}");
-    let (code, _, body) = post(ingest, "/api/v1/import/prometheus?producer=p2", &[], b"ok_card{i=\"1\"} 1\nok_card{i=\"2\"} 1\nok_card{i=\"3\"} 1\n");
+    assert!(
+        body.contains("ingest.max_series_per_producer (5)"),
+        "{body}"
+    );
+    let (code, _, body) = post(
+        ingest,
+        "/api/v1/import/prometheus?producer=p2",
+        &[],
+        b"ok_card{i=\"1\"} 1\nok_card{i=\"2\"} 1\nok_card{i=\"3\"} 1\n",
+    );
     assert_eq!(code, 204, "{body}");
-    let (code, headers, body) = post(ingest, "/api/v1/import/prometheus?producer=p2", &[], b"h_card2{i=\"4\"} 1\nh_card2{i=\"5\"} 1\nh_card2{i=\"6\"} 1\n");
-    assert_eq!((code, headers.get("retry-after").map(String::as_str)), (429, Some("60")), "{body}");
+    let (code, headers, body) = post(
+        ingest,
+        "/api/v1/import/prometheus?producer=p2",
+        &[],
+        b"h_card2{i=\"4\"} 1\nh_card2{i=\"5\"} 1\nh_card2{i=\"6\"} 1\n",
+    );
+    assert_eq!(
+        (code, headers.get("retry-after").map(String::as_str)),
+        (429, Some("60")),
+        "{body}"
+    );
 
     // Out of the time window: refused alone (counted), the rest stored.
     let old = t - 2 * 86_400_000;
-    let (code, headers, body) = post(ingest, "/api/v1/import/prometheus?producer=p3", &[], format!("h_old 1 {old}\nok_recent 1 {t}\n").as_bytes());
-    assert_eq!((code, headers.get("x-ingest-refused").map(String::as_str)), (204, Some("1")), "{body}");
+    let (code, headers, body) = post(
+        ingest,
+        "/api/v1/import/prometheus?producer=p3",
+        &[],
+        format!("h_old 1 {old}\nok_recent 1 {t}\n").as_bytes(),
+    );
+    assert_eq!(
+        (code, headers.get("x-ingest-refused").map(String::as_str)),
+        (204, Some("1")),
+        "{body}"
+    );
 
     // Wrong method, path, encoding, length.
     let mut s = TcpStream::connect(ingest).unwrap();
-    s.write_all(b"GET /api/v1/write HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    s.write_all(b"GET /api/v1/write HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     assert_eq!(read_answer(&mut s).0, 405);
     assert_eq!(post(ingest, "/api/v1/nope", &[], b"x").0, 404);
-    assert_eq!(post(ingest, "/api/v1/import", &[("Content-Encoding", "zstd")], b"x").0, 415);
+    assert_eq!(
+        post(
+            ingest,
+            "/api/v1/import",
+            &[("Content-Encoding", "zstd")],
+            b"x"
+        )
+        .0,
+        415
+    );
 
     let (code, _, body) = slow_head.join().unwrap();
     assert_eq!(code, 408, "{body}");
@@ -475,7 +697,9 @@ fn hostile_requests_get_a_clear_4xx_and_store_nothing() {
     let text = String::from_utf8(text).unwrap();
     let row = |family: &str, reason: &str| -> f64 {
         text.lines()
-            .find(|l| l.starts_with(&format!("{family}{{")) && l.contains(&format!("reason=\"{reason}\"")))
+            .find(|l| {
+                l.starts_with(&format!("{family}{{")) && l.contains(&format!("reason=\"{reason}\""))
+            })
             .and_then(|l| l.rsplit(' ').next()?.parse().ok())
             .unwrap_or_else(|| panic!("no {family} {reason} row in:\n{text}"))
     };
@@ -488,7 +712,10 @@ fn hostile_requests_get_a_clear_4xx_and_store_nothing() {
 
     agent.stop();
     let (numbers, texts) = stored(&cfg, "h_");
-    assert!(numbers.is_empty() && texts.is_empty(), "hostile samples stored: {numbers:?} {texts:?}");
+    assert!(
+        numbers.is_empty() && texts.is_empty(),
+        "hostile samples stored: {numbers:?} {texts:?}"
+    );
     let (numbers, _) = stored(&cfg, "ok_");
     assert_eq!(numbers.len(), 4, "{numbers:?}");
 }
@@ -500,16 +727,45 @@ fn a_token_is_required_when_configured_and_a_non_loopback_address_is_refused() {
     let token = dir.path().join("token");
     std::fs::write(&token, "s3cret\n").unwrap();
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let (ingest, health) = (SocketAddr::from(([127, 0, 0, 1], free_port())), health_addr());
-    let cfg = config(dir.path(), ingest, health, None, &format!("token_file = {:?}", token.display().to_string()));
+    let (ingest, health) = (
+        SocketAddr::from(([127, 0, 0, 1], free_port())),
+        health_addr(),
+    );
+    let cfg = config(
+        dir.path(),
+        ingest,
+        health,
+        None,
+        &format!("token_file = {:?}", token.display().to_string()),
+    );
     let agent = Agent::spawn(&cfg, health, &dir.path().join("agent.log"));
     let (code, headers, _) = post(ingest, "/api/v1/import/prometheus", &[], b"t_x 1\n");
-    assert_eq!((code, headers.get("www-authenticate").map(String::as_str)), (401, Some("Bearer")));
-    assert_eq!(post(ingest, "/api/v1/import/prometheus", &[("Authorization", "Bearer wrong")], b"t_x 1\n").0, 401);
-    let (code, _, body) = post(ingest, "/api/v1/import/prometheus", &[("Authorization", "Bearer s3cret")], b"t_x 1\n");
+    assert_eq!(
+        (code, headers.get("www-authenticate").map(String::as_str)),
+        (401, Some("Bearer"))
+    );
+    assert_eq!(
+        post(
+            ingest,
+            "/api/v1/import/prometheus",
+            &[("Authorization", "Bearer wrong")],
+            b"t_x 1\n"
+        )
+        .0,
+        401
+    );
+    let (code, _, body) = post(
+        ingest,
+        "/api/v1/import/prometheus",
+        &[("Authorization", "Bearer s3cret")],
+        b"t_x 1\n",
+    );
     assert_eq!(code, 204, "{body}");
     // The health port has no write path.
-    assert_eq!(post(health, "/api/v1/import/prometheus", &[], b"t_y 1\n").0, 404);
+    assert_eq!(
+        post(health, "/api/v1/import/prometheus", &[], b"t_y 1\n").0,
+        404
+    );
     agent.stop();
     assert_eq!(stored(&cfg, "t_").0.len(), 1);
 
@@ -517,10 +773,17 @@ fn a_token_is_required_when_configured_and_a_non_loopback_address_is_refused() {
     let cfg2 = crate::support::ConfigToml::fixture(&dir.path().join("s2/metrics.redb"))
         .raw("ingest", "enabled = true\naddress = \"0.0.0.0:9101\"")
         .write(&dir.path().join("c2.toml"));
-    let out = Command::new(crate::support::bin()).args(["check-config", "--config"]).arg(&cfg2).output().unwrap();
+    let out = Command::new(crate::support::bin())
+        .args(["check-config", "--config"])
+        .arg(&cfg2)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("ingest.address: 0.0.0.0:9101 is not a loopback address"), "{err}");
+    assert!(
+        err.contains("ingest.address: 0.0.0.0:9101 is not a loopback address"),
+        "{err}"
+    );
 }
 
 /// Prometheus scraping the exporter every second with a `remote_write` block pointing at the
@@ -538,7 +801,10 @@ fn start_prometheus(dir: &Path, target: SocketAddr, write: SocketAddr) -> VmAgen
     let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
     let child = Command::new(crate::support::prom::PROM_BIN)
         .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("prom-tsdb").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("prom-tsdb").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{}", free_port()))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -552,18 +818,25 @@ fn start_prometheus(dir: &Path, target: SocketAddr, write: SocketAddr) -> VmAgen
 fn prometheus_remote_writes_every_scrape_to_victoriametrics_once() {
     let dir = tempfile::tempdir().unwrap();
     let vm = Vm::start();
-    let (ingest, health) = (SocketAddr::from(([127, 0, 0, 1], free_port())), health_addr());
+    let (ingest, health) = (
+        SocketAddr::from(([127, 0, 0, 1], free_port())),
+        health_addr(),
+    );
     let cfg = config(dir.path(), ingest, health, Some(&vm.import_url()), "");
     let agent = Agent::spawn(&cfg, health, &dir.path().join("agent.log"));
     let exporter = Exporter::start();
     let _prom = start_prometheus(dir.path(), exporter.addr, ingest);
-    wait_until("Prometheus' first samples in VictoriaMetrics", Duration::from_secs(90), || {
-        in_vm(&vm, "app_scrapes_total").len() >= 3
-    });
+    wait_until(
+        "Prometheus' first samples in VictoriaMetrics",
+        Duration::from_secs(90),
+        || in_vm(&vm, "app_scrapes_total").len() >= 3,
+    );
     let served = exporter.stop();
-    wait_until("every scrape in VictoriaMetrics", Duration::from_secs(60), || {
-        in_vm(&vm, "app_scrapes_total").len() as u64 >= served
-    });
+    wait_until(
+        "every scrape in VictoriaMetrics",
+        Duration::from_secs(60),
+        || in_vm(&vm, "app_scrapes_total").len() as u64 >= served,
+    );
     std::thread::sleep(Duration::from_secs(1));
     let got = in_vm(&vm, "app_scrapes_total");
     let mut values: Vec<f64> = got.values().copied().collect();
@@ -578,13 +851,19 @@ fn textfile_directory_files_are_stored_once_per_change_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let tf = dir.path().join("textfiles");
     std::fs::create_dir(&tf).unwrap();
-    let (ingest, health) = (SocketAddr::from(([127, 0, 0, 1], free_port())), health_addr());
+    let (ingest, health) = (
+        SocketAddr::from(([127, 0, 0, 1], free_port())),
+        health_addr(),
+    );
     let cfg = config(
         dir.path(),
         ingest,
         health,
         None,
-        &format!("textfile_dir = {:?}\ntextfile_interval = \"200ms\"", tf.display().to_string()),
+        &format!(
+            "textfile_dir = {:?}\ntextfile_interval = \"200ms\"",
+            tf.display().to_string()
+        ),
     );
     // Written atomically, as node_exporter's convention asks.
     let write = |name: &str, text: &str| {
@@ -593,7 +872,10 @@ fn textfile_directory_files_are_stored_once_per_change_across_a_restart() {
         std::fs::rename(&tmp, tf.join(name)).unwrap();
     };
     let t = now_ms() - 5000;
-    write("app.prom", &format!("# TYPE tf_up gauge\ntf_up 1\ntf_stamped{{k=\"v\"}} 2 {t}\n"));
+    write(
+        "app.prom",
+        &format!("# TYPE tf_up gauge\ntf_up 1\ntf_stamped{{k=\"v\"}} 2 {t}\n"),
+    );
     write("bad.prom", "tf_bad{device_id=\"x\"} 1\n");
     std::fs::write(tf.join("ignored.txt"), "tf_ignored 1\n").unwrap();
     let log = dir.path().join("agent.log");
@@ -614,7 +896,10 @@ fn textfile_directory_files_are_stored_once_per_change_across_a_restart() {
     });
     agent.stop();
     let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.contains("bad.prom refused: line 1: label \\\"device_id\\\" is the agent's own"), "{text}");
+    assert!(
+        text.contains("bad.prom refused: line 1: label \\\"device_id\\\" is the agent's own"),
+        "{text}"
+    );
     let (numbers, _) = stored(&cfg, "tf_");
     let mut names: Vec<(String, f64)> = numbers
         .iter()
@@ -623,7 +908,14 @@ fn textfile_directory_files_are_stored_once_per_change_across_a_restart() {
     names.sort_by(|a, b| a.partial_cmp(b).unwrap());
     assert_eq!(
         names,
-        [("__name__=tf_stamped".to_owned(), 2.0), ("__name__=tf_up".to_owned(), 0.0), ("__name__=tf_up".to_owned(), 1.0)]
+        [
+            ("__name__=tf_stamped".to_owned(), 2.0),
+            ("__name__=tf_up".to_owned(), 0.0),
+            ("__name__=tf_up".to_owned(), 1.0)
+        ]
     );
-    assert!(numbers.contains_key(&(format!("__name__=tf_stamped,device_id=ing-test,k=v,site=lab"), t)));
+    assert!(numbers.contains_key(&(
+        "__name__=tf_stamped,device_id=ing-test,k=v,site=lab".to_owned(),
+        t
+    )));
 }
