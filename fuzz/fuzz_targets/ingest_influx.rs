@@ -4,22 +4,26 @@
 //! measurement and at least one field, its tags and fields never fail, every key is a non-empty
 //! piece of the input; unescaping never panics and never grows a value.
 
-#[allow(dead_code)]
-#[path = "../../src/ingest/influx.rs"]
-mod influx;
+mod common;
 
-use influx::{FieldValue, Lines};
+// The same module paths as in the agent (the line parsers use `super::lines`).
+#[path = "../../src/ingest"]
+mod ingest {
+    #[allow(dead_code)]
+    pub mod lines;
+    #[allow(dead_code)]
+    pub mod influx;
+}
+
+use ingest::influx::{FieldValue, lines};
+use common::inside;
 use libfuzzer_sys::fuzz_target;
 
-fn inside(outer: &[u8], part: &[u8]) -> bool {
-    let (o, p) = (outer.as_ptr() as usize, part.as_ptr() as usize);
-    p >= o && p + part.len() <= o + outer.len()
-}
 
 fuzz_target!(|data: &[u8]| {
     let lines = data.split(|&b| b == b'\n').count();
     let mut last = 0;
-    for item in Lines::new(data) {
+    for item in lines(data) {
         let n = match item {
             Ok(line) => {
                 assert!(!line.measurement.is_empty() && inside(data, line.measurement));
@@ -33,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
                     assert!(!k.is_empty() && inside(data, k));
                     if let FieldValue::Str(s) = v {
                         let mut out = Vec::new();
-                        influx::unescape(s, &mut out);
+                        ingest::influx::unescape(s, &mut out);
                         assert!(out.len() <= s.len() && inside(data, s));
                     }
                     fields += 1;

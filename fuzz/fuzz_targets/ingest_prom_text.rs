@@ -4,22 +4,26 @@
 //! never fail and every name and raw value is a piece of the input; a refused line ends nothing
 //! else (the iterator goes on); unescaping never panics and never grows a value.
 
-#[allow(dead_code)]
-#[path = "../../src/ingest/prom_text.rs"]
-mod prom_text;
+mod common;
 
-use libfuzzer_sys::fuzz_target;
-use prom_text::Lines;
-
-fn inside(outer: &[u8], part: &[u8]) -> bool {
-    let (o, p) = (outer.as_ptr() as usize, part.as_ptr() as usize);
-    p >= o && p + part.len() <= o + outer.len()
+// The same module paths as in the agent (the line parsers use `super::lines`).
+#[path = "../../src/ingest"]
+mod ingest {
+    #[allow(dead_code)]
+    pub mod lines;
+    #[allow(dead_code)]
+    pub mod prom_text;
 }
+
+use common::inside;
+use libfuzzer_sys::fuzz_target;
+use ingest::prom_text::lines;
+
 
 fuzz_target!(|data: &[u8]| {
     let lines = data.split(|&b| b == b'\n').count();
     let mut last = 0;
-    for item in Lines::new(data) {
+    for item in lines(data) {
         let n = match item {
             Ok(line) => {
                 assert!(!line.name.is_empty() && inside(data, line.name));
@@ -27,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
                     let (k, v) = l.expect("a yielded line's labels parse");
                     assert!(!k.is_empty() && inside(data, k) && inside(data, v));
                     let mut out = Vec::new();
-                    prom_text::unescape(v, &mut out);
+                    ingest::prom_text::unescape(v, &mut out);
                     assert!(out.len() <= v.len());
                 }
                 line.number

@@ -4,17 +4,19 @@
 //! exactly `label_count` labels and `sample_count` samples, each non-empty name and value a piece
 //! of the input; after an error the iterator ends (no endless loop on garbage).
 
-#[allow(dead_code)]
-#[path = "../../src/ingest/remote_write.rs"]
-mod remote_write;
+mod common;
 
-use libfuzzer_sys::fuzz_target;
-use remote_write::Series;
-
-fn inside(outer: &[u8], part: &[u8]) -> bool {
-    let (o, p) = (outer.as_ptr() as usize, part.as_ptr() as usize);
-    p >= o && p + part.len() <= o + outer.len()
+// The same module paths as in the agent (the line parsers use `super::lines`).
+#[path = "../../src/ingest"]
+mod ingest {
+    #[allow(dead_code)]
+    pub mod remote_write;
 }
+
+use common::inside;
+use libfuzzer_sys::fuzz_target;
+use ingest::remote_write::Series;
+
 
 fuzz_target!(|data: &[u8]| {
     let mut it = Series::new(data);

@@ -5,24 +5,31 @@
 //! timestamps both have `len` entries and no timestamp is null; unescaping a member never panics
 //! and gives UTF-8 whenever the raw string was UTF-8.
 
-#[allow(dead_code)]
-#[path = "../../src/ingest/vm_json.rs"]
-mod vm_json;
+mod common;
+
+// The same module paths as in the agent (the line parsers use `super::lines`).
+#[path = "../../src/ingest"]
+mod ingest {
+    #[allow(dead_code)]
+    pub mod lines;
+    #[allow(dead_code)]
+    pub mod vm_json;
+}
 
 use libfuzzer_sys::fuzz_target;
-use vm_json::Lines;
+use ingest::vm_json::lines;
 
 fuzz_target!(|data: &[u8]| {
     let lines = data.split(|&b| b == b'\n').count();
     let mut last = 0;
-    for item in Lines::new(data) {
+    for item in lines(data) {
         let n = match item {
             Ok(line) => {
                 for m in line.metric() {
                     let (k, v) = m.expect("a yielded line's members parse");
                     for s in [k, v] {
                         let mut out = Vec::new();
-                        if vm_json::unescape(s, &mut out).is_ok() && core::str::from_utf8(s).is_ok() {
+                        if ingest::vm_json::unescape(s, &mut out).is_ok() && core::str::from_utf8(s).is_ok() {
                             assert!(core::str::from_utf8(&out).is_ok());
                         }
                     }

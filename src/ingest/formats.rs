@@ -78,7 +78,7 @@ fn copy(raw: &[u8]) -> impl FnOnce(&mut Vec<u8>) + '_ {
 
 fn prom(body: &[u8], rules: &Rules, now_ms: i64) -> Result<Batch, Refusal> {
     let mut b = Builder::new(rules, now_ms, "line");
-    for line in prom_text::Lines::new(body) {
+    for line in prom_text::lines(body) {
         let line = line.map_err(|e| {
             b.start(e.line);
             b.bad(e.what)
@@ -101,7 +101,7 @@ fn prom(body: &[u8], rules: &Rules, now_ms: i64) -> Result<Batch, Refusal> {
 fn influx_lines(body: &[u8], unit_ns: i64, rules: &Rules, now_ms: i64) -> Result<Batch, Refusal> {
     let mut b = Builder::new(rules, now_ms, "line");
     let per_ms = 1_000_000 / unit_ns.max(1);
-    for line in influx::Lines::new(body) {
+    for line in influx::lines(body) {
         let line = line.map_err(|e| {
             b.start(e.line);
             b.bad(e.what)
@@ -146,7 +146,7 @@ fn influx_lines(body: &[u8], unit_ns: i64, rules: &Rules, now_ms: i64) -> Result
 
 fn vm(body: &[u8], rules: &Rules, now_ms: i64) -> Result<Batch, Refusal> {
     let mut b = Builder::new(rules, now_ms, "line");
-    for line in vm_json::Lines::new(body) {
+    for line in vm_json::lines(body) {
         let line = line.map_err(|e| {
             b.start(e.line);
             b.bad(e.what)

@@ -6,15 +6,11 @@
 //! yielded line never fail. Escapes stay in the views (`\,` `\=` `\ ` in names and tags, `\"`
 //! `\\` in string fields) and are undone by [`unescape`] when the caller copies them.
 //!
-//! Self-contained (no `crate::` paths): the fuzz target includes this file by path. No
-//! allocation; no panic on any input.
+//! Self-contained but for [`super::lines`] (no `crate::` paths): the fuzz target includes both
+//! files by path. No allocation; no panic on any input.
 
-/// Why a line was refused (its 1-based number and what is wrong).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LineError {
-    pub line: usize,
-    pub what: &'static str,
-}
+pub use super::lines::LineError;
+use super::lines::{self, Parsed, is_comment};
 
 /// One field's value.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,48 +58,12 @@ impl<'a> Line<'a> {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct Lines<'a> {
-    buf: &'a [u8],
-    pos: usize,
-    line: usize,
-}
+/// The lines of a body, parsed (blank lines and comments left out).
+pub type Lines<'a> = Parsed<'a, Line<'a>>;
 
-impl<'a> Lines<'a> {
-    pub fn new(buf: &'a [u8]) -> Lines<'a> {
-        Lines {
-            buf,
-            pos: 0,
-            line: 0,
-        }
-    }
-}
-
-impl<'a> Iterator for Lines<'a> {
-    type Item = Result<Line<'a>, LineError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let rest = self.buf.get(self.pos..).filter(|r| !r.is_empty())?;
-            let end = rest.iter().position(|&b| b == b'\n');
-            let raw = rest.get(..end.unwrap_or(rest.len())).unwrap_or_default();
-            self.pos = self
-                .pos
-                .saturating_add(end.map_or(rest.len(), |e| e.saturating_add(1)));
-            self.line = self.line.saturating_add(1);
-            let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-            let start = raw
-                .iter()
-                .position(|&b| b != b' ' && b != b'\t')
-                .unwrap_or(raw.len());
-            let text = raw.get(start..).unwrap_or_default();
-            if text.is_empty() || text.first() == Some(&b'#') {
-                continue;
-            }
-            let number = self.line;
-            return Some(parse_line(text, number).map_err(|what| LineError { line: number, what }));
-        }
-    }
+/// The lines of `buf`.
+pub fn lines(buf: &[u8]) -> Lines<'_> {
+    Parsed::new(buf, is_comment, parse_line)
 }
 
 /// Index of the first unescaped byte in `stops` (outside a string when `quotes`), or the end.
@@ -183,21 +143,7 @@ fn parse_line(text: &[u8], number: usize) -> Result<Line<'_>, &'static str> {
 }
 
 fn parse_i64(s: &[u8]) -> Option<i64> {
-    let (neg, digits) = match s.first() {
-        Some(b'-') => (true, s.get(1..)?),
-        _ => (false, s),
-    };
-    if digits.is_empty() || digits.len() > 19 {
-        return None;
-    }
-    let mut n: i64 = 0;
-    for &b in digits {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        n = n.checked_mul(10)?.checked_add(i64::from(b - b'0'))?;
-    }
-    Some(if neg { -n } else { n })
+    lines::parse_i64(s, false)
 }
 
 fn parse_u64(s: &[u8]) -> Option<u64> {
@@ -325,7 +271,7 @@ mod tests {
     #[test]
     fn a_line_with_everything() {
         let body = b"# c\n\nsrt,link=wwan0,host=a\\ b rtt=12.5,pkts=3i,up=t,note=\"x, \\\"y\\\"\" 1700000000000000000\nm v=1u\n";
-        let lines: Vec<_> = Lines::new(body).map(Result::unwrap).collect();
+        let lines: Vec<_> = lines(body).map(Result::unwrap).collect();
         assert_eq!(lines.len(), 2);
         let l = lines[0];
         assert_eq!(
@@ -365,7 +311,7 @@ mod tests {
             (b"m v=1\n,t=1 v=1\n", "missing measurement"),
         ];
         for (body, what) in cases {
-            let got: Vec<_> = Lines::new(body).collect();
+            let got: Vec<_> = lines(body).collect();
             assert!(got[0].is_ok());
             assert_eq!(
                 got[1],

@@ -21,6 +21,7 @@ pub mod decode;
 pub mod formats;
 pub mod influx;
 pub mod limits;
+pub mod lines;
 pub mod listener;
 pub mod prom_text;
 pub mod remote_write;

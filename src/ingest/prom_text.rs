@@ -6,15 +6,11 @@
 //! [`Line::labels`] over a yielded line never fails. Label values are raw: `\\`, `\"` and `\n`
 //! are undone by [`unescape`] when the caller copies them.
 //!
-//! Self-contained (no `crate::` paths): the fuzz target includes this file by path. No
-//! allocation; no panic on any input.
+//! Self-contained but for [`super::lines`] (no `crate::` paths): the fuzz target includes both
+//! files by path. No allocation; no panic on any input.
 
-/// Why a line was refused (its 1-based number and what is wrong).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LineError {
-    pub line: usize,
-    pub what: &'static str,
-}
+pub use super::lines::LineError;
+use super::lines::{self, Parsed, is_comment};
 
 /// One sample line.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -40,44 +36,12 @@ impl<'a> Line<'a> {
     }
 }
 
-/// The sample lines of a body.
-#[derive(Debug, Clone)]
-pub struct Lines<'a> {
-    buf: &'a [u8],
-    pos: usize,
-    line: usize,
-}
+/// The lines of a body, parsed (blank lines and comments left out).
+pub type Lines<'a> = Parsed<'a, Line<'a>>;
 
-impl<'a> Lines<'a> {
-    pub fn new(buf: &'a [u8]) -> Lines<'a> {
-        Lines {
-            buf,
-            pos: 0,
-            line: 0,
-        }
-    }
-}
-
-impl<'a> Iterator for Lines<'a> {
-    type Item = Result<Line<'a>, LineError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let rest = self.buf.get(self.pos..).filter(|r| !r.is_empty())?;
-            let end = rest.iter().position(|&b| b == b'\n');
-            let raw = rest.get(..end.unwrap_or(rest.len())).unwrap_or_default();
-            self.pos = self
-                .pos
-                .saturating_add(end.map_or(rest.len(), |e| e.saturating_add(1)));
-            self.line = self.line.saturating_add(1);
-            let text = trim(raw.strip_suffix(b"\r").unwrap_or(raw));
-            if text.is_empty() || text.first() == Some(&b'#') {
-                continue;
-            }
-            let number = self.line;
-            return Some(parse_line(text, number).map_err(|what| LineError { line: number, what }));
-        }
-    }
+/// The lines of `buf`.
+pub fn lines(buf: &[u8]) -> Lines<'_> {
+    Parsed::new(buf, is_comment, |text, n| parse_line(trim(text), n))
 }
 
 fn trim(s: &[u8]) -> &[u8] {
@@ -200,22 +164,7 @@ pub fn parse_value(s: &[u8]) -> Option<f64> {
 
 /// An optionally signed decimal integer.
 pub fn parse_i64(s: &[u8]) -> Option<i64> {
-    let (neg, digits) = match s.first() {
-        Some(b'-') => (true, s.get(1..)?),
-        Some(b'+') => (false, s.get(1..)?),
-        _ => (false, s),
-    };
-    if digits.is_empty() || digits.len() > 19 {
-        return None;
-    }
-    let mut n: i64 = 0;
-    for &b in digits {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        n = n.checked_mul(10)?.checked_add(i64::from(b - b'0'))?;
-    }
-    Some(if neg { -n } else { n })
+    lines::parse_i64(s, true)
 }
 
 /// The labels of a block: `name="value"` separated by commas (a trailing comma allowed).
@@ -325,7 +274,7 @@ mod tests {
     use super::*;
 
     fn all(body: &[u8]) -> Vec<Result<Line<'_>, LineError>> {
-        Lines::new(body).collect()
+        lines(body).collect()
     }
 
     #[test]

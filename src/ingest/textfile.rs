@@ -50,16 +50,7 @@ impl Textfiles {
     }
 
     /// Reads the `*.prom` files that changed since the last scan and stores their samples.
-    #[allow(clippy::too_many_arguments)]
-    pub fn scan(
-        &mut self,
-        rules: &Rules,
-        max_body: usize,
-        cardinality: &Mutex<Cardinality>,
-        target: &Target,
-        stats: &IngestStats,
-        now_ms: i64,
-    ) -> ScanStats {
+    pub fn scan(&mut self, ctx: &Ctx<'_>) -> ScanStats {
         let mut out = ScanStats::default();
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(e) => e,
@@ -91,24 +82,14 @@ impl Textfiles {
             }
             out.files_read += 1;
             let mtime_ms = i64::try_from(mtime.as_millis()).unwrap_or(i64::MAX);
-            match read_one(
-                &entry.path(),
-                &text,
-                mtime_ms,
-                rules,
-                max_body,
-                cardinality,
-                target,
-                stats,
-                now_ms,
-            ) {
+            match read_one(&entry.path(), &text, mtime_ms, ctx) {
                 Ok(n) => {
                     out.samples_stored += n;
                     self.seen.insert(name, stamp);
                 }
                 Err((reason, why, retry)) => {
                     out.files_failed += 1;
-                    stats.refuse(reason, 1);
+                    ctx.stats.refuse(reason, 1);
                     log::warn!(error_type = "ingest_textfile", reason = reason.name();
                         "ingest.textfile_dir: {} refused: {why}", entry.path().display());
                     if !retry {
@@ -122,20 +103,33 @@ impl Textfiles {
     }
 }
 
+/// What a scan stores through, and when.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx<'a> {
+    pub rules: &'a Rules,
+    pub max_body: usize,
+    pub cardinality: &'a Mutex<Cardinality>,
+    pub target: &'a Target,
+    pub stats: &'a IngestStats,
+    pub now_ms: i64,
+}
+
 /// One file: the samples stored, or (reason, why, try again at the next scan).
-#[allow(clippy::too_many_arguments)]
 fn read_one(
     path: &std::path::Path,
     name: &str,
     mtime_ms: i64,
-    rules: &Rules,
-    max_body: usize,
-    cardinality: &Mutex<Cardinality>,
-    target: &Target,
-    stats: &IngestStats,
-    now_ms: i64,
+    ctx: &Ctx<'_>,
 ) -> Result<usize, (Reason, String, bool)> {
     use std::io::Read;
+    let Ctx {
+        rules,
+        max_body,
+        cardinality,
+        target,
+        stats,
+        now_ms,
+    } = *ctx;
     let file = std::fs::File::open(path).map_err(|e| (Reason::Other, e.to_string(), true))?;
     let mut body = Vec::new();
     // One byte more than the cap tells a file that is too large.
@@ -207,14 +201,14 @@ pub async fn run(
                 let mut f = files
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
-                f.scan(
-                    &rules,
+                f.scan(&Ctx {
+                    rules: &rules,
                     max_body,
-                    &cardinality,
+                    cardinality: &cardinality,
                     target,
-                    &state.ingest,
-                    crate::model::time::now_ms(),
-                )
+                    stats: &state.ingest,
+                    now_ms: crate::model::time::now_ms(),
+                })
             })
             .await;
         match done {

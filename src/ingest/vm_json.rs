@@ -8,17 +8,14 @@
 //! yielded line never fail. Strings stay raw (escapes kept); [`unescape`] undoes them, `\u`
 //! surrogate pairs included, and reports a lone surrogate.
 //!
-//! Self-contained (no `crate::` paths): the fuzz target includes this file by path. No
-//! allocation; no recursion deeper than [`MAX_DEPTH`]; no panic on any input.
+//! Self-contained but for [`super::lines`] (no `crate::` paths): the fuzz target includes both
+//! files by path. No allocation; no recursion deeper than [`MAX_DEPTH`]; no panic on any input.
+
+pub use super::lines::LineError;
+use super::lines::Parsed;
 
 /// Deepest nesting of an ignored value.
 pub const MAX_DEPTH: usize = 16;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LineError {
-    pub line: usize,
-    pub what: &'static str,
-}
 
 /// One line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,42 +55,12 @@ impl<'a> Line<'a> {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct Lines<'a> {
-    buf: &'a [u8],
-    pos: usize,
-    line: usize,
-}
+/// The lines of a body, parsed (blank lines left out).
+pub type Lines<'a> = Parsed<'a, Line<'a>>;
 
-impl<'a> Lines<'a> {
-    pub fn new(buf: &'a [u8]) -> Lines<'a> {
-        Lines {
-            buf,
-            pos: 0,
-            line: 0,
-        }
-    }
-}
-
-impl<'a> Iterator for Lines<'a> {
-    type Item = Result<Line<'a>, LineError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let rest = self.buf.get(self.pos..).filter(|r| !r.is_empty())?;
-            let end = rest.iter().position(|&b| b == b'\n');
-            let raw = rest.get(..end.unwrap_or(rest.len())).unwrap_or_default();
-            self.pos = self
-                .pos
-                .saturating_add(end.map_or(rest.len(), |e| e.saturating_add(1)));
-            self.line = self.line.saturating_add(1);
-            if raw.iter().all(|b| b.is_ascii_whitespace()) {
-                continue;
-            }
-            let number = self.line;
-            return Some(parse_line(raw, number).map_err(|what| LineError { line: number, what }));
-        }
-    }
+/// The lines of `buf`.
+pub fn lines(buf: &[u8]) -> Lines<'_> {
+    Parsed::new(buf, |_| false, parse_line)
 }
 
 /// A position in a JSON text.
@@ -193,6 +160,28 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// The next element of a list's inside (`,` before all but the first) read by `read`;
+    /// `None` at the end. After an error the list is at its end.
+    fn element<T>(
+        &mut self,
+        first: &mut bool,
+        read: impl FnOnce(&mut Cursor<'a>) -> Result<T, &'static str>,
+    ) -> Option<Result<T, &'static str>> {
+        if self.at_end() {
+            return None;
+        }
+        let item = if !*first && !self.eat(b',') {
+            Err("expected ,")
+        } else {
+            *first = false;
+            read(self)
+        };
+        if item.is_err() {
+            self.i = self.s.len();
+        }
+        Some(item)
+    }
+
     /// Skips any value, at most `depth` levels deep.
     fn skip(&mut self, depth: usize) -> Result<(), &'static str> {
         if depth == 0 {
@@ -289,8 +278,10 @@ fn parse_line(raw: &[u8], number: usize) -> Result<Line<'_>, &'static str> {
             }
             match key {
                 b"metric" => metric = Some(c.enclosed(b'{', b'}', check_members)?.0),
-                b"values" => values = Some(c.enclosed(b'[', b']', check_values)?),
-                b"timestamps" => timestamps = Some(c.enclosed(b'[', b']', check_timestamps)?),
+                b"values" => values = Some(c.enclosed(b'[', b']', |a| check_numbers(a, true))?),
+                b"timestamps" => {
+                    timestamps = Some(c.enclosed(b'[', b']', |a| check_numbers(a, false))?);
+                }
                 _ => c.skip(MAX_DEPTH)?,
             }
             if c.eat(b'}') {
@@ -331,25 +322,14 @@ fn check_members(inner: &[u8]) -> Result<usize, &'static str> {
     Ok(n)
 }
 
-fn check_values(inner: &[u8]) -> Result<usize, &'static str> {
+/// The entries of an array of numbers; `nulls`: whether `null` is allowed.
+fn check_numbers(inner: &[u8], nulls: bool) -> Result<usize, &'static str> {
     let mut n = 0;
     for v in (Numbers {
         c: Cursor::new(inner),
         first: true,
     }) {
-        v?;
-        n += 1;
-    }
-    Ok(n)
-}
-
-fn check_timestamps(inner: &[u8]) -> Result<usize, &'static str> {
-    let mut n = 0;
-    for v in (Numbers {
-        c: Cursor::new(inner),
-        first: true,
-    }) {
-        if v?.is_none() {
+        if v?.is_none() && !nulls {
             return Err("null timestamp");
         }
         n += 1;
@@ -368,28 +348,16 @@ impl<'a> Iterator for Members<'a> {
     type Item = Result<(&'a [u8], &'a [u8]), &'static str>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.c.at_end() {
-            return None;
-        }
-        let item = (|| {
-            if !self.first && !self.c.eat(b',') {
-                return Err("expected ,");
-            }
-            self.first = false;
-            let k = self.c.string()?;
-            if !self.c.eat(b':') {
+        self.c.element(&mut self.first, |c| {
+            let k = c.string()?;
+            if !c.eat(b':') {
                 return Err("expected :");
             }
-            if self.c.peek() != Some(b'"') {
+            if c.peek() != Some(b'"') {
                 return Err("a metric's label values must be strings");
             }
-            let v = self.c.string()?;
-            Ok((k, v))
-        })();
-        if item.is_err() {
-            self.c.i = self.c.s.len();
-        }
-        Some(item)
+            Ok((k, c.string()?))
+        })
     }
 }
 
@@ -404,23 +372,12 @@ impl Iterator for Numbers<'_> {
     type Item = Result<Option<f64>, &'static str>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.c.at_end() {
-            return None;
-        }
-        let item = (|| {
-            if !self.first && !self.c.eat(b',') {
-                return Err("expected ,");
-            }
-            self.first = false;
-            if self.c.literal(b"null") {
+        self.c.element(&mut self.first, |c| {
+            if c.literal(b"null") {
                 return Ok(None);
             }
-            number_value(self.c.number()?).map(Some)
-        })();
-        if item.is_err() {
-            self.c.i = self.c.s.len();
-        }
-        Some(item)
+            number_value(c.number()?).map(Some)
+        })
     }
 }
 
@@ -481,7 +438,7 @@ mod tests {
         let body = br#"{"metric":{"__name__":"srt_rtt_ms","link":"w\u00e9\n"},"values":[1.5,null,3],"timestamps":[1,2,3],"extra":{"a":[1,{}]}}
 
 {"values":[],"timestamps":[],"metric":{}}"#;
-        let lines: Vec<_> = Lines::new(body).map(Result::unwrap).collect();
+        let lines: Vec<_> = lines(body).map(Result::unwrap).collect();
         assert_eq!(lines.len(), 2);
         let l = lines[0];
         assert_eq!((l.number, l.len), (1, 3));
@@ -529,7 +486,7 @@ mod tests {
         ];
         for (line, what) in bad {
             let body = format!("{ok}\n{line}\n");
-            let got: Vec<_> = Lines::new(body.as_bytes()).collect();
+            let got: Vec<_> = lines(body.as_bytes()).collect();
             assert!(got[0].is_ok());
             assert_eq!(got[1], Err(LineError { line: 2, what }), "{line}");
         }

@@ -54,6 +54,19 @@ fn config(
     c.write(&dir.join("config.toml"))
 }
 
+/// [`post`], asserting the status; the answer's body.
+fn expect(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    status: u16,
+) -> String {
+    let (code, _, text) = post(addr, path, headers, body);
+    assert_eq!(code, status, "{path}: {text}");
+    text
+}
+
 /// One raw HTTP/1.1 POST; (status, headers, body). The request may be refused before its body
 /// is read: the answer is read whatever happened to the write.
 fn post(
@@ -175,14 +188,45 @@ fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Free loopback ports for the ingest listener and the health endpoint.
+fn ports() -> (SocketAddr, SocketAddr) {
+    (
+        SocketAddr::from(([127, 0, 0, 1], free_port())),
+        health_addr(),
+    )
+}
+
+/// The listener's samples of `app_scrapes_total` in VictoriaMetrics are each scrape the exporter
+/// served, once: stops the exporter, waits for the scraper to deliver the rest, compares.
+fn assert_each_scrape_once(vm: &Vm, exporter: &Exporter) {
+    let served = exporter.stop();
+    wait_until(
+        "every scrape in VictoriaMetrics",
+        Duration::from_secs(90),
+        || in_vm(vm, "app_scrapes_total").len() as u64 >= served,
+    );
+    // Uploads go on a little: a late duplicate would show here.
+    std::thread::sleep(Duration::from_secs(1));
+    let got = in_vm(vm, "app_scrapes_total");
+    let mut values: Vec<f64> = got.values().copied().collect();
+    values.sort_by(f64::total_cmp);
+    let want: Vec<f64> = (1..=served).map(|n| n as f64).collect();
+    assert_eq!(values, want, "each of the {served} scrapes once, none lost");
+    for (series, _) in got.keys() {
+        assert!(
+            series.contains("device_id=ing-test")
+                && series.contains("site=lab")
+                && series.contains("job=app"),
+            "{series}"
+        );
+    }
+}
+
 #[test]
 fn curl_pushes_every_format_and_each_sample_reaches_victoriametrics_once() {
     let dir = tempfile::tempdir().unwrap();
     let vm = Vm::start();
-    let (ingest, health) = (
-        SocketAddr::from(([127, 0, 0, 1], free_port())),
-        health_addr(),
-    );
+    let (ingest, health) = ports();
     let cfg = config(dir.path(), ingest, health, Some(&vm.import_url()), "");
     let agent = Agent::spawn(&cfg, health, &dir.path().join("agent.log"));
     let base = format!("http://{ingest}");
@@ -423,10 +467,7 @@ impl Drop for VmAgent {
 fn vmagent_remote_writes_every_scrape_to_victoriametrics_once_across_a_sigkill_and_an_outage() {
     let dir = tempfile::tempdir().unwrap();
     let mut vm = Vm::start();
-    let (ingest, health) = (
-        SocketAddr::from(([127, 0, 0, 1], free_port())),
-        health_addr(),
-    );
+    let (ingest, health) = ports();
     let cfg = config(dir.path(), ingest, health, Some(&vm.import_url()), "");
     let log = dir.path().join("agent.log");
     let agent = Agent::spawn(&cfg, health, &log);
@@ -450,39 +491,14 @@ fn vmagent_remote_writes_every_scrape_to_victoriametrics_once_across_a_sigkill_a
     std::thread::sleep(Duration::from_secs(3));
     vm.start_again();
     std::thread::sleep(Duration::from_secs(1));
-    let served = exporter.stop();
-    wait_until(
-        "every scrape in VictoriaMetrics",
-        Duration::from_secs(90),
-        || scrapes_in_vm(&vm) >= served,
-    );
-    std::thread::sleep(Duration::from_secs(1));
-    let got = in_vm(&vm, "app_scrapes_total");
-    let mut values: Vec<f64> = got.values().copied().collect();
-    values.sort_by(f64::total_cmp);
-    let want: Vec<f64> = (1..=served).map(|n| n as f64).collect();
-    assert_eq!(
-        values, want,
-        "each of the {served} scrapes once, none lost across the SIGKILL"
-    );
-    for (series, _) in got.keys() {
-        assert!(
-            series.contains("device_id=ing-test")
-                && series.contains("site=lab")
-                && series.contains("job=app"),
-            "{series}"
-        );
-    }
+    assert_each_scrape_once(&vm, &exporter);
     agent.stop();
 }
 
 #[test]
 fn hostile_requests_get_a_clear_4xx_and_store_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let (ingest, health) = (
-        SocketAddr::from(([127, 0, 0, 1], free_port())),
-        health_addr(),
-    );
+    let (ingest, health) = ports();
     let cfg = config(
         dir.path(),
         ingest,
@@ -555,41 +571,43 @@ fn hostile_requests_get_a_clear_4xx_and_store_nothing() {
     let many: String = (0..100_000)
         .map(|i| format!("h_many{{i=\"{i}\"}} 1\n"))
         .collect();
-    let (code, _, body) = post(ingest, "/api/v1/import/prometheus", &[], many.as_bytes());
-    assert_eq!(code, 413, "{body}");
+    let body = expect(
+        ingest,
+        "/api/v1/import/prometheus",
+        &[],
+        many.as_bytes(),
+        413,
+    );
     assert!(body.contains("ingest.max_samples_per_request"), "{body}");
 
     // Label bombs: many labels, a huge value, a huge name.
     let labels: String = (0..1000).map(|i| format!("l{i}=\"v\",")).collect();
-    let (code, _, body) = post(
+    let body = expect(
         ingest,
         "/api/v1/import/prometheus",
         &[],
         format!("h_ok 1\nh_bomb{{{labels}}} 1\n").as_bytes(),
+        400,
     );
-    assert_eq!(
-        (code, body.starts_with("line 2: 1000 labels")),
-        (400, true),
-        "{body}"
-    );
-    let (code, _, body) = post(
+    assert!(body.starts_with("line 2: 1000 labels"), "{body}");
+    let body = expect(
         ingest,
         "/api/v1/import/prometheus",
         &[],
         format!("h_bomb{{a=\"{}\"}} 1\n", "x".repeat(100_000)).as_bytes(),
+        400,
     );
-    assert_eq!(code, 400, "{body}");
     assert!(
         body.starts_with("line 1: label \"a\": expected a value of at most 128 bytes"),
         "{body}"
     );
-    let (code, _, body) = post(
+    expect(
         ingest,
         "/api/v1/import/prometheus",
         &[],
         format!("h_{} 1\n", "x".repeat(10_000)).as_bytes(),
+        400,
     );
-    assert_eq!(code, 400, "{body}");
 
     // Invalid UTF-8 in each format.
     for (path, body) in [
@@ -603,46 +621,46 @@ fn hostile_requests_get_a_clear_4xx_and_store_nothing() {
     }
 
     // Snappy bombs: a preamble claiming 3.75 GiB, and 64 MiB of zeros (≈ 3 MiB compressed).
-    let (code, _, body) = post(
+    expect(
         ingest,
         "/api/v1/write",
         &[("Content-Encoding", "snappy")],
         b"\x80\x80\x80\x80\x0f\x00\x00",
+        413,
     );
-    assert_eq!(code, 413, "{body}");
     let zeros = snap::raw::Encoder::new()
         .compress_vec(&vec![0u8; 64 << 20])
         .unwrap();
     assert!(zeros.len() < 8 << 20);
-    let (code, _, body) = post(
+    expect(
         ingest,
         "/api/v1/write",
         &[("Content-Encoding", "snappy")],
         &zeros,
+        413,
     );
-    assert_eq!(code, 413, "{body}");
 
     // Cardinality: 6 new series from one producer (cap 5) can never fit: 400; across requests
     // the cap answers 429 with Retry-After.
     let six: String = (0..6).map(|i| format!("h_card{{i=\"{i}\"}} 1\n")).collect();
-    let (code, _, body) = post(
+    let body = expect(
         ingest,
         "/api/v1/import/prometheus?producer=p1",
         &[],
         six.as_bytes(),
+        400,
     );
-    assert_eq!(code, 400, "{body}");
     assert!(
         body.contains("ingest.max_series_per_producer (5)"),
         "{body}"
     );
-    let (code, _, body) = post(
+    expect(
         ingest,
         "/api/v1/import/prometheus?producer=p2",
         &[],
         b"ok_card{i=\"1\"} 1\nok_card{i=\"2\"} 1\nok_card{i=\"3\"} 1\n",
+        204,
     );
-    assert_eq!(code, 204, "{body}");
     let (code, headers, body) = post(
         ingest,
         "/api/v1/import/prometheus?producer=p2",
@@ -727,10 +745,7 @@ fn a_token_is_required_when_configured_and_a_non_loopback_address_is_refused() {
     let token = dir.path().join("token");
     std::fs::write(&token, "s3cret\n").unwrap();
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let (ingest, health) = (
-        SocketAddr::from(([127, 0, 0, 1], free_port())),
-        health_addr(),
-    );
+    let (ingest, health) = ports();
     let cfg = config(
         dir.path(),
         ingest,
@@ -754,13 +769,13 @@ fn a_token_is_required_when_configured_and_a_non_loopback_address_is_refused() {
         .0,
         401
     );
-    let (code, _, body) = post(
+    expect(
         ingest,
         "/api/v1/import/prometheus",
         &[("Authorization", "Bearer s3cret")],
         b"t_x 1\n",
+        204,
     );
-    assert_eq!(code, 204, "{body}");
     // The health port has no write path.
     assert_eq!(
         post(health, "/api/v1/import/prometheus", &[], b"t_y 1\n").0,
@@ -818,10 +833,7 @@ fn start_prometheus(dir: &Path, target: SocketAddr, write: SocketAddr) -> VmAgen
 fn prometheus_remote_writes_every_scrape_to_victoriametrics_once() {
     let dir = tempfile::tempdir().unwrap();
     let vm = Vm::start();
-    let (ingest, health) = (
-        SocketAddr::from(([127, 0, 0, 1], free_port())),
-        health_addr(),
-    );
+    let (ingest, health) = ports();
     let cfg = config(dir.path(), ingest, health, Some(&vm.import_url()), "");
     let agent = Agent::spawn(&cfg, health, &dir.path().join("agent.log"));
     let exporter = Exporter::start();
@@ -831,18 +843,7 @@ fn prometheus_remote_writes_every_scrape_to_victoriametrics_once() {
         Duration::from_secs(90),
         || in_vm(&vm, "app_scrapes_total").len() >= 3,
     );
-    let served = exporter.stop();
-    wait_until(
-        "every scrape in VictoriaMetrics",
-        Duration::from_secs(60),
-        || in_vm(&vm, "app_scrapes_total").len() as u64 >= served,
-    );
-    std::thread::sleep(Duration::from_secs(1));
-    let got = in_vm(&vm, "app_scrapes_total");
-    let mut values: Vec<f64> = got.values().copied().collect();
-    values.sort_by(f64::total_cmp);
-    let want: Vec<f64> = (1..=served).map(|n| n as f64).collect();
-    assert_eq!(values, want, "each of the {served} scrapes once");
+    assert_each_scrape_once(&vm, &exporter);
     agent.stop();
 }
 
@@ -851,10 +852,7 @@ fn textfile_directory_files_are_stored_once_per_change_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let tf = dir.path().join("textfiles");
     std::fs::create_dir(&tf).unwrap();
-    let (ingest, health) = (
-        SocketAddr::from(([127, 0, 0, 1], free_port())),
-        health_addr(),
-    );
+    let (ingest, health) = ports();
     let cfg = config(
         dir.path(),
         ingest,

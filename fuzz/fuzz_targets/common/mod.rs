@@ -145,3 +145,9 @@ pub fn check_rows<T>(all: Vec<Result<T, ParseError>>, data: &[u8], check_row: im
     assert!(all.len() <= newlines(data) + 1, "more rows than lines");
     drain(all.into_iter(), data, check_row);
 }
+
+/// `part` is a piece of `outer` (a parser's view borrows the input, never a copy).
+pub fn inside(outer: &[u8], part: &[u8]) -> bool {
+    let (o, p) = (outer.as_ptr() as usize, part.as_ptr() as usize);
+    p >= o && p + part.len() <= o + outer.len()
+}
