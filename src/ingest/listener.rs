@@ -342,6 +342,17 @@ async fn handle(stream: &mut TcpStream, shared: &Shared) -> Option<Answer> {
             )
         });
     }
+    // No sample carries an untrusted time (docs/architecture.md): the producers' clock is the
+    // board's, so nothing is taken until the agent trusts it.
+    if !shared.state.time.trusted.load(Ordering::Relaxed) {
+        return Some(Answer {
+            retry_after: Some(RETRY_AFTER_UNAVAILABLE_S),
+            ..Answer::new(
+                503,
+                "the board's clock is not trusted yet (no NTP sync); retry later",
+            )
+        });
+    }
     if head.encoding == Encoding::Other
         || (head.encoding == Encoding::Snappy && format != Format::RemoteWrite)
     {

@@ -11,7 +11,8 @@
 //! changes (a store failure: at the next scan). Hidden files and other suffixes are ignored
 //! (the temporary files of an atomic write).
 //!
-//! Runs on the `bbm-ingest` worker thread (directory listing and reads are blocking I/O), never
+//! Nothing is read while the board's clock is untrusted (a file's modification time is on that
+//! clock). Runs on the `bbm-ingest` worker thread (directory listing and reads are blocking I/O), never
 //! on the executor.
 
 use std::collections::HashMap;
@@ -196,6 +197,15 @@ pub async fn run(
             cardinality.clone(),
             state.clone(),
         );
+        if !state
+            .time
+            .trusted
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            // No sample carries an untrusted time: wait for the clock.
+            smol::Timer::after(every).await;
+            continue;
+        }
         let done = sink
             .run(move |target| {
                 let mut f = files

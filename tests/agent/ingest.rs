@@ -269,6 +269,14 @@ fn curl_pushes_every_format_and_each_sample_reaches_victoriametrics_once() {
         .unwrap();
     assert!(st.success());
     let gz = dir.path().join("gz.txt.gz");
+    // Influx, gzip, chunked: what Telegraf's influxdb output sends.
+    let chunked_src = file("chunked.txt", &format!("app_chunked v=8 {}\n", t + 7));
+    let st = Command::new("gzip")
+        .arg("-kf")
+        .arg(&chunked_src)
+        .status()
+        .unwrap();
+    assert!(st.success());
 
     let expect_204 =
         |(code, body): (u16, String), what: &str| assert_eq!(code, 204, "{what}: {body}");
@@ -291,6 +299,14 @@ fn curl_pushes_every_format_and_each_sample_reaches_victoriametrics_once() {
             &["Content-Encoding: gzip"],
         ),
         "gzip",
+    );
+    expect_204(
+        curl(
+            &format!("{base}/api/v2/write?precision=ms"),
+            &dir.path().join("chunked.txt.gz"),
+            &["Content-Encoding: gzip", "Transfer-Encoding: chunked"],
+        ),
+        "gzip + chunked",
     );
     // The same request again (a client's retry): stored once.
     expect_204(
@@ -350,6 +366,7 @@ fn curl_pushes_every_format_and_each_sample_reaches_victoriametrics_once() {
             3.0,
         ),
         (format!("__name__=app_gzipped,{dev}"), t + 6, 7.0),
+        (format!("__name__=app_chunked_v,{dev}"), t + 7, 8.0),
     ]
     .into_iter()
     .map(|(s, ts, v)| {
@@ -427,11 +444,14 @@ impl Exporter {
     }
 }
 
+/// A process the test started (vmagent, Prometheus, an agent), killed when the test ends.
+struct Spawned(Child);
+
 /// vmagent scraping the exporter every second and remote-writing into the agent.
-struct VmAgent(Child);
+struct VmAgent;
 
 impl VmAgent {
-    fn start(dir: &Path, target: SocketAddr, write: SocketAddr) -> VmAgent {
+    fn start(dir: &Path, target: SocketAddr, write: SocketAddr) -> Spawned {
         let scrape = dir.join("scrape.yml");
         std::fs::write(
             &scrape,
@@ -452,11 +472,11 @@ impl VmAgent {
             .stderr(log)
             .spawn()
             .expect("vmagent (Debian package victoria-metrics) must be installed");
-        VmAgent(child)
+        Spawned(child)
     }
 }
 
-impl Drop for VmAgent {
+impl Drop for Spawned {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -803,7 +823,7 @@ fn a_token_is_required_when_configured_and_a_non_loopback_address_is_refused() {
 
 /// Prometheus scraping the exporter every second with a `remote_write` block pointing at the
 /// agent.
-fn start_prometheus(dir: &Path, target: SocketAddr, write: SocketAddr) -> VmAgent {
+fn start_prometheus(dir: &Path, target: SocketAddr, write: SocketAddr) -> Spawned {
     let cfg = dir.join("prometheus.yml");
     std::fs::write(
         &cfg,
@@ -826,7 +846,7 @@ fn start_prometheus(dir: &Path, target: SocketAddr, write: SocketAddr) -> VmAgen
         .stderr(log)
         .spawn()
         .expect("prometheus (Debian package prometheus) must be installed");
-    VmAgent(child)
+    Spawned(child)
 }
 
 #[test]
@@ -916,4 +936,38 @@ fn textfile_directory_files_are_stored_once_per_change_across_a_restart() {
         "__name__=tf_stamped,device_id=ing-test,k=v,site=lab".to_owned(),
         t
     )));
+}
+
+#[test]
+fn nothing_is_taken_while_the_boards_clock_is_untrusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ingest, health) = ports();
+    let cfg = config(dir.path(), ingest, health, None, "");
+    // timesyncd's directory without its `synchronized` flag, the kernel's NTP state not read:
+    // a board whose NTP client has not synced yet.
+    let timesync = dir.path().join("timesync");
+    std::fs::create_dir(&timesync).unwrap();
+    let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
+    let child = crate::support::run_command(&cfg)
+        .env("BELABOX_METRICS_TEST_IGNORE_KERNEL_NTP", "1")
+        .env("BELABOX_METRICS_TEST_TIMESYNC_DIR", &timesync)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut agent = Spawned(child);
+    wait_until("the health endpoint", Duration::from_secs(20), || {
+        crate::support::vm::http_get(health, "/health/live").is_ok()
+    });
+    let (code, headers, body) = post(ingest, "/api/v1/import/prometheus", &[], b"u_x 1\n");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("clock is not trusted"), "{body}");
+    assert_eq!(headers.get("retry-after").map(String::as_str), Some("10"));
+    // NTP syncs: the same request is taken.
+    std::fs::write(timesync.join("synchronized"), "").unwrap();
+    wait_until("the clock trusted", Duration::from_secs(20), || {
+        post(ingest, "/api/v1/import/prometheus", &[], b"u_x 1\n").0 == 204
+    });
+    crate::support::stop(&mut agent.0, Duration::from_secs(30));
+    assert_eq!(stored(&cfg, "u_").0.len(), 1);
 }
