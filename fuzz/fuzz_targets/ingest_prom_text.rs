@@ -9,9 +9,9 @@ mod common;
 // The same module paths as in the agent (the line parsers use `super::lines`).
 #[path = "../../src/ingest"]
 mod ingest {
-    #[allow(dead_code)]
+    #[allow(dead_code, unused_imports)]
     pub mod lines;
-    #[allow(dead_code)]
+    #[allow(dead_code, unused_imports)]
     pub mod prom_text;
 }
 
@@ -21,7 +21,7 @@ use ingest::prom_text::lines;
 
 
 fuzz_target!(|data: &[u8]| {
-    let lines = data.split(|&b| b == b'\n').count();
+    let line_count = data.split(|&b| b == b'\n').count();
     let mut last = 0;
     for item in lines(data) {
         let n = match item {
@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
             }
             Err(e) => e.line,
         };
-        assert!(n > last && n <= lines, "line {n} after {last} of {lines}");
+        assert!(n > last && n <= line_count, "line {n} after {last} of {line_count}");
         last = n;
     }
 });

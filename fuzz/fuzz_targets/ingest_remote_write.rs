@@ -9,7 +9,7 @@ mod common;
 // The same module paths as in the agent (the line parsers use `super::lines`).
 #[path = "../../src/ingest"]
 mod ingest {
-    #[allow(dead_code)]
+    #[allow(dead_code, unused_imports)]
     pub mod remote_write;
 }
 
