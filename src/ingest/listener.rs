@@ -63,6 +63,21 @@ pub struct Shared {
     pub state: Arc<AgentState>,
     bodies: Semaphore,
     active: AtomicUsize,
+    /// Bodies being read or processed; the last one done gives the freed heap back.
+    busy: AtomicUsize,
+}
+
+/// One body in progress ([`Shared::busy`]); dropped after the body, its decoding and its batch
+/// were freed.
+struct Busy<'a>(&'a AtomicUsize);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        if self.0.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // glibc keeps freed pages of a burst resident (docs/benchmarks.md, ingest).
+            belabox_sys::heap::trim();
+        }
+    }
 }
 
 impl Shared {
@@ -83,6 +98,7 @@ impl Shared {
             state,
             bodies: Semaphore::new(BODY_SLOTS),
             active: AtomicUsize::new(0),
+            busy: AtomicUsize::new(0),
         }
     }
 }
@@ -376,6 +392,8 @@ async fn handle(stream: &mut TcpStream, shared: &Shared) -> Option<Answer> {
         }
     }
     let _slot = shared.bodies.acquire().await;
+    shared.busy.fetch_add(1, Ordering::AcqRel);
+    let _busy = Busy(&shared.busy);
     if head.expect_continue
         && stream
             .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
