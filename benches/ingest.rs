@@ -15,7 +15,8 @@
 //!   (sampled every 250 ms), `rss_kib_after` (5 s after the clients stopped);
 //! - `tick_spacing_ms_max`, `tick_spacing_ms_p99`: the spacing of `system_load1`'s timestamps
 //!   during the window (the collection interval is 1000 ms: the excess is the tick's delay);
-//! - `refused_requests`: non-204 answers (should be 0).
+//! - `refused_requests`: non-204 answers (should be 0), then `refused_status_<code>` for each
+//!   status seen (0: no answer).
 //!
 //! `BENCH_AGENT=/path/to/belabox-metrics` measures another build.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -118,7 +119,7 @@ fn main() {
             let stop = stop.clone();
             std::thread::spawn(move || {
                 let mut lat = Vec::new();
-                let (mut ok, mut refused) = (0u64, 0u64);
+                let (mut ok, mut refused) = (0u64, Vec::new());
                 let path = format!("/api/v1/import/prometheus?producer=bench{c}");
                 let mut body = String::new();
                 while !stop.load(Ordering::Relaxed) {
@@ -133,7 +134,7 @@ fn main() {
                     if status == 204 {
                         ok += 1;
                     } else {
-                        refused += 1;
+                        refused.push(status);
                         std::thread::sleep(Duration::from_millis(10));
                     }
                 }
@@ -150,13 +151,14 @@ fn main() {
     stop.store(true, Ordering::Relaxed);
     let secs = start.elapsed().as_secs_f64();
     let t1 = now_ms();
-    let (mut lat, mut ok, mut refused) = (Vec::new(), 0, 0);
+    let (mut lat, mut ok, mut refused) = (Vec::new(), 0, Vec::new());
     for w in workers {
         let (l, o, r) = w.join().unwrap();
         lat.extend(l);
         ok += o;
-        refused += r;
+        refused.extend(r);
     }
+    refused.sort_unstable();
     std::thread::sleep(Duration::from_secs(5));
     let rss_after = rss_kib(pid);
     agent.assert_running();
@@ -196,7 +198,16 @@ fn main() {
         ok as f64 * batch as f64 / secs
     );
     println!("requests_per_s {:.1}", ok as f64 / secs);
-    println!("refused_requests {refused}");
+    println!("refused_requests {}", refused.len());
+    let mut codes = refused.clone();
+    codes.dedup();
+    for c in codes {
+        // 0: no answer (connect or write failed).
+        println!(
+            "refused_status_{c} {}",
+            refused.iter().filter(|&&r| r == c).count()
+        );
+    }
     println!("answer_ms_p50 {:.2}", pct(&lat, 0.50));
     println!("answer_ms_p99 {:.2}", pct(&lat, 0.99));
     println!("answer_ms_max {:.2}", lat.last().copied().unwrap_or(0.0));

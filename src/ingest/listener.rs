@@ -251,14 +251,26 @@ async fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, ex: &Executor
         }
         let shared = shared.clone();
         ex.spawn(async move {
-            connection(&mut stream, &shared).await;
-            shared.active.fetch_sub(1, Ordering::AcqRel);
+            let slot = Counted(&shared.active);
+            connection(&mut stream, &shared, slot).await;
         })
         .detach();
     }
 }
 
-async fn connection(stream: &mut TcpStream, shared: &Shared) {
+/// One connection counted in [`Shared::active`] until dropped.
+struct Counted<'a>(&'a AtomicUsize);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// `slot` is given back once the answer is written: a lingering close (bounded: 250 ms, 64 KiB
+/// into a stack buffer) does not hold one of the [`MAX_CONNECTIONS`], so a client that
+/// reconnects at once is not refused while the scheduler has yet to finish its last close.
+async fn connection(stream: &mut TcpStream, shared: &Shared, slot: Counted<'_>) {
     let answer = handle(stream, shared).await;
     let Some(answer) = answer else {
         return;
@@ -270,7 +282,9 @@ async fn connection(stream: &mut TcpStream, shared: &Shared) {
             .refuse(Reason::of_status(answer.status), 1);
         log::debug!(status = answer.status, reason = answer.body.as_str(); "ingest request refused");
     }
-    if stream.write_all(&answer.bytes()).await.is_err() {
+    let written = stream.write_all(&answer.bytes()).await;
+    drop(slot);
+    if written.is_err() {
         return;
     }
     let _ = stream.flush().await;
