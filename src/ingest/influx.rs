@@ -147,17 +147,7 @@ fn parse_i64(s: &[u8]) -> Option<i64> {
 }
 
 fn parse_u64(s: &[u8]) -> Option<u64> {
-    if s.is_empty() || s.len() > 20 {
-        return None;
-    }
-    let mut n: u64 = 0;
-    for &b in s {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
-    }
-    Some(n)
+    lines::parse_u64(s)
 }
 
 /// `key=value` pairs separated by unescaped commas.

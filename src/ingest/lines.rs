@@ -93,24 +93,31 @@ pub fn is_comment(line: &[u8]) -> bool {
     line.first() == Some(&b'#')
 }
 
-/// An optionally signed decimal integer (`+` only when `plus`), at most 19 digits.
+/// An optionally signed decimal integer (`+` only when `plus`) that fits an `i64` (its
+/// minimum excepted).
 pub fn parse_i64(s: &[u8], plus: bool) -> Option<i64> {
     let (neg, digits) = match s.first() {
         Some(b'-') => (true, s.get(1..)?),
         Some(b'+') if plus => (false, s.get(1..)?),
         _ => (false, s),
     };
-    if digits.is_empty() || digits.len() > 19 {
+    let n = i64::try_from(parse_u64(digits)?).ok()?;
+    Some(if neg { -n } else { n })
+}
+
+/// Decimal digits only, that fit a `u64`.
+pub fn parse_u64(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 20 {
         return None;
     }
-    let mut n: i64 = 0;
+    let mut n: u64 = 0;
     for &b in digits {
         if !b.is_ascii_digit() {
             return None;
         }
-        n = n.checked_mul(10)?.checked_add(i64::from(b - b'0'))?;
+        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
     }
-    Some(if neg { -n } else { n })
+    Some(n)
 }
 
 #[cfg(test)]

@@ -196,6 +196,16 @@ fn ports() -> (SocketAddr, SocketAddr) {
     )
 }
 
+/// VictoriaMetrics, and an agent with `[ingest]` on uploading to it (its log `dir/agent.log`):
+/// (vm, config, ingest address, health address, agent).
+fn with_vm(dir: &Path) -> (Vm, PathBuf, SocketAddr, SocketAddr, Agent) {
+    let vm = Vm::start();
+    let (ingest, health) = ports();
+    let cfg = config(dir, ingest, health, Some(&vm.import_url()), "");
+    let agent = Agent::spawn(&cfg, health, &dir.join("agent.log"));
+    (vm, cfg, ingest, health, agent)
+}
+
 /// The listener's samples of `app_scrapes_total` in VictoriaMetrics are each scrape the exporter
 /// served, once: stops the exporter, waits for the scraper to deliver the rest, compares.
 fn assert_each_scrape_once(vm: &Vm, exporter: &Exporter) {
@@ -225,10 +235,7 @@ fn assert_each_scrape_once(vm: &Vm, exporter: &Exporter) {
 #[test]
 fn curl_pushes_every_format_and_each_sample_reaches_victoriametrics_once() {
     let dir = tempfile::tempdir().unwrap();
-    let vm = Vm::start();
-    let (ingest, health) = ports();
-    let cfg = config(dir.path(), ingest, health, Some(&vm.import_url()), "");
-    let agent = Agent::spawn(&cfg, health, &dir.path().join("agent.log"));
+    let (vm, cfg, ingest, _, agent) = with_vm(dir.path());
     let base = format!("http://{ingest}");
     let t = now_ms() - 10_000;
     let file = |name: &str, text: &str| {
@@ -486,11 +493,8 @@ impl Drop for Spawned {
 #[test]
 fn vmagent_remote_writes_every_scrape_to_victoriametrics_once_across_a_sigkill_and_an_outage() {
     let dir = tempfile::tempdir().unwrap();
-    let mut vm = Vm::start();
-    let (ingest, health) = ports();
-    let cfg = config(dir.path(), ingest, health, Some(&vm.import_url()), "");
+    let (mut vm, cfg, ingest, health, agent) = with_vm(dir.path());
     let log = dir.path().join("agent.log");
-    let agent = Agent::spawn(&cfg, health, &log);
     let exporter = Exporter::start();
     let _vmagent = VmAgent::start(dir.path(), exporter.addr, ingest);
 
@@ -852,10 +856,7 @@ fn start_prometheus(dir: &Path, target: SocketAddr, write: SocketAddr) -> Spawne
 #[test]
 fn prometheus_remote_writes_every_scrape_to_victoriametrics_once() {
     let dir = tempfile::tempdir().unwrap();
-    let vm = Vm::start();
-    let (ingest, health) = ports();
-    let cfg = config(dir.path(), ingest, health, Some(&vm.import_url()), "");
-    let agent = Agent::spawn(&cfg, health, &dir.path().join("agent.log"));
+    let (vm, _, ingest, _, agent) = with_vm(dir.path());
     let exporter = Exporter::start();
     let _prom = start_prometheus(dir.path(), exporter.addr, ingest);
     wait_until(
