@@ -972,3 +972,40 @@ fn nothing_is_taken_while_the_boards_clock_is_untrusted() {
     crate::support::stop(&mut agent.0, Duration::from_secs(30));
     assert_eq!(stored(&cfg, "u_").0.len(), 1);
 }
+
+#[test]
+fn a_full_store_answers_503_with_retry_after_and_stores_nothing_until_it_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = crate::support::agent::SmallDisk::new(dir.path(), "6m", "ing-full", "200ms");
+    let ingest = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut text = std::fs::read_to_string(&disk.cfg).unwrap();
+    text += &format!("[ingest]\nenabled = true\naddress = \"{ingest}\"\n");
+    std::fs::write(&disk.cfg, text).unwrap();
+    let agent = Agent::spawn(&disk.cfg, disk.health, &dir.path().join("agent.log"));
+    let path = "/api/v1/import/prometheus";
+    expect(ingest, path, &[], b"f_before 1\n", 204);
+    let filler = disk.mnt.join("filler");
+    agent.fill_until_no_space(&filler);
+    let (code, headers, body) = post(ingest, path, &[], b"f_during 1\n");
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(headers.get("retry-after").map(String::as_str), Some("10"));
+    assert!(body.contains("the store is failing"), "{body}");
+    // Space again: the store recovers and the next push is taken.
+    std::fs::remove_file(&filler).unwrap();
+    wait_until(
+        "a push taken after the recovery",
+        Duration::from_secs(60),
+        || post(ingest, path, &[], b"f_after 1\n").0 == 204,
+    );
+    agent.stop();
+    let (numbers, _) = stored(&disk.cfg, "f_");
+    let names: std::collections::BTreeSet<String> = numbers
+        .keys()
+        .map(|(s, _)| s.split(',').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        names.into_iter().collect::<Vec<_>>(),
+        ["__name__=f_after", "__name__=f_before"],
+        "the refused push is not stored"
+    );
+}
