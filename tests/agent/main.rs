@@ -25,6 +25,7 @@ mod power_cut;
 mod reload;
 mod ring_capacity;
 mod run_agent;
+mod slow_fsync;
 mod soak;
 mod store_corrupt_agent;
 mod systemd_unit;
