@@ -208,6 +208,8 @@ pub fn run(mut config: Config, reload: Option<ConfigLoader>) -> Result<(), RunEr
     }
     refresh_storage_state(&store.get(), &config.storage.path, &state);
     let rules = HealthRules::from_config(&config);
+    // Before the loop owns them: the collectors' own tasks (the modem poller) run on the executor.
+    let background = collectors.take_tasks();
     let mut lp = CollectionLoop::new(&config, &store, &state, rules, collectors);
     if let Some(e) = deferred {
         lp.open_failed(&e, start_records);
@@ -215,7 +217,7 @@ pub fn run(mut config: Config, reload: Option<ConfigLoader>) -> Result<(), RunEr
         // Before the uploader starts, so that it finds a fresh handle.
         lp.start_failed(&e, start_records);
     }
-    let tasks = tasks::start_async_tasks(&config, &store, &state, rules)?;
+    let tasks = tasks::start_async_tasks(&config, &store, &state, rules, background)?;
 
     let mut notifier = Notifier::from_env();
     notifier.ready();

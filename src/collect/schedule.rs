@@ -49,6 +49,18 @@ pub struct Collectors {
 }
 
 impl Collectors {
+    /// The background tasks of the inline collectors ([`Collector::take_task`]), for the
+    /// agent's executor: each is handed out once.
+    pub fn take_tasks(&mut self) -> Vec<super::BackgroundTask> {
+        self.entries
+            .iter_mut()
+            .filter_map(|e| match &mut e.runner {
+                Runner::Inline(c) => c.take_task(),
+                Runner::Worker(_) => None,
+            })
+            .collect()
+    }
+
     /// Builds every collector of [`CollectorKind::ALL`], in order; the first that cannot start is
     /// the error.
     pub fn open(config: &Config) -> Result<Collectors, SetupError> {
