@@ -505,3 +505,91 @@ fn is_denied(name: &str) -> bool {
         || name == "org.freedesktop.DBus.Error.AccessDenied"
         || name.ends_with(".NotAuthorized")
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::model::sample::Sample;
+
+    fn reading(id: u32, label: &str) -> Reading {
+        let mut r = Reading::new(id);
+        r.label = convert::text(label);
+        r.operator = convert::text("Telekom");
+        r.quality = Some(50.0);
+        r.access = Some(0x4000);
+        r.registration = Some(1);
+        r.state = Some(STATE_CONNECTED);
+        r.signal[2] = [-60.0, -90.0, -10.0, 12.0];
+        r.rx_bytes = Some(1.0);
+        r.tx_bytes = Some(2.0);
+        r
+    }
+
+    fn collector(table: Table) -> ModemCollector {
+        ModemCollector {
+            table: Arc::new(Mutex::new(table)),
+            task: None,
+        }
+    }
+
+    /// Every series carries its row's labels in order; the bound holds; appearing and
+    /// vanishing modems are counted and leave no series.
+    #[test]
+    fn samples_follow_the_table() {
+        let mut t = Table::default();
+        t.publish(
+            &[reading(0, "wwan0"), reading(1, "wwan1")],
+            Counts::default(),
+        );
+        let mut c = collector(t);
+        let mut out: Vec<Sample> = Vec::new();
+        let o = c.collect(1, &mut [], &mut out).unwrap();
+        assert_eq!(o.emitted as usize, out.len());
+        // 2 × (1 + 4 + 6 + 7 + 1 + 1 + 2) + 3.
+        assert_eq!(out.len(), 2 * 22 + 3);
+        assert!(out.len() <= ModemCollector::max_samples(&Config::default()));
+        for s in &out {
+            let keys: Vec<LabelKey> = s.labels.iter().map(|l| l.key).collect();
+            assert_eq!(keys, s.metric.labels(), "{:?}", s.metric);
+            assert_eq!(s.metric.collector(), CollectorKind::Modem);
+        }
+        let value = |out: &[Sample], m: Metric| out.iter().find(|s| s.metric == m).map(|s| s.value);
+        assert_eq!(value(&out, Metric::ModemAddedTotal), Some(2.0));
+
+        // wwan1 replugged as a new index, wwan0 gone.
+        lock(&c.table).publish(
+            &[reading(2, "wwan1")],
+            Counts {
+                skipped: 4,
+                dropped: 1,
+            },
+        );
+        out.clear();
+        let o = c.collect(2, &mut [], &mut out).unwrap();
+        assert_eq!(o.skipped, 4);
+        assert_eq!(out.len(), 22 + 3);
+        assert!(
+            out.iter()
+                .all(|s| s.labels.is_empty() || s.labels[0].value.as_str() == "wwan1")
+        );
+        assert_eq!(value(&out, Metric::ModemAddedTotal), Some(3.0));
+        assert_eq!(value(&out, Metric::ModemRemovedTotal), Some(2.0));
+        assert_eq!(value(&out, Metric::ModemDroppedTotal), Some(1.0));
+        // The skips are per tick.
+        out.clear();
+        assert_eq!(c.collect(3, &mut [], &mut out).unwrap().skipped, 0);
+    }
+
+    #[test]
+    fn denial_names() {
+        assert!(is_denied(
+            "org.freedesktop.ModemManager1.Error.Core.Unauthorized"
+        ));
+        assert!(is_denied("org.freedesktop.DBus.Error.AccessDenied"));
+        assert!(!is_denied(
+            "org.freedesktop.ModemManager1.Error.Core.Unsupported"
+        ));
+    }
+}

@@ -378,3 +378,218 @@ pub fn read_bearer_stats(v: &Value, counts: &mut Counts) -> Option<(Option<f64>,
     }
     Some((total_rx.or(rx), total_tx.or(tx)))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn s(v: &str) -> Value {
+        Value::Str(v.to_owned())
+    }
+    fn var(v: Value) -> Value {
+        Value::Variant(Box::new(v))
+    }
+    fn props(p: Vec<(&str, Value)>) -> Value {
+        Value::Dict(p.into_iter().map(|(k, v)| (s(k), var(v))).collect())
+    }
+    fn object(n: u32, ifaces: Vec<(&str, Value)>) -> (Value, Value) {
+        (
+            Value::Path(format!("{MODEM_PATH_PREFIX}{n}")),
+            Value::Dict(ifaces.into_iter().map(|(k, v)| (s(k), v)).collect()),
+        )
+    }
+    fn modem(port: Option<&str>, quality: u32) -> Value {
+        let mut ports = vec![Value::Struct(vec![s("cdc-wdm0"), Value::U32(6)])];
+        if let Some(p) = port {
+            ports.push(Value::Struct(vec![s(p), Value::U32(2)]));
+        }
+        props(vec![
+            (
+                "SignalQuality",
+                Value::Struct(vec![Value::U32(quality), Value::Bool(true)]),
+            ),
+            ("AccessTechnologies", Value::U32(0x4000)),
+            ("State", Value::I32(11)),
+            ("Ports", Value::Array(ports)),
+            ("EquipmentIdentifier", s("350000000000001")),
+            (
+                "Bearers",
+                Value::Array(vec![Value::Path(format!("{BEARER_PATH_PREFIX}7"))]),
+            ),
+        ])
+    }
+
+    #[test]
+    fn a_modem_with_modem_managers_types() {
+        let lte = props(vec![
+            ("rsrp", Value::Double(-95.5)),
+            ("rsrq", Value::Double(-11.0)),
+            ("error-rate", Value::Double(0.0)),
+        ]);
+        let body = vec![Value::Dict(vec![object(
+            3,
+            vec![
+                (IFACE_MODEM, modem(Some("wwan0"), 71)),
+                (
+                    IFACE_3GPP,
+                    props(vec![
+                        ("RegistrationState", Value::U32(1)),
+                        ("OperatorName", s("")),
+                        ("OperatorCode", s("26201")),
+                    ]),
+                ),
+                (
+                    IFACE_SIGNAL,
+                    props(vec![("Lte", lte), ("Rate", Value::U32(5))]),
+                ),
+            ],
+        )])];
+        let mut out = heapless::Vec::new();
+        let counts = read_managed_objects(&body, &mut out);
+        assert_eq!(counts, Counts::default());
+        let r = &out[0];
+        assert_eq!((r.id, r.label.as_str()), (3, "wwan0"));
+        assert_eq!(r.operator.as_str(), "26201");
+        assert_eq!(r.quality, Some(71.0));
+        assert_eq!(
+            (r.access, r.state, r.registration),
+            (Some(0x4000), Some(11), Some(1))
+        );
+        assert_eq!(r.signal[2][1..3], [-95.5, -11.0]);
+        assert!(r.signal[2][0].is_nan() && r.signal[3].iter().all(|v| v.is_nan()));
+        assert_eq!(r.bearers.as_slice(), &[7]);
+    }
+
+    /// Without a net port the label is the equipment id's hash, never the id itself.
+    #[test]
+    fn no_net_port_is_a_hash_of_the_equipment_id() {
+        let body = vec![Value::Dict(vec![object(
+            0,
+            vec![(IFACE_MODEM, modem(None, 1))],
+        )])];
+        let mut out = heapless::Vec::new();
+        read_managed_objects(&body, &mut out);
+        let label = out[0].label.as_str();
+        assert!(label.starts_with("eq-") && label.len() == 15, "{label}");
+        assert!(!label.contains("350000000000001"));
+        assert_eq!(label, format!("eq-{:012x}", fnv1a("350000000000001") >> 16));
+    }
+
+    /// Odd variants and missing properties: each wrong one is a counted skip, the rest is read.
+    #[test]
+    fn odd_variants_are_counted_skips() {
+        let odd = props(vec![
+            ("SignalQuality", Value::U32(50)),                   // not (ub)
+            ("AccessTechnologies", s("lte")),                    // not u
+            ("State", Value::U32(11)),                           // not i
+            ("Ports", Value::U32(0)),                            // not a(su)
+            ("Bearers", Value::Array(vec![s("/not/a/bearer")])), // not a bearer path
+        ]);
+        let signal = props(vec![
+            (
+                "Lte",
+                props(vec![("rsrp", s("-90")), ("snr", Value::Double(f64::NAN))]),
+            ),
+            ("Nr5g", Value::U32(1)),
+        ]);
+        let body = vec![Value::Dict(vec![
+            object(1, vec![(IFACE_MODEM, odd), (IFACE_SIGNAL, signal)]),
+            object(2, vec![(IFACE_MODEM, Value::U32(3))]),
+            (
+                Value::Path("/org/freedesktop/ModemManager1/Sim/0".into()),
+                Value::U32(0),
+            ),
+            (Value::Path(format!("{MODEM_PATH_PREFIX}9")), Value::U32(0)),
+        ])];
+        let mut out = heapless::Vec::new();
+        let counts = read_managed_objects(&body, &mut out);
+        // 5 modem properties, rsrp, snr (NaN), Nr5g, modem 2's interface, modem 9's object.
+        assert_eq!(
+            counts,
+            Counts {
+                skipped: 10,
+                dropped: 0
+            }
+        );
+        assert_eq!(out.len(), 2);
+        let r = &out[0];
+        assert_eq!((r.quality, r.access, r.state), (None, None, None));
+        assert_eq!(r.label.as_str(), "mm1");
+        assert!(r.signal.iter().flatten().all(|v| v.is_nan()));
+        // Not a map at all.
+        let counts = read_managed_objects(&[Value::U32(1)], &mut out);
+        assert_eq!((counts.skipped, out.len()), (1, 0));
+        assert_eq!(read_managed_objects(&[], &mut out).skipped, 1);
+    }
+
+    /// More modems than the table holds: the rest are counted, not kept; a duplicate label is
+    /// skipped.
+    #[test]
+    fn huge_maps_are_bounded() {
+        let mut objects: Vec<_> = (0..100)
+            .map(|n| {
+                let port = format!("wwan{n}");
+                object(n, vec![(IFACE_MODEM, modem(Some(&port), 5))])
+            })
+            .collect();
+        objects.push(object(200, vec![(IFACE_MODEM, modem(Some("wwan0"), 5))]));
+        let mut out = heapless::Vec::new();
+        let counts = read_managed_objects(&[Value::Dict(objects)], &mut out);
+        assert_eq!(out.len(), MAX_MODEMS);
+        assert_eq!(
+            counts,
+            Counts {
+                skipped: 1,
+                dropped: 100 - MAX_MODEMS as u32
+            }
+        );
+        // A label longer than a label value is cut at a character boundary.
+        assert_eq!(text(&"é".repeat(40)).len(), 32);
+    }
+
+    #[test]
+    fn bearer_stats_prefer_the_totals() {
+        let mut c = Counts::default();
+        let v = var(props(vec![
+            ("rx-bytes", Value::U64(10)),
+            ("tx-bytes", Value::U64(20)),
+            ("total-rx-bytes", Value::U64(1000)),
+            ("duration", Value::U32(5)),
+        ]));
+        assert_eq!(
+            read_bearer_stats(&v, &mut c),
+            Some((Some(1000.0), Some(20.0)))
+        );
+        let v = props(vec![("rx-bytes", Value::U32(10))]);
+        assert_eq!(read_bearer_stats(&v, &mut c), Some((None, None)));
+        assert_eq!(c.skipped, 1);
+        assert_eq!(read_bearer_stats(&Value::U64(1), &mut c), None);
+    }
+
+    #[test]
+    fn registration_states() {
+        let names: Vec<_> = (0..13)
+            .map(|s| REGISTRATION_STATES[registration_index(s)])
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "idle",
+                "home",
+                "searching",
+                "denied",
+                "unknown",
+                "roaming",
+                "home",
+                "roaming",
+                "emergency",
+                "home",
+                "roaming",
+                "emergency",
+                "unknown"
+            ]
+        );
+    }
+}
