@@ -27,31 +27,7 @@ use std::time::{Duration, Instant};
 
 use support::agent::{Agent, health_addr, write_config};
 use support::dbus::{Bus, MmMock};
-
-fn env_secs(name: &str, default: u64) -> Duration {
-    Duration::from_secs(
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default),
-    )
-}
-
-/// ns on a CPU of every thread of `pid` (schedstat's first field).
-fn cpu_ns(pid: u32) -> u64 {
-    let mut total = 0;
-    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
-        let path = t.unwrap().path().join("schedstat");
-        if let Ok(s) = std::fs::read_to_string(path) {
-            total += s
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-    }
-    total
-}
+use support::{cpu_ns, env_secs};
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

@@ -206,6 +206,40 @@ fn properties(v: &Value) -> Option<impl Iterator<Item = (&str, &Value)>> {
     )
 }
 
+fn u32_of(v: &Value) -> Option<u32> {
+    match v {
+        Value::U32(n) => Some(*n),
+        _ => None,
+    }
+}
+
+fn i32_of(v: &Value) -> Option<i32> {
+    match v {
+        Value::I32(n) => Some(*n),
+        _ => None,
+    }
+}
+
+/// `value` into `slot` when it is there: false (a skip) when the property had the wrong type.
+fn set<T>(slot: &mut Option<T>, value: Option<T>) -> bool {
+    let ok = value.is_some();
+    if ok {
+        *slot = value;
+    }
+    ok
+}
+
+/// A string property into `slot` (`None` when empty); false when it is not a string.
+fn set_text<'a>(slot: &mut Option<&'a str>, v: &'a Value) -> bool {
+    match v {
+        Value::Str(s) => {
+            *slot = Some(s.as_str()).filter(|s| !s.is_empty());
+            true
+        }
+        _ => false,
+    }
+}
+
 /// One modem object's interfaces (`a{sa{sv}}`) into a [`Reading`].
 fn read_modem(id: u32, interfaces: &[(Value, Value)], counts: &mut Counts) -> Reading {
     let mut r = Reading::new(id);
@@ -234,27 +268,9 @@ fn read_modem(id: u32, interfaces: &[(Value, Value)], counts: &mut Counts) -> Re
                     },
                     _ => false,
                 },
-                (IFACE_MODEM, "AccessTechnologies") => match v {
-                    Value::U32(bits) => {
-                        r.access = Some(*bits);
-                        true
-                    }
-                    _ => false,
-                },
-                (IFACE_MODEM, "State") => match v {
-                    Value::I32(s) => {
-                        r.state = Some(*s);
-                        true
-                    }
-                    _ => false,
-                },
-                (IFACE_MODEM, "EquipmentIdentifier") => match v {
-                    Value::Str(s) => {
-                        equipment = Some(s.as_str()).filter(|s| !s.is_empty());
-                        true
-                    }
-                    _ => false,
-                },
+                (IFACE_MODEM, "AccessTechnologies") => set(&mut r.access, u32_of(v)),
+                (IFACE_MODEM, "State") => set(&mut r.state, i32_of(v)),
+                (IFACE_MODEM, "EquipmentIdentifier") => set_text(&mut equipment, v),
                 (IFACE_MODEM, "Ports") => match v {
                     Value::Array(ports) => {
                         net_port = ports.iter().find_map(|p| match p {
@@ -289,27 +305,9 @@ fn read_modem(id: u32, interfaces: &[(Value, Value)], counts: &mut Counts) -> Re
                     }
                     _ => false,
                 },
-                (IFACE_3GPP, "RegistrationState") => match v {
-                    Value::U32(s) => {
-                        r.registration = Some(*s);
-                        true
-                    }
-                    _ => false,
-                },
-                (IFACE_3GPP, "OperatorName") => match v {
-                    Value::Str(s) => {
-                        operator_name = Some(s.as_str()).filter(|s| !s.is_empty());
-                        true
-                    }
-                    _ => false,
-                },
-                (IFACE_3GPP, "OperatorCode") => match v {
-                    Value::Str(s) => {
-                        operator_code = Some(s.as_str()).filter(|s| !s.is_empty());
-                        true
-                    }
-                    _ => false,
-                },
+                (IFACE_3GPP, "RegistrationState") => set(&mut r.registration, u32_of(v)),
+                (IFACE_3GPP, "OperatorName") => set_text(&mut operator_name, v),
+                (IFACE_3GPP, "OperatorCode") => set_text(&mut operator_code, v),
                 (IFACE_SIGNAL, tech) => match SIGNAL_TECHS.iter().position(|(p, _)| *p == tech) {
                     Some(t) => read_signal(v, &mut r.signal[t], counts),
                     None => true, // Rate, thresholds, Cdma, Evdo: not read
