@@ -18,6 +18,9 @@ use super::wire::{self, Arg, Call, Message, Prefix, Value, WireError};
 pub const DEFAULT_SYSTEM_BUS: &str = "unix:path=/var/run/dbus/system_bus_socket";
 /// Messages dropped while waiting for one reply before the connection is given up.
 pub const MAX_SKIPPED_MESSAGES: usize = 1024;
+/// Capacity of the message buffer kept between messages (ModemManager's replies for a few
+/// modems are a few KiB).
+const KEEP_BUFFER: usize = 64 << 10;
 /// Longest line of the authentication exchange.
 const MAX_AUTH_LINE: usize = 512;
 
@@ -243,7 +246,12 @@ impl Connection {
         self.buf.extend_from_slice(&head);
         self.buf.resize(total, 0);
         self.stream.read_exact(&mut self.buf[Prefix::LEN..]).await?;
-        Ok(wire::parse_message(&self.buf)?)
+        let msg = wire::parse_message(&self.buf);
+        if self.buf.capacity() > KEEP_BUFFER {
+            // One large message (up to MAX_MESSAGE) does not stay resident.
+            self.buf = Vec::new();
+        }
+        Ok(msg?)
     }
 }
 
