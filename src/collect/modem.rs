@@ -177,11 +177,7 @@ impl Collector for ModemCollector {
             Ok(true) => {}
         }
         let table = Arc::new(Mutex::new(Table::default()));
-        let interval = config
-            .collect
-            .intervals
-            .get(CollectorKind::Modem)
-            .unwrap_or(config.collect.interval);
+        let interval = config.collect.interval_for(CollectorKind::Modem);
         let task = Poller {
             address,
             signal_rate: config.modem.signal_rate,
@@ -580,6 +576,29 @@ mod tests {
         // The skips are per tick.
         out.clear();
         assert_eq!(c.collect(3, &mut [], &mut out).unwrap().skipped, 0);
+    }
+
+    /// configs/belabox.toml loads, reports every kind of link of a bond and arms the extended
+    /// signal readings.
+    #[test]
+    fn the_board_profile() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/belabox.toml");
+        let config = Config::load(&path).unwrap();
+        let mut filter =
+            super::super::filter::NameFilter::new(&config.network.include, &config.network.exclude)
+                .unwrap();
+        for link in ["wwan0", "wwp0s20f0u3i4", "usb0", "eth1", "wlan0"] {
+            assert!(filter.allows(link), "{link}");
+        }
+        for not in ["lo", "docker0", "veth12"] {
+            assert!(!filter.allows(not), "{not}");
+        }
+        assert!(config.collect.enabled(CollectorKind::Modem));
+        assert_eq!(config.modem.signal_rate, 10);
+        assert_eq!(
+            config.collect.interval_for(CollectorKind::Modem),
+            Duration::from_secs(5)
+        );
     }
 
     #[test]
