@@ -266,7 +266,7 @@ fn sorted(mut l: Labels) -> Labels {
 }
 
 /// The rules without their `annotations:` blocks (promtool compares rendered annotations).
-fn without_annotations(rules: &str) -> String {
+pub(crate) fn without_annotations(rules: &str) -> String {
     let mut out = Vec::new();
     let mut skip_deeper_than: Option<usize> = None;
     for line in rules.lines() {
