@@ -4,7 +4,7 @@
 //! added mid-run (no stale series, counted), `Signal.Setup` refused (one log line naming the
 //! polkit action, the basic readings go on), ModemManager absent (not installed: `unavailable`
 //! in /health; installed but not started: its modems appear once it starts) and the bus going
-//! away and coming back.
+//! away and coming back (`Signal.Setup` called again for the modem that comes back).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -244,10 +244,12 @@ fn the_bus_going_away_and_coming_back() {
     let mut bus = Bus::start(dir.path(), false);
     let mut mm = MmMock::start(&bus);
     mm.send("add 0 wwan0 80 Telekom 1 2");
-    let (cfg, health) = config(dir.path(), None, &modem_section(&bus, 0));
+    // Signal.Setup allowed: called once per modem appearance, so again after the bus is back.
+    let (cfg, health) = config(dir.path(), None, &modem_section(&bus, 5));
     let mut agent = Agent::spawn(&cfg, health, &dir.path().join("agent.log"));
     agent.wait_for("the modem", LIMIT, |a| {
         latest(a, "modem_added_total") == Some(1.0)
+            && a.log_text().contains("extended signal readings every 5 s")
     });
     drop(mm);
     bus.kill();
@@ -267,6 +269,8 @@ fn the_bus_going_away_and_coming_back() {
     mm.send("add 0 wwan0 33 Telekom 1 2");
     agent.wait_for("the modem back with the bus", LIMIT, |a| {
         latest(a, "modem_added_total") == Some(2.0)
+            && a.log_text().matches("extended signal readings every 5 s").count() == 2
     });
+    assert!(!agent.log_text().contains("Device.Control"));
     agent.stop();
 }
