@@ -269,7 +269,10 @@ fn the_bus_going_away_and_coming_back() {
     mm.send("add 0 wwan0 33 Telekom 1 2");
     agent.wait_for("the modem back with the bus", LIMIT, |a| {
         latest(a, "modem_added_total") == Some(2.0)
-            && a.log_text().matches("extended signal readings every 5 s").count() == 2
+            && a.log_text()
+                .matches("extended signal readings every 5 s")
+                .count()
+                == 2
     });
     assert!(!agent.log_text().contains("Device.Control"));
     agent.stop();
