@@ -14,10 +14,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::Command;
 
-use super::soc_rules::without_annotations;
-use crate::support::tools::{PROMTOOL, need, run};
+use super::soc_rules::{promtool_test, without_annotations};
+use crate::support::tools::{PROMTOOL, need};
 
 const STATES: [&str; 7] = [
     "idle",
@@ -109,11 +108,5 @@ fn promtool_fires_each_modem_rule_and_no_near_miss() {
         "evaluation_interval": "30s",
         "tests": [{"interval": "1m", "input_series": input, "alert_rule_test": tests}],
     });
-    let test_file = dir.path().join("modem.test.yml");
-    std::fs::write(&test_file, serde_json::to_string_pretty(&test).unwrap()).unwrap();
-    let (out, text) = run(Command::new(PROMTOOL)
-        .args(["test", "rules"])
-        .arg(&test_file));
-    assert!(out.status.success(), "promtool test rules:\n{text}");
-    assert!(text.contains("SUCCESS"), "{text}");
+    promtool_test(&dir.path().join("modem.test.yml"), &test);
 }
