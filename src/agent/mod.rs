@@ -213,6 +213,9 @@ pub fn run(mut config: Config, reload: Option<ConfigLoader>) -> Result<(), RunEr
     }
     refresh_storage_state(&store.get(), &config.storage.path, &state);
     let rules = HealthRules::from_config(&config);
+    // Before the ticker owns them: the collectors' own tasks (the modem poller) run on the
+    // executor.
+    let background = collectors.take_tasks();
     let waker = wake.waker().map_err(RunError::TickThread)?;
     let tick = ticker::Tick::new(&config, collectors, Arc::clone(&state), waker);
     let ticker = ticker::Ticker::spawn(tick).map_err(RunError::TickThread)?;
@@ -223,7 +226,7 @@ pub fn run(mut config: Config, reload: Option<ConfigLoader>) -> Result<(), RunEr
         // Before the uploader starts, so that it finds a fresh handle.
         lp.start_failed(&e, start_records);
     }
-    let tasks = tasks::start_async_tasks(&config, &store, &state, rules)?;
+    let tasks = tasks::start_async_tasks(&config, &store, &state, rules, background)?;
 
     let mut notifier = Notifier::from_env();
     notifier.ready();

@@ -17,6 +17,7 @@ mod support;
 mod cli_habits;
 mod clock_untrusted;
 mod disk_full_agent;
+mod modem;
 mod once_fixtures;
 mod once_partial;
 mod once_soc;
