@@ -24,31 +24,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::agent::{Agent, SmallDisk};
-
-fn env_secs(name: &str, default: u64) -> Duration {
-    Duration::from_secs(
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default),
-    )
-}
-
-/// ns on a CPU of every thread of `pid` (schedstat's first field).
-fn cpu_ns(pid: u32) -> u64 {
-    let mut total = 0;
-    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
-        let Ok(s) = std::fs::read_to_string(t.unwrap().path().join("schedstat")) else {
-            continue; // a thread that ended meanwhile
-        };
-        total += s
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-    }
-    total
-}
+use support::{cpu_ns, env_secs};
 
 /// (CPU ms per second, loop iterations per second) over `window`.
 fn measure(agent: &mut Agent, window: Duration) -> (f64, f64) {

@@ -18,6 +18,7 @@ pub mod cli;
 pub mod collect;
 pub mod commands;
 pub mod config;
+pub mod dbus;
 pub mod health;
 pub mod ingest;
 pub mod logging;

@@ -70,6 +70,7 @@ step "contents (dpkg-deb -c)"
 dpkg-deb -c "$deb1" | tee "$tmp/contents"
 for p in ./usr/bin/$NAME ./lib/systemd/system/$NAME.service ./etc/$NAME/config.toml \
          ./usr/share/$NAME/grafana/$NAME.json ./usr/share/$NAME/alerts/$NAME.rules.yml \
+         ./usr/share/$NAME/belabox.toml \
          ./usr/share/doc/$NAME/install.md ./usr/share/doc/$NAME/copyright \
          ./usr/share/doc/$NAME/changelog.Debian.gz; do
   grep -q " $p\$" "$tmp/contents" || fail "$p not in the package"

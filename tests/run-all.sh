@@ -19,6 +19,10 @@ command -v faketime >/dev/null 2>&1 || need_apt+=(faketime)
 # tests/support/lazyfs.py, a FUSE file system that drops unsynced writes (a power cut).
 /usr/bin/python3 -c 'import fuse' >/dev/null 2>&1 || need_apt+=(python3-fuse)
 command -v fusermount >/dev/null 2>&1 || need_apt+=(fuse3)
+# dbus-daemon and python3-dbusmock (for /usr/bin/python3): tests/agent/modem.rs and the
+# footprint test run a private bus with a ModemManager stand-in (tests/support/mm_mock.py).
+command -v dbus-daemon >/dev/null 2>&1 || need_apt+=(dbus-daemon)
+/usr/bin/python3 -c 'import dbusmock' >/dev/null 2>&1 || need_apt+=(python3-dbusmock)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]}"
   as_root apt-get update -qq
@@ -27,6 +31,7 @@ fi
 command -v victoria-metrics >/dev/null || { echo "victoria-metrics is missing after install" >&2; exit 1; }
 command -v prometheus >/dev/null || { echo "prometheus is missing after install" >&2; exit 1; }
 /usr/bin/python3 -c 'import fuse' || { echo "python3-fuse is missing after install" >&2; exit 1; }
+/usr/bin/python3 -c 'import dbusmock' || { echo "python3-dbusmock is missing after install" >&2; exit 1; }
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

@@ -1,6 +1,8 @@
-//! What the collection loop of [`super::run`] does each iteration: collect into the ring, flush
-//! it into the store when due, keep the store maintained and recover it after an I/O error.
-//! Its clock handling is [`super::time_trust`].
+//! What the collection loop of [`super::run`] does each iteration: take the ticker's samples
+//! ([`super::ticker`], its own thread) into the ring, flush it into the store when due, keep the
+//! store maintained and recover it after an I/O error. Its clock handling is
+//! [`super::time_trust`]. Every store call is made here, never on the ticker's thread, so a slow
+//! disk delays flushes, not ticks.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -13,15 +15,15 @@ use super::notify::Notifier;
 use super::recover::{self, Recovery, RingCounts, Step};
 use super::self_metrics::SelfMetricBatch;
 use super::startup::{StartRecords, StartWriteError, move_aside, note_moved_aside};
+use super::ticker::Ticker;
 use super::time_trust::TimeTrust;
 use super::wait;
-use crate::collect::Collectors;
 use crate::collect::sizing;
 use crate::config::Config;
 use crate::health::HealthRules;
 use crate::health::status::Liveness;
 use crate::model::phase::Phase;
-use crate::model::ring::{DropLog, SampleRing};
+use crate::model::ring::SampleRing;
 use crate::model::state::AgentState;
 use crate::upload::store_worker::SharedStore;
 
@@ -31,15 +33,12 @@ pub(super) struct CollectionLoop<'a> {
     pub(super) store: &'a SharedStore,
     pub(super) state: &'a AgentState,
     pub(super) rules: HealthRules,
-    pub(super) collectors: Collectors,
+    /// The collection tick's thread, and the samples waiting there.
+    pub(super) ticker: Ticker,
+    /// What the next flush stores: all boot clock or all wall time (`time.ring_unstamped`).
+    /// Full (the store failing), it drops its oldest, counted by the ticker.
     pub(super) ring: SampleRing,
-    pub(super) drop_log: DropLog,
     pub(super) scratch: FlushScratch,
-    /// Samples the collectors pushed into the ring since start: each one is stored, dropped
-    /// by the full ring (`ring.dropped()`), or reported lost at shutdown.
-    pub(super) collected: u64,
-    /// Origin of the collectors' monotonic milliseconds.
-    pub(super) start: Instant,
     pub(super) next_flush: Instant,
     pub(super) next_self_metrics: Instant,
     /// Self-metrics are due: the next flush takes them (fresh, with its own stamp) and stores
@@ -62,7 +61,7 @@ impl<'a> CollectionLoop<'a> {
         store: &'a SharedStore,
         state: &'a AgentState,
         rules: HealthRules,
-        collectors: Collectors,
+        ticker: Ticker,
     ) -> Self {
         let start = Instant::now();
         let lp = CollectionLoop {
@@ -70,12 +69,9 @@ impl<'a> CollectionLoop<'a> {
             store,
             state,
             rules,
-            collectors,
+            ticker,
             ring: SampleRing::with_capacity(sizing::ring_size(config).capacity),
-            drop_log: DropLog::default(),
             scratch: FlushScratch::default(),
-            collected: 0,
-            start,
             next_flush: start + config.storage.flush_interval,
             next_self_metrics: start + config.monitoring.self_metrics_interval,
             self_metrics_due: false,
@@ -90,68 +86,50 @@ impl<'a> CollectionLoop<'a> {
         lp
     }
 
-    /// The loop's longest sleep (its shortest collector interval, or the flush interval) sets
-    /// how long it may stay in one phase before the live probe fails
+    /// The loop's longest sleep (the flush interval: the ticks wake it only early) sets how
+    /// long it may stay in one phase before the live probe fails
     /// ([`crate::model::phase::stall_after`]).
     pub(super) fn publish_stall_bound(&self) {
-        let longest_sleep = self
-            .collectors
-            .shortest_interval()
-            .min(self.config.storage.flush_interval);
-        self.state.loop_phase.set_stall_after(longest_sleep);
+        self.state
+            .loop_phase
+            .set_stall_after(self.config.storage.flush_interval);
     }
 
-    /// Milliseconds since `start`.
-    pub(super) fn mono(&self, now: Instant) -> i64 {
-        i64::try_from(now.duration_since(self.start).as_millis()).unwrap_or(i64::MAX)
+    /// Samples dropped by the ticker's full ring since start (published by the ticker).
+    pub(super) fn ring_dropped(&self) -> u64 {
+        self.state
+            .storage
+            .ring_dropped_total
+            .load(Ordering::Relaxed)
     }
 
     pub(super) fn ring_counts(&self) -> RingCounts {
         RingCounts {
-            dropped: self.ring.dropped(),
+            dropped: self.ring_dropped(),
             len: self.ring.len(),
         }
     }
 
-    /// Runs the collectors that are due into the ring; returns the instant of this tick.
-    pub(super) fn collect(&mut self) -> Instant {
+    /// Takes the ticker's samples into the ring; returns the instant after.
+    /// A sample stamped the other way than the ring's (the clock's trust changed) waits for
+    /// the ring's flush, done here unless the store is in an outage (its recovery flushes).
+    pub(super) fn take(&mut self) -> Instant {
         self.state.loop_phase.enter(Phase::Collect);
-        let now = Instant::now();
-        let ts = self.judge_time();
-        // Again: judging the time may have flushed.
-        self.state.loop_phase.enter(Phase::Collect);
-        let t0 = Instant::now();
-        let pushed = self.collectors.tick(self.mono(now), ts, &mut self.ring);
-        self.collected += pushed as u64;
-        if pushed > 0 {
-            self.state
-                .collect_duration
-                .observe(t0.elapsed().as_secs_f64());
+        loop {
+            let h = self
+                .ticker
+                .hand_over(&mut self.ring, &mut self.time.ring_unstamped);
+            self.time.verdict = h.verdict;
+            self.time.restamp_due |= self.time.ring_unstamped && !self.ring.is_empty();
+            if !h.other_stamp_waits || self.ring.is_empty() || self.recovery.in_outage() {
+                break;
+            }
+            if !self.flush_and_track(Instant::now(), "flush") {
+                break;
+            }
+            self.state.loop_phase.enter(Phase::Collect);
         }
-        self.state.loop_heartbeat.fetch_add(1, Ordering::Relaxed);
-        self.note_ring_drops(now, ts);
-        now
-    }
-
-    /// Counts ring drops per collector (health degrades on them) and logs them, rate-limited.
-    pub(super) fn note_ring_drops(&mut self, now: Instant, ts: i64) {
-        let dropped = self.ring.dropped();
-        let storage = &self.state.storage;
-        if storage.ring_dropped_total.swap(dropped, Ordering::Relaxed) != dropped {
-            self.collectors.note_ring_drops(&self.ring, ts);
-        }
-        if let Some(line) = self.drop_log.due(dropped, now) {
-            let size = sizing::ring_size(self.config);
-            log::warn!(
-                dropped = line.new,
-                dropped_total = line.total,
-                ring_capacity = self.ring.capacity(),
-                largest_tick = size.max_tick,
-                store_failing = storage.io_failing.load(Ordering::Relaxed),
-                error_type = "ring_full";
-                "sample ring full: oldest samples dropped before they were stored"
-            );
-        }
+        Instant::now()
     }
 
     /// Flush (on time, or early when the ring is half full), self-metrics, store upkeep; in a
@@ -163,7 +141,7 @@ impl<'a> CollectionLoop<'a> {
             self.self_metrics_due = true;
             self.next_self_metrics = now + c.monitoring.self_metrics_interval;
         }
-        self.recovery.track_ring(self.ring.dropped(), self.state);
+        self.recovery.track_ring(self.ring_dropped(), self.state);
         match self.recovery.step(now) {
             Step::Normal => {
                 // Half full: the next tick (at most half the capacity, see RingSize) still fits.
@@ -236,7 +214,7 @@ impl<'a> CollectionLoop<'a> {
         }
         match result {
             Ok(()) => {
-                self.recovery.recovered(self.ring.dropped(), self.state);
+                self.recovery.recovered(self.ring_dropped(), self.state);
                 self.restore_vanished(now);
                 let capped = maintain::enforce_size_cap(&self.store.get(), self.state);
                 match capped {
@@ -361,10 +339,10 @@ impl<'a> CollectionLoop<'a> {
             if self.start_records.is_some() {
                 self.write_start_records(now);
                 if self.start_records.is_none() {
-                    self.recovery.recovered(self.ring.dropped(), self.state);
+                    self.recovery.recovered(self.ring_dropped(), self.state);
                 }
             } else {
-                self.recovery.recovered(self.ring.dropped(), self.state);
+                self.recovery.recovered(self.ring_dropped(), self.state);
             }
             return;
         }
@@ -424,13 +402,12 @@ impl<'a> CollectionLoop<'a> {
         }
     }
 
-    /// Until the next deadline the loop acts on ([`wait::wait`]): the next collector, the next
-    /// flush (in an outage: the recovery's next step), or the next watchdog ping (while live).
+    /// Until the next deadline the loop acts on ([`wait::wait`]): the next flush (in an
+    /// outage: the recovery's next step), or the next watchdog ping (while live). The ticker
+    /// wakes it earlier when its ring is half full.
     pub(super) fn next_wait(&self, notifier: &Notifier) -> Duration {
         let now = Instant::now();
-        let due_in = self.collectors.next_due_in(self.mono(now));
         wait::wait(&wait::Deadlines {
-            collect_in: Duration::from_millis(u64::try_from(due_in).unwrap_or(1000)),
             flush_in: self.next_flush.saturating_duration_since(now),
             ping_in: notifier.next_ping_in(now),
             in_outage: self.recovery.in_outage(),
@@ -450,26 +427,38 @@ impl<'a> CollectionLoop<'a> {
         }
     }
 
-    /// The final flush and sync. In an outage, one last try: the disk may have room again.
+    /// Stops the ticker, then the final flushes and sync. In an outage, one last try: the disk
+    /// may have room again.
     pub(super) fn shutdown(mut self) {
-        let now = Instant::now();
+        self.ticker.stop();
         // A vanished store file not yet put back is lost once the process exits: one more try.
         self.restore_retry_at = None;
-        if self.recovery.in_outage() {
-            self.retry(now, true);
-        } else {
-            self.flush_and_track(now, "final flush");
+        // The ticker's ring can hold more than one flush (a stamp change, or a ring full
+        // while the store was slow): flush until it is empty or a flush fails.
+        loop {
+            let now = self.take();
+            let ok = if self.recovery.in_outage() {
+                self.retry(now, true);
+                !self.recovery.in_outage()
+            } else {
+                self.flush_and_track(now, "final flush")
+            };
+            if !ok || !self.ring.is_empty() || self.ticker.len() == 0 {
+                break;
+            }
         }
-        if !self.ring.is_empty() {
-            log::error!(lost = self.ring.len(), error_type = "store_write"; "final flush failed; samples in memory are lost");
+        let lost = self.ring.len() + self.ticker.len();
+        if lost > 0 {
+            log::error!(lost = lost, error_type = "store_write"; "final flush failed; samples in memory are lost");
         }
         if let Err(e) = self.store.get().sync() {
             log::warn!(error = e.to_string().as_str(), error_type = "store_write"; "final sync failed");
         }
+        let (collected, ring_dropped) = self.ticker.counts();
         log::info!(
-            collected = self.collected,
-            ring_dropped = self.ring.dropped(),
-            lost_at_stop = self.ring.len();
+            collected = collected,
+            ring_dropped = ring_dropped,
+            lost_at_stop = lost;
             "collection ended"
         );
     }

@@ -36,6 +36,7 @@ fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
 /// untrusted when they were taken, [`crate::monitor::clock`]) and goes to the store's
 /// unstamped table instead of the pending queue. `riders` (the self-metrics taken since the
 /// last flush, stamped the same way) rides in the same transaction: one commit, not two.
+#[inline(never)] // its own frame in profiles (benches/phases.rs)
 pub(super) fn flush(
     store: &Store,
     ring: &mut SampleRing,

@@ -1,16 +1,17 @@
 //! `belabox-metrics run`: collectors → ring → store every flush interval, with the async tasks
 //! (uploader, health responder, clock-skew check) on one smol executor thread.
 //!
-//! Threads: the collection loop runs on the main thread (it is synchronous and never allocates per
-//! tick); the store flush runs on the same thread between ticks (one write transaction per flush);
-//! one executor thread runs every async task; the uploader's blocking store calls run on its
+//! Threads: the collection tick runs on its own thread (`bbm-tick`, [`ticker`]: collectors into
+//! a hand-off ring, never a store call, never an allocation per tick); the collection loop on the
+//! main thread takes those samples and flushes them into the store (one write transaction per
+//! flush), so a slow disk delays flushes, never ticks; one executor thread runs every async task; the uploader's blocking store calls run on its
 //! store worker thread (`bbm-store`, see `store_worker`). Signals wake the loop through a
 //! self-pipe ([`signals`]): SIGTERM/SIGINT/SIGQUIT = final flush, stop the tasks, close the store,
 //! exit 0; SIGHUP = reload the configuration ([`reload`]); SIGUSR1 = a status line.
 //!
 //! Files by concern: this one is [`run`] (start-up, then the loop until a stop signal);
-//! [`startup`] opens the store and writes the session records; [`collection`] is what the loop
-//! does each iteration; [`time_trust`] stamps samples by the clock's trust; [`flush`] moves the
+//! [`startup`] opens the store and writes the session records; [`ticker`] is the collection
+//! tick's thread; [`collection`] is what the loop does each iteration; [`time_trust`] stamps samples by the clock's trust; [`flush`] moves the
 //! ring into the store; [`maintain`] keeps the store within its retention and size; [`recover`] gets the
 //! store back after an I/O error (a full disk); [`signals`] is the self-pipe; [`tasks`] the
 //! executor thread; [`notify`] the systemd protocol; [`test_hooks`] (feature `test-hooks` only) the integration tests'
@@ -39,6 +40,7 @@ mod startup;
 mod tasks;
 #[cfg(feature = "test-hooks")]
 mod test_hooks;
+mod ticker;
 mod time_trust;
 mod wait;
 
@@ -95,6 +97,8 @@ pub enum RunError {
     Uploader(UploadError),
     /// Spawning the executor thread.
     AsyncThread(io::Error),
+    /// Spawning the collection tick's thread.
+    TickThread(io::Error),
     /// Transparent: `[ingest]` could not start (the message names the key).
     Ingest(io::Error),
 }
@@ -115,6 +119,7 @@ impl fmt::Display for RunError {
             RunError::HealthBind(e) => e.fmt(f),
             RunError::Uploader(_) => f.write_str("uploader"),
             RunError::AsyncThread(_) => f.write_str("starting the async thread"),
+            RunError::TickThread(_) => f.write_str("starting the collection thread"),
             RunError::Ingest(e) => e.fmt(f),
         }
     }
@@ -123,7 +128,7 @@ impl fmt::Display for RunError {
 impl std::error::Error for RunError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            RunError::Signals(e) | RunError::AsyncThread(e) => Some(e),
+            RunError::Signals(e) | RunError::AsyncThread(e) | RunError::TickThread(e) => Some(e),
             RunError::StorageDir { source, .. } | RunError::MoveAside { source, .. } => {
                 Some(source)
             }
@@ -212,14 +217,20 @@ pub fn run(mut config: Config, reload: Option<ConfigLoader>) -> Result<(), RunEr
     }
     refresh_storage_state(&store.get(), &config.storage.path, &state);
     let rules = HealthRules::from_config(&config);
-    let mut lp = CollectionLoop::new(&config, &store, &state, rules, collectors);
+    // Before the ticker owns them: the collectors' own tasks (the modem poller) run on the
+    // executor.
+    let background = collectors.take_tasks();
+    let waker = wake.waker().map_err(RunError::TickThread)?;
+    let tick = ticker::Tick::new(&config, collectors, Arc::clone(&state), waker);
+    let ticker = ticker::Ticker::spawn(tick).map_err(RunError::TickThread)?;
+    let mut lp = CollectionLoop::new(&config, &store, &state, rules, ticker);
     if let Some(e) = deferred {
         lp.open_failed(&e, start_records);
     } else if let Some(e) = start_failure {
         // Before the uploader starts, so that it finds a fresh handle.
         lp.start_failed(&e, start_records);
     }
-    let tasks = tasks::start_async_tasks(&config, &store, &state, rules)?;
+    let tasks = tasks::start_async_tasks(&config, &store, &state, rules, background)?;
 
     let mut notifier = Notifier::from_env();
     notifier.ready();
@@ -250,7 +261,7 @@ pub fn run(mut config: Config, reload: Option<ConfigLoader>) -> Result<(), RunEr
         if signals.ignored {
             log::info!("SIGUSR2 received; ignored");
         }
-        let now = lp.collect();
+        let now = lp.take();
         lp.housekeeping(now);
         // No ping while the agent can make no progress: the watchdog then restarts it.
         match liveness(&LiveSnapshot::capture(&state, mono_ms())) {

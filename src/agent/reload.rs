@@ -9,8 +9,6 @@
 //! in a warning and left as they are (`current` keeps their old values, so the next reload names
 //! them again). Log lines name keys, never values: `remote.url` may hold credentials.
 
-use std::time::Instant;
-
 use crate::collect::CollectorKind;
 use crate::config::{Config, ConfigError, LogFormat};
 use crate::logging::{self, Format};
@@ -76,8 +74,7 @@ impl Reloader {
             if reopen_net {
                 reopen.push(CollectorKind::Network);
             }
-            let mono = lp.mono(Instant::now());
-            match lp.collectors.reconfigure(&candidate, &reopen, mono) {
+            match lp.ticker.reconfigure(&candidate, &reopen) {
                 Ok(()) => {
                     lp.publish_stall_bound();
                     effective = candidate;
@@ -121,7 +118,7 @@ pub(super) fn log_status(lp: &CollectionLoop<'_>) {
     log::info!(
         session_id = s.session_id.as_str(),
         uptime_s = (crate::model::time::now_ms() - s.started_at_ms).max(0) / 1000,
-        ring = lp.ring.len(),
+        ring = lp.ring.len() + lp.ticker.len(),
         ring_dropped = s.storage.ring_dropped_total.load(Relaxed),
         pending = s.storage.pending.load(Relaxed),
         store_bytes = s.storage.size_bytes.load(Relaxed),

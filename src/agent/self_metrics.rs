@@ -25,6 +25,7 @@ pub struct SelfMetricBatch {
 impl SelfMetricBatch {
     /// One row per finite self-metric, all stamped with `stamp` (the collection loop's
     /// verdict: a trusted time, or the boot clock).
+    #[inline(never)] // its own frame in profiles (benches/phases.rs)
     pub fn take(state: &AgentState, rules: &HealthRules, stamp: Stamp) -> SelfMetricBatch {
         let now = now_ms();
         let mut rows: Vec<SelfMetricRow> = Vec::with_capacity(64);

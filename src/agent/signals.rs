@@ -34,10 +34,12 @@ pub(super) struct Signals {
     pub ignored: bool,
 }
 
-/// The read end of the self-pipe and the flags; the write ends belong to the signal handlers.
+/// The read end of the self-pipe and the flags; the write ends belong to the signal handlers
+/// (and one to each [`Waker`]).
 #[derive(Debug)]
 pub(super) struct WakePipe {
     rx: UnixStream,
+    tx: UnixStream,
     stop: Arc<AtomicBool>,
     reload: Arc<AtomicBool>,
     status: Arc<AtomicBool>,
@@ -49,8 +51,11 @@ impl WakePipe {
     pub(super) fn install() -> io::Result<WakePipe> {
         let (rx, tx) = UnixStream::pair()?;
         rx.set_nonblocking(true)?;
+        // Non-blocking: a full pipe means the loop is already woken, never a blocked writer.
+        tx.set_nonblocking(true)?;
         let pipe = WakePipe {
             rx,
+            tx: tx.try_clone()?,
             stop: Arc::default(),
             reload: Arc::default(),
             status: Arc::default(),
@@ -84,9 +89,25 @@ impl WakePipe {
         }
     }
 
-    /// Sleeps up to `wait`, less when a signal arrives.
+    /// Sleeps up to `wait`, less when a signal arrives or a [`Waker`] wakes it.
     pub(super) fn wait(&self, wait: Duration) {
         wait_for_wake(&self.rx, wait);
+    }
+
+    /// A handle another thread wakes the loop with (no flag: the loop just runs an iteration).
+    pub(super) fn waker(&self) -> io::Result<Waker> {
+        Ok(Waker(self.tx.try_clone()?))
+    }
+}
+
+/// Wakes the loop from another thread (the ticker, when its ring is half full).
+#[derive(Debug)]
+pub(super) struct Waker(UnixStream);
+
+impl Waker {
+    /// One byte into the self-pipe; a full pipe (EAGAIN) already wakes the loop.
+    pub(super) fn wake(&self) {
+        let _ = rustix::io::write(self.0.as_fd(), &[0u8]);
     }
 }
 

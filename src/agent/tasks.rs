@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::RunError;
+use crate::collect::BackgroundTask;
 use crate::config::Config;
 use crate::health::{self, HealthRules};
 use crate::model::state::AgentState;
@@ -48,6 +49,7 @@ pub(super) fn start_async_tasks(
     store: &SharedStore,
     state: &Arc<AgentState>,
     rules: HealthRules,
+    background: Vec<BackgroundTask>,
 ) -> Result<AsyncTasks, RunError> {
     // [ingest]: its own listener, bound here so a bad address or token fails the start.
     let ingest = crate::ingest::Ingest::start(config, store, state).map_err(RunError::Ingest)?;
@@ -97,6 +99,10 @@ pub(super) fn start_async_tasks(
             }
             if let Some(u) = uploader {
                 tasks.push(ex.spawn(u.run()));
+            }
+            // The collectors' own tasks never end by themselves: each until the stop.
+            for t in background {
+                tasks.push(ex.spawn(smol::future::or(t, stopped())));
             }
             smol::block_on(ex.run(async {
                 for t in tasks {

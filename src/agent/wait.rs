@@ -1,4 +1,5 @@
 //! How long the collection loop sleeps: a pure rule over its deadlines, with its table test.
+//! (The collectors' deadlines are the ticker's, [`super::ticker`], not the loop's.)
 //!
 //! The loop must sleep until the next deadline it will *act on*, whatever the store does. Two
 //! deadlines stop being acted on and must then not shorten the sleep (issue 26: either one,
@@ -17,8 +18,6 @@ pub(super) const OUTAGE_STEP: Duration = Duration::from_secs(1);
 /// The loop's deadlines, as durations from now (zero: due now or passed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Deadlines {
-    /// Until the next collector is due.
-    pub collect_in: Duration,
     /// Until the next flush.
     pub flush_in: Duration,
     /// Until the next systemd watchdog ping (`None`: no watchdog).
@@ -31,12 +30,9 @@ pub(super) struct Deadlines {
 
 /// The sleep before the next iteration. Pure.
 pub(super) fn wait(d: &Deadlines) -> Duration {
-    let mut wait = d.collect_in;
-    if d.in_outage {
-        wait = wait.min(OUTAGE_STEP);
-    } else {
-        wait = wait.min(d.flush_in);
-    }
+    // The ticks are not a deadline here: the ticker runs them on its own thread and wakes the
+    // loop when its ring is half full (`super::ticker`).
+    let mut wait = if d.in_outage { OUTAGE_STEP } else { d.flush_in };
     if d.alive {
         if let Some(ping) = d.ping_in {
             wait = wait.min(ping);
@@ -54,16 +50,15 @@ mod tests {
     #[test]
     fn the_loop_sleeps_until_the_next_deadline_it_acts_on() {
         let healthy = Deadlines {
-            collect_in: MS(200),
             flush_in: MS(5000),
             ping_in: None,
             in_outage: false,
             alive: true,
         };
         let table: [(&str, Deadlines, Duration); 8] = [
-            ("collector next", healthy, MS(200)),
+            ("flush next", healthy, MS(5000)),
             (
-                "flush next",
+                "flush soon",
                 Deadlines {
                     flush_in: MS(50),
                     ..healthy
@@ -79,18 +74,8 @@ mod tests {
                 MS(0),
             ),
             (
-                "outage: the passed flush deadline is the recovery's",
+                "outage: the passed flush deadline is the recovery's step",
                 Deadlines {
-                    flush_in: MS(0),
-                    in_outage: true,
-                    ..healthy
-                },
-                MS(200),
-            ),
-            (
-                "outage with long intervals: the recovery's step",
-                Deadlines {
-                    collect_in: MS(10_000),
                     flush_in: MS(0),
                     in_outage: true,
                     ..healthy
@@ -106,13 +91,21 @@ mod tests {
                 MS(0),
             ),
             (
+                "ping before the flush",
+                Deadlines {
+                    ping_in: Some(MS(700)),
+                    ..healthy
+                },
+                MS(700),
+            ),
+            (
                 "not live: pings withheld, their deadline ignored",
                 Deadlines {
                     ping_in: Some(MS(0)),
                     alive: false,
                     ..healthy
                 },
-                MS(200),
+                MS(5000),
             ),
             (
                 "not live in an outage",
@@ -121,9 +114,8 @@ mod tests {
                     flush_in: MS(0),
                     in_outage: true,
                     alive: false,
-                    ..healthy
                 },
-                MS(200),
+                OUTAGE_STEP,
             ),
         ];
         for (what, d, want) in table {

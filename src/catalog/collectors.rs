@@ -108,6 +108,25 @@ macro_rules! collector_table {
                 CoolingDeviceMaxState => "cooling_device_max_state", Gauge, [Device, Type];
                 CoolingDeviceThrottledSecondsTotal => "cooling_device_throttled_seconds_total", Counter, [Device, Type];
             }
+            // may_block false: the tick copies the latest values from a table that a task on the
+            // executor keeps from ModemManager over D-Bus (collect/modem.rs); it never waits on
+            // the bus.
+            Modem => "modem", modem::ModemCollector, may_block: false, metrics {
+                ModemSignalQualityPercent => "modem_signal_quality_percent", Gauge, [Modem];
+                ModemSignalRssiDbm => "modem_signal_rssi_dbm", Gauge, [Modem, Technology];
+                ModemSignalRsrpDbm => "modem_signal_rsrp_dbm", Gauge, [Modem, Technology];
+                ModemSignalRsrqDb => "modem_signal_rsrq_db", Gauge, [Modem, Technology];
+                ModemSignalSnrDb => "modem_signal_snr_db", Gauge, [Modem, Technology];
+                ModemAccessTechnology => "modem_access_technology", Gauge, [Modem, Technology];
+                ModemRegistrationState => "modem_registration_state", Gauge, [Modem, State];
+                ModemOperatorInfo => "modem_operator_info", Gauge, [Modem, Operator];
+                ModemConnected => "modem_connected", Gauge, [Modem];
+                ModemReceiveBytesTotal => "modem_receive_bytes_total", Counter, [Modem];
+                ModemTransmitBytesTotal => "modem_transmit_bytes_total", Counter, [Modem];
+                ModemAddedTotal => "modem_added_total", Counter, [];
+                ModemRemovedTotal => "modem_removed_total", Counter, [];
+                ModemDroppedTotal => "modem_dropped_total", Counter, [];
+            }
         }
     };
 }

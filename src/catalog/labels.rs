@@ -35,6 +35,10 @@ label_keys! {
     Fan => "fan", "Fan number on its chip (N of `pwmN`, `fanN_input`).";
     Engine => "engine", "SoC engine kind: `gpu`, `npu`, `venc`, `vdec`, `jpeg`, …";
     Type => "type", "Cooling device type (`pwm-fan`, `cpufreq-cpu0`, …).";
+    Modem => "modem", "Modem: its net port (`wwan0`), else `eq-` and a hash of its equipment id.";
+    Technology => "technology", "Radio access technology (`gsm`, `umts`, `hspa`, `cdma`, `lte`, `nr5g`).";
+    State => "state", "3GPP registration state (`home`, `roaming`, `searching`, …).";
+    Operator => "operator", "Network operator name (else its MCC/MNC code).";
 }
 
 /// Label names the agent gives a meaning to besides [`LabelKey`]: the series name and

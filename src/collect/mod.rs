@@ -24,6 +24,7 @@ pub(crate) mod filter;
 pub(crate) mod kind;
 pub(crate) mod load;
 pub(crate) mod memory;
+pub(crate) mod modem;
 pub(crate) mod network;
 pub(crate) mod power;
 mod schedule;
@@ -121,6 +122,10 @@ impl Outcome {
     }
 }
 
+/// A future a collector hands to the agent's executor ([`Collector::take_task`]): it runs there
+/// until the agent stops.
+pub type BackgroundTask = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// One periodic collector: built once at start, then run each time it is due.
 pub trait Collector: fmt::Debug + Send {
     /// Builds it from the validated config, opening its sources now so that a bad procfs root is
@@ -147,6 +152,12 @@ pub trait Collector: fmt::Debug + Send {
         buf: &mut [u8],
         out: &mut dyn SampleSink,
     ) -> Result<Outcome, CollectError>;
+
+    /// A task that feeds this collector from an asynchronous source (the modem collector's
+    /// D-Bus poller), taken once by the agent to run on its executor; `None` for the others.
+    fn take_task(&mut self) -> Option<BackgroundTask> {
+        None
+    }
 }
 
 /// The usual [`Collector::max_samples`]: each labelled metric of `kind`'s row once per unit

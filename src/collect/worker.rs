@@ -227,6 +227,7 @@ impl Drop for Worker {
 
 /// The worker thread: waits for a request, collects with the slot unlocked, hands the samples
 /// over.
+#[inline(never)] // its own frame in profiles (benches/phases.rs)
 fn work(
     kind: CollectorKind,
     mut collector: Box<dyn Collector>,

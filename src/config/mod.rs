@@ -58,6 +58,7 @@ pub struct Config {
     pub health: HealthConfig,
     pub monitoring: MonitoringConfig,
     pub logging: LoggingConfig,
+    pub modem: ModemConfig,
     /// `[ingest]`: the local push listener (off by default).
     pub ingest: IngestConfig,
 }
@@ -181,6 +182,20 @@ pub struct NetworkConfig {
     /// [`crate::model::ring::fit_caps`]); further interfaces are skipped (and counted).
     #[serde(deserialize_with = "raw::max_interfaces")]
     pub max_interfaces: usize,
+}
+
+/// `[modem]`: the modem collector's ModemManager connection (docs/metrics.md, "modem").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModemConfig {
+    /// Seconds between ModemManager's extended signal readings, 0..=3600: when not 0 the agent
+    /// calls `Signal.Setup(signal_rate)` on each modem it finds (needs the polkit action
+    /// `org.freedesktop.ModemManager1.Device.Control`). 0 (default): not called.
+    #[serde(deserialize_with = "raw::signal_rate")]
+    pub signal_rate: u32,
+    /// The D-Bus address to find ModemManager on (`unix:path=…`); empty (default): the system
+    /// bus (`DBUS_SYSTEM_BUS_ADDRESS`, else `/var/run/dbus/system_bus_socket`).
+    pub dbus_address: String,
 }
 
 /// Filesystem types skipped by default: node_exporter's pseudo and virtual filesystems, then the
@@ -649,6 +664,7 @@ impl Default for Config {
             health: HealthConfig::default(),
             monitoring: MonitoringConfig::default(),
             logging: LoggingConfig::default(),
+            modem: ModemConfig::default(),
             ingest: IngestConfig::default(),
         }
     }
@@ -897,6 +913,7 @@ impl Config {
         }
         write_section(&mut out, "monitoring", &monitoring);
         write_section(&mut out, "logging", &self.logging);
+        write_section(&mut out, "modem", &self.modem);
         write_section(&mut out, "ingest", &self.ingest);
         out.pop();
         out

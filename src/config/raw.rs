@@ -37,6 +37,7 @@ pub(super) struct RawConfig {
     health: RawHealth,
     monitoring: RawMonitoring,
     logging: LoggingConfig,
+    modem: ModemConfig,
     ingest: super::ingest::RawIngest,
 }
 
@@ -166,6 +167,7 @@ impl RawConfig {
                 self_metrics_interval: pick(m.self_metrics_interval, d.self_metrics_interval),
             },
             logging: self.logging,
+            modem: self.modem,
             ingest: self.ingest.validate()?,
         })
     }
@@ -477,6 +479,12 @@ pub(super) fn max_interfaces<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D
     // In 1..=4096: fits any usize.
     let n = Int::<1, 4096>::deserialize(d)?.0;
     usize::try_from(n).map_err(|_| de::Error::custom("value does not fit in memory addresses"))
+}
+
+pub(super) fn signal_rate<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    // In 0..=3600 (seconds; 0: Signal.Setup is not called): fits a u32.
+    let n = Int::<0, 3600>::deserialize(d)?.0;
+    u32::try_from(n).map_err(|_| de::Error::custom("value out of range"))
 }
 
 pub(super) fn max_devices<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {

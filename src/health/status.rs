@@ -692,7 +692,13 @@ impl LiveSnapshot {
     /// `now` is [`mono_ms`].
     pub fn capture(state: &AgentState, now: i64) -> LiveSnapshot {
         let s = &state.storage;
-        let (loop_phase, loop_phase_ms, loop_stall_after_ms) = state.loop_phase.get(now);
+        // The loop's phase, or the ticker's when that one is further past its bound: either
+        // one stuck stops the agent's progress.
+        let main = state.loop_phase.get(now);
+        let tick = state.tick_phase.get(now);
+        let over = |(_, ms, bound): (Phase, i64, i64)| ms.saturating_sub(bound);
+        let (loop_phase, loop_phase_ms, loop_stall_after_ms) =
+            if over(tick) > over(main) { tick } else { main };
         LiveSnapshot {
             unusable_for_ms: since(&s.unusable_since_mono_ms, now),
             ring_dropping_for_ms: since(&s.ring_dropping_since_mono_ms, now),

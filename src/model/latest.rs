@@ -106,6 +106,7 @@ impl LatestTable {
     /// Takes in a flush's committed samples (arrival order, as the ring holds them). `stamped`
     /// is false when their timestamps are on the boot clock. Allocates nothing.
     /// `samples` is called twice (two passes).
+    #[inline(never)] // its own frame in profiles (benches/phases.rs)
     pub fn update<'a, I>(&self, samples: impl Fn() -> I, stamped: bool)
     where
         I: Iterator<Item = &'a Sample>,

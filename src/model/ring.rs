@@ -183,6 +183,39 @@ impl SampleRing {
         };
     }
 
+    /// The oldest sample.
+    pub fn front(&self) -> Option<&Sample> {
+        if self.len == 0 {
+            return None;
+        }
+        self.slots.get(self.head)
+    }
+
+    /// Moves the oldest sample to the back of `to` (no allocation: a copy of its bytes); false
+    /// when this ring is empty. When `to` is full its oldest sample is dropped to make room and
+    /// counted here, in this ring's `dropped` (so that one ring counts every drop of the pair).
+    pub fn move_front_to(&mut self, to: &mut SampleRing) -> bool {
+        let Some(s) = self.front().cloned() else {
+            return false;
+        };
+        if to.len == to.capacity {
+            if let Some(k) = to.front().map(|old| old.metric.collector().index()) {
+                self.count_drop(k);
+            }
+            to.consume(1);
+        }
+        to.push(s);
+        self.consume(1);
+        true
+    }
+
+    fn count_drop(&mut self, collector: usize) {
+        if let Some(d) = self.dropped_by.get_mut(collector) {
+            *d += 1;
+        }
+        self.dropped += 1;
+    }
+
     /// The two contiguous runs of live samples, oldest first.
     fn slices(&self) -> (&[Sample], &[Sample]) {
         let end = self.head + self.len;
@@ -200,13 +233,9 @@ impl SampleRing {
 impl SampleSink for SampleRing {
     fn push(&mut self, sample: Sample) {
         if self.len == self.capacity {
-            if let Some(old) = self.slots.get(self.head) {
-                let k = old.metric.collector().index();
-                if let Some(d) = self.dropped_by.get_mut(k) {
-                    *d += 1;
-                }
+            if let Some(k) = self.front().map(|old| old.metric.collector().index()) {
+                self.count_drop(k);
             }
-            self.dropped += 1;
             self.consume(1);
         }
         let pos = (self.head + self.len) % self.capacity;
@@ -240,6 +269,34 @@ mod tests {
         assert_eq!(ring.iter().map(|s| s.ts_ms).collect::<Vec<_>>(), vec![9]);
         ring.consume(5);
         assert!(ring.is_empty());
+    }
+
+    #[test]
+    fn moving_the_front_keeps_order_and_counts_the_targets_drops_in_the_source() {
+        let mut from = SampleRing::with_capacity(8);
+        let mut to = SampleRing::with_capacity(3);
+        from.push(Sample::new(Metric::CpuSecondsTotal, 0, 0.0));
+        for i in 1..5 {
+            from.push(Sample::new(Metric::SystemLoad1, i, 0.0));
+        }
+        assert_eq!(from.front().map(|s| s.ts_ms), Some(0));
+        assert!(from.move_front_to(&mut to) && from.move_front_to(&mut to));
+        assert!(from.move_front_to(&mut to));
+        assert_eq!((to.dropped(), from.dropped()), (0, 0), "fits: no drop");
+        // Full: the target's oldest goes, counted in the source by its collector.
+        assert!(from.move_front_to(&mut to));
+        assert_eq!(
+            to.iter().map(|s| s.ts_ms).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        assert_eq!(from.iter().map(|s| s.ts_ms).collect::<Vec<_>>(), vec![4]);
+        assert_eq!((to.dropped(), from.dropped()), (0, 1));
+        assert_eq!(from.dropped_of(CollectorKind::Cpu), 1);
+        assert!(from.move_front_to(&mut to));
+        assert_eq!(from.dropped_of(CollectorKind::Load), 1);
+        assert!(from.is_empty() && from.front().is_none());
+        assert!(!from.move_front_to(&mut to), "nothing left to move");
+        assert_eq!(to.len(), 3);
     }
 
     #[test]

@@ -51,9 +51,15 @@ impl std::error::Error for LabelError {}
 pub struct Sample {
     pub metric: Metric,
     pub labels: heapless::Vec<Label, MAX_LABELS, u8>,
-    /// Milliseconds since the Unix epoch (wall clock at the tick).
+    /// Milliseconds since the Unix epoch (wall clock at the tick), or since boot when
+    /// `boot_clock` is set.
     pub ts_ms: i64,
     pub value: f64,
+    /// `ts_ms` is the boot clock: the wall clock was not trusted at the tick
+    /// ([`crate::monitor::clock`]). Set by the agent's ticker on each sample it collects, so that
+    /// the flush, on another thread, stores it in the unstamped table. Fits in the padding:
+    /// `Sample` stays 88 bytes.
+    pub boot_clock: bool,
 }
 
 impl Sample {
@@ -63,6 +69,7 @@ impl Sample {
             labels: heapless::Vec::new(),
             ts_ms,
             value,
+            boot_clock: false,
         }
     }
 

@@ -371,10 +371,13 @@ pub struct AgentState {
     pub upload: UploadState,
     pub storage: StorageState,
     pub time: TimeState,
-    /// Incremented by every iteration of the collection loop; the watchdog pings only while it moves.
+    /// Incremented by every tick of the ticker thread (`agent::ticker`).
     pub loop_heartbeat: AtomicU64,
     /// What the collection loop is doing and since when (the live probe and /health read it).
     pub loop_phase: crate::model::phase::LoopPhase,
+    /// The ticker thread's phase (`Collect` or `Sleep`), bounded by its shortest collector
+    /// interval: a tick stuck in a read shows here, while the loop above keeps flushing.
+    pub tick_phase: crate::model::phase::LoopPhase,
     /// The latest committed value of each system series, served by /metrics. Empty (capacity
     /// 0) until [`AgentState::with_series`] sizes it.
     pub latest: LatestTable,
@@ -465,6 +468,7 @@ impl AgentState {
             },
             loop_heartbeat: AtomicU64::new(0),
             loop_phase: crate::model::phase::LoopPhase::default(),
+            tick_phase: crate::model::phase::LoopPhase::default(),
             latest: LatestTable::with_capacity(0),
             device_labels: Vec::new(),
         }

@@ -200,6 +200,7 @@ impl JsonlEncoder {
     /// Replaces `out` with the JSONL of `samples`: one line per series, lines ordered by series
     /// id, each line's samples in timestamp order. Returns the number of lines. On error `out`
     /// is left empty.
+    #[inline(never)] // its own frame in profiles (benches/phases.rs)
     pub fn encode<'m, T: AsPoint>(
         &mut self,
         samples: &[T],

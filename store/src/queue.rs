@@ -49,6 +49,7 @@ impl Store {
     }
 
     /// Up to `limit` pending numeric samples, oldest first (by timestamp, then series id).
+    #[inline(never)] // its own frame in profiles (benches/phases.rs)
     pub fn pending(&self, limit: usize) -> Result<Vec<PendingSample>, ReadError> {
         self.pending_inner(limit)
             .map_err(|e| e.into_read(&self.path))

@@ -8,7 +8,10 @@
 //!   same count, same timestamp set, no duplicate timestamp) and dropped no row;
 //! - the only holes in the history are the samples lost to a SIGKILL before their flush: around
 //!   each kill the gap in `memory_total_bytes` is below 3 s (flush interval + restart), and no
-//!   other gap exceeds 1 s unless an agent stop lies inside it.
+//!   other gap exceeds 1 s unless an agent stop lies inside it, or the machine itself stalled
+//!   then: a witness thread in this test stamps the wall clock every 20 ms, and a gap is put
+//!   down to load only when the witness was held for as long (gap − 1 s) inside it. An agent
+//!   whose tick alone stalls (a store call on the tick's path, issue 29's 12.3 s) still fails.
 //!
 //! Profiles: default (CI) 4.5 min of faults (≈ 5 min with the drain) with a 60 s blackhole;
 //! `SOAK_PROFILE=long`: 30 min with a 60 s blackhole. `SOAK_SEED=N` replays a schedule. See docs/soak.md.
@@ -189,6 +192,60 @@ fn sleep_until(t: Instant) {
     }
 }
 
+/// A thread of this test that stamps the wall clock every [`Witness::EVERY_MS`]: where its own
+/// stamps are far apart, the machine (not the agent) was not running threads on time.
+struct Witness {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<i64>>,
+}
+
+impl Witness {
+    const EVERY_MS: u64 = 20;
+
+    fn start() -> Witness {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut stamps = Vec::new();
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                stamps.push(now_ms());
+                std::thread::sleep(Duration::from_millis(Witness::EVERY_MS));
+            }
+            stamps
+        });
+        Witness { stop, thread }
+    }
+
+    fn stop(self) -> Vec<i64> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+/// The longest the witness went unscheduled (beyond its own sleep) between two of its stamps
+/// that overlap `a..b` (wall ms).
+fn witness_held(stamps: &[i64], a: i64, b: i64) -> i64 {
+    stamps
+        .windows(2)
+        .filter(|w| w[1] > a && w[0] < b)
+        .map(|w| w[1] - w[0] - Witness::EVERY_MS as i64)
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn witness_held_is_the_longest_oversleep_inside_the_window() {
+    let stamps = [0, 20, 40, 900, 920, 2_000, 2_020];
+    assert_eq!(
+        witness_held(&stamps, 50, 880),
+        840,
+        "the 40..900 hold overlaps"
+    );
+    assert_eq!(witness_held(&stamps, 0, 30), 0);
+    assert_eq!(witness_held(&stamps, 910, 1_990), 1_060);
+    assert_eq!(witness_held(&stamps, 3_000, 4_000), 0, "no stamp there");
+}
+
 #[test]
 fn soak_kills_restarts_and_blackhole_lose_and_duplicate_nothing() {
     let p = profile();
@@ -229,6 +286,7 @@ fn soak_kills_restarts_and_blackhole_lose_and_duplicate_nothing() {
     write_config(&drain_cfg, &device, &store, &proxy.import_url(), "1h");
     let log = dir.path().join("agent.log");
 
+    let witness = Witness::start();
     let t0 = Instant::now();
     let mut agent = Agent::spawn(&cfg, &log);
     // (wall ms of the kill, wall ms once the new agent was spawned)
@@ -370,14 +428,7 @@ fn soak_kills_restarts_and_blackhole_lose_and_duplicate_nothing() {
     );
 
     // Gaps in a steady series.
-    let ts: Vec<i64> = samples
-        .keys()
-        .filter(|(id, _)| {
-            id.iter()
-                .any(|(k, v)| k == "__name__" && v == "memory_total_bytes")
-        })
-        .map(|(_, t)| *t)
-        .collect();
+    let ts = support::agent::series_timestamps(&samples, "memory_total_bytes");
     assert!(
         ts.len() as u64 > soak_ms / 100 / 2,
         "only {} memory_total_bytes samples in {soak_ms} ms",
@@ -408,7 +459,9 @@ fn soak_kills_restarts_and_blackhole_lose_and_duplicate_nothing() {
             failures.push(format!("kill #{i}: gap {gap} ms ≥ {KILL_GAP_LIMIT_MS} ms"));
         }
     }
+    let stamps = witness.stop();
     let mut max_other = 0;
+    let mut load_gaps = Vec::new();
     for w in ts.windows(2) {
         let (a, b) = (w[0], w[1]);
         if stops.iter().any(|s| a <= *s && *s < b) {
@@ -416,13 +469,22 @@ fn soak_kills_restarts_and_blackhole_lose_and_duplicate_nothing() {
         }
         max_other = max_other.max(b - a);
         if b - a > OTHER_GAP_LIMIT_MS {
-            failures.push(format!(
-                "gap of {} ms at {a}..{b} with no agent stop inside",
-                b - a
-            ));
+            let held = witness_held(&stamps, a, b);
+            if held >= b - a - OTHER_GAP_LIMIT_MS {
+                load_gaps.push((a, b - a, held));
+            } else {
+                failures.push(format!(
+                    "gap of {} ms at {a}..{b} with no agent stop inside (the witness thread was \
+                     held {held} ms at most then: not the machine)",
+                    b - a
+                ));
+            }
         }
     }
-    eprintln!("soak: largest gap outside agent stops: {max_other} ms");
+    eprintln!(
+        "soak: largest gap outside agent stops: {max_other} ms; gaps put down to machine load \
+         (start, gap ms, witness held ms): {load_gaps:?}"
+    );
     assert!(failures.is_empty(), "{failures:#?}");
     eprintln!("soak: done in {:?} (seed {seed})", t0.elapsed());
 }

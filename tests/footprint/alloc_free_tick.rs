@@ -219,3 +219,66 @@ fn zero_allocations_per_tick_on_the_soc_trees() {
         }
     }
 }
+
+/// The modem collector on: a dbus-daemon with the ModemManager stand-in and two modems, the
+/// collector's poller on its own thread (as on the agent's executor); the ticks copy its table
+/// without allocating.
+#[test]
+fn zero_allocations_per_tick_with_the_modem_collector_on() {
+    use support::dbus::{Bus, MmMock};
+
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Bus::start(dir.path(), false);
+    let mut mm = MmMock::start(&bus);
+    mm.send("add 0 wwan0 71 Telekom 1000 2000");
+    mm.send("add 1 wwan1 42 Vodafone 3000 4000");
+    let board = support::fixture("rk3588-rock5b");
+    let mut config = Config::default();
+    config.paths.procfs = board.join("proc");
+    config.paths.sysfs = board.join("sys");
+    config.collect.interval = std::time::Duration::from_millis(100);
+    config.modem.dbus_address = bus.address();
+    let mut collectors = Collectors::open_inline(&config).unwrap();
+    let tasks = collectors.take_tasks();
+    assert_eq!(tasks.len(), 1, "the modem collector did not open");
+    let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+    let poller = std::thread::spawn(move || {
+        let stopped = async move {
+            let _ = stop_rx.recv().await;
+        };
+        let all = async move {
+            for t in tasks {
+                t.await;
+            }
+        };
+        smol::block_on(smol::future::or(all, stopped));
+    });
+    // Until the poller filled the table: two modems' quality in one tick.
+    let mut ring = SampleRing::with_capacity(4096);
+    let t = std::time::Instant::now();
+    loop {
+        collectors.collect_all(1_700_000_000_000, &mut ring);
+        let modems = ring
+            .iter()
+            .filter(|s| s.metric.name() == "modem_signal_quality_percent")
+            .count();
+        ring.consume(ring.len());
+        if modems == 2 {
+            break;
+        }
+        assert!(t.elapsed() < std::time::Duration::from_secs(20), "no modem");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let before = samples_of(&collectors, CollectorKind::Modem);
+    let (allocs, _) = ticks_allocate_ref(&mut collectors);
+    // 53 ticks of two modems, 23 series each (quality, the 4 LTE and 1 NR readings the stand-in
+    // reports, 6 + 7 states, operator, connected, rx, tx), and the 3 counters.
+    let modem = samples_of(&collectors, CollectorKind::Modem) - before;
+    assert_eq!(modem, 53 * (2 * 23 + 3), "modem samples in 53 ticks");
+    assert_eq!(
+        allocs, 0,
+        "allocations in 50 ticks with the modem collector on"
+    );
+    drop(stop_tx);
+    poller.join().unwrap();
+}

@@ -10,5 +10,6 @@ mod support;
 mod fleet_rules;
 mod health_http;
 mod health_rules;
+mod modem_rules;
 mod prometheus_scrape;
 mod soc_rules;

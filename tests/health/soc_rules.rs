@@ -266,7 +266,7 @@ fn sorted(mut l: Labels) -> Labels {
 }
 
 /// The rules without their `annotations:` blocks (promtool compares rendered annotations).
-fn without_annotations(rules: &str) -> String {
+pub(crate) fn without_annotations(rules: &str) -> String {
     let mut out = Vec::new();
     let mut skip_deeper_than: Option<usize> = None;
     for line in rules.lines() {
@@ -377,11 +377,14 @@ fn promtool_fires_each_soc_rule_and_no_near_miss() {
             "alert_rule_test": alert_tests,
         }],
     });
-    let test_file = dir.path().join("soc.test.yml");
-    std::fs::write(&test_file, serde_json::to_string_pretty(&test).unwrap()).unwrap();
-    let (out, text) = run(Command::new(PROMTOOL)
-        .args(["test", "rules"])
-        .arg(&test_file));
+    promtool_test(&dir.path().join("soc.test.yml"), &test);
+}
+
+/// Writes the promtool unit-test file `test` (JSON is YAML) to `path` and runs `promtool test
+/// rules` on it: it must pass.
+pub(crate) fn promtool_test(path: &Path, test: &serde_json::Value) {
+    std::fs::write(path, serde_json::to_string_pretty(test).unwrap()).unwrap();
+    let (out, text) = run(Command::new(PROMTOOL).args(["test", "rules"]).arg(path));
     assert!(out.status.success(), "promtool test rules:\n{text}");
     assert!(text.contains("SUCCESS"), "{text}");
 }

@@ -388,6 +388,15 @@ fn series_id(metric: &serde_json::Value) -> SeriesId {
     id
 }
 
+/// The timestamps of the series named `name` (any labels), in order.
+pub fn series_timestamps<V>(samples: &BTreeMap<(SeriesId, i64), V>, name: &str) -> Vec<i64> {
+    samples
+        .keys()
+        .filter(|(id, _)| id.iter().any(|(k, v)| k == "__name__" && v == name))
+        .map(|(_, t)| *t)
+        .collect()
+}
+
 /// The store's numeric samples (via `store export`, read-only): (uploaded, pending).
 pub fn store_samples(cfg: &Path) -> (Samples, Samples) {
     let mut uploaded = Samples::new();

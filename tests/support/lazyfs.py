@@ -21,6 +21,12 @@ the power (the caller SIGKILLs the writers first and waits for them, so no reque
   cut keep SEED   every pending operation is applied in order (a process crash: what SIGKILL
                   leaves, the page cache surviving).
 
+A slow device, for the tests of a tick that must not wait on the disk:
+
+  slow MS         every fsync from now on takes MS milliseconds before it makes anything
+                  durable (the file system is single-threaded, so every other request waits
+                  too, as on a device busy with a long flush); "slow 0" ends it.
+
 To cut at an exact instant rather than a random one, arm a trigger first:
 
   arm PATH N [KIND]   the N-th write to PATH from now on (with KIND: only writes at a 4 KiB
@@ -58,6 +64,7 @@ import os
 import random
 import signal
 import sys
+import time
 
 import fuse
 
@@ -85,6 +92,7 @@ class LazyFs(fuse.Fuse):
         self.cuts = 0
         self.trigger = None  # [path, writes left, kind or None]
         self.fired = None  # the write that fired it: {"file", "offset", "len", "pid"}
+        self.fsync_delay = 0.0  # seconds every fsync takes ("slow MS")
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -267,6 +275,8 @@ class LazyFs(fuse.Fuse):
             words = bytes(buf).decode().split()
             if len(words) == 3 and words[0] == "cut" and words[1] in ("all", "torn", "keep"):
                 self.cut(words[1], int(words[2]))
+            elif len(words) == 2 and words[0] == "slow":
+                self.fsync_delay = int(words[1]) / 1000.0
             elif len(words) in (3, 4) and words[0] == "arm":
                 kind = int(words[3]) if len(words) == 4 else None
                 self.trigger = [words[1], int(words[2]), kind]
@@ -306,6 +316,10 @@ class LazyFs(fuse.Fuse):
         return self.truncate(path, size)
 
     def fsync(self, path, isdatasync, fh=None):
+        if self.fsync_delay > 0:
+            # Single-threaded: the whole file system waits, as a device busy with a slow
+            # flush makes every other request to it wait.
+            time.sleep(self.fsync_delay)
         p = self.files.pop(path, None)
         if p is not None and p.ops:
             self.apply(path, p.ops)

@@ -102,6 +102,13 @@ impl LazyFs {
             .unwrap_or_else(|e| panic!("arm failed: {e}; lazyfs log:\n{}", self.log_text()));
     }
 
+    /// Every fsync from now on takes `ms` milliseconds (0: full speed again). Waits while an
+    /// fsync is sleeping (the file system is single-threaded).
+    pub fn slow_fsync(&self, ms: u64) {
+        std::fs::write(self.mnt.join(".lazyfs"), format!("slow {ms}\n"))
+            .unwrap_or_else(|e| panic!("slow failed: {e}; lazyfs log:\n{}", self.log_text()));
+    }
+
     /// Cuts the power: the pending writes are dropped (or torn, or kept) as `how` says, all
     /// random choices from `seed`. Whoever writes must be dead already (SIGKILLed and reaped).
     /// Returns lazyfs's JSON report of the cut.

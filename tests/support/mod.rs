@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod agent;
+pub mod dbus;
 pub mod lazyfs;
 pub mod prom;
 pub mod proxy;
@@ -184,4 +185,30 @@ pub fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::proce
 pub fn stop(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
     sigterm(child);
     wait_exit(child, limit)
+}
+
+/// `name` from the environment in whole seconds, else `default` (the benches' knobs).
+pub fn env_secs(name: &str, default: u64) -> Duration {
+    Duration::from_secs(
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default),
+    )
+}
+
+/// ns on a CPU of every thread of `pid` (schedstat's first field), for the benches.
+pub fn cpu_ns(pid: u32) -> u64 {
+    let mut total = 0;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let Ok(s) = std::fs::read_to_string(t.unwrap().path().join("schedstat")) else {
+            continue; // a thread that ended meanwhile
+        };
+        total += s
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    total
 }
