@@ -221,8 +221,9 @@ mod tests {
     #[test]
     fn live_fails_only_when_no_progress_is_possible() {
         let st = state();
-        // The no-progress rule alone first: the loop's own bound out of the way.
+        // The no-progress rule alone first: the loop's and the ticker's bounds out of the way.
         st.loop_phase.set_stall_after(std::time::Duration::MAX);
+        st.tick_phase.set_stall_after(std::time::Duration::MAX);
         assert_eq!(live(&st, 10).1, "{\"status\":\"alive\"}\n");
         let s = &st.storage;
         // The store out for long, the ring not (yet) dropping: still live.
@@ -253,6 +254,15 @@ mod tests {
             body.contains("collection loop is stalled: blocked in flush"),
             "{body}"
         );
+        // The loop fine, the ticker stuck in a tick past its bound: not live either.
+        st.loop_phase.set_stall_after(std::time::Duration::MAX);
+        st.tick_phase.set_stall_after(std::time::Duration::ZERO);
+        st.tick_phase.enter(crate::model::phase::Phase::Collect);
+        let entered = crate::model::state::mono_ms();
+        assert!(live(&st, entered + 59_000).0);
+        let (ok, body) = live(&st, entered + 61_000);
+        assert!(!ok);
+        assert!(body.contains("blocked in collect"), "{body}");
     }
 
     #[test]
