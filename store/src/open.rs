@@ -343,11 +343,23 @@ impl Store {
                     journal::path_of(path).display()
                 );
             }
-            journal::Stop::Damaged { offset, .. } => {
+            journal::Stop::Damaged {
+                offset, later: 0, ..
+            } => {
                 // The record a crash tore while it was written (its call never returned):
                 // new records overwrite it.
                 log::warn!(
                     "{}: the journal's last record (byte {offset}) is torn; replay stops there",
+                    journal::path_of(path).display()
+                );
+            }
+            journal::Stop::Damaged { offset, later, .. } => {
+                // A power cut between two fsyncs (`DeferredMarks` writes a mark's record and
+                // fsyncs it with the next one): the device kept later records whole and tore
+                // this one. None of them was promised (their fsync never returned).
+                log::warn!(
+                    "{}: the journal's unsynced tail from byte {offset} is torn ({later} later \
+                     records, never fsynced, are not replayed either); replay stops there",
                     journal::path_of(path).display()
                 );
             }
@@ -361,14 +373,16 @@ impl Store {
         // durable, META counting them): applying them again would not be idempotent.
         let skip = usize::try_from(applied.min(total)).unwrap_or(usize::MAX);
         let todo = &records[skip..];
-        // A damaged record moves the epoch on as well: intact records of this epoch may lie
-        // after it, and new ones appended over it would make the replay reach them.
+        // A damaged record, or a torn unsynced tail with records after it, moves the epoch on
+        // as well: intact records of this epoch lie after it, and new ones appended over it
+        // would make the replay reach them.
         let damaged = stop.is_damage();
+        let past_gap = matches!(stop, journal::Stop::Damaged { later, .. } if later > 0);
         let lost = match stop {
             journal::Stop::Damaged { later, .. } if damaged => later.saturating_add(1),
             _ => 0,
         };
-        let durable = epoch == 0 || (!journaled && total > 0) || damaged;
+        let durable = epoch == 0 || (!journaled && total > 0) || damaged || past_gap;
         if todo.is_empty() && !durable {
             return Ok(Replayed {
                 epoch,

@@ -8,8 +8,9 @@
 //! n-th page write of a fold, the n-th journal record of a flush or of an upload mark, or (every
 //! 100th cut, `POWERCUT_RETENTION_EVERY`) the first record of a retention pass, a minute in.
 //! After every cut (default 200, `POWERCUT_CUTS=N` for a longer profile; every random choice from
-//! `POWERCUT_SEED`, printed, replayable; `POWERCUT_DURABILITY=eventual` for deferred marks,
-//! which fails today on finding F2 of docs/durability.md) it proves:
+//! `POWERCUT_SEED`, printed, replayable; `POWERCUT_DURABILITY=eventual` for deferred marks, whose
+//! unsynced records a cut may tear while it keeps a later one: a torn unsynced tail, warned,
+//! finding F2 of docs/durability.md) it proves:
 //!
 //! - the store opens: `store check` finds the redb file healthy, `store stats` reports no
 //!   damaged journal record, and no run logged an error or moved the store aside;
