@@ -16,6 +16,11 @@
 //!   image rebuilt) is a torn unsynced tail: a warning, nothing counted lost, the state of the
 //!   last fsync replayed, and the whole later record never replayed, even after more commits
 //!   and another crash; a record written after an fsync covered the torn one makes it damage;
+//! - the durable image the power-cut harness saved for F2 (`POWERCUT_SEED=1796570780`, cut 8,
+//!   `fixtures/powercut-1796570780/`): as saved, in the first record format, its records cannot
+//!   say what was durable, so the torn mark before a whole insert stays damage (2 records
+//!   counted lost); with the same records in the second format, as the writer now frames them
+//!   (an insert's record fsynced, a mark's not), it is a torn unsynced tail, nothing lost;
 //! - power cuts in an unsynced tail, enumerated by a seeded generator: after a fold (stale
 //!   records of the old epoch in the file) a flush and 1–5 deferred marks, then each page the
 //!   marks wrote is kept, dropped or kept in part (512-byte sectors, one torn), as lazyfs
@@ -96,6 +101,17 @@ fn reopen_after_crash(from: &Path, to: &Path) -> Store {
     let s = Store::open(to, opts()).unwrap();
     s.check_invariants().unwrap();
     s
+}
+
+/// A new commit on `s` (open on `at`), then a crash copied to `to` and opened: it holds what
+/// `s` holds, so nothing a replay stopped before (records past a gap) came back. Returns the
+/// reopened store and that state.
+fn commit_then_crash(s: &Store, at: &Path, to: &Path, what: &str) -> (Store, Snapshot) {
+    s.insert(&flush(9)).unwrap();
+    let want = snapshot(s);
+    let again = reopen_after_crash(at, to);
+    assert!(snapshot(&again) == want, "{what}: the state changed");
+    (again, want)
 }
 
 /// The database file at `path` still holds `before`: it may have grown (allocated, zeros), but
@@ -208,10 +224,7 @@ fn a_damaged_record_stops_the_replay_and_the_rest_never_comes_back() {
         "the damaged record and the one after it"
     );
     // New commits, then a crash: the records that followed the damaged one stay out.
-    s.insert(&flush(9)).unwrap();
-    let want = snapshot(&s);
-    let s2 = reopen_after_crash(&copy, &dir.path().join("crash2.redb"));
-    assert_eq!(snapshot(&s2), want);
+    let (_, want) = commit_then_crash(&s, &copy, &dir.path().join("crash2.redb"), "crash2");
     assert_eq!(want.0.len(), 3 * 80);
 }
 
@@ -354,10 +367,7 @@ fn a_torn_deferred_mark_before_a_whole_later_record_is_a_torn_tail_not_damage() 
         "a torn unsynced tail is one warning: {lines:?}"
     );
     // New commits, then another crash: flush 2's whole record, left after the tear, stays out.
-    s.insert(&flush(9)).unwrap();
-    let want = snapshot(&s);
-    let s2 = reopen_after_crash(&copy, &dir.path().join("crash2.redb"));
-    assert_eq!(snapshot(&s2), want);
+    let (s2, want) = commit_then_crash(&s, &copy, &dir.path().join("crash2.redb"), "crash2");
     assert_eq!(want.0.len(), 3 * 80);
     assert_eq!(s2.journal_records_lost(), 0);
 
@@ -375,6 +385,87 @@ fn a_torn_deferred_mark_before_a_whole_later_record_is_a_torn_tail_not_damage() 
             .any(|(l, m)| *l == log::Level::Error && m.contains("is damaged")),
         "{lines:?}"
     );
+}
+
+/// The durable image the harness kept for F2 (fixtures/powercut-1796570780/, README there),
+/// inflated into `dir`: the store, and its journal as saved (`journal` "metrics.redb.journal")
+/// or reframed in the second record format ("metrics.redb.journal.v2").
+fn saved_f2_image(dir: &Path, journal_fixture: &str) -> PathBuf {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/powercut-1796570780");
+    let path = dir.join("metrics.redb");
+    for (from, to) in [
+        ("metrics.redb", path.clone()),
+        (journal_fixture, journal(&path)),
+    ] {
+        let packed = std::fs::read(fixtures.join(format!("{from}.zlib"))).unwrap();
+        let bytes = miniz_oxide::inflate::decompress_to_vec_zlib(&packed).unwrap();
+        std::fs::write(to, bytes).unwrap();
+    }
+    path
+}
+
+#[test]
+fn the_saved_f2_image_is_a_torn_unsynced_tail_in_the_second_record_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = saved_f2_image(dir.path(), "metrics.redb.journal");
+    assert!(logged_about(&saved).is_empty());
+    let bytes = std::fs::read(journal(&saved)).unwrap();
+    // What the harness reported: one-page records, a mark (kind 2) at 57344 whose 158 bytes
+    // were cut after 102 (zeros after them), a whole insert (kind 1) at 61440.
+    assert_eq!((bytes[57344], bytes[57344 + 16]), (150, 2));
+    assert!(bytes[57344 + 102..61440].iter().all(|&b| b == 0));
+    assert_eq!((bytes[61440], bytes[61440 + 16]), (236, 1));
+
+    // As saved: first-format records cannot say what was durable, so this stays damage.
+    let s = Store::open_read_only(&saved, opts()).unwrap();
+    assert_eq!(
+        s.journal_records_lost(),
+        2,
+        "the torn mark and the insert after it"
+    );
+    drop(s);
+    let lines = logged_about(&saved);
+    assert!(
+        lines
+            .iter()
+            .any(|(l, m)| *l == log::Level::Error && m.contains("byte 57344 is damaged")),
+        "{lines:?}"
+    );
+
+    // Reframed as the writer does now: the insert at 61440 says the fsyncs had reached 57344,
+    // not past the torn mark: a torn unsynced tail, nothing promised lost.
+    let other = dir.path().join("v2");
+    std::fs::create_dir(&other).unwrap();
+    let path = saved_f2_image(&other, "metrics.redb.journal.v2");
+    let v2 = std::fs::read(journal(&path)).unwrap();
+    assert_eq!(v2[61440 + 16], 0x81);
+    assert_eq!(
+        u32::from_le_bytes(v2[61440 + 17..61440 + 21].try_into().unwrap()),
+        57344
+    );
+    assert!(
+        v2[57344..61440] == bytes[57344..61440],
+        "the torn page as it was"
+    );
+    let s = Store::open_read_only(&path, opts()).unwrap();
+    assert_eq!(s.journal_records_lost(), 0, "nothing promised was lost");
+    let read_only = snapshot(&s);
+    drop(s);
+    let s = Store::open(&path, opts()).unwrap();
+    s.check_invariants().unwrap();
+    assert_eq!(s.journal_records_lost(), 0);
+    assert_eq!(snapshot(&s), read_only);
+    let lines = logged_about(&path);
+    assert!(
+        !lines.is_empty()
+            && lines.iter().all(|(l, m)| {
+                *l == log::Level::Warn && m.contains("unsynced tail from byte 57344")
+            }),
+        "{lines:?}"
+    );
+    // The same state as the saved image's replay: the 14 records before the torn mark.
+    let first = Store::open_read_only(&saved, opts()).unwrap();
+    assert!(read_only == snapshot(&first), "not the saved image's state");
 }
 
 /// A tiny deterministic generator (xorshift64*), so that a failure names its seed.
@@ -476,10 +567,8 @@ fn power_cuts_in_an_unsynced_tail_replay_a_prefix_and_lose_nothing_promised() {
                 "{what}: {lines:?}"
             );
             // More commits and a crash: the state stays, nothing after the gap comes back.
-            s.insert(&flush(50)).unwrap();
-            let want = snapshot(&s);
-            let again = reopen_after_crash(&copy, &dir.path().join(format!("again-{cut}.redb")));
-            assert_eq!(snapshot(&again), want, "{what}");
+            let again = dir.path().join(format!("again-{cut}.redb"));
+            let (again, _) = commit_then_crash(&s, &copy, &again, &what);
             assert_eq!(again.journal_records_lost(), 0, "{what}");
             cuts += 1;
         }
