@@ -284,20 +284,28 @@ impl Store {
             .truncate(true)
             .open(&tmp)
             .map_err(io(&tmp))?;
-        // The same mode as the file the lock created at `path` (its umask-given mode).
-        if let Ok(m) = std::fs::metadata(path) {
-            f.set_permissions(m.permissions()).map_err(io(&tmp))?;
+        let made = (|| {
+            // The same mode as the file the lock created at `path` (its umask-given mode).
+            if let Ok(m) = std::fs::metadata(path) {
+                f.set_permissions(m.permissions()).map_err(io(&tmp))?;
+            }
+            let keep = f.try_clone().map_err(io(&tmp))?;
+            let db = builder
+                .create_with_backend(backend(f))
+                .map_err(|e| schema::map_open_db_error(path, e))?;
+            // redb's create fsynced the header; this makes sure of the file's size and
+            // contents whatever redb does, before the path can name it.
+            keep.sync_all().map_err(io(&tmp))?;
+            // Locked before it takes the path: the path never names an unlocked store.
+            lock.adopt(keep, path)?;
+            std::fs::rename(&tmp, path).map_err(io(path))?;
+            Ok(db)
+        })();
+        if made.is_err() {
+            // Not left taking space (a full disk, say); a crash's leftover is truncated above.
+            let _ = std::fs::remove_file(&tmp);
         }
-        let keep = f.try_clone().map_err(io(&tmp))?;
-        let db = builder
-            .create_with_backend(backend(f))
-            .map_err(|e| schema::map_open_db_error(path, e))?;
-        // redb's create fsynced the header; this makes sure of the file's size and contents
-        // whatever redb does, before the path can name it.
-        keep.sync_all().map_err(io(&tmp))?;
-        // Locked before it takes the path: the path never names an unlocked store.
-        lock.adopt(keep, path)?;
-        std::fs::rename(&tmp, path).map_err(io(path))?;
+        let db = made?;
         // Make the new directory entry durable too, not only the file's contents.
         file::sync_parent_dir(path)
             .map_err(|source| OpenError::io(file::parent_dir(path).to_owned(), source))?;

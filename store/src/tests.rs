@@ -192,7 +192,7 @@ fn failed_insert_writes_nothing_and_new_series_stay_unpublished() {
 /// process died there (SIGKILL: what was written stays; a power cut can only take less of the
 /// `.creating` file, which no open reads). After each death the path is empty or absent (before
 /// the rename) or a file `Store::check` finds healthy, and the next open succeeds, with or
-/// without the journal, and takes samples. Before the fix (redb creating the file in place),
+/// without the journal, and takes samples, truncating a `.creating` file an earlier death left. Before the fix (redb creating the file in place),
 /// the death after its first header fsync left a file without redb's magic number, refused as
 /// "not a redb file".
 #[test]
@@ -207,6 +207,8 @@ fn a_creation_that_dies_at_any_file_operation_leaves_no_store_or_a_whole_one() {
         for n in 1.. {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("m.redb");
+            // What an earlier death may have left (this process's own failures remove it).
+            std::fs::write(crate::open::creating_path(&path), [0xffu8; 10_000]).unwrap();
             FAIL_FILE_OPS_FROM.with(|c| c.set(n));
             let first = Store::open(&path, opts);
             // Dropped while every file operation still fails: nothing more reaches the file.
@@ -223,7 +225,11 @@ fn a_creation_that_dies_at_any_file_operation_leaves_no_store_or_a_whole_one() {
                     assert!(report.is_healthy(), "{what}: {:?}", report.problems);
                     whole += 1;
                 }
-                _ => empty += 1,
+                _ => {
+                    empty += 1;
+                    // A power cut would have left the half-made file (the failure removed it).
+                    std::fs::write(crate::open::creating_path(&path), [0xffu8; 10_000]).unwrap();
+                }
             }
             let store = Store::open(&path, opts).unwrap_or_else(|e| panic!("{what}: {e}"));
             assert!(
