@@ -263,6 +263,29 @@ fn logged_about(path: &Path) -> Vec<(log::Level, String)> {
         .collect()
 }
 
+/// The replay of `path`'s journal logged an error containing `what` (damage).
+fn assert_error_logged(path: &Path, what: &str) {
+    let lines = logged_about(path);
+    assert!(
+        lines
+            .iter()
+            .any(|(l, m)| *l == log::Level::Error && m.contains(what)),
+        "an error with {what:?} expected: {lines:?}"
+    );
+}
+
+/// The replay of `path`'s journal logged warnings only, at least one, each containing `what`.
+fn assert_warned_only(path: &Path, what: &str) {
+    let lines = logged_about(path);
+    assert!(
+        !lines.is_empty()
+            && lines
+                .iter()
+                .all(|(l, m)| *l == log::Level::Warn && m.contains(what)),
+        "warnings with {what:?} expected: {lines:?}"
+    );
+}
+
 #[test]
 fn a_damaged_epoch_in_the_last_record_is_reported_as_damage() {
     let (dir, path, _store, after) = four_flushes();
@@ -279,13 +302,7 @@ fn a_damaged_epoch_in_the_last_record_is_reported_as_damage() {
     s.check_invariants().unwrap();
     assert_eq!(snapshot(&s), after[2], "three flushes: the fourth is lost");
     assert_eq!(s.journal_records_lost(), 1, "the lost record is counted");
-    let lines = logged_about(&copy);
-    assert!(
-        lines
-            .iter()
-            .any(|(l, m)| *l == log::Level::Error && m.contains("is damaged")),
-        "the lost record must be logged as damage: {lines:?}"
-    );
+    assert_error_logged(&copy, "is damaged");
     drop(s);
 
     // A torn last record (its payload) is the crash's own tear: a warning, not an error.
@@ -301,14 +318,8 @@ fn a_damaged_epoch_in_the_last_record_is_reported_as_damage() {
         0,
         "a torn append was never acknowledged"
     );
-    let lines = logged_about(&torn);
-    assert!(
-        lines
-            .iter()
-            .all(|(l, m)| *l == log::Level::Warn && m.contains("is torn"))
-            && !lines.is_empty(),
-        "a torn last record is one warning: {lines:?}"
-    );
+    // A torn last record is a warning.
+    assert_warned_only(&torn, "is torn");
 }
 
 /// F2's saved image, rebuilt: flushes 0 and 1 (fsynced records at 0 and 4096), a deferred mark
@@ -358,14 +369,7 @@ fn a_torn_deferred_mark_before_a_whole_later_record_is_a_torn_tail_not_damage() 
         "what the last returned fsync covered: flushes 0 and 1, no mark"
     );
     assert_eq!(s.journal_records_lost(), 0, "nothing promised was lost");
-    let lines = logged_about(&copy);
-    assert!(
-        lines
-            .iter()
-            .all(|(l, m)| *l == log::Level::Warn && m.contains("is torn"))
-            && !lines.is_empty(),
-        "a torn unsynced tail is one warning: {lines:?}"
-    );
+    assert_warned_only(&copy, "unsynced tail from byte 8192 is torn");
     // New commits, then another crash: flush 2's whole record, left after the tear, stays out.
     let (s2, want) = commit_then_crash(&s, &copy, &dir.path().join("crash2.redb"), "crash2");
     assert_eq!(want.0.len(), 3 * 80);
@@ -378,13 +382,7 @@ fn a_torn_deferred_mark_before_a_whole_later_record_is_a_torn_tail_not_damage() 
     s.check_invariants().unwrap();
     assert_eq!(snapshot(&s), before);
     assert_eq!(s.journal_records_lost(), 3, "the mark, flushes 2 and 3");
-    let lines = logged_about(&copy);
-    assert!(
-        lines
-            .iter()
-            .any(|(l, m)| *l == log::Level::Error && m.contains("is damaged")),
-        "{lines:?}"
-    );
+    assert_error_logged(&copy, "is damaged");
 }
 
 /// The durable image the harness kept for F2 (fixtures/powercut-1796570780/, README there),
@@ -424,13 +422,7 @@ fn the_saved_f2_image_is_a_torn_unsynced_tail_in_the_second_record_format() {
         "the torn mark and the insert after it"
     );
     drop(s);
-    let lines = logged_about(&saved);
-    assert!(
-        lines
-            .iter()
-            .any(|(l, m)| *l == log::Level::Error && m.contains("byte 57344 is damaged")),
-        "{lines:?}"
-    );
+    assert_error_logged(&saved, "byte 57344 is damaged");
 
     // Reframed as the writer does now: the insert at 61440 says the fsyncs had reached 57344,
     // not past the torn mark: a torn unsynced tail, nothing promised lost.
@@ -455,14 +447,7 @@ fn the_saved_f2_image_is_a_torn_unsynced_tail_in_the_second_record_format() {
     s.check_invariants().unwrap();
     assert_eq!(s.journal_records_lost(), 0);
     assert_eq!(snapshot(&s), read_only);
-    let lines = logged_about(&path);
-    assert!(
-        !lines.is_empty()
-            && lines.iter().all(|(l, m)| {
-                *l == log::Level::Warn && m.contains("unsynced tail from byte 57344")
-            }),
-        "{lines:?}"
-    );
+    assert_warned_only(&path, "unsynced tail from byte 57344 is torn");
     // The same state as the saved image's replay: the 14 records before the torn mark.
     let first = Store::open_read_only(&saved, opts()).unwrap();
     assert!(read_only == snapshot(&first), "not the saved image's state");
