@@ -6,8 +6,8 @@
 //!   payload`, `len` counting from `epoch` on, the CRC-32 (IEEE) over the same bytes. `kind`
 //!   has its top bit ([`DURABLE_FLAG`]) set; `durable` is the journal offset up to which an
 //!   fsync had returned when the record was written (0 after a reset). Records of the first
-//!   journal format have no `durable` and the top bit clear: they still replay. Records start at 4 KiB
-//!   boundaries from offset 0 on (the bytes after a record up to the next boundary are
+//!   journal format have no `durable` and the top bit clear: they still replay. Records start
+//!   at 4 KiB boundaries from offset 0 on (the bytes after a record up to the next boundary are
 //!   whatever was there); nothing is ever erased. Aligned, a record of up to 4 KiB dirties one
 //!   page, and no append rewrites the previous record's last page: measured, this halves the
 //!   journal's share of the flash wear.
@@ -88,9 +88,10 @@ pub(crate) enum Stop {
     End { offset: u64 },
     /// A record of the current epoch whose CRC fails, or a length past the end: a torn last
     /// write (or damage); or an end (zeros, stale bytes) with intact records of the epoch
-    /// after it: a record that never reached the disk. What follows is not replayed (a gap would leave later records
-    /// naming series and keys the lost one made); `later` counts the intact records of the
-    /// epoch found after it, at page boundaries: 0 for a torn last append. `vouched`: those of
+    /// after it: a record that never reached the disk. What follows is not replayed (a gap
+    /// would leave later records naming series and keys the lost one made); `later` counts the
+    /// intact records of the epoch found after it, at page boundaries: 0 for a torn last
+    /// append. `vouched`: those of
     /// them that say this record was durable when they were written (or cannot say, being of
     /// the first format): damage. With `later` > 0 and `vouched` 0 it is a torn unsynced tail:
     /// none of these records was covered by an fsync that returned.

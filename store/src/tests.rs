@@ -192,9 +192,9 @@ fn failed_insert_writes_nothing_and_new_series_stay_unpublished() {
 /// process died there (SIGKILL: what was written stays; a power cut can only take less of the
 /// `.creating` file, which no open reads). After each death the path is empty or absent (before
 /// the rename) or a file `Store::check` finds healthy, and the next open succeeds, with or
-/// without the journal, and takes samples, truncating a `.creating` file an earlier death left. Before the fix (redb creating the file in place),
-/// the death after its first header fsync left a file without redb's magic number, refused as
-/// "not a redb file".
+/// without the journal, and takes samples, truncating a `.creating` file an earlier death left.
+/// Before the fix (redb creating the file in place), the death after its first header fsync
+/// left a file without redb's magic number, refused as "not a redb file".
 #[test]
 fn a_creation_that_dies_at_any_file_operation_leaves_no_store_or_a_whole_one() {
     use crate::file::FAIL_FILE_OPS_FROM;

@@ -462,10 +462,10 @@ fn power_cuts_under_the_agent_lose_no_committed_sample() {
     );
     vm.assert_nothing_dropped();
     eprintln!(
-        "power cuts: {cuts}: {:?}; {} armed cuts fired ({} while a store was created); {} with redb writes pending, {} with \
-         journal writes pending, {} tore a sector, {} left a torn journal record, {} after new \
-         marks; {} samples logged committed, {} compared, {} removed by retention; VM received \
-         {rows} rows for {in_vm} samples; {:.0} s",
+        "power cuts: {cuts}: {:?}; {} armed cuts fired ({} while a store was created); {} with \
+         redb writes pending, {} with journal writes pending, {} tore a sector, {} left a torn \
+         journal record, {} after new marks; {} samples logged committed, {} compared, {} \
+         removed by retention; VM received {rows} rows for {in_vm} samples; {:.0} s",
         tally.cuts,
         tally.fired,
         tally.in_creation,
