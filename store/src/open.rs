@@ -272,7 +272,15 @@ impl Store {
         backend: impl FnOnce(std::fs::File) -> file::AllocatedFile,
         lock: &mut lock::ProcessLock,
     ) -> Result<Database, OpenError> {
-        let tmp = creating_path(path);
+        // A store path that is a symlink: the file is made where the link points (where the
+        // process lock created it), and the link stays.
+        let at = match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
+            }
+            _ => path.to_owned(),
+        };
+        let tmp = creating_path(&at);
         let io = |p: &Path| {
             let p = p.to_owned();
             move |source| OpenError::io(p, source)
@@ -298,7 +306,7 @@ impl Store {
             keep.sync_all().map_err(io(&tmp))?;
             // Locked before it takes the path: the path never names an unlocked store.
             lock.adopt(keep, path)?;
-            std::fs::rename(&tmp, path).map_err(io(path))?;
+            std::fs::rename(&tmp, &at).map_err(io(&at))?;
             Ok(db)
         })();
         if made.is_err() {
@@ -307,8 +315,8 @@ impl Store {
         }
         let db = made?;
         // Make the new directory entry durable too, not only the file's contents.
-        file::sync_parent_dir(path)
-            .map_err(|source| OpenError::io(file::parent_dir(path).to_owned(), source))?;
+        file::sync_parent_dir(&at)
+            .map_err(|source| OpenError::io(file::parent_dir(&at).to_owned(), source))?;
         log::debug!("{}: created", path.display());
         Ok(db)
     }

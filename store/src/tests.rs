@@ -250,3 +250,27 @@ fn a_creation_that_dies_at_any_file_operation_leaves_no_store_or_a_whole_one() {
         );
     }
 }
+
+/// A store path that is a symlink: the new store is made where the link points (renamed into
+/// place there), the link stays a link, and the store opens again through it.
+#[test]
+fn a_new_store_behind_a_symlink_is_made_at_its_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("data").join("real.redb");
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    let link = dir.path().join("m.redb");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let store = Store::open(&link, StoreOptions::default()).unwrap();
+    store.insert(&[sample("m", &[], 1_000, 1.0)]).unwrap();
+    drop(store);
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(std::fs::metadata(&target).unwrap().len() > 0);
+    assert!(!crate::open::creating_path(&target).exists());
+    let store = Store::open(&link, StoreOptions::default()).unwrap();
+    assert_eq!(contents(&store).len(), 1);
+}
