@@ -27,6 +27,29 @@ use std::sync::{Arc, Mutex};
 
 const BLOCK: u64 = 4096;
 
+#[cfg(test)]
+thread_local! {
+    /// Test hook: `n` > 0 makes the n-th file operation (write, size change, sync) of this
+    /// thread's backends from now on fail, and every one after it: the process "dies" there.
+    pub(crate) static FAIL_FILE_OPS_FROM: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Each operation that reaches the file passes here: the test hook above (nothing otherwise).
+#[inline]
+fn file_op() -> io::Result<()> {
+    #[cfg(test)]
+    {
+        let n = FAIL_FILE_OPS_FROM.with(std::cell::Cell::get);
+        if n == 1 {
+            return Err(io::Error::other("injected: the process died here"));
+        }
+        if n > 1 {
+            FAIL_FILE_OPS_FROM.with(|c| c.set(n - 1));
+        }
+    }
+    Ok(())
+}
+
 /// The directory holding `path` (`.` for a bare name).
 pub(crate) fn parent_dir(path: &std::path::Path) -> &std::path::Path {
     match path.parent() {
@@ -157,6 +180,7 @@ impl redb::StorageBackend for AllocatedFile {
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
+        file_op()?;
         if let Some(mut blocks) = self.blocks() {
             // A shrink drops the held writes past the new end (their bytes must read as zeros
             // after a regrowth, as the file's would).
@@ -189,6 +213,7 @@ impl redb::StorageBackend for AllocatedFile {
 
     fn sync_data(&self) -> io::Result<()> {
         if self.hold.load(Ordering::Acquire) {
+            file_op()?;
             return self.file.sync_data();
         }
         if let Some(mut blocks) = self.blocks() {
@@ -198,16 +223,19 @@ impl redb::StorageBackend for AllocatedFile {
             for (&i, b) in blocks.iter() {
                 let at = i * BLOCK;
                 let n = (len.saturating_sub(at)).min(BLOCK) as usize;
+                file_op()?;
                 self.file.write_all_at(&b[..n], at)?;
             }
             blocks.clear();
             self.held.store(0, Ordering::Relaxed);
         }
+        file_op()?;
         self.file.sync_data()
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
         let Some(mut blocks) = self.blocks() else {
+            file_op()?;
             return self.file.write_all_at(data, offset);
         };
         each_block(offset, data.len(), |i, within, at, n| {

@@ -2,9 +2,12 @@
 //! makes redb `Durability::None` commits crash-safe (`ENCODING.md` § 7).
 //!
 //! Invariants:
-//! - Each record is `len u32 LE | crc32 u32 LE | epoch u64 LE | kind u8 | payload`, `len`
-//!   counting from `epoch` on, the CRC-32 (IEEE) over the same bytes. Records start at 4 KiB
-//!   boundaries from offset 0 on (the bytes after a record up to the next boundary are
+//! - Each record is `len u32 LE | crc32 u32 LE | epoch u64 LE | kind u8 | durable u32 LE |
+//!   payload`, `len` counting from `epoch` on, the CRC-32 (IEEE) over the same bytes. `kind`
+//!   has its top bit ([`DURABLE_FLAG`]) set; `durable` is the journal offset up to which an
+//!   fsync had returned when the record was written (0 after a reset). Records of the first
+//!   journal format have no `durable` and the top bit clear: they still replay. Records start
+//!   at 4 KiB boundaries from offset 0 on (the bytes after a record up to the next boundary are
 //!   whatever was there); nothing is ever erased. Aligned, a record of up to 4 KiB dirties one
 //!   page, and no append rewrites the previous record's last page: measured, this halves the
 //!   journal's share of the flash wear.
@@ -14,6 +17,11 @@
 //!   Replay reads records of the current epoch from offset 0 and stops at the first that is
 //!   not one: a stale epoch (old bytes after the new records), a bad CRC (a torn write) or a
 //!   length that does not fit.
+//! - A damaged record at offset X followed by intact records of the epoch is damage (records
+//!   that were durable are lost) only if one of those says that X was durable (`durable` > X),
+//!   or cannot say (the first format). If all say otherwise, X and they were written after the
+//!   last fsync that returned: a power cut kept a later one whole and tore X (a device writes
+//!   unsynced pages in any order), and none of them was ever promised: a torn unsynced tail.
 //! - The file is written page by page with zeros once, at creation, so that an append changes
 //!   no file metadata (its `fdatasync` writes only the data pages) and never needs free space.
 
@@ -31,6 +39,10 @@ pub(crate) const CAPACITY: u64 = 256 << 10;
 const FRAME: usize = 8;
 /// `epoch` + `kind`.
 const HEAD: usize = 9;
+/// The top bit of a record's `kind`: a `durable u32` follows the kind (the second format).
+const DURABLE_FLAG: u8 = 0x80;
+/// `durable`.
+const DURABLE: usize = 4;
 const PAGE: usize = 4096;
 
 /// A record's payload kind.
@@ -53,6 +65,8 @@ pub(crate) struct Journal {
     path: PathBuf,
     /// Where the next record goes.
     off: u64,
+    /// Bytes of this epoch up to which an fsync returned (≤ `off`).
+    synced: u64,
     epoch: u64,
     /// Frame and record bytes, reused.
     buf: Vec<u8>,
@@ -69,18 +83,25 @@ pub(crate) type Records = Vec<(u8, Vec<u8>)>;
 /// Why a replay stopped before the end of the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stop {
-    /// A zero length or a stale epoch at `offset`: the normal end.
+    /// A zero length or a stale epoch at `offset`, with no record of the epoch after it: the
+    /// normal end.
     End { offset: u64 },
     /// A record of the current epoch whose CRC fails, or a length past the end: a torn last
-    /// write (or damage). What follows is not replayed (a gap would leave later records
-    /// naming series and keys the lost one made); `later` counts the intact records of the
-    /// epoch found after it, at page boundaries: 0 for a torn last append, more for damage.
+    /// write (or damage); or an end (zeros, stale bytes) with intact records of the epoch
+    /// after it: a record that never reached the disk. What follows is not replayed (a gap
+    /// would leave later records naming series and keys the lost one made); `later` counts the
+    /// intact records of the epoch found after it, at page boundaries: 0 for a torn last
+    /// append. `vouched`: those of
+    /// them that say this record was durable when they were written (or cannot say, being of
+    /// the first format): damage. With `later` > 0 and `vouched` 0 it is a torn unsynced tail:
+    /// none of these records was covered by an fsync that returned.
     /// `whole`: the record is complete but its epoch field is damaged (its CRC holds with the
     /// current epoch put back), so it is damage even with nothing after it: it was written in
     /// full, and read as stale bytes it would have been lost without a word.
     Damaged {
         offset: u64,
         later: u64,
+        vouched: u64,
         whole: bool,
     },
 }
@@ -88,13 +109,15 @@ pub(crate) enum Stop {
 impl Stop {
     /// Damage rather than a torn last append: acknowledged records are lost.
     pub(crate) fn is_damage(self) -> bool {
-        matches!(self, Stop::Damaged { later, whole, .. } if later > 0 || whole)
+        matches!(self, Stop::Damaged { vouched, whole, .. } if vouched > 0 || whole)
     }
 }
 
 impl Journal {
     /// Open (or create and preallocate) the journal of the store at `store`, for appending
-    /// records of `epoch` from byte `end` (where its replay stopped).
+    /// records of `epoch` from byte `end` (where its replay stopped). With `end` > 0 the file
+    /// is fsynced first: the records before `end` were read from it, maybe from the page cache
+    /// a crashed process left, and the next record says they are durable.
     pub(crate) fn open(store: &Path, epoch: u64, end: u64) -> io::Result<Journal> {
         let path = path_of(store);
         let file = std::fs::OpenOptions::new()
@@ -115,11 +138,15 @@ impl Journal {
             }
             file.sync_all()?;
             crate::file::sync_parent_dir(&path)?;
+        } else if end > 0 {
+            file.sync_data()?;
         }
+        let off = end.min(CAPACITY);
         Ok(Journal {
             file,
             path,
-            off: end.min(CAPACITY),
+            off,
+            synced: off,
             epoch,
             buf: Vec::new(),
         })
@@ -143,12 +170,13 @@ impl Journal {
     pub(crate) fn reset(&mut self, epoch: u64) {
         self.epoch = epoch;
         self.off = 0;
+        self.synced = 0;
     }
 
     /// Append one record; with `sync`, `fdatasync` it (and everything before it). Fails with
     /// `StorageFull` when it does not fit; the caller then folds instead.
     pub(crate) fn append(&mut self, kind: u8, payload: &[u8], sync: bool) -> io::Result<()> {
-        let len = HEAD + payload.len();
+        let len = HEAD + DURABLE + payload.len();
         let total = align((FRAME + len) as u64);
         if self.off + total > CAPACITY {
             return Err(io::Error::from(io::ErrorKind::StorageFull));
@@ -158,7 +186,10 @@ impl Journal {
         self.buf.extend_from_slice(&len32.to_le_bytes());
         self.buf.extend_from_slice(&[0; 4]);
         self.buf.extend_from_slice(&self.epoch.to_le_bytes());
-        self.buf.push(kind);
+        self.buf.push(kind | DURABLE_FLAG);
+        // ≤ CAPACITY (256 KiB): fits.
+        let synced = u32::try_from(self.synced).unwrap_or(u32::MAX);
+        self.buf.extend_from_slice(&synced.to_le_bytes());
         self.buf.extend_from_slice(payload);
         let crc = crc32(&self.buf[FRAME..]);
         self.buf[4..FRAME].copy_from_slice(&crc.to_le_bytes());
@@ -167,6 +198,9 @@ impl Journal {
             self.file.sync_data()?;
         }
         self.off += total;
+        if sync {
+            self.synced = self.off;
+        }
         Ok(())
     }
 }
@@ -209,32 +243,37 @@ fn parse(bytes: &[u8], epoch: u64) -> (Records, Stop) {
                 kind,
                 payload,
                 next,
+                ..
             } => {
                 out.push((kind, payload.to_vec()));
                 at = next;
             }
-            At::End => return (out, Stop::End { offset: at as u64 }),
-            damaged @ (At::Torn | At::Unknown | At::Misdated) => {
-                let mut later = 0;
+            stop @ (At::End | At::Torn | At::Unknown | At::Misdated) => {
+                let (mut later, mut vouched) = (0, 0);
                 let mut p = at + PAGE;
                 while p < bytes.len() {
-                    if let At::Record { .. } = record_at(bytes, p, epoch) {
+                    if let At::Record { durable, .. } = record_at(bytes, p, epoch) {
                         later += 1;
+                        vouched += u64::from(durable.is_none_or(|d| d > at as u64));
                     }
                     p += PAGE;
                 }
                 let offset = at as u64;
-                if matches!(damaged, At::Unknown) && later == 0 {
-                    // The inside of an older epoch's record that spanned this page boundary:
-                    // the normal end (nothing of this epoch was ever written here).
+                if matches!(stop, At::End | At::Unknown) && later == 0 {
+                    // The end: zeros, an older epoch's record, or the inside of an older
+                    // epoch's record that spanned this page boundary (nothing of this epoch
+                    // was ever written here).
                     return (out, Stop::End { offset });
                 }
-                let whole = matches!(damaged, At::Misdated);
+                // An end with records of the epoch after it: a record that never reached the
+                // disk (a power cut kept later ones), or one whose header was destroyed.
+                let whole = matches!(stop, At::Misdated);
                 return (
                     out,
                     Stop::Damaged {
                         offset,
                         later,
+                        vouched,
                         whole,
                     },
                 );
@@ -246,6 +285,9 @@ fn parse(bytes: &[u8], epoch: u64) -> (Records, Stop) {
 enum At<'a> {
     Record {
         kind: u8,
+        /// The journal offset an fsync had reached when it was written (`None`: a record of
+        /// the first format, which does not say).
+        durable: Option<u64>,
         payload: &'a [u8],
         next: usize,
     },
@@ -296,10 +338,25 @@ fn record_at(bytes: &[u8], at: usize, epoch: u64) -> At<'_> {
     if !crc_ok {
         return At::Torn;
     }
+    let next = at + align((FRAME + len) as u64) as usize;
+    let kind = body[8];
+    if kind & DURABLE_FLAG == 0 {
+        return At::Record {
+            kind,
+            durable: None,
+            payload: &body[HEAD..],
+            next,
+        };
+    }
+    // Intact, but too short for its format: not a record this store wrote.
+    let Some(d) = body.get(HEAD..HEAD + DURABLE) else {
+        return At::Torn;
+    };
     At::Record {
-        kind: body[8],
-        payload: &body[HEAD..],
-        next: at + align((FRAME + len) as u64) as usize,
+        kind: kind & !DURABLE_FLAG,
+        durable: Some(u64::from(u32::from_le_bytes([d[0], d[1], d[2], d[3]]))),
+        payload: &body[HEAD + DURABLE..],
+        next,
     }
 }
 
@@ -348,6 +405,7 @@ mod tests {
                 Stop::Damaged {
                     offset: 0,
                     later: 0,
+                    vouched: 0,
                     whole: false
                 }
             )
@@ -363,6 +421,7 @@ mod tests {
                 Stop::Damaged {
                     offset: 0,
                     later: 0,
+                    vouched: 0,
                     whole: false
                 }
             )
@@ -379,6 +438,7 @@ mod tests {
                 Stop::Damaged {
                     offset: PAGE as u64,
                     later: 1,
+                    vouched: 1,
                     whole: false
                 }
             )
@@ -413,20 +473,37 @@ mod tests {
                 }
             )
         );
-        // The same stale page with a record of the epoch after it: a header was destroyed.
+        // The same stale page with a record of the epoch after it that was written once an
+        // fsync had covered this page: a header was destroyed.
         let mut damaged = bytes.clone();
         let mut later = Journal::open(&dir.path().join("t.redb"), 4, 0).unwrap();
-        later.append(KIND_MARK, b"mark", true).unwrap();
+        for _ in 0..3 {
+            later.append(KIND_MARK, b"mark", true).unwrap();
+        }
         let rec = std::fs::read(path_of(&dir.path().join("t.redb"))).unwrap();
-        damaged[2 * PAGE..3 * PAGE].copy_from_slice(&rec[..PAGE]);
+        damaged[2 * PAGE..3 * PAGE].copy_from_slice(&rec[2 * PAGE..3 * PAGE]);
         assert_eq!(
             parse(&damaged, 4).1,
             Stop::Damaged {
                 offset: PAGE as u64,
                 later: 1,
+                vouched: 1,
                 whole: false
             }
         );
+        // One written before any fsync covered it: the unsynced tail of a power cut.
+        damaged[2 * PAGE..3 * PAGE].copy_from_slice(&rec[..PAGE]);
+        let stop = parse(&damaged, 4).1;
+        assert_eq!(
+            stop,
+            Stop::Damaged {
+                offset: PAGE as u64,
+                later: 1,
+                vouched: 0,
+                whole: false
+            }
+        );
+        assert!(!stop.is_damage());
     }
 
     /// A bit flip in the epoch field of the last record: without the put-back check it read as
@@ -450,6 +527,7 @@ mod tests {
                 Stop::Damaged {
                     offset: PAGE as u64,
                     later: 0,
+                    vouched: 0,
                     whole: true
                 },
                 "bit {bit}"
@@ -467,6 +545,148 @@ mod tests {
                 offset: 2 * PAGE as u64
             }
         );
+    }
+
+    /// Finding F2 of docs/durability.md: with deferred (unsynced) records, a power cut may tear
+    /// one and keep a later one whole. Each record says how far an fsync had reached when it
+    /// was written; a damaged record that no later record says was durable is a torn unsynced
+    /// tail, not damage, and one that a later record vouches for is damage, as is any damaged
+    /// record followed by a record of the first format (which cannot say).
+    #[test]
+    fn a_torn_record_no_later_one_says_was_durable_is_an_unsynced_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("s.redb");
+        let mut j = Journal::open(&store, 5, 0).unwrap();
+        j.append(KIND_INSERT, b"synced", true).unwrap(); // 0, durable 0
+        // 150 bytes, as a mark of a few keys: the 158-byte record F2 found torn after 102.
+        j.append(KIND_MARK, &[0x5a; 150], false).unwrap(); // 4096, durable 4096
+        j.append(KIND_INSERT, &[0x33; 200], true).unwrap(); // 8192, durable 4096
+        j.append(KIND_MARK, b"later mark", false).unwrap(); // 12288, durable 12288
+        let clean = std::fs::read(path_of(&store)).unwrap();
+        let durable_of = |at: usize| match record_at(&clean, at, 5) {
+            At::Record { durable, .. } => durable,
+            _ => panic!("no record at {at}"),
+        };
+        assert_eq!(
+            [0, PAGE, 2 * PAGE, 3 * PAGE].map(durable_of),
+            [
+                Some(0),
+                Some(PAGE as u64),
+                Some(PAGE as u64),
+                Some(3 * PAGE as u64)
+            ]
+        );
+        // The deferred mark torn after 100 bytes (the rest as the preallocation left it), the
+        // flush after it kept whole; the last mark not written at all.
+        let mut torn = clean.clone();
+        torn[PAGE + 100..2 * PAGE].fill(0);
+        torn[3 * PAGE..4 * PAGE].fill(0);
+        let (recs, stop) = parse(&torn, 5);
+        assert_eq!(recs, vec![(KIND_INSERT, b"synced".to_vec())]);
+        let tail = Stop::Damaged {
+            offset: PAGE as u64,
+            later: 1,
+            vouched: 0,
+            whole: false,
+        };
+        assert_eq!(stop, tail);
+        assert!(!stop.is_damage());
+        // The deferred mark never written at all (its page as the preallocation left it):
+        // the same tail. Read as the end, the flush after it would come back once a new record
+        // filled the gap.
+        let mut dropped = clean.clone();
+        dropped[PAGE..2 * PAGE].fill(0);
+        dropped[3 * PAGE..4 * PAGE].fill(0);
+        assert_eq!(parse(&dropped, 5).1, tail);
+        // The later mark kept too: it says the first page was durable, not the second.
+        let mut torn = clean.clone();
+        torn[PAGE + 100..2 * PAGE].fill(0);
+        assert_eq!(
+            parse(&torn, 5).1,
+            Stop::Damaged {
+                offset: PAGE as u64,
+                later: 2,
+                vouched: 1,
+                whole: false
+            }
+        );
+        // Torn flush at 8192 with the later mark whole: that mark was written after the flush's
+        // fsync returned, so the flush was durable: damage.
+        let mut torn = clean.clone();
+        torn[2 * PAGE + 100..3 * PAGE].fill(0);
+        let stop = parse(&torn, 5).1;
+        assert_eq!(
+            stop,
+            Stop::Damaged {
+                offset: 2 * PAGE as u64,
+                later: 1,
+                vouched: 1,
+                whole: false
+            }
+        );
+        assert!(stop.is_damage());
+        // A record of the first format (no durable field: kind without the top bit) replays,
+        // and after a damaged record it counts as vouching: it cannot say.
+        let mut old = clean.clone();
+        let v1 = |payload: &[u8]| {
+            let mut r = Vec::new();
+            r.extend_from_slice(&((HEAD + payload.len()) as u32).to_le_bytes());
+            r.extend_from_slice(&[0; 4]);
+            r.extend_from_slice(&5u64.to_le_bytes());
+            r.push(KIND_INSERT);
+            r.extend_from_slice(payload);
+            let crc = crc32(&r[FRAME..]);
+            r[4..FRAME].copy_from_slice(&crc.to_le_bytes());
+            r
+        };
+        let r = v1(b"first format");
+        old[2 * PAGE..2 * PAGE + r.len()].copy_from_slice(&r);
+        old[3 * PAGE..4 * PAGE].fill(0);
+        let (recs, stop) = parse(&old, 5);
+        assert_eq!(recs.len(), 3);
+        assert_eq!(recs[2], (KIND_INSERT, b"first format".to_vec()));
+        assert_eq!(
+            stop,
+            Stop::End {
+                offset: 3 * PAGE as u64
+            }
+        );
+        old[PAGE + 100..2 * PAGE].fill(0);
+        assert!(parse(&old, 5).1.is_damage());
+    }
+
+    /// The journal reopened after a replay (whose records may sit in a crashed process's page
+    /// cache) fsyncs them first: the next record says they are durable.
+    #[test]
+    fn a_journal_opened_after_records_counts_them_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("s.redb");
+        let mut j = Journal::open(&store, 6, 0).unwrap();
+        j.append(KIND_MARK, b"deferred", false).unwrap();
+        drop(j);
+        let mut j = Journal::open(&store, 6, PAGE as u64).unwrap();
+        j.append(KIND_INSERT, b"next", false).unwrap();
+        let bytes = std::fs::read(path_of(&store)).unwrap();
+        assert!(matches!(
+            record_at(&bytes, PAGE, 6),
+            At::Record { durable: Some(d), .. } if d == PAGE as u64
+        ));
+        // After a reset (a fold moved the epoch on) nothing of the new epoch is durable yet.
+        j.reset(7);
+        j.append(KIND_INSERT, b"new epoch", true).unwrap();
+        j.append(KIND_INSERT, b"second", false).unwrap();
+        let bytes = std::fs::read(path_of(&store)).unwrap();
+        assert!(matches!(
+            record_at(&bytes, 0, 7),
+            At::Record {
+                durable: Some(0),
+                ..
+            }
+        ));
+        assert!(matches!(
+            record_at(&bytes, PAGE, 7),
+            At::Record { durable: Some(d), .. } if d == PAGE as u64
+        ));
     }
 
     #[test]

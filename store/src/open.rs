@@ -48,6 +48,13 @@ struct Replayed {
     lost: u64,
 }
 
+/// Where a new store file is made before it is renamed to `path` (`Store::create_db`).
+pub(crate) fn creating_path(path: &Path) -> std::path::PathBuf {
+    let mut os = path.as_os_str().to_owned();
+    os.push(".creating");
+    std::path::PathBuf::from(os)
+}
+
 impl Store {
     /// Take the process lock, verify the file ([`Store::check`]; refused untouched if
     /// damaged), open (or create) it and migrate it to [`SCHEMA_VERSION`]. Unknown versions
@@ -196,28 +203,27 @@ impl Store {
         }
         let mut builder = redb::Builder::new();
         builder.set_cache_size(opts.cache_size_bytes);
-        let db = if read_only {
-            builder.create_with_backend(overlay::Overlay::open(path).map_err(io)?)
-        } else {
-            // The locked descriptor (a `dup`): the flock guards the very file redb writes.
-            let f = lock.store_file(path, true)?;
+        let backend = |f: std::fs::File| -> file::AllocatedFile {
             held.store(0, Ordering::Relaxed);
             if Self::journaled(opts) {
-                builder.create_with_backend(file::AllocatedFile::deferred(
-                    f,
-                    held.clone(),
-                    hold.clone(),
-                ))
+                file::AllocatedFile::deferred(f, held.clone(), hold.clone())
             } else {
-                builder.create_with_backend(file::AllocatedFile::new(f))
+                file::AllocatedFile::new(f)
             }
-        }
-        .map_err(|e| schema::map_open_db_error(path, e))?;
-        if !existed && !read_only {
-            // Make the new directory entry durable too, not only the file's contents.
-            file::sync_parent_dir(path)
-                .map_err(|source| OpenError::io(file::parent_dir(path).to_owned(), source))?;
-        }
+        };
+        let db = if read_only {
+            builder
+                .create_with_backend(overlay::Overlay::open(path).map_err(io)?)
+                .map_err(|e| schema::map_open_db_error(path, e))?
+        } else if existed {
+            // The locked descriptor (a `dup`): the flock guards the very file redb writes.
+            let f = lock.store_file(path, true)?;
+            builder
+                .create_with_backend(backend(f))
+                .map_err(|e| schema::map_open_db_error(path, e))?
+        } else {
+            Self::create_db(path, &builder, backend, lock)?
+        };
         let from = schema::migrate(&db, path)?;
         let journaled = Self::journaled(opts) && !read_only;
         let hold = (!read_only && Self::journaled(opts)).then_some(&**hold);
@@ -249,6 +255,70 @@ impl Store {
             cache.info.len()
         );
         Ok((db, cache, (pending, unstamped), journal, unsynced))
+    }
+
+    /// A new store file, made so that a power cut at any instant leaves either no store at
+    /// `path` (nothing, or the empty file the process lock created) or a whole redb file: redb
+    /// writes the new file's header in place and fsyncs it twice (without, then with its magic
+    /// number), and a cut that tears either write leaves a file with data that is no redb file
+    /// (`docs/durability.md`, finding F1), which the next open would refuse as damaged. So redb
+    /// creates it at `<path>.creating`, through the store's own backend (`backend`, the same
+    /// `AllocatedFile` every later commit goes through: the database handle is kept, never
+    /// closed and reopened), the file is fsynced, locked, renamed over `path` and the directory
+    /// fsynced. A `.creating` file a cut left is never read: it is truncated here.
+    fn create_db(
+        path: &Path,
+        builder: &redb::Builder,
+        backend: impl FnOnce(std::fs::File) -> file::AllocatedFile,
+        lock: &mut lock::ProcessLock,
+    ) -> Result<Database, OpenError> {
+        // A store path that is a symlink: the file is made where the link points (where the
+        // process lock created it), and the link stays.
+        let at = match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
+            }
+            _ => path.to_owned(),
+        };
+        let tmp = creating_path(&at);
+        let io = |p: &Path| {
+            let p = p.to_owned();
+            move |source| OpenError::io(p, source)
+        };
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io(&tmp))?;
+        let made = (|| {
+            // The same mode as the file the lock created at `path` (its umask-given mode).
+            if let Ok(m) = std::fs::metadata(path) {
+                f.set_permissions(m.permissions()).map_err(io(&tmp))?;
+            }
+            let keep = f.try_clone().map_err(io(&tmp))?;
+            let db = builder
+                .create_with_backend(backend(f))
+                .map_err(|e| schema::map_open_db_error(path, e))?;
+            // redb's create fsynced the header; this makes sure of the file's size and
+            // contents whatever redb does, before the path can name it.
+            keep.sync_all().map_err(io(&tmp))?;
+            // Locked before it takes the path: the path never names an unlocked store.
+            lock.adopt(keep, path)?;
+            std::fs::rename(&tmp, &at).map_err(io(&at))?;
+            Ok(db)
+        })();
+        if made.is_err() {
+            // Not left taking space (a full disk, say); a crash's leftover is truncated above.
+            let _ = std::fs::remove_file(&tmp);
+        }
+        let db = made?;
+        // Make the new directory entry durable too, not only the file's contents.
+        file::sync_parent_dir(&at)
+            .map_err(|source| OpenError::io(file::parent_dir(&at).to_owned(), source))?;
+        log::debug!("{}: created", path.display());
+        Ok(db)
     }
 
     /// Redo the journal's records of the epoch in META that the file lacks (the commits a crash
@@ -289,11 +359,23 @@ impl Store {
                     journal::path_of(path).display()
                 );
             }
-            journal::Stop::Damaged { offset, .. } => {
+            journal::Stop::Damaged {
+                offset, later: 0, ..
+            } => {
                 // The record a crash tore while it was written (its call never returned):
                 // new records overwrite it.
                 log::warn!(
                     "{}: the journal's last record (byte {offset}) is torn; replay stops there",
+                    journal::path_of(path).display()
+                );
+            }
+            journal::Stop::Damaged { offset, later, .. } => {
+                // A power cut between two fsyncs (`DeferredMarks` writes a mark's record and
+                // fsyncs it with the next one): the device kept later records whole and tore
+                // this one. None of them was promised (their fsync never returned).
+                log::warn!(
+                    "{}: the journal's unsynced tail from byte {offset} is torn ({later} later \
+                     records, never fsynced, are not replayed either); replay stops there",
                     journal::path_of(path).display()
                 );
             }
@@ -307,14 +389,16 @@ impl Store {
         // durable, META counting them): applying them again would not be idempotent.
         let skip = usize::try_from(applied.min(total)).unwrap_or(usize::MAX);
         let todo = &records[skip..];
-        // A damaged record moves the epoch on as well: intact records of this epoch may lie
-        // after it, and new ones appended over it would make the replay reach them.
+        // A damaged record, or a torn unsynced tail with records after it, moves the epoch on
+        // as well: intact records of this epoch lie after it, and new ones appended over it
+        // would make the replay reach them.
         let damaged = stop.is_damage();
+        let past_gap = matches!(stop, journal::Stop::Damaged { later, .. } if later > 0);
         let lost = match stop {
             journal::Stop::Damaged { later, .. } if damaged => later.saturating_add(1),
             _ => 0,
         };
-        let durable = epoch == 0 || (!journaled && total > 0) || damaged;
+        let durable = epoch == 0 || (!journaled && total > 0) || damaged || past_gap;
         if todo.is_empty() && !durable {
             return Ok(Replayed {
                 epoch,

@@ -183,3 +183,94 @@ fn failed_insert_writes_nothing_and_new_series_stay_unpublished() {
     assert_eq!(store.pending(1).unwrap()[0].series_id, 1);
     store.check_invariants().unwrap();
 }
+
+/// Finding F1 of docs/durability.md: a power cut while a new store is created must leave either
+/// no store at the path (none, or the empty file the process lock made) or a whole redb file,
+/// never a torn header that the next open refuses as damaged. The creation (and the open's
+/// first commits after it) is made to die at each of its file operations in turn: the n-th
+/// write, size change or fsync of the store's backend fails, and every one after it, as if the
+/// process died there (SIGKILL: what was written stays; a power cut can only take less of the
+/// `.creating` file, which no open reads). After each death the path is empty or absent (before
+/// the rename) or a file `Store::check` finds healthy, and the next open succeeds, with or
+/// without the journal, and takes samples, truncating a `.creating` file an earlier death left.
+/// Before the fix (redb creating the file in place), the death after its first header fsync
+/// left a file without redb's magic number, refused as "not a redb file".
+#[test]
+fn a_creation_that_dies_at_any_file_operation_leaves_no_store_or_a_whole_one() {
+    use crate::file::FAIL_FILE_OPS_FROM;
+    for fold_after in [0, 60] {
+        let opts = StoreOptions {
+            fold_after,
+            ..StoreOptions::default()
+        };
+        let (mut empty, mut whole) = (0, 0);
+        for n in 1.. {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("m.redb");
+            // What an earlier death may have left (this process's own failures remove it).
+            std::fs::write(crate::open::creating_path(&path), [0xffu8; 10_000]).unwrap();
+            FAIL_FILE_OPS_FROM.with(|c| c.set(n));
+            let first = Store::open(&path, opts);
+            // Dropped while every file operation still fails: nothing more reaches the file.
+            drop(first);
+            let died = FAIL_FILE_OPS_FROM.with(|c| c.replace(0)) == 1;
+            if !died {
+                assert!(n > 3, "the creation made only {n} file operations");
+                break;
+            }
+            let what = format!("fold_after {fold_after}, died at file operation {n}");
+            match std::fs::metadata(&path) {
+                Ok(m) if m.len() > 0 => {
+                    let report = Store::check(&path).unwrap();
+                    assert!(report.is_healthy(), "{what}: {:?}", report.problems);
+                    whole += 1;
+                }
+                _ => {
+                    empty += 1;
+                    // A power cut would have left the half-made file (the failure removed it).
+                    std::fs::write(crate::open::creating_path(&path), [0xffu8; 10_000]).unwrap();
+                }
+            }
+            let store = Store::open(&path, opts).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(
+                !crate::open::creating_path(&path).exists(),
+                "{what}: the .creating file was left"
+            );
+            store
+                .insert(&[sample("m", &[], 1_000, 1.0)])
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(contents(&store).len(), 1, "{what}");
+            drop(store);
+            assert!(Store::check(&path).unwrap().is_healthy(), "{what}");
+        }
+        // Both sides of the rename were reached.
+        assert!(
+            empty >= 2 && whole >= 2,
+            "fold_after {fold_after}: {empty} deaths before the rename, {whole} after"
+        );
+    }
+}
+
+/// A store path that is a symlink: the new store is made where the link points (renamed into
+/// place there), the link stays a link, and the store opens again through it.
+#[test]
+fn a_new_store_behind_a_symlink_is_made_at_its_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("data").join("real.redb");
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    let link = dir.path().join("m.redb");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let store = Store::open(&link, StoreOptions::default()).unwrap();
+    store.insert(&[sample("m", &[], 1_000, 1.0)]).unwrap();
+    drop(store);
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(std::fs::metadata(&target).unwrap().len() > 0);
+    assert!(!crate::open::creating_path(&target).exists());
+    let store = Store::open(&link, StoreOptions::default()).unwrap();
+    assert_eq!(contents(&store).len(), 1);
+}

@@ -11,6 +11,22 @@
 //! - a damaged epoch field in the last record (a whole record, read before as stale bytes and
 //!   dropped without a word) is logged as damage, an error, and counted
 //!   (`Store::journal_records_lost`), while a torn last record is a warning and not counted;
+//! - with `DeferredMarks` (a mark's record written unsynced), a power cut that tears the mark's
+//!   record and keeps the next flush's whole (finding F2 of docs/durability.md, its saved
+//!   image rebuilt) is a torn unsynced tail: a warning, nothing counted lost, the state of the
+//!   last fsync replayed, and the whole later record never replayed, even after more commits
+//!   and another crash; a record written after an fsync covered the torn one makes it damage;
+//! - the durable image the power-cut harness saved for F2 (`POWERCUT_SEED=1796570780`, cut 8,
+//!   `fixtures/powercut-1796570780/`): as saved, in the first record format, its records cannot
+//!   say what was durable, so the torn mark before a whole insert stays damage (2 records
+//!   counted lost); with the same records in the second format, as the writer now frames them
+//!   (an insert's record fsynced, a mark's not), it is a torn unsynced tail, nothing lost;
+//! - power cuts in an unsynced tail, enumerated by a seeded generator: after a fold (stale
+//!   records of the old epoch in the file) a flush and 1–5 deferred marks, then each page the
+//!   marks wrote is kept, dropped or kept in part (512-byte sectors, one torn), as lazyfs
+//!   does; every replay logs no error, counts nothing lost and ends in the state after the
+//!   flush plus the marks up to the first one not kept whole, and a crash after more commits
+//!   keeps that state (the records after the gap never come back);
 //! - a journal left by another store at the same path is ignored; a journal whose store file is
 //!   missing at an open is logged as an error, counted (`Store::files_vanished`) and moved aside;
 //! - a journal or a store file deleted (or replaced at its path) while the store is open loses
@@ -30,8 +46,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use belabox_store::{
-    Checkpoint, DEFAULT_FOLD_AFTER, NewSample, OwnedValue, SeriesKey, Store, StoreOptions, Uuid,
-    Value,
+    Checkpoint, DEFAULT_FOLD_AFTER, Durability, NewSample, OwnedValue, SeriesKey, Store,
+    StoreOptions, Uuid, Value,
 };
 use std::path::{Path, PathBuf};
 
@@ -85,6 +101,17 @@ fn reopen_after_crash(from: &Path, to: &Path) -> Store {
     let s = Store::open(to, opts()).unwrap();
     s.check_invariants().unwrap();
     s
+}
+
+/// A new commit on `s` (open on `at`), then a crash copied to `to` and opened: it holds what
+/// `s` holds, so nothing a replay stopped before (records past a gap) came back. Returns the
+/// reopened store and that state.
+fn commit_then_crash(s: &Store, at: &Path, to: &Path, what: &str) -> (Store, Snapshot) {
+    s.insert(&flush(9)).unwrap();
+    let want = snapshot(s);
+    let again = reopen_after_crash(at, to);
+    assert!(snapshot(&again) == want, "{what}: the state changed");
+    (again, want)
 }
 
 /// The database file at `path` still holds `before`: it may have grown (allocated, zeros), but
@@ -197,10 +224,7 @@ fn a_damaged_record_stops_the_replay_and_the_rest_never_comes_back() {
         "the damaged record and the one after it"
     );
     // New commits, then a crash: the records that followed the damaged one stay out.
-    s.insert(&flush(9)).unwrap();
-    let want = snapshot(&s);
-    let s2 = reopen_after_crash(&copy, &dir.path().join("crash2.redb"));
-    assert_eq!(snapshot(&s2), want);
+    let (_, want) = commit_then_crash(&s, &copy, &dir.path().join("crash2.redb"), "crash2");
     assert_eq!(want.0.len(), 3 * 80);
 }
 
@@ -239,6 +263,29 @@ fn logged_about(path: &Path) -> Vec<(log::Level, String)> {
         .collect()
 }
 
+/// The replay of `path`'s journal logged an error containing `what` (damage).
+fn assert_error_logged(path: &Path, what: &str) {
+    let lines = logged_about(path);
+    assert!(
+        lines
+            .iter()
+            .any(|(l, m)| *l == log::Level::Error && m.contains(what)),
+        "an error with {what:?} expected: {lines:?}"
+    );
+}
+
+/// The replay of `path`'s journal logged warnings only, at least one, each containing `what`.
+fn assert_warned_only(path: &Path, what: &str) {
+    let lines = logged_about(path);
+    assert!(
+        !lines.is_empty()
+            && lines
+                .iter()
+                .all(|(l, m)| *l == log::Level::Warn && m.contains(what)),
+        "warnings with {what:?} expected: {lines:?}"
+    );
+}
+
 #[test]
 fn a_damaged_epoch_in_the_last_record_is_reported_as_damage() {
     let (dir, path, _store, after) = four_flushes();
@@ -255,13 +302,7 @@ fn a_damaged_epoch_in_the_last_record_is_reported_as_damage() {
     s.check_invariants().unwrap();
     assert_eq!(snapshot(&s), after[2], "three flushes: the fourth is lost");
     assert_eq!(s.journal_records_lost(), 1, "the lost record is counted");
-    let lines = logged_about(&copy);
-    assert!(
-        lines
-            .iter()
-            .any(|(l, m)| *l == log::Level::Error && m.contains("is damaged")),
-        "the lost record must be logged as damage: {lines:?}"
-    );
+    assert_error_logged(&copy, "is damaged");
     drop(s);
 
     // A torn last record (its payload) is the crash's own tear: a warning, not an error.
@@ -277,13 +318,250 @@ fn a_damaged_epoch_in_the_last_record_is_reported_as_damage() {
         0,
         "a torn append was never acknowledged"
     );
-    let lines = logged_about(&torn);
+    // A torn last record is a warning.
+    assert_warned_only(&torn, "is torn");
+}
+
+/// F2's saved image, rebuilt: flushes 0 and 1 (fsynced records at 0 and 4096), a deferred mark
+/// of flush 0 (its record at 8192, not fsynced), flush 2 (its record at 12288 written, the
+/// power cut before its fsync returned: kept whole), and the mark's page torn after its first
+/// 100 bytes (the rest as the preallocation left it). With `and_flush_3`, flush 3's record
+/// follows, written after flush 2's fsync returned.
+fn torn_deferred_mark(and_flush_3: bool) -> (tempfile::TempDir, PathBuf, Snapshot) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.redb");
+    let o = StoreOptions {
+        durability: Durability::DeferredMarks { max_unsynced: 10 },
+        ..opts()
+    };
+    let store = Store::open(&path, o).unwrap();
+    store.insert(&flush(0)).unwrap();
+    store.insert(&flush(1)).unwrap();
+    let before = snapshot(&store);
+    let keys: Vec<_> = store.pending(80).unwrap().iter().map(|p| p.key).collect();
+    assert_eq!(store.mark_uploaded(&keys, &cp(0)).unwrap(), 80);
+    store.insert(&flush(2)).unwrap();
+    if and_flush_3 {
+        store.insert(&flush(3)).unwrap();
+    }
+    let copy = dir.path().join("crash.redb");
+    crash_copy(&path, &copy);
+    let mut j = std::fs::read(journal(&copy)).unwrap();
+    let len = u32::from_le_bytes(j[8192..8196].try_into().unwrap()) as usize;
+    assert_eq!(j[8192 + 16] & 0x7f, 2, "a mark's record at 8192");
     assert!(
-        lines
-            .iter()
-            .all(|(l, m)| *l == log::Level::Warn && m.contains("is torn"))
-            && !lines.is_empty(),
-        "a torn last record is one warning: {lines:?}"
+        len + 8 > 100,
+        "the mark's record ({len} bytes) is longer than what is kept"
+    );
+    j[8192 + 100..12288].fill(0);
+    std::fs::write(journal(&copy), &j).unwrap();
+    (dir, copy, before)
+}
+
+#[test]
+fn a_torn_deferred_mark_before_a_whole_later_record_is_a_torn_tail_not_damage() {
+    let (dir, copy, before) = torn_deferred_mark(false);
+    let s = Store::open(&copy, opts()).unwrap();
+    s.check_invariants().unwrap();
+    assert_eq!(
+        snapshot(&s),
+        before,
+        "what the last returned fsync covered: flushes 0 and 1, no mark"
+    );
+    assert_eq!(s.journal_records_lost(), 0, "nothing promised was lost");
+    assert_warned_only(&copy, "unsynced tail from byte 8192 is torn");
+    // New commits, then another crash: flush 2's whole record, left after the tear, stays out.
+    let (s2, want) = commit_then_crash(&s, &copy, &dir.path().join("crash2.redb"), "crash2");
+    assert_eq!(want.0.len(), 3 * 80);
+    assert_eq!(s2.journal_records_lost(), 0);
+
+    // Flush 3's record was written after flush 2's fsync returned, which covered the mark:
+    // the torn mark is damage, its records lost and counted, an error logged.
+    let (_dir, copy, before) = torn_deferred_mark(true);
+    let s = Store::open(&copy, opts()).unwrap();
+    s.check_invariants().unwrap();
+    assert_eq!(snapshot(&s), before);
+    assert_eq!(s.journal_records_lost(), 3, "the mark, flushes 2 and 3");
+    assert_error_logged(&copy, "is damaged");
+}
+
+/// The durable image the harness kept for F2 (fixtures/powercut-1796570780/, README there),
+/// inflated into `dir`: the store, and its journal as saved (`journal` "metrics.redb.journal")
+/// or reframed in the second record format ("metrics.redb.journal.v2").
+fn saved_f2_image(dir: &Path, journal_fixture: &str) -> PathBuf {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/powercut-1796570780");
+    let path = dir.join("metrics.redb");
+    for (from, to) in [
+        ("metrics.redb", path.clone()),
+        (journal_fixture, journal(&path)),
+    ] {
+        let packed = std::fs::read(fixtures.join(format!("{from}.zlib"))).unwrap();
+        let bytes = miniz_oxide::inflate::decompress_to_vec_zlib(&packed).unwrap();
+        std::fs::write(to, bytes).unwrap();
+    }
+    path
+}
+
+#[test]
+fn the_saved_f2_image_is_a_torn_unsynced_tail_in_the_second_record_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = saved_f2_image(dir.path(), "metrics.redb.journal");
+    assert!(logged_about(&saved).is_empty());
+    let bytes = std::fs::read(journal(&saved)).unwrap();
+    // What the harness reported: one-page records, a mark (kind 2) at 57344 whose 158 bytes
+    // were cut after 102 (zeros after them), a whole insert (kind 1) at 61440.
+    assert_eq!((bytes[57344], bytes[57344 + 16]), (150, 2));
+    assert!(bytes[57344 + 102..61440].iter().all(|&b| b == 0));
+    assert_eq!((bytes[61440], bytes[61440 + 16]), (236, 1));
+
+    // As saved: first-format records cannot say what was durable, so this stays damage.
+    let s = Store::open_read_only(&saved, opts()).unwrap();
+    assert_eq!(
+        s.journal_records_lost(),
+        2,
+        "the torn mark and the insert after it"
+    );
+    drop(s);
+    assert_error_logged(&saved, "byte 57344 is damaged");
+
+    // Reframed as the writer does now: the insert at 61440 says the fsyncs had reached 57344,
+    // not past the torn mark: a torn unsynced tail, nothing promised lost.
+    let other = dir.path().join("v2");
+    std::fs::create_dir(&other).unwrap();
+    let path = saved_f2_image(&other, "metrics.redb.journal.v2");
+    let v2 = std::fs::read(journal(&path)).unwrap();
+    assert_eq!(v2[61440 + 16], 0x81);
+    assert_eq!(
+        u32::from_le_bytes(v2[61440 + 17..61440 + 21].try_into().unwrap()),
+        57344
+    );
+    assert!(
+        v2[57344..61440] == bytes[57344..61440],
+        "the torn page as it was"
+    );
+    let s = Store::open_read_only(&path, opts()).unwrap();
+    assert_eq!(s.journal_records_lost(), 0, "nothing promised was lost");
+    let read_only = snapshot(&s);
+    drop(s);
+    let s = Store::open(&path, opts()).unwrap();
+    s.check_invariants().unwrap();
+    assert_eq!(s.journal_records_lost(), 0);
+    assert_eq!(snapshot(&s), read_only);
+    assert_warned_only(&path, "unsynced tail from byte 57344 is torn");
+    // The same state as the saved image's replay: the 14 records before the torn mark.
+    let first = Store::open_read_only(&saved, opts()).unwrap();
+    assert!(read_only == snapshot(&first), "not the saved image's state");
+}
+
+/// A tiny deterministic generator (xorshift64*), so that a failure names its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) % n
+    }
+}
+
+#[test]
+fn power_cuts_in_an_unsynced_tail_replay_a_prefix_and_lose_nothing_promised() {
+    const PAGE: usize = 4096;
+    const SECTOR: usize = 512;
+    let o = StoreOptions {
+        durability: Durability::DeferredMarks { max_unsynced: 1000 },
+        ..opts()
+    };
+    let (mut cuts, mut past_gap) = (0, 0);
+    for seed in 1..=40u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.redb");
+        let store = Store::open(&path, o).unwrap();
+        // A fold after some records: the pages the tail writes hold an older epoch's bytes.
+        for n in 0..rng.below(6) as i64 {
+            store.insert(&flush(100 + n)).unwrap();
+        }
+        store.sync().unwrap();
+        // A flush (its record fsynced), then deferred marks (written, never fsynced).
+        store.insert(&flush(0)).unwrap();
+        let base = std::fs::read(journal(&path)).unwrap();
+        let mut states = vec![snapshot(&store)];
+        let marks = 1 + rng.below(5) as u32;
+        for i in 0..marks {
+            let keys: Vec<_> = store.pending(8 + rng.below(30) as usize).unwrap();
+            let keys: Vec<_> = keys.iter().map(|p| p.key).collect();
+            store.mark_uploaded(&keys, &cp(i)).unwrap();
+            states.push(snapshot(&store));
+        }
+        let full = std::fs::read(journal(&path)).unwrap();
+        // The marks' pages, in order: where the journal changed since the flush.
+        let pages: Vec<usize> = (0..full.len() / PAGE)
+            .filter(|p| full[p * PAGE..(p + 1) * PAGE] != base[p * PAGE..(p + 1) * PAGE])
+            .collect();
+        assert_eq!(
+            pages.len(),
+            marks as usize,
+            "seed {seed}: one page per mark"
+        );
+        assert!(pages.windows(2).all(|w| w[1] == w[0] + 1), "seed {seed}");
+        for cut in 0..8 {
+            let what = format!("seed {seed}, cut {cut}");
+            // Each sector of each page the marks wrote: kept (new bytes) or dropped (old
+            // bytes); one kept sector torn (a prefix of its new bytes over the old).
+            let mut image = base.clone();
+            let mut kept = Vec::new();
+            for &p in &pages {
+                for s in (p * PAGE..(p + 1) * PAGE).step_by(SECTOR) {
+                    if rng.below(2) == 0 {
+                        image[s..s + SECTOR].copy_from_slice(&full[s..s + SECTOR]);
+                        kept.push(s);
+                    }
+                }
+            }
+            if !kept.is_empty() && rng.below(2) == 0 {
+                let s = kept[rng.below(kept.len() as u64) as usize];
+                let k = 1 + rng.below(SECTOR as u64 - 1) as usize;
+                image[s + k..s + SECTOR].copy_from_slice(&base[s + k..s + SECTOR]);
+            }
+            // The marks replayed: up to the first whose record is not whole.
+            let whole = |p: usize| {
+                let at = p * PAGE;
+                let len = u32::from_le_bytes(full[at..at + 4].try_into().unwrap()) as usize;
+                image[at..at + 8 + len] == full[at..at + 8 + len]
+            };
+            let applied = pages.iter().take_while(|&&p| whole(p)).count();
+            past_gap += u64::from(pages[applied..].iter().any(|&p| whole(p)));
+            let copy = dir.path().join(format!("cut-{cut}.redb"));
+            std::fs::copy(&path, &copy).unwrap();
+            std::fs::write(journal(&copy), &image).unwrap();
+            let s = Store::open(&copy, opts()).unwrap();
+            s.check_invariants().unwrap();
+            let got = snapshot(&s);
+            let replayed = states.iter().position(|st| *st == got);
+            assert_eq!(
+                replayed,
+                Some(applied),
+                "{what}: the state after {applied} of {marks} marks expected (pages {pages:?})"
+            );
+            assert_eq!(s.journal_records_lost(), 0, "{what}");
+            let lines = logged_about(&copy);
+            assert!(
+                lines.iter().all(|(l, _)| *l == log::Level::Warn),
+                "{what}: {lines:?}"
+            );
+            // More commits and a crash: the state stays, nothing after the gap comes back.
+            let again = dir.path().join(format!("again-{cut}.redb"));
+            let (again, _) = commit_then_crash(&s, &copy, &again, &what);
+            assert_eq!(again.journal_records_lost(), 0, "{what}");
+            cuts += 1;
+        }
+    }
+    // The case the rule is for (a whole record after a torn or dropped one) was met.
+    assert!(
+        past_gap > cuts / 10,
+        "{past_gap} of {cuts} cuts kept a record past a gap"
     );
 }
 

@@ -29,12 +29,14 @@ A slow device, for the tests of a tick that must not wait on the disk:
 
 To cut at an exact instant rather than a random one, arm a trigger first:
 
-  arm PATH N [KIND]   the N-th write to PATH from now on (with KIND: only writes at a 4 KiB
-                      boundary whose byte 16 is KIND, the kind of a belabox-store journal
-                      record: 1 insert, 2 mark, 3 retention) is taken as pending, and then the
-                      process that made it is sent SIGKILL before the write returns (kill(2)
-                      of the writing thread's id, which ends the whole process). The caller
-                      then cuts as above; the cut disarms a trigger that did not fire.
+  arm PATHS N [KIND]  the N-th write to one of PATHS (comma-separated: a file and the name
+                      it is created under before a rename) from now on (with KIND: only
+                      writes at a 4 KiB boundary whose byte 16, its top bit cleared, is KIND,
+                      the kind of a belabox-store journal record: 1 insert, 2 mark, 3
+                      retention) is taken as pending, and then the process that made it is
+                      sent SIGKILL before the write returns (kill(2) of the writing thread's
+                      id, which ends the whole process). The caller then cuts as above; the
+                      cut disarms a trigger that did not fire.
 
 After a cut the in-memory state is gone and the durable image is all there is. Reading
 MOUNTPOINT/.lazyfs returns one JSON line describing the last cut (seed, mode, per file: pending
@@ -279,7 +281,7 @@ class LazyFs(fuse.Fuse):
                 self.fsync_delay = int(words[1]) / 1000.0
             elif len(words) in (3, 4) and words[0] == "arm":
                 kind = int(words[3]) if len(words) == 4 else None
-                self.trigger = [words[1], int(words[2]), kind]
+                self.trigger = [words[1].split(","), int(words[2]), kind]
                 self.fired = None
             else:
                 return -errno.EINVAL
@@ -291,8 +293,9 @@ class LazyFs(fuse.Fuse):
         p.cur[offset:offset + len(data)] = data
         p.ops.append(("w", offset, data))
         t = self.trigger
-        if t is not None and t[0] == path and (
-                t[2] is None or (offset % 4096 == 0 and len(data) > 16 and data[16] == t[2])):
+        if t is not None and path in t[0] and (
+                t[2] is None
+                or (offset % 4096 == 0 and len(data) > 16 and data[16] & 0x7f == t[2])):
             t[1] -= 1
             if t[1] <= 0:
                 pid = self.GetContext()["pid"]

@@ -93,9 +93,10 @@ impl LazyFs {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Arms a trigger: the `n`-th write to `file` (a path under the mount, "/metrics.redb")
-    /// from now on, counting only journal records of `kind` when given, is taken as pending and
-    /// its writer SIGKILLed before the write returns. The next [`LazyFs::cut`] disarms it.
+    /// Arms a trigger: the `n`-th write to `file` (a path under the mount, "/metrics.redb";
+    /// several comma-separated, "/metrics.redb,/metrics.redb.creating") from now on, counting
+    /// only journal records of `kind` when given, is taken as pending and its writer SIGKILLed
+    /// before the write returns. The next [`LazyFs::cut`] disarms it.
     pub fn arm(&self, file: &str, n: u64, kind: Option<u8>) {
         let kind = kind.map_or(String::new(), |k| format!(" {k}"));
         std::fs::write(self.mnt.join(".lazyfs"), format!("arm {file} {n}{kind}\n"))
