@@ -282,6 +282,12 @@ pub struct RemoteConfig {
     /// than its retention); > 0.
     #[serde(serialize_with = "ser_duration")]
     pub max_sample_age: Duration,
+    /// Upload rounds at this board's own phase within `upload_interval` (from `device.id`,
+    /// the same across restarts), so that boards started together do not upload in lock-step;
+    /// false: a round right at start and `upload_interval` after each (docs/fleet.md).
+    pub spread: bool,
+    /// Most samples per second a backlog is drained at (after an outage); 0 = unbounded.
+    pub max_drain_rate: u32,
     /// Extra request headers (tenant, API key), both formats; values never logged.
     pub headers: RemoteHeaders,
     pub retry: RetryConfig,
@@ -557,6 +563,11 @@ impl Default for RemoteConfig {
             max_sample_age: Duration::from_secs(30 * 86_400),
             headers: RemoteHeaders::default(),
             retry: RetryConfig::default(),
+            spread: true,
+            // A board collects ≈ 40–100 samples/s: 1000/s drains a 10-minute backlog in about
+            // a minute, while 1000 boards draining at once stay at 1 M samples/s
+            // (docs/fleet.md, the sizing table).
+            max_drain_rate: 1000,
         }
     }
 }

@@ -19,7 +19,7 @@ use belabox_store::{PendingSample, SampleKey, Uuid};
 
 use super::chunk::{AsPoint, Point, SeriesMeta, chunk_ranges};
 use super::codec::Codec;
-use super::policy::RetryPolicy;
+use super::policy::{RetryPolicy, drain_pause, until_next_round, upload_phase};
 use super::{ControlRx, UploadControl, UploadError, control_pair};
 use crate::config::RemoteConfig;
 use crate::model::state::{AgentState, WaitReason};
@@ -237,10 +237,17 @@ impl Uploader {
             "uploader started"
         );
         let mut streak: Option<(Instant, usize)> = None;
+        // Boards started together (a venue, a power cut) wait for their own phase before the
+        // first round too, or their first rounds would be in lock-step.
+        if self.remote.spread && !self.idle(self.until_next_round()).await {
+            self.stopped().await;
+            return;
+        }
         loop {
             if let Some(remote) = self.rx._tx.take_reconfigure() {
                 self.apply(remote);
             }
+            let started = Instant::now();
             let cycle = self.cycle().await;
             match cycle {
                 Cycle::Stopped => break,
@@ -250,8 +257,19 @@ impl Uploader {
                 } => {
                     let s = streak.get_or_insert((Instant::now(), 0));
                     s.1 += uploaded;
-                    // Let the other tasks on the executor run between batches.
-                    smol::future::yield_now().await;
+                    // A backlog drains at most at remote.max_drain_rate (policy::drain_pause).
+                    let pause = drain_pause(
+                        uploaded,
+                        started.elapsed(),
+                        self.remote.max_drain_rate,
+                        self.rng.rand_float(),
+                    );
+                    if pause.is_zero() {
+                        // Let the other tasks on the executor run between batches.
+                        smol::future::yield_now().await;
+                    } else if !self.idle(pause).await {
+                        break;
+                    }
                     continue;
                 }
                 Cycle::Progress {
@@ -273,10 +291,30 @@ impl Uploader {
                 // A reload cut a backoff short (or came in during the cycle): apply it now.
                 continue;
             }
-            if !self.idle(self.remote.upload_interval).await {
+            let wait = if self.remote.spread {
+                self.until_next_round()
+            } else {
+                self.remote.upload_interval
+            };
+            if !self.idle(wait).await {
                 break;
             }
         }
+        self.stopped().await;
+    }
+
+    /// The wait until this board's next round on its phase grid (see [`super::policy`]).
+    fn until_next_round(&self) -> std::time::Duration {
+        let interval = self.remote.upload_interval;
+        until_next_round(
+            crate::model::time::now_ms(),
+            upload_phase(&self.state.device_id, interval),
+            interval,
+        )
+    }
+
+    /// The end of [`Self::run`].
+    async fn stopped(&mut self) {
         // One last try: the disk may have room again. What is left is sent once more by the
         // next start (the at-least-once window).
         if !self.write_held_marks().await {
