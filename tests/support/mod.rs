@@ -7,6 +7,7 @@ pub mod prom;
 pub mod proxy;
 pub mod tools;
 pub mod vm;
+pub mod vmauth;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

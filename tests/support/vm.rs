@@ -678,6 +678,9 @@ pub fn fast_remote(url: &str) -> RemoteConfig {
         chunk_size: 50,
         upload_interval: Duration::from_millis(300),
         timeout: Duration::from_secs(1),
+        // Unbounded drain: these tests are about what is sent, not how fast (the fleet's drain
+        // bound has tests of its own: tests/upload/fleet_*.rs).
+        max_drain_rate: 0,
         ..RemoteConfig::default()
     };
     r.retry.initial_backoff = Duration::from_millis(200);
