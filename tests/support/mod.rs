@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod agent;
+pub mod fleet;
 pub mod lazyfs;
 pub mod prom;
 pub mod proxy;

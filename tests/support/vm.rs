@@ -34,6 +34,9 @@ pub struct Vm {
     addr: SocketAddr,
     /// `-tlsCertFile`, `-tlsKeyFile`: https.
     tls: Option<(PathBuf, PathBuf)>,
+    /// `-dedup.minScrapeInterval=1ms` (the default for tests); off: a sample stored twice is
+    /// exported twice, so a duplicate delivery can be counted (benches/fleet).
+    dedup: bool,
 }
 
 impl Vm {
@@ -44,6 +47,7 @@ impl Vm {
             data,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls: None,
+            dedup: true,
         };
         vm.launch(None);
         vm
@@ -57,6 +61,21 @@ impl Vm {
             data,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls: Some((cert.to_owned(), key.to_owned())),
+            dedup: true,
+        };
+        vm.launch(None);
+        vm
+    }
+
+    /// A server without deduplication: every copy of a sample it was sent is kept and exported.
+    pub fn start_no_dedup() -> Vm {
+        let data = tempfile::tempdir().unwrap();
+        let mut vm = Vm {
+            child: None,
+            data,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: None,
+            dedup: false,
         };
         vm.launch(None);
         vm
@@ -153,7 +172,7 @@ impl Vm {
                 .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
                 .arg("-retentionPeriod=100y")
                 .arg("-search.latencyOffset=0")
-                .arg("-dedup.minScrapeInterval=1ms")
+                .args(self.dedup.then_some("-dedup.minScrapeInterval=1ms"))
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().unwrap())
                 .stderr(log)
