@@ -48,7 +48,8 @@
 //!   evenly over the interval. After an outage, every board's first retry comes at its own
 //!   phase, so the recovery is spread the same way.
 //! - A backlog (batches back to back) is drained at most at `remote.max_drain_rate` samples/s:
-//!   after each batch the task pauses [`drain_pause`].
+//!   a batch holds at most one second's worth of it, and after each batch the task pauses
+//!   [`drain_pause`].
 
 use std::time::Duration;
 

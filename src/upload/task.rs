@@ -426,7 +426,13 @@ impl Uploader {
         if !self.write_held_marks().await {
             return Cycle::Failed;
         }
-        let limit = self.remote.batch_size.max(1);
+        // A batch holds at most one second of the drain rate, so that a drain is never a burst
+        // of a whole batch_size per board (boards that recover together).
+        let limit = match self.remote.max_drain_rate {
+            0 => self.remote.batch_size,
+            rate => self.remote.batch_size.min(rate as usize),
+        }
+        .max(1);
         let store = self.store.clone();
         let batch = match self
             .worker
