@@ -55,7 +55,7 @@ const SOC_SERIES: &[&str] = &[
     "fan_speed_rpm",
 ];
 
-fn repo(rel: &str) -> PathBuf {
+pub(crate) fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
@@ -221,7 +221,7 @@ fn metric_name_extraction() {
 // ---------------------------------------------------------------------------------------------
 // The files.
 
-fn rules_text() -> String {
+pub(crate) fn rules_text() -> String {
     std::fs::read_to_string(repo(RULES)).unwrap()
 }
 
@@ -537,6 +537,7 @@ fn rules_cover_the_issue_and_say_what_to_check() {
         "BelaboxSamplesDropped",
         "BelaboxClockSkew",
         "BelaboxDeviceSilent",
+        "BelaboxDeviceBehind",
         "BelaboxSocThrottled",
         "BelaboxPowerRailCritical",
         "BelaboxPowerRailWarning",
@@ -568,7 +569,7 @@ fn rules_cover_the_issue_and_say_what_to_check() {
 
 /// A notifier that answers 200 to anything (vmalert needs one; what it receives is not checked
 /// here, the state is read from vmalert's API).
-fn notifier_stub() -> SocketAddr {
+pub(crate) fn notifier_stub() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -605,7 +606,7 @@ fn notifier_stub() -> SocketAddr {
     addr
 }
 
-struct Proc(Child);
+pub(crate) struct Proc(pub(crate) Child);
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -614,7 +615,7 @@ impl Drop for Proc {
 }
 
 /// The rules with every `for:` at 2 s and every group evaluated each second.
-fn fast_rules(rules: &str) -> String {
+pub(crate) fn fast_rules(rules: &str) -> String {
     rules
         .lines()
         .map(|l| {
@@ -633,7 +634,7 @@ fn fast_rules(rules: &str) -> String {
 }
 
 /// (alert name, state, labels) of vmalert's /api/v1/alerts.
-fn vmalert_alerts(addr: SocketAddr) -> Vec<(String, String, BTreeMap<String, String>)> {
+pub(crate) fn vmalert_alerts(addr: SocketAddr) -> Vec<(String, String, BTreeMap<String, String>)> {
     let (status, body) = http_get(addr, "/api/v1/alerts").unwrap();
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -669,7 +670,7 @@ fn vmalert_evaluations(addr: SocketAddr) -> f64 {
         .sum()
 }
 
-fn wait(what: &str, limit: Duration, mut cond: impl FnMut() -> bool, ctx: impl Fn() -> String) {
+pub(crate) fn wait(what: &str, limit: Duration, mut cond: impl FnMut() -> bool, ctx: impl Fn() -> String) {
     let t = Instant::now();
     while !cond() {
         assert!(
