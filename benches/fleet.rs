@@ -48,13 +48,25 @@ fn print(tag: &str, r: &Report) {
         "first_uploads_busiest_second",
         format!("{}", r.first_uploads_busiest_second),
     );
-    p("steady_samples_per_s", format!("{:.0}", r.steady_samples_per_s));
-    p("steady_requests_per_s", format!("{:.2}", r.steady_requests_per_s));
-    p("steady_server_cpu_pct", format!("{:.2}", r.steady_server_cpu_pct));
+    p(
+        "steady_samples_per_s",
+        format!("{:.0}", r.steady_samples_per_s),
+    );
+    p(
+        "steady_requests_per_s",
+        format!("{:.2}", r.steady_requests_per_s),
+    );
+    p(
+        "steady_server_cpu_pct",
+        format!("{:.2}", r.steady_server_cpu_pct),
+    );
     for (name, pct) in &r.steady_server_cpu {
         p(&format!("steady_cpu_pct.{name}"), format!("{pct:.2}"));
     }
-    p("steady_boards_cpu_pct", format!("{:.2}", r.steady_boards_cpu_pct));
+    p(
+        "steady_boards_cpu_pct",
+        format!("{:.2}", r.steady_boards_cpu_pct),
+    );
     p("outage_s", format!("{:.1}", r.outage_s));
     p("backlog_at_recovery", format!("{}", r.backlog_at_recovery));
     p(
@@ -65,14 +77,27 @@ fn print(tag: &str, r: &Report) {
         "recovery_peak_samples_per_s",
         format!("{:.0}", r.recovery_peak_samples_per_s),
     );
-    p("recovery_requests_per_s", format!("{:.2}", r.recovery_requests_per_s));
-    p("recovery_samples_per_s", format!("{:.0}", r.recovery_samples_per_s));
-    p("recovery_server_cpu_pct", format!("{:.2}", r.recovery_server_cpu_pct));
+    p(
+        "recovery_requests_per_s",
+        format!("{:.2}", r.recovery_requests_per_s),
+    );
+    p(
+        "recovery_samples_per_s",
+        format!("{:.0}", r.recovery_samples_per_s),
+    );
+    p(
+        "recovery_server_cpu_pct",
+        format!("{:.2}", r.recovery_server_cpu_pct),
+    );
     p(
         "drain_s",
-        r.drain_s.map_or("not drained".into(), |d| format!("{d:.1}")),
+        r.drain_s
+            .map_or("not drained".into(), |d| format!("{d:.1}")),
     );
-    p("revoked_unauthorized", format!("{}", r.revoked_unauthorized));
+    p(
+        "revoked_unauthorized",
+        format!("{}", r.revoked_unauthorized),
+    );
     p(
         "revoked_drain_s",
         r.revoked_drain_s
@@ -90,11 +115,13 @@ fn print(tag: &str, r: &Report) {
     }
     // The recovery, second by second (requests/s, samples/s at the ingest).
     for (t, rq, sm) in &r.timeline {
-        if *t >= r.recovery_at_s - 2.0 && *t <= r.recovery_at_s + r.drain_s.unwrap_or(60.0) + 5.0
-        {
+        if *t >= r.recovery_at_s - 2.0 && *t <= r.recovery_at_s + r.drain_s.unwrap_or(60.0) + 5.0 {
             p(
                 "recovery_timeline",
-                format!("t={:.0}s req/s={rq:.1} samples/s={sm:.0}", t - r.recovery_at_s),
+                format!(
+                    "t={:.0}s req/s={rq:.1} samples/s={sm:.0}",
+                    t - r.recovery_at_s
+                ),
             );
         }
     }
@@ -114,7 +141,11 @@ fn main() {
     let outage = Duration::from_secs(env_u64("FLEET_OUTAGE_S", 600));
     println!(
         "fleet.config boards={n} topology={} collect_ms={} upload_ms={} outage_s={}",
-        if sharded { "vmauth+vmagent+2vm" } else { "vmauth+vm" },
+        if sharded {
+            "vmauth+vmagent+2vm"
+        } else {
+            "vmauth+vm"
+        },
         collect.as_millis(),
         upload.as_millis(),
         outage.as_secs()

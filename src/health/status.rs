@@ -850,14 +850,10 @@ impl fmt::Display for UploaderHealth {
                 self.pending
             );
         }
-        if let Some(r) = self
-            .refused
-            .as_ref()
-            .filter(|r| {
-                matches!(r.http_status, 401 | 403)
-                    || crate::upload::policy::classify_auth(r.http_status, r.body())
-            })
-        {
+        if let Some(r) = self.refused.as_ref().filter(|r| {
+            matches!(r.http_status, 401 | 403)
+                || crate::upload::policy::classify_auth(r.http_status, r.body())
+        }) {
             // A revoked or unknown token (the uploader's auth failure): nothing is refused.
             write!(f, "unauthorized: HTTP {} from {}", r.http_status, r.url())?;
             if !r.body().is_empty() {

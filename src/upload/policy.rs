@@ -159,9 +159,14 @@ pub fn classify_auth(status: u16, body: &str) -> bool {
         return false;
     }
     let b = body.to_ascii_lowercase();
-    ["auth token", "unauthorized", "invalid token", "authorization"]
-        .iter()
-        .any(|w| b.contains(w))
+    [
+        "auth token",
+        "unauthorized",
+        "invalid token",
+        "authorization",
+    ]
+    .iter()
+    .any(|w| b.contains(w))
 }
 
 /// Why a failed attempt failed, as far as the policy cares.
@@ -365,7 +370,9 @@ pub fn upload_phase(device_id: &str, interval: Duration) -> Duration {
     h ^= h >> 33;
     h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
     h ^= h >> 33;
-    let interval_ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX).max(1);
+    let interval_ms = u64::try_from(interval.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
     // The high bits mix best; u128 keeps the product exact.
     let ms = (u128::from(h) * u128::from(interval_ms)) >> 64;
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
@@ -375,7 +382,9 @@ pub fn upload_phase(device_id: &str, interval: Duration) -> Duration {
 /// next instant `t > now_ms` with `t ≡ phase (mod interval)`. In `(0, interval]`, so a wall
 /// clock that jumps moves a round by at most one interval, never stalls it.
 pub fn until_next_round(now_ms: i64, phase: Duration, interval: Duration) -> Duration {
-    let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX).max(1);
+    let interval_ms = i64::try_from(interval.as_millis())
+        .unwrap_or(i64::MAX)
+        .max(1);
     let phase_ms = i64::try_from(phase.as_millis()).unwrap_or(0) % interval_ms;
     let into = (now_ms.wrapping_sub(phase_ms)).rem_euclid(interval_ms);
     Duration::from_millis(u64::try_from(interval_ms - into).unwrap_or(0))
@@ -859,9 +868,7 @@ mod tests {
                         // vmauth answers an unknown token with 400 and says so in the body.
                         let (status, auth_body) = match status {
                             403 => (403, false),
-                            _ if samples == 2 => {
-                                (400, classify_auth(400, VMAUTH_UNKNOWN_TOKEN))
-                            }
+                            _ if samples == 2 => (400, classify_auth(400, VMAUTH_UNKNOWN_TOKEN)),
                             s => (s, false),
                         };
                         let got = p.decide(&Attempt {

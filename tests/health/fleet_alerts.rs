@@ -37,7 +37,9 @@ fn uptime_series(device: &str, now_ms: i64, from_s: i64, to_s: i64) -> String {
         .step_by(30)
         .map(|ago| now_ms - ago * 1000)
         .collect();
-    let values: Vec<String> = (0..ts.len()).map(|i| format!("{}", 1000 + i * 30)).collect();
+    let values: Vec<String> = (0..ts.len())
+        .map(|i| format!("{}", 1000 + i * 30))
+        .collect();
     format!(
         "{{\"metric\":{{\"__name__\":\"system_uptime_seconds\",\"device_id\":\"{device}\"}},\
          \"values\":[{}],\"timestamps\":[{}]}}\n",

@@ -670,7 +670,12 @@ fn vmalert_evaluations(addr: SocketAddr) -> f64 {
         .sum()
 }
 
-pub(crate) fn wait(what: &str, limit: Duration, mut cond: impl FnMut() -> bool, ctx: impl Fn() -> String) {
+pub(crate) fn wait(
+    what: &str,
+    limit: Duration,
+    mut cond: impl FnMut() -> bool,
+    ctx: impl Fn() -> String,
+) {
     let t = Instant::now();
     while !cond() {
         assert!(

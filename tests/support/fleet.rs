@@ -333,7 +333,12 @@ fn board_tree(dir: &Path, i: usize) -> PathBuf {
     let load = 0.05 + (i % 97) as f64 * 0.03;
     std::fs::write(
         dst.join("proc/loadavg"),
-        format!("{load:.2} {:.2} {:.2} 2/387 {}\n", load * 0.9, load * 0.8, 1000 + i),
+        format!(
+            "{load:.2} {:.2} {:.2} 2/387 {}\n",
+            load * 0.9,
+            load * 0.8,
+            1000 + i
+        ),
     )
     .unwrap();
     std::fs::write(
@@ -401,7 +406,9 @@ pub fn run(o: &Opts) -> Report {
         Some(a) => format!("http://{}", a.addr),
         None => nodes[0].url(""),
     };
-    let tokens: Vec<String> = (0..o.n).map(|i| format!("tok-{i:04}-{}", 7919 * i + 13)).collect();
+    let tokens: Vec<String> = (0..o.n)
+        .map(|i| format!("tok-{i:04}-{}", 7919 * i + 13))
+        .collect();
     let mut auth = VmAuth::start(
         tokens
             .iter()
@@ -419,11 +426,8 @@ pub fn run(o: &Opts) -> Report {
             let tree = board_tree(&dir, i);
             let token = dir.join("token");
             std::fs::write(&token, format!("{}\n", tokens[i])).unwrap();
-            std::fs::set_permissions(
-                &token,
-                std::os::unix::fs::PermissionsExt::from_mode(0o600),
-            )
-            .unwrap();
+            std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
             let health = SocketAddr::from(([127, 0, 0, 1], free_port()));
             write_board_config(&dir, &tree, &id, health, &url, o);
             Board {
@@ -697,9 +701,7 @@ pub fn run(o: &Opts) -> Report {
         let dup: usize = in_vm.values().map(|(_, c)| c - 1).sum();
         let unknown = in_vm
             .iter()
-            .filter(|(k, (v, _))| {
-                !same(uploaded.get(*k), *v) && !same(pending.get(*k), *v)
-            })
+            .filter(|(k, (v, _))| !same(uploaded.get(*k), *v) && !same(pending.get(*k), *v))
             .count();
         if i == 0 {
             r.revoked_lost = lost;

@@ -32,7 +32,10 @@ fn twenty_boards_lose_nothing_duplicate_nothing_and_do_not_upload_in_step() {
     // Spread: with their phases (a hash of device.id) no second of the 5 s interval holds most
     // of the boards' first uploads; in lock-step all 20 fall within one second.
     assert!(r.first_uploads_busiest_second <= 10, "{report}");
-    assert!(r.backlog_at_recovery > 20 * 1000, "no backlog to drain: {report}");
+    assert!(
+        r.backlog_at_recovery > 20 * 1000,
+        "no backlog to drain: {report}"
+    );
     assert!(r.drain_s.is_some(), "the fleet did not drain: {report}");
     assert!(r.revoked_unauthorized, "{report}");
     assert!(r.revoked_drain_s.is_some(), "{report}");

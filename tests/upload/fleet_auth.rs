@@ -38,33 +38,48 @@ fn revoked_token_keeps_everything_pending_then_delivers_it() {
         .set("remote", "url", &auth.url("/api/v1/import"))
         .set("remote", "token_file", &token.display())
         .set("remote", "upload_interval", &"500ms")
-        .raw("remote.retry", "initial_backoff = \"200ms\"\nmax_backoff = \"2s\"")
+        .raw(
+            "remote.retry",
+            "initial_backoff = \"200ms\"\nmax_backoff = \"2s\"",
+        )
         .set("monitoring", "clock_skew_url", &"off")
         .set("monitoring", "self_metrics_interval", &"1h")
         .set("logging", "format", &"json")
         .write(&dir.path().join("config.toml"));
     let agent = Agent::spawn(&cfg, health, &dir.path().join("agent.log"));
 
-    agent.wait_for("uploader error: unauthorized", Duration::from_secs(30), |a| {
-        let u = a.uploader();
-        u["status"] == "error"
-            && u["message"]
-                .as_str()
-                .is_some_and(|m| m.starts_with("unauthorized: HTTP 400"))
-    });
+    agent.wait_for(
+        "uploader error: unauthorized",
+        Duration::from_secs(30),
+        |a| {
+            let u = a.uploader();
+            u["status"] == "error"
+                && u["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("unauthorized: HTTP 400"))
+        },
+    );
     let u = agent.uploader();
     let msg = u["message"].as_str().unwrap();
     assert!(msg.contains("Bearer ***") && !msg.contains(TOKEN), "{u}");
     assert_eq!(u["details"]["refused_by_server"]["http_status"], 400, "{u}");
     // Several rounds at the maximum backoff: nothing uploaded, nothing quarantined, a backlog.
     std::thread::sleep(Duration::from_secs(5));
-    assert_eq!(agent.metric("uploader_samples_quarantined_total"), Some(0.0));
+    assert_eq!(
+        agent.metric("uploader_samples_quarantined_total"),
+        Some(0.0)
+    );
     assert_eq!(agent.metric("uploader_metrics_uploaded_total"), Some(0.0));
-    let pending = agent.storage()["details"]["pending_count"].as_u64().unwrap();
+    let pending = agent.storage()["details"]["pending_count"]
+        .as_u64()
+        .unwrap();
     assert!(pending > 100, "{pending} pending");
     // Every auth failure waits the maximum backoff (2 s, −20 % jitter at most), none probes.
     let log = agent.log_text();
-    let failed = log_lines(&log, "upload refused: authentication failed (check remote.token_file)");
+    let failed = log_lines(
+        &log,
+        "upload refused: authentication failed (check remote.token_file)",
+    );
     assert!(!failed.is_empty(), "{log}");
     for l in &failed {
         assert!(l["backoff_ms"].as_u64() >= Some(1600), "{l}");
@@ -75,10 +90,12 @@ fn revoked_token_keeps_everything_pending_then_delivers_it() {
     auth.grant(TOKEN, &backend);
     agent.wait_for("the backlog to drain", Duration::from_secs(60), |a| {
         let u = a.uploader();
-        u["status"] != "error"
-            && a.storage()["details"]["pending_count"].as_u64() < Some(200)
+        u["status"] != "error" && a.storage()["details"]["pending_count"].as_u64() < Some(200)
     });
-    assert_eq!(agent.metric("uploader_samples_quarantined_total"), Some(0.0));
+    assert_eq!(
+        agent.metric("uploader_samples_quarantined_total"),
+        Some(0.0)
+    );
     let log = agent.log_text();
     let ended = agent.stop();
     assert!(ended.collected > 0);
@@ -89,6 +106,10 @@ fn revoked_token_keeps_everything_pending_then_delivers_it() {
     );
 
     let (uploaded, pending) = store_samples(&cfg);
-    assert!(uploaded.len() > pending.len(), "{} uploaded", uploaded.len());
+    assert!(
+        uploaded.len() > pending.len(),
+        "{} uploaded",
+        uploaded.len()
+    );
     assert_vm_matches_store(&vm, "fleet-auth", &uploaded, &pending);
 }
