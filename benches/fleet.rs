@@ -35,81 +35,78 @@ fn env_u64(name: &str, default: u64) -> u64 {
 
 fn print(tag: &str, r: &Report) {
     let p = |k: &str, v: String| println!("fleet.{tag}.{k} {v}");
-    p("boards", format!("{}", r.n));
-    p("spawn_span_s", format!("{:.2}", r.spawn_span_s));
-    p("boards_uploading", format!("{}", r.boards_uploading));
+    let secs = |d: Option<f64>| d.map_or("not drained".into(), |d| format!("{d:.1}"));
     let f = &r.first_uploads_s;
-    if let (Some(a), Some(b)) = (f.first(), f.last()) {
-        p("first_upload_earliest_s", format!("{a:.2}"));
-        p("first_upload_latest_s", format!("{b:.2}"));
-        p("first_upload_span_s", format!("{:.2}", b - a));
+    let (first, last) = (
+        f.first().copied().unwrap_or(f64::NAN),
+        f.last().copied().unwrap_or(f64::NAN),
+    );
+    let rows: Vec<(&str, String)> = vec![
+        ("boards", r.n.to_string()),
+        ("spawn_span_s", format!("{:.2}", r.spawn_span_s)),
+        ("boards_uploading", r.boards_uploading.to_string()),
+        ("first_upload_earliest_s", format!("{first:.2}")),
+        ("first_upload_latest_s", format!("{last:.2}")),
+        ("first_upload_span_s", format!("{:.2}", last - first)),
+        (
+            "first_uploads_busiest_second",
+            r.first_uploads_busiest_second.to_string(),
+        ),
+        (
+            "steady_samples_per_s",
+            format!("{:.0}", r.steady_samples_per_s),
+        ),
+        (
+            "steady_requests_per_s",
+            format!("{:.2}", r.steady_requests_per_s),
+        ),
+        (
+            "steady_server_cpu_pct",
+            format!("{:.2}", r.steady_server_cpu_pct),
+        ),
+        (
+            "steady_boards_cpu_pct",
+            format!("{:.2}", r.steady_boards_cpu_pct),
+        ),
+        ("outage_s", format!("{:.1}", r.outage_s)),
+        ("backlog_at_recovery", r.backlog_at_recovery.to_string()),
+        (
+            "recovery_peak_requests_per_s",
+            format!("{:.1}", r.recovery_peak_requests_per_s),
+        ),
+        (
+            "recovery_peak_samples_per_s",
+            format!("{:.0}", r.recovery_peak_samples_per_s),
+        ),
+        (
+            "recovery_requests_per_s",
+            format!("{:.2}", r.recovery_requests_per_s),
+        ),
+        (
+            "recovery_samples_per_s",
+            format!("{:.0}", r.recovery_samples_per_s),
+        ),
+        (
+            "recovery_server_cpu_pct",
+            format!("{:.2}", r.recovery_server_cpu_pct),
+        ),
+        ("drain_s", secs(r.drain_s)),
+        ("revoked_unauthorized", r.revoked_unauthorized.to_string()),
+        ("revoked_drain_s", secs(r.revoked_drain_s)),
+        ("revoked_lost", r.revoked_lost.to_string()),
+        ("quarantined", r.quarantined.to_string()),
+        ("checked_uploaded", r.checked_uploaded.to_string()),
+        ("pending_at_stop", r.pending_at_stop.to_string()),
+        ("lost", r.lost.to_string()),
+        ("duplicated", r.duplicated.to_string()),
+        ("unknown", r.unknown.to_string()),
+    ];
+    for (k, v) in rows {
+        p(k, v);
     }
-    p(
-        "first_uploads_busiest_second",
-        format!("{}", r.first_uploads_busiest_second),
-    );
-    p(
-        "steady_samples_per_s",
-        format!("{:.0}", r.steady_samples_per_s),
-    );
-    p(
-        "steady_requests_per_s",
-        format!("{:.2}", r.steady_requests_per_s),
-    );
-    p(
-        "steady_server_cpu_pct",
-        format!("{:.2}", r.steady_server_cpu_pct),
-    );
     for (name, pct) in &r.steady_server_cpu {
         p(&format!("steady_cpu_pct.{name}"), format!("{pct:.2}"));
     }
-    p(
-        "steady_boards_cpu_pct",
-        format!("{:.2}", r.steady_boards_cpu_pct),
-    );
-    p("outage_s", format!("{:.1}", r.outage_s));
-    p("backlog_at_recovery", format!("{}", r.backlog_at_recovery));
-    p(
-        "recovery_peak_requests_per_s",
-        format!("{:.1}", r.recovery_peak_requests_per_s),
-    );
-    p(
-        "recovery_peak_samples_per_s",
-        format!("{:.0}", r.recovery_peak_samples_per_s),
-    );
-    p(
-        "recovery_requests_per_s",
-        format!("{:.2}", r.recovery_requests_per_s),
-    );
-    p(
-        "recovery_samples_per_s",
-        format!("{:.0}", r.recovery_samples_per_s),
-    );
-    p(
-        "recovery_server_cpu_pct",
-        format!("{:.2}", r.recovery_server_cpu_pct),
-    );
-    p(
-        "drain_s",
-        r.drain_s
-            .map_or("not drained".into(), |d| format!("{d:.1}")),
-    );
-    p(
-        "revoked_unauthorized",
-        format!("{}", r.revoked_unauthorized),
-    );
-    p(
-        "revoked_drain_s",
-        r.revoked_drain_s
-            .map_or("not drained".into(), |d| format!("{d:.1}")),
-    );
-    p("revoked_lost", format!("{}", r.revoked_lost));
-    p("quarantined", format!("{}", r.quarantined));
-    p("checked_uploaded", format!("{}", r.checked_uploaded));
-    p("pending_at_stop", format!("{}", r.pending_at_stop));
-    p("lost", format!("{}", r.lost));
-    p("duplicated", format!("{}", r.duplicated));
-    p("unknown", format!("{}", r.unknown));
     for f in &r.findings {
         p("finding", f.clone());
     }

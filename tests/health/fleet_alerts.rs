@@ -8,12 +8,11 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::fleet_rules::{Proc, fast_rules, notifier_stub, rules_text, vmalert_alerts, wait};
+use crate::fleet_rules::{fast_vmalert, vmalert_alerts, wait};
 use crate::support::tools::{VMALERT, need};
-use crate::support::vm::{Vm, free_port, http_get};
+use crate::support::vm::Vm;
 
 /// POSTs JSON lines to VictoriaMetrics' /api/v1/import; panics unless 204.
 fn import(addr: SocketAddr, body: &str) {
@@ -66,31 +65,8 @@ fn vmalert_fires_silent_and_behind_for_the_right_boards() {
     import(vm.addr(), &body);
     vm.force_flush();
 
-    let rules = dir.path().join("rules.yml");
-    std::fs::write(&rules, fast_rules(&rules_text())).unwrap();
-    let notifier = notifier_stub();
-    let va_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let va_log = std::fs::File::create(dir.path().join("vmalert.log")).unwrap();
-    let _vmalert = Proc(
-        Command::new(VMALERT)
-            .arg(format!("-rule={}", rules.display()))
-            .arg(format!("-datasource.url={}", vm.url("")))
-            .arg(format!("-notifier.url=http://{notifier}"))
-            .arg("-evaluationInterval=1s")
-            .arg(format!("-httpListenAddr={va_addr}"))
-            .stdin(Stdio::null())
-            .stdout(va_log.try_clone().unwrap())
-            .stderr(va_log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {VMALERT}: {e}")),
-    );
+    let (_vmalert, va_addr) = fast_vmalert(dir.path(), &vm);
     let log = || std::fs::read_to_string(dir.path().join("vmalert.log")).unwrap_or_default();
-    wait(
-        "vmalert's API",
-        Duration::from_secs(20),
-        || http_get(va_addr, "/api/v1/alerts").is_ok_and(|(s, _)| s == 200),
-        log,
-    );
     // (alert, device) pairs that fire.
     let firing = || {
         let mut v: Vec<(String, String)> = vmalert_alerts(va_addr)

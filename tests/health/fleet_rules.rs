@@ -55,7 +55,7 @@ const SOC_SERIES: &[&str] = &[
     "fan_speed_rpm",
 ];
 
-pub(crate) fn repo(rel: &str) -> PathBuf {
+fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
@@ -221,7 +221,7 @@ fn metric_name_extraction() {
 // ---------------------------------------------------------------------------------------------
 // The files.
 
-pub(crate) fn rules_text() -> String {
+fn rules_text() -> String {
     std::fs::read_to_string(repo(RULES)).unwrap()
 }
 
@@ -569,7 +569,7 @@ fn rules_cover_the_issue_and_say_what_to_check() {
 
 /// A notifier that answers 200 to anything (vmalert needs one; what it receives is not checked
 /// here, the state is read from vmalert's API).
-pub(crate) fn notifier_stub() -> SocketAddr {
+fn notifier_stub() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -615,7 +615,7 @@ impl Drop for Proc {
 }
 
 /// The rules with every `for:` at 2 s and every group evaluated each second.
-pub(crate) fn fast_rules(rules: &str) -> String {
+fn fast_rules(rules: &str) -> String {
     rules
         .lines()
         .map(|l| {
@@ -631,6 +631,36 @@ pub(crate) fn fast_rules(rules: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// A real vmalert over `vm` with the shipped rules made fast ([`fast_rules`]), its log in
+/// `dir`/vmalert.log; returns once its API answers.
+pub(crate) fn fast_vmalert(dir: &Path, vm: &Vm) -> (Proc, SocketAddr) {
+    let rules = dir.join("rules.yml");
+    std::fs::write(&rules, fast_rules(&rules_text())).unwrap();
+    let notifier = notifier_stub();
+    let va_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let va_log = std::fs::File::create(dir.join("vmalert.log")).unwrap();
+    let vmalert = Proc(
+        Command::new(VMALERT)
+            .arg(format!("-rule={}", rules.display()))
+            .arg(format!("-datasource.url={}", vm.url("")))
+            .arg(format!("-notifier.url=http://{notifier}"))
+            .arg("-evaluationInterval=1s")
+            .arg(format!("-httpListenAddr={va_addr}"))
+            .stdin(Stdio::null())
+            .stdout(va_log.try_clone().unwrap())
+            .stderr(va_log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {VMALERT}: {e}")),
+    );
+    wait(
+        "vmalert's API",
+        Duration::from_secs(20),
+        || http_get(va_addr, "/api/v1/alerts").is_ok_and(|(s, _)| s == 200),
+        || std::fs::read_to_string(dir.join("vmalert.log")).unwrap_or_default(),
+    );
+    (vmalert, va_addr)
 }
 
 /// (alert name, state, labels) of vmalert's /api/v1/alerts.
@@ -760,32 +790,9 @@ fn vmalert_fires_the_hot_zone_alert_and_nothing_else() {
         agent.get("/health")
     );
 
-    let rules = dir.path().join("rules.yml");
-    std::fs::write(&rules, fast_rules(&rules_text())).unwrap();
-    let notifier = notifier_stub();
-    let va_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let va_log = std::fs::File::create(dir.path().join("vmalert.log")).unwrap();
-    let _vmalert = Proc(
-        Command::new(VMALERT)
-            .arg(format!("-rule={}", rules.display()))
-            .arg(format!("-datasource.url={}", vm.url("")))
-            .arg(format!("-notifier.url=http://{notifier}"))
-            .arg("-evaluationInterval=1s")
-            .arg(format!("-httpListenAddr={va_addr}"))
-            .stdin(Stdio::null())
-            .stdout(va_log.try_clone().unwrap())
-            .stderr(va_log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {VMALERT}: {e}")),
-    );
+    let (_vmalert, va_addr) = fast_vmalert(dir.path(), &vm);
     let va_log_text =
         || std::fs::read_to_string(dir.path().join("vmalert.log")).unwrap_or_default();
-    wait(
-        "vmalert's API",
-        Duration::from_secs(20),
-        || http_get(va_addr, "/api/v1/alerts").is_ok_and(|(s, _)| s == 200),
-        va_log_text,
-    );
 
     let firing = || {
         vmalert_alerts(va_addr).into_iter().any(|(n, s, l)| {

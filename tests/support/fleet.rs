@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::agent::{SeriesId, store_samples};
-use super::vm::{Vm, free_port, http_get};
+use super::vm::{Vm, free_port, http_get, metric_sum};
 use super::vmauth::VmAuth;
 
 pub const VMAGENT_BIN: &str = "/usr/bin/vmagent";
@@ -132,21 +132,6 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// The sum of every row of `name` in a Prometheus text page (0 when absent or unreachable).
-fn metric_sum(addr: SocketAddr, name: &str) -> f64 {
-    let Ok((200, body)) = http_get(addr, "/metrics") else {
-        return 0.0;
-    };
-    String::from_utf8_lossy(&body)
-        .lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|r| r.starts_with(' ') || r.starts_with('{'))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 struct VmAgent {

@@ -41,41 +41,26 @@ pub struct Vm {
 
 impl Vm {
     pub fn start() -> Vm {
-        let data = tempfile::tempdir().unwrap();
-        let mut vm = Vm {
-            child: None,
-            data,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            tls: None,
-            dedup: true,
-        };
-        vm.launch(None);
-        vm
+        Vm::launched(None, true)
     }
 
     /// A server on https with this certificate chain and key (PEM files).
     pub fn start_tls(cert: &Path, key: &Path) -> Vm {
-        let data = tempfile::tempdir().unwrap();
-        let mut vm = Vm {
-            child: None,
-            data,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            tls: Some((cert.to_owned(), key.to_owned())),
-            dedup: true,
-        };
-        vm.launch(None);
-        vm
+        Vm::launched(Some((cert.to_owned(), key.to_owned())), true)
     }
 
     /// A server without deduplication: every copy of a sample it was sent is kept and exported.
     pub fn start_no_dedup() -> Vm {
-        let data = tempfile::tempdir().unwrap();
+        Vm::launched(None, false)
+    }
+
+    fn launched(tls: Option<(PathBuf, PathBuf)>, dedup: bool) -> Vm {
         let mut vm = Vm {
             child: None,
-            data,
+            data: tempfile::tempdir().unwrap(),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            tls: None,
-            dedup: false,
+            tls,
+            dedup,
         };
         vm.launch(None);
         vm
@@ -308,16 +293,8 @@ impl Vm {
 
     /// Sum of every series of `name` on VM's own /metrics (0 when absent).
     pub fn metric(&self, name: &str) -> f64 {
-        let (status, body) = self.get("/metrics");
-        assert_eq!(status, 200);
-        String::from_utf8_lossy(&body)
-            .lines()
-            .filter(|l| {
-                l.strip_prefix(name)
-                    .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        assert_eq!(self.get("/metrics").0, 200);
+        metric_sum(self.addr, name)
     }
 
     /// Rows VM accepted with a 2xx and then dropped or could not parse: must stay 0.
@@ -339,6 +316,22 @@ pub struct ExportedSeries {
     pub metric: BTreeMap<String, String>,
     pub values: Vec<f64>,
     pub timestamps: Vec<i64>,
+}
+
+/// The sum of every row of `name` on the Prometheus text page at `addr`/metrics (0 when absent
+/// or unreachable).
+pub fn metric_sum(addr: SocketAddr, name: &str) -> f64 {
+    let Ok((200, body)) = http_get(addr, "/metrics") else {
+        return 0.0;
+    };
+    String::from_utf8_lossy(&body)
+        .lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|r| r.starts_with(' ') || r.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 pub fn free_port() -> u16 {

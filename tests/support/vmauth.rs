@@ -141,22 +141,6 @@ impl VmAuth {
         self.set_users(users);
     }
 
-    /// `vmauth_http_requests_total` and friends: the value of the first row named `name`
-    /// (labels included in `name` when given), summed over rows when `sum`.
-    pub fn metric_sum(&self, name: &str) -> f64 {
-        let Ok((200, body)) = http_get(self.addr, "/metrics") else {
-            return 0.0;
-        };
-        String::from_utf8_lossy(&body)
-            .lines()
-            .filter(|l| {
-                l.strip_prefix(name)
-                    .is_some_and(|r| r.starts_with(' ') || r.starts_with('{'))
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    }
-
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
