@@ -306,6 +306,19 @@ fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     Some(((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1000) + ms)
 }
 
+/// A health port for board `i` below the kernel's ephemeral range (32768 and up here): a port
+/// picked by binding port 0 is an ephemeral one, which the boards' own outgoing connections
+/// may take before the board binds it (3 of 200 boards died of "address in use" that way).
+/// From 20000 + 7·i on, the first that binds now; the process id spreads concurrent runs.
+fn board_port(i: usize) -> u16 {
+    let base = 20_000 + (std::process::id() as usize % 100) * 70;
+    (0..7)
+        .map(|k| (base + 7 * i + k) % 12_000 + 20_000)
+        .filter_map(|p| u16::try_from(p).ok())
+        .find(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        .unwrap_or_else(free_port)
+}
+
 /// A fixture board for board `i`, its load and uptime its own.
 fn board_tree(dir: &Path, i: usize) -> PathBuf {
     let src = super::fixture(if i % 2 == 0 {
@@ -413,7 +426,7 @@ pub fn run(o: &Opts) -> Report {
             std::fs::write(&token, format!("{}\n", tokens[i])).unwrap();
             std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600))
                 .unwrap();
-            let health = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            let health = SocketAddr::from(([127, 0, 0, 1], board_port(i)));
             write_board_config(&dir, &tree, &id, health, &url, o);
             Board {
                 id,

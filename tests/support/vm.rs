@@ -293,8 +293,10 @@ impl Vm {
 
     /// Sum of every series of `name` on VM's own /metrics (0 when absent).
     pub fn metric(&self, name: &str) -> f64 {
-        assert_eq!(self.get("/metrics").0, 200);
-        metric_sum(self.addr, name)
+        // Through `get`: the server may speak https.
+        let (status, body) = self.get("/metrics");
+        assert_eq!(status, 200);
+        sum_of_rows(&String::from_utf8_lossy(&body), name)
     }
 
     /// Rows VM accepted with a 2xx and then dropped or could not parse: must stay 0.
@@ -324,8 +326,12 @@ pub fn metric_sum(addr: SocketAddr, name: &str) -> f64 {
     let Ok((200, body)) = http_get(addr, "/metrics") else {
         return 0.0;
     };
-    String::from_utf8_lossy(&body)
-        .lines()
+    sum_of_rows(&String::from_utf8_lossy(&body), name)
+}
+
+/// The sum of every row of `name` in a Prometheus text page.
+fn sum_of_rows(page: &str, name: &str) -> f64 {
+    page.lines()
         .filter(|l| {
             l.strip_prefix(name)
                 .is_some_and(|r| r.starts_with(' ') || r.starts_with('{'))
