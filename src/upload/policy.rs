@@ -47,9 +47,9 @@
 //!   same across restarts and boards powered up in the same second upload apart, spread
 //!   evenly over the interval. After an outage, every board's first retry comes at its own
 //!   phase, so the recovery is spread the same way.
-//! - A backlog (batches back to back) is drained at most at `remote.max_drain_rate` samples/s:
-//!   a batch holds at most one second's worth of it, and after each batch the task pauses
-//!   [`drain_pause`].
+//! - A backlog (batches back to back) is drained at most at `remote.max_drain_rate` samples/s,
+//!   or twice what the board collects if that is more ([`drain_rate`]): a batch holds at most
+//!   one second's worth of it, and after each batch the task pauses [`drain_pause`].
 
 use std::time::Duration;
 
@@ -388,6 +388,20 @@ pub fn until_next_round(now_ms: i64, phase: Duration, interval: Duration) -> Dur
     let phase_ms = i64::try_from(phase.as_millis()).unwrap_or(0) % interval_ms;
     let into = (now_ms.wrapping_sub(phase_ms)).rem_euclid(interval_ms);
     Duration::from_millis(u64::try_from(interval_ms - into).unwrap_or(0))
+}
+
+/// The drain bound in force (samples/s; 0 = unbounded): `max_rate`, but never below twice what
+/// the board collects (`inflow_per_s`), so that a board collecting faster than
+/// `remote.max_drain_rate` (a 10 ms interval in a test, thousands of interfaces) still catches
+/// up instead of falling behind for ever.
+pub fn drain_rate(max_rate: u32, inflow_per_s: f64) -> u32 {
+    if max_rate == 0 {
+        return 0;
+    }
+    let floor = (2.0 * inflow_per_s.max(0.0))
+        .ceil()
+        .min(f64::from(u32::MAX)) as u32;
+    max_rate.max(floor)
 }
 
 /// After a drained batch of `samples` that took `took`: the pause before the next batch so that
@@ -853,6 +867,25 @@ mod tests {
         for j in [0.0, 0.3, 0.999] {
             let p = drain_pause(2500, ms(123), 700, j);
             assert!(2500.0 / (0.123 + p.as_secs_f64()) <= 700.0 + 1e-6, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn drain_rate_keeps_up_with_the_board() {
+        // (max_rate, inflow/s) → bound
+        #[rustfmt::skip]
+        let table: &[(u32, f64, u32)] = &[
+            (1000, 15.0,    1000),
+            (1000, 499.0,   1000),
+            (1000, 600.0,   1200),
+            (1000, 7500.0,  15000),
+            (0,    7500.0,  0),
+            (1000, -3.0,    1000),
+            (1000, f64::NAN, 1000),
+            (5,    1e30,    u32::MAX),
+        ];
+        for &(max, inflow, want) in table {
+            assert_eq!(drain_rate(max, inflow), want, "{max} {inflow}");
         }
     }
 

@@ -19,7 +19,7 @@ use belabox_store::{PendingSample, SampleKey, Uuid};
 
 use super::chunk::{AsPoint, Point, SeriesMeta, chunk_ranges};
 use super::codec::Codec;
-use super::policy::{RetryPolicy, drain_pause, until_next_round, upload_phase};
+use super::policy::{RetryPolicy, drain_pause, drain_rate, until_next_round, upload_phase};
 use super::{ControlRx, UploadControl, UploadError, control_pair};
 use crate::config::RemoteConfig;
 use crate::model::state::{AgentState, WaitReason};
@@ -106,6 +106,10 @@ pub struct Uploader {
     /// are then sent once more (the at-least-once window). At most two entries (the failed
     /// mark and the chunk accepted while it committed), each ≤ `chunk_size` keys.
     held_marks: Vec<HeldMark>,
+    /// The collectors' sample total at a moment (for the drain bound's floor, see
+    /// [`Uploader::drain_rate`]) and the inflow it last measured, samples/s.
+    inflow_reading: (Instant, u64),
+    inflow_per_s: f64,
     /// The batch being sent in this cycle and how many of its chunks were marked uploaded so
     /// far (the "batch uploaded" line is written once every mark has settled).
     batch: Option<(Uuid, u32)>,
@@ -206,6 +210,8 @@ impl Uploader {
             unknown_seen: HashSet::new(),
             inflight_mark: None,
             held_marks: Vec::new(),
+            inflow_reading: (Instant::now(), 0),
+            inflow_per_s: 0.0,
             batch: None,
             send: Vec::with_capacity(remote.batch_size.min(1 << 16)),
             keys: Vec::with_capacity(remote.chunk_size.min(1 << 16)),
@@ -261,7 +267,7 @@ impl Uploader {
                     let pause = drain_pause(
                         uploaded,
                         started.elapsed(),
-                        self.remote.max_drain_rate,
+                        self.drain_rate(),
                         self.rng.rand_float(),
                     );
                     if pause.is_zero() {
@@ -301,6 +307,24 @@ impl Uploader {
             }
         }
         self.stopped().await;
+    }
+
+    /// The drain bound now ([`drain_rate`]): what the collectors pushed since the last reading
+    /// (at least a second ago), per second, sets its floor.
+    fn drain_rate(&mut self) -> u32 {
+        let collected: u64 = self
+            .state
+            .collectors
+            .iter()
+            .map(|(_, s)| s.samples_total.load(Relaxed))
+            .sum();
+        let (at, before) = self.inflow_reading;
+        let secs = at.elapsed().as_secs_f64();
+        if secs >= 1.0 {
+            self.inflow_per_s = collected.saturating_sub(before) as f64 / secs;
+            self.inflow_reading = (Instant::now(), collected);
+        }
+        drain_rate(self.remote.max_drain_rate, self.inflow_per_s)
     }
 
     /// The wait until this board's next round on its phase grid (see [`super::policy`]).
@@ -428,7 +452,7 @@ impl Uploader {
         }
         // A batch holds at most one second of the drain rate, so that a drain is never a burst
         // of a whole batch_size per board (boards that recover together).
-        let limit = match self.remote.max_drain_rate {
+        let limit = match self.drain_rate() {
             0 => self.remote.batch_size,
             rate => self.remote.batch_size.min(rate as usize),
         }
