@@ -330,7 +330,7 @@ pub fn metric_sum(addr: SocketAddr, name: &str) -> f64 {
 }
 
 /// The sum of every row of `name` in a Prometheus text page.
-fn sum_of_rows(page: &str, name: &str) -> f64 {
+pub fn sum_of_rows(page: &str, name: &str) -> f64 {
     page.lines()
         .filter(|l| {
             l.strip_prefix(name)
