@@ -38,7 +38,7 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use vm::{Vm, free_port, http_get};
+use vm::{Vm, free_port, http_get, sum_of_rows};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_belabox-metrics");
 const VMAGENT_BIN: &str = "/usr/bin/vmagent";
@@ -87,17 +87,6 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// Sum of every sample of `name` in a Prometheus text page.
-fn sum_of(page: &str, name: &str) -> f64 {
-    page.lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|r| r.starts_with(' ') || r.starts_with('{'))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 fn scrape(addr: SocketAddr) -> String {
@@ -264,9 +253,9 @@ fn phase(up: bool, warmup: Duration, window: Duration) {
     std::thread::sleep(warmup);
     let read = |agent: &mut Proc, vmagent: &mut Proc, collectd: &mut Proc| Counts {
         agent_bytes: agent.write_bytes(),
-        agent_samples: sum_of(&scrape(health), "collector_metrics_collected_total"),
+        agent_samples: sum_of_rows(&scrape(health), "collector_metrics_collected_total"),
         vmagent_bytes: vmagent.write_bytes(),
-        vmagent_samples: sum_of(&scrape(vmagent_addr), "vm_promscrape_scraped_samples_sum"),
+        vmagent_samples: sum_of_rows(&scrape(vmagent_addr), "vm_promscrape_scraped_samples_sum"),
         collectd_bytes: collectd.write_bytes(),
         collectd_values: csv_values(&csv),
     };

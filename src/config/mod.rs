@@ -301,6 +301,13 @@ pub struct RemoteConfig {
     /// than its retention); > 0.
     #[serde(serialize_with = "ser_duration")]
     pub max_sample_age: Duration,
+    /// Upload rounds at this board's own phase within `upload_interval` (from `device.id`,
+    /// the same across restarts), so that boards started together do not upload in lock-step;
+    /// false: a round right at start and `upload_interval` after each (docs/fleet.md).
+    pub spread: bool,
+    /// Most samples per second a backlog is drained at (after an outage): a batch holds at most
+    /// this many, and the next waits until the rate is kept; 0 = unbounded.
+    pub max_drain_rate: u32,
     /// Extra request headers (tenant, API key), both formats; values never logged.
     pub headers: RemoteHeaders,
     pub retry: RetryConfig,
@@ -576,6 +583,11 @@ impl Default for RemoteConfig {
             max_sample_age: Duration::from_secs(30 * 86_400),
             headers: RemoteHeaders::default(),
             retry: RetryConfig::default(),
+            spread: true,
+            // A board collects ≈ 15 samples/s at the default 10 s (≈ 150 at 1 s): 1000/s drains
+            // a 10-minute backlog in ≈ 10 s (≈ 100 s at 1 s), and 1000 boards draining at once
+            // stay below 1 M samples/s (docs/fleet.md, the sizing table).
+            max_drain_rate: 1000,
         }
     }
 }

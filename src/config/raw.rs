@@ -73,6 +73,8 @@ struct RawRemote {
     max_sample_age: Option<Positive>,
     headers: Option<RemoteHeaders>,
     retry: RawRetry,
+    spread: Option<bool>,
+    max_drain_rate: Option<Int<0, { u32::MAX as u64 }>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -281,6 +283,11 @@ impl RawRemote {
             max_sample_age: pick(self.max_sample_age, d.max_sample_age),
             headers: self.headers.unwrap_or_default(),
             retry: self.retry.validate()?,
+            spread: pick(self.spread, d.spread),
+            max_drain_rate: self
+                .max_drain_rate
+                .and_then(|v| u32::try_from(v.0).ok())
+                .unwrap_or(d.max_drain_rate),
         })
     }
 }

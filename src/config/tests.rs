@@ -39,6 +39,8 @@ const REMOTE_KEYS: &[&str] = &[
     "timeout",
     "max_sample_age",
     "retry",
+    "spread",
+    "max_drain_rate",
 ];
 const RETRY_KEYS: &[&str] = &[
     "enabled",

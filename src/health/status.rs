@@ -856,6 +856,22 @@ impl fmt::Display for UploaderHealth {
                 self.pending
             );
         }
+        if let Some(r) = self.refused.as_ref().filter(|r| {
+            matches!(r.http_status, 401 | 403)
+                || crate::upload::policy::classify_auth(r.http_status, r.body())
+        }) {
+            // A revoked or unknown token (the uploader's auth failure): nothing is refused.
+            write!(f, "unauthorized: HTTP {} from {}", r.http_status, r.url())?;
+            if !r.body().is_empty() {
+                write!(f, " ({:?})", r.body())?;
+            }
+            return write!(
+                f,
+                "; nothing is quarantined, {} samples wait, retried every remote.retry.max_backoff; \
+                 check remote.token_file and the tokens the proxy accepts",
+                self.pending
+            );
+        }
         if let Some(r) = &self.refused {
             write!(
                 f,

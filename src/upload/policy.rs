@@ -38,6 +38,18 @@
 //!   `max_attempts`; then the chunk stays pending until the next cycle.
 //! - A `Retry-After` (capped at [`MAX_RETRY_AFTER`]) on any failure delays the next request by at
 //!   least that much, whatever comes next (retry, bisected half, or next cycle).
+//! - 401/403 are never a refusal of the body: no probe, no bisection, no quarantine, whatever
+//!   the evidence (a probe answered 401 is an auth failure like any other request).
+//!
+//! When rounds start (a fleet's rules, docs/fleet.md):
+//! - Each board's rounds fall on its own grid, `phase + k × upload_interval` on the wall clock
+//!   ([`upload_phase`], [`until_next_round`]); the phase is a hash of `device.id`, so it is the
+//!   same across restarts and boards powered up in the same second upload apart, spread
+//!   evenly over the interval. After an outage, every board's first retry comes at its own
+//!   phase, so the recovery is spread the same way.
+//! - A backlog (batches back to back) is drained at most at `remote.max_drain_rate` samples/s,
+//!   or twice what the board collects if that is more ([`drain_rate`]): a batch holds at most
+//!   one second's worth of it, and after each batch the task pauses [`drain_pause`].
 
 use std::time::Duration;
 
@@ -87,6 +99,9 @@ pub struct Attempt {
     pub evidence: Evidence,
     /// What the answer's body says, when it names a per-sample reason ([`classify_stale`]).
     pub stale: Option<Stale>,
+    /// The answer's body blames the credentials ([`classify_auth`]): an auth failure whatever
+    /// the status.
+    pub auth_body: bool,
 }
 
 /// A per-sample refusal a remote_write receiver explains in its answer's body.
@@ -133,6 +148,25 @@ pub fn classify_stale(status: u16, body: &str) -> Option<Stale> {
     } else {
         None
     }
+}
+
+/// Reads a refusal's body for an auth proxy that answers a token it does not know with 400
+/// instead of 401 (vmauth: `cannot find the provided auth token … in config`; also
+/// "unauthorized", "invalid token"). Such an answer is an auth failure: retried at the maximum
+/// backoff, never probed, bisected or quarantined.
+pub fn classify_auth(status: u16, body: &str) -> bool {
+    if status != 400 {
+        return false;
+    }
+    let b = body.to_ascii_lowercase();
+    [
+        "auth token",
+        "unauthorized",
+        "invalid token",
+        "authorization",
+    ]
+    .iter()
+    .any(|w| b.contains(w))
 }
 
 /// Why a failed attempt failed, as far as the policy cares.
@@ -250,7 +284,9 @@ impl RetryPolicy {
                 not_before: None,
             };
         }
+        let auth = status == 401 || status == 403 || a.auth_body;
         let refusal = match (status, a.stale) {
+            _ if auth => None,
             (400 | 409, Some(stale)) => Some(Refusal::Stale(stale)),
             (400 | 404 | 405 | 415 | 422, _) => Some(Refusal::Rejected),
             (413, _) => Some(Refusal::TooLarge),
@@ -284,7 +320,7 @@ impl RetryPolicy {
                 not_before: retry_after,
             };
         }
-        let failure = if status == 401 || status == 403 {
+        let failure = if auth {
             Failure::Auth
         } else {
             Failure::Transient
@@ -316,6 +352,69 @@ impl RetryPolicy {
             not_before,
         }
     }
+}
+
+/// This board's phase within `interval`: FNV-1a (64 bit) of `device_id`, mixed, scaled to
+/// `[0, interval)` at millisecond resolution. Stable across restarts and builds (the hash is
+/// fixed here, not `std`'s randomly keyed one); distinct ids spread uniformly.
+pub fn upload_phase(device_id: &str, interval: Duration) -> Duration {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in device_id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    // FNV's high bits barely change between ids that differ in their last bytes ("board-0001",
+    // "board-0002"): murmur3's finaliser mixes every bit into every other.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    let interval_ms = u64::try_from(interval.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    // The high bits mix best; u128 keeps the product exact.
+    let ms = (u128::from(h) * u128::from(interval_ms)) >> 64;
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+/// From `now_ms` (wall clock, ms since the epoch), the wait until this board's next round: the
+/// next instant `t > now_ms` with `t ≡ phase (mod interval)`. In `(0, interval]`, so a wall
+/// clock that jumps moves a round by at most one interval, never stalls it.
+pub fn until_next_round(now_ms: i64, phase: Duration, interval: Duration) -> Duration {
+    let interval_ms = i64::try_from(interval.as_millis())
+        .unwrap_or(i64::MAX)
+        .max(1);
+    let phase_ms = i64::try_from(phase.as_millis()).unwrap_or(0) % interval_ms;
+    let into = (now_ms.wrapping_sub(phase_ms)).rem_euclid(interval_ms);
+    Duration::from_millis(u64::try_from(interval_ms - into).unwrap_or(0))
+}
+
+/// The drain bound in force (samples/s; 0 = unbounded): `max_rate`, but never below twice what
+/// the board collects (`inflow_per_s`), so that a board collecting faster than
+/// `remote.max_drain_rate` (a 10 ms interval in a test, thousands of interfaces) still catches
+/// up instead of falling behind for ever.
+pub fn drain_rate(max_rate: u32, inflow_per_s: f64) -> u32 {
+    if max_rate == 0 {
+        return 0;
+    }
+    let floor = (2.0 * inflow_per_s.max(0.0))
+        .ceil()
+        .min(f64::from(u32::MAX)) as u32;
+    max_rate.max(floor)
+}
+
+/// After a drained batch of `samples` that took `took`: the pause before the next batch so that
+/// the drain stays at most `max_rate` samples/s (0 = unbounded: no pause). `jitter` in [0, 1)
+/// lengthens it by up to 20 %, so boards that recovered together drift apart instead of
+/// sending their batches in step; it never shortens it, so the bound holds.
+pub fn drain_pause(samples: usize, took: Duration, max_rate: u32, jitter: f64) -> Duration {
+    if max_rate == 0 || samples == 0 {
+        return Duration::ZERO;
+    }
+    let least = samples as f64 / f64::from(max_rate);
+    let pause = (least - took.as_secs_f64()).max(0.0) * (1.0 + 0.2 * jitter.clamp(0.0, 1.0));
+    Duration::try_from_secs_f64(pause).unwrap_or(Duration::ZERO)
 }
 
 #[cfg(test)]
@@ -456,6 +555,7 @@ mod tests {
                 jitter: 0.5,
                 evidence: Evidence::Accepted,
                 stale: None,
+                auth_body: false,
             });
             assert_eq!(
                 got, want,
@@ -478,6 +578,7 @@ mod tests {
             jitter: 0.5,
             evidence: Evidence::CanProbe,
             stale: None,
+            auth_body: false,
         });
         assert!(
             matches!(
@@ -506,6 +607,7 @@ mod tests {
                 jitter,
                 evidence: Evidence::CanProbe,
                 stale: None,
+                auth_body: false,
             })
             .decision
         };
@@ -627,6 +729,7 @@ mod tests {
                 jitter: 0.5,
                 evidence,
                 stale: None,
+                auth_body: false,
             });
             assert_eq!(
                 got, want,
@@ -645,6 +748,7 @@ mod tests {
             jitter: 0.0,
             evidence: Exhausted,
             stale: None,
+            auth_body: false,
         });
         assert_eq!(got, server_refuses(60, 24));
     }
@@ -676,6 +780,7 @@ mod tests {
                     jitter: 0.5,
                     evidence,
                     stale: classify_stale(400, body),
+                    auth_body: false,
                 };
                 assert_eq!(p.decide(&a(10)), plan(Bisect(Refusal::Stale(stale)), None));
                 assert_eq!(p.decide(&a(1)), plan(Decision::Stale(stale), None));
@@ -683,5 +788,164 @@ mod tests {
         }
         assert_eq!(classify_stale(400, "unknown metric"), None);
         assert_eq!(classify_stale(400, ""), None);
+    }
+
+    #[test]
+    fn phases_are_stable_and_spread() {
+        let i = s(30);
+        // Stable: the same id gives the same phase (across restarts: no random key).
+        assert_eq!(upload_phase("board-7", i), upload_phase("board-7", i));
+        assert!(upload_phase("", i) < i);
+        assert_eq!(upload_phase("x", Duration::ZERO), Duration::ZERO);
+        // 1000 boards named alike fill the interval: every tenth of it gets 100 ± 40.
+        let mut bins = [0u32; 10];
+        for n in 0..1000 {
+            let p = upload_phase(&format!("board-{n:04}"), i);
+            assert!(p < i, "{p:?}");
+            bins[(p.as_millis() / 3000) as usize] += 1;
+        }
+        assert!(bins.iter().all(|&b| (60..=140).contains(&b)), "{bins:?}");
+    }
+
+    #[test]
+    fn next_round_table() {
+        let ms = Duration::from_millis;
+        // (now_ms, phase, interval) → wait
+        #[rustfmt::skip]
+        let table: &[(i64, u64, u64, u64)] = &[
+            (0,      0,     1000, 1000),
+            (1,      0,     1000, 999),
+            (999,    0,     1000, 1),
+            (1000,   0,     1000, 1000),
+            (1250,   300,   1000, 50),
+            (1300,   300,   1000, 1000),
+            (1301,   300,   1000, 999),
+            // A phase of a whole interval or more wraps.
+            (1250,   1300,  1000, 50),
+            // Before the epoch (a clock set to 1969) still lands on the grid.
+            (-1,     0,     1000, 1),
+            (-1700,  300,   1000, 1000),
+            (30_000_123, 12_000, 30_000, 11_877),
+        ];
+        for &(now, phase, interval, want) in table {
+            assert_eq!(
+                until_next_round(now, ms(phase), ms(interval)),
+                ms(want),
+                "now {now} phase {phase} interval {interval}"
+            );
+        }
+        // Never zero, never more than the interval, for extreme clocks.
+        for now in [i64::MIN, i64::MAX, 0, -5] {
+            let w = until_next_round(now, ms(7), ms(1000));
+            assert!(w > Duration::ZERO && w <= ms(1000), "{now}: {w:?}");
+        }
+        assert_eq!(until_next_round(5, ms(0), Duration::ZERO), ms(1));
+    }
+
+    #[test]
+    fn drain_pause_bounds_the_rate() {
+        let ms = Duration::from_millis;
+        // (samples, took, max_rate, jitter) → pause
+        #[rustfmt::skip]
+        let table: &[(usize, u64, u32, f64, u64)] = &[
+            (2500, 500,  1000, 0.0, 2000),
+            (2500, 500,  1000, 1.0, 2400),
+            (2500, 500,  1000, 0.5, 2200),
+            (2500, 3000, 1000, 0.0, 0),
+            (2500, 500,  0,    0.5, 0),
+            (0,    0,    1000, 0.5, 0),
+            (100,  0,    50,   0.0, 2000),
+        ];
+        for &(samples, took, rate, jitter, want) in table {
+            assert_eq!(
+                drain_pause(samples, ms(took), rate, jitter),
+                ms(want),
+                "{samples} in {took} ms at {rate}/s"
+            );
+        }
+        // The bound holds whatever the draw: samples / (took + pause) <= rate.
+        for j in [0.0, 0.3, 0.999] {
+            let p = drain_pause(2500, ms(123), 700, j);
+            assert!(2500.0 / (0.123 + p.as_secs_f64()) <= 700.0 + 1e-6, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn drain_rate_keeps_up_with_the_board() {
+        // (max_rate, inflow/s) → bound
+        #[rustfmt::skip]
+        let table: &[(u32, f64, u32)] = &[
+            (1000, 15.0,    1000),
+            (1000, 499.0,   1000),
+            (1000, 600.0,   1200),
+            (1000, 7500.0,  15000),
+            (0,    7500.0,  0),
+            (1000, -3.0,    1000),
+            (1000, f64::NAN, 1000),
+            (5,    1e30,    u32::MAX),
+        ];
+        for &(max, inflow, want) in table {
+            assert_eq!(drain_rate(max, inflow), want, "{max} {inflow}");
+        }
+    }
+
+    /// 401/403 are auth failures whatever the chunk's evidence: never a probe, a bisection or
+    /// a quarantine, and the last attempt keeps the maximum backoff.
+    #[test]
+    fn auth_failures_never_refuse_the_body() {
+        let p = policy();
+        for status in [401, 403] {
+            for evidence in [Evidence::Accepted, Evidence::CanProbe, Evidence::Exhausted] {
+                for samples in [1, 2, 2500] {
+                    for attempt in 1..=3 {
+                        // vmauth answers an unknown token with 400 and says so in the body.
+                        let (status, auth_body) = match status {
+                            403 => (403, false),
+                            _ if samples == 2 => (400, classify_auth(400, VMAUTH_UNKNOWN_TOKEN)),
+                            s => (s, false),
+                        };
+                        let got = p.decide(&Attempt {
+                            reply: http(status, None),
+                            attempt,
+                            samples,
+                            jitter: 0.5,
+                            evidence,
+                            stale: None,
+                            auth_body,
+                        });
+                        let want = if attempt < 3 {
+                            plan(
+                                Retry {
+                                    after: s(30),
+                                    failure: Auth,
+                                },
+                                None,
+                            )
+                        } else {
+                            plan(
+                                GiveUp {
+                                    failure: Auth,
+                                    next_cycle_in: s(30),
+                                },
+                                Some(30),
+                            )
+                        };
+                        assert_eq!(got, want, "{status} {evidence:?} {samples} #{attempt}");
+                    }
+                }
+            }
+        }
+    }
+
+    const VMAUTH_UNKNOWN_TOKEN: &str =
+        "cannot find the provided auth token \"Bearer ***\" in config";
+
+    #[test]
+    fn auth_bodies() {
+        assert!(classify_auth(400, VMAUTH_UNKNOWN_TOKEN));
+        assert!(classify_auth(400, "Unauthorized"));
+        assert!(!classify_auth(500, VMAUTH_UNKNOWN_TOKEN));
+        assert!(!classify_auth(400, "cannot parse json line"));
+        assert!(!classify_auth(400, ""));
     }
 }

@@ -19,7 +19,7 @@ use belabox_store::{PendingSample, SampleKey, Uuid};
 
 use super::chunk::{AsPoint, Point, SeriesMeta, chunk_ranges};
 use super::codec::Codec;
-use super::policy::RetryPolicy;
+use super::policy::{RetryPolicy, drain_pause, drain_rate, until_next_round, upload_phase};
 use super::{ControlRx, UploadControl, UploadError, control_pair};
 use crate::config::RemoteConfig;
 use crate::model::state::{AgentState, WaitReason};
@@ -106,6 +106,10 @@ pub struct Uploader {
     /// are then sent once more (the at-least-once window). At most two entries (the failed
     /// mark and the chunk accepted while it committed), each ≤ `chunk_size` keys.
     held_marks: Vec<HeldMark>,
+    /// The collectors' sample total at a moment (for the drain bound's floor, see
+    /// [`Uploader::drain_rate`]) and the inflow it last measured, samples/s.
+    inflow_reading: (Instant, u64),
+    inflow_per_s: f64,
     /// The batch being sent in this cycle and how many of its chunks were marked uploaded so
     /// far (the "batch uploaded" line is written once every mark has settled).
     batch: Option<(Uuid, u32)>,
@@ -206,6 +210,8 @@ impl Uploader {
             unknown_seen: HashSet::new(),
             inflight_mark: None,
             held_marks: Vec::new(),
+            inflow_reading: (Instant::now(), 0),
+            inflow_per_s: 0.0,
             batch: None,
             send: Vec::with_capacity(remote.batch_size.min(1 << 16)),
             keys: Vec::with_capacity(remote.chunk_size.min(1 << 16)),
@@ -237,10 +243,17 @@ impl Uploader {
             "uploader started"
         );
         let mut streak: Option<(Instant, usize)> = None;
+        // Boards started together (a venue, a power cut) wait for their own phase before the
+        // first round too, or their first rounds would be in lock-step.
+        if self.remote.spread && !self.idle(self.until_next_round()).await {
+            self.stopped().await;
+            return;
+        }
         loop {
             if let Some(remote) = self.rx._tx.take_reconfigure() {
                 self.apply(remote);
             }
+            let started = Instant::now();
             let cycle = self.cycle().await;
             match cycle {
                 Cycle::Stopped => break,
@@ -250,8 +263,19 @@ impl Uploader {
                 } => {
                     let s = streak.get_or_insert((Instant::now(), 0));
                     s.1 += uploaded;
-                    // Let the other tasks on the executor run between batches.
-                    smol::future::yield_now().await;
+                    // A backlog drains at most at remote.max_drain_rate (policy::drain_pause).
+                    let pause = drain_pause(
+                        uploaded,
+                        started.elapsed(),
+                        self.drain_rate(),
+                        self.rng.rand_float(),
+                    );
+                    if pause.is_zero() {
+                        // Let the other tasks on the executor run between batches.
+                        smol::future::yield_now().await;
+                    } else if !self.idle(pause).await {
+                        break;
+                    }
                     continue;
                 }
                 Cycle::Progress {
@@ -273,10 +297,48 @@ impl Uploader {
                 // A reload cut a backoff short (or came in during the cycle): apply it now.
                 continue;
             }
-            if !self.idle(self.remote.upload_interval).await {
+            let wait = if self.remote.spread {
+                self.until_next_round()
+            } else {
+                self.remote.upload_interval
+            };
+            if !self.idle(wait).await {
                 break;
             }
         }
+        self.stopped().await;
+    }
+
+    /// The drain bound now ([`drain_rate`]): what the collectors pushed since the last reading
+    /// (at least a second ago), per second, sets its floor.
+    fn drain_rate(&mut self) -> u32 {
+        let collected: u64 = self
+            .state
+            .collectors
+            .iter()
+            .map(|(_, s)| s.samples_total.load(Relaxed))
+            .sum();
+        let (at, before) = self.inflow_reading;
+        let secs = at.elapsed().as_secs_f64();
+        if secs >= 1.0 {
+            self.inflow_per_s = collected.saturating_sub(before) as f64 / secs;
+            self.inflow_reading = (Instant::now(), collected);
+        }
+        drain_rate(self.remote.max_drain_rate, self.inflow_per_s)
+    }
+
+    /// The wait until this board's next round on its phase grid (see [`super::policy`]).
+    fn until_next_round(&self) -> std::time::Duration {
+        let interval = self.remote.upload_interval;
+        until_next_round(
+            crate::model::time::now_ms(),
+            upload_phase(&self.state.device_id, interval),
+            interval,
+        )
+    }
+
+    /// The end of [`Self::run`].
+    async fn stopped(&mut self) {
         // One last try: the disk may have room again. What is left is sent once more by the
         // next start (the at-least-once window).
         if !self.write_held_marks().await {
@@ -388,7 +450,13 @@ impl Uploader {
         if !self.write_held_marks().await {
             return Cycle::Failed;
         }
-        let limit = self.remote.batch_size.max(1);
+        // A batch holds at most one second of the drain rate, so that a drain is never a burst
+        // of a whole batch_size per board (boards that recover together).
+        let limit = match self.drain_rate() {
+            0 => self.remote.batch_size,
+            rate => self.remote.batch_size.min(rate as usize),
+        }
+        .max(1);
         let store = self.store.clone();
         let batch = match self
             .worker

@@ -146,6 +146,9 @@ enum Event {
     BlackholeOff,
 }
 
+/// The drain is unbounded (`max_drain_rate = 0`): the soak's board collects far faster than a
+/// real one and its drain runs collect nothing, so the fleet's per-board bound (1000 samples/s,
+/// or twice the inflow) would only stretch the drain past the test's rounds.
 fn write_config(path: &Path, device: &str, store: &Path, url: &str, interval: &str) {
     std::fs::write(
         path,
@@ -154,6 +157,7 @@ fn write_config(path: &Path, device: &str, store: &Path, url: &str, interval: &s
              [storage]\npath = \"{}\"\nflush_interval = \"{FLUSH_MS}ms\"\nmax_size = \"1GiB\"\n\
              compaction_threshold = \"1GiB\"\n[health]\nenabled = false\n\
              [remote]\nurl = \"{url}\"\nupload_interval = \"500ms\"\ntimeout = \"2s\"\n\
+             max_drain_rate = 0\n\
              [remote.retry]\ninitial_backoff = \"200ms\"\nmax_backoff = \"1s\"\n\
              [monitoring]\nclock_skew_url = \"off\"\n",
             store.display()

@@ -538,6 +538,7 @@ fn rules_cover_the_issue_and_say_what_to_check() {
         "BelaboxSamplesDropped",
         "BelaboxClockSkew",
         "BelaboxDeviceSilent",
+        "BelaboxDeviceBehind",
         "BelaboxSocThrottled",
         "BelaboxPowerRailCritical",
         "BelaboxPowerRailWarning",
@@ -606,7 +607,7 @@ fn notifier_stub() -> SocketAddr {
     addr
 }
 
-struct Proc(Child);
+pub(crate) struct Proc(pub(crate) Child);
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -633,8 +634,38 @@ fn fast_rules(rules: &str) -> String {
         .join("\n")
 }
 
+/// A real vmalert over `vm` with the shipped rules made fast ([`fast_rules`]), its log in
+/// `dir`/vmalert.log; returns once its API answers.
+pub(crate) fn fast_vmalert(dir: &Path, vm: &Vm) -> (Proc, SocketAddr) {
+    let rules = dir.join("rules.yml");
+    std::fs::write(&rules, fast_rules(&rules_text())).unwrap();
+    let notifier = notifier_stub();
+    let va_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let va_log = std::fs::File::create(dir.join("vmalert.log")).unwrap();
+    let vmalert = Proc(
+        Command::new(VMALERT)
+            .arg(format!("-rule={}", rules.display()))
+            .arg(format!("-datasource.url={}", vm.url("")))
+            .arg(format!("-notifier.url=http://{notifier}"))
+            .arg("-evaluationInterval=1s")
+            .arg(format!("-httpListenAddr={va_addr}"))
+            .stdin(Stdio::null())
+            .stdout(va_log.try_clone().unwrap())
+            .stderr(va_log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {VMALERT}: {e}")),
+    );
+    wait(
+        "vmalert's API",
+        Duration::from_secs(20),
+        || http_get(va_addr, "/api/v1/alerts").is_ok_and(|(s, _)| s == 200),
+        || std::fs::read_to_string(dir.join("vmalert.log")).unwrap_or_default(),
+    );
+    (vmalert, va_addr)
+}
+
 /// (alert name, state, labels) of vmalert's /api/v1/alerts.
-fn vmalert_alerts(addr: SocketAddr) -> Vec<(String, String, BTreeMap<String, String>)> {
+pub(crate) fn vmalert_alerts(addr: SocketAddr) -> Vec<(String, String, BTreeMap<String, String>)> {
     let (status, body) = http_get(addr, "/api/v1/alerts").unwrap();
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -670,7 +701,12 @@ fn vmalert_evaluations(addr: SocketAddr) -> f64 {
         .sum()
 }
 
-fn wait(what: &str, limit: Duration, mut cond: impl FnMut() -> bool, ctx: impl Fn() -> String) {
+pub(crate) fn wait(
+    what: &str,
+    limit: Duration,
+    mut cond: impl FnMut() -> bool,
+    ctx: impl Fn() -> String,
+) {
     let t = Instant::now();
     while !cond() {
         assert!(
@@ -755,32 +791,9 @@ fn vmalert_fires_the_hot_zone_alert_and_nothing_else() {
         agent.get("/health")
     );
 
-    let rules = dir.path().join("rules.yml");
-    std::fs::write(&rules, fast_rules(&rules_text())).unwrap();
-    let notifier = notifier_stub();
-    let va_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let va_log = std::fs::File::create(dir.path().join("vmalert.log")).unwrap();
-    let _vmalert = Proc(
-        Command::new(VMALERT)
-            .arg(format!("-rule={}", rules.display()))
-            .arg(format!("-datasource.url={}", vm.url("")))
-            .arg(format!("-notifier.url=http://{notifier}"))
-            .arg("-evaluationInterval=1s")
-            .arg(format!("-httpListenAddr={va_addr}"))
-            .stdin(Stdio::null())
-            .stdout(va_log.try_clone().unwrap())
-            .stderr(va_log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {VMALERT}: {e}")),
-    );
+    let (_vmalert, va_addr) = fast_vmalert(dir.path(), &vm);
     let va_log_text =
         || std::fs::read_to_string(dir.path().join("vmalert.log")).unwrap_or_default();
-    wait(
-        "vmalert's API",
-        Duration::from_secs(20),
-        || http_get(va_addr, "/api/v1/alerts").is_ok_and(|(s, _)| s == 200),
-        va_log_text,
-    );
 
     let firing = || {
         vmalert_alerts(va_addr).into_iter().any(|(n, s, l)| {

@@ -7,6 +7,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod fleet_alerts;
 mod fleet_rules;
 mod health_http;
 mod health_rules;

@@ -170,7 +170,9 @@ pub fn write_config(
 ) -> PathBuf {
     let board = super::fixture("rk3588-rock5b");
     let remote = remote.map_or(String::new(), |url| {
-        format!("[remote]\nurl = \"{url}\"\nupload_interval = \"500ms\"\n")
+        // An unbounded drain: these boards collect every few ms, and what these tests check
+        // is not the fleet's drain bound (tests/upload/fleet.rs is).
+        format!("[remote]\nurl = \"{url}\"\nupload_interval = \"500ms\"\nmax_drain_rate = 0\n")
     });
     let cfg = dir.join("config.toml");
     std::fs::write(

@@ -3,11 +3,13 @@
 
 pub mod agent;
 pub mod dbus;
+pub mod fleet;
 pub mod lazyfs;
 pub mod prom;
 pub mod proxy;
 pub mod tools;
 pub mod vm;
+pub mod vmauth;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -34,29 +34,33 @@ pub struct Vm {
     addr: SocketAddr,
     /// `-tlsCertFile`, `-tlsKeyFile`: https.
     tls: Option<(PathBuf, PathBuf)>,
+    /// `-dedup.minScrapeInterval=1ms` (the default for tests); off: a sample stored twice is
+    /// exported twice, so a duplicate delivery can be counted (benches/fleet).
+    dedup: bool,
 }
 
 impl Vm {
     pub fn start() -> Vm {
-        let data = tempfile::tempdir().unwrap();
-        let mut vm = Vm {
-            child: None,
-            data,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            tls: None,
-        };
-        vm.launch(None);
-        vm
+        Vm::launched(None, true)
     }
 
     /// A server on https with this certificate chain and key (PEM files).
     pub fn start_tls(cert: &Path, key: &Path) -> Vm {
-        let data = tempfile::tempdir().unwrap();
+        Vm::launched(Some((cert.to_owned(), key.to_owned())), true)
+    }
+
+    /// A server without deduplication: every copy of a sample it was sent is kept and exported.
+    pub fn start_no_dedup() -> Vm {
+        Vm::launched(None, false)
+    }
+
+    fn launched(tls: Option<(PathBuf, PathBuf)>, dedup: bool) -> Vm {
         let mut vm = Vm {
             child: None,
-            data,
+            data: tempfile::tempdir().unwrap(),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            tls: Some((cert.to_owned(), key.to_owned())),
+            tls,
+            dedup,
         };
         vm.launch(None);
         vm
@@ -153,7 +157,7 @@ impl Vm {
                 .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
                 .arg("-retentionPeriod=100y")
                 .arg("-search.latencyOffset=0")
-                .arg("-dedup.minScrapeInterval=1ms")
+                .args(self.dedup.then_some("-dedup.minScrapeInterval=1ms"))
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().unwrap())
                 .stderr(log)
@@ -289,16 +293,10 @@ impl Vm {
 
     /// Sum of every series of `name` on VM's own /metrics (0 when absent).
     pub fn metric(&self, name: &str) -> f64 {
+        // Through `get`: the server may speak https.
         let (status, body) = self.get("/metrics");
         assert_eq!(status, 200);
-        String::from_utf8_lossy(&body)
-            .lines()
-            .filter(|l| {
-                l.strip_prefix(name)
-                    .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        sum_of_rows(&String::from_utf8_lossy(&body), name)
     }
 
     /// Rows VM accepted with a 2xx and then dropped or could not parse: must stay 0.
@@ -320,6 +318,26 @@ pub struct ExportedSeries {
     pub metric: BTreeMap<String, String>,
     pub values: Vec<f64>,
     pub timestamps: Vec<i64>,
+}
+
+/// The sum of every row of `name` on the Prometheus text page at `addr`/metrics (0 when absent
+/// or unreachable).
+pub fn metric_sum(addr: SocketAddr, name: &str) -> f64 {
+    let Ok((200, body)) = http_get(addr, "/metrics") else {
+        return 0.0;
+    };
+    sum_of_rows(&String::from_utf8_lossy(&body), name)
+}
+
+/// The sum of every row of `name` in a Prometheus text page.
+pub fn sum_of_rows(page: &str, name: &str) -> f64 {
+    page.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|r| r.starts_with(' ') || r.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 pub fn free_port() -> u16 {
@@ -678,6 +696,9 @@ pub fn fast_remote(url: &str) -> RemoteConfig {
         chunk_size: 50,
         upload_interval: Duration::from_millis(300),
         timeout: Duration::from_secs(1),
+        // Unbounded drain: these tests are about what is sent, not how fast (the fleet's drain
+        // bound has tests of its own: tests/upload/fleet_*.rs).
+        max_drain_rate: 0,
         ..RemoteConfig::default()
     };
     r.retry.initial_backoff = Duration::from_millis(200);

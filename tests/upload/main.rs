@@ -7,6 +7,8 @@ mod support;
 
 mod chunk_bytes;
 mod e2e_run_upload;
+mod fleet;
+mod fleet_auth;
 mod https_e2e;
 mod upload_control;
 mod upload_e2e;

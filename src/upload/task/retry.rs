@@ -15,7 +15,9 @@ use crate::config::UploadFormat;
 use crate::model::state::{Refused, WaitReason};
 use crate::model::time::now_ms;
 use crate::net::{HttpError, Method, Url};
-use crate::upload::policy::{Attempt, Decision, Evidence, Failure, Reply, Stale, classify_stale};
+use crate::upload::policy::{
+    Attempt, Decision, Evidence, Failure, Reply, Stale, classify_auth, classify_stale,
+};
 use crate::upload::retry_after::parse_retry_after;
 
 /// The result of sending one body, with its retries.
@@ -114,6 +116,19 @@ fn failure_line(
         Failure::Transient => error_kind,
     };
     (lvl, msg, error_type)
+}
+
+/// `body` with the bearer token (`auth` = `Bearer <token>`) replaced by `***`: vmauth echoes
+/// a token it does not know in its answer, and the answer goes to the log and /health.
+fn redact_token(body: &str, auth: Option<&[u8]>) -> String {
+    let token = auth
+        .and_then(|a| a.strip_prefix(b"Bearer ".as_slice()))
+        .and_then(|t| std::str::from_utf8(t).ok())
+        .filter(|t| !t.is_empty());
+    match token {
+        Some(t) => body.replace(t, "***"),
+        None => body.to_owned(),
+    }
 }
 
 /// One HTTP answer.
@@ -245,6 +260,10 @@ impl Uploader {
                 }
                 _ => None,
             };
+            let auth_body = match done.reply {
+                Reply::Http { status, .. } => classify_auth(status, &done.detail),
+                Reply::Network => false,
+            };
             let plan = self.policy.decide(&Attempt {
                 reply: done.reply,
                 attempt,
@@ -252,6 +271,7 @@ impl Uploader {
                 jitter: self.rng.rand_float(),
                 evidence,
                 stale,
+                auth_body,
             });
             self.count(&done, &plan.decision);
             self.not_before = plan.not_before.map(|d| Instant::now() + d);
@@ -318,6 +338,7 @@ impl Uploader {
                 }
                 Decision::Retry { after, failure } => {
                     self.note_tls_refusal(&done);
+                    self.note_auth_failure(&done, failure);
                     log.failed(failure, false, after);
                     match self
                         .sleep(after, wait_reason(&done.reply, after, &plan.decision))
@@ -334,6 +355,7 @@ impl Uploader {
                     next_cycle_in,
                 } => {
                     self.note_tls_refusal(&done);
+                    self.note_auth_failure(&done, failure);
                     log.failed(failure, true, next_cycle_in);
                     self.failing = true;
                     return Sent::Failed;
@@ -350,6 +372,20 @@ impl Uploader {
             self.state
                 .upload
                 .set_refused(Some(Refused::new(0, &done.detail, &url)));
+        }
+    }
+
+    /// 401/403 (a revoked or unknown token, or one without rights) will not heal by retrying
+    /// either: /health shows the uploader as `error`, "unauthorized" with the status, until an
+    /// upload succeeds. Nothing is refused for it: everything stays pending (docs/fleet.md).
+    fn note_auth_failure(&self, done: &Done, failure: Failure) {
+        if failure == Failure::Auth {
+            let url = self.url.redacted();
+            self.state.upload.set_refused(Some(Refused::new(
+                done.reply.status(),
+                &done.detail,
+                &url,
+            )));
         }
     }
 
@@ -421,9 +457,10 @@ impl Uploader {
                 .as_deref()
                 .and_then(|v| parse_retry_after(v, now_ms())),
             bytes_rcvd: response.wire_bytes,
-            snippet: String::from_utf8_lossy(&response.body_snippet)
-                .trim()
-                .to_owned(),
+            snippet: redact_token(
+                String::from_utf8_lossy(&response.body_snippet).trim(),
+                self.auth.as_deref(),
+            ),
         })
     }
 
@@ -569,6 +606,17 @@ mod tests {
                 "{reply:?} {wait:?}"
             );
         }
+    }
+
+    #[test]
+    fn answers_never_hold_the_token() {
+        let body = "cannot find the provided auth token \"Bearer s3cr3t\" in config";
+        assert_eq!(
+            redact_token(body, Some(b"Bearer s3cr3t")),
+            "cannot find the provided auth token \"Bearer ***\" in config"
+        );
+        assert_eq!(redact_token(body, None), body);
+        assert_eq!(redact_token("ok", Some(b"Bearer s3cr3t")), "ok");
     }
 
     #[test]
