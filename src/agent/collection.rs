@@ -110,18 +110,22 @@ impl<'a> CollectionLoop<'a> {
         }
     }
 
-    /// Takes the ticker's samples into the ring; returns the instant after.
-    /// A sample stamped the other way than the ring's (the clock's trust changed) waits for
-    /// the ring's flush, done here unless the store is in an outage (its recovery flushes).
+    /// Takes the ticker's samples into the ring; returns the instant after. When the ring
+    /// fills up, or a sample is stamped the other way than the ring's (the clock's trust
+    /// changed), the ring is flushed here and the take goes on, unless the store is in an
+    /// outage (its recovery flushes; meanwhile the full ring drops its oldest, counted).
     pub(super) fn take(&mut self) -> Instant {
         self.state.loop_phase.enter(Phase::Collect);
         loop {
+            // In an outage no flush empties the ring: it keeps the newest, dropping its oldest.
+            let in_outage = self.recovery.in_outage();
             let h = self
                 .ticker
-                .hand_over(&mut self.ring, &mut self.time.ring_unstamped);
+                .hand_over(&mut self.ring, &mut self.time.ring_unstamped, in_outage);
             self.time.verdict = h.verdict;
             self.time.restamp_due |= self.time.ring_unstamped && !self.ring.is_empty();
-            if !h.other_stamp_waits || self.ring.is_empty() || self.recovery.in_outage() {
+            let flush_first = h.other_stamp_waits || h.full;
+            if !flush_first || self.ring.is_empty() || in_outage {
                 break;
             }
             if !self.flush_and_track(Instant::now(), "flush") {

@@ -160,6 +160,8 @@ pub(super) struct HandOver {
     /// The next sample waiting is stamped the other way than the loop's ring: it moves once
     /// that ring is flushed (a flush is all boot clock or all wall time).
     pub other_stamp_waits: bool,
+    /// `to` filled up with samples still waiting (never with `drop_oldest`).
+    pub full: bool,
 }
 
 struct Shared {
@@ -197,18 +199,30 @@ impl Ticker {
     }
 
     /// Moves the waiting samples, oldest first, into `to` while they are stamped as `to`'s
-    /// samples are (`to_boot_clock`; an empty `to` takes the stamp of the first sample). A full
-    /// `to` (the store failing) drops its oldest, counted here with the ticker's own drops: the
-    /// newest samples are kept, whichever ring they are in.
-    pub(super) fn hand_over(&self, to: &mut SampleRing, to_boot_clock: &mut bool) -> HandOver {
+    /// samples are (`to_boot_clock`; an empty `to` takes the stamp of the first sample). When
+    /// `to` is full: with `drop_oldest` (the store failing: no flush will empty it) its oldest
+    /// are dropped, counted here with the ticker's own drops, so the newest samples are kept
+    /// whichever ring they are in; without, the move stops and [`HandOver::full`] says so (the
+    /// loop flushes and takes again).
+    pub(super) fn hand_over(
+        &self,
+        to: &mut SampleRing,
+        to_boot_clock: &mut bool,
+        drop_oldest: bool,
+    ) -> HandOver {
         let mut t = lock(&self.shared.tick);
         let mut other_stamp_waits = false;
+        let mut full = false;
         let dropped = t.ring.dropped();
         while let Some(front) = t.ring.front() {
             if to.is_empty() {
                 *to_boot_clock = front.boot_clock;
             } else if front.boot_clock != *to_boot_clock {
                 other_stamp_waits = true;
+                break;
+            }
+            if !drop_oldest && to.len() == to.capacity() {
+                full = true;
                 break;
             }
             t.ring.move_front_to(to);
@@ -224,6 +238,7 @@ impl Ticker {
         HandOver {
             verdict: t.clock.verdict(),
             other_stamp_waits,
+            full,
         }
     }
 

@@ -275,7 +275,7 @@ fn write_config(dir: &Path, proc: &Path, extra: &str) -> PathBuf {
     std::fs::write(
         &cfg,
         format!(
-            "[device]\nid = \"ring-test\"\n[collect]\ninterval = \"1s\"\n[paths]\n\
+            "[device]\nid = \"ring-test\"\n[collect]\ninterval = \"3s\"\n[paths]\n\
              procfs = \"{}\"\nsysfs = \"{}\"\n[storage]\npath = \"{}\"\nflush_interval = \"1h\"\n\
              [health]\nenabled = false\n[monitoring]\nself_metrics_interval = \"300ms\"\n{extra}",
             proc.display(),
@@ -357,12 +357,13 @@ fn agent_stores_every_sample_of_900_interfaces_and_674_disks() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Ticks of ≈ 12 000 samples every second: the ring (2 × the largest tick) flushes when half
-    // full. Every second, not faster: the tick does not wait for the store (issue 29), so a
-    // debug build's flush that cannot keep up would make the ring drop (counted), and this is a
-    // test of what is stored, not of speed. 8 s leaves room for a loaded machine to reach the 4
-    // ticks asserted below.
-    std::thread::sleep(Duration::from_secs(8));
+    // Ticks of ≈ 12 000 samples every 3 s: the ring (2 × the largest tick) flushes when half
+    // full, and the loop flushes before a take would overfill it. Not faster: the tick does not
+    // wait for the store (issue 29), so a debug build's flush on a loaded CI machine that falls
+    // behind 12 000 samples a second would make the rings drop (counted, "sample ring full"),
+    // and this is a test of what is stored, not of speed. 14 s leaves room for a loaded machine
+    // to reach the 4 ticks asserted below.
+    std::thread::sleep(Duration::from_secs(14));
     rustix::process::kill_process(
         rustix::process::Pid::from_child(&child),
         rustix::process::Signal::TERM,
