@@ -31,6 +31,7 @@
 // Tests unwrap values they built themselves or fixtures they wrote a line earlier.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod app_session;
 mod check;
 mod codec;
 mod commit;
@@ -56,6 +57,7 @@ mod tables;
 mod tests;
 mod types;
 
+pub use app_session::{APP_SESSION_PREFIX, MAX_APP_SESSIONS};
 pub use check::CheckReport;
 pub use codec::{InvalidSample, MAX_LABELS, MAX_STRING_LEN};
 pub use error::{

@@ -575,6 +575,70 @@ fn sessions_are_recorded_in_start_order() {
 }
 
 #[test]
+fn app_sessions_are_recorded_once_and_never_push_the_agent_runs_out() {
+    use belabox_store::{MAX_APP_SESSIONS, MAX_SESSIONS};
+    let (_d, path) = tmp();
+    let store = open(&path);
+    let rec = |id: u128, t: i64, version: &str| SessionRecord {
+        session_id: Uuid::from_u128(id),
+        boot_id: "b".into(),
+        started_at_ms: t,
+        version: version.into(),
+    };
+    let run = rec(1, 1_000, "0.1.0");
+    store.record_session(&run).unwrap();
+    // New, then seen again (another start time: the first record stands), then the agent's own
+    // run (already recorded: an application may tie its events to it).
+    let app = rec(2, 2_000, "app:encoder");
+    assert_eq!(store.record_app_sessions(&[app.clone()]).unwrap(), 1);
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert_eq!(
+        store
+            .record_app_sessions(&[rec(2, 3_000, "app:other"), rec(1, 4_000, "app:x")])
+            .unwrap(),
+        0
+    );
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), size);
+    drop(store);
+    let store = open(&path);
+    let sessions = store.stats().unwrap().sessions;
+    assert_eq!(sessions, vec![run.clone(), app.clone()]);
+    assert_eq!(sessions[0].application(), None);
+    assert_eq!(sessions[1].application(), Some("encoder"));
+
+    // A producer making a session per event into a table full of runs: the applications' oldest
+    // go, and the runs keep their share.
+    for t in 0..(MAX_SESSIONS as i64) {
+        store
+            .record_session(&rec(1_000 + t as u128, 10_000 + t, "0.1.0"))
+            .unwrap();
+    }
+    let batch: Vec<_> = (0..300)
+        .map(|i| rec(100_000 + i, 20_000 + i as i64, "app:chatty"))
+        .collect();
+    assert_eq!(store.record_app_sessions(&batch).unwrap(), 300);
+    let sessions = store.stats().unwrap().sessions;
+    let apps: Vec<_> = sessions
+        .iter()
+        .filter(|s| s.application().is_some())
+        .collect();
+    let runs = sessions.len() - apps.len();
+    assert_eq!(sessions.len() as u64, MAX_SESSIONS);
+    assert_eq!(apps.len() as u64, MAX_APP_SESSIONS);
+    assert_eq!(runs as u64, MAX_SESSIONS - MAX_APP_SESSIONS);
+    assert_eq!(
+        sessions.last().unwrap().started_at_ms,
+        10_000 + MAX_SESSIONS as i64 - 1
+    );
+    assert_eq!(apps.last().unwrap().session_id, Uuid::from_u128(100_299));
+    assert!(
+        !apps.iter().any(|s| s.session_id == app.session_id),
+        "the oldest app session went"
+    );
+    store.check_invariants().unwrap();
+}
+
+#[test]
 fn reopen_is_idempotent() {
     let (_d, path) = tmp();
     let store = open(&path);
