@@ -677,7 +677,7 @@ async fn process(shared: &Shared, format: Format, head: &Head, body: Vec<u8>) ->
     stats.refuse(Reason::NonFinite, refused.non_finite);
     stats.refuse(Reason::Unsupported, refused.unsupported);
     let count = batch.samples.len();
-    match shared.sink.insert(batch).await {
+    match shared.sink.insert(batch, &head.producer).await {
         Ok(ins) => {
             stats
                 .samples_accepted

@@ -14,6 +14,7 @@
 //! - [`formats`]: each parser's output into a [`series::Batch`] through the rules of
 //!   [`series`] (names, labels, the device's labels, the time window, the sample cap);
 //! - [`textfile`]: node_exporter's textfile directory, read through the same rules;
+//! - [`session`]: the `session_id` label's rule and which sessions a batch introduces;
 //! - [`limits`]: the cardinality caps; [`sink`]: the store hand-off. The counters are
 //!   `model::ingest` (in the agent's state: `/metrics` shows them).
 
@@ -26,6 +27,7 @@ pub mod listener;
 pub mod prom_text;
 pub mod remote_write;
 pub mod series;
+pub mod session;
 pub mod sink;
 pub mod textfile;
 pub mod vm_json;
@@ -81,7 +83,18 @@ impl Ingest {
             retention_ms: i64::try_from(config.storage.retention.as_millis()).unwrap_or(i64::MAX),
             max_future_ms: i64::try_from(c.max_future.as_millis()).unwrap_or(i64::MAX),
         };
-        let sink = sink::Sink::new(store.clone(), &config.device.id, &config.device.labels)?;
+        // The board's boot, for the application sessions the sink records ("" when unreadable:
+        // the session is still recorded).
+        let boot_id =
+            std::fs::read_to_string(config.paths.procfs.join("sys/kernel/random/boot_id"))
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_default();
+        let sink = sink::Sink::new(
+            store.clone(),
+            &config.device.id,
+            &config.device.labels,
+            &boot_id,
+        )?;
         let shared = listener::Shared::new(
             rules,
             usize::try_from(c.max_body_size).unwrap_or(usize::MAX),

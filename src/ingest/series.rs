@@ -8,6 +8,7 @@
 //!   (Prometheus' rule); a name given twice is refused;
 //! - `device_id` and the names of `device.labels` are the agent's: a producer that sends one is
 //!   refused (400), never overridden and never silently dropped;
+//! - a `session_id` value is a canonical UUID (`session.rs`; 400 otherwise);
 //! - a sample older than the retention, stamped more than `ingest.max_future` ahead, or not a
 //!   finite number is refused alone and counted ([`Refused`]); the rest of the request stands;
 //! - at most `ingest.max_samples_per_request` samples (413 past it).
@@ -392,6 +393,9 @@ pub fn check_label(name: &[u8], value: &[u8], own: &[String]) -> Result<(), Stri
             "label {name:?}: expected a value of at most {} bytes without control characters",
             crate::config::DEVICE_LABEL_VALUE_MAX
         ));
+    }
+    if name == super::session::LABEL {
+        super::session::check_value(value)?;
     }
     Ok(())
 }

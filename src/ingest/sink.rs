@@ -8,12 +8,21 @@
 //! join the pending queue and are uploaded like collected samples; a resent request is
 //! deduplicated by the store (same series, time and value: one row). Text values are events:
 //! stored locally, shown by `store export`, never pending.
+//!
+//! Sessions (`session.rs`): the batch's `session_id`s the [`Seen`] cache does not hold are
+//! recorded first (`Store::record_app_sessions`: one durable commit, nothing when the store
+//! has them already), then the samples; both before the 204, so a stored event's session is in
+//! the table (unless the table's caps dropped it since). A crash between the two leaves a
+//! session without its events, which the client's resend brings.
 
 use std::sync::Arc;
 
-use belabox_store::{InsertStats, NewSample, SeriesKey, Value};
+use std::sync::Mutex;
+
+use belabox_store::{APP_SESSION_PREFIX, InsertStats, NewSample, SeriesKey, SessionRecord, Value};
 
 use super::series::{Batch, SampleValue};
+use super::session::{Seen, new_sessions};
 use crate::upload::store_worker::{SharedStore, StoreWorker};
 
 /// Why a batch was not stored.
@@ -39,12 +48,49 @@ pub struct Target {
     store: SharedStore,
     device_id: Arc<str>,
     device_labels: Arc<[(String, String)]>,
+    /// The board's boot id (`/proc/sys/kernel/random/boot_id`, read at start; "" if unreadable).
+    boot_id: Arc<str>,
+    /// Session ids known to be recorded (only the worker thread locks it).
+    seen: Arc<Mutex<Seen>>,
 }
 
 impl Target {
-    /// [`insert_batch`] into this target (blocking: on the worker thread).
-    pub fn insert(&self, batch: &Batch) -> Result<InsertStats, SinkError> {
+    /// The batch's new sessions (named `app:<producer>`), then [`insert_batch`] into this
+    /// target (blocking: on the worker thread).
+    pub fn insert(&self, batch: &Batch, producer: &str) -> Result<InsertStats, SinkError> {
+        self.record_sessions(batch, producer)?;
         insert_batch(&self.store, &self.device_id, &self.device_labels, batch)
+    }
+
+    fn record_sessions(&self, batch: &Batch, producer: &str) -> Result<(), SinkError> {
+        let new = match self.seen.lock() {
+            Ok(seen) => new_sessions(batch, &seen),
+            Err(_) => return Err(SinkError::Store("a poisoned lock".into())),
+        };
+        if new.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<SessionRecord> = new
+            .iter()
+            .map(|&(session_id, started_at_ms)| SessionRecord {
+                session_id,
+                boot_id: self.boot_id.to_string(),
+                started_at_ms,
+                version: format!("{APP_SESSION_PREFIX}{producer}"),
+            })
+            .collect();
+        let added = self
+            .store
+            .get()
+            .record_app_sessions(&records)
+            .map_err(|e| SinkError::Store(e.to_string()))?;
+        if added > 0 {
+            log::info!(producer, sessions = added; "ingest: recorded application sessions");
+        }
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.extend(new.iter().map(|&(id, _)| id));
+        }
+        Ok(())
     }
 }
 
@@ -53,6 +99,7 @@ impl Sink {
         store: SharedStore,
         device_id: &str,
         device_labels: &std::collections::BTreeMap<String, String>,
+        boot_id: &str,
     ) -> std::io::Result<Sink> {
         Ok(Sink {
             target: Target {
@@ -62,15 +109,18 @@ impl Sink {
                     .iter()
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
+                boot_id: boot_id.into(),
+                seen: Arc::default(),
             },
             worker: StoreWorker::spawn("bbm-ingest")?,
         })
     }
 
     /// Inserts the batch; `Ok` once it is durable.
-    pub async fn insert(&self, batch: Batch) -> Result<InsertStats, SinkError> {
+    pub async fn insert(&self, batch: Batch, producer: &str) -> Result<InsertStats, SinkError> {
         let target = self.target.clone();
-        self.run(move |_| target.insert(&batch))
+        let producer = producer.to_owned();
+        self.run(move |_| target.insert(&batch, &producer))
             .await
             .map_err(|_| SinkError::Gone)?
     }

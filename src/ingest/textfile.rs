@@ -171,7 +171,7 @@ fn read_one(
     stats.refuse(Reason::Future, refused.future);
     stats.refuse(Reason::NonFinite, refused.non_finite);
     let ins = target
-        .insert(&batch)
+        .insert(&batch, &producer)
         .map_err(|e| (Reason::Unavailable, format!("{e:?}"), true))?;
     stats
         .samples_accepted
