@@ -61,8 +61,12 @@ fn main() -> ExitCode {
         Command::StoreStats(common) => with_config(&common, Logs::Warnings, |config| {
             store::store_stats(&config).map(|()| ExitCode::SUCCESS)
         }),
-        Command::StoreExport { common, since } => with_config(&common, Logs::Warnings, |config| {
-            store::store_export(&config, since.as_deref()).map(|()| ExitCode::SUCCESS)
+        Command::StoreExport {
+            common,
+            since,
+            session,
+        } => with_config(&common, Logs::Warnings, |config| {
+            store::store_export(&config, since.as_deref(), session).map(|()| ExitCode::SUCCESS)
         }),
         Command::StoreRequeue {
             common,

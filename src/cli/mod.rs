@@ -20,7 +20,7 @@ Usage:
   belabox-metrics check-config [--config FILE]
   belabox-metrics status       [--config FILE] [--address HOST:PORT]
   belabox-metrics store stats  [--config FILE]
-  belabox-metrics store export [--config FILE] [--since WHEN]
+  belabox-metrics store export [--config FILE] [--since WHEN] [--session UUID]
   belabox-metrics store requeue [--config FILE] [--reason R] [--since WHEN]
   belabox-metrics store check  [--config FILE] [--file PATH]
   belabox-metrics --version
@@ -33,7 +33,8 @@ Commands:
   check-config  validate the configuration and print the effective values
   status        ask the running agent's /health and print a readable summary
   store stats   file size, pending, dropped, quarantined, last checkpoint, sessions
-  store export  every stored sample as JSONL (numeric and text), oldest first
+  store export  every stored sample as JSONL (numeric and text), oldest first; --session
+                keeps one agent run's or application session's
   store requeue put quarantined samples back in the upload queue
   store check   verify the store (or PATH, e.g. a moved-aside copy) without writing to it;
                 exit 0 healthy, 1 damaged or unreadable
@@ -66,9 +67,11 @@ pub enum Command {
     },
     StoreStats(Common),
     /// `since`: as given (a duration like "1h" back from now, RFC 3339, or epoch ms).
+    /// `session`: only that session's samples (`store export --session`).
     StoreExport {
         common: Common,
         since: Option<String>,
+        session: Option<uuid::Uuid>,
     },
     /// `reason`: a quarantine reason, or its first word (`refused`, `too_old`, ...); `since`:
     /// quarantined at or after this (same forms as `store export --since`).
@@ -112,7 +115,7 @@ fn help_for(cmd: &str) -> &'static str {
             "Usage: belabox-metrics status [--config FILE] [--address HOST:PORT]\n\nAsk the running agent's /health (health.address, or --address) and print a readable summary. Without --config, reads /etc/belabox-metrics/config.toml when it exists. Exit 0 when ok, 1 when degraded or error, 3 when the agent does not answer or something else (another exporter) answers there.\n"
         }
         "store" => {
-            "Usage: belabox-metrics store stats [--config FILE]\n       belabox-metrics store export [--config FILE] [--since WHEN]\n       belabox-metrics store requeue [--config FILE] [--reason R] [--since WHEN]\n       belabox-metrics store check [--config FILE] [--file PATH]\n\nLook at the store offline (the agent must be stopped: the store is locked while it runs). Only requeue writes to the store file.\nstats: file size, pending, dropped, quarantined, last checkpoint, sessions.\nexport: every stored sample as JSONL, oldest first (quarantined samples marked); WHEN is a duration back from now (\"1h\"), an RFC 3339 time or epoch milliseconds.\nrequeue: put quarantined samples back in the upload queue: those whose reason is R or starts with \"R:\" (e.g. refused, too_old, non_finite; all without --reason), quarantined since WHEN (all without --since). The running agent uploads them once it runs again.\ncheck: verify every page's checksum and the store's invariants, and print the report; PATH checks another file (a moved-aside metrics.redb.corrupt-<secs>). Exit 0 healthy, 1 damaged or unreadable.\n"
+            "Usage: belabox-metrics store stats [--config FILE]\n       belabox-metrics store export [--config FILE] [--since WHEN] [--session UUID]\n       belabox-metrics store requeue [--config FILE] [--reason R] [--since WHEN]\n       belabox-metrics store check [--config FILE] [--file PATH]\n\nLook at the store offline (the agent must be stopped: the store is locked while it runs). Only requeue writes to the store file.\nstats: file size, pending, dropped, quarantined, last checkpoint, sessions.\nexport: every stored sample as JSONL, oldest first (quarantined samples marked); WHEN is a duration back from now (\"1h\"), an RFC 3339 time or epoch milliseconds; --session UUID keeps the samples labelled session_id=UUID and, when UUID is an agent run, every sample from its start to the next run's.\nrequeue: put quarantined samples back in the upload queue: those whose reason is R or starts with \"R:\" (e.g. refused, too_old, non_finite; all without --reason), quarantined since WHEN (all without --since). The running agent uploads them once it runs again.\ncheck: verify every page's checksum and the store's invariants, and print the report; PATH checks another file (a moved-aside metrics.redb.corrupt-<secs>). Exit 0 healthy, 1 damaged or unreadable.\n"
         }
         _ => USAGE,
     }
@@ -156,6 +159,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
     let mut since = None;
     let mut reason = None;
     let mut file = None;
+    let mut session = None;
     while let Some(flag) = args.next() {
         let flag = flag
             .into_string()
@@ -182,6 +186,13 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             ("store export" | "store requeue", "--since") => since = Some(string(value()?, &name)?),
             ("store requeue", "--reason") => reason = Some(string(value()?, &name)?),
             ("store check", "--file") => file = Some(PathBuf::from(value()?)),
+            ("store export", "--session") => {
+                let v = string(value()?, &name)?;
+                session =
+                    Some(uuid::Uuid::try_parse(&v).map_err(|_| {
+                        UsageError(format!("--session: expected a UUID, got {v:?}"))
+                    })?);
+            }
             ("once", "--delay") => {
                 let v = value()?;
                 delay_ms = v
@@ -202,7 +213,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
         "once" => Command::Once { common, delay_ms },
         "status" => Command::Status { common, address },
         "store stats" => Command::StoreStats(common),
-        "store export" => Command::StoreExport { common, since },
+        "store export" => Command::StoreExport {
+            common,
+            since,
+            session,
+        },
         "store requeue" => Command::StoreRequeue {
             common,
             reason,
@@ -265,8 +280,29 @@ mod tests {
             p(&["store", "export", "--since", "1h"]),
             Ok(Command::StoreExport {
                 common: Common::default(),
-                since: Some("1h".into())
+                since: Some("1h".into()),
+                session: None,
             })
+        );
+        assert_eq!(
+            p(&[
+                "store",
+                "export",
+                "--session=0F6C3B9E-2D4A-4C1B-9A57-3E2F1D0C8B7A"
+            ]),
+            Ok(Command::StoreExport {
+                common: Common::default(),
+                since: None,
+                session: Some(uuid::Uuid::from_u128(
+                    0x0f6c3b9e_2d4a_4c1b_9a57_3e2f1d0c8b7a
+                )),
+            })
+        );
+        assert!(
+            p(&["store", "export", "--session", "run-7"])
+                .unwrap_err()
+                .0
+                .contains("--session: expected a UUID")
         );
         assert_eq!(
             p(&["status", "--address", "127.0.0.1:9100"]),

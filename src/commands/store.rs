@@ -5,7 +5,9 @@ use std::fmt::{self, Write as _};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
-use belabox_store::{CheckError, OpenError, OwnedValue, ReadError, RequeueError, Store};
+use belabox_store::{
+    CheckError, OpenError, OwnedValue, ReadError, RequeueError, SessionRecord, Store, Uuid,
+};
 
 use crate::config::{Config, parse_duration};
 use crate::model::time::{now_ms, rfc3339};
@@ -264,23 +266,91 @@ pub fn store_stats(config: &Config) -> Result<(), StatsError> {
             let _ = writeln!(out, "last checkpoint:  none (nothing uploaded yet)");
         }
     }
-    let _ = writeln!(out, "sessions:         {}", s.sessions.len());
-    for sess in s.sessions.iter().rev().take(10) {
+    write_sessions(&mut out, &s.sessions);
+    print_quiet(&out);
+    Ok(())
+}
+
+/// The agent's runs, then the applications' sessions (docs/ingest.md "Events"), newest 10 of
+/// each.
+fn write_sessions(out: &mut String, sessions: &[SessionRecord]) {
+    let (apps, runs): (Vec<&SessionRecord>, Vec<&SessionRecord>) =
+        sessions.iter().partition(|s| s.application().is_some());
+    let boot = |s: &SessionRecord| {
+        if s.boot_id.is_empty() {
+            "?".to_owned()
+        } else {
+            s.boot_id.clone()
+        }
+    };
+    let _ = writeln!(out, "sessions:         {}", sessions.len());
+    let _ = writeln!(out, "  agent runs:     {}", runs.len());
+    for sess in runs.iter().rev().take(10) {
         let _ = writeln!(
             out,
-            "  {}  started {}  version {}  boot {}",
+            "    {}  started {}  version {}  boot {}",
             sess.session_id,
             rfc3339(sess.started_at_ms),
             sess.version,
-            if sess.boot_id.is_empty() {
-                "?"
-            } else {
-                &sess.boot_id
-            }
+            boot(sess)
         );
     }
-    print_quiet(&out);
-    Ok(())
+    let _ = writeln!(
+        out,
+        "  app sessions:   {} (samples labelled session_id; `store export --session ID`)",
+        apps.len()
+    );
+    for sess in apps.iter().rev().take(10) {
+        let _ = writeln!(
+            out,
+            "    {}  started {}  producer {}  boot {}",
+            sess.session_id,
+            rfc3339(sess.started_at_ms),
+            sess.application().unwrap_or_default(),
+            boot(sess)
+        );
+    }
+}
+
+/// Which samples `store export --session ID` keeps: those labelled `session_id=ID`, and when
+/// ID is an agent run, every sample from its start to the next run's start (that run's time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionFilter {
+    /// The label value (the canonical form, as the ingest rule requires it).
+    label: String,
+    /// `[from, to)` in ms, for an agent run.
+    window: Option<(i64, i64)>,
+    /// Whether ID is in the session table at all.
+    pub known: bool,
+}
+
+impl SessionFilter {
+    /// `sessions` oldest first (as `Store::stats` gives them).
+    pub fn new(sessions: &[SessionRecord], id: Uuid) -> SessionFilter {
+        let found = sessions.iter().find(|s| s.session_id == id);
+        let window = found.filter(|s| s.application().is_none()).map(|run| {
+            let next = sessions
+                .iter()
+                .filter(|s| s.application().is_none() && s.started_at_ms > run.started_at_ms)
+                .map(|s| s.started_at_ms)
+                .min()
+                .unwrap_or(i64::MAX);
+            (run.started_at_ms, next)
+        });
+        SessionFilter {
+            label: id.to_string(),
+            window,
+            known: found.is_some(),
+        }
+    }
+
+    pub fn keeps(&self, ts_ms: i64, labels: &[(String, String)]) -> bool {
+        self.window
+            .is_some_and(|(from, to)| ts_ms >= from && ts_ms < to)
+            || labels
+                .iter()
+                .any(|(k, v)| k == "session_id" && *v == self.label)
+    }
 }
 
 /// The first word of a quarantine reason: `refused: http 400: ...` → `refused`. Reasons written
@@ -411,20 +481,44 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
     Some(((days * 86_400 + h * 3600 + mi * 60 + sec) * 1000) + ms)
 }
 
-/// Every sample since `since`, as JSONL: numeric samples in VictoriaMetrics import form (plus
-/// `"pending"`), text samples with `"text"` instead of `"values"`.
-pub fn store_export(config: &Config, since: Option<&str>) -> Result<(), ExportError> {
+/// Every sample since `since` (of `session` only, when given: [`SessionFilter`]), as JSONL:
+/// numeric samples in VictoriaMetrics import form (plus `"pending"`), text samples with
+/// `"text"` instead of `"values"`.
+pub fn store_export(
+    config: &Config,
+    since: Option<&str>,
+    session: Option<Uuid>,
+) -> Result<(), ExportError> {
     let since_ms = match since {
         Some(s) => parse_since(s, now_ms()).map_err(ExportError::Since)?,
         None => i64::MIN,
     };
     let store = open_store(config).map_err(ExportError::Open)?;
+    let filter = match session {
+        Some(id) => {
+            let f = SessionFilter::new(&store.stats().map_err(ExportError::Read)?.sessions, id);
+            if !f.known {
+                eprintln!(
+                    "note: session {id} is not in the store's session table (`store stats` lists \
+                     them); exporting the samples labelled session_id=\"{id}\""
+                );
+            }
+            Some(f)
+        }
+        None => None,
+    };
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::new(stdout.lock());
     let mut line = Vec::with_capacity(512);
     let mut io_err = None;
     store
         .export(since_ms, |s| {
+            if filter
+                .as_ref()
+                .is_some_and(|f| !f.keeps(s.ts_ms, &s.series.labels))
+            {
+                return;
+            }
             line.clear();
             let labels = s
                 .series
@@ -503,6 +597,43 @@ fn write_quarantined(out: &mut Vec<u8>, s: &belabox_store::ExportedSample) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_keeps_its_label_and_an_agent_run_its_time_window() {
+        let rec = |id: u128, t: i64, version: &str| SessionRecord {
+            session_id: Uuid::from_u128(id),
+            boot_id: String::new(),
+            started_at_ms: t,
+            version: version.into(),
+        };
+        // Oldest first: run 1, an app session inside it, run 3, then run 4.
+        let sessions = [
+            rec(1, 1_000, "0.1.0"),
+            rec(2, 1_500, "app:ui"),
+            rec(3, 2_000, "0.1.0"),
+            rec(4, 3_000, "0.1.0"),
+        ];
+        let lab = |id: u128| vec![("session_id".to_owned(), Uuid::from_u128(id).to_string())];
+        let none = Vec::new();
+        // (session, ts, labels, kept)
+        let cases: [(u128, i64, &Vec<(String, String)>, bool); 10] = [
+            (1, 999, &none, false),
+            (1, 1_000, &none, true),
+            (1, 1_999, &none, true),
+            (1, 2_000, &none, false),
+            (3, 2_500, &none, true),
+            (4, i64::MAX - 1, &none, true),
+            (2, 1_600, &none, false),
+            (2, 9_000, &lab(2), true),
+            (2, 1_600, &lab(1), false),
+            (9, 1_600, &lab(9), true),
+        ];
+        for (id, ts, labels, kept) in cases {
+            let f = SessionFilter::new(&sessions, Uuid::from_u128(id));
+            assert_eq!(f.keeps(ts, labels), kept, "session {id} ts {ts} {labels:?}");
+            assert_eq!(f.known, id != 9);
+        }
+    }
 
     #[test]
     fn since_forms() {
