@@ -1009,3 +1009,184 @@ fn a_full_store_answers_503_with_retry_after_and_stores_nothing_until_it_recover
         "the refused push is not stored"
     );
 }
+
+/// `store stats`' session lines (`    <id>  started <time>  version|producer <v>  boot <b>`):
+/// (id, started, "version"/"producer", its value, boot).
+fn stats_sessions(cfg: &Path) -> (String, Vec<[String; 5]>) {
+    let text = String::from_utf8(crate::support::store_stats(cfg).stdout).unwrap();
+    let rows = text
+        .lines()
+        .filter(|l| l.starts_with("    ") && l.contains("  started "))
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!((w.len(), w[1], w[5]), (7, "started", "boot"), "{l}");
+            [w[0], w[2], w[3], w[4], w[6]].map(str::to_owned)
+        })
+        .collect();
+    (text, rows)
+}
+
+/// `store export --session ID`'s lines.
+fn export_session(cfg: &Path, id: &str) -> Vec<serde_json::Value> {
+    let out = Command::new(crate::support::bin())
+        .args(["store", "export", "--session", id, "--config"])
+        .arg(cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_session_id_label_ties_an_apps_events_to_the_session_table_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ingest, health) = ports();
+    let cfg = config(dir.path(), ingest, health, None, "");
+    // The fixture's procfs with a boot id (the capture has none), so the tie names the boot.
+    let proc = dir.path().join("proc");
+    let fixture_proc = crate::support::fixture("rk3588-rock5b").join("proc");
+    crate::support::copy_tree(&fixture_proc, &proc);
+    let boot = "5b0e1c2d-3f4a-4b5c-8d6e-7f8091a2b3c4";
+    std::fs::create_dir_all(proc.join("sys/kernel/random")).unwrap();
+    std::fs::write(proc.join("sys/kernel/random/boot_id"), format!("{boot}\n")).unwrap();
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let from = format!("procfs = {:?}", fixture_proc.display().to_string());
+    assert!(text.contains(&from), "{text}");
+    std::fs::write(
+        &cfg,
+        text.replace(&from, &format!("procfs = {:?}", proc.display().to_string())),
+    )
+    .unwrap();
+
+    let session = "0f6c3b9e-2d4a-4c1b-9a57-3e2f1d0c8b7a";
+    let t = now_ms() - 10_000;
+    let url = format!("http://{ingest}/write?precision=ms&producer=belaui");
+    let push = |lines: String| {
+        let body = dir.path().join("body.txt");
+        std::fs::write(&body, lines).unwrap();
+        curl(&url, &body, &[])
+    };
+    let log = dir.path().join("agent.log");
+    let agent = Agent::spawn(&cfg, health, &log);
+    // The start event, then a stream of events and numbers of the same session.
+    assert_eq!(
+        push(format!(
+            "ui,stream=main,session_id={session} state=\"started\" {t}\n"
+        )),
+        (204, String::new())
+    );
+    for i in 1..=3 {
+        let ts = t + i * 1000;
+        assert_eq!(
+            push(format!(
+                "encoder,session_id={session} bitrate_kbps={}i {ts}\n",
+                6000 + i
+            )),
+            (204, String::new())
+        );
+    }
+    // A session_id that is not a canonical UUID: 400 naming the line, nothing of it stored.
+    let (code, body) = push(format!(
+        "ui,session_id={session} state=\"ignored\" {}\nui,session_id=stream-42 state=\"x\" {}\n",
+        t + 5000,
+        t + 5000
+    ));
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.starts_with(
+            "line 2: label \"session_id\": expected a UUID in lowercase hyphenated form"
+        ),
+        "{body}"
+    );
+    let upper = session.to_ascii_uppercase();
+    let (code, body) = push(format!("ui,session_id={upper} state=\"x\" {}\n", t + 5000));
+    assert_eq!((code, body.starts_with("line 1: ")), (400, true), "{body}");
+    let ended = agent.stop();
+    drop(ended);
+
+    // A restart, and the stop event later: the session is recorded once, at its first event.
+    let agent = Agent::spawn(&cfg, health, &log);
+    assert_eq!(
+        push(format!(
+            "ui,stream=main,session_id={session} state=\"stopped\" {}\n",
+            t + 9000
+        )),
+        (204, String::new())
+    );
+    drop(agent.stop());
+
+    let (text, rows) = stats_sessions(&cfg);
+    let runs: Vec<_> = rows.iter().filter(|r| r[2] == "version").collect();
+    let apps: Vec<_> = rows.iter().filter(|r| r[2] == "producer").collect();
+    assert!(text.contains("sessions:         3\n"), "{text}");
+    assert!(text.contains("  agent runs:     2\n"), "{text}");
+    assert!(text.contains("  app sessions:   1 "), "{text}");
+    assert_eq!(runs.len(), 2, "{text}");
+    assert!(runs.iter().all(|r| r[4] == boot), "{text}");
+    let started = belabox_metrics::model::time::rfc3339(t).to_string();
+    assert_eq!(
+        apps,
+        [&[session, &started, "producer", "belaui", boot].map(str::to_owned)],
+        "{text}"
+    );
+
+    // The app session's export: its events and numbers, by label, and nothing else.
+    let lines = export_session(&cfg, session);
+    let mut got: Vec<(String, i64, String)> = lines
+        .iter()
+        .map(|v| {
+            assert_eq!(v["metric"]["session_id"], session, "{v}");
+            let value = match v.get("text") {
+                Some(text) => text.as_str().unwrap().to_owned(),
+                None => v["values"][0].to_string(),
+            };
+            (
+                v["metric"]["__name__"].as_str().unwrap().to_owned(),
+                v["timestamps"][0].as_i64().unwrap(),
+                value,
+            )
+        })
+        .collect();
+    got.sort();
+    let want: Vec<(String, i64, String)> = vec![
+        ("encoder_bitrate_kbps".into(), t + 1000, "6001".into()),
+        ("encoder_bitrate_kbps".into(), t + 2000, "6002".into()),
+        ("encoder_bitrate_kbps".into(), t + 3000, "6003".into()),
+        ("ui_state".into(), t, "started".into()),
+        ("ui_state".into(), t + 9000, "stopped".into()),
+    ];
+    assert_eq!(got, want);
+
+    // An agent run's export: the samples of its time window (its collections), none of the
+    // next run's.
+    let mut runs: Vec<[String; 5]> = runs.into_iter().cloned().collect();
+    runs.sort_by(|a, b| a[1].cmp(&b[1]));
+    let first = export_session(&cfg, &runs[0][0]);
+    let second = export_session(&cfg, &runs[1][0]);
+    assert!(!first.is_empty() && !second.is_empty());
+    let last_of_first = first
+        .iter()
+        .map(|v| v["timestamps"][0].as_i64().unwrap())
+        .max()
+        .unwrap();
+    let first_of_second = second
+        .iter()
+        .filter(|v| v["metric"].get("session_id").is_none())
+        .map(|v| v["timestamps"][0].as_i64().unwrap())
+        .min()
+        .unwrap();
+    assert!(
+        last_of_first < first_of_second,
+        "{last_of_first} {first_of_second}"
+    );
+    assert!(
+        first
+            .iter()
+            .any(|v| v["metric"].get("session_id").is_none()),
+        "the first run's collected samples"
+    );
+}
