@@ -271,7 +271,7 @@ pub fn store_stats(config: &Config) -> Result<(), StatsError> {
     Ok(())
 }
 
-/// The agent's runs, then the applications' sessions (docs/ingest.md "Events"), newest 10 of
+/// The agent's runs, then the applications' sessions (docs/ingest.md "Sessions"), newest 10 of
 /// each.
 fn write_sessions(out: &mut String, sessions: &[SessionRecord]) {
     let (apps, runs): (Vec<&SessionRecord>, Vec<&SessionRecord>) =

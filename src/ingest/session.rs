@@ -1,4 +1,4 @@
-//! Application sessions (docs/ingest.md "Events"): a `session_id` label ties a producer's
+//! Application sessions (docs/ingest.md "Sessions"): a `session_id` label ties a producer's
 //! samples to the store's session table. Pure decisions, table-tested here; the sink
 //! (`sink.rs`) writes what [`new_sessions`] returns before the samples, both before the 204.
 //!

@@ -1,4 +1,4 @@
-//! Application sessions (issue 33, docs/ingest.md "Events"): a pushed sample whose
+//! Application sessions (issue 33, docs/ingest.md "Sessions"): a pushed sample whose
 //! `session_id` label is a UUID records that session in the `sessions` table beside the
 //! agent's own runs, once (the first time seen), so that `store stats` lists it and
 //! `store export --session` finds its events.
