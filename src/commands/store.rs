@@ -276,38 +276,35 @@ pub fn store_stats(config: &Config) -> Result<(), StatsError> {
 fn write_sessions(out: &mut String, sessions: &[SessionRecord]) {
     let (apps, runs): (Vec<&SessionRecord>, Vec<&SessionRecord>) =
         sessions.iter().partition(|s| s.application().is_some());
-    let boot = |s: &SessionRecord| {
-        if s.boot_id.is_empty() {
-            "?".to_owned()
-        } else {
-            s.boot_id.clone()
-        }
-    };
     let _ = writeln!(out, "sessions:         {}", sessions.len());
     let _ = writeln!(out, "  agent runs:     {}", runs.len());
-    for sess in runs.iter().rev().take(10) {
-        let _ = writeln!(
-            out,
-            "    {}  started {}  version {}  boot {}",
-            sess.session_id,
-            rfc3339(sess.started_at_ms),
-            sess.version,
-            boot(sess)
-        );
-    }
+    write_session_lines(out, &runs);
     let _ = writeln!(
         out,
         "  app sessions:   {} (samples labelled session_id; `store export --session ID`)",
         apps.len()
     );
-    for sess in apps.iter().rev().take(10) {
+    write_session_lines(out, &apps);
+}
+
+/// The newest 10 of `sessions` (oldest first), one a line: an agent run names its version, an
+/// application's session its producer.
+fn write_session_lines(out: &mut String, sessions: &[&SessionRecord]) {
+    for sess in sessions.iter().rev().take(10) {
+        let (what, name) = match sess.application() {
+            Some(producer) => ("producer", producer),
+            None => ("version", sess.version.as_str()),
+        };
+        let boot = if sess.boot_id.is_empty() {
+            "?"
+        } else {
+            &sess.boot_id
+        };
         let _ = writeln!(
             out,
-            "    {}  started {}  producer {}  boot {}",
+            "    {}  started {}  {what} {name}  boot {boot}",
             sess.session_id,
             rfc3339(sess.started_at_ms),
-            sess.application().unwrap_or_default(),
-            boot(sess)
         );
     }
 }
@@ -616,7 +613,8 @@ mod tests {
         let lab = |id: u128| vec![("session_id".to_owned(), Uuid::from_u128(id).to_string())];
         let none = Vec::new();
         // (session, ts, labels, kept)
-        let cases: [(u128, i64, &Vec<(String, String)>, bool); 10] = [
+        type Case<'a> = (u128, i64, &'a Vec<(String, String)>, bool);
+        let cases: [Case<'_>; 10] = [
             (1, 999, &none, false),
             (1, 1_000, &none, true),
             (1, 1_999, &none, true),

@@ -185,7 +185,8 @@ mod tests {
         let mut seen_a = Seen::default();
         seen_a.extend([a].into_iter());
         type Row<'a> = (&'a str, Option<&'a str>, &'a [i64]);
-        let cases: [(&str, Vec<Row<'_>>, &Seen, Vec<(Uuid, i64)>); 6] = [
+        type Case<'a> = (&'a str, Vec<Row<'a>>, &'a Seen, Vec<(Uuid, i64)>);
+        let cases: [Case<'_>; 6] = [
             (
                 "no label",
                 vec![("ui", None, &[99_000])],

@@ -590,7 +590,12 @@ fn app_sessions_are_recorded_once_and_never_push_the_agent_runs_out() {
     // New, then seen again (another start time: the first record stands), then the agent's own
     // run (already recorded: an application may tie its events to it).
     let app = rec(2, 2_000, "app:encoder");
-    assert_eq!(store.record_app_sessions(&[app.clone()]).unwrap(), 1);
+    assert_eq!(
+        store
+            .record_app_sessions(std::slice::from_ref(&app))
+            .unwrap(),
+        1
+    );
     let size = std::fs::metadata(&path).unwrap().len();
     assert_eq!(
         store
@@ -626,9 +631,16 @@ fn app_sessions_are_recorded_once_and_never_push_the_agent_runs_out() {
     assert_eq!(sessions.len() as u64, MAX_SESSIONS);
     assert_eq!(apps.len() as u64, MAX_APP_SESSIONS);
     assert_eq!(runs as u64, MAX_SESSIONS - MAX_APP_SESSIONS);
+    // The runs kept are the newest.
+    let newest_run = sessions.iter().rev().find(|s| s.application().is_none());
     assert_eq!(
-        sessions.last().unwrap().started_at_ms,
+        newest_run.unwrap().started_at_ms,
         10_000 + MAX_SESSIONS as i64 - 1
+    );
+    let oldest_run = sessions.iter().find(|s| s.application().is_none());
+    assert_eq!(
+        oldest_run.unwrap().started_at_ms,
+        10_000 + MAX_APP_SESSIONS as i64
     );
     assert_eq!(apps.last().unwrap().session_id, Uuid::from_u128(100_299));
     assert!(

@@ -1105,8 +1105,7 @@ fn a_session_id_label_ties_an_apps_events_to_the_session_table_once() {
     let upper = session.to_ascii_uppercase();
     let (code, body) = push(format!("ui,session_id={upper} state=\"x\" {}\n", t + 5000));
     assert_eq!((code, body.starts_with("line 1: ")), (400, true), "{body}");
-    let ended = agent.stop();
-    drop(ended);
+    agent.stop();
 
     // A restart, and the stop event later: the session is recorded once, at its first event.
     let agent = Agent::spawn(&cfg, health, &log);
@@ -1117,7 +1116,7 @@ fn a_session_id_label_ties_an_apps_events_to_the_session_table_once() {
         )),
         (204, String::new())
     );
-    drop(agent.stop());
+    agent.stop();
 
     let (text, rows) = stats_sessions(&cfg);
     let runs: Vec<_> = rows.iter().filter(|r| r[2] == "version").collect();
