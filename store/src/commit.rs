@@ -33,6 +33,8 @@ pub(crate) struct Writer {
     /// The record being journaled, and `record::encode_insert`'s sort space (both reused).
     pub(crate) record: Vec<u8>,
     pub(crate) record_sort: Vec<(u32, i64, u64)>,
+    /// Series fields as given → the id they resolved to (`series_memo.rs`).
+    pub(crate) memo: crate::series_memo::SeriesMemo,
 }
 
 impl Writer {

@@ -52,6 +52,7 @@ mod recover;
 mod retention;
 mod schema;
 mod series_hash;
+mod series_memo;
 mod tables;
 #[cfg(test)]
 mod tests;

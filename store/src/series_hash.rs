@@ -11,6 +11,7 @@ const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
 pub(crate) struct SeriesHasher(u64);
 
 impl SeriesHasher {
+    #[inline]
     fn add(&mut self, word: u64) {
         self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(SEED);
     }
@@ -40,6 +41,7 @@ impl Hasher for SeriesHasher {
         self.add(u64::from(n));
     }
 
+    #[inline]
     fn write_u64(&mut self, n: u64) {
         self.add(n);
     }
