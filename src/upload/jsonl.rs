@@ -89,8 +89,66 @@ pub fn write_f64(out: &mut Vec<u8>, v: f64) {
         write_i64(out, v as i64);
         return;
     }
+    if write_short_decimal(out, v) {
+        return;
+    }
     // -0.0 prints as "-0", which JSON accepts.
     let _ = write!(out, "{v}");
+}
+
+/// 10^k for the fractional digits [`write_short_decimal`] tries.
+const POW10: [f64; 7] = [1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6];
+
+/// Below this the scaled value `m` is unique: a `k`-digit decimal is at most 2^50 / 10^k, whose
+/// ulp is under a quarter of 10^-k, so no other `k`-digit decimal parses to the same f64.
+const SHORT_LIMIT: f64 = 1_125_899_906_842_624.0; // 2^50
+
+/// Writes `v` as `m / 10^k` with the fewest fractional digits `k` ≤ 6 that give back exactly
+/// `v`, as `Display` would (it prints the shortest round-trip digits): temperatures, loads and
+/// seconds with a few decimals (half of the samples) without the float formatter, which cost
+/// ≈ 780 instructions a value (benches/phases, issue 30). False (nothing written) when no such
+/// `k` exists; the caller then uses `Display`.
+///
+/// Why it is exact: `m` and 10^k are exact f64s, IEEE division rounds correctly, and so does
+/// parsing `m e-k`: both give the f64 nearest m / 10^k, so the text parses back to `v`. The
+/// smallest such `k` has the fewest digits, and below [`SHORT_LIMIT`] it is the only candidate.
+fn write_short_decimal(out: &mut Vec<u8>, v: f64) -> bool {
+    // Zeros are integral or -0 ("-0" through Display).
+    if v == 0.0 {
+        return false;
+    }
+    for (k, &p) in POW10.iter().enumerate().skip(1) {
+        let m = (v * p).round();
+        if m.abs() >= SHORT_LIMIT {
+            return false;
+        }
+        if m / p != v {
+            continue;
+        }
+        // |m| < 2^50: exact in i64.
+        let m = m as i64;
+        if m < 0 {
+            out.push(b'-');
+        }
+        let mut digits = [0u8; 24];
+        let mut at = digits.len();
+        let mut n = m.unsigned_abs();
+        // At least k + 1 digits: "0.05" for m = 5, k = 2.
+        let mut written = 0;
+        while n > 0 || written <= k {
+            if written == k {
+                at -= 1;
+                digits[at] = b'.';
+            }
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            written += 1;
+        }
+        out.extend_from_slice(&digits[at..]);
+        return true;
+    }
+    false
 }
 
 fn write_i64(out: &mut Vec<u8>, v: i64) {
@@ -147,7 +205,23 @@ mod tests {
             }
             x *= 10.0;
         }
-        for v in values {
+        // Decimals with 1 to 8 fractional digits (the short path and past it), around the
+        // 2^50 limit, and random bit patterns.
+        let mut rng = oorandom::Rand64::new(0x6a50);
+        for _ in 0..200_000 {
+            let k = rng.rand_range(0..9) as i32;
+            let m = rng.rand_range(0..1 << 52) >> rng.rand_range(0..52);
+            let v = m as f64 / 10f64.powi(k);
+            values.push(v);
+            values.push(-v);
+            values.push(f64::from_bits(rng.rand_u64()));
+        }
+        for m in [SHORT_LIMIT - 1.0, SHORT_LIMIT, SHORT_LIMIT + 1.0] {
+            for p in POW10 {
+                values.push(m / p);
+            }
+        }
+        for v in values.into_iter().filter(|v| v.is_finite()) {
             let mut out = Vec::new();
             write_f64(&mut out, v);
             assert_eq!(String::from_utf8(out).unwrap(), format!("{v}"), "{v:e}");
