@@ -229,23 +229,20 @@ def series_lines(body):
 
 
 def csv_files(root):
+    """The lines of every csv file under root (split on newlines: the last element is what
+    follows the last newline, empty or a line collectd is writing)."""
     for d, _, files in os.walk(root):
         for name in files:
-            yield os.path.join(d, name)
+            try:
+                with open(os.path.join(d, name), "rb") as f:
+                    yield f.read().split(b"\n")
+            except OSError:
+                continue
 
 
 def csv_values(root):
     """Values in collectd's csv files: each data line is `epoch,v1[,v2…]`, after a header line."""
-    n = 0
-    for path in csv_files(root):
-        try:
-            with open(path, "rb") as f:
-                lines = f.read().split(b"\n")
-        except OSError:
-            continue
-        # The last element is what follows the last newline: empty, or a line being written.
-        n += sum(ln.count(b",") for ln in lines[1:-1])
-    return n
+    return sum(ln.count(b",") for lines in csv_files(root) for ln in lines[1:-1])
 
 
 def csv_round(root):
@@ -253,12 +250,7 @@ def csv_round(root):
     whose last line is within 1 s of the newest (a file of an earlier day, or of a plugin that
     stopped, is left out)."""
     last = []
-    for path in csv_files(root):
-        try:
-            with open(path, "rb") as f:
-                lines = f.read().split(b"\n")
-        except OSError:
-            continue
+    for lines in csv_files(root):
         if len(lines) < 3:
             continue
         line = lines[-2]
@@ -702,6 +694,42 @@ def per_sample(w, per_tick):
     w["ne_per_scrape"] = ne_per
 
 
+# Per process and window: (figure name after `PROCESS_`, key of the result, format).
+PROC_FIGURES = [
+    ("rss_peak_kib", "rss_peak_kib", "{}"),
+    ("rss_steady_kib", "rss_steady_kib", "{}"),
+    ("rss_anon_kib", "rss_anon_kib", "{}"),
+    ("rss_file_kib", "rss_file_kib", "{}"),
+    ("pss_kib", "pss_kib", "{}"),
+    ("threads", "threads", "{}"),
+    ("cpu_s", "cpu_s", "{:.2f}"),
+    ("cpu_s_per_s", "cpu_s_per_s", "{:.6f}"),
+    ("cpu_pct_core", "cpu_pct", "{:.4f}"),
+    ("cpu_schedstat_s_per_s", "cpu_sched_s_per_s", "{:.6f}"),
+    ("cpu_schedstat_pct_core", "cpu_sched_pct", "{:.4f}"),
+    ("cpu_total_s_since_start", "cpu_total_s", "{:.2f}"),
+    ("samples", "samples", "{:.0f}"),
+    ("samples_per_s", "samples_per_s", "{:.2f}"),
+    ("cpu_us_per_sample", "cpu_us_per_sample", "{:.2f}"),
+    ("cpu_schedstat_us_per_sample", "cpu_sched_us_per_sample", "{:.2f}"),
+    ("write_bytes", "write_bytes", "{}"),
+    ("write_bytes_per_sample", "write_bytes_per_sample", "{:.1f}"),
+]
+
+# Counters of the probe, Δ over the window: (figure name, probe key).
+COUNTER_FIGURES = [
+    ("agent_ticks", "agent_ticks"),
+    ("agent_local_ticks", "agent_local_ticks"),
+    ("agent_samples_committed", "agent_committed"),
+    ("agent_local_samples_committed", "agent_local_committed"),
+    ("agent_samples_uploaded", "agent_uploaded"),
+    ("agent_upload_failures", "agent_upload_failures"),
+    ("vmagent_scrapes", "vmagent_scrapes"),
+    ("vmagent_scraped_samples_own_count", "vmagent_scraped_samples"),
+    ("collectd_values", "collectd_values"),
+]
+
+
 def window_figures(w, sfx, args, per_tick):
     """`name value` pairs of one window; sfx is "" for the up window (the names of old runs) and
     "_down" for the outage."""
@@ -712,49 +740,22 @@ def window_figures(w, sfx, args, per_tick):
         fig += [("warmup_s", f"{args.warmup:g}"), ("cpu_tick_s", f"{1 / CLK_TCK:g}")]
     fig.append((f"cpu_resolution_pct_core{sfx}", f"{100 / CLK_TCK / wall:.4f}"))
     for k, r in res.items():
-        fig += [
-            (f"{k}_rss_peak_kib{sfx}", r["rss_peak_kib"]),
-            (f"{k}_rss_steady_kib{sfx}", r["rss_steady_kib"]),
-            (f"{k}_rss_anon_kib{sfx}", r["rss_anon_kib"]),
-            (f"{k}_rss_file_kib{sfx}", r["rss_file_kib"]),
-            (f"{k}_pss_kib{sfx}", r["pss_kib"]),
-            (f"{k}_threads{sfx}", r["threads"]),
-            (f"{k}_cpu_s{sfx}", f"{r['cpu_s']:.2f}"),
-            (f"{k}_cpu_s_per_s{sfx}", f"{r['cpu_s_per_s']:.6f}"),
-            (f"{k}_cpu_pct_core{sfx}", f"{100 * r['cpu_s_per_s']:.4f}"),
-            (f"{k}_cpu_schedstat_s_per_s{sfx}", f"{r['cpu_sched_s_per_s']:.6f}"),
-            (f"{k}_cpu_schedstat_pct_core{sfx}", f"{100 * r['cpu_sched_s_per_s']:.4f}"),
-            (f"{k}_cpu_total_s_since_start{sfx}", f"{r['cpu_total_s']:.2f}"),
-            (f"{k}_samples{sfx}", f"{r['samples']:.0f}"),
-            (f"{k}_samples_per_s{sfx}", f"{r['samples_per_s']:.2f}"),
-            (f"{k}_cpu_us_per_sample{sfx}", f"{r['cpu_us_per_sample']:.2f}"),
-            (f"{k}_cpu_schedstat_us_per_sample{sfx}", f"{r['cpu_sched_us_per_sample']:.2f}"),
-            (f"{k}_write_bytes{sfx}", r["write_bytes"]),
-            (f"{k}_write_bytes_per_sample{sfx}", f"{r['write_bytes_per_sample']:.1f}"),
-        ]
+        fig += [(f"{k}_{name}{sfx}", fmt.format(r[key])) for name, key, fmt in PROC_FIGURES]
     ne = res["node_exporter"]
     for k in ("agent", "agent_local"):
         for key in ("rss_peak_kib", "rss_steady_kib", "cpu_s_per_s"):
             den = ne[key]
             fig.append((f"ratio_{k}_over_node_exporter_{key.replace('_kib', '').replace('_s_per_s', '')}{sfx}",
                         f"{res[k][key] / den:.4f}" if den else "inf"))
+    fig += [(f"agent_samples_per_tick{sfx}", per_tick)]
+    fig += [(f"{name}{sfx}", f"{d(key):.0f}") for name, key in COUNTER_FIGURES]
     fig += [
-        (f"agent_samples_per_tick{sfx}", per_tick),
-        (f"agent_ticks{sfx}", f"{d('agent_ticks'):.0f}"),
-        (f"agent_local_ticks{sfx}", f"{d('agent_local_ticks'):.0f}"),
-        (f"agent_samples_committed{sfx}", f"{d('agent_committed'):.0f}"),
-        (f"agent_local_samples_committed{sfx}", f"{d('agent_local_committed'):.0f}"),
-        (f"agent_samples_uploaded{sfx}", f"{d('agent_uploaded'):.0f}"),
-        (f"agent_upload_failures{sfx}", f"{d('agent_upload_failures'):.0f}"),
         (f"node_exporter_scrapes{sfx}", len(w["ne_samples"])),
         (f"node_exporter_samples_per_scrape{sfx}", w["ne_per_scrape"]),
         (f"node_exporter_scrape_bytes{sfx}", int(statistics.median(w["ne_bytes"])) if w["ne_bytes"] else 0),
-        (f"vmagent_scrapes{sfx}", f"{d('vmagent_scrapes'):.0f}"),
         (f"vmagent_samples_per_scrape{sfx}", c1["ne2_per_scrape"]),
-        (f"vmagent_scraped_samples_own_count{sfx}", f"{d('vmagent_scraped_samples'):.0f}"),
         (f"vmagent_buffer_pending_bytes{sfx}", f"{c1['vmagent_pending_bytes']:.0f}"),
         (f"collectd_values_per_interval{sfx}", c1["collectd_per_round"]),
-        (f"collectd_values{sfx}", d("collectd_values")),
     ]
     return fig
 
