@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Resource use of belabox-metrics next to prometheus-node-exporter, side by side in ONE run.
+# Resource use of belabox-metrics next to node_exporter, collectd and vmagent, side by side in ONE run.
 #
 #   benches/resources.sh [--seconds N] [--profile P] [--board] [--no-build] [--detail] [--keep]
 #                        [--no-gzip] [--warmup S] [--agent BIN] [--https] [--warm-cache]
+#                        [--outage S]
 #
 # --board measures the board build instead: static musl (with https, as shipped), profile
 # `board`, for this machine's architecture (the same build as tests/cross-aarch64.sh makes for
 # aarch64).
 #
-# Installs the Debian packages victoria-metrics and prometheus-node-exporter when missing, builds
+# Installs the Debian packages victoria-metrics (with vmagent), prometheus-node-exporter and
+# collectd-core when missing, builds
 # the agent (cargo build --profile P, default release; waits for the target/ lock; --agent BIN
 # with --no-build measures another binary), then benches/resources.py runs,
 # all at once on 127.0.0.1 with free ports and a temp dir:
@@ -16,18 +18,26 @@
 #   - the agent at a 1 s interval uploading to it every 30 s;
 #   - a second agent instance, 1 s interval, store only (no [remote]), its own store dir;
 #   - node_exporter with the same collector families, scraped every 1 s (scraper not measured);
+#   - collectd at Interval 1 (cpu, memory, disk, interface, load, thermal where there are zones),
+#     csv into the temp dir, no network;
+#   - vmagent scraping a second node_exporter every 1 s, remote-writing to the VictoriaMetrics,
+#     its on-disk buffer in the temp dir;
+# --outage S: after the window VictoriaMetrics is stopped for a second window of S seconds, every
+# process is measured again (figures `…_down`, table cells `up / down`), then it is restarted.
 # --https: VictoriaMetrics with -tls and a certificate from a CA made with openssl; the uploading
 # agent trusts it through remote.ca_file (the figure of issue 14).
 # The agents run a copy of the binary in the temp dir whose page cache is dropped first (fsync +
 # POSIX_FADV_DONTNEED), so they map it as a service after a boot does; --warm-cache runs BIN as is.
 # BENCH_STORAGE="journal = false" adds that line to both agents' [storage] (A/B of store settings).
-# and prints one figure per line (peak/steady RSS, CPU seconds per second, ratios) and a Markdown
-# table. Every process is stopped at the end (and on any signal); the run is bounded in time.
+# The harness prints one figure per line (peak/steady RSS, CPU seconds per second, CPU µs and
+# bytes written (/proc/PID/io write_bytes) per sample, ratios) and a Markdown table. Every
+# process is stopped at the end (and on any signal); the run is bounded in time.
 # CPU is CPU-seconds from /proc/PID/stat over wall seconds, so other load on the machine moves
 # every process alike instead of inflating timings. Results: docs/benchmarks.md.
 set -euo pipefail
 
 seconds=60
+outage=0
 build=1
 profile=release
 board=0
@@ -37,21 +47,26 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --seconds) seconds="$2"; pass+=(--seconds "$2"); shift 2 ;;
         --seconds=*) seconds="${1#*=}"; pass+=("$1"); shift ;;
+        --outage) outage="$2"; pass+=(--outage "$2"); shift 2 ;;
+        --outage=*) outage="${1#*=}"; pass+=("$1"); shift ;;
         --profile) profile="$2"; shift 2 ;;
         --board) board=1; profile=board; shift ;;
         --agent) agent="$2"; shift 2 ;;
         --no-build) build=0; shift ;;
-        -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) pass+=("$1"); shift ;;
     esac
 done
 case "$seconds" in ''|*[!0-9]*) echo "resources.sh: --seconds takes a whole number" >&2; exit 2 ;; esac
+case "$outage" in ''|*[!0-9]*) echo "resources.sh: --outage takes a whole number" >&2; exit 2 ;; esac
 [ -z "$agent" ] || agent="$(realpath "$agent")"
 cd "$(dirname "$0")/.."
 
 need=()
 command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics)
 command -v prometheus-node-exporter >/dev/null 2>&1 || need+=(prometheus-node-exporter)
+command -v vmagent >/dev/null 2>&1 || need+=(victoria-metrics)
+[ -x /usr/sbin/collectd ] || need+=(collectd-core)
 if [ ${#need[@]} -gt 0 ]; then
     echo "resources.sh: installing ${need[*]}" >&2
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -97,7 +112,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
-limit=$((seconds + 180))
+# Window, outage window, and 180 s for start-up, the warm-up, VictoriaMetrics' restart and stops.
+limit=$((seconds + outage + 180))
 timeout --signal=TERM --kill-after=20 "$limit" \
     python3 benches/resources.py "${pass[@]}" &
 py_pid=$!
