@@ -61,6 +61,7 @@ mod task;
 pub use backoff::Backoff;
 pub use chunk::MAX_FUTURE;
 pub use retry_after::parse_imf_fixdate;
+pub use store_worker::SharedStore;
 pub(crate) use task::read_token;
 pub use task::{Cycle, Uploader};
 

@@ -93,6 +93,12 @@ pub struct Uploader {
     /// The last pending read failed (the store is closed or poisoned in an outage): logged
     /// once per streak, and again when reads work.
     read_failing: bool,
+    /// The store (its [`belabox_store::Store::store_id`]) that the batch being sent, the
+    /// series cache, the seen sets and the held marks belong to. A reopen onto another file (a
+    /// damaged one moved aside, a fresh store started) gives the same series ids and keys other
+    /// meanings: every store write checks it first (`same_store`), under the same guard, and
+    /// the next batch read from another store drops the caches.
+    store_id: u64,
     series: HashMap<u32, SeriesMeta>,
     future_seen: HashSet<SampleKey>,
     unknown_seen: HashSet<SampleKey>,
@@ -178,7 +184,8 @@ impl Uploader {
         state: Arc<AgentState>,
         client: Client,
     ) -> Result<Uploader, UploadError> {
-        let store = store.into();
+        let store: SharedStore = store.into();
+        let store_id = store.get().store_id();
         let url_error = |message: String| UploadError::Url {
             url: remote.url.clone(),
             message,
@@ -205,6 +212,7 @@ impl Uploader {
             no_date: false,
             failing: false,
             read_failing: false,
+            store_id,
             series: HashMap::new(),
             future_seen: HashSet::new(),
             unknown_seen: HashSet::new(),
@@ -460,11 +468,17 @@ impl Uploader {
         let store = self.store.clone();
         let batch = match self
             .worker
-            .run(move || store.get().pending(limit))
+            .run(move || {
+                let store = store.get();
+                store.pending(limit).map(|b| (store.store_id(), b))
+            })
             .wait_result()
             .await
         {
-            Ok(b) => b,
+            Ok((store_id, b)) => {
+                self.switch_store(store_id);
+                b
+            }
             Err(e) => {
                 if std::mem::replace(&mut self.read_failing, true) {
                     log::debug!(error:% = e; "uploader: reading the pending queue still fails");

@@ -33,6 +33,8 @@ pub(crate) struct SeriesCache {
     pub(crate) info: HashMap<u32, Arc<SeriesInfo>, series_hash::BuildSeriesHasher>,
     pub(crate) value_type: HashMap<u32, u8, series_hash::BuildSeriesHasher>,
     pub(crate) next_id: u32,
+    /// The file's `META_STORE_ID` (0: none): whose ids these are ([`Store::store_id`]).
+    pub(crate) store_id: u64,
 }
 
 impl SeriesCache {

@@ -20,6 +20,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 impl Store {
+    /// The id written into the file when it was created (0 for a file older than it): series
+    /// ids, sample keys and marks mean something only within one store id. A reopen that finds
+    /// another file at the path (a damaged one moved aside and a fresh store started) changes
+    /// it; reopening the same file, or a restored copy of it, keeps it. The uploader holds its
+    /// series cache and marks to the id they came from.
+    pub fn store_id(&self) -> u64 {
+        relock(self.series.read()).store_id
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -6,7 +6,8 @@ use crate::error::{Failure, Fault, corrupt};
 use crate::insert::SeriesCache;
 use crate::retention::UNMEASURED;
 use crate::tables::{
-    META, META_JOURNAL_APPLIED, META_JOURNAL_EPOCH, PENDING_RUNS, SERIES, UNSTAMPED, meta_get,
+    META, META_JOURNAL_APPLIED, META_JOURNAL_EPOCH, META_STORE_ID, PENDING_RUNS, SERIES, UNSTAMPED,
+    meta_get,
 };
 use crate::{
     CheckError, CheckReport, Durability, OpenError, SCHEMA_VERSION, Store, StoreOptions, Uuid,
@@ -591,6 +592,7 @@ impl Store {
             let (id, canon) = r?;
             cache.add(id.value(), canon.value())?;
         }
+        cache.store_id = meta_get(&txn.open_table(META)?, META_STORE_ID)?;
         let mut pending = 0u64;
         for r in txn.open_table(PENDING_RUNS)?.iter()? {
             let (a, b) = r?;

@@ -14,8 +14,8 @@ use crate::error::{Failure, Fault, corrupt};
 use crate::pending::{self, bytes, ord};
 use crate::tables::{
     BOOTS, CHECKPOINTS, META, META_DROPPED, META_DUPLICATES, META_QUARANTINED, META_SCHEMA,
-    PENDING_RUNS, QUARANTINE, SAMPLES, SERIES, SESSIONS, TEXT, UNSTAMPED, V1_PENDING, V1_SAMPLES,
-    meta_add,
+    META_STORE_ID, PENDING_RUNS, QUARANTINE, SAMPLES, SERIES, SESSIONS, TEXT, UNSTAMPED,
+    V1_PENDING, V1_SAMPLES, meta_add,
 };
 use crate::{OpenError, Value};
 use redb::{
@@ -157,6 +157,8 @@ pub(crate) fn migrate(db: &Database, path: &Path) -> Result<u64, OpenError> {
                 0 => {
                     create_v2(&txn)?;
                     create_v3(&txn)?;
+                    let id = uuid::Uuid::new_v4().as_u64_pair().0 | 1;
+                    txn.open_table(META)?.insert(META_STORE_ID, id)?;
                     3
                 }
                 1 => {

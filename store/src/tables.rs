@@ -17,6 +17,10 @@ pub(crate) const META_JOURNAL_EPOCH: &str = "journal_epoch";
 /// How many of that epoch's records the state already includes (redb's close can make
 /// journaled commits durable without a fold).
 pub(crate) const META_JOURNAL_APPLIED: &str = "journal_applied";
+/// A random non-zero number written when the file is created, kept for its life (a restored
+/// copy keeps it): series ids and sample keys mean something only within one store id. Absent
+/// (0) in files created before it existed.
+pub(crate) const META_STORE_ID: &str = "store_id";
 
 pub(crate) const CHECKPOINTS: TableDefinition<u64, &[u8; CHECKPOINT_LEN]> =
     TableDefinition::new("checkpoints");

@@ -1053,3 +1053,25 @@ fn quarantined_samples_are_exported_as_such_counted_by_reason_and_requeued() {
     drop(store);
     assert!(Store::check(&path).unwrap().is_healthy());
 }
+
+/// Every new file gets its own store id, which an open and a reopen of the same file keep.
+#[test]
+fn a_new_file_has_its_own_store_id_and_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.redb"), dir.path().join("b.redb"));
+    let id_a = {
+        let s = Store::open(&a, StoreOptions::default()).unwrap();
+        let id = s.store_id();
+        let mut s = s;
+        s.reopen().unwrap();
+        assert_eq!(s.store_id(), id, "a reopen of the same file keeps it");
+        id
+    };
+    let id_b = Store::open(&b, StoreOptions::default()).unwrap().store_id();
+    assert_ne!(id_a, 0);
+    assert_ne!(id_a, id_b);
+    assert_eq!(
+        Store::open(&a, StoreOptions::default()).unwrap().store_id(),
+        id_a
+    );
+}

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use belabox_metrics::config::RemoteConfig;
 use belabox_metrics::model::state::AgentState;
 use belabox_metrics::net;
-use belabox_metrics::upload::{UploadControl, Uploader};
+use belabox_metrics::upload::{SharedStore, UploadControl, Uploader};
 use belabox_store::{NewSample, SeriesKey, Store, StoreOptions, Value};
 
 pub const VM_BIN: &str = "/usr/bin/victoria-metrics";
@@ -621,7 +621,7 @@ pub struct RunningUploader {
 impl RunningUploader {
     pub fn spawn(
         remote: &RemoteConfig,
-        store: Arc<Store>,
+        store: impl Into<SharedStore>,
         state: Arc<AgentState>,
     ) -> RunningUploader {
         RunningUploader::spawn_with(remote, store, state, net::Client::new())
@@ -630,7 +630,7 @@ impl RunningUploader {
     /// [`RunningUploader::spawn`] with a given HTTP client (e.g. one trusting a test CA).
     pub fn spawn_with(
         remote: &RemoteConfig,
-        store: Arc<Store>,
+        store: impl Into<SharedStore>,
         state: Arc<AgentState>,
         client: net::Client,
     ) -> RunningUploader {

@@ -10,6 +10,7 @@ mod e2e_run_upload;
 mod fleet;
 mod fleet_auth;
 mod https_e2e;
+mod reopened_store;
 mod upload_control;
 mod upload_e2e;
 mod upload_no_duplicates;

@@ -194,11 +194,16 @@ impl Uploader {
     async fn quarantine_keys(&mut self, r: &Range<usize>, reason: String) -> Result<usize, Abort> {
         let keys: Vec<SampleKey> = self.send[r.clone()].iter().map(|s| s.key).collect();
         let store = self.store.clone();
+        let store_id = self.store_id;
         let now = now_ms();
         let result = self
             .worker
             .run(move || {
                 let store = store.get();
+                // Keys of a replaced store are not this store's: nothing to quarantine.
+                if store.store_id() != store_id {
+                    return Ok((0, store.pending_count().unwrap_or(0)));
+                }
                 store
                     .quarantine(&keys, &reason, now)
                     .map(|n| (n, store.pending_count().unwrap_or(0)))

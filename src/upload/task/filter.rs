@@ -52,12 +52,23 @@ fn fate(
     }
 }
 
-/// Whether series `id` is known, caching its metadata from the store (in memory there; no I/O).
-fn known_series(cache: &mut HashMap<u32, SeriesMeta>, store: &SharedStore, id: u32) -> bool {
+/// Whether series `id` of store `store_id` is known, caching its metadata from the store (in
+/// memory there; no I/O). Not known while the store is another one (reopened onto another file
+/// since the batch was read): the sample waits for the next batch.
+fn known_series(
+    cache: &mut HashMap<u32, SeriesMeta>,
+    store: &SharedStore,
+    store_id: u64,
+    id: u32,
+) -> bool {
     if cache.contains_key(&id) {
         return true;
     }
-    match store.get().series_arc(id) {
+    let store = store.get();
+    if store.store_id() != store_id {
+        return false;
+    }
+    match store.series_arc(id) {
         Ok(info) => {
             cache.insert(
                 id,
@@ -94,9 +105,10 @@ impl Uploader {
         let mut any_future = false;
         for s in batch {
             let (cache, store, seen) = (&mut self.series, &self.store, &self.unknown_seen);
+            let store_id = self.store_id;
             let fate = fate(
                 window.classify(s.ts_ms, s.value),
-                || known_series(cache, store, s.series_id),
+                || known_series(cache, store, store_id, s.series_id),
                 || seen.contains(&s.key),
             );
             match fate {
@@ -140,12 +152,17 @@ impl Uploader {
             return Some(0);
         }
         let store = self.store.clone();
+        let store_id = self.store_id;
         let now = now_ms();
         let result = self
             .worker
             .run(move || {
                 let store = store.get();
                 let mut counts = [0usize; 3];
+                if store.store_id() != store_id {
+                    // Keys of a replaced store: nothing of this store to quarantine.
+                    return Ok((counts, store.pending_count().unwrap_or(0)));
+                }
                 for (i, (keys, reason)) in [
                     (&non_finite, Verdict::NonFinite.reason()),
                     (&too_old, Verdict::TooOld.reason()),

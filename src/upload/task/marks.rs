@@ -22,6 +22,8 @@ pub(super) type MarkTask = Pending<(Vec<SampleKey>, Checkpoint, MarkResult)>;
 pub(super) struct HeldMark {
     keys: Vec<SampleKey>,
     checkpoint: Checkpoint,
+    /// The store its keys are keys of ([`Uploader::store_id`]).
+    store_id: u64,
 }
 
 /// What writing the held marks did: samples marked, the marks still held, the error that
@@ -63,19 +65,46 @@ impl Uploader {
         debug_assert!(self.inflight_mark.is_none());
         let (keys, checkpoint) = self.mark_of(r, batch_id, index);
         let store = self.store.clone();
+        let store_id = self.store_id;
         self.inflight_mark = Some(self.worker.run(move || {
             let store = store.get();
-            let r = store
-                .mark_uploaded(&keys, &checkpoint)
-                .map(|n| (n, store.pending_count().unwrap_or(0)));
+            // Another store (reopened onto a fresh file while this chunk was sent): these keys
+            // are not its keys; the samples were uploaded from the store that is gone.
+            let r = if store.store_id() == store_id {
+                store.mark_uploaded(&keys, &checkpoint)
+            } else {
+                Ok(0)
+            }
+            .map(|n| (n, store.pending_count().unwrap_or(0)));
             (keys, checkpoint, r)
         }));
     }
 
     /// Keeps an acknowledged chunk whose mark failed ([`Uploader::held_marks`]).
     pub(super) fn hold(&mut self, keys: Vec<SampleKey>, checkpoint: Checkpoint) {
-        self.held_marks.push(HeldMark { keys, checkpoint });
+        let store_id = self.store_id;
+        self.held_marks.push(HeldMark {
+            keys,
+            checkpoint,
+            store_id,
+        });
         self.publish_held();
+    }
+
+    /// A batch was read from store `store_id`: when that is another store than the one the
+    /// caches came from (a reopen found another file: a damaged one moved aside, a fresh
+    /// store started), its series ids and keys mean other samples, so the series cache and
+    /// the seen sets start again (held marks check the store themselves when written).
+    pub(super) fn switch_store(&mut self, store_id: u64) {
+        if store_id == self.store_id {
+            return;
+        }
+        log::warn!(old_store_id = self.store_id, store_id = store_id, error_type = "store_replaced";
+            "uploader: the store is another file now (a damaged one moved aside?): its series are looked up again");
+        self.store_id = store_id;
+        self.series.clear();
+        self.future_seen.clear();
+        self.unknown_seen.clear();
     }
 
     pub(super) fn held_count(&self) -> u64 {
@@ -103,6 +132,13 @@ impl Uploader {
                 let store = store.get();
                 let (mut marked, mut left, mut error) = (0, Vec::new(), None);
                 for h in held {
+                    if store.store_id() != h.store_id {
+                        // Keys of a store that is gone (its samples were uploaded): marking
+                        // them here could take this store's unsent samples out of its queue.
+                        log::warn!(samples = h.keys.len(), error_type = "store_replaced";
+                            "uploader: a held mark of a replaced store was dropped");
+                        continue;
+                    }
                     if error.is_none() {
                         match store.mark_uploaded(&h.keys, &h.checkpoint) {
                             Ok(n) => {
