@@ -20,6 +20,8 @@
 //! `vm_promscrape_scraped_samples_sum`, for collectd the values appended to its csv files.
 //! VictoriaMetrics itself is not measured.
 //!
+//! `BENCH_AGENT` runs another agent binary instead (the shipped static build:
+//! `target/x86_64-unknown-linux-musl/board/belabox-metrics`).
 //! `BENCH_INTERVALS` adds lines to the agent's `[collect.intervals]` (`network = "1h"` and
 //! `filesystem = "1h"` leave 45 samples a tick, about the board).
 //! `BENCH_FLUSH` (e.g. `30s`) and `BENCH_DURABILITY` (`eventual`) set the agent's
@@ -184,7 +186,7 @@ fn phase(up: bool, warmup: Duration, window: Duration) {
     .unwrap();
     let mut agent = Proc::spawn(
         "agent",
-        Command::new(AGENT)
+        Command::new(std::env::var("BENCH_AGENT").unwrap_or_else(|_| AGENT.to_owned()))
             .args(["run", "--config"])
             .arg(&config)
             .env("MALLOC_ARENA_MAX", "1"),
