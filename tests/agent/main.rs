@@ -19,6 +19,7 @@ mod clock_untrusted;
 mod disk_full_agent;
 mod ingest;
 mod modem;
+mod mount_table_poll;
 mod once_fixtures;
 mod once_partial;
 mod once_soc;
