@@ -46,6 +46,8 @@ pub struct Collectors {
     buf: Box<[u8]>,
     /// For the per-collection debug log line (a UUID is 36 bytes).
     session_id: heapless::String<36>,
+    /// Collectors whose reads may block get a worker thread (false: [`Collectors::open_inline`]).
+    workers: bool,
 }
 
 impl Collectors {
@@ -127,6 +129,7 @@ impl Collectors {
                 unavailable,
                 buf: vec![0u8; READ_BUF_SIZE].into_boxed_slice(),
                 session_id: heapless::String::new(),
+                workers,
             };
             return (collectors, failed);
         }
@@ -202,6 +205,7 @@ impl Collectors {
             unavailable,
             buf: vec![0u8; READ_BUF_SIZE].into_boxed_slice(),
             session_id: heapless::String::new(),
+            workers,
         };
         (collectors, failed)
     }
@@ -209,7 +213,9 @@ impl Collectors {
     /// Applies a reloaded configuration: every collector's interval, and the collectors in
     /// `reopen` (their filters changed) are rebuilt from `config`, keeping their stats. A
     /// shortened interval takes effect at once, a longer one from the next collection. Nothing
-    /// changes when a reopen fails (the error is returned).
+    /// changes when a reopen fails (the error is returned). A rebuilt collector that now reads
+    /// something and may block moves from the loop to a worker thread (one that read nothing
+    /// ran on the loop: [`Collector::reads_nothing`]).
     pub fn reconfigure(
         &mut self,
         config: &Config,
@@ -228,6 +234,15 @@ impl Collectors {
             if let Some(i) = rebuilt.iter().position(|(k, _)| *k == e.kind) {
                 let c = rebuilt.swap_remove(i).1;
                 match &mut e.runner {
+                    Runner::Inline(_)
+                        if self.workers && e.kind.may_block() && !c.reads_nothing() =>
+                    {
+                        // An error (the rebuilt collector failed to open again) leaves the old
+                        // one, which reads nothing, on the loop.
+                        if let Ok(r) = runner(e.kind, c, &e.stats, config) {
+                            e.runner = r;
+                        }
+                    }
                     Runner::Inline(old) => *old = c,
                     Runner::Worker(w) => w.replace(c),
                 }
@@ -397,15 +412,16 @@ impl Collectors {
 pub const COLLECT_ALL_WAIT: std::time::Duration =
     std::time::Duration::from_millis(worker::COLLECTOR_STUCK_MS.unsigned_abs() + 500);
 
-/// Where `kind` runs: on a worker thread when its reads may block. When the thread cannot be
-/// started (logged), the collector is built again and runs on the collection loop.
+/// Where `kind` runs: on a worker thread when its reads may block and it reads anything. When
+/// the thread cannot be started (logged), the collector is built again and runs on the
+/// collection loop.
 fn runner(
     kind: CollectorKind,
     collector: Box<dyn Collector>,
     stats: &Arc<CollectorStats>,
     config: &Config,
 ) -> Result<Runner, OpenError> {
-    if !kind.may_block() {
+    if !kind.may_block() || collector.reads_nothing() {
         return Ok(Runner::Inline(collector));
     }
     // Sized for the largest collection any reload could allow (only written pages are resident).
@@ -663,5 +679,55 @@ mod tests {
                 .all(|(k, _)| !matches!(k, CollectorKind::Disk | CollectorKind::Filesystem))
         );
         assert_eq!(c.unavailable().count(), want.len() - 1);
+    }
+
+    /// A thermal class without zones reads nothing: it runs on the loop (no worker thread to
+    /// wake every tick). Rebuilt by a reload once a zone exists, it moves to a worker thread
+    /// and its samples arrive.
+    #[test]
+    fn a_collector_that_reads_nothing_runs_on_the_loop_until_it_reads() {
+        let board = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rk3588-rock5b/proc");
+        let dir = tempfile::tempdir().unwrap();
+        let sysfs = dir.path().join("sys");
+        std::fs::create_dir_all(sysfs.join("class/thermal")).unwrap();
+        let mut config = Config::default();
+        config.paths.procfs = board;
+        config.paths.sysfs = sysfs.clone();
+        let mut c = Collectors::open(&config).unwrap();
+        let on_worker = |c: &Collectors| {
+            c.entries
+                .iter()
+                .find(|e| e.kind == CollectorKind::Thermal)
+                .map(|e| matches!(e.runner, Runner::Worker(_)))
+                .expect("thermal runs")
+        };
+        assert!(!on_worker(&c), "no zone: on the loop");
+        let mut out: Vec<Sample> = Vec::new();
+        c.collect_all(1_000, &mut out);
+        assert!(
+            !out.iter()
+                .any(|s| s.metric == Metric::ThermalTemperatureCelsius)
+        );
+        let zone = sysfs.join("class/thermal/thermal_zone0");
+        std::fs::create_dir_all(&zone).unwrap();
+        std::fs::write(zone.join("type"), "soc-thermal\n").unwrap();
+        std::fs::write(zone.join("temp"), "45000\n").unwrap();
+        c.reconfigure(&config, &[CollectorKind::Thermal], 2_000)
+            .unwrap();
+        assert!(on_worker(&c), "a zone: on a worker thread");
+        out.clear();
+        c.collect_all(3_000, &mut out);
+        let temps: Vec<f64> = out
+            .iter()
+            .filter(|s| s.metric == Metric::ThermalTemperatureCelsius)
+            .map(|s| s.value)
+            .collect();
+        assert_eq!(temps, [45.0]);
+        // An inline-only set (tests, benches) keeps every collector on the calling thread.
+        let mut inline = Collectors::open_inline(&config).unwrap();
+        inline
+            .reconfigure(&config, &[CollectorKind::Thermal], 2_000)
+            .unwrap();
+        assert!(!on_worker(&inline));
     }
 }

@@ -79,6 +79,11 @@ impl Collector for ThermalCollector {
         super::per_unit_bound(CollectorKind::Thermal, MAX_ZONES)
     }
 
+    /// Zones are discovered at open (and again at a reload that rebuilds the collector).
+    fn reads_nothing(&self) -> bool {
+        self.zones.is_empty()
+    }
+
     fn collect(
         &mut self,
         ts_ms: i64,

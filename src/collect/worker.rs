@@ -80,6 +80,10 @@ struct Slot {
     request: Option<i64>,
     /// The worker is collecting.
     busy: bool,
+    /// The loop waits on `done` for this collection: only then does the worker notify it (a
+    /// condvar notify is a futex syscall even with no waiter; the loop is usually still
+    /// running its own collectors when a worker finishes).
+    waiting: bool,
     /// The samples of the last finished collection, until the loop takes them.
     finished: Vec<Sample>,
     /// A rebuilt collector (a reload changed its filters), swapped in before the next collection.
@@ -136,6 +140,7 @@ impl Worker {
             slot: Mutex::new(Slot {
                 request: None,
                 busy: false,
+                waiting: false,
                 finished: Vec::with_capacity(capacity),
                 replace: None,
                 session_id: heapless::String::new(),
@@ -195,13 +200,18 @@ impl Worker {
         while slot.busy || slot.request.is_some() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
+                slot.waiting = false;
                 return 0;
             }
+            // Set under the lock that the wait releases: the worker reads it under the same
+            // lock when it finishes, so a finish cannot slip between the check and the wait.
+            slot.waiting = true;
             slot = match self.shared.done.wait_timeout(slot, left) {
                 Ok((s, _)) => s,
                 Err(e) => e.into_inner().0,
             };
         }
+        slot.waiting = false;
         Worker::take_into(&mut slot, out)
     }
 
@@ -280,7 +290,10 @@ fn work(
         debug_assert!(slot.finished.is_empty());
         std::mem::swap(&mut own, &mut slot.finished);
         slot.busy = false;
+        let waiting = slot.waiting;
         drop(slot);
-        shared.done.notify_all();
+        if waiting {
+            shared.done.notify_all();
+        }
     }
 }
