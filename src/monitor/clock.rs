@@ -67,11 +67,29 @@ pub fn boot_ms() -> i64 {
         .saturating_add(t.tv_nsec / 1_000_000)
 }
 
+/// When neither timesyncd's flag nor its directory exists (no timesyncd: chrony, ntpd, a board
+/// without NTP), they are looked for again only after this long (ms of boot clock): two failed
+/// path lookups every tick cost about 5 % of the agent's CPU (docs/benchmarks.md, issue 30).
+/// A directory that exists is looked at every tick, so timesyncd's sync shows at once; the
+/// kernel's own NTP state (adjtimex, no path) is read every tick.
+pub const TIMESYNC_ABSENT_RECHECK_MS: i64 = 5_000;
+
+/// Whether the timesyncd files are due a look at boot time `now`, the last look having found
+/// neither at `absent_at` (`None`: it found one, or there was none yet).
+pub fn timesync_due(now_boot_ms: i64, absent_at: Option<i64>) -> bool {
+    absent_at.is_none_or(|t| {
+        // A boot clock behind the last look cannot be (it is monotonic): look.
+        now_boot_ms < t || now_boot_ms.saturating_sub(t) >= TIMESYNC_ABSENT_RECHECK_MS
+    })
+}
+
 /// The real clocks. `timesync_dir` is systemd-timesyncd's runtime directory.
 #[derive(Debug, Clone)]
 pub struct SystemClock {
     flag: PathBuf,
     dir: PathBuf,
+    /// Boot time of the last look that found neither file ([`timesync_due`]).
+    absent_at: std::cell::Cell<Option<i64>>,
     /// Read the kernel's NTP state (adjtimex). Off only under the test hook
     /// `BELABOX_METRICS_TEST_IGNORE_KERNEL_NTP` (src/agent/test_hooks.rs, feature `test-hooks`).
     kernel: bool,
@@ -84,6 +102,7 @@ impl SystemClock {
         SystemClock {
             flag: timesync_dir.join("synchronized"),
             dir: timesync_dir,
+            absent_at: std::cell::Cell::new(None),
             kernel: true,
         }
     }
@@ -119,14 +138,21 @@ impl TimeSource for SystemClock {
         {
             return Some(true);
         }
+        let now = boot_ms();
+        if !timesync_due(now, self.absent_at.get()) {
+            return None;
+        }
         // Paths are short: std builds their C strings on the stack (no allocation per tick).
-        if rustix::fs::access(&self.flag, rustix::fs::Access::EXISTS).is_ok() {
+        let found = if rustix::fs::access(&self.flag, rustix::fs::Access::EXISTS).is_ok() {
             Some(true)
         } else if rustix::fs::access(&self.dir, rustix::fs::Access::EXISTS).is_ok() {
             Some(false)
         } else {
             None
-        }
+        };
+        self.absent_at
+            .set(if found.is_none() { Some(now) } else { None });
+        found
     }
 }
 
@@ -393,6 +419,47 @@ mod tests {
             boot: Cell::new(boot),
             ntp: Cell::new(ntp),
         }
+    }
+
+    /// Neither timesyncd file: looked for again only after the recheck time; a file found (or
+    /// no look yet): every tick.
+    #[test]
+    fn timesync_files_are_looked_for_again_after_the_recheck_time() {
+        let r = TIMESYNC_ABSENT_RECHECK_MS;
+        for (now, absent_at, due) in [
+            (10_000, None, true),
+            (10_000, Some(10_000), false),
+            (10_000 + r - 1, Some(10_000), false),
+            (10_000 + r, Some(10_000), true),
+            (9_999, Some(10_000), true),
+            (i64::MAX, Some(i64::MIN), true),
+        ] {
+            assert_eq!(timesync_due(now, absent_at), due, "{now} {absent_at:?}");
+        }
+    }
+
+    /// The real clock: with no timesyncd directory, a directory made later is seen once the
+    /// recheck time has passed, and the flag in an existing directory at the next look.
+    #[test]
+    fn system_clock_sees_timesyncd_files_appear() {
+        let dir = tempfile::tempdir().unwrap();
+        let ts = dir.path().join("timesync");
+        let mut c = SystemClock::new(ts.clone());
+        c.kernel = false;
+        assert_eq!(c.ntp_synced(), None);
+        std::fs::create_dir(&ts).unwrap();
+        // Within the recheck time the absence is remembered…
+        assert_eq!(c.ntp_synced(), None);
+        // …after it (pretend the last look was that long ago) the directory is found.
+        c.absent_at
+            .set(Some(boot_ms().saturating_sub(TIMESYNC_ABSENT_RECHECK_MS)));
+        assert_eq!(c.ntp_synced(), Some(false));
+        std::fs::write(ts.join("synchronized"), "").unwrap();
+        assert_eq!(
+            c.ntp_synced(),
+            Some(true),
+            "the flag, at the very next look"
+        );
     }
 
     #[test]
