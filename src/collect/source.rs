@@ -25,6 +25,39 @@ pub const READ_BUF_SIZE: usize = 128 * 1024;
 /// (node_exporter#2744). A file larger than this is a counted collector failure (`TooLarge`).
 pub const MAX_READ_BUF_SIZE: usize = 4 * 1024 * 1024;
 
+/// The smallest buffer a kernel seq_file fills (`PAGE_SIZE`, 4 KiB or more).
+const SEQ_BUF_MIN: usize = 4096;
+
+/// Whether a read that returned fewer bytes than asked, `len` in all so far, reached the end
+/// of the file, for a file whose records after the first are at most `record_bound` bytes
+/// (`None`: unknown, so ask again). A kernel seq_file (every /proc text file, every sysfs
+/// attribute) stops filling a read early only at the end, or when its next record does not
+/// fit its buffer of at least [`SEQ_BUF_MIN`] bytes (seq_read_iter; the first record never
+/// stops it: the buffer grows for that one). So `len + record_bound ≤ SEQ_BUF_MIN` leaves only
+/// the end. A sysfs attribute is one record (bound 0). Saves a pread per file per tick.
+pub fn eof_without_asking(len: usize, record_bound: Option<usize>) -> bool {
+    record_bound.is_some_and(|b| len.saturating_add(b) <= SEQ_BUF_MIN)
+}
+
+/// `SYSFS_MAGIC` of linux/magic.h (statfs(2)).
+const SYSFS_MAGIC: rustix::fs::FsWord = 0x6265_6572;
+
+/// The filesystem of an open [`Source`]: what its reads may assume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fs {
+    /// procfs: text files are seq_files ([`eof_without_asking`] with the source's own bound);
+    /// only there does a mount table signal changes.
+    Proc,
+    /// sysfs (kernfs): an attribute is one seq_file record, so a short read is its end. A node
+    /// that is removed (its driver unbinds, its device goes) is deactivated: every later read
+    /// of an fd opened on it fails (`ENODEV`), so a replaced sysfs file shows itself at the
+    /// read, without a stat of its path.
+    Sys,
+    /// Anything else (a fixture's regular files): the end is a pread returning 0, and a file
+    /// replaced by rename stays readable at its old inode (watched: compared by stat).
+    Other,
+}
+
 #[derive(Debug)]
 pub struct SourceFile {
     fd: OwnedFd,
@@ -84,9 +117,13 @@ impl SourceFile {
         &self.path
     }
 
-    /// Whether this file is on procfs (fstatfs): only there does a mount table signal changes.
-    fn on_procfs(&self) -> bool {
-        rustix::fs::fstatfs(&self.fd).is_ok_and(|st| st.f_type == rustix::fs::PROC_SUPER_MAGIC)
+    /// Which filesystem this file is on (fstatfs; [`Fs::Other`] when that fails).
+    fn fs(&self) -> Fs {
+        match rustix::fs::fstatfs(&self.fd).map(|st| st.f_type) {
+            Ok(rustix::fs::PROC_SUPER_MAGIC) => Fs::Proc,
+            Ok(SYSFS_MAGIC) => Fs::Sys,
+            _ => Fs::Other,
+        }
     }
 
     /// For a /proc mount table: whether the kernel signals a mount or umount (POLLPRI, proc(5))
@@ -121,13 +158,31 @@ impl SourceFile {
     /// seq_file-backed /proc files return about one page per read, so this loops with pread at the
     /// running offset until EOF. A file that does not fit is `TooLarge`.
     pub fn read<'b>(&self, buf: &'b mut [u8]) -> Result<&'b [u8], SourceError> {
+        let len = self.read_len(buf, None)?;
+        Ok(buf.get(..len).unwrap_or_default())
+    }
+
+    /// One pread at offset 0, whatever it returns: the least any reader of a kernel file can
+    /// do (the benches' floor of a tick). Not a whole read: a file larger than one seq_file
+    /// buffer comes back in part.
+    pub fn read_once(&self, buf: &mut [u8]) -> Result<usize, SourceError> {
+        rustix::io::pread(&self.fd, buf, 0).map_err(|errno| SourceError::Read {
+            path: self.path.clone(),
+            errno,
+        })
+    }
+
+    /// [`SourceFile::read`], returning how many bytes of `buf` it filled. `short_is_eof`
+    /// ([`eof_without_asking`]): a read that leaves `buf` unfilled ends the file without the
+    /// pread that would return 0.
+    fn read_len(&self, buf: &mut [u8], short_is_eof: Option<usize>) -> Result<usize, SourceError> {
         let mut len = 0usize;
         while let Some(rest) = buf.get_mut(len..) {
             if rest.is_empty() {
                 // Full: a one-byte probe tells "ends exactly here" from "did not fit".
                 let mut probe = [0u8; 1];
                 return match rustix::io::pread(&self.fd, &mut probe[..], len as u64) {
-                    Ok(0) => break,
+                    Ok(0) => Ok(len),
                     Ok(_) => Err(SourceError::TooLarge {
                         path: self.path.clone(),
                         capacity: buf.len(),
@@ -138,9 +193,15 @@ impl SourceFile {
                     }),
                 };
             }
+            let room = rest.len();
             match rustix::io::pread(&self.fd, rest, len as u64) {
                 Ok(0) => break,
-                Ok(n) => len += n,
+                Ok(n) => {
+                    len += n;
+                    if n < room && eof_without_asking(len, short_is_eof) {
+                        break;
+                    }
+                }
                 Err(Errno::INTR) => continue,
                 Err(errno) => {
                     return Err(SourceError::Read {
@@ -150,7 +211,7 @@ impl SourceFile {
                 }
             }
         }
-        Ok(buf.get(..len).unwrap_or_default())
+        Ok(len)
     }
 }
 
@@ -180,6 +241,55 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A short read ends the file only when no record of the bound could have been held back.
+    #[test]
+    fn a_short_read_is_the_end_only_within_the_bound() {
+        for (len, bound, eof) in [
+            (657, None, false),
+            (657, Some(512), true),
+            (3584, Some(512), true),
+            (3585, Some(512), false),
+            (4096, Some(0), true),
+            (4097, Some(0), false),
+            (usize::MAX, Some(1), false),
+        ] {
+            assert_eq!(eof_without_asking(len, bound), eof, "{len} {bound:?}");
+        }
+    }
+
+    /// The live /proc files read through a bounded source hold every line a plain read holds
+    /// (the values move between the two reads; the names and the line count do not).
+    #[test]
+    fn bounded_proc_reads_are_whole() {
+        let mut buf = vec![0u8; READ_BUF_SIZE];
+        for (rel, bound) in [
+            ("diskstats", 512),
+            ("net/dev", 512),
+            ("meminfo", 0),
+            ("stat", 0),
+        ] {
+            let path = Path::new("/proc").join(rel);
+            let mut src = Source::open(path.clone()).unwrap().records_at_most(bound);
+            assert_eq!(src.fs, Fs::Proc);
+            let ours = src.read(&mut buf).unwrap().to_vec();
+            let theirs = std::fs::read(&path).unwrap();
+            let names = |b: &[u8]| -> Vec<String> {
+                String::from_utf8_lossy(b)
+                    .lines()
+                    .map(|l| {
+                        l.split_whitespace()
+                            .take(3)
+                            .filter(|w| !w.chars().all(|c| c.is_ascii_digit()))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .collect()
+            };
+            assert_eq!(names(&ours), names(&theirs), "{rel}");
+            assert!(ours.ends_with(b"\n"), "{rel}");
+        }
+    }
+
     #[test]
     fn live_proc_stat_fits() {
         let f = SourceFile::open(Path::new("/proc/stat")).unwrap();
@@ -202,8 +312,12 @@ pub struct Source {
     file: Option<SourceFile>,
     /// Before each read, check that the path still names the open file ([`Source::watched`]).
     watch: bool,
-    /// [`Source::mount_table_unchanged`]: the open file is on procfs (None: not asked yet).
-    procfs: Option<bool>,
+    /// The open file's filesystem, asked at each open.
+    fs: Fs,
+    /// The most bytes a record of this file after its first can take ([`eof_without_asking`]):
+    /// set for the /proc files whose format bounds their lines ([`Source::records_at_most`]),
+    /// 0 for a file found on sysfs; `None`: the end is read as a pread returning 0.
+    record_bound: Option<usize>,
 }
 
 impl Source {
@@ -212,14 +326,17 @@ impl Source {
             path: Arc::from(path),
             file: None,
             watch: false,
-            procfs: None,
+            fs: Fs::Other,
+            record_bound: None,
         }
     }
 
     /// [`Source::new`] for a file that may be replaced while the agent runs (a sysfs node
     /// recreated when its driver rebinds, a fixture rewritten by rename): a new inode at the
-    /// path is opened instead of reading the old one for good. Costs a stat and an fstat per
-    /// read.
+    /// path is opened instead of reading the old one for good. On sysfs the old node's read
+    /// fails, and the path is opened again and read at once (same tick); elsewhere a stat and
+    /// an fstat before each read compare inodes. A stat walks the path (through
+    /// `class/*` symlinks on sysfs): tens of them a tick on an SoC board.
     pub fn watched(path: PathBuf) -> Source {
         Source {
             watch: true,
@@ -232,10 +349,21 @@ impl Source {
         let file = SourceFile::open(&path)?;
         Ok(Source {
             path: file.path().clone(),
+            fs: file.fs(),
             file: Some(file),
             watch: false,
-            procfs: None,
+            record_bound: None,
         })
+    }
+
+    /// A /proc file whose records after the first take at most `bytes` (a `diskstats` or
+    /// `net/dev` line; a single-record file such as `stat` or `meminfo` has none after its
+    /// first): a short read is its end ([`eof_without_asking`]).
+    pub fn records_at_most(self, bytes: usize) -> Source {
+        Source {
+            record_bound: Some(bytes),
+            ..self
+        }
     }
 
     pub fn read<'b>(&mut self, buf: &'b mut [u8]) -> Result<&'b [u8], CollectError> {
@@ -243,27 +371,58 @@ impl Source {
         if TRACING.load(Ordering::Relaxed) {
             trace(&self.path);
         }
-        if self.watch && self.file.as_ref().is_some_and(SourceFile::replaced) {
+        if self.watch && self.fs != Fs::Sys && self.file.as_ref().is_some_and(SourceFile::replaced)
+        {
             log::debug!(path:? = self.path; "file replaced; reopening it");
             self.file = None;
         }
-        if self.file.is_none() {
-            self.file = Some(SourceFile::open(&self.path)?);
-            self.procfs = None;
+        let fresh = self.file.is_none();
+        if fresh {
+            self.open_now()?;
         }
-        let Some(file) = self.file.as_ref() else {
-            return Err(CollectError::Missing {
-                path: self.path.clone(),
-                what: "file",
-            });
-        };
-        match file.read(buf) {
-            Ok(data) => Ok(data),
+        let mut result = self.read_open(buf);
+        // A watched sysfs file whose read fails is opened again and read once more: a node
+        // recreated by a driver rebind costs no sample.
+        if !fresh
+            && self.watch
+            && self.fs == Fs::Sys
+            && matches!(result, Err(SourceError::Read { .. }))
+        {
+            log::debug!(path:? = self.path; "sysfs read failed; reopening it");
+            self.file = None;
+            self.open_now()?;
+            result = self.read_open(buf);
+        }
+        match result {
+            Ok(len) => Ok(buf.get(..len).unwrap_or_default()),
             Err(e) => {
                 self.file = None;
                 Err(e.into())
             }
         }
+    }
+
+    fn read_open(&self, buf: &mut [u8]) -> Result<usize, SourceError> {
+        let bound = match self.fs {
+            Fs::Sys => Some(0),
+            Fs::Proc => self.record_bound,
+            Fs::Other => None,
+        };
+        match self.file.as_ref() {
+            Some(file) => file.read_len(buf, bound),
+            // Not reached: the caller opened it. An error, not a panic.
+            None => Err(SourceError::Read {
+                path: self.path.clone(),
+                errno: Errno::BADF,
+            }),
+        }
+    }
+
+    fn open_now(&mut self) -> Result<(), CollectError> {
+        let file = SourceFile::open(&self.path)?;
+        self.fs = file.fs();
+        self.file = Some(file);
+        Ok(())
     }
 
     /// For a mount table (`/proc/self/mountinfo`): true when the kernel says no mount or umount
@@ -277,7 +436,7 @@ impl Source {
         let Some(file) = self.file.as_ref() else {
             return false;
         };
-        if !*self.procfs.get_or_insert_with(|| file.on_procfs()) {
+        if self.fs != Fs::Proc {
             return false;
         }
         file.mount_event().is_ok_and(|changed| !changed)
@@ -327,4 +486,65 @@ fn trace(path: &Arc<Path>) {
 pub fn trace_reads(on: bool) -> Vec<Arc<Path>> {
     TRACING.store(on, Ordering::Relaxed);
     std::mem::take(&mut *TRACED.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+#[cfg(test)]
+mod sysfs_tests {
+    use super::*;
+
+    /// A veth pair made for one test and deleted when it ends (even by a failed assertion).
+    struct Veth(String);
+
+    impl Veth {
+        fn add(name: &str, mtu: u32) -> Veth {
+            let ip = |args: &[&str]| {
+                let st = std::process::Command::new("ip")
+                    .args(args)
+                    .status()
+                    .expect("iproute2's ip (the test needs root)");
+                assert!(st.success(), "ip {args:?}: {st}");
+            };
+            let peer = format!("{name}p");
+            ip(&["link", "add", name, "type", "veth", "peer", "name", &peer]);
+            let link = Veth(name.to_owned());
+            ip(&["link", "set", name, "mtu", &mtu.to_string()]);
+            link
+        }
+    }
+
+    impl Drop for Veth {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", &self.0])
+                .status();
+        }
+    }
+
+    /// A sysfs node removed and made again (what a driver rebind does) fails every read of an
+    /// fd opened on the old one (kernfs deactivates it): the watched source opens the path
+    /// again and reads the new node in the same call, without a stat per read. Needs root
+    /// (it makes a veth pair; no traffic).
+    #[test]
+    fn a_replaced_sysfs_node_is_read_again_in_the_same_call() {
+        let name = format!("bbm{}", std::process::id() % 100_000);
+        let path = PathBuf::from(format!("/sys/class/net/{name}/mtu"));
+        let mut src = Source::watched(path.clone());
+        let mut buf = [0u8; 64];
+        let first = Veth::add(&name, 1400);
+        assert_eq!(src.read(&mut buf).unwrap(), b"1400\n");
+        assert_eq!(src.fs, Fs::Sys, "{} is on sysfs", path.display());
+        drop(first);
+        let _second = Veth::add(&name, 1300);
+        assert_eq!(src.read(&mut buf).unwrap(), b"1300\n");
+        // A regular file is still watched by inode (a fixture replaced by rename).
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("temp");
+        std::fs::write(&f, "1\n").unwrap();
+        let mut reg = Source::watched(f.clone());
+        assert_eq!(reg.read(&mut buf).unwrap(), b"1\n");
+        assert_eq!(reg.fs, Fs::Other);
+        std::fs::write(dir.path().join("new"), "2\n").unwrap();
+        std::fs::rename(dir.path().join("new"), &f).unwrap();
+        assert_eq!(reg.read(&mut buf).unwrap(), b"2\n");
+    }
 }
