@@ -1,6 +1,8 @@
 //! CPU budget of one collection tick against the floor of reading the same files.
 //!
-//! `floor_ns_per_tick`: pread of the same files into the same buffer (the files a steady
+//! `floor_ns_per_tick`: one pread of each of the same files into the same buffer (no pread
+//! that returns 0 at the end: the least any reader does; since issue 30 the agent also skips
+//! it where the kernel's format allows, `collect::source::eof_without_asking`) (the files a steady
 //! collection reads, recorded by `collect::trace_reads`: every collector's, so a new collector's
 //! files count; the second tick's, since the mount table is read again only on a change),
 //! and statvfs of the mount points the filesystem collector reports, and nothing else.
@@ -14,11 +16,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::ffi::CString;
-use std::path::PathBuf;
+#[path = "common/floor.rs"]
+mod floor;
+
 use std::time::Instant;
 
-use belabox_metrics::collect::{Collectors, READ_BUF_SIZE, SourceFile, trace_reads};
+use belabox_metrics::collect::{Collectors, READ_BUF_SIZE};
 use belabox_metrics::config::Config;
 use belabox_metrics::model::ring::SampleRing;
 use belabox_testkit::alloc_count::{CountingAlloc, count_allocs};
@@ -30,28 +33,13 @@ const ROUNDS: usize = 31;
 const TICKS_PER_ROUND: u32 = 200;
 
 fn main() {
-    let mut config = Config::default();
-    if let Some(p) = std::env::var_os("BENCH_PROCFS") {
-        config.paths.procfs = PathBuf::from(p);
-    }
-    if let Some(p) = std::env::var_os("BENCH_SYSFS") {
-        config.paths.sysfs = PathBuf::from(p);
-    }
-    let mounts = reported_mounts(&config);
+    let config = floor::config_from_env();
+    let mounts = floor::reported_mounts(&config);
     let mut buf = vec![0u8; READ_BUF_SIZE];
     let mut collectors = Collectors::open_inline(&config).expect("collectors open");
     // The floor reads exactly the files a steady tick reads: every collector's, new ones
-    // included. The second tick's: the first also reads what later ticks read only on a change
-    // (the mount table, whose kernel poll says when).
-    collectors.collect_all(1_700_000_000_000, &mut SampleRing::with_capacity(4096));
-    trace_reads(true);
-    collectors.collect_all(1_700_000_001_000, &mut SampleRing::with_capacity(4096));
-    let mut traced = trace_reads(false);
-    traced.dedup();
-    let files: Vec<SourceFile> = traced
-        .iter()
-        .filter_map(|p| SourceFile::open(p).ok())
-        .collect();
+    // included.
+    let (files, _) = floor::steady_reads(&config);
     let mut with_workers = Collectors::open(&config).expect("collectors open");
     let mut ring = SampleRing::with_capacity(4096);
     let mut ts = 1_700_000_000_000i64;
@@ -72,7 +60,7 @@ fn main() {
         let mut bytes = 0usize;
         for _ in 0..TICKS_PER_ROUND {
             for f in &files {
-                bytes += f.read(&mut buf).map(<[u8]>::len).unwrap_or(0);
+                bytes += f.read_once(&mut buf).unwrap_or(0);
             }
             for m in &mounts {
                 let _ = std::hint::black_box(rustix::fs::statvfs(m.as_c_str()));
@@ -107,6 +95,7 @@ fn main() {
         allocs += a;
     }
     parse_costs(&config);
+    watch_costs();
     let floor = median(&mut floor);
     let tick = median(&mut tick);
     let tick_workers = median(&mut tick_workers);
@@ -120,27 +109,6 @@ fn main() {
     println!("ratio {:.3}", tick / floor);
     println!("tick_ns_with_workers {tick_workers:.0}");
     println!("allocs_per_tick {:.3}", allocs as f64 / (2 * ticks) as f64);
-}
-
-/// The mount points the filesystem collector reports with `config` (its filters and cap; the
-/// "last line wins" rule aside), for the floor's statvfs calls.
-fn reported_mounts(config: &Config) -> Vec<CString> {
-    use belabox_proc::mountinfo;
-    let fs = &config.filesystem;
-    let types = regex_lite::Regex::new(&fs.fs_types_exclude).unwrap();
-    let points = regex_lite::Regex::new(&fs.mount_points_exclude).unwrap();
-    let data = std::fs::read(config.paths.procfs.join("self/mountinfo")).unwrap_or_default();
-    mountinfo::mounts(&data)
-        .flatten()
-        .filter_map(|m| {
-            let ty = String::from_utf8(m.fs_type.bytes().collect()).ok()?;
-            let path = String::from_utf8(m.mount_point.bytes().collect()).ok()?;
-            let keep = !types.is_match(&ty) && !points.is_match(&path);
-            let path = CString::new(path).ok()?;
-            (keep && rustix::fs::statvfs(path.as_c_str()).is_ok()).then_some(path)
-        })
-        .take(fs.max_mounts)
-        .collect()
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -186,4 +154,35 @@ fn parse_costs(config: &Config) {
             t.elapsed().as_nanos() as f64 / f64::from(N)
         );
     }
+}
+
+/// What watching a sysfs file by inode cost each read before it was dropped on sysfs
+/// (`Source::watched`, issue 30): `sysfs_read_ns` is the read of a one-value attribute through
+/// a `class/` symlink (pread and the EOF pread), `sysfs_inode_check_ns` the fstat and the stat
+/// of its path that came before it. An SoC board has tens of watched files (thermal zones,
+/// cpufreq policies, devfreq, hwmon).
+fn watch_costs() {
+    const N: u32 = 20_000;
+    let path = std::path::Path::new("/sys/class/net/lo/mtu");
+    let Ok(file) = belabox_metrics::collect::SourceFile::open(path) else {
+        println!("sysfs_read_ns unavailable ({} missing)", path.display());
+        return;
+    };
+    let mut buf = [0u8; 64];
+    let t = Instant::now();
+    for _ in 0..N {
+        std::hint::black_box(file.read(&mut buf).map(<[u8]>::len).unwrap_or(0));
+    }
+    println!(
+        "sysfs_read_ns {:.0}",
+        t.elapsed().as_nanos() as f64 / f64::from(N)
+    );
+    let t = Instant::now();
+    for _ in 0..N {
+        std::hint::black_box(file.replaced());
+    }
+    println!(
+        "sysfs_inode_check_ns {:.0}",
+        t.elapsed().as_nanos() as f64 / f64::from(N)
+    );
 }
