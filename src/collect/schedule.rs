@@ -355,14 +355,21 @@ impl Collectors {
             .unwrap_or(1000)
     }
 
+    /// Runs the due collectors: first it posts every due worker's request, then it runs the
+    /// due inline collectors while the workers read beside them, then it waits (at most
+    /// `wait`) for what the workers finish. Posting first gives a worker the whole inline pass
+    /// to finish in, so the loop seldom has to sleep for it (a futex wait and a wake-up each).
     fn run(&mut self, mono_ms: Option<i64>, ts_ms: i64, out: &mut dyn SampleSink) -> u32 {
+        // Bit i: entry i runs inline and is due (entries ≤ CollectorKind::COUNT ≤ 64).
+        const _: () = assert!(CollectorKind::COUNT <= 64);
         let mut pushed = 0;
         let wait = if mono_ms.is_some() {
             worker::TICK_WAIT
         } else {
             COLLECT_ALL_WAIT
         };
-        for e in self.entries.iter_mut() {
+        let mut inline_due = 0u64;
+        for (i, e) in self.entries.iter_mut().enumerate() {
             if let Some(now) = mono_ms {
                 if e.next_due_ms > now {
                     // A collection that finished after its tick's wait is taken at once, not
@@ -380,12 +387,7 @@ impl Collectors {
                 };
             }
             match &mut e.runner {
-                Runner::Inline(c) => {
-                    let t0 = std::time::Instant::now();
-                    let result = collect_growing(e.kind, c.as_mut(), &mut self.buf, ts_ms, out);
-                    pushed += result.as_ref().map_or(0, |o| o.emitted);
-                    record(e.kind, &e.stats, result, t0, &self.session_id);
-                }
+                Runner::Inline(_) => inline_due |= 1 << i,
                 Runner::Worker(w) => {
                     let (taken, posted) = w.due(ts_ms, out);
                     pushed += taken;
@@ -393,6 +395,17 @@ impl Collectors {
                         e.stats.ticks_missed_total.fetch_add(1, Ordering::Relaxed);
                     }
                 }
+            }
+        }
+        for (i, e) in self.entries.iter_mut().enumerate() {
+            if inline_due & (1 << i) == 0 {
+                continue;
+            }
+            if let Runner::Inline(c) = &mut e.runner {
+                let t0 = std::time::Instant::now();
+                let result = collect_growing(e.kind, c.as_mut(), &mut self.buf, ts_ms, out);
+                pushed += result.as_ref().map_or(0, |o| o.emitted);
+                record(e.kind, &e.stats, result, t0, &self.session_id);
             }
         }
         // The workers ran beside the inline collectors; what they finish within the budget
