@@ -48,8 +48,8 @@ enum Fs {
     /// procfs: text files are seq_files ([`eof_without_asking`] with the source's own bound);
     /// only there does a mount table signal changes.
     Proc,
-    /// sysfs (kernfs): an attribute is one seq_file record, so a short read is its end. A node
-    /// that is removed (its driver unbinds, its device goes) is deactivated: every later read
+    /// sysfs (kernfs): a text attribute is one seq_file record, so a short read of a watched
+    /// one (the collectors watch only text attributes) is its end. A node that is removed (its driver unbinds, its device goes) is deactivated: every later read
     /// of an fd opened on it fails (`ENODEV`), so a replaced sysfs file shows itself at the
     /// read, without a stat of its path.
     Sys,
@@ -331,7 +331,8 @@ impl Source {
         }
     }
 
-    /// [`Source::new`] for a file that may be replaced while the agent runs (a sysfs node
+    /// [`Source::new`] for a sysfs text attribute (never a binary one: its short read is taken
+    /// as its end) or a fixture's file that may be replaced while the agent runs (a sysfs node
     /// recreated when its driver rebinds, a fixture rewritten by rename): a new inode at the
     /// path is opened instead of reading the old one for good. On sysfs the old node's read
     /// fails, and the path is opened again and read at once (same tick); elsewhere a stat and
@@ -404,9 +405,11 @@ impl Source {
 
     fn read_open(&self, buf: &mut [u8]) -> Result<usize, SourceError> {
         let bound = match self.fs {
-            Fs::Sys => Some(0),
+            // Watched sysfs files are text attributes (Source::watched): one record. A binary
+            // attribute comes a page at a time, and a driver may return less: never assumed.
+            Fs::Sys if self.watch => Some(0),
             Fs::Proc => self.record_bound,
-            Fs::Other => None,
+            Fs::Sys | Fs::Other => None,
         };
         match self.file.as_ref() {
             Some(file) => file.read_len(buf, bound),
