@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Builds of the agent side by side, store only: which one costs less CPU per sample.
 
-    benches/builds.py [--seconds N] [--procfs DIR --sysfs DIR] NAME=BINARY [NAME=BINARY ...]
+    benches/builds.py [--seconds N] [--https] [--procfs DIR --sysfs DIR] NAME=BINARY [NAME=BINARY ...]
 
 Every binary runs at the same time (so machine noise hits all alike) as a store-only agent:
 `collect.interval = "1s"`, default flush, no [remote], clock-skew check off, /health on a free
 port, its own store in one temp dir; each binary is a copy whose page cache is dropped first
-(benches/resources.py, drop_page_cache). After a 15 s warm-up, a window of N seconds (default
-300). Per build, one `name value` per line, then a table:
+(benches/resources.py, drop_page_cache). With --https each binary also runs as a second agent,
+`NAME+https`, uploading every 30 s over https to one VictoriaMetrics (`-tls`, a CA made for the
+run; each agent its own device id), with the clock-skew check at its default, as
+benches/resources.sh runs it. After a 15 s warm-up, a window of N seconds (default
+300). Per agent, one `name value` per line, then a table:
 
   - cpu_ns: Δ of every thread's /proc/PID/task/TID/schedstat run time over the window (sampled
     every second, so a thread that exits loses at most its last second), and per thread name;
@@ -23,6 +26,7 @@ import argparse
 import os
 import subprocess
 import sys
+import ssl
 import tempfile
 import time
 
@@ -52,6 +56,8 @@ def main():
     ap.add_argument("--seconds", type=int, default=300)
     ap.add_argument("--procfs")
     ap.add_argument("--sysfs")
+    ap.add_argument("--https", action="store_true", help="also an uploading agent per build")
+    ap.add_argument("--victoria-metrics", default="victoria-metrics")
     ap.add_argument("builds", nargs="+", metavar="NAME=BINARY")
     args = ap.parse_args()
     builds = []
@@ -72,8 +78,22 @@ def main():
             r.stop_all()
 
 
+def start_vm(args, tmp):
+    """One VictoriaMetrics over https for every uploading agent: (port, CA file)."""
+    ca_file, crt, key = r.make_tls(tmp)
+    port = r.free_port()
+    r.HTTPS_PORTS[port] = ssl.create_default_context(cafile=ca_file)
+    vm = r.start("victoria-metrics", [
+        args.victoria_metrics, f"-storageDataPath={tmp}/vm", f"-httpListenAddr=127.0.0.1:{port}",
+        "-retentionPeriod=100y", "-search.latencyOffset=0", "-dedup.minScrapeInterval=1ms",
+        "-tls", f"-tlsCertFile={crt}", f"-tlsKeyFile={key}"], tmp)
+    r.wait_http(port, "/health", vm, "victoria-metrics")
+    return port, ca_file
+
+
 def run(args, builds, roots, tmp):
     agents = []
+    vm_port, ca_file = start_vm(args, tmp) if args.https else (None, None)
     for name, path in builds:
         d = os.path.join(tmp, name)
         os.makedirs(d)
@@ -83,12 +103,18 @@ def run(args, builds, roots, tmp):
         once = subprocess.run([binary, "once", "--delay", "200", *roots], capture_output=True,
                               timeout=30)
         per_tick = sum(1 for ln in once.stdout.splitlines() if ln.strip())
-        port = r.free_port()
-        cfg = os.path.join(d, "config.toml")
-        r.agent_config(cfg, os.path.join(d, "store", "metrics.redb"), port, None)
-        os.makedirs(os.path.join(d, "store"))
-        p = r.start(name, [binary, "run", "--config", cfg, *roots], d)
-        agents.append(dict(name=name, p=p, port=port, per_tick=per_tick))
+        for agent, vm in [(name, None)] + ([(f"{name}+https", vm_port)] if args.https else []):
+            port = r.free_port()
+            store = os.path.join(d, agent, "metrics.redb")
+            os.makedirs(os.path.dirname(store))
+            cfg = os.path.join(d, agent, "config.toml")
+            r.agent_config(cfg, store, port, vm, ca_file if vm else None)
+            with open(cfg) as f:
+                text = f.read()
+            with open(cfg, "w") as f:
+                f.write(text.replace('id = "bench-', f'id = "{agent}-', 1))
+            p = r.start(agent, [binary, "run", "--config", cfg, *roots], d)
+            agents.append(dict(name=agent, p=p, port=port, per_tick=per_tick))
     for a in agents:
         r.wait_http(a["port"], "/health", a["p"], a["name"])
     time.sleep(15)

@@ -138,8 +138,9 @@ impl TimeSource for SystemClock {
         {
             return Some(true);
         }
-        let now = boot_ms();
-        if !timesync_due(now, self.absent_at.get()) {
+        // The boot clock is read only while the files are known absent (a syscall on musl).
+        let absent_at = self.absent_at.get();
+        if absent_at.is_some() && !timesync_due(boot_ms(), absent_at) {
             return None;
         }
         // Paths are short: std builds their C strings on the stack (no allocation per tick).
@@ -150,8 +151,7 @@ impl TimeSource for SystemClock {
         } else {
             None
         };
-        self.absent_at
-            .set(if found.is_none() { Some(now) } else { None });
+        self.absent_at.set(found.is_none().then(boot_ms));
         found
     }
 }
