@@ -49,19 +49,31 @@ enum Fs {
     /// only there does a mount table signal changes.
     Proc,
     /// sysfs (kernfs): a text attribute is one seq_file record, so a short read of a watched
-    /// one (the collectors watch only text attributes) is its end. A node that is removed (its driver unbinds, its device goes) is deactivated: every later read
-    /// of an fd opened on it fails (`ENODEV`), so a replaced sysfs file shows itself at the
-    /// read, without a stat of its path.
+    /// one (the collectors watch only text attributes) is its end. A node that is removed (its
+    /// driver unbinds, its device goes) is deactivated: every later read of an fd opened on it
+    /// fails (`ENODEV`), so a replaced sysfs file shows itself at the read, without a stat of
+    /// its path.
     Sys,
     /// Anything else (a fixture's regular files): the end is a pread returning 0, and a file
     /// replaced by rename stays readable at its old inode (watched: compared by stat).
     Other,
 }
 
+/// Which filesystem `fd` is on (fstatfs; [`Fs::Other`] when that fails).
+fn fs_of(fd: &OwnedFd) -> Fs {
+    match rustix::fs::fstatfs(fd).map(|st| st.f_type) {
+        Ok(rustix::fs::PROC_SUPER_MAGIC) => Fs::Proc,
+        Ok(SYSFS_MAGIC) => Fs::Sys,
+        _ => Fs::Other,
+    }
+}
+
 #[derive(Debug)]
 pub struct SourceFile {
     fd: OwnedFd,
     path: Arc<Path>,
+    /// Its filesystem, asked once at open (fstatfs).
+    fs: Fs,
 }
 
 #[derive(Debug)]
@@ -107,23 +119,16 @@ impl SourceFile {
                 errno,
             },
         )?;
+        let fs = fs_of(&fd);
         Ok(SourceFile {
             fd,
             path: Arc::from(path),
+            fs,
         })
     }
 
     pub fn path(&self) -> &Arc<Path> {
         &self.path
-    }
-
-    /// Which filesystem this file is on (fstatfs; [`Fs::Other`] when that fails).
-    fn fs(&self) -> Fs {
-        match rustix::fs::fstatfs(&self.fd).map(|st| st.f_type) {
-            Ok(rustix::fs::PROC_SUPER_MAGIC) => Fs::Proc,
-            Ok(SYSFS_MAGIC) => Fs::Sys,
-            _ => Fs::Other,
-        }
     }
 
     /// For a /proc mount table: whether the kernel signals a mount or umount (POLLPRI, proc(5))
@@ -270,7 +275,7 @@ mod tests {
         ] {
             let path = Path::new("/proc").join(rel);
             let mut src = Source::open(path.clone()).unwrap().records_at_most(bound);
-            assert_eq!(src.fs, Fs::Proc);
+            assert_eq!(src.file.as_ref().map(|f| f.fs), Some(Fs::Proc));
             let ours = src.read(&mut buf).unwrap().to_vec();
             let theirs = std::fs::read(&path).unwrap();
             let names = |b: &[u8]| -> Vec<String> {
@@ -312,11 +317,9 @@ pub struct Source {
     file: Option<SourceFile>,
     /// Before each read, check that the path still names the open file ([`Source::watched`]).
     watch: bool,
-    /// The open file's filesystem, asked at each open.
-    fs: Fs,
     /// The most bytes a record of this file after its first can take ([`eof_without_asking`]):
-    /// set for the /proc files whose format bounds their lines ([`Source::records_at_most`]),
-    /// 0 for a file found on sysfs; `None`: the end is read as a pread returning 0.
+    /// set for the /proc files whose format bounds their lines ([`Source::records_at_most`]);
+    /// `None`: the end is read as a pread returning 0 (a watched sysfs file: see `short_is_eof`).
     record_bound: Option<usize>,
 }
 
@@ -326,7 +329,6 @@ impl Source {
             path: Arc::from(path),
             file: None,
             watch: false,
-            fs: Fs::Other,
             record_bound: None,
         }
     }
@@ -350,7 +352,6 @@ impl Source {
         let file = SourceFile::open(&path)?;
         Ok(Source {
             path: file.path().clone(),
-            fs: file.fs(),
             file: Some(file),
             watch: false,
             record_bound: None,
@@ -372,60 +373,49 @@ impl Source {
         if TRACING.load(Ordering::Relaxed) {
             trace(&self.path);
         }
-        if self.watch && self.fs != Fs::Sys && self.file.as_ref().is_some_and(SourceFile::replaced)
-        {
-            log::debug!(path:? = self.path; "file replaced; reopening it");
-            self.file = None;
-        }
-        let fresh = self.file.is_none();
-        if fresh {
-            self.open_now()?;
-        }
-        let mut result = self.read_open(buf);
+        let (file, fresh) = match self.file.take() {
+            Some(f) if self.watch && f.fs != Fs::Sys && f.replaced() => {
+                log::debug!(path:? = self.path; "file replaced; reopening it");
+                (SourceFile::open(&self.path)?, true)
+            }
+            Some(f) => (f, false),
+            None => (SourceFile::open(&self.path)?, true),
+        };
+        let mut result = file.read_len(buf, self.short_is_eof(&file));
         // A watched sysfs file whose read fails is opened again and read once more: a node
         // recreated by a driver rebind costs no sample.
-        if !fresh
+        let file = if !fresh
             && self.watch
-            && self.fs == Fs::Sys
+            && file.fs == Fs::Sys
             && matches!(result, Err(SourceError::Read { .. }))
         {
             log::debug!(path:? = self.path; "sysfs read failed; reopening it");
-            self.file = None;
-            self.open_now()?;
-            result = self.read_open(buf);
-        }
+            drop(file);
+            let again = SourceFile::open(&self.path)?;
+            result = again.read_len(buf, self.short_is_eof(&again));
+            again
+        } else {
+            file
+        };
         match result {
-            Ok(len) => Ok(buf.get(..len).unwrap_or_default()),
-            Err(e) => {
-                self.file = None;
-                Err(e.into())
+            Ok(len) => {
+                self.file = Some(file);
+                Ok(buf.get(..len).unwrap_or_default())
             }
+            // The file is dropped: the next read opens the path again.
+            Err(e) => Err(e.into()),
         }
     }
 
-    fn read_open(&self, buf: &mut [u8]) -> Result<usize, SourceError> {
-        let bound = match self.fs {
+    /// The record bound under which a short read of `file` is its end ([`eof_without_asking`]).
+    fn short_is_eof(&self, file: &SourceFile) -> Option<usize> {
+        match file.fs {
             // Watched sysfs files are text attributes (Source::watched): one record. A binary
             // attribute comes a page at a time, and a driver may return less: never assumed.
             Fs::Sys if self.watch => Some(0),
             Fs::Proc => self.record_bound,
             Fs::Sys | Fs::Other => None,
-        };
-        match self.file.as_ref() {
-            Some(file) => file.read_len(buf, bound),
-            // Not reached: the caller opened it. An error, not a panic.
-            None => Err(SourceError::Read {
-                path: self.path.clone(),
-                errno: Errno::BADF,
-            }),
         }
-    }
-
-    fn open_now(&mut self) -> Result<(), CollectError> {
-        let file = SourceFile::open(&self.path)?;
-        self.fs = file.fs();
-        self.file = Some(file);
-        Ok(())
     }
 
     /// For a mount table (`/proc/self/mountinfo`): true when the kernel says no mount or umount
@@ -439,7 +429,7 @@ impl Source {
         let Some(file) = self.file.as_ref() else {
             return false;
         };
-        if self.fs != Fs::Proc {
+        if file.fs != Fs::Proc {
             return false;
         }
         file.mount_event().is_ok_and(|changed| !changed)
@@ -535,7 +525,12 @@ mod sysfs_tests {
         let mut buf = [0u8; 64];
         let first = Veth::add(&name, 1400);
         assert_eq!(src.read(&mut buf).unwrap(), b"1400\n");
-        assert_eq!(src.fs, Fs::Sys, "{} is on sysfs", path.display());
+        assert_eq!(
+            src.file.as_ref().map(|f| f.fs),
+            Some(Fs::Sys),
+            "{} is on sysfs",
+            path.display()
+        );
         drop(first);
         let _second = Veth::add(&name, 1300);
         assert_eq!(src.read(&mut buf).unwrap(), b"1300\n");
@@ -545,7 +540,7 @@ mod sysfs_tests {
         std::fs::write(&f, "1\n").unwrap();
         let mut reg = Source::watched(f.clone());
         assert_eq!(reg.read(&mut buf).unwrap(), b"1\n");
-        assert_eq!(reg.fs, Fs::Other);
+        assert_eq!(reg.file.as_ref().map(|f| f.fs), Some(Fs::Other));
         std::fs::write(dir.path().join("new"), "2\n").unwrap();
         std::fs::rename(dir.path().join("new"), &f).unwrap();
         assert_eq!(reg.read(&mut buf).unwrap(), b"2\n");
