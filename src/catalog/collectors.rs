@@ -3,7 +3,7 @@
 //! A row is the collector's name (the `[collect.intervals]` key, `collector` label value and
 //! health component), the type in `collect/` that implements `collect::Collector` (which reads,
 //! bounds its own worst-case sample count and says when its source is absent), whether its reads
-//! may block (it then runs on a worker thread: `collect::worker`), and its metrics, each with its
+//! may block (it then runs on the worker lane: `collect::worker`), and its metrics, each with its
 //! name, kind and the labels its samples carry.
 //!
 //! Adding a collector: its parser in `proc/`, its file in `collect/`, a row here, its fixture

@@ -44,8 +44,8 @@ macro_rules! define_catalog {
             }
 
             /// Its reads may block (sysfs attributes behind a bus, statvfs of a network mount):
-            /// it runs on a worker thread of its own (`collect::worker`), so that a stuck read
-            /// costs only this collector.
+            /// it runs on the worker lane (`collect::worker`), which leaves a stuck read its
+            /// thread and moves the others to a new one, so that it costs only this collector.
             pub const fn may_block(self) -> bool {
                 match self { $(CollectorKind::$kind => $blocks),* }
             }

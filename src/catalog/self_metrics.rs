@@ -80,7 +80,7 @@ pub const COLLECTOR_SAMPLES_DROPPED_TOTAL: Family = Family {
 };
 pub const COLLECTOR_TICKS_MISSED_TOTAL: Family = Family {
     name: "collector_ticks_missed_total",
-    help: "Due collections skipped while the collector's worker thread was still in an earlier one (a stuck read), per collector.",
+    help: "Due collections skipped while the collector was still in an earlier one on the worker lane (a stuck read), per collector.",
     kind: Kind::Counter,
     labels: &["collector"],
 };

@@ -5,8 +5,8 @@
 //! (the rest counted in filesystem_mounts_dropped_total). A mount point listed twice (a mount
 //! over a mount) is reported once, for its last line: the one statvfs sees.
 //!
-//! A statvfs that hangs stalls this collector only: it runs on a worker thread of its own
-//! (`collect::worker`; reported stuck in /health, the other collectors and the store go on).
+//! A statvfs that hangs stalls this collector only: it runs on the worker lane, which leaves a
+//! stuck read its thread (`collect::worker`; reported stuck in /health, the other collectors and the store go on).
 //! The default `fs_types_exclude` still skips the network filesystems (NFS, CIFS, sshfs, Ceph,
 //! …) whose statvfs blocks while their server is away. Local filesystems answer from memory.
 //!

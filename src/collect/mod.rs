@@ -161,7 +161,7 @@ pub trait Collector: fmt::Debug + Send {
 
     /// True when a collection reads nothing at all (nothing was discovered: a thermal class
     /// without zones). Such a collector cannot block, so it runs on the collection loop even
-    /// when its kind `may_block`: a worker thread would cost a wake-up and a sleep every tick
+    /// when its kind `may_block`: the worker lane would cost a wake-up and a sleep every tick
     /// (≈ 30 µs of CPU a tick on the 2-core VM of docs/benchmarks.md) for no read.
     fn reads_nothing(&self) -> bool {
         false

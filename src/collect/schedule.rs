@@ -1,12 +1,12 @@
 //! The [`Collectors`]: every collector of the table that runs on this board, its schedule (on
-//! the monotonic clock), where it runs (inline, or on a worker thread when its reads may block)
+//! the monotonic clock), where it runs (inline, or on the worker lane when its reads may block)
 //! and the one scratch buffer the inline ones share.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::worker::{self, Worker};
+use super::worker::{self, Lane};
 use super::{
     CollectError, Collector, CollectorKind, CollectorStats, MAX_READ_BUF_SIZE, OpenError, Outcome,
     READ_BUF_SIZE, SetupError, filesystem,
@@ -14,12 +14,12 @@ use super::{
 use crate::config::Config;
 use crate::model::ring::{SampleRing, SampleSink};
 
-/// Where a collector runs: on the collection loop's thread, or on a worker thread of its own
-/// (its reads may block: [`CollectorKind::may_block`]).
+/// Where a collector runs: on the collection loop's thread, or on the worker lane (its reads
+/// may block: [`CollectorKind::may_block`]) as the lane's job of that index.
 #[derive(Debug)]
 enum Runner {
     Inline(Box<dyn Collector>),
-    Worker(Worker),
+    Worker(usize),
 }
 
 #[derive(Debug)]
@@ -46,8 +46,10 @@ pub struct Collectors {
     buf: Box<[u8]>,
     /// For the per-collection debug log line (a UUID is 36 bytes).
     session_id: heapless::String<36>,
-    /// Collectors whose reads may block get a worker thread (false: [`Collectors::open_inline`]).
+    /// Collectors whose reads may block go on the worker lane (false: [`Collectors::open_inline`]).
     workers: bool,
+    /// The worker lane, started with the first collector that goes on it.
+    lane: Option<Lane>,
 }
 
 impl Collectors {
@@ -91,11 +93,12 @@ impl Collectors {
         }
     }
 
-    /// `workers`: collectors whose reads may block get a worker thread. Collectors turned off
+    /// `workers`: collectors whose reads may block go on the worker lane. Collectors turned off
     /// in `[collect] disabled` are left out; one whose source is unavailable is listed as such
     /// (an error when `[collect] required` names it). No collector at all is an error.
     fn build(config: &Config, workers: bool) -> (Collectors, Vec<SetupError>) {
         let mut entries = Vec::with_capacity(CollectorKind::COUNT);
+        let mut lane = None;
         let mut unavailable = Vec::new();
         let mut failed = Vec::new();
         for kind in config.collect.required.iter() {
@@ -130,6 +133,7 @@ impl Collectors {
                 buf: vec![0u8; READ_BUF_SIZE].into_boxed_slice(),
                 session_id: heapless::String::new(),
                 workers,
+                lane: None,
             };
             return (collectors, failed);
         }
@@ -161,7 +165,7 @@ impl Collectors {
                 .max(1);
             let stats = Arc::new(CollectorStats::default());
             let built = if workers {
-                runner(kind, collector, &stats, config)
+                runner(kind, collector, &stats, config, &mut lane)
             } else {
                 Ok(Runner::Inline(collector))
             };
@@ -206,6 +210,7 @@ impl Collectors {
             buf: vec![0u8; READ_BUF_SIZE].into_boxed_slice(),
             session_id: heapless::String::new(),
             workers,
+            lane,
         };
         (collectors, failed)
     }
@@ -214,7 +219,7 @@ impl Collectors {
     /// `reopen` (their filters changed) are rebuilt from `config`, keeping their stats. A
     /// shortened interval takes effect at once, a longer one from the next collection. Nothing
     /// changes when a reopen fails (the error is returned). A rebuilt collector that now reads
-    /// something and may block moves from the loop to a worker thread (one that read nothing
+    /// something and may block moves from the loop to the worker lane (one that read nothing
     /// ran on the loop: [`Collector::reads_nothing`]).
     pub fn reconfigure(
         &mut self,
@@ -239,12 +244,16 @@ impl Collectors {
                     {
                         // An error (the rebuilt collector failed to open again) leaves the old
                         // one, which reads nothing, on the loop.
-                        if let Ok(r) = runner(e.kind, c, &e.stats, config) {
+                        if let Ok(r) = runner(e.kind, c, &e.stats, config, &mut self.lane) {
                             e.runner = r;
                         }
                     }
                     Runner::Inline(old) => *old = c,
-                    Runner::Worker(w) => w.replace(c),
+                    Runner::Worker(i) => {
+                        if let Some(lane) = &self.lane {
+                            lane.replace(*i, c);
+                        }
+                    }
                 }
             }
             e.interval_ms = i64::try_from(config.collect.interval_for(e.kind).as_millis())
@@ -261,10 +270,8 @@ impl Collectors {
     pub fn set_session_id(&mut self, id: &str) {
         self.session_id.clear();
         let _ = self.session_id.push_str(id);
-        for e in &self.entries {
-            if let Runner::Worker(w) = &e.runner {
-                w.set_session_id(id);
-            }
+        if let Some(lane) = &self.lane {
+            lane.set_session_id(id);
         }
     }
 
@@ -298,13 +305,13 @@ impl Collectors {
     }
 
     /// Runs every collector regardless of schedule (`once`, benches), waiting up to
-    /// [`COLLECT_ALL_WAIT`] for those on worker threads; one still busy after that is left
+    /// [`COLLECT_ALL_WAIT`] for those on the worker lane; one still busy after that is left
     /// behind (see [`Collectors::stuck`]).
     pub fn collect_all(&mut self, ts_ms: i64, out: &mut dyn SampleSink) -> u32 {
         self.run(None, ts_ms, out)
     }
 
-    /// The collectors whose worker is busy in a read right now: (name, the file, for how long
+    /// The collectors whose collection on the lane is in a read right now: (name, the file, for how long
     /// in ms). `mono_now` is [`crate::model::state::mono_ms`].
     pub fn stuck(
         &self,
@@ -355,10 +362,11 @@ impl Collectors {
             .unwrap_or(1000)
     }
 
-    /// Runs the due collectors: first it posts every due worker's request, then it runs the
-    /// due inline collectors while the workers read beside them, then it waits (at most
-    /// `wait`) for what the workers finish. Posting first gives a worker the whole inline pass
-    /// to finish in, so the loop seldom has to sleep for it (a futex wait and a wake-up each).
+    /// Runs the due collectors: first it posts every due lane collector's request and wakes the
+    /// lane once, then it runs the due inline collectors while the lane reads beside them, then
+    /// it waits (at most `wait`) for what the lane finishes. Posting first gives the lane the
+    /// whole inline pass to finish in, so the loop seldom has to sleep for it (a futex wait and
+    /// a wake-up each).
     fn run(&mut self, mono_ms: Option<i64>, ts_ms: i64, out: &mut dyn SampleSink) -> u32 {
         // Bit i: entry i runs inline and is due (entries ≤ CollectorKind::COUNT ≤ 64).
         const _: () = assert!(CollectorKind::COUNT <= 64);
@@ -374,8 +382,8 @@ impl Collectors {
                 if e.next_due_ms > now {
                     // A collection that finished after its tick's wait is taken at once, not
                     // an interval later.
-                    if let Runner::Worker(w) = &mut e.runner {
-                        pushed += w.take(out);
+                    if let (Runner::Worker(i), Some(lane)) = (&e.runner, &mut self.lane) {
+                        pushed += lane.take(*i, out);
                     }
                     continue;
                 }
@@ -386,16 +394,20 @@ impl Collectors {
                     next
                 };
             }
-            match &mut e.runner {
-                Runner::Inline(_) => inline_due |= 1 << i,
-                Runner::Worker(w) => {
-                    let (taken, posted) = w.due(ts_ms, out);
+            match (&e.runner, &mut self.lane) {
+                (Runner::Inline(_), _) => inline_due |= 1 << i,
+                (Runner::Worker(j), Some(lane)) => {
+                    let (taken, posted) = lane.due(*j, ts_ms, out);
                     pushed += taken;
                     if !posted {
                         e.stats.ticks_missed_total.fetch_add(1, Ordering::Relaxed);
                     }
                 }
+                (Runner::Worker(_), None) => {} // not reached: a job implies the lane
             }
+        }
+        if let Some(lane) = &self.lane {
+            lane.kick();
         }
         for (i, e) in self.entries.iter_mut().enumerate() {
             if inline_due & (1 << i) == 0 {
@@ -408,46 +420,53 @@ impl Collectors {
                 record(e.kind, &e.stats, result, t0, &self.session_id);
             }
         }
-        // The workers ran beside the inline collectors; what they finish within the budget
-        // is in this tick.
-        let deadline = std::time::Instant::now() + wait;
-        for e in self.entries.iter_mut() {
-            if let Runner::Worker(w) = &mut e.runner {
-                pushed += w.finish(deadline, out);
-            }
+        // The lane ran beside the inline collectors; what it finishes within the budget is in
+        // this tick.
+        if let Some(lane) = &mut self.lane {
+            pushed += lane.finish(std::time::Instant::now() + wait, out);
         }
         pushed
     }
 }
 
-/// How long [`Collectors::collect_all`] waits for the collectors on worker threads: above
+/// How long [`Collectors::collect_all`] waits for the collectors on the worker lane: above
 /// [`worker::COLLECTOR_STUCK_MS`], so that one it leaves behind is stuck.
 pub const COLLECT_ALL_WAIT: std::time::Duration =
     std::time::Duration::from_millis(worker::COLLECTOR_STUCK_MS.unsigned_abs() + 500);
 
-/// Where `kind` runs: on a worker thread when its reads may block and it reads anything. When
-/// the thread cannot be started (logged), the collector is built again and runs on the
-/// collection loop.
+/// Where `kind` runs: on the worker lane (started now if it is not yet) when its reads may
+/// block and it reads anything. When the lane's thread cannot be started (logged), the
+/// collector runs on the collection loop.
 fn runner(
     kind: CollectorKind,
     collector: Box<dyn Collector>,
     stats: &Arc<CollectorStats>,
     config: &Config,
+    lane: &mut Option<Lane>,
 ) -> Result<Runner, OpenError> {
     if !kind.may_block() || collector.reads_nothing() {
         return Ok(Runner::Inline(collector));
     }
+    let lane = match lane {
+        Some(l) => l,
+        None => match Lane::spawn() {
+            Ok(l) => lane.insert(l),
+            Err(e) => {
+                log::warn!(collector = kind.name(), error:% = e, error_type = "thread"; "cannot start the worker lane's thread; the collector runs on the collection loop");
+                return Ok(Runner::Inline(collector));
+            }
+        },
+    };
     // Sized for the largest collection any reload could allow (only written pages are resident).
     let mut widest = config.clone();
     widest.filesystem.max_mounts = filesystem::MAX_MOUNTS;
     let capacity = kind.max_samples(&widest);
-    match Worker::spawn(kind, collector, Arc::clone(stats), capacity) {
-        Ok(w) => Ok(Runner::Worker(w)),
-        Err(e) => {
-            log::warn!(collector = kind.name(), error:% = e, error_type = "thread"; "cannot start the collector's worker thread; it runs on the collection loop");
-            Ok(Runner::Inline(kind.opener()(config)?))
-        }
-    }
+    Ok(Runner::Worker(lane.add(
+        kind,
+        collector,
+        Arc::clone(stats),
+        capacity,
+    )))
 }
 
 /// Reads `collector`'s sources through `buf`, growing `buf` (doubling, up to
@@ -694,8 +713,8 @@ mod tests {
         assert_eq!(c.unavailable().count(), want.len() - 1);
     }
 
-    /// A thermal class without zones reads nothing: it runs on the loop (no worker thread to
-    /// wake every tick). Rebuilt by a reload once a zone exists, it moves to a worker thread
+    /// A thermal class without zones reads nothing: it runs on the loop (no lane to wake every
+    /// tick). Rebuilt by a reload once a zone exists, it moves to the worker lane
     /// and its samples arrive.
     #[test]
     fn a_collector_that_reads_nothing_runs_on_the_loop_until_it_reads() {
@@ -727,7 +746,7 @@ mod tests {
         std::fs::write(zone.join("temp"), "45000\n").unwrap();
         c.reconfigure(&config, &[CollectorKind::Thermal], 2_000)
             .unwrap();
-        assert!(on_worker(&c), "a zone: on a worker thread");
+        assert!(on_worker(&c), "a zone: on the worker lane");
         out.clear();
         c.collect_all(3_000, &mut out);
         let temps: Vec<f64> = out

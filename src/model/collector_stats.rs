@@ -99,9 +99,9 @@ pub struct CollectorStats {
     /// one (`collect::worker`).
     pub ticks_missed_total: AtomicU64,
     /// [`mono_ms`](crate::model::state::mono_ms) when the collection now running on the
-    /// collector's worker thread began; 0 while it is idle (and always for inline collectors).
+    /// worker lane began; 0 while it is idle (and always for inline collectors).
     pub busy_since_mono_ms: AtomicI64,
-    /// The file the worker's current (or last) read is on ([`crate::collect::worker::note_reading`]).
+    /// The file the lane's current (or last) read of this collector is on ([`crate::collect::worker::note_reading`]).
     pub reading: Mutex<ReadPath>,
     /// Why the collector does not run on this board (its source is absent or not readable:
     /// `collect::OpenError::Unavailable`); set once at open, `None` for a running collector. `'static`
