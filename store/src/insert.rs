@@ -79,8 +79,8 @@ impl Store {
         let mut texts: Vec<(u128, &str)> = Vec::new();
         let new_series = self.resolve(batch, &mut w.memo, &mut numbers, Some(&mut texts))?;
         // Stable: within a batch the first occurrence of an identity wins.
-        numbers.sort_by_key(|&(k, _)| k);
-        texts.sort_by_key(|&(k, _)| k);
+        codec::sort_by_ordinal(&mut numbers);
+        codec::sort_by_ordinal(&mut texts);
         let record = w.stage(journal::KIND_INSERT, |rec, sort| {
             record::encode_insert(rec, &new_series, &numbers, &texts, sort);
         });
@@ -278,7 +278,7 @@ impl Store {
         numbers.clear();
         numbers.reserve(batch.len());
         let new_series = self.resolve(batch, &mut w.memo, &mut numbers, None)?;
-        numbers.sort_by_key(|&(k, _)| k);
+        codec::sort_by_ordinal(&mut numbers);
         let record = w.stage(journal::KIND_UNSTAMPED, |rec, sort| {
             record::encode_unstamped(rec, boot_id.as_bytes(), &new_series, &numbers, sort);
         });
@@ -338,7 +338,7 @@ impl Store {
             txn.open_table(BOOTS)?.remove(seq)?;
         }
         // (boot ms, series) order plus a constant offset is (ts, series) order.
-        numbers.sort_by_key(|&(k, _)| k);
+        codec::sort_by_ordinal(numbers);
         let mut samples = txn.open_table(SAMPLES)?;
         let mut runs = txn.open_table(PENDING_RUNS)?;
         let put = put_numbers(&mut samples, &mut runs, numbers)?;

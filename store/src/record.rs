@@ -26,6 +26,10 @@ use crate::codec::{self, CHECKPOINT_LEN, Reader};
 
 pub(crate) type NewSeries = Vec<(u32, Box<[u8]>)>;
 
+/// A number of an insert record while it is encoded: (series id, ts ms, position in the
+/// batch, f64 bits), sorted by series, time and position.
+pub(crate) type SortRow = (u32, i64, u32, u64);
+
 /// A decoded insert record.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Insert {
@@ -104,7 +108,7 @@ pub(crate) fn encode_insert(
     new_series: &[(u32, Box<[u8]>)],
     numbers: &[(u128, f64)],
     texts: &[(u128, &str)],
-    scratch: &mut Vec<(u32, i64, u64)>,
+    scratch: &mut Vec<SortRow>,
 ) {
     put(out, new_series.len() as u128);
     for (id, canon) in new_series {
@@ -113,17 +117,18 @@ pub(crate) fn encode_insert(
         out.extend_from_slice(canon);
     }
     scratch.clear();
-    scratch.extend(numbers.iter().map(|&(k, x)| {
+    scratch.extend(numbers.iter().enumerate().map(|(i, &(k, x))| {
         let (ts, id) = codec::key_from_ordinal(k);
-        (id, ts, x.to_bits())
+        (id, ts, u32::try_from(i).unwrap_or(u32::MAX), x.to_bits())
     }));
-    // Stable: samples with equal keys keep their batch order.
-    scratch.sort_by_key(|&(id, ts, _)| (id, ts));
-    let base = scratch.iter().map(|&(_, ts, _)| ts).min().unwrap_or(0);
+    // Stable: samples with equal keys keep their batch order (the position breaks ties; the
+    // unstable sort allocates no scratch, `codec::sort_by_ordinal`).
+    scratch.sort_unstable_by_key(|&(id, ts, i, _)| (id, ts, i));
+    let base = scratch.iter().map(|&(_, ts, _, _)| ts).min().unwrap_or(0);
     put(out, scratch.len() as u128);
     put(out, zigzag(base));
     let (mut id0, mut ts0, mut d0, mut bits0) = (0u32, 0i64, 0i64, 0u64);
-    for (n, &(id, ts, bits)) in scratch.iter().enumerate() {
+    for (n, &(id, ts, _, bits)) in scratch.iter().enumerate() {
         if n == 0 || id != id0 {
             put(out, u128::from(id.wrapping_sub(id0)));
             put(out, zigzag(ts.wrapping_sub(base)));
@@ -198,7 +203,7 @@ pub(crate) fn decode_insert(b: &[u8]) -> Option<Insert> {
         rec.numbers
             .push((codec::key_ordinal(ts0, id0), f64::from_bits(bits)));
     }
-    rec.numbers.sort_by_key(|&(k, _)| k);
+    codec::sort_by_ordinal(&mut rec.numbers);
     for _ in 0..r.len()? {
         let mut k = [0u8; 16];
         k.copy_from_slice(r.bytes(16)?);
@@ -215,7 +220,7 @@ pub(crate) fn encode_unstamped(
     boot_id: &[u8; 16],
     new_series: &[(u32, Box<[u8]>)],
     numbers: &[(u128, f64)],
-    scratch: &mut Vec<(u32, i64, u64)>,
+    scratch: &mut Vec<SortRow>,
 ) {
     out.extend_from_slice(boot_id);
     encode_insert(out, new_series, numbers, &[], scratch);
