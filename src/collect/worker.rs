@@ -646,4 +646,52 @@ mod tests {
         let since: Vec<_> = threads.iter().rev().take(6).collect();
         assert!(since.iter().all(|t| t.1 == lane_thread), "{since:?}");
     }
+
+    /// Two reads stuck at once: each keeps a thread, the third collector goes on on a third;
+    /// when both return, all three run on that one again and no other thread is started. Every
+    /// collection asked for gives its sample once.
+    #[test]
+    fn two_stuck_collections_keep_a_thread_each() {
+        let (first, second) = (Arc::new(Gate::default()), Arc::new(Gate::default()));
+        let (mut lane, threads) =
+            lane_of([Some(Arc::clone(&first)), Some(Arc::clone(&second)), None]);
+        let (mut asked, mut got) = ([0usize; 3], [0usize; 3]);
+        let mut tally = |(values, posted): (Vec<f64>, [bool; 3])| {
+            for (i, p) in posted.iter().enumerate() {
+                asked[i] += usize::from(*p);
+            }
+            for v in &values {
+                got[*v as usize] += 1;
+            }
+            (values, posted)
+        };
+        let (values, _) = tally(round(&mut lane, 1, Duration::from_secs(1)));
+        assert_eq!(values, [2.0]);
+        assert_eq!(lane.threads_started(), 3);
+        for tick in 2..5 {
+            let (values, posted) = tally(round(&mut lane, tick, Duration::from_secs(1)));
+            assert_eq!(posted, [false, false, true]);
+            assert_eq!(values, [2.0]);
+        }
+        first.open();
+        second.open();
+        for tick in 5..200 {
+            let (_, posted) = tally(round(&mut lane, tick, Duration::from_secs(1)));
+            if posted == [true; 3] {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let (values, posted) = tally(round(&mut lane, 300, Duration::from_secs(5)));
+        assert_eq!(
+            (values.as_slice(), posted),
+            ([0.0, 1.0, 2.0].as_slice(), [true; 3])
+        );
+        assert_eq!(got, asked, "each request's sample, once");
+        assert_eq!(lane.threads_started(), 3);
+        let threads = lock(&threads);
+        let last: Vec<_> = threads.iter().rev().take(3).map(|t| t.1).collect();
+        assert!(last.iter().all(|&t| t == last[0]), "{threads:?}");
+        assert!(![threads[0].1, threads[1].1].contains(&last[0]));
+    }
 }
