@@ -219,16 +219,21 @@ fn a_read_that_never_returns_costs_only_its_collector() {
         msg.starts_with("stuck in a read of ") && msg.contains("thermal_zone0/temp for "),
         "{thermal}"
     );
-    // The others go on, and so does the store.
-    let cpu = |a: &Agent| component(a, "collector.cpu")["details"]["metrics_collected"].as_u64();
-    let before = cpu(&agent);
-    agent.wait_for("the cpu collector to go on", Duration::from_secs(10), |a| {
-        cpu(a) > before
-    });
+    // The others go on, and so does the store: the inline ones (cpu), and the filesystem
+    // collector, which shares the worker lane with the stuck read (collect/worker.rs: the others
+    // move to a new lane thread).
+    let collected = |a: &Agent, c: &str| component(a, c)["details"]["metrics_collected"].as_u64();
+    for c in ["collector.cpu", "collector.filesystem"] {
+        let before = collected(&agent, c);
+        assert!(before > Some(0), "{c}: {}", component(&agent, c));
+        agent.wait_for(&format!("{c} to go on"), Duration::from_secs(10), |a| {
+            collected(a, c) > before
+        });
+        assert_eq!(component(&agent, c)["status"], "ok", "{c}");
+    }
     agent.wait_for("flushes to go on", Duration::from_secs(10), |a| {
         a.storage()["details"]["pending_count"].as_u64() > Some(0)
     });
-    assert_eq!(component(&agent, "collector.cpu")["status"], "ok");
     assert_eq!(agent.storage()["status"], "ok", "{}", agent.storage());
     agent.wait_for("missed thermal ticks", Duration::from_secs(10), |a| {
         component(a, "collector.thermal")["details"]["ticks_missed"].as_u64() > Some(0)
