@@ -463,6 +463,12 @@ fn work(shared: &Shared, generation: u64) {
         let current = state.generation == generation;
         if current {
             state.running = None;
+        } else {
+            log::info!(
+                collector = kind.name(),
+                ms = t0.elapsed().as_millis();
+                "a collection that held the worker lane returned; its thread ends"
+            );
         }
         let Some(job) = state.jobs.get_mut(i) else {
             continue; // not reached: jobs are only added
