@@ -9,12 +9,14 @@
 //! thread costs 20–30 µs of CPU on the VM of docs/benchmarks.md, more than the reads).
 //!
 //! A read that sticks holds the lane's thread. When a collection has been running for
-//! [`LANE_STALL`] while others wait behind it, the loop starts a new lane thread for the others
-//! and leaves the stuck one to its collector (logged); that thread ends once the read returns, and
-//! the collector runs on the lane again. So the others lose at most one tick's samples to a
-//! stuck read (taken by the next tick, stamped with the time they were asked for), and there are
-//! never more lane threads than collectors stuck at once plus one. Starting a thread allocates;
-//! it happens only then, never on a steady tick.
+//! [`LANE_STALL`] while others wait behind it, the loop moves the others to another lane thread
+//! and leaves the stuck one to its collector (logged); once the read returns, that thread parks
+//! (at most one is kept parked, for the next move) or ends, and the collector runs on the lane
+//! again. So the others lose at most one tick's samples to a stuck read (taken by the next tick,
+//! stamped with the time they were asked for), there are never more lane threads than collectors
+//! stuck at once plus two, and a collector that is merely slower than [`LANE_STALL`] every tick
+//! swaps the lane between two threads instead of starting one a tick. Starting a thread
+//! allocates; it happens only on a move with no thread parked, never on a steady tick.
 //!
 //! Hand-off, allocation-free after start: one [`State`] behind a mutex (held only to move a
 //! request in or samples out, never during a read), a condvar for each direction. When a
@@ -138,6 +140,12 @@ struct State {
     waiting: bool,
     /// Lane threads started, the first included.
     threads_started: u64,
+    /// Threads left behind by a stuck read that came back, parked for the next move (at most
+    /// one: a collector slower than [`LANE_STALL`] every tick then swaps between two threads
+    /// instead of starting one a tick).
+    parked: u32,
+    /// The generation a parked thread is to take up (set with `parked` decremented).
+    adopt: Option<u64>,
     /// For the per-collection debug log line.
     session_id: heapless::String<36>,
     /// Every lane thread ends at its next look at the state.
@@ -151,6 +159,8 @@ struct Shared {
     wake: Condvar,
     /// A collection finished.
     done: Condvar,
+    /// A parked thread is adopted (or a stop).
+    unpark: Condvar,
 }
 
 /// The loop's side of the lane. A job is named by the index [`Lane::add`] returned.
@@ -191,11 +201,14 @@ impl Lane {
                 idle: false,
                 waiting: false,
                 threads_started: 0,
+                parked: 0,
+                adopt: None,
                 session_id: heapless::String::new(),
                 stop: false,
             }),
             wake: Condvar::new(),
             done: Condvar::new(),
+            unpark: Condvar::new(),
         });
         start_thread(&shared, 0)?;
         lock(&shared.state).threads_started = 1;
@@ -331,23 +344,29 @@ impl Lane {
     }
 
     /// The current thread is held by the collection it runs: leaves that thread to it and
-    /// starts a new one for the rest (it ends when the collection returns). When no thread can
-    /// be started (logged), the lane stays with the held one.
+    /// gives the rest a parked thread, or a new one (the held one parks or ends when its
+    /// collection returns). When no thread can be started (logged), the lane stays with the
+    /// held one.
     fn unstall(&self, state: &mut MutexGuard<'_, State>) {
         let Some((i, since)) = state.running else {
             return;
         };
         let generation = state.generation.wrapping_add(1);
-        if let Err(e) = start_thread(&self.shared, generation) {
+        if state.parked > 0 {
+            state.parked -= 1;
+            state.adopt = Some(generation);
+            self.shared.unpark.notify_one();
+        } else if let Err(e) = start_thread(&self.shared, generation) {
             log::warn!(error:% = e, error_type = "thread"; "cannot start a lane thread; the collectors behind a stuck read wait for it");
             // Not asked again until the next stall of this collection's length.
             state.running = Some((i, Instant::now()));
             return;
+        } else {
+            state.threads_started = state.threads_started.saturating_add(1);
         }
         state.generation = generation;
         state.running = None;
         state.idle = false;
-        state.threads_started = state.threads_started.saturating_add(1);
         if let Some(job) = state.jobs.get_mut(i) {
             job.held_lane_total = job.held_lane_total.saturating_add(1);
             if job.held_lane_total.is_power_of_two() {
@@ -387,6 +406,7 @@ impl Drop for Lane {
     fn drop(&mut self) {
         lock(&self.shared.state).stop = true;
         self.shared.wake.notify_all();
+        self.shared.unpark.notify_all();
     }
 }
 
@@ -400,10 +420,10 @@ fn start_thread(shared: &Arc<Shared>, generation: u64) -> io::Result<()> {
 }
 
 /// A lane thread of `generation`: waits for requests, runs each with the state unlocked, hands
-/// the samples over; ends when stopped, or after its collection once a newer thread took the
-/// lane.
+/// the samples over; ends when stopped. Once a newer thread took the lane, it parks after its
+/// collection (when no other thread is parked) until a later move adopts it, or ends.
 #[inline(never)] // its own frame in profiles (benches/phases.rs)
-fn work(shared: &Shared, generation: u64) {
+fn work(shared: &Shared, mut generation: u64) {
     let mut buf = vec![0u8; READ_BUF_SIZE].into_boxed_slice();
     let mut session_id = heapless::String::<36>::new();
     let mut state = lock(&shared.state);
@@ -467,8 +487,14 @@ fn work(shared: &Shared, generation: u64) {
             log::info!(
                 collector = kind.name(),
                 ms = t0.elapsed().as_millis();
-                "a collection that held the worker lane returned; its thread ends"
+                "a collection that held the worker lane returned"
             );
+        }
+        // Decided under the same lock as `busy` is cleared: a loop woken by this collection's
+        // end finds the thread parked already.
+        let park = !current && !state.stop && state.parked == 0;
+        if park {
+            state.parked = 1;
         }
         let Some(job) = state.jobs.get_mut(i) else {
             continue; // not reached: jobs are only added
@@ -486,6 +512,21 @@ fn work(shared: &Shared, generation: u64) {
             drop(state);
             shared.done.notify_all();
             state = lock(&shared.state);
+        }
+        if park {
+            loop {
+                if state.stop {
+                    return;
+                }
+                if let Some(g) = state.adopt.take() {
+                    generation = g;
+                    break;
+                }
+                state = match shared.unpark.wait(state) {
+                    Ok(s) => s,
+                    Err(e) => e.into_inner(),
+                };
+            }
         }
     }
 }
@@ -529,6 +570,8 @@ mod tests {
         value: f64,
         threads: Runs,
         gate: Option<Arc<Gate>>,
+        /// Each collection takes this long (a slow sensor, not a stuck one).
+        slow: Duration,
     }
 
     impl Collector for Probe {
@@ -550,12 +593,18 @@ mod tests {
             if let Some(gate) = self.gate.take() {
                 gate.pass();
             }
+            std::thread::sleep(self.slow);
             out.push(Sample::new(Metric::SystemLoad1, ts_ms, self.value));
             Ok(Outcome::emitted(1))
         }
     }
 
     fn lane_of(gates: [Option<Arc<Gate>>; 3]) -> (Lane, Runs) {
+        lane_with(gates, Duration::ZERO)
+    }
+
+    /// [`lane_of`], the first probe taking `slow` every collection.
+    fn lane_with(gates: [Option<Arc<Gate>>; 3], slow: Duration) -> (Lane, Runs) {
         let lane = Lane::spawn().unwrap();
         let threads = Arc::new(Mutex::new(Vec::new()));
         for (i, gate) in gates.into_iter().enumerate() {
@@ -563,6 +612,7 @@ mod tests {
                 value: i as f64,
                 threads: Arc::clone(&threads),
                 gate,
+                slow: if i == 0 { slow } else { Duration::ZERO },
             };
             let kind = [
                 CollectorKind::Thermal,
@@ -606,7 +656,7 @@ mod tests {
 
     /// A collection stuck in a read keeps the thread it runs on; the collectors behind it move to
     /// a new thread in the same wait, and go on every tick while it stays stuck. Once it returns,
-    /// its samples are taken and it runs again on the new thread; its old thread ends.
+    /// its samples are taken and it runs again on the new thread; its old thread parks.
     #[test]
     fn a_stuck_collection_moves_the_others_to_a_new_thread() {
         let gate = Arc::new(Gate::default());
@@ -651,6 +701,25 @@ mod tests {
         // After the stuck one returned, every collection ran on the new thread.
         let since: Vec<_> = threads.iter().rev().take(6).collect();
         assert!(since.iter().all(|t| t.1 == lane_thread), "{since:?}");
+    }
+
+    /// A collector slower than LANE_STALL every tick moves the others every tick, but between
+    /// two threads: the one it held parks when it returns, and the next move adopts it. Nothing
+    /// is lost or late beyond the tick's wait.
+    #[test]
+    fn a_collector_slow_every_tick_swaps_two_threads() {
+        let (mut lane, threads) = lane_with([None, None, None], LANE_STALL * 2);
+        for tick in 0..8 {
+            let (values, posted) = round(&mut lane, tick, Duration::from_secs(5));
+            assert_eq!(posted, [true; 3], "tick {tick}");
+            assert_eq!(values, [0.0, 1.0, 2.0], "tick {tick}");
+        }
+        assert_eq!(lane.threads_started(), 2, "no thread a tick");
+        let threads = lock(&threads);
+        let mut ids: Vec<_> = threads.iter().map(|t| t.1).collect();
+        ids.sort_unstable_by_key(|id| format!("{id:?}"));
+        ids.dedup();
+        assert_eq!(ids.len(), 2, "{threads:?}");
     }
 
     /// Two reads stuck at once: each keeps a thread, the third collector goes on on a third;
