@@ -82,9 +82,33 @@ impl Drop for Hold<'_> {
 impl Store {
     pub(crate) fn guard_closed(&self) -> Result<(), Fault> {
         if self.closed.load(Ordering::Relaxed) {
-            return Err(Fault::Db(redb::Error::PreviousIo));
+            return Err(self.note_poison(Fault::Db(redb::Error::PreviousIo)));
         }
         Ok(())
+    }
+
+    /// Keeps why the handle is poisoned. redb answers every write after an I/O failure with
+    /// `PreviousIo`, whatever the failure was; when it was a full disk, whichever write met it
+    /// first (a flush, the uploader's mark, a session record), the later ones must still say
+    /// "no space", since the caller's recovery (backoff, /health's `no_space`) goes by it.
+    /// So a no-space failure sets `poisoned_no_space`, and a `PreviousIo` while it is set comes
+    /// back as a no-space I/O error (still I/O-poisoned). A successful reopen clears it.
+    pub(crate) fn note_poison(&self, e: Fault) -> Fault {
+        match e {
+            Fault::Db(redb::Error::Io(ref io)) if crate::error::no_space(io) => {
+                self.poisoned_no_space.store(true, Ordering::Relaxed);
+                e
+            }
+            Fault::Db(redb::Error::PreviousIo)
+                if self.poisoned_no_space.load(Ordering::Relaxed) =>
+            {
+                Fault::Db(redb::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    "an earlier write on this handle found no space left on device; writes are refused until the store is reopened",
+                )))
+            }
+            e => e,
+        }
     }
 
     pub(crate) fn read_txn(&self) -> Result<redb::ReadTransaction, Fault> {
@@ -126,6 +150,17 @@ impl Store {
     /// appended (and fsynced unless it is a `DeferredMarks` mark) — unless a fold is due. Any
     /// durable commit after journaled ones moves the journal's epoch on in the same commit.
     pub(crate) fn write_journaled<T>(
+        &self,
+        w: &mut MutexGuard<'_, Writer>,
+        kind: Kind,
+        record: Option<u8>,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<(T, bool), Fault>,
+    ) -> Result<T, Fault> {
+        self.write_journaled_unnoted(w, kind, record, f)
+            .map_err(|e| self.note_poison(e))
+    }
+
+    fn write_journaled_unnoted<T>(
         &self,
         w: &mut MutexGuard<'_, Writer>,
         kind: Kind,
@@ -314,6 +349,10 @@ impl Store {
     }
 
     pub(crate) fn sync_locked(&self, w: &mut MutexGuard<'_, Writer>) -> Result<(), Fault> {
+        self.sync_unnoted(w).map_err(|e| self.note_poison(e))
+    }
+
+    fn sync_unnoted(&self, w: &mut MutexGuard<'_, Writer>) -> Result<(), Fault> {
         if w.unsynced == 0 && w.marks.is_empty() {
             return Ok(());
         }

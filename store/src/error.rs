@@ -429,7 +429,7 @@ error_source!(
 impl std::error::Error for InvalidSample {}
 
 /// ENOSPC or EDQUOT.
-fn no_space(e: &std::io::Error) -> bool {
+pub(crate) fn no_space(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::StorageFull
         || e.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error())
         || e.raw_os_error() == Some(rustix::io::Errno::DQUOT.raw_os_error())

@@ -171,6 +171,10 @@ pub struct Store {
     /// A [`Store::reopen`] failed: `db` is an empty stand-in and every call fails as
     /// I/O-poisoned until a reopen succeeds.
     closed: std::sync::atomic::AtomicBool,
+    /// A write on this handle failed for want of space (ENOSPC, EDQUOT). redb then answers
+    /// every later write with `PreviousIo`, which no longer says why; this keeps the cause
+    /// for the errors' `is_no_space` until a reopen succeeds (`commit.rs` `note_poison`).
+    poisoned_no_space: std::sync::atomic::AtomicBool,
     /// [`Store::journal_records_lost`].
     journal_lost: AtomicU64,
     /// [`Store::files_vanished`].

@@ -138,6 +138,9 @@ impl Store {
             cap_grown: AtomicU64::new(0),
             read_only,
             closed: std::sync::atomic::AtomicBool::new(deferred.is_some()),
+            poisoned_no_space: std::sync::atomic::AtomicBool::new(
+                deferred.as_ref().is_some_and(OpenError::is_no_space),
+            ),
             journal_lost,
             files_vanished,
             vanish_noted: false,
@@ -557,6 +560,7 @@ impl Store {
         // Lost as in a crash: their chunks are pending again (the counter was recounted).
         w.marks.clear();
         w.marked = 0;
+        self.poisoned_no_space.store(false, Ordering::Relaxed);
         self.closed.store(false, Ordering::Relaxed);
         log::info!(
             "{}: store reopened ({pending} pending)",

@@ -1,9 +1,10 @@
-//! A full disk, for real: a 2 MiB tmpfs mounted by the test (needs root; skipped with a
-//! message otherwise), unmounted (`umount -l`) by a guard even when the test fails.
+//! A full disk, for real: a 2 MiB tmpfs mounted by the test (needs root; fails loudly
+//! otherwise), unmounted (`umount -l`) by a guard even when the test fails.
 //!
 //! Proves:
 //! - the first ENOSPC is reported as `is_no_space()` and the handle is then poisoned
-//!   (`is_io_poisoned()`), nothing of the failed flush being stored;
+//!   (`is_io_poisoned()`), nothing of the failed flush being stored; the writes refused
+//!   after it still say `is_no_space()` (redb itself only says "previous I/O error");
 //! - on the still-full disk, `Store::reopen` succeeds, and reading (what the uploader
 //!   sends) and the check work; a mark either succeeds or fails as no-space changing
 //!   nothing (it needs a few free pages inside the file);
@@ -139,6 +140,12 @@ fn enospc(opts: StoreOptions) {
     assert!(err.is_io_poisoned());
     let again = store.insert(&flush(committed)).unwrap_err();
     assert!(again.is_io_poisoned(), "{again:?}");
+    // The cause is kept for every write the poisoned handle refuses, whichever met it first.
+    assert!(again.is_no_space(), "{again:?}");
+    let mark = store.mark_uploaded(&[], &cp());
+    if let Err(e) = mark {
+        assert!(e.is_no_space() && e.is_io_poisoned(), "{e:?}");
+    }
 
     // Still full: reopen and read what the store holds (what the uploader needs).
     store.reopen().unwrap();
