@@ -368,7 +368,7 @@ impl Collectors {
     /// whole inline pass to finish in, so the loop seldom has to sleep for it (a futex wait and
     /// a wake-up each).
     fn run(&mut self, mono_ms: Option<i64>, ts_ms: i64, out: &mut dyn SampleSink) -> u32 {
-        // Bit i: entry i runs inline and is due (entries ≤ CollectorKind::COUNT ≤ 64).
+        // Entries and lane jobs ≤ CollectorKind::COUNT ≤ 64: one bit each in a u64.
         const _: () = assert!(CollectorKind::COUNT <= 64);
         let mut pushed = 0;
         let wait = if mono_ms.is_some() {
@@ -376,38 +376,42 @@ impl Collectors {
         } else {
             COLLECT_ALL_WAIT
         };
-        let mut inline_due = 0u64;
+        // Bit i: entry i runs inline and is due. Bit j of the lane's: its job j is due (`due`),
+        // or not due but may have finished late (`take`: taken at once, not an interval later).
+        let (mut inline_due, mut lane_due, mut lane_take) = (0u64, 0u64, 0u64);
         for (i, e) in self.entries.iter_mut().enumerate() {
-            if let Some(now) = mono_ms {
-                if e.next_due_ms > now {
-                    // A collection that finished after its tick's wait is taken at once, not
-                    // an interval later.
-                    if let (Runner::Worker(i), Some(lane)) = (&e.runner, &mut self.lane) {
-                        pushed += lane.take(*i, out);
-                    }
-                    continue;
+            let due = match mono_ms {
+                Some(now) if e.next_due_ms > now => false,
+                Some(now) => {
+                    let next = e.next_due_ms.saturating_add(e.interval_ms);
+                    e.next_due_ms = if e.next_due_ms == i64::MIN || next <= now {
+                        now.saturating_add(e.interval_ms)
+                    } else {
+                        next
+                    };
+                    true
                 }
-                let next = e.next_due_ms.saturating_add(e.interval_ms);
-                e.next_due_ms = if e.next_due_ms == i64::MIN || next <= now {
-                    now.saturating_add(e.interval_ms)
-                } else {
-                    next
-                };
-            }
-            match (&e.runner, &mut self.lane) {
-                (Runner::Inline(_), _) => inline_due |= 1 << i,
-                (Runner::Worker(j), Some(lane)) => {
-                    let (taken, posted) = lane.due(*j, ts_ms, out);
-                    pushed += taken;
-                    if !posted {
-                        e.stats.ticks_missed_total.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                (Runner::Worker(_), None) => {} // not reached: a job implies the lane
+                None => true,
+            };
+            match (&e.runner, due) {
+                (Runner::Inline(_), true) => inline_due |= 1 << i,
+                (Runner::Inline(_), false) => {}
+                (Runner::Worker(j), true) => lane_due |= 1 << j,
+                (Runner::Worker(j), false) => lane_take |= 1 << j,
             }
         }
-        if let Some(lane) = &self.lane {
-            lane.kick();
+        if let Some(lane) = &mut self.lane {
+            let (taken, missed) = lane.post(lane_take, lane_due, ts_ms, out);
+            pushed += taken;
+            if missed != 0 {
+                for e in self
+                    .entries
+                    .iter()
+                    .filter(|e| matches!(e.runner, Runner::Worker(j) if missed & (1 << j) != 0))
+                {
+                    e.stats.ticks_missed_total.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
         for (i, e) in self.entries.iter_mut().enumerate() {
             if inline_due & (1 << i) == 0 {

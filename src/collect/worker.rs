@@ -152,6 +152,24 @@ struct State {
     stop: bool,
 }
 
+impl State {
+    /// When the collection that runs now (or, with none running, the one the lane is about to
+    /// take) will have held the lane for [`LANE_STALL`] with requests waiting behind it; `None`
+    /// while none waits.
+    fn stall_at(&self, now: Instant) -> Option<Instant> {
+        if !self.jobs.iter().any(Job::runnable) {
+            return None;
+        }
+        Some(self.running.map_or(now, |(_, since)| since) + LANE_STALL)
+    }
+
+    /// A running collection has held the lane for [`LANE_STALL`] while requests wait: the
+    /// others are to move ([`Lane::unstall`]).
+    fn stalled(&self, now: Instant) -> bool {
+        self.running.is_some() && self.stall_at(now).is_some_and(|at| now >= at)
+    }
+}
+
 #[derive(Debug)]
 struct Shared {
     state: Mutex<State>,
@@ -248,41 +266,42 @@ impl Lane {
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
-    /// Takes what job `i`'s collection finished since the last look, if anything; returns how
-    /// many.
-    pub(super) fn take(&mut self, i: usize, out: &mut dyn SampleSink) -> u32 {
-        lock(&self.shared.state)
-            .jobs
-            .get_mut(i)
-            .map_or(0, |job| Lane::take_into(job, out))
-    }
-
-    /// Job `i` is due: takes what its last collection finished, then asks for a new one stamped
-    /// `ts_ms` (the lane is woken by [`Lane::kick`]). Returns (samples taken, whether a request
-    /// was posted: false when the job is still busy with an earlier one: a missed tick).
-    pub(super) fn due(&mut self, i: usize, ts_ms: i64, out: &mut dyn SampleSink) -> (u32, bool) {
+    /// One look at the lane per tick, under one lock: takes what the jobs in `take | due`
+    /// finished since the last look, posts a request stamped `ts_ms` for each job in `due`
+    /// (bit i: job i), and wakes the lane's thread if it sleeps and anything was posted.
+    /// Returns (samples taken, the due jobs that were still busy with an earlier request:
+    /// each a missed tick). A job index past the jobs is ignored.
+    pub(super) fn post(
+        &mut self,
+        take: u64,
+        due: u64,
+        ts_ms: i64,
+        out: &mut dyn SampleSink,
+    ) -> (u32, u64) {
+        let (mut taken, mut missed) = (0u32, 0u64);
         let mut state = lock(&self.shared.state);
-        let Some(job) = state.jobs.get_mut(i) else {
-            return (0, false);
-        };
-        let taken = Lane::take_into(job, out);
-        if job.busy || job.request.is_some() {
-            return (taken, false);
+        for (i, job) in state.jobs.iter_mut().enumerate() {
+            let bit = 1u64 << i;
+            if (take | due) & bit == 0 {
+                continue;
+            }
+            taken = taken.saturating_add(Lane::take_into(job, out));
+            if due & bit == 0 {
+                continue;
+            }
+            if job.busy || job.request.is_some() {
+                missed |= bit;
+            } else {
+                job.request = Some(ts_ms);
+                self.posted |= bit;
+            }
         }
-        job.request = Some(ts_ms);
-        self.posted |= 1 << i;
-        (taken, true)
-    }
-
-    /// Wakes the lane's thread for the requests [`Lane::due`] posted, if it sleeps.
-    pub(super) fn kick(&self) {
-        if self.posted == 0 {
-            return;
-        }
-        let idle = lock(&self.shared.state).idle;
-        if idle {
+        let wake = self.posted != 0 && state.idle;
+        drop(state);
+        if wake {
             self.shared.wake.notify_one();
         }
+        (taken, missed)
     }
 
     /// Waits until `deadline` at most for the collections posted this tick, then takes the
@@ -307,17 +326,13 @@ impl Lane {
             if now >= deadline {
                 break;
             }
-            let mut until = deadline;
-            if state.jobs.iter().any(Job::runnable) {
-                // Requests wait: look again when the collection that runs now (or the one the
-                // lane is about to take) has held the lane for LANE_STALL.
-                let stall_at = state.running.map_or(now, |(_, since)| since) + LANE_STALL;
-                if state.running.is_some() && now >= stall_at {
-                    self.unstall(&mut state);
-                    continue;
-                }
-                until = until.min(stall_at);
+            if state.stalled(now) {
+                self.unstall(&mut state);
+                continue;
             }
+            // Requests wait: look again when the collection that runs now (or the one the
+            // lane is about to take) will have held the lane for LANE_STALL.
+            let until = state.stall_at(now).map_or(deadline, |at| at.min(deadline));
             // Set under the lock that the wait releases: a lane thread reads it under the same
             // lock when it finishes, so a finish cannot slip between the check and the wait.
             state.waiting = true;
@@ -329,10 +344,8 @@ impl Lane {
         state.waiting = false;
         // Still behind a stalled collection at the deadline: the others move now, so that they
         // are done by the next tick.
-        if let Some((_, since)) = state.running {
-            if Instant::now() >= since + LANE_STALL && state.jobs.iter().any(Job::runnable) {
-                self.unstall(&mut state);
-            }
+        if state.stalled(Instant::now()) {
+            self.unstall(&mut state);
         }
         let mut taken = 0u32;
         for (i, job) in state.jobs.iter_mut().enumerate() {
@@ -627,11 +640,8 @@ mod tests {
     /// One round of a tick: every job due, one wake-up, the wait. Returns the values taken.
     fn round(lane: &mut Lane, ts_ms: i64, wait: Duration) -> (Vec<f64>, [bool; 3]) {
         let mut out: Vec<Sample> = Vec::new();
-        let mut posted = [false; 3];
-        for (i, p) in posted.iter_mut().enumerate() {
-            *p = lane.due(i, ts_ms, &mut out).1;
-        }
-        lane.kick();
+        let (_, missed) = lane.post(0, 0b111, ts_ms, &mut out);
+        let posted = [0, 1, 2].map(|i| missed & (1 << i) == 0);
         lane.finish(Instant::now() + wait, &mut out);
         let mut values: Vec<f64> = out.iter().map(|s| s.value).collect();
         values.sort_by(f64::total_cmp);
