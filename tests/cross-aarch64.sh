@@ -95,6 +95,18 @@ fi
 if aarch64-linux-gnu-readelf -d "$BOARD_BIN" 2>/dev/null | grep -q NEEDED; then
   fail "$BOARD_BIN needs shared libraries"
 fi
+# The hot text (src/link/hot_text.ld, its patterns made from an x86_64 profile) must group the
+# aarch64 build's functions too: its section holds more than half of the code (61 % on
+# 2026-12-07; 0 would mean the patterns stopped matching this target's symbol names).
+section_bytes() {
+  aarch64-linux-gnu-readelf -SW "$BOARD_BIN" \
+    | sed -n "s/.*\] $1 *PROGBITS *[0-9a-f]* [0-9a-f]* \([0-9a-f]*\) .*/\1/p"
+}
+hot_hex=$(section_bytes '\.text\.hot_first'); cold_hex=$(section_bytes '\.text')
+[ -n "$hot_hex" ] && [ -n "$cold_hex" ] || fail "no .text.hot_first or .text section in $BOARD_BIN"
+hot=$((16#$hot_hex)); cold=$((16#$cold_hex))
+echo "    hot text $hot B, the rest $cold B"
+[ "$hot" -gt "$cold" ] || fail "the hot text ($hot B) is not most of the code ($cold B left in .text)"
 
 step "board build: unit tests of belabox-proc and belabox-store under qemu-aarch64"
 cargo test --target "$BOARD_TARGET" -p belabox-proc -p belabox-store --lib

@@ -1,0 +1,268 @@
+#!/usr/bin/env python3
+"""Makes src/link/hot_text.ld: the functions a running agent executes, linked first in its text.
+
+    benches/hot_text.py [--seconds N] [--out PATH] BINARY
+
+BINARY is an optimised build that keeps its symbols, e.g.
+
+    CARGO_PROFILE_BOARD_STRIP=none CC_x86_64_unknown_linux_musl=cc cargo build --profile board \\
+        --target x86_64-unknown-linux-musl --bin belabox-metrics --target-dir target/hot-text
+
+Three agents run at once under `valgrind --tool=callgrind` for N seconds (default 90), each
+collecting every second and uploading every 30 s over https to one VictoriaMetrics (`-tls`, a
+CA made for the run), /metrics and /health fetched every few seconds:
+  1. this machine's /proc and /sys, with a ModemManager stand-in on a private D-Bus
+     (tests/support/mm_mock.py: two modems), and local ingest on (a push in each of its three
+     formats, and a textfile);
+  2. the RK3588 capture's /proc with the Jetson Orin tree's /sys (tests/fixtures/soc);
+  3. the same /proc with the RK3588 vendor tree's /sys, uploading as Prometheus remote_write.
+So the steady tick of every collector, the store's flushes, folds and marks, both upload
+formats, TLS, the /metrics and /health responder and ingest all run, with start-up and stop.
+
+Every function callgrind saw execute (`--demangle=no`: linker symbol names) becomes a glob
+pattern for its input section, in the order of the binary's addresses, inside one output
+section inserted before `.text` (src/link/build.rs passes the script to the linker). What
+differs between targets and builds is left out of each pattern: v0 crate disambiguators
+(`Cs<base62>_`) and back-references (`B<base62>_`), legacy hashes (`17h<16 hex>E`), LLVM's
+`.NN` / `.llvm.NN` suffixes and the `.text.unlikely.` prefix. So a pattern also takes the other
+instances of a generic function (the section is larger than what ran), and the same list
+serves aarch64, whose names differ from x86_64's only in those parts. ring's assembly has no
+per-function sections: its objects' `.text` goes in whole (≈ 70 KB); musl's functions go in
+by name.
+
+What it leaves out: code a board runs and this machine cannot (real thermal zones' error paths,
+a modem's failures, a reload): it stays in `.text`, where it was before this script existed.
+"""
+
+import argparse
+import http.client
+import os
+import re
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import resources as r  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURES = os.path.join(ROOT, "tests", "fixtures")
+
+
+def agent_config(path, store, health_port, vm_port, ca_file, extra):
+    """benches/resources.py's agent (1 s interval, https upload every 30 s), plus `extra`."""
+    r.agent_config(path, store, health_port, vm_port, ca_file)
+    with open(path, "a") as f:
+        f.write(extra)
+
+
+def start_bus(tmp):
+    """A private dbus-daemon and the ModemManager stand-in with two modems: the bus address."""
+    sock = os.path.join(tmp, "bus")
+    conf = os.path.join(tmp, "bus.conf")
+    with open(conf, "w") as f:
+        f.write(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>custom</type>
+  <listen>unix:path={sock}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+""")
+    r.start("dbus-daemon", ["dbus-daemon", f"--config-file={conf}", "--nofork", "--nopidfile"], tmp)
+    deadline = time.monotonic() + 10
+    while not os.path.exists(sock):
+        if time.monotonic() > deadline:
+            sys.exit("dbus-daemon did not start (apt-get install dbus-daemon)")
+        time.sleep(0.05)
+    address = f"unix:path={sock}"
+    mock = subprocess.Popen(["/usr/bin/python3", os.path.join(ROOT, "tests/support/mm_mock.py"), address],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    r.CHILDREN.append(("mm_mock", mock))
+    if mock.stdout.readline().strip() != "ready":
+        sys.exit("mm_mock.py did not start (apt-get install python3-dbusmock)")
+    for line in ("add 1 wwan0 80 Carrier-A 1000 2000", "add 2 wwan1 55 Carrier-B 3000 4000"):
+        mock.stdin.write(line + "\n")
+        mock.stdin.flush()
+        answer = mock.stdout.readline().strip()
+        if answer != "ok":
+            sys.exit(f"mm_mock.py: {line}: {answer}")
+    return address
+
+
+def post(port, path, body):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("POST", path, body=body.encode())
+    status = c.getresponse().status
+    c.close()
+    return status
+
+
+def run(args, tmp):
+    ca_file, crt, key = r.make_tls(tmp)
+    vm_port = r.free_port()
+    r.HTTPS_PORTS[vm_port] = ssl.create_default_context(cafile=ca_file)
+    vm = r.start("victoria-metrics", [
+        "victoria-metrics", f"-storageDataPath={tmp}/vm", f"-httpListenAddr=127.0.0.1:{vm_port}",
+        "-tls", f"-tlsCertFile={crt}", f"-tlsKeyFile={key}"], tmp)
+    r.wait_http(vm_port, "/health", vm, "victoria-metrics")
+    bus = start_bus(tmp)
+    ingest_port = r.free_port()
+    textfiles = os.path.join(tmp, "textfiles")
+    os.makedirs(textfiles)
+    with open(os.path.join(textfiles, "app.prom"), "w") as f:
+        f.write("# TYPE app_up gauge\napp_up 1\napp_frames_total{stream=\"main\"} 1200\n")
+    rk = os.path.join(FIXTURES, "rk3588-rock5b", "proc")
+    workloads = {
+        "live": f"""[modem]
+dbus_address = "{bus}"
+signal_rate = 5
+
+[ingest]
+enabled = true
+address = "127.0.0.1:{ingest_port}"
+textfile_dir = "{textfiles}"
+textfile_interval = "2s"
+""",
+        "orin": f'[paths]\nprocfs = "{rk}"\nsysfs = "{FIXTURES}/soc/jetson-orin/sys"\n',
+        "rk3588": f'[paths]\nprocfs = "{rk}"\nsysfs = "{FIXTURES}/soc/rk3588-vendor/sys"\n',
+    }
+    agents = []
+    for name, extra in workloads.items():
+        d = os.path.join(tmp, name)
+        os.makedirs(d)
+        health = r.free_port()
+        cfg = os.path.join(d, "config.toml")
+        agent_config(cfg, os.path.join(d, "metrics.redb"), health, vm_port, ca_file, extra)
+        if name == "rk3588":
+            with open(cfg) as f:
+                text = f.read().replace("/api/v1/import", "/api/v1/write")
+            with open(cfg, "w") as f:
+                f.write(text.replace("[remote]\n", '[remote]\nformat = "remote-write"\n'))
+        out = os.path.join(d, "callgrind.out")
+        p = r.start(name, ["valgrind", "--tool=callgrind", "--demangle=no", f"--callgrind-out-file={out}",
+                           args.binary, "run", "--config", cfg], d)
+        agents.append((name, p, health, out))
+    for name, p, health, _ in agents:
+        r.wait_http(health, "/health", p, name, timeout=120)
+    pushes = [
+        ("/api/v1/import", '{"metric":{"__name__":"app_bitrate_bps","stream":"main"},"values":[5e6],"timestamps":[%d]}' % (time.time() * 1000)),
+        ("/api/v1/import/prometheus", 'app_dropped_frames_total{stream="main"} 3\n'),
+        ("/write?precision=ms", "app,stream=main rtt_ms=42.5,buffer=3i %d" % (time.time() * 1000)),
+    ]
+    end = time.monotonic() + args.seconds
+    metrics = {}
+    while time.monotonic() < end:
+        for path, body in pushes:
+            status = post(ingest_port, path, body)
+            if status != 204:
+                sys.exit(f"ingest {path}: HTTP {status}")
+        for name, p, health, _ in agents:
+            metrics[name] = r.get_text(health, "/metrics")
+            r.get_text(health, "/health")
+        time.sleep(5)
+    # The workloads ran what they are for: the modem collector on the stand-in, the pushes.
+    live = metrics.get("live", "")
+    if "modem_signal_quality_percent" not in live:
+        sys.exit(f"the live agent's /metrics has no modem series: see {tmp}/live/live.log")
+    accepted = re.search(r"ingest_samples_accepted_total(?:\{[^}]*\})? (\d+)", live)
+    if not accepted or int(accepted.group(1)) < 4:
+        sys.exit(f"the live agent took no pushes (ingest_samples_accepted_total): see {tmp}/live/live.log")
+    for name, p, _, _ in agents:
+        p.send_signal(signal.SIGTERM)
+    for name, p, _, _ in agents:
+        if p.wait(timeout=60) != 0:
+            sys.exit(f"{name} exited with {p.returncode}; see {tmp}/{name}/{name}.log")
+    return [out for _, _, _, out in agents]
+
+
+def executed(callgrind_outs):
+    names = set()
+    for path in callgrind_outs:
+        with open(path, errors="replace") as f:
+            for line in f:
+                m = re.match(r"^c?fn=\(\d+\)(?: (.*))?$", line.rstrip("\n"))
+                if m and m.group(1):
+                    names.add(m.group(1))
+    return names
+
+
+def pattern(name):
+    """The part of a symbol that is the same on every target and build, as a section glob."""
+    name = re.sub(r"(\.llvm)?\.\d+$", "", name)
+    if name.startswith(("_R", "_ZN")):
+        name = re.sub(r"17h[0-9a-f]{16}E$", "17h*E", name)
+        if name.startswith("_R"):
+            name = re.sub(r"Cs[0-9A-Za-z]*_", "Cs*_", name)
+            name = re.sub(r"B[0-9A-Za-z]*_", "B*_", name)
+        return f"*(.text.*{name}*)"
+    # C (musl, ring): the section is named after the function, perhaps with leading underscores.
+    return f"*(.text.*{name.lstrip('_')})"
+
+
+def write_script(binary, names, out, seconds):
+    syms = []
+    nm = subprocess.run(["nm", "-S", "--defined-only", binary], capture_output=True, text=True, check=True)
+    for line in nm.stdout.splitlines():
+        p = line.split()
+        if len(p) == 4 and p[2] in "tTwW":
+            syms.append((int(p[0], 16), int(p[1], 16), p[3]))
+    if not syms:
+        sys.exit(f"{binary} has no symbols: build it with CARGO_PROFILE_BOARD_STRIP=none")
+    hot = sorted((a, s, n) for a, s, n in syms if n in names)
+    patterns, seen = [], set()
+    for _, _, n in hot:
+        pat = pattern(n)
+        if pat not in seen:
+            seen.add(pat)
+            patterns.append(pat)
+    text = sum(s for _, s, _ in syms)
+    hot_bytes = sum(s for _, s, _ in hot)
+    with open(out, "w") as f:
+        f.write(f"""/* Generated by benches/hot_text.py ({seconds} s under callgrind, {time.strftime('%Y-%m-%d')}):
+ * the {len(hot)} functions a running agent executed ({hot_bytes} of {text} bytes of function text),
+ * as {len(patterns)} section patterns, linked before .text (src/link/build.rs). Regenerate after a
+ * change that adds or renames much of the hot code; a stale list only groups less. */
+SECTIONS
+{{
+  .text.hot_first :
+  {{
+""")
+        for pat in patterns:
+            f.write(f"    {pat}\n")
+        f.write("""    *libring*:*(.text)
+  }
+}
+INSERT BEFORE .text;
+""")
+    print(f"hot_functions {len(hot)}")
+    print(f"hot_function_bytes {hot_bytes}")
+    print(f"function_text_bytes {text}")
+    print(f"patterns {len(patterns)}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("binary")
+    ap.add_argument("--seconds", type=int, default=90)
+    ap.add_argument("--out", default=os.path.join(ROOT, "src", "link", "hot_text.ld"))
+    args = ap.parse_args()
+    args.binary = os.path.abspath(args.binary)
+    with tempfile.TemporaryDirectory(prefix="bbm-hot-text-") as tmp:
+        try:
+            outs = run(args, tmp)
+        finally:
+            r.stop_all()
+        write_script(args.binary, executed(outs), args.out, args.seconds)
+
+
+if __name__ == "__main__":
+    main()

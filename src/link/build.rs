@@ -1,0 +1,29 @@
+//! Build script of the agent binary: links the functions an agent executes first in its text.
+//!
+//! Why: the text is resident as far as it was ever run (the kernel maps file pages in 64 KiB
+//! fault-around windows, and whole page-cache folios), and the functions a running agent
+//! executes (≈ 1.6 MB of ≈ 3.1 MB) were spread over every window of the text. Grouped, they
+//! touch about two thirds of the windows, and the rest of the text stays on disk
+//! (docs/benchmarks.md, "Hot text first").
+//!
+//! How: `src/link/hot_text.ld` (made by `benches/hot_text.py` from callgrind runs of the agent)
+//! lists those functions' sections as glob patterns, in an output section inserted before
+//! `.text`; every section no pattern names stays in `.text` as before. The patterns leave out
+//! what differs between targets and builds (crate disambiguators, symbol hashes), so one list
+//! serves x86_64 and aarch64; a function added since the list was made is only not grouped.
+//!
+//! Only for optimised Linux builds of the binary (the release and board profiles): GNU ld, lld
+//! and rust-lld all take `-T` with an `INSERT` script. Tests and debug builds link as before.
+
+fn main() {
+    println!("cargo:rerun-if-changed=src/link/hot_text.ld");
+    println!("cargo:rerun-if-changed=src/link/build.rs");
+    let optimised = std::env::var("OPT_LEVEL").is_ok_and(|level| level != "0");
+    let linux = std::env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "linux");
+    let Ok(dir) = std::env::var("CARGO_MANIFEST_DIR") else {
+        return;
+    };
+    if optimised && linux {
+        println!("cargo:rustc-link-arg-bin=belabox-metrics=-T{dir}/src/link/hot_text.ld");
+    }
+}
