@@ -18,10 +18,15 @@ CA made for the run), /metrics and /health fetched every few seconds:
   3. the same /proc with the RK3588 vendor tree's /sys, uploading as Prometheus remote_write.
 So the steady tick of every collector, the store's flushes, folds and marks, both upload
 formats, TLS, the /metrics and /health responder and ingest all run, with start-up and stop.
+Each agent's run is dumped in three parts (`callgrind_control -d`): until WARM_UP_S after its
+/health first answers (start-up: the first flushes and upload rounds included), the N seconds
+after (the steady state), and the stop.
 
 Every function callgrind saw execute (`--demangle=no`: linker symbol names) becomes a glob
-pattern for its input section, in the order of the binary's addresses, inside one output
-section inserted before `.text` (src/link/build.rs passes the script to the linker). What
+pattern for its input section, inside one output section inserted before `.text`
+(src/link/build.rs passes the script to the linker): first those the steady state ran, in the
+order of the binary's addresses, then those only start-up or the stop ran, which the agent
+drops from its resident set once started (src/agent/text_release.rs). What
 differs between targets and builds is left out of each pattern: v0 crate disambiguators
 (`Cs<base62>_`) and back-references (`B<base62>_`), legacy hashes (`17h<16 hex>E`), LLVM's
 `.NN` / `.llvm.NN` suffixes and the `.text.unlikely.` prefix. So a pattern also takes the other
@@ -35,6 +40,7 @@ a modem's failures, a reload): it stays in `.text`, where it was before this scr
 """
 
 import argparse
+import glob
 import http.client
 import os
 import re
@@ -50,6 +56,9 @@ import resources as r  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
+# Seconds after /health answers until start-up counts as done (under callgrind the agents run
+# tens of times slower; this covers the first upload round, at most 30 s after start).
+WARM_UP_S = 45
 
 
 def agent_config(path, store, health_port, vm_port, ca_file, extra):
@@ -153,6 +162,10 @@ textfile_interval = "2s"
         agents.append((name, p, health, out))
     for name, p, health, _ in agents:
         r.wait_http(health, "/health", p, name, timeout=120)
+    # Start-up ends with the first flushes and upload rounds: what ran until here is dumped as
+    # one part, the steady state as the next, the stop as the last (callgrind_control -d).
+    time.sleep(WARM_UP_S)
+    dump(agents)
     pushes = [
         ("/api/v1/import", '{"metric":{"__name__":"app_bitrate_bps","stream":"main"},"values":[5e6],"timestamps":[%d]}' % (time.time() * 1000)),
         ("/api/v1/import/prometheus", 'app_dropped_frames_total{stream="main"} 3\n'),
@@ -176,6 +189,7 @@ textfile_interval = "2s"
     accepted = re.search(r"ingest_samples_accepted_total(?:\{[^}]*\})? (\d+)", live)
     if not accepted or int(accepted.group(1)) < 4:
         sys.exit(f"the live agent took no pushes (ingest_samples_accepted_total): see {tmp}/live/live.log")
+    dump(agents)
     for name, p, _, _ in agents:
         p.send_signal(signal.SIGTERM)
     for name, p, _, _ in agents:
@@ -184,15 +198,30 @@ textfile_interval = "2s"
     return [out for _, _, _, out in agents]
 
 
+def dump(agents):
+    for name, p, _, _ in agents:
+        subprocess.run(["callgrind_control", "-d", str(p.pid)], check=True, capture_output=True, timeout=60)
+
+
 def executed(callgrind_outs):
-    names = set()
-    for path in callgrind_outs:
-        with open(path, errors="replace") as f:
-            for line in f:
-                m = re.match(r"^c?fn=\(\d+\)(?: (.*))?$", line.rstrip("\n"))
-                if m and m.group(1):
-                    names.add(m.group(1))
-    return names
+    """(functions the steady state ran, functions only start-up or the stop ran). Each run's
+    files are its parts: 1 until the first dump (start-up), 2 until the second (steady), 3 the
+    stop."""
+    steady, other = set(), set()
+    for out in callgrind_outs:
+        for path in glob.glob(out + "*"):
+            part, names = 0, set()
+            with open(path, errors="replace") as f:
+                for line in f:
+                    if line.startswith("part:"):
+                        part = int(line.split()[1])
+                    m = re.match(r"^c?fn=\(\d+\)(?: (.*))?$", line.rstrip("\n"))
+                    if m and m.group(1):
+                        names.add(m.group(1))
+            (steady if part == 2 else other).update(names)
+    if not steady:
+        sys.exit("no steady-state part in the callgrind output (callgrind_control -d failed?)")
+    return steady, other - steady
 
 
 def pattern(name):
@@ -208,7 +237,7 @@ def pattern(name):
     return f"*(.text.*{name.lstrip('_')})"
 
 
-def write_script(binary, names, out, seconds):
+def write_script(binary, steady, startup, out, seconds):
     syms = []
     nm = subprocess.run(["nm", "-S", "--defined-only", binary], capture_output=True, text=True, check=True)
     for line in nm.stdout.splitlines():
@@ -217,36 +246,50 @@ def write_script(binary, names, out, seconds):
             syms.append((int(p[0], 16), int(p[1], 16), p[3]))
     if not syms:
         sys.exit(f"{binary} has no symbols: build it with CARGO_PROFILE_BOARD_STRIP=none")
-    hot = sorted((a, s, n) for a, s, n in syms if n in names)
-    patterns, seen = [], set()
-    for _, _, n in hot:
-        pat = pattern(n)
-        if pat not in seen:
-            seen.add(pat)
-            patterns.append(pat)
+    seen = set()
+
+    def group(names):
+        hot = sorted((a, s, n) for a, s, n in syms if n in names)
+        patterns = []
+        for _, _, n in hot:
+            pat = pattern(n)
+            if pat not in seen:
+                seen.add(pat)
+                patterns.append(pat)
+        return hot, patterns
+
+    steady_syms, steady_pats = group(steady)
+    startup_syms, startup_pats = group(startup)
     text = sum(s for _, s, _ in syms)
-    hot_bytes = sum(s for _, s, _ in hot)
+    steady_bytes = sum(s for _, s, _ in steady_syms)
+    startup_bytes = sum(s for _, s, _ in startup_syms)
     with open(out, "w") as f:
-        f.write(f"""/* Generated by benches/hot_text.py ({seconds} s under callgrind, {time.strftime('%Y-%m-%d')}):
- * the {len(hot)} functions a running agent executed ({hot_bytes} of {text} bytes of function text),
- * as {len(patterns)} section patterns, linked before .text (src/link/build.rs). Regenerate after a
- * change that adds or renames much of the hot code; a stale list only groups less. */
+        f.write(f"""/* Generated by benches/hot_text.py ({seconds} s of steady state under callgrind, {time.strftime('%Y-%m-%d')}).
+ * The functions a running agent executed, of {text} bytes of function text, linked before .text
+ * (src/link/build.rs): first the {len(steady_syms)} the steady state ran ({steady_bytes} bytes), then
+ * the {len(startup_syms)} only start-up or the stop ran ({startup_bytes} bytes), which the agent drops from
+ * its resident set once started (src/agent/text_release.rs). Regenerate after a change that
+ * adds or renames much of the hot code; a stale list only groups less. */
 SECTIONS
 {{
   .text.hot_first :
   {{
 """)
-        for pat in patterns:
+        for pat in steady_pats:
             f.write(f"    {pat}\n")
-        f.write("""    *libring*:*(.text)
-  }
+        f.write("    *libring*:*(.text)\n    /* start-up and stop only */\n")
+        for pat in startup_pats:
+            f.write(f"    {pat}\n")
+        f.write("""  }
 }
 INSERT BEFORE .text;
 """)
-    print(f"hot_functions {len(hot)}")
-    print(f"hot_function_bytes {hot_bytes}")
+    print(f"steady_functions {len(steady_syms)}")
+    print(f"steady_function_bytes {steady_bytes}")
+    print(f"startup_only_functions {len(startup_syms)}")
+    print(f"startup_only_function_bytes {startup_bytes}")
     print(f"function_text_bytes {text}")
-    print(f"patterns {len(patterns)}")
+    print(f"patterns {len(steady_pats) + len(startup_pats)}")
 
 
 def main():
@@ -261,7 +304,8 @@ def main():
             outs = run(args, tmp)
         finally:
             r.stop_all()
-        write_script(args.binary, executed(outs), args.out, args.seconds)
+        steady, startup = executed(outs)
+        write_script(args.binary, steady, startup, args.out, args.seconds)
 
 
 if __name__ == "__main__":

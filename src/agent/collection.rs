@@ -15,6 +15,7 @@ use super::notify::Notifier;
 use super::recover::{self, Recovery, RingCounts, Step};
 use super::self_metrics::SelfMetricBatch;
 use super::startup::{StartRecords, StartWriteError, move_aside, note_moved_aside};
+use super::text_release::TextRelease;
 use super::ticker::Ticker;
 use super::time_trust::TimeTrust;
 use super::wait;
@@ -45,6 +46,7 @@ pub(super) struct CollectionLoop<'a> {
     /// them in its transaction; a failed flush leaves them due.
     pub(super) self_metrics_due: bool,
     pub(super) maintenance: Maintenance,
+    pub(super) text_release: TextRelease,
     pub(super) time: TimeTrust,
     pub(super) recovery: Recovery,
     /// Start-up records a full disk deferred.
@@ -76,6 +78,7 @@ impl<'a> CollectionLoop<'a> {
             next_self_metrics: start + config.monitoring.self_metrics_interval,
             self_metrics_due: false,
             maintenance: Maintenance::new(start, &config.storage),
+            text_release: TextRelease::new(start),
             time: TimeTrust::new(config, &store.get()),
             recovery: Recovery::new(&config.storage.path),
             start_records: None,
@@ -168,6 +171,8 @@ impl<'a> CollectionLoop<'a> {
             }
             Step::Retry { poisoned } => self.retry(now, poisoned),
         }
+        // Not the store's: also during an outage.
+        self.text_release.run_due(now);
         if self.recovery.in_outage() {
             // Every write would poison the handle the uploader is reading through.
             return;

@@ -40,6 +40,7 @@ mod startup;
 mod tasks;
 #[cfg(feature = "test-hooks")]
 mod test_hooks;
+mod text_release;
 mod ticker;
 mod time_trust;
 mod wait;

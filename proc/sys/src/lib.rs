@@ -8,6 +8,10 @@
 //! - [`mem`]: `memmove`/`memcmp`/`bcmp` for the static musl build (musl's are byte loops on the
 //!   store's hot paths); the C symbols exist only under `target_env = "musl"`.
 //!
+//! - [`text`]: madvise(MADV_DONTNEED) over the process's own text mapping (checked in
+//!   /proc/self/maps to be private, executable, read-only and file-backed), so that code run
+//!   only at start-up leaves the resident set.
+//!
 //! `#![no_builtins]` is crate-wide because of [`mem`] (see there); it costs [`ntp`] nothing.
 
 #![no_std]
@@ -19,3 +23,4 @@ extern crate std;
 pub mod heap;
 pub mod mem;
 pub mod ntp;
+pub mod text;
