@@ -69,7 +69,7 @@ fn find_mapping(addr: usize) -> Result<(usize, usize), ReleaseError> {
     if fd < 0 {
         return Err(ReleaseError::Maps(errno()));
     }
-    let mut lines = Lines::default();
+    let mut lines = MapsScan::default();
     let mut buf = [0u8; 4096];
     let mut found = Err(ReleaseError::NoTextMapping);
     loop {
@@ -95,24 +95,35 @@ fn find_mapping(addr: usize) -> Result<(usize, usize), ReleaseError> {
     found
 }
 
-/// Splits /proc/self/maps into lines, keeping the first [`PREFIX`] bytes of each.
-struct Lines {
+/// Finds the mapping holding an address in /proc/self/maps text fed in pieces of any size (as
+/// read(2) returns them), keeping only the first [`PREFIX`] bytes of each line: no allocation,
+/// whatever the line lengths. A last line without its newline is never looked at (maps always
+/// ends its lines). Public for the fuzz target `fuzz/fuzz_targets/maps.rs`, which checks it
+/// against a model over the whole text.
+#[derive(Debug)]
+pub struct MapsScan {
     line: [u8; PREFIX],
     len: usize,
 }
 
-impl Default for Lines {
-    fn default() -> Lines {
-        Lines {
+impl Default for MapsScan {
+    fn default() -> MapsScan {
+        MapsScan {
             line: [0; PREFIX],
             len: 0,
         }
     }
 }
 
-impl Lines {
-    /// Feeds bytes; at the line whose range holds `addr`: `Some` with whether it qualifies.
-    fn feed(&mut self, bytes: &[u8], addr: usize) -> Option<Result<(usize, usize), ReleaseError>> {
+impl MapsScan {
+    /// Feeds bytes. At the first line whose range holds `addr`: `Some`, with the range if the
+    /// mapping is private, executable, not writable and file-backed, else `NoTextMapping`.
+    /// Lines that are not a maps line ("start-end perms offset dev inode [path]") are skipped.
+    pub fn feed(
+        &mut self,
+        bytes: &[u8],
+        addr: usize,
+    ) -> Option<Result<(usize, usize), ReleaseError>> {
         for &b in bytes {
             if b == b'\n' {
                 let line = self.line.get(..self.len).unwrap_or(&[]);
@@ -221,7 +232,7 @@ mod tests {
 
     #[test]
     fn lines_split_across_reads_and_long_lines_keep_their_prefix() {
-        let mut lines = Lines::default();
+        let mut lines = MapsScan::default();
         let long_path = "/x".repeat(200);
         let text =
             std::format!("1000-2000 r-xp 0 fe:01 9 {long_path}\n3000-4000 r-xp 0 fe:01 9 /bin\n");
@@ -229,9 +240,9 @@ mod tests {
         let (a, b) = bytes.split_at(37);
         assert_eq!(lines.feed(a, 0x3500), None);
         assert_eq!(lines.feed(b, 0x3500), Some(Ok((0x3000, 0x4000))));
-        let mut lines = Lines::default();
+        let mut lines = MapsScan::default();
         assert_eq!(lines.feed(bytes, 0x1800), Some(Ok((0x1000, 0x2000))));
-        assert_eq!(Lines::default().feed(bytes, 0x2800), None);
+        assert_eq!(MapsScan::default().feed(bytes, 0x2800), None);
     }
 
     /// Rss (KiB) of the /proc/self/smaps mapping that starts at `start`. `None` under
