@@ -80,9 +80,12 @@ impl Drop for Hold<'_> {
 }
 
 impl Store {
+    /// A closed handle (poisoned by an earlier I/O failure) refuses as redb would, with
+    /// `PreviousIo`, not yet noted: the public entry points (`read_txn`, `write_journaled`,
+    /// `sync_locked`, `compact`) pass every error through `note_poison` once, on the way out.
     pub(crate) fn guard_closed(&self) -> Result<(), Fault> {
         if self.closed.load(Ordering::Relaxed) {
-            return Err(self.note_poison(Fault::Db(redb::Error::PreviousIo)));
+            return Err(Fault::Db(redb::Error::PreviousIo));
         }
         Ok(())
     }
@@ -112,7 +115,7 @@ impl Store {
     }
 
     pub(crate) fn read_txn(&self) -> Result<redb::ReadTransaction, Fault> {
-        self.guard_closed()?;
+        self.guard_closed().map_err(|e| self.note_poison(e))?;
         Ok(relock(self.db.read()).begin_read()?)
     }
 

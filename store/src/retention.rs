@@ -307,6 +307,7 @@ impl Store {
         // Lock order everywhere: writer, then database.
         let mut writer = relock(self.writer.lock());
         self.guard_closed()
+            .map_err(|e| self.note_poison(e))
             .and_then(|()| {
                 if self.read_only {
                     Err(Fault::ReadOnly)
