@@ -32,24 +32,9 @@ impl Bus {
         let config = dir.join("bus.conf");
         std::fs::write(
             &config,
-            format!(
-                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>custom</type>
-  <listen>unix:path={}</listen>
-  <auth>EXTERNAL</auth>
-  <servicedir>{}</servicedir>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"#,
-                socket.display(),
-                services.display()
-            ),
+            include_str!("dbus-bus.conf")
+                .replace("@SOCKET@", &socket.display().to_string())
+                .replace("@SERVICES@", &services.display().to_string()),
         )
         .unwrap();
         let mut bus = Bus {
