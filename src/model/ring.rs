@@ -179,7 +179,7 @@ impl SampleRing {
         self.head = if self.len == 0 {
             0
         } else {
-            (self.head + n) % self.capacity
+            self.wrap(self.head + n)
         };
     }
 
@@ -209,7 +209,7 @@ impl SampleRing {
             }
             to.consume(1);
         }
-        let pos = (to.head + to.len) % to.capacity;
+        let pos = to.wrap(to.head + to.len);
         match (self.slots.get_mut(self.head), to.slots.get_mut(pos)) {
             (Some(src), Some(dst)) => std::mem::swap(src, dst),
             // pos == to.slots.len() < capacity ≤ slots.capacity(): no reallocation.
@@ -219,6 +219,17 @@ impl SampleRing {
         to.len += 1;
         self.consume(1);
         true
+    }
+
+    /// A position `i < 2 × capacity` (a head `< capacity` plus a count `<= capacity`) back into
+    /// the ring. A compare and a subtraction: `%` is a division, ≈ 25–40 cycles on the tick's
+    /// path for every sample pushed.
+    fn wrap(&self, i: usize) -> usize {
+        if i >= self.capacity {
+            i - self.capacity
+        } else {
+            i
+        }
     }
 
     fn count_drop(&mut self, collector: usize) {
@@ -250,7 +261,7 @@ impl SampleSink for SampleRing {
             }
             self.consume(1);
         }
-        let pos = (self.head + self.len) % self.capacity;
+        let pos = self.wrap(self.head + self.len);
         match self.slots.get_mut(pos) {
             Some(slot) => *slot = sample,
             // pos == slots.len() < capacity ≤ slots.capacity(): no reallocation.
