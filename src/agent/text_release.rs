@@ -1,12 +1,14 @@
-//! Drops the code that only start-up ran from the resident set ([`belabox_sys::text`]).
+//! Drops the code and read-only data that only start-up used from the resident set
+//! ([`belabox_sys::text`]).
 //!
 //! The linker script (`src/link/hot_text.ld`) places the functions the steady state runs first
 //! and those only start-up runs (config, store open, migration, TLS set-up) after them. Once the
 //! agent has run for [`FIRST_AFTER`] (its first flushes, upload rounds and self-metrics done),
-//! it drops its whole text mapping: the steady state faults back only the front (minor faults
-//! from the page cache), and the start-up code stays out. Again every [`EVERY`], for code a
-//! rare path (a fold, a compaction, a reload, an outage) mapped since. The decision is
-//! [`due`], a pure function.
+//! it drops its whole text mapping and its read-only data mappings (the static binary's
+//! relocation table, which only start-up reads, among them), and the binary's page cache: the
+//! steady state reads back, page by page, only what it runs and reads, and the rest stays out.
+//! Again every [`EVERY`], for code a rare path (a fold, a compaction, a reload, an outage)
+//! mapped since. The decision is [`due`], a pure function.
 
 use std::time::{Duration, Instant};
 
@@ -51,8 +53,9 @@ impl TextRelease {
         }
         self.last = Some(now);
         match belabox_sys::text::release_text() {
-            Ok(bytes) => {
-                log::debug!(bytes; "the text's resident pages dropped; what runs faults back in")
+            Ok(r) => {
+                log::debug!(bytes = r.bytes, cache_dropped = r.cache_dropped;
+                    "the text's and read-only data's resident pages dropped; what runs faults back in")
             }
             Err(e) if !self.warned => {
                 self.warned = true;

@@ -8,9 +8,10 @@
 //! - [`mem`]: `memmove`/`memcmp`/`bcmp` for the static musl build (musl's are byte loops on the
 //!   store's hot paths); the C symbols exist only under `target_env = "musl"`.
 //!
-//! - [`text`]: madvise(MADV_DONTNEED) over the process's own text mapping (checked in
-//!   /proc/self/maps to be private, executable, read-only and file-backed), so that code run
-//!   only at start-up leaves the resident set.
+//! - [`text`]: madvise(MADV_DONTNEED) over the binary's own text and read-only data mappings
+//!   (checked in /proc/self/smaps to be private, not writable, of the file of the executable
+//!   mapping holding its code, without private pages), so that code and data used only at
+//!   start-up leave the resident set.
 //!
 //! `#![no_builtins]` is crate-wide because of [`mem`] (see there); it costs [`ntp`] nothing.
 
