@@ -44,7 +44,7 @@ impl TextRelease {
         }
     }
 
-    /// Releases the text if [`due`] at `now`. A failure (no procfs, an odd mapping) is logged
+    /// Releases the text and read-only data if [`due`] at `now`. A failure (no procfs, an odd mapping) is logged
     /// and changes nothing but the resident set; it is tried again at the next due time.
     pub(super) fn run_due(&mut self, now: Instant) {
         let since_last = self.last.map(|l| now.saturating_duration_since(l));
@@ -59,9 +59,9 @@ impl TextRelease {
             }
             Err(e) if !self.warned => {
                 self.warned = true;
-                log::warn!(error:? = e, error_type = "text_release"; "cannot drop the text's resident pages (tried again every hour; only memory is at stake)");
+                log::warn!(error:? = e, error_type = "text_release"; "cannot drop the binary's read-only resident pages (tried again every hour; only memory is at stake)");
             }
-            Err(e) => log::debug!(error:? = e; "cannot drop the text's resident pages"),
+            Err(e) => log::debug!(error:? = e; "cannot drop the binary's read-only resident pages"),
         }
     }
 }

@@ -198,9 +198,10 @@ struct Mapping {
 }
 
 impl Mapping {
-    /// Private, not writable, and no page of it is private (copied on write).
+    /// A private, not-writable mapping of a file (inode ≠ 0) of which no page is private
+    /// (copied on write): one `release_text` may drop.
     fn clean(&self) -> bool {
-        self.read_only && self.anonymous_kb == Some(0)
+        self.read_only && self.anonymous_kb == Some(0) && self.file.2 != 0
     }
 }
 
@@ -226,7 +227,7 @@ impl Droppable {
 /// Reads /proc/self/smaps fed in pieces of any size (as read(2) returns them), keeping only the
 /// first [`PREFIX`] bytes of each line: no allocation, whatever the line lengths. A last line
 /// without its newline is never looked at (smaps always ends its lines). Public for the fuzz
-/// target `fuzz/fuzz_targets/maps.rs`, which checks it against a model over the whole text.
+/// target `fuzz/fuzz_targets/smaps.rs`, which checks it against a model over the whole text.
 #[derive(Debug)]
 pub struct SmapsScan {
     addr: usize,
@@ -279,7 +280,7 @@ impl SmapsScan {
     pub fn finish(mut self) -> Result<Droppable, ReleaseError> {
         self.close_current();
         let here = match self.here {
-            Some(m) if m.executable && m.clean() && m.file.2 != 0 => m,
+            Some(m) if m.executable && m.clean() => m,
             _ => return Err(ReleaseError::NoTextMapping),
         };
         let mut out = Droppable {
@@ -317,7 +318,7 @@ impl SmapsScan {
         if m.start <= self.addr && self.addr < m.end && self.here.is_none() {
             self.here = Some(m);
         }
-        if !(m.clean() && m.file.2 != 0) {
+        if !m.clean() {
             return;
         }
         match self.clean.get_mut(self.clean_len) {
