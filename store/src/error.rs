@@ -32,6 +32,7 @@ macro_rules! fault_from {
 fault_from!(
     redb::Error,
     redb::StorageError,
+    redb::CursorError,
     redb::TableError,
     redb::TransactionError,
     redb::CommitError,

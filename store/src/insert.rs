@@ -16,10 +16,12 @@ use crate::{
 };
 use redb::{ReadableTable, ReadableTableMetadata};
 // Series a batch introduces: (id, canonical encoding), written in its transaction.
+use crate::codec::KeyBytes;
 use crate::record::NewSeries;
 use crate::series_memo::SeriesMemo;
 use crate::{codec, journal, pending, record, series_hash};
 use std::collections::HashMap;
+use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -501,24 +503,34 @@ fn put_numbers(
     }
     let mut appended = 0u64;
     let (mut first, mut end) = (None, None);
-    for &(k, x) in newer {
-        match last {
-            Some((lk, bits)) if lk == k => {
-                if bits == x.to_bits() {
-                    put.duplicates += 1;
-                } else {
-                    moved.push((k, x));
+    if !newer.is_empty() {
+        // Every key here is above the newest stored one and strictly ascending (a repeat is
+        // skipped below), so they go in through one cursor at the table's end: redb buffers
+        // the run and splices it leaf by leaf instead of descending from the root for each
+        // row (`Table::insert` was ≈ 4 200 instructions a sample, `benches/phases.rs`).
+        let mut tail = samples.upper_bound_mut(Bound::<&KeyBytes>::Unbounded)?;
+        for &(k, x) in newer {
+            match last {
+                Some((lk, bits)) if lk == k => {
+                    if bits == x.to_bits() {
+                        put.duplicates += 1;
+                    } else {
+                        moved.push((k, x));
+                    }
+                    continue;
                 }
-                continue;
+                _ => {}
             }
-            _ => {}
+            last = Some((k, x.to_bits()));
+            tail.insert_before(&bytes(k), &codec::number_bytes(x))?;
+            first.get_or_insert(k);
+            end = Some(k);
+            appended += 1;
+            put.inserted += 1;
         }
-        last = Some((k, x.to_bits()));
-        samples.insert(&bytes(k), &codec::number_bytes(x))?;
-        first.get_or_insert(k);
-        end = Some(k);
-        appended += 1;
-        put.inserted += 1;
+        // Applies the buffered run; an error here is reported, not left to the drop (which
+        // would poison the transaction silently).
+        tail.close()?;
     }
     if let (Some(first), Some(end)) = (first, end) {
         pending::append_tail(runs, samples, first, end, appended)?;
