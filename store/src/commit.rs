@@ -32,7 +32,7 @@ pub(crate) struct Writer {
     pub(crate) unsynced_marks: u32,
     /// The record being journaled, and `record::encode_insert`'s sort space (both reused).
     pub(crate) record: Vec<u8>,
-    pub(crate) record_sort: Vec<crate::record::SortRow>,
+    pub(crate) record_sort: crate::record::SortScratch,
     /// Series fields as given → the id they resolved to (`series_memo.rs`).
     pub(crate) memo: crate::series_memo::SeriesMemo,
 }
@@ -44,7 +44,7 @@ impl Writer {
     pub(crate) fn stage(
         &mut self,
         kind: u8,
-        encode: impl FnOnce(&mut Vec<u8>, &mut Vec<crate::record::SortRow>),
+        encode: impl FnOnce(&mut Vec<u8>, &mut crate::record::SortScratch),
     ) -> Option<u8> {
         self.journal.as_ref()?;
         self.record.clear();
