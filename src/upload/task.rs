@@ -99,7 +99,9 @@ pub struct Uploader {
     /// meanings: every store write checks it first (`same_store`), under the same guard, and
     /// the next batch read from another store drops the caches.
     store_id: u64,
-    series: HashMap<u32, SeriesMeta>,
+    /// Looked up once a sample (`filter`) and once a series (`encode`): keyed by the store's ids,
+    /// hashed with its multiply-rotate hasher, not SipHash.
+    series: HashMap<u32, SeriesMeta, belabox_store::BuildSeriesHasher>,
     future_seen: HashSet<SampleKey>,
     unknown_seen: HashSet<SampleKey>,
     /// The mark of the last accepted chunk, committing while the next chunk is sent (it
@@ -213,7 +215,7 @@ impl Uploader {
             failing: false,
             read_failing: false,
             store_id,
-            series: HashMap::new(),
+            series: HashMap::default(),
             future_seen: HashSet::new(),
             unknown_seen: HashSet::new(),
             inflight_mark: None,

@@ -67,6 +67,9 @@ pub use error::{
 };
 pub use recover::move_aside;
 pub use schema::SCHEMA_VERSION;
+/// The multiply-rotate hasher of the store's series ids, for maps keyed by them outside the store too
+/// (the keys are the agent's own, not an attacker's: no need for SipHash).
+pub use series_hash::{BuildSeriesHasher, SeriesHasher};
 pub use types::{
     Checkpoint, CompactStats, ExportedSample, InsertStats, NewSample, OwnedValue, PendingSample,
     QuarantineRecord, RestampStats, RetentionStats, SampleKey, SeriesInfo, SeriesKey,

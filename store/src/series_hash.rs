@@ -8,7 +8,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
 
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct SeriesHasher(u64);
+pub struct SeriesHasher(u64);
 
 impl SeriesHasher {
     #[inline]
@@ -55,7 +55,7 @@ impl Hasher for SeriesHasher {
     }
 }
 
-pub(crate) type BuildSeriesHasher = BuildHasherDefault<SeriesHasher>;
+pub type BuildSeriesHasher = BuildHasherDefault<SeriesHasher>;
 
 #[cfg(test)]
 mod tests {

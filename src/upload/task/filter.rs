@@ -56,7 +56,7 @@ fn fate(
 /// memory there; no I/O). Not known while the store is another one (reopened onto another file
 /// since the batch was read): the sample waits for the next batch.
 fn known_series(
-    cache: &mut HashMap<u32, SeriesMeta>,
+    cache: &mut HashMap<u32, SeriesMeta, belabox_store::BuildSeriesHasher>,
     store: &SharedStore,
     store_id: u64,
     id: u32,
