@@ -62,20 +62,25 @@ fn by_series(numbers: &[(u128, f64)], s: &mut SortScratch) {
     }
     s.offsets.clear();
     s.offsets.resize(span + 1, 0);
+    // Every id lies in lo..=hi, so every index below is in bounds; `get_mut` all the same.
     for &(k, _) in numbers {
-        let c = &mut s.offsets[(k as u32 - lo) as usize + 1];
-        *c += 1;
+        if let Some(c) = s.offsets.get_mut((k as u32 - lo) as usize + 1) {
+            *c += 1;
+        }
     }
-    for j in 1..s.offsets.len() {
-        s.offsets[j] += s.offsets[j - 1];
+    let mut sum = 0;
+    for c in &mut s.offsets {
+        sum += *c;
+        *c = sum;
     }
     s.rows.resize(numbers.len(), (0, 0, 0, 0));
     for (i, n) in numbers.iter().enumerate() {
-        let slot = &mut s.offsets[(n.0 as u32 - lo) as usize];
-        if let Some(r) = s.rows.get_mut(*slot as usize) {
-            *r = row(i, n);
+        if let Some(slot) = s.offsets.get_mut((n.0 as u32 - lo) as usize) {
+            if let Some(r) = s.rows.get_mut(*slot as usize) {
+                *r = row(i, n);
+            }
+            *slot += 1;
         }
-        *slot += 1;
     }
 }
 
