@@ -152,26 +152,84 @@ fn write_short_decimal(out: &mut Vec<u8>, v: f64) -> bool {
 }
 
 fn write_i64(out: &mut Vec<u8>, v: i64) {
+    // Two digits per division ("00" … "99" from a table), as the `itoa` crate does: a 13-digit
+    // timestamp is 7 divisions instead of 13 (≈ 263 → 188 instructions at opt-level "z", counted
+    // by callgrind on a loop of timestamps).
+    let mut digits = [0u8; 20]; // u64::MAX has 20 digits
+    let mut at = digits.len();
+    let mut n = v.unsigned_abs();
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        at -= 2;
+        // Two byte stores, not `copy_from_slice`: at opt-level "z" that is a `memcpy` call,
+        // which made the loop slower than one digit a step (callgrind, 2026-12-07).
+        digits[at] = DIGIT_PAIRS[pair];
+        digits[at + 1] = DIGIT_PAIRS[pair + 1];
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        at -= 2;
+        digits[at] = DIGIT_PAIRS[pair];
+        digits[at + 1] = DIGIT_PAIRS[pair + 1];
+    } else {
+        at -= 1;
+        digits[at] = b'0' + n as u8;
+    }
     if v < 0 {
         out.push(b'-');
-    }
-    let mut n = v.unsigned_abs();
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
     }
     out.extend_from_slice(&digits[at..]);
 }
 
+/// The digits of 0 … 99, two bytes each.
+const DIGIT_PAIRS: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    t
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_i64_matches_display() {
+        let mut values = vec![
+            0,
+            1,
+            -1,
+            9,
+            10,
+            99,
+            100,
+            101,
+            i64::MAX,
+            i64::MIN,
+            i64::MIN + 1,
+        ];
+        let mut p = 1i64;
+        while let Some(next) = p.checked_mul(10) {
+            values.extend([p - 1, p, p + 1, -p, -(p - 1), next / 2]);
+            p = next;
+        }
+        let mut rng = oorandom::Rand64::new(0x1_2345);
+        for _ in 0..100_000 {
+            let v = rng.rand_u64() as i64;
+            values.extend([v, v >> rng.rand_range(0..63)]);
+        }
+        let mut out = Vec::new();
+        for v in values {
+            out.clear();
+            write_i64(&mut out, v);
+            assert_eq!(std::str::from_utf8(&out).unwrap(), v.to_string());
+        }
+    }
 
     #[test]
     fn write_f64_matches_display() {

@@ -157,7 +157,7 @@ impl Store {
             let invalid = |reason| Fault::Invalid { index, reason };
             let vt = value_type(&s.value);
             let hash = SeriesMemo::hash(&s.series, vt);
-            let id = match memo.get(hash, &s.series, vt, &cache) {
+            let id = match memo.get(hash, &s.series, vt) {
                 Some(id) => id,
                 None => {
                     let id = self.resolve_canonical(
@@ -170,7 +170,7 @@ impl Store {
                         &mut new_series,
                         (&mut scratch, &mut canon),
                     )?;
-                    memo.remember(hash, id);
+                    memo.remember(hash, id, &cache);
                     id
                 }
             };

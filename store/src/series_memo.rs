@@ -1,19 +1,24 @@
 //! A memo of the series the writer resolved: a hash of a sample's series fields *as the caller
 //! gave them* (name, device id, labels in the caller's order, value type) → the id resolved for
-//! them last time. A hit skips building the canonical encoding (`codec::series_bytes`) and
-//! hashing it, ≈ 1 000 instructions a sample on every flush (benches/phases, issue 30).
+//! them last time, with what that id means. A hit skips building the canonical encoding
+//! (`codec::series_bytes`) and hashing it, ≈ 1 000 instructions a sample on every flush
+//! (benches/phases, issue 30), and the cache's two lookups by id (an entry carries the id's
+//! [`SeriesInfo`] and value type).
 //!
-//! Invariant: a hit is only trusted after its fields are compared with the interned series
-//! ([`SeriesInfo`], value type included). A hash collision, a reopened store whose ids now mean
-//! other series, or an id not yet committed (a failed insert's) all fall back to the canonical
-//! path, whose answer then replaces the entry. So the memo can make a lookup faster, never
-//! give another id than the canonical path would.
+//! Invariants: an entry is made only for an id already interned in the store's cache
+//! (committed: ids are never reused within a store, so the entry cannot come to mean another
+//! series); an id a batch is still introducing is not remembered, since its insert may fail
+//! and the id then go to another series. A hit is only trusted after its fields are compared
+//! with the entry's series, value type included: a hash collision falls back to the canonical
+//! path, whose answer then replaces the entry. So the memo can make a lookup faster, never give
+//! another id than the canonical path would. The memo lives in the writer of one open store.
 
 use crate::insert::SeriesCache;
 use crate::series_hash::{BuildSeriesHasher, SeriesHasher};
 use crate::{SeriesInfo, SeriesKey};
 use std::collections::HashMap;
 use std::hash::Hasher;
+use std::sync::Arc;
 
 /// Entries kept at most (16 B each); at the cap the memo starts over. The agent has ≈ 100
 /// series; local ingest can bring many more, which then cost the canonical path again.
@@ -21,7 +26,15 @@ const MAX_ENTRIES: usize = 1 << 16;
 
 #[derive(Debug, Default)]
 pub(crate) struct SeriesMemo {
-    ids: HashMap<u64, u32, BuildSeriesHasher>,
+    ids: HashMap<u64, Entry, BuildSeriesHasher>,
+}
+
+/// An interned id and what it names (from the cache, which never changes an id's meaning).
+#[derive(Debug)]
+struct Entry {
+    id: u32,
+    value_type: u8,
+    info: Arc<SeriesInfo>,
 }
 
 impl SeriesMemo {
@@ -42,23 +55,30 @@ impl SeriesMemo {
     }
 
     /// The id remembered for `hash`, if its interned series is exactly `key` and `value_type`.
-    pub(crate) fn get(
-        &self,
-        hash: u64,
-        key: &SeriesKey<'_>,
-        value_type: u8,
-        cache: &SeriesCache,
-    ) -> Option<u32> {
-        let id = *self.ids.get(&hash)?;
-        let info = cache.info.get(&id)?;
-        (cache.value_type.get(&id) == Some(&value_type) && same_series(info, key)).then_some(id)
+    pub(crate) fn get(&self, hash: u64, key: &SeriesKey<'_>, value_type: u8) -> Option<u32> {
+        let e = self.ids.get(&hash)?;
+        (e.value_type == value_type && same_series(&e.info, key)).then_some(e.id)
     }
 
-    pub(crate) fn remember(&mut self, hash: u64, id: u32) {
+    /// Remembers `id` for `hash` if `cache` has it interned; an id not (yet) there is skipped
+    /// (the module's invariants).
+    pub(crate) fn remember(&mut self, hash: u64, id: u32, cache: &SeriesCache) {
+        let (Some(info), Some(&value_type)) = (cache.info.get(&id), cache.value_type.get(&id))
+        else {
+            return;
+        };
         if self.ids.len() >= MAX_ENTRIES {
             self.ids.clear();
         }
-        self.ids.insert(hash, id);
+        let info = Arc::clone(info);
+        self.ids.insert(
+            hash,
+            Entry {
+                id,
+                value_type,
+                info,
+            },
+        );
     }
 }
 
@@ -94,6 +114,15 @@ fn same_series(info: &SeriesInfo, key: &SeriesKey<'_>) -> bool {
         || key.labels.len() > 64
     {
         return false;
+    }
+    // The usual caller gives the labels in the interned (sorted) order: pairwise equal, done.
+    if info
+        .labels
+        .iter()
+        .zip(key.labels)
+        .all(|((ik, iv), (k, v))| ik == k && iv == v)
+    {
+        return true;
     }
     let mut seen = 0u64;
     for (k, v) in key.labels {
@@ -175,20 +204,20 @@ mod tests {
         let k = key("m", &[("a", "1")]);
         let mut memo = SeriesMemo::default();
         let h = SeriesMemo::hash(&k, VT_NUMBER);
-        assert_eq!(
-            memo.get(h, &k, VT_NUMBER, &cache),
-            None,
-            "nothing remembered"
-        );
-        memo.remember(h, 7);
-        assert_eq!(memo.get(h, &k, VT_NUMBER, &cache), Some(7));
-        assert_eq!(memo.get(h, &k, VT_TEXT, &cache), None, "another value type");
-        // An entry pointing at an id that means another series (a reopened store, a collision).
+        assert_eq!(memo.get(h, &k, VT_NUMBER), None, "nothing remembered");
+        memo.remember(h, 7, &cache);
+        assert_eq!(memo.get(h, &k, VT_NUMBER), Some(7));
+        assert_eq!(memo.get(h, &k, VT_TEXT), None, "another value type");
+        // Another series under the same hash (a collision): the comparison refuses it.
         let other = key("m", &[("a", "2")]);
-        assert_eq!(memo.get(h, &other, VT_NUMBER, &cache), None);
-        // An id not interned (a failed insert's fresh id).
-        memo.remember(h, 8);
-        assert_eq!(memo.get(h, &k, VT_NUMBER, &cache), None);
+        assert_eq!(memo.get(h, &other, VT_NUMBER), None);
+        // An id not interned (a failed insert's fresh id) is not remembered: the entry for 7
+        // stays.
+        memo.remember(h, 8, &cache);
+        assert_eq!(memo.get(h, &k, VT_NUMBER), Some(7));
+        let mut fresh = SeriesMemo::default();
+        fresh.remember(h, 8, &cache);
+        assert_eq!(fresh.get(h, &k, VT_NUMBER), None);
         // Names that differ only in the middle hash alike: the comparison refuses the hit.
         let (a, b) = ("aaaaaaaaXaaaaaaaa", "aaaaaaaaYaaaaaaaa");
         assert_eq!(
@@ -199,9 +228,9 @@ mod tests {
         crate::codec::series_bytes(a, "dev", &[], VT_NUMBER, &mut Vec::new(), &mut canon).unwrap();
         cache.add(9, &canon).unwrap();
         let h = SeriesMemo::hash(&key(a, &[]), VT_NUMBER);
-        memo.remember(h, 9);
-        assert_eq!(memo.get(h, &key(a, &[]), VT_NUMBER, &cache), Some(9));
-        assert_eq!(memo.get(h, &key(b, &[]), VT_NUMBER, &cache), None);
+        memo.remember(h, 9, &cache);
+        assert_eq!(memo.get(h, &key(a, &[]), VT_NUMBER), Some(9));
+        assert_eq!(memo.get(h, &key(b, &[]), VT_NUMBER), None);
         // Field boundaries count: ("ab", "dev") is not ("a", "bdev").
         assert_ne!(
             SeriesMemo::hash(&key("ab", &[]), VT_NUMBER),
