@@ -219,7 +219,7 @@ mod tests {
             p = next;
         }
         let mut rng = oorandom::Rand64::new(0x1_2345);
-        for _ in 0..100_000 {
+        for _ in 0..20_000 {
             let v = rng.rand_u64() as i64;
             values.extend([v, v >> rng.rand_range(0..63)]);
         }

@@ -395,7 +395,7 @@ mod tests {
             seed
         };
         let mut scratch = SortScratch::default();
-        for round in 0..300 {
+        for round in 0..100 {
             let len = (next() % 600) as usize;
             let spread = match round % 3 {
                 0 => 90,
