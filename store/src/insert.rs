@@ -476,18 +476,9 @@ fn put_numbers(
     let mut last: Option<(u128, u64)> = None;
     for &(k, x) in older {
         let kb = bytes(k);
-        match last {
-            Some((lk, bits)) if lk == k => {
-                if bits == x.to_bits() {
-                    put.duplicates += 1;
-                } else {
-                    moved.push((k, x));
-                }
-                continue;
-            }
-            _ => {}
+        if repeats(&mut last, k, x, &mut put, &mut moved) {
+            continue;
         }
-        last = Some((k, x.to_bits()));
         let held = samples
             .get(&kb)?
             .map(|v| codec::number_from_bytes(v.value()).to_bits());
@@ -510,18 +501,9 @@ fn put_numbers(
         // row (`Table::insert` was ≈ 4 200 instructions a sample, `benches/phases.rs`).
         let mut tail = samples.upper_bound_mut(Bound::<&KeyBytes>::Unbounded)?;
         for &(k, x) in newer {
-            match last {
-                Some((lk, bits)) if lk == k => {
-                    if bits == x.to_bits() {
-                        put.duplicates += 1;
-                    } else {
-                        moved.push((k, x));
-                    }
-                    continue;
-                }
-                _ => {}
+            if repeats(&mut last, k, x, &mut put, &mut moved) {
+                continue;
             }
-            last = Some((k, x.to_bits()));
             tail.insert_before(&bytes(k), &codec::number_bytes(x))?;
             first.get_or_insert(k);
             end = Some(k);
@@ -565,6 +547,32 @@ fn put_numbers(
         }
     }
     Ok(put)
+}
+
+/// Whether `(k, x)` repeats the batch's previous key (`last`): then it is a duplicate (same
+/// value bits) or moved (another value), and `put_numbers` goes on to the next sample;
+/// otherwise it becomes `last`.
+fn repeats(
+    last: &mut Option<(u128, u64)>,
+    k: u128,
+    x: f64,
+    put: &mut Put,
+    moved: &mut Vec<(u128, f64)>,
+) -> bool {
+    match *last {
+        Some((lk, bits)) if lk == k => {
+            if bits == x.to_bits() {
+                put.duplicates += 1;
+            } else {
+                moved.push((k, x));
+            }
+            true
+        }
+        _ => {
+            *last = Some((k, x.to_bits()));
+            false
+        }
+    }
 }
 
 /// The sequence number of `boot_id` in `unstamped_boots`; with `create`, a new boot gets the
