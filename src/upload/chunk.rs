@@ -6,7 +6,7 @@
 use std::ops::Range;
 use std::time::Duration;
 
-use crate::upload::jsonl::{JsonlError, write_series};
+use crate::upload::jsonl::{JsonlError, write_head, write_series_after};
 
 /// VictoriaMetrics drops (with a 204) samples more than two days ahead of its clock.
 pub const MAX_FUTURE: Duration = Duration::from_secs(2 * 86_400);
@@ -36,6 +36,26 @@ pub struct SeriesMeta {
     pub name: String,
     pub device_id: String,
     pub labels: Vec<(String, String)>,
+    /// The JSONL line's head for this series ([`write_head`]): made once, copied on every line.
+    jsonl_head: Box<[u8]>,
+}
+
+impl SeriesMeta {
+    pub fn new(name: String, device_id: String, labels: Vec<(String, String)>) -> SeriesMeta {
+        let mut head = Vec::new();
+        write_head(
+            &mut head,
+            &name,
+            &device_id,
+            labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        SeriesMeta {
+            name,
+            device_id,
+            labels,
+            jsonl_head: head.into_boxed_slice(),
+        }
+    }
 }
 
 /// Why a sample must not be sent. VictoriaMetrics would answer 204 and silently drop it.
@@ -251,15 +271,8 @@ impl JsonlEncoder {
             }
             let result = match series(id) {
                 None => Err(EncodeError::UnknownSeries(id)),
-                Some(m) => write_series(
-                    out,
-                    &m.name,
-                    &m.device_id,
-                    m.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-                    &self.values,
-                    &self.timestamps,
-                )
-                .map_err(EncodeError::Jsonl),
+                Some(m) => write_series_after(out, &m.jsonl_head, &self.values, &self.timestamps)
+                    .map_err(EncodeError::Jsonl),
             };
             if let Err(e) = result {
                 out.clear();
@@ -281,14 +294,14 @@ pub(crate) mod tests {
     const DAY_MS: i64 = 86_400_000;
 
     pub(crate) fn meta(name: &str, labels: &[(&str, &str)]) -> SeriesMeta {
-        SeriesMeta {
-            name: name.to_owned(),
-            device_id: "rock5b".to_owned(),
-            labels: labels
+        SeriesMeta::new(
+            name.to_owned(),
+            "rock5b".to_owned(),
+            labels
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
-        }
+        )
     }
 
     pub(crate) fn p(series_id: u32, ts_ms: i64, value: f64) -> Point {

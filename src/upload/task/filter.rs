@@ -72,11 +72,11 @@ fn known_series(
         Ok(info) => {
             cache.insert(
                 id,
-                SeriesMeta {
-                    name: info.name.clone(),
-                    device_id: info.device_id.clone(),
-                    labels: info.labels.clone(),
-                },
+                SeriesMeta::new(
+                    info.name.clone(),
+                    info.device_id.clone(),
+                    info.labels.clone(),
+                ),
             );
             true
         }
