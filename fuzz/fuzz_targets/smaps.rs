@@ -99,9 +99,15 @@ fn model(text: &[u8], addr: usize) -> Result<(Vec<(usize, usize)>, usize), Relea
             }
         }
     }
-    let here = all.iter().find(|m| m.start <= addr && addr < m.end);
-    let here = match here {
-        Some(m) if m.executable && m.clean() => *m,
+    let at = all.iter().position(|m| m.start <= addr && addr < m.end);
+    let here = match at.map(|i| (i, all[i])) {
+        Some((i, m)) if m.executable && m.clean() => {
+            // Kept only if fewer than MAX_MAPPINGS clean mappings came before it.
+            if all[..i].iter().filter(|m| m.clean()).count() >= MAX_MAPPINGS {
+                return Err(ReleaseError::TextMappingLeftOut);
+            }
+            m
+        }
         _ => return Err(ReleaseError::NoTextMapping),
     };
     let clean: Vec<Mapping> = all.iter().filter(|m| m.clean()).copied().collect();

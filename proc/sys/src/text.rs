@@ -27,6 +27,10 @@ pub enum ReleaseError {
     NoTextMapping,
     /// madvise(2) failed: the errno (the mappings before it in the file were advised).
     Madvise(i32),
+    /// The mapping holding this code came after [`MAX_MAPPINGS`] other clean read-only file
+    /// mappings, so the scan did not keep it: nothing was advised (advising the others would
+    /// break the promise that the code's own mapping is among what is dropped).
+    TextMappingLeftOut,
 }
 
 /// The first bytes of a smaps line kept for parsing: a header's range, permissions, offset,
@@ -283,6 +287,10 @@ impl SmapsScan {
             Some(m) if m.executable && m.clean() => m,
             _ => return Err(ReleaseError::NoTextMapping),
         };
+        // `here` is clean, so it was kept unless the kept ones were full before it.
+        if !self.clean.iter().flatten().any(|m| *m == here) {
+            return Err(ReleaseError::TextMappingLeftOut);
+        }
         let mut out = Droppable {
             ranges: [(0, 0); MAX_MAPPINGS],
             len: 0,
@@ -562,6 +570,17 @@ Anonymous:             0 kB
         let found = s.finish().expect("the text is the first");
         assert_eq!(found.ranges().count(), MAX_MAPPINGS);
         assert_eq!(found.left_out, 5);
+        // The code's own mapping among those left out: nothing is dropped (found by the fuzz
+        // target `smaps`).
+        let last = 0x10000 + (MAX_MAPPINGS + 5) * 0x1000;
+        let text = text.replacen("r-xp", "r--p", 1)
+            + &std::format!(
+                "{last:x}-{:x} r-xp 0 fe:01 9 /b\nAnonymous: 0 kB\n",
+                last + 0x1000
+            );
+        let mut s = SmapsScan::new(last);
+        s.feed(text.as_bytes());
+        assert_eq!(s.finish(), Err(ReleaseError::TextMappingLeftOut));
     }
 
     /// (start, perms, Rss kB, Anonymous kB) of this process's mappings of the file whose
