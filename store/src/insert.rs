@@ -493,7 +493,6 @@ fn put_numbers(
         }
     }
     let mut appended = 0u64;
-    let (mut first, mut end) = (None, None);
     if !newer.is_empty() {
         // Every key here is above the newest stored one and strictly ascending once repeats
         // are taken out, so they go in through one cursor at the table's end: redb buffers
@@ -518,14 +517,13 @@ fn put_numbers(
             }
             tail.insert_after(&bytes(k), &codec::number_bytes(x))?;
         }
-        first = newer.first().map(|&(k, _)| k);
-        end = newer.last().map(|&(k, _)| k);
         put.inserted += usize::try_from(appended).unwrap_or(usize::MAX);
         // Applies the buffered run; an error here is reported, not left to the drop (which
         // would poison the transaction silently).
         tail.close()?;
     }
-    if let (Some(first), Some(end)) = (first, end) {
+    // The appended rows span the whole of `newer` (a repeat shares its key with a stored row).
+    if let (Some(&(first, _)), Some(&(end, _))) = (newer.first(), newer.last()) {
         pending::append_tail(runs, samples, first, end, appended)?;
     }
     for (k, x) in moved {

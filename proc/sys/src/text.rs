@@ -245,6 +245,8 @@ pub struct SmapsScan {
     left_out: usize,
     /// The mapping holding `addr`, once closed.
     here: Option<Mapping>,
+    /// `here` is clean but came after [`MAX_MAPPINGS`] kept ones: not kept.
+    here_left_out: bool,
 }
 
 impl SmapsScan {
@@ -259,6 +261,7 @@ impl SmapsScan {
             clean_len: 0,
             left_out: 0,
             here: None,
+            here_left_out: false,
         }
     }
 
@@ -287,8 +290,7 @@ impl SmapsScan {
             Some(m) if m.executable && m.clean() => m,
             _ => return Err(ReleaseError::NoTextMapping),
         };
-        // `here` is clean, so it was kept unless the kept ones were full before it.
-        if !self.clean.iter().flatten().any(|m| *m == here) {
+        if self.here_left_out {
             return Err(ReleaseError::TextMappingLeftOut);
         }
         let mut out = Droppable {
@@ -323,7 +325,8 @@ impl SmapsScan {
         let Some(m) = self.current.take() else {
             return;
         };
-        if m.start <= self.addr && self.addr < m.end && self.here.is_none() {
+        let is_here = m.start <= self.addr && self.addr < m.end && self.here.is_none();
+        if is_here {
             self.here = Some(m);
         }
         if !m.clean() {
@@ -334,7 +337,10 @@ impl SmapsScan {
                 *slot = Some(m);
                 self.clean_len += 1;
             }
-            None => self.left_out += 1,
+            None => {
+                self.left_out += 1;
+                self.here_left_out |= is_here;
+            }
         }
     }
 }
