@@ -36,19 +36,44 @@ seed_from_fixtures() {
     shopt -u globstar nullglob
 }
 
-failed=()
+# The targets run FUZZ_JOBS at a time (default: one per core; each libFuzzer run is one thread),
+# each into its own log, printed whole when the target fails and as its last line otherwise.
+jobs="${FUZZ_JOBS:-$(nproc)}"
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+run_one() {
+    local t="$1"
+    if cargo +nightly fuzz run "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
+        -max_total_time="$seconds" -timeout=10 >"$logs/$t.log" 2>&1; then
+        echo "== fuzz $t ${seconds}s: $(grep -E '^(Done|#[0-9]+.*DONE)' "$logs/$t.log" | tail -1)"
+    else
+        echo "== fuzz $t CRASHED:"
+        cat "$logs/$t.log"
+        touch "$logs/$t.failed"
+    fi
+}
+
 for t in $targets; do
     mkdir -p "fuzz/corpus/$t" "fuzz/seeds/$t"
     seed_from_fixtures "$t"
-    echo "== fuzz $t for ${seconds}s"
-    if ! cargo +nightly fuzz run "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
-        -max_total_time="$seconds" -timeout=10; then
-        failed+=("$t")
-    fi
 done
+running=0
+for t in $targets; do
+    if ((running >= jobs)); then
+        wait -n || true
+        running=$((running - 1))
+    fi
+    run_one "$t" &
+    running=$((running + 1))
+done
+wait
 
+failed=()
+for t in $targets; do
+    [ -e "$logs/$t.failed" ] && failed+=("$t")
+done
 if ((${#failed[@]})); then
     echo "smoke.sh: crashed: ${failed[*]} (inputs in fuzz/artifacts/)" >&2
     exit 1
 fi
-echo "smoke.sh: $(wc -w <<<"$targets") targets ran ${seconds}s each without a crash"
+echo "smoke.sh: $(wc -w <<<"$targets") targets ran ${seconds}s each, $jobs at a time, without a crash"
