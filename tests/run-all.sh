@@ -55,10 +55,13 @@ long_tests=(
 )
 long_logs=$(mktemp -d)
 long_pids=()
-trap 'kill "${long_pids[@]}" 2>/dev/null || true; rm -rf "$long_logs"' EXIT
+# Each in its own process group (setsid), so that a failing run stops the test binary and the
+# agents, lazyfs and VictoriaMetrics it started, not only cargo.
+stop_long() { for p in "${long_pids[@]}"; do kill -- "-$p" 2>/dev/null || true; done; }
+trap 'stop_long; rm -rf "$long_logs"' EXIT
 skip=()
 for t in "${long_tests[@]}"; do
-  cargo test -q -p belabox-metrics --test agent -- --exact "$t" >"$long_logs/${t%%::*}" 2>&1 &
+  setsid cargo test -q -p belabox-metrics --test agent -- --exact "$t" >"$long_logs/${t%%::*}" 2>&1 &
   long_pids+=($!)
   skip+=(--skip "$t")
 done
