@@ -21,7 +21,11 @@
 //!   does: every flush and mark a `Durability::None` commit over a backend that holds written
 //!   pages in RAM until the next durable commit, every `F`-th flush durable; each flush also
 //!   appends an fsynced journal record of 16 + 5 bytes a sample, each mark one of 64 bytes.
-//!   `buffered_fold_F_peak_buffer_kib_S` is the most RAM the held pages took.
+//!   `buffered_fold_F_peak_buffer_kib_S` is the most RAM the held pages took;
+//! - `buffered_blocks_fold_F_bytes_per_sample_S` (and `…_peak_buffer_kib_S`): the same journal
+//!   and folds, with each flush's samples as one 48-byte block row per series (`blocks` above)
+//!   instead of a row per sample: the store format issue 30 proposes (schema v4), under the
+//!   store's journal as it is.
 //!
 //! What it leaves out: the agent process (its series table, self-metrics, sessions, retention;
 //! `cargo bench --bench write_bytes` measures that), real compression ratios (the sizes above
@@ -193,7 +197,7 @@ impl redb::StorageBackend for Deferred {
     }
 }
 
-fn buffered(dir: &Path, series: u32, n: u64) -> (f64, usize) {
+fn buffered(dir: &Path, layout: Layout, series: u32, n: u64) -> (f64, usize) {
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(true)
@@ -250,7 +254,7 @@ fn buffered(dir: &Path, series: u32, n: u64) -> (f64, usize) {
         j.sync_data().unwrap();
     };
     let step = TICKS_PER_FLUSH * 1000;
-    commit(&db, Layout::Rows, series, 0, HISTORY_FLUSHES);
+    commit(&db, layout, series, 0, HISTORY_FLUSHES);
     backend.st.lock().unwrap().2 = 0;
     let mut ts = HISTORY_FLUSHES * step;
     let mut off = 0u64;
@@ -261,7 +265,7 @@ fn buffered(dir: &Path, series: u32, n: u64) -> (f64, usize) {
         let fold = f % n == n - 1;
         commit_with(
             &db,
-            Layout::Rows,
+            layout,
             series,
             ts,
             1,
@@ -373,10 +377,18 @@ fn main() {
             "nondurable_journal_bytes_per_sample_{series} {:.1}",
             journal(dir.path(), series, Fold::NonDurable)
         );
-        for n in [3u64, 6, 12, 30] {
-            let (b, peak) = buffered(dir.path(), series, n);
+        for n in [3u64, 6, 12, 30, 60] {
+            let (b, peak) = buffered(dir.path(), Layout::Rows, series, n);
             println!("buffered_fold_{n}_bytes_per_sample_{series} {b:.1}");
             println!("buffered_fold_{n}_peak_buffer_kib_{series} {}", peak >> 10);
+        }
+        for n in [6u64, 30, 60] {
+            let (b, peak) = buffered(dir.path(), Layout::Blocks, series, n);
+            println!("buffered_blocks_fold_{n}_bytes_per_sample_{series} {b:.1}");
+            println!(
+                "buffered_blocks_fold_{n}_peak_buffer_kib_{series} {}",
+                peak >> 10
+            );
         }
         for fold in [3u64, 6, 30] {
             println!(
