@@ -238,7 +238,7 @@ pub struct StorageConfig {
     pub flush_interval: Duration,
     pub durability: DurabilityMode,
     /// What is fsynced per flush and mark: a compact record in the store's journal, the redb
-    /// file written once its held changes reach 448 KiB or after 60 of them (true), or the redb
+    /// file written once its held changes reach 576 KiB or after 60 of them (true), or the redb
     /// commit itself (false). The loss
     /// windows are `durability`'s either way.
     pub journal: bool,

@@ -85,7 +85,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Most journaled commits between folds. The agent's folds are normally decided by
-/// `MAX_HELD_BYTES` (≈ 24 commits at a 1 s interval with 81 series, more with fewer); each
+/// `MAX_HELD_BYTES` (≈ 30 commits at a 1 s interval with 81 series, more with fewer); each
 /// fold writes ≈ 25 pages besides the rows, so fewer folds on a quiet board matter: measured
 /// on the agent (`cargo bench --bench write_bytes`, 600 s, 45 samples a tick) 47.6 B a sample
 /// folding every 24 commits, 37.3 with this. 60 records fit the journal's 256 KiB.
