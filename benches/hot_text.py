@@ -3,37 +3,45 @@
 
     benches/hot_text.py [--seconds N] [--out PATH] BINARY
 
-BINARY is an optimised build that keeps its symbols, e.g.
+BINARY is the board build with its symbols (BBM_KEEP_SYMBOLS=1 only skips the link's -s, so its
+symbol names are the shipped build's; a profile override such as CARGO_PROFILE_BOARD_STRIP would
+change every crate's -C metadata, hence every symbol hash, and the exact names would match
+nothing in the shipped build):
 
-    CARGO_PROFILE_BOARD_STRIP=none CC_x86_64_unknown_linux_musl=cc cargo build --profile board \\
+    BBM_KEEP_SYMBOLS=1 CC_x86_64_unknown_linux_musl=cc cargo build --profile board \\
         --target x86_64-unknown-linux-musl --bin belabox-metrics --target-dir target/hot-text
 
-Three agents run at once under `valgrind --tool=callgrind` for N seconds (default 90), each
-collecting every second and uploading every 30 s over https to one VictoriaMetrics (`-tls`, a
-CA made for the run), /metrics and /health fetched every few seconds:
+Four agents run at once under `valgrind --tool=callgrind` for N seconds (default 90), each
+collecting every second, /metrics and /health fetched every few seconds; the first three upload
+every 30 s over https to one VictoriaMetrics (`-tls`, a CA made for the run):
   1. this machine's /proc and /sys, with a ModemManager stand-in on a private D-Bus
      (tests/support/mm_mock.py: two modems), and local ingest on (a push in each of its three
      formats, and a textfile);
   2. the RK3588 capture's /proc with the Jetson Orin tree's /sys (tests/fixtures/soc);
-  3. the same /proc with the RK3588 vendor tree's /sys, uploading as Prometheus remote_write.
+  3. the same /proc with the RK3588 vendor tree's /sys, uploading as Prometheus remote_write;
+  4. this machine's /proc and /sys, store only (no [remote]).
 So the steady tick of every collector, the store's flushes, folds and marks, both upload
 formats, TLS, the /metrics and /health responder and ingest all run, with start-up and stop.
 Each agent's run is dumped in three parts (`callgrind_control -d`): until WARM_UP_S after its
 /health first answers (start-up: the first flushes and upload rounds included), the N seconds
 after (the steady state), and the stop.
 
-Every function callgrind saw execute (`--demangle=no`: linker symbol names) becomes a glob
-pattern for its input section, inside one output section inserted before `.text`
-(src/link/build.rs passes the script to the linker): first those the steady state ran, in the
-order of the binary's addresses, then those only start-up or the stop ran, which the agent
-drops from its resident set once started (src/agent/text_release.rs). What
-differs between targets and builds is left out of each pattern: v0 crate disambiguators
-(`Cs<base62>_`) and back-references (`B<base62>_`), legacy hashes (`17h<16 hex>E`), LLVM's
-`.NN` / `.llvm.NN` suffixes and the `.text.unlikely.` prefix. So a pattern also takes the other
-instances of a generic function (the section is larger than what ran), and the same list
-serves aarch64, whose names differ from x86_64's only in those parts. ring's assembly has no
-per-function sections: its objects' `.text` goes in whole (≈ 70 KB); musl's functions go in
-by name.
+Every function callgrind saw execute (`--demangle=no`: linker symbol names) gets globs for its
+input section, inside one output section inserted before `.text` (src/link/build.rs passes the
+script to the linker). First the functions the steady state ran, in three tiers (`tiers`): what
+the store-only agent ran, what a JSONL upload over https adds, the rest; so an agent's resident
+text is the front of the section, as far as what it does reaches. Each tier by the binary's
+addresses, every function by its exact name, which keeps the tiers dense in a build of this
+target (x86_64 musl); then the same tiers by patterns, which leave out what differs between
+targets and builds: v0 crate disambiguators (`Cs<base62>_`) and back-references (`B<base62>_`),
+legacy hashes (`17h<16 hex>E`). Both leave out LLVM's `.NN` / `.llvm.NN` suffixes and the
+`.text.unlikely.` prefix. A pattern also takes the other instances of a generic function (the
+section is larger than what ran), which is why the patterns come after every exact name; the
+same list serves aarch64, whose names differ from x86_64's only in those parts (there the
+patterns alone group, in the same tier order). Then those only start-up or the stop ran
+(patterns), which the agent drops from its resident set once started
+(src/agent/text_release.rs). ring's assembly has no per-function sections: its objects' `.text`
+goes in whole (≈ 70 KB), after the upload tier's patterns; musl's functions go in by name.
 
 What it leaves out: code a board runs and this machine cannot (real thermal zones' error paths,
 a modem's failures, a reload): it stays in `.text`, where it was before this script existed.
@@ -133,6 +141,8 @@ textfile_interval = "2s"
 """,
         "orin": f'[paths]\nprocfs = "{rk}"\nsysfs = "{FIXTURES}/soc/jetson-orin/sys"\n',
         "rk3588": f'[paths]\nprocfs = "{rk}"\nsysfs = "{FIXTURES}/soc/rk3588-vendor/sys"\n',
+        # Store only: what every agent runs, with no upload. Its steady functions go first.
+        "store": "",
     }
     agents = []
     for name, extra in workloads.items():
@@ -140,7 +150,8 @@ textfile_interval = "2s"
         os.makedirs(d)
         health = r.free_port()
         cfg = os.path.join(d, "config.toml")
-        agent_config(cfg, os.path.join(d, "metrics.redb"), health, vm_port, ca_file, extra)
+        agent_config(cfg, os.path.join(d, "metrics.redb"), health,
+                     None if name == "store" else vm_port, ca_file, extra)
         if name == "rk3588":
             with open(cfg) as f:
                 text = f.read().replace("/api/v1/import", "/api/v1/write")
@@ -185,7 +196,7 @@ textfile_interval = "2s"
     for name, p, _, _ in agents:
         if p.wait(timeout=60) != 0:
             sys.exit(f"{name} exited with {p.returncode}; see {tmp}/{name}/{name}.log")
-    return [out for _, _, _, out in agents]
+    return {name: out for name, _, _, out in agents}
 
 
 def dump(agents):
@@ -194,11 +205,12 @@ def dump(agents):
 
 
 def executed(callgrind_outs):
-    """(functions the steady state ran, functions only start-up or the stop ran). Each run's
-    files are its parts: 1 until the first dump (start-up), 2 until the second (steady), 3 the
-    stop."""
-    steady, other = set(), set()
-    for out in callgrind_outs:
+    """({workload: functions its steady state ran}, {workload: functions it ran at all},
+    functions only start-up or the stop ran). Each run's files are its parts: 1 until the first
+    dump (start-up), 2 until the second (steady), 3 the stop."""
+    steady, ran, other = {}, {}, set()
+    for workload, out in callgrind_outs.items():
+        st, every = steady.setdefault(workload, set()), ran.setdefault(workload, set())
         for path in glob.glob(out + "*"):
             part, names = 0, set()
             with open(path, errors="replace") as f:
@@ -208,10 +220,35 @@ def executed(callgrind_outs):
                     m = re.match(r"^c?fn=\(\d+\)(?: (.*))?$", line.rstrip("\n"))
                     if m and m.group(1):
                         names.add(m.group(1))
-            (steady if part == 2 else other).update(names)
-    if not steady:
-        sys.exit("no steady-state part in the callgrind output (callgrind_control -d failed?)")
-    return steady, other - steady
+            (st if part == 2 else other).update(names)
+            every.update(names)
+        if not st:
+            sys.exit(f"no steady-state part in {workload}'s callgrind output (callgrind_control -d failed?)")
+    return steady, ran, other - set().union(*steady.values())
+
+
+def tiers(steady, ran):
+    """The steady functions in the order they are linked, densest use first: what the store-only
+    agent ran (every agent runs it); then what a JSONL upload over https adds (run in the steady
+    state by the live or the Orin agent, and at all by both: a TLS handshake that one of them
+    happened to redo in the window is in, the modem, ingest and SoC collectors are not); then
+    the rest (the SoC and modem collectors, ingest, remote_write). An agent's resident text is
+    the pages its functions lie in, so an agent that does not upload holds none of the second
+    tier's pages, and one that uploads JSONL none of the third's."""
+    store = steady["store"]
+    upload = ((steady["live"] | steady["orin"]) & ran["live"] & ran["orin"]) - store
+    rest = set().union(*steady.values()) - store - upload
+    return [("store only", store), ("JSONL upload over https", upload), ("the rest", rest)]
+
+
+def exact(name):
+    """The symbol itself as a section glob (but LLVM's `.NN` / `.llvm.NN` suffix and the
+    `.text.unlikely.` prefix): it takes that function alone in a build of this target, and
+    nothing in another target's build, whose hashes differ."""
+    name = re.sub(r"(\.llvm)?\.\d+$", "", name)
+    if name.startswith(("_R", "_ZN")):
+        return f"*(.text.*{name}*)"
+    return f"*(.text.*{name.lstrip('_')})"
 
 
 def pattern(name):
@@ -227,7 +264,7 @@ def pattern(name):
     return f"*(.text.*{name.lstrip('_')})"
 
 
-def write_script(binary, steady, startup, out, seconds):
+def write_script(binary, steady, ran, startup, out, seconds):
     syms = []
     nm = subprocess.run(["nm", "-S", "--defined-only", binary], capture_output=True, text=True, check=True)
     for line in nm.stdout.splitlines():
@@ -235,51 +272,72 @@ def write_script(binary, steady, startup, out, seconds):
         if len(p) == 4 and p[2] in "tTwW":
             syms.append((int(p[0], 16), int(p[1], 16), p[3]))
     if not syms:
-        sys.exit(f"{binary} has no symbols: build it with CARGO_PROFILE_BOARD_STRIP=none")
+        sys.exit(f"{binary} has no symbols: build it with BBM_KEEP_SYMBOLS=1")
     seen = set()
 
-    def group(names):
+    def group(names, make):
+        """The functions of `names` in this binary, by address, and their globs made by `make`,
+        each glob once in the whole script."""
         hot = sorted((a, s, n) for a, s, n in syms if n in names)
-        patterns = []
+        globs = []
         for _, _, n in hot:
-            pat = pattern(n)
-            if pat not in seen:
-                seen.add(pat)
-                patterns.append(pat)
-        return hot, patterns
+            g = make(n)
+            if g not in seen:
+                seen.add(g)
+                globs.append(g)
+        return hot, globs
 
-    steady_syms, steady_pats = group(steady)
-    startup_syms, startup_pats = group(startup)
+    # Every tier's exact names before any pattern: in a build of this target the patterns take
+    # only what the exact names did not (other instances of a generic function, a function whose
+    # hash changed since the profile), so they must not sit between two tiers. In another
+    # target's build only the patterns match, in the same tier order.
+    tiered = tiers(steady, ran)
+    groups = [(title, *group(names, exact)) for title, names in tiered]
+    patterns = [(title, group(names, pattern)[1]) for title, names in tiered]
+    startup_syms, startup_globs = group(startup, pattern)
     text = sum(s for _, s, _ in syms)
-    steady_bytes = sum(s for _, s, _ in steady_syms)
+    steady_n = sum(len(h) for _, h, _ in groups)
+    steady_bytes = sum(s for _, h, _ in groups for _, s, _ in h)
     startup_bytes = sum(s for _, s, _ in startup_syms)
     with open(out, "w") as f:
         f.write(f"""/* Generated by benches/hot_text.py ({seconds} s of steady state under callgrind, {time.strftime('%Y-%m-%d')}).
  * The functions a running agent executed, of {text} bytes of function text, linked before .text
- * (src/link/build.rs): first the {len(steady_syms)} the steady state ran ({steady_bytes} bytes), then
- * the {len(startup_syms)} only start-up or the stop ran ({startup_bytes} bytes), which the agent drops from
- * its resident set once started (src/agent/text_release.rs). Regenerate after a change that
- * adds or renames much of the hot code; a stale list only groups less. */
+ * (src/link/build.rs): first the {steady_n} the steady state ran ({steady_bytes} bytes) in three
+ * tiers (what a store-only agent runs, what a JSONL upload over https adds, the rest), by exact
+ * name, then the same tiers by patterns for other targets; then the {len(startup_syms)} only start-up or the
+ * stop ran ({startup_bytes} bytes), which the agent drops from its resident set once started
+ * (src/agent/text_release.rs). Regenerate after a change that adds or renames much of the hot
+ * code; a stale list only groups less. */
 SECTIONS
 {{
   .text.hot_first :
   {{
 """)
-        for pat in steady_pats:
-            f.write(f"    {pat}\n")
-        f.write("    *libring*:*(.text)\n    /* start-up and stop only */\n")
-        for pat in startup_pats:
-            f.write(f"    {pat}\n")
+        for title, hot, globs in groups:
+            f.write(f"    /* steady, {title}: {len(hot)} functions, {sum(s for _, s, _ in hot)} bytes, exact names */\n")
+            for g in globs:
+                f.write(f"    {g}\n")
+        for title, globs in patterns:
+            f.write(f"    /* steady, {title}: patterns (other targets; other instances) */\n")
+            for g in globs:
+                f.write(f"    {g}\n")
+            if title.startswith("JSONL"):
+                f.write("    *libring*:*(.text)\n")
+        f.write("    /* start-up and stop only */\n")
+        for g in startup_globs:
+            f.write(f"    {g}\n")
         f.write("""  }
 }
 INSERT BEFORE .text;
 """)
-    print(f"steady_functions {len(steady_syms)}")
-    print(f"steady_function_bytes {steady_bytes}")
+    for title, hot, _ in groups:
+        key = title.split()[0].lower()
+        print(f"steady_{key}_functions {len(hot)}")
+        print(f"steady_{key}_function_bytes {sum(s for _, s, _ in hot)}")
     print(f"startup_only_functions {len(startup_syms)}")
     print(f"startup_only_function_bytes {startup_bytes}")
     print(f"function_text_bytes {text}")
-    print(f"patterns {len(steady_pats) + len(startup_pats)}")
+    print(f"globs {len(seen)}")
 
 
 def main():
@@ -294,8 +352,8 @@ def main():
             outs = run(args, tmp)
         finally:
             r.stop_all()
-        steady, startup = executed(outs)
-        write_script(args.binary, steady, startup, args.out, args.seconds)
+        steady, ran, startup = executed(outs)
+        write_script(args.binary, steady, ran, startup, args.out, args.seconds)
 
 
 if __name__ == "__main__":
