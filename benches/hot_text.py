@@ -41,7 +41,8 @@ same list serves aarch64, whose names differ from x86_64's only in those parts (
 patterns alone group, in the same tier order). Then those only start-up or the stop ran
 (patterns), which the agent drops from its resident set once started
 (src/agent/text_release.rs). ring's assembly has no per-function sections: its objects' `.text`
-goes in whole (≈ 70 KB), after the upload tier's patterns; musl's functions go in by name.
+goes in whole (≈ 70 KB), after the upload tier's exact names (so in another target's build, at
+the front of the patterns); musl's functions go in by name.
 
 What it leaves out: code a board runs and this machine cannot (real thermal zones' error paths,
 a modem's failures, a reload): it stays in `.text`, where it was before this script existed.
@@ -317,12 +318,14 @@ SECTIONS
             f.write(f"    /* steady, {title}: {len(hot)} functions, {sum(s for _, s, _ in hot)} bytes, exact names */\n")
             for g in globs:
                 f.write(f"    {g}\n")
+            if title.startswith("JSONL"):
+                # ring's assembly (AES-GCM, SHA-256: every upload), right after the upload tier
+                # in this target's build; in another target's, at the front of the patterns.
+                f.write("    *libring*:*(.text)\n")
         for title, globs in patterns:
             f.write(f"    /* steady, {title}: patterns (other targets; other instances) */\n")
             for g in globs:
                 f.write(f"    {g}\n")
-            if title.startswith("JSONL"):
-                f.write("    *libring*:*(.text)\n")
         f.write("    /* start-up and stop only */\n")
         for g in startup_globs:
             f.write(f"    {g}\n")
