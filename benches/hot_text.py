@@ -241,33 +241,38 @@ def tiers(steady, ran):
     # that some agent's steady state ran: a log line, a read transaction, a directory walk that
     # comes every few minutes, which 90 s of one agent may miss (and an uploader, doing more,
     # does not); left to the second tier, they made a store-only agent hold 236 KiB of it.
-    store = steady["store"] | (set().union(*steady.values()) & ran["store"])
+    every_steady = set().union(*steady.values())
+    store = steady["store"] | (every_steady & ran["store"])
     upload = ((steady["live"] | steady["orin"]) & ran["live"] & ran["orin"]) - store
-    rest = set().union(*steady.values()) - store - upload
+    rest = every_steady - store - upload
     return [("store only", store), ("JSONL upload over https", upload), ("the rest", rest)]
 
 
-def exact(name):
-    """The symbol itself as a section glob (but LLVM's `.NN` / `.llvm.NN` suffix and the
-    `.text.unlikely.` prefix): it takes that function alone in a build of this target, and
-    nothing in another target's build, whose hashes differ."""
+def glob_of(name, generic):
+    """A section glob for a function. Always without LLVM's `.NN` / `.llvm.NN` suffix and with any
+    prefix (`.text.unlikely.`). `generic=False`: the symbol itself, which takes that function
+    alone in a build of this target and nothing in another target's build, whose hashes differ.
+    `generic=True`: the part of the symbol that is the same on every target and build (v0 crate
+    disambiguators, back-references and legacy hashes left out), which also takes the other
+    instances of a generic function."""
     name = re.sub(r"(\.llvm)?\.\d+$", "", name)
     if name.startswith(("_R", "_ZN")):
-        return f"*(.text.*{name}*)"
-    return f"*(.text.*{name.lstrip('_')})"
-
-
-def pattern(name):
-    """The part of a symbol that is the same on every target and build, as a section glob."""
-    name = re.sub(r"(\.llvm)?\.\d+$", "", name)
-    if name.startswith(("_R", "_ZN")):
-        name = re.sub(r"17h[0-9a-f]{16}E$", "17h*E", name)
-        if name.startswith("_R"):
-            name = re.sub(r"Cs[0-9A-Za-z]*_", "Cs*_", name)
-            name = re.sub(r"B[0-9A-Za-z]*_", "B*_", name)
+        if generic:
+            name = re.sub(r"17h[0-9a-f]{16}E$", "17h*E", name)
+            if name.startswith("_R"):
+                name = re.sub(r"Cs[0-9A-Za-z]*_", "Cs*_", name)
+                name = re.sub(r"B[0-9A-Za-z]*_", "B*_", name)
         return f"*(.text.*{name}*)"
     # C (musl, ring): the section is named after the function, perhaps with leading underscores.
     return f"*(.text.*{name.lstrip('_')})"
+
+
+def exact(name):
+    return glob_of(name, generic=False)
+
+
+def pattern(name):
+    return glob_of(name, generic=True)
 
 
 def write_script(binary, steady, ran, startup, out, seconds):

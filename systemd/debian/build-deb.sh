@@ -24,6 +24,15 @@ if ! cargo deb --version >/dev/null 2>&1; then
   cargo install cargo-deb --locked >&2
 fi
 
+# Both binaries come stripped: the board profile strips at the link (src/link/build.rs passes -s),
+# other profiles by `strip = "symbols"`. One built with BBM_KEEP_SYMBOLS=1 (for
+# benches/hot_text.py) is not shipped.
+refuse_symbols() {
+  if readelf -S "$1" | grep -q '\.symtab'; then
+    echo "build-deb.sh: $1 has its symbols (built with BBM_KEEP_SYMBOLS=1?)" >&2; exit 1
+  fi
+}
+
 case "$arch" in
   amd64)
     triple=x86_64-unknown-linux-musl
@@ -39,22 +48,15 @@ case "$arch" in
     if readelf -l "$bin" | grep -q INTERP || readelf -d "$bin" 2>/dev/null | grep -q NEEDED; then
       echo "build-deb.sh: $bin is not static" >&2; exit 1
     fi
-    # Stripped at the link (src/link/build.rs passes -s for the board profile; other profiles
-    # strip = "symbols"); a binary that kept its symbols (BBM_KEEP_SYMBOLS=1) is not shipped.
-    if readelf -S "$bin" | grep -q '\.symtab'; then
-      echo "build-deb.sh: $bin has its symbols (built with BBM_KEEP_SYMBOLS=1?)" >&2; exit 1
-    fi
+    refuse_symbols "$bin"
     out=$(cargo deb --locked --target "$triple" --profile "$profile" --no-build --no-strip "$@" | tail -1)
     ;;
   arm64)
     export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/cross}"
     bin="$CARGO_TARGET_DIR/aarch64-unknown-linux-musl/${BOARD_PROFILE:-board}/belabox-metrics"
     [ -f "$bin" ] || { echo "build-deb.sh: no board binary at $bin: run tests/cross-aarch64.sh first" >&2; exit 1; }
-    # Already stripped at the link (src/link/build.rs: -s for the board profile); cargo-deb's
-    # strip would need the cross binutils.
-    if readelf -S "$bin" | grep -q '\.symtab'; then
-      echo "build-deb.sh: $bin has its symbols (built with BBM_KEEP_SYMBOLS=1?)" >&2; exit 1
-    fi
+    # cargo-deb's strip would need the cross binutils: the binary must come stripped.
+    refuse_symbols "$bin"
     out=$(cargo deb --locked --target aarch64-unknown-linux-musl --profile "${BOARD_PROFILE:-board}" \
       --no-build --no-strip "$@" | tail -1)
     ;;
