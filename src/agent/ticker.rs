@@ -33,8 +33,7 @@ use crate::collect::sizing;
 use crate::collect::{CollectorKind, Collectors, SetupError};
 use crate::config::Config;
 use crate::model::phase::Phase;
-use crate::model::ring::{DropLog, RingSize, SampleRing, SampleSink};
-use crate::model::sample::Sample;
+use crate::model::ring::{DropLog, RingSize, SampleRing};
 use crate::model::state::AgentState;
 use crate::monitor::clock::Verdict;
 
@@ -99,11 +98,7 @@ impl Tick {
         let (ts, boot_clock) = self.clock.judge(&self.state);
         let t0 = Instant::now();
         let mono = self.mono(now);
-        let mut sink = Stamped {
-            ring: &mut self.ring,
-            boot_clock,
-        };
-        let pushed = self.collectors.tick(mono, ts, &mut sink);
+        let pushed = self.collectors.tick(mono, ts, boot_clock, &mut self.ring);
         self.collected += u64::from(pushed);
         if pushed > 0 {
             self.state
@@ -136,19 +131,6 @@ impl Tick {
                 "sample ring full: oldest samples dropped before they were stored"
             );
         }
-    }
-}
-
-/// The collectors' sink: the hand-off ring, each sample marked with this tick's clock.
-struct Stamped<'a> {
-    ring: &'a mut SampleRing,
-    boot_clock: bool,
-}
-
-impl SampleSink for Stamped<'_> {
-    fn push(&mut self, mut sample: Sample) {
-        sample.boot_clock = self.boot_clock;
-        self.ring.push(sample);
     }
 }
 

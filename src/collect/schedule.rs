@@ -13,6 +13,7 @@ use super::{
 };
 use crate::config::Config;
 use crate::model::ring::{SampleRing, SampleSink};
+use crate::model::sample::Sample;
 
 /// Where a collector runs: on the collection loop's thread, or on the worker lane (its reads
 /// may block: [`CollectorKind::may_block`]) as the lane's job of that index.
@@ -298,17 +299,26 @@ impl Collectors {
     /// Runs every collector whose time has come; returns the samples pushed.
     ///
     /// Scheduling uses `mono_ms` (a monotonic clock: boards without an RTC jump by decades when NTP
-    /// syncs); samples are stamped with the wall-clock `ts_ms`. A collector that fell behind (a
-    /// stalled board) is rescheduled from now rather than run in a burst.
-    pub fn tick(&mut self, mono_ms: i64, ts_ms: i64, out: &mut dyn SampleSink) -> u32 {
-        self.run(Some(mono_ms), ts_ms, out)
+    /// syncs); samples are stamped with the wall-clock `ts_ms`, or the boot clock's when
+    /// `boot_clock` ([`crate::model::sample::Sample::boot_clock`]: set on each sample here, and
+    /// on a worker lane's samples by their request, so that one taken at a later tick keeps its
+    /// own tick's clock). A collector that fell behind (a stalled board) is rescheduled from now
+    /// rather than run in a burst.
+    pub fn tick(
+        &mut self,
+        mono_ms: i64,
+        ts_ms: i64,
+        boot_clock: bool,
+        out: &mut dyn SampleSink,
+    ) -> u32 {
+        self.run(Some(mono_ms), ts_ms, boot_clock, out)
     }
 
     /// Runs every collector regardless of schedule (`once`, benches), waiting up to
     /// [`COLLECT_ALL_WAIT`] for those on the worker lane; one still busy after that is left
     /// behind (see [`Collectors::stuck`]).
     pub fn collect_all(&mut self, ts_ms: i64, out: &mut dyn SampleSink) -> u32 {
-        self.run(None, ts_ms, out)
+        self.run(None, ts_ms, false, out)
     }
 
     /// The collectors whose collection on the lane is in a read right now: (name, the file, for how long
@@ -367,7 +377,13 @@ impl Collectors {
     /// it waits (at most `wait`) for what the lane finishes. Posting first gives the lane the
     /// whole inline pass to finish in, so the loop seldom has to sleep for it (a futex wait and
     /// a wake-up each).
-    fn run(&mut self, mono_ms: Option<i64>, ts_ms: i64, out: &mut dyn SampleSink) -> u32 {
+    fn run(
+        &mut self,
+        mono_ms: Option<i64>,
+        ts_ms: i64,
+        boot_clock: bool,
+        out: &mut dyn SampleSink,
+    ) -> u32 {
         // Entries and lane jobs ≤ CollectorKind::COUNT ≤ 64: one bit each in a u64.
         const _: () = assert!(CollectorKind::COUNT <= 64);
         let mut pushed = 0;
@@ -401,7 +417,7 @@ impl Collectors {
             }
         }
         if let Some(lane) = &mut self.lane {
-            let (taken, missed) = lane.post(lane_take, lane_due, ts_ms, out);
+            let (taken, missed) = lane.post(lane_take, lane_due, ts_ms, boot_clock, out);
             pushed += taken;
             if missed != 0 {
                 for e in self
@@ -413,23 +429,38 @@ impl Collectors {
                 }
             }
         }
+        let mut inline_out = Stamped { out, boot_clock };
         for (i, e) in self.entries.iter_mut().enumerate() {
             if inline_due & (1 << i) == 0 {
                 continue;
             }
             if let Runner::Inline(c) = &mut e.runner {
                 let t0 = std::time::Instant::now();
-                let result = collect_growing(e.kind, c.as_mut(), &mut self.buf, ts_ms, out);
+                let result =
+                    collect_growing(e.kind, c.as_mut(), &mut self.buf, ts_ms, &mut inline_out);
                 pushed += result.as_ref().map_or(0, |o| o.emitted);
                 record(e.kind, &e.stats, result, t0, &self.session_id);
             }
         }
         // The lane ran beside the inline collectors; what it finishes within the budget is in
-        // this tick.
+        // this tick (stamped by its request).
         if let Some(lane) = &mut self.lane {
-            pushed += lane.finish(std::time::Instant::now() + wait, out);
+            pushed += lane.finish(std::time::Instant::now() + wait, inline_out.out);
         }
         pushed
+    }
+}
+
+/// The inline collectors' sink: each sample marked with the tick's clock.
+struct Stamped<'a> {
+    out: &'a mut dyn SampleSink,
+    boot_clock: bool,
+}
+
+impl SampleSink for Stamped<'_> {
+    fn push(&mut self, mut sample: Sample) {
+        sample.boot_clock = self.boot_clock;
+        self.out.push(sample);
     }
 }
 

@@ -21,7 +21,8 @@
 //! Hand-off, allocation-free after start: one [`State`] behind a mutex (held only to move a
 //! request in or samples out, never during a read), a condvar for each direction. When a
 //! collector is due, the collection loop first moves the samples of its last finished collection
-//! into the ring, then posts a request stamped with this tick's time; it wakes the lane once for
+//! into the ring, then posts a request stamped with this tick's time and clock (wall or boot:
+//! a collection taken by a later tick keeps its own); it wakes the lane once for
 //! all it posted, and waits for their results at most its budget ([`TICK_WAIT`] on a tick). A
 //! collection that is not finished by then is taken by a later tick; a collector still busy when
 //! it is due again misses that tick (counted: `ticks_missed_total`), and one busy for longer than
@@ -102,8 +103,11 @@ struct Job {
     collector: Option<Box<dyn Collector>>,
     /// A rebuilt collector (a reload changed its filters), swapped in before its next collection.
     replace: Option<Box<dyn Collector>>,
-    /// A collection asked for, stamped with this time (ms); a lane thread takes it.
-    request: Option<i64>,
+    /// A collection asked for, stamped with this time (ms) and whether that time is the boot
+    /// clock ([`Sample::boot_clock`]); a lane thread takes it. The two travel together: a
+    /// collection taken by a later tick keeps its own tick's clock, even if the clock's verdict
+    /// changed in between.
+    request: Option<(i64, bool)>,
     /// A lane thread is collecting it.
     busy: bool,
     /// The samples of the last finished collection, until the loop takes them.
@@ -194,10 +198,13 @@ pub(super) struct Lane {
 struct Bounded<'a> {
     out: &'a mut Vec<Sample>,
     dropped: u32,
+    /// The request's clock, given to every sample.
+    boot_clock: bool,
 }
 
 impl SampleSink for Bounded<'_> {
-    fn push(&mut self, sample: Sample) {
+    fn push(&mut self, mut sample: Sample) {
+        sample.boot_clock = self.boot_clock;
         if self.out.len() < self.out.capacity() {
             self.out.push(sample);
         } else {
@@ -267,7 +274,8 @@ impl Lane {
     }
 
     /// One look at the lane per tick, under one lock: takes what the jobs in `take | due`
-    /// finished since the last look, posts a request stamped `ts_ms` for each job in `due`
+    /// finished since the last look, posts a request stamped `ts_ms` (on the boot clock when
+    /// `boot_clock`) for each job in `due`
     /// (bit i: job i), and wakes the lane's thread if it sleeps and anything was posted.
     /// Returns (samples taken, the due jobs that were still busy with an earlier request:
     /// each a missed tick). A job index past the jobs is ignored.
@@ -276,6 +284,7 @@ impl Lane {
         take: u64,
         due: u64,
         ts_ms: i64,
+        boot_clock: bool,
         out: &mut dyn SampleSink,
     ) -> (u32, u64) {
         let (mut taken, mut missed) = (0u32, 0u64);
@@ -292,7 +301,7 @@ impl Lane {
             if job.busy || job.request.is_some() {
                 missed |= bit;
             } else {
-                job.request = Some(ts_ms);
+                job.request = Some((ts_ms, boot_clock));
                 self.posted |= bit;
             }
         }
@@ -460,7 +469,8 @@ fn work(shared: &Shared, mut generation: u64) {
         let Some(job) = state.jobs.get_mut(i) else {
             continue;
         };
-        let (Some(ts_ms), Some(mut collector)) = (job.request, job.collector.take()) else {
+        let (Some((ts_ms, boot_clock)), Some(mut collector)) = (job.request, job.collector.take())
+        else {
             continue;
         };
         job.request = None;
@@ -478,6 +488,7 @@ fn work(shared: &Shared, mut generation: u64) {
         let mut sink = Bounded {
             out: &mut own,
             dropped: 0,
+            boot_clock,
         };
         RUNNING.with(|r| *r.borrow_mut() = Some(Arc::clone(&stats)));
         stats.busy_since_mono_ms.store(mono_ms(), Ordering::Relaxed);
@@ -639,13 +650,62 @@ mod tests {
 
     /// One round of a tick: every job due, one wake-up, the wait. Returns the values taken.
     fn round(lane: &mut Lane, ts_ms: i64, wait: Duration) -> (Vec<f64>, [bool; 3]) {
-        let mut out: Vec<Sample> = Vec::new();
-        let (_, missed) = lane.post(0, 0b111, ts_ms, &mut out);
-        let posted = [0, 1, 2].map(|i| missed & (1 << i) == 0);
-        lane.finish(Instant::now() + wait, &mut out);
+        let (out, posted) = round_on(lane, ts_ms, false, wait);
         let mut values: Vec<f64> = out.iter().map(|s| s.value).collect();
         values.sort_by(f64::total_cmp);
         (values, posted)
+    }
+
+    /// [`round`] on the boot clock or not; returns the samples taken, in order.
+    fn round_on(
+        lane: &mut Lane,
+        ts_ms: i64,
+        boot_clock: bool,
+        wait: Duration,
+    ) -> (Vec<Sample>, [bool; 3]) {
+        let mut out: Vec<Sample> = Vec::new();
+        let (_, missed) = lane.post(0, 0b111, ts_ms, boot_clock, &mut out);
+        let posted = [0, 1, 2].map(|i| missed & (1 << i) == 0);
+        lane.finish(Instant::now() + wait, &mut out);
+        (out, posted)
+    }
+
+    /// A collection asked for on the boot clock and taken by a later tick, after the clock came
+    /// to be trusted, stays on the boot clock (its timestamp is a boot-clock time); this tick's
+    /// own samples carry wall time. Before, the taking tick's clock marked both, and 21
+    /// boot-clock times were stored as 1970 wall times (then quarantined as too old).
+    #[test]
+    fn a_late_collection_keeps_the_clock_it_was_asked_on() {
+        let gate = Arc::new(Gate::default());
+        let (mut lane, _) = lane_of([Some(Arc::clone(&gate)), None, None]);
+        let (out, _) = round_on(&mut lane, 5_000, true, Duration::from_secs(1));
+        assert!(
+            out.iter().all(|s| s.boot_clock && s.ts_ms == 5_000),
+            "{out:?}"
+        );
+        gate.open();
+        let mut late = Vec::new();
+        for tick in 0..200 {
+            let (out, posted) = round_on(
+                &mut lane,
+                1_800_000_000_000 + tick,
+                false,
+                Duration::from_secs(1),
+            );
+            if posted[0] {
+                late = out;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let (boot, wall): (Vec<&Sample>, Vec<&Sample>) = late.iter().partition(|s| s.boot_clock);
+        assert_eq!(boot.len(), 1, "{late:?}");
+        assert_eq!((boot[0].value, boot[0].ts_ms), (0.0, 5_000));
+        assert_eq!(wall.len(), 3, "{late:?}");
+        assert!(
+            wall.iter().all(|s| s.ts_ms >= 1_800_000_000_000),
+            "{late:?}"
+        );
     }
 
     /// Every collector on the lane runs on its one thread, each tick.
