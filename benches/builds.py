@@ -14,6 +14,8 @@ benches/resources.sh runs it. After a 15 s warm-up, a window of N seconds (defau
 
   - cpu_ns: Δ of every thread's /proc/PID/task/TID/schedstat run time over the window (sampled
     every second, so a thread that exits loses at most its last second), and per thread name;
+  - runs_per_s_thread_NAME: Δ of schedstat's third field (times the thread was put on a CPU:
+    its wake-ups plus its preemptions) per second of the window, per thread name;
   - ticks: Δ collector_collection_duration_seconds_count of its /metrics, divided by the
     collectors that count it (so: collection ticks); samples = ticks × samples per tick (`once`);
   - us_per_sample = cpu_ns / samples; write_bytes per sample (/proc/PID/io); VmRSS at the end.
@@ -35,13 +37,19 @@ import resources as r  # noqa: E402
 
 
 def thread_ns_by_name(pid):
-    """{(tid, thread name): schedstat run time ns} of the live threads."""
+    """{(tid, thread name): (schedstat run time ns, times run on a CPU)} of the live threads."""
     out = {}
-    for tid, ns in r.thread_runtime_ns(pid).items():
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
         try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                ns, _, runs = (int(x) for x in f.read().split()[:3])
             with open(f"/proc/{pid}/task/{tid}/comm") as f:
-                out[(tid, f.read().strip())] = ns
-        except OSError:
+                out[(tid, f.read().strip())] = (ns, runs)
+        except (OSError, ValueError):
             pass
     return out
 
@@ -141,9 +149,11 @@ def run(args, builds, roots, tmp):
         end = snap(a)
         end["threads"] = {**last[a["name"]]["threads"], **end["threads"]}
         f = first[a["name"]]
-        by_name = {}
-        for key, ns in end["threads"].items():
-            by_name[key[1]] = by_name.get(key[1], 0) + ns - f["threads"].get(key, 0)
+        by_name, runs_by_name = {}, {}
+        for key, (ns, runs) in end["threads"].items():
+            ns0, runs0 = f["threads"].get(key, (0, 0))
+            by_name[key[1]] = by_name.get(key[1], 0) + ns - ns0
+            runs_by_name[key[1]] = runs_by_name.get(key[1], 0) + runs - runs0
         cpu = sum(by_name.values())
         ticks = end["ticks"] - f["ticks"]
         samples = ticks * a["per_tick"]
@@ -157,6 +167,8 @@ def run(args, builds, roots, tmp):
         print(f"{n}_cpu_ns {cpu}")
         for t, ns in sorted(by_name.items()):
             print(f"{n}_cpu_ns_thread_{t} {ns}")
+        for t, runs in sorted(runs_by_name.items()):
+            print(f"{n}_runs_per_s_thread_{t} {runs / wall:.2f}")
         print(f"{n}_us_per_sample {us:.3f}")
         print(f"{n}_write_bytes_per_sample {wb:.1f}")
         print(f"{n}_rss_kib {rss}")
