@@ -184,28 +184,10 @@ pub fn run(mut config: Config, reload: Option<ConfigLoader>) -> Result<(), RunEr
     }
     // Signals first: a SIGTERM during start-up must still end in a clean close.
     let wake = WakePipe::install().map_err(RunError::Signals)?;
-    let Opened {
-        store,
-        moved_aside,
-        deferred,
-    } = open_store(&config)?;
-    let store = SharedStore::from(store);
     let mut collectors = Collectors::open(&config).map_err(RunError::Collectors)?;
     let session_id = uuid::Uuid::new_v4();
     collectors.set_session_id(&session_id.to_string());
     let started_at_ms = now_ms();
-    let mut start_records = StartRecords::new(&config, session_id, started_at_ms);
-    // A closed store (`deferred`) refuses every write: the records wait for its reopen.
-    let written = match deferred {
-        Some(_) => Ok(()),
-        None => start_records.write(&store.get()),
-    };
-    let start_failure = match written {
-        Ok(()) => None,
-        Err(StartWriteError::Io(e)) => Some(e),
-        Err(StartWriteError::Fatal(e)) => return Err(RunError::RecordSession(e)),
-    };
-
     let state = Arc::new(
         AgentState::new(
             started_at_ms,
@@ -218,17 +200,39 @@ pub fn run(mut config: Config, reload: Option<ConfigLoader>) -> Result<(), RunEr
         )
         .with_series(&config, sizing::max_tick_samples(&config)),
     );
+    // Before the ticker owns them: the collectors' own tasks (the modem poller) run on the
+    // executor.
+    let background = collectors.take_tasks();
+    // The tick starts before the store opens: opening verifies every page of the store file
+    // (after a crash, a power cut or a reboot), which takes time in proportion to its size, and
+    // what the tick collects meanwhile waits in its hand-off ring (a minute and more of
+    // samples, `collect::sizing`) instead of not being taken at all. A failed open stops it
+    // again (its samples were never stored: the agent does not run).
+    let waker = wake.waker().map_err(RunError::TickThread)?;
+    let tick = ticker::Tick::new(&config, collectors, Arc::clone(&state), waker);
+    let ticker = ticker::Ticker::spawn(tick).map_err(RunError::TickThread)?;
+    let Opened {
+        store,
+        moved_aside,
+        deferred,
+    } = open_store(&config)?;
+    let store = SharedStore::from(store);
+    let mut start_records = StartRecords::new(&config, session_id, started_at_ms);
+    // A closed store (`deferred`) refuses every write: the records wait for its reopen.
+    let written = match deferred {
+        Some(_) => Ok(()),
+        None => start_records.write(&store.get()),
+    };
+    let start_failure = match written {
+        Ok(()) => None,
+        Err(StartWriteError::Io(e)) => Some(e),
+        Err(StartWriteError::Fatal(e)) => return Err(RunError::RecordSession(e)),
+    };
     if let Some(to) = moved_aside {
         note_moved_aside(&state, &to);
     }
     refresh_storage_state(&store.get(), &config.storage.path, &state);
     let rules = HealthRules::from_config(&config);
-    // Before the ticker owns them: the collectors' own tasks (the modem poller) run on the
-    // executor.
-    let background = collectors.take_tasks();
-    let waker = wake.waker().map_err(RunError::TickThread)?;
-    let tick = ticker::Tick::new(&config, collectors, Arc::clone(&state), waker);
-    let ticker = ticker::Ticker::spawn(tick).map_err(RunError::TickThread)?;
     let mut lp = CollectionLoop::new(&config, &store, &state, rules, ticker);
     if let Some(e) = deferred {
         lp.open_failed(&e, start_records);

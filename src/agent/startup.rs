@@ -48,6 +48,8 @@ pub(super) fn open_store(config: &Config) -> Result<Opened, RunError> {
         })?;
     }
     let path = &config.storage.path;
+    #[cfg(feature = "test-hooks")]
+    super::test_hooks::delay_open();
     let (store, deferred, moved_aside) = match Store::open_or_closed(path, store_options(config)) {
         Ok((store, deferred)) => (store, deferred, None),
         Err(OpenError::Failed {

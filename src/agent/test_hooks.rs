@@ -13,6 +13,9 @@
 //!   vouch for a faked clock (tests/clock_untrusted.rs).
 //! - `BELABOX_METRICS_TEST_TIMESYNC_DIR=dir`: systemd-timesyncd's runtime directory is `dir`
 //!   instead of [`SystemClock::TIMESYNC_DIR`], so a test can sync "NTP" by hand.
+//! - `BELABOX_METRICS_TEST_OPEN_DELAY_MS=N`: the store's open takes N ms longer, as a large
+//!   store's verification after a crash does, so a test can show that the tick runs meanwhile
+//!   (tests/agent/run_agent.rs).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -61,6 +64,13 @@ fn stall() -> ! {
     log::warn!(error_type = "test_hook"; "BELABOX_METRICS_TEST_STALL_AFTER reached: the collection loop stalls");
     loop {
         std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// Holds the store's open `BELABOX_METRICS_TEST_OPEN_DELAY_MS` longer (unset: not at all).
+pub(super) fn delay_open() {
+    if let Some(ms) = env_u64("BELABOX_METRICS_TEST_OPEN_DELAY_MS") {
+        std::thread::sleep(Duration::from_millis(ms));
     }
 }
 

@@ -54,6 +54,53 @@ fn sigterm_flushes_the_ring_and_exits_0() {
     );
 }
 
+/// The tick starts before the store opens (src/agent/mod.rs): an open that takes long, as a
+/// large store's verification after a crash does, costs no samples. The open is held 3 s by a
+/// test hook; the store then holds samples stamped before the open could have ended, and the
+/// hand-off ring (which holds far more than 3 s of samples) dropped none.
+#[test]
+fn samples_taken_while_the_store_opens_are_stored() {
+    const DELAY_MS: i64 = 3_000;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path());
+    let log = dir.path().join("agent.log");
+    let spawned = belabox_metrics::model::time::now_ms();
+    let mut child = support::run_command(&cfg)
+        .env("BELABOX_METRICS_TEST_OPEN_DELAY_MS", DELAY_MS.to_string())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(DELAY_MS.unsigned_abs() + 1_000));
+    let status = support::stop(&mut child, Duration::from_secs(10));
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{status:?}\n{log}");
+    let mut ts: Vec<i64> = support::store_export_lines(&cfg)
+        .iter()
+        .filter(|l| l.contains("\"memory_total_bytes\""))
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["timestamps"][0].as_i64().unwrap()
+        })
+        .collect();
+    ts.sort_unstable();
+    let first = *ts.first().expect("memory_total_bytes stored");
+    assert!(
+        first < spawned + DELAY_MS,
+        "the first sample is stamped {} ms after the spawn: the tick waited for the store's \
+         {DELAY_MS} ms open\n{log}",
+        first - spawned
+    );
+    let during_open = ts.iter().filter(|t| **t < spawned + DELAY_MS).count();
+    assert!(
+        during_open >= 2,
+        "{during_open} samples stamped during the open: {ts:?}"
+    );
+    assert!(
+        !log.contains("sample ring full"),
+        "the hand-off ring dropped samples during the open:\n{log}"
+    );
+}
+
 #[test]
 fn a_second_agent_on_the_same_store_is_refused_with_the_pid() {
     let dir = tempfile::tempdir().unwrap();
