@@ -51,9 +51,6 @@ pub struct Collectors {
     workers: bool,
     /// The worker lane, started with the first collector that goes on it.
     lane: Option<Lane>,
-    /// A tick left a lane collection to be taken: the ticker wakes by then (monotonic ms) even
-    /// if no collector is due ([`LANE_TAKE_MS`]).
-    lane_take_by: Option<i64>,
 }
 
 impl Collectors {
@@ -138,7 +135,6 @@ impl Collectors {
                 session_id: heapless::String::new(),
                 workers,
                 lane: None,
-                lane_take_by: None,
             };
             return (collectors, failed);
         }
@@ -216,7 +212,6 @@ impl Collectors {
             session_id: heapless::String::new(),
             workers,
             lane,
-            lane_take_by: None,
         };
         (collectors, failed)
     }
@@ -369,22 +364,19 @@ impl Collectors {
     }
 
     /// Milliseconds (monotonic) until the next collector is due; 0 if one is due now.
-    /// A lane collection left to be taken counts as due at its take-by time.
     pub fn next_due_in(&self, mono_ms: i64) -> i64 {
         self.entries
             .iter()
-            .map(|e| e.next_due_ms)
-            .chain(self.lane_take_by)
-            .map(|due| due.saturating_sub(mono_ms).max(0))
+            .map(|e| e.next_due_ms.saturating_sub(mono_ms).max(0))
             .min()
             .unwrap_or(1000)
     }
 
-    /// Runs the due collectors. A tick runs the due inline collectors, then posts every due lane
-    /// collector's request (taking what the lane finished since the last look) and wakes the
-    /// lane once, without waiting: the lane reads while the ticker sleeps. `collect_all` posts
-    /// first, runs the inline collectors while the lane reads beside them, then waits (at most
-    /// `wait`) for what the lane finishes.
+    /// Runs the due collectors: first it posts every due lane collector's request and wakes the
+    /// lane once, then it runs the due inline collectors while the lane reads beside them, then
+    /// it waits (at most `wait`) for what the lane finishes. Posting first gives the lane the
+    /// whole inline pass to finish in, so the loop seldom has to sleep for it (a futex wait and
+    /// a wake-up each).
     fn run(
         &mut self,
         mono_ms: Option<i64>,
@@ -424,13 +416,20 @@ impl Collectors {
                 (Runner::Worker(j), false) => lane_take |= 1 << j,
             }
         }
-        let mut inline_out = Stamped { out, boot_clock };
-        // `collect_all` posts first and waits: the lane reads beside the inline pass.
-        if mono_ms.is_none() {
-            pushed += self
-                .post_lane(lane_take, lane_due, ts_ms, boot_clock, inline_out.out)
-                .0;
+        if let Some(lane) = &mut self.lane {
+            let (taken, missed) = lane.post(lane_take, lane_due, ts_ms, boot_clock, out);
+            pushed += taken;
+            if missed != 0 {
+                for e in self
+                    .entries
+                    .iter()
+                    .filter(|e| matches!(e.runner, Runner::Worker(j) if missed & (1 << j) != 0))
+                {
+                    e.stats.ticks_missed_total.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
+        let mut inline_out = Stamped { out, boot_clock };
         for (i, e) in self.entries.iter_mut().enumerate() {
             if inline_due & (1 << i) == 0 {
                 continue;
@@ -443,71 +442,14 @@ impl Collectors {
                 record(e.kind, &e.stats, result, t0, &self.session_id);
             }
         }
-        match mono_ms {
-            // A tick posts last and does not wait: the lane's thread runs while this one
-            // sleeps, and the next tick (by `lane_take_by` at the latest) takes the samples,
-            // stamped by their request. Waiting here cost the ticker a second wake-up a tick
-            // (the lane's finish), and posting first let the lane's thread preempt it.
-            Some(now) => {
-                let (taken, outstanding) =
-                    self.post_lane(lane_take, lane_due, ts_ms, boot_clock, inline_out.out);
-                pushed += taken;
-                if let Some(lane) = &mut self.lane {
-                    lane.leave();
-                }
-                self.lane_take_by = outstanding.then(|| now.saturating_add(LANE_TAKE_MS));
-            }
-            None => {
-                if let Some(lane) = &mut self.lane {
-                    pushed += lane.finish(std::time::Instant::now() + wait, inline_out.out);
-                }
-            }
+        // The lane ran beside the inline collectors; what it finishes within the budget is in
+        // this tick (stamped by its request).
+        if let Some(lane) = &mut self.lane {
+            pushed += lane.finish(std::time::Instant::now() + wait, inline_out.out);
         }
         pushed
     }
-
-    /// The tick's one look at the lane ([`Lane::post`]): takes what finished, posts the due
-    /// requests, counts each due job still busy as a missed tick. Returns (samples taken,
-    /// whether a collection is still to be taken).
-    fn post_lane(
-        &mut self,
-        take: u64,
-        due: u64,
-        ts_ms: i64,
-        boot_clock: bool,
-        out: &mut dyn SampleSink,
-    ) -> (u32, bool) {
-        let Some(lane) = &mut self.lane else {
-            return (0, false);
-        };
-        let (taken, missed, outstanding) = lane.post(take, due, ts_ms, boot_clock, out);
-        if missed != 0 {
-            for e in self
-                .entries
-                .iter()
-                .filter(|e| matches!(e.runner, Runner::Worker(j) if missed & (1 << j) != 0))
-            {
-                e.stats.ticks_missed_total.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        (taken, outstanding)
-    }
-
-    /// The ticker's last look before it stops: waits [`worker::TICK_WAIT`] at most for the
-    /// lane's outstanding collections and takes them into `out`. Returns the samples taken.
-    pub fn take_lane(&mut self, out: &mut dyn SampleSink) -> u32 {
-        self.lane_take_by = None;
-        match &mut self.lane {
-            Some(lane) => lane.take_all(std::time::Instant::now() + worker::TICK_WAIT, out),
-            None => 0,
-        }
-    }
 }
-
-/// A collection posted by a tick is taken by the next tick, or this long (ms) after its post if
-/// no collector is due by then: with 1 s intervals the next tick comes first, so this adds no
-/// wake-up; with only slower collectors it adds one a second while a collection is outstanding.
-const LANE_TAKE_MS: i64 = 1_000;
 
 /// The inline collectors' sink: each sample marked with the tick's clock.
 struct Stamped<'a> {
@@ -854,85 +796,5 @@ mod tests {
             .reconfigure(&config, &[CollectorKind::Thermal], 2_000)
             .unwrap();
         assert!(!on_worker(&inline));
-    }
-
-    /// A tick does not wait for the worker lane: what it posts is taken by the next tick (or at
-    /// the take-by time when nothing else is due), stamped with the time and clock it was asked
-    /// on, and the ticker's last look takes what a stop would leave behind.
-    #[test]
-    fn a_tick_leaves_the_lane_to_read_and_the_next_look_takes_it() {
-        let board = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rk3588-rock5b/proc");
-        let dir = tempfile::tempdir().unwrap();
-        let sysfs = dir.path().join("sys");
-        let zone = sysfs.join("class/thermal/thermal_zone0");
-        std::fs::create_dir_all(&zone).unwrap();
-        std::fs::write(zone.join("type"), "soc-thermal\n").unwrap();
-        std::fs::write(zone.join("temp"), "45000\n").unwrap();
-        let mut config = Config::default();
-        config.paths.procfs = board;
-        config.paths.sysfs = sysfs;
-        // Thermal every 10 s, the rest every second.
-        config.collect.interval = std::time::Duration::from_secs(1);
-        config.collect.intervals.set(
-            CollectorKind::Thermal,
-            Some(std::time::Duration::from_secs(10)),
-        );
-        let mut c = Collectors::open(&config).unwrap();
-        let temps = |out: &[Sample]| -> Vec<(i64, bool)> {
-            out.iter()
-                .filter(|s| s.metric == Metric::ThermalTemperatureCelsius)
-                .map(|s| (s.ts_ms, s.boot_clock))
-                .collect()
-        };
-        // Eventually true within 5 s: the lane's thread runs on its own schedule.
-        let settle = |c: &Collectors| {
-            let t0 = std::time::Instant::now();
-            while lock_state_busy(c) && t0.elapsed() < std::time::Duration::from_secs(5) {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-        };
-        let mut out: Vec<Sample> = Vec::new();
-        c.tick(0, 7_000, true, &mut out);
-        assert_eq!(temps(&out), [], "not waited for");
-        assert_eq!(c.next_due_in(0), 1_000, "the others' next tick comes first");
-        settle(&c);
-        out.clear();
-        // The next tick takes it, with its own request's time and clock.
-        c.tick(1_000, 1_800_000_001_000, false, &mut out);
-        assert_eq!(temps(&out), [(7_000, true)]);
-        assert!(
-            out.iter()
-                .any(|s| s.ts_ms == 1_800_000_001_000 && !s.boot_clock),
-            "{out:?}"
-        );
-        // Only the lane left to take: the ticker wakes LANE_TAKE_MS after the post.
-        let mut only = config.clone();
-        only.collect.disabled = CollectorKind::ALL
-            .into_iter()
-            .filter(|k| *k != CollectorKind::Thermal)
-            .collect();
-        let mut c = Collectors::open(&only).unwrap();
-        out.clear();
-        c.tick(0, 5_000, false, &mut out);
-        assert_eq!(c.next_due_in(0), LANE_TAKE_MS);
-        settle(&c);
-        out.clear();
-        c.tick(LANE_TAKE_MS, 6_000, false, &mut out);
-        assert_eq!(temps(&out), [(5_000, false)]);
-        assert_eq!(
-            c.next_due_in(LANE_TAKE_MS),
-            10_000 - LANE_TAKE_MS,
-            "nothing left"
-        );
-        // A stop's last look waits for and takes what the last tick posted.
-        c.tick(10_000, 15_000, false, &mut out);
-        out.clear();
-        assert_eq!(c.take_lane(&mut out), 1);
-        assert_eq!(temps(&out), [(15_000, false)]);
-    }
-
-    /// Whether a lane collection is asked for or running (test helper).
-    fn lock_state_busy(c: &Collectors) -> bool {
-        c.lane.as_ref().is_some_and(Lane::busy)
     }
 }

@@ -23,10 +23,8 @@
 //! collector is due, the collection loop first moves the samples of its last finished collection
 //! into the ring, then posts a request stamped with this tick's time and clock (wall or boot:
 //! a collection taken by a later tick keeps its own); it wakes the lane once for
-//! all it posted. A tick does not wait: it posts last and sleeps while the lane reads, and the
-//! next tick's look takes the samples ([`Lane::leave`]); `collect_all` posts first and waits for
-//! their results at most its budget. A collection that is not finished by then is taken by a
-//! later look; a collector still busy when
+//! all it posted, and waits for their results at most its budget ([`TICK_WAIT`] on a tick). A
+//! collection that is not finished by then is taken by a later tick; a collector still busy when
 //! it is due again misses that tick (counted: `ticks_missed_total`), and one busy for longer than
 //! [`COLLECTOR_STUCK_MS`] is reported stuck in /health, with the file its read is on
 //! ([`note_reading`]). The loop never waits longer than the budget, so a stuck read delays
@@ -61,15 +59,15 @@ use crate::model::state::mono_ms;
 /// are several times larger (the filesystem collector overflowed 128 KiB in one).
 pub const WORKER_STACK: usize = 512 * 1024;
 
-/// How long the ticker's last look before a stop waits for the lane's outstanding collections
-/// (all of them together). A sysfs read takes microseconds; an I²C sensor read a few
-/// milliseconds. Longer, the samples are not taken (a tick itself never waits).
+/// How long a tick waits for its posted collections (all of them together). A sysfs read takes
+/// microseconds; an I²C sensor read a few milliseconds. Longer, the samples arrive with a later
+/// tick (stamped with the time they were asked for).
 pub const TICK_WAIT: Duration = Duration::from_millis(50);
 
 /// A collection that has run this long while other requests wait behind it gets the lane's
-/// thread to itself: the others move to a new thread (at the loop's next look: the next tick, or
-/// within a waiting look). Equal to [`TICK_WAIT`], so a waiting look ends before the move and a
-/// collector slower than the budget moves the others at most once a look.
+/// thread to itself: the others move to a new thread. Equal to [`TICK_WAIT`], so a tick's wait
+/// ends before the move and a collector slower than the tick's budget moves the others at most
+/// once a tick.
 pub const LANE_STALL: Duration = TICK_WAIT;
 
 thread_local! {
@@ -279,12 +277,8 @@ impl Lane {
     /// finished since the last look, posts a request stamped `ts_ms` (on the boot clock when
     /// `boot_clock`) for each job in `due`
     /// (bit i: job i), and wakes the lane's thread if it sleeps and anything was posted.
-    /// Requests of an earlier look still waiting behind a collection that has held the lane for
-    /// [`LANE_STALL`] move to another thread first ([`Lane::unstall`]): a tick that does not
-    /// wait ([`Lane::leave`]) makes the move here, one tick after the stall began.
     /// Returns (samples taken, the due jobs that were still busy with an earlier request:
-    /// each a missed tick, whether any collection is still to be taken: asked for, running or
-    /// finished). A job index past the jobs is ignored.
+    /// each a missed tick). A job index past the jobs is ignored.
     pub(super) fn post(
         &mut self,
         take: u64,
@@ -292,13 +286,9 @@ impl Lane {
         ts_ms: i64,
         boot_clock: bool,
         out: &mut dyn SampleSink,
-    ) -> (u32, u64, bool) {
+    ) -> (u32, u64) {
         let (mut taken, mut missed) = (0u32, 0u64);
         let mut state = lock(&self.shared.state);
-        // Only a running collection can stall the lane: the clock is read only then.
-        if state.running.is_some() && state.stalled(Instant::now()) {
-            self.unstall(&mut state);
-        }
         for (i, job) in state.jobs.iter_mut().enumerate() {
             let bit = 1u64 << i;
             if (take | due) & bit == 0 {
@@ -316,29 +306,11 @@ impl Lane {
             }
         }
         let wake = self.posted != 0 && state.idle;
-        let outstanding = state
-            .jobs
-            .iter()
-            .any(|j| j.busy || j.request.is_some() || !j.finished.is_empty());
         drop(state);
         if wake {
             self.shared.wake.notify_one();
         }
-        (taken, missed, outstanding)
-    }
-
-    /// The tick does not wait for what it posted: the next look ([`Lane::post`]) takes it.
-    pub(super) fn leave(&mut self) {
-        self.posted = 0;
-    }
-
-    /// Every job's outstanding collection, waited for until `deadline` at most, then taken
-    /// (the ticker's last look before it stops, so that a SIGTERM loses none that finishes in
-    /// time). Returns the samples taken.
-    pub(super) fn take_all(&mut self, deadline: Instant, out: &mut dyn SampleSink) -> u32 {
-        let jobs = lock(&self.shared.state).jobs.len();
-        self.posted = u64::MAX >> (64 - jobs.clamp(1, 64));
-        self.finish(deadline, out)
+        (taken, missed)
     }
 
     /// Waits until `deadline` at most for the collections posted this tick, then takes the
@@ -442,15 +414,6 @@ impl Lane {
         let mut state = lock(&self.shared.state);
         state.session_id.clear();
         let _ = state.session_id.push_str(id);
-    }
-
-    /// Whether a collection is asked for or running.
-    #[cfg(test)]
-    pub(super) fn busy(&self) -> bool {
-        lock(&self.shared.state)
-            .jobs
-            .iter()
-            .any(|j| j.busy || j.request.is_some())
     }
 
     /// Lane threads started so far, the first included.
@@ -701,7 +664,7 @@ mod tests {
         wait: Duration,
     ) -> (Vec<Sample>, [bool; 3]) {
         let mut out: Vec<Sample> = Vec::new();
-        let (_, missed, _) = lane.post(0, 0b111, ts_ms, boot_clock, &mut out);
+        let (_, missed) = lane.post(0, 0b111, ts_ms, boot_clock, &mut out);
         let posted = [0, 1, 2].map(|i| missed & (1 << i) == 0);
         lane.finish(Instant::now() + wait, &mut out);
         (out, posted)
